@@ -1,0 +1,42 @@
+"""serlaq: lightweight speech emotion recognition with layer-wise adaptive quantization.
+
+The public face is small: `serlaq.load(path)` returns a `LaqModel`. Nothing heavy
+(torch, lightning) is imported until it is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from serlaq.errors import AudioError, ConfigError, DataError, LaqFormatError, SerlaqError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioError",
+    "ConfigError",
+    "DataError",
+    "LaqFormatError",
+    "LaqModel",
+    "SerlaqError",
+    "__version__",
+    "load",
+]
+
+if TYPE_CHECKING:
+    from serlaq.runtime import LaqModel
+
+
+def load(path: Any) -> "LaqModel":
+    """Load a packed `.laq` model for inference (no Lightning needed)."""
+    from serlaq.runtime import LaqModel
+
+    return LaqModel.load(path)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LaqModel":
+        from serlaq.runtime import LaqModel
+
+        return LaqModel
+    raise AttributeError(f"module 'serlaq' has no attribute {name!r}")

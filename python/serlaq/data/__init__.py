@@ -1,0 +1,1 @@
+"""From audio files on disk to clips, waveforms, features and splits."""
