@@ -1,0 +1,120 @@
+"""Typed stub of `serlaq._native`, the Rust extension (crate `rust/python` over `rust/core`).
+
+Bit layout: code i of a stream occupies bits i*bits .. (i+1)*bits, LSB-first within each
+byte; 2-D arrays are packed row by row with every row starting on a byte boundary
+(row_bytes = ceil(cols * bits / 8)) and zero padding bits. See docs/laq-format.md.
+
+Errors: bad arguments raise ValueError (TypeError for a wrong dtype or type); a malformed
+`.laq` file raises serlaq.errors.LaqFormatError naming the file and the problem; OS
+refusals raise the matching OSError subclass (FileNotFoundError, ...) naming the path.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, TypedDict
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FORMAT_VERSION: int
+"""The `.laq` format version this build writes and reads."""
+
+def pack(codes: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
+    """Pack codes (each < 2**bits) at `bits` in 1..8.
+
+    1-D (n,) -> (ceil(n*bits/8),); 2-D (rows, cols) -> (rows, ceil(cols*bits/8)).
+    ValueError if bits is not in 1..8 or a code does not fit (the message gives its index).
+    """
+
+def unpack(packed: NDArray[np.uint8], bits: int, count: int) -> NDArray[np.uint8]:
+    """Inverse of `pack`: 1-D -> (count,); 2-D (rows, row_bytes) -> (rows, count).
+
+    ValueError unless the (last) dimension is exactly ceil(count*bits/8) bytes.
+    """
+
+def qgemm(
+    packed: NDArray[np.uint8],
+    bits: int,
+    cols: int,
+    scale: ArrayLike,
+    zero: ArrayLike,
+    bias: ArrayLike | None,
+    x: ArrayLike,
+) -> NDArray[np.float32]:
+    """y = x @ W.T + bias with W[r, c] = scale[r'] * (q[r, c] - zero[r']) decoded on the fly.
+
+    packed: uint8 (rows, ceil(cols*bits/8)); scale, zero: float32 of length 1 (per tensor)
+    or rows (per row); bias: float32 (rows,) or None; x: float32 (cols,) -> (rows,) or
+    (batch, cols) -> (batch, rows). Non-float32 inputs are converted; the GIL is released.
+    """
+
+class LayerDict(TypedDict):
+    """One entry of `LaqFile.layers()`."""
+
+    name: str
+    rows: int
+    cols: int
+    bits: int
+    quantizer: str  # "affine" | "binary"
+    granularity: str  # "tensor" | "channel"
+    has_bias: bool
+    packed_bytes: int
+
+def write_laq(
+    path: str | os.PathLike[str],
+    metadata_json: str,
+    layers: list[dict[str, Any]],
+    tensors: dict[str, NDArray[np.float32]],
+) -> None:
+    """Write a `.laq` file atomically (temp file in the same dir + fsync + rename).
+
+    metadata_json: a JSON object (stored with sorted keys). Each layer dict has exactly the
+    keys name (str), bits (int 1..8), quantizer ("affine" | "binary", binary needs bits 1),
+    codes (uint8 (rows, cols), unpacked), scale and zero (float32, both of length 1 or both
+    of length rows), bias (float32 (rows,) or None; may be omitted). tensors: name -> float32
+    array of any shape (stored sorted by name). All floats must be finite. Identical inputs
+    give a byte-identical file. ValueError/TypeError on bad input, OSError if the write fails.
+    """
+
+class LaqFile:
+    """A `.laq` file read into memory and fully validated on construction."""
+
+    version: int
+    file_size: int
+    metadata_json: str
+    """The metadata object as compact JSON with sorted keys."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Read and validate `path`; LaqFormatError (naming the path) if it is malformed."""
+
+    @staticmethod
+    def from_bytes(data: bytes | bytearray | memoryview | NDArray[np.uint8]) -> LaqFile:
+        """Validate an in-memory file; LaqFormatError if it is malformed."""
+
+    def layers(self) -> list[LayerDict]:
+        """Layer descriptions in stored (forward) order."""
+
+    def codes(self, i: int) -> NDArray[np.uint8]:
+        """Unpacked codes of layer i, (rows, cols). IndexError if i is out of range."""
+
+    def packed(self, i: int) -> NDArray[np.uint8]:
+        """Packed codes of layer i, (rows, ceil(cols*bits/8))."""
+
+    def scale(self, i: int) -> NDArray[np.float32]:
+        """Scale of layer i: (1,) per tensor or (rows,) per channel."""
+
+    def zero(self, i: int) -> NDArray[np.float32]:
+        """Zero point of layer i, same length as its scale."""
+
+    def bias(self, i: int) -> NDArray[np.float32] | None:
+        """Bias of layer i, (rows,), or None when the layer has none."""
+
+    def tensor_names(self) -> list[str]:
+        """Names of the extra float32 tensors (e.g. norm.mean, norm.std), sorted."""
+
+    def tensor(self, name: str) -> NDArray[np.float32]:
+        """Extra tensor `name` in its stored shape. KeyError if absent."""
+
+    def forward(self, i: int, x: ArrayLike) -> NDArray[np.float32]:
+        """x @ W_i.T + b_i computed from the stored packed layer (see `qgemm`)."""

@@ -1,0 +1,614 @@
+//! Dequantized GEMV / small-batch GEMM: `y = x W^T + b` with `W` kept packed.
+//!
+//! `W[r, c] = scale[r'] * (q[r, c] - zero[r'])` (`r' = 0` per tensor, `r' = r` per row),
+//! so each output is computed as
+//! `y[b, r] = scale[r'] * (sum_c q[r, c] x[b, c] - zero[r'] * sum_c x[b, c]) + bias[r]`:
+//! the kernels only ever form dot products of raw integer codes with `x`, decoded from
+//! the packed bytes in registers, and never build a float copy of `W`.
+//!
+//! Kernels (chosen once per call, at run time):
+//! - AVX-512 (F, BW, VBMI, plus BMI2): 1 bit adds `x` under the row's bits used as a
+//!   lane mask; 2 bits does the same per bit plane (`q = b0 + 2 b1`); other widths
+//!   unpack 64 codes at once with a byte permute + multishift and convert to f32.
+//!   Batches decode a block of rows to a small f32 tile once and apply it to every
+//!   batch vector.
+//! - Portable: the same tiling with the scalar group unpacker, compiled for AVX2+FMA
+//!   when the CPU has it.
+//!
+//! Rows are split across the rayon pool when the layer is large enough to pay for it.
+
+use crate::bitpack::{self, packed_len};
+use rayon::prelude::*;
+use std::fmt;
+
+/// A shape or argument error in a GEMV call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GemvError(pub String);
+
+impl fmt::Display for GemvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GemvError {}
+
+fn err<T>(msg: String) -> Result<T, GemvError> {
+    Err(GemvError(msg))
+}
+
+/// A packed weight matrix with its affine parameters, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct QMatrix<'a> {
+    packed: &'a [u8],
+    rows: usize,
+    cols: usize,
+    bits: u32,
+    row_bytes: usize,
+    scale: &'a [f32],
+    zero: &'a [f32],
+}
+
+impl<'a> QMatrix<'a> {
+    /// `packed` holds `rows` byte-aligned rows of `cols` codes at `bits` bits;
+    /// `scale` and `zero` have length 1 (per tensor) or `rows` (per row).
+    pub fn new(
+        packed: &'a [u8],
+        rows: usize,
+        cols: usize,
+        bits: u32,
+        scale: &'a [f32],
+        zero: &'a [f32],
+    ) -> Result<Self, GemvError> {
+        let row_bytes = packed_len(cols, bits).map_err(|e| GemvError(e.to_string()))?;
+        if rows == 0 || cols == 0 {
+            return err(format!("weight matrix must be non-empty, got {rows}x{cols}"));
+        }
+        match rows.checked_mul(row_bytes) {
+            Some(n) if n == packed.len() => {}
+            _ => {
+                return err(format!(
+                    "packed weights have {} bytes, expected {rows} rows x {row_bytes} bytes \
+                     ({cols} columns at {bits} bits)",
+                    packed.len()
+                ))
+            }
+        }
+        for (what, v) in [("scale", scale), ("zero", zero)] {
+            if v.len() != 1 && v.len() != rows {
+                return err(format!("{what} has length {}, expected 1 or {rows} (rows)", v.len()));
+            }
+        }
+        Ok(QMatrix { packed, rows, cols, bits, row_bytes, scale, zero })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+    fn row(&self, r: usize) -> &'a [u8] {
+        &self.packed[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+    fn scale_zero(&self, r: usize) -> (f32, f32) {
+        let i = if self.scale.len() == 1 { 0 } else { r };
+        let j = if self.zero.len() == 1 { 0 } else { r };
+        (self.scale[i], self.zero[j])
+    }
+}
+
+fn check_io(m: &QMatrix, bias: Option<&[f32]>, x: &[f32], batch: usize, y: &[f32]) -> Result<(), GemvError> {
+    if let Some(b) = bias {
+        if b.len() != m.rows {
+            return err(format!("bias has length {}, expected {} (rows)", b.len(), m.rows));
+        }
+    }
+    if batch.checked_mul(m.cols) != Some(x.len()) {
+        return err(format!("x has {} values, expected batch {batch} x {} columns", x.len(), m.cols));
+    }
+    if batch.checked_mul(m.rows) != Some(y.len()) {
+        return err(format!("y has {} values, expected batch {batch} x {} rows", y.len(), m.rows));
+    }
+    Ok(())
+}
+
+/// Reference: decode every weight to f64 and take plain dot products.
+pub fn qgemm_ref(m: &QMatrix, bias: Option<&[f32]>, x: &[f32], batch: usize, y: &mut [f32]) -> Result<(), GemvError> {
+    check_io(m, bias, x, batch, y)?;
+    let mut codes = vec![0u8; m.cols];
+    for r in 0..m.rows {
+        bitpack::unpack_ref(m.row(r), m.bits, &mut codes).map_err(|e| GemvError(e.to_string()))?;
+        let (s, z) = m.scale_zero(r);
+        for b in 0..batch {
+            let xb = &x[b * m.cols..(b + 1) * m.cols];
+            let dot: f64 = codes
+                .iter()
+                .zip(xb)
+                .map(|(&q, &xv)| f64::from(s) * (f64::from(q) - f64::from(z)) * f64::from(xv))
+                .sum();
+            let bias_r = bias.map_or(0.0, |bv| f64::from(bv[r]));
+            y[b * m.rows + r] = (dot + bias_r) as f32;
+        }
+    }
+    Ok(())
+}
+
+/// Batch vectors handled per pass over the weights; larger batches loop.
+pub const MAX_BATCH_PASS: usize = 64;
+/// Below this many weight-times-batch products the call stays on one thread.
+const PAR_MIN_WORK: usize = 1 << 18;
+/// Rows per rayon task.
+const PAR_ROWS: usize = 32;
+
+/// `y = x W^T + bias`; `x` is `batch x cols` row-major, `y` is `batch x rows`.
+pub fn qgemm(m: &QMatrix, bias: Option<&[f32]>, x: &[f32], batch: usize, y: &mut [f32]) -> Result<(), GemvError> {
+    check_io(m, bias, x, batch, y)?;
+    if batch == 0 {
+        return Ok(());
+    }
+    let kernel = Kernel::detect();
+    let (rows, cols) = (m.rows, m.cols);
+    let x_sums: Vec<f32> = x.chunks_exact(cols).map(|xb| xb.iter().sum()).collect();
+    // Raw dots are computed rows-major (each rayon task owns a contiguous slice), then
+    // scaled and transposed into y.
+    let mut dots = vec![0f32; rows * batch];
+    for b0 in (0..batch).step_by(MAX_BATCH_PASS) {
+        let nb = (batch - b0).min(MAX_BATCH_PASS);
+        let xs = &x[b0 * cols..(b0 + nb) * cols];
+        let mut pass = vec![0f32; rows * nb];
+        let work = rows.saturating_mul(cols).saturating_mul(nb);
+        if work >= PAR_MIN_WORK && rows >= 2 * PAR_ROWS {
+            pass.par_chunks_mut(PAR_ROWS * nb).enumerate().for_each(|(i, out)| {
+                let r0 = i * PAR_ROWS;
+                kernel.block_dots(m, r0, r0 + out.len() / nb, xs, nb, out);
+            });
+        } else {
+            kernel.block_dots(m, 0, rows, xs, nb, &mut pass);
+        }
+        for r in 0..rows {
+            dots[r * batch + b0..r * batch + b0 + nb].copy_from_slice(&pass[r * nb..(r + 1) * nb]);
+        }
+    }
+    for r in 0..rows {
+        let (s, z) = m.scale_zero(r);
+        let bias_r = bias.map_or(0.0, |bv| bv[r]);
+        for b in 0..batch {
+            y[b * rows + r] = s * (dots[r * batch + b] - z * x_sums[b]) + bias_r;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("SERLAQ_PORTABLE_KERNELS").is_none() {
+                if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vbmi")
+                    && is_x86_feature_detected!("bmi2")
+                {
+                    return Kernel::Avx512;
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    return Kernel::Avx2;
+                }
+            }
+        }
+        Kernel::Portable
+    }
+
+    /// `out[(r - r0) * batch + b] = sum_c q[r, c] * x[b, c]` for rows `r0..r1`.
+    fn block_dots(self, m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+        debug_assert_eq!(out.len(), (r1 - r0) * batch);
+        match self {
+            // SAFETY: the CPU features each variant needs were detected in `detect`.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { avx512::block_dots(m, r0, r1, x, batch, out) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { block_dots_avx2(m, r0, r1, x, batch, out) },
+            Kernel::Portable => portable_block_dots(m, r0, r1, x, batch, out),
+        }
+    }
+}
+
+/// Columns decoded per tile in the portable kernel; a multiple of 8 so each tile of a
+/// row starts on a byte boundary.
+const TILE: usize = 256;
+
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Independent lanes let the compiler keep them in vector registers.
+    let mut acc = [0f32; 16];
+    let (ah, at) = a.split_at(a.len() / 16 * 16);
+    let (bh, bt) = b.split_at(ah.len());
+    for (ca, cb) in ah.chunks_exact(16).zip(bh.chunks_exact(16)) {
+        for i in 0..16 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    let tail: f32 = at.iter().zip(bt).map(|(p, q)| p * q).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn portable_block_dots(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+    let cols = m.cols;
+    let bits = m.bits as usize;
+    let mut codes = [0u8; TILE];
+    let mut w = [0f32; TILE];
+    for r in r0..r1 {
+        let row = m.row(r);
+        let acc = &mut out[(r - r0) * batch..(r - r0 + 1) * batch];
+        acc.fill(0.0);
+        for c0 in (0..cols).step_by(TILE) {
+            let n = (cols - c0).min(TILE);
+            let start = c0 * bits / 8;
+            let bytes = &row[start..start + (n * bits).div_ceil(8)];
+            bitpack::unpack_unchecked(bytes, m.bits, &mut codes[..n]);
+            for (wv, &q) in w[..n].iter_mut().zip(&codes[..n]) {
+                *wv = f32::from(q);
+            }
+            for (b, a) in acc.iter_mut().enumerate() {
+                *a += dot(&w[..n], &x[b * cols + c0..b * cols + c0 + n]);
+            }
+        }
+    }
+}
+
+/// The portable kernel compiled with AVX2 + FMA enabled.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_dots_avx2(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+    portable_block_dots(m, r0, r1, x, batch, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::QMatrix;
+    use std::arch::x86_64::*;
+
+    /// Rows decoded together for a batch, so each load of `x` feeds several rows.
+    const RB: usize = 4;
+    /// Columns per decoded tile (a multiple of 64).
+    const TC: usize = 512;
+
+    /// # Safety
+    /// The CPU must support AVX-512 F/BW/VBMI and BMI2.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    pub unsafe fn block_dots(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+        if batch == 1 {
+            for r in r0..r1 {
+                let row = m.row(r);
+                out[r - r0] = match m.bits {
+                    1 => dot_1bit(row, x),
+                    2 => dot_2bit(row, x),
+                    _ => dot_vbmi(row, m.bits, x),
+                };
+            }
+        } else {
+            batched(m, r0, r1, x, batch, out);
+        }
+    }
+
+    /// Mask with the low `n` bits set (`n <= 64`).
+    #[inline(always)]
+    fn low_mask(n: usize) -> u64 {
+        if n >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << n) - 1
+        }
+    }
+
+    /// Reads up to 8 bytes of `row` from `start` as a little-endian word.
+    #[inline(always)]
+    fn read_word(row: &[u8], start: usize) -> u64 {
+        if start + 8 <= row.len() {
+            u64::from_le_bytes(row[start..start + 8].try_into().unwrap())
+        } else {
+            let mut a = [0u8; 8];
+            let n = row.len() - start;
+            a[..n].copy_from_slice(&row[start..]);
+            u64::from_le_bytes(a)
+        }
+    }
+
+    /// Loads 16 floats of `x` from `c`, zeros for columns at or past `x.len()`.
+    #[inline(always)]
+    unsafe fn load_x(x: &[f32], c: usize) -> __m512 {
+        let p = x.as_ptr().add(c.min(x.len()));
+        if c + 16 <= x.len() {
+            _mm512_loadu_ps(p)
+        } else {
+            let n = x.len().saturating_sub(c);
+            _mm512_maskz_loadu_ps(low_mask(n) as u16, p)
+        }
+    }
+
+    /// 1 bit: add `x[c]` wherever bit `c` of the row is set.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    unsafe fn dot_1bit(row: &[u8], x: &[f32]) -> f32 {
+        let cols = x.len();
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut c = 0;
+        while c < cols {
+            let w = read_word(row, c / 8) & low_mask(cols - c);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let cc = c + 16 * k;
+                if cc < cols {
+                    *a = _mm512_mask_add_ps(*a, (w >> (16 * k)) as u16, *a, load_x(x, cc));
+                }
+            }
+            c += 64;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    }
+
+    /// 2 bits: `q = b0 + 2 b1`, so the dot is the 1-bit dot of each bit plane.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    unsafe fn dot_2bit(row: &[u8], x: &[f32]) -> f32 {
+        let cols = x.len();
+        let mut lo = [_mm512_setzero_ps(); 2];
+        let mut hi = [_mm512_setzero_ps(); 2];
+        let mut c = 0;
+        while c < cols {
+            // 32 codes per word; columns past the end have zero x.
+            let w = read_word(row, c / 4);
+            let p0 = _pext_u64(w, 0x5555_5555_5555_5555);
+            let p1 = _pext_u64(w, 0xAAAA_AAAA_AAAA_AAAA);
+            for k in 0..2 {
+                let cc = c + 16 * k;
+                if cc < cols {
+                    let xv = load_x(x, cc);
+                    lo[k] = _mm512_mask_add_ps(lo[k], (p0 >> (16 * k)) as u16, lo[k], xv);
+                    hi[k] = _mm512_mask_add_ps(hi[k], (p1 >> (16 * k)) as u16, hi[k], xv);
+                }
+            }
+            c += 32;
+        }
+        let lo = _mm512_add_ps(lo[0], lo[1]);
+        let hi = _mm512_add_ps(hi[0], hi[1]);
+        _mm512_reduce_add_ps(_mm512_fmadd_ps(hi, _mm512_set1_ps(2.0), lo))
+    }
+
+    /// Byte permutation putting group `g` (bytes `g*bits ..`) of 8 codes in qword `g`,
+    /// and the multishift control selecting code `j` of a qword at bit `j*bits`.
+    #[inline(always)]
+    unsafe fn decode_consts(bits: u32) -> (__m512i, __m512i, __m512i) {
+        let b = bits as usize;
+        let mut perm = [0u8; 64];
+        let mut ctrl = [0u8; 64];
+        for g in 0..8 {
+            for k in 0..8 {
+                perm[g * 8 + k] = (g * b + k) as u8;
+                ctrl[g * 8 + k] = (k * b) as u8;
+            }
+        }
+        (
+            _mm512_loadu_si512(perm.as_ptr().cast()),
+            _mm512_loadu_si512(ctrl.as_ptr().cast()),
+            _mm512_set1_epi8(((1u16 << bits) - 1) as u8 as i8),
+        )
+    }
+
+    /// 64 codes starting at code `c` of `row` (a multiple of 64); codes past the row's
+    /// bytes read as zero.
+    #[inline(always)]
+    unsafe fn decode64(row: &[u8], bits: u32, c: usize, k: (__m512i, __m512i, __m512i)) -> __m512i {
+        let start = c / 8 * bits as usize;
+        let avail = row.len() - start;
+        let n = (8 * bits as usize).min(avail);
+        let src = _mm512_maskz_loadu_epi8(low_mask(n), row.as_ptr().add(start).cast());
+        let grouped = _mm512_permutexvar_epi8(k.0, src);
+        _mm512_and_si512(_mm512_multishift_epi64_epi8(k.1, grouped), k.2)
+    }
+
+    #[inline(always)]
+    unsafe fn quarter_f32<const Q: i32>(codes: __m512i) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32::<Q>(codes)))
+    }
+
+    /// 3..8 bits (and any width): decode 64 codes per step, convert, multiply-add.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    unsafe fn dot_vbmi(row: &[u8], bits: u32, x: &[f32]) -> f32 {
+        let cols = x.len();
+        let k = decode_consts(bits);
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut c = 0;
+        while c < cols {
+            let codes = decode64(row, bits, c, k);
+            acc[0] = _mm512_fmadd_ps(quarter_f32::<0>(codes), load_x(x, c), acc[0]);
+            acc[1] = _mm512_fmadd_ps(quarter_f32::<1>(codes), load_x(x, c + 16), acc[1]);
+            acc[2] = _mm512_fmadd_ps(quarter_f32::<2>(codes), load_x(x, c + 32), acc[2]);
+            acc[3] = _mm512_fmadd_ps(quarter_f32::<3>(codes), load_x(x, c + 48), acc[3]);
+            c += 64;
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    }
+
+    /// Batches: decode `RB` rows x `TC` columns to f32 once, then every batch vector
+    /// takes `RB` dot products against it at once.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    unsafe fn batched(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+        let cols = m.cols;
+        let k = decode_consts(m.bits);
+        let mut tile = [[0f32; TC]; RB];
+        out.fill(0.0);
+        for rb in (r0..r1).step_by(RB) {
+            let nr = (r1 - rb).min(RB);
+            for c0 in (0..cols).step_by(TC) {
+                let nc = (cols - c0).min(TC);
+                let steps = nc.div_ceil(64);
+                for (i, t) in tile.iter_mut().enumerate().take(nr) {
+                    let row = m.row(rb + i);
+                    for s in 0..steps {
+                        let codes = decode64(row, m.bits, c0 + 64 * s, k);
+                        let p = t.as_mut_ptr().add(64 * s);
+                        _mm512_storeu_ps(p, quarter_f32::<0>(codes));
+                        _mm512_storeu_ps(p.add(16), quarter_f32::<1>(codes));
+                        _mm512_storeu_ps(p.add(32), quarter_f32::<2>(codes));
+                        _mm512_storeu_ps(p.add(48), quarter_f32::<3>(codes));
+                    }
+                }
+                // Rows past `nr` hold stale values; their sums are never stored.
+                for b in 0..batch {
+                    let xb = &x[b * cols..(b + 1) * cols];
+                    let mut acc = [_mm512_setzero_ps(); RB];
+                    let mut c = 0;
+                    while c < nc {
+                        let xv = load_x(xb, c0 + c);
+                        for i in 0..RB {
+                            let wv = _mm512_loadu_ps(tile[i].as_ptr().add(c));
+                            acc[i] = _mm512_fmadd_ps(wv, xv, acc[i]);
+                        }
+                        c += 16;
+                    }
+                    for (i, a) in acc.iter().enumerate().take(nr) {
+                        out[(rb - r0 + i) * batch + b] += _mm512_reduce_add_ps(*a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn case(bits: u32, rows: usize, cols: usize, batch: usize, per_row: bool, seed: u64) -> (Vec<u8>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut s = seed | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mask = ((1u16 << bits) - 1) as u64;
+        let codes: Vec<u8> = (0..rows * cols).map(|_| (next() & mask) as u8).collect();
+        let mut packed = vec![0u8; rows * packed_len(cols, bits).unwrap()];
+        bitpack::pack_rows(&codes, rows, cols, bits, &mut packed).unwrap();
+        let n = if per_row { rows } else { 1 };
+        let unit = |v: u64| (v % 2001) as f32 / 1000.0 - 1.0;
+        let scale: Vec<f32> = (0..n).map(|_| 0.01 + unit(next()).abs() * 0.1).collect();
+        let zero: Vec<f32> = (0..n).map(|_| (next() % (mask + 1)) as f32).collect();
+        let bias: Vec<f32> = (0..rows).map(|_| unit(next())).collect();
+        let x: Vec<f32> = (0..batch * cols).map(|_| unit(next())).collect();
+        (packed, scale, zero, bias, x)
+    }
+
+    fn check(kernel: Kernel, bits: u32, rows: usize, cols: usize, batch: usize, per_row: bool, seed: u64) {
+        let (packed, scale, zero, bias, x) = case(bits, rows, cols, batch, per_row, seed);
+        let m = QMatrix::new(&packed, rows, cols, bits, &scale, &zero).unwrap();
+        let mut want = vec![0f32; batch * rows];
+        qgemm_ref(&m, Some(&bias), &x, batch, &mut want).unwrap();
+        let mut dots = vec![0f32; batch * rows];
+        // Raw dot products of the chosen kernel against the reference.
+        let mut got = vec![0f32; batch * rows];
+        if kernel == Kernel::detect() {
+            qgemm(&m, Some(&bias), &x, batch, &mut got).unwrap();
+        } else {
+            kernel.block_dots(&m, 0, rows, &x, batch, &mut dots);
+            let x_sums: Vec<f32> = x.chunks_exact(cols).map(|v| v.iter().sum()).collect();
+            for r in 0..rows {
+                let (s, z) = m.scale_zero(r);
+                for b in 0..batch {
+                    got[b * rows + r] = s * (dots[r * batch + b] - z * x_sums[b]) + bias[r];
+                }
+            }
+        }
+        // Tolerance: the factorized form subtracts two sums of up to cols * 2^bits.
+        let tol = 1e-5 * (cols as f32) * ((1u32 << bits) as f32) * scale.iter().cloned().fold(0.0, f32::max) + 1e-5;
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= tol, "{kernel:?} bits {bits} {rows}x{cols} batch {batch} at {i}: {g} vs {w}");
+        }
+    }
+
+    fn kernels() -> Vec<Kernel> {
+        let mut k = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                k.push(Kernel::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vbmi")
+                && is_x86_feature_detected!("bmi2")
+            {
+                k.push(Kernel::Avx512);
+            }
+        }
+        k
+    }
+
+    #[test]
+    fn every_kernel_matches_reference_on_edge_shapes() {
+        for kernel in kernels() {
+            for bits in 1..=8 {
+                for &(rows, cols) in &[(1, 1), (3, 7), (5, 63), (4, 64), (7, 65), (2, 180), (9, 257), (33, 520)] {
+                    for &batch in &[1, 2, 5] {
+                        check(kernel, bits, rows, cols, batch, bits % 2 == 0, rows as u64 * 31 + cols as u64);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_layers_and_batches_match_reference() {
+        // Big enough for the parallel path and for more than one batch pass.
+        check(Kernel::detect(), 4, 300, 1030, 1, true, 7);
+        check(Kernel::detect(), 1, 256, 1024, 3, false, 8);
+        check(Kernel::detect(), 3, 70, 200, 130, true, 9);
+    }
+
+    #[test]
+    fn rejects_mismatched_shapes() {
+        let packed = vec![0u8; 6];
+        assert!(QMatrix::new(&packed, 2, 6, 4, &[1.0], &[0.0]).is_ok());
+        assert!(QMatrix::new(&packed, 2, 7, 4, &[1.0], &[0.0]).is_err());
+        assert!(QMatrix::new(&packed, 2, 6, 9, &[1.0], &[0.0]).is_err());
+        assert!(QMatrix::new(&packed, 2, 6, 4, &[1.0; 3], &[0.0]).is_err());
+        let m = QMatrix::new(&packed, 2, 6, 4, &[1.0], &[0.0]).unwrap();
+        let mut y = [0f32; 2];
+        assert!(qgemm(&m, None, &[0.0; 5], 1, &mut y).is_err());
+        assert!(qgemm(&m, Some(&[0.0]), &[0.0; 6], 1, &mut y).is_err());
+        assert!(qgemm(&m, None, &[1.0; 6], 1, &mut y).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn qgemm_matches_reference(
+            bits in 1u32..=8, rows in 1usize..40, cols in 1usize..300,
+            batch in 1usize..9, per_row in any::<bool>(), seed in any::<u64>()
+        ) {
+            for kernel in kernels() {
+                check(kernel, bits, rows, cols, batch, per_row, seed);
+            }
+        }
+    }
+}

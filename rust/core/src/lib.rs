@@ -1,0 +1,9 @@
+//! serlaq core: the pure-Rust half of serlaq (no Python).
+//!
+//! - [`bitpack`]: 1..8-bit code packing (LSB-first, byte-aligned rows) and its reference.
+//! - [`gemv`]: dequantized GEMV / small-batch GEMM straight from packed codes.
+//! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
+
+pub mod bitpack;
+pub mod format;
+pub mod gemv;
