@@ -1,0 +1,361 @@
+"""The run config: one YAML file, validated into typed pydantic models.
+
+Every section forbids unknown keys, so a typo is an error that names the key rather than
+a silently ignored setting. `load_config` reads the YAML, applies command-line overrides
+(`--set key.sub=value`, values parsed as YAML), validates, and turns any failure into one
+`ConfigError` line naming the file (or the override) and the dotted key.
+
+Relative paths (data_dir, manifest, cache_dir, out_dir) are relative to the directory the
+command runs in, as on a shell command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from serlaq.errors import ConfigError
+from serlaq.features import FeatureConfig
+from serlaq.laq.config import LaqConfig
+
+Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto"]
+
+
+def default_cache_dir() -> Path:
+    """$SERLAQ_CACHE, else the user cache directory ($XDG_CACHE_HOME or ~/.cache)/serlaq."""
+    if env := os.environ.get("SERLAQ_CACHE"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "serlaq"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SyntheticConfig(_Section):
+    """The generated demo corpus (`serlaq.data.synthetic.generate_corpus`).
+
+    Its own `seed` fixes the audio, so runs with different run seeds split the same corpus.
+    """
+
+    seed: int = 0
+    clips_per_class: int = Field(35, ge=1)
+    speakers: int = Field(4, ge=1)
+    seconds: float = Field(1.0, ge=0.2, le=30.0)
+    sample_rate: int = Field(22050, ge=8000)
+    emotions: list[str] = Field(
+        default_factory=lambda: ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"], min_length=2
+    )
+
+
+class DataConfig(_Section):
+    dataset: Dataset = "synthetic"
+    data_dir: Path | None = None
+    manifest: Path | None = None
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    speaker_independent: bool = False
+    on_error: Literal["fail", "skip"] = "fail"
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    workers: int | None = Field(None, ge=1, description="feature-extraction processes; None = all cores")
+
+    @field_validator("data_dir", "manifest", "cache_dir")
+    @classmethod
+    def _expand(cls, path: Path | None) -> Path | None:
+        return path.expanduser() if path is not None else None
+
+    @field_validator("split")
+    @classmethod
+    def _fractions(cls, split: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in split) or split[0] <= 0 or abs(sum(split) - 1.0) > 1e-6:
+            raise ValueError(f"train/val/test fractions must be >= 0 with train > 0 and sum to 1, got {list(split)}")
+        return split
+
+    @model_validator(mode="after")
+    def _source(self) -> DataConfig:
+        if self.dataset == "csv" and self.manifest is None:
+            raise ValueError("dataset 'csv' needs data.manifest (a CSV file: path,label[,speaker])")
+        if self.dataset not in ("synthetic", "csv") and self.data_dir is None:
+            raise ValueError(f"dataset {self.dataset!r} needs data.data_dir (or --data-dir DIR)")
+        return self
+
+
+class ModelConfig(_Section):
+    hidden: str | list[int] = Field("3HL", description="Table-2 preset (2HL/3HL/5HL/7HL/9HL) or a list of widths")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _hidden(cls, hidden: Any) -> str | list[int]:
+        from serlaq.model import PRESETS
+
+        if isinstance(hidden, str):
+            if hidden.strip().upper() not in PRESETS:
+                raise ValueError(f"unknown preset {hidden!r}; choose one of {', '.join(PRESETS)} or a list of widths")
+            return hidden.strip().upper()
+        if (
+            not isinstance(hidden, (list, tuple))
+            or not hidden
+            or any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in hidden)
+        ):
+            raise ValueError(f"expected a preset name ({', '.join(PRESETS)}) or a non-empty list of positive integers, got {hidden!r}")
+        return list(hidden)
+
+
+class TrainConfig(_Section):
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    max_epochs: int = Field(200, ge=1)
+    patience: int = Field(5, ge=1, description="early-stopping patience, in epochs")
+    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    threads: int | None = Field(1, ge=1, description="torch intra-op threads per process; None = torch default")
+
+
+class TrainerConfig(_Section):
+    """Passed through to `lightning.Trainer`: multi-device / multi-node is a config change."""
+
+    accelerator: str = "cpu"
+    devices: int | str | list[int] = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"
+    precision: str | int = "32-true"
+    deterministic: bool | Literal["warn"] = True
+    log_every_n_steps: int = Field(10, ge=1)
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = False
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = Field(1, ge=1)
+    check_val_every_n_epoch: int = Field(1, ge=1)
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+
+
+class RunConfig(_Section):
+    seed: int = 0
+    name: str = Field("run", min_length=1, description="run folder name under out_dir")
+    out_dir: Path = Path("runs")
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    laq: LaqConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise ValueError(f"must be a plain folder name, got {name!r}")
+        return name
+
+    @field_validator("out_dir")
+    @classmethod
+    def _expand(cls, path: Path) -> Path:
+        return path.expanduser()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML types (paths as strings): what `config.yaml` and checkpoints hold."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`key.sub=value` → ("key.sub", value), the value parsed as YAML (`[256, 64]`, `null`, `1e-3`)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {_first_line(exc)}") from None
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys into a nested dict (copying the path it touches)."""
+    out = dict(raw)
+    for key, value in overrides.items():
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def validate_config(raw: Any, source: str = "config", overridden: Iterable[str] = ()) -> RunConfig:
+    """Validate a parsed config; errors name `source` (or the `--set` override) and the key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of config sections at the top level, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, set(overridden))) from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+) -> RunConfig:
+    """Read a YAML run config (None = all defaults) and apply overrides.
+
+    `overrides` is either a mapping of dotted keys to values or `key.sub=value` strings
+    (as given to `--set`). The run name defaults to the config file's stem.
+    """
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read config: {_first_line(exc)}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: invalid YAML: {_first_line(exc)}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: expected a mapping of config sections at the top level")
+        raw = dict(loaded or {})
+        raw.setdefault("name", file.stem)
+    if not isinstance(overrides, Mapping):
+        overrides = dict(parse_override(item) for item in overrides)
+    raw = apply_overrides(raw, overrides)
+    return validate_config(raw, source, overrides.keys())
+
+
+def command_config(
+    path: str | os.PathLike[str] | None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    sets: Sequence[str] = (),
+    resume: bool = False,
+) -> RunConfig:
+    """The config of a `serlaq fit` command line: the file, then `--set`, then the flags.
+
+    `--out DIR` names the run folder itself. With `--resume` and no `--config`, the run
+    folder's saved `config.yaml` is used.
+    """
+    if path is None:
+        if not (resume and out is not None):
+            raise ConfigError("--config: missing (or use --resume --out RUN_DIR to continue a saved run)")
+        path = Path(out) / "config.yaml"
+    overrides = dict(parse_override(item) for item in sets)
+    if data_dir is not None:
+        overrides["data.data_dir"] = str(data_dir)
+    if seed is not None:
+        overrides["seed"] = seed
+    if out is not None:
+        run_dir = Path(out).expanduser().resolve()
+        overrides["out_dir"] = str(run_dir.parent)
+        overrides["name"] = run_dir.name
+    return load_config(path, overrides)
+
+
+def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config as YAML, atomically."""
+    atomic_write_bytes(Path(path), config.to_yaml().encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory and `os.replace`: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _describe(exc: ValidationError, source: str, overridden: set[str]) -> str:
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    key = _dotted_key(err["loc"])
+    origin = next((f"--set {k}" for k in overridden if key == k or key.startswith(k + ".") or k.startswith(key + ".")), source)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = err["loc"][:-1]
+        allowed = _allowed_keys(parent)
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        what = f"unknown key '{key}'{hint}"
+    else:
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        got = err.get("input")
+        shown = "" if kind in ("missing", "value_error") or isinstance(got, (dict, list)) else f" (got {got!r})"
+        what = f"{message}{shown}" if origin == f"--set {key}" else f"{key or '<top>'}: {message}{shown}"
+    more = len({_dotted_key(e["loc"]) for e in errors} - {key})
+    suffix = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
+    return f"{origin}: {what}{suffix}"
+
+
+def _dotted_key(loc: Sequence[Any]) -> str:
+    """The user's dotted key of an error location, without pydantic's union-branch tags."""
+    parts: list[str] = []
+    model: Any = RunConfig
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        elif fields is not None and part in fields:
+            parts.append(part)
+            model = _section_model(fields[part].annotation)
+        elif fields is not None:
+            parts.append(str(part))  # an unknown key: name it as written
+            model = None
+    return ".".join(parts)
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _allowed_keys(loc: Sequence[Any]) -> list[str]:
+    model: Any = RunConfig
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _section_model(field.annotation)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

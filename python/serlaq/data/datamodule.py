@@ -1,0 +1,234 @@
+"""`SERDataModule`: a run config → clips → cached features → seeded splits → loaders.
+
+The datasets hold RAW feature vectors: standardization lives in the model (its
+`feature_mean`/`feature_std` buffers, fitted here on the training split only), so the
+checkpoint and the `.laq` file carry it and inference needs nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from serlaq.config import RunConfig
+from serlaq.data.cache import extract_features
+from serlaq.data.corpora import Clip, discover
+from serlaq.data.splits import split_indices
+from serlaq.errors import DataError
+
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[Split, ...] = ("train", "val", "test")
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation per epoch drawn from (seed, epoch) alone.
+
+    Lightning calls `set_epoch` before each epoch, so the order of epoch k is the same in
+    an uninterrupted run and in one resumed from a checkpoint, and independent of any
+    other use of the global RNG.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class SERDataModule(L.LightningDataModule):
+    """Everything data-side of a run, built from its `RunConfig`.
+
+    After `setup()`: `labels` (sorted class names; index = class id), `feature_dim`,
+    `feature_mean` / `feature_std` (train split, float32), `split_sizes`, `summary`,
+    `split_tensors(name)`, `split_clips(name)` and the three dataloaders.
+    """
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._clips: list[Clip] | None = None
+        self._features: np.ndarray | None = None
+        self._corpus: dict[str, Any] = {}
+        self._ready = False
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike[str]) -> SERDataModule:
+        """The datamodule a checkpoint was trained with (same data, split and statistics)."""
+        from serlaq.model import SERClassifier
+
+        model = SERClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
+        return cls.from_model(model)
+
+    @classmethod
+    def from_model(cls, model: Any) -> SERDataModule:
+        run_config = model.hparams.get("run_config")
+        if not run_config:
+            raise DataError("checkpoint: holds no run config; cannot rebuild its data")
+        datamodule = cls(RunConfig.model_validate(run_config))
+        datamodule.setup()
+        return datamodule
+
+    # --- Lightning hooks ---------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        # Once per node: generate the synthetic corpus and fill the feature cache. Other
+        # processes then find everything cached in `setup`.
+        self._load_features()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        clips, features = self._load_features()
+        self._build(clips, features)
+        self._ready = True
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._datasets["train"]
+        sampler = EpochShuffleSampler(len(dataset), self.config.seed)
+        return DataLoader(dataset, batch_size=self.config.train.batch_size, sampler=sampler, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    # --- public accessors -------------------------------------------------------------
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.features.dim
+
+    def split_tensors(self, name: Split) -> tuple[Tensor, Tensor]:
+        """(X_raw float32 (n, dim), y int64 (n,)) of one split, unstandardized."""
+        self._require_setup()
+        x, y = self._datasets[_check_split(name)].tensors
+        return x, y
+
+    def split_clips(self, name: Split) -> list[Clip]:
+        """The clips of one split, in the order of `split_tensors(name)`."""
+        self._require_setup()
+        assert self._clips is not None
+        return [self._clips[i] for i in self._indices[_check_split(name)]]
+
+    def split_indices(self, name: Split) -> list[int]:
+        """Positions of one split's clips in the corpus (sorted-by-path) clip list."""
+        self._require_setup()
+        return list(self._indices[_check_split(name)])
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        self._require_setup()
+        return {name: len(self._indices[name]) for name in SPLITS}
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Where the data came from and how each split is made up (for metrics.json)."""
+        self._require_setup()
+        per_split = {
+            name: dict(sorted(Counter(self.labels[int(i)] for i in self._datasets[name].tensors[1]).items()))
+            for name in SPLITS
+        }
+        return {**self._corpus, "class_counts": per_split}
+
+    # --- building -----------------------------------------------------------------------
+
+    def _load_features(self) -> tuple[list[Clip], np.ndarray]:
+        if self._features is None:
+            data = self.config.data
+            found = self._discover_clips()
+            features, clips = extract_features(
+                found, self.config.features, data.cache_dir, workers=data.workers, on_error=data.on_error
+            )
+            self._clips, self._features = list(clips), np.asarray(features, dtype=np.float32)
+            self._corpus["clips_found"] = len(found)
+            self._corpus["clips_used"] = len(clips)
+            self._corpus["clips_skipped"] = len(found) - len(clips)
+        assert self._clips is not None
+        return self._clips, self._features
+
+    def _discover_clips(self) -> list[Clip]:
+        data = self.config.data
+        if data.dataset == "synthetic":
+            root = self._synthetic_corpus()
+            self._corpus.update(source=str(root), layout="synthetic")
+            return discover(root, "folder", on_error=data.on_error)
+        root = data.data_dir if data.data_dir is not None else data.manifest.parent  # type: ignore[union-attr]
+        if data.dataset != "csv" and not root.exists():
+            raise DataError(f"{root}: corpus directory not found (set data.data_dir or pass --data-dir DIR)")
+        self._corpus.update(source=str(root), layout=data.dataset)
+        return discover(root, data.dataset, manifest=data.manifest, on_error=data.on_error)
+
+    def _synthetic_corpus(self) -> Path:
+        from serlaq.data.synthetic import generate_corpus
+
+        params = self.config.data.synthetic.model_dump(mode="json")
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        return generate_corpus(self.config.data.cache_dir / "synthetic" / digest, **params)
+
+    def _build(self, clips: list[Clip], features: np.ndarray) -> None:
+        data = self.config.data
+        self.labels = sorted({clip.label for clip in clips})
+        if len(self.labels) < 2:
+            raise DataError(f"{self._corpus.get('source')}: need at least 2 classes, found {self.labels}")
+        class_of = {label: i for i, label in enumerate(self.labels)}
+        y = torch.tensor([class_of[clip.label] for clip in clips], dtype=torch.int64)
+        x = torch.from_numpy(features)
+        train, val, test = split_indices(
+            [clip.label for clip in clips],
+            [clip.speaker for clip in clips],
+            seed=self.config.seed,
+            fractions=data.split,
+            speaker_independent=data.speaker_independent,
+        )
+        self._indices = {"train": list(train), "val": list(val), "test": list(test)}
+        self._datasets = {name: TensorDataset(x[idx], y[idx]) for name, idx in self._indices.items()}
+        self.feature_mean, self.feature_std = standardization(x[self._indices["train"]])
+
+    def _eval_loader(self, name: Split) -> DataLoader:
+        # One batch: the split is small, and the batch size does not change eval results.
+        dataset = self._datasets[name]
+        return DataLoader(dataset, batch_size=max(1, len(dataset)), shuffle=False, num_workers=0)
+
+    def _require_setup(self) -> None:
+        if not self._ready:
+            raise RuntimeError("SERDataModule: call setup() first")
+
+
+def standardization(x_train: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and (population) std of the training split, float32.
+
+    A feature that is constant on the training split gets std 1, so it maps to 0 instead
+    of dividing by zero.
+    """
+    x = x_train.double()
+    mean = x.mean(dim=0)
+    std = x.std(dim=0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return mean.float(), std.float()
+
+
+def _check_split(name: str) -> Split:
+    if name not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {name!r}")
+    return name  # type: ignore[return-value]
