@@ -233,12 +233,15 @@ fn layer_from_dict(i: usize, d: &Bound<'_, PyAny>) -> PyResult<OwnedLayer> {
     for key in d.keys() {
         let k: String = key.extract().unwrap_or_else(|_| key.to_string());
         if !LAYER_KEYS.contains(&k.as_str()) {
-            return Err(value_err(format!("layers[{i}]: unknown key {k:?} (expected {LAYER_KEYS:?})")));
+            return Err(value_err(format!(
+                "layers[{i}]: unknown key '{k}' (expected {})",
+                LAYER_KEYS.join(", ")
+            )));
         }
     }
     let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
         d.get_item(k)?
-            .ok_or_else(|| value_err(format!("layers[{i}]: missing key {k:?}")))
+            .ok_or_else(|| value_err(format!("layers[{i}]: missing key '{k}'")))
     };
     let name: String = get("name")?
         .extract()
@@ -252,7 +255,7 @@ fn layer_from_dict(i: usize, d: &Bound<'_, PyAny>) -> PyResult<OwnedLayer> {
         .extract()
         .map_err(|_| PyTypeError::new_err(format!("{what}: 'quantizer' must be a str")))?;
     let quantizer = Quantizer::parse(&q)
-        .ok_or_else(|| value_err(format!("{what}: quantizer {q:?} is not 'affine' or 'binary'")))?;
+        .ok_or_else(|| value_err(format!("{what}: quantizer '{q}' is not 'affine' or 'binary'")))?;
     let codes = u8_array(&get("codes")?, &format!("{what} codes"))?;
     let [rows, cols] = codes.shape()[..] else {
         return Err(value_err(format!("{what}: codes must be 2-D (rows, cols), got shape {:?}", codes.shape())));
