@@ -1,0 +1,224 @@
+"""Evaluating a `.laq` model on a labelled corpus: accuracy, macro-F1, per-class table,
+confusion matrix (JSON + PNG).
+
+Clips whose label the model does not know are excluded, counted per label and reported
+(a model trained on EMODB's seven classes can still be scored on the shared classes of
+TESS). Files that cannot be decoded are reported one per line and left out of the scores.
+If nothing is left to score, that is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from serlaq.errors import DataError
+
+if TYPE_CHECKING:
+    from serlaq.data.corpora import Clip
+    from serlaq.runtime import FileFailure, LaqModel
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class EvaluationReport:
+    model: str
+    data_dir: str
+    dataset: str
+    labels: list[str]  # the model's labels: rows (true) and columns (predicted) of `confusion`
+    n_clips: int  # clips scored
+    accuracy: float
+    macro_f1: float
+    per_class: list[ClassMetrics]
+    confusion: list[list[int]]
+    excluded: dict[str, int] = field(default_factory=dict)  # unknown label -> clips left out
+    failures: list[FileFailure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failures"] = [f.to_dict() for f in self.failures]
+        return d
+
+    def format_text(self) -> str:
+        lines = [
+            f"model     {self.model}",
+            f"data      {self.data_dir} ({self.dataset}), {self.n_clips} clips scored",
+        ]
+        if self.excluded:
+            parts = ", ".join(f"{lab} ({n})" for lab, n in sorted(self.excluded.items()))
+            lines.append(f"excluded  {sum(self.excluded.values())} clips with labels the model does not know: {parts}")
+        if self.failures:
+            lines.append(f"failed    {len(self.failures)} files could not be read (listed on stderr)")
+        lines += [
+            f"accuracy  {self.accuracy * 100:.2f}%",
+            f"macro-F1  {self.macro_f1 * 100:.2f}%",
+            "",
+            f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+        ]
+        for m in self.per_class:
+            lines.append(f"{m.label:<12}{m.precision:>10.3f}{m.recall:>10.3f}{m.f1:>10.3f}{m.support:>9d}")
+        lines += ["", "confusion (rows: true, columns: predicted)"]
+        width = max(7, *(len(lab) + 1 for lab in self.labels))
+        lines.append(" " * width + "".join(f"{lab[:width - 1]:>{width}}" for lab in self.labels))
+        for lab, row in zip(self.labels, self.confusion):
+            lines.append(f"{lab:<{width}}" + "".join(f"{v:>{width}d}" for v in row))
+        return "\n".join(lines)
+
+
+def scores(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> tuple[
+    float, float, list[ClassMetrics], np.ndarray
+]:
+    """Accuracy, macro-F1, per-class metrics and the confusion matrix.
+
+    Macro-F1 averages over the classes that occur in the truth or the predictions (the
+    scikit-learn convention), so a model label absent from the corpus and never predicted
+    does not count as a zero. Per-class rows are given for those same classes.
+    """
+    k = len(labels)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    n = int(cm.sum())
+    accuracy = float(np.trace(cm) / n) if n else 0.0
+    per_class = []
+    for c in range(k):
+        support, predicted, hit = int(cm[c].sum()), int(cm[:, c].sum()), int(cm[c, c])
+        if support == 0 and predicted == 0:
+            continue
+        precision = hit / predicted if predicted else 0.0
+        recall = hit / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(ClassMetrics(labels[c], precision, recall, f1, support))
+    macro_f1 = float(np.mean([m.f1 for m in per_class])) if per_class else 0.0
+    return accuracy, macro_f1, per_class, cm
+
+
+def evaluate_clips(
+    model: LaqModel,
+    clips: Sequence[Clip],
+    workers: int | None = None,
+    data_dir: str = "",
+    dataset: str = "",
+) -> EvaluationReport:
+    """Score `model` on labelled clips (see the module docstring for what is left out)."""
+    from serlaq.runtime import FileFailure, Prediction
+
+    known = {lab: i for i, lab in enumerate(model.labels)}
+    excluded = Counter(c.label for c in clips if c.label not in known)
+    kept = [c for c in clips if c.label in known]
+    if not kept:
+        raise DataError(
+            f"{data_dir or 'corpus'}: none of its {len(clips)} clips has a label the model knows "
+            f"(corpus labels: {sorted(excluded)}; model labels: {model.labels})"
+        )
+    results = model.predict_files([c.path for c in kept], workers=workers)
+    y_true, y_pred, failures = [], [], []
+    for clip, res in zip(kept, results):
+        if isinstance(res, Prediction):
+            y_true.append(known[clip.label])
+            y_pred.append(known[res.label])
+        else:
+            failures.append(res)
+    if not y_true:
+        raise DataError(f"{data_dir or 'corpus'}: none of its {len(kept)} audio files could be read")
+    accuracy, macro_f1, per_class, cm = scores(y_true, y_pred, model.labels)
+    return EvaluationReport(
+        model=model.path,
+        data_dir=data_dir,
+        dataset=dataset,
+        labels=list(model.labels),
+        n_clips=len(y_true),
+        accuracy=accuracy,
+        macro_f1=macro_f1,
+        per_class=per_class,
+        confusion=cm.tolist(),
+        excluded=dict(excluded),
+        failures=[f for f in failures if isinstance(f, FileFailure)],
+    )
+
+
+def evaluate_corpus(
+    model: LaqModel,
+    data_dir: str | os.PathLike[str],
+    dataset: str = "auto",
+    manifest: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+) -> EvaluationReport:
+    """Discover a corpus (`serlaq.data.corpora.discover`) and score the model on all of it."""
+    from serlaq.data.corpora import discover
+
+    clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None)
+    if not clips:
+        raise DataError(f"{data_dir}: no labelled audio clips found (dataset {dataset!r})")
+    return evaluate_clips(model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset)
+
+
+# --- outputs (written atomically) ----------------------------------------------------
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def plot_confusion(report: EvaluationReport) -> bytes:
+    """The confusion matrix as PNG bytes: counts in the cells, colour = share of the true row."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(report.confusion, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    k = len(report.labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * k, 0.8 + 0.7 * k), dpi=120)
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(k), report.labels, rotation=45, ha="right")
+    ax.set_yticks(range(k), report.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {report.accuracy * 100:.1f}%, macro-F1 {report.macro_f1 * 100:.1f}%", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(report: EvaluationReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """`evaluation.json` and `confusion_matrix.png` in out_dir (created if needed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "evaluation.json", "confusion_png": out / "confusion_matrix.png"}
+    _atomic_write_bytes(paths["json"], (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    _atomic_write_bytes(paths["confusion_png"], plot_confusion(report))
+    return paths

@@ -1,0 +1,256 @@
+"""`serlaq predict / evaluate / info` through the real entry point (`serlaq.cli.main`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serlaq.cli import main
+from serlaq.runtime import LaqModel
+
+from laq_builders import random_model, shared_tone_model, tone, write_wav
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Run `serlaq ARGS` in-process the way the console script does: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["serlaq", *map(str, args)])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    code = exc.value.code
+    return (0 if code is None else int(code)), out.out, out.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("serlaq: error: ")
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in lines[0]
+
+
+@pytest.fixture(scope="module")
+def tones():
+    return shared_tone_model()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """folder-per-class corpus of tones at mixed rates and channel counts."""
+    root = tmp_path_factory.mktemp("corpus")
+    bands = {"angry": 1500.0, "neutral": 600.0, "sad": 180.0}
+    for lab, f in bands.items():
+        for j, (sr, ch) in enumerate([(16000, 1), (44100, 2), (8000, 1)]):
+            write_wav(root / lab / f"spk{j}" / f"{lab}{j}.wav", tone(f * (0.95 + 0.04 * j), sr, 0.5, ch, seed=j), sr)
+    return root
+
+
+# --- info --------------------------------------------------------------------------------
+
+
+def test_info_text_and_json(tmp_path, capsys, monkeypatch):
+    b = random_model(tmp_path / "m.laq", bits=(4, 1, 8))
+    m = LaqModel.load(b.path)
+    code, out, err = run_cli(["info", b.path], capsys, monkeypatch)
+    assert code == 0 and err == ""
+    assert "angry, happy, neutral, sad" in out
+    assert "48x180" in out and "binary" in out and "affine" in out
+    assert f"{m.avg_bits:.3f}" in out
+    assert f"{m.compression_ratio:.1f}x" in out
+    assert "n_mfcc=40" in out
+
+    code, out, _ = run_cli(["info", b.path, "--json"], capsys, monkeypatch)
+    d = json.loads(out)
+    assert code == 0
+    assert d["labels"] == b.labels
+    assert [layer["shape"] for layer in d["layers"]] == [[48, 180], [24, 48], [4, 24]]
+    assert [layer["bits"] for layer in d["layers"]] == [4, 1, 8]
+    assert d["size_bytes"] == b.path.stat().st_size
+    assert d["fp32_size_bytes"] == 4 * m.num_params
+    assert d["features"]["n_mels"] == 128
+
+
+# --- predict -------------------------------------------------------------------------------
+
+
+def test_predict_lines_json_and_top_k(tones, tmp_path, capsys, monkeypatch):
+    hi = write_wav(tmp_path / "hi.wav", tone(1480, 44100, 0.5, 2), 44100)
+    lo = write_wav(tmp_path / "sub" / "deeper" / "lo.flac", tone(185, 8000, 0.5), 8000)
+    code, out, err = run_cli(["predict", tones.path, hi, tmp_path / "sub"], capsys, monkeypatch)
+    assert code == 0 and err == ""
+    rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert [(r[0], r[1]) for r in rows] == [(str(hi), "angry"), (str(lo), "sad")]
+    assert all(0.0 < float(r[2]) <= 1.0 for r in rows)
+
+    code, out, _ = run_cli(["predict", tones.path, hi, "--top-k", "2"], capsys, monkeypatch)
+    (row,) = [line.split("\t") for line in out.strip().splitlines()]
+    assert len(row) == 4 and row[1] == "angry" and row[3].count(":") == 1
+
+    code, out, _ = run_cli(["predict", tones.path, hi, lo, "--json", "--top-k", "3"], capsys, monkeypatch)
+    d = json.loads(out)
+    assert code == 0 and [r["label"] for r in d] == ["angry", "sad"]
+    assert [t["label"] for t in d[0]["top_k"]][0] == "angry" and len(d[0]["top_k"]) == 3
+    assert sum(d[1]["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_predict_bad_files_are_reported_and_the_rest_still_predicted(tones, tmp_path, capsys, monkeypatch):
+    good = write_wav(tmp_path / "good.wav", tone(600, 16000), 16000)
+    empty = write_wav(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(8000, np.float32), 16000)
+    no_audio = tmp_path / "docs"
+    no_audio.mkdir()
+    (no_audio / "readme.txt").write_text("no audio here")
+    missing = tmp_path / "missing.wav"
+    args = ["predict", tones.path, empty, good, junk, no_audio, silent, missing]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 1
+    assert out.strip().split("\t")[:2] == [str(good), "neutral"]
+    errs = err.strip().splitlines()
+    assert len(errs) == 5 and all(e.startswith("serlaq: error: ") for e in errs)
+    assert "Traceback" not in err
+    for bad, what in [(empty, "empty"), (junk, "junk.wav"), (no_audio, "no audio"), (silent, "silent"), (missing, "no such")]:
+        assert any(str(bad) in e and what in e for e in errs), (bad, errs)
+
+    code, out, err = run_cli([*args, "--json"], capsys, monkeypatch)
+    d = json.loads(out)
+    assert code == 1 and len(d) == 6
+    assert sum("label" in r for r in d) == 1 and sum("error" in r for r in d) == 5
+
+
+def test_predict_a_directory_tree(tones, corpus, capsys, monkeypatch):
+    # (worker processes give the same results as one: tests/test_runtime.py checks that)
+    code, out, err = run_cli(["predict", tones.path, corpus, "--workers", "1"], capsys, monkeypatch)
+    assert code == 0, err
+    rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert len(rows) == 9
+    assert all(Path(path).parent.parent.name == label for path, label, _ in rows)
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+
+def test_evaluate_writes_scores_table_and_confusion_png(tones, corpus, tmp_path, capsys, monkeypatch):
+    out_dir = tmp_path / "eval"
+    code, out, err = run_cli(
+        ["evaluate", tones.path, "--data-dir", corpus, "--dataset", "folder", "--out", out_dir], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert "accuracy  100.00%" in out and "macro-F1  100.00%" in out
+    assert "9 clips scored" in out
+    report = json.loads((out_dir / "evaluation.json").read_text())
+    assert report["accuracy"] == 1.0 and report["n_clips"] == 9
+    assert report["confusion"] == [[3, 0, 0], [0, 3, 0], [0, 0, 3]]
+    assert [c["label"] for c in report["per_class"]] == ["angry", "neutral", "sad"]
+    assert (out_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_excludes_unknown_labels_with_a_count(tones, corpus, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root = tmp_path / "mixed"
+    shutil.copytree(corpus, root)
+    for j in range(2):
+        write_wav(root / "happy" / f"h{j}.wav", tone(900, 16000, 0.5, seed=j), 16000)
+    # a clip the model gets wrong (a "sad" label on a high tone) shows up in the scores
+    write_wav(root / "sad" / "odd.wav", tone(1500, 16000, 0.5), 16000)
+    code, out, err = run_cli(
+        ["evaluate", tones.path, "--data-dir", root, "--json", "--out", tmp_path / "e"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["excluded"] == {"happy": 2}
+    assert d["n_clips"] == 10
+    assert d["accuracy"] == pytest.approx(0.9)
+    cm = np.array(d["confusion"])
+    assert cm.sum() == 10 and cm[2, 0] == 1  # the odd clip: true sad, predicted angry
+    per = {c["label"]: c for c in d["per_class"]}
+    assert per["sad"]["recall"] == pytest.approx(0.75) and per["angry"]["precision"] == pytest.approx(0.75)
+    # macro-F1 over the three classes, computed by hand
+    f1_angry = 2 * 0.75 * 1.0 / 1.75
+    f1_sad = 2 * 1.0 * 0.75 / 1.75
+    assert d["macro_f1"] == pytest.approx((f1_angry + 1.0 + f1_sad) / 3)
+
+
+def test_evaluate_with_no_known_label_is_an_error(tones, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "other"
+    write_wav(root / "happy" / "a.wav", tone(900, 16000), 16000)
+    code, _, err = run_cli(["evaluate", tones.path, "--data-dir", root, "--out", tmp_path / "e"], capsys, monkeypatch)
+    assert code == 1
+    assert_one_line_error(err, "happy", "model")
+
+
+def test_evaluate_missing_or_empty_data_dir(tones, tmp_path, capsys, monkeypatch):
+    code, _, err = run_cli(["evaluate", tones.path, "--data-dir", tmp_path / "nope"], capsys, monkeypatch)
+    assert code == 1
+    assert_one_line_error(err, "nope")
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(["evaluate", tones.path, "--data-dir", tmp_path / "empty"], capsys, monkeypatch)
+    assert code == 1
+    assert_one_line_error(err, "empty")
+
+
+# --- bad model files, through every command ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("bad")
+    good = random_model(tmp / "good.laq").path
+    data = good.read_bytes()
+    out = {}
+    out["truncated"] = tmp / "truncated.laq"
+    out["truncated"].write_bytes(data[: len(data) // 3])
+    corrupted = bytearray(data)
+    for k in range(len(data) - 200, len(data) - 190):
+        corrupted[k] ^= 0x5A
+    out["corrupted"] = tmp / "corrupted.laq"
+    out["corrupted"].write_bytes(bytes(corrupted))
+    out["wav"] = write_wav(tmp / "clip.wav", tone(300, 16000), 16000)
+    out["text"] = tmp / "notes.laq"
+    out["text"].write_text("not a model\n")
+    out["empty"] = tmp / "empty.laq"
+    out["empty"].write_bytes(b"")
+    out["missing"] = tmp / "missing.laq"
+    return out
+
+
+@pytest.mark.parametrize("kind", ["truncated", "corrupted", "wav", "text", "empty", "missing"])
+@pytest.mark.parametrize("command", ["info", "predict", "evaluate"])
+def test_bad_model_file_is_one_line_error(bad_models, tmp_path, capsys, monkeypatch, kind, command):
+    model = bad_models[kind]
+    args = {
+        "info": ["info", model],
+        "predict": ["predict", model, bad_models["wav"]],
+        "evaluate": ["evaluate", model, "--data-dir", tmp_path],
+    }[command]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 1 and out == ""
+    assert_one_line_error(err, str(model))
+
+
+def test_console_entry_point_prints_no_traceback(bad_models):
+    # the real process: what a user sees in a terminal
+    proc = subprocess.run(
+        [sys.executable, "-m", "serlaq.cli", "info", str(bad_models["truncated"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert_one_line_error(proc.stderr, str(bad_models["truncated"]))
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "info"])
+def test_every_command_has_help_with_an_example(command, capsys, monkeypatch):
+    code, out, _ = run_cli([command, "--help"], capsys, monkeypatch)
+    assert code == 0
+    assert f"Example: serlaq {command} " in out

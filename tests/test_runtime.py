@@ -1,0 +1,378 @@
+"""The `.laq` runtime: loading, validation, the packed forward pass, audio in any form."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import serlaq
+from serlaq.errors import AudioError, LaqFormatError
+from serlaq.runtime import FileFailure, LaqModel, Prediction
+
+from laq_builders import random_model, shared_tone_model, tone, write_model, write_wav
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    return random_model(tmp_path_factory.mktemp("laq") / "m.laq", bits=(4, 1, 8))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return shared_tone_model()
+
+
+def feature_batch(n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 2, (n, 180)).astype(np.float32)
+
+
+# --- what the file holds --------------------------------------------------------------
+
+
+def test_load_exposes_header_and_layer_table(built):
+    m = serlaq.load(built.path)
+    assert isinstance(m, LaqModel)
+    assert m.labels == built.labels
+    assert m.feature_config.dim == 180 and m.feature_config.sample_rate == 22050
+    assert [layer.shape for layer in m.layers] == [(48, 180), (24, 48), (4, 24)]
+    assert [layer.bits for layer in m.layers] == [4, 1, 8]
+    assert [layer.quantizer for layer in m.layers] == ["affine", "binary", "affine"]
+    assert all("tensor" in layer.granularity for layer in m.layers)
+    # eq. 6: bits weighted by each layer's share of the weights
+    n = [48 * 180, 24 * 48, 4 * 24]
+    assert m.avg_bits == pytest.approx((n[0] * 4 + n[1] * 1 + n[2] * 8) / sum(n))
+    assert m.size_bytes == built.path.stat().st_size
+    params = sum(w.size + w.shape[0] for w in built.weights)
+    assert m.num_params == params
+    assert m.fp32_size_bytes == 4 * params
+    # packed codes: rows byte-aligned at each layer's bits
+    assert m.layers[0].packed_bytes == 48 * (180 * 4 // 8)
+    assert m.layers[1].packed_bytes == 24 * 6
+    assert m.size_bytes < m.fp32_size_bytes
+    summary = m.summary()
+    json.dumps(summary)  # plain data
+    assert summary["layers"][1]["bits"] == 1 and summary["labels"] == built.labels
+
+
+def test_per_channel_granularity_is_reported(tmp_path):
+    b = random_model(tmp_path / "pc.laq", bits=(3, 2, 8), per_channel=True)
+    m = LaqModel.load(b.path)
+    assert all("channel" in layer.granularity for layer in m.layers)
+    # a per-channel layer stores one scale and one zero per output row
+    assert m.layers[0].size_bytes == m.layers[0].packed_bytes + 2 * 4 * 48 + 4 * 48
+
+
+# --- the forward pass -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bits,per_channel",
+    [((4, 1, 8), False), ((2, 3, 5), True), ((8, 8, 8), False), ((1, 1, 1), True), ((7, 6, 2), (True, False, True))],
+)
+def test_packed_forward_matches_dequantized_reference(tmp_path, bits, per_channel):
+    b = random_model(tmp_path / "m.laq", bits=bits, per_channel=per_channel, seed=sum(bits))
+    m = LaqModel.load(b.path)
+    x = feature_batch(9)
+    np.testing.assert_allclose(m.logits(x), b.logits(x), rtol=1e-4, atol=1e-4)
+    proba = m.predict_proba(x)
+    np.testing.assert_allclose(proba, b.proba(x), atol=1e-5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    # one vector gives the same as its row of a batch
+    np.testing.assert_allclose(m.predict_proba(x[3]), proba[3], atol=1e-6)
+
+
+def test_predict_features_returns_typed_results(built):
+    m = LaqModel.load(built.path)
+    x = feature_batch(5)
+    preds = m.predict_features(x, top_k=2)
+    ref = built.proba(x)
+    assert isinstance(preds, list) and len(preds) == 5
+    for p, r in zip(preds, ref):
+        assert isinstance(p, Prediction)
+        assert p.label == built.labels[int(np.argmax(r))]
+        assert p.confidence == pytest.approx(r.max(), abs=1e-5)
+        assert list(p.probabilities) == built.labels
+        assert len(p.top_k) == 2 and p.top_k[0] == (p.label, p.confidence)
+        assert p.top_k[1][1] <= p.top_k[0][1]
+    one = m.predict_features(x[0])
+    assert isinstance(one, Prediction) and one.label == preds[0].label and one.top_k == ()
+    with pytest.raises(ValueError, match=r"\(n, 180\)"):
+        m.predict_features(np.zeros((2, 179), np.float32))
+
+
+class _Spy:
+    """Stands in for the native file: records calls, refuses anything that unpacks weights."""
+
+    def __init__(self, native):
+        self._native = native
+        self.forward_calls: list[tuple[int, tuple[int, ...]]] = []
+
+    def forward(self, i, x):
+        self.forward_calls.append((i, x.shape))
+        return self._native.forward(i, x)
+
+    def __getattr__(self, name):
+        if name in ("codes", "packed", "scale", "zero", "bias"):
+            raise AssertionError(f"the forward pass called LaqFile.{name}(): it must run on the packed layers")
+        return getattr(self._native, name)
+
+
+def test_forward_runs_only_the_native_packed_layers(built, monkeypatch):
+    import serlaq._native as native
+
+    m = LaqModel.load(built.path)
+    spy = _Spy(m._file)
+    m._file = spy
+    for fn in ("unpack", "qgemm"):  # no Python-side unpacking or re-packing either
+        monkeypatch.setattr(native, fn, lambda *a, **k: pytest.fail("unexpected native call"))
+    m.predict_proba(feature_batch(6))
+    assert spy.forward_calls == [(0, (6, 180)), (1, (6, 48)), (2, (6, 24))]
+
+
+# --- audio in ---------------------------------------------------------------------------
+
+
+def test_predict_path_waveform_and_tensor_agree(built, tmp_path):
+    from serlaq.data.audio import load_audio
+    from serlaq.features import FeatureExtractor
+
+    m = LaqModel.load(built.path)
+    x = tone(440, 16000, 0.6)
+    wav = write_wav(tmp_path / "a.wav", x, 16000, subtype="FLOAT")
+    by_path = m.predict(wav, top_k=3)
+    by_str = m.predict(str(wav))
+    by_array = m.predict(x, sample_rate=16000)
+    by_tensor = m.predict(torch.from_numpy(x), sample_rate=16000)
+    with torch.inference_mode():
+        feats = FeatureExtractor(m.feature_config)(torch.from_numpy(load_audio(wav, 22050))).numpy()
+    ref = built.proba(feats)
+    assert by_path.path == str(wav) and by_array.path is None
+    assert by_path.label == built.labels[int(np.argmax(ref))]
+    for p in (by_str, by_array, by_tensor):
+        assert p.label == by_path.label
+        np.testing.assert_allclose(list(p.probabilities.values()), list(by_path.probabilities.values()), atol=1e-5)
+    np.testing.assert_allclose(list(by_path.probabilities.values()), ref, atol=1e-4)
+    assert [lab for lab, _ in by_path.top_k] == [lab for lab, _ in by_path.top(3)]
+
+
+@pytest.mark.parametrize(
+    "sr,channels,subtype",
+    [(44100, 2, "PCM_16"), (8000, 1, "PCM_16"), (48000, 6, "PCM_24"), (22050, 1, "FLOAT"), (11025, 2, "PCM_U8")],
+)
+def test_any_rate_and_channel_count_works(trained, tmp_path, sr, channels, subtype):
+    m = LaqModel.load(trained.path)
+    ext = "wav"
+    x = tone(1500, sr, 0.5, channels=channels, seed=7)
+    wav = write_wav(tmp_path / f"clip.{ext}", x, sr, subtype=subtype)
+    from_file = m.predict(wav)
+    assert from_file.label == "angry"
+    # the same signal in memory, (channels, samples) and (samples, channels)
+    arr = x.T if channels > 1 else x
+    assert m.predict(arr, sample_rate=sr).label == "angry"
+    if channels > 1:
+        assert m.predict(x, sample_rate=sr).label == "angry"
+        np.testing.assert_allclose(
+            list(m.predict(arr, sample_rate=sr).probabilities.values()),
+            list(m.predict(x, sample_rate=sr).probabilities.values()),
+            atol=1e-6,
+        )
+
+
+def test_int16_waveform_is_scaled_like_a_decoded_file(trained, tmp_path):
+    m = LaqModel.load(trained.path)
+    x = tone(180, 8000, 0.5)
+    pcm = np.round(x * 32767).astype(np.int16)
+    wav = write_wav(tmp_path / "low.wav", pcm, 8000)
+    a, b = m.predict(wav), m.predict(pcm, sample_rate=8000)
+    assert a.label == b.label == "sad"
+    np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
+
+
+def test_trained_model_predicts_the_right_tone_bands(trained, tmp_path):
+    m = LaqModel.load(trained.path)
+    clips = {"angry": 1450.0, "neutral": 620.0, "sad": 190.0}
+    paths = [write_wav(tmp_path / f"{lab}.flac", tone(f, 32000, 0.7, seed=99), 32000) for lab, f in clips.items()]
+    preds = m.predict(paths)
+    assert [p.label for p in preds] == list(clips)
+    assert all(p.confidence > 0.5 for p in preds)
+
+
+def test_bad_waveforms_raise_audio_errors(built):
+    m = LaqModel.load(built.path)
+    x = tone(300, 16000)
+    with pytest.raises(AudioError, match="sample rate"):
+        m.predict(x)
+    with pytest.raises(AudioError, match="sample_rate must be a positive integer"):
+        m.predict(x, sample_rate=0)
+    with pytest.raises(AudioError, match="empty"):
+        m.predict(np.zeros(0, np.float32), sample_rate=16000)
+    with pytest.raises(AudioError, match="silent"):
+        m.predict(np.zeros(16000, np.float32), sample_rate=16000)
+    with pytest.raises(AudioError, match="NaN"):
+        m.predict(np.full(16000, np.nan, np.float32), sample_rate=16000)
+    with pytest.raises(AudioError, match="too short"):
+        m.predict(x[:100], sample_rate=16000)
+    with pytest.raises(AudioError, match="shape"):
+        m.predict(np.zeros((2, 2, 100), np.float32), sample_rate=16000)
+    with pytest.raises(AudioError, match="only for waveforms"):
+        m.predict("clip.wav", sample_rate=16000)
+
+
+# --- batches of files ---------------------------------------------------------------------
+
+
+def _batch_files(tmp_path: Path) -> list[Path]:
+    good = [write_wav(tmp_path / f"g{i}.wav", tone(200 + 300 * i, 16000, 0.4, seed=i), 16000) for i in range(3)]
+    empty = write_wav(tmp_path / "empty.wav", np.zeros((0,), np.float32), 16000)
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n")
+    missing = tmp_path / "missing.wav"
+    return [good[0], empty, good[1], text, missing, good[2]]
+
+
+def test_predict_files_reports_bad_files_and_keeps_going(built, tmp_path):
+    m = LaqModel.load(built.path)
+    paths = _batch_files(tmp_path)
+    results = m.predict_files(paths, workers=1)
+    assert [r.ok for r in results] == [True, False, True, False, False, True]
+    for p, r in zip(paths, results):
+        assert r.path == str(p)
+        if isinstance(r, FileFailure):
+            assert str(p) in r.error and "\n" not in r.error
+        else:
+            assert r.label == m.predict(p).label
+    assert "empty" in results[1].error
+    assert "not found" in results[4].error
+    with pytest.raises(AudioError, match="empty.wav"):
+        m.predict([paths[0], paths[1]])
+
+
+def test_predict_files_on_worker_processes_gives_the_same_results(built, tmp_path):
+    m = LaqModel.load(built.path)
+    paths = _batch_files(tmp_path)
+    one = m.predict_files(paths, workers=1)
+    two = m.predict_files(paths, workers=2)
+    assert [r.to_dict() for r in one] == [r.to_dict() for r in two]
+
+
+# --- bad model files ------------------------------------------------------------------------
+
+
+def _expect_format_error(path: Path, *fragments: str) -> str:
+    with pytest.raises(LaqFormatError) as info:
+        serlaq.load(path)
+    msg = str(info.value)
+    assert str(path) in msg and "\n" not in msg
+    for frag in fragments:
+        assert frag in msg
+    return msg
+
+
+def test_truncated_and_corrupted_files_are_format_errors(built, tmp_path):
+    data = built.path.read_bytes()
+    for cut in (0, 3, 16, len(data) // 2, len(data) - 1):
+        p = tmp_path / f"cut{cut}.laq"
+        p.write_bytes(data[:cut])
+        _expect_format_error(p)
+    # flip bytes in the packed payload: a checksum or a length check must catch it
+    bad = bytearray(data)
+    for k in range(len(data) // 2, len(data) // 2 + 8):
+        bad[k] ^= 0xFF
+    p = tmp_path / "flipped.laq"
+    p.write_bytes(bytes(bad))
+    _expect_format_error(p)
+
+
+def test_other_formats_are_format_errors(tmp_path):
+    wav = write_wav(tmp_path / "clip.wav", tone(300, 16000), 16000)
+    _expect_format_error(wav)
+    txt = tmp_path / "model.laq"
+    txt.write_text("hello, I am a text file\n" * 20)
+    _expect_format_error(txt)
+    _expect_format_error(tmp_path / "nope.laq", "not found")
+    _expect_format_error(tmp_path, "directory")
+
+
+def _meta(built) -> dict:
+    return json.loads(json.dumps(built.metadata))
+
+
+@pytest.mark.parametrize(
+    "edit,field",
+    [
+        (lambda md: md.pop("labels"), "labels"),
+        (lambda md: md.__setitem__("labels", "angry"), "labels"),
+        (lambda md: md.__setitem__("labels", ["a", "a", "b", "c"]), "labels"),
+        (lambda md: md.pop("features"), "features"),
+        (lambda md: md["features"].__setitem__("n_mfcc", "forty"), "features.n_mfcc"),
+        (lambda md: md["features"].__setitem__("n_fft", -2), "features.n_fft"),
+        (lambda md: md["features"].__setitem__("bogus", 1), "features.bogus"),
+        (lambda md: md.pop("architecture"), "architecture"),
+        (lambda md: md["architecture"].__setitem__("type", "cnn"), "architecture.type"),
+        (lambda md: md["architecture"].__setitem__("num_classes", 5), "architecture.num_classes"),
+        (lambda md: md["architecture"].__setitem__("input_dim", True), "architecture.input_dim"),
+        (lambda md: md["architecture"].__setitem__("hidden", [48, 25]), "shape"),
+        (lambda md: md.pop("normalization"), "normalization"),
+        (lambda md: md["normalization"].__setitem__("std", "norm.missing"), "normalization.std"),
+    ],
+)
+def test_bad_metadata_names_the_field(built, tmp_path, edit, field):
+    md = _meta(built)
+    edit(md)
+    p = tmp_path / "bad.laq"
+    rng = np.random.default_rng(0)
+    dims = [180, 48, 24, 4]
+    ws = [rng.normal(size=(dims[i + 1], dims[i])).astype(np.float32) for i in range(3)]
+    write_model(p, ws, [None] * 3, (4, 1, 8), built.labels, built.mean, built.std, meta=md)
+    _expect_format_error(p, field)
+
+
+def test_metadata_that_is_not_an_object_or_not_json(built, tmp_path):
+    rng = np.random.default_rng(0)
+    dims = [180, 48, 24, 4]
+    ws = [rng.normal(size=(dims[i + 1], dims[i])).astype(np.float32) for i in range(3)]
+    for name, text in (("list.laq", "[1, 2]"), ("junk.laq", "{not json")):
+        p = tmp_path / name
+        try:
+            write_model(p, ws, [None] * 3, (4, 1, 8), built.labels, built.mean, built.std, meta_json=text)
+        except Exception:  # the writer may refuse invalid JSON itself; then there is nothing to read
+            continue
+        _expect_format_error(p, "metadata")
+
+
+def test_non_positive_std_is_rejected(tmp_path):
+    rng = np.random.default_rng(0)
+    std = np.ones(180, np.float32)
+    std[7] = 0.0
+    dims = [180, 8, 2]
+    ws = [rng.normal(size=(dims[i + 1], dims[i])).astype(np.float32) for i in range(2)]
+    write_model(tmp_path / "s.laq", ws, [None, None], (8, 8), ["angry", "sad"], np.zeros(180), std)
+    _expect_format_error(tmp_path / "s.laq", "normalization.std", "positive")
+
+
+# --- what gets imported ----------------------------------------------------------------------
+
+
+def test_import_serlaq_is_light_and_inference_never_imports_lightning(built, tmp_path):
+    wav = write_wav(tmp_path / "c.wav", tone(500, 44100, 0.5, channels=2), 44100)
+    code = f"""
+import sys
+import serlaq
+assert "torch" not in sys.modules, "import serlaq pulled in torch"
+m = serlaq.load({str(built.path)!r})
+p = m.predict({str(wav)!r})
+assert p.label in m.labels
+heavy = sorted(k for k in sys.modules if k.split(".")[0] in ("lightning", "pytorch_lightning", "torchmetrics"))
+assert not heavy, heavy
+print("ok", p.label)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok ")
