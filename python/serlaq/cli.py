@@ -7,6 +7,7 @@ Every `SerlaqError` is printed as one line on stderr with exit code 1, never a t
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -28,6 +29,101 @@ def fail(message: str, code: int = 1) -> None:
 
 
 # --- commands (each body delegates to a module of the package) -----------------
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="packed model file (.laq)"),
+    inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON array of results instead of lines"),
+    top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels"),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="processes for decoding + features (default: all cores for big batches)"
+    ),
+) -> None:
+    """Predict the emotion of audio files: one line per file (path, label, confidence).
+
+    Any sample rate and channel count works (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1.
+
+    Example: serlaq predict model.laq clip.wav recordings/ --top-k 3
+    """
+    import json
+
+    from serlaq.inference import predict_inputs, result_line
+    from serlaq.runtime import LaqModel
+
+    laq = LaqModel.load(model)
+    failed = 0
+    collected = []
+    for res in predict_inputs(laq, inputs, workers=workers, top_k=top_k):
+        if not res.ok:
+            failed += 1
+            typer.echo(f"serlaq: error: {res.error}", err=True)
+        if as_json:
+            collected.append(res.to_dict())
+        elif res.ok:
+            typer.echo(result_line(res))
+    if as_json:
+        typer.echo(json.dumps(collected, indent=2))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="packed model file (.laq)"),
+    data_dir: Path = typer.Option(..., "--data-dir", help="labelled corpus root"),
+    dataset: str = typer.Option(
+        "auto", "--dataset", help="corpus layout: tess | emodb | savee | folder | csv | auto"
+    ),
+    manifest: Path | None = typer.Option(None, "--manifest", help="CSV manifest (path,label[,speaker]) for --dataset csv"),
+    out: Path | None = typer.Option(
+        None, "--out", help="folder for evaluation.json and confusion_matrix.png (default: ./<model>-eval)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="processes for decoding + features"),
+) -> None:
+    """Score a model on a labelled corpus: accuracy, macro-F1, per-class table, confusion matrix PNG.
+
+    Clips with labels the model does not know are left out and counted in the report. Unreadable files get one error line each on stderr, are left out of the scores, and make the exit code 1.
+
+    Example: serlaq evaluate model.laq --data-dir data/emodb --dataset emodb --out eval/
+    """
+    import json
+
+    from serlaq.evaluation import evaluate_corpus, write_report
+    from serlaq.runtime import LaqModel
+
+    laq = LaqModel.load(model)
+    report = evaluate_corpus(laq, data_dir, dataset=dataset, manifest=manifest, workers=workers)
+    for failure in report.failures:
+        typer.echo(f"serlaq: error: {failure.error}", err=True)
+    written = write_report(report, out if out is not None else Path(f"{model.stem}-eval"))
+    if as_json:
+        typer.echo(json.dumps({**report.to_dict(), "written": {k: str(v) for k, v in written.items()}}, indent=2))
+    else:
+        typer.echo(report.format_text())
+        typer.echo("")
+        typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
+    if report.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def info(
+    model: Path = typer.Argument(..., help="packed model file (.laq)"),
+    as_json: bool = typer.Option(False, "--json", help="print everything as JSON"),
+) -> None:
+    """Show what a .laq file holds: labels, features, per-layer shape/bits/quantizer/size, average bits, size vs fp32.
+
+    Example: serlaq info model.laq --json
+    """
+    import json
+
+    from serlaq.runtime import LaqModel
+
+    laq = LaqModel.load(model)
+    typer.echo(json.dumps(laq.summary(), indent=2) if as_json else laq.describe())
 
 
 def main() -> None:
