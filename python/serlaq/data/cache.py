@@ -1,0 +1,191 @@
+"""Clips -> feature matrix, with an on-disk cache and parallel extraction.
+
+Cache entries are one `.npy` per clip at
+`cache_dir/features-v<FEATURES_VERSION>-<config hash>/<sha[:2]>/<sha256 of the file>.npy`:
+the key is the file's content (not its path or mtime), the feature config and the
+feature code version, so renamed or copied files hit the cache and an edited file or a
+changed config misses it. Entries are written atomically (temp file + rename) and a
+damaged entry is recomputed. Only successful extractions are cached.
+
+Extraction runs in a thread pool: decoding (libsndfile), hashing and the torch ops all
+release the GIL, and with one intra-op torch thread per worker the threads do not
+oversubscribe the cores (measured faster than worker processes, which pay for
+importing torch; see benchmarks/features.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from serlaq.data.audio import load_audio
+from serlaq.data.corpora import Clip, skip_summary
+from serlaq.errors import AudioError, DataError
+from serlaq.features import FEATURES_VERSION, FeatureConfig, FeatureExtractor
+
+log = logging.getLogger("serlaq.data")
+
+
+class Extracted(NamedTuple):
+    """Features of the usable clips; unpacks as `X, clips, skipped`."""
+
+    X: np.ndarray  # (n_kept, dim) float32, row i belongs to clips[i]
+    clips: list[Clip]  # the clips that were kept, in input order
+    skipped: list[tuple[Path, str]]  # (path, one-line reason) for each clip left out
+
+
+def config_key(cfg: FeatureConfig) -> str:
+    """Short hash naming the cache folder of one feature config and code version."""
+    body = json.dumps({"v": FEATURES_VERSION, "cfg": cfg.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _save_atomic(path: Path, vec: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, vec, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _Worker:
+    """Everything one clip needs; shared by the pool's threads (no mutable state)."""
+
+    def __init__(self, cfg: FeatureConfig, cache_root: Path | None) -> None:
+        self.cfg = cfg
+        self.extractor = FeatureExtractor(cfg).eval()
+        self.cache_root = cache_root
+
+    def __call__(self, clip: Clip) -> np.ndarray | AudioError:
+        try:
+            return self._features(Path(clip.path))
+        except AudioError as exc:
+            return exc
+
+    def _features(self, path: Path) -> np.ndarray:
+        entry = None
+        if self.cache_root is not None:
+            try:
+                digest = file_sha256(path)
+            except FileNotFoundError:
+                raise AudioError(f"{path}: file not found") from None
+            except OSError as exc:
+                raise AudioError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            entry = self.cache_root / digest[:2] / f"{digest}.npy"
+            cached = self._load(entry)
+            if cached is not None:
+                return cached
+        wave = load_audio(path, self.cfg.sample_rate, min_samples=self.cfg.min_samples)
+        with torch.inference_mode():
+            vec = self.extractor(torch.from_numpy(wave)).numpy().astype(np.float32, copy=False)
+        if not np.isfinite(vec).all():
+            raise AudioError(f"{path}: features are not finite")
+        if entry is not None:
+            _save_atomic(entry, vec)
+        return vec
+
+    def _load(self, entry: Path) -> np.ndarray | None:
+        try:
+            vec = np.load(entry, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None  # absent or damaged: recompute
+        if vec.shape != (self.cfg.dim,) or vec.dtype != np.float32 or not np.isfinite(vec).all():
+            return None
+        return vec
+
+
+def extract_features(
+    clips: Sequence[Clip],
+    feature_cfg: FeatureConfig,
+    cache_dir: str | Path | None,
+    workers: int | None = None,
+    on_error: str = "fail",
+    progress: bool = True,
+) -> Extracted:
+    """Feature vectors of `clips` (cached under `cache_dir`; None disables the cache).
+
+    `workers`: threads (None = the cores this process may use). `on_error="fail"` raises
+    the `AudioError` of the first unusable clip (in input order); `"skip"` leaves such
+    clips out, lists them in `.skipped` and logs one summary line. `DataError` if no clip
+    is usable.
+    """
+    if on_error not in ("fail", "skip"):
+        raise DataError(f"on_error: expected 'fail' or 'skip', got {on_error!r}")
+    clips = list(clips)
+    if not clips:
+        raise DataError("extract_features: no clips given")
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise DataError(f"workers: expected a positive number, got {workers}")
+    cache_root = Path(cache_dir) / f"features-v{FEATURES_VERSION}-{config_key(feature_cfg)}" if cache_dir else None
+    worker = _Worker(feature_cfg, cache_root)
+
+    rows: list[np.ndarray] = []
+    kept: list[Clip] = []
+    skipped: list[tuple[Path, str]] = []
+    bar = tqdm(total=len(clips), desc="features", unit="clip", disable=not progress, leave=False)
+    # One intra-op thread per worker: small FFTs parallelize badly inside torch, across clips well.
+    with _torch_threads(1), bar:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serlaq-features") if workers > 1 else None
+        try:
+            results = pool.map(worker, clips) if pool is not None else map(worker, clips)
+            for clip, result in zip(clips, results, strict=True):
+                bar.update()
+                if isinstance(result, AudioError):
+                    if on_error == "fail":
+                        raise result
+                    skipped.append((Path(clip.path), str(result).removeprefix(f"{clip.path}: ")))
+                    continue
+                rows.append(result)
+                kept.append(clip)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    if skipped:
+        log.warning("%s", skip_summary("features", skipped, total=len(clips)))
+    if not kept:
+        raise DataError(f"no usable clips: all {len(clips)} failed (first: {skipped[0][0]}: {skipped[0][1]})")
+    X = np.stack(rows).astype(np.float32, copy=False)
+    return Extracted(X, kept, skipped)

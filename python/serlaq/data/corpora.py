@@ -1,0 +1,314 @@
+"""Corpus layouts -> a sorted list of labelled clips with speaker ids.
+
+Supported `dataset` values:
+
+- `tess`: TESS, `OAF_back_angry.wav` (speaker `_` word `_` emotion), in per-emotion
+  folders or flat; `ps` (pleasant surprise) -> `surprise`.
+- `emodb`: Berlin EMODB, `03a01Fa.wav`: speaker = the first two digits, emotion = the
+  letter at index 5 (W angry, L boredom, E disgust, A fear, F happy, T sad, N neutral).
+- `savee`: SAVEE, `DC_a01.wav` or `AudioData/DC/a01.wav` (speaker DC/JE/JK/KL; a anger,
+  d disgust, f fear, h happy, n neutral, sa sad, su surprise).
+- `folder`: `root/<label>/[<speaker>/...]/clip.wav`: the class is the top folder; the
+  speaker is the next folder when there is one, else `unknown`.
+- `csv`: a manifest with rows `path,label[,speaker]` (header optional; with a header the
+  columns are found by name); relative paths are resolved against the manifest's folder.
+- `auto`: the first of emodb / savee / tess whose naming every file follows, else
+  `folder` when the top folders are label names, else the named layout most files follow.
+  A manifest (or a `.csv` as `root`) means `csv`.
+
+Labels are canonical (see `LABELS`; common spellings such as "anger", "sadness",
+"pleasant_surprise" are mapped). Clips are sorted by path, so the same files always give
+the same order. Per-file problems (a name that does not parse, an unknown label, a
+missing manifest file) either fail naming the file (`on_error="fail"`) or are skipped
+with one summary line (`on_error="skip"`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from serlaq.errors import DataError
+
+log = logging.getLogger("serlaq.data")
+
+LABELS: tuple[str, ...] = ("angry", "boredom", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+# Spellings found in public corpora and manifests -> canonical label.
+LABEL_ALIASES: dict[str, str] = {
+    "anger": "angry",
+    "mad": "angry",
+    "bored": "boredom",
+    "boring": "boredom",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happiness": "happy",
+    "joy": "happy",
+    "sadness": "sad",
+    "ps": "surprise",
+    "surprised": "surprise",
+    "pleasant_surprise": "surprise",
+    "pleasant_surprised": "surprise",
+    "pleasantsurprise": "surprise",
+    "neu": "neutral",
+}
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"})
+DATASETS = ("auto", "tess", "emodb", "savee", "folder", "csv")
+Dataset = Literal["auto", "tess", "emodb", "savee", "folder", "csv"]
+OnError = Literal["fail", "skip"]
+
+EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
+SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise"}
+
+_EMODB_RE = re.compile(r"^(\d\d)[a-z]\d\d([WLEAFTN])[a-z]\d?$")
+_SAVEE_RE = re.compile(r"^(?:([A-Z]{2})_)?(sa|su|a|d|f|h|n)(\d\d)$")
+_SAVEE_SPEAKER_RE = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass(frozen=True, order=True)
+class Clip:
+    """One labelled audio file."""
+
+    path: Path
+    label: str
+    speaker: str
+
+
+@dataclass
+class Discovery:
+    """What a scan found: usable clips, and (path, reason) for each file left out."""
+
+    root: Path
+    layout: str
+    clips: list[Clip] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def canonical_label(name: str) -> str | None:
+    """The canonical label for a spelling ("Anger", "pleasant surprise" -> ...), or None."""
+    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    if key in LABELS:
+        return key
+    return LABEL_ALIASES.get(key)
+
+
+def discover(
+    root: str | Path,
+    dataset: str = "auto",
+    manifest: str | Path | None = None,
+    on_error: str = "fail",
+) -> list[Clip]:
+    """Labelled clips of the corpus at `root`, sorted by path.
+
+    Raises `DataError` for a missing directory, an unknown `dataset`, a corpus with no
+    usable clips, or (with `on_error="fail"`) the first file that cannot be used.
+    With `on_error="skip"` the left-out files are logged as one warning with counts.
+    """
+    if on_error not in ("fail", "skip"):
+        raise DataError(f"on_error: expected 'fail' or 'skip', got {on_error!r}")
+    found = scan(root, dataset, manifest)
+    if found.problems:
+        if on_error == "fail":
+            path, reason = found.problems[0]
+            more = f" (and {len(found.problems) - 1} more; on_error=skip leaves them out)" if len(found.problems) > 1 else ""
+            raise DataError(f"{path}: {reason}{more}")
+        log.warning("%s", skip_summary(found.root, found.problems, total=len(found.clips) + len(found.problems)))
+    if not found.clips:
+        raise DataError(f"{found.root}: no usable audio clips ({found.layout} layout)")
+    return found.clips
+
+
+def skip_summary(root: Path | str, problems: list[tuple[Path, str]], total: int | None = None) -> str:
+    """One line: how many files were left out of `root`, by reason, with one example each."""
+    reasons = Counter(_reason_kind(r) for _, r in problems)
+    parts = ", ".join(f"{kind}: {n}" for kind, n in reasons.most_common())
+    of = f" of {total}" if total is not None else ""
+    first = problems[0][0] if problems else ""
+    return f"{root}: skipped {len(problems)}{of} files ({parts}); first: {first}"
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(" (", 1)[0].split(":", 1)[0]
+
+
+def scan(root: str | Path, dataset: str = "auto", manifest: str | Path | None = None) -> Discovery:
+    """Find clips without raising on per-file problems (they are listed in `.problems`)."""
+    if dataset not in DATASETS:
+        raise DataError(f"dataset: unknown corpus layout {dataset!r} (expected one of {', '.join(DATASETS)})")
+    root = Path(root)
+    if manifest is not None or dataset == "csv" or (dataset == "auto" and root.suffix.lower() == ".csv"):
+        if dataset not in ("csv", "auto"):
+            raise DataError(f"manifest: a manifest is only read with dataset 'csv' or 'auto', not {dataset!r}")
+        return _scan_csv(Path(manifest) if manifest is not None else root)
+    if not root.exists():
+        raise DataError(f"{root}: corpus directory not found")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    files = _audio_files(root)
+    if not files:
+        raise DataError(f"{root}: no audio files (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    if dataset == "auto":
+        dataset = _recognise(root, files)
+    if dataset == "folder":
+        return _scan_folder(root, files)
+    return _scan_named(root, files, dataset, _PARSERS[dataset])
+
+
+def _audio_files(root: Path) -> list[Path]:
+    return sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and not _hidden(p, root)
+    )
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    # Skip dot-files/folders (e.g. macOS "._x.wav" resource forks, in-progress temp dirs).
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+# --- named corpora: a parser per file name ---------------------------------------------
+
+Parsed = tuple[str, str]  # (label, speaker)
+
+
+def _parse_emodb(path: Path) -> Parsed | str:
+    m = _EMODB_RE.match(path.stem)
+    if not m:
+        return "file name does not follow EMODB naming (e.g. 03a01Fa.wav)"
+    return EMODB_EMOTIONS[m.group(2)], m.group(1)
+
+
+def _parse_savee(path: Path) -> Parsed | str:
+    m = _SAVEE_RE.match(path.stem)
+    if not m:
+        return "file name does not follow SAVEE naming (e.g. DC_a01.wav or DC/a01.wav)"
+    speaker = m.group(1)
+    if speaker is None:
+        speaker = path.parent.name
+        if not _SAVEE_SPEAKER_RE.match(speaker):
+            return "file name does not follow SAVEE naming: no speaker prefix (DC_a01.wav) or speaker folder (DC/a01.wav)"
+    return SAVEE_EMOTIONS[m.group(2)], speaker
+
+
+def _parse_tess(path: Path) -> Parsed | str:
+    parts = path.stem.split("_")
+    if len(parts) < 3 or not parts[0].isalpha():
+        return "file name does not follow TESS naming (e.g. OAF_back_angry.wav)"
+    label = canonical_label("_".join(parts[2:]))
+    if label is None:
+        return f"unknown label: TESS emotion {'_'.join(parts[2:])!r} is not recognised"
+    return label, parts[0].upper()
+
+
+_PARSERS: dict[str, Callable[[Path], Parsed | str]] = {
+    "emodb": _parse_emodb,
+    "savee": _parse_savee,
+    "tess": _parse_tess,
+}
+
+
+def _scan_named(root: Path, files: Iterable[Path], layout: str, parse: Callable[[Path], Parsed | str]) -> Discovery:
+    found = Discovery(root=root, layout=layout)
+    for path in files:
+        result = parse(path)
+        if isinstance(result, str):
+            found.problems.append((path, result))
+        else:
+            found.clips.append(Clip(path, *result))
+    return found
+
+
+# --- folder per class -------------------------------------------------------------------
+
+
+def _scan_folder(root: Path, files: Iterable[Path]) -> Discovery:
+    found = Discovery(root=root, layout="folder")
+    for path in files:
+        rel = path.relative_to(root).parts
+        if len(rel) < 2:
+            found.problems.append((path, "not in a class folder: folder layout expects root/<label>/clip.wav"))
+            continue
+        label = canonical_label(rel[0])
+        if label is None:
+            found.problems.append((path, f"unknown label: folder {rel[0]!r} is not a known emotion ({', '.join(LABELS)})"))
+            continue
+        speaker = rel[1] if len(rel) >= 3 else "unknown"
+        found.clips.append(Clip(path, label, speaker))
+    return found
+
+
+# --- CSV manifest -----------------------------------------------------------------------
+
+
+def _scan_csv(manifest: Path) -> Discovery:
+    if not manifest.exists():
+        raise DataError(f"{manifest}: manifest not found")
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: manifest is not a file")
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{manifest}: cannot read manifest ({exc})") from None
+    rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines()), start=1) if any(c.strip() for c in row)]
+    if not rows:
+        raise DataError(f"{manifest}: manifest is empty")
+    cols = {"path": 0, "label": 1, "speaker": 2}
+    first = [c.strip().lower() for c in rows[0][1]]
+    if "path" in first and "label" in first:
+        cols = {name: first.index(name) for name in ("path", "label", "speaker") if name in first}
+        rows = rows[1:]
+    base = manifest.parent
+    found = Discovery(root=manifest, layout="csv")
+    for line, row in rows:
+        where = f"{manifest} line {line}"
+        need = max(cols["path"], cols["label"]) + 1
+        if len(row) < need:
+            raise DataError(f"{where}: expected columns path,label[,speaker], got {len(row)} field(s)")
+        raw_path = row[cols["path"]].strip()
+        path = Path(raw_path).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        label = canonical_label(row[cols["label"]])
+        if label is None:
+            found.problems.append(
+                (path, f"unknown label: {row[cols['label']].strip()!r} ({where}; known: {', '.join(LABELS)})")
+            )
+            continue
+        if not path.is_file():
+            found.problems.append((path, f"file not found ({where})"))
+            continue
+        sp = cols.get("speaker")
+        speaker = row[sp].strip() if sp is not None and sp < len(row) and row[sp].strip() else "unknown"
+        found.clips.append(Clip(path, label, speaker))
+    found.clips.sort()
+    return found
+
+
+# --- layout recognition -----------------------------------------------------------------
+
+
+def _recognise(root: Path, files: list[Path]) -> str:
+    parsed = {name: sum(not isinstance(parse(p), str) for p in files) for name, parse in _PARSERS.items()}
+    for name in ("emodb", "savee", "tess"):
+        if parsed[name] == len(files):
+            return name
+    top = {p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) >= 2}
+    if top and all(canonical_label(t) is not None for t in top):
+        return "folder"
+    best = max(("emodb", "savee", "tess"), key=lambda n: parsed[n])
+    if parsed[best] * 2 > len(files):
+        return best
+    if top and sum(canonical_label(t) is not None for t in top) * 2 > len(top):
+        return "folder"
+    raise DataError(
+        f"{root}: cannot recognise the corpus layout of {len(files)} audio files "
+        f"(set dataset to one of tess, emodb, savee, folder, csv)"
+    )

@@ -1,0 +1,132 @@
+"""Seeded train/val/test splits: stratified (the paper's protocol) or speaker-independent.
+
+Stratified: the test and validation sizes are `ceil(fraction * n)` (sklearn's rounding
+for `train_test_split(test_size=...)`; EMODB's 535 clips give 427/54/54), shared among
+the classes in proportion to their sizes (largest remainder, ties broken by the seed);
+within a class the clips are drawn by a seeded permutation. Every class keeps at least
+one training clip.
+
+Speaker-independent: whole speakers are held out. Speakers are shuffled by the seed and
+`round(fraction * n_speakers)` of them (at least one each) go to test and to
+validation; the rest train. Stratification is then impossible by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from serlaq.errors import DataError
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def split_indices(
+    labels: Sequence[str] | np.ndarray,
+    speakers: Sequence[str] | np.ndarray | None = None,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    speaker_independent: bool = False,
+) -> Split:
+    """(train, val, test): sorted int64 index arrays that partition range(len(labels))."""
+    labels = np.asarray(labels)
+    n = labels.shape[0]
+    f_train, f_val, f_test = _check_fractions(fractions)
+    if n == 0:
+        raise DataError("split: no clips to split")
+    rng = np.random.default_rng(seed)
+    if speaker_independent:
+        if speakers is None:
+            raise DataError("split: speaker_independent needs the clips' speaker ids")
+        speakers = np.asarray(speakers)
+        if speakers.shape[0] != n:
+            raise DataError(f"split: {speakers.shape[0]} speaker ids for {n} clips")
+        return _by_speaker(labels, speakers, rng, f_val, f_test)
+    return _stratified(labels, rng, f_val, f_test)
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    if len(fractions) != 3:
+        raise DataError(f"split.fractions: expected 3 numbers (train, val, test), got {list(fractions)}")
+    f = tuple(float(x) for x in fractions)
+    if any(x < 0 for x in f) or f[0] <= 0 or not math.isclose(sum(f), 1.0, abs_tol=1e-6):
+        raise DataError(f"split.fractions: need train > 0, val >= 0, test >= 0 summing to 1, got {list(f)}")
+    return f  # type: ignore[return-value]
+
+
+def _quotas(counts: np.ndarray, total: int, rng: np.random.Generator, cap: np.ndarray) -> np.ndarray:
+    """Split `total` among classes in proportion to `counts`, never above `cap`."""
+    exact = counts * total / counts.sum()
+    q = np.minimum(np.floor(exact).astype(np.int64), cap)
+    remainder = exact - q
+    tiebreak = rng.permutation(len(counts))  # seeded, so ties do not favour class order
+    order = sorted(range(len(counts)), key=lambda k: (-remainder[k], tiebreak[k]))
+    short = total - int(q.sum())
+    while short > 0:
+        placed = False
+        for k in order:
+            if short == 0:
+                break
+            if q[k] < cap[k]:
+                q[k] += 1
+                short -= 1
+                placed = True
+        if not placed:
+            break
+    return q
+
+
+def _stratified(labels: np.ndarray, rng: np.random.Generator, f_val: float, f_test: float) -> Split:
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    n = labels.shape[0]
+    needed = 1 + (f_val > 0) + (f_test > 0)
+    small = [(str(c), int(k)) for c, k in zip(classes, counts, strict=True) if k < needed]
+    if small:
+        listing = ", ".join(f"{c!r} has {k}" for c, k in small)
+        raise DataError(
+            f"split: too few clips to stratify ({listing}); a train/val/test split needs at least {needed} per class"
+        )
+    n_test = math.ceil(f_test * n) if f_test > 0 else 0
+    n_val = math.ceil(f_val * n) if f_val > 0 else 0
+    if n_test + n_val > n - len(classes):
+        raise DataError(f"split: {n} clips are too few for val {f_val} and test {f_test} with {len(classes)} classes")
+    q_test = _quotas(counts, n_test, rng, counts - 1)
+    q_val = _quotas(counts, n_val, rng, counts - 1 - q_test)
+
+    train, val, test = [], [], []
+    for k in range(len(classes)):
+        members = np.flatnonzero(inverse == k)
+        members = members[rng.permutation(members.shape[0])]
+        test.append(members[: q_test[k]])
+        val.append(members[q_test[k] : q_test[k] + q_val[k]])
+        train.append(members[q_test[k] + q_val[k] :])
+    return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in (train, val, test))  # type: ignore[return-value]
+
+
+def _by_speaker(labels: np.ndarray, speakers: np.ndarray, rng: np.random.Generator, f_val: float, f_test: float) -> Split:
+    names = np.unique(speakers)
+    needed = 1 + (f_val > 0) + (f_test > 0)
+    if names.shape[0] < needed:
+        shown = ", ".join(repr(str(s)) for s in names[:5])
+        raise DataError(
+            f"split: a speaker-independent split needs at least {needed} speakers, the corpus has "
+            f"{names.shape[0]} ({shown})"
+        )
+    order = names[rng.permutation(names.shape[0])]
+    n_test = max(1, round(f_test * len(names))) if f_test > 0 else 0
+    n_val = max(1, round(f_val * len(names))) if f_val > 0 else 0
+    while n_test + n_val > len(names) - 1:  # keep at least one training speaker
+        if n_val >= n_test and n_val > 1:
+            n_val -= 1
+        else:
+            n_test -= 1
+    test_spk, val_spk = order[:n_test], order[n_test : n_test + n_val]
+    test = np.flatnonzero(np.isin(speakers, test_spk))
+    val = np.flatnonzero(np.isin(speakers, val_spk))
+    train = np.flatnonzero(~np.isin(speakers, np.concatenate([test_spk, val_spk])))
+    missing = sorted(set(labels.tolist()) - set(labels[train].tolist()))
+    if missing:
+        raise DataError(f"split: class(es) {missing} have no clips from the training speakers; use a stratified split")
+    return train.astype(np.int64), val.astype(np.int64), test.astype(np.int64)

@@ -1,0 +1,238 @@
+"""The 180-d clip features of the paper: 40 MFCC + 12 chroma + 128 mel power, time means.
+
+This is the one module training and inference share: the `.laq` header carries
+`FeatureConfig.model_dump()`, and the runtime rebuilds the same `FeatureExtractor` from it.
+
+Definitions follow librosa's defaults (the widely used recipe `mfcc(n_mfcc=40)`,
+`chroma_stft`, `melspectrogram`, each `.mean(axis=time)`), computed in torch:
+
+- STFT: periodic Hann window, `center=True` with zero (constant) padding as librosa >= 0.10,
+  power 2. It is computed once per clip and all three blocks derive from it.
+- mel: slaney mel scale with slaney area normalization (librosa `filters.mel` defaults),
+  power (not dB), fmin 0, fmax sr/2.
+- MFCC: `10 log10(max(mel, 1e-10))` (ref 1), floored at `max - top_db` (80 dB) over the
+  clip, then an orthonormal DCT-II. Because the DCT is linear, the time mean of the MFCCs
+  equals the DCT of the time mean of the dB mel spectrum; we use the cheaper form.
+- chroma: librosa's `filters.chroma` definition (Gaussian bumps per pitch class, column
+  L2-normalized, octave weighting around C5, start at C) built in torch at tuning
+  `chroma_tuning` (default 0: no per-clip tuning estimation, unlike `chroma_stft(tuning=None)`,
+  so the filterbank is a fixed buffer and the features do not depend on a pitch tracker),
+  applied to the magnitude spectrum (the recipe's `chroma_stft(S=np.abs(stft))`) or,
+  with `chroma_spectrum="power"`, to the power spectrum (`chroma_stft(y=...)`), then each
+  frame is divided by its maximum (norm=inf; all-zero frames stay zero).
+
+Output order is [MFCC, chroma, mel], as in the recipe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor, nn
+
+# Bump when the numbers an unchanged FeatureConfig produces change (feature code or the
+# audio loader/resampler): it is part of the feature cache key.
+FEATURES_VERSION = 1
+
+
+class FeatureConfig(BaseModel):
+    """How a waveform becomes a feature vector. Defaults reproduce the librosa recipe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample_rate: int = Field(22050, gt=0, description="every clip is resampled to this rate (Hz)")
+    n_mfcc: int = Field(40, ge=1, description="MFCC coefficients (block 1)")
+    n_chroma: int = Field(12, ge=1, description="chroma bins per octave (block 2)")
+    n_mels: int = Field(128, ge=1, description="mel bands (block 3, power; also the MFCC input)")
+    n_fft: int = Field(2048, ge=16, description="FFT size (samples)")
+    hop_length: int = Field(512, ge=1, description="frame step (samples)")
+    win_length: int | None = Field(None, ge=1, description="Hann window length; None = n_fft")
+    f_min: float = Field(0.0, ge=0.0, description="lowest mel frequency (Hz)")
+    f_max: float | None = Field(None, gt=0.0, description="highest mel frequency (Hz); None = sample_rate / 2")
+    top_db: float | None = Field(80.0, gt=0.0, description="dB floor below the clip's maximum before the MFCC DCT")
+    chroma_spectrum: Literal["magnitude", "power"] = Field(
+        "magnitude", description="spectrum the chroma filterbank sees: |STFT| (the recipe) or |STFT|^2"
+    )
+    chroma_tuning: float = Field(0.0, ge=-0.5, le=0.5, description="tuning offset in fractions of a chroma bin")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureConfig:
+        if self.win_length is not None and self.win_length > self.n_fft:
+            raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
+        if self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc ({self.n_mfcc}) must be <= n_mels ({self.n_mels})")
+        nyquist = self.sample_rate / 2
+        if self.f_max is not None and self.f_max > nyquist:
+            raise ValueError(f"f_max ({self.f_max}) must be <= sample_rate / 2 ({nyquist})")
+        if self.f_min >= (self.f_max if self.f_max is not None else nyquist):
+            raise ValueError(f"f_min ({self.f_min}) must be below f_max")
+        return self
+
+    @property
+    def dim(self) -> int:
+        """Length of the feature vector: n_mfcc + n_chroma + n_mels (180 by default)."""
+        return self.n_mfcc + self.n_chroma + self.n_mels
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest clip accepted: one full analysis window."""
+        return self.win_length or self.n_fft
+
+    def block_slices(self) -> dict[str, slice]:
+        """Where each block sits in the feature vector."""
+        a, b = self.n_mfcc, self.n_mfcc + self.n_chroma
+        return {"mfcc": slice(0, a), "chroma": slice(a, b), "mel": slice(b, self.dim)}
+
+    def feature_names(self) -> list[str]:
+        return (
+            [f"mfcc_{i}" for i in range(self.n_mfcc)]
+            + [f"chroma_{i}" for i in range(self.n_chroma)]
+            + [f"mel_{i}" for i in range(self.n_mels)]
+        )
+
+
+def chroma_filterbank(
+    sample_rate: float,
+    n_fft: int,
+    n_chroma: int = 12,
+    tuning: float = 0.0,
+    ctroct: float = 5.0,
+    octwidth: float | None = 2.0,
+) -> Tensor:
+    """(n_chroma, n_fft // 2 + 1) chroma weights, librosa `filters.chroma` definition.
+
+    Each FFT bin k > 0 sits at a fractional pitch-class position
+    p(k) = n_chroma * log2(f_k / (A440 * 2**(tuning / n_chroma) / 16)); the 0 Hz bin is placed
+    1.5 octaves below bin 1. Bin k adds to chroma c with a Gaussian in the circular
+    distance d = p(k) - c (wrapped into [-n_chroma/2, n_chroma/2)) of width half the
+    local bin spacing (at least one chroma bin); every column is L2-normalized, then
+    weighted by a Gaussian over octaves centred at `ctroct` with sd `octwidth`, and the
+    rows are rotated so that chroma 0 is C.
+    """
+    f64 = torch.float64
+    freqs = torch.arange(1, n_fft, dtype=f64) * (sample_rate / n_fft)
+    a440 = 440.0 * 2.0 ** (tuning / n_chroma)
+    pos = n_chroma * torch.log2(freqs / (a440 / 16.0))
+    pos = torch.cat([pos[:1] - 1.5 * n_chroma, pos])  # made-up position for 0 Hz
+    width = torch.cat([torch.clamp(pos[1:] - pos[:-1], min=1.0), torch.ones(1, dtype=f64)])
+
+    half = float(round(n_chroma / 2))
+    dist = pos[None, :] - torch.arange(n_chroma, dtype=f64)[:, None]
+    dist = torch.remainder(dist + half + 10 * n_chroma, n_chroma) - half
+    weights = torch.exp(-0.5 * (2.0 * dist / width[None, :]) ** 2)
+
+    col_norm = torch.linalg.vector_norm(weights, ord=2, dim=0, keepdim=True)
+    weights = weights / torch.where(col_norm < torch.finfo(f64).tiny, 1.0, col_norm)
+    if octwidth is not None:
+        weights = weights * torch.exp(-0.5 * ((pos / n_chroma - ctroct) / octwidth) ** 2)[None, :]
+    weights = torch.roll(weights, -3 * (n_chroma // 12), dims=0)  # start at C, not A
+    return weights[:, : n_fft // 2 + 1].to(torch.float32).contiguous()
+
+
+class FeatureExtractor(nn.Module):
+    """Waveform(s) at `cfg.sample_rate` -> time-averaged [MFCC, chroma, mel] features.
+
+    `forward(wave)`: (T,) -> (dim,), or (B, T) -> (B, dim) for clips padded with zeros to a
+    common length, with `lengths` (B,) giving each clip's true sample count. Because the
+    STFT pads with zeros anyway, a zero-padded clip's own frames are unchanged; frames past
+    its end are masked out of every mean and of the dB maximum, so batching is exact.
+    """
+
+    window: Tensor
+    mel_fb: Tensor
+    chroma_fb: Tensor
+    dct: Tensor
+
+    def __init__(self, cfg: FeatureConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or FeatureConfig()
+        win_length = cfg.win_length or cfg.n_fft
+        n_freqs = cfg.n_fft // 2 + 1
+        f_max = cfg.f_max if cfg.f_max is not None else cfg.sample_rate / 2
+        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        mel = AF.melscale_fbanks(n_freqs, cfg.f_min, f_max, cfg.n_mels, cfg.sample_rate, norm="slaney", mel_scale="slaney")
+        self.register_buffer("mel_fb", mel.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
+        chroma = chroma_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_chroma, tuning=cfg.chroma_tuning)
+        self.register_buffer("chroma_fb", chroma, persistent=False)  # (n_chroma, n_freqs)
+        dct = AF.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")
+        self.register_buffer("dct", dct.T.contiguous(), persistent=False)  # (n_mfcc, n_mels)
+        self._amin = 1e-10
+        self._tiny = torch.finfo(torch.float32).tiny
+
+    @property
+    def dim(self) -> int:
+        return self.cfg.dim
+
+    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> Tensor:
+        single = wave.dim() == 1
+        x = wave.unsqueeze(0) if single else wave
+        if x.dim() != 2:
+            raise ValueError(f"expected a waveform of shape (T,) or (B, T), got {tuple(wave.shape)}")
+        x = x.to(torch.float32)
+        cfg = self.cfg
+        spec = torch.stft(
+            x,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=self.window.shape[0],
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        magnitude = spec.abs()  # (B, F, frames); |S| then square, as librosa does
+        power = magnitude.square()
+        n_frames = power.shape[-1]
+        if lengths is None:
+            mask = None
+            count = torch.full((x.shape[0], 1), float(n_frames), device=x.device)
+        else:
+            frames = 1 + torch.as_tensor(lengths, device=x.device).long() // cfg.hop_length
+            mask = torch.arange(n_frames, device=x.device)[None, :] < frames[:, None]  # (B, frames)
+            count = frames.clamp(max=n_frames).to(torch.float32)[:, None]
+
+        def time_mean(a: Tensor) -> Tensor:
+            if mask is not None:
+                a = a * mask[:, None, :]
+            return a.sum(-1) / count
+
+        mel = torch.matmul(self.mel_fb, power)  # (B, n_mels, frames)
+        db = 10.0 * torch.log10(torch.clamp(mel, min=self._amin))
+        if cfg.top_db is not None:
+            valid = db if mask is None else db.masked_fill(~mask[:, None, :], -math.inf)
+            peak = valid.amax(dim=(-2, -1), keepdim=True)
+            db = torch.maximum(db, peak - cfg.top_db)
+        mfcc = time_mean(db) @ self.dct.T  # DCT of the mean = mean of the DCTs
+
+        spectrum = magnitude if cfg.chroma_spectrum == "magnitude" else power
+        raw = torch.matmul(self.chroma_fb, spectrum)  # (B, n_chroma, frames)
+        peak = raw.abs().amax(dim=1, keepdim=True)
+        chroma = raw / torch.where(peak < self._tiny, torch.ones_like(peak), peak)
+
+        out = torch.cat([mfcc, time_mean(chroma), time_mean(mel)], dim=-1)
+        return out[0] if single else out
+
+    @torch.inference_mode()
+    def extract_batch(self, waves: Sequence[Tensor | np.ndarray]) -> Tensor:
+        """Features of variable-length clips, (n, dim) float32, in input order.
+
+        Clips run one at a time: on CPU that is faster than zero-padding them into one
+        batch (measured: padding wastes frames and the masked means cost more than the
+        per-call overhead saved). For an accelerator, pad and call `forward(batch, lengths)`.
+        """
+        out = torch.empty((len(waves), self.dim), dtype=torch.float32)
+        for i, w in enumerate(waves):
+            out[i] = self(torch.as_tensor(w, dtype=torch.float32).reshape(-1).to(self.window.device)).cpu()
+        return out
+
+
+def extract_one(wave: np.ndarray | Tensor, extractor: FeatureExtractor) -> np.ndarray:
+    """Features of one clip as a float32 numpy vector (the cache and runtime path)."""
+    with torch.inference_mode():
+        return extractor(torch.as_tensor(wave, dtype=torch.float32)).numpy()
