@@ -126,6 +126,37 @@ def info(
     typer.echo(json.dumps(laq.summary(), indent=2) if as_json else laq.describe())
 
 
+@app.command()
+def fit(
+    config: Path | None = typer.Option(None, "--config", "-c", help="run config (YAML); see configs/"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="corpus root (overrides data.data_dir)"),
+    seed: int | None = typer.Option(None, "--seed", help="seed of the split, init and shuffling (overrides seed)"),
+    out: Path | None = typer.Option(None, "--out", help="run folder (default: <out_dir>/<name>, name = config file stem)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run folder's last.ckpt"),
+    overrides: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="override any config key, e.g. --set train.max_epochs=50 (repeatable)"
+    ),
+) -> None:
+    """Train the MLP on a corpus and evaluate it: writes best.ckpt, last.ckpt, metrics.json, confusion_matrix.png, logs/metrics.csv and the resolved config.yaml into the run folder.
+
+    Example: serlaq fit --config configs/emodb.yaml --data-dir data/emodb --seed 1 --set model.hidden=2HL
+
+    Ctrl-C keeps the last finished epoch; add --resume to the same command to continue (or: serlaq fit --resume --out RUN_DIR).
+    """
+    from serlaq.config import command_config
+
+    run_config = command_config(config, data_dir=data_dir, seed=seed, out=out, sets=overrides, resume=resume)
+    from serlaq.training import FitInterrupted, fit as run_fit, format_summary
+
+    try:
+        result = run_fit(run_config, resume=resume)
+    except FitInterrupted as exc:
+        typer.echo(f"serlaq: {exc}", err=True)
+        raise typer.Exit(130) from None
+    if result is not None:
+        typer.echo(format_summary(result))
+
+
 def main() -> None:
     try:
         app()

@@ -17,11 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-)
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from serlaq.errors import ConfigError
 
@@ -74,23 +70,30 @@ def classification_metrics(logits: Tensor, target: Tensor, labels: Sequence[str]
     """Accuracy, macro-F1, per-class accuracy (recall) and confusion matrix of one split.
 
     A plain function (no metric state) so a saved checkpoint can be scored exactly once per
-    sample, whatever strategy trained it; `SERClassifier` logs the same torchmetrics
-    definitions during training.
+    sample, whatever strategy trained it. Computed from the confusion counts in float64
+    with torchmetrics' definitions (macro-F1 averages the classes that occur in the
+    targets or the predictions), so the JSON holds exact ratios such as 50/54.
     """
     num_classes = len(labels)
     preds = logits.argmax(dim=-1)
-    confusion = multiclass_confusion_matrix(preds, target, num_classes=num_classes)
+    confusion = multiclass_confusion_matrix(preds, target, num_classes=num_classes).double()
+    true_pos = confusion.diag()
     support = confusion.sum(dim=1)
-    per_class = torch.where(support > 0, confusion.diag().float() / support.clamp(min=1), torch.nan)
+    predicted = confusion.sum(dim=0)
+    recall = torch.where(support > 0, true_pos / support.clamp(min=1), 0.0)
+    precision = torch.where(predicted > 0, true_pos / predicted.clamp(min=1), 0.0)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (support + predicted) > 0
     return {
-        "accuracy": float(multiclass_accuracy(preds, target, num_classes=num_classes, average="micro")),
-        "macro_f1": float(multiclass_f1_score(preds, target, num_classes=num_classes, average="macro")),
+        "accuracy": float(true_pos.sum() / max(int(target.numel()), 1)),
+        "macro_f1": float(f1[present].mean()) if bool(present.any()) else 0.0,
         "per_class_accuracy": {
-            label: (None if torch.isnan(acc) else float(acc)) for label, acc in zip(labels, per_class)
+            label: (float(acc) if n > 0 else None) for label, acc, n in zip(labels, recall, support)
         },
+        "per_class_f1": {label: float(v) for label, v in zip(labels, f1)},
         "support": {label: int(n) for label, n in zip(labels, support)},
-        "confusion_matrix": confusion.tolist(),
-        "loss": float(F.cross_entropy(logits, target)),
+        "confusion_matrix": confusion.long().tolist(),
+        "loss": float(F.cross_entropy(logits.double(), target)),
         "count": int(target.numel()),
     }
 

@@ -122,9 +122,10 @@ def fit(config: RunConfig, *, resume: bool = False, callbacks: Sequence[Callback
 def quiet_lightning() -> Iterator[None]:
     """Hide Lightning's banner lines and its advice aimed at large data (few batches per
     epoch, no loader workers): on a corpus of a few hundred clips they are noise."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PossibleUserWarning)
@@ -132,7 +133,8 @@ def quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _fit(config: RunConfig, resume: bool, callbacks: Sequence[Callback]) -> RunResult | None:

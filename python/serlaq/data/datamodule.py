@@ -157,13 +157,18 @@ class SERDataModule(L.LightningDataModule):
         if self._features is None:
             data = self.config.data
             found = self._discover_clips()
-            features, clips = extract_features(
-                found, self.config.features, data.cache_dir, workers=data.workers, on_error=data.on_error
+            extracted = extract_features(
+                found,
+                self.config.features,
+                data.cache_dir,
+                workers=data.workers,
+                on_error=data.on_error,
+                progress=self.config.trainer.enable_progress_bar and _is_main_process(),
             )
-            self._clips, self._features = list(clips), np.asarray(features, dtype=np.float32)
+            self._clips, self._features = list(extracted.clips), np.asarray(extracted.X, dtype=np.float32)
             self._corpus["clips_found"] = len(found)
-            self._corpus["clips_used"] = len(clips)
-            self._corpus["clips_skipped"] = len(found) - len(clips)
+            self._corpus["clips_used"] = len(extracted.clips)
+            self._corpus["clips_skipped"] = len(extracted.skipped)  # unusable audio, with on_error=skip
         assert self._clips is not None
         return self._clips, self._features
 
@@ -201,7 +206,7 @@ class SERDataModule(L.LightningDataModule):
             fractions=data.split,
             speaker_independent=data.speaker_independent,
         )
-        self._indices = {"train": list(train), "val": list(val), "test": list(test)}
+        self._indices = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()}
         self._datasets = {name: TensorDataset(x[idx], y[idx]) for name, idx in self._indices.items()}
         self.feature_mean, self.feature_std = standardization(x[self._indices["train"]])
 
@@ -226,6 +231,10 @@ def standardization(x_train: Tensor) -> tuple[Tensor, Tensor]:
     std = x.std(dim=0, unbiased=False)
     std = torch.where(std > 0, std, torch.ones_like(std))
     return mean.float(), std.float()
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def _check_split(name: str) -> Split:

@@ -1,0 +1,173 @@
+"""The run config: YAML → typed objects, one-line errors naming the key, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serlaq.config import (
+    RunConfig,
+    command_config,
+    default_cache_dir,
+    load_config,
+    parse_override,
+    save_config,
+)
+from serlaq.errors import ConfigError
+from serlaq.features import FeatureConfig
+from serlaq.laq.config import LaqConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def write(tmp_path: Path, text: str, name: str = "run.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["demo", "tess", "emodb", "savee"])
+def test_shipped_configs_validate(name: str) -> None:
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert config.name == name
+    assert config.run_dir == Path("runs") / name
+    assert isinstance(config.features, FeatureConfig)
+    assert config.features.dim == 180
+    assert config.model.hidden == "3HL"
+    assert (config.train.lr, config.train.batch_size, config.train.patience) == (1e-3, 32, 5)
+    assert config.model.dropout == 0.1
+    assert config.data.split == (0.8, 0.1, 0.1)
+    assert config.data.dataset == ("synthetic" if name == "demo" else name)
+
+
+def test_defaults_are_the_papers_settings() -> None:
+    config = RunConfig()
+    assert config.model.hidden == "3HL" and config.model.dropout == 0.1
+    assert config.train.lr == 1e-3 and config.train.batch_size == 32 and config.train.patience == 5
+    assert config.data.dataset == "synthetic" and config.laq is None
+    assert config.trainer.deterministic is True
+
+
+def test_unknown_key_names_file_and_dotted_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "train:\n  lr: 0.01\n  batchsize: 16\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "train.batchsize" in message and "unknown key" in message
+    assert "batch_size" in message  # the allowed keys are listed
+    assert "\n" not in message
+
+
+def test_unknown_top_level_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'optimizer'"):
+        load_config(write(tmp_path, "optimizer: {lr: 1}\n"))
+
+
+def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "train:\n  max_epochs: many\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: train.max_epochs:")
+    assert "integer" in message and "'many'" in message
+
+
+def test_bad_values_are_rejected_with_the_key(tmp_path: Path) -> None:
+    cases = {
+        "model: {hidden: 4HL}\n": "model.hidden",
+        "model: {hidden: [256, -1]}\n": "model.hidden",
+        "model: {dropout: 1.5}\n": "model.dropout",
+        "data: {split: [0.5, 0.3, 0.3]}\n": "data.split",
+        "data: {dataset: timit}\n": "data.dataset",
+        "data: {on_error: ignore}\n": "data.on_error",
+        "train: {monitor: train_loss}\n": "train.monitor",
+        "features: {n_mfcc: 0}\n": "features.n_mfcc",
+        "laq: {margin: -1}\n": "laq.margin",
+    }
+    for text, key in cases.items():
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text))
+        assert f": {key}" in str(info.value), (text, str(info.value))
+
+
+def test_corpus_needs_its_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"needs data.data_dir \(or --data-dir DIR\)"):
+        load_config(write(tmp_path, "data: {dataset: emodb}\n"))
+    assert load_config(write(tmp_path, "data: {dataset: emodb}\n"), ["data.data_dir=/corpora/emodb"]).data.data_dir == Path(
+        "/corpora/emodb"
+    )
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"run.yaml: invalid YAML"):
+        load_config(write(tmp_path, "train: [lr: 1\n"))
+    with pytest.raises(ConfigError, match=r"nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"expected a mapping"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_overrides_parse_yaml_values_and_nest() -> None:
+    config = load_config(
+        CONFIGS / "demo.yaml",
+        ["model.hidden=[128, 32]", "train.lr=5e-4", "data.synthetic.clips_per_class=3", "laq={margin: 0.02}", "seed=7"],
+    )
+    assert config.model.hidden == [128, 32]
+    assert config.train.lr == 5e-4
+    assert config.data.synthetic.clips_per_class == 3
+    assert config.data.synthetic.speakers == 4  # siblings of an overridden key are kept
+    assert config.laq == LaqConfig(margin=0.02)
+    assert config.seed == 7
+    assert load_config(CONFIGS / "demo.yaml", {"model.hidden": "2hl"}).model.hidden == "2HL"
+
+
+def test_override_errors_name_the_override() -> None:
+    with pytest.raises(ConfigError, match=r"^--set train\.lrr: unknown key 'train\.lrr'"):
+        load_config(CONFIGS / "demo.yaml", ["train.lrr=1"])
+    with pytest.raises(ConfigError, match=r"^--set train\.lr: .*number"):
+        load_config(CONFIGS / "demo.yaml", ["train.lr=fast"])
+    with pytest.raises(ConfigError, match=r"expected key.sub=value"):
+        parse_override("train.lr")
+    with pytest.raises(ConfigError, match=r"train.lr is not a section"):
+        load_config(CONFIGS / "demo.yaml", ["train.lr.x=1"])
+
+
+def test_command_flags_override_the_file(tmp_path: Path) -> None:
+    config = command_config(
+        CONFIGS / "emodb.yaml",
+        data_dir=tmp_path / "emodb",
+        seed=11,
+        out=tmp_path / "runs" / "mine",
+        sets=["train.max_epochs=3"],
+    )
+    assert config.data.data_dir == tmp_path / "emodb"
+    assert config.seed == 11
+    assert config.run_dir == (tmp_path / "runs" / "mine").resolve()
+    assert config.train.max_epochs == 3
+
+
+def test_resume_without_config_reads_the_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "old"
+    save_config(load_config(CONFIGS / "demo.yaml", ["seed=5"]), run_dir / "config.yaml")
+    config = command_config(None, out=run_dir, resume=True)
+    assert config.seed == 5 and config.run_dir == run_dir.resolve()
+    with pytest.raises(ConfigError, match=r"--config"):
+        command_config(None)
+
+
+def test_saved_config_round_trips(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "emodb.yaml", ["model.hidden=[64, 32]", "laq={margin: 0.03}", "trainer.devices=2"])
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+    assert not list(tmp_path.glob(".*tmp"))  # the atomic write leaves no temp file
+
+
+def test_cache_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERLAQ_CACHE", str(tmp_path / "cache"))
+    assert default_cache_dir() == tmp_path / "cache"
+    assert RunConfig().data.cache_dir == tmp_path / "cache"
+    monkeypatch.delenv("SERLAQ_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "serlaq"

@@ -1,0 +1,175 @@
+"""`fit(config)` end to end on a tiny synthetic corpus: run folder, checkpoint contents,
+determinism, Ctrl-C and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback
+
+from serlaq.config import RunConfig, load_config
+from serlaq.data.datamodule import SERDataModule
+from serlaq.errors import ConfigError
+from serlaq.model import SERClassifier
+from serlaq.training import FitInterrupted, RunResult, fit
+
+DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+# 7 emotions x 10 clips of 0.5 s: 56 / 7 / 7 clips, one per class in val and in test.
+TINY: dict[str, Any] = {
+    "data.synthetic.clips_per_class": 10,
+    "data.synthetic.speakers": 2,
+    "data.synthetic.seconds": 0.5,
+    "model.hidden": [64, 32],
+    "train.max_epochs": 6,
+    "train.patience": 3,
+    "trainer.enable_progress_bar": False,
+}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serlaq-cache")
+
+
+def tiny_config(out_dir: Path, cache_dir: Path, name: str = "tiny", **overrides: Any) -> RunConfig:
+    return load_config(DEMO, {**TINY, "data.cache_dir": str(cache_dir), "out_dir": str(out_dir), "name": name, **overrides})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> RunResult:
+    result = fit(tiny_config(tmp_path_factory.mktemp("runs"), cache_dir))
+    assert result is not None
+    return result
+
+
+def test_fit_writes_the_run_folder(tiny_run: RunResult) -> None:
+    run_dir = tiny_run.run_dir
+    for name in ("best.ckpt", "last.ckpt", "config.yaml", "metrics.json", "confusion_matrix.png", "logs/metrics.csv"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(run_dir.glob(".*.tmp")) and not list(run_dir.glob("*-v1.ckpt"))
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics == tiny_run.metrics
+    labels = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad"]
+    assert metrics["labels"] == labels
+    assert metrics["split_sizes"] == {"train": 56, "val": 7, "test": 7}
+    assert metrics["seed"] == 0 and metrics["world_size"] == 1
+    assert metrics["parameters"] == (180 * 64 + 64) + (64 * 32 + 32) + (32 * 7 + 7)
+    assert metrics["data"]["clips_used"] == 70 and metrics["data"]["clips_skipped"] == 0
+    assert 0 <= metrics["best_epoch"] < metrics["epochs"] <= 6
+    for split in ("val", "test"):
+        scores = metrics[split]
+        confusion = np.array(scores["confusion_matrix"])
+        assert confusion.shape == (7, 7) and confusion.sum() == metrics["split_sizes"][split]
+        assert scores["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+        assert set(scores["per_class_accuracy"]) == set(labels)
+        assert 0.0 <= scores["macro_f1"] <= 1.0
+    assert set(metrics["timings"]) == {"data_s", "fit_s", "total_s"}
+
+    rows = (run_dir / "logs" / "metrics.csv").read_text().splitlines()
+    assert {"epoch", "train_loss", "val_loss", "val_acc", "val_f1"} <= set(rows[0].split(","))
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["hidden"] == [64, 32] and Path(saved["data"]["cache_dir"]).is_absolute()
+
+
+def test_checkpoint_alone_rebuilds_model_and_data(tiny_run: RunResult) -> None:
+    model = SERClassifier.load_from_checkpoint(tiny_run.best_checkpoint, map_location="cpu")
+    assert model.hparams.labels == tiny_run.metrics["labels"]
+    assert model.hparams.feature_config["sample_rate"] == 22050
+    assert model.hparams.run_config["model"]["hidden"] == [64, 32]
+
+    datamodule = SERDataModule.from_model(model)
+    x_train, _ = datamodule.split_tensors("train")
+    # standardization fitted on the training split only, and carried by the checkpoint
+    assert torch.allclose(model.feature_mean, x_train.double().mean(0).float())
+    assert torch.allclose(model.feature_std, x_train.double().std(0, unbiased=False).float())
+    x_all = torch.cat([datamodule.split_tensors(s)[0] for s in ("train", "val", "test")])
+    assert not torch.allclose(model.feature_mean, x_all.mean(0))
+
+    assert sum(len(datamodule.split_clips(s)) for s in ("train", "val", "test")) == 70
+    assert model.evaluate(*datamodule.split_tensors("test"))["accuracy"] == tiny_run.test_accuracy
+    assert model.evaluate(*datamodule.split_tensors("val"))["accuracy"] == tiny_run.val_accuracy
+
+
+def test_same_seed_same_split_and_scores(tmp_path: Path, cache_dir: Path, tiny_run: RunResult) -> None:
+    again = fit(tiny_config(tmp_path, cache_dir))
+    assert again is not None
+    for key in ("val", "test", "best_epoch", "epochs", "split_sizes"):
+        assert again.metrics[key] == tiny_run.metrics[key], key
+    first = torch.load(tiny_run.best_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    second = torch.load(again.best_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_seed_changes_the_split(cache_dir: Path, tmp_path: Path) -> None:
+    def test_clips(seed: int) -> list[Path]:
+        datamodule = SERDataModule(tiny_config(tmp_path, cache_dir, seed=seed))
+        datamodule.setup()
+        return [clip.path for clip in datamodule.split_clips("test")]
+
+    assert test_clips(0) == test_clips(0)
+    assert test_clips(0) != test_clips(1)
+
+
+class InterruptAt(Callback):
+    """Raises KeyboardInterrupt (what Ctrl-C does) at the end of one training epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interrupt_keeps_last_checkpoint_and_resume_finishes_the_same_run(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    settings = {"train.patience": 50, "train.max_epochs": 6}
+    straight = fit(tiny_config(tmp_path, cache_dir, name="straight", **settings))
+    assert straight is not None
+
+    config = tiny_config(tmp_path, cache_dir, name="cut", **settings)
+    with pytest.raises(FitInterrupted) as info:
+        fit(config, callbacks=[InterruptAt(epoch=2)])
+    assert "--resume" in str(info.value)
+    assert info.value.last_checkpoint == config.run_dir / "last.ckpt"
+    interrupted_at = torch.load(config.run_dir / "last.ckpt", map_location="cpu", weights_only=True)["epoch"]
+    assert interrupted_at < 5
+    assert not (config.run_dir / "metrics.json").exists()
+
+    resumed = fit(config, resume=True)
+    assert resumed is not None
+    assert resumed.metrics["epochs"] == straight.metrics["epochs"] == 6
+    # the shuffling order and the dropout RNG are restored: the same weights as never stopping
+    a = torch.load(straight.last_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    b = torch.load(resumed.last_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.metrics["test"] == straight.metrics["test"]
+    assert (config.run_dir / "logs" / "resume-1" / "metrics.csv").is_file()
+
+
+def test_resume_refuses_a_different_run(tmp_path: Path, cache_dir: Path, tiny_run: RunResult) -> None:
+    with pytest.raises(ConfigError, match=r"nothing to resume"):
+        fit(tiny_config(tmp_path, cache_dir, name="never-started"), resume=True)
+    changed = tiny_config(tiny_run.run_dir.parent, cache_dir, name=tiny_run.run_dir.name, **{"model.hidden": [32, 32]})
+    with pytest.raises(ConfigError, match=r"cannot resume: model.hidden differs"):
+        fit(changed, resume=True)
+
+
+def test_fresh_run_replaces_previous_outputs(tmp_path: Path, cache_dir: Path) -> None:
+    config = tiny_config(tmp_path, cache_dir, name="again", **{"train.max_epochs": 2})
+    fit(config)
+    (config.run_dir / "notes.txt").write_text("mine")
+    result = fit(config.model_copy(update={"seed": 3}))
+    assert result is not None and result.metrics["seed"] == 3
+    assert sorted(p.name for p in config.run_dir.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+    assert (config.run_dir / "notes.txt").read_text() == "mine"  # only the run's own outputs are replaced
