@@ -30,7 +30,8 @@ def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[str
     """Expand files and directories (searched recursively) into audio file paths.
 
     A directory is searched for the suffixes corpus discovery uses; a file named explicitly
-    is always tried, whatever its suffix. Returns (files, errors): errors are (input, message) for inputs that do not exist or
+    is always tried, whatever its suffix. Paths are kept as given (relative stays relative)
+    and each file comes once. Returns (files, errors): errors are (input, message) for inputs that do not exist or
     directories that hold no audio. Files under one directory come in sorted order.
     """
     from serlaq.data.corpora import AUDIO_SUFFIXES
@@ -49,7 +50,8 @@ def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[str
             files.append(str(item))
         else:
             errors.append((str(item), f"{item}: no such file or directory"))
-    return files, errors
+    # a file named twice (or named and inside a named directory) is predicted once
+    return list(dict.fromkeys(files)), errors
 
 
 def resolve_workers(workers: int | None, n_files: int) -> int:

@@ -371,7 +371,7 @@ class LaqModel:
         ]
         for layer in self.layers:
             lines.append(
-                f"{layer.name:<{name_w}}  {layer.rows:>4}x{layer.cols:<4}  {layer.bits:>4}  {layer.quantizer:<9}"
+                f"{layer.name:<{name_w}}  {f'{layer.rows}x{layer.cols}':>9}  {layer.bits:>4}  {layer.quantizer:<9}"
                 f"  {layer.granularity:<11}  {_kb(layer.size_bytes):>10}  {_kb(layer.fp32_bytes):>10}"
             )
         lines += [

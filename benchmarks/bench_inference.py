@@ -1,0 +1,420 @@
+"""WAV -> label per clip: serlaq `.laq` vs the same model in torch fp32 vs the librosa +
+scikit-learn recipe, each stage timed (decode / features / MLP), single process.
+
+    python benchmarks/bench_inference.py --data-dir /work/shared/datasets/emodb-2s
+
+What it does, in one run:
+1. discovers the corpus (`serlaq.data.corpora.discover`) and splits it stratified 80/10/10
+   (seed `--seed`);
+2. times serlaq's decode (`serlaq.data.audio.load_audio`) and features (`FeatureExtractor`)
+   for every clip, one clip at a time;
+3. gets a `.laq` model of the paper's 3HL MLP: `--model PATH` uses an existing file whose
+   fp32 twin is not available, so by default the benchmark trains one itself (see
+   `train_and_compress`: plain torch training on these features + the project's LAQ
+   importance, paper bit search and quantizer, exported with `_native.write_laq`);
+4. times the MLP stage at batch 1 per clip (every clip, `--mlp-passes` passes): `LaqModel.predict_proba` (standardize, packed
+   native layers, softmax) vs the same trained fp32 MLP in torch (standardize, Linear/ReLU,
+   softmax) -- same features, so decode and features are shared by those two rows;
+5. runs the widely used librosa recipe end to end (`librosa.load(sr=22050)`, means of
+   `mfcc(n_mfcc=40)`, `chroma_stft`, `melspectrogram`, sklearn `MLPClassifier`);
+6. measures, in fresh processes, the import time of `serlaq`, `serlaq.load` and the first
+   prediction, and the peak memory (max RSS) of a process that loads the `.laq` and
+   predicts one clip.
+
+Single process: torch uses 1 thread (`torch.set_num_threads(1)`), the Rust GEMM's rayon
+pool is limited to 1 thread (`RAYON_NUM_THREADS=1`; at batch 1 these layers are below
+its parallel threshold anyway), and BLAS pools used by numpy/librosa/sklearn get 1
+thread. Times are medians over clips (the first `--warmup` clips of each pipeline are
+not timed: librosa's numba kernels compile on first use).
+"""
+
+from __future__ import annotations
+
+import os
+
+# one thread everywhere, before numpy / torch / the native module start their pools
+for _var in ("RAYON_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def median_ms(xs: list[float]) -> float:
+    return statistics.median(xs) * 1000.0
+
+
+def stratified_split(labels: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified 80/10/10 train/val/test indices (sklearn, as the recipe does)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    y = np.array(labels)
+    train, rest = train_test_split(idx, test_size=0.2, stratify=y, random_state=seed)
+    val, test = train_test_split(rest, test_size=0.5, stratify=y[rest], random_state=seed)
+    return train, val, test
+
+
+# --- 2. serlaq decode + features ---------------------------------------------------------------
+
+
+def time_serlaq_features(paths: list[Path], cfg: Any, warmup: int) -> tuple[np.ndarray, list[float], list[float]]:
+    from serlaq.data.audio import load_audio
+    from serlaq.features import FeatureExtractor
+
+    extractor = FeatureExtractor(cfg).eval()
+    feats, t_dec, t_feat = [], [], []
+    for k, p in enumerate(paths):
+        t0 = time.perf_counter()
+        wave = load_audio(p, cfg.sample_rate, min_samples=cfg.min_samples)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            vec = extractor(torch.from_numpy(wave)).numpy()
+        t2 = time.perf_counter()
+        feats.append(vec)
+        if k >= warmup:
+            t_dec.append(t1 - t0)
+            t_feat.append(t2 - t1)
+    return np.stack(feats).astype(np.float32), t_dec, t_feat
+
+
+# --- 3. a trained, LAQ-compressed model ------------------------------------------------------------
+
+
+def train_and_compress(
+    x: np.ndarray, y: np.ndarray, labels: list[str], split: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cfg: Any, out: Path, seed: int, margin: float,
+) -> tuple[torch.nn.Sequential, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The paper's 3HL MLP trained in plain torch on the benchmark's own features (Adam 1e-3,
+    batch 32, dropout 0.1, early stopping on val loss, patience 5), then compressed with the
+    project's LAQ pieces: eq. 1-4 importance, the eq. 5 paper search on the validation
+    split (margin `margin`), the per-tensor quantizers, written by `_native.write_laq`.
+    Returns the fp32 net (on standardized inputs), the norm stats and the LAQ summary."""
+    from serlaq import __version__, _native
+    from serlaq.laq.fakequant import PlanQuantizer, make_evaluator, quantizable_layers
+    from serlaq.laq.importance import layer_importance
+    from serlaq.laq.search import paper_search
+
+    train, val, _ = split
+    mean = x[train].mean(0)
+    std = x[train].std(0)
+    std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+    xs = torch.from_numpy((x - mean) / std)
+    yt = torch.from_numpy(y)
+    torch.manual_seed(seed)
+    dims = [x.shape[1], 256, 512, 64, len(labels)]
+    mods: list[torch.nn.Module] = []
+    for i in range(len(dims) - 1):
+        mods.append(torch.nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            mods += [torch.nn.ReLU(), torch.nn.Dropout(0.1)]
+    net = torch.nn.Sequential(*mods)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    best, best_state, bad = float("inf"), None, 0
+    for _epoch in range(200):
+        net.train()
+        perm = torch.from_numpy(train)[torch.randperm(len(train), generator=gen)]
+        for b in range(0, len(perm), 32):
+            idx = perm[b : b + 32]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xs[idx]), yt[idx]).backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            vloss = float(torch.nn.functional.cross_entropy(net(xs[val]), yt[val]))
+        if vloss < best - 1e-4:
+            best, bad = vloss, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= 5:
+                break
+    assert best_state is not None
+    net.load_state_dict(best_state)
+    net.eval()
+
+    layers = quantizable_layers(net)
+    stats = layer_importance({n: m.weight.detach().numpy() for n, m in layers})
+    pq = PlanQuantizer(layers)
+    evaluate, baseline = make_evaluator(net, pq, xs[val], yt[val], "accuracy")
+    result = paper_search(stats, evaluate, baseline, margin=margin)
+    plan = result.plan
+    records = []
+    for name, mod in layers:
+        q = pq.get(name, plan[name])
+        records.append({
+            "name": name, "bits": q.bits, "quantizer": q.quantizer, "codes": q.codes,
+            "scale": q.scale, "zero": q.zero, "bias": mod.bias.detach().numpy().astype(np.float32),
+        })
+    meta = {
+        "serlaq_version": __version__,
+        "labels": labels,
+        "features": cfg.model_dump(mode="json"),
+        "architecture": {"type": "mlp", "input_dim": dims[0], "hidden": dims[1:-1], "activation": "relu",
+                         "num_classes": len(labels)},
+        "normalization": {"mean": "norm.mean", "std": "norm.std"},
+        "laq": {"avg_bits": result.avg_bits, "mode": "paper", "plan": plan, "margin": margin,
+                "criterion": "accuracy", "source": "benchmarks/bench_inference.py"},
+    }
+    _native.write_laq(str(out), json.dumps(meta), records,
+                      {"norm.mean": mean.astype(np.float32), "norm.std": std.astype(np.float32)})
+    return net, mean.astype(np.float32), std, {"plan": plan, "avg_bits": result.avg_bits,
+                                               "val_fp32": baseline, "val_laq": result.score}
+
+
+# --- 4. MLP stage at batch 1 -----------------------------------------------------------------------------
+
+
+def time_laq_mlp(model: Any, x: np.ndarray, warmup: int) -> tuple[list[float], np.ndarray]:
+    for row in x[:warmup]:
+        model.predict_proba(row)
+    times, preds = [], []
+    for row in x:
+        t0 = time.perf_counter()
+        p = model.predict_proba(row)
+        times.append(time.perf_counter() - t0)
+        preds.append(int(np.argmax(p)))
+    return times, np.array(preds)
+
+
+def time_torch_mlp(net: torch.nn.Module, mean: np.ndarray, std: np.ndarray, x: np.ndarray, warmup: int
+                   ) -> tuple[list[float], np.ndarray]:
+    mean_t, std_t = torch.from_numpy(mean), torch.from_numpy(std)
+    times, preds = [], []
+    with torch.inference_mode():
+        for k, row in enumerate(list(x[:warmup]) + list(x)):
+            t0 = time.perf_counter()
+            z = net(((torch.from_numpy(row) - mean_t) / std_t)[None])
+            p = torch.softmax(z, dim=-1)[0].numpy()
+            dt = time.perf_counter() - t0
+            if k >= warmup:
+                times.append(dt)
+                preds.append(int(np.argmax(p)))
+    return times, np.array(preds)
+
+
+# --- 5. the librosa + scikit-learn recipe ----------------------------------------------------------------
+
+
+def librosa_features(paths: list[Path], warmup: int) -> tuple[np.ndarray, list[float], list[float]]:
+    import librosa
+
+    feats, t_dec, t_feat = [], [], []
+    for k, p in enumerate(paths):
+        t0 = time.perf_counter()
+        sig, sr = librosa.load(str(p), sr=22050)
+        t1 = time.perf_counter()
+        stft = np.abs(librosa.stft(sig))
+        mfcc = np.mean(librosa.feature.mfcc(y=sig, sr=sr, n_mfcc=40).T, axis=0)
+        chroma = np.mean(librosa.feature.chroma_stft(S=stft, sr=sr).T, axis=0)
+        mel = np.mean(librosa.feature.melspectrogram(y=sig, sr=sr).T, axis=0)
+        vec = np.hstack([mfcc, chroma, mel])
+        t2 = time.perf_counter()
+        feats.append(vec)
+        if k >= warmup:
+            t_dec.append(t1 - t0)
+            t_feat.append(t2 - t1)
+    return np.stack(feats), t_dec, t_feat
+
+
+def sklearn_recipe(x: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, np.ndarray, np.ndarray], seed: int,
+                   warmup: int) -> tuple[list[float], float]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    train, _, test = split
+    clf = MLPClassifier(alpha=0.01, batch_size=256, epsilon=1e-08, hidden_layer_sizes=(300,),
+                        learning_rate="adaptive", max_iter=500, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(x[train], y[train])
+    rows = x[test]
+    for row in rows[:warmup]:
+        clf.predict_proba(row[None])
+    times, preds = [], []
+    for row in rows:
+        t0 = time.perf_counter()
+        p = clf.predict_proba(row[None])
+        times.append(time.perf_counter() - t0)
+        preds.append(int(clf.classes_[np.argmax(p)]))
+    return times, float(np.mean(np.array(preds) == y[test]))
+
+
+# --- 6. fresh processes: import time, load, first prediction, peak memory -------------------------------
+
+
+_COLD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+import serlaq
+t1 = time.perf_counter()
+m = serlaq.load(sys.argv[1])
+t2 = time.perf_counter()
+p = m.predict(sys.argv[2])
+t3 = time.perf_counter()
+p = m.predict(sys.argv[2])
+t4 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "load": t2 - t1, "first": t3 - t2, "second": t4 - t3,
+                  "label": p.label, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "lightning": any(k.startswith("lightning") for k in sys.modules)}))
+"""
+
+_TORCH_ONLY = """
+import json, resource
+import torch
+print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def fresh_process(code: str, *args: str) -> dict[str, Any]:
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def import_time_serlaq() -> float:
+    """Cumulative `import serlaq` time (s) as `python -X importtime` reports it."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import serlaq"], capture_output=True, text=True,
+                         check=True)
+    for line in out.stderr.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[2] == "serlaq":
+            return int(parts[1]) / 1e6
+    raise RuntimeError("no serlaq line in -X importtime output")
+
+
+# --- main ------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, required=True, help="corpus (e.g. /work/shared/datasets/emodb-2s)")
+    ap.add_argument("--dataset", default="auto", help="corpus layout for serlaq.data.corpora.discover")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--margin", type=float, default=0.01, help="LAQ T_margin of the trained model")
+    ap.add_argument("--warmup", type=int, default=10, help="clips per pipeline run but not timed")
+    ap.add_argument("--limit", type=int, default=None, help="time only the first N clips (all by default)")
+    ap.add_argument("--mlp-passes", type=int, default=3, help="passes over all clips when timing the MLP stage")
+    ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes for import/load/memory (median)")
+    ap.add_argument("--json", type=Path, default=None, help="also write all figures to this JSON file")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    import serlaq
+    from serlaq.data.corpora import discover
+    from serlaq.features import FeatureConfig
+
+    clips = discover(args.data_dir, args.dataset)
+    if args.limit:
+        clips = clips[: args.limit]
+    paths = [c.path for c in clips]
+    labels = sorted({c.label for c in clips})
+    y = np.array([labels.index(c.label) for c in clips], dtype=np.int64)
+    split = stratified_split([c.label for c in clips], args.seed)
+    test = split[2]
+    cfg = FeatureConfig()
+    print(f"corpus: {args.data_dir} ({len(clips)} clips, {len(labels)} classes, test split {len(test)} clips)",
+          flush=True)
+
+    print("serlaq decode + features ...", flush=True)
+    x, s_dec, s_feat = time_serlaq_features(paths, cfg, args.warmup)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        laq_path = Path(tmp) / "bench.laq"
+        print("training the 3HL MLP and compressing it with LAQ ...", flush=True)
+        net, mean, std, laq_info = train_and_compress(x, y, labels, split, cfg, laq_path, args.seed, args.margin)
+        model = serlaq.load(laq_path)
+
+        print("MLP stage at batch 1 ...", flush=True)
+        # every clip, a few passes, interleaved so both see the same machine state
+        laq_mlp, fp_mlp = [], []
+        for _ in range(args.mlp_passes):
+            t, laq_pred = time_laq_mlp(model, x, args.warmup)
+            laq_mlp += t
+            t, fp_pred = time_torch_mlp(net, mean, std, x, args.warmup)
+            fp_mlp += t
+        laq_acc = float(np.mean(laq_pred[test] == y[test]))
+        fp_acc = float(np.mean(fp_pred[test] == y[test]))
+
+        print("serlaq end to end: LaqModel.predict(path) per clip ...", flush=True)
+        e2e = []
+        for k, p in enumerate(paths):
+            t0 = time.perf_counter()
+            model.predict(p)
+            if k >= args.warmup:
+                e2e.append(time.perf_counter() - t0)
+
+        print("librosa + scikit-learn recipe ...", flush=True)
+        lx, l_dec, l_feat = librosa_features(paths, args.warmup)
+        l_mlp, l_acc = sklearn_recipe(lx, y, split, args.seed, args.warmup)
+
+        print("fresh processes: import, load, first prediction, peak memory ...", flush=True)
+        cold = [fresh_process(_COLD, str(laq_path), str(paths[0])) for _ in range(max(1, args.cold_runs))]
+        torch_only = fresh_process(_TORCH_ONLY)
+        imp = statistics.median(import_time_serlaq() for _ in range(max(1, args.cold_runs)))
+        size, fp32_size = model.size_bytes, model.fp32_size_bytes
+
+    med = {k: statistics.median(c[k] for c in cold) for k in ("import", "load", "first", "second", "maxrss_kb")}
+    rows = [
+        ("serlaq .laq (Rust packed GEMV)", median_ms(s_dec), median_ms(s_feat), median_ms(laq_mlp), laq_acc),
+        ("same model, torch fp32 MLP", median_ms(s_dec), median_ms(s_feat), median_ms(fp_mlp), fp_acc),
+        ("librosa + sklearn MLPClassifier", median_ms(l_dec), median_ms(l_feat), median_ms(l_mlp), l_acc),
+    ]
+    total = {name: d + f + m for name, d, f, m, _ in rows}
+    serlaq_total = total[rows[0][0]]
+    print()
+    print(f"WAV -> label per clip, single process, median over {len(s_dec)} clips "
+          f"(MLP stage: {len(laq_mlp)} calls at batch 1; accuracy on the {len(test)} test clips); ms per clip")
+    print(f"{'pipeline':<34}{'decode':>9}{'features':>10}{'MLP':>9}{'total':>9}{'vs serlaq':>11}{'test acc':>10}")
+    for name, d, f, m, acc in rows:
+        print(f"{name:<34}{d:>9.3f}{f:>10.3f}{m:>9.4f}{total[name]:>9.3f}{total[name] / serlaq_total:>10.1f}x"
+              f"{acc * 100:>9.1f}%")
+    print(f"{'serlaq LaqModel.predict(path)':<34}{'':>9}{'':>10}{'':>9}{median_ms(e2e):>9.3f}"
+          f"{median_ms(e2e) / serlaq_total:>10.1f}x")
+    print()
+    speedup = total[rows[2][0]] / serlaq_total
+    mlp_ratio = median_ms(fp_mlp) / median_ms(laq_mlp)
+    print(f"librosa recipe / serlaq .laq per clip:   {speedup:6.1f}x   (target >= 10x: {'met' if speedup >= 10 else 'MISSED'})")
+    print(f"torch fp32 MLP / .laq MLP stage:         {mlp_ratio:6.2f}x   (target > 1: {'met' if mlp_ratio > 1 else 'MISSED'})")
+    print(f"model: 3HL {laq_info['plan']} avg {laq_info['avg_bits']:.2f} bits, "
+          f"{size / 1000:.1f} KB .laq vs {fp32_size / 1000:.1f} KB fp32 ({fp32_size / size:.1f}x); "
+          f"val acc fp32 {laq_info['val_fp32'] * 100:.1f}% -> LAQ {laq_info['val_laq'] * 100:.1f}%")
+    print()
+    print(f"fresh process (median of {len(cold)}): import serlaq {med['import'] * 1000:.0f} ms "
+          f"(-X importtime: {imp * 1000:.0f} ms), serlaq.load {med['load'] * 1000:.0f} ms, "
+          f"first predict {med['first'] * 1000:.0f} ms, second {med['second'] * 1000:.1f} ms; "
+          f"lightning imported: {any(c['lightning'] for c in cold)}")
+    print(f"peak memory (max RSS) of load + predict one clip: {med['maxrss_kb'] / 1024:.0f} MiB "
+          f"(a process that only imports torch: {torch_only['maxrss_kb'] / 1024:.0f} MiB)")
+
+    if args.json:
+        figures = {
+            "clips_timed": len(s_dec), "test_clips": len(test),
+            "rows": [{"pipeline": n, "decode_ms": d, "features_ms": f, "mlp_ms": m, "total_ms": total[n],
+                      "test_acc": a} for n, d, f, m, a in rows],
+            "serlaq_predict_path_ms": median_ms(e2e), "speedup_vs_librosa": speedup, "mlp_speedup_vs_torch": mlp_ratio,
+            "laq": laq_info, "size_bytes": size, "fp32_size_bytes": fp32_size,
+            "cold": med, "import_time_s": imp, "torch_only_maxrss_kb": torch_only["maxrss_kb"],
+        }
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
