@@ -204,13 +204,14 @@ def synthesize_clip(emotion: str, speaker: Speaker, seconds: float, sample_rate:
     f0 = p["f0"] * 2.0 ** (semis / 12)
 
     # Glottal periods with jitter and shimmer, then a Rosenberg pulse inside each period.
+    jitter = 1 + p["jitter"] * rng.standard_normal(int(n * f0.max() / sr * 2) + 16)
     starts, lengths = [], []
     s = 0.0
     while s < n:
-        length = sr / (f0[int(s)] * (1 + p["jitter"] * rng.standard_normal()))
+        length = max(sr / (f0[int(s)] * jitter[len(starts) % jitter.size]), 2.0)
         starts.append(s)
-        lengths.append(max(length, 2.0))
-        s += lengths[-1]
+        lengths.append(length)
+        s += length
     starts_a, lengths_a = np.asarray(starts), np.asarray(lengths)
     amps = np.clip(1 + p["shimmer"] * rng.standard_normal(starts_a.size), 0.2, None)
     idx = np.searchsorted(starts_a, np.arange(n), side="right") - 1

@@ -1,0 +1,95 @@
+"""Decoding, downmix, resampling and the one-line errors of `load_audio`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from conftest import tone, write_wav
+
+from serlaq.data.audio import SILENCE_PEAK, load_audio, resample
+from serlaq.errors import AudioError, SerlaqError
+
+
+def test_reads_pcm16_mono_as_float32(tmp_path: Path) -> None:
+    y = tone(0.5)
+    path = write_wav(tmp_path / "a.wav", y)
+    out = load_audio(path, 22050)
+    assert out.dtype == np.float32 and out.ndim == 1 and out.shape == y.shape
+    np.testing.assert_allclose(out, y, atol=1.0 / 32768)
+
+
+def test_stereo_is_averaged_to_mono(tmp_path: Path) -> None:
+    left, right = tone(0.5, freq=200.0), tone(0.5, freq=300.0, seed=1)
+    path = write_wav(tmp_path / "st.wav", np.stack([left, right], axis=1), subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(path, 22050), (left + right) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("orig", [8000, 16000, 44100, 48000])
+def test_resampling_is_torchaudios(tmp_path: Path, orig: int) -> None:
+    y = tone(0.7, sample_rate=orig, freq=180.0)
+    path = write_wav(tmp_path / f"r{orig}.flac", y, sample_rate=orig)
+    out = load_audio(path, 22050)
+    decoded, _ = sf.read(str(path), dtype="float32")
+    ref = AF.resample(torch.from_numpy(decoded), orig, 22050).numpy()
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, atol=1e-5)  # float32 summation order only
+
+
+def test_resample_is_identity_at_the_same_rate() -> None:
+    y = tone(0.2)
+    assert resample(y, 22050, 22050) is y
+
+
+def _bad(path: Path, match: str, **kw) -> AudioError:
+    with pytest.raises(AudioError, match=match) as info:
+        load_audio(path, 22050, **kw)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    assert isinstance(info.value, SerlaqError)
+    return info.value
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    _bad(tmp_path / "nope.wav", "file not found")
+    (tmp_path / "dir.wav").mkdir()
+    _bad(tmp_path / "dir.wav", "not a file")
+
+
+def test_not_audio_and_corrupt(tmp_path: Path) -> None:
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not a wav file\n" * 20)
+    _bad(text, "cannot decode audio")
+    good = write_wav(tmp_path / "good.wav", tone(0.5)).read_bytes()
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(good[:8] + b"JUNKJUNK" + good[16:])  # RIFF header broken
+    _bad(corrupt, "cannot decode audio")
+
+
+def test_empty_and_silent(tmp_path: Path) -> None:
+    _bad(write_wav(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32)), "empty audio")
+    _bad(write_wav(tmp_path / "zeros.wav", np.zeros(22050, dtype=np.float32)), "all silent")
+    dither = np.random.default_rng(0).integers(-2, 3, 22050).astype(np.float32) / 32768
+    _bad(write_wav(tmp_path / "dither.wav", dither), "all silent")
+    # Just above the threshold is accepted.
+    quiet = write_wav(tmp_path / "quiet.wav", tone(0.5) / 0.3 * SILENCE_PEAK * 4, subtype="FLOAT")
+    assert load_audio(quiet, 22050).shape == (11025,)
+
+
+def test_nan_and_inf_samples(tmp_path: Path) -> None:
+    y = tone(0.5)
+    y[100] = np.nan
+    y[200] = np.inf
+    _bad(write_wav(tmp_path / "nan.wav", y, subtype="FLOAT"), r"NaN/inf samples \(2 of")
+
+
+def test_too_short_for_one_window(tmp_path: Path) -> None:
+    short = write_wav(tmp_path / "short.wav", tone(0.05))
+    _bad(short, "too short")
+    assert load_audio(short, 22050, min_samples=512).shape == (1102,)
+    # The limit applies after resampling: 1500 samples at 16 kHz become 2068 at 22.05 kHz.
+    assert load_audio(write_wav(tmp_path / "s16.wav", tone(1500 / 16000, 16000), 16000), 22050).shape == (2068,)
