@@ -263,8 +263,6 @@ class LaqModel:
         if np.any(stats[1] <= 0):
             raise _field_error(path, "normalization.std", "must be strictly positive")
         self._mean, self._std = stats[0], stats[1]
-        # one multiply instead of a divide per call
-        self._inv_std = (1.0 / self._std).astype(np.float32)
 
     def _layer_table(self) -> list[LayerInfo]:
         out = []
@@ -401,7 +399,8 @@ class LaqModel:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise ValueError(f"features must have shape (n, {self.input_dim}) or ({self.input_dim},), got {x.shape}")
-        h = np.ascontiguousarray((x - self._mean) * self._inv_std, dtype=np.float32)
+        # a divide, as SERClassifier.forward does, so both see the same float32 inputs
+        h = np.ascontiguousarray((x - self._mean) / self._std, dtype=np.float32)
         last = len(self.layers) - 1
         for i in range(len(self.layers)):
             h = self._file.forward(i, h)
