@@ -32,11 +32,9 @@ impl fmt::Display for PackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PackError::Bits(b) => write!(f, "bits must be in 1..8, got {b}"),
-            PackError::CodeTooLarge { index, code, bits } => write!(
-                f,
-                "code {code} at index {index} does not fit in {bits} bits (max {})",
-                (1u32 << bits) - 1
-            ),
+            PackError::CodeTooLarge { index, code, bits } => {
+                write!(f, "code {code} at index {index} does not fit in {bits} bits (max {})", (1u32 << bits) - 1)
+            }
             PackError::Length { what, expected, actual } => {
                 write!(f, "{what} has length {actual}, expected {expected}")
             }
@@ -59,10 +57,7 @@ pub fn check_bits(bits: u32) -> Result<(), PackError> {
 /// Bytes taken by `count` codes of `bits` bits: `ceil(count * bits / 8)`.
 pub fn packed_len(count: usize, bits: u32) -> Result<usize, PackError> {
     check_bits(bits)?;
-    count
-        .checked_mul(bits as usize)
-        .map(|b| b.div_ceil(8))
-        .ok_or(PackError::Overflow)
+    count.checked_mul(bits as usize).map(|b| b.div_ceil(8)).ok_or(PackError::Overflow)
 }
 
 fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), PackError> {
@@ -206,8 +201,86 @@ fn load_u64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// Which implementation the fast paths use, detected once per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// Portable 64-bit word code (any CPU).
+    Scalar,
+    /// AVX-512 F/BW/VBMI (+BMI2): 64 codes per instruction sequence.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// The best [`Isa`] this CPU supports; `SERLAQ_PORTABLE_KERNELS=1` forces the portable
+/// code (for comparisons and for testing it on a machine with AVX-512).
+pub(crate) fn isa() -> Isa {
+    use std::sync::OnceLock;
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("SERLAQ_PORTABLE_KERNELS").is_none()
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vbmi")
+                && is_x86_feature_detected!("bmi2")
+            {
+                return Isa::Avx512;
+            }
+        }
+        Isa::Scalar
+    })
+}
+
+/// [`pack_stream_scalar`] with the bulk done by SIMD code where available.
+#[inline(always)]
+fn pack_stream<const B: u32>(isa: Isa, codes: &[u8], out: &mut [u8]) -> Result<(), PackError> {
+    if B == 8 {
+        // Every byte is a valid 8-bit code.
+        out.copy_from_slice(codes);
+        return Ok(());
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            let n64 = codes.len() / 64 * 64;
+            let split = n64 / 8 * B as usize;
+            let (oh, ot) = out.split_at_mut(split);
+            // SAFETY: AVX-512 F/BW/VBMI were detected by `isa()`.
+            let ok = unsafe { simd::pack(&codes[..n64], B, oh) };
+            if ok && pack_stream_scalar::<B>(&codes[n64..], ot).is_ok() {
+                Ok(())
+            } else {
+                Err(first_too_large(codes, B))
+            }
+        }
+        Isa::Scalar => pack_stream_scalar::<B>(codes, out),
+    }
+}
+
+/// [`unpack_stream_scalar`] with the bulk done by SIMD code where available.
+#[inline(always)]
+fn unpack_stream<const B: u32>(isa: Isa, packed: &[u8], out: &mut [u8]) {
+    if B == 8 {
+        out.copy_from_slice(packed);
+        return;
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            let n64 = out.len() / 64 * 64;
+            let split = n64 / 8 * B as usize;
+            let (oh, ot) = out.split_at_mut(n64);
+            // SAFETY: AVX-512 F/BW/VBMI were detected by `isa()`.
+            unsafe { simd::unpack(&packed[..split], B, oh) };
+            unpack_stream_scalar::<B>(&packed[split..], ot);
+        }
+        Isa::Scalar => unpack_stream_scalar::<B>(packed, out),
+    }
+}
+
 /// Packs `codes` into `out` (`out.len() == packed_len(codes.len(), B)`), validating codes.
-fn pack_stream<const B: u32>(codes: &[u8], out: &mut [u8]) -> Result<(), PackError> {
+fn pack_stream_scalar<const B: u32>(codes: &[u8], out: &mut [u8]) -> Result<(), PackError> {
     let b = B as usize;
     let groups = codes.len() / 8;
     let mut overflow = 0u64;
@@ -243,12 +316,13 @@ fn first_too_large(codes: &[u8], bits: u32) -> PackError {
 /// Unpacks `out.len()` codes from `packed` without checking lengths or `bits`; the
 /// caller guarantees `bits` in 1..=8 and `packed.len() == packed_len(out.len(), bits)`.
 pub(crate) fn unpack_unchecked(packed: &[u8], bits: u32, out: &mut [u8]) {
-    by_bits!(bits, unpack_stream(packed, out))
+    let isa = isa();
+    by_bits!(bits, unpack_stream(isa, packed, out))
 }
 
 /// Unpacks `out.len()` codes from `packed` (`packed.len() == packed_len(out.len(), B)`).
 #[inline(always)]
-fn unpack_stream<const B: u32>(packed: &[u8], out: &mut [u8]) {
+fn unpack_stream_scalar<const B: u32>(packed: &[u8], out: &mut [u8]) {
     let b = B as usize;
     let groups = out.len() / 8;
     let (out_head, out_tail) = out.split_at_mut(groups * 8);
@@ -264,11 +338,7 @@ fn unpack_stream<const B: u32>(packed: &[u8], out: &mut [u8]) {
         let w = u64::from_le_bytes(packed[g * b..g * b + 8].try_into().unwrap()) & low;
         dst.copy_from_slice(&spread::<B>(w).to_le_bytes());
     }
-    for (src, dst) in src_head
-        .chunks_exact(b)
-        .zip(out_head.chunks_exact_mut(8))
-        .skip(wide)
-    {
+    for (src, dst) in src_head.chunks_exact(b).zip(out_head.chunks_exact_mut(8)).skip(wide) {
         dst.copy_from_slice(&spread::<B>(load_u64(src)).to_le_bytes());
     }
     if !out_tail.is_empty() {
@@ -283,7 +353,6 @@ fn unpack_stream<const B: u32>(packed: &[u8], out: &mut [u8]) {
     }
 }
 
-
 /// Codes per parallel work item; a multiple of 8 so every chunk starts on a byte.
 const PAR_CHUNK: usize = 1 << 20;
 
@@ -291,14 +360,15 @@ const PAR_CHUNK: usize = 1 << 20;
 pub fn pack(codes: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
     check_len("packed output", packed_len(codes.len(), bits)?, out.len())?;
     if codes.len() <= PAR_CHUNK {
-        return by_bits!(bits, pack_stream(codes, out));
+        return by_bits!(bits, pack_stream(isa(), codes, out));
     }
     use rayon::prelude::*;
+    let isa = isa();
     let out_chunk = PAR_CHUNK / 8 * bits as usize;
     codes
         .par_chunks(PAR_CHUNK)
         .zip(out.par_chunks_mut(out_chunk))
-        .try_for_each(|(c, o)| by_bits!(bits, pack_stream(c, o)))
+        .try_for_each(|(c, o)| by_bits!(bits, pack_stream(isa, c, o)))
         .map_err(|_| first_too_large(codes, bits))
 }
 
@@ -306,14 +376,15 @@ pub fn pack(codes: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
 pub fn unpack(packed: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
     check_len("packed input", packed_len(out.len(), bits)?, packed.len())?;
     if out.len() <= PAR_CHUNK {
-        by_bits!(bits, unpack_stream(packed, out));
+        by_bits!(bits, unpack_stream(isa(), packed, out));
         return Ok(());
     }
     use rayon::prelude::*;
+    let isa = isa();
     let in_chunk = PAR_CHUNK / 8 * bits as usize;
     out.par_chunks_mut(PAR_CHUNK)
         .zip(packed.par_chunks(in_chunk))
-        .for_each(|(o, p)| by_bits!(bits, unpack_stream(p, o)));
+        .for_each(|(o, p)| by_bits!(bits, unpack_stream(isa, p, o)));
     Ok(())
 }
 
@@ -323,15 +394,16 @@ pub fn pack_rows(codes: &[u8], rows: usize, cols: usize, bits: u32, out: &mut [u
     let row_bytes = packed_len(cols, bits)?;
     check_len("codes", rows.checked_mul(cols).ok_or(PackError::Overflow)?, codes.len())?;
     check_len("packed output", rows.checked_mul(row_bytes).ok_or(PackError::Overflow)?, out.len())?;
-    if cols * bits as usize % 8 == 0 {
+    if (cols * bits as usize).is_multiple_of(8) {
         // Rows end on byte boundaries: the matrix is one stream.
         return pack(codes, bits, out);
     }
     if row_bytes == 0 {
         return Ok(());
     }
+    let isa = isa();
     for (r, (src, dst)) in codes.chunks_exact(cols).zip(out.chunks_exact_mut(row_bytes)).enumerate() {
-        by_bits!(bits, pack_stream(src, dst)).map_err(|e| match e {
+        by_bits!(bits, pack_stream(isa, src, dst)).map_err(|e| match e {
             PackError::CodeTooLarge { index, code, bits } => {
                 PackError::CodeTooLarge { index: r * cols + index, code, bits }
             }
@@ -346,14 +418,15 @@ pub fn unpack_rows(packed: &[u8], rows: usize, cols: usize, bits: u32, out: &mut
     let row_bytes = packed_len(cols, bits)?;
     check_len("packed input", rows.checked_mul(row_bytes).ok_or(PackError::Overflow)?, packed.len())?;
     check_len("codes output", rows.checked_mul(cols).ok_or(PackError::Overflow)?, out.len())?;
-    if cols * bits as usize % 8 == 0 {
+    if (cols * bits as usize).is_multiple_of(8) {
         return unpack(packed, bits, out);
     }
     if cols == 0 {
         return Ok(());
     }
+    let isa = isa();
     for (src, dst) in packed.chunks_exact(row_bytes).zip(out.chunks_exact_mut(cols)) {
-        by_bits!(bits, unpack_stream(src, dst));
+        by_bits!(bits, unpack_stream(isa, src, dst));
     }
     Ok(())
 }
@@ -364,13 +437,14 @@ pub fn pack_rows_ref(codes: &[u8], rows: usize, cols: usize, bits: u32, out: &mu
     check_len("codes", rows.checked_mul(cols).ok_or(PackError::Overflow)?, codes.len())?;
     check_len("packed output", rows.checked_mul(row_bytes).ok_or(PackError::Overflow)?, out.len())?;
     for r in 0..rows {
-        pack_ref(&codes[r * cols..(r + 1) * cols], bits, &mut out[r * row_bytes..(r + 1) * row_bytes])
-            .map_err(|e| match e {
+        pack_ref(&codes[r * cols..(r + 1) * cols], bits, &mut out[r * row_bytes..(r + 1) * row_bytes]).map_err(
+            |e| match e {
                 PackError::CodeTooLarge { index, code, bits } => {
                     PackError::CodeTooLarge { index: r * cols + index, code, bits }
                 }
                 e => e,
-            })?;
+            },
+        )?;
     }
     Ok(())
 }
@@ -399,6 +473,97 @@ pub fn row_padding_is_zero(packed: &[u8], rows: usize, cols: usize, bits: u32) -
     Ok(packed.chunks_exact(row_bytes).all(|row| row[row_bytes - 1] & pad_mask == 0))
 }
 
+/// AVX-512 bodies: 64 codes (8 * bits bytes) per step.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// Unpacks `out.len()` (a multiple of 64) codes; `packed.len() == out.len() / 8 * bits`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F/BW/VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub unsafe fn unpack(packed: &[u8], bits: u32, out: &mut [u8]) {
+        let b = bits as usize;
+        debug_assert_eq!(out.len() % 64, 0);
+        debug_assert_eq!(packed.len(), out.len() / 8 * b);
+        let (perm, ctrl) = consts(b);
+        let mask = _mm512_set1_epi8(((1u16 << bits) - 1) as u8 as i8);
+        let in_mask = low_mask(8 * b);
+        for j in 0..out.len() / 64 {
+            // SAFETY: group j reads bytes 8*b*j .. 8*b*(j+1) <= packed.len() (masked load)
+            // and writes out[64*j .. 64*(j+1)].
+            let src = _mm512_maskz_loadu_epi8(in_mask, packed.as_ptr().add(8 * b * j).cast());
+            let codes = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(perm, src)), mask);
+            _mm512_storeu_si512(out.as_mut_ptr().add(64 * j).cast(), codes);
+        }
+    }
+
+    /// Packs `codes.len()` (a multiple of 64) codes into `out`; false if a code does not
+    /// fit in `bits` (then `out` holds garbage).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F/BW/VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub unsafe fn pack(codes: &[u8], bits: u32, out: &mut [u8]) -> bool {
+        let b = bits as usize;
+        debug_assert_eq!(codes.len() % 64, 0);
+        debug_assert_eq!(out.len(), codes.len() / 8 * b);
+        let too_big = _mm512_set1_epi8(!(((1u16 << bits) - 1) as u8) as i8);
+        // idx[g*b + k] = 8g + k: the low b bytes of each qword, contiguous.
+        let mut idx = [0u8; 64];
+        for g in 0..8 {
+            for k in 0..b {
+                idx[g * b + k] = (8 * g + k) as u8;
+            }
+        }
+        let idx = _mm512_loadu_si512(idx.as_ptr().cast());
+        let (s1, s2, s4) =
+            (_mm_cvtsi32_si128(b as i32), _mm_cvtsi32_si128(2 * b as i32), _mm_cvtsi32_si128(4 * b as i32));
+        let lo8 = _mm512_set1_epi16(0x00FF);
+        let lo16 = _mm512_set1_epi32(0xFFFF);
+        let lo32 = _mm512_set1_epi64(0xFFFF_FFFF);
+        let out_mask = low_mask(8 * b);
+        let mut bad = 0u64;
+        for j in 0..codes.len() / 64 {
+            // SAFETY: reads codes[64*j .. 64*(j+1)], writes 8*b bytes at 8*b*j (masked).
+            let v = _mm512_loadu_si512(codes.as_ptr().add(64 * j).cast());
+            bad |= _mm512_test_epi8_mask(v, too_big);
+            // Merge neighbours: byte pairs -> 2b bits per u16, u16 pairs -> 4b bits per
+            // u32, u32 pairs -> 8b bits per u64.
+            let p16 = _mm512_or_si512(_mm512_and_si512(v, lo8), _mm512_sll_epi16(_mm512_srli_epi16::<8>(v), s1));
+            let p32 = _mm512_or_si512(_mm512_and_si512(p16, lo16), _mm512_sll_epi32(_mm512_srli_epi32::<16>(p16), s2));
+            let p64 = _mm512_or_si512(_mm512_and_si512(p32, lo32), _mm512_sll_epi64(_mm512_srli_epi64::<32>(p32), s4));
+            let packed = _mm512_permutexvar_epi8(idx, p64);
+            _mm512_mask_storeu_epi8(out.as_mut_ptr().add(8 * b * j).cast(), out_mask, packed);
+        }
+        bad == 0
+    }
+
+    fn low_mask(n: usize) -> u64 {
+        if n >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << n) - 1
+        }
+    }
+
+    /// The byte permutation putting group g's bytes (from g*b) in qword g, and the
+    /// multishift control picking code k of a qword at bit k*b.
+    #[inline(always)]
+    unsafe fn consts(b: usize) -> (__m512i, __m512i) {
+        let mut perm = [0u8; 64];
+        let mut ctrl = [0u8; 64];
+        for g in 0..8 {
+            for k in 0..8 {
+                perm[g * 8 + k] = (g * b + k) as u8;
+                ctrl[g * 8 + k] = (k * b) as u8;
+            }
+        }
+        (_mm512_loadu_si512(perm.as_ptr().cast()), _mm512_loadu_si512(ctrl.as_ptr().cast()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,18 +586,12 @@ mod tests {
         assert_eq!(packed_len(3, 0), Err(PackError::Bits(0)));
         assert_eq!(packed_len(3, 9), Err(PackError::Bits(9)));
         let mut out = [0u8; 2];
-        assert_eq!(
-            pack(&[1, 2, 4, 0], 2, &mut out[..1]),
-            Err(PackError::CodeTooLarge { index: 2, code: 4, bits: 2 })
-        );
+        assert_eq!(pack(&[1, 2, 4, 0], 2, &mut out[..1]), Err(PackError::CodeTooLarge { index: 2, code: 4, bits: 2 }));
         let codes = vec![0u8; 40];
         let mut bad = codes.clone();
         bad[33] = 16;
         let mut out = vec![0u8; 20];
-        assert_eq!(
-            pack_rows(&bad, 4, 10, 4, &mut out),
-            Err(PackError::CodeTooLarge { index: 33, code: 16, bits: 4 })
-        );
+        assert_eq!(pack_rows(&bad, 4, 10, 4, &mut out), Err(PackError::CodeTooLarge { index: 33, code: 16, bits: 4 }));
         assert!(matches!(pack(&codes, 4, &mut out[..3]), Err(PackError::Length { .. })));
     }
 
@@ -440,7 +599,8 @@ mod tests {
     fn large_streams_take_the_parallel_path() {
         for bits in 1..=8u32 {
             let n = PAR_CHUNK * 2 + 13;
-            let codes: Vec<u8> = (0..n).map(|i| ((i * 2654435761usize) >> 7) as u8 & ((1u16 << bits) - 1) as u8).collect();
+            let codes: Vec<u8> =
+                (0..n).map(|i| ((i * 2654435761usize) >> 7) as u8 & ((1u16 << bits) - 1) as u8).collect();
             let len = packed_len(n, bits).unwrap();
             let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
             pack(&codes, bits, &mut a).unwrap();
@@ -461,9 +621,43 @@ mod tests {
     }
 
     fn codes_strategy() -> impl Strategy<Value = (u32, Vec<u8>)> {
-        (1u32..=8).prop_flat_map(|bits| {
-            (Just(bits), prop::collection::vec(0u8..=((1u16 << bits) - 1) as u8, 0..300))
-        })
+        (1u32..=8).prop_flat_map(|bits| (Just(bits), prop::collection::vec(0u8..=((1u16 << bits) - 1) as u8, 0..600)))
+    }
+
+    /// Every implementation this CPU can run.
+    fn isas() -> Vec<Isa> {
+        let mut v = vec![Isa::Scalar];
+        if isa() != Isa::Scalar {
+            v.push(isa());
+        }
+        v
+    }
+
+    fn pack_with(isa: Isa, codes: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+        by_bits!(bits, pack_stream(isa, codes, out))
+    }
+
+    fn unpack_with(isa: Isa, packed: &[u8], bits: u32, out: &mut [u8]) {
+        by_bits!(bits, unpack_stream(isa, packed, out))
+    }
+
+    #[test]
+    fn every_implementation_reports_the_first_bad_code() {
+        for isa in isas() {
+            for bits in 1..8u32 {
+                for at in [0usize, 5, 63, 64, 130, 199] {
+                    let mut codes = vec![0u8; 200];
+                    codes[199] = 255; // a later bad code must not be the one reported
+                    codes[at] = 1 << bits;
+                    let mut out = vec![0u8; packed_len(200, bits).unwrap()];
+                    assert_eq!(
+                        pack_with(isa, &codes, bits, &mut out),
+                        Err(PackError::CodeTooLarge { index: at, code: 1 << bits, bits }),
+                        "{isa:?} bits {bits} at {at}"
+                    );
+                }
+            }
+        }
     }
 
     proptest! {
@@ -472,28 +666,35 @@ mod tests {
         #[test]
         fn fast_pack_matches_reference((bits, codes) in codes_strategy()) {
             let len = packed_len(codes.len(), bits).unwrap();
-            let (mut fast, mut slow) = (vec![0xAAu8; len], vec![0u8; len]);
-            pack(&codes, bits, &mut fast).unwrap();
+            let mut slow = vec![0u8; len];
             pack_ref(&codes, bits, &mut slow).unwrap();
-            prop_assert_eq!(&fast, &slow);
-            let (mut a, mut b) = (vec![0u8; codes.len()], vec![0u8; codes.len()]);
-            unpack(&fast, bits, &mut a).unwrap();
-            unpack_ref(&fast, bits, &mut b).unwrap();
-            prop_assert_eq!(&a, &codes);
+            let mut b = vec![0u8; codes.len()];
+            unpack_ref(&slow, bits, &mut b).unwrap();
             prop_assert_eq!(&b, &codes);
+            for isa in isas() {
+                let mut fast = vec![0xAAu8; len];
+                pack_with(isa, &codes, bits, &mut fast).unwrap();
+                prop_assert_eq!(&fast, &slow, "{:?}", isa);
+                let mut a = vec![0x55u8; codes.len()];
+                unpack_with(isa, &fast, bits, &mut a);
+                prop_assert_eq!(&a, &codes, "{:?}", isa);
+            }
         }
 
         #[test]
         fn fast_unpack_matches_reference_on_any_bytes(
-            bits in 1u32..=8, count in 0usize..200, seed in any::<u64>()
+            bits in 1u32..=8, count in 0usize..400, seed in any::<u64>()
         ) {
             // Arbitrary bytes, including non-zero padding bits, decode identically.
             let len = packed_len(count, bits).unwrap();
-            let bytes: Vec<u8> = (0..len).map(|i| (seed.rotate_left(i as u32 * 7) ^ i as u64) as u8).collect();
-            let (mut a, mut b) = (vec![0u8; count], vec![0u8; count]);
-            unpack(&bytes, bits, &mut a).unwrap();
+            let bytes: Vec<u8> = (0..len).map(|i| (seed.rotate_left(i as u32 * 7) ^ (i as u64).wrapping_mul(seed)) as u8).collect();
+            let mut b = vec![0u8; count];
             unpack_ref(&bytes, bits, &mut b).unwrap();
-            prop_assert_eq!(a, b);
+            for isa in isas() {
+                let mut a = vec![0u8; count];
+                unpack_with(isa, &bytes, bits, &mut a);
+                prop_assert_eq!(&a, &b, "{:?}", isa);
+            }
         }
 
         #[test]

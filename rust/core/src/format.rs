@@ -276,13 +276,15 @@ impl LaqFile {
                 declared.map_or_else(|| "more than 2^64".to_string(), |d| d.to_string())
             ));
         }
-        if data_start % ALIGN != 0 {
+        if !data_start.is_multiple_of(ALIGN) {
             return bad(format!("data region starts at byte {data_start}, not a multiple of {ALIGN}"));
         }
         if opts.verify_checksum {
             let crc = checksum(&bytes);
             if crc != stored_crc {
-                return bad(format!("checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x}): the file is corrupted"));
+                return bad(format!(
+                    "checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x}): the file is corrupted"
+                ));
             }
         }
         let header: Header = serde_json::from_slice(&bytes[PRELUDE_LEN..data_start])
@@ -328,8 +330,7 @@ impl LaqFile {
     pub fn codes(&self, i: usize) -> Vec<u8> {
         let l = &self.layers[i];
         let mut out = vec![0u8; l.rows * l.cols];
-        bitpack::unpack_rows(self.packed(i), l.rows, l.cols, l.bits, &mut out)
-            .expect("lengths validated on open");
+        bitpack::unpack_rows(self.packed(i), l.rows, l.cols, l.bits, &mut out).expect("lengths validated on open");
         out
     }
 
@@ -365,7 +366,9 @@ fn validate(h: &Header, data: &[u8]) -> Result<(Vec<LayerInfo>, Vec<TensorInfo>)
         }
         let end = off.checked_add(len).filter(|&e| e <= data_len as u64);
         let Some(end) = end else {
-            return bad(format!("{what}: buffer at offset {off} with length {len} runs past the data region ({data_len} bytes)"));
+            return bad(format!(
+                "{what}: buffer at offset {off} with length {len} runs past the data region ({data_len} bytes)"
+            ));
         };
         if off % ALIGN as u64 != 0 {
             return bad(format!("{what}: buffer offset {off} is not a multiple of {ALIGN}"));
@@ -653,7 +656,8 @@ pub fn encode(metadata_json: &str, layers: &[LayerInput], tensors: &[TensorInput
     let crc = checksum(&file);
     file[24..28].copy_from_slice(&crc.to_le_bytes());
     // The writer must never produce a file its own reader rejects.
-    LaqFile::from_bytes(file.clone()).map_err(|e| LaqError::Invalid(format!("internal error, encoded file is invalid: {e}")))?;
+    LaqFile::from_bytes(file.clone())
+        .map_err(|e| LaqError::Invalid(format!("internal error, encoded file is invalid: {e}")))?;
     Ok(file)
 }
 

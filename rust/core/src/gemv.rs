@@ -291,7 +291,7 @@ mod avx512 {
     /// Rows decoded together for a batch, so each load of `x` feeds several rows.
     const RB: usize = 4;
     /// Columns per decoded tile (a multiple of 64).
-    const TC: usize = 512;
+    const TC: usize = 1024;
 
     /// # Safety
     /// The CPU must support AVX-512 F/BW/VBMI and BMI2.
@@ -302,7 +302,6 @@ mod avx512 {
                 let row = m.row(r);
                 out[r - r0] = match m.bits {
                     1 => dot_1bit(row, x),
-                    2 => dot_2bit(row, x),
                     _ => dot_vbmi(row, m.bits, x),
                 };
             }
@@ -346,50 +345,63 @@ mod avx512 {
         }
     }
 
-    /// 1 bit: add `x[c]` wherever bit `c` of the row is set.
+    #[inline(always)]
+    unsafe fn hsum4(acc: [__m512; 4]) -> f32 {
+        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    }
+
+    /// 1 bit: add `x[c]` wherever bit `c` of the row is set (the row's bits are the
+    /// lane masks of a masked add).
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
     unsafe fn dot_1bit(row: &[u8], x: &[f32]) -> f32 {
         let cols = x.len();
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut c = 0;
-        while c < cols {
+        // Eight accumulators: enough independent adds in flight to cover their latency.
+        let mut acc8 = [_mm512_setzero_ps(); 8];
+        let (rp, xp) = (row.as_ptr(), x.as_ptr());
+        for j in 0..cols / 128 {
+            // SAFETY: 128 columns = 16 bytes of the row and 128 floats of x are in bounds.
+            let w0 = (rp.add(16 * j) as *const u64).read_unaligned();
+            let w1 = (rp.add(16 * j + 8) as *const u64).read_unaligned();
+            let xj = xp.add(128 * j);
+            for k in 0..4 {
+                acc8[k] =
+                    _mm512_mask_add_ps(acc8[k], (w0 >> (16 * k)) as u16, acc8[k], _mm512_loadu_ps(xj.add(16 * k)));
+                acc8[k + 4] = _mm512_mask_add_ps(
+                    acc8[k + 4],
+                    (w1 >> (16 * k)) as u16,
+                    acc8[k + 4],
+                    _mm512_loadu_ps(xj.add(64 + 16 * k)),
+                );
+            }
+        }
+        let mut acc = [
+            _mm512_add_ps(acc8[0], acc8[4]),
+            _mm512_add_ps(acc8[1], acc8[5]),
+            _mm512_add_ps(acc8[2], acc8[6]),
+            _mm512_add_ps(acc8[3], acc8[7]),
+        ];
+        let full = cols / 128 * 2 + (cols % 128) / 64;
+        if full % 2 == 1 {
+            // One more whole 64-column step.
+            let j = full - 1;
+            let w = (rp.add(8 * j) as *const u64).read_unaligned();
+            let xj = xp.add(64 * j);
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_mask_add_ps(*a, (w >> (16 * k)) as u16, *a, _mm512_loadu_ps(xj.add(16 * k)));
+            }
+        }
+        let mut c = full * 64;
+        if c < cols {
             let w = read_word(row, c / 8) & low_mask(cols - c);
             for (k, a) in acc.iter_mut().enumerate() {
-                let cc = c + 16 * k;
-                if cc < cols {
-                    *a = _mm512_mask_add_ps(*a, (w >> (16 * k)) as u16, *a, load_x(x, cc));
+                if c + 16 * k < cols {
+                    *a = _mm512_mask_add_ps(*a, (w >> (16 * k)) as u16, *a, load_x(x, c + 16 * k));
                 }
             }
             c += 64;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
-    }
-
-    /// 2 bits: `q = b0 + 2 b1`, so the dot is the 1-bit dot of each bit plane.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
-    unsafe fn dot_2bit(row: &[u8], x: &[f32]) -> f32 {
-        let cols = x.len();
-        let mut lo = [_mm512_setzero_ps(); 2];
-        let mut hi = [_mm512_setzero_ps(); 2];
-        let mut c = 0;
-        while c < cols {
-            // 32 codes per word; columns past the end have zero x.
-            let w = read_word(row, c / 4);
-            let p0 = _pext_u64(w, 0x5555_5555_5555_5555);
-            let p1 = _pext_u64(w, 0xAAAA_AAAA_AAAA_AAAA);
-            for k in 0..2 {
-                let cc = c + 16 * k;
-                if cc < cols {
-                    let xv = load_x(x, cc);
-                    lo[k] = _mm512_mask_add_ps(lo[k], (p0 >> (16 * k)) as u16, lo[k], xv);
-                    hi[k] = _mm512_mask_add_ps(hi[k], (p1 >> (16 * k)) as u16, hi[k], xv);
-                }
-            }
-            c += 32;
-        }
-        let lo = _mm512_add_ps(lo[0], lo[1]);
-        let hi = _mm512_add_ps(hi[0], hi[1]);
-        _mm512_reduce_add_ps(_mm512_fmadd_ps(hi, _mm512_set1_ps(2.0), lo))
+        debug_assert!(c >= cols);
+        hsum4(acc)
     }
 
     /// Byte permutation putting group `g` (bytes `g*bits ..`) of 8 codes in qword `g`,
@@ -433,60 +445,113 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
     unsafe fn dot_vbmi(row: &[u8], bits: u32, x: &[f32]) -> f32 {
         let cols = x.len();
-        let k = decode_consts(bits);
+        let (perm, ctrl, mask) = decode_consts(bits);
         let mut acc = [_mm512_setzero_ps(); 4];
-        let mut c = 0;
+        let b = bits as usize;
+        // Full 64-byte loads while they stay inside the row; masked loads after.
+        let fast = if row.len() >= 64 { ((row.len() - 64) / (8 * b) + 1).min(cols / 64) } else { 0 };
+        let (rp, xp) = (row.as_ptr(), x.as_ptr());
+        for j in 0..fast {
+            // SAFETY: bytes 8*b*j .. +64 are inside the row (see `fast`), and the 64
+            // columns from 64*j are inside x (j < cols / 64).
+            let src = _mm512_loadu_si512(rp.add(8 * b * j).cast());
+            let codes = _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(perm, src)), mask);
+            let xj = xp.add(64 * j);
+            acc[0] = _mm512_fmadd_ps(quarter_f32::<0>(codes), _mm512_loadu_ps(xj), acc[0]);
+            acc[1] = _mm512_fmadd_ps(quarter_f32::<1>(codes), _mm512_loadu_ps(xj.add(16)), acc[1]);
+            acc[2] = _mm512_fmadd_ps(quarter_f32::<2>(codes), _mm512_loadu_ps(xj.add(32)), acc[2]);
+            acc[3] = _mm512_fmadd_ps(quarter_f32::<3>(codes), _mm512_loadu_ps(xj.add(48)), acc[3]);
+        }
+        let mut c = 64 * fast;
         while c < cols {
-            let codes = decode64(row, bits, c, k);
+            let codes = decode64(row, bits, c, (perm, ctrl, mask));
             acc[0] = _mm512_fmadd_ps(quarter_f32::<0>(codes), load_x(x, c), acc[0]);
             acc[1] = _mm512_fmadd_ps(quarter_f32::<1>(codes), load_x(x, c + 16), acc[1]);
             acc[2] = _mm512_fmadd_ps(quarter_f32::<2>(codes), load_x(x, c + 32), acc[2]);
             acc[3] = _mm512_fmadd_ps(quarter_f32::<3>(codes), load_x(x, c + 48), acc[3]);
             c += 64;
         }
-        _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+        hsum4(acc)
     }
 
-    /// Batches: decode `RB` rows x `TC` columns to f32 once, then every batch vector
-    /// takes `RB` dot products against it at once.
+    /// Batches: decode `RB` rows x `TC` columns to f32 once, then apply the tile to the
+    /// batch in 4-row x 4-vector register blocks (16 independent FMA chains, 8 loads per
+    /// 16 FMAs). Partial sums stay in vectors until the rows are done.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
     unsafe fn batched(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
         let cols = m.cols;
         let k = decode_consts(m.bits);
-        let mut tile = [[0f32; TC]; RB];
-        out.fill(0.0);
+        let mut tile = vec![0f32; RB * TC];
+        let mut accs = vec![_mm512_setzero_ps(); RB * batch];
+        let tp = tile.as_mut_ptr();
         for rb in (r0..r1).step_by(RB) {
             let nr = (r1 - rb).min(RB);
+            accs.fill(_mm512_setzero_ps());
             for c0 in (0..cols).step_by(TC) {
                 let nc = (cols - c0).min(TC);
                 let steps = nc.div_ceil(64);
-                for (i, t) in tile.iter_mut().enumerate().take(nr) {
+                for i in 0..nr {
                     let row = m.row(rb + i);
                     for s in 0..steps {
                         let codes = decode64(row, m.bits, c0 + 64 * s, k);
-                        let p = t.as_mut_ptr().add(64 * s);
+                        // SAFETY: steps * 64 <= TC, so the stores stay inside row i of the tile.
+                        let p = tp.add(i * TC + 64 * s);
                         _mm512_storeu_ps(p, quarter_f32::<0>(codes));
                         _mm512_storeu_ps(p.add(16), quarter_f32::<1>(codes));
                         _mm512_storeu_ps(p.add(32), quarter_f32::<2>(codes));
                         _mm512_storeu_ps(p.add(48), quarter_f32::<3>(codes));
                     }
                 }
-                // Rows past `nr` hold stale values; their sums are never stored.
-                for b in 0..batch {
-                    let xb = &x[b * cols..(b + 1) * cols];
-                    let mut acc = [_mm512_setzero_ps(); RB];
-                    let mut c = 0;
-                    while c < nc {
-                        let xv = load_x(xb, c0 + c);
-                        for i in 0..RB {
-                            let wv = _mm512_loadu_ps(tile[i].as_ptr().add(c));
-                            acc[i] = _mm512_fmadd_ps(wv, xv, acc[i]);
+                // Rows past `nr` keep stale but finite values; their sums are dropped.
+                // Columns past `cols` meet zero x (masked loads).
+                let groups = nc.div_ceil(16);
+                let whole = nc / 16;
+                let xload = |b: usize, g: usize| -> __m512 {
+                    let xb = x.as_ptr().add(b * cols + c0 + 16 * g);
+                    if g < whole {
+                        _mm512_loadu_ps(xb)
+                    } else {
+                        _mm512_maskz_loadu_ps(low_mask(nc - 16 * g) as u16, xb)
+                    }
+                };
+                let mut b = 0;
+                while b + 4 <= batch {
+                    let mut acc = [[_mm512_setzero_ps(); 4]; RB];
+                    for g in 0..groups {
+                        let xv = [xload(b, g), xload(b + 1, g), xload(b + 2, g), xload(b + 3, g)];
+                        for (i, ai) in acc.iter_mut().enumerate() {
+                            let wv = _mm512_loadu_ps(tp.add(i * TC + 16 * g));
+                            for (j, a) in ai.iter_mut().enumerate() {
+                                *a = _mm512_fmadd_ps(wv, xv[j], *a);
+                            }
                         }
-                        c += 16;
                     }
-                    for (i, a) in acc.iter().enumerate().take(nr) {
-                        out[(rb - r0 + i) * batch + b] += _mm512_reduce_add_ps(*a);
+                    for (i, ai) in acc.iter().enumerate() {
+                        for (j, a) in ai.iter().enumerate() {
+                            let slot = &mut accs[i * batch + b + j];
+                            *slot = _mm512_add_ps(*slot, *a);
+                        }
                     }
+                    b += 4;
+                }
+                while b < batch {
+                    let mut acc = [_mm512_setzero_ps(); RB];
+                    for g in 0..groups {
+                        let xv = xload(b, g);
+                        for (i, a) in acc.iter_mut().enumerate() {
+                            *a = _mm512_fmadd_ps(_mm512_loadu_ps(tp.add(i * TC + 16 * g)), xv, *a);
+                        }
+                    }
+                    for (i, a) in acc.iter().enumerate() {
+                        let slot = &mut accs[i * batch + b];
+                        *slot = _mm512_add_ps(*slot, *a);
+                    }
+                    b += 1;
+                }
+            }
+            for i in 0..nr {
+                for b in 0..batch {
+                    out[(rb - r0 + i) * batch + b] = _mm512_reduce_add_ps(accs[i * batch + b]);
                 }
             }
         }
@@ -498,7 +563,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn case(bits: u32, rows: usize, cols: usize, batch: usize, per_row: bool, seed: u64) -> (Vec<u8>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    /// packed, scale, zero, bias, x
+    type Case = (Vec<u8>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
+    fn case(bits: u32, rows: usize, cols: usize, batch: usize, per_row: bool, seed: u64) -> Case {
         let mut s = seed | 1;
         let mut next = move || {
             s ^= s << 13;

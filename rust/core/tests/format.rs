@@ -6,9 +6,13 @@ use serlaq_core::format::{
     PRELUDE_LEN,
 };
 
+/// name, rows, cols, bits, quantizer, codes, scale, zero, bias
+type Layer = (String, usize, usize, u32, Quantizer, Vec<u8>, Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+type HeaderEdit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[derive(Debug, Clone)]
 struct Model {
-    layers: Vec<(String, usize, usize, u32, Quantizer, Vec<u8>, Vec<f32>, Vec<f32>, Option<Vec<f32>>)>,
+    layers: Vec<Layer>,
     tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
     metadata: String,
 }
@@ -30,11 +34,8 @@ impl Model {
                 bias: bias.as_deref(),
             })
             .collect();
-        let tensors: Vec<TensorInput> = self
-            .tensors
-            .iter()
-            .map(|(name, shape, data)| TensorInput { name, shape, data })
-            .collect();
+        let tensors: Vec<TensorInput> =
+            self.tensors.iter().map(|(name, shape, data)| TensorInput { name, shape, data }).collect();
         encode(&self.metadata, &layers, &tensors)
     }
 }
@@ -167,12 +168,8 @@ fn writing_is_deterministic_and_rewrites_byte_identically() {
         })
         .collect();
     let tdata: Vec<Vec<f32>> = (0..f.tensors().len()).map(|i| f.tensor(i)).collect();
-    let tensors: Vec<TensorInput> = f
-        .tensors()
-        .iter()
-        .zip(&tdata)
-        .map(|(t, d)| TensorInput { name: &t.name, shape: &t.shape, data: d })
-        .collect();
+    let tensors: Vec<TensorInput> =
+        f.tensors().iter().zip(&tdata).map(|(t, d)| TensorInput { name: &t.name, shape: &t.shape, data: d }).collect();
     let again = encode(f.metadata_json(), &layers, &tensors).unwrap();
     assert_eq!(again, a);
 }
@@ -296,7 +293,7 @@ fn edited(f: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
 #[test]
 fn header_errors_name_the_problem() {
     let f = sample_model(8).encode().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, HeaderEdit)> = vec![
         ("bits 9 is not in 1..8", Box::new(|v| v["layers"][2]["bits"] = 9.into())),
         ("bits 0 is not in 1..8", Box::new(|v| v["layers"][2]["bits"] = 0.into())),
         ("must be positive", Box::new(|v| v["layers"][0]["rows"] = 0.into())),
@@ -305,16 +302,25 @@ fn header_errors_name_the_problem() {
         ("runs past the data region", Box::new(|v| v["layers"][0]["codes"]["offset"] = 1u64.wrapping_shl(40).into())),
         ("runs past the data region", Box::new(|v| v["layers"][0]["codes"]["offset"] = (u64::MAX - 7).into())),
         ("not a multiple of 64", Box::new(|v| v["layers"][0]["codes"]["offset"] = 8.into())),
-        ("buffers overlap", Box::new(|v| v["layers"][1]["codes"]["offset"] = v["layers"][0]["codes"]["offset"].clone())),
-        ("buffers overlap", Box::new(|v| {
-            let o = v["layers"][0]["scale"]["offset"].clone();
-            v["tensors"][0]["data"]["offset"] = o;
-            v["tensors"][0]["shape"] = serde_json::json!([4]);
-            v["tensors"][0]["data"]["length"] = 16.into();
-        })),
-        ("binary quantizer needs bits 1", Box::new(|v| {
-            v["layers"][0]["quantizer"] = "binary".into();
-        })),
+        (
+            "buffers overlap",
+            Box::new(|v| v["layers"][1]["codes"]["offset"] = v["layers"][0]["codes"]["offset"].clone()),
+        ),
+        (
+            "buffers overlap",
+            Box::new(|v| {
+                let o = v["layers"][0]["scale"]["offset"].clone();
+                v["tensors"][0]["data"]["offset"] = o;
+                v["tensors"][0]["shape"] = serde_json::json!([4]);
+                v["tensors"][0]["data"]["length"] = 16.into();
+            }),
+        ),
+        (
+            "binary quantizer needs bits 1",
+            Box::new(|v| {
+                v["layers"][0]["quantizer"] = "binary".into();
+            }),
+        ),
         ("buffer length", Box::new(|v| v["layers"][1]["granularity"] = "channel".into())),
         ("duplicate layer name", Box::new(|v| v["layers"][2]["name"] = "net.0".into())),
         ("duplicate tensor name", Box::new(|v| v["tensors"][2]["name"] = "norm.mean".into())),
@@ -322,7 +328,12 @@ fn header_errors_name_the_problem() {
         ("dimension 0 must be positive", Box::new(|v| v["tensors"][0]["shape"] = serde_json::json!([0, 3]))),
         ("at most 8 allowed", Box::new(|v| v["tensors"][0]["shape"] = serde_json::json!([1, 1, 1, 1, 1, 1, 1, 1, 1]))),
         ("unknown field", Box::new(|v| v["layers"][0]["extra"] = 1.into())),
-        ("missing field", Box::new(|v| { v["layers"][0].as_object_mut().unwrap().remove("zero"); })),
+        (
+            "missing field",
+            Box::new(|v| {
+                v["layers"][0].as_object_mut().unwrap().remove("zero");
+            }),
+        ),
         ("unknown variant", Box::new(|v| v["layers"][0]["quantizer"] = "ternary".into())),
         ("invalid type", Box::new(|v| v["metadata"] = serde_json::json!([1]))),
         ("invalid value", Box::new(|v| v["layers"][0]["rows"] = (-3).into())),

@@ -127,9 +127,7 @@ fn unpack<'py>(py: Python<'py>, packed: &Bound<'py, PyAny>, bits: u32, count: us
         [r, c] if c == need => (r, true),
         [n] => return Err(value_err(format!("packed has {n} bytes, {count} codes at {bits} bits need {need}"))),
         [_, c] => {
-            return Err(value_err(format!(
-                "packed rows have {c} bytes, {count} codes at {bits} bits need {need}"
-            )))
+            return Err(value_err(format!("packed rows have {c} bytes, {count} codes at {bits} bits need {need}")))
         }
         _ => return Err(value_err(format!("packed must be 1-D or 2-D, got {} dimensions", shape.len()))),
     };
@@ -227,33 +225,24 @@ struct OwnedLayer {
 const LAYER_KEYS: [&str; 7] = ["name", "bits", "quantizer", "codes", "scale", "zero", "bias"];
 
 fn layer_from_dict(i: usize, d: &Bound<'_, PyAny>) -> PyResult<OwnedLayer> {
-    let d = d
-        .cast::<PyDict>()
-        .map_err(|_| PyTypeError::new_err(format!("layers[{i}] must be a dict")))?;
+    let d = d.cast::<PyDict>().map_err(|_| PyTypeError::new_err(format!("layers[{i}] must be a dict")))?;
     for key in d.keys() {
         let k: String = key.extract().unwrap_or_else(|_| key.to_string());
         if !LAYER_KEYS.contains(&k.as_str()) {
-            return Err(value_err(format!(
-                "layers[{i}]: unknown key '{k}' (expected {})",
-                LAYER_KEYS.join(", ")
-            )));
+            return Err(value_err(format!("layers[{i}]: unknown key '{k}' (expected {})", LAYER_KEYS.join(", "))));
         }
     }
     let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-        d.get_item(k)?
-            .ok_or_else(|| value_err(format!("layers[{i}]: missing key '{k}'")))
+        d.get_item(k)?.ok_or_else(|| value_err(format!("layers[{i}]: missing key '{k}'")))
     };
-    let name: String = get("name")?
-        .extract()
-        .map_err(|_| PyTypeError::new_err(format!("layers[{i}]['name'] must be a str")))?;
+    let name: String =
+        get("name")?.extract().map_err(|_| PyTypeError::new_err(format!("layers[{i}]['name'] must be a str")))?;
     let what = format!("layer {name:?}");
-    let bits: u32 = get("bits")?
-        .extract()
-        .map_err(|_| PyTypeError::new_err(format!("{what}: 'bits' must be an int")))?;
+    let bits: u32 =
+        get("bits")?.extract().map_err(|_| PyTypeError::new_err(format!("{what}: 'bits' must be an int")))?;
     check_bits(bits).map_err(|e| value_err(format!("{what}: {e}")))?;
-    let q: String = get("quantizer")?
-        .extract()
-        .map_err(|_| PyTypeError::new_err(format!("{what}: 'quantizer' must be a str")))?;
+    let q: String =
+        get("quantizer")?.extract().map_err(|_| PyTypeError::new_err(format!("{what}: 'quantizer' must be a str")))?;
     let quantizer = Quantizer::parse(&q)
         .ok_or_else(|| value_err(format!("{what}: quantizer '{q}' is not 'affine' or 'binary'")))?;
     let codes = u8_array(&get("codes")?, &format!("{what} codes"))?;
@@ -285,16 +274,11 @@ fn write_laq(
     layers: &Bound<'_, PyList>,
     tensors: &Bound<'_, PyDict>,
 ) -> PyResult<()> {
-    let owned: Vec<OwnedLayer> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, d)| layer_from_dict(i, &d))
-        .collect::<PyResult<_>>()?;
+    let owned: Vec<OwnedLayer> =
+        layers.iter().enumerate().map(|(i, d)| layer_from_dict(i, &d)).collect::<PyResult<_>>()?;
     let mut owned_tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     for (k, v) in tensors.iter() {
-        let name: String = k
-            .extract()
-            .map_err(|_| PyTypeError::new_err("tensor names must be str"))?;
+        let name: String = k.extract().map_err(|_| PyTypeError::new_err("tensor names must be str"))?;
         let a = f32_array(&v, &format!("tensor {name:?}"))?;
         owned_tensors.push((name, a.shape(), a.values().into_owned()));
     }
@@ -312,13 +296,10 @@ fn write_laq(
             bias: l.bias.as_deref(),
         })
         .collect();
-    let tensor_inputs: Vec<TensorInput> = owned_tensors
-        .iter()
-        .map(|(n, s, d)| TensorInput { name: n, shape: s, data: d })
-        .collect();
+    let tensor_inputs: Vec<TensorInput> =
+        owned_tensors.iter().map(|(n, s, d)| TensorInput { name: n, shape: s, data: d }).collect();
     let origin = path.display().to_string();
-    py.detach(|| format::write(&path, metadata_json, &layer_inputs, &tensor_inputs))
-        .map_err(|e| laq_err(e, &origin))
+    py.detach(|| format::write(&path, metadata_json, &layer_inputs, &tensor_inputs)).map_err(|e| laq_err(e, &origin))
 }
 
 /// A validated `.laq` file held in memory.
@@ -345,9 +326,7 @@ impl PyLaqFile {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let origin = path.display().to_string();
-        let inner = py
-            .detach(|| format::LaqFile::open(Path::new(&path)))
-            .map_err(|e| laq_err(e, &origin))?;
+        let inner = py.detach(|| format::LaqFile::open(Path::new(&path))).map_err(|e| laq_err(e, &origin))?;
         Ok(PyLaqFile { inner, origin })
     }
 
@@ -358,9 +337,7 @@ impl PyLaqFile {
             .map_err(|_| PyTypeError::new_err("from_bytes expects bytes or another byte buffer"))?;
         let bytes = buf.to_vec(py)?;
         let origin = "<bytes>".to_string();
-        let inner = py
-            .detach(|| format::LaqFile::from_bytes(bytes))
-            .map_err(|e| laq_err(e, &origin))?;
+        let inner = py.detach(|| format::LaqFile::from_bytes(bytes)).map_err(|e| laq_err(e, &origin))?;
         Ok(PyLaqFile { inner, origin })
     }
 
