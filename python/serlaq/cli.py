@@ -157,6 +157,56 @@ def fit(
         typer.echo(format_summary(result))
 
 
+@app.command()
+def compress(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="a trained checkpoint (the model.ckpt of a run folder)"),
+    out: Path | None = typer.Option(None, "--out", help="output .laq file (default: model.laq next to the checkpoint)"),
+    mode: str | None = typer.Option(None, "--mode", help="paper (the paper's search exactly) or qat (default: budget search + fine-tuning)"),
+    margin: float | None = typer.Option(None, "--margin", min=0.0, help="T_margin of eq. 5 as a fraction (paper: 0.01 = one point)"),
+    weights: tuple[float, float, float] | None = typer.Option(
+        None, "--weights", metavar="WP WE WV", help="importance weights (w_P, w_E, w_V) of eq. 4 (default 0.11 0.01 0.88)"
+    ),
+    per_channel: bool | None = typer.Option(None, "--per-channel/--per-tensor", help="one scale per output row (+8 bytes/row) or one per layer"),
+    criterion: str | None = typer.Option(None, "--criterion", help="accuracy (val, the paper) | agreement | kl (with fp32 on train+val)"),
+    range_search: bool | None = typer.Option(None, "--range-search/--min-max", help="2-8 bit clip range: reconstruction-error search or min-max"),
+    budget_bits: float | None = typer.Option(None, "--budget-bits", help="budget search: the most accurate plan within this many average bits"),
+    budget_kb: float | None = typer.Option(None, "--budget-kb", help="budget search: the most accurate plan whose .laq fits in this many KB"),
+    qat: bool | None = typer.Option(None, "--qat/--no-qat", help="quantization-aware fine-tuning at the chosen bits"),
+    qat_epochs: int | None = typer.Option(None, "--qat-epochs", min=1, help="maximum QAT epochs (default 15)"),
+    as_json: bool = typer.Option(False, "--json", help="print the laq.json summary instead of the text lines"),
+) -> None:
+    """Compress a trained checkpoint with layer-wise adaptive quantization into a packed .laq model.
+
+    Rebuilds the checkpoint's data (same split) from the feature cache, ranks the layers by importance, searches each layer's bit-width on validation data, optionally fine-tunes at those bits, and writes the .laq file plus a JSON summary (laq.json) with the search trace.
+
+    Example: serlaq compress --checkpoint runs/emodb/model.ckpt --mode paper --margin 0.01 --weights 0.11 0.01 0.88
+    """
+    import json
+
+    from serlaq.laq.compress import compress as run_compress
+    from serlaq.laq.compress import format_outcome, summary_path
+
+    outcome = run_compress(
+        checkpoint,
+        out,
+        margin=margin,
+        weights=weights,
+        per_channel=per_channel,
+        mode=mode,
+        criterion=criterion,
+        range_search=range_search,
+        budget_bits=budget_bits,
+        budget_kb=budget_kb,
+        qat=qat,
+        qat_epochs=qat_epochs,
+    )
+    target = out if out is not None else checkpoint.parent / outcome.settings.out
+    if as_json:
+        typer.echo(summary_path(target).read_text(encoding="utf-8").rstrip())
+    else:
+        typer.echo(format_outcome(outcome, target))
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,157 @@
+"""`compress(checkpoint, ...)`: the LAQ search on a saved checkpoint, written as a `.laq` file.
+
+The checkpoint carries the run config, so the same data, split and standardization are
+rebuilt from the feature cache (re-extracted if the cache is gone); the `laq:` section
+of that config is the starting point and every argument given here overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from serlaq.errors import ConfigError
+from serlaq.laq.config import LaqConfig
+
+SUMMARY = "laq.json"
+
+
+def summary_path(out: Path) -> Path:
+    """`laq.json` next to the default `model.laq`; `<name>.json` next to any other name."""
+    return out.parent / SUMMARY if out.name == "model.laq" else out.with_suffix(".json")
+
+
+def write_outputs(outcome: Any, out: str | os.PathLike[str]) -> Path:
+    """Write the `.laq` file and its JSON summary (both atomically); returns the summary path."""
+    from serlaq.config import atomic_write_bytes
+
+    out = Path(out)
+    outcome.write(out)
+    path = summary_path(out)
+    data = {"laq_file": out.name, **outcome.summary()}
+    atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+    return path
+
+
+def load_checkpoint(checkpoint: str | os.PathLike[str]) -> Any:
+    """The `SERClassifier` of a checkpoint file; a one-line `ConfigError` if it is not one."""
+    from serlaq.model import SERClassifier
+
+    path = Path(checkpoint)
+    if not path.exists():
+        raise ConfigError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a file (pass the model.ckpt of a run folder)")
+    try:
+        model = SERClassifier.load_from_checkpoint(path, map_location="cpu")
+    except Exception as exc:  # torch/Lightning raise many types for a file that is not a checkpoint
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: not a serlaq checkpoint ({detail})") from None
+    if not model.hparams.get("run_config"):
+        raise ConfigError(f"{path}: the checkpoint holds no run config; cannot rebuild its data")
+    return model.eval()
+
+
+def compress(
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    margin: float | None = None,
+    weights: Sequence[float] | None = None,
+    per_channel: bool | None = None,
+    mode: str | None = None,
+    criterion: str | None = None,
+    range_search: bool | None = None,
+    budget_bits: float | None = None,
+    budget_kb: float | None = None,
+    qat: bool | None = None,
+    qat_epochs: int | None = None,
+    fixed_baselines: bool = False,
+) -> Any:
+    """Compress a trained checkpoint; returns the `LaqOutcome` (file written to `out`).
+
+    `out` defaults to `model.laq` next to the checkpoint. QAT (mode `qat`, or `qat=True`)
+    writes its log and checkpoints into `qat/` next to `out`.
+    """
+    from serlaq.config import RunConfig
+    from serlaq.data.datamodule import SERDataModule
+    from serlaq.laq.pipeline import compress_model, splits_of
+    from serlaq.training import quiet_lightning
+
+    model = load_checkpoint(checkpoint)
+    run_config = RunConfig.model_validate(model.hparams["run_config"])
+    base = run_config.laq.model_dump() if run_config.laq is not None else {}
+    overrides: dict[str, Any] = {
+        "margin": margin,
+        "weights": None if weights is None else tuple(weights),
+        "per_channel": per_channel,
+        "mode": mode,
+        "criterion": criterion,
+        "range_search": range_search,
+        "budget_bits": budget_bits,
+        "budget_kb": budget_kb,
+    }
+    raw = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    qat_raw = dict(raw.get("qat") or {})
+    if qat is not None:
+        qat_raw["enabled"] = qat
+    if qat_epochs is not None:
+        qat_raw["epochs"] = qat_epochs
+    raw["qat"] = qat_raw
+    try:
+        laq = LaqConfig.model_validate(raw)
+    except Exception as exc:  # pydantic.ValidationError: name the option
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"--{key.replace('_', '-')}: {err['msg']}") from None
+        raise
+    settings = laq.resolved()
+    out_path = Path(out) if out is not None else Path(checkpoint).parent / settings.out
+    if out_path.suffix != ".laq":
+        raise ConfigError(f"--out {out_path}: the output file name must end in .laq")
+    with quiet_lightning():
+        datamodule = SERDataModule.from_model(model)
+        outcome = compress_model(
+            model,
+            splits_of(datamodule),
+            settings,
+            datamodule=datamodule,
+            trainer_settings=run_config.trainer.model_dump(exclude_none=True),
+            lr=run_config.train.lr,
+            folder=out_path.parent,
+            seed=run_config.seed,
+            fixed_baselines=fixed_baselines,
+        )
+    write_outputs(outcome, out_path)
+    return outcome
+
+
+def format_outcome(outcome: Any, out: str | os.PathLike[str]) -> str:
+    """The few lines `serlaq compress` prints."""
+    s = outcome.settings
+    acc = outcome.accuracy
+    sizes = outcome.sizes
+    plan = ", ".join(f"{n}:{b}" for n, b in outcome.plan.items())
+    how = f"{s.search} search on {s.criterion}" + (f", margin {s.margin:g}" if s.search == "paper" else "")
+    if s.search == "budget":
+        how += f", budget {s.budget_bits:g} avg bits" if s.budget_bits is not None else ""
+        how += f", budget {s.budget_kb:g} KB" if s.budget_kb is not None else ""
+    lines = [
+        f"wrote        {out}",
+        f"mode         {s.mode} ({how}; {'per-channel' if s.per_channel else 'per-tensor'}"
+        f"{', range search' if s.range_search else ''}{', QAT ' + str(outcome.qat['epochs']) + ' epochs' if outcome.qat else ''})",
+        f"bits         {plan}  (avg {outcome.avg_bits:.3f})",
+        f"size         {sizes.file_bytes / 1000:.1f} KB file, {sizes.payload_bytes / 1000:.1f} KB payload, "
+        f"information bound {sizes.information_bound_bytes / 1000:.1f} KB, fp32 {sizes.fp32_bytes / 1000:.1f} KB",
+        f"accuracy     val {100 * acc['laq_val']:.2f}% (fp32 {100 * acc['fp32_val']:.2f}%), "
+        f"test {100 * acc['laq_test']:.2f}% (fp32 {100 * acc['fp32_test']:.2f}%)",
+        f"time         search {outcome.timings['search_s']:.2f} s"
+        + (f", QAT {outcome.timings['qat_s']:.2f} s" if "qat_s" in outcome.timings else ""),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""A model and its quantized layers → a `.laq` file through the Rust writer.
+
+The metadata is the object `docs/architecture.md` specifies (labels, feature config,
+architecture, normalization tensor names, and the LAQ summary). It is kept small: the
+search trace goes to `laq.json` next to the file, not into the model.
+
+Sizes are in KB = 1000 bytes (the paper's unit: 169K parameters x 4 bytes = 676 KB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from serlaq import __version__
+from serlaq.laq.fakequant import quantizable_layers
+from serlaq.laq.quantize import QuantizedWeight
+
+KB = 1000
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """Where the bytes of a quantized model go."""
+
+    weights_bytes: int  # packed codes, rows byte-aligned
+    bias_bytes: int  # fp32 biases
+    quant_param_bytes: int  # f32 scales and zero points
+    information_bound_bytes: float  # sum n_l * b_l / 8 + fp32 biases
+    fp32_bytes: int  # every weight and bias at 4 bytes
+    file_bytes: int | None = None  # the real .laq file, when written
+
+    @property
+    def payload_bytes(self) -> int:
+        return self.weights_bytes + self.bias_bytes + self.quant_param_bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {
+            "weights_bytes": self.weights_bytes,
+            "bias_bytes": self.bias_bytes,
+            "quant_param_bytes": self.quant_param_bytes,
+            "payload_bytes": self.payload_bytes,
+            "information_bound_bytes": self.information_bound_bytes,
+            "fp32_bytes": self.fp32_bytes,
+            "file_bytes": self.file_bytes,
+        }
+        d["payload_kb"] = self.payload_bytes / KB
+        d["information_bound_kb"] = self.information_bound_bytes / KB
+        d["fp32_kb"] = self.fp32_bytes / KB
+        d["file_kb"] = None if self.file_bytes is None else self.file_bytes / KB
+        return d
+
+
+def size_report(
+    quantized: Mapping[str, QuantizedWeight], biases: Mapping[str, torch.Tensor | None], file_bytes: int | None = None
+) -> SizeReport:
+    n_bias = sum(0 if b is None else int(b.numel()) for b in biases.values())
+    n_weights = sum(q.codes.size for q in quantized.values())
+    return SizeReport(
+        weights_bytes=sum(q.packed_bytes() for q in quantized.values()),
+        bias_bytes=4 * n_bias,
+        quant_param_bytes=sum(q.param_bytes() for q in quantized.values()),
+        information_bound_bytes=sum(q.codes.size * q.bits / 8 for q in quantized.values()) + 4 * n_bias,
+        fp32_bytes=4 * (n_weights + n_bias),
+        file_bytes=file_bytes,
+    )
+
+
+def architecture_of(model: nn.Module) -> dict[str, Any]:
+    """The runtime's architecture record, read off the Linear layers."""
+    layers = [m for _, m in quantizable_layers(model)]
+    return {
+        "type": "mlp",
+        "input_dim": int(layers[0].in_features),
+        "hidden": [int(m.out_features) for m in layers[:-1]],
+        "activation": "relu",
+        "num_classes": int(layers[-1].out_features),
+    }
+
+
+def laq_metadata(model: nn.Module, laq: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata object of a `.laq` file for an `SERClassifier`."""
+    hparams = getattr(model, "hparams", {})
+    labels = list(getattr(model, "labels", None) or hparams.get("labels") or [])
+    features = hparams.get("feature_config")
+    if features is None:
+        from serlaq.features import FeatureConfig
+
+        features = FeatureConfig().model_dump(mode="json")
+    return {
+        "serlaq_version": __version__,
+        "labels": labels,
+        "features": dict(features),
+        "architecture": architecture_of(model),
+        "normalization": {"mean": "norm.mean", "std": "norm.std"},
+        "laq": dict(laq),
+    }
+
+
+def write_laq_file(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    quantized: Mapping[str, QuantizedWeight],
+    laq: Mapping[str, Any],
+) -> int:
+    """Write `model` with its layers replaced by `quantized` (name -> QuantizedWeight); returns the file size.
+
+    The write is atomic (the Rust writer renames a finished temp file over `path`).
+    """
+    from serlaq import _native
+
+    layers = quantizable_layers(model)
+    missing = [n for n, _ in layers if n not in quantized]
+    if missing:
+        raise ValueError(f"no quantized weights for layer(s) {missing}")
+    entries = []
+    for name, layer in layers:
+        q = quantized[name]
+        if q.shape != tuple(layer.weight.shape):
+            raise ValueError(f"layer {name}: quantized shape {q.shape} != weight shape {tuple(layer.weight.shape)}")
+        bias = None if layer.bias is None else layer.bias.detach().cpu().to(torch.float32).numpy()
+        entries.append(q.layer_dict(name, bias))
+    tensors = {
+        "norm.mean": _f32(getattr(model, "feature_mean", None), layers[0][1].in_features, 0.0),
+        "norm.std": _f32(getattr(model, "feature_std", None), layers[0][1].in_features, 1.0),
+    }
+    meta = json.dumps(laq_metadata(model, laq), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _native.write_laq(str(path), meta, entries, tensors)
+    return path.stat().st_size
+
+
+def _f32(t: torch.Tensor | None, n: int, fill: float) -> np.ndarray:
+    if t is None:
+        return np.full(n, fill, dtype=np.float32)
+    return np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy().reshape(-1))

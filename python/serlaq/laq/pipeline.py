@@ -1,0 +1,269 @@
+"""importance → bit search → [QAT] → quantized layers: the one LAQ procedure every entry point runs.
+
+`compress_model` is shared by the Lightning callback (after `serlaq fit`), `compress()`
+(a saved checkpoint) and the reports, so they all produce the same plan from the same
+model and data. It never looks at the test split except to report test accuracy after
+every decision is made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from serlaq.laq.config import LaqSettings
+from serlaq.laq.export import KB, SizeReport, size_report, write_laq_file
+from serlaq.laq.fakequant import PlanQuantizer, fake_quantize, logits_with, make_evaluator, quantizable_layers
+from serlaq.laq.importance import LayerImportance, layer_importance
+from serlaq.laq.quantize import QuantizedWeight, QuantScheme
+from serlaq.laq.search import Plan, SearchResult, budget_search, fixed_bit_scores, paper_search, uniform_plan
+
+Splits = Mapping[str, tuple[Tensor, Tensor]]
+
+
+def scheme_of(settings: LaqSettings) -> QuantScheme:
+    return QuantScheme(per_channel=settings.per_channel, range_search=settings.range_search)
+
+
+def splits_of(datamodule: Any) -> dict[str, tuple[Tensor, Tensor]]:
+    """{"train"|"val"|"test": (X_raw, y)} from an `SERDataModule` (after setup)."""
+    return {name: datamodule.split_tensors(name) for name in ("train", "val", "test")}
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    return float((logits_with(model, x).argmax(dim=1) == y).to(torch.float64).mean())
+
+
+@dataclass
+class LaqOutcome:
+    """Everything one LAQ run decided and measured."""
+
+    settings: LaqSettings
+    importance: list[LayerImportance]
+    search: SearchResult
+    plan: Plan
+    model: nn.Module  # the float weights the plan quantizes (after QAT when it ran)
+    quantized: dict[str, QuantizedWeight]
+    accuracy: dict[str, float]  # fp32_val, fp32_test, laq_val, laq_test (+ laq_search_* before QAT)
+    sizes: SizeReport
+    timings: dict[str, float]
+    qat: dict[str, Any] | None = None
+    fixed: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def avg_bits(self) -> float:
+        return self.search.avg_bits
+
+    def fake_quantized(self) -> nn.Module:
+        """The torch model that predicts exactly as the `.laq` file does."""
+        return fake_quantize(self.model, self.plan, scheme_of(self.settings))
+
+    def laq_info(self) -> dict[str, Any]:
+        """The compact `laq` record stored in the `.laq` metadata."""
+        s = self.settings
+        return {
+            "mode": s.mode,
+            "search": s.search,
+            "criterion": s.criterion,
+            "avg_bits": round(self.avg_bits, 6),
+            "plan": dict(self.plan),
+            "importance": {i.name: round(i.importance, 6) for i in self.importance},
+            "margins": {t.name: round(t.margin, 6) for t in self.search.trace} if s.search == "paper" else None,
+            "margin": s.margin if s.search == "paper" else None,
+            "budget_bits": s.budget_bits,
+            "budget_kb": s.budget_kb,
+            "weights": list(s.weights),
+            "quantizer": {"per_channel": s.per_channel, "range_search": s.range_search},
+            "qat": None if self.qat is None else {"epochs": self.qat["epochs"]},
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The content of `laq.json`: settings, importance, search trace, sizes, accuracies."""
+        return {
+            "settings": self.settings.as_dict(),
+            "importance": [i.as_dict() for i in self.importance],
+            "search": self.search.as_dict(),
+            "plan": dict(self.plan),
+            "avg_bits": self.avg_bits,
+            "accuracy": dict(self.accuracy),
+            "sizes": self.sizes.as_dict(),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "qat": self.qat,
+            "fixed": {str(b): v for b, v in self.fixed.items()},
+            "layers": [
+                {
+                    "name": n,
+                    "shape": list(q.shape),
+                    "bits": q.bits,
+                    "quantizer": q.quantizer,
+                    "granularity": q.granularity,
+                    "packed_bytes": q.packed_bytes(),
+                }
+                for n, q in self.quantized.items()
+            ],
+        }
+
+    def write(self, path: str | Path) -> int:
+        """Write the `.laq` file; returns its size and records it in `sizes`."""
+        n = write_laq_file(path, self.model, self.quantized, self.laq_info())
+        self.sizes = SizeReport(**{**self.sizes.__dict__, "file_bytes": n})
+        return n
+
+
+def search_plan(
+    model: nn.Module,
+    splits: Splits,
+    settings: LaqSettings,
+    stats: list[LayerImportance] | None = None,
+    size_bytes: Any = None,
+) -> tuple[SearchResult, list[LayerImportance], PlanQuantizer]:
+    """Importance and the bit plan of `model` (validation / train+val data only)."""
+    layers = quantizable_layers(model)
+    if stats is None:
+        stats = layer_importance({n: m.weight for n, m in layers}, settings.weights, settings.reference_bits)
+    pq = PlanQuantizer(layers, scheme_of(settings))
+    if settings.criterion == "accuracy":
+        x, y = splits["val"]
+        evaluate, baseline = make_evaluator(model, pq, x, y, "accuracy")
+    else:
+        # label-free criteria compare with the fp32 model's own predictions: train + val
+        x = torch.cat([splits["train"][0], splits["val"][0]])
+        evaluate, baseline = make_evaluator(model, pq, x, None, settings.criterion)
+    if settings.search == "paper":
+        result = paper_search(stats, evaluate, baseline, settings.margin, settings.reference_bits)
+    else:
+        max_bytes = None if settings.budget_kb is None else settings.budget_kb * KB
+        result = budget_search(
+            stats,
+            evaluate,
+            baseline,
+            max_avg_bits=settings.budget_bits,
+            max_bytes=max_bytes,
+            size_bytes=size_bytes,
+        )
+    return result, stats, pq
+
+
+def file_size_function(model: nn.Module, settings: LaqSettings, stats: list[LayerImportance]) -> Any:
+    """size_bytes(plan) of the real `.laq` file (writes one file to learn the fixed overhead)."""
+    import tempfile
+
+    layers = quantizable_layers(model)
+    pq = PlanQuantizer(layers, scheme_of(settings))
+    names = [n for n, _ in layers]
+    biases = {n: m.bias for n, m in layers}
+    probe = uniform_plan(names, 1)
+    quantized = {n: pq.get(n, 1) for n in names}
+    info = {"mode": settings.mode, "plan": probe, "importance": {s.name: round(s.importance, 6) for s in stats}}
+    with tempfile.TemporaryDirectory() as tmp:
+        real = write_laq_file(Path(tmp) / "probe.laq", model, quantized, info)
+    # every buffer starts on a 64-byte boundary: allow the worst-case padding per layer
+    overhead = real - size_report(quantized, biases).payload_bytes + 64 * len(names) * 4 + 512
+
+    def size_bytes(plan: Mapping[str, int]) -> float:
+        qs = {n: _shape_only(pq, n, plan[n]) for n in names}
+        return sum(qs.values()) + 4 * sum(0 if b is None else b.numel() for b in biases.values()) + overhead
+
+    return size_bytes
+
+
+def _shape_only(pq: PlanQuantizer, name: str, bits: int) -> int:
+    rows, cols = pq.weights[name].shape
+    groups = rows if pq.scheme.per_channel else 1
+    return rows * ((cols * bits + 7) // 8) + 8 * groups
+
+
+def compress_model(
+    model: nn.Module,
+    splits: Splits,
+    settings: LaqSettings,
+    *,
+    datamodule: Any = None,
+    trainer_settings: Mapping[str, Any] | None = None,
+    lr: float | None = None,
+    folder: str | Path | None = None,
+    seed: int = 0,
+    fixed_baselines: bool = False,
+) -> LaqOutcome:
+    """Run the LAQ procedure `settings` describes on a trained `model`.
+
+    QAT (when `settings.qat`) needs the `datamodule` for its loaders; `trainer_settings`
+    are the run's Trainer settings and `lr` its learning rate (used when `qat.lr` is unset).
+    """
+    model = model.eval()
+    timings: dict[str, float] = {}
+    x_val, y_val = splits["val"]
+    x_test, y_test = splits["test"]
+    acc = {"fp32_val": accuracy(model, x_val, y_val), "fp32_test": accuracy(model, x_test, y_test)}
+
+    started = time.perf_counter()
+    stats = layer_importance(
+        {n: m.weight for n, m in quantizable_layers(model)}, settings.weights, settings.reference_bits
+    )
+    size_fn = file_size_function(model, settings, stats) if settings.budget_kb is not None else None
+    result, stats, pq = search_plan(model, splits, settings, stats, size_fn)
+    timings["search_s"] = time.perf_counter() - started
+    plan = dict(result.plan)
+
+    fixed: dict[int, dict[str, float]] = {}
+    if fixed_baselines:
+        ev_val, _ = make_evaluator(model, pq, x_val, y_val, "accuracy")
+        ev_test, _ = make_evaluator(model, pq, x_test, y_test, "accuracy")
+        vals, tests = fixed_bit_scores(pq.names, ev_val), fixed_bit_scores(pq.names, ev_test)
+        fixed = {b: {"val": vals[b], "test": tests[b]} for b in vals}
+
+    final_model = model
+    qat_info = None
+    if settings.qat:
+        if datamodule is None:
+            raise ValueError("QAT needs the datamodule (its train/val loaders)")
+        from serlaq.laq.qat import finetune
+
+        searched = fake_quantize(model, plan, pq.scheme)
+        acc["laq_search_val"] = accuracy(searched, x_val, y_val)
+        acc["laq_search_test"] = accuracy(searched, x_test, y_test)
+        peak = settings.qat_lr if settings.qat_lr is not None else (lr if lr is not None else 1e-3)
+        res = finetune(
+            model,
+            plan,
+            pq.scheme,
+            datamodule,
+            epochs=settings.qat_epochs,
+            lr=peak,
+            schedule=settings.qat_schedule,
+            patience=settings.qat_patience,
+            restore_best=settings.qat_restore_best,
+            trainer_settings=trainer_settings,
+            folder=folder,
+            seed=seed,
+        )
+        final_model = res.model
+        qat_info = {**res.as_dict(), "lr": peak, "schedule": settings.qat_schedule}
+        timings["qat_s"] = res.seconds
+        pq = PlanQuantizer(quantizable_layers(final_model), pq.scheme)
+
+    quantized = {n: pq.get(n, plan[n]) for n in pq.names}
+    deployed = fake_quantize(final_model, plan, pq.scheme)
+    acc["laq_val"] = accuracy(deployed, x_val, y_val)
+    acc["laq_test"] = accuracy(deployed, x_test, y_test)
+    biases = {n: m.bias for n, m in quantizable_layers(final_model)}
+    timings["total_s"] = time.perf_counter() - started
+    return LaqOutcome(
+        settings=settings,
+        importance=stats,
+        search=result,
+        plan=plan,
+        model=final_model,
+        quantized=quantized,
+        accuracy=acc,
+        sizes=size_report(quantized, biases),
+        timings=timings,
+        qat=qat_info,
+        fixed=fixed,
+    )

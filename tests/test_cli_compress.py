@@ -1,0 +1,108 @@
+"""`serlaq compress` as a user runs it: options override the run's laq section, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from serlaq.cli import app, main
+from serlaq.config import load_config
+from serlaq.runtime import LaqModel
+from serlaq.training import RunResult, fit
+
+DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+TINY: dict[str, Any] = {
+    "data.synthetic.clips_per_class": 10,
+    "data.synthetic.speakers": 2,
+    "data.synthetic.seconds": 0.5,
+    "model.hidden": [64, 32],
+    "train.max_epochs": 6,
+    "trainer.enable_progress_bar": False,
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    root = tmp_path_factory.mktemp("cli-compress")
+    result = fit(load_config(DEMO, {**TINY, "data.cache_dir": str(root / "cache"), "out_dir": str(root / "runs"), "name": "r"}))
+    assert result is not None
+    return result
+
+
+def serlaq(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    argv = sys.argv
+    sys.argv = ["serlaq", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_the_options_and_an_example() -> None:
+    result = CliRunner().invoke(app, ["compress", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for flag in ("--checkpoint", "--out", "--margin", "--weights", "--per-channel", "--mode", "--qat", "--budget-bits", "--budget-kb"):
+        assert flag in result.output
+    assert "Example: serlaq compress --checkpoint" in result.output
+
+
+def test_paper_mode_with_options(run: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "paper.laq"
+    args = ["compress", "--checkpoint", str(run.checkpoint), "--out", str(out), "--mode", "paper"]
+    code, stdout, err = serlaq([*args, "--margin", "0.05", "--weights", "1", "0", "0", "--per-channel"], capsys)
+    assert code == 0, err
+    assert f"wrote        {out}" in stdout and "avg" in stdout
+    summary = json.loads((tmp_path / "paper.json").read_text())
+    s = summary["settings"]
+    assert (s["mode"], s["margin"], s["weights"], s["per_channel"], s["qat"]) == ("paper", 0.05, [1.0, 0.0, 0.0], True, False)
+    laq = LaqModel.load(out)
+    assert {layer.granularity for layer in laq.layers} == {"channel"}
+    assert laq.metadata["laq"]["weights"] == [1.0, 0.0, 0.0]
+    assert laq.avg_bits == pytest.approx(summary["avg_bits"])
+
+
+def test_default_mode_writes_model_laq_next_to_the_checkpoint(run: RunResult, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, err = serlaq(["compress", "--checkpoint", str(run.checkpoint), "--qat-epochs", "2", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["laq_file"] == "model.laq"
+    assert summary["settings"]["mode"] == "qat" and summary["qat"]["epochs"] <= 2
+    assert (run.run_dir / "model.laq").is_file() and (run.run_dir / "laq.json").is_file()
+    assert (run.run_dir / "qat" / "last.ckpt").is_file()
+    assert LaqModel.load(run.run_dir / "model.laq").avg_bits <= 1.1 + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mode", "fast"], "--mode"),
+        (["--criterion", "loss"], "--criterion"),
+        (["--out", "model.bin"], "must end in .laq"),
+        (["--budget-bits", "0.5"], "--budget-bits"),
+    ],
+)
+def test_bad_options_are_one_line_errors(
+    run: RunResult, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = serlaq(["compress", "--checkpoint", str(run.checkpoint), *extra], capsys)
+    assert code == 1
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_or_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = serlaq(["compress", "--checkpoint", str(tmp_path / "none.ckpt")], capsys)
+    assert code == 1 and "none.ckpt: checkpoint not found" in err
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    code, _, err = serlaq(["compress", "--checkpoint", str(junk)], capsys)
+    assert code == 1 and "junk.ckpt: not a serlaq checkpoint" in err and err.count("\n") == 1
