@@ -5,7 +5,8 @@ scikit-learn recipe, each stage timed (decode / features / MLP), single process.
 
 What it does, in one run:
 1. discovers the corpus (`serlaq.data.corpora.discover`) and splits it stratified 80/10/10
-   (seed `--seed`);
+   as `serlaq fit` does (`serlaq.data.splits.split_indices`, seed `--seed`); every
+   pipeline trains on the same train split and is scored on the same test split;
 2. times serlaq's decode (`serlaq.data.audio.load_audio`) and features (`FeatureExtractor`)
    for every clip, one clip at a time;
 3. gets a `.laq` model of the paper's 3HL MLP: `--model PATH` uses an existing file whose
@@ -60,15 +61,12 @@ def median_ms(xs: list[float]) -> float:
     return statistics.median(xs) * 1000.0
 
 
-def stratified_split(labels: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified 80/10/10 train/val/test indices (sklearn, as the recipe does)."""
-    from sklearn.model_selection import train_test_split
+def project_split(clips: list[Any], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stratified 80/10/10 split `serlaq fit` makes at this seed (serlaq.data.splits)."""
+    from serlaq.data.splits import split_indices
 
-    idx = np.arange(len(labels))
-    y = np.array(labels)
-    train, rest = train_test_split(idx, test_size=0.2, stratify=y, random_state=seed)
-    val, test = train_test_split(rest, test_size=0.5, stratify=y[rest], random_state=seed)
-    return train, val, test
+    train, val, test = split_indices([c.label for c in clips], [c.speaker for c in clips], seed=seed)
+    return np.asarray(train), np.asarray(val), np.asarray(test)
 
 
 # --- 2. serlaq decode + features ---------------------------------------------------------------
@@ -327,7 +325,7 @@ def main() -> None:
     paths = [c.path for c in clips]
     labels = sorted({c.label for c in clips})
     y = np.array([labels.index(c.label) for c in clips], dtype=np.int64)
-    split = stratified_split([c.label for c in clips], args.seed)
+    split = project_split(clips, args.seed)
     test = split[2]
     cfg = FeatureConfig()
     print(f"corpus: {args.data_dir} ({len(clips)} clips, {len(labels)} classes, test split {len(test)} clips)",
