@@ -24,7 +24,6 @@ fn exercise(f: &LaqFile) {
     }
 }
 
-
 fuzz_target!(|data: &[u8]| {
     // As a user would read it (the checksum rejects almost every mutation) ...
     if let Ok(f) = LaqFile::from_bytes(data.to_vec()) {
