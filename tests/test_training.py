@@ -51,7 +51,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> RunRe
 
 def test_fit_writes_the_run_folder(tiny_run: RunResult) -> None:
     run_dir = tiny_run.run_dir
-    for name in ("best.ckpt", "last.ckpt", "config.yaml", "metrics.json", "confusion_matrix.png", "logs/metrics.csv"):
+    for name in ("model.ckpt", "best.ckpt", "last.ckpt", "config.yaml", "metrics.json", "confusion_matrix.png", "logs/metrics.csv"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(run_dir.glob(".*.tmp")) and not list(run_dir.glob("*-v1.ckpt"))
@@ -65,6 +65,10 @@ def test_fit_writes_the_run_folder(tiny_run: RunResult) -> None:
     assert metrics["parameters"] == (180 * 64 + 64) + (64 * 32 + 32) + (32 * 7 + 7)
     assert metrics["data"]["clips_used"] == 70 and metrics["data"]["clips_skipped"] == 0
     assert 0 <= metrics["best_epoch"] < metrics["epochs"] <= 6
+    assert metrics["checkpoint"] == "model.ckpt" and metrics["monitor"] == "val_acc"
+    assert metrics["model_epoch"] == metrics["epochs"] - 1  # restore_best: false keeps the final weights
+    # last.ckpt is the latest epoch even when the monitored metric did not improve in it
+    assert torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == metrics["epochs"] - 1
     for split in ("val", "test"):
         scores = metrics[split]
         confusion = np.array(scores["confusion_matrix"])
@@ -81,7 +85,7 @@ def test_fit_writes_the_run_folder(tiny_run: RunResult) -> None:
 
 
 def test_checkpoint_alone_rebuilds_model_and_data(tiny_run: RunResult) -> None:
-    model = SERClassifier.load_from_checkpoint(tiny_run.best_checkpoint, map_location="cpu")
+    model = SERClassifier.load_from_checkpoint(tiny_run.checkpoint, map_location="cpu")
     assert model.hparams.labels == tiny_run.metrics["labels"]
     assert model.hparams.feature_config["sample_rate"] == 22050
     assert model.hparams.run_config["model"]["hidden"] == [64, 32]
@@ -104,8 +108,8 @@ def test_same_seed_same_split_and_scores(tmp_path: Path, cache_dir: Path, tiny_r
     assert again is not None
     for key in ("val", "test", "best_epoch", "epochs", "split_sizes"):
         assert again.metrics[key] == tiny_run.metrics[key], key
-    first = torch.load(tiny_run.best_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    second = torch.load(again.best_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    first = torch.load(tiny_run.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    second = torch.load(again.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
@@ -171,5 +175,37 @@ def test_fresh_run_replaces_previous_outputs(tmp_path: Path, cache_dir: Path) ->
     (config.run_dir / "notes.txt").write_text("mine")
     result = fit(config.model_copy(update={"seed": 3}))
     assert result is not None and result.metrics["seed"] == 3
-    assert sorted(p.name for p in config.run_dir.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in config.run_dir.glob("*.ckpt")) == ["best.ckpt", "last.ckpt", "model.ckpt"]
     assert (config.run_dir / "notes.txt").read_text() == "mine"  # only the run's own outputs are replaced
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_final_model_is_the_stopping_point_or_the_best_epoch(
+    tmp_path: Path, cache_dir: Path, restore_best: bool
+) -> None:
+    config = tiny_config(
+        tmp_path, cache_dir, **{"train.restore_best": restore_best, "train.monitor": "val_loss", "train.max_epochs": 8}
+    )
+    result = fit(config)
+    assert result is not None
+    model, chosen = weights(result.checkpoint), weights(result.best_checkpoint if restore_best else result.last_checkpoint)
+    assert all(torch.equal(model[k], chosen[k]) for k in chosen)
+    epoch = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)["epoch"]
+    assert result.metrics["best_epoch"] == epoch
+    assert result.metrics["model_epoch"] == (epoch if restore_best else result.metrics["epochs"] - 1)
+    # model.ckpt holds weights and hparams only (no optimizer state), and loads on its own
+    assert "optimizer_states" not in torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    assert SERClassifier.load_from_checkpoint(result.checkpoint).hparams.run_config["train"]["restore_best"] is restore_best
+
+
+def test_explicit_splits(tmp_path: Path, cache_dir: Path) -> None:
+    config = tiny_config(tmp_path, cache_dir, **{"train.max_epochs": 1})
+    splits = {"train": list(range(0, 70, 2)), "val": list(range(1, 70, 4)), "test": list(range(3, 70, 4))}
+    result = fit(config, datamodule=SERDataModule(config, splits=splits))
+    assert result is not None and result.metrics["split_sizes"] == {"train": 35, "val": 18, "test": 17}
+    with pytest.raises(Exception, match=r"splits.val: index 0"):
+        SERDataModule(config, splits={**splits, "val": [0]}).setup()

@@ -113,7 +113,12 @@ class TrainConfig(_Section):
     batch_size: int = Field(32, ge=1)
     max_epochs: int = Field(200, ge=1)
     patience: int = Field(5, ge=1, description="early-stopping patience, in epochs")
-    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    monitor: Literal["val_acc", "val_loss"] = Field(
+        "val_acc", description="validation metric early stopping (and the best checkpoint) watches"
+    )
+    restore_best: bool = Field(
+        False, description="final model = the best-monitored epoch (true) or the weights when training stopped (false)"
+    )
     threads: int | None = Field(1, ge=1, description="torch intra-op threads per process; None = torch default")
 
 

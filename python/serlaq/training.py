@@ -48,6 +48,7 @@ from serlaq.data.datamodule import SERDataModule
 from serlaq.errors import ConfigError
 from serlaq.model import SERClassifier, count_parameters
 
+MODEL = "model.ckpt"
 BEST = "best.ckpt"
 LAST = "last.ckpt"
 CONFIG = "config.yaml"
@@ -55,16 +56,20 @@ METRICS = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
 LOGS = "logs"
 # What a fresh (non-resumed) run replaces in an existing run folder; nothing else is touched.
-RUN_OUTPUTS = (BEST, LAST, CONFIG, METRICS, CONFUSION_PNG, LOGS)
+RUN_OUTPUTS = (MODEL, BEST, LAST, CONFIG, METRICS, CONFUSION_PNG, LOGS)
 # Config sections a resumed run must share with the run it continues.
 RESUME_MUST_MATCH = ("seed", "data", "features", "model")
 
 
 @dataclass
 class RunResult:
-    """What `fit` produced; `metrics` is the content of `metrics.json`."""
+    """What `fit` produced; `metrics` is the content of `metrics.json`.
+
+    `checkpoint` (model.ckpt) is the trained model: what was tested and what to compress.
+    """
 
     run_dir: Path
+    checkpoint: Path
     best_checkpoint: Path
     last_checkpoint: Path
     metrics: dict[str, Any]
@@ -94,6 +99,27 @@ class FitInterrupted(KeyboardInterrupt):
         super().__init__(message)
 
 
+class SaveModel(Callback):
+    """At the end of fit, settle the final model and save it (weights + hparams) as model.ckpt.
+
+    With `restore_best` the weights of the best-monitored epoch are loaded back first.
+    Runs before any later `on_fit_end` callback (the LAQ search), which therefore sees the
+    final model in memory.
+    """
+
+    def __init__(self, path: Path, checkpoint: ModelCheckpoint, restore_best: bool) -> None:
+        self.path = path
+        self.checkpoint = checkpoint
+        self.restore_best = restore_best
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.restore_best and self.checkpoint.best_model_path:
+            trainer.strategy.barrier("serlaq-best-written")
+            state = torch.load(self.checkpoint.best_model_path, map_location=pl_module.device, weights_only=True)
+            pl_module.load_state_dict(state["state_dict"])
+        trainer.save_checkpoint(self.path, weights_only=True)
+
+
 class RngCheckpoint(Callback):
     """Saves the global torch RNG (dropout draws) in checkpoints and restores it on resume,
     so an interrupted and resumed run repeats an uninterrupted one exactly."""
@@ -108,14 +134,21 @@ class RngCheckpoint(Callback):
 # --- the run ----------------------------------------------------------------------------
 
 
-def fit(config: RunConfig, *, resume: bool = False, callbacks: Sequence[Callback] = ()) -> RunResult | None:
-    """Train, select on validation, test the best checkpoint, and write the run folder.
+def fit(
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    datamodule: SERDataModule | None = None,
+) -> RunResult | None:
+    """Train, stop on validation, test the final model, and write the run folder.
 
+    `datamodule` replaces the one built from `config.data` (e.g. with explicit splits).
     Returns None in the non-zero ranks of a multi-process run (only rank 0 writes results).
     Raises `FitInterrupted` on Ctrl-C, `ConfigError`/`DataError`/`AudioError` on bad input.
     """
     with quiet_lightning():
-        return _fit(config, resume, callbacks)
+        return _fit(config, resume, callbacks, datamodule)
 
 
 @contextmanager
@@ -137,7 +170,9 @@ def quiet_lightning() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _fit(config: RunConfig, resume: bool, callbacks: Sequence[Callback]) -> RunResult | None:
+def _fit(
+    config: RunConfig, resume: bool, callbacks: Sequence[Callback], datamodule: SERDataModule | None
+) -> RunResult | None:
     started = time.perf_counter()
     config = resolve_paths(config)
     run_dir = config.run_dir
@@ -152,7 +187,8 @@ def _fit(config: RunConfig, resume: bool, callbacks: Sequence[Callback]) -> RunR
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
 
-    datamodule = SERDataModule(config)
+    if datamodule is None:
+        datamodule = SERDataModule(config)
     datamodule.prepare_data()
     datamodule.setup("fit")
     data_s = time.perf_counter() - started
@@ -164,13 +200,18 @@ def _fit(config: RunConfig, resume: bool, callbacks: Sequence[Callback]) -> RunR
         monitor=config.train.monitor,
         mode=_mode(config.train.monitor),
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
+    # A second, unmonitored checkpoint rewritten every epoch: Lightning's own `save_last`
+    # only writes when the monitored metric improves, which is not "the last epoch".
+    latest = ModelCheckpoint(dirpath=run_dir, filename=Path(LAST).stem, save_top_k=1, enable_version_counter=False)
     early_stopping = EarlyStopping(
         monitor=config.train.monitor, mode=_mode(config.train.monitor), patience=config.train.patience
     )
-    trainer = build_trainer(config, run_dir, [checkpoint, early_stopping, RngCheckpoint(), *callbacks], resume)
+    save_model = SaveModel(run_dir / MODEL, checkpoint, config.train.restore_best)
+    trainer = build_trainer(
+        config, run_dir, [checkpoint, latest, early_stopping, RngCheckpoint(), save_model, *callbacks], resume
+    )
     if trainer.is_global_zero:
         save_config(config, run_dir / CONFIG)
 
@@ -190,7 +231,7 @@ def _fit(config: RunConfig, resume: bool, callbacks: Sequence[Callback]) -> RunR
         return None
 
     best_ckpt = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last_ckpt
-    metrics = evaluate_run(config, datamodule, best_ckpt, trainer, early_stopping)
+    metrics = evaluate_run(config, datamodule, run_dir / MODEL, best_ckpt, trainer, early_stopping)
     metrics["timings"] = {
         "data_s": round(data_s, 3),
         "fit_s": round(fit_s, 3),
@@ -198,7 +239,9 @@ def _fit(config: RunConfig, resume: bool, callbacks: Sequence[Callback]) -> RunR
     }
     write_metrics(metrics, run_dir / METRICS)
     plot_confusion(metrics["test"]["confusion_matrix"], metrics["labels"], run_dir / CONFUSION_PNG)
-    return RunResult(run_dir=run_dir, best_checkpoint=best_ckpt, last_checkpoint=last_ckpt, metrics=metrics)
+    return RunResult(
+        run_dir=run_dir, checkpoint=run_dir / MODEL, best_checkpoint=best_ckpt, last_checkpoint=last_ckpt, metrics=metrics
+    )
 
 
 def build_model(config: RunConfig, datamodule: SERDataModule) -> SERClassifier:
@@ -249,29 +292,32 @@ def laq_callback(config: RunConfig) -> Callback:
 def evaluate_run(
     config: RunConfig,
     datamodule: SERDataModule,
+    model_ckpt: Path,
     best_ckpt: Path,
     trainer: L.Trainer,
     early_stopping: EarlyStopping,
 ) -> dict[str, Any]:
-    """The content of metrics.json: the best checkpoint scored on val and test."""
-    best = SERClassifier.load_from_checkpoint(best_ckpt, map_location="cpu")
+    """The content of metrics.json: the final model (model.ckpt) scored on val and test."""
+    model = SERClassifier.load_from_checkpoint(model_ckpt, map_location="cpu")
     best_epoch = int(torch.load(best_ckpt, map_location="cpu", weights_only=True)["epoch"])
-    scores = {split: best.evaluate(*datamodule.split_tensors(split)) for split in ("val", "test")}
+    scores = {split: model.evaluate(*datamodule.split_tensors(split)) for split in ("val", "test")}
     return {
         "serlaq_version": __version__,
         "run_dir": str(config.run_dir),
-        "best_checkpoint": BEST if best_ckpt.name == BEST else best_ckpt.name,
+        "checkpoint": MODEL,
         "seed": config.seed,
         "dataset": config.data.dataset,
-        "labels": list(best.labels),
-        "input_dim": best.hparams.input_dim,
-        "hidden": list(best.hparams.hidden),
-        "parameters": count_parameters(best.net),
-        "fp32_bytes": 4 * count_parameters(best.net),
+        "labels": list(model.labels),
+        "input_dim": model.hparams.input_dim,
+        "hidden": list(model.hparams.hidden),
+        "parameters": count_parameters(model.net),
+        "fp32_bytes": 4 * count_parameters(model.net),
         "split_sizes": datamodule.split_sizes,
         "data": datamodule.summary,
         "monitor": config.train.monitor,
+        "restore_best": config.train.restore_best,
         "best_epoch": best_epoch,
+        "model_epoch": best_epoch if config.train.restore_best else trainer.current_epoch - 1,
         "epochs": trainer.current_epoch,
         "stopped_early": bool(early_stopping.stopped_epoch),
         "world_size": trainer.world_size,
@@ -290,12 +336,13 @@ def format_summary(result: RunResult) -> str:
         f"{len(m['labels'])} classes",
         f"model        MLP {m['input_dim']}-{'-'.join(map(str, m['hidden']))}-{len(m['labels'])}, "
         f"{m['parameters']:,} parameters ({m['fp32_bytes'] / 1024:.0f} KiB fp32)",
-        f"best epoch   {m['best_epoch'] + 1} of {m['epochs']} (by {m['monitor']})",
+        f"epochs       {m['epochs']} (best {m['monitor']} at epoch {m['best_epoch'] + 1}; "
+        f"model = epoch {m['model_epoch'] + 1}{', restored' if m['restore_best'] else ', where training stopped'})",
         f"val          accuracy {100 * m['val']['accuracy']:.2f}%  macro-F1 {100 * m['val']['macro_f1']:.2f}%",
         f"test         accuracy {100 * m['test']['accuracy']:.2f}%  macro-F1 {100 * m['test']['macro_f1']:.2f}%",
         f"time         {m['timings']['total_s']:.1f} s (data {m['timings']['data_s']:.1f} s, "
         f"training {m['timings']['fit_s']:.1f} s)",
-        f"wrote        {BEST}, {METRICS}, {CONFUSION_PNG}, {LOGS}/, {CONFIG}",
+        f"wrote        {MODEL}, {METRICS}, {CONFUSION_PNG}, {LOGS}/, {CONFIG} (+ {BEST}, {LAST})",
     ]
     return "\n".join(lines)
 

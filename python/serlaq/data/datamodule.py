@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,9 +63,12 @@ class SERDataModule(L.LightningDataModule):
     `split_tensors(name)`, `split_clips(name)` and the three dataloaders.
     """
 
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, splits: Mapping[str, Sequence[int]] | None = None) -> None:
+        """`splits` gives explicit train/val/test positions in the corpus's sorted clip list
+        (e.g. for cross-validation); by default they come from `config.seed` and `config.data`."""
         super().__init__()
         self.config = config
+        self._explicit = {name: [int(i) for i in splits[name]] for name in SPLITS} if splits is not None else None
         self._clips: list[Clip] | None = None
         self._features: np.ndarray | None = None
         self._corpus: dict[str, Any] = {}
@@ -199,14 +202,17 @@ class SERDataModule(L.LightningDataModule):
         class_of = {label: i for i, label in enumerate(self.labels)}
         y = torch.tensor([class_of[clip.label] for clip in clips], dtype=torch.int64)
         x = torch.from_numpy(features)
-        train, val, test = split_indices(
-            [clip.label for clip in clips],
-            [clip.speaker for clip in clips],
-            seed=self.config.seed,
-            fractions=data.split,
-            speaker_independent=data.speaker_independent,
-        )
-        self._indices = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()}
+        if self._explicit is not None:
+            self._indices = _checked_partition(self._explicit, len(clips))
+        else:
+            train, val, test = split_indices(
+                [clip.label for clip in clips],
+                [clip.speaker for clip in clips],
+                seed=self.config.seed,
+                fractions=data.split,
+                speaker_independent=data.speaker_independent,
+            )
+            self._indices = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()}
         self._datasets = {name: TensorDataset(x[idx], y[idx]) for name, idx in self._indices.items()}
         self.feature_mean, self.feature_std = standardization(x[self._indices["train"]])
 
@@ -231,6 +237,18 @@ def standardization(x_train: Tensor) -> tuple[Tensor, Tensor]:
     std = x.std(dim=0, unbiased=False)
     std = torch.where(std > 0, std, torch.ones_like(std))
     return mean.float(), std.float()
+
+
+def _checked_partition(splits: dict[str, list[int]], n: int) -> dict[str, list[int]]:
+    seen: set[int] = set()
+    for name in SPLITS:
+        bad = [i for i in splits[name] if not 0 <= i < n or i in seen]
+        if bad:
+            raise DataError(f"splits.{name}: index {bad[0]} is out of range 0..{n - 1} or in another split")
+        seen.update(splits[name])
+    if not splits["train"]:
+        raise DataError("splits.train: empty")
+    return splits
 
 
 def _is_main_process() -> bool:
