@@ -207,6 +207,34 @@ def compress(
         typer.echo(format_outcome(outcome, target))
 
 
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run folder of serlaq fit (holds model.ckpt and config.yaml)"),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="seeds of the same config (the run's seed first; others are trained): mean ± sd"),
+    hl_sweep: bool = typer.Option(False, "--hl-sweep", help="also train and compare the Table-2 variants 2HL..9HL (slower)"),
+    qat_rows: bool = typer.Option(True, "--qat-rows/--no-qat-rows", help="include the QAT rows and the fp32 + extra epochs control"),
+    table3: bool = typer.Option(True, "--table3/--no-table3", help="include the importance-weight sweep (Table 3)"),
+    out: Path | None = typer.Option(None, "--out", help="report folder (default: RUN_DIR/report)"),
+) -> None:
+    """Write the paper's tables and figures for a trained run: Table 4 (fp32, fixed 8..1 bits, LAQ, and QAT rows), Table 3 (importance weights), accuracy-vs-bits, per-layer bits and confusion-matrix plots, as Markdown + JSON + PNG.
+
+    Example: serlaq report runs/emodb --seeds 5
+    """
+    from serlaq.reports import report as run_report
+
+    folder = run_report(
+        run_dir,
+        seeds=seeds,
+        hl_sweep=hl_sweep,
+        qat_rows=qat_rows,
+        table3=table3,
+        out=out,
+        progress=lambda msg: typer.echo(f"report: {msg}", err=True),
+    )
+    typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
+    typer.echo(f"\nwrote {folder}/report.md, report.json and the PNG figures")
+
+
 def main() -> None:
     try:
         app()

@@ -47,7 +47,7 @@ class QATModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        plan: Mapping[str, int],
+        plan: Mapping[str, int] | None,
         scheme: QuantScheme,
         lr: float,
         epochs: int,
@@ -55,7 +55,8 @@ class QATModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.model = model
-        self.plan = dict(plan)
+        # plan None: the same fine-tuning in fp32 (the control row: is a QAT gain just longer training?)
+        self.plan = None if plan is None else dict(plan)
         self.scheme = scheme
         self.lr = lr
         self.epochs = epochs
@@ -63,12 +64,13 @@ class QATModule(L.LightningModule):
         self._names = [n for n, _ in quantizable_layers(model)]
         self.best_val_loss: float | None = None
         self.best_state: dict[str, Tensor] | None = None
-        missing = set(self._names) - set(self.plan)
+        missing = set() if self.plan is None else set(self._names) - set(self.plan)
         if missing:
             raise ValueError(f"bit plan has no bits for layer(s) {sorted(missing)}")
 
     def fake_quant_weights(self) -> dict[str, Tensor]:
         """{"net.0.weight": w + (Q(w) - w).detach(), ...}: quantized forward, identity backward."""
+        assert self.plan is not None
         out = {}
         layers = dict(quantizable_layers(self.model))
         for name in self._names:
@@ -78,6 +80,8 @@ class QATModule(L.LightningModule):
         return out
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.plan is None:
+            return self.model(x)
         return functional_call(self.model, self.fake_quant_weights(), (x,))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -128,7 +132,7 @@ class QatResult:
 
 def finetune(
     model: nn.Module,
-    plan: Mapping[str, int],
+    plan: Mapping[str, int] | None,
     scheme: QuantScheme,
     datamodule: L.LightningDataModule,
     *,
@@ -141,7 +145,7 @@ def finetune(
     folder: str | Path | None = None,
     seed: int = 0,
 ) -> QatResult:
-    """Fine-tune a copy of `model` at `plan`; the original is not modified.
+    """Fine-tune a copy of `model` at `plan` (None: in fp32); the original is not modified.
 
     `trainer_settings` are `lightning.Trainer` keyword arguments (the run's `trainer:`
     section); multi-process settings are reduced to one process, since QAT runs where the
