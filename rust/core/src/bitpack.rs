@@ -145,7 +145,7 @@ fn squeeze<const B: u32>(w: u64) -> u64 {
 
 /// Spreads the low `8*B` bits into 8 byte-lanes (inverse of `squeeze`).
 #[inline(always)]
-fn spread<const B: u32>(w: u64) -> u64 {
+pub(crate) fn spread<const B: u32>(w: u64) -> u64 {
     match B {
         8 => w,
         4 => {
@@ -211,15 +211,17 @@ pub(crate) enum Isa {
     Avx512,
 }
 
-/// The best [`Isa`] this CPU supports; `SERLAQ_PORTABLE_KERNELS=1` forces the portable
-/// code (for comparisons and for testing it on a machine with AVX-512).
+/// The best [`Isa`] this CPU supports. `SERLAQ_KERNELS=portable` (or `avx2`, which only
+/// the GEMV distinguishes) forces the portable code, to compare or test it on a machine
+/// with AVX-512.
 pub(crate) fn isa() -> Isa {
     use std::sync::OnceLock;
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("SERLAQ_PORTABLE_KERNELS").is_none()
+            let forced = std::env::var("SERLAQ_KERNELS").unwrap_or_default();
+            if !matches!(forced.as_str(), "portable" | "avx2")
                 && is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512vbmi")

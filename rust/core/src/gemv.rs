@@ -20,6 +20,7 @@
 use crate::bitpack::{self, packed_len};
 use rayon::prelude::*;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A shape or argument error in a GEMV call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,23 +197,23 @@ enum Kernel {
 }
 
 impl Kernel {
+    /// The best kernel for this CPU, chosen once; `SERLAQ_KERNELS=portable` or `avx2`
+    /// forces a lesser one (see `bitpack::isa`).
     fn detect() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::env::var_os("SERLAQ_PORTABLE_KERNELS").is_none() {
-                if is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vbmi")
-                    && is_x86_feature_detected!("bmi2")
-                {
+        static KERNEL: OnceLock<Kernel> = OnceLock::new();
+        *KERNEL.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if bitpack::isa() == bitpack::Isa::Avx512 {
                     return Kernel::Avx512;
                 }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                let forced = std::env::var("SERLAQ_KERNELS").unwrap_or_default();
+                if forced != "portable" && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                     return Kernel::Avx2;
                 }
             }
-        }
-        Kernel::Portable
+            Kernel::Portable
+        })
     }
 
     /// `out[(r - r0) * batch + b] = sum_c q[r, c] * x[b, c]` for rows `r0..r1`.
@@ -223,7 +224,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => unsafe { avx512::block_dots(m, r0, r1, x, batch, out) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { block_dots_avx2(m, r0, r1, x, batch, out) },
+            Kernel::Avx2 => unsafe { avx2::block_dots(m, r0, r1, x, batch, out) },
             Kernel::Portable => portable_block_dots(m, r0, r1, x, batch, out),
         }
     }
@@ -273,14 +274,140 @@ fn portable_block_dots(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usiz
     }
 }
 
-/// The portable kernel compiled with AVX2 + FMA enabled.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
+/// AVX2 + FMA: batch 1 decodes 8 codes per 64-bit word straight into a vector (1 bit:
+/// the byte's bits become lane masks); batches run the portable tiling compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_dots_avx2(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
-    portable_block_dots(m, r0, r1, x, batch, out)
+mod avx2 {
+    use super::QMatrix;
+    use crate::bitpack::spread;
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn block_dots(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+        if batch > 1 {
+            return super::portable_block_dots(m, r0, r1, x, batch, out);
+        }
+        for r in r0..r1 {
+            let row = m.row(r);
+            out[r - r0] = match m.bits {
+                1 => dot_1bit(row, x),
+                2 => dot::<2>(row, x),
+                3 => dot::<3>(row, x),
+                4 => dot::<4>(row, x),
+                5 => dot::<5>(row, x),
+                6 => dot::<6>(row, x),
+                7 => dot::<7>(row, x),
+                _ => dot::<8>(row, x),
+            };
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn hsum(acc: [__m256; 4]) -> f32 {
+        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps::<1>(h, h)))
+    }
+
+    /// Codes `8g .. 8g+8` of a row (`g < cols / 8`, so its `B` bytes exist).
+    #[inline(always)]
+    unsafe fn group<const B: u32>(row: &[u8], g: usize, wide: usize) -> __m256 {
+        let b = B as usize;
+        let w = if g < wide {
+            // SAFETY: g < wide means 8 bytes from g*b are inside the row.
+            let w = (row.as_ptr().add(g * b) as *const u64).read_unaligned();
+            if B == 8 {
+                w
+            } else {
+                w & ((1u64 << (8 * B)) - 1)
+            }
+        } else {
+            let mut a = [0u8; 8];
+            a[..b].copy_from_slice(&row[g * b..g * b + b]);
+            u64::from_le_bytes(a)
+        };
+        if B == 8 {
+            // Already one code per byte.
+            return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(spread::<B>(w) as i64)));
+        }
+        // Shift a copy of the word per qword lane so lane k holds codes 2k and 2k+1 at its
+        // bottom, then split them into the two halves of the lane.
+        let b = B as i64;
+        let s = _mm256_srlv_epi64(_mm256_set1_epi64x(w as i64), _mm256_setr_epi64x(0, 2 * b, 4 * b, 6 * b));
+        let mask = _mm256_set1_epi64x((1i64 << B) - 1);
+        let lo = _mm256_and_si256(s, mask);
+        let hi = _mm256_and_si256(_mm256_srl_epi64(s, _mm_cvtsi32_si128(B as i32)), mask);
+        _mm256_cvtepi32_ps(_mm256_or_si256(lo, _mm256_slli_epi64::<32>(hi)))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot<const B: u32>(row: &[u8], x: &[f32]) -> f32 {
+        let (cols, b) = (x.len(), B as usize);
+        let groups = cols / 8;
+        let wide = if row.len() >= 8 { ((row.len() - 8) / b + 1).min(groups) } else { 0 };
+        let xp = x.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut g = 0;
+        while g + 4 <= groups {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: group g+k < groups covers columns inside x.
+                *a = _mm256_fmadd_ps(group::<B>(row, g + k, wide), _mm256_loadu_ps(xp.add(8 * (g + k))), *a);
+            }
+            g += 4;
+        }
+        while g < groups {
+            acc[0] = _mm256_fmadd_ps(group::<B>(row, g, wide), _mm256_loadu_ps(xp.add(8 * g)), acc[0]);
+            g += 1;
+        }
+        let mut sum = hsum(acc);
+        let c0 = groups * 8;
+        if c0 < cols {
+            let mut a = [0u8; 8];
+            let tail = &row[c0 * b / 8..];
+            a[..tail.len()].copy_from_slice(tail);
+            let codes = spread::<B>(u64::from_le_bytes(a)).to_le_bytes();
+            for (i, xv) in x[c0..].iter().enumerate() {
+                sum += f32::from(codes[i] & ((1u16 << B) - 1) as u8) * xv;
+            }
+        }
+        sum
+    }
+
+    /// 1 bit: each byte's bits select which of 8 x values to add.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_1bit(row: &[u8], x: &[f32]) -> f32 {
+        let cols = x.len();
+        let lanes = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let select = |byte: u8, xv: __m256| -> __m256 {
+            let m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(i32::from(byte)), lanes), lanes);
+            _mm256_and_ps(_mm256_castsi256_ps(m), xv)
+        };
+        let xp = x.as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let groups = cols / 8;
+        let mut g = 0;
+        while g + 4 <= groups {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: byte g+k < cols / 8 and its 8 columns are inside x.
+                *a = _mm256_add_ps(*a, select(row[g + k], _mm256_loadu_ps(xp.add(8 * (g + k)))));
+            }
+            g += 4;
+        }
+        while g < groups {
+            acc[0] = _mm256_add_ps(acc[0], select(row[g], _mm256_loadu_ps(xp.add(8 * g))));
+            g += 1;
+        }
+        let mut sum = hsum(acc);
+        for (i, xv) in x[groups * 8..].iter().enumerate() {
+            if row[groups] >> i & 1 == 1 {
+                sum += xv;
+            }
+        }
+        sum
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
