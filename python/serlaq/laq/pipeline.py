@@ -67,7 +67,7 @@ class LaqOutcome:
     def laq_info(self) -> dict[str, Any]:
         """The compact `laq` record stored in the `.laq` metadata."""
         s = self.settings
-        return {
+        info = {
             "mode": s.mode,
             "search": s.search,
             "criterion": s.criterion,
@@ -82,6 +82,8 @@ class LaqOutcome:
             "quantizer": {"per_channel": s.per_channel, "range_search": s.range_search},
             "qat": None if self.qat is None else {"epochs": self.qat["epochs"]},
         }
+        # unset entries are left out: every byte of the header counts against a ~30 KB model
+        return {k: v for k, v in info.items() if v is not None}
 
     def summary(self) -> dict[str, Any]:
         """The content of `laq.json`: settings, importance, search trace, sizes, accuracies."""

@@ -41,6 +41,18 @@ from serlaq.laq.quantize import QuantScheme, quantize
 from serlaq.training import quiet_lightning
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the quantized weight exactly; backward: the gradient passed to the float weight."""
+
+    @staticmethod
+    def forward(ctx: Any, w: Tensor, q: Tensor) -> Tensor:
+        return q
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
+
+
 class QATModule(L.LightningModule):
     """Wraps a classifier; its forward runs the weights fake-quantized at `plan` (STE)."""
 
@@ -69,14 +81,14 @@ class QATModule(L.LightningModule):
             raise ValueError(f"bit plan has no bits for layer(s) {sorted(missing)}")
 
     def fake_quant_weights(self) -> dict[str, Tensor]:
-        """{"net.0.weight": w + (Q(w) - w).detach(), ...}: quantized forward, identity backward."""
+        """{"net.0.weight": Q(w), ...} with the identity gradient to w (straight-through)."""
         assert self.plan is not None
         out = {}
         layers = dict(quantizable_layers(self.model))
         for name in self._names:
             w = layers[name].weight
             q = quantize(w.detach().float().cpu(), self.plan[name], self.scheme).dequantize().to(w.device, w.dtype)
-            out[f"{name}.weight"] = w + (q - w).detach()
+            out[f"{name}.weight"] = _StraightThrough.apply(w, q)
         return out
 
     def forward(self, x: Tensor) -> Tensor:
