@@ -158,3 +158,34 @@ def test_compress_model_outcome_writes_the_model_it_scores(
     assert outcome.accuracy["laq_test"] == pytest.approx(float((torch.from_numpy(preds) == y).float().mean()))
     assert json.loads(_native.LaqFile(str(tmp_path / "m.laq")).metadata_json)["laq"]["plan"] == outcome.plan
     assert laq.avg_bits == pytest.approx(outcome.avg_bits)
+
+
+def test_budget_in_kb_is_met_by_the_real_file(trained: tuple[SERClassifier, SERDataModule], tmp_path: Path) -> None:
+    model, dm = trained
+    one_bit = compress_model(model, splits_of(dm), LaqConfig(budget_bits=1.0, qat=False).resolved())
+    floor = one_bit.write(tmp_path / "one.laq")
+    budget_kb = (floor + 900) / 1000  # room for some layers to get more bits, not all
+    outcome = compress_model(model, splits_of(dm), LaqConfig(budget_kb=budget_kb, qat=False).resolved())
+    size = outcome.write(tmp_path / "budget.laq")
+    assert size <= budget_kb * 1000
+    assert outcome.avg_bits > 1.0  # the spare bytes were spent
+    with pytest.raises(ValueError, match="budget"):
+        compress_model(model, splits_of(dm), LaqConfig(budget_kb=floor / 2000, qat=False).resolved())
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_file_size_estimate_is_a_tight_upper_bound(
+    trained: tuple[SERClassifier, SERDataModule], per_channel: bool, tmp_path: Path
+) -> None:
+    from serlaq.laq.pipeline import file_size_function
+
+    model, dm = trained
+    settings = LaqConfig(budget_kb=100, qat=False, per_channel=per_channel).resolved()
+    outcome = compress_model(model, splits_of(dm), settings)
+    estimate = file_size_function(model, settings, outcome.importance)
+    for plan in ({"net.0": 1, "net.3": 1, "net.6": 1}, {"net.0": 3, "net.3": 7, "net.6": 5}, outcome.plan):
+        outcome.plan = dict(plan)
+        pq = PlanQuantizer(quantizable_layers(model), QuantScheme(per_channel=per_channel, range_search=True))
+        outcome.quantized = {n: pq.get(n, plan[n]) for n in pq.names}
+        real = outcome.write(tmp_path / "m.laq")
+        assert real <= estimate(plan) <= real + 256
