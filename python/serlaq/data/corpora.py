@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from serlaq.errors import DataError
 
@@ -63,8 +62,6 @@ LABEL_ALIASES: dict[str, str] = {
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"})
 DATASETS = ("auto", "tess", "emodb", "savee", "folder", "csv")
-Dataset = Literal["auto", "tess", "emodb", "savee", "folder", "csv"]
-OnError = Literal["fail", "skip"]
 
 EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
 SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise"}
