@@ -34,7 +34,7 @@ import soundfile as sf
 from serlaq.errors import DataError
 
 # Bump whenever the generated audio changes for the same parameters.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 MARKER = "serlaq-synthetic.json"
 
 EMOTIONS: tuple[str, ...] = ("angry", "boredom", "disgust", "fear", "happy", "neutral", "sad")
@@ -121,27 +121,28 @@ def _speakers(n: int, seed: int) -> list[Speaker]:
 def _clip_params(p: Profile, spk: Speaker, rng: np.random.Generator) -> dict[str, float]:
     """One clip's settings: the emotion's mean, the speaker's habits, per-clip scatter.
 
-    The scatter sizes are tuned so that an MLP on the 180 features reaches roughly 75-85%
-    test accuracy on a demo-sized corpus (7 x 35 clips): learnable, not trivial.
+    The scatter sizes are tuned so that the demo's MLP on the 180 features reaches about
+    85% test accuracy on a 7 x 35-clip corpus (72-96% over run seeds 0-5; 25 test clips):
+    learnable, not trivial. Speakers and random syllable/vowel content add the rest.
     """
 
     def lognorm(sd: float) -> float:
         return float(np.exp(rng.normal(0, sd)))
 
     return {
-        "f0": spk.f0 * p.f0_scale * lognorm(0.05),
-        "f0_range": p.f0_range * lognorm(0.14),
-        "f0_slope": p.f0_slope + rng.normal(0, 0.6),
-        "rate": p.rate * spk.rate * lognorm(0.06),
-        "energy_db": p.energy_db + spk.level_db + rng.normal(0, 1.2),
-        "jitter": p.jitter * lognorm(0.14),
-        "shimmer": p.shimmer * lognorm(0.14),
-        "tilt_db": p.tilt_db + spk.tilt_db + rng.normal(0, 0.8),
-        "breath": max(0.0, p.breath + spk.breath) * lognorm(0.2),
-        "open_quotient": float(np.clip(p.open_quotient + rng.normal(0, 0.025), 0.3, 0.8)),
-        "tremor": p.tremor * lognorm(0.14),
-        "f1": spk.tract * p.formant_shift * lognorm(0.016),
-        "f2": spk.tract * p.f2_shift * lognorm(0.016),
+        "f0": spk.f0 * p.f0_scale * lognorm(0.025),
+        "f0_range": p.f0_range * lognorm(0.07),
+        "f0_slope": p.f0_slope + rng.normal(0, 0.3),
+        "rate": p.rate * spk.rate * lognorm(0.03),
+        "energy_db": p.energy_db + spk.level_db + rng.normal(0, 0.6),
+        "jitter": p.jitter * lognorm(0.07),
+        "shimmer": p.shimmer * lognorm(0.07),
+        "tilt_db": p.tilt_db + spk.tilt_db + rng.normal(0, 0.4),
+        "breath": max(0.0, p.breath + spk.breath) * lognorm(0.1),
+        "open_quotient": float(np.clip(p.open_quotient + rng.normal(0, 0.0125), 0.3, 0.8)),
+        "tremor": p.tremor * lognorm(0.07),
+        "f1": spk.tract * p.formant_shift * lognorm(0.008),
+        "f2": spk.tract * p.f2_shift * lognorm(0.008),
     }
 
 
