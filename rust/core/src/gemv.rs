@@ -6,15 +6,21 @@
 //! the kernels only ever form dot products of raw integer codes with `x`, decoded from
 //! the packed bytes in registers, and never build a float copy of `W`.
 //!
-//! Kernels (chosen once per call, at run time):
-//! - AVX-512 (F, BW, VBMI, plus BMI2): 1 bit adds `x` under the row's bits used as a
-//!   lane mask; 2 bits does the same per bit plane (`q = b0 + 2 b1`); other widths
-//!   unpack 64 codes at once with a byte permute + multishift and convert to f32.
-//!   Batches decode a block of rows to a small f32 tile once and apply it to every
-//!   batch vector.
-//! - Portable: the same tiling with the scalar group unpacker, compiled for AVX2+FMA
-//!   when the CPU has it.
+//! Kernels (chosen once per process, at run time):
+//! - AVX-512 (F, BW, VBMI, plus BMI2):
+//!   - batch 1 at 1 and 2 bits: per-call tables of partial sums, one 16-entry table per
+//!     nibble of a row (the dot product of `x` with the 4 or 2 codes a nibble value
+//!     stands for); 16 rows are looked up at once with in-register permutes.
+//!   - batch 1 at 3..8 bits: 64 codes unpacked per step with a byte permute and a
+//!     multishift, widened to f32 and multiply-added. (At 4 bits one lookup per code
+//!     is slower than this decode.)
+//!   - batches: a block of rows is decoded to a small f32 tile once and applied to the
+//!     batch in 4-row x 4-vector register blocks.
+//! - AVX2 + FMA: batch 1 decodes 8 codes per 64-bit word into a vector (1 bit: the
+//!   byte's bits as lane masks); batches use the portable tiling compiled for AVX2.
+//! - Portable: unpack a tile of codes with the scalar group unpacker, convert, dot.
 //!
+//! `SERLAQ_KERNELS=portable|avx2` forces a lesser kernel (for comparisons and tests).
 //! Rows are split across the rayon pool when the layer is large enough to pay for it.
 
 use crate::bitpack::{self, packed_len};
@@ -157,24 +163,34 @@ pub fn qgemm(m: &QMatrix, bias: Option<&[f32]>, x: &[f32], batch: usize, y: &mut
     let kernel = Kernel::detect();
     let (rows, cols) = (m.rows, m.cols);
     let x_sums: Vec<f32> = x.chunks_exact(cols).map(|xb| xb.iter().sum()).collect();
-    // Raw dots are computed rows-major (each rayon task owns a contiguous slice), then
-    // scaled and transposed into y.
+    // Raw dots are computed rows-major (each rayon task owns a contiguous slice of
+    // rows), then scaled and transposed into y.
     let mut dots = vec![0f32; rows * batch];
-    for b0 in (0..batch).step_by(MAX_BATCH_PASS) {
-        let nb = (batch - b0).min(MAX_BATCH_PASS);
-        let xs = &x[b0 * cols..(b0 + nb) * cols];
-        let mut pass = vec![0f32; rows * nb];
-        let work = rows.saturating_mul(cols).saturating_mul(nb);
-        if work >= PAR_MIN_WORK && rows >= 2 * PAR_ROWS {
-            pass.par_chunks_mut(PAR_ROWS * nb).enumerate().for_each(|(i, out)| {
-                let r0 = i * PAR_ROWS;
-                kernel.block_dots(m, r0, r0 + out.len() / nb, xs, nb, out);
-            });
+    // Runs `f(first_row, out)` over row blocks, on the pool when the work is large.
+    let for_rows = |nb: usize, out: &mut [f32], f: &(dyn Fn(usize, &mut [f32]) + Sync)| {
+        if rows.saturating_mul(cols).saturating_mul(nb) >= PAR_MIN_WORK && rows >= 2 * PAR_ROWS {
+            out.par_chunks_mut(PAR_ROWS * nb).enumerate().for_each(|(i, o)| f(i * PAR_ROWS, o));
         } else {
-            kernel.block_dots(m, 0, rows, xs, nb, &mut pass);
+            f(0, out);
         }
-        for r in 0..rows {
-            dots[r * batch + b0..r * batch + b0 + nb].copy_from_slice(&pass[r * nb..(r + 1) * nb]);
+    };
+    if let Some(lut) = Lut::build(kernel, m, x, batch) {
+        for_rows(1, &mut dots, &|r0, out| lut.dots(m, r0, out));
+    } else {
+        let pass = |xs: &[f32], nb: usize, out: &mut [f32]| {
+            for_rows(nb, out, &|r0, o| kernel.block_dots(m, r0, r0 + o.len() / nb, xs, nb, o));
+        };
+        if batch <= MAX_BATCH_PASS {
+            pass(x, batch, &mut dots);
+        } else {
+            let mut buf = vec![0f32; rows * MAX_BATCH_PASS];
+            for b0 in (0..batch).step_by(MAX_BATCH_PASS) {
+                let nb = (batch - b0).min(MAX_BATCH_PASS);
+                pass(&x[b0 * cols..(b0 + nb) * cols], nb, &mut buf[..rows * nb]);
+                for r in 0..rows {
+                    dots[r * batch + b0..r * batch + b0 + nb].copy_from_slice(&buf[r * nb..(r + 1) * nb]);
+                }
+            }
         }
     }
     for r in 0..rows {
@@ -185,6 +201,35 @@ pub fn qgemm(m: &QMatrix, bias: Option<&[f32]>, x: &[f32], batch: usize, y: &mut
         }
     }
     Ok(())
+}
+
+/// Batch-1 tables of partial sums (see `avx512::build_lut`), when the kernel uses them.
+struct Lut {
+    #[cfg(target_arch = "x86_64")]
+    tables: Vec<std::arch::x86_64::__m512>,
+}
+
+impl Lut {
+    fn build(kernel: Kernel, m: &QMatrix, x: &[f32], batch: usize) -> Option<Lut> {
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx512 && batch == 1 && avx512::lut_applies(m) {
+            // SAFETY: the AVX-512 features were detected for `Kernel::Avx512`.
+            return Some(Lut { tables: unsafe { avx512::build_lut(m, x) } });
+        }
+        let _ = (kernel, m, x, batch);
+        None
+    }
+
+    /// Dot products of rows `r0 .. r0 + out.len()` with the `x` the tables were built from.
+    fn dots(&self, m: &QMatrix, r0: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: tables exist only when AVX-512 was detected; built for this matrix.
+        unsafe {
+            avx512::lut_dots(m, &self.tables, r0, r0 + out.len(), out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (m, r0, out);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,16 +492,18 @@ mod avx512 {
         }
     }
 
-    /// Reads up to 8 bytes of `row` from `start` as a little-endian word.
+    /// Reads up to 8 bytes of `row` from `start` as a little-endian word (zeros past the
+    /// end). The short case is a masked vector load: assembling the word from single
+    /// bytes would stall on store-to-load forwarding once per row.
     #[inline(always)]
-    fn read_word(row: &[u8], start: usize) -> u64 {
+    unsafe fn read_word(row: &[u8], start: usize) -> u64 {
         if start + 8 <= row.len() {
             u64::from_le_bytes(row[start..start + 8].try_into().unwrap())
         } else {
-            let mut a = [0u8; 8];
             let n = row.len() - start;
-            a[..n].copy_from_slice(&row[start..]);
-            u64::from_le_bytes(a)
+            // SAFETY: only the first n (in-bounds) bytes are read.
+            let v = _mm512_maskz_loadu_epi8(low_mask(n), row.as_ptr().add(start).cast());
+            _mm_cvtsi128_si64(_mm512_castsi512_si128(v)) as u64
         }
     }
 
@@ -563,9 +610,16 @@ mod avx512 {
         _mm512_and_si512(_mm512_multishift_epi64_epi8(k.1, grouped), k.2)
     }
 
+    /// Codes `16Q .. 16Q+16` of 64 as floats. One zero-masking byte permute widens them
+    /// to 32-bit lanes (instead of an extract plus a zero-extension: shuffle ports are the
+    /// bottleneck of this kernel).
     #[inline(always)]
     unsafe fn quarter_f32<const Q: i32>(codes: __m512i) -> __m512 {
-        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32::<Q>(codes)))
+        let idx = _mm512_add_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(16 * Q),
+        );
+        _mm512_cvtepi32_ps(_mm512_maskz_permutexvar_epi8(0x1111_1111_1111_1111, idx, codes))
     }
 
     /// 3..8 bits (and any width): decode 64 codes per step, convert, multiply-add.
@@ -599,6 +653,157 @@ mod avx512 {
             c += 64;
         }
         hsum4(acc)
+    }
+
+    /// Whether the table kernel handles this matrix at batch 1: 1 and 2 bits (4 codes
+    /// or 2 codes per nibble; at 4 bits, one code per lookup, decoding is faster), and
+    /// offsets of 16 rows that fit the gather's 32-bit indices.
+    pub fn lut_applies(m: &QMatrix) -> bool {
+        matches!(m.bits, 1 | 2) && m.row_bytes.checked_mul(16).is_some_and(|n| n <= i32::MAX as usize)
+    }
+
+    /// Per-nibble tables for batch 1: `t[n][v]` is the dot product of `x` with the
+    /// 4/bits codes that nibble value `v` holds at nibble `n` of a row (zero past the
+    /// last column, and for the padding nibbles of the last 4-byte chunk).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    pub unsafe fn build_lut(m: &QMatrix, x: &[f32]) -> Vec<__m512> {
+        let b = m.bits as usize;
+        let per = 4 / b;
+        let nibbles = m.row_bytes.div_ceil(4) * 8;
+        let mut coef = [[0f32; 16]; 4];
+        for (i, c) in coef.iter_mut().enumerate().take(per) {
+            for (v, cv) in c.iter_mut().enumerate() {
+                *cv = ((v >> (i * b)) & ((1 << b) - 1)) as f32;
+            }
+        }
+        let coef = coef.map(|c| _mm512_loadu_ps(c.as_ptr()));
+        let mut t = vec![_mm512_setzero_ps(); nibbles];
+        for (n, tn) in t.iter_mut().enumerate() {
+            let mut acc = _mm512_setzero_ps();
+            for (i, c) in coef.iter().enumerate().take(per) {
+                if let Some(&xv) = x.get(n * per + i) {
+                    acc = _mm512_fmadd_ps(*c, _mm512_set1_ps(xv), acc);
+                }
+            }
+            *tn = acc;
+        }
+        t
+    }
+
+    /// Batch-1 dot products of rows `r0..r1` by table lookup, 16 rows per vector: a
+    /// vector holds 4 bytes (8 nibbles) of each of 16 rows (a 16x16 transpose of 64-byte
+    /// row blocks; a gather for the remainder), and each nibble position is one
+    /// in-register permute of its 16-entry table, i.e. `4/bits` columns of 16 rows per
+    /// permute-and-add: about half the time of the masked-add (1 bit) and decoding
+    /// (2 bits) kernels.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
+    pub unsafe fn lut_dots(m: &QMatrix, t: &[__m512], r0: usize, r1: usize, out: &mut [f32]) {
+        let rb = m.row_bytes;
+        let (full, tail) = (rb / 4, rb % 4);
+        debug_assert_eq!(t.len(), rb.div_ceil(4) * 8);
+        let tp = t.as_ptr();
+        #[inline(always)]
+        unsafe fn eight(v: __m512i, tj: *const __m512, acc: &mut [__m512; 2]) {
+            acc[0] = _mm512_add_ps(acc[0], _mm512_permutexvar_ps(v, *tj));
+            acc[1] = _mm512_add_ps(acc[1], _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(v), *tj.add(1)));
+            acc[0] = _mm512_add_ps(acc[0], _mm512_permutexvar_ps(_mm512_srli_epi32::<8>(v), *tj.add(2)));
+            acc[1] = _mm512_add_ps(acc[1], _mm512_permutexvar_ps(_mm512_srli_epi32::<12>(v), *tj.add(3)));
+            acc[0] = _mm512_add_ps(acc[0], _mm512_permutexvar_ps(_mm512_srli_epi32::<16>(v), *tj.add(4)));
+            acc[1] = _mm512_add_ps(acc[1], _mm512_permutexvar_ps(_mm512_srli_epi32::<20>(v), *tj.add(5)));
+            acc[0] = _mm512_add_ps(acc[0], _mm512_permutexvar_ps(_mm512_srli_epi32::<24>(v), *tj.add(6)));
+            acc[1] = _mm512_add_ps(acc[1], _mm512_permutexvar_ps(_mm512_srli_epi32::<28>(v), *tj.add(7)));
+        }
+        for blk in (r0..r1).step_by(16) {
+            let n = (r1 - blk).min(16);
+            // Lanes past the last row re-read the last row; their sums are not stored.
+            let mut offs = [0i32; 16];
+            for (i, o) in offs.iter_mut().enumerate() {
+                *o = (i.min(n - 1) * rb) as i32;
+            }
+            let offs = _mm512_loadu_si512(offs.as_ptr().cast());
+            let base = m.packed.as_ptr().add(blk * rb);
+            let mut acc = [_mm512_setzero_ps(); 2];
+            // 64-byte blocks of the 16 rows, transposed so that vector j holds bytes
+            // 4j..4j+4 of every row.
+            let rows: [*const u8; 16] = std::array::from_fn(|i| base.add(i.min(n - 1) * rb));
+            for jb in 0..rb / 64 {
+                // SAFETY: bytes 64*jb .. 64*jb+64 are inside each of the rows.
+                let r: [__m512i; 16] = std::array::from_fn(|i| _mm512_loadu_si512(rows[i].add(64 * jb).cast()));
+                let c = transpose16(&r);
+                for (j, v) in c.iter().enumerate() {
+                    eight(*v, tp.add(8 * (16 * jb + j)), &mut acc);
+                }
+            }
+            for j in rb / 64 * 16..full {
+                // SAFETY: every lane reads bytes 4j..4j+4 of one of rows blk..blk+n.
+                let v = _mm512_i32gather_epi32::<1>(offs, base.add(4 * j).cast());
+                eight(v, tp.add(8 * j), &mut acc);
+            }
+            if tail > 0 {
+                let mut lanes = [0u32; 16];
+                for (i, l) in lanes.iter_mut().enumerate().take(n) {
+                    let mut a = [0u8; 4];
+                    a[..tail].copy_from_slice(&m.row(blk + i)[4 * full..]);
+                    *l = u32::from_le_bytes(a);
+                }
+                eight(_mm512_loadu_si512(lanes.as_ptr().cast()), tp.add(8 * full), &mut acc);
+            }
+            let sums = _mm512_add_ps(acc[0], acc[1]);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(blk - r0), low_mask(n) as u16, sums);
+        }
+    }
+
+    /// Transposes a 16x16 matrix of 32-bit elements held as 16 row vectors.
+    #[inline(always)]
+    unsafe fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
+        // Pairs of rows interleaved by dword, then quads by qword: s[m][q] holds, in
+        // 128-bit lane L, element 4L+m of rows 4q..4q+4.
+        let mut s = [[_mm512_setzero_si512(); 4]; 4];
+        for q in 0..4 {
+            let (a, b, c, d) = (r[4 * q], r[4 * q + 1], r[4 * q + 2], r[4 * q + 3]);
+            let (lo01, hi01) = (_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+            let (lo23, hi23) = (_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+            s[0][q] = _mm512_unpacklo_epi64(lo01, lo23);
+            s[1][q] = _mm512_unpackhi_epi64(lo01, lo23);
+            s[2][q] = _mm512_unpacklo_epi64(hi01, hi23);
+            s[3][q] = _mm512_unpackhi_epi64(hi01, hi23);
+        }
+        // A 4x4 transpose of 128-bit lanes for each m.
+        let mut out = [_mm512_setzero_si512(); 16];
+        for (m, sm) in s.iter().enumerate() {
+            let x0 = _mm512_shuffle_i32x4::<0b01_00_01_00>(sm[0], sm[1]);
+            let x1 = _mm512_shuffle_i32x4::<0b11_10_11_10>(sm[0], sm[1]);
+            let x2 = _mm512_shuffle_i32x4::<0b01_00_01_00>(sm[2], sm[3]);
+            let x3 = _mm512_shuffle_i32x4::<0b11_10_11_10>(sm[2], sm[3]);
+            out[m] = _mm512_shuffle_i32x4::<0b10_00_10_00>(x0, x2);
+            out[4 + m] = _mm512_shuffle_i32x4::<0b11_01_11_01>(x0, x2);
+            out[8 + m] = _mm512_shuffle_i32x4::<0b10_00_10_00>(x1, x3);
+            out[12 + m] = _mm512_shuffle_i32x4::<0b11_01_11_01>(x1, x3);
+        }
+        out
+    }
+
+    /// Horizontal sums of 16 vectors at once (lane i = sum of `v[i]`): a transpose-and-add
+    /// tree, about 3x fewer instructions than 16 separate reductions.
+    #[inline(always)]
+    unsafe fn reduce16(v: &[__m512]) -> __m512 {
+        debug_assert_eq!(v.len(), 16);
+        // Within 128-bit lanes: pairs, then quads of vectors.
+        let mut w = [_mm512_setzero_ps(); 8];
+        for k in 0..8 {
+            let (a, b) = (v[2 * k], v[2 * k + 1]);
+            w[k] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        }
+        let mut u = [_mm512_setzero_ps(); 4];
+        for k in 0..4 {
+            let (a, b) = (w[2 * k], w[2 * k + 1]);
+            u[k] = _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(a, b), _mm512_shuffle_ps::<0b11_10_11_10>(a, b));
+        }
+        // Across 128-bit lanes.
+        let fold = |a: __m512, b: __m512| {
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b))
+        };
+        fold(fold(u[0], u[1]), fold(u[2], u[3]))
     }
 
     /// Batches: decode `RB` rows x `TC` columns to f32 once, then apply the tile to the
@@ -677,8 +882,15 @@ mod avx512 {
                 }
             }
             for i in 0..nr {
-                for b in 0..batch {
-                    out[(rb - r0 + i) * batch + b] = _mm512_reduce_add_ps(accs[i * batch + b]);
+                let sums = &accs[i * batch..(i + 1) * batch];
+                let dst = &mut out[(rb - r0 + i) * batch..(rb - r0 + i + 1) * batch];
+                let whole = batch / 16 * 16;
+                for b in (0..whole).step_by(16) {
+                    // SAFETY: b + 16 <= batch, the length of both slices.
+                    _mm512_storeu_ps(dst.as_mut_ptr().add(b), reduce16(&sums[b..b + 16]));
+                }
+                for b in whole..batch {
+                    dst[b] = _mm512_reduce_add_ps(sums[b]);
                 }
             }
         }
@@ -719,25 +931,30 @@ mod tests {
         let m = QMatrix::new(&packed, rows, cols, bits, &scale, &zero).unwrap();
         let mut want = vec![0f32; batch * rows];
         qgemm_ref(&m, Some(&bias), &x, batch, &mut want).unwrap();
+        // The kernel's own row loop, then (for the kernel qgemm picks) the full call,
+        // which at batch 1 may take the table path instead.
         let mut dots = vec![0f32; batch * rows];
-        // Raw dot products of the chosen kernel against the reference.
+        kernel.block_dots(&m, 0, rows, &x, batch, &mut dots);
+        let x_sums: Vec<f32> = x.chunks_exact(cols).map(|v| v.iter().sum()).collect();
         let mut got = vec![0f32; batch * rows];
-        if kernel == Kernel::detect() {
-            qgemm(&m, Some(&bias), &x, batch, &mut got).unwrap();
-        } else {
-            kernel.block_dots(&m, 0, rows, &x, batch, &mut dots);
-            let x_sums: Vec<f32> = x.chunks_exact(cols).map(|v| v.iter().sum()).collect();
-            for r in 0..rows {
-                let (s, z) = m.scale_zero(r);
-                for b in 0..batch {
-                    got[b * rows + r] = s * (dots[r * batch + b] - z * x_sums[b]) + bias[r];
-                }
+        for r in 0..rows {
+            let (s, z) = m.scale_zero(r);
+            for b in 0..batch {
+                got[b * rows + r] = s * (dots[r * batch + b] - z * x_sums[b]) + bias[r];
             }
+        }
+        let mut results = vec![got];
+        if kernel == Kernel::detect() {
+            let mut full = vec![0f32; batch * rows];
+            qgemm(&m, Some(&bias), &x, batch, &mut full).unwrap();
+            results.push(full);
         }
         // Tolerance: the factorized form subtracts two sums of up to cols * 2^bits.
         let tol = 1e-5 * (cols as f32) * ((1u32 << bits) as f32) * scale.iter().cloned().fold(0.0, f32::max) + 1e-5;
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= tol, "{kernel:?} bits {bits} {rows}x{cols} batch {batch} at {i}: {g} vs {w}");
+        for got in &results {
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= tol, "{kernel:?} bits {bits} {rows}x{cols} batch {batch} at {i}: {g} vs {w}");
+            }
         }
     }
 
@@ -776,6 +993,10 @@ mod tests {
     fn large_layers_and_batches_match_reference() {
         // Big enough for the parallel path and for more than one batch pass.
         check(Kernel::detect(), 4, 300, 1030, 1, true, 7);
+        // Batch 1 at 1 and 2 bits takes the table kernel: several 64-byte blocks, a
+        // 4-byte remainder, a tail and a partial block of 16 rows.
+        check(Kernel::detect(), 1, 37, 1100, 1, true, 10);
+        check(Kernel::detect(), 2, 70, 1043, 1, false, 11);
         check(Kernel::detect(), 1, 256, 1024, 3, false, 8);
         check(Kernel::detect(), 3, 70, 200, 130, true, 9);
     }

@@ -166,7 +166,13 @@ fn run_qgemm<'py>(
     let xv = x.values();
     let xs: &[f32] = &xv;
     let mut y = vec![0f32; batch * m.rows()];
-    py.detach(|| gemv::qgemm(m, bias, xs, batch, &mut y)).map_err(value_err)?;
+    // Releasing the GIL costs about as much as a small layer's whole product.
+    if m.rows() * m.cols() * batch >= 1 << 16 {
+        py.detach(|| gemv::qgemm(m, bias, xs, batch, &mut y))
+    } else {
+        gemv::qgemm(m, bias, xs, batch, &mut y)
+    }
+    .map_err(value_err)?;
     Ok(if two_d {
         Array2::from_shape_vec((batch, m.rows()), y).expect("shape matches").into_pyarray(py).into_any()
     } else {
