@@ -231,8 +231,3 @@ class FeatureExtractor(nn.Module):
             out[i] = self(torch.as_tensor(w, dtype=torch.float32).reshape(-1).to(self.window.device)).cpu()
         return out
 
-
-def extract_one(wave: np.ndarray | Tensor, extractor: FeatureExtractor) -> np.ndarray:
-    """Features of one clip as a float32 numpy vector (the cache and runtime path)."""
-    with torch.inference_mode():
-        return extractor(torch.as_tensor(wave, dtype=torch.float32)).numpy()
