@@ -104,3 +104,22 @@ def test_report_command_errors_are_one_line(tmp_path: Path, capsys: pytest.Captu
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert "run folder not found" in err and err.count("\n") == 1
+
+
+def test_hl_sweep_trains_every_table2_variant_and_reuses_finished_runs(run: RunResult, tmp_path: Path) -> None:
+    from serlaq.model import PRESETS
+
+    calls: list[str] = []
+    folder = report(run.run_dir, qat_rows=False, table3=False, hl_sweep=True, out=tmp_path / "hl", progress=calls.append)
+    data = json.loads((folder / "report.json").read_text())
+    assert list(data["hl_sweep"]) == list(PRESETS)
+    for name, widths in PRESETS.items():
+        assert [lay["shape"][0] for lay in data["hl_sweep"][name]["layers"]][:-1] == widths
+        assert "laq" in data["hl_sweep"][name]["rows"]
+    assert (folder / "hl_sweep.png").read_bytes()[:8] == PNG
+    assert "## HL variants" in (folder / "report.md").read_text()
+    trained = [c for c in calls if c.startswith("training")]
+    assert len(trained) == len(PRESETS)
+    calls.clear()
+    report(run.run_dir, qat_rows=False, table3=False, hl_sweep=True, out=tmp_path / "hl", progress=calls.append)
+    assert not [c for c in calls if c.startswith("training")]  # the finished runs were reused

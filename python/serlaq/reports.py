@@ -461,8 +461,9 @@ def plot_hl_sweep(sweep: Mapping[str, Any], path: Path) -> None:
 def _train(config: Any, run_dir: Path, progress: Callable[[str], None]) -> Path:
     """Train `config` into `run_dir` unless a finished run with the same config is already there."""
     from serlaq.config import load_config
-    from serlaq.training import fit
+    from serlaq.training import fit, resolve_paths
 
+    config = resolve_paths(config)  # what fit saves in config.yaml
     ckpt = run_dir / "model.ckpt"
     saved = run_dir / "config.yaml"
     if ckpt.is_file() and saved.is_file():
