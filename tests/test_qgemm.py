@@ -54,7 +54,10 @@ def test_qgemm_matches_reference(bits, rows, cols, batch, per_row, with_bias, se
     np.testing.assert_allclose(y, reference(codes, scale, zero, bias, x), rtol=0, atol=tolerance(codes, scale, x, bits))
 
 
-@pytest.mark.parametrize(("rows", "cols", "batch", "bits"), [(512, 1030, 1, 4), (300, 700, 70, 3), (256, 512, 2, 1), (130, 180, 33, 2)])
+@pytest.mark.parametrize(
+    ("rows", "cols", "batch", "bits"),
+    [(2100, 2050, 1, 4), (2100, 2050, 1, 2), (300, 700, 70, 3), (256, 512, 2, 1), (130, 180, 33, 2)],
+)
 def test_large_layers_and_batches(rows: int, cols: int, batch: int, bits: int) -> None:
     # Sizes that take the multi-threaded path and more than one pass of 64 batch rows.
     rng = np.random.default_rng(rows + cols)

@@ -149,8 +149,9 @@ pub fn qgemm_ref(m: &QMatrix, bias: Option<&[f32]>, x: &[f32], batch: usize, y: 
 
 /// Batch vectors handled per pass over the weights; larger batches loop.
 pub const MAX_BATCH_PASS: usize = 64;
-/// Below this many weight-times-batch products the call stays on one thread.
-const PAR_MIN_WORK: usize = 1 << 18;
+/// Below this many weight-times-batch products the call stays on one thread: handing
+/// work to the pool and waiting for it costs 5-20 us, as much as ~1M products take.
+const PAR_MIN_WORK: usize = 1 << 22;
 /// Rows per rayon task.
 const PAR_ROWS: usize = 32;
 
@@ -474,7 +475,9 @@ mod avx512 {
                 let row = m.row(r);
                 out[r - r0] = match m.bits {
                     1 => dot_1bit(row, x),
-                    _ => dot_vbmi(row, m.bits, x),
+                    // The bytes after the row (the next rows) let the last steps load
+                    // whole vectors; codes past the row meet zero x.
+                    _ => dot_vbmi(&m.packed[r * m.row_bytes..], m.bits, x),
                 };
             }
         } else {
@@ -622,14 +625,15 @@ mod avx512 {
         _mm512_cvtepi32_ps(_mm512_maskz_permutexvar_epi8(0x1111_1111_1111_1111, idx, codes))
     }
 
-    /// 3..8 bits (and any width): decode 64 codes per step, convert, multiply-add.
+    /// 2..8 bits (any width): decode 64 codes per step, convert, multiply-add. `row`
+    /// starts at the row and may run on past its end (then those codes meet zero x).
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,bmi2")]
     unsafe fn dot_vbmi(row: &[u8], bits: u32, x: &[f32]) -> f32 {
         let cols = x.len();
         let (perm, ctrl, mask) = decode_consts(bits);
         let mut acc = [_mm512_setzero_ps(); 4];
         let b = bits as usize;
-        // Full 64-byte loads while they stay inside the row; masked loads after.
+        // Full 64-byte loads while they stay inside `row`; masked loads after.
         let fast = if row.len() >= 64 { ((row.len() - 64) / (8 * b) + 1).min(cols / 64) } else { 0 };
         let (rp, xp) = (row.as_ptr(), x.as_ptr());
         for j in 0..fast {
@@ -991,8 +995,11 @@ mod tests {
 
     #[test]
     fn large_layers_and_batches_match_reference() {
-        // Big enough for the parallel path and for more than one batch pass.
-        check(Kernel::detect(), 4, 300, 1030, 1, true, 7);
+        // Big enough for the parallel path (> PAR_MIN_WORK) at batch 1, for both batch-1
+        // kernels, and for more than one batch pass.
+        check(Kernel::detect(), 4, 2100, 2050, 1, true, 7);
+        check(Kernel::detect(), 1, 2100, 2050, 1, false, 12);
+        check(Kernel::detect(), 5, 300, 1030, 16, true, 13);
         // Batch 1 at 1 and 2 bits takes the table kernel: several 64-byte blocks, a
         // 4-byte remainder, a tail and a partial block of 16 rows.
         check(Kernel::detect(), 1, 37, 1100, 1, true, 10);
