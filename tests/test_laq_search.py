@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Mapping
 
@@ -115,7 +117,8 @@ def test_budget_search_by_bytes() -> None:
 # --- on a real (tiny) torch model --------------------------------------------
 
 
-def tiny_model_and_data() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=1)
+def _trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     centers = torch.randn(4, 12, generator=g)
     y = torch.randint(0, 4, (300,), generator=g)
@@ -128,6 +131,12 @@ def tiny_model_and_data() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
         nn.functional.cross_entropy(model(x[:200]), y[:200]).backward()
         opt.step()
     return model.eval(), x, y
+
+
+def tiny_model_and_data() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A small MLP trained on 4 Gaussian classes (a fresh copy each call), inputs and labels."""
+    model, x, y = _trained()
+    return copy.deepcopy(model), x, y
 
 
 def test_search_on_a_torch_model_evaluates_the_fake_quantized_network() -> None:
