@@ -840,27 +840,27 @@ mod avx512 {
                 }
                 // Rows past `nr` keep stale but finite values; their sums are dropped.
                 // Columns past `cols` meet zero x (masked loads).
-                let groups = nc.div_ceil(16);
                 let whole = nc / 16;
-                let xload = |b: usize, g: usize| -> __m512 {
-                    let xb = x.as_ptr().add(b * cols + c0 + 16 * g);
-                    if g < whole {
-                        _mm512_loadu_ps(xb)
-                    } else {
-                        _mm512_maskz_loadu_ps(low_mask(nc - 16 * g) as u16, xb)
-                    }
-                };
+                // The last, partial group of 16 columns loads x under a mask.
+                let part = (nc % 16 != 0).then(|| low_mask(nc % 16) as u16);
+                let xrow = |b: usize| x.as_ptr().add(b * cols + c0);
                 let mut b = 0;
                 while b + 4 <= batch {
+                    let xp = [xrow(b), xrow(b + 1), xrow(b + 2), xrow(b + 3)];
                     let mut acc = [[_mm512_setzero_ps(); 4]; RB];
-                    for g in 0..groups {
-                        let xv = [xload(b, g), xload(b + 1, g), xload(b + 2, g), xload(b + 3, g)];
+                    let mut step = |g: usize, xv: [__m512; 4]| {
                         for (i, ai) in acc.iter_mut().enumerate() {
                             let wv = _mm512_loadu_ps(tp.add(i * TC + 16 * g));
-                            for (j, a) in ai.iter_mut().enumerate() {
-                                *a = _mm512_fmadd_ps(wv, xv[j], *a);
+                            for (a, xj) in ai.iter_mut().zip(xv) {
+                                *a = _mm512_fmadd_ps(wv, xj, *a);
                             }
                         }
+                    };
+                    for g in 0..whole {
+                        step(g, xp.map(|p| _mm512_loadu_ps(p.add(16 * g))));
+                    }
+                    if let Some(k) = part {
+                        step(whole, xp.map(|p| _mm512_maskz_loadu_ps(k, p.add(16 * whole))));
                     }
                     for (i, ai) in acc.iter().enumerate() {
                         for (j, a) in ai.iter().enumerate() {
@@ -871,12 +871,18 @@ mod avx512 {
                     b += 4;
                 }
                 while b < batch {
+                    let xp = xrow(b);
                     let mut acc = [_mm512_setzero_ps(); RB];
-                    for g in 0..groups {
-                        let xv = xload(b, g);
+                    let mut step = |g: usize, xv: __m512| {
                         for (i, a) in acc.iter_mut().enumerate() {
                             *a = _mm512_fmadd_ps(_mm512_loadu_ps(tp.add(i * TC + 16 * g)), xv, *a);
                         }
+                    };
+                    for g in 0..whole {
+                        step(g, _mm512_loadu_ps(xp.add(16 * g)));
+                    }
+                    if let Some(k) = part {
+                        step(whole, _mm512_maskz_loadu_ps(k, xp.add(16 * whole)));
                     }
                     for (i, a) in acc.iter().enumerate() {
                         let slot = &mut accs[i * batch + b];
