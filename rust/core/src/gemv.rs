@@ -842,7 +842,7 @@ mod avx512 {
                 // Columns past `cols` meet zero x (masked loads).
                 let whole = nc / 16;
                 // The last, partial group of 16 columns loads x under a mask.
-                let part = (nc % 16 != 0).then(|| low_mask(nc % 16) as u16);
+                let part = (!nc.is_multiple_of(16)).then(|| low_mask(nc % 16) as u16);
                 let xrow = |b: usize| x.as_ptr().add(b * cols + c0);
                 let mut b = 0;
                 while b + 4 <= batch {
