@@ -30,6 +30,7 @@ TINY = [
     "--set", "model.hidden=[64, 32]",
     "--set", "train.max_epochs=4",
     "--set", "trainer.enable_progress_bar=false",
+    "--set", "laq=null",
 ]  # fmt: skip
 
 
@@ -117,14 +118,17 @@ def test_bad_config_file_names_file_and_key(tmp_path: Path, env: dict[str, str])
 
 
 def test_ddp_on_two_cpu_processes(tmp_path: Path, env: dict[str, str]) -> None:
-    # DDP is a config change: two gloo processes on CPU, launched the way a user launches them.
+    # DDP is a config change: two gloo processes on CPU, launched the way a user launches them,
+    # followed by the LAQ stage (rank 0 alone, after the process group is closed).
     run_dir = tmp_path / "ddp"
     args = ["--config", str(DEMO), "--out", str(run_dir), *TINY]
-    args += ["--set", "trainer.devices=2", "--set", "trainer.strategy=ddp"]
+    args += ["--set", "trainer.devices=2", "--set", "trainer.strategy=ddp", "--set", "laq={}"]
     result = serlaq_fit(args, env)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["world_size"] == 2
+    assert (run_dir / "model.laq").is_file() and (run_dir / "laq.json").is_file()
+    assert "compressed   model.laq" in result.stdout
     # scored once per clip in the main process, not on padded DDP shards
     assert metrics["split_sizes"] == {"train": 56, "val": 7, "test": 7}
     assert metrics["test"]["count"] == 7 and sum(map(sum, metrics["test"]["confusion_matrix"])) == 7

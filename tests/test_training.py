@@ -30,6 +30,7 @@ TINY: dict[str, Any] = {
     "train.max_epochs": 6,
     "train.patience": 3,
     "trainer.enable_progress_bar": False,
+    "laq": None,  # compression has its own tests
 }
 
 
@@ -209,3 +210,13 @@ def test_explicit_splits(tmp_path: Path, cache_dir: Path) -> None:
     assert result is not None and result.metrics["split_sizes"] == {"train": 35, "val": 18, "test": 17}
     with pytest.raises(Exception, match=r"splits.val: index 0"):
         SERDataModule(config, splits={**splits, "val": [0]}).setup()
+
+
+def test_laq_section_compresses_the_final_model(tmp_path: Path, cache_dir: Path) -> None:
+    from serlaq.training import format_summary
+
+    result = fit(tiny_config(tmp_path, cache_dir, **{"laq": {}, "train.max_epochs": 3}))
+    assert result is not None and result.laq is not None
+    assert (result.run_dir / "model.laq").is_file()
+    assert result.laq["accuracy"]["fp32_test"] == pytest.approx(result.test_accuracy)  # model.ckpt is what was compressed
+    assert "compressed   model.laq" in format_summary(result)
