@@ -46,7 +46,8 @@ def qgemm(
 
     packed: uint8 (rows, ceil(cols*bits/8)); scale, zero: float32 of length 1 (per tensor)
     or rows (per row); bias: float32 (rows,) or None; x: float32 (cols,) -> (rows,) or
-    (batch, cols) -> (batch, rows). Non-float32 inputs are converted; the GIL is released.
+    (batch, cols) -> (batch, rows). Non-float32 inputs are converted; the GIL is released
+    while large products run.
     """
 
 class LayerDict(TypedDict):
