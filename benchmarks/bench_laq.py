@@ -176,11 +176,10 @@ def acceptance(res: dict[str, Any]) -> list[str]:
 # --- --select: the QAT defaults, chosen on inner holdouts ------------------------------------
 
 SELECT_VARIANTS: dict[str, dict[str, Any]] = {
-    "budget 1.1 + QAT cosine 15, keep last (default)": {},
-    "budget 1.1 + QAT cosine 15, restore best val_loss": {"qat": {"restore_best": True}},
-    "budget 1.1 + QAT constant lr 15, keep last": {"qat": {"schedule": "constant"}},
-    "budget 1.1 + QAT cosine 30, keep last": {"qat": {"epochs": 30, "patience": 10}},
-    "budget 1.1 + QAT cosine 15, no early stop": {"qat": {"patience": None}},
+    "budget 1.1 + QAT cosine 30, early stop 10, keep last": {"qat": {"patience": 10}},
+    "budget 1.1 + QAT cosine 15, early stop 5, keep last": {"qat": {"epochs": 15, "patience": 5}},
+    "budget 1.1 + QAT cosine 30, no early stop (default)": {},
+    "budget 1.1 + QAT cosine 30, early stop 10, restore best val_loss": {"qat": {"patience": 10, "restore_best": True}},
     "all 1 bit (budget 1.0) + QAT": {"budget_bits": 1.0},
     "budget 1.1, per-channel + QAT": {"per_channel": True},
     "budget 1.1, no QAT": {"qat": {"enabled": False}},

@@ -119,7 +119,7 @@ def test_default_mode_is_budget_search_with_qat() -> None:
     s = LaqConfig().resolved()
     assert s.mode == "qat" and s.search == "budget" and s.budget_bits == DEFAULT_BUDGET_BITS
     assert s.criterion == "agreement" and s.range_search and s.qat and not s.per_channel
-    assert (s.qat_epochs, s.qat_schedule, s.qat_patience, s.qat_restore_best) == (15, "cosine", 5, False)
+    assert (s.qat_epochs, s.qat_schedule, s.qat_patience, s.qat_restore_best) == (30, "cosine", None, False)
 
 
 def test_explicit_fields_override_the_mode() -> None:

@@ -172,7 +172,7 @@ def compress(
     budget_bits: float | None = typer.Option(None, "--budget-bits", help="budget search: the most accurate plan within this many average bits"),
     budget_kb: float | None = typer.Option(None, "--budget-kb", help="budget search: the most accurate plan whose .laq fits in this many KB"),
     qat: bool | None = typer.Option(None, "--qat/--no-qat", help="quantization-aware fine-tuning at the chosen bits"),
-    qat_epochs: int | None = typer.Option(None, "--qat-epochs", min=1, help="maximum QAT epochs (default 15)"),
+    qat_epochs: int | None = typer.Option(None, "--qat-epochs", min=1, help="maximum QAT epochs (default 30)"),
     as_json: bool = typer.Option(False, "--json", help="print the laq.json summary instead of the text lines"),
 ) -> None:
     """Compress a trained checkpoint with layer-wise adaptive quantization into a packed .laq model.
