@@ -99,3 +99,20 @@ def test_callback_on_a_plain_trainer_compresses_the_in_memory_weights(tmp_path: 
     torch.testing.assert_close(cb.outcome.model(x), model.eval()(x))  # the in-memory weights
     # a margin of 10 (1000 points) accepts any drop: every layer goes to 1 bit
     assert set(cb.outcome.plan.values()) == {1}
+
+
+def test_fit_with_the_default_mode_fine_tunes_inside_the_run(tmp_path: Path) -> None:
+    cfg = load_config(
+        DEMO,
+        {**TINY, "data.cache_dir": str(tmp_path / "cache"), "out_dir": str(tmp_path / "runs"), "name": "q", "laq": {"qat": {"epochs": 2}}},
+    )
+    result = fit(cfg)
+    assert result is not None
+    run_dir = result.run_dir
+    summary = json.loads((run_dir / "laq.json").read_text())
+    assert summary["settings"]["mode"] == "qat" and summary["qat"]["epochs"] == 2
+    assert (run_dir / "qat" / "last.ckpt").is_file() and (run_dir / "qat" / "logs" / "metrics.csv").is_file()
+    laq = LaqModel.load(run_dir / "model.laq")
+    assert laq.avg_bits == pytest.approx(summary["avg_bits"]) and laq.avg_bits <= 1.1
+    # the fp32 accuracy in laq.json is the model metrics.json scored (QAT starts from it)
+    assert summary["accuracy"]["fp32_test"] == pytest.approx(result.metrics["test"]["accuracy"])
