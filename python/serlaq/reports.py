@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import tempfile
 import time
