@@ -412,28 +412,6 @@ def plot_layer_bits(report: Mapping[str, Any], path: Path) -> None:
     _png(fig, path)
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(confusion, dtype=float)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    size = 1.0 + 0.7 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for (r, c), n in np.ndenumerate(counts):
-        ax.text(c, r, f"{rates[r, c]:.2f}", ha="center", va="center", color="white" if rates[r, c] > 0.5 else "black", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    _png(fig, path)
-
-
 def plot_hl_sweep(sweep: Mapping[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -493,7 +471,7 @@ def report(
     from serlaq.errors import ConfigError
     from serlaq.laq.compress import load_checkpoint
     from serlaq.model import PRESETS
-    from serlaq.training import quiet_lightning
+    from serlaq.training import plot_confusion, quiet_lightning
 
     say = progress or (lambda _msg: None)
     run = Path(run_dir)
@@ -573,7 +551,9 @@ def report(
     atomic_write_bytes(out_dir / "report.md", render_markdown(result).encode())
     plot_accuracy_vs_bits(result, out_dir / "accuracy_vs_bits.png")
     plot_layer_bits(result, out_dir / "layer_bits.png")
-    plot_confusion(first["confusion_laq"], first["labels"], f"LAQ (paper), test, seed {seed_list[0]}", out_dir / "confusion_laq.png")
+    plot_confusion(
+        first["confusion_laq"], first["labels"], out_dir / "confusion_laq.png", title=f"LAQ (paper), test, seed {seed_list[0]}", cells="rates"
+    )
     if sweep:
         plot_hl_sweep(sweep, out_dir / "hl_sweep.png")
     return out_dir

@@ -453,8 +453,17 @@ def write_metrics(metrics: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, (json.dumps(metrics, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> None:
-    """Row-normalized test confusion matrix with the clip counts in the cells."""
+def plot_confusion(
+    confusion: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    path: Path,
+    title: str | None = None,
+    cells: str = "counts",
+) -> None:
+    """Row-normalized confusion matrix; the cells show the clip counts or (cells="rates") the row fractions.
+
+    The default title is the test score ("test: correct/total correct"); serlaq report passes its own.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -470,9 +479,11 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"test: {int(np.trace(counts))}/{int(counts.sum())} correct")
+    ax.set_title(title if title is not None else f"test: {int(np.trace(counts))}/{int(counts.sum())} correct")
     for (row, col), count in np.ndenumerate(counts):
-        ax.text(col, row, int(count), ha="center", va="center", color="white" if rates[row, col] > 0.5 else "black")
+        text = f"{rates[row, col]:.2f}" if cells == "rates" else str(int(count))
+        color = "white" if rates[row, col] > 0.5 else "black"
+        ax.text(col, row, text, ha="center", va="center", color=color, fontsize=8 if cells == "rates" else None)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     fig.tight_layout()
     buffer = io.BytesIO()
