@@ -147,11 +147,9 @@ SELECTION_VARIANTS = [
 
 def model_selection(args: argparse.Namespace, cache_dir: Path, out_dir: Path) -> None:
     """Training choices compared on validation data only (see the module docstring)."""
-    import numpy as np
-
+    from _common import inner_splits
     from serlaq.config import load_config
     from serlaq.data.datamodule import SERDataModule
-    from serlaq.data.splits import split_indices
     from serlaq.training import fit
 
     results: list[list[tuple[float, float, int]]] = [[] for _ in SELECTION_VARIANTS]
@@ -165,19 +163,7 @@ def model_selection(args: argparse.Namespace, cache_dir: Path, out_dir: Path) ->
             "trainer.enable_progress_bar=false",
             *args.set,
         ]
-        outer = SERDataModule(load_config(args.config, base))
-        outer.setup()
-        label_at = {
-            i: clip.label
-            for split in ("train", "val")  # the outer test split is set aside
-            for i, clip in zip(outer.split_indices(split), outer.split_clips(split))
-        }
-        kept = np.array(sorted(label_at))
-        labels = [label_at[i] for i in kept]
-        n_holdout = len(outer.split_indices("test"))
-        fraction = n_holdout / len(kept)
-        inner = split_indices(labels, seed=10_000 + seed, fractions=(1 - 2 * fraction, fraction, fraction))
-        splits = {name: kept[idx].tolist() for name, idx in zip(("train", "val", "test"), inner)}
+        splits = inner_splits(load_config(args.config, base), seed)
         line = [f"seed {seed:3d}"]
         for k, variant in enumerate(SELECTION_VARIANTS):
             config = load_config(args.config, [*base, f"name=select-{seed}-{k}", *(f"{a}={b}" for a, b in variant.items())])

@@ -188,11 +188,9 @@ SELECT_VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def select(args: argparse.Namespace, data_dir: Path, cache_dir: Path, out_dir: Path) -> dict[str, Any]:
-    import numpy as np
-
+    from _common import inner_splits
     from serlaq.config import load_config
     from serlaq.data.datamodule import SERDataModule
-    from serlaq.data.splits import split_indices
     from serlaq.laq.config import LaqConfig
     from serlaq.laq.pipeline import compress_model, splits_of
     from serlaq.training import fit, quiet_lightning
@@ -200,18 +198,7 @@ def select(args: argparse.Namespace, data_dir: Path, cache_dir: Path, out_dir: P
     scores: dict[str, list[tuple[float, float]]] = {k: [] for k in ["fp32", *SELECT_VARIANTS]}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         base = base_overrides(args, data_dir, seed, out_dir, cache_dir)
-        outer = SERDataModule(load_config(args.config, base))
-        outer.setup()
-        label_at = {
-            i: clip.label
-            for split in ("train", "val")  # the outer test split is set aside
-            for i, clip in zip(outer.split_indices(split), outer.split_clips(split))
-        }
-        kept = np.array(sorted(label_at))
-        labels = [label_at[i] for i in kept]
-        fraction = len(outer.split_indices("test")) / len(kept)
-        inner = split_indices(labels, seed=10_000 + seed, fractions=(1 - 2 * fraction, fraction, fraction))
-        splits = {name: kept[idx].tolist() for name, idx in zip(("train", "val", "test"), inner)}
+        splits = inner_splits(load_config(args.config, base), seed)
         config = load_config(args.config, [*base, f"name={data_dir.name}-select-{seed}"])
         dm = SERDataModule(config, splits=splits)
         result = fit(config, datamodule=dm)
