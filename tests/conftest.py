@@ -1,14 +1,21 @@
-"""Shared fixtures: a tiny generated corpus and WAV helpers (tests never touch real data)."""
+"""Shared fixtures: a tiny generated corpus, WAV helpers and a seconds-long demo run (tests never touch real data)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from serlaq.data.synthetic import generate_corpus
+
+if TYPE_CHECKING:
+    from serlaq.config import RunConfig
+    from serlaq.training import RunResult
 
 TINY_CORPUS = {"seed": 7, "clips_per_class": 6, "speakers": 3, "seconds": 0.5}
 
@@ -32,3 +39,53 @@ def write_wav(path: Path, data: np.ndarray, sample_rate: int = 22050, subtype: s
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, sample_rate, subtype=subtype)
     return path
+
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+# demo.yaml shrunk to seconds: 7 emotions x 10 clips of 0.5 s = 56 / 7 / 7 clips (one per class in val and test)
+TINY_RUN: dict[str, Any] = {
+    "data.synthetic.clips_per_class": 10,
+    "data.synthetic.speakers": 2,
+    "data.synthetic.seconds": 0.5,
+    "model.hidden": [64, 32],
+    "train.max_epochs": 6,
+    "trainer.enable_progress_bar": False,
+}
+
+
+def tiny_config(out_dir: Path, cache_dir: Path, name: str = "tiny", **overrides: Any) -> RunConfig:
+    """The tiny demo config writing its run to out_dir/name; overrides are dotted keys as in `--set`."""
+    from serlaq.config import load_config
+
+    return load_config(DEMO_CONFIG, {**TINY_RUN, "data.cache_dir": str(cache_dir), "out_dir": str(out_dir), "name": name, **overrides})
+
+
+def fit_tiny(root: Path, name: str = "tiny", **overrides: Any) -> RunResult:
+    """Train the tiny demo config with its cache in root/cache and its run in root/runs/name."""
+    from serlaq.training import fit
+
+    result = fit(tiny_config(root / "runs", root / "cache", name, **overrides))
+    assert result is not None
+    return result
+
+
+def tiny_set_args(**overrides: Any) -> list[str]:
+    """TINY_RUN (plus overrides) as `serlaq fit` options: --set KEY=VALUE, values written as YAML (JSON)."""
+    return [arg for key, value in {**TINY_RUN, **overrides}.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+
+
+def run_serlaq(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`serlaq ARGS` through the console entry point, in-process: (exit code, stdout, stderr)."""
+    from serlaq.cli import main
+
+    argv = sys.argv
+    sys.argv = ["serlaq", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    return code, out, err

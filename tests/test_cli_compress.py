@@ -3,49 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from serlaq.cli import app, main
-from serlaq.config import load_config
-from serlaq.runtime import LaqModel
-from serlaq.training import RunResult, fit
+from conftest import fit_tiny, run_serlaq
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY: dict[str, Any] = {
-    "data.synthetic.clips_per_class": 10,
-    "data.synthetic.speakers": 2,
-    "data.synthetic.seconds": 0.5,
-    "model.hidden": [64, 32],
-    "train.max_epochs": 6,
-    "trainer.enable_progress_bar": False,
-}
+from serlaq.cli import app
+from serlaq.runtime import LaqModel
+from serlaq.training import RunResult
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    root = tmp_path_factory.mktemp("cli-compress")
-    result = fit(load_config(DEMO, {**TINY, "data.cache_dir": str(root / "cache"), "out_dir": str(root / "runs"), "name": "r"}))
-    assert result is not None
-    return result
-
-
-def serlaq(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    argv = sys.argv
-    sys.argv = ["serlaq", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    return code, out, err
+    return fit_tiny(tmp_path_factory.mktemp("cli-compress"), "r")
 
 
 def test_help_lists_the_options_and_an_example() -> None:
@@ -59,7 +31,7 @@ def test_help_lists_the_options_and_an_example() -> None:
 def test_paper_mode_with_options(run: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "paper.laq"
     args = ["compress", "--checkpoint", str(run.checkpoint), "--out", str(out), "--mode", "paper"]
-    code, stdout, err = serlaq([*args, "--margin", "0.05", "--weights", "1", "0", "0", "--per-channel"], capsys)
+    code, stdout, err = run_serlaq([*args, "--margin", "0.05", "--weights", "1", "0", "0", "--per-channel"], capsys)
     assert code == 0, err
     assert f"wrote        {out}" in stdout and "avg" in stdout
     summary = json.loads((tmp_path / "paper.json").read_text())
@@ -72,7 +44,7 @@ def test_paper_mode_with_options(run: RunResult, tmp_path: Path, capsys: pytest.
 
 
 def test_default_mode_writes_model_laq_next_to_the_checkpoint(run: RunResult, capsys: pytest.CaptureFixture[str]) -> None:
-    code, stdout, err = serlaq(["compress", "--checkpoint", str(run.checkpoint), "--qat-epochs", "2", "--json"], capsys)
+    code, stdout, err = run_serlaq(["compress", "--checkpoint", str(run.checkpoint), "--qat-epochs", "2", "--json"], capsys)
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["laq_file"] == "model.laq"
@@ -94,15 +66,15 @@ def test_default_mode_writes_model_laq_next_to_the_checkpoint(run: RunResult, ca
 def test_bad_options_are_one_line_errors(
     run: RunResult, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = serlaq(["compress", "--checkpoint", str(run.checkpoint), *extra], capsys)
+    code, _, err = run_serlaq(["compress", "--checkpoint", str(run.checkpoint), *extra], capsys)
     assert code == 1
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_missing_or_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = serlaq(["compress", "--checkpoint", str(tmp_path / "none.ckpt")], capsys)
+    code, _, err = run_serlaq(["compress", "--checkpoint", str(tmp_path / "none.ckpt")], capsys)
     assert code == 1 and "none.ckpt: checkpoint not found" in err
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
-    code, _, err = serlaq(["compress", "--checkpoint", str(junk)], capsys)
+    code, _, err = run_serlaq(["compress", "--checkpoint", str(junk)], capsys)
     assert code == 1 and "junk.ckpt: not a serlaq checkpoint" in err and err.count("\n") == 1

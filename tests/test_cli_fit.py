@@ -19,19 +19,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import serlaq
-from serlaq.cli import app, main
+from conftest import DEMO_CONFIG, run_serlaq, tiny_set_args
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY = [
-    "--set", "data.synthetic.clips_per_class=10",
-    "--set", "data.synthetic.speakers=2",
-    "--set", "data.synthetic.seconds=0.5",
-    "--set", "model.hidden=[64, 32]",
-    "--set", "train.max_epochs=4",
-    "--set", "trainer.enable_progress_bar=false",
-    "--set", "laq=null",
-]  # fmt: skip
+import serlaq
+from serlaq.cli import app
+
+TINY = tiny_set_args(**{"train.max_epochs": 4, "laq": None})
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +41,7 @@ def serlaq_fit(args: list[str], env: dict[str, str], timeout: float = 240) -> su
 
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """`serlaq fit ARGS` through the console entry point: (exit code, stdout, stderr)."""
-    argv = sys.argv
-    sys.argv = ["serlaq", "fit", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_serlaq(["fit", *args], capsys)
 
 
 @pytest.fixture
@@ -76,7 +59,7 @@ def test_help_shows_an_example() -> None:
 
 def test_fit_command_writes_the_run_folder(tmp_path: Path, in_process_cache: None, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "my-run"
-    code, out, err = run_main(["--config", str(DEMO), "--seed", "4", "--out", str(run_dir), *TINY], capsys)
+    code, out, err = run_main(["--config", str(DEMO_CONFIG), "--seed", "4", "--out", str(run_dir), *TINY], capsys)
     assert code == 0, err
     assert f"run folder   {run_dir}" in out and "test         accuracy" in out
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -100,7 +83,7 @@ def test_fit_command_writes_the_run_folder(tmp_path: Path, in_process_cache: Non
 def test_bad_input_is_one_line_and_exit_1(
     tmp_path: Path, in_process_cache: None, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
 ) -> None:
-    code, _, err = run_main(["--config", str(DEMO), "--out", str(tmp_path / "run"), *args], capsys)
+    code, _, err = run_main(["--config", str(DEMO_CONFIG), "--out", str(tmp_path / "run"), *args], capsys)
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("serlaq: error: ") and expected in lines[0], err
@@ -121,7 +104,7 @@ def test_ddp_on_two_cpu_processes(tmp_path: Path, env: dict[str, str]) -> None:
     # DDP is a config change: two gloo processes on CPU, launched the way a user launches them,
     # followed by the LAQ stage (rank 0 alone, after the process group is closed).
     run_dir = tmp_path / "ddp"
-    args = ["--config", str(DEMO), "--out", str(run_dir), *TINY]
+    args = ["--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY]
     args += ["--set", "trainer.devices=2", "--set", "trainer.strategy=ddp", "--set", "laq={}"]
     result = serlaq_fit(args, env)
     assert result.returncode == 0, result.stderr
@@ -141,7 +124,7 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_continues(
 ) -> None:
     run_dir = tmp_path / "long"
     endless = ["--set", "train.max_epochs=1000000", "--set", "train.patience=1000000"]
-    command = [sys.executable, "-m", "serlaq.cli", "fit", "--config", str(DEMO), "--out", str(run_dir), *TINY, *endless]
+    command = [sys.executable, "-m", "serlaq.cli", "fit", "--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY, *endless]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -164,7 +147,7 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_continues(
 
     # Continue for two more epochs (the train section may change on resume; data and model may not).
     more = ["--set", f"train.max_epochs={epoch + 3}", "--set", "train.patience=1000000"]
-    code, _, err = run_main(["--config", str(DEMO), "--out", str(run_dir), *TINY, "--resume", *more], capsys)
+    code, _, err = run_main(["--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY, "--resume", *more], capsys)
     assert code == 0, err
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == epoch + 3

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from serlaq.config import load_config
+from conftest import fit_tiny, tiny_config
+
 from serlaq.data.datamodule import SERDataModule
 from serlaq.laq.callback import LAQCallback
 from serlaq.laq.compress import compress
@@ -19,30 +19,14 @@ from serlaq.laq.fakequant import fake_quantize
 from serlaq.laq.quantize import QuantScheme
 from serlaq.model import SERClassifier
 from serlaq.runtime import LaqModel
-from serlaq.training import RunResult, fit
+from serlaq.training import RunResult
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY: dict[str, Any] = {
-    "data.synthetic.clips_per_class": 10,
-    "data.synthetic.speakers": 2,
-    "data.synthetic.seconds": 0.5,
-    "model.hidden": [64, 32],
-    "train.max_epochs": 10,
-    "train.patience": 2,
-    "trainer.enable_progress_bar": False,
-}
+TRAIN = {"train.max_epochs": 10, "train.patience": 2}
 
 
 @pytest.fixture(scope="module")
 def laq_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    root = tmp_path_factory.mktemp("laq-callback")
-    cfg = load_config(
-        DEMO,
-        {**TINY, "data.cache_dir": str(root / "cache"), "out_dir": str(root / "runs"), "name": "tiny", "laq": {"mode": "paper"}},
-    )
-    result = fit(cfg)
-    assert result is not None
-    return result
+    return fit_tiny(tmp_path_factory.mktemp("laq-callback"), **TRAIN, laq={"mode": "paper"})
 
 
 def test_fit_with_laq_section_writes_the_laq_file_and_summary(laq_run: RunResult) -> None:
@@ -85,7 +69,7 @@ def test_callback_and_compress_on_the_checkpoint_give_the_same_file(laq_run: Run
 def test_callback_on_a_plain_trainer_compresses_the_in_memory_weights(tmp_path: Path) -> None:
     import lightning as L
 
-    cfg = load_config(DEMO, {**TINY, "data.cache_dir": str(tmp_path / "cache"), "train.max_epochs": 2})
+    cfg = tiny_config(tmp_path / "runs", tmp_path / "cache", **{"train.max_epochs": 2})
     dm = SERDataModule(cfg)
     dm.setup()
     model = SERClassifier(180, len(dm.labels), hidden=[16], labels=dm.labels)
@@ -102,12 +86,7 @@ def test_callback_on_a_plain_trainer_compresses_the_in_memory_weights(tmp_path: 
 
 
 def test_fit_with_the_default_mode_fine_tunes_inside_the_run(tmp_path: Path) -> None:
-    cfg = load_config(
-        DEMO,
-        {**TINY, "data.cache_dir": str(tmp_path / "cache"), "out_dir": str(tmp_path / "runs"), "name": "q", "laq": {"qat": {"epochs": 2}}},
-    )
-    result = fit(cfg)
-    assert result is not None
+    result = fit_tiny(tmp_path, "q", **TRAIN, laq={"qat": {"epochs": 2}})
     run_dir = result.run_dir
     summary = json.loads((run_dir / "laq.json").read_text())
     assert summary["settings"]["mode"] == "qat" and summary["qat"]["epochs"] == 2

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import fit_tiny
+
 from serlaq import _native
-from serlaq.config import load_config
 from serlaq.data.datamodule import SERDataModule
 from serlaq.laq.config import LaqConfig
 from serlaq.laq.export import size_report, write_laq_file
@@ -20,25 +20,11 @@ from serlaq.laq.pipeline import compress_model, splits_of
 from serlaq.laq.quantize import QuantScheme
 from serlaq.model import SERClassifier
 from serlaq.runtime import LaqModel
-from serlaq.training import fit
-
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY: dict[str, Any] = {
-    "data.synthetic.clips_per_class": 10,
-    "data.synthetic.speakers": 2,
-    "data.synthetic.seconds": 0.5,
-    "model.hidden": [64, 32],
-    "train.max_epochs": 8,
-    "trainer.enable_progress_bar": False,
-}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[SERClassifier, SERDataModule]:
-    root = tmp_path_factory.mktemp("laq-export")
-    cfg = load_config(DEMO, {**TINY, "data.cache_dir": str(root / "cache"), "out_dir": str(root / "runs"), "name": "tiny"})
-    result = fit(cfg)
-    assert result is not None
+    result = fit_tiny(tmp_path_factory.mktemp("laq-export"), **{"train.max_epochs": 8})
     model = SERClassifier.load_from_checkpoint(result.best_checkpoint, map_location="cpu").eval()
     return model, SERDataModule.from_model(model)
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from serlaq.config import load_config
+from conftest import tiny_config
+
 from serlaq.data.datamodule import SERDataModule
 from serlaq.errors import ConfigError
 from serlaq.laq.config import DEFAULT_BUDGET_BITS, LaqConfig
@@ -19,19 +20,13 @@ from serlaq.laq.qat import QATModule, finetune
 from serlaq.laq.quantize import QuantScheme
 from serlaq.model import SERClassifier
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY: dict[str, Any] = {
-    "data.synthetic.clips_per_class": 10,
-    "data.synthetic.speakers": 2,
-    "data.synthetic.seconds": 0.5,
-    "trainer.enable_progress_bar": False,
-}
 SETTINGS = {"enable_progress_bar": False, "deterministic": True}
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[SERClassifier, SERDataModule]:
-    cfg = load_config(DEMO, {**TINY, "data.cache_dir": str(tmp_path_factory.mktemp("qat-cache"))})
+    root = tmp_path_factory.mktemp("qat")
+    cfg = tiny_config(root / "runs", root / "cache")
     dm = SERDataModule(cfg)
     dm.setup()
     torch.manual_seed(0)

@@ -9,19 +9,14 @@ from typing import Any
 
 import pytest
 
-from serlaq.cli import main
-from serlaq.config import load_config
-from serlaq.reports import ROWS, aggregate, mean_sd, render_markdown, report
-from serlaq.training import RunResult, fit
+from conftest import fit_tiny
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-TINY: dict[str, Any] = {
-    "data.synthetic.clips_per_class": 10,
-    "data.synthetic.speakers": 2,
-    "data.synthetic.seconds": 0.5,
+from serlaq.cli import main
+from serlaq.reports import ROWS, aggregate, mean_sd, render_markdown, report
+from serlaq.training import RunResult
+
+TRAIN: dict[str, Any] = {
     "model.hidden": [48, 24],
-    "train.max_epochs": 6,
-    "trainer.enable_progress_bar": False,
     "laq": {"qat": {"epochs": 2}},  # keeps every QAT row of the report short
 }
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -29,10 +24,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    root = tmp_path_factory.mktemp("report")
-    result = fit(load_config(DEMO, {**TINY, "data.cache_dir": str(root / "cache"), "out_dir": str(root / "runs"), "name": "r"}))
-    assert result is not None
-    return result
+    return fit_tiny(tmp_path_factory.mktemp("report"), "r", **TRAIN)
 
 
 def test_mean_sd_and_paired_differences_by_hand() -> None:

@@ -13,25 +13,16 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
-from serlaq.config import RunConfig, load_config
+from conftest import tiny_config as shared_tiny_config
+
+from serlaq.config import RunConfig
 from serlaq.data.datamodule import SERDataModule
 from serlaq.errors import ConfigError
 from serlaq.model import SERClassifier
 from serlaq.training import FitInterrupted, RunResult, fit
 
-DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-
-# 7 emotions x 10 clips of 0.5 s: 56 / 7 / 7 clips, one per class in val and in test.
-TINY: dict[str, Any] = {
-    "data.synthetic.clips_per_class": 10,
-    "data.synthetic.speakers": 2,
-    "data.synthetic.seconds": 0.5,
-    "model.hidden": [64, 32],
-    "train.max_epochs": 6,
-    "train.patience": 3,
-    "trainer.enable_progress_bar": False,
-    "laq": None,  # compression has its own tests
-}
+# conftest.TINY_RUN: 7 emotions x 10 clips of 0.5 s = 56 / 7 / 7 clips, one per class in val and in test
+TRAIN = {"train.patience": 3, "laq": None}  # compression has its own tests
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +31,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_config(out_dir: Path, cache_dir: Path, name: str = "tiny", **overrides: Any) -> RunConfig:
-    return load_config(DEMO, {**TINY, "data.cache_dir": str(cache_dir), "out_dir": str(out_dir), "name": name, **overrides})
+    return shared_tiny_config(out_dir, cache_dir, name, **{**TRAIN, **overrides})
 
 
 @pytest.fixture(scope="module")
