@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serlaq.errors import ConfigError
-from serlaq.features import FeatureConfig
+from serlaq.feature_config import FeatureConfig
 from serlaq.laq.config import LaqConfig
 
 Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto"]
@@ -93,7 +93,7 @@ class ModelConfig(_Section):
     @field_validator("hidden", mode="before")
     @classmethod
     def _hidden(cls, hidden: Any) -> str | list[int]:
-        from serlaq.model import PRESETS
+        from serlaq.presets import PRESETS
 
         if isinstance(hidden, str):
             if hidden.strip().upper() not in PRESETS:

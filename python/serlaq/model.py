@@ -20,16 +20,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from serlaq.errors import ConfigError
+from serlaq.presets import DEFAULT_PRESET, PRESETS  # torch-free: config validation reads them
 
-# Table 2 of the paper: hidden-layer widths by number of hidden layers.
-PRESETS: dict[str, list[int]] = {
-    "2HL": [256, 64],
-    "3HL": [256, 512, 64],
-    "5HL": [256, 512, 256, 128, 64],
-    "7HL": [256, 512, 384, 256, 128, 96, 64],
-    "9HL": [256, 512, 384, 256, 192, 128, 96, 72, 64],
-}
-DEFAULT_PRESET = "3HL"
 
 
 def resolve_hidden(hidden: str | Sequence[int]) -> list[int]:

@@ -23,7 +23,7 @@ import numpy as np
 from serlaq.errors import AudioError, LaqFormatError, SerlaqError
 
 if TYPE_CHECKING:
-    from serlaq.features import FeatureConfig
+    from serlaq.feature_config import FeatureConfig
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -142,7 +142,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def _parse_feature_config(raw: dict[str, Any], path: str) -> FeatureConfig:
     from pydantic import ValidationError
 
-    from serlaq.features import FeatureConfig
+    from serlaq.feature_config import FeatureConfig
 
     try:
         return FeatureConfig.model_validate(raw)
