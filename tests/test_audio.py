@@ -11,7 +11,7 @@ import torch
 import torchaudio.functional as AF
 from conftest import tone, write_wav
 
-from serlaq.data.audio import SILENCE_PEAK, load_audio, resample
+from serlaq.data.audio import SILENCE_PEAK, load_audio, prepare_waveform, resample
 from serlaq.errors import AudioError, SerlaqError
 
 
@@ -98,3 +98,19 @@ def test_too_short_for_one_window(tmp_path: Path) -> None:
     assert load_audio(short, 22050, min_samples=512).shape == (1102,)
     # The limit applies after resampling: 1500 samples at 16 kHz become 2068 at 22.05 kHz.
     assert load_audio(write_wav(tmp_path / "s16.wav", tone(1500 / 16000, 16000), 16000), 22050).shape == (2068,)
+
+
+def test_in_memory_waveform_is_prepared_like_the_file(tmp_path: Path) -> None:
+    """`prepare_waveform` (the runtime's waveform path) = `load_audio` on the same samples,
+    in either channel layout, as float or as PCM integers."""
+    left, right = tone(0.6, 16000, freq=200.0), tone(0.6, 16000, freq=300.0, seed=1)
+    stereo = np.stack([left, right], axis=1)  # (samples, channels), soundfile's layout
+    pcm = np.round(stereo * 32767).astype(np.int16)
+    path = write_wav(tmp_path / "st.wav", pcm.astype(np.float32) / 32768, sample_rate=16000)  # PCM_16
+    from_file = load_audio(path, 22050)
+    for wave in (pcm, pcm.T, torch.from_numpy(pcm.T.copy()), pcm.astype(np.float32) / 32768):
+        np.testing.assert_array_equal(prepare_waveform(wave, 16000, 22050), from_file)
+    with pytest.raises(AudioError, match=r"^clip\.raw: all silent"):
+        prepare_waveform(np.zeros((2, 4000), np.int16), 16000, 22050, source="clip.raw")
+    with pytest.raises(AudioError, match="sample_rate must be a positive integer"):
+        prepare_waveform(left, 0, 22050)

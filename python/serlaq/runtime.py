@@ -466,44 +466,14 @@ class LaqModel:
         return self.features_from_waveform(wave)
 
     def _prepare_waveform(self, wave: Any, sample_rate: int | None) -> np.ndarray:
-        """An in-memory waveform -> mono float32 at the model's rate, checked like a decoded file
-        (`serlaq.data.audio`: channel mean, its resampler, its silence and length limits)."""
-        from serlaq.data.audio import SILENCE_PEAK, resample
+        """An in-memory waveform -> mono float32 at the model's rate, checked like a decoded
+        file (`serlaq.data.audio.prepare_waveform`, the function behind `load_audio`)."""
+        from serlaq.data.audio import prepare_waveform
 
         if sample_rate is None:
             raise AudioError("waveform: needs its sample rate, e.g. predict(wave, sample_rate=16000)")
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise AudioError(f"waveform: sample_rate must be a positive integer, got {sample_rate!r}")
-        if hasattr(wave, "detach"):  # a torch tensor
-            wave = wave.detach().cpu().numpy()
-        arr = np.asarray(wave)
-        if arr.dtype.kind not in "fiu":
-            raise AudioError(f"waveform: expected a numeric array, got dtype {arr.dtype}")
-        if arr.dtype.kind in "iu":  # PCM integers -> [-1, 1), as soundfile decodes them
-            full = float(2 ** (8 * arr.dtype.itemsize - 1))
-            arr = (arr.astype(np.float64) - (full if arr.dtype.kind == "u" else 0.0)) / full
-        if arr.ndim == 2:
-            # (channels, samples) as torchaudio gives; soundfile's (samples, channels) works too:
-            # the shorter axis is the channel axis
-            chans = arr if arr.shape[0] <= arr.shape[1] else arr.T
-            arr = chans.mean(axis=0, dtype=np.float32) if chans.shape[0] > 1 else chans[0]
-        elif arr.ndim != 1:
-            raise AudioError(f"waveform: must be 1-D or (channels, samples), got shape {arr.shape}")
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        if arr.size == 0:
-            raise AudioError("waveform: empty (0 samples)")
-        if not np.isfinite(arr).all():
-            raise AudioError(f"waveform: {int((~np.isfinite(arr)).sum())} NaN/inf samples")
-        if float(np.abs(arr).max()) < SILENCE_PEAK:
-            raise AudioError("waveform: all silent (peak below -80 dBFS)")
-        rate = self.feature_config.sample_rate
-        out = resample(arr, int(sample_rate), rate)
-        if out.shape[0] < self.feature_config.min_samples:
-            raise AudioError(
-                f"waveform: too short ({arr.shape[0] / sample_rate:.3f} s; features need at least "
-                f"{self.feature_config.min_samples} samples at {rate} Hz)"
-            )
-        return out
+        cfg = self.feature_config
+        return prepare_waveform(wave, sample_rate, cfg.sample_rate, source="waveform", min_samples=cfg.min_samples)
 
     # -- predictions -------------------------------------------------------------------
 

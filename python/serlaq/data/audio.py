@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -101,29 +102,70 @@ def load_audio(
     except (RuntimeError, OSError, ValueError, TypeError) as exc:
         raise AudioError(f"{path}: cannot read audio ({_one_line(exc)})") from None
 
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
-    peak = float(np.abs(data).max())  # NaN or inf anywhere makes the peak non-finite: one pass
-    if not math.isfinite(peak):
-        bad = int((~np.isfinite(data)).sum())
-        raise AudioError(f"{path}: NaN/inf samples ({bad} of {data.size})")
-    if data.shape[1] > 1:
-        wave = data.mean(axis=1, dtype=np.float32)
-        peak = float(np.abs(wave).max())
+    return prepare_waveform(
+        data, int(rate), sample_rate, source=str(path), channel_axis=1, min_samples=min_samples, silence_peak=silence_peak
+    )
+
+
+def prepare_waveform(
+    wave: Any,
+    sample_rate: int,
+    target_rate: int,
+    *,
+    source: str = "waveform",
+    channel_axis: int | None = None,
+    min_samples: int = 2048,
+    silence_peak: float = SILENCE_PEAK,
+) -> np.ndarray:
+    """An in-memory waveform -> validated mono float32 at `target_rate` (what `load_audio`
+    does after decoding; `LaqModel.predict(wave, sample_rate)` uses it directly).
+
+    `wave`: numpy array or torch tensor, 1-D or 2-D, float or PCM integers (scaled to
+    [-1, 1) as soundfile decodes them). For 2-D input `channel_axis` says which axis holds
+    the channels; None takes the shorter one, so both (channels, samples) (torchaudio) and
+    (samples, channels) (soundfile) work. Channels are averaged, then resampled. Raises
+    `AudioError` ("<source>: <what is wrong>") for a bad rate or shape, no samples,
+    NaN/inf samples, silence (peak below `silence_peak`) or fewer than `min_samples`
+    samples after resampling.
+    """
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioError(f"{source}: sample_rate must be a positive integer, got {sample_rate!r}")
+    if hasattr(wave, "detach"):  # a torch tensor
+        wave = wave.detach().cpu().numpy()
+    arr = np.asarray(wave)
+    if arr.dtype.kind not in "fiu":
+        raise AudioError(f"{source}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.dtype.kind in "iu":  # PCM integers -> [-1, 1), as soundfile decodes them
+        full = float(2 ** (8 * arr.dtype.itemsize - 1))
+        arr = (arr.astype(np.float64) - (full if arr.dtype.kind == "u" else 0.0)) / full
+    if arr.ndim == 2:
+        axis = channel_axis if channel_axis is not None else int(arr.shape[0] > arr.shape[1])
+        chans = arr if axis == 0 else arr.T  # (channels, samples)
+        # the mean keeps NaN/inf non-finite, so the one peak pass below still catches them
+        mono = chans.mean(axis=0, dtype=np.float32) if chans.shape[0] > 1 else chans[0]
+    elif arr.ndim == 1:
+        mono = arr
     else:
-        wave = data[:, 0]
+        raise AudioError(f"{source}: must be 1-D or (channels, samples), got shape {arr.shape}")
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if mono.size == 0:
+        raise AudioError(f"{source}: empty audio (0 samples)")
+    peak = float(np.abs(mono).max())  # NaN or inf anywhere makes the peak non-finite: one pass
+    if not math.isfinite(peak):
+        bad = int((~np.isfinite(arr)).sum())
+        raise AudioError(f"{source}: NaN/inf samples ({bad} of {arr.size})")
     if peak < silence_peak:
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.1f}"
         raise AudioError(
-            f"{path}: all silent (peak {level} dBFS, threshold {20 * math.log10(silence_peak):.0f} dBFS)"
+            f"{source}: all silent (peak {level} dBFS, threshold {20 * math.log10(silence_peak):.0f} dBFS)"
         )
-    wave = resample(np.ascontiguousarray(wave, dtype=np.float32), int(rate), int(sample_rate))
-    if wave.shape[0] < min_samples:
+    out = resample(mono, int(sample_rate), int(target_rate))
+    if out.shape[0] < min_samples:
         raise AudioError(
-            f"{path}: too short ({data.shape[0] / rate:.3f} s; features need at least "
-            f"{min_samples / sample_rate:.3f} s = {min_samples} samples at {sample_rate} Hz)"
+            f"{source}: too short ({mono.shape[0] / sample_rate:.3f} s; features need at least "
+            f"{min_samples / target_rate:.3f} s = {min_samples} samples at {target_rate} Hz)"
         )
-    return wave
+    return out
 
 
 def _one_line(exc: BaseException) -> str:
