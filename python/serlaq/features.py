@@ -140,9 +140,9 @@ class FeatureExtractor(nn.Module):
         half = cfg.n_fft // 2
         frames = F.pad(x, (half, half)).unfold(-1, cfg.n_fft, cfg.hop_length)
         spec = torch.fft.rfft(frames * self.window, dim=-1)  # (B, n_frames, F)
-        magnitude = _magnitude(spec)
+        magnitude = _magnitude_ft(spec)  # (B, F, n_frames), contiguous: what both products want
         power = magnitude.square()
-        batch, n_frames, n_freqs = power.shape
+        batch, n_freqs, n_frames = power.shape
         mask = count = None
         if lengths is not None:
             valid = 1 + torch.as_tensor(lengths, device=x.device).long() // cfg.hop_length
@@ -154,8 +154,9 @@ class FeatureExtractor(nn.Module):
                 return a.mean(-1)
             return (a * mask[:, None, :]).sum(-1) / count
 
-        # (n_mels, B * frames) -> (B, n_mels, frames): the sparse product wants 2-D operands.
-        mel = (self.mel_csr @ power.reshape(-1, n_freqs).T).reshape(-1, batch, n_frames).transpose(0, 1)
+        # The sparse product wants a 2-D (F, B * frames) operand (a view when B = 1).
+        flat = power[0] if batch == 1 else power.transpose(0, 1).reshape(n_freqs, batch * n_frames)
+        mel = (self.mel_csr @ flat).reshape(-1, batch, n_frames).transpose(0, 1)  # (B, n_mels, frames)
         db = torch.log10(torch.clamp(mel, min=self._amin)).mul_(10.0)
         if cfg.top_db is not None:
             kept = db if mask is None else db.masked_fill(~mask[:, None, :], -math.inf)
@@ -164,7 +165,7 @@ class FeatureExtractor(nn.Module):
         mfcc = time_mean(db) @ self.dct_t  # DCT of the mean = mean of the DCTs
 
         spectrum = magnitude if cfg.chroma_spectrum == "magnitude" else power
-        raw = self.chroma_fb @ spectrum.transpose(-1, -2)  # (B, n_chroma, frames), >= 0
+        raw = self.chroma_fb @ spectrum  # (B, n_chroma, frames), >= 0
         top = raw.amax(dim=-2, keepdim=True)
         chroma = raw / torch.where(top < self._tiny, 1.0, top)
 
@@ -185,9 +186,15 @@ class FeatureExtractor(nn.Module):
         return out
 
 
-def _magnitude(spec: Tensor) -> Tensor:
-    """|spec| of a complex tensor. On CPU numpy's vectorized complex abs is ~10x faster than
-    torch's (hypot per element); same values up to float rounding."""
+def _magnitude_ft(spec: Tensor) -> Tensor:
+    """|spec| of a complex (B, frames, F) spectrum, as a contiguous (B, F, frames) tensor.
+
+    On CPU numpy's vectorized complex abs is ~10x faster than torch's (hypot per element);
+    same values up to float rounding.
+    """
     if spec.device.type == "cpu" and not spec.requires_grad:
-        return torch.from_numpy(np.abs(spec.resolve_conj().numpy()))
-    return spec.abs()
+        src = spec.resolve_conj().numpy().transpose(0, 2, 1)
+        out = np.empty(src.shape, dtype=np.float32)
+        np.abs(src, out=out)
+        return torch.from_numpy(out)
+    return spec.abs().transpose(-1, -2).contiguous()
