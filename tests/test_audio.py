@@ -11,7 +11,7 @@ import torch
 import torchaudio.functional as AF
 from conftest import tone, write_wav
 
-from serlaq.data.audio import SILENCE_PEAK, load_audio, prepare_waveform, resample
+from serlaq.data.audio import SILENCE_PEAK, _read_pcm16_wav, load_audio, prepare_waveform, resample
 from serlaq.errors import AudioError, SerlaqError
 
 
@@ -114,3 +114,24 @@ def test_in_memory_waveform_is_prepared_like_the_file(tmp_path: Path) -> None:
         prepare_waveform(np.zeros((2, 4000), np.int16), 16000, 22050, source="clip.raw")
     with pytest.raises(AudioError, match="sample_rate must be a positive integer"):
         prepare_waveform(left, 0, 22050)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_pcm16_wav_fast_path_is_bit_identical_to_soundfile(tmp_path: Path, channels: int) -> None:
+    rng = np.random.default_rng(channels)
+    y = (0.5 * rng.standard_normal((3000, channels))).clip(-1, 1).astype(np.float32)
+    path = tmp_path / "a.wav"
+    sf.write(str(path), y, 16000, subtype="PCM_16")
+    ref, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    fast = _read_pcm16_wav(path)
+    assert fast is not None and fast[1] == rate == 16000
+    np.testing.assert_array_equal(fast[0], ref)
+    # other subtypes and containers, and a truncated data chunk, go to soundfile
+    for subtype, name in [("PCM_24", "b.wav"), ("FLOAT", "c.wav"), ("PCM_16", "d.flac")]:
+        other = tmp_path / name
+        sf.write(str(other), y, 16000, subtype=subtype)
+        assert _read_pcm16_wav(other) is None
+    truncated = tmp_path / "t.wav"
+    truncated.write_bytes(path.read_bytes()[:-100])
+    assert _read_pcm16_wav(truncated) is None
+    np.testing.assert_allclose(load_audio(truncated, 16000)[:100], ref[:100].mean(axis=1), atol=1e-6)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,8 @@ def load_audio(
     if not path.is_file():
         raise AudioError(f"{path}: not a file")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        decoded = _read_pcm16_wav(path)
+        data, rate = decoded if decoded is not None else sf.read(str(path), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
         raise AudioError(f"{path}: cannot decode audio ({_one_line(exc)})") from None
     except (RuntimeError, OSError, ValueError, TypeError) as exc:
@@ -166,6 +168,50 @@ def prepare_waveform(
             f"{min_samples / target_rate:.3f} s = {min_samples} samples at {target_rate} Hz)"
         )
     return out
+
+
+_PCM = 1
+_EXTENSIBLE = 0xFFFE
+
+
+def _read_pcm16_wav(path: Path) -> tuple[np.ndarray, int] | None:
+    """A plain 16-bit PCM WAV as (samples, channels) float32 and its rate; None for anything else.
+
+    The common case of every SER corpus, read without libsndfile's per-file set-up (~5x
+    faster for a 2-s clip). The samples are bit-identical to `soundfile.read(dtype="float32")`
+    (int16 / 32768, an exact float32 product; see tests/test_audio.py). Any other format,
+    or a header this parser does not fully understand (truncated data, streaming sizes),
+    returns None and goes to soundfile, which decodes it or names the problem.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        body = fh.read()
+    pos, fmt = 0, None
+    while pos + 8 <= len(body):
+        chunk, size = body[pos : pos + 4], struct.unpack_from("<I", body, pos + 4)[0]
+        start = pos + 8
+        if chunk == b"fmt ":
+            if size < 16 or start + size > len(body):
+                return None
+            tag, channels, rate, _, align, bits = struct.unpack_from("<HHIIHH", body, start)
+            if tag == _EXTENSIBLE:
+                if size < 40 or struct.unpack_from("<H", body, start + 24)[0] != _PCM:
+                    return None
+            elif tag != _PCM:
+                return None
+            if bits != 16 or channels < 1 or align != 2 * channels or rate < 1:
+                return None
+            fmt = (channels, rate)
+        elif chunk == b"data":
+            if fmt is None or start + size > len(body) or size % (2 * fmt[0]):
+                return None
+            pcm = np.frombuffer(body, dtype="<i2", count=size // 2, offset=start)
+            data = pcm.astype(np.float32) * np.float32(1.0 / 32768.0)
+            return data.reshape(-1, fmt[0]), fmt[1]
+        pos = start + size + (size & 1)  # chunks are word-aligned
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
