@@ -10,8 +10,8 @@ demo: install
 	serlaq fit --config configs/demo.yaml --out runs/demo
 
 test: install
-	$(PYTHON) -m pytest -q
 	cargo test
+	$(PYTHON) -m pytest -q
 
 bench: install
 	$(PYTHON) benchmarks/run_all.py --data-root $(DATA)
