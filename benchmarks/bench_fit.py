@@ -3,7 +3,7 @@
     python benchmarks/bench_fit.py --data-dir /work/shared/datasets/emodb-2s --seeds 20
 
 1. Accuracy: `serlaq.training.fit` with `configs/emodb.yaml` (the paper's 3HL MLP, Adam
-   1e-3, batch 32, dropout 0.1, early stopping patience 5, best validation checkpoint) for
+   1e-3, batch 32, dropout 0.1, early stopping patience 5 on val accuracy, the model where training stopped) for
    seeds 0..N-1; each seed is a different stratified 80/10/10 split, initialization and
    shuffling. Prints per seed and mean ± sd of validation and test accuracy.
 2. Same-run baseline: the widely used librosa + scikit-learn recipe's classifier,
