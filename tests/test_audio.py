@@ -135,3 +135,36 @@ def test_pcm16_wav_fast_path_is_bit_identical_to_soundfile(tmp_path: Path, chann
     truncated.write_bytes(path.read_bytes()[:-100])
     assert _read_pcm16_wav(truncated) is None
     np.testing.assert_allclose(load_audio(truncated, 16000)[:100], ref[:100].mean(axis=1), atol=1e-6)
+
+
+def _riff(*chunks: tuple[bytes, bytes]) -> bytes:
+    body = b"WAVE" + b"".join(cid + len(data).to_bytes(4, "little") + data + b"\0" * (len(data) & 1) for cid, data in chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def test_pcm16_fast_path_leaves_ambiguous_headers_to_soundfile(tmp_path: Path) -> None:
+    """Only a plain PCM GUID and a single fmt chunk are read directly; soundfile rejects both
+    of these files, so reading samples from them would be a guess."""
+    import struct
+
+    pcm = (np.arange(4000, dtype=np.int16) * 7).reshape(-1, 2).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 2, 16000, 64000, 4, 16)
+
+    def extensible(guid: str) -> bytes:
+        return struct.pack("<HHIIHHHHI", 0xFFFE, 2, 16000, 64000, 4, 16, 22, 16, 3) + bytes.fromhex(guid)
+
+    plain = tmp_path / "ext.wav"
+    plain.write_bytes(_riff((b"fmt ", extensible("0100000000001000800000aa00389b71")), (b"data", pcm)))
+    fast = _read_pcm16_wav(plain)
+    assert fast is not None
+    np.testing.assert_array_equal(fast[0], sf.read(str(plain), dtype="float32", always_2d=True)[0])
+
+    ambisonic = tmp_path / "ambi.wav"  # B-format PCM: same first two GUID bytes, not plain PCM
+    ambisonic.write_bytes(_riff((b"fmt ", extensible("01000000210711d38644c8c1ca000000")), (b"data", pcm)))
+    two_fmt = tmp_path / "two.wav"
+    mono8k = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    two_fmt.write_bytes(_riff((b"fmt ", mono8k), (b"fmt ", fmt), (b"data", pcm)))
+    for path in (ambisonic, two_fmt):
+        assert _read_pcm16_wav(path) is None
+        with pytest.raises(AudioError, match=f"{path.name}: cannot decode audio"):
+            load_audio(path, 16000)

@@ -172,6 +172,9 @@ def prepare_waveform(
 
 _PCM = 1
 _EXTENSIBLE = 0xFFFE
+# KSDATAFORMAT_SUBTYPE_PCM, 00000001-0000-0010-8000-00aa00389b71: other GUIDs that start
+# with 0x0001 (e.g. Ambisonic B-format) are not plain PCM and libsndfile rejects them.
+_SUBTYPE_PCM = bytes.fromhex("0100000000001000800000aa00389b71")
 
 
 def _read_pcm16_wav(path: Path) -> tuple[np.ndarray, int] | None:
@@ -193,11 +196,11 @@ def _read_pcm16_wav(path: Path) -> tuple[np.ndarray, int] | None:
         chunk, size = body[pos : pos + 4], struct.unpack_from("<I", body, pos + 4)[0]
         start = pos + 8
         if chunk == b"fmt ":
-            if size < 16 or start + size > len(body):
+            if size < 16 or start + size > len(body) or fmt is not None:  # a second fmt: ambiguous
                 return None
             tag, channels, rate, _, align, bits = struct.unpack_from("<HHIIHH", body, start)
             if tag == _EXTENSIBLE:
-                if size < 40 or struct.unpack_from("<H", body, start + 24)[0] != _PCM:
+                if size < 40 or body[start + 24 : start + 40] != _SUBTYPE_PCM:
                     return None
             elif tag != _PCM:
                 return None
