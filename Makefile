@@ -7,7 +7,7 @@ install:
 	$(PYTHON) -m pip install -e ".[dev]"
 
 demo: install
-	serlaq fit --config configs/demo.yaml --out runs/demo
+	$(PYTHON) -m serlaq.cli fit --config configs/demo.yaml --out runs/demo
 
 test: install
 	cargo test
