@@ -476,8 +476,20 @@ pub fn row_padding_is_zero(packed: &[u8], rows: usize, cols: usize, bits: u32) -
 }
 
 /// AVX-512 bodies: 64 codes (8 * bits bytes) per step.
+/// Mask with the low `n` bits set (`n <= 64`): the lane mask of the AVX-512 tails here and in `gemv`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn low_mask(n: usize) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
+    use super::low_mask;
     use std::arch::x86_64::*;
 
     /// Unpacks `out.len()` (a multiple of 64) codes; `packed.len() == out.len() / 8 * bits`.
@@ -540,14 +552,6 @@ mod simd {
             _mm512_mask_storeu_epi8(out.as_mut_ptr().add(8 * b * j).cast(), out_mask, packed);
         }
         bad == 0
-    }
-
-    fn low_mask(n: usize) -> u64 {
-        if n >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << n) - 1
-        }
     }
 
     /// The byte permutation putting group g's bytes (from g*b) in qword g, and the

@@ -459,6 +459,7 @@ mod avx2 {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::QMatrix;
+    use crate::bitpack::low_mask;
     use std::arch::x86_64::*;
 
     /// Rows decoded together for a batch, so each load of `x` feeds several rows.
@@ -482,16 +483,6 @@ mod avx512 {
             }
         } else {
             batched(m, r0, r1, x, batch, out);
-        }
-    }
-
-    /// Mask with the low `n` bits set (`n <= 64`).
-    #[inline(always)]
-    fn low_mask(n: usize) -> u64 {
-        if n >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << n) - 1
         }
     }
 
