@@ -54,6 +54,20 @@ REFERENCES = {
 }
 
 
+
+def seed_overrides(args: argparse.Namespace, cache_dir: Path, out_dir: Path, seed: int, name: str = "") -> list[str]:
+    """The config overrides every fit of this benchmark shares (corpus, cache, seed, quiet); `--set` comes last."""
+    return [
+        *([f"name={name}"] if name else []),
+        f"data.data_dir={args.data_dir}",
+        f"data.dataset={args.dataset}",
+        f"data.cache_dir={cache_dir}",
+        f"out_dir={out_dir}",
+        f"seed={seed}",
+        "trainer.enable_progress_bar=false",
+        *args.set,
+    ]
+
 def mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -97,16 +111,7 @@ def accuracy_over_seeds(args: argparse.Namespace, cache_dir: Path, out_dir: Path
 
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        overrides = [
-            f"data.data_dir={args.data_dir}",
-            f"data.dataset={args.dataset}",
-            f"data.cache_dir={cache_dir}",
-            f"out_dir={out_dir}",
-            f"name=seed-{seed}",
-            f"seed={seed}",
-            "trainer.enable_progress_bar=false",
-            *args.set,
-        ]
+        overrides = seed_overrides(args, cache_dir, out_dir, seed, name=f"seed-{seed}")
         config = load_config(args.config, overrides)
         result = fit(config)
         assert result is not None
@@ -154,15 +159,7 @@ def model_selection(args: argparse.Namespace, cache_dir: Path, out_dir: Path) ->
 
     results: list[list[tuple[float, float, int]]] = [[] for _ in SELECTION_VARIANTS]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        base = [
-            f"data.data_dir={args.data_dir}",
-            f"data.dataset={args.dataset}",
-            f"data.cache_dir={cache_dir}",
-            f"out_dir={out_dir}",
-            f"seed={seed}",
-            "trainer.enable_progress_bar=false",
-            *args.set,
-        ]
+        base = seed_overrides(args, cache_dir, out_dir, seed)
         splits = inner_splits(load_config(args.config, base), seed)
         line = [f"seed {seed:3d}"]
         for k, variant in enumerate(SELECTION_VARIANTS):
