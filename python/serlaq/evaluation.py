@@ -1,10 +1,13 @@
-"""Evaluating a `.laq` model on a labelled corpus: accuracy, macro-F1, per-class table,
-confusion matrix (JSON + PNG).
+"""Evaluating a `.laq` model on a labelled corpus: accuracy, UAR, macro-F1, per-class
+table, confusion matrix (JSON + PNG). Needs only the runtime (no torch).
 
-Clips whose label the model does not know are excluded, counted per label and reported
-(a model trained on EMODB's seven classes can still be scored on the shared classes of
-TESS). Files that cannot be decoded are reported one per line and left out of the scores.
-If nothing is left to score, that is an error.
+Cross-corpus scoring works on the labels both sides share: clips whose label the model
+does not know are excluded and counted per label, and (by default) the model's labels
+that the corpus has no clip of are left out of its choices, so a model trained on EMODB's
+seven classes is scored on, e.g., the five it shares with another corpus as a five-way
+classifier. The report names every label left out and why. Files that cannot be decoded
+are reported one per line and left out of the scores. If nothing is left to score, that
+is an error.
 """
 
 from __future__ import annotations
@@ -41,13 +44,15 @@ class EvaluationReport:
     model: str
     data_dir: str
     dataset: str
-    labels: list[str]  # the model's labels: rows (true) and columns (predicted) of `confusion`
+    labels: list[str]  # the labels scored: rows (true) and columns (predicted) of `confusion`
     n_clips: int  # clips scored
     accuracy: float
+    uar: float  # unweighted average recall: the mean of the per-class recalls
     macro_f1: float
     per_class: list[ClassMetrics]
     confusion: list[list[int]]
-    excluded: dict[str, int] = field(default_factory=dict)  # unknown label -> clips left out
+    excluded: dict[str, int] = field(default_factory=dict)  # corpus label the model lacks -> clips left out
+    unscored_model_labels: list[str] = field(default_factory=list)  # model labels with no clip in the corpus
     failures: list[FileFailure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,10 +68,16 @@ class EvaluationReport:
         if self.excluded:
             parts = ", ".join(f"{lab} ({n})" for lab, n in sorted(self.excluded.items()))
             lines.append(f"excluded  {sum(self.excluded.values())} clips with labels the model does not know: {parts}")
+        if self.unscored_model_labels:
+            lines.append(
+                f"left out  model labels the corpus has no clip of (not offered as answers): "
+                f"{', '.join(self.unscored_model_labels)}"
+            )
         if self.failures:
             lines.append(f"failed    {len(self.failures)} files could not be read (listed on stderr)")
         lines += [
             f"accuracy  {self.accuracy * 100:.2f}%",
+            f"UAR       {self.uar * 100:.2f}% (unweighted average recall)",
             f"macro-F1  {self.macro_f1 * 100:.2f}%",
             "",
             f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
@@ -114,41 +125,52 @@ def evaluate_clips(
     workers: int | None = None,
     data_dir: str = "",
     dataset: str = "",
+    shared_only: bool = True,
 ) -> EvaluationReport:
-    """Score `model` on labelled clips (see the module docstring for what is left out)."""
+    """Score `model` on labelled clips (see the module docstring for what is left out).
+
+    `shared_only`: the model answers among the labels the corpus has (cross-corpus
+    protocol); False keeps all of the model's labels as possible answers.
+    """
     from serlaq.runtime import FileFailure, Prediction
 
-    known = {lab: i for i, lab in enumerate(model.labels)}
-    excluded = Counter(c.label for c in clips if c.label not in known)
-    kept = [c for c in clips if c.label in known]
+    corpus_labels = {c.label for c in clips}
+    excluded = Counter(c.label for c in clips if c.label not in model.labels)
+    kept = [c for c in clips if c.label in model.labels]
     if not kept:
         raise DataError(
             f"{data_dir or 'corpus'}: none of its {len(clips)} clips has a label the model knows "
             f"(corpus labels: {sorted(excluded)}; model labels: {model.labels})"
         )
+    unscored = [lab for lab in model.labels if lab not in corpus_labels] if shared_only else []
+    labels = [lab for lab in model.labels if lab not in unscored]
+    index = {lab: i for i, lab in enumerate(labels)}
     results = model.predict_files([c.path for c in kept], workers=workers)
     y_true, y_pred, failures = [], [], []
     for clip, res in zip(kept, results):
         if isinstance(res, Prediction):
-            y_true.append(known[clip.label])
-            y_pred.append(known[res.label])
-        else:
+            y_true.append(index[clip.label])
+            # the most probable of the labels on offer
+            y_pred.append(max(range(len(labels)), key=lambda k: (res.probabilities[labels[k]], -k)))
+        elif isinstance(res, FileFailure):
             failures.append(res)
     if not y_true:
         raise DataError(f"{data_dir or 'corpus'}: none of its {len(kept)} audio files could be read")
-    accuracy, macro_f1, per_class, cm = scores(y_true, y_pred, model.labels)
+    accuracy, uar, macro_f1, per_class, cm = scores(y_true, y_pred, labels)
     return EvaluationReport(
         model=model.path,
         data_dir=data_dir,
         dataset=dataset,
-        labels=list(model.labels),
+        labels=labels,
         n_clips=len(y_true),
         accuracy=accuracy,
+        uar=uar,
         macro_f1=macro_f1,
         per_class=per_class,
         confusion=cm.tolist(),
         excluded=dict(excluded),
-        failures=[f for f in failures if isinstance(f, FileFailure)],
+        unscored_model_labels=unscored,
+        failures=failures,
     )
 
 
@@ -158,14 +180,23 @@ def evaluate_corpus(
     dataset: str = "auto",
     manifest: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    shared_only: bool = True,
+    speakers: Sequence[str] | None = None,
 ) -> EvaluationReport:
-    """Discover a corpus (`serlaq.data.corpora.discover`) and score the model on all of it."""
+    """Discover a corpus (`serlaq.data.corpora.discover`) and score the model on all of it
+    (or on the clips of `speakers` only, e.g. speakers held out of training)."""
     from serlaq.data.corpora import discover
 
     clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None)
+    if speakers is not None:
+        wanted = set(speakers)
+        clips = [c for c in clips if c.speaker in wanted]
     if not clips:
-        raise DataError(f"{data_dir}: no labelled audio clips found (dataset {dataset!r})")
-    return evaluate_clips(model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset)
+        which = f" of speakers {sorted(speakers)}" if speakers is not None else ""
+        raise DataError(f"{data_dir}: no labelled audio clips{which} found (dataset {dataset!r})")
+    return evaluate_clips(
+        model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset, shared_only=shared_only
+    )
 
 
 # --- outputs (written atomically) ----------------------------------------------------
