@@ -50,8 +50,9 @@ from serlaq.feature_config import FeatureConfig
 
 __all__ = ["FEATURES_VERSION", "FeatureConfig", "FeatureExtractor", "chroma_filterbank"]
 
-# Bump when the numbers an unchanged FeatureConfig produces change (feature code or the
-# audio loader/resampler): it is part of the feature cache key.
+# Part of the feature cache key, with a hash of this module's source, feature_config.py,
+# data/audio.py and the native module (serlaq.data.cache.code_fingerprint): edits there
+# change the key by themselves. Bump this only for a change outside those files.
 FEATURES_VERSION = 1
 
 
