@@ -16,7 +16,7 @@ from serlaq.config import (
 )
 from serlaq.errors import ConfigError
 from serlaq.features import FeatureConfig
-from serlaq.laq.config import LaqConfig
+from serlaq.laq_config import LaqConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -121,6 +121,24 @@ def test_overrides_parse_yaml_values_and_nest() -> None:
     assert config.laq == LaqConfig(margin=0.02)
     assert config.seed == 7
     assert load_config(CONFIGS / "demo.yaml", {"model.hidden": "2hl"}).model.hidden == "2HL"
+
+
+def test_overrides_of_text_fields_keep_the_text_as_written() -> None:
+    # YAML would read these as a number, a boolean and a date; the fields hold text
+    config = load_config(
+        CONFIGS / "demo.yaml",
+        ["name=2024", "data.data_dir=1e3", "laq={}", "laq.out=7.laq", "trainer.accelerator=2025-01-01", "train.threads=null"],
+    )
+    assert config.name == "2024" and config.run_dir.name == "2024"
+    assert config.data.data_dir == Path("1e3")
+    assert config.laq is not None and config.laq.out == "7.laq"
+    assert config.trainer.accelerator == "2025-01-01"
+    assert config.train.threads is None  # null still means None for an optional field
+    assert parse_override("name=true") == ("name", "true")
+    # fields of other types still get YAML values
+    assert parse_override("seed=2024") == ("seed", 2024)
+    assert parse_override("trainer.devices=2") == ("trainer.devices", 2)
+    assert parse_override("model.hidden=[8, 4]") == ("model.hidden", [8, 4])
 
 
 def test_override_errors_name_the_override() -> None:

@@ -14,7 +14,7 @@ from conftest import fit_tiny, tiny_config
 from serlaq.data.datamodule import SERDataModule
 from serlaq.laq.callback import LAQCallback
 from serlaq.laq.compress import compress
-from serlaq.laq.config import LaqConfig
+from serlaq.laq_config import LaqConfig
 from serlaq.laq.fakequant import fake_quantize
 from serlaq.laq.quantize import QuantScheme
 from serlaq.model import SERClassifier

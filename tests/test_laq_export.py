@@ -13,7 +13,7 @@ from conftest import fit_tiny
 
 from serlaq import _native
 from serlaq.data.datamodule import SERDataModule
-from serlaq.laq.config import LaqConfig
+from serlaq.laq_config import LaqConfig
 from serlaq.laq.export import size_report, write_laq_file
 from serlaq.laq.fakequant import PlanQuantizer, fake_quantize, quantizable_layers
 from serlaq.laq.pipeline import compress_model, splits_of

@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serlaq.errors import ConfigError
 from serlaq.feature_config import FeatureConfig
-from serlaq.laq.config import LaqConfig
+from serlaq.io import atomic_write_text
+from serlaq.laq_config import LaqConfig
 
 Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto"]
 
@@ -180,7 +181,12 @@ class RunConfig(_Section):
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """`key.sub=value` → ("key.sub", value), the value parsed as YAML (`[256, 64]`, `null`, `1e-3`)."""
+    """`key.sub=value` → ("key.sub", value).
+
+    The value is parsed as YAML (`[256, 64]`, `null`, `1e-3`), except where the target
+    field holds text (a string, a path, a choice of names): there a scalar stays the text
+    as written, so `--set name=2024` is the name "2024", not the number.
+    """
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -189,7 +195,27 @@ def parse_override(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {_first_line(exc)}") from None
+    if value is not None and not isinstance(value, (str, list, dict)) and _holds_text(key):
+        value = raw.strip()
     return key, value
+
+
+def _holds_text(key: str) -> bool:
+    """True when the field at dotted `key` takes only text (str, Path, Literal of strings), or None."""
+    model: Any = RunConfig
+    annotation: Any = None
+    for part in key.split("."):
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return False
+        annotation = field.annotation
+        model = _section_model(annotation)
+    kinds = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None)]
+    if get_origin(annotation) is Literal:
+        kinds = [annotation]
+    return bool(kinds) and all(
+        k in (str, Path) or (get_origin(k) is Literal and all(isinstance(v, str) for v in get_args(k))) for k in kinds
+    )
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -288,21 +314,7 @@ def command_config(
 
 def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML, atomically."""
-    atomic_write_bytes(Path(path), config.to_yaml().encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory and `os.replace`: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, config.to_yaml())
 
 
 def _describe(exc: ValidationError, source: str, overridden: set[str]) -> str:

@@ -17,11 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from serlaq import metrics
 from serlaq.errors import ConfigError
 from serlaq.presets import DEFAULT_PRESET, PRESETS  # torch-free: config validation reads them
-
 
 
 def resolve_hidden(hidden: str | Sequence[int]) -> list[int]:
@@ -59,34 +58,24 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def classification_metrics(logits: Tensor, target: Tensor, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class accuracy (recall) and confusion matrix of one split.
+    """Accuracy, macro-F1, UAR, per-class accuracy (recall) and confusion matrix of one split.
 
     A plain function (no metric state) so a saved checkpoint can be scored exactly once per
-    sample, whatever strategy trained it. Computed from the confusion counts in float64
-    with torchmetrics' definitions (macro-F1 averages the classes that occur in the
-    targets or the predictions), so the JSON holds exact ratios such as 50/54.
+    sample, whatever strategy trained it. The scores are `serlaq.metrics` (float64 from the
+    confusion counts), so the JSON holds exact ratios such as 50/54.
     """
-    num_classes = len(labels)
     preds = logits.argmax(dim=-1)
-    confusion = multiclass_confusion_matrix(preds, target, num_classes=num_classes).double()
-    true_pos = confusion.diag()
-    support = confusion.sum(dim=1)
-    predicted = confusion.sum(dim=0)
-    recall = torch.where(support > 0, true_pos / support.clamp(min=1), 0.0)
-    precision = torch.where(predicted > 0, true_pos / predicted.clamp(min=1), 0.0)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    present = (support + predicted) > 0
+    s = metrics.label_scores(target.numpy(), preds.numpy(), labels)
     return {
-        "accuracy": float(true_pos.sum() / max(int(target.numel()), 1)),
-        "macro_f1": float(f1[present].mean()) if bool(present.any()) else 0.0,
-        "per_class_accuracy": {
-            label: (float(acc) if n > 0 else None) for label, acc, n in zip(labels, recall, support)
-        },
-        "per_class_f1": {label: float(v) for label, v in zip(labels, f1)},
-        "support": {label: int(n) for label, n in zip(labels, support)},
-        "confusion_matrix": confusion.long().tolist(),
+        "accuracy": s.accuracy,
+        "macro_f1": s.macro_f1,
+        "uar": s.uar,
+        "per_class_accuracy": {c.label: (c.recall if c.support > 0 else None) for c in s.per_class},
+        "per_class_f1": {c.label: c.f1 for c in s.per_class},
+        "support": {c.label: c.support for c in s.per_class},
+        "confusion_matrix": s.confusion.tolist(),
         "loss": float(F.cross_entropy(logits.double(), target)),
-        "count": int(target.numel()),
+        "count": s.count,
     }
 
 
