@@ -12,31 +12,21 @@ is an error.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from serlaq.errors import DataError
+from serlaq.io import atomic_write_bytes, atomic_write_json
+from serlaq.metrics import ClassScores, label_scores
 
 if TYPE_CHECKING:
     from serlaq.data.corpora import Clip
     from serlaq.runtime import FileFailure, LaqModel
-
-
-@dataclass(frozen=True)
-class ClassMetrics:
-    label: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
 
 
 @dataclass
@@ -49,7 +39,7 @@ class EvaluationReport:
     accuracy: float
     uar: float  # unweighted average recall: the mean of the per-class recalls
     macro_f1: float
-    per_class: list[ClassMetrics]
+    per_class: list[ClassScores]
     confusion: list[list[int]]
     excluded: dict[str, int] = field(default_factory=dict)  # corpus label the model lacks -> clips left out
     unscored_model_labels: list[str] = field(default_factory=list)  # model labels with no clip in the corpus
@@ -92,33 +82,6 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def scores(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> tuple[
-    float, float, list[ClassMetrics], np.ndarray
-]:
-    """Accuracy, macro-F1, per-class metrics and the confusion matrix.
-
-    Macro-F1 averages over the classes that occur in the truth or the predictions (the
-    scikit-learn convention), so a model label absent from the corpus and never predicted
-    does not count as a zero. Per-class rows are given for those same classes.
-    """
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    n = int(cm.sum())
-    accuracy = float(np.trace(cm) / n) if n else 0.0
-    per_class = []
-    for c in range(k):
-        support, predicted, hit = int(cm[c].sum()), int(cm[:, c].sum()), int(cm[c, c])
-        if support == 0 and predicted == 0:
-            continue
-        precision = hit / predicted if predicted else 0.0
-        recall = hit / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class.append(ClassMetrics(labels[c], precision, recall, f1, support))
-    macro_f1 = float(np.mean([m.f1 for m in per_class])) if per_class else 0.0
-    return accuracy, macro_f1, per_class, cm
-
-
 def evaluate_clips(
     model: LaqModel,
     clips: Sequence[Clip],
@@ -156,18 +119,18 @@ def evaluate_clips(
             failures.append(res)
     if not y_true:
         raise DataError(f"{data_dir or 'corpus'}: none of its {len(kept)} audio files could be read")
-    accuracy, uar, macro_f1, per_class, cm = scores(y_true, y_pred, labels)
+    sc = label_scores(y_true, y_pred, labels)
     return EvaluationReport(
         model=model.path,
         data_dir=data_dir,
         dataset=dataset,
         labels=labels,
         n_clips=len(y_true),
-        accuracy=accuracy,
-        uar=uar,
-        macro_f1=macro_f1,
-        per_class=per_class,
-        confusion=cm.tolist(),
+        accuracy=sc.accuracy,
+        uar=sc.uar,
+        macro_f1=sc.macro_f1,
+        per_class=sc.present(),
+        confusion=sc.confusion.tolist(),
         excluded=dict(excluded),
         unscored_model_labels=unscored,
         failures=failures,
@@ -202,54 +165,19 @@ def evaluate_corpus(
 # --- outputs (written atomically) ----------------------------------------------------
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def plot_confusion(report: EvaluationReport) -> bytes:
-    """The confusion matrix as PNG bytes: counts in the cells, colour = share of the true row."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(report.confusion, dtype=np.float64)
-    rows = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    k = len(report.labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * k, 0.8 + 0.7 * k), dpi=120)
-    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center",
-                    color="white" if share[i, j] > 0.5 else "black", fontsize=9)
-    ax.set_xticks(range(k), report.labels, rotation=45, ha="right")
-    ax.set_yticks(range(k), report.labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"accuracy {report.accuracy * 100:.1f}%, macro-F1 {report.macro_f1 * 100:.1f}%", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def write_report(report: EvaluationReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """`evaluation.json` and `confusion_matrix.png` in out_dir (created if needed)."""
+    """`evaluation.json` and, where matplotlib is installed (the `train` extra),
+    `confusion_matrix.png` in out_dir (created if needed)."""
+    import importlib.util
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "evaluation.json", "confusion_png": out / "confusion_matrix.png"}
-    _atomic_write_bytes(paths["json"], (json.dumps(report.to_dict(), indent=2) + "\n").encode())
-    _atomic_write_bytes(paths["confusion_png"], plot_confusion(report))
+    paths = {"json": out / "evaluation.json"}
+    atomic_write_json(paths["json"], report.to_dict())
+    if importlib.util.find_spec("matplotlib") is not None:
+        from serlaq.plots import confusion_png
+
+        title = f"accuracy {report.accuracy * 100:.1f}%, UAR {report.uar * 100:.1f}%"
+        paths["confusion_png"] = out / "confusion_matrix.png"
+        atomic_write_bytes(paths["confusion_png"], confusion_png(report.confusion, report.labels, title))
     return paths
