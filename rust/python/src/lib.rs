@@ -19,6 +19,8 @@ use serlaq_core::gemv::{self, QMatrix};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+mod audio;
+
 pyo3::import_exception!(serlaq.errors, LaqFormatError);
 
 fn value_err(e: impl std::fmt::Display) -> PyErr {
@@ -455,5 +457,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_laq, m)?)?;
     m.add_class::<PyLaqFile>()?;
     m.add("FORMAT_VERSION", format::VERSION)?;
+    audio::register(m)?;
     Ok(())
 }
