@@ -19,6 +19,7 @@ use serlaq_core::gemv::{self, QMatrix};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+mod audio;
 mod model;
 
 pyo3::import_exception!(serlaq.errors, LaqFormatError);
@@ -457,6 +458,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_laq, m)?)?;
     m.add_class::<PyLaqFile>()?;
     m.add("FORMAT_VERSION", format::VERSION)?;
+    audio::register(m)?;
     model::register(m)?;
     Ok(())
 }
