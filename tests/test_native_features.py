@@ -3,10 +3,7 @@
 
 The acceptance measure of the torch-free runtime: after standardization (dividing by
 each feature's std over a set of clips, as a model's input layer does), the largest
-difference stays below `STANDARDIZED_TOL`. The options the torch reference does not
-have yet (mel_scale, std pooling, deltas; the `accuracy` branch adds them) are checked
-against a small torch reimplementation below, built from the reference's own pieces and
-`torchaudio.functional.compute_deltas`.
+difference stays below `STANDARDIZED_TOL`.
 """
 
 from __future__ import annotations
@@ -17,11 +14,11 @@ import json
 import numpy as np
 import pytest
 import torch
-import torchaudio.functional as AF
 
 from serlaq import _native
 from serlaq.data.synthetic import EMOTIONS, _speakers, synthesize_clip
 from serlaq.errors import AudioError
+from serlaq.feature_config import BOUNDS
 from serlaq.features import FeatureConfig, FeatureExtractor
 
 # Largest |rust - torch| / std_over_clips of any feature (issue 10's acceptance target).
@@ -93,60 +90,69 @@ def test_rust_matches_torch_reference(name: str) -> None:
     assert raw_block_rel(cfg.block_slices(), ref, got) < RAW_BLOCK_REL
 
 
-def torch_rich(
-    ext: FeatureExtractor, wave: np.ndarray, mel_scale: str, stats: list[str], delta_stats: list[str], delta_width: int
-) -> np.ndarray:
-    """The plan's new options from the reference's own pieces (until the torch side has them)."""
-    cfg = ext.cfg
-    with torch.inference_mode():
-        x = torch.from_numpy(wave)[None]
-        magnitude, power = ext._spectra(x)
-        mel = ext.mel_fb @ power[0]  # (n_mels, frames)
-        db = torch.log10(torch.clamp(mel, min=1e-10)) * 10.0
-        if cfg.top_db is not None:
-            db = torch.maximum(db, db.max() - cfg.top_db)
-        mfcc = ext.dct @ db  # (n_mfcc, frames)
-        spectrum = magnitude[0] if cfg.chroma_spectrum == "magnitude" else power[0]
-        raw = ext.chroma_fb @ spectrum
-        top = raw.amax(dim=0, keepdim=True)
-        chroma = raw / torch.where(top < torch.finfo(torch.float32).tiny, 1.0, top)
-        mel_block = mel if mel_scale == "power" else db
-        pool = {"mean": lambda a: a.mean(-1), "std": lambda a: a.std(-1, unbiased=False)}
-        parts = [pool[s](b) for s in stats for b in (mfcc, chroma, mel_block)]
-        if delta_stats:
-            d = AF.compute_deltas(mfcc, win_length=delta_width, mode="replicate")
-            parts += [pool[s](d) for s in delta_stats]
-        return torch.cat(parts).numpy()
-
-
 RICH = {
-    "db mel": ("db", ["mean"], [], 9),
-    "mean+std": ("power", ["mean", "std"], [], 9),
-    "std first, deltas": ("db", ["std", "mean"], ["mean", "std"], 5),
-    "rich-like": ("db", ["mean", "std"], ["std"], 9),
-    "wide deltas": ("db", ["mean"], ["std"], 31),
+    "db mel": {"mel_scale": "db"},
+    "mean+std": {"stats": ("mean", "std")},
+    "std first, deltas": {"mel_scale": "db", "stats": ("std", "mean"), "delta_stats": ("mean", "std"), "delta_width": 5},
+    "wide deltas": {"mel_scale": "db", "delta_stats": ("std",), "delta_width": 31},
+    "rich preset": {"preset": "rich"},
+    "rich preset, 16 kHz": {"preset": "rich", "sample_rate": 16000, "n_fft": 512, "hop_length": 160},
 }
 
 
 @pytest.mark.parametrize("name", list(RICH))
-def test_new_options_match_torch_reimplementation(name: str) -> None:
-    mel_scale, stats, delta_stats, width = RICH[name]
-    cfg = FeatureConfig(n_fft=1024, hop_length=256, n_mels=64, n_mfcc=20)
+def test_new_options_match_torch_reference(name: str) -> None:
+    cfg = FeatureConfig(**RICH[name])
     ext = FeatureExtractor(cfg)
     waves = clips(cfg.sample_rate)
-    ref = np.stack([torch_rich(ext, w, mel_scale, stats, delta_stats, width) for w in waves])
-    js = spec_json(cfg, mel_scale=mel_scale, stats=stats, delta_stats=delta_stats, delta_width=width)
-    got = np.stack([_native.features(js, w) for w in waves])
-    dim = len(stats) * (cfg.n_mfcc + cfg.n_chroma + cfg.n_mels) + len(delta_stats) * cfg.n_mfcc
-    assert got.shape == ref.shape == (len(waves), dim)
+    ref = np.stack([ext(torch.from_numpy(w)).numpy() for w in waves])
+    got = np.stack([_native.features(spec_json(cfg), w) for w in waves])
+    assert got.shape == ref.shape == (len(waves), cfg.dim)
     assert standardized_gap(ref, got) < STANDARDIZED_TOL
+    assert raw_block_rel(cfg.block_slices(), ref, got) < RAW_BLOCK_REL
+
+
+def _accepts_rust(raw: dict) -> bool:
+    try:
+        _native.features(json.dumps(raw), np.zeros(16384, np.float32))
+    except ValueError:
+        return False
+    return True
+
+
+def _accepts_pydantic(raw: dict) -> bool:
+    try:
+        FeatureConfig.model_validate(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def test_rust_and_pydantic_bounds_agree() -> None:
+    """Every bound of `feature_config.BOUNDS`: both sides accept the ends, refuse one step out."""
+    base = {"sample_rate": 192000, "n_fft": 16384, "n_mels": 512, "hop_length": 4096}
+    checked = 0
+    for key, (lo, hi) in BOUNDS.items():
+        step = 1 if isinstance(lo, int) and isinstance(hi, int) else 0.01
+        for value in (lo, hi, lo - step, hi + step):
+            raw = {**base, key: value}
+            if key == "n_mfcc" or key == "n_mels":
+                raw["n_mfcc"] = min(raw.get("n_mfcc", 40), raw.get("n_mels", 512)) if key == "n_mels" else value
+            want = _accepts_pydantic(raw)
+            assert _accepts_rust(raw) == want, (key, value, want)
+            checked += 1
+    lo_rate, hi_rate = BOUNDS["sample_rate"]
+    for f_max in (hi_rate / 2, hi_rate / 2 + 1, 0.0):  # f_max <= sample_rate / 2, > 0
+        raw = {**base, "f_max": f_max}
+        assert _accepts_rust(raw) == _accepts_pydantic(raw), f_max
+    assert checked == 4 * len(BOUNDS)
 
 
 def test_paper_layout_is_a_prefix_of_richer_layouts() -> None:
     cfg = FeatureConfig()
     w = clips(cfg.sample_rate)[-1]
     paper = _native.features(spec_json(cfg), w)
-    rich = _native.features(spec_json(cfg, stats=["mean", "std"], delta_stats=["std"]), w)
+    rich = _native.features(spec_json(FeatureConfig(stats=("mean", "std"), delta_stats=("std",))), w)
     assert rich.shape == (2 * 180 + 40,)
     np.testing.assert_array_equal(rich[:180], paper)
 
@@ -160,6 +166,8 @@ def test_spec_and_waveform_errors() -> None:
         _native.features(spec_json(cfg, sample_rate=2_000_000_000), good)
     with pytest.raises(ValueError, match=r"features\.colour: unknown key"):
         _native.features(spec_json(cfg, colour=1), good)
+    old = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("preset", "mel_scale", "stats")}
+    np.testing.assert_array_equal(_native.features(json.dumps(old), good), _native.features(spec_json(cfg), good))
     bad = good.copy()
     bad[7] = np.nan
     with pytest.raises(AudioError, match="waveform: sample 7 is NaN or infinite"):
