@@ -119,3 +119,28 @@ class LaqFile:
 
     def forward(self, i: int, x: ArrayLike) -> NDArray[np.float32]:
         """x @ W_i.T + b_i computed from the stored packed layer (see `qgemm`)."""
+
+# --- audio (rust/python/src/audio.rs over rust/core/src/audio/) ---------------------------
+# Every failure raises serlaq.errors.AudioError with one line "<source>: <kind> (<details>)";
+# the GIL is released while Rust decodes and resamples; a panic is raised as AudioError too.
+
+AUDIO_SUFFIXES: tuple[str, ...]
+"""File extensions the decoder reads, lower case with the dot (".wav", ".flac", ...)."""
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int, min_samples: int) -> NDArray[np.float32]:
+    """Decode `path` packet by packet, average the channels, resample to `sample_rate`
+    and validate: (samples,) float32. AudioError for a missing/unreadable/unsupported,
+    truncated or corrupt file, a rate outside 1000..=384000 Hz, 0 or > 64 channels, more
+    than 3600 s, no samples, NaN/inf samples, a peak below -80 dBFS, or fewer than
+    `min_samples` samples after resampling."""
+
+def prepare_waveform(
+    wave: NDArray[np.float32], sample_rate: int, target_rate: int, min_samples: int, source: str
+) -> NDArray[np.float32]:
+    """`wave` float32 (samples,) or (channels, samples) -> the channels' mean resampled to
+    `target_rate` and validated as in `load_audio`; `source` names it in errors.
+    TypeError for another dtype."""
+
+def resample(wave: NDArray[np.float32], orig: int, new: int) -> NDArray[np.float32]:
+    """The one resampler: 1-D float32 -> ceil(n * new / orig) samples (a copy at equal
+    rates). Rates must be within 1000..=384000 Hz (AudioError otherwise)."""

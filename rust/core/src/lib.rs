@@ -1,11 +1,13 @@
 //! serlaq core: the pure-Rust half of serlaq (no Python).
 //!
+//! - [`audio`]: decode, downmix, resample and validate audio (symphonia, rubato).
 //! - [`bitpack`]: 1..8-bit code packing (LSB-first, byte-aligned rows) and its reference.
 //! - [`gemv`]: dequantized GEMV / small-batch GEMM straight from packed codes.
 //! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
 //! - [`features`]: waveform -> feature vector (STFT, mel, MFCC, chroma, pooling).
 //! - [`model`]: a `.laq` file as a runnable model (validated metadata, features, forward).
 
+pub mod audio;
 pub mod bitpack;
 pub mod format;
 pub mod gemv;

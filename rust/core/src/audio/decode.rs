@@ -1,0 +1,364 @@
+//! Incremental decoding with symphonia: one packet at a time, downmixed to mono as it is
+//! decoded, so a file is never held whole at its source rate.
+//!
+//! Integer PCM becomes float exactly as soundfile's `dtype="float32"` decode does it
+//! (int16 / 2^15, 24-bit / 2^23, int32 / 2^31, u8 (x - 128) / 128: symphonia's sample
+//! conversions, exact in float32 except int32, which is rounded once like libsndfile's).
+
+use super::error::{one_line, AudioError};
+use super::limits::MAX_CHANNELS;
+use super::resample::check_input_rate;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use symphonia::core::audio::conv::FromSample;
+use symphonia::core::audio::sample::Sample;
+use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef};
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+
+/// The file extensions (lower case, without the dot) of the formats decoded.
+pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "mp3", "aif", "aiff"];
+
+/// Containers whose header states the exact frame count (a shorter stream is truncated).
+const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
+
+/// The format the first bytes claim, for messages about files that cannot be decoded.
+fn sniff(head: &[u8], ext: Option<&str>) -> String {
+    let by_magic = match head {
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'A', b'V', b'E', ..] => Some("WAV"),
+        [b'R', b'F', b'6', b'4', ..] => Some("WAV (RF64)"),
+        [b'f', b'L', b'a', b'C', ..] => Some("FLAC"),
+        [b'O', b'g', b'g', b'S', ..] => Some("OGG"),
+        [b'I', b'D', b'3', ..] => Some("MP3 (ID3 tag)"),
+        [0xFF, b, ..] if b & 0xE0 == 0xE0 => Some("MPEG audio"),
+        [b'F', b'O', b'R', b'M', ..] => Some("AIFF"),
+        _ => None,
+    };
+    match (by_magic, ext) {
+        (Some(m), _) => m.to_string(),
+        (None, Some(e)) => format!("unknown (extension .{e})"),
+        (None, None) => "unknown".to_string(),
+    }
+}
+
+/// Bytes of a file's start read for [`sniff`] and [`preflight_wav`].
+const HEAD_LEN: usize = 1 << 16;
+
+/// Bounds a RIFF/WAVE `fmt ` chunk found in `head` before symphonia reads it: channel
+/// count, rate and sample width (symphonia multiplies them without overflow checks).
+/// A header this does not find is left to symphonia.
+fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
+    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return Ok(());
+    }
+    let u16_at = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let mut pos = 12usize;
+    while pos + 8 <= head.len() {
+        let size = u32_at(pos + 4) as usize;
+        let start = pos + 8;
+        if &head[pos..pos + 4] == b"fmt " {
+            if size < 16 || start + 16 > head.len() {
+                return Ok(());
+            }
+            let (tag, channels, rate, bits) = (u16_at(start), u16_at(start + 2), u32_at(start + 4), u16_at(start + 14));
+            if channels == 0 || channels as usize > MAX_CHANNELS {
+                return Err(AudioError::Channels { source: source.into(), channels: channels as u64 });
+            }
+            check_input_rate(rate as u64, source)?;
+            let widths: &[u16] = match tag {
+                1 => &[8, 16, 24, 32],
+                3 => &[32, 64],
+                0xFFFE => &[8, 16, 24, 32, 64],
+                _ => return Ok(()), // other codecs: symphonia names them or decodes them
+            };
+            if !widths.contains(&bits) {
+                return Err(AudioError::Unsupported {
+                    source: source.into(),
+                    format: "WAV".into(),
+                    detail: format!("{bits} bits per sample for format tag {tag:#06x}"),
+                });
+            }
+            return Ok(());
+        }
+        pos = match start.checked_add(size + (size & 1)) {
+            Some(next) => next,
+            None => return Ok(()),
+        };
+    }
+    Ok(())
+}
+
+/// A format reader and decoder positioned after the last packet returned.
+pub struct Decoder<'s> {
+    format: Box<dyn FormatReader + 's>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    source: String,
+    format_name: &'static str,
+    rate: u32,
+    channels: usize,
+    declared_frames: Option<u64>,
+    frames: u64,
+    nonfinite: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for Decoder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("source", &self.source)
+            .field("format", &self.format_name)
+            .field("rate", &self.rate)
+            .field("channels", &self.channels)
+            .finish()
+    }
+}
+
+impl Decoder<'static> {
+    /// Opens `path` and reads its header (no samples yet).
+    pub fn open(path: &Path) -> Result<Decoder<'static>, AudioError> {
+        let source = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => AudioError::NotFound { source: source.clone() },
+            _ => AudioError::Io { source: source.clone(), message: e.to_string() },
+        })?;
+        if !meta.is_file() {
+            return Err(AudioError::NotAFile { source });
+        }
+        let io = |e: std::io::Error| AudioError::Io { source: source.clone(), message: e.to_string() };
+        let mut file = File::open(path).map_err(io)?;
+        let mut head = vec![0u8; HEAD_LEN];
+        let mut got = 0;
+        while got < head.len() {
+            match file.read(&mut head[got..]).map_err(io)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+        Decoder::new(Box::new(file), &head[..got], ext.as_deref(), source)
+    }
+}
+
+impl<'s> Decoder<'s> {
+    /// Decodes from memory; `source` names the bytes in errors, `ext` is an optional hint.
+    pub fn from_bytes(bytes: &'s [u8], source: &str, ext: Option<&str>) -> Result<Decoder<'s>, AudioError> {
+        let head = &bytes[..bytes.len().min(HEAD_LEN)];
+        Decoder::new(Box::new(std::io::Cursor::new(bytes)), head, ext, source.to_string())
+    }
+
+    /// Decodes from any seekable reader (`File`, `Cursor`, ...).
+    pub fn from_source(
+        media: Box<dyn MediaSource + 's>,
+        source: &str,
+        ext: Option<&str>,
+    ) -> Result<Decoder<'s>, AudioError> {
+        Decoder::new(media, &[], ext, source.to_string())
+    }
+
+    fn new(
+        media: Box<dyn MediaSource + 's>,
+        head: &[u8],
+        ext: Option<&str>,
+        source: String,
+    ) -> Result<Decoder<'s>, AudioError> {
+        let claimed = sniff(head, ext);
+        preflight_wav(head, &source)?;
+        let unsupported =
+            |detail: String| AudioError::Unsupported { source: source.clone(), format: claimed.clone(), detail };
+        let mss = MediaSourceStream::new(media, Default::default());
+        let mut hint = Hint::new();
+        if let Some(e) = ext {
+            hint.with_extension(e);
+        }
+        let format = symphonia::default::get_probe()
+            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+            .map_err(|e| unsupported(format!("no decodable audio stream found: {}", sym_detail(&e))))?;
+        let format_name = format.format_info().short_name;
+        let claimed = format!("{format_name} (detected)");
+        let unsupported =
+            |detail: String| AudioError::Unsupported { source: source.clone(), format: claimed.clone(), detail };
+        let track = format.default_track(TrackType::Audio).ok_or_else(|| unsupported("no audio track".into()))?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(|| unsupported("the audio track has no codec parameters".into()))?
+            .clone();
+        let rate = params.sample_rate.ok_or_else(|| unsupported("the header gives no sample rate".into()))?;
+        let rate = check_input_rate(rate as u64, &source)?;
+        let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
+        if channels == 0 || channels > MAX_CHANNELS {
+            return Err(AudioError::Channels { source, channels: channels as u64 });
+        }
+        let declared_frames = track.num_frames.filter(|_| EXACT_LENGTH_FORMATS.contains(&format_name));
+        let track_id = track.id;
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(&params, &AudioDecoderOptions::default())
+            .map_err(|e| unsupported(format!("unsupported codec {}: {}", params.codec, sym_detail(&e))))?;
+        Ok(Decoder {
+            format,
+            decoder,
+            track_id,
+            source,
+            format_name,
+            rate,
+            channels,
+            declared_frames,
+            frames: 0,
+            nonfinite: 0,
+            done: false,
+        })
+    }
+
+    /// The name errors use for this input.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    /// The sample rate of the stream in Hz (within the input bounds).
+    pub fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+    /// Channels per frame (1..=64).
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+    /// symphonia's short name of the container ("wave", "flac", "ogg", "mp3", "aiff").
+    pub fn format_name(&self) -> &'static str {
+        self.format_name
+    }
+    /// Frames the header declares, for containers where that count is exact.
+    pub fn declared_frames(&self) -> Option<u64> {
+        self.declared_frames
+    }
+    /// Frames decoded so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+    /// NaN/inf samples (over all channels) decoded so far.
+    pub fn nonfinite(&self) -> u64 {
+        self.nonfinite
+    }
+
+    fn seconds(&self) -> f64 {
+        self.frames as f64 / self.rate as f64
+    }
+
+    fn corrupt(&self, detail: String) -> AudioError {
+        AudioError::Corrupt { source: self.source.clone(), at_seconds: self.seconds(), detail }
+    }
+
+    fn end(&mut self) -> Result<bool, AudioError> {
+        self.done = true;
+        match self.declared_frames {
+            Some(declared) if self.frames < declared => Err(AudioError::Truncated {
+                source: self.source.clone(),
+                at_seconds: self.seconds(),
+                declared_seconds: declared as f64 / self.rate as f64,
+            }),
+            _ => Ok(false),
+        }
+    }
+
+    /// Replaces `mono` with the next packet's samples, downmixed (mean of channels).
+    /// Returns `Ok(false)` at the end of the stream ([`AudioError::Truncated`] if it ends
+    /// before the declared length), [`AudioError::Corrupt`] for undecodable data.
+    pub fn next_mono(&mut self, mono: &mut Vec<f32>) -> Result<bool, AudioError> {
+        mono.clear();
+        loop {
+            if self.done {
+                return Ok(false);
+            }
+            let packet = match self.format.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => return self.end(),
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return self.end(),
+                Err(SymError::IoError(e)) => {
+                    self.done = true;
+                    return Err(AudioError::Io { source: self.source.clone(), message: e.to_string() });
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(self.corrupt(sym_detail(&e)));
+                }
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let (rate, channels) = (self.rate, self.channels);
+            let buf = match self.decoder.decode(&packet) {
+                Ok(buf) => buf,
+                Err(e) => {
+                    self.done = true;
+                    return Err(self.corrupt(sym_detail(&e)));
+                }
+            };
+            let spec = buf.spec();
+            if spec.rate() != rate || spec.channels().count() != channels || buf.num_planes() != channels {
+                let detail = format!(
+                    "the stream changes from {rate} Hz x {channels} channels to {} Hz x {} channels",
+                    spec.rate(),
+                    spec.channels().count()
+                );
+                self.done = true;
+                return Err(self.corrupt(detail));
+            }
+            let frames = buf.frames();
+            self.nonfinite += downmix_generic(&buf, mono);
+            self.frames += frames as u64;
+            if frames > 0 {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+fn sym_detail(e: &SymError) -> String {
+    one_line(&e.to_string())
+}
+
+/// Appends the mean over channels of `buf` to `mono`; returns the NaN/inf sample count.
+fn downmix_generic(buf: &GenericAudioBufferRef<'_>, mono: &mut Vec<f32>) -> u64 {
+    match buf {
+        GenericAudioBufferRef::U8(b) => downmix(b, mono),
+        GenericAudioBufferRef::U16(b) => downmix(b, mono),
+        GenericAudioBufferRef::U24(b) => downmix(b, mono),
+        GenericAudioBufferRef::U32(b) => downmix(b, mono),
+        GenericAudioBufferRef::S8(b) => downmix(b, mono),
+        GenericAudioBufferRef::S16(b) => downmix(b, mono),
+        GenericAudioBufferRef::S24(b) => downmix(b, mono),
+        GenericAudioBufferRef::S32(b) => downmix(b, mono),
+        GenericAudioBufferRef::F32(b) => downmix(b, mono),
+        GenericAudioBufferRef::F64(b) => downmix(b, mono),
+    }
+}
+
+fn downmix<S: Sample>(buf: &AudioBuffer<S>, mono: &mut Vec<f32>) -> u64
+where
+    f32: FromSample<S>,
+{
+    let start = mono.len();
+    mono.resize(start + buf.frames(), 0.0);
+    let dst = &mut mono[start..];
+    let mut bad = 0u64;
+    for (i, plane) in buf.iter_planes().enumerate() {
+        for (d, &s) in dst.iter_mut().zip(plane) {
+            let v = f32::from_sample(s);
+            bad += u64::from(!v.is_finite());
+            *d = if i == 0 { v } else { *d + v };
+        }
+    }
+    let n = buf.num_planes();
+    if n > 1 {
+        let n = n as f32;
+        dst.iter_mut().for_each(|d| *d /= n);
+    }
+    bad
+}

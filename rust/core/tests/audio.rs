@@ -1,0 +1,323 @@
+//! The audio path: decoding (exact PCM scaling), downmix, the resampler's contract
+//! (length, chunking invariance, tone and alias behaviour), every error kind, and a soak
+//! over random and mutated WAV bytes.
+
+use proptest::prelude::*;
+use serlaq_core::audio::{self, AudioError, AudioReader, Layout, Resampler, ALL_KINDS};
+use std::collections::BTreeSet;
+use std::f64::consts::PI;
+
+/// Amplitude error allowed for a 0.5-amplitude pass-band tone (up to 0.85 of the lower
+/// Nyquist) after resampling: measured <= 4e-6 for every pair below (pass-band ripple).
+const TONE_AMPLITUDE_TOL: f64 = 1e-4;
+/// RMS left after removing the fitted tone: measured <= 5e-8 (float32 rounding).
+const TONE_RESIDUAL_TOL: f64 = 1e-6;
+/// Largest RMS of a tone at 1.1x the new Nyquist, relative to its amplitude: -100 dB
+/// (measured: 6e-8, i.e. -144 dB).
+const ALIAS_REJECTION: f64 = 1e-5;
+
+fn tone(n: usize, rate: u32, freq: f64, amp: f64) -> Vec<f32> {
+    (0..n).map(|i| (amp * (2.0 * PI * freq * i as f64 / rate as f64).sin()) as f32).collect()
+}
+
+/// A RIFF/WAVE file: `fmt_tag` 1 (PCM), 3 (float) or 0xFFFE (extensible, with `guid_tag`).
+fn wav(fmt_tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+    let align = channels * bits / 8;
+    let mut fmt = Vec::new();
+    let tag = if fmt_tag > 3 { 0xFFFE } else { fmt_tag };
+    fmt.extend_from_slice(&tag.to_le_bytes());
+    fmt.extend_from_slice(&channels.to_le_bytes());
+    fmt.extend_from_slice(&rate.to_le_bytes());
+    fmt.extend_from_slice(&(rate * align as u32).to_le_bytes());
+    fmt.extend_from_slice(&align.to_le_bytes());
+    fmt.extend_from_slice(&bits.to_le_bytes());
+    if tag == 0xFFFE {
+        fmt.extend_from_slice(&22u16.to_le_bytes());
+        fmt.extend_from_slice(&bits.to_le_bytes());
+        fmt.extend_from_slice(&(if channels == 1 { 4u32 } else { 3u32 }).to_le_bytes());
+        let sub: u16 = if fmt_tag == 0xFFFE { 1 } else { 3 }; // 0xFFFE: PCM GUID, else float GUID
+        fmt.extend_from_slice(&sub.to_le_bytes());
+        fmt.extend_from_slice(&[0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71]);
+    }
+    let mut body = b"WAVE".to_vec();
+    for (id, chunk) in [(b"fmt ", &fmt[..]), (b"data", data)] {
+        body.extend_from_slice(id);
+        body.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+        body.extend_from_slice(chunk);
+        if chunk.len() % 2 == 1 {
+            body.push(0);
+        }
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn pcm16(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|v| ((v * 32767.0).round() as i16).to_le_bytes()).collect()
+}
+
+fn load(bytes: &[u8], rate: u32) -> Result<Vec<f32>, AudioError> {
+    audio::load_bytes(bytes, "clip.wav", rate, 1)
+}
+
+#[test]
+fn integer_pcm_scales_like_soundfile() {
+    // every code of each width, one per frame (mono, no resampling)
+    let i16s: Vec<i16> = (i16::MIN..=i16::MAX).step_by(7).collect();
+    let data: Vec<u8> = i16s.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let got = load(&wav(1, 1, 16000, 16, &data), 16000).unwrap();
+    assert_eq!(got, i16s.iter().map(|&v| v as f32 / 32768.0).collect::<Vec<_>>());
+
+    let u8s: Vec<u8> = (0..=255u8).cycle().take(4000).collect();
+    let got = load(&wav(1, 1, 16000, 8, &u8s), 16000).unwrap();
+    assert_eq!(got, u8s.iter().map(|&v| (v as f32 - 128.0) / 128.0).collect::<Vec<_>>());
+
+    let i24s: Vec<i32> = (0..4000i64).map(|i| ((i * 4195) % 16_777_216 - 8_388_608) as i32).collect();
+    let data: Vec<u8> = i24s.iter().flat_map(|v| v.to_le_bytes()[..3].to_vec()).collect();
+    let got = load(&wav(1, 1, 16000, 24, &data), 16000).unwrap();
+    assert_eq!(got, i24s.iter().map(|&v| v as f32 / 8_388_608.0).collect::<Vec<_>>());
+
+    let i32s: Vec<i32> =
+        (0..4000i32).map(|i| i32::MIN.wrapping_add(i.wrapping_mul(1_073_741).wrapping_add(12_345))).collect();
+    let data: Vec<u8> = i32s.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let got = load(&wav(1, 1, 16000, 32, &data), 16000).unwrap();
+    assert_eq!(got, i32s.iter().map(|&v| (v as f64 / 2_147_483_648.0) as f32).collect::<Vec<_>>());
+}
+
+#[test]
+fn float_extensible_and_downmix() {
+    let left = tone(3000, 16000, 200.0, 0.5);
+    let right = tone(3000, 16000, 310.0, 0.25);
+    let mean: Vec<f32> = left.iter().zip(&right).map(|(a, b)| (a + b) / 2.0).collect();
+    let f32_data: Vec<u8> =
+        left.iter().zip(&right).flat_map(|(a, b)| [a.to_le_bytes(), b.to_le_bytes()]).flatten().collect();
+    assert_eq!(load(&wav(3, 2, 16000, 32, &f32_data), 16000).unwrap(), mean);
+    assert_eq!(load(&wav(0x0003 + 0x10, 2, 16000, 32, &f32_data), 16000).unwrap(), mean); // extensible float
+    let f64_data: Vec<u8> = left
+        .iter()
+        .zip(&right)
+        .flat_map(|(a, b)| [(*a as f64).to_le_bytes(), (*b as f64).to_le_bytes()])
+        .flatten()
+        .collect();
+    assert_eq!(load(&wav(3, 2, 16000, 64, &f64_data), 16000).unwrap(), mean);
+    let pcm = pcm16(&left);
+    let plain = load(&wav(1, 1, 16000, 16, &pcm), 16000).unwrap();
+    assert_eq!(load(&wav(0xFFFE, 1, 16000, 16, &pcm), 16000).unwrap(), plain); // extensible PCM
+                                                                               // prepare() on the same samples, either layout, equals the file path
+    let interleaved: Vec<f32> = left.iter().zip(&right).flat_map(|(a, b)| [*a, *b]).collect();
+    let planar: Vec<f32> = left.iter().chain(&right).copied().collect();
+    for (samples, layout) in [(&interleaved, Layout::Interleaved), (&planar, Layout::Planar)] {
+        let got = audio::prepare(samples, 2, layout, 16000, 22050, 1, "wave").unwrap();
+        let file = load(&wav(3, 2, 16000, 32, &f32_data), 22050).unwrap();
+        assert_eq!(got, file);
+    }
+}
+
+#[test]
+fn reader_chunks_equal_load_and_respect_the_rate() {
+    let y = tone(20000, 44100, 440.0, 0.5);
+    let bytes = wav(1, 1, 44100, 16, &pcm16(&y));
+    let whole = audio::load_bytes(&bytes, "a.wav", 16000, 1).unwrap();
+    assert_eq!(whole.len() as u64, audio::output_len(20000, 44100, 16000));
+    let mut reader = AudioReader::from_bytes(&bytes, "a.wav", 16000).unwrap();
+    assert_eq!((reader.decoder().sample_rate(), reader.decoder().channels()), (44100, 1));
+    let mut streamed = Vec::new();
+    while let Some(chunk) = reader.next_chunk().unwrap() {
+        assert!(!chunk.is_empty());
+        streamed.extend_from_slice(chunk);
+    }
+    assert_eq!(streamed, whole);
+}
+
+#[test]
+fn resampler_length_identity_and_bounds() {
+    for (orig, new) in [(44101, 22050), (8000, 22050), (22050, 22050), (384000, 1000), (1000, 384000)] {
+        let extreme = new > 100 * orig || orig > 100 * new; // slow in debug builds: fewer lengths
+        let lengths: &[usize] = if extreme { &[0, 1, 700] } else { &[0, 1, 2, 5, 1023, 1024, 1025, 3000] };
+        for &n in lengths {
+            let y = tone(n, orig, 100.0, 0.3);
+            let out = audio::resample(&y, orig, new).unwrap();
+            assert_eq!(out.len() as u64, (n as u64 * new as u64).div_ceil(orig as u64), "{orig}->{new}, n={n}");
+            if orig == new {
+                assert_eq!(out, y);
+            }
+        }
+    }
+    for (orig, new) in [(999, 22050), (384001, 22050), (16000, 999), (16000, 384001)] {
+        assert!(matches!(Resampler::new(orig, new), Err(AudioError::Rate { .. })), "{orig}->{new}");
+    }
+}
+
+fn random_chunks(y: &[f32], orig: u32, new: u32, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    let mut r = Resampler::new(orig, new).unwrap();
+    let mut out = Vec::new();
+    let mut rest = y;
+    while !rest.is_empty() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let take = ((state >> 33) as usize % 3000).min(rest.len());
+        r.push(&rest[..take], &mut out).unwrap();
+        rest = &rest[take..];
+    }
+    r.finish(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn resampler_output_does_not_depend_on_chunking() {
+    for (orig, new) in [(44101, 22050), (7999, 22050), (48000, 16000), (16000, 44100)] {
+        let y = tone(9000, orig, 330.0, 0.4);
+        let whole = audio::resample(&y, orig, new).unwrap();
+        for seed in 0..3 {
+            assert_eq!(random_chunks(&y, orig, new, seed), whole, "{orig}->{new} seed {seed}");
+        }
+        // reusable after finish
+        let mut r = Resampler::new(orig, new).unwrap();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            r.push(&y, &mut out).unwrap();
+            r.finish(&mut out).unwrap();
+            assert_eq!(out, whole);
+        }
+    }
+}
+
+/// Least-squares fit of `a sin + b cos` at `freq` over `x`: (amplitude, residual RMS).
+fn fit_tone(x: &[f32], rate: u32, freq: f64) -> (f64, f64) {
+    let (mut ss, mut sc, mut cc, mut xs, mut xc) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (i, &v) in x.iter().enumerate() {
+        let (s, c) = (2.0 * PI * freq * i as f64 / rate as f64).sin_cos();
+        (ss, sc, cc, xs, xc) = (ss + s * s, sc + s * c, cc + c * c, xs + v as f64 * s, xc + v as f64 * c);
+    }
+    let det = ss * cc - sc * sc;
+    let (a, b) = ((xs * cc - xc * sc) / det, (xc * ss - xs * sc) / det);
+    let resid = x.iter().enumerate().map(|(i, &v)| {
+        let (s, c) = (2.0 * PI * freq * i as f64 / rate as f64).sin_cos();
+        (v as f64 - a * s - b * c).powi(2)
+    });
+    ((a * a + b * b).sqrt(), (resid.sum::<f64>() / x.len() as f64).sqrt())
+}
+
+fn rms(x: &[f32]) -> f64 {
+    (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+}
+
+#[test]
+fn resampler_keeps_tones_and_rejects_aliases() {
+    for (orig, new) in [(44101, 22050), (7999, 22050), (48000, 16000), (96000, 22050)] {
+        let n = orig as usize / 2;
+        let low = new.min(orig) as f64 / 2.0;
+        for freq in [120.0, 0.5 * low, 0.85 * low] {
+            let out = audio::resample(&tone(n, orig, freq, 0.5), orig, new).unwrap();
+            let mid = &out[out.len() / 4..3 * out.len() / 4];
+            let (amp, resid) = fit_tone(mid, new, freq);
+            eprintln!("{orig}->{new} {freq} Hz: amplitude {amp}, residual {resid}");
+            assert!((amp - 0.5).abs() < TONE_AMPLITUDE_TOL, "{orig}->{new} {freq} Hz: amplitude {amp}");
+            // nothing but the tone at that frequency: the residual is small
+            assert!(resid < TONE_RESIDUAL_TOL, "{orig}->{new} {freq} Hz: residual {resid}");
+        }
+        if new < orig {
+            // above the new Nyquist: must vanish, not fold back
+            let freq = 1.1 * new as f64 / 2.0;
+            let out = audio::resample(&tone(n, orig, freq, 0.5), orig, new).unwrap();
+            let mid = &out[out.len() / 4..3 * out.len() / 4];
+            eprintln!("{orig}->{new} {freq} Hz alias: {}", rms(mid) / 0.5);
+            assert!(rms(mid) / 0.5 < ALIAS_REJECTION, "{orig}->{new} {freq} Hz alias rms {}", rms(mid));
+        }
+    }
+}
+
+fn kind_of(r: Result<Vec<f32>, AudioError>) -> &'static str {
+    let e = r.expect_err("an error");
+    let text = e.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.starts_with(&format!("{}: {}", e.source_name(), e.kind())), "{text}");
+    e.kind()
+}
+
+#[test]
+fn every_error_kind_is_raised_and_one_line() {
+    let dir = std::env::temp_dir().join(format!("serlaq-audio-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let y = tone(4000, 16000, 200.0, 0.5);
+    let good = wav(1, 1, 16000, 16, &pcm16(&y));
+    let mut seen = BTreeSet::new();
+    let mut check = |r: Result<Vec<f32>, AudioError>, kind: &str| {
+        assert_eq!(kind_of(r), kind);
+        seen.insert(kind.to_string());
+    };
+    check(audio::load(&dir.join("missing.wav"), 16000, 1), "file not found");
+    check(audio::load(&dir, 16000, 1), "not a file");
+    check(load(b"this is not audio at all, just some text", 16000), "cannot decode audio");
+    check(load(&wav(1, 1, 16000, 16, &[]), 16000), "empty audio");
+    let nan: Vec<u8> = [0.5f32, f32::NAN, f32::INFINITY, 0.1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    check(load(&wav(3, 1, 16000, 32, &nan), 16000), "NaN/inf samples");
+    check(load(&wav(1, 1, 16000, 16, &vec![0u8; 8000]), 16000), "all silent");
+    check(audio::load_bytes(&good, "a.wav", 16000, 5000), "too short");
+    check(load(&wav(1, 1, 500, 16, &pcm16(&y)), 16000), "unsupported sample rate");
+    check(load(&good, 50), "unsupported sample rate");
+    check(load(&wav(1, 65, 16000, 16, &vec![1u8; 65 * 2 * 10]), 16000), "unsupported channel count");
+    check(audio::prepare(&y, 0, Layout::Planar, 16000, 16000, 1, "w"), "unsupported channel count");
+    check(audio::prepare(&y[..3], 2, Layout::Planar, 16000, 16000, 1, "w"), "bad waveform");
+    // a header declaring 2 hours of 1 kHz PCM16: refused before decoding anything
+    let mut long = wav(1, 1, 1000, 16, &pcm16(&y));
+    let data_len = (7200u32 * 1000 * 2).to_le_bytes();
+    let at = long.len() - pcm16(&y).len() - 4;
+    long[at..at + 4].copy_from_slice(&data_len);
+    long[4..8].copy_from_slice(&(7200u32 * 1000 * 2 + 36).to_le_bytes());
+    check(load(&long, 1000), "too long");
+    // data chunk cut short: the header declares more than is there
+    check(load(&good[..good.len() - 1000], 16000), "truncated audio");
+    check(load(&wav(1, 1, 16000, 16, &pcm16(&y))[..100], 16000), "truncated audio");
+    std::fs::write(dir.join("t.wav"), b"RIFF").unwrap();
+    check(audio::load(&dir.join("t.wav"), 16000, 1), "cannot decode audio");
+    // corrupt FLAC is covered from Python (no encoder here); the kind is constructed:
+    for e in [
+        AudioError::Corrupt { source: "x.flac".into(), at_seconds: 1.5, detail: "bad crc".into() },
+        AudioError::Io { source: "x.wav".into(), message: "permission denied".into() },
+        AudioError::Internal { source: "x.wav".into(), detail: "caught a panic".into() },
+    ] {
+        seen.insert(kind_of(Err(e)).to_string());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(seen, ALL_KINDS.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>());
+}
+
+/// Decoding arbitrary bytes must give an error or a validated clip, never a panic.
+fn decode_any(bytes: &[u8]) {
+    if let Ok(y) = audio::load_bytes(bytes, "fuzz", 16000, 1) {
+        assert!(!y.is_empty() && y.iter().all(|v| v.is_finite()));
+    }
+    if let Ok(mut r) = AudioReader::from_bytes(bytes, "fuzz", 22050) {
+        while let Ok(Some(_)) = r.next_chunk() {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        decode_any(&bytes);
+    }
+
+    #[test]
+    fn mutated_wavs_never_panic(
+        fmt in prop::sample::select(vec![(1u16, 16u16), (1, 8), (1, 24), (1, 32), (3, 32), (3, 64), (0xFFFE, 16)]),
+        channels in 1u16..4,
+        edits in proptest::collection::vec((0usize..200, any::<u8>()), 1..6),
+        cut in 0usize..400,
+    ) {
+        let y = tone(300, 8000, 300.0, 0.5);
+        let data: Vec<u8> = y.iter().flat_map(|v| ((v * 100.0) as i8).to_le_bytes()).cycle().take(300 * channels as usize * fmt.1 as usize / 8).collect();
+        let mut bytes = wav(fmt.0, channels, 8000, fmt.1, &data);
+        for (at, v) in edits {
+            let at = at % bytes.len();
+            bytes[at] = v;
+        }
+        bytes.truncate(bytes.len().saturating_sub(cut));
+        decode_any(&bytes);
+    }
+}
