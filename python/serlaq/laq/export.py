@@ -94,7 +94,7 @@ def laq_metadata(model: nn.Module, laq: Mapping[str, Any]) -> dict[str, Any]:
     if features is None:
         from serlaq.features import FeatureConfig
 
-        features = FeatureConfig().model_dump(mode="json")
+        features = FeatureConfig(preset="paper").model_dump(mode="json")
     return {
         "serlaq_version": __version__,
         "labels": labels,
