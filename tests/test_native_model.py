@@ -130,3 +130,36 @@ def test_unreadable_files(tmp_path: Path) -> None:
     junk.write_bytes(b"not a model")
     with pytest.raises(LaqFormatError, match="junk.laq: not a .laq file"):
         _native.Model(junk)
+
+
+def test_files_native_decode_and_batch(built, tmp_path: Path) -> None:  # noqa: ANN001
+    from laq_builders import write_wav
+
+    m = _native.Model(built.path)
+    good = write_wav(tmp_path / "a.wav", tone(440, 16000, seconds=0.6), 16000)
+    stereo = write_wav(tmp_path / "b.flac", tone(660, 44100, seconds=0.5, channels=2), 44100, subtype="PCM_24")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF but not audio")
+    wave = _native.load_audio(str(good), 22050, 2048)
+    np.testing.assert_array_equal(m.features_file(good), m.features_wave(wave))
+    np.testing.assert_array_equal(m.predict_file(good), m.probabilities(m.features_wave(wave)))
+    with pytest.raises(AudioError, match="missing.wav"):
+        m.predict_file(tmp_path / "missing.wav")
+    paths = [str(good), str(junk), str(stereo), str(tmp_path / "missing.wav")]
+    for threads in (1, 2):
+        out = m.predict_files(paths, threads=threads)
+        assert [p is None for p, _ in out] == [False, True, False, True]
+        np.testing.assert_array_equal(out[0][0], m.predict_file(good))
+        np.testing.assert_array_equal(out[2][0], m.predict_file(stereo))
+        assert "junk.wav" in out[1][1] and "missing.wav" in out[3][1]
+        assert out[0][1] is None and "\n" not in out[1][1]
+
+
+def test_feature_plan_class() -> None:
+    cfg = FeatureConfig(preset="rich")
+    plan = _native.FeaturePlan(json.dumps(cfg.model_dump(mode="json")))
+    assert plan.dim == cfg.dim == 272 and plan.spec == cfg.model_dump(mode="json")
+    w = tone(300, 22050)
+    np.testing.assert_array_equal(plan.features(w), _native.features(json.dumps(cfg.model_dump(mode="json")), w))
+    with pytest.raises(ValueError, match=r"features\.n_mels: 600 is outside 1\.\.=512"):
+        _native.FeaturePlan(json.dumps({"n_mels": 600}))
