@@ -96,17 +96,12 @@ impl SparseMel {
         SparseMel { bands, weights }
     }
 
-    /// `out[m] = sum_k W[m, k] * power[k]`, accumulated in float32 in bin order (as the
-    /// CSR product of the torch reference does).
+    /// `out[m] = sum_k W[m, k] * power[k]` in float32, in 8 interleaved partial sums (one
+    /// running sum per band would be bound by the add latency: measured 2x slower clips).
+    #[inline(always)]
     pub fn apply(&self, power: &[f32], out: &mut [f32]) {
         for (o, &(first, off, len)) in out.iter_mut().zip(&self.bands) {
-            let w = &self.weights[off..off + len];
-            let p = &power[first..first + len];
-            let mut acc = 0f32;
-            for (a, b) in w.iter().zip(p) {
-                acc += a * b;
-            }
-            *o = acc;
+            *o = super::plan::dot(&self.weights[off..off + len], &power[first..first + len]);
         }
     }
 
