@@ -13,9 +13,7 @@ pub(crate) fn linspace_f32(start: f32, end: f32, steps: usize) -> Vec<f32> {
     }
     let step = (end - start) / (steps - 1) as f32;
     let half = steps / 2;
-    (0..steps)
-        .map(|i| if i < half { start + step * i as f32 } else { end - step * (steps - i - 1) as f32 })
-        .collect()
+    (0..steps).map(|i| if i < half { start + step * i as f32 } else { end - step * (steps - i - 1) as f32 }).collect()
 }
 
 const F_SP: f64 = 200.0 / 3.0;
@@ -45,13 +43,7 @@ pub fn mel_to_hz_f32(m: f32) -> f32 {
 }
 
 /// Dense `(n_mels, n_freqs)` filterbank, row-major, float32 as torchaudio computes it.
-pub fn mel_filterbank_dense(
-    n_freqs: usize,
-    f_min: f64,
-    f_max: f64,
-    n_mels: usize,
-    sample_rate: u32,
-) -> Vec<f32> {
+pub fn mel_filterbank_dense(n_freqs: usize, f_min: f64, f_max: f64, n_mels: usize, sample_rate: u32) -> Vec<f32> {
     let all_freqs = linspace_f32(0.0, (sample_rate / 2) as f32, n_freqs);
     let m_pts = linspace_f32(hz_to_mel(f_min) as f32, hz_to_mel(f_max) as f32, n_mels + 2);
     let f_pts: Vec<f32> = m_pts.iter().map(|&m| mel_to_hz_f32(m)).collect();
