@@ -159,3 +159,70 @@ def prepare_waveform(
 def resample(wave: NDArray[np.float32], orig: int, new: int) -> NDArray[np.float32]:
     """The one resampler: 1-D float32 -> ceil(n * new / orig) samples (a copy at equal
     rates). Rates must be within 1000..=384000 Hz (AudioError otherwise)."""
+
+# --- features and the native model (rust/python/src/model.rs over rust/core/src/features/,
+# rust/core/src/model.rs) -------------------------------------------------------------------
+# A `features` spec is `FeatureConfig.model_dump(mode="json")` as JSON text; keys missing
+# from old headers take the stored preset's values (no preset = paper), unknown keys and
+# values outside the bounds raise ValueError "features.<field>: <value> is outside <bound>"
+# before anything is allocated. Waveform problems raise AudioError; the GIL is released while
+# Rust computes; a panic is raised as RuntimeError.
+
+def features(spec_json: str, wave: ArrayLike) -> NDArray[np.float32]:
+    """A mono waveform at the spec's rate -> the raw (dim,) feature vector (builds a plan
+    per call: use `FeaturePlan` for many clips)."""
+
+class FeaturePlan:
+    """A spec's window, FFT plan, filterbanks and DCT, built once; thread-safe."""
+
+    dim: int
+    spec: dict[str, Any]
+    """The validated spec, every `FeatureConfig` key."""
+
+    def __init__(self, spec_json: str) -> None: ...
+    def features(self, wave: ArrayLike) -> NDArray[np.float32]:
+        """1-D waveform at the spec's rate (>= one window, finite) -> (dim,) float32."""
+
+class Model:
+    """A `.laq` model run natively: features -> (x - mean) / std -> packed layers (ReLU
+    between) -> softmax in float64. Construction validates the format, the metadata
+    (labels, architecture, normalization) and the feature spec: LaqFormatError
+    "<path>: <what>" otherwise (OSError subclasses when the file cannot be read)."""
+
+    labels: list[str]
+    spec: dict[str, Any]
+    metadata_json: str
+    input_dim: int
+    num_classes: int
+    sample_rate: int
+    """The rate `features_wave` expects (the spec's sample_rate)."""
+    min_samples: int
+    """Shortest waveform accepted, in samples at `sample_rate` (one analysis window)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None: ...
+    @staticmethod
+    def from_bytes(data: bytes | bytearray | memoryview | NDArray[np.uint8]) -> Model:
+        """Validate an in-memory file; errors name "<bytes>"."""
+
+    def features_wave(self, wave: ArrayLike) -> NDArray[np.float32]:
+        """Mono waveform at `sample_rate` -> raw (input_dim,) float32 features. AudioError
+        for NaN/inf samples, too short (< min_samples) or longer than 3600 s."""
+
+    def features_file(self, path: str | os.PathLike[str]) -> NDArray[np.float32]:
+        """Decode + downmix + resample natively (as `load_audio`), then `features_wave`."""
+
+    def forward(self, x: ArrayLike) -> NDArray[np.float32]:
+        """Raw features (n, input_dim) or (input_dim,) -> logits (n, C) or (C,). ValueError
+        for another shape or a NaN/inf value (naming its row and column)."""
+
+    def probabilities(self, x: ArrayLike) -> NDArray[np.float64]:
+        """Raw features -> softmax probabilities, float64, same shapes as `forward`."""
+
+    def predict_file(self, path: str | os.PathLike[str]) -> NDArray[np.float64]:
+        """A file -> (C,) probabilities. AudioError naming the file."""
+
+    def predict_files(
+        self, paths: list[str | os.PathLike[str]], threads: int = 1
+    ) -> list[tuple[NDArray[np.float64] | None, str | None]]:
+        """Many files on `threads` native threads (0: one per core), GIL released; in input
+        order, `(probabilities, None)` or `(None, "<file>: <what is wrong>")` per file."""
