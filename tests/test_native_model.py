@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laq_builders import metadata, random_model, tone
+from rt_builders import metadata, random_model, tone
 from serlaq import _native
 from serlaq.errors import AudioError, LaqFormatError
 from serlaq.features import FeatureConfig

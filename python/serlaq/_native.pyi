@@ -160,51 +160,79 @@ def resample(wave: NDArray[np.float32], orig: int, new: int) -> NDArray[np.float
     """The one resampler: 1-D float32 -> ceil(n * new / orig) samples (a copy at equal
     rates). Rates must be within 1000..=384000 Hz (AudioError otherwise)."""
 
-# --- the native model and features (rust/python/src/model.rs over serlaq_core::model) ---------
-# Every method releases the GIL while Rust computes and catches panics (raised as
-# RuntimeError naming the call). Load errors are LaqFormatError "<file>: <what>".
+# --- features and the native model (rust/python/src/model.rs over rust/core/src/features/,
+# rust/core/src/model.rs) -------------------------------------------------------------------
+# A `features` spec is `FeatureConfig.model_dump(mode="json")` as JSON text; keys missing
+# from old headers take the stored preset's values (no preset = paper), unknown keys and
+# values outside the bounds raise ValueError "features.<field>: <value> is outside <bound>"
+# before anything is allocated. Waveform problems raise AudioError; the GIL is released while
+# Rust computes; a panic is raised as RuntimeError.
+
+def features(spec_json: str, wave: ArrayLike) -> NDArray[np.float32]:
+    """A mono waveform at the spec's rate -> the raw (dim,) feature vector (builds a plan
+    per call: use `FeaturePlan` for many clips)."""
+
+class FeaturePlan:
+    """A spec's window, FFT plan, filterbanks and DCT, built once; thread-safe."""
+
+    dim: int
+    spec: dict[str, Any]
+    """The validated spec, every `FeatureConfig` key."""
+
+    def __init__(self, spec_json: str) -> None: ...
+    def features(self, wave: ArrayLike) -> NDArray[np.float32]:
+        """1-D waveform at the spec's rate (>= one window, finite) -> (dim,) float32."""
 
 class Model:
-    """A `.laq` file validated whole in Rust (format, metadata, feature spec with its
-    bounds, shapes, normalization) and run natively: features -> standardize -> packed
-    layers -> softmax."""
+    """A `.laq` model run natively: features -> (x - mean) / std -> packed layers (ReLU
+    between) -> softmax in float64. Construction validates the format, the metadata
+    (labels, architecture, normalization) and the feature spec: LaqFormatError
+    "<path>: <what>" otherwise (OSError subclasses when the file cannot be read)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None: ...
-    @staticmethod
-    def from_bytes(data: bytes) -> Model: ...
     labels: list[str]
-    spec: dict[str, object]  # the validated feature spec, every FeatureConfig key
+    spec: dict[str, Any]
     metadata_json: str
     input_dim: int
     num_classes: int
-    min_samples: int  # shortest waveform at `sample_rate`: one analysis window
-    sample_rate: int  # the model's feature rate
-    file_size: int
-    version: int
-    def layers(self) -> list[dict[str, object]]:
-        """name, rows, cols, bits, quantizer, granularity, has_bias, packed_bytes per layer."""
-    def features_wave(self, wave: NDArray[np.float32]) -> NDArray[np.float32]:
-        """A mono waveform at `sample_rate` -> raw (input_dim,) features."""
+    sample_rate: int
+    """The rate `features_wave` expects (the spec's sample_rate)."""
+    min_samples: int
+    """Shortest waveform accepted, in samples at `sample_rate` (one analysis window)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None: ...
+    @staticmethod
+    def from_bytes(data: bytes | bytearray | memoryview | NDArray[np.uint8]) -> Model:
+        """Validate an in-memory file; errors name "<bytes>"."""
+
+    def features_wave(self, wave: ArrayLike) -> NDArray[np.float32]:
+        """Mono waveform at `sample_rate` -> raw (input_dim,) float32 features. AudioError
+        for NaN/inf samples, too short (< min_samples) or longer than 3600 s."""
+
     def features_file(self, path: str | os.PathLike[str]) -> NDArray[np.float32]:
-        """Decode + downmix + resample (the native audio path) -> raw (input_dim,) features."""
+        """Decode + downmix + resample natively (as `load_audio`), then `features_wave`."""
+
+    def forward(self, x: ArrayLike) -> NDArray[np.float32]:
+        """Raw features (n, input_dim) or (input_dim,) -> logits (n, C) or (C,). ValueError
+        for another shape or a NaN/inf value (naming its row and column)."""
+
+    def probabilities(self, x: ArrayLike) -> NDArray[np.float64]:
+        """Raw features -> softmax probabilities, float64, same shapes as `forward`."""
+
+    file_size: int
+    """Bytes of the whole `.laq` file."""
+    version: int
+    """The file's `.laq` format version."""
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Per packed layer, forward order: name, rows, cols, bits, quantizer, granularity,
+        has_bias, packed_bytes."""
+
     def predict_file(self, path: str | os.PathLike[str]) -> list[float]:
-        """A file -> one probability per label (a list: no numpy needed). AudioError names the file."""
+        """A file -> one probability per label, a plain list (a prediction from a path
+        never imports numpy). AudioError naming the file."""
+
     def predict_files(
         self, paths: list[str | os.PathLike[str]], threads: int = 1
     ) -> list[tuple[list[float] | None, str | None]]:
-        """Per file, in input order: (probabilities, None) or (None, "<file>: <what is wrong>")."""
-    def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Raw features (n, d) or (d,) -> logits; ValueError for a wrong shape or non-finite rows."""
-    def probabilities(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
-        """Raw features (n, d) or (d,) -> softmax probabilities in float64."""
-
-class FeaturePlan:
-    """A feature plan built once from a `features` JSON object (window, FFT, filterbanks)."""
-
-    def __init__(self, spec_json: str) -> None: ...
-    dim: int
-    spec: dict[str, object]
-    def features(self, wave: NDArray[np.float32]) -> NDArray[np.float32]: ...
-
-def features(spec_json: str, wave: NDArray[np.float32]) -> NDArray[np.float32]:
-    """A `features` JSON object + a mono waveform at its rate -> raw features (tests, benchmarks)."""
+        """Many files on `threads` native threads (0: one per core), GIL released; in input
+        order, `(probabilities, None)` or `(None, "<file>: <what is wrong>")` per file."""

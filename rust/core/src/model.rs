@@ -9,8 +9,8 @@ use crate::audio::{self, AudioError};
 use crate::features::{FeatureError, FeaturePlan, FeatureSpec, ScratchPool, SpecError};
 use crate::format::LaqFile;
 use crate::gemv::{self, QMatrix};
-use serde_json::{Map, Value};
 use rayon::prelude::*;
+use serde_json::{Map, Value};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -88,10 +88,9 @@ impl fmt::Display for ModelError {
                 "metadata field 'architecture.input_dim' is {input_dim} but the feature config gives \
                  {feature_dim}-d vectors"
             ),
-            NumClasses { num_classes, labels } => write!(
-                f,
-                "metadata field 'architecture.num_classes' is {num_classes} but there are {labels} labels"
-            ),
+            NumClasses { num_classes, labels } => {
+                write!(f, "metadata field 'architecture.num_classes' is {num_classes} but there are {labels} labels")
+            }
             LayerCount { architecture, stored } => {
                 write!(f, "architecture has {architecture} layers but the file stores {stored}")
             }
@@ -99,10 +98,9 @@ impl fmt::Display for ModelError {
                 f,
                 "layer {index} ({name}) has shape {rows}x{cols}, the architecture says {expected_rows}x{expected_cols}"
             ),
-            NormTensorMissing { key, tensor } => write!(
-                f,
-                "metadata field 'normalization.{key}' names tensor {tensor:?}, which the file does not hold"
-            ),
+            NormTensorMissing { key, tensor } => {
+                write!(f, "metadata field 'normalization.{key}' names tensor {tensor:?}, which the file does not hold")
+            }
             NormLength { key, tensor, got, expected } => write!(
                 f,
                 "metadata field 'normalization.{key}' tensor {tensor:?} has {got} values, expected {expected}"
@@ -406,10 +404,9 @@ impl Model {
         let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
         self.features_wave(&wave).map_err(|e| match e {
             // the loader bounds length already; name the file if anything else is wrong
-            ModelError::Features(f) => ModelError::Audio(AudioError::Internal {
-                source: path.display().to_string(),
-                detail: f.to_string(),
-            }),
+            ModelError::Features(f) => {
+                ModelError::Audio(AudioError::Internal { source: path.display().to_string(), detail: f.to_string() })
+            }
             other => other,
         })
     }

@@ -60,7 +60,10 @@ fn specs() -> Vec<(&'static str, FeatureSpec)> {
         ("top_db None", with(json!({"top_db": null}))),
         ("chroma power", with(json!({"chroma_spectrum": "power", "n_chroma": 24, "chroma_tuning": 0.25}))),
         ("db mel + std", with(json!({"mel_scale": "db", "stats": ["mean", "std"]}))),
-        ("std first + deltas", with(json!({"stats": ["std", "mean"], "delta_stats": ["mean", "std"], "delta_width": 5}))),
+        (
+            "std first + deltas",
+            with(json!({"stats": ["std", "mean"], "delta_stats": ["mean", "std"], "delta_width": 5})),
+        ),
         ("rich-like", with(json!({"mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"]}))),
         ("default 180-d", FeatureSpec::default()),
     ]
@@ -70,8 +73,7 @@ fn specs() -> Vec<(&'static str, FeatureSpec)> {
 fn dft_ref_matches_pure_tone() {
     let n = 64;
     for k0 in [1usize, 5, 31] {
-        let x: Vec<f64> =
-            (0..n).map(|t| (2.0 * std::f64::consts::PI * (k0 * t) as f64 / n as f64).cos()).collect();
+        let x: Vec<f64> = (0..n).map(|t| (2.0 * std::f64::consts::PI * (k0 * t) as f64 / n as f64).cos()).collect();
         for (k, (re, im)) in dft_ref(&x).into_iter().enumerate() {
             let want = if k == k0 { n as f64 / 2.0 } else { 0.0 };
             assert!((re - want).abs() < DFT_TONE_ABS && im.abs() < DFT_TONE_ABS, "bin {k}: {re} {im}");

@@ -181,12 +181,21 @@ fn every_metadata_error_kind() {
         (meta_edit(|m| m["labels"][2] = json!("angry")), "metadata field 'labels' has duplicate label \"angry\""),
         (meta_edit(|m| m["architecture"]["type"] = json!("cnn")), "metadata field 'architecture.type' is \"cnn\""),
         (meta_edit(|m| m["architecture"]["activation"] = json!("gelu")), "'architecture.activation' is \"gelu\""),
-        (meta_edit(|m| m["architecture"]["hidden"] = json!([16, 0])), "'architecture.hidden' must be a list of positive"),
+        (
+            meta_edit(|m| m["architecture"]["hidden"] = json!([16, 0])),
+            "'architecture.hidden' must be a list of positive",
+        ),
         (meta_edit(|m| m["architecture"]["input_dim"] = json!(180)), "'architecture.input_dim' is 180 but the feature"),
         (meta_edit(|m| m["architecture"]["num_classes"] = json!(4)), "'architecture.num_classes' is 4 but there are 3"),
         (meta_edit(|m| m["architecture"]["hidden"] = json!([16])), "architecture has 2 layers but the file stores 3"),
-        (meta_edit(|m| m["architecture"]["hidden"] = json!([16, 9])), "layer 1 (net.1) has shape 8x16, the architecture says 9x16"),
-        (meta_edit(|m| m["normalization"]["std"] = json!("norm.x")), "'normalization.std' names tensor \"norm.x\", which"),
+        (
+            meta_edit(|m| m["architecture"]["hidden"] = json!([16, 9])),
+            "layer 1 (net.1) has shape 8x16, the architecture says 9x16",
+        ),
+        (
+            meta_edit(|m| m["normalization"]["std"] = json!("norm.x")),
+            "'normalization.std' names tensor \"norm.x\", which",
+        ),
         (
             Box::new(|n: &mut Net| {
                 n.tensors[0].2.push(0.0);

@@ -161,7 +161,30 @@ impl FeaturePlan {
     }
 
     /// One windowed frame (in `scratch.frame`) -> one row appended to `rows`.
+    ///
+    /// The same code is compiled twice, plain and with AVX2 enabled (chosen at run time):
+    /// the loops keep their per-lane arithmetic (no FMA contraction in Rust), so both
+    /// give bit-identical rows; AVX2 only runs 8 lanes per instruction instead of 4.
     pub(crate) fn analyze_frame(&self, s: &mut FrameScratch, rows: &mut FrameRows) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                unsafe { self.analyze_frame_avx2(s, rows) };
+                return;
+            }
+        }
+        self.analyze_frame_body(s, rows);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn analyze_frame_avx2(&self, s: &mut FrameScratch, rows: &mut FrameRows) {
+        self.analyze_frame_body(s, rows);
+    }
+
+    #[inline(always)]
+    fn analyze_frame_body(&self, s: &mut FrameScratch, rows: &mut FrameRows) {
         self.fft
             .process_with_scratch(&mut s.frame, &mut s.spectrum, &mut s.fft_scratch)
             .expect("buffers sized by the plan");
@@ -170,11 +193,16 @@ impl FeaturePlan {
             *m = mag;
             *p = mag * mag;
         }
+        // Plain indexed loops into pre-sized rows: closures handed to `Vec::extend` would
+        // be compiled outside this function's target features.
         let n_mels = self.spec.n_mels;
         let at = rows.power.len();
         rows.power.resize(at + n_mels, 0.0);
+        rows.db.resize(at + n_mels, 0.0);
         self.mel.apply(&s.power, &mut rows.power[at..]);
-        rows.db.extend(rows.power[at..].iter().map(|&v| v.max(AMIN).log10() * 10.0));
+        for (d, &p) in rows.db[at..].iter_mut().zip(&rows.power[at..]) {
+            *d = db(p);
+        }
 
         let spectrum = match self.spec.chroma_spectrum {
             ChromaSpectrum::Magnitude => &s.magnitude,
@@ -182,11 +210,17 @@ impl FeaturePlan {
         };
         let n_freqs = spectrum.len();
         let at = rows.chroma.len();
-        rows.chroma.extend(self.chroma.chunks_exact(n_freqs).map(|w| dot(w, spectrum)));
+        rows.chroma.resize(at + self.spec.n_chroma, 0.0);
         let row = &mut rows.chroma[at..];
-        let top = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut top = f32::NEG_INFINITY;
+        for (r, w) in row.iter_mut().zip(self.chroma.chunks_exact(n_freqs)) {
+            *r = dot(w, spectrum);
+            top = top.max(*r);
+        }
         let top = if top < f32::MIN_POSITIVE { 1.0 } else { top };
-        row.iter_mut().for_each(|v| *v /= top);
+        for v in row.iter_mut() {
+            *v /= top;
+        }
     }
 
     /// Appends the rows of every frame of a whole clip to `rows`.
@@ -240,6 +274,14 @@ impl FeaturePlan {
     }
 }
 
+/// `10 * log10(max(x, AMIN))`, computed as `ln(x) * 10 / ln(10)`: glibc's `logf` is about
+/// 2x faster than its `log10f`; the two differ by an ulp or two.
+#[inline]
+pub fn db(x: f32) -> f32 {
+    const DB_PER_NEPER: f32 = 10.0 / std::f32::consts::LN_10;
+    x.max(AMIN).ln() * DB_PER_NEPER
+}
+
 /// A few reusable [`Scratch`]es for callers that share one plan across threads
 /// (a model, a binding): `extract` takes one, or makes one, and puts it back.
 #[derive(Debug, Default)]
@@ -265,6 +307,7 @@ impl ScratchPool {
 }
 
 /// float32 dot product in 8 interleaved partial sums (vectorizes).
+#[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));

@@ -55,9 +55,8 @@ pub fn frames_ref(spec: &FeatureSpec, wave: &[f32]) -> (Rows, Rows, Rows) {
         let spec_c = dft_ref(&frame);
         let mag: Vec<f64> = spec_c.iter().map(|&(r, i)| (r * r + i * i).sqrt()).collect();
         let power: Vec<f64> = mag.iter().map(|m| m * m).collect();
-        let m: Vec<f64> = (0..spec.n_mels)
-            .map(|b| (0..n_freqs).map(|k| f64::from(mel[b * n_freqs + k]) * power[k]).sum())
-            .collect();
+        let m: Vec<f64> =
+            (0..spec.n_mels).map(|b| (0..n_freqs).map(|k| f64::from(mel[b * n_freqs + k]) * power[k]).sum()).collect();
         db.push(m.iter().map(|&v| 10.0 * v.max(1e-10).log10()).collect());
         pw.push(m);
         let src = if spec.chroma_spectrum == ChromaSpectrum::Magnitude { &mag } else { &power };
@@ -103,9 +102,7 @@ pub fn features_ref(spec: &FeatureSpec, wave: &[f32]) -> Vec<f64> {
         let at = |t: i64| &mfcc[t.clamp(0, n - 1) as usize];
         let delta: Vec<Vec<f64>> = (0..n)
             .map(|t| {
-                (0..spec.n_mfcc)
-                    .map(|k| (-half..=half).map(|j| j as f64 * at(t + j)[k]).sum::<f64>() / denom)
-                    .collect()
+                (0..spec.n_mfcc).map(|k| (-half..=half).map(|j| j as f64 * at(t + j)[k]).sum::<f64>() / denom).collect()
             })
             .collect();
         for stat in &spec.delta_stats {

@@ -286,8 +286,11 @@ impl FeatureSpec {
 
     /// Parses and validates a `features` JSON text.
     pub fn from_json(text: &str) -> Result<FeatureSpec, SpecError> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|_| SpecError::WrongType { field: "(root)", expected: "a JSON object", got: "malformed JSON" })?;
+        let v: Value = serde_json::from_str(text).map_err(|_| SpecError::WrongType {
+            field: "(root)",
+            expected: "a JSON object",
+            got: "malformed JSON",
+        })?;
         FeatureSpec::from_json_value(&v)
     }
 
