@@ -133,7 +133,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_files_native_decode_and_batch(built, tmp_path: Path) -> None:  # noqa: ANN001
-    from laq_builders import write_wav
+    from rt_builders import write_wav
 
     m = _native.Model(built.path)
     good = write_wav(tmp_path / "a.wav", tone(440, 16000, seconds=0.6), 16000)
