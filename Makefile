@@ -11,6 +11,7 @@ demo: install
 
 test: install
 	cargo test
+	cargo test -p serlaq-core --features avx512
 	$(PYTHON) -m pytest -q
 
 bench: install
