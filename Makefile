@@ -4,7 +4,7 @@ DATA ?= ../shared/datasets
 
 .PHONY: install demo test bench
 install:
-	$(PYTHON) -m pip install -e ".[dev]"
+	$(PYTHON) -m pip install -e ".[train,dev]"
 
 demo: install
 	$(PYTHON) -m serlaq.cli fit --config configs/demo.yaml --out runs/demo

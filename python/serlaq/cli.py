@@ -28,6 +28,19 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+# The packages of the `train` extra; the runtime commands (predict, evaluate, info) need none.
+TRAIN_EXTRA = ("torch", "torchaudio", "lightning", "torchmetrics", "soundfile", "matplotlib")
+
+
+def require_train_extra(command: str) -> None:
+    """One line naming the extra to install when a training command runs in a runtime-only install."""
+    import importlib.util
+
+    missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f'`serlaq {command}` needs the training extra: pip install "serlaq[train]" (missing: {", ".join(missing)})')
+
+
 # --- commands (each body delegates to a module of the package) -----------------
 
 
@@ -35,36 +48,40 @@ def fail(message: str, code: int = 1) -> None:
 def predict(
     model: Path = typer.Argument(..., help="packed model file (.laq)"),
     inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON array of results instead of lines"),
+    fmt: str = typer.Option("table", "--format", help="table | json | jsonl | csv (jsonl/csv/table stream as results come)"),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
     top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels"),
-    workers: int | None = typer.Option(
-        None, "--workers", min=1, help="processes for decoding + features (default: all cores for big batches)"
-    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),
 ) -> None:
     """Predict the emotion of audio files: one line per file (path, label, confidence).
 
-    Any sample rate and channel count works (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1.
+    WAV (PCM 8-32 bit, float, extensible), FLAC, OGG/Vorbis and MP3 at any rate from 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1. Needs no torch.
 
-    Example: serlaq predict model.laq clip.wav recordings/ --top-k 3
+    Example: serlaq predict model.laq clip.wav recordings/ --top-k 3 --format jsonl
     """
-    import json
+    from serlaq.runtime import FileFailure, LaqModel, find_audio_files
+    from serlaq.runtime.output import FORMATS, ResultWriter
 
-    from serlaq.inference import predict_inputs, result_line
-    from serlaq.runtime import LaqModel
-
+    fmt = "json" if as_json else fmt
+    if fmt not in FORMATS:
+        fail(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
     laq = LaqModel.load(model)
+    files, errors = find_audio_files(inputs)
+    writer = ResultWriter(sys.stdout, fmt, laq.labels)
     failed = 0
-    collected = []
-    for res in predict_inputs(laq, inputs, workers=workers, top_k=top_k):
-        if not res.ok:
+
+    def emit(res: object) -> None:
+        nonlocal failed
+        if not res.ok:  # type: ignore[attr-defined]
             failed += 1
-            typer.echo(f"serlaq: error: {res.error}", err=True)
-        if as_json:
-            collected.append(res.to_dict())
-        elif res.ok:
-            typer.echo(result_line(res))
-    if as_json:
-        typer.echo(json.dumps(collected, indent=2))
+            typer.echo(f"serlaq: error: {res.error}", err=True)  # type: ignore[attr-defined]
+        writer.write(res)  # type: ignore[arg-type]
+
+    for item, message in errors:
+        emit(FileFailure(item, message))
+    for res in laq.iter_files(files, workers=workers, top_k=top_k):
+        emit(res)
+    writer.close()
     if failed:
         raise typer.Exit(1)
 
@@ -81,11 +98,15 @@ def evaluate(
         None, "--out", help="folder for evaluation.json and confusion_matrix.png (default: ./<model>-eval)"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="processes for decoding + features"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features"),
+    all_labels: bool = typer.Option(
+        False, "--all-labels", help="let the model answer any of its labels, also those the corpus has no clip of"
+    ),
+    speakers: str | None = typer.Option(None, "--speakers", help="comma-separated speaker ids: score only their clips"),
 ) -> None:
-    """Score a model on a labelled corpus: accuracy, macro-F1, per-class table, confusion matrix PNG.
+    """Score a model on a labelled corpus: accuracy, UAR, macro-F1, per-class table, confusion matrix PNG. Needs no torch.
 
-    Clips with labels the model does not know are left out and counted in the report. Unreadable files get one error line each on stderr, are left out of the scores, and make the exit code 1.
+    Cross-corpus: scoring uses the labels both share. Clips with labels the model does not know are left out and counted; model labels the corpus has no clip of are not offered as answers (unless --all-labels); the report names both. Unreadable files get one error line each on stderr, are left out of the scores, and make the exit code 1.
 
     Example: serlaq evaluate model.laq --data-dir data/emodb --dataset emodb --out eval/
     """
@@ -95,7 +116,15 @@ def evaluate(
     from serlaq.runtime import LaqModel
 
     laq = LaqModel.load(model)
-    report = evaluate_corpus(laq, data_dir, dataset=dataset, manifest=manifest, workers=workers)
+    report = evaluate_corpus(
+        laq,
+        data_dir,
+        dataset=dataset,
+        manifest=manifest,
+        workers=workers,
+        shared_only=not all_labels,
+        speakers=[s for s in speakers.split(",") if s] if speakers else None,
+    )
     for failure in report.failures:
         typer.echo(f"serlaq: error: {failure.error}", err=True)
     written = write_report(report, out if out is not None else Path(f"{model.stem}-eval"))
@@ -143,6 +172,7 @@ def fit(
 
     Ctrl-C keeps the last finished epoch; add --resume to the same command to continue (or: serlaq fit --resume --out RUN_DIR).
     """
+    require_train_extra("fit")
     from serlaq.config import command_config
 
     run_config = command_config(config, data_dir=data_dir, seed=seed, out=out, sets=overrides, resume=resume)
@@ -184,6 +214,7 @@ def compress(
 
     Example: serlaq compress --checkpoint runs/emodb/model.ckpt --mode paper --margin 0.01 --weights 0.11 0.01 0.88
     """
+    require_train_extra("compress")
     import json
 
     from serlaq.laq.compress import compress as run_compress
@@ -223,6 +254,7 @@ def report(
 
     Example: serlaq report runs/emodb --seeds 5
     """
+    require_train_extra("report")
     from serlaq.reports import report as run_report
 
     folder = run_report(

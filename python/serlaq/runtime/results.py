@@ -1,0 +1,135 @@
+"""What the runtime hands back: layer rows, predictions, per-file failures, segments.
+
+Plain frozen dataclasses with `to_dict()` for JSON; no numpy in their fields, so a
+prediction made from a path never needs numpy at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from serlaq.errors import SerlaqError
+
+__all__ = ["FileFailure", "LayerInfo", "Prediction", "describe_error"]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One packed layer as stored in the file (forward order)."""
+
+    name: str
+    rows: int  # output features
+    cols: int  # input features
+    bits: int
+    quantizer: str  # "affine" | "binary"
+    granularity: str  # per tensor or per output channel scales
+    has_bias: bool
+    packed_bytes: int  # the weight codes at `bits` bits
+    size_bytes: int  # packed codes + fp32 scale/zero + fp32 bias
+    fp32_bytes: int  # the same layer's weights and bias in fp32
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.cols)
+
+    @property
+    def params(self) -> int:
+        return self.rows * self.cols + (self.rows if self.has_bias else 0)
+
+    @classmethod
+    def from_native(cls, d: dict[str, Any]) -> LayerInfo:
+        rows, cols = int(d["rows"]), int(d["cols"])
+        has_bias = bool(d["has_bias"])
+        scales = rows if d["granularity"] == "channel" else 1
+        bias_bytes = 4 * rows if has_bias else 0
+        return cls(
+            name=str(d["name"]),
+            rows=rows,
+            cols=cols,
+            bits=int(d["bits"]),
+            quantizer=str(d["quantizer"]),
+            granularity=str(d["granularity"]),
+            has_bias=has_bias,
+            packed_bytes=int(d["packed_bytes"]),
+            size_bytes=int(d["packed_bytes"]) + 8 * scales + bias_bytes,
+            fp32_bytes=4 * rows * cols + bias_bytes,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": [self.rows, self.cols],
+            "bits": self.bits,
+            "quantizer": self.quantizer,
+            "granularity": self.granularity,
+            "has_bias": self.has_bias,
+            "params": self.params,
+            "packed_bytes": self.packed_bytes,
+            "size_bytes": self.size_bytes,
+            "fp32_bytes": self.fp32_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one input."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    path: str | None = None
+    top_k: tuple[tuple[str, float], ...] = field(default=())
+
+    ok = True
+
+    @classmethod
+    def from_probabilities(
+        cls, labels: list[str], proba: Any, path: str | None = None, top_k: int | None = None
+    ) -> Prediction:
+        """`proba`: one probability per label (a list or a 1-D array), in label order."""
+        probs = {lab: float(p) for lab, p in zip(labels, proba)}
+        best = max(range(len(labels)), key=lambda i: (probs[labels[i]], -i))
+        ranked = tuple(_ranked(probs)[: max(top_k, 0)]) if top_k else ()
+        return cls(labels[best], probs[labels[best]], probs, path, ranked)
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The k most probable labels with their probabilities, most probable first."""
+        return _ranked(self.probabilities)[: max(k, 0)]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.path is not None:
+            out["path"] = self.path
+        out["label"] = self.label
+        out["confidence"] = self.confidence
+        if self.top_k:
+            out["top_k"] = [{"label": lab, "probability": p} for lab, p in self.top_k]
+        out["probabilities"] = dict(self.probabilities)
+        return out
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """A file of a batch that could not be predicted; the rest of the batch still is."""
+
+    path: str
+    error: str
+
+    ok = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "error": self.error}
+
+
+def _ranked(probs: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(probs.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def describe_error(exc: BaseException, path: str) -> str:
+    """One line that names the file and says what is wrong, whatever the exception."""
+    text = str(exc).strip()
+    msg = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, SerlaqError):
+        return msg if path in msg else f"{path}: {msg}"
+    return f"{path}: {type(exc).__name__}: {msg}"
