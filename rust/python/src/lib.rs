@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 mod model;
+mod segments;
 
 pyo3::import_exception!(serlaq.errors, LaqFormatError);
 
@@ -458,5 +459,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLaqFile>()?;
     m.add("FORMAT_VERSION", format::VERSION)?;
     model::register(m)?;
+    segments::register(m)?;
     Ok(())
 }

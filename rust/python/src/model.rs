@@ -21,7 +21,7 @@ use std::path::PathBuf;
 pyo3::import_exception!(serlaq.errors, AudioError);
 
 /// Runs `f`, turning a panic into an error value.
-fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
         let what = p
             .downcast_ref::<&str>()
@@ -32,7 +32,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn panic_err(msg: String) -> PyErr {
+pub(crate) fn panic_err(msg: String) -> PyErr {
     PyRuntimeError::new_err(msg)
 }
 
@@ -73,7 +73,7 @@ fn wave_values(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
 /// A native `.laq` model: features, standardization, packed layers and softmax in Rust.
 #[pyclass(module = "serlaq._native", name = "Model", frozen)]
 pub(crate) struct PyModel {
-    inner: Model,
+    pub(crate) inner: Model,
     origin: String,
 }
 
