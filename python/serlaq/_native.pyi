@@ -159,3 +159,52 @@ def prepare_waveform(
 def resample(wave: NDArray[np.float32], orig: int, new: int) -> NDArray[np.float32]:
     """The one resampler: 1-D float32 -> ceil(n * new / orig) samples (a copy at equal
     rates). Rates must be within 1000..=384000 Hz (AudioError otherwise)."""
+
+# --- the native model and features (rust/python/src/model.rs over serlaq_core::model) ---------
+# Every method releases the GIL while Rust computes and catches panics (raised as
+# RuntimeError naming the call). Load errors are LaqFormatError "<file>: <what>".
+
+class Model:
+    """A `.laq` file validated whole in Rust (format, metadata, feature spec with its
+    bounds, shapes, normalization) and run natively: features -> standardize -> packed
+    layers -> softmax."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Model: ...
+    labels: list[str]
+    spec: dict[str, object]  # the validated feature spec, every FeatureConfig key
+    metadata_json: str
+    input_dim: int
+    num_classes: int
+    min_samples: int  # shortest waveform at `sample_rate`: one analysis window
+    sample_rate: int  # the model's feature rate
+    file_size: int
+    version: int
+    def layers(self) -> list[dict[str, object]]:
+        """name, rows, cols, bits, quantizer, granularity, has_bias, packed_bytes per layer."""
+    def features_wave(self, wave: NDArray[np.float32]) -> NDArray[np.float32]:
+        """A mono waveform at `sample_rate` -> raw (input_dim,) features."""
+    def features_file(self, path: str | os.PathLike[str]) -> NDArray[np.float32]:
+        """Decode + downmix + resample (the native audio path) -> raw (input_dim,) features."""
+    def predict_file(self, path: str | os.PathLike[str]) -> list[float]:
+        """A file -> one probability per label (a list: no numpy needed). AudioError names the file."""
+    def predict_files(
+        self, paths: list[str | os.PathLike[str]], threads: int = 1
+    ) -> list[tuple[list[float] | None, str | None]]:
+        """Per file, in input order: (probabilities, None) or (None, "<file>: <what is wrong>")."""
+    def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Raw features (n, d) or (d,) -> logits; ValueError for a wrong shape or non-finite rows."""
+    def probabilities(self, x: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Raw features (n, d) or (d,) -> softmax probabilities in float64."""
+
+class FeaturePlan:
+    """A feature plan built once from a `features` JSON object (window, FFT, filterbanks)."""
+
+    def __init__(self, spec_json: str) -> None: ...
+    dim: int
+    spec: dict[str, object]
+    def features(self, wave: NDArray[np.float32]) -> NDArray[np.float32]: ...
+
+def features(spec_json: str, wave: NDArray[np.float32]) -> NDArray[np.float32]:
+    """A `features` JSON object + a mono waveform at its rate -> raw features (tests, benchmarks)."""

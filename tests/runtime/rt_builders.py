@@ -196,9 +196,12 @@ def write_wav(path: Path, data: np.ndarray, sr: int, subtype: str = "PCM_16") ->
         return path
     import wave
 
-    x = np.asarray(data, dtype=np.float64)
+    x = np.asarray(data)
     frames = x if x.ndim == 2 else x[:, None]
-    pcm = np.clip(np.rint(frames * 32768.0), -32768, 32767).astype("<i2")
+    if frames.dtype == np.int16:  # already PCM16
+        pcm = frames.astype("<i2")
+    else:
+        pcm = np.clip(np.rint(frames.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(frames.shape[1])
         w.setsampwidth(2)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Union
 
 from serlaq import _native
-from serlaq.errors import AudioError
+from serlaq.errors import AudioError, LaqFormatError
 from serlaq.runtime.files import resolve_threads
 from serlaq.runtime.results import FileFailure, LayerInfo, Prediction
 
@@ -55,7 +55,15 @@ class LaqModel:
         Raises `LaqFormatError` naming the file and what is wrong.
         """
         p = os.fspath(path)
-        return cls(_native.Model(p), p)
+        try:
+            native = _native.Model(p)
+        except FileNotFoundError:
+            raise LaqFormatError(f"{p}: model file not found") from None
+        except IsADirectoryError:
+            raise LaqFormatError(f"{p}: is a directory, not a .laq model file") from None
+        except OSError as exc:  # a FIFO, a device, no permission: refused before reading
+            raise LaqFormatError(f"{p}: cannot read model file ({exc.strerror or exc})") from None
+        return cls(native, p)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> LaqModel:
