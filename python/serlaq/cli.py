@@ -52,12 +52,23 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="same as --format json"),
     top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),
+    segments: bool = typer.Option(False, "--segments", help="long recordings: one row per window (start, end, label, confidence) and a summary per file"),
+    window: float | None = typer.Option(None, "--window", help="--segments: window length in seconds (default 2.0, rounded to whole STFT hops)"),
+    hop: float | None = typer.Option(None, "--hop", help="--segments: step between windows in seconds (default 1.0: 50% overlap)"),
+    vad_db: float | None = typer.Option(None, "--vad-db", help="--segments: a frame is voiced at or above this level in dBFS (default -50)"),
+    min_speech: float | None = typer.Option(None, "--min-speech", help="--segments: share of voiced frames that makes a window speech (default 0.25)"),
+    no_vad: bool = typer.Option(False, "--no-vad", help="--segments: no voice-activity gate (the model judges every window)"),
+    plot: Path | None = typer.Option(None, "--plot", help="--segments: write the emotion timeline(s) as a PNG (needs the train extra's matplotlib)"),
 ) -> None:
     """Predict the emotion of audio files: one line per file (path, label, confidence).
 
     WAV (PCM 8-32 bit, float, extensible), FLAC, OGG/Vorbis and MP3 at any rate from 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1. Needs no torch.
 
     Example: serlaq predict model.laq clip.wav recordings/ --top-k 3 --format jsonl
+
+    With --segments each file is cut into overlapping windows (default 2 s every 1 s); windows where the voice-activity gate finds too little speech are shown as "silence". Output: one row per window and a summary per file (speech time, share of speech time per emotion); in csv the summary lines go to stderr. A file that breaks part-way keeps its windows before the damage plus one error line.
+
+    Example: serlaq predict model.laq call.wav --segments --hop 0.5 --format jsonl --plot call.png
     """
     from serlaq.runtime import FileFailure, LaqModel, find_audio_files
     from serlaq.runtime.output import FORMATS, ResultWriter
@@ -65,6 +76,33 @@ def predict(
     fmt = "json" if as_json else fmt
     if fmt not in FORMATS:
         fail(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
+    seg_flags = {"--window": window, "--hop": hop, "--vad-db": vad_db, "--min-speech": min_speech, "--plot": plot}
+    if not segments:
+        given = [k for k, v in seg_flags.items() if v is not None] + (["--no-vad"] if no_vad else [])
+        if given:
+            fail(f"{', '.join(given)}: only with --segments", code=2)
+    else:
+        from serlaq.runtime.segments import run_segments_cli
+
+        if no_vad and (vad_db is not None or min_speech is not None):
+            fail("--no-vad: cannot be combined with --vad-db / --min-speech", code=2)
+        if plot is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("matplotlib") is None:
+                fail('--plot needs matplotlib, part of the training extra: pip install "serlaq[train]"')
+        laq = LaqModel.load(model)
+        files, errors = find_audio_files(inputs)
+        try:  # the options are checked before anything is written
+            failed = run_segments_cli(
+                laq, files, errors, fmt, top_k=top_k, window=window, hop=hop, vad=not no_vad, vad_db=vad_db,
+                min_speech=min_speech, plot=plot, echo_error=lambda m: typer.echo(f"serlaq: error: {m}", err=True),
+            )
+        except ValueError as exc:
+            fail(str(exc))
+        if failed:
+            raise typer.Exit(1)
+        return
     laq = LaqModel.load(model)
     files, errors = find_audio_files(inputs)
     writer = ResultWriter(sys.stdout, fmt, laq.labels)

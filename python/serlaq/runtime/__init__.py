@@ -7,7 +7,7 @@ runtime-only install (`pip install serlaq`) loads a `.laq` file and predicts.
 
 from serlaq.runtime.files import AUDIO_SUFFIXES, find_audio_files
 from serlaq.runtime.model import LaqModel
-from serlaq.runtime.results import FileFailure, LayerInfo, Prediction, describe_error
+from serlaq.runtime.results import FileFailure, LayerInfo, Prediction, Segment, SegmentSummary, describe_error
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -15,6 +15,8 @@ __all__ = [
     "LaqModel",
     "LayerInfo",
     "Prediction",
+    "Segment",
+    "SegmentSummary",
     "describe_error",
     "find_audio_files",
 ]

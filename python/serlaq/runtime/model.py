@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, Union
 from serlaq import _native
 from serlaq.errors import AudioError, LaqFormatError
 from serlaq.runtime.files import resolve_threads
-from serlaq.runtime.results import FileFailure, LayerInfo, Prediction
+from serlaq.runtime.results import FileFailure, LayerInfo, Prediction, Segment
 
 if TYPE_CHECKING:
     import numpy as np
 
     from serlaq.feature_config import FeatureConfig
+    from serlaq.runtime.segments import SegmentStream, SegmentTimeline
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -294,6 +295,66 @@ class LaqModel:
                     yield FileFailure(p, error)
                 else:
                     yield Prediction.from_probabilities(self.labels, proba, path=p, top_k=top_k)
+
+    # -- segment timelines (serlaq.runtime.segments) ----------------------------------
+
+    def segments(
+        self,
+        x: Any,
+        sample_rate: int | None = None,
+        window: float = 2.0,
+        hop: float = 1.0,
+        top_k: int | None = None,
+        vad: bool = True,
+        vad_db: float = -50.0,
+        min_speech: float = 0.25,
+    ) -> Iterator[Segment]:
+        """Cut a long recording into overlapping windows: yields one `Segment` per window
+        (label, confidence, probabilities; "silence" where the voice-activity gate finds
+        too little speech). `x`: a path (read packet by packet; a file that breaks
+        part-way yields the segments before the damage, then raises `AudioError` naming
+        the file and the time) or a waveform with its `sample_rate`. Window and hop in
+        seconds, rounded to whole STFT hops of the model. VAD: a frame is voiced at or
+        above `vad_db` dBFS, a window is speech when `min_speech` of its frames are.
+        """
+        from serlaq.runtime.segments import SegmentOptions, iter_segments
+
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k)
+        return iter_segments(self, x, sample_rate, opts)
+
+    def segment_file(
+        self,
+        path: PathLike,
+        window: float = 2.0,
+        hop: float = 1.0,
+        top_k: int | None = None,
+        vad: bool = True,
+        vad_db: float = -50.0,
+        min_speech: float = 0.25,
+    ) -> SegmentTimeline:
+        """A file's segments and, when it broke part-way, the error line (no exception for
+        the file itself); `.summary()` gives speech time and shares per emotion."""
+        from serlaq.runtime.segments import SegmentOptions, segment_file
+
+        return segment_file(self, path, SegmentOptions(window, hop, vad, vad_db, min_speech, top_k))
+
+    def stream(
+        self,
+        sample_rate: int,
+        window: float = 2.0,
+        hop: float = 1.0,
+        top_k: int | None = None,
+        vad: bool = True,
+        vad_db: float = -50.0,
+        min_speech: float = 0.25,
+        source: str = "stream",
+    ) -> SegmentStream:
+        """A live stream at `sample_rate` Hz: `.push(samples)` (any chunk size) returns the
+        segments completed so far, `.flush()` the rest; the same segments as `segments()`
+        on the whole recording."""
+        from serlaq.runtime.segments import SegmentOptions, SegmentStream
+
+        return SegmentStream(self, sample_rate, SegmentOptions(window, hop, vad, vad_db, min_speech, top_k), source)
 
 
 def _spec_value(v: Any) -> str:

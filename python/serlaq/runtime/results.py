@@ -11,7 +11,7 @@ from typing import Any
 
 from serlaq.errors import SerlaqError
 
-__all__ = ["FileFailure", "LayerInfo", "Prediction", "describe_error"]
+__all__ = ["FileFailure", "LayerInfo", "Prediction", "Segment", "SegmentSummary", "describe_error"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,92 @@ class FileFailure:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "error": self.error}
+
+
+SILENCE = "silence"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One window of a recording's timeline (`LaqModel.segments` / `LaqModel.stream`).
+
+    `start`/`end` in seconds of the source (derived from the integer source-sample
+    positions `start_sample`/`end_sample`); `speech` False: the voice-activity gate found
+    too few voiced frames, the model was not run, `label` is "silence", `confidence` None
+    and `probabilities` empty. `voiced`: the share of the window's frames above the gate.
+    """
+
+    start: float
+    end: float
+    label: str
+    confidence: float | None
+    probabilities: dict[str, float]
+    speech: bool
+    voiced: float = 1.0
+    index: int = 0
+    start_sample: int = 0
+    end_sample: int = 0
+    path: str | None = None
+    top_k: tuple[tuple[str, float], ...] = field(default=())
+
+    ok = True
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return _ranked(self.probabilities)[: max(k, 0)]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.path is not None:
+            out["path"] = self.path
+        out["index"] = self.index
+        out["start"] = self.start
+        out["end"] = self.end
+        out["label"] = self.label
+        out["confidence"] = self.confidence
+        out["speech"] = self.speech
+        out["voiced"] = self.voiced
+        if self.top_k:
+            out["top_k"] = [{"label": lab, "probability": p} for lab, p in self.top_k]
+        out["probabilities"] = dict(self.probabilities)
+        return out
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """Per-recording totals of a segment timeline (`serlaq.runtime.segments.summarize`).
+
+    Windows overlap, so time is shared out first: every instant of the timeline belongs to
+    the window whose centre is nearest (each window owns the span between the midpoints
+    to its neighbours' centres, clipped to its own start/end). `speech_seconds` is the
+    time owned by speech windows; `emotions[label]` the share of that time owned by
+    windows labelled `label` (the shares sum to 1 when there is speech).
+    """
+
+    path: str | None
+    duration: float  # seconds from 0 to the end of the last window
+    segments: int
+    speech_segments: int
+    speech_seconds: float
+    emotions: dict[str, float]
+    emotion_seconds: dict[str, float]
+
+    ok = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {} if self.path is None else {"path": self.path}
+        out["summary"] = {
+            "duration": self.duration,
+            "segments": self.segments,
+            "speech_segments": self.speech_segments,
+            "speech_seconds": self.speech_seconds,
+            "emotions": dict(self.emotions),
+            "emotion_seconds": dict(self.emotion_seconds),
+        }
+        return out
 
 
 def _ranked(probs: dict[str, float]) -> list[tuple[str, float]]:

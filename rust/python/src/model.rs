@@ -22,7 +22,7 @@ use std::path::PathBuf;
 pyo3::import_exception!(serlaq.errors, AudioError);
 
 /// Runs `f`, turning a panic into an error value.
-fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
         let what = p
             .downcast_ref::<&str>()
@@ -33,7 +33,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn panic_err(msg: String) -> PyErr {
+pub(crate) fn panic_err(msg: String) -> PyErr {
     PyRuntimeError::new_err(msg)
 }
 
@@ -78,7 +78,7 @@ type FileResult = (Option<Vec<f64>>, Option<String>);
 /// A native `.laq` model: features, standardization, packed layers and softmax in Rust.
 #[pyclass(module = "serlaq._native", name = "Model", frozen)]
 pub(crate) struct PyModel {
-    inner: Model,
+    pub(crate) inner: Model,
     origin: String,
 }
 
