@@ -1,7 +1,7 @@
 //! `serlaq-rt info`: what a `.laq` file holds, the content of Python's
 //! `LaqModel.summary()` (`--json`) and `LaqModel.describe()` (text), same bytes.
 
-use crate::pyjson::{thousands, J};
+use crate::pyjson::{self, thousands, J};
 use serlaq_core::format::Granularity;
 use serlaq_core::model::Model;
 
@@ -41,7 +41,7 @@ impl Summary {
     pub fn new(model: &Model, path: &str) -> Summary {
         let file = model.file();
         // the loader validated the metadata as a JSON object; keep the file's key order
-        let metadata: J = serde_json::from_str(file.metadata_json()).unwrap_or(J::Obj(vec![]));
+        let metadata = pyjson::loads(file.metadata_json()).unwrap_or(J::Obj(vec![]));
         let layers = file
             .layers()
             .iter()

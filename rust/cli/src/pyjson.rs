@@ -4,8 +4,7 @@
 //! the `info` text, and objects kept in insertion order (the `.laq` metadata is read in
 //! file order, as `json.loads` does).
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::fmt::{self, Write};
+use std::fmt::Write;
 
 /// A JSON value with ordered objects (Python dicts keep insertion order).
 #[derive(Debug, Clone, PartialEq)]
@@ -229,56 +228,179 @@ impl From<&serde_json::Value> for J {
     }
 }
 
-impl<'de> Deserialize<'de> for J {
-    /// Objects keep the text's key order; a repeated key keeps its first place and its
-    /// last value (as `json.loads`).
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<J, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = J;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<J, E> {
-                Ok(J::Null)
-            }
-            fn visit_bool<E>(self, b: bool) -> Result<J, E> {
-                Ok(J::Bool(b))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<J, E> {
-                Ok(J::Int(v))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<J, E> {
-                Ok(J::UInt(v))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<J, E> {
-                Ok(J::Float(v))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<J, E> {
-                Ok(J::Str(s.to_string()))
-            }
-            fn visit_string<E>(self, s: String) -> Result<J, E> {
-                Ok(J::Str(s))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<J, A::Error> {
-                let mut v = Vec::new();
-                while let Some(x) = seq.next_element()? {
-                    v.push(x);
-                }
-                Ok(J::Arr(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<J, A::Error> {
+/// Parses JSON text as `json.loads` does: objects in text order (a repeated key keeps
+/// its first place and its last value), floats correctly rounded (`str::parse`), integers
+/// as integers. `None` for anything that is not one JSON value.
+pub fn loads(text: &str) -> Option<J> {
+    let mut p = Parser { s: text.as_bytes(), i: 0, depth: 0 };
+    let v = p.value()?;
+    p.ws();
+    (p.i == p.s.len()).then_some(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+/// Deepest nesting accepted (the core's serde_json stops at 128 too).
+const MAX_DEPTH: usize = 128;
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        if self.s.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn lit(&mut self, word: &str, v: J) -> Option<J> {
+        self.s[self.i..].starts_with(word.as_bytes()).then(|| {
+            self.i += word.len();
+            v
+        })
+    }
+    fn value(&mut self) -> Option<J> {
+        self.ws();
+        match *self.s.get(self.i)? {
+            b'{' => {
+                self.enter()?;
+                self.i += 1;
                 let mut items: Vec<(String, J)> = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, J>()? {
-                    match items.iter_mut().find(|(key, _)| *key == k) {
-                        Some(slot) => slot.1 = v,
-                        None => items.push((k, v)),
+                if !self.eat(b'}') {
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        if !self.eat(b':') {
+                            return None;
+                        }
+                        let v = self.value()?;
+                        match items.iter_mut().find(|(key, _)| *key == k) {
+                            Some(slot) => slot.1 = v,
+                            None => items.push((k, v)),
+                        }
+                        if self.eat(b'}') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
                     }
                 }
-                Ok(J::Obj(items))
+                self.depth -= 1;
+                Some(J::Obj(items))
+            }
+            b'[' => {
+                self.enter()?;
+                self.i += 1;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.value()?);
+                        if self.eat(b']') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Some(J::Arr(items))
+            }
+            b'"' => self.string().map(J::Str),
+            b't' => self.lit("true", J::Bool(true)),
+            b'f' => self.lit("false", J::Bool(false)),
+            b'n' => self.lit("null", J::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+    fn number(&mut self) -> Option<J> {
+        let start = self.i;
+        let mut float = false;
+        while let Some(&c) = self.s.get(self.i) {
+            match c {
+                b'0'..=b'9' | b'-' | b'+' => {}
+                b'.' | b'e' | b'E' => float = true,
+                _ => break,
+            }
+            self.i += 1;
+        }
+        let t = std::str::from_utf8(&self.s[start..self.i]).ok()?;
+        if !float {
+            if let Ok(u) = t.parse::<u64>() {
+                return Some(J::UInt(u));
+            }
+            if let Ok(i) = t.parse::<i64>() {
+                return Some(J::Int(i));
             }
         }
-        d.deserialize_any(V)
+        t.parse::<f64>().ok().map(J::Float)
+    }
+    fn hex4(&mut self) -> Option<u32> {
+        let h = std::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
+        self.i += 4;
+        u32::from_str_radix(h, 16).ok()
+    }
+    fn string(&mut self) -> Option<String> {
+        if self.s.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        self.i += 1;
+        let mut out = String::new();
+        loop {
+            let start = self.i;
+            while !matches!(self.s.get(self.i), Some(b'"' | b'\\') | None) {
+                self.i += 1;
+            }
+            out.push_str(std::str::from_utf8(&self.s[start..self.i]).ok()?);
+            match *self.s.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(out);
+                }
+                _ => {
+                    self.i += 1;
+                    let c = *self.s.get(self.i)?;
+                    self.i += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&hi) && self.s[self.i..].starts_with(b"\\u") {
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                0x10000 + ((hi - 0xd800) << 10) + (lo.checked_sub(0xdc00)? & 0x3ff)
+                            } else {
+                                hi
+                            };
+                            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -311,6 +433,17 @@ mod tests {
             assert_eq!(py_repr(v), want, "{v:e}");
         }
         assert_eq!(json_float(f64::INFINITY), "Infinity");
+        // every repr parses back to the same float
+        let mut st = 12345u64;
+        for _ in 0..20000 {
+            st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let v = f64::from_bits(st);
+            if v.is_finite() {
+                assert_eq!(py_repr(v).parse::<f64>().unwrap().to_bits(), v.to_bits(), "{v:e}");
+            }
+            let p = (st >> 11) as f64 / (1u64 << 53) as f64; // probabilities in [0, 1)
+            assert_eq!(py_repr(p).parse::<f64>().unwrap(), p);
+        }
     }
 
     #[test]
@@ -335,8 +468,20 @@ mod tests {
 
     #[test]
     fn ordered_parse_and_thousands() {
-        let j: J = serde_json::from_str(r#"{"z": 1, "a": [1.0, -2], "z": 5}"#).unwrap();
-        assert_eq!(j, J::obj([("z", J::UInt(5)), ("a", J::Arr(vec![J::Float(1.0), J::Int(-2)]))]));
+        let j = loads(r#" {"z": 1, "a": [1.0, -2, 2.5e-3, true, null, {}], "s": "\u00e9\ud83d\ude00\n/", "z": 5} "#).unwrap();
+        let want = J::obj([
+            ("z", J::UInt(5)),
+            ("a", J::Arr(vec![J::Float(1.0), J::Int(-2), J::Float(0.0025), J::Bool(true), J::Null, J::Obj(vec![])])),
+            ("s", J::Str("é\u{1F600}\n/".into())),
+        ]);
+        assert_eq!(j, want);
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "nul", "1 2", "\"\\x\""] {
+            assert_eq!(loads(bad), None, "{bad}");
+        }
+        assert_eq!(loads(&"[".repeat(200)), None);
+        // what loads reads, dumps writes back (key order, numbers, escapes)
+        let text = r#"{"b": [1, 0.1, -0.0, 1e-07, 1e+20], "a": {"\u00e9": "x\"y"}}"#;
+        assert_eq!(loads(text).unwrap().dumps(), text);
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
