@@ -18,7 +18,7 @@ from serlaq.data.corpora import Clip, discover
 from serlaq.errors import AudioError, DataError
 from serlaq.features import FeatureConfig, FeatureExtractor
 
-CFG = FeatureConfig()
+CFG = FeatureConfig(preset="paper")
 
 
 @pytest.fixture()
@@ -80,7 +80,7 @@ def test_key_is_the_file_content_and_the_config(corpus: list[Clip], tmp_path: Pa
     X, _, _ = extract_features(corpus[:2], CFG, cache, progress=False)
     assert calls == [corpus[1].path]
 
-    other = FeatureConfig(n_mfcc=20)
+    other = FeatureConfig(preset="paper", n_mfcc=20)
     assert config_key(other) != config_key(CFG)
     X20, _, _ = extract_features(corpus[:2], other, cache, progress=False)
     assert X20.shape == (2, 160) and len(calls) == 3

@@ -33,9 +33,9 @@ def test_shipped_configs_validate(name: str) -> None:
     assert config.name == name
     assert config.run_dir == Path("runs") / name
     assert isinstance(config.features, FeatureConfig)
-    assert config.features.dim == 180
+    assert config.features.preset == "rich" and config.features.dim == 272 and config.train.recipe == "tuned"
     assert config.model.hidden == "3HL"
-    assert (config.train.lr, config.train.batch_size, config.train.patience) == (1e-3, 32, 5)
+    assert (config.train.lr, config.train.batch_size, config.train.max_epochs, config.train.scheduler) == (1e-3, 32, 60, "cosine")
     assert config.model.dropout == 0.1
     assert config.data.split == (0.8, 0.1, 0.1)
     assert config.data.dataset == ("synthetic" if name == "demo" else name)
@@ -44,7 +44,9 @@ def test_shipped_configs_validate(name: str) -> None:
 def test_defaults_are_the_papers_settings() -> None:
     config = RunConfig()
     assert config.model.hidden == "3HL" and config.model.dropout == 0.1
-    assert config.train.lr == 1e-3 and config.train.batch_size == 32 and config.train.patience == 5
+    assert config.train.lr == 1e-3 and config.train.batch_size == 32 and config.train.recipe == "tuned"
+    paper = RunConfig(features={"preset": "paper"}, train={"recipe": "paper"})  # the switch that reproduces the paper
+    assert paper.features.dim == 180 and paper.train.patience == 5 and paper.train.max_epochs == 200
     assert config.data.dataset == "synthetic" and config.laq is None
     assert config.trainer.deterministic is True
 

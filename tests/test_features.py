@@ -70,8 +70,9 @@ def signals(sr: int) -> dict[str, np.ndarray]:
     }
 
 
-def test_default_config_is_the_papers_180_dims() -> None:
-    cfg = FeatureConfig()
+def test_paper_preset_is_the_papers_180_dims() -> None:
+    assert FeatureConfig() == FeatureConfig(preset=feature_config.DEFAULT_PRESET)
+    cfg = FeatureConfig(preset="paper")
     assert (cfg.sample_rate, cfg.n_mfcc, cfg.n_chroma, cfg.n_mels, cfg.n_fft, cfg.hop_length) == (22050, 40, 12, 128, 2048, 512)
     assert cfg.dim == 180 and FeatureExtractor(cfg).dim == 180
     assert cfg.preset == "paper" and (cfg.mel_scale, cfg.stats, cfg.delta_stats) == ("power", ("mean",), ())
@@ -104,13 +105,14 @@ def test_chroma_filterbank_is_librosas(sr: int, n_fft: int, n_chroma: int, tunin
 
 
 CONFIGS = {
+    "paper": FeatureConfig(preset="paper"),
     "default": FeatureConfig(),
-    "power-chroma": FeatureConfig(chroma_spectrum="power"),
-    "16k-small": FeatureConfig(sample_rate=16000, n_fft=1024, hop_length=256, win_length=800, n_mels=64, n_mfcc=20, f_min=50.0, f_max=7000.0, top_db=60.0),
-    "no-top-db": FeatureConfig(top_db=None, chroma_tuning=0.2),
-    "db-mel": FeatureConfig(mel_scale="db"),
-    "std": FeatureConfig(stats=("mean", "std")),
-    "std-only-power-chroma": FeatureConfig(stats=("std",), chroma_spectrum="power"),
+    "power-chroma": FeatureConfig(preset="paper", chroma_spectrum="power"),
+    "16k-small": FeatureConfig(preset="paper", sample_rate=16000, n_fft=1024, hop_length=256, win_length=800, n_mels=64, n_mfcc=20, f_min=50.0, f_max=7000.0, top_db=60.0),
+    "no-top-db": FeatureConfig(preset="paper", top_db=None, chroma_tuning=0.2),
+    "db-mel": FeatureConfig(preset="paper", mel_scale="db"),
+    "std": FeatureConfig(preset="paper", stats=("mean", "std")),
+    "std-only-power-chroma": FeatureConfig(preset="paper", stats=("std",), chroma_spectrum="power"),
     "rich": FeatureConfig(preset="rich"),
     "rich-128-top-db-120": FeatureConfig(preset="rich", n_mels=128, top_db=120.0),
     "deltas-w5-16k": FeatureConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=40, n_mfcc=13, delta_stats=("mean", "std"), delta_width=5, mel_scale="db", top_db=60.0),
@@ -205,7 +207,7 @@ def test_rich_preset_layout_names_and_overrides() -> None:
     assert (mine.n_mels, mine.delta_stats, mine.mel_scale, mine.dim) == (128, (), "db", 360)
     assert FeatureConfig.model_validate_json(mine.model_dump_json()) == mine
     assert FeatureConfig.model_validate(cfg.model_dump(mode="json")) == cfg
-    no_mean = FeatureConfig(stats=("std",))
+    no_mean = FeatureConfig(preset="paper", stats=("std",))
     assert "mfcc" not in no_mean.block_slices() and no_mean.feature_names()[0] == "mfcc_std_0"
     with pytest.raises(pydantic.ValidationError, match="preset"):
         FeatureConfig(preset="fancy")
@@ -218,7 +220,7 @@ def test_rich_preset_layout_names_and_overrides() -> None:
 
 
 def test_stored_config_without_preset_reads_as_paper_whatever_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    old_header = {k: v for k, v in FeatureConfig().model_dump(mode="json").items()
+    old_header = {k: v for k, v in FeatureConfig(preset="paper").model_dump(mode="json").items()
                   if k not in ("preset", "mel_scale", "stats", "delta_stats", "delta_width")}  # fmt: skip
     monkeypatch.setattr(feature_config, "DEFAULT_PRESET", "rich")
     assert FeatureConfig().preset == "rich" and FeatureConfig().dim == 272  # the default follows DEFAULT_PRESET
@@ -292,7 +294,7 @@ def test_padded_batch_equals_one_clip_at_a_time_for_every_statistic(cfg_name: st
 
 def test_deltas_replicate_each_clips_own_last_frame() -> None:
     """A short clip padded to a long one: its delta-MFCC std must use its own edge frames."""
-    cfg = FeatureConfig(stats=("mean",), delta_stats=("mean", "std"))
+    cfg = FeatureConfig(preset="paper", delta_stats=("mean", "std"))
     extractor = FeatureExtractor(cfg)
     waves = [tone(1.5, freq=300.0, seed=7), tone(0.25, freq=500.0, seed=8)]
     alone = extractor(torch.from_numpy(waves[1]))

@@ -32,7 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rich": {"mel_scale": "db", "stats": ("mean", "std"), "delta_stats": ("std",), "n_mels": 64},
 }
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets.
-DEFAULT_PRESET: PresetName = "paper"
+DEFAULT_PRESET: PresetName = "rich"
 
 # Numeric bounds, inclusive unless noted; the Rust FeatureSpec enforces the same numbers
 # (tests/test_features.py checks pydantic against this table).

@@ -160,9 +160,24 @@ class SERClassifier(L.LightningModule):
 
     # --- training ----------------------------------------------------------------------
 
+    def recipe(self) -> dict[str, Any]:
+        """The run config's `train` recipe options (label smoothing, weight decay, schedule, noise)."""
+        train = dict((self.hparams.get("run_config") or {}).get("train") or {})
+        return {
+            "label_smoothing": float(train.get("label_smoothing", 0.0)),
+            "weight_decay": float(train.get("weight_decay", 0.0)),
+            "scheduler": str(train.get("scheduler", "none")),
+            "feature_noise": float(train.get("feature_noise", 0.0)),
+            "max_epochs": int(train.get("max_epochs", 200)),
+        }
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        loss = F.cross_entropy(self(x), y)
+        recipe = self.recipe()
+        z = self.standardize(x)
+        if recipe["feature_noise"] > 0:
+            z = z + recipe["feature_noise"] * torch.randn_like(z)
+        loss = F.cross_entropy(self.net(z), y, label_smoothing=recipe["label_smoothing"])
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -186,5 +201,13 @@ class SERClassifier(L.LightningModule):
         self.test_confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+    def configure_optimizers(self) -> Any:
+        recipe = self.recipe()
+        if recipe["weight_decay"] > 0:
+            opt: torch.optim.Optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=recipe["weight_decay"])
+        else:
+            opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        if recipe["scheduler"] == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, recipe["max_epochs"]))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return opt

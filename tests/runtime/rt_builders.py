@@ -97,7 +97,7 @@ def metadata(
 
 def paper_config() -> FeatureConfig:
     """The 180-d paper features the builders' models read."""
-    return FeatureConfig(preset="paper") if "preset" in FeatureConfig.model_fields else FeatureConfig()
+    return FeatureConfig(preset="paper")
 
 
 def write_model(

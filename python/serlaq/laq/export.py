@@ -88,7 +88,7 @@ def laq_metadata(model: Any, laq: Mapping[str, Any]) -> dict[str, Any]:
     if features is None:
         from serlaq.feature_config import FeatureConfig
 
-        features = FeatureConfig().model_dump(mode="json")
+        features = FeatureConfig(preset="paper").model_dump(mode="json")
     return {
         "serlaq_version": __version__,
         "labels": labels,

@@ -5,12 +5,15 @@
 //! here, one [`ModelError`] variant per problem. The packed codes are borrowed from the
 //! [`LaqFile`] on every call; each layer's scale, zero and bias are decoded once, at load.
 
-use crate::features::{FeatureError, FeaturePlan, FeatureSpec, Scratch, SpecError};
+use crate::audio::{self, AudioError};
+use crate::features::{FeatureError, FeaturePlan, FeatureSpec, ScratchPool, SpecError};
 use crate::format::LaqFile;
 use crate::gemv::{self, QMatrix};
 use serde_json::{Map, Value};
+use rayon::prelude::*;
 use std::fmt;
-use std::sync::Mutex;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 
 /// One problem with a model's metadata or with an input; `Display` is one line
 /// (the binding prefixes the file).
@@ -52,6 +55,8 @@ pub enum ModelError {
     Spec(SpecError),
     /// The waveform cannot be featurized.
     Features(FeatureError),
+    /// A file cannot be decoded or holds no usable signal (names the file).
+    Audio(AudioError),
     /// Feature input of the wrong length.
     InputShape { values: usize, dim: usize },
     /// A NaN or infinite feature value.
@@ -110,6 +115,7 @@ impl fmt::Display for ModelError {
             }
             Spec(e) => write!(f, "metadata {e}"),
             Features(e) => write!(f, "{e}"),
+            Audio(e) => write!(f, "{e}"),
             InputShape { values, dim } => {
                 write!(f, "features: {values} values is not a whole number of {dim}-d vectors")
             }
@@ -124,6 +130,12 @@ impl std::error::Error for ModelError {}
 impl From<SpecError> for ModelError {
     fn from(e: SpecError) -> Self {
         ModelError::Spec(e)
+    }
+}
+
+impl From<AudioError> for ModelError {
+    fn from(e: AudioError) -> Self {
+        ModelError::Audio(e)
     }
 }
 
@@ -155,7 +167,7 @@ pub struct Model {
     mean: Vec<f32>,
     std: Vec<f32>,
     layers: Vec<Layer>,
-    scratch: Mutex<Vec<Scratch>>,
+    scratch: ScratchPool,
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -309,7 +321,7 @@ impl Model {
             return Err(ModelError::NormStdNotPositive { index });
         }
         let plan = FeaturePlan::new(&spec)?;
-        Ok(Model { file, labels, plan, hidden, mean, std, layers, scratch: Mutex::new(Vec::new()) })
+        Ok(Model { file, labels, plan, hidden, mean, std, layers, scratch: ScratchPool::default() })
     }
 
     pub fn labels(&self) -> &[String] {
@@ -379,12 +391,7 @@ impl Model {
 
     /// A mono waveform at the spec's rate -> the raw feature vector.
     pub fn features_wave(&self, wave: &[f32]) -> Result<Vec<f32>, ModelError> {
-        let mut scratch = self.take_scratch();
-        let mut out = vec![0f32; self.input_dim()];
-        let r = self.plan.extract_into(wave, &mut scratch, &mut out);
-        self.give_scratch(scratch);
-        r?;
-        Ok(out)
+        Ok(self.scratch.extract(&self.plan, wave)?)
     }
 
     /// A mono waveform at the spec's rate -> class probabilities.
@@ -392,16 +399,45 @@ impl Model {
         self.probabilities(&self.features_wave(wave)?)
     }
 
-    fn take_scratch(&self) -> Scratch {
-        let pooled = self.scratch.lock().ok().and_then(|mut v| v.pop());
-        pooled.unwrap_or_else(|| self.plan.scratch())
+    /// Decode, downmix and resample a file to the spec's rate (`audio::load`, with the
+    /// spec's `min_samples`), then its raw feature vector.
+    pub fn features_file(&self, path: &Path) -> Result<Vec<f32>, ModelError> {
+        let spec = self.spec();
+        let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
+        self.features_wave(&wave).map_err(|e| match e {
+            // the loader bounds length already; name the file if anything else is wrong
+            ModelError::Features(f) => ModelError::Audio(AudioError::Internal {
+                source: path.display().to_string(),
+                detail: f.to_string(),
+            }),
+            other => other,
+        })
     }
 
-    fn give_scratch(&self, s: Scratch) {
-        if let Ok(mut v) = self.scratch.lock() {
-            if v.len() < 64 {
-                v.push(s);
+    /// A file -> class probabilities.
+    pub fn predict_file(&self, path: &Path) -> Result<Vec<f64>, ModelError> {
+        self.probabilities(&self.features_file(path)?)
+    }
+
+    /// Many files on `threads` native threads (0 = rayon's default pool size); results in
+    /// input order, each the file's probabilities or its one-line error naming the file.
+    /// A panic while handling one file becomes that file's error.
+    pub fn predict_files(&self, paths: &[PathBuf], threads: usize) -> Vec<Result<Vec<f64>, String>> {
+        let one = |p: &PathBuf| -> Result<Vec<f64>, String> {
+            let name = p.display().to_string();
+            match catch_unwind(AssertUnwindSafe(|| self.predict_file(p))) {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
+                Ok(Err(e)) => Err(format!("{name}: {e}")),
+                Err(_) => Err(format!("{name}: internal error (a panic in serlaq; please report)")),
             }
+        };
+        if threads == 1 || paths.len() <= 1 {
+            return paths.iter().map(one).collect();
+        }
+        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool.install(|| paths.par_iter().map(one).collect()),
+            Err(_) => paths.iter().map(one).collect(),
         }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use serlaq_core::features::dct::dct_matrix;
 use serlaq_core::features::mel::{hz_to_mel, mel_filterbank_dense, mel_to_hz_f32};
 use serlaq_core::features::reference::{dct_ref, dft_ref, features_ref};
-use serlaq_core::features::spec::{MAX_CLIP_SECONDS, N_FFT_RANGE, SAMPLE_RATE_RANGE};
+use serlaq_core::features::spec::{MelScale, Preset, MAX_CLIP_SECONDS, N_FFT_RANGE, SAMPLE_RATE_RANGE};
 use serlaq_core::features::{
     frame_count, frame_start, FeatureError, FeaturePlan, FeatureSpec, FrameAnalyzer, FrameRows,
 };
@@ -236,8 +236,12 @@ fn spec_defaults_round_trip_and_old_headers() {
     assert_eq!(s, FeatureSpec::default());
     assert_eq!(s.dim(), 180);
     assert_eq!(spec(json!({})), FeatureSpec::default());
-    let rich = spec(json!({"preset": "rich", "mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"]}));
-    assert_eq!(rich.dim(), 2 * 180 + 40);
+    let rich = spec(json!({"preset": "rich"}));
+    assert_eq!(rich, FeatureSpec::preset(Preset::Rich));
+    assert_eq!((rich.n_mels, rich.mel_scale), (64, MelScale::Db));
+    assert_eq!(rich.dim(), 272);
+    // explicit keys override the preset's values
+    assert_eq!(spec(json!({"preset": "rich", "n_mels": 128})).dim(), 2 * 180 + 40);
     assert_eq!(spec(rich.to_json_value()), rich);
     let names: Vec<String> = rich.blocks().into_iter().map(|b| b.0).collect();
     assert_eq!(names, ["mfcc_mean", "chroma_mean", "mel_mean", "mfcc_std", "chroma_std", "mel_std", "dmfcc_std"]);

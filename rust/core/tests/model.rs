@@ -294,3 +294,56 @@ fn exercise(f: LaqFile, st: &mut u64) -> bool {
     assert_eq!(p.len(), m.num_classes());
     true
 }
+
+/// A mono PCM16 WAV file's bytes.
+fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&data);
+    b
+}
+
+#[test]
+fn files_one_by_one_and_in_a_batch() {
+    let m = net().model().unwrap();
+    let dir = std::env::temp_dir().join(format!("serlaq-model-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tone: Vec<f32> = (0..12000).map(|i| 0.3 * (i as f32 * 0.07).sin() + 0.01 * ((i * 31) % 7) as f32).collect();
+    let good = dir.join("good.wav");
+    std::fs::write(&good, wav_bytes(&tone, 16000)).unwrap(); // resampled to the model's 8 kHz
+    let junk = dir.join("junk.wav");
+    std::fs::write(&junk, b"RIFF....not audio").unwrap();
+    let missing = dir.join("missing.wav");
+
+    let wave = serlaq_core::audio::load(&good, 8000, m.spec().min_samples()).unwrap();
+    let want = m.predict_wave(&wave).unwrap();
+    assert_eq!(m.features_file(&good).unwrap(), m.features_wave(&wave).unwrap());
+    assert_eq!(m.predict_file(&good).unwrap(), want);
+    let e = m.predict_file(&missing).unwrap_err();
+    assert!(matches!(e, ModelError::Audio(_)) && e.to_string().contains("missing.wav"), "{e}");
+
+    let paths = vec![good.clone(), junk.clone(), missing.clone(), good.clone()];
+    for threads in [1, 2] {
+        let out = m.predict_files(&paths, threads);
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[0].as_ref().unwrap(), &want);
+        assert_eq!(out[3].as_ref().unwrap(), &want);
+        for (i, name) in [(1, "junk.wav"), (2, "missing.wav")] {
+            let msg = out[i].as_ref().unwrap_err();
+            assert!(msg.contains(name) && !msg.contains('\n'), "{msg}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -12,7 +12,7 @@ use numpy::IntoPyArray;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use serlaq_core::features::{FeaturePlan, FeatureSpec};
+use serlaq_core::features::{FeaturePlan, FeatureSpec, ScratchPool};
 use serlaq_core::format::{LaqError, LaqFile};
 use serlaq_core::model::{Model, ModelError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -53,6 +53,7 @@ fn load_err(e: LoadError, origin: &str) -> PyErr {
 fn run_err(e: ModelError) -> PyErr {
     match e {
         ModelError::Features(f) => AudioError::new_err(f.to_string()),
+        ModelError::Audio(a) => AudioError::new_err(a.to_string()),
         ModelError::InputShape { .. } | ModelError::NonFiniteInput { .. } => PyValueError::new_err(e.to_string()),
         other => PyRuntimeError::new_err(other.to_string()),
     }
@@ -69,6 +70,9 @@ fn wave_values(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
     }
     Ok(a.values().into_owned())
 }
+
+/// One file of a batch: `(probabilities, None)` or `(None, error)`.
+type FileResult<'py> = (Option<Bound<'py, PyAny>>, Option<String>);
 
 /// A native `.laq` model: features, standardization, packed layers and softmax in Rust.
 #[pyclass(module = "serlaq._native", name = "Model", frozen)]
@@ -171,6 +175,40 @@ impl PyModel {
         Ok(out.into_pyarray(py).into_any())
     }
 
+    /// Decode + resample a file (the native audio path) -> raw (d,) float32 features.
+    fn features_file<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+        let r = py.detach(|| guarded(|| self.inner.features_file(&path)));
+        let out = r.map_err(panic_err)?.map_err(run_err)?;
+        Ok(out.into_pyarray(py).into_any())
+    }
+
+    /// A file -> class probabilities (C,), float64. AudioError names the file.
+    fn predict_file<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+        let r = py.detach(|| guarded(|| self.inner.predict_file(&path)));
+        let out = r.map_err(panic_err)?.map_err(run_err)?;
+        Ok(out.into_pyarray(py).into_any())
+    }
+
+    /// Many files on `threads` native threads, GIL released: per file, in input order,
+    /// `(probabilities, None)` or `(None, "<file>: <what is wrong>")`.
+    #[pyo3(signature = (paths, threads = 1))]
+    fn predict_files<'py>(
+        &self,
+        py: Python<'py>,
+        paths: Vec<PathBuf>,
+        threads: usize,
+    ) -> PyResult<Vec<FileResult<'py>>> {
+        let r = py.detach(|| guarded(|| self.inner.predict_files(&paths, threads)));
+        let results = r.map_err(panic_err)?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(p) => (Some(p.into_pyarray(py).into_any()), None),
+                Err(e) => (None, Some(e)),
+            })
+            .collect())
+    }
+
     /// Raw features (n, d) or (d,) -> logits (n, C) or (C,), float32.
     fn forward<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let (v, n, two_d) = self.rows(x)?;
@@ -194,6 +232,47 @@ impl PyModel {
             .map(|d| d.to_string())
             .collect();
         format!("Model({:?}, {}, labels={:?})", self.origin, dims.join(" -> "), self.inner.labels())
+    }
+}
+
+/// A feature plan built once from a `features` JSON object (window, FFT, filterbanks):
+/// the Rust feature path for training-side extraction, tests and benchmarks.
+#[pyclass(module = "serlaq._native", name = "FeaturePlan", frozen)]
+pub(crate) struct PyFeaturePlan {
+    plan: FeaturePlan,
+    scratch: ScratchPool,
+}
+
+#[pymethods]
+impl PyFeaturePlan {
+    /// ValueError naming the field and its bound for an invalid spec.
+    #[new]
+    fn new(py: Python<'_>, spec_json: &str) -> PyResult<Self> {
+        let spec = FeatureSpec::from_json(spec_json).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let r = py.detach(|| guarded(|| FeaturePlan::new(&spec)));
+        let plan = r.map_err(panic_err)?.map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyFeaturePlan { plan, scratch: ScratchPool::default() })
+    }
+
+    #[getter]
+    fn dim(&self) -> usize {
+        self.plan.dim()
+    }
+
+    /// The validated spec as a dict (every `FeatureConfig` key).
+    #[getter]
+    fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.plan.spec().to_json_value().to_string();
+        PyModule::import(py, "json")?.call_method1("loads", (text,))
+    }
+
+    /// A mono waveform at the spec's rate -> raw (dim,) float32 features; AudioError for
+    /// NaN/inf samples or a clip shorter than one window.
+    fn features<'py>(&self, py: Python<'py>, wave: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let w = wave_values(wave)?;
+        let r = py.detach(|| guarded(|| self.scratch.extract(&self.plan, &w)));
+        let out = r.map_err(panic_err)?.map_err(|e| AudioError::new_err(e.to_string()))?;
+        Ok(out.into_pyarray(py).into_any())
     }
 }
 
@@ -227,6 +306,7 @@ fn features<'py>(py: Python<'py>, spec_json: &str, wave: &Bound<'py, PyAny>) -> 
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyModel>()?;
+    m.add_class::<PyFeaturePlan>()?;
     m.add_function(wrap_pyfunction!(features, m)?)?;
     Ok(())
 }

@@ -24,7 +24,7 @@ pub mod reference;
 pub mod spec;
 pub mod stft;
 
-pub use plan::{FeaturePlan, FrameRows, FrameScratch, Scratch};
+pub use plan::{FeaturePlan, FrameRows, FrameScratch, Scratch, ScratchPool};
 pub use pool::{PoolScratch, Pooler};
 pub use spec::{FeatureSpec, SpecError};
 pub use stft::{frame_count, frame_start, FrameAnalyzer};

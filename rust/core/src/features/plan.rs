@@ -240,6 +240,30 @@ impl FeaturePlan {
     }
 }
 
+/// A few reusable [`Scratch`]es for callers that share one plan across threads
+/// (a model, a binding): `extract` takes one, or makes one, and puts it back.
+#[derive(Debug, Default)]
+pub struct ScratchPool(std::sync::Mutex<Vec<Scratch>>);
+
+impl ScratchPool {
+    /// Most scratches kept (one per thread that ran concurrently, up to this).
+    pub const MAX_KEPT: usize = 64;
+
+    /// [`FeaturePlan::extract_into`] with a pooled scratch.
+    pub fn extract(&self, plan: &FeaturePlan, wave: &[f32]) -> Result<Vec<f32>, FeatureError> {
+        let taken = self.0.lock().ok().and_then(|mut v| v.pop());
+        let mut scratch = taken.unwrap_or_else(|| plan.scratch());
+        let mut out = vec![0f32; plan.dim()];
+        let r = plan.extract_into(wave, &mut scratch, &mut out);
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < Self::MAX_KEPT {
+                v.push(scratch);
+            }
+        }
+        r.map(|()| out)
+    }
+}
+
 /// float32 dot product in 8 interleaved partial sums (vectorizes).
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];

@@ -3,9 +3,10 @@
 //!
 //! Every number that sizes memory is checked against the bounds below before anything
 //! is allocated from it (a header asking for a 2 GHz rate or `n_fft = 2^30` is an error,
-//! not an allocation). Keys missing from older files take the `paper` preset's values;
-//! unknown keys are an error. Writers always write every field, so a `preset` other than
-//! `paper` only names the bundle the values came from (it changes no missing value).
+//! not an allocation). A missing `preset` is `paper` (files from before presets); every
+//! other missing key takes the value of the stored preset ([`FeatureSpec::preset`], the
+//! `PRESETS` table of `feature_config.py`); unknown keys are an error. Rulings:
+//! `docs/features.md`.
 
 use serde_json::{Map, Value};
 use std::fmt;
@@ -171,6 +172,24 @@ pub struct FeatureSpec {
     pub delta_width: usize,
 }
 
+impl FeatureSpec {
+    /// The values of a preset (`feature_config.PRESETS`): `paper` is the default spec;
+    /// `rich` = dB mel, mean + std pooling, std of delta-MFCC, 64 mel bands (272-d).
+    pub fn preset(p: Preset) -> FeatureSpec {
+        match p {
+            Preset::Paper => FeatureSpec::default(),
+            Preset::Rich => FeatureSpec {
+                preset: Preset::Rich,
+                mel_scale: MelScale::Db,
+                stats: vec![Stat::Mean, Stat::Std],
+                delta_stats: vec![Stat::Std],
+                n_mels: 64,
+                ..FeatureSpec::default()
+            },
+        }
+    }
+}
+
 impl Default for FeatureSpec {
     /// The `paper` preset: 40 MFCC + 12 chroma + 128 power mel, time means (180-d).
     fn default() -> Self {
@@ -276,14 +295,15 @@ impl FeatureSpec {
         if let Some(k) = map.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return Err(SpecError::UnknownKey { key: k.clone() });
         }
-        let mut s = FeatureSpec::default();
         let get = |k: &str| map.get(k);
-        if let Some(v) = get("preset") {
-            s.preset = match choice("preset", v, &["paper", "rich"])? {
+        let preset = match get("preset") {
+            None => Preset::Paper,
+            Some(v) => match choice("preset", v, &["paper", "rich"])? {
                 "paper" => Preset::Paper,
                 _ => Preset::Rich,
-            };
-        }
+            },
+        };
+        let mut s = FeatureSpec::preset(preset);
         if let Some(v) = get("sample_rate") {
             s.sample_rate = int("sample_rate", v, SAMPLE_RATE_RANGE)? as u32;
         }
