@@ -35,7 +35,7 @@ PROBA_TOL = 1e-12
 
 def rt_binary() -> Path:
     env = os.environ.get("SERLAQ_RT")
-    for cand in ([Path(env)] if env else []) + [ROOT / "target" / "release" / "serlaq-rt", ROOT / "target" / "debug" / "serlaq-rt"]:
+    for cand in ([Path(env).resolve()] if env else []) + [ROOT / "target" / "release" / "serlaq-rt", ROOT / "target" / "debug" / "serlaq-rt"]:
         if cand.is_file() and os.access(cand, os.X_OK):
             return cand
     pytest.skip("serlaq-rt is not built: run `cargo build --release -p serlaq-rt` (or set SERLAQ_RT)")
@@ -107,6 +107,30 @@ def test_info_matches_python_cli(files: Path) -> None:
         got, want = rt("info", "model.laq", *extra, cwd=files), serlaq("info", "model.laq", *extra, cwd=files)
         assert got.returncode == want.returncode == 0, (got.stderr, want.stderr)
         assert got.stdout == want.stdout
+
+
+def test_predict_matches_native_predict_files(files: Path) -> None:
+    """Every clip (resampled, downmixed) and every bad file: what `_native.Model.predict_files`
+    (the call behind `LaqModel.predict_files`) gives, in `serlaq predict`'s order."""
+    if not hasattr(_native.Model, "predict_files"):
+        pytest.skip("serlaq._native.Model has no predict_files yet: rebuild with `maturin develop --release`")
+    got = rt("predict", "model.laq", "clips", "--json", "--threads", "2", cwd=files)
+    assert got.returncode == 1
+    ours = json.loads(got.stdout)
+    model = _native.Model(str(files / "model.laq"))
+    paths = [r["path"] for r in ours]
+    assert paths == sorted(paths) and len(paths) == 8
+    want = model.predict_files([str(files / p) for p in paths], 1)
+    labels = list(model.labels)
+    for r, (proba, error) in zip(ours, want):
+        if error is not None:
+            # the native side was given absolute paths: the message names the file the same way
+            assert r["error"] == error.replace(str(files) + os.sep, ""), (r, error)
+            continue
+        assert "error" not in r, r
+        np.testing.assert_allclose([r["probabilities"][lab] for lab in labels], proba, rtol=0, atol=PROBA_TOL)
+        assert r["label"] == labels[int(np.argmax(proba))]
+    assert sum("error" in r for r in ours) == 3  # silent, text, short
 
 
 def read_pcm16(path: Path) -> tuple[np.ndarray, int]:

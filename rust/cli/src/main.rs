@@ -13,9 +13,8 @@ mod pyjson;
 
 use clap::{Args, Parser, Subcommand};
 use output::{Format, Outcome, Prediction, ResultWriter};
-use serlaq_core::audio;
 use serlaq_core::format::{LaqError, LaqFile};
-use serlaq_core::model::Model;
+use serlaq_core::model::{Model, ModelError};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -156,20 +155,17 @@ fn stdout_err(e: io::Error) -> Fatal {
     Fatal(format!("stdout: {e}"))
 }
 
-/// One file -> class probabilities, or the one-line error naming it.
+/// One file -> class probabilities, or the one-line error naming it: the same call and
+/// the same messages as the Python runtime (`Model::predict_file`, as in
+/// `Model::predict_files`), a panic caught as that file's error.
 fn predict_file(model: &Model, path: &Path) -> Result<Vec<f64>, String> {
-    let shown = path.display().to_string();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        let spec = model.spec();
-        let wave = audio::load(path, spec.sample_rate, spec.min_samples()).map_err(|e| e.to_string())?;
-        model.predict_wave(&wave).map_err(|e| e.to_string())
-    }));
-    let msg = match r {
-        Ok(Ok(p)) => return Ok(p),
-        Ok(Err(m)) => m,
-        Err(p) => panic_text(&*p),
-    };
-    Err(if msg.starts_with(&shown) { msg } else { format!("{shown}: {msg}") })
+    let name = path.display().to_string();
+    match catch_unwind(AssertUnwindSafe(|| model.predict_file(path))) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
+        Ok(Err(e)) => Err(format!("{name}: {e}")),
+        Err(p) => Err(format!("{name}: {}", panic_text(&*p))),
+    }
 }
 
 /// Predicts `files` on `threads` threads, calling `emit` in input order as results come.
