@@ -56,9 +56,7 @@ pub fn suffix_list() -> String {
 
 fn is_audio_name(p: &Path) -> bool {
     // pathlib's suffix: a name starting with its only dot ('.wav') has none
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(e)))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(e)))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -156,7 +156,10 @@ impl Summary {
         let written_by = self.metadata.get("serlaq_version").map_or("?".to_string(), J::py_str);
         let dims: Vec<String> = self.layers.iter().map(|l| l.rows.to_string()).collect();
         let mut lines = vec![
-            format!("model        {} (.laq format v{}, written by serlaq {written_by})", self.path, self.format_version),
+            format!(
+                "model        {} (.laq format v{}, written by serlaq {written_by})",
+                self.path, self.format_version
+            ),
             format!("labels       {} ({} classes)", self.labels.join(", "), self.labels.len()),
             format!("features     {}-d: {feats}", self.input_dim),
             format!(

@@ -249,7 +249,6 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
             Err(error) => Outcome::Failed { path, error },
         })
     })?;
-    drop(emit);
     writer.close().map_err(stdout_err)?;
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

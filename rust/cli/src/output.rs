@@ -145,7 +145,9 @@ impl<W: Write> ResultWriter<W> {
             Format::Json => format!("{}\n  {}", if self.count > 0 { "," } else { "" }, r.to_json().dumps()),
             Format::Csv => {
                 let mut row = match r {
-                    Outcome::Ok(p) => vec![p.path.clone(), p.label.clone(), format!("{:.6}", p.confidence), String::new()],
+                    Outcome::Ok(p) => {
+                        vec![p.path.clone(), p.label.clone(), format!("{:.6}", p.confidence), String::new()]
+                    }
                     Outcome::Failed { path, error } => vec![path.clone(), String::new(), String::new(), error.clone()],
                 };
                 for l in &self.labels {

@@ -468,7 +468,8 @@ mod tests {
 
     #[test]
     fn ordered_parse_and_thousands() {
-        let j = loads(r#" {"z": 1, "a": [1.0, -2, 2.5e-3, true, null, {}], "s": "\u00e9\ud83d\ude00\n/", "z": 5} "#).unwrap();
+        let j = loads(r#" {"z": 1, "a": [1.0, -2, 2.5e-3, true, null, {}], "s": "\u00e9\ud83d\ude00\n/", "z": 5} "#)
+            .unwrap();
         let want = J::obj([
             ("z", J::UInt(5)),
             ("a", J::Arr(vec![J::Float(1.0), J::Int(-2), J::Float(0.0025), J::Bool(true), J::Null, J::Obj(vec![])])),

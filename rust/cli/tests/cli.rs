@@ -38,8 +38,7 @@ fn laq_bytes() -> Vec<u8> {
         let k = if per_row { rows } else { 1 };
         let scale: Vec<f32> = (0..k).map(|_| 0.004 + (lcg(&mut st) % 100) as f32 / 5000.0).collect();
         let zero = vec![((1u32 << bits) / 2) as f32; k];
-        let bias: Option<Vec<f32>> =
-            has_bias.then(|| (0..rows).map(|_| (lcg(&mut st) % 100) as f32 / 50.0).collect());
+        let bias: Option<Vec<f32>> = has_bias.then(|| (0..rows).map(|_| (lcg(&mut st) % 100) as f32 / 50.0).collect());
         owned.push((name, rows, cols, bits, codes, scale, zero, bias));
         cols = rows;
     }
@@ -77,10 +76,8 @@ fn laq_bytes() -> Vec<u8> {
 
 /// 16-bit PCM WAV bytes (interleaved `channels`).
 fn wav_bytes(rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
-    let data: Vec<u8> = samples
-        .iter()
-        .flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
-        .collect();
+    let data: Vec<u8> =
+        samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
     let mut b = Vec::new();
     b.extend_from_slice(b"RIFF");
     b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
@@ -275,7 +272,17 @@ fn bad_files_are_one_line_each_and_the_rest_is_predicted() {
     trunc.truncate(trunc.len() / 2);
     std::fs::write(fx.p("trunc.wav"), trunc).unwrap();
     fx.wav("good2.wav", 2, 8000, 1);
-    let args = ["predict", "model.laq", "silent.wav", "good.wav", "missing.wav", "text.wav", "short.wav", "trunc.wav", "good2.wav"];
+    let args = [
+        "predict",
+        "model.laq",
+        "silent.wav",
+        "good.wav",
+        "missing.wav",
+        "text.wav",
+        "short.wav",
+        "trunc.wav",
+        "good2.wav",
+    ];
     let o = fx.run(&[&args[..], &["--format", "jsonl"]].concat());
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
@@ -390,18 +397,30 @@ fn info_text_and_json() {
     assert!(lines[0].ends_with(", written by serlaq 9.9.9)"), "{}", lines[0]);
     assert_eq!(lines[1], "labels       angry, happy, sad (3 classes)");
     assert!(lines[2].starts_with(&format!("features     {d}-d: chroma_spectrum=")), "{}", lines[2]);
-    assert!(lines[2].contains(" delta_stats=- ") && lines[2].contains(" stats=mean,std ") && lines[2].contains(" f_min=0.0 "));
+    assert!(
+        lines[2].contains(" delta_stats=- ")
+            && lines[2].contains(" stats=mean,std ")
+            && lines[2].contains(" f_min=0.0 ")
+    );
     let params = 16 * d + 16 + 8 * 16 + 8 + 3 * 8;
     let params = format!("{},{:03}", params / 1000, params % 1000); // f"{n:,}" (1,000 <= n < 1,000,000)
     assert_eq!(lines[3], format!("params       {params} ({d} -> 16 -> 8 -> 3, ReLU between layers)"));
     assert_eq!(lines[5], "layer      shape  bits  quantizer  granularity        size        fp32");
     assert_eq!(
         lines[6],
-        format!("net.0  {:>9}     4  affine     channel      {:>10}  {:>10}", format!("16x{d}"),
-            format!("{:.1} KB", (16 * row_bytes + 192) as f64 / 1000.0), format!("{:.1} KB", (4 * 16 * d + 64) as f64 / 1000.0))
+        format!(
+            "net.0  {:>9}     4  affine     channel      {:>10}  {:>10}",
+            format!("16x{d}"),
+            format!("{:.1} KB", (16 * row_bytes + 192) as f64 / 1000.0),
+            format!("{:.1} KB", (4 * 16 * d + 64) as f64 / 1000.0)
+        )
     );
     assert_eq!(lines[10], format!("avg bits     {avg:.3} (eq. 6: bits weighted by each layer's share of the weights)"));
-    assert!(lines[12].ends_with(&format!("{:.1}x larger than the .laq file", fp32 as f64 / size as f64)), "{}", lines[12]);
+    assert!(
+        lines[12].ends_with(&format!("{:.1}x larger than the .laq file", fp32 as f64 / size as f64)),
+        "{}",
+        lines[12]
+    );
     assert_eq!(lines.len(), 13);
 }
 
@@ -433,7 +452,12 @@ fn model_errors_and_usage_exit_codes() {
     assert_eq!(o.status.code(), Some(1));
     one_line(&o, "serlaq-rt: error: .: not a regular file (a directory)");
     // usage errors: exit 2
-    for args in [&["predict", "model.laq"][..], &["predict", "model.laq", "a.wav", "--top-k", "0"], &["predict", "model.laq", "a.wav", "--format", "xml"], &["bogus"]] {
+    for args in [
+        &["predict", "model.laq"][..],
+        &["predict", "model.laq", "a.wav", "--top-k", "0"],
+        &["predict", "model.laq", "a.wav", "--format", "xml"],
+        &["bogus"],
+    ] {
         let o = fx.run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
