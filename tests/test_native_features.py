@@ -149,16 +149,16 @@ def test_rust_and_pydantic_bounds_agree() -> None:
 
 
 def test_paper_layout_is_a_prefix_of_richer_layouts() -> None:
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(preset="paper")
     w = clips(cfg.sample_rate)[-1]
     paper = _native.features(spec_json(cfg), w)
-    rich = _native.features(spec_json(FeatureConfig(stats=("mean", "std"), delta_stats=("std",))), w)
+    rich = _native.features(spec_json(FeatureConfig(preset="paper", stats=("mean", "std"), delta_stats=("std",))), w)
     assert rich.shape == (2 * 180 + 40,)
     np.testing.assert_array_equal(rich[:180], paper)
 
 
 def test_spec_and_waveform_errors() -> None:
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(preset="paper")
     good = clips(cfg.sample_rate)[0]
     with pytest.raises(ValueError, match=r"features\.n_fft: 1073741824 is outside 16\.\.=16384"):
         _native.features(spec_json(cfg, n_fft=2**30), good)
