@@ -29,7 +29,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 # The packages of the `train` extra; the runtime commands (predict, evaluate, info) need none.
-TRAIN_EXTRA = ("torch", "torchaudio", "lightning", "torchmetrics", "soundfile", "matplotlib")
+TRAIN_EXTRA = ("torch", "torchaudio", "lightning", "torchmetrics", "pydantic", "yaml", "soundfile", "matplotlib")
 
 
 def require_train_extra(command: str) -> None:
@@ -172,6 +172,8 @@ def evaluate(
         typer.echo(report.format_text())
         typer.echo("")
         typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
+        if "confusion_png" not in written:
+            typer.echo('(confusion_matrix.png needs matplotlib (pip install "serlaq[train]"); the scores are all in evaluation.json)')
     if report.failures:
         raise typer.Exit(1)
 

@@ -1,6 +1,6 @@
 """Small `.laq` files and audio for the runtime and inference-CLI tests, without torch.
 
-These run in the runtime-only environment too (numpy, pydantic, the native module), so
+These run in the runtime-only environment too (numpy and the native module only), so
 WAVs are written with the standard library's `wave` (PCM16) and the tone model is
 trained with numpy on the native features.
 
@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from serlaq import _native
-from serlaq.feature_config import FeatureConfig
 
 
 def quantize(w: np.ndarray, bits: int, per_channel: bool = False) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
@@ -76,16 +75,16 @@ class BuiltModel:
 
 
 def metadata(
-    labels: Sequence[str], hidden: Sequence[int], cfg: FeatureConfig | None = None, avg_bits: float = 0.0
+    labels: Sequence[str], hidden: Sequence[int], features: dict[str, Any] | None = None, avg_bits: float = 0.0
 ) -> dict[str, Any]:
-    cfg = cfg or paper_config()
+    features = dict(features or PAPER_FEATURES)
     return {
         "serlaq_version": "0.1.0",
         "labels": list(labels),
-        "features": cfg.model_dump(mode="json"),
+        "features": features,
         "architecture": {
             "type": "mlp",
-            "input_dim": cfg.dim,
+            "input_dim": PAPER_DIM if features == PAPER_FEATURES else _native.FeaturePlan(json.dumps(features)).dim,
             "hidden": list(hidden),
             "activation": "relu",
             "num_classes": len(labels),
@@ -95,9 +94,15 @@ def metadata(
     }
 
 
-def paper_config() -> FeatureConfig:
-    """The 180-d paper features the builders' models read."""
-    return FeatureConfig(preset="paper")
+# The paper preset as `FeatureConfig(preset="paper").model_dump(mode="json")` writes it
+# (spelled out: pydantic belongs to the training extra, and these builders run without it).
+PAPER_FEATURES: dict[str, Any] = {
+    "preset": "paper", "sample_rate": 22050, "n_mfcc": 40, "n_chroma": 12, "n_mels": 128, "n_fft": 2048,
+    "hop_length": 512, "win_length": None, "f_min": 0.0, "f_max": None, "top_db": 80.0,
+    "chroma_spectrum": "magnitude", "chroma_tuning": 0.0, "mel_scale": "power", "stats": ["mean"],
+    "delta_stats": [], "delta_width": 9,
+}
+PAPER_DIM = 180
 
 
 def write_model(
@@ -113,7 +118,6 @@ def write_model(
     meta_json: str | None = None,
 ) -> BuiltModel:
     """Quantize fp32 weights at `bits` and write them (plus norm stats) as a `.laq` file."""
-    cfg = paper_config()
     hidden = [int(w.shape[0]) for w in weights[:-1]]
     chans = [per_channel] * len(weights) if isinstance(per_channel, bool) else list(per_channel)
     layers, deq = [], []
@@ -133,7 +137,7 @@ def write_model(
         deq.append(dequantize(codes, scale, zero))
     n = [w.size for w in weights]
     avg = float(sum(k * b for k, b in zip(n, bits)) / sum(n))
-    md = meta if meta is not None else metadata(labels, hidden, cfg, avg)
+    md = meta if meta is not None else metadata(labels, hidden, avg_bits=avg)
     tensors = {"norm.mean": np.asarray(mean, np.float32), "norm.std": np.asarray(std, np.float32)}
     _native.write_laq(str(path), meta_json if meta_json is not None else json.dumps(md), layers, tensors)
     return BuiltModel(
@@ -235,7 +239,7 @@ def trained_tone_model(path: Path, tmp: Path) -> BuiltModel:
     """
     labels = ["angry", "neutral", "sad"]
     bands = {"angry": 1500.0, "neutral": 600.0, "sad": 180.0}
-    spec = json.dumps(paper_config().model_dump(mode="json"))
+    spec = json.dumps(PAPER_FEATURES)
     xs, ys = [], []
     # every rate a test uses, so the model does not key on how much bandwidth a clip has
     rates = [8000, 11025, 16000, 22050, 32000, 44100, 48000]

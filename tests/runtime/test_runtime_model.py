@@ -40,7 +40,7 @@ def test_load_exposes_header_and_layer_table(built):
     m = serlaq.load(built.path)
     assert isinstance(m, LaqModel)
     assert m.labels == built.labels
-    assert m.feature_config.dim == 180 and m.feature_config.sample_rate == 22050
+    assert m.input_dim == 180 and m.sample_rate == 22050 and m.feature_spec["preset"] == "paper"
     assert [layer.shape for layer in m.layers] == [(48, 180), (24, 48), (4, 24)]
     assert [layer.bits for layer in m.layers] == [4, 1, 8]
     assert [layer.quantizer for layer in m.layers] == ["affine", "binary", "affine"]
