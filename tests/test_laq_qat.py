@@ -30,7 +30,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[SERClassifier, SERD
     dm = SERDataModule(cfg)
     dm.setup()
     torch.manual_seed(0)
-    model = SERClassifier(180, len(dm.labels), hidden=[32, 16], labels=dm.labels)
+    model = SERClassifier(dm.feature_dim, len(dm.labels), hidden=[32, 16], labels=dm.labels)
     model.set_normalization(dm.feature_mean, dm.feature_std)
     return model.eval(), dm
 
