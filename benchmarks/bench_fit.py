@@ -27,6 +27,7 @@ hardest on them; the holdout column does not.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -142,12 +143,53 @@ def accuracy_over_seeds(args: argparse.Namespace, cache_dir: Path, out_dir: Path
     return rows
 
 
-SELECTION_VARIANTS = [
-    {"train.monitor": "val_loss", "train.restore_best": True},
-    {"train.monitor": "val_acc", "train.restore_best": True},
-    {"train.monitor": "val_loss", "train.restore_best": False},
-    {"train.monitor": "val_acc", "train.restore_best": False},
-]
+def uar(split_metrics: dict[str, Any]) -> float:
+    """Unweighted average recall (= sklearn's balanced_accuracy_score) from a split's confusion matrix."""
+    import numpy as np
+
+    cm = np.asarray(split_metrics["confusion_matrix"], dtype=np.float64)
+    support = cm.sum(axis=1)
+    present = support > 0
+    return float((np.diag(cm)[present] / support[present]).mean())
+
+
+# Variant groups for --select: overrides of configs/emodb.yaml; the first of each group is
+# the reference the paired column compares with.
+FIXED_EPOCHS = {"train.patience": 1000, "train.restore_best": False}  # no early stop: the full schedule
+COSINE60_LS = {"train.max_epochs": 60, "train.scheduler": "cosine", "train.label_smoothing": 0.1, **FIXED_EPOCHS}
+SELECTION_GROUPS: dict[str, dict[str, dict[str, Any]]] = {
+    "monitor": {
+        "val_loss, best restored": {"train.monitor": "val_loss", "train.restore_best": True},
+        "val_acc, best restored": {"train.monitor": "val_acc", "train.restore_best": True},
+        "val_loss, where stopped": {"train.monitor": "val_loss", "train.restore_best": False},
+        "val_acc, where stopped": {"train.monitor": "val_acc", "train.restore_best": False},
+    },
+    "features": {
+        "paper (180)": {"features.preset": "paper"},
+        "paper + dB mel (180)": {"features.preset": "paper", "features.mel_scale": "db"},
+        "dB mel + std, 64 mels (232)": {"features.preset": "rich", "features.delta_stats": []},
+        "rich: + delta-MFCC std, 64 mels (272)": {"features.preset": "rich"},
+        "rich, 128 mels (400)": {"features.preset": "rich", "features.n_mels": 128},
+        "rich + delta mean, 64 mels (312)": {"features.preset": "rich", "features.delta_stats": ["mean", "std"]},
+    },
+    "combined": {
+        "paper features, paper recipe": {"features.preset": "paper"},
+        "paper + dB mel, paper recipe": {"features.preset": "paper", "features.mel_scale": "db"},
+        "rich, paper recipe": {"features.preset": "rich"},
+        "paper features, cosine 60 ep + LS 0.1": {"features.preset": "paper", **COSINE60_LS},
+        "rich, cosine 60 ep + LS 0.1": {"features.preset": "rich", **COSINE60_LS},
+        "rich, cosine 60 ep + LS 0.1 + noise 0.2": {"features.preset": "rich", **COSINE60_LS, "train.feature_noise": 0.2},
+    },
+    "recipe": {
+        "rich, paper recipe (early stop 5)": {"features.preset": "rich"},
+        "rich, early stop 20": {"features.preset": "rich", "train.patience": 20},
+        "rich, cosine 60 ep": {"features.preset": "rich", "train.max_epochs": 60, "train.scheduler": "cosine", **FIXED_EPOCHS},
+        "rich, cosine 60 ep + LS 0.1": {"features.preset": "rich", "train.max_epochs": 60, "train.scheduler": "cosine", "train.label_smoothing": 0.1, **FIXED_EPOCHS},
+        "rich, cosine 60 ep + LS 0.1 + noise 0.2": {"features.preset": "rich", "train.max_epochs": 60, "train.scheduler": "cosine", "train.label_smoothing": 0.1, "train.feature_noise": 0.2, **FIXED_EPOCHS},
+        "rich, cosine 60 ep + noise 0.2 + wd 0.01": {"features.preset": "rich", "train.max_epochs": 60, "train.scheduler": "cosine", "train.feature_noise": 0.2, "train.weight_decay": 0.01, **FIXED_EPOCHS},
+        "rich, cosine 100 ep + LS 0.1 + noise 0.2": {"features.preset": "rich", "train.max_epochs": 100, "train.scheduler": "cosine", "train.label_smoothing": 0.1, "train.feature_noise": 0.2, **FIXED_EPOCHS},
+    },
+}
 
 
 def model_selection(args: argparse.Namespace, cache_dir: Path, out_dir: Path) -> None:
@@ -157,29 +199,154 @@ def model_selection(args: argparse.Namespace, cache_dir: Path, out_dir: Path) ->
     from serlaq.data.datamodule import SERDataModule
     from serlaq.training import fit
 
-    results: list[list[tuple[float, float, int]]] = [[] for _ in SELECTION_VARIANTS]
+    variants = SELECTION_GROUPS[args.variants]
+    results: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in variants}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         base = seed_overrides(args, cache_dir, out_dir, seed)
         splits = inner_splits(load_config(args.config, base), seed)
         line = [f"seed {seed:3d}"]
-        for k, variant in enumerate(SELECTION_VARIANTS):
-            config = load_config(args.config, [*base, f"name=select-{seed}-{k}", *(f"{a}={b}" for a, b in variant.items())])
+        for k, (name, variant) in enumerate(variants.items()):
+            config = load_config(args.config, [*base, f"name=select-{seed}-{k}", *(f"{a}={json.dumps(b)}" for a, b in variant.items())])
             result = fit(config, datamodule=SERDataModule(config, splits=splits))
             assert result is not None
             m = result.metrics
-            results[k].append((m["val"]["accuracy"], m["test"]["accuracy"], m["epochs"]))
-            line.append(f"{100 * m['test']['accuracy']:5.1f} ({m['epochs']:2d} ep)")
+            results[name].append((m["val"]["accuracy"], m["test"]["accuracy"], uar(m["test"]), m["epochs"]))
+            line.append(f"{100 * m['test']['accuracy']:5.1f} ({m['epochs']:3d} ep)")
         print("  ".join(line), flush=True)
     print()
-    print(f"model selection on validation data only: {args.seeds} seeds, test splits never used")
-    print(f"{'monitor':10s} {'final model':24s} {'inner val %':>13s} {'inner holdout %':>16s} {'epochs':>7s}")
-    for variant, rows in zip(SELECTION_VARIANTS, results):
-        final = "best epoch (restored)" if variant["train.restore_best"] else "where training stopped"
-        epochs = statistics.fmean(r[2] for r in rows)
+    print(f"### {args.data_dir.name}: `{args.variants}` variants on inner holdouts ({args.seeds} seeds, test splits never used)")
+    print()
+    print("| variant | inner val acc | inner holdout acc | holdout UAR | paired acc vs first | better / worse | epochs |")
+    print("|---|---|---|---|---|---|---|")
+    first = next(iter(results.values()))
+    for name, rows in results.items():
+        diffs = [r[1] - f[1] for r, f in zip(rows, first)]
+        m, s = mean_sd([100 * d for d in diffs])
+        paired = "–" if rows is first else f"{m:+.1f} ± {s:.1f}"
+        wins = f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}"
         print(
-            f"{variant['train.monitor']:10s} {final:24s} {pct([r[0] for r in rows]):>13s} "
-            f"{pct([r[1] for r in rows]):>16s} {epochs:7.1f}"
+            f"| {name} | {pct([r[0] for r in rows])} | {pct([r[1] for r in rows])} | {pct([r[2] for r in rows])} | "
+            f"{paired} | {wins} | {statistics.fmean(r[3] for r in rows):.1f} |"
         )
+
+
+# The one switch that reproduces the paper's Tables 3/4 (features and training recipe).
+PAPER_SWITCH = ["features.preset=paper", "train.recipe=paper"]
+
+
+def fit_and_score(config: Any, datamodule: Any, seed: int, tmp: Path, compress: bool = True) -> dict[str, Any]:
+    """Fit `config` on `datamodule`'s splits; fp32 and default-compressed test accuracy + UAR, `.laq` size, bits."""
+    import torch
+    from sklearn.metrics import balanced_accuracy_score
+
+    from serlaq.laq.compress import load_checkpoint
+    from serlaq.laq.config import LaqConfig
+    from serlaq.laq.pipeline import compress_model, splits_of
+    from serlaq.training import fit, quiet_lightning
+
+    result = fit(config, datamodule=datamodule)
+    assert result is not None
+    model = load_checkpoint(result.checkpoint).eval()
+    data = splits_of(datamodule)
+    x, y = data["test"]
+
+    def scores(net: Any) -> tuple[float, float]:
+        with torch.no_grad():
+            pred = net(x).argmax(1)
+        return float((pred == y).double().mean()), float(balanced_accuracy_score(y.numpy(), pred.numpy()))
+
+    row: dict[str, Any] = {"epochs": result.metrics["epochs"], "dim": int(x.shape[1])}
+    row["fp32_acc"], row["fp32_uar"] = scores(model)
+    if compress:
+        with quiet_lightning():
+            out = compress_model(
+                model, data, LaqConfig().resolved(), datamodule=datamodule,
+                trainer_settings=config.trainer.model_dump(exclude_none=True), lr=config.train.lr, seed=seed,
+            )  # fmt: skip
+        row["laq_acc"], row["laq_uar"] = scores(out.fake_quantized().eval())
+        row["laq_kb"] = out.write(tmp / "model.laq") / 1024
+        row["avg_bits"] = out.avg_bits
+    return row
+
+
+def _paired(rows: list[dict[str, Any]], key: str, ref: list[dict[str, Any]], ref_key: str) -> str:
+    diffs = [100 * (r[key] - f[ref_key]) for r, f in zip(rows, ref)]
+    m, s = mean_sd(diffs)
+    return f"{m:+.1f} ± {s:.1f} ({sum(d > 0 for d in diffs)}/{sum(d < 0 for d in diffs)})"
+
+
+def print_comparison(title: str, unit: str, ref: list[dict[str, Any]], new: list[dict[str, Any]], ref_name: str, new_name: str) -> None:
+    """Markdown table: both presets fp32 and compressed, paired per split/fold against the reference's fp32."""
+    print(f"\n### {title}\n")
+    print(f"| model | input dim | avg bits | `.laq` KB | test acc | paired acc vs {ref_name} fp32 (better/worse {unit}s) | test UAR | paired UAR |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rows, name in ((ref, ref_name), (new, new_name)):
+        for kind in ("fp32", "laq"):
+            if f"{kind}_acc" not in rows[0]:
+                continue
+            bits = "32" if kind == "fp32" else f"{statistics.fmean(r['avg_bits'] for r in rows):.3f}"
+            kb = "–" if kind == "fp32" else f"{statistics.fmean(r['laq_kb'] for r in rows):.1f} (max {max(r['laq_kb'] for r in rows):.1f})"
+            same = rows is ref and kind == "fp32"
+            label = f"{name} {'fp32' if kind == 'fp32' else 'default-compressed'}"
+            print(
+                f"| {label} | {rows[0]['dim']} | {bits} | {kb} | {pct([r[f'{kind}_acc'] for r in rows])} | "
+                f"{'–' if same else _paired(rows, f'{kind}_acc', ref, 'fp32_acc')} | {pct([r[f'{kind}_uar'] for r in rows])} | "
+                f"{'–' if same else _paired(rows, f'{kind}_uar', ref, 'fp32_uar')} |"
+            )
+
+
+def acceptance(args: argparse.Namespace, cache_dir: Path, out_dir: Path) -> None:
+    """Issue 12: the default preset + recipe, default-compressed, vs the paper preset's fp32, paired per split."""
+    from serlaq.config import load_config
+    from serlaq.data.datamodule import SERDataModule
+
+    ref, new = [], []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        base = seed_overrides(args, cache_dir, out_dir, seed)
+        for rows, extra, name in ((ref, PAPER_SWITCH, "paper"), (new, [], "default")):
+            config = load_config(args.config, [*base, f"name=accept-{seed}-{name}", *extra])
+            rows.append(fit_and_score(config, SERDataModule(config), seed, out_dir))
+        a, b = ref[-1], new[-1]
+        print(
+            f"seed {seed:3d}  paper fp32 {100 * a['fp32_acc']:5.1f} (laq {100 * a['laq_acc']:5.1f})  "
+            f"default fp32 {100 * b['fp32_acc']:5.1f} laq {100 * b['laq_acc']:5.1f} @ {b['avg_bits']:.3f} b, {b['laq_kb']:.1f} KB",
+            flush=True,
+        )
+    print_comparison(
+        f"{args.data_dir.name}: default vs paper preset, {args.seeds} seeds (stratified 80/10/10, paired per split)",
+        "split", ref, new, "paper", "default",
+    )  # fmt: skip
+
+
+def loso(args: argparse.Namespace, cache_dir: Path, out_dir: Path) -> None:
+    """Leave-one-speaker-out on the corpus: one fold per speaker, both presets, fp32 and compressed."""
+    from serlaq.config import load_config
+    from serlaq.data.datamodule import SERDataModule
+    from serlaq.data.splits import loso_folds
+
+    base = seed_overrides(args, cache_dir, out_dir, args.first_seed)
+    outer = SERDataModule(load_config(args.config, base))
+    outer.setup()
+    clips = [c for split in ("train", "val", "test") for c in zip(outer.split_indices(split), outer.split_clips(split))]
+    clips.sort(key=lambda item: item[0])
+    assert [i for i, _ in clips] == list(range(len(clips)))
+    folds = loso_folds([c.label for _, c in clips], [c.speaker for _, c in clips], seed=args.first_seed)
+    ref, new = [], []
+    for k, (speaker, (train, val, test)) in enumerate(folds):
+        splits = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()}
+        for rows, extra, name in ((ref, PAPER_SWITCH, "paper"), (new, [], "default")):
+            config = load_config(args.config, [*base, f"name=loso-{speaker}-{name}", *extra])
+            rows.append(fit_and_score(config, SERDataModule(config, splits=splits), args.first_seed, out_dir))
+        a, b = ref[-1], new[-1]
+        print(
+            f"fold {k} speaker {speaker} ({len(test)} clips)  paper fp32 {100 * a['fp32_acc']:5.1f} laq {100 * a['laq_acc']:5.1f}  "
+            f"default fp32 {100 * b['fp32_acc']:5.1f} laq {100 * b['laq_acc']:5.1f}",
+            flush=True,
+        )
+    print_comparison(
+        f"{args.data_dir.name}: leave-one-speaker-out, {len(folds)} folds (mean ± sd over folds, paired per fold)",
+        "fold", ref, new, "paper", "default",
+    )  # fmt: skip
 
 
 def time_cli(args: argparse.Namespace, cache_dir: Path, out_dir: Path) -> dict[str, float]:
@@ -213,11 +380,23 @@ def main() -> None:
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the sklearn recipe")
     parser.add_argument("--no-timing", dest="timing", action="store_false", help="skip the cold/cached CLI timing")
     parser.add_argument("--select", action="store_true", help="run the validation-only model-selection experiment")
+    parser.add_argument("--variants", choices=sorted(SELECTION_GROUPS), default="monitor", help="--select: which group of variants")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default: a temp dir)")
+    parser.add_argument(
+        "--protocol", choices=["split", "acceptance", "loso"], default="split",
+        help="split: accuracy over seeds (+ timing); acceptance: default preset+recipe compressed vs paper fp32, "
+        "paired per seed; loso: leave-one-speaker-out folds, both presets",
+    )  # fmt: skip
     args = parser.parse_args()
     args.data_dir = args.data_dir.resolve()
+    if args.protocol != "split":
+        with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:
+            run = acceptance if args.protocol == "acceptance" else loso
+            run(args, args.cache_dir or Path(tmp) / "cache", Path(tmp) / "runs")
+        return
     if args.select:
         with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:
-            model_selection(args, Path(tmp) / "cache", Path(tmp) / "runs")
+            model_selection(args, args.cache_dir or Path(tmp) / "cache", Path(tmp) / "runs")
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:

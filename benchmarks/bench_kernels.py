@@ -6,7 +6,8 @@
 Every figure is the median of repeated timings; ratios compare numbers from this run.
 Rust (rayon) and torch use the same thread count (default: RAYON_NUM_THREADS or the CPU
 count), printed in the header; torch is also timed at 1 thread and the faster figure is
-the baseline. `SERLAQ_KERNELS=avx2|portable` benchmarks the fallback kernels.
+the baseline. `SERLAQ_KERNELS=avx2|portable` benchmarks a fallback kernel; the header
+prints the kernel that actually ran (`serlaq._native.kernel()`) and those available.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"serlaq kernel benchmark: threads rayon={threads} torch={torch.get_num_threads()} "
           f"(torch {torch.__version__}, numpy {np.__version__}); medians of repeated timings")
-    print(f"cpu: {cpu_model()}; kernels: {os.environ.get('SERLAQ_KERNELS', 'best available')}")
+    print(f"cpu: {cpu_model()}; kernel: {_native.kernel()} (available in this build: {', '.join(_native.kernels())})")
     print()
     print(f"pack/unpack of {n / 2**20:.0f}M codes (Mcodes/s; numpy = faster of two vectorized references;"
           f" Rust splits streams over 1M codes across threads)")

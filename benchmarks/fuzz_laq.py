@@ -5,16 +5,22 @@
     python benchmarks/fuzz_laq.py --mode soak     # stable-Rust mutation soak only
 
 Two engines:
-- libFuzzer through `cargo fuzz` (targets in rust/core/fuzz: `laq_reader`, `bitpack`),
-  coverage-guided, with AddressSanitizer. cargo-fuzz needs nightly flags; on a stable
-  toolchain they are unlocked with RUSTC_BOOTSTRAP=1. Install: `cargo install cargo-fuzz`.
-  The corpus starts from valid files written by serlaq._native.write_laq.
+- libFuzzer (targets in rust/core/fuzz: `laq_reader`, `bitpack`), coverage-guided, with
+  AddressSanitizer. The targets are built the way `cargo fuzz build -O` builds them
+  (sanitizer-coverage and ASan flags, `--cfg fuzzing`, release + debug assertions), with
+  the nightly toolchain when rustup has one, else stable with RUSTC_BOOTSTRAP=1; cargo-fuzz
+  itself is not needed. The corpus starts from valid files written by
+  serlaq._native.write_laq.
 - `laq_soak` (rust/core/examples): random mutations of valid files on plain stable Rust,
   half of them with the checksum and lengths repaired so the structural checks are hit.
 
-`--mode auto` (default) runs the soak and, when cargo-fuzz is installed, libFuzzer too.
-Crash inputs are kept under rust/core/fuzz/artifacts/ (libFuzzer) or
-target/laq-soak-crashes/ (soak). Exit status 1 if anything crashed.
+`--mode auto` (default) runs both; `--mode fuzz` only libFuzzer. A failed build is an
+error (exit status 2, naming the target and cargo's last lines), never "0 crashes". A
+crash is counted only from a run that actually executed inputs: libFuzzer's crash report
+(a panic, a sanitizer error, a timeout or out-of-memory input, each saved under
+rust/core/fuzz/artifacts/<target>/) or a soak panic (saved under target/laq-soak-crashes/).
+A run that fails without such a report is an error (exit 2). Exit status 1 if anything
+crashed.
 """
 
 from __future__ import annotations
@@ -73,35 +79,76 @@ def write_seeds(corpus: Path) -> int:
     return n
 
 
-def cargo_fuzz_available() -> bool:
+# The flags `cargo fuzz build -O` passes (cargo-fuzz 0.12, libFuzzer + ASan, debug assertions on).
+FUZZ_RUSTFLAGS = (
+    "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 "
+    "-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table "
+    "-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Zsanitizer=address "
+    "-Cdebug-assertions -Cforce-frame-pointers"
+)
+CRASH_MARKERS = ("==ERROR: libFuzzer", "ERROR: AddressSanitizer", "panicked at", "SUMMARY: libFuzzer")
+
+
+class FuzzError(RuntimeError):
+    """A fuzz build or run that failed without a crash report (not a crash)."""
+
+
+def host_triple() -> str:
+    out = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("host:"))
+
+
+def fuzz_toolchain() -> tuple[list[str], dict[str, str]]:
+    """`cargo +nightly` when rustup has nightly, else stable with RUSTC_BOOTSTRAP=1."""
+    env = dict(os.environ, RUSTFLAGS=FUZZ_RUSTFLAGS)
+    if shutil.which("rustup"):
+        probe = subprocess.run(["rustup", "run", "nightly", "rustc", "--version"], capture_output=True)
+        if probe.returncode == 0:
+            return ["cargo", "+nightly"], env
+    env["RUSTC_BOOTSTRAP"] = "1"
+    return ["cargo"], env
+
+
+def build_fuzz_target(target: str) -> Path:
+    """Builds one libFuzzer binary; FuzzError (with cargo's last lines) when it fails."""
     if shutil.which("cargo") is None:
-        return False
-    return subprocess.run(["cargo", "fuzz", "--version"], capture_output=True).returncode == 0
+        raise FuzzError("cargo not found on PATH")
+    cargo, env = fuzz_toolchain()
+    triple = host_triple()
+    # --target keeps RUSTFLAGS off build scripts and proc macros, as cargo-fuzz does.
+    cmd = [*cargo, "build", "--release", "--target", triple, "--bin", target]
+    build = subprocess.run(cmd, cwd=FUZZ_DIR, env=env, capture_output=True, text=True)
+    binary = FUZZ_DIR / "target" / triple / "release" / target
+    if build.returncode != 0 or not binary.is_file():
+        tail = "\n".join(build.stderr.strip().splitlines()[-12:])
+        raise FuzzError(f"fuzz build of {target} failed (exit {build.returncode}: {' '.join(cmd)}):\n{tail}")
+    return binary
 
 
 def run_libfuzzer(target: str, seconds: int, corpus: Path) -> dict:
-    env = dict(os.environ, RUSTC_BOOTSTRAP="1")
-    build = subprocess.run(["cargo", "fuzz", "build", "-O", target], cwd=FUZZ_DIR.parent, env=env,
-                           capture_output=True, text=True)
-    if build.returncode != 0:
-        return {"engine": f"libFuzzer {target}", "error": build.stderr.strip().splitlines()[-1:]}
+    binary = build_fuzz_target(target)
     corpus.mkdir(parents=True, exist_ok=True)
-    args = ["cargo", "fuzz", "run", "-O", target, str(corpus), "--",
-            f"-max_total_time={seconds}", "-print_final_stats=1", "-max_len=65536",
-            "-timeout=10", "-rss_limit_mb=4096"]
+    artifacts = FUZZ_DIR / "artifacts" / target
+    artifacts.mkdir(parents=True, exist_ok=True)
+    args = [str(binary), str(corpus), f"-max_total_time={seconds}", "-print_final_stats=1", "-max_len=65536",
+            "-timeout=10", "-rss_limit_mb=4096", f"-artifact_prefix={artifacts}/"]
     t0 = time.monotonic()
-    proc = subprocess.run(args, cwd=FUZZ_DIR.parent, env=env, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=FUZZ_DIR, capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     execs = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
-    crashed = proc.returncode != 0
+    written = re.findall(r"Test unit written to (\S+)", out)
+    crashed = bool(written) or any(m in out for m in CRASH_MARKERS)
+    tail = "\n".join(out.strip().splitlines()[-15:])
     if crashed:
-        tail = "\n".join(out.strip().splitlines()[-15:])
-        print(f"--- libFuzzer {target} failed (exit {proc.returncode}) ---\n{tail}", file=sys.stderr)
+        print(f"--- libFuzzer {target} crashed (exit {proc.returncode}) ---\n{tail}", file=sys.stderr)
+    elif proc.returncode != 0 or execs is None:
+        raise FuzzError(f"libFuzzer {target} ran but reported no crash and no statistics "
+                        f"(exit {proc.returncode}):\n{tail}")
     return {
         "engine": f"libFuzzer {target}",
         "seconds": round(time.monotonic() - t0, 1),
         "executions": int(execs.group(1)) if execs else 0,
-        "crashes": int(crashed),
+        "crashes": max(len(written), int(crashed)),
         "corpus": len(list(corpus.iterdir())),
     }
 
@@ -113,8 +160,9 @@ def run_soak(seconds: int) -> dict:
     out = proc.stdout
     m = re.search(r"executions: (\d+)\s+accepted: (\d+)\s+rejected: (\d+)\s+crashes: (\d+)", out)
     if m is None:
-        print(proc.stdout + proc.stderr, file=sys.stderr)
-        return {"engine": "stable soak", "error": "no summary line", "crashes": 1}
+        # A build failure or an abort before the summary: an error, not a crash count.
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
+        raise FuzzError(f"the laq_soak example failed (exit {proc.returncode}) without its summary line:\n{tail}")
     print(out.split("executions:")[0].rstrip())
     return {
         "engine": "stable soak laq_reader",
@@ -132,28 +180,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     results = []
-    if args.mode in ("auto", "soak"):
-        results.append(run_soak(args.seconds))
-    if args.mode in ("auto", "fuzz"):
-        if cargo_fuzz_available():
+    try:
+        if args.mode in ("auto", "soak"):
+            results.append(run_soak(args.seconds))
+        if args.mode in ("auto", "fuzz"):
             corpus = FUZZ_DIR / "corpus" / "laq_reader"
             print(f"seed corpus: {write_seeds(corpus)} valid files in {corpus.relative_to(ROOT)}")
             results.append(run_libfuzzer("laq_reader", args.seconds, corpus))
-            results.append(run_libfuzzer("bitpack", max(5, args.seconds // 3), FUZZ_DIR / "corpus" / "bitpack"))
-        elif args.mode == "fuzz":
-            print("cargo-fuzz is not installed (cargo install cargo-fuzz)", file=sys.stderr)
-            return 2
-        else:
-            print("cargo-fuzz not installed: libFuzzer skipped (cargo install cargo-fuzz)")
+            results.append(run_libfuzzer("bitpack", args.seconds, FUZZ_DIR / "corpus" / "bitpack"))
+    except FuzzError as exc:
+        print(f"fuzz_laq: {exc}", file=sys.stderr)
+        return 2
 
     print()
     print(f"{'engine':<26} {'seconds':>8} {'executions':>12} {'exec/s':>9} {'crashes':>8}")
     crashes = 0
     for r in results:
-        if "error" in r:
-            print(f"{r['engine']:<26} error: {r['error']}")
-            crashes += r.get("crashes", 0)
-            continue
         rate = r["executions"] / max(r["seconds"], 1e-9)
         print(f"{r['engine']:<26} {r['seconds']:>8.1f} {r['executions']:>12,} {rate:>9,.0f} {r['crashes']:>8}")
         crashes += r["crashes"]

@@ -75,7 +75,7 @@ class BuiltModel:
 def metadata(
     labels: Sequence[str], hidden: Sequence[int], cfg: FeatureConfig | None = None, avg_bits: float = 0.0
 ) -> dict[str, Any]:
-    cfg = cfg or FeatureConfig()
+    cfg = cfg or FeatureConfig(preset="paper")
     return {
         "serlaq_version": "0.1.0",
         "labels": list(labels),
@@ -105,7 +105,7 @@ def write_model(
     meta_json: str | None = None,
 ) -> BuiltModel:
     """Quantize fp32 weights at `bits` and write them (plus norm stats) as a `.laq` file."""
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(preset="paper")
     hidden = [int(w.shape[0]) for w in weights[:-1]]
     chans = [per_channel] * len(weights) if isinstance(per_channel, bool) else list(per_channel)
     layers, deq = [], []
@@ -205,7 +205,7 @@ def trained_tone_model(path: Path, tmp: Path) -> BuiltModel:
 
     labels = ["angry", "neutral", "sad"]
     bands = {"angry": 1500.0, "neutral": 600.0, "sad": 180.0}
-    extractor = FeatureExtractor(FeatureConfig()).eval()
+    extractor = FeatureExtractor(FeatureConfig(preset="paper")).eval()
     xs, ys = [], []
     # every rate a test uses, so the model does not key on how much bandwidth a clip has
     rates = [8000, 11025, 16000, 22050, 32000, 44100, 48000]

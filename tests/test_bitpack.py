@@ -10,6 +10,8 @@ from hypothesis.extra.numpy import arrays
 
 from serlaq import _native
 
+KERNELS = _native.kernels()  # every kernel this build has and this CPU runs
+
 
 def ref_pack(codes: np.ndarray, bits: int) -> np.ndarray:
     """Code i takes bits i*bits.. of its row, LSB-first; each row padded to a byte."""
@@ -37,10 +39,11 @@ def codes_and_bits(draw: st.DrawFn, max_dims: int = 2) -> tuple[np.ndarray, int]
 @given(codes_and_bits())
 def test_pack_matches_reference_and_round_trips(case: tuple[np.ndarray, int]) -> None:
     codes, bits = case
-    packed = _native.pack(codes, bits)
-    np.testing.assert_array_equal(packed, ref_pack(codes, bits))
-    assert packed.shape[-1] == -(-codes.shape[-1] * bits // 8)
-    np.testing.assert_array_equal(_native.unpack(packed, bits, codes.shape[-1]), codes)
+    for kernel in KERNELS:
+        packed = _native.pack(codes, bits, kernel=kernel)
+        np.testing.assert_array_equal(packed, ref_pack(codes, bits))
+        assert packed.shape[-1] == -(-codes.shape[-1] * bits // 8)
+        np.testing.assert_array_equal(_native.unpack(packed, bits, codes.shape[-1], kernel=kernel), codes)
 
 
 @settings(max_examples=200, deadline=None)
@@ -49,7 +52,8 @@ def test_unpack_of_arbitrary_bytes_matches_reference(bits: int, count: int, seed
     # Any byte pattern, including set padding bits, decodes like the reference.
     rng = np.random.default_rng(seed)
     packed = rng.integers(0, 256, size=(3, -(-count * bits // 8)), dtype=np.uint8)
-    np.testing.assert_array_equal(_native.unpack(packed, bits, count), ref_unpack(packed, bits, count))
+    for kernel in KERNELS:
+        np.testing.assert_array_equal(_native.unpack(packed, bits, count, kernel=kernel), ref_unpack(packed, bits, count))
 
 
 def test_layout_is_lsb_first() -> None:
@@ -68,14 +72,15 @@ def test_rows_are_byte_aligned_and_decodable_alone() -> None:
         np.testing.assert_array_equal(_native.unpack(packed[r], 3, 11), codes[r])
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("bits", range(1, 9))
-def test_large_streams_match_reference(bits: int) -> None:
+def test_large_streams_match_reference(bits: int, kernel: str) -> None:
     # Above the size where the kernel splits work across threads.
     rng = np.random.default_rng(bits)
     codes = rng.integers(0, 2**bits, size=3_000_011, dtype=np.uint8)
-    packed = _native.pack(codes, bits)
+    packed = _native.pack(codes, bits, kernel=kernel)
     np.testing.assert_array_equal(packed, ref_pack(codes, bits))
-    np.testing.assert_array_equal(_native.unpack(packed, bits, codes.size), codes)
+    np.testing.assert_array_equal(_native.unpack(packed, bits, codes.size, kernel=kernel), codes)
 
 
 def test_non_contiguous_input_is_read_in_logical_order() -> None:

@@ -18,7 +18,7 @@ from serlaq.data.corpora import Clip, discover
 from serlaq.errors import AudioError, DataError
 from serlaq.features import FeatureConfig, FeatureExtractor
 
-CFG = FeatureConfig()
+CFG = FeatureConfig(preset="paper")
 
 
 @pytest.fixture()
@@ -80,7 +80,7 @@ def test_key_is_the_file_content_and_the_config(corpus: list[Clip], tmp_path: Pa
     X, _, _ = extract_features(corpus[:2], CFG, cache, progress=False)
     assert calls == [corpus[1].path]
 
-    other = FeatureConfig(n_mfcc=20)
+    other = FeatureConfig(preset="paper", n_mfcc=20)
     assert config_key(other) != config_key(CFG)
     X20, _, _ = extract_features(corpus[:2], other, cache, progress=False)
     assert X20.shape == (2, 160) and len(calls) == 3
@@ -132,3 +132,31 @@ def test_argument_errors(corpus: list[Clip]) -> None:
         extract_features(corpus, CFG, None, on_error="ignore")
     with pytest.raises(DataError, match="workers"):
         extract_features(corpus, CFG, None, workers=0)
+
+
+def test_key_changes_with_the_feature_code(corpus: list[Clip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing the feature source (or the audio loader, or rebuilding the native module) moves
+    the cache to a new folder by itself; restoring the bytes restores the key."""
+    files = cache_mod.fingerprint_files()
+    assert [f.name for f in files[:3]] == ["features.py", "feature_config.py", "audio.py"]
+    assert files[3].name.startswith("_native") and files[3].suffix in (".so", ".pyd")
+    copies = []
+    for f in files:
+        dst = tmp_path / "code" / f.name
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(f, dst)
+        copies.append(dst)
+    monkeypatch.setattr(cache_mod, "fingerprint_files", lambda: copies)
+    before = config_key(CFG)
+    cache = tmp_path / "cache"
+    extract_features(corpus[:2], CFG, cache, progress=False)
+    calls = count_calls(monkeypatch)
+    for edited in copies:
+        original = edited.read_bytes()
+        edited.write_bytes(original + b"\n# an edit\n")
+        assert config_key(CFG) != before, edited.name
+        edited.write_bytes(original)
+        assert config_key(CFG) == before, edited.name
+    copies[0].write_bytes(copies[0].read_bytes() + b"\n# an edit\n")
+    extract_features(corpus[:2], CFG, cache, progress=False)
+    assert len(calls) == 2 and len(list(cache.iterdir())) == 2  # recomputed into a new folder

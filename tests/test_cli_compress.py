@@ -28,6 +28,17 @@ def test_help_lists_the_options_and_an_example() -> None:
     assert "Example: serlaq compress --checkpoint" in result.output
 
 
+def test_help_says_what_the_default_mode_does() -> None:
+    text = " ".join(CliRunner().invoke(app, ["compress", "--help"], terminal_width=400).output.split())
+    # the default (qat): a budget search on agreement with fp32 over train + val, then QAT
+    assert "default mode (qat) runs a budget search" in text
+    assert "agree most with the fp32 model on train + val" in text
+    assert "quantization-aware fine-tuning" in text
+    # the paper mode: importance ranking, then a search on validation accuracy
+    assert "--mode paper is the paper's procedure: layers ranked by importance" in text
+    assert "searched on validation accuracy" in text
+
+
 def test_paper_mode_with_options(run: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "paper.laq"
     args = ["compress", "--checkpoint", str(run.checkpoint), "--out", str(out), "--mode", "paper"]

@@ -16,7 +16,7 @@ from serlaq.config import (
 )
 from serlaq.errors import ConfigError
 from serlaq.features import FeatureConfig
-from serlaq.laq.config import LaqConfig
+from serlaq.laq_config import LaqConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -33,9 +33,9 @@ def test_shipped_configs_validate(name: str) -> None:
     assert config.name == name
     assert config.run_dir == Path("runs") / name
     assert isinstance(config.features, FeatureConfig)
-    assert config.features.dim == 180
+    assert config.features.preset == "rich" and config.features.dim == 272 and config.train.recipe == "tuned"
     assert config.model.hidden == "3HL"
-    assert (config.train.lr, config.train.batch_size, config.train.patience) == (1e-3, 32, 5)
+    assert (config.train.lr, config.train.batch_size, config.train.max_epochs, config.train.scheduler) == (1e-3, 32, 60, "cosine")
     assert config.model.dropout == 0.1
     assert config.data.split == (0.8, 0.1, 0.1)
     assert config.data.dataset == ("synthetic" if name == "demo" else name)
@@ -44,7 +44,9 @@ def test_shipped_configs_validate(name: str) -> None:
 def test_defaults_are_the_papers_settings() -> None:
     config = RunConfig()
     assert config.model.hidden == "3HL" and config.model.dropout == 0.1
-    assert config.train.lr == 1e-3 and config.train.batch_size == 32 and config.train.patience == 5
+    assert config.train.lr == 1e-3 and config.train.batch_size == 32 and config.train.recipe == "tuned"
+    paper = RunConfig(features={"preset": "paper"}, train={"recipe": "paper"})  # the switch that reproduces the paper
+    assert paper.features.dim == 180 and paper.train.patience == 5 and paper.train.max_epochs == 200
     assert config.data.dataset == "synthetic" and config.laq is None
     assert config.trainer.deterministic is True
 
@@ -121,6 +123,24 @@ def test_overrides_parse_yaml_values_and_nest() -> None:
     assert config.laq == LaqConfig(margin=0.02)
     assert config.seed == 7
     assert load_config(CONFIGS / "demo.yaml", {"model.hidden": "2hl"}).model.hidden == "2HL"
+
+
+def test_overrides_of_text_fields_keep_the_text_as_written() -> None:
+    # YAML would read these as a number, a boolean and a date; the fields hold text
+    config = load_config(
+        CONFIGS / "demo.yaml",
+        ["name=2024", "data.data_dir=1e3", "laq={}", "laq.out=7.laq", "trainer.accelerator=2025-01-01", "train.threads=null"],
+    )
+    assert config.name == "2024" and config.run_dir.name == "2024"
+    assert config.data.data_dir == Path("1e3")
+    assert config.laq is not None and config.laq.out == "7.laq"
+    assert config.trainer.accelerator == "2025-01-01"
+    assert config.train.threads is None  # null still means None for an optional field
+    assert parse_override("name=true") == ("name", "true")
+    # fields of other types still get YAML values
+    assert parse_override("seed=2024") == ("seed", 2024)
+    assert parse_override("trainer.devices=2") == ("trainer.devices", 2)
+    assert parse_override("model.hidden=[8, 4]") == ("model.hidden", [8, 4])
 
 
 def test_override_errors_name_the_override() -> None:

@@ -14,7 +14,7 @@ from conftest import fit_tiny, tiny_config
 from serlaq.data.datamodule import SERDataModule
 from serlaq.laq.callback import LAQCallback
 from serlaq.laq.compress import compress
-from serlaq.laq.config import LaqConfig
+from serlaq.laq_config import LaqConfig
 from serlaq.laq.fakequant import fake_quantize
 from serlaq.laq.quantize import QuantScheme
 from serlaq.model import SERClassifier
@@ -72,7 +72,7 @@ def test_callback_on_a_plain_trainer_compresses_the_in_memory_weights(tmp_path: 
     cfg = tiny_config(tmp_path / "runs", tmp_path / "cache", **{"train.max_epochs": 2})
     dm = SERDataModule(cfg)
     dm.setup()
-    model = SERClassifier(180, len(dm.labels), hidden=[16], labels=dm.labels)
+    model = SERClassifier(dm.feature_dim, len(dm.labels), hidden=[16], labels=dm.labels)
     model.set_normalization(dm.feature_mean, dm.feature_std)
     cb = LAQCallback(LaqConfig(mode="paper", margin=10.0), out_path=tmp_path / "x.laq")
     trainer = L.Trainer(max_epochs=2, callbacks=[cb], logger=False, enable_checkpointing=False, enable_progress_bar=False)

@@ -13,7 +13,7 @@ from conftest import fit_tiny
 
 from serlaq import _native
 from serlaq.data.datamodule import SERDataModule
-from serlaq.laq.config import LaqConfig
+from serlaq.laq_config import LaqConfig
 from serlaq.laq.export import size_report, write_laq_file
 from serlaq.laq.fakequant import PlanQuantizer, fake_quantize, quantizable_layers
 from serlaq.laq.pipeline import compress_model, splits_of
@@ -82,7 +82,7 @@ def test_metadata_carries_labels_features_architecture_normalization_and_laq(
     meta = json.loads(f.metadata_json)
     assert meta["labels"] == list(model.labels)
     assert meta["features"] == model.hparams.feature_config
-    assert meta["architecture"] == {"type": "mlp", "input_dim": 180, "hidden": [64, 32], "activation": "relu", "num_classes": 7}
+    assert meta["architecture"] == {"type": "mlp", "input_dim": model.feature_mean.numel(), "hidden": [64, 32], "activation": "relu", "num_classes": 7}
     assert meta["normalization"] == {"mean": "norm.mean", "std": "norm.std"}
     assert meta["laq"] == {"mode": "paper", "avg_bits": 4.0}
     np.testing.assert_array_equal(f.tensor("norm.mean"), model.feature_mean.numpy())

@@ -141,9 +141,37 @@ def test_forward_runs_the_stored_layer(model_file: Path) -> None:
     f = _native.LaqFile(model_file)
     layer = model_layers()[0]
     x = np.random.default_rng(3).normal(size=(5, 12)).astype(np.float32)
-    w = layer["scale"][:, None] * (layer["codes"].astype(np.float32) - layer["zero"][:, None])
-    np.testing.assert_allclose(f.forward(0, x), x @ w.T + layer["bias"], atol=1e-4)
-    np.testing.assert_allclose(f.forward(0, x[0]), x[0] @ w.T + layer["bias"], atol=1e-4)
+    # Same bits as qgemm on the layer's own arrays, for every kernel.
+    packed = _native.pack(layer["codes"], 3)
+    for kernel in _native.kernels():
+        for xb in (x, x[0]):  # batch 5 and batch 1 take different kernel paths
+            want = _native.qgemm(packed, 3, 12, layer["scale"], layer["zero"], layer["bias"], xb, kernel=kernel)
+            np.testing.assert_array_equal(f.forward(0, xb, kernel=kernel), want)
+    # And close to the dequantized product (float64; the bound is tests/test_qgemm.py's).
+    w = layer["scale"][:, None].astype(np.float64) * (layer["codes"] - layer["zero"][:, None].astype(np.float64))
+    np.testing.assert_allclose(f.forward(0, x), x.astype(np.float64) @ w.T + layer["bias"], rtol=0, atol=1e-5)
+
+
+def test_special_files_are_refused_without_blocking(tmp_path: Path) -> None:
+    # A FIFO with no writer: a plain open() for reading would block forever.
+    fifo = tmp_path / "pipe.laq"
+    os.mkfifo(fifo)
+    with pytest.raises(LaqFormatError, match=r"pipe.laq: not a regular file \(a named pipe\)"):
+        _native.LaqFile(fifo)
+    with pytest.raises(LaqFormatError, match=r"not a regular file \(a directory\)"):
+        _native.LaqFile(tmp_path)
+
+
+def test_non_zero_padding_in_the_data_region_is_rejected(model_file: Path) -> None:
+    data = bytearray(model_file.read_bytes())
+    header_len = struct.unpack("<I", data[12:16])[0]
+    start = 32 + header_len
+    header = json.loads(data[32:start])
+    codes = header["layers"][0]["codes"]  # 16 rows x 5 bytes: 48 padding bytes follow
+    at = codes["offset"] + codes["length"]
+    data[start + at] = 1
+    with pytest.raises(LaqFormatError, match=f"padding byte at offset {at} between layer 0"):
+        _native.LaqFile.from_bytes(bytes(refresh_crc(data)))
 
 
 def test_writer_rejects_bad_input_naming_the_field(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from conftest import tiny_config
 
 from serlaq.data.datamodule import SERDataModule
 from serlaq.errors import ConfigError
-from serlaq.laq.config import DEFAULT_BUDGET_BITS, LaqConfig
+from serlaq.laq_config import DEFAULT_BUDGET_BITS, LaqConfig
 from serlaq.laq.fakequant import fake_quantize, quantizable_layers
 from serlaq.laq.qat import QATModule, finetune
 from serlaq.laq.quantize import QuantScheme

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from torch import nn
 
 from serlaq.errors import ConfigError
@@ -110,6 +111,9 @@ def test_classification_metrics_match_sklearn() -> None:
         mask = target == i
         assert metrics["per_class_accuracy"][label] == pytest.approx(float((logits.argmax(1)[mask] == i).float().mean()))
     assert metrics["per_class_accuracy"]["e"] is None  # no test clip of that class
+    # UAR: the mean recall over the classes that occur (sklearn's balanced accuracy)
+    assert metrics["uar"] == pytest.approx(balanced_accuracy_score(target.numpy(), preds))
+    assert metrics["uar"] == pytest.approx(float(np.mean([metrics["per_class_accuracy"][label] for label in labels[:4]])))
 
 
 def test_mlp_is_a_plain_sequential() -> None:

@@ -120,3 +120,23 @@ def test_property_partition_and_stratification(counts: list[int], seed: int, val
     for k, c in enumerate(counts):
         assert (labels[parts[0]] == str(k)).sum() >= 1
         assert abs((labels[parts[2]] == str(k)).sum() - test * c) < 2
+
+
+def test_loso_folds_hold_out_each_speaker_once() -> None:
+    from serlaq.data.splits import loso_folds
+
+    rng = np.random.default_rng(0)
+    speakers = np.repeat([f"s{i}" for i in range(4)], 30)
+    labels = np.array([["a", "b", "c"][i % 3] for i in range(120)])
+    rng.shuffle(labels)
+    folds = loso_folds(labels, speakers, seed=1)
+    assert [name for name, _ in folds] == ["s0", "s1", "s2", "s3"]
+    tested = np.concatenate([test for _, (_, _, test) in folds])
+    assert sorted(tested.tolist()) == list(range(120))  # every clip tested exactly once
+    for name, (train, val, test) in folds:
+        assert set(speakers[test]) == {name} and name not in set(speakers[np.concatenate([train, val])])
+        assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(120))
+        assert len(val) == 9 and set(labels[val]) == {"a", "b", "c"}  # ceil(0.1 * 90), stratified
+    assert [v.tolist() for _, (_, v, _) in folds] == [v.tolist() for _, (_, v, _) in loso_folds(labels, speakers, seed=1)]
+    with pytest.raises(DataError, match="at least 2 speakers"):
+        loso_folds(labels, np.repeat("s0", 120))

@@ -19,7 +19,7 @@ from serlaq.config import RunConfig
 from serlaq.data.datamodule import SERDataModule
 from serlaq.errors import ConfigError
 from serlaq.model import SERClassifier
-from serlaq.training import FitInterrupted, RunResult, fit
+from serlaq.training import CompressionError, FitInterrupted, RunResult, check_resumable, fit
 
 # conftest.TINY_RUN: 7 emotions x 10 clips of 0.5 s = 56 / 7 / 7 clips, one per class in val and in test
 TRAIN = {"train.patience": 3, "laq": None}  # compression has its own tests
@@ -54,7 +54,7 @@ def test_fit_writes_the_run_folder(tiny_run: RunResult) -> None:
     assert metrics["labels"] == labels
     assert metrics["split_sizes"] == {"train": 56, "val": 7, "test": 7}
     assert metrics["seed"] == 0 and metrics["world_size"] == 1
-    assert metrics["parameters"] == (180 * 64 + 64) + (64 * 32 + 32) + (32 * 7 + 7)
+    assert metrics["parameters"] == (272 * 64 + 64) + (64 * 32 + 32) + (32 * 7 + 7)
     assert metrics["data"]["clips_used"] == 70 and metrics["data"]["clips_skipped"] == 0
     assert 0 <= metrics["best_epoch"] < metrics["epochs"] <= 6
     assert metrics["checkpoint"] == "model.ckpt" and metrics["monitor"] == "val_acc"
@@ -159,6 +159,73 @@ def test_resume_refuses_a_different_run(tmp_path: Path, cache_dir: Path, tiny_ru
     changed = tiny_config(tiny_run.run_dir.parent, cache_dir, name=tiny_run.run_dir.name, **{"model.hidden": [32, 32]})
     with pytest.raises(ConfigError, match=r"cannot resume: model.hidden differs"):
         fit(changed, resume=True)
+
+
+def test_resume_allows_data_keys_that_do_not_change_the_data(tmp_path: Path, cache_dir: Path, tiny_run: RunResult) -> None:
+    run_dir = tiny_run.run_dir
+
+    def config(**changes: Any) -> RunConfig:
+        return tiny_config(run_dir.parent, cache_dir, name=run_dir.name, **changes)
+
+    # extraction processes, cache location and the unreadable-file policy: the same data
+    check_resumable(config(**{"data.workers": 2, "data.on_error": "skip", "data.cache_dir": str(tmp_path)}), run_dir)
+    # what the data are: refused, naming the key
+    with pytest.raises(ConfigError, match=r"cannot resume: data\.split differs"):
+        check_resumable(config(**{"data.split": [0.6, 0.2, 0.2]}), run_dir)
+    with pytest.raises(ConfigError, match=r"cannot resume: data\.synthetic\.seed differs"):
+        check_resumable(config(**{"data.synthetic.seed": 5}), run_dir)
+
+
+def test_a_failed_laq_stage_keeps_the_scores(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import serlaq.laq.pipeline
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("search exploded")
+
+    monkeypatch.setattr(serlaq.laq.pipeline, "compress_model", broken)
+    config = tiny_config(tmp_path, cache_dir, name="laq-fails", **{"train.max_epochs": 2, "laq": {"mode": "paper"}})
+    with pytest.raises(CompressionError) as info:
+        fit(config)
+    message = str(info.value)
+    assert "laq: compression failed after training (RuntimeError: search exploded)" in message
+    assert f"serlaq compress --checkpoint {config.run_dir / 'model.ckpt'}" in message
+    assert isinstance(info.value.__cause__, RuntimeError)
+    metrics = json.loads((config.run_dir / "metrics.json").read_text())
+    assert metrics == info.value.result.metrics and metrics["epochs"] == 2
+    assert (config.run_dir / "confusion_matrix.png").is_file() and not (config.run_dir / "model.laq").exists()
+
+
+def test_an_import_error_in_the_laq_code_is_not_hidden(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from serlaq.training.run import laq_callback
+
+    monkeypatch.setitem(sys.modules, "serlaq.laq.callback", None)  # a broken module: import raises ImportError
+    with pytest.raises(ImportError, match=r"serlaq\.laq\.callback"):
+        laq_callback(tiny_config(tmp_path, cache_dir, **{"laq": {}}))
+
+
+def test_progress_outside_a_terminal_is_a_few_summary_lines(
+    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tiny_config(
+        tmp_path, cache_dir, name="log", **{"trainer.enable_progress_bar": True, "train.max_epochs": 20, "train.patience": 50}
+    )
+    capsys.readouterr()
+    result = fit(config)
+    assert result is not None and result.metrics["epochs"] == 20
+    err = capsys.readouterr().err
+    assert "Validation DataLoader" not in err and "Epoch 1:" not in err
+    lines = [line for line in err.splitlines() if line.startswith("training: ")]
+    # pytest's capture is not a terminal: a start line, epochs 1, 2, 4, ..., 20 (every 2nd), an end line
+    assert lines[0].startswith("training: up to 20 epochs of ")
+    assert [line.split()[2] for line in lines[1:-1]] == ["1/20", *(f"{e}/20" for e in range(2, 21, 2))]
+    assert "val_acc" in lines[1] and "train_loss" in lines[-2]
+    assert lines[-1] == "training: done after 20 epochs"
 
 
 def test_fresh_run_replaces_previous_outputs(tmp_path: Path, cache_dir: Path) -> None:

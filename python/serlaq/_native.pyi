@@ -20,14 +20,27 @@ from numpy.typing import ArrayLike, NDArray
 FORMAT_VERSION: int
 """The `.laq` format version this build writes and reads."""
 
-def pack(codes: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
+QGEMM_DOT_COLS_PER_ROUNDING: int
+QGEMM_DOT_EXTRA_ROUNDINGS: int
+F32_UNIT_ROUNDOFF: float
+"""Constants of qgemm's error bound: a product goes through at most
+ceil(cols / QGEMM_DOT_COLS_PER_ROUNDING) + QGEMM_DOT_EXTRA_ROUNDINGS f32 roundings."""
+
+def kernel() -> str:
+    """Name of the kernel pack/unpack/qgemm run: "portable", "avx2" or "avx512" (the
+    last only in builds with the `avx512` cargo feature); SERLAQ_KERNELS can force one."""
+
+def kernels() -> list[str]:
+    """The kernels this build has and this CPU runs, plainest first."""
+
+def pack(codes: NDArray[np.uint8], bits: int, *, kernel: str | None = None) -> NDArray[np.uint8]:
     """Pack codes (each < 2**bits) at `bits` in 1..8.
 
     1-D (n,) -> (ceil(n*bits/8),); 2-D (rows, cols) -> (rows, ceil(cols*bits/8)).
     ValueError if bits is not in 1..8 or a code does not fit (the message gives its index).
     """
 
-def unpack(packed: NDArray[np.uint8], bits: int, count: int) -> NDArray[np.uint8]:
+def unpack(packed: NDArray[np.uint8], bits: int, count: int, *, kernel: str | None = None) -> NDArray[np.uint8]:
     """Inverse of `pack`: 1-D -> (count,); 2-D (rows, row_bytes) -> (rows, count).
 
     ValueError unless the (last) dimension is exactly ceil(count*bits/8) bytes.
@@ -41,13 +54,15 @@ def qgemm(
     zero: ArrayLike,
     bias: ArrayLike | None,
     x: ArrayLike,
+    *,
+    kernel: str | None = None,
 ) -> NDArray[np.float32]:
     """y = x @ W.T + bias with W[r, c] = scale[r'] * (q[r, c] - zero[r']) decoded on the fly.
 
     packed: uint8 (rows, ceil(cols*bits/8)); scale, zero: float32 of length 1 (per tensor)
     or rows (per row); bias: float32 (rows,) or None; x: float32 (cols,) -> (rows,) or
     (batch, cols) -> (batch, rows). Non-float32 inputs are converted; the GIL is released
-    while large products run.
+    while large products run. `kernel` forces one of `kernels()` (ValueError otherwise).
     """
 
 class LayerDict(TypedDict):
@@ -117,7 +132,7 @@ class LaqFile:
     def tensor(self, name: str) -> NDArray[np.float32]:
         """Extra tensor `name` in its stored shape. KeyError if absent."""
 
-    def forward(self, i: int, x: ArrayLike) -> NDArray[np.float32]:
+    def forward(self, i: int, x: ArrayLike, *, kernel: str | None = None) -> NDArray[np.float32]:
         """x @ W_i.T + b_i computed from the stored packed layer (see `qgemm`)."""
 
 # --- audio (rust/python/src/audio.rs over rust/core/src/audio/) ---------------------------

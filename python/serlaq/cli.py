@@ -146,13 +146,16 @@ def fit(
     from serlaq.config import command_config
 
     run_config = command_config(config, data_dir=data_dir, seed=seed, out=out, sets=overrides, resume=resume)
-    from serlaq.training import FitInterrupted, fit as run_fit, format_summary
+    from serlaq.training import CompressionError, FitInterrupted, fit as run_fit, format_summary
 
     try:
         result = run_fit(run_config, resume=resume)
     except FitInterrupted as exc:
         typer.echo(f"serlaq: {exc}", err=True)
         raise typer.Exit(130) from None
+    except CompressionError as exc:  # training is complete and written: show it, then the failure
+        typer.echo(format_summary(exc.result))
+        fail(str(exc))
     if result is not None:
         typer.echo(format_summary(result))
 
@@ -161,7 +164,7 @@ def fit(
 def compress(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="a trained checkpoint (the model.ckpt of a run folder)"),
     out: Path | None = typer.Option(None, "--out", help="output .laq file (default: model.laq next to the checkpoint)"),
-    mode: str | None = typer.Option(None, "--mode", help="paper (the paper's search exactly) or qat (default: budget search + fine-tuning)"),
+    mode: str | None = typer.Option(None, "--mode", help="qat (default: budget search on train+val agreement + QAT) or paper (importance ranking + search on val accuracy)"),
     margin: float | None = typer.Option(None, "--margin", min=0.0, help="T_margin of eq. 5 as a fraction (paper: 0.01 = one point)"),
     weights: tuple[float, float, float] | None = typer.Option(
         None, "--weights", metavar="WP WE WV", help="importance weights (w_P, w_E, w_V) of eq. 4 (default 0.11 0.01 0.88)"
@@ -177,7 +180,7 @@ def compress(
 ) -> None:
     """Compress a trained checkpoint with layer-wise adaptive quantization into a packed .laq model.
 
-    Rebuilds the checkpoint's data (same split) from the feature cache, ranks the layers by importance, searches each layer's bit-width on validation data, optionally fine-tunes at those bits, and writes the .laq file plus a JSON summary (laq.json) with the search trace.
+    Rebuilds the checkpoint's data (same split) from the feature cache. The default mode (qat) runs a budget search: the bit plan within 1.1 average bits (--budget-bits / --budget-kb) whose predictions agree most with the fp32 model on train + val, with the range-search quantizer, then 30 epochs of quantization-aware fine-tuning at that plan. --mode paper is the paper's procedure: layers ranked by importance (eq. 1-4), each layer's bit-width searched on validation accuracy within the margin (eq. 5), no fine-tuning. Writes the .laq file plus a JSON summary (laq.json) with the search trace.
 
     Example: serlaq compress --checkpoint runs/emodb/model.ckpt --mode paper --margin 0.01 --weights 0.11 0.01 0.88
     """

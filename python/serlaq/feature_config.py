@@ -2,38 +2,105 @@
 
 The `.laq` header and the run config both carry this model; parsing them (`serlaq info`,
 `serlaq fit --config` validation) must not pay for importing torch. The feature code that
-uses it is `serlaq.features` (which re-exports `FeatureConfig`).
+uses it is `serlaq.features` (which re-exports `FeatureConfig`); the Rust runtime
+(`rust/core/src/features/`) implements the same definitions and enforces the same bounds
+(`BOUNDS` below). Definitions and rulings: docs/features.md.
+
+Presets: `preset` names a bundle of defaults. Every field the user does not give is filled
+from the preset's values (a before-validator), explicit keys override. `paper` is the
+paper's 180-d recipe (time means of 40 MFCC, 12 chroma, 128 power mel bands); `rich` adds
+what measured better on inner holdouts (see `PRESETS`). A stored dict without `preset`
+(an old `.laq` header or checkpoint) must be read with `FeatureConfig.from_stored`, which
+reads it as `paper`: old files keep the features they were trained on whatever the
+current default preset is.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PresetName = Literal["paper", "rich"]
+Stat = Literal["mean", "std"]
+
+# Every value of a preset that differs from the field defaults below (the field defaults
+# ARE the paper preset).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "rich": {"mel_scale": "db", "stats": ("mean", "std"), "delta_stats": ("std",), "n_mels": 64},
+}
+# The preset `FeatureConfig()` (and a config without `features.preset`) gets.
+DEFAULT_PRESET: PresetName = "rich"
+
+# Numeric bounds, inclusive unless noted; the Rust FeatureSpec enforces the same numbers
+# (tests/test_features.py checks pydantic against this table).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "sample_rate": (1000, 192000),
+    "n_fft": (16, 16384),
+    "hop_length": (1, 16384),  # and <= n_fft
+    "win_length": (1, 16384),  # and <= n_fft
+    "n_mels": (1, 512),
+    "n_mfcc": (1, 512),  # and <= n_mels
+    "n_chroma": (1, 96),
+    "top_db": (0.0, 300.0),  # exclusive low: (0, 300]
+    "chroma_tuning": (-0.5, 0.5),
+    "delta_width": (3, 31),  # and odd
+}
+INPUT_RATE_BOUNDS = (1000, 384000)  # Hz a file or waveform may have before resampling
+MAX_CLIP_SECONDS = 3600.0  # longest whole clip; longer: an error pointing at segment mode
 
 
 class FeatureConfig(BaseModel):
-    """How a waveform becomes a feature vector. Defaults reproduce the librosa recipe."""
+    """How a waveform becomes a feature vector. `preset="paper"` reproduces the librosa recipe."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    sample_rate: int = Field(22050, gt=0, description="every clip is resampled to this rate (Hz)")
-    n_mfcc: int = Field(40, ge=1, description="MFCC coefficients (block 1)")
-    n_chroma: int = Field(12, ge=1, description="chroma bins per octave (block 2)")
-    n_mels: int = Field(128, ge=1, description="mel bands (block 3, power; also the MFCC input)")
-    n_fft: int = Field(2048, ge=16, description="FFT size (samples)")
-    hop_length: int = Field(512, ge=1, description="frame step (samples)")
-    win_length: int | None = Field(None, ge=1, description="Hann window length; None = n_fft")
+    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d) or rich")
+    sample_rate: int = Field(22050, ge=1000, le=192000, description="every clip is resampled to this rate (Hz)")
+    n_mfcc: int = Field(40, ge=1, le=512, description="MFCC coefficients")
+    n_chroma: int = Field(12, ge=1, le=96, description="chroma bins per octave")
+    n_mels: int = Field(128, ge=1, le=512, description="mel bands (the mel block, and the MFCC input)")
+    n_fft: int = Field(2048, ge=16, le=16384, description="FFT size (samples)")
+    hop_length: int = Field(512, ge=1, le=16384, description="frame step (samples), <= n_fft")
+    win_length: int | None = Field(None, ge=1, le=16384, description="Hann window length; None = n_fft")
     f_min: float = Field(0.0, ge=0.0, description="lowest mel frequency (Hz)")
     f_max: float | None = Field(None, gt=0.0, description="highest mel frequency (Hz); None = sample_rate / 2")
-    top_db: float | None = Field(80.0, gt=0.0, description="dB floor below the clip's maximum before the MFCC DCT")
+    top_db: float | None = Field(80.0, gt=0.0, le=300.0, description="dB floor below the clip's maximum (MFCC, dB mel)")
     chroma_spectrum: Literal["magnitude", "power"] = Field(
         "magnitude", description="spectrum the chroma filterbank sees: |STFT| (the recipe) or |STFT|^2"
     )
     chroma_tuning: float = Field(0.0, ge=-0.5, le=0.5, description="tuning offset in fractions of a chroma bin")
+    mel_scale: Literal["power", "db"] = Field(
+        "power", description="mel block as power (paper) or as the floored dB values the MFCC sees"
+    )
+    stats: tuple[Stat, ...] = Field(("mean",), min_length=1, description="pooling statistics over frames")
+    delta_stats: tuple[Stat, ...] = Field((), description="statistics of the delta-MFCC over frames")
+    delta_width: int = Field(9, ge=3, le=31, description="delta window (frames, odd)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        name = data.get("preset", DEFAULT_PRESET)
+        values = PRESETS.get(name) if isinstance(name, str) else None
+        if values is None:
+            return data  # the Literal check names the bad preset
+        return {**values, **data, "preset": name}
+
+    @field_validator("stats", "delta_stats")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"each statistic at most once, got {list(value)}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureConfig:
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length ({self.hop_length}) must be <= n_fft ({self.n_fft})")
         if self.win_length is not None and self.win_length > self.n_fft:
             raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
         if self.n_mfcc > self.n_mels:
@@ -43,12 +110,30 @@ class FeatureConfig(BaseModel):
             raise ValueError(f"f_max ({self.f_max}) must be <= sample_rate / 2 ({nyquist})")
         if self.f_min >= (self.f_max if self.f_max is not None else nyquist):
             raise ValueError(f"f_min ({self.f_min}) must be below f_max")
+        if self.delta_width % 2 == 0:
+            raise ValueError(f"delta_width ({self.delta_width}) must be odd")
         return self
+
+    @classmethod
+    def from_stored(cls, raw: Mapping[str, Any]) -> FeatureConfig:
+        """A config read back from a `.laq` header or a checkpoint: no `preset` key = `paper`.
+
+        Files written before presets existed hold the paper's fields only; reading them
+        with the current default preset could fill the new fields with other values.
+        """
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"features: expected an object, got {type(raw).__name__}")
+        return cls.model_validate({"preset": "paper", **raw})
+
+    @property
+    def block_width(self) -> int:
+        """Width of one statistic's [mfcc, chroma, mel] group."""
+        return self.n_mfcc + self.n_chroma + self.n_mels
 
     @property
     def dim(self) -> int:
-        """Length of the feature vector: n_mfcc + n_chroma + n_mels (180 by default)."""
-        return self.n_mfcc + self.n_chroma + self.n_mels
+        """Length of the feature vector (paper preset: 40 + 12 + 128 = 180)."""
+        return len(self.stats) * self.block_width + len(self.delta_stats) * self.n_mfcc
 
     @property
     def min_samples(self) -> int:
@@ -56,13 +141,31 @@ class FeatureConfig(BaseModel):
         return self.win_length or self.n_fft
 
     def block_slices(self) -> dict[str, slice]:
-        """Where each block sits in the feature vector."""
-        a, b = self.n_mfcc, self.n_mfcc + self.n_chroma
-        return {"mfcc": slice(0, a), "chroma": slice(a, b), "mel": slice(b, self.dim)}
+        """Where each block sits: "mfcc_mean", "chroma_std", "dmfcc_std", ...
+
+        Layout: for s in stats: [mfcc_s, chroma_s, mel_s]; then for s in delta_stats:
+        [dmfcc_s]. "mfcc" / "chroma" / "mel" alias the mean blocks (when "mean" is pooled).
+        """
+        out: dict[str, slice] = {}
+        at = 0
+        for stat in self.stats:
+            for block, width in (("mfcc", self.n_mfcc), ("chroma", self.n_chroma), ("mel", self.n_mels)):
+                out[f"{block}_{stat}"] = slice(at, at + width)
+                at += width
+        for stat in self.delta_stats:
+            out[f"dmfcc_{stat}"] = slice(at, at + self.n_mfcc)
+            at += self.n_mfcc
+        if "mean" in self.stats:
+            out.update({block: out[f"{block}_mean"] for block in ("mfcc", "chroma", "mel")})
+        return out
 
     def feature_names(self) -> list[str]:
-        return (
-            [f"mfcc_{i}" for i in range(self.n_mfcc)]
-            + [f"chroma_{i}" for i in range(self.n_chroma)]
-            + [f"mel_{i}" for i in range(self.n_mels)]
-        )
+        """One name per element: "mfcc_3" for the means (as before presets), "mel_std_7", "dmfcc_std_0"."""
+        names: list[str] = []
+        blocks = [(f"{b}_{s}", b if s == "mean" else f"{b}_{s}") for s in self.stats for b in ("mfcc", "chroma", "mel")]
+        blocks += [(f"dmfcc_{s}", f"dmfcc_{s}") for s in self.delta_stats]
+        slices = self.block_slices()
+        for key, prefix in blocks:
+            sl = slices[key]
+            names += [f"{prefix}_{i}" for i in range(sl.stop - sl.start)]
+        return names

@@ -1,4 +1,4 @@
-"""The 180-d clip features of the paper: 40 MFCC + 12 chroma + 128 mel power, time means.
+"""Clip features: the paper's 180-d (40 MFCC + 12 chroma + 128 mel power, time means) and richer presets.
 
 This is the one module training and inference share: the `.laq` header carries
 `FeatureConfig.model_dump()`, and the runtime rebuilds the same `FeatureExtractor` from it.
@@ -21,7 +21,16 @@ Definitions follow librosa's defaults (the widely used recipe `mfcc(n_mfcc=40)`,
   with `chroma_spectrum="power"`, to the power spectrum (`chroma_stft(y=...)`), then each
   frame is divided by its maximum (norm=inf; all-zero frames stay zero).
 
-Output order is [MFCC, chroma, mel], as in the recipe.
+Output order is [MFCC, chroma, mel], as in the recipe. Beyond the paper (FeatureConfig
+`mel_scale`, `stats`, `delta_stats`; the `rich` preset; rulings in docs/features.md):
+
+- `mel_scale="db"`: the mel block is the floored dB mel the MFCC sees (per band).
+- `stats`: pooling over frames, "mean" and/or "std" (population std, ddof 0) of the
+  per-frame MFCCs (DCT of each frame's floored dB mel), chroma and mel values; the vector
+  is [mfcc_s, chroma_s, mel_s] for each s in `stats`.
+- `delta_stats`: the same statistics of the first-order delta of the per-frame MFCCs
+  (`torchaudio.functional.compute_deltas`, `delta_width` frames, each clip's edges
+  replicated), appended as [dmfcc_s] for each s.
 """
 
 from __future__ import annotations
@@ -41,8 +50,9 @@ from serlaq.feature_config import FeatureConfig
 
 __all__ = ["FEATURES_VERSION", "FeatureConfig", "FeatureExtractor", "chroma_filterbank"]
 
-# Bump when the numbers an unchanged FeatureConfig produces change (feature code or the
-# audio loader/resampler): it is part of the feature cache key.
+# Part of the feature cache key, with a hash of this module's source, feature_config.py,
+# data/audio.py and the native module (serlaq.data.cache.code_fingerprint): edits there
+# change the key by themselves. Bump this only for a change outside those files.
 FEATURES_VERSION = 1
 
 
@@ -151,6 +161,13 @@ class FeatureExtractor(nn.Module):
                 return a.mean(-1)
             return (a * mask[:, None, :]).sum(-1) / count
 
+        def time_stat(a: Tensor, stat: str, mean: Tensor | None = None) -> Tensor:
+            if stat == "mean":
+                return time_mean(a) if mean is None else mean
+            # Population std (ddof 0), two-pass: the mean first, then the mean squared deviation.
+            dev = a - (time_mean(a) if mean is None else mean)[..., None]
+            return time_mean(dev * dev).sqrt()
+
         # The sparse product wants a 2-D (F, B * frames) operand (a view when B = 1).
         flat = power[0] if batch == 1 else power.transpose(0, 1).reshape(n_freqs, batch * n_frames)
         mel = (self.mel_csr @ flat).reshape(-1, batch, n_frames).transpose(0, 1)  # (B, n_mels, frames)
@@ -159,15 +176,45 @@ class FeatureExtractor(nn.Module):
             kept = db if mask is None else db.masked_fill(~mask[:, None, :], -math.inf)
             peak = kept.amax(dim=(-2, -1), keepdim=True)
             db = torch.maximum(db, peak - cfg.top_db)
-        mfcc = time_mean(db) @ self.dct_t  # DCT of the mean = mean of the DCTs
+        db_mean = time_mean(db)
+        mfcc_mean = db_mean @ self.dct_t  # DCT of the mean = mean of the DCTs
+        per_frame_mfcc = None
+        if "std" in cfg.stats or cfg.delta_stats:
+            per_frame_mfcc = self.dct @ db  # (B, n_mfcc, frames): each frame's MFCCs
 
         spectrum = magnitude if cfg.chroma_spectrum == "magnitude" else power
         raw = self.chroma_fb @ spectrum  # (B, n_chroma, frames), >= 0
         top = raw.amax(dim=-2, keepdim=True)
         chroma = raw / torch.where(top < self._tiny, 1.0, top)
 
-        out = torch.cat([mfcc, time_mean(chroma), time_mean(mel)], dim=-1)
+        mel_values, mel_mean = (mel, None) if cfg.mel_scale == "power" else (db, db_mean)
+        parts: list[Tensor] = []
+        for stat in cfg.stats:
+            parts.append(mfcc_mean if stat == "mean" else time_stat(per_frame_mfcc, stat, mfcc_mean))
+            parts.append(time_stat(chroma, stat))
+            parts.append(time_stat(mel_values, stat, mel_mean))
+        if cfg.delta_stats:
+            delta = self._deltas(per_frame_mfcc, mask)
+            delta_mean = time_mean(delta)
+            parts += [time_stat(delta, stat, delta_mean) for stat in cfg.delta_stats]
+        out = torch.cat(parts, dim=-1)
         return out[0] if single else out
+
+    def _deltas(self, mfcc: Tensor, mask: Tensor | None) -> Tensor:
+        """First-order deltas of (B, n_mfcc, frames) per-frame MFCCs, each clip's own edges replicated.
+
+        `torchaudio.functional.compute_deltas(win_length=delta_width, mode="replicate")`:
+        d_t = sum_{n=1..N} n (c_{t+n} - c_{t-n}) / (2 sum n^2), N = (width - 1) / 2, with
+        c clamped to the clip's first and last frame. In a padded batch the frames past a
+        clip's end are overwritten with its last frame first, so the replicate edge is the
+        clip's own, not the batch's.
+        """
+        if mask is not None:
+            last = (mask.sum(-1) - 1).clamp(min=0)  # (B,) index of each clip's last frame
+            frames = torch.arange(mfcc.shape[-1], device=mfcc.device)
+            index = torch.minimum(frames[None, :], last[:, None])  # (B, frames)
+            mfcc = mfcc.gather(-1, index[:, None, :].expand_as(mfcc))
+        return AF.compute_deltas(mfcc, win_length=self.cfg.delta_width, mode="replicate")
 
     def _spectra(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(B, L) waveforms -> |STFT| and |STFT|^2, each (B, F, n_frames) contiguous.

@@ -17,11 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from serlaq import metrics
 from serlaq.errors import ConfigError
 from serlaq.presets import DEFAULT_PRESET, PRESETS  # torch-free: config validation reads them
-
 
 
 def resolve_hidden(hidden: str | Sequence[int]) -> list[int]:
@@ -59,34 +58,24 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def classification_metrics(logits: Tensor, target: Tensor, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class accuracy (recall) and confusion matrix of one split.
+    """Accuracy, macro-F1, UAR, per-class accuracy (recall) and confusion matrix of one split.
 
     A plain function (no metric state) so a saved checkpoint can be scored exactly once per
-    sample, whatever strategy trained it. Computed from the confusion counts in float64
-    with torchmetrics' definitions (macro-F1 averages the classes that occur in the
-    targets or the predictions), so the JSON holds exact ratios such as 50/54.
+    sample, whatever strategy trained it. The scores are `serlaq.metrics` (float64 from the
+    confusion counts), so the JSON holds exact ratios such as 50/54.
     """
-    num_classes = len(labels)
     preds = logits.argmax(dim=-1)
-    confusion = multiclass_confusion_matrix(preds, target, num_classes=num_classes).double()
-    true_pos = confusion.diag()
-    support = confusion.sum(dim=1)
-    predicted = confusion.sum(dim=0)
-    recall = torch.where(support > 0, true_pos / support.clamp(min=1), 0.0)
-    precision = torch.where(predicted > 0, true_pos / predicted.clamp(min=1), 0.0)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    present = (support + predicted) > 0
+    s = metrics.label_scores(target.numpy(), preds.numpy(), labels)
     return {
-        "accuracy": float(true_pos.sum() / max(int(target.numel()), 1)),
-        "macro_f1": float(f1[present].mean()) if bool(present.any()) else 0.0,
-        "per_class_accuracy": {
-            label: (float(acc) if n > 0 else None) for label, acc, n in zip(labels, recall, support)
-        },
-        "per_class_f1": {label: float(v) for label, v in zip(labels, f1)},
-        "support": {label: int(n) for label, n in zip(labels, support)},
-        "confusion_matrix": confusion.long().tolist(),
+        "accuracy": s.accuracy,
+        "macro_f1": s.macro_f1,
+        "uar": s.uar,
+        "per_class_accuracy": {c.label: (c.recall if c.support > 0 else None) for c in s.per_class},
+        "per_class_f1": {c.label: c.f1 for c in s.per_class},
+        "support": {c.label: c.support for c in s.per_class},
+        "confusion_matrix": s.confusion.tolist(),
         "loss": float(F.cross_entropy(logits.double(), target)),
-        "count": int(target.numel()),
+        "count": s.count,
     }
 
 
@@ -171,9 +160,24 @@ class SERClassifier(L.LightningModule):
 
     # --- training ----------------------------------------------------------------------
 
+    def recipe(self) -> dict[str, Any]:
+        """The run config's `train` recipe options (label smoothing, weight decay, schedule, noise)."""
+        train = dict((self.hparams.get("run_config") or {}).get("train") or {})
+        return {
+            "label_smoothing": float(train.get("label_smoothing", 0.0)),
+            "weight_decay": float(train.get("weight_decay", 0.0)),
+            "scheduler": str(train.get("scheduler", "none")),
+            "feature_noise": float(train.get("feature_noise", 0.0)),
+            "max_epochs": int(train.get("max_epochs", 200)),
+        }
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        loss = F.cross_entropy(self(x), y)
+        recipe = self.recipe()
+        z = self.standardize(x)
+        if recipe["feature_noise"] > 0:
+            z = z + recipe["feature_noise"] * torch.randn_like(z)
+        loss = F.cross_entropy(self.net(z), y, label_smoothing=recipe["label_smoothing"])
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -197,5 +201,13 @@ class SERClassifier(L.LightningModule):
         self.test_confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+    def configure_optimizers(self) -> Any:
+        recipe = self.recipe()
+        if recipe["weight_decay"] > 0:
+            opt: torch.optim.Optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=recipe["weight_decay"])
+        else:
+            opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        if recipe["scheduler"] == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, recipe["max_epochs"]))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return opt

@@ -145,7 +145,7 @@ def _parse_feature_config(raw: dict[str, Any], path: str) -> FeatureConfig:
     from serlaq.feature_config import FeatureConfig
 
     try:
-        return FeatureConfig.model_validate(raw)
+        return FeatureConfig.from_stored(raw)  # no "preset" (files from before presets) = paper
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err.get("loc", ()))

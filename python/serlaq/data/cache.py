@@ -1,10 +1,14 @@
 """Clips -> feature matrix, with an on-disk cache and parallel extraction.
 
 Cache entries are one `.npy` per clip at
-`cache_dir/features-v<FEATURES_VERSION>-<config hash>/<sha[:2]>/<sha256 of the file>.npy`:
-the key is the file's content (not its path or mtime), the feature config and the
-feature code version, so renamed or copied files hit the cache and an edited file or a
-changed config misses it. Entries are written atomically (temp file + rename) and a
+`cache_dir/features-<config key>/<sha[:2]>/<sha256 of the file>.npy`: the key is the
+file's content (not its path or mtime), the feature config and the feature code, so
+renamed or copied files hit the cache and an edited file, a changed config or changed code
+misses it. "The feature code" is `code_fingerprint()`: the SHA-256 of the source of
+`serlaq/features.py`, `serlaq/feature_config.py`, `serlaq/data/audio.py` (decoding and
+resampling), the bytes of the native module file (`serlaq._native`, which the audio path
+calls), and the torch / torchaudio / numpy versions. Nobody has to remember to bump a
+version; `FEATURES_VERSION` stays in the key as a manual override for anything else. Entries are written atomically (temp file + rename) and a
 damaged entry is recomputed. Only successful extractions are cached.
 
 Extraction runs in a thread pool: decoding (libsndfile), hashing and the torch ops all
@@ -16,6 +20,7 @@ importing torch; see benchmarks/features.py).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -46,9 +51,50 @@ class Extracted(NamedTuple):
     skipped: list[tuple[Path, str]]  # (path, one-line reason) for each clip left out
 
 
+# The modules whose code decides the numbers a FeatureConfig produces.
+FINGERPRINT_MODULES = ("serlaq.features", "serlaq.feature_config", "serlaq.data.audio", "serlaq._native")
+
+
+def fingerprint_files() -> list[Path]:
+    """The files `code_fingerprint` hashes: the sources (and the native library) of FINGERPRINT_MODULES."""
+    files = []
+    for name in FINGERPRINT_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "__file__", None) is None:
+            raise DataError(f"{name}: has no file to fingerprint the feature cache with")
+        files.append(Path(module.__file__))
+    return files
+
+
+_FINGERPRINTS: dict[tuple[tuple[str, int, int], ...], str] = {}
+
+
+def code_fingerprint() -> str:
+    """SHA-256 of the feature code: the bytes of `fingerprint_files()` and the numeric libraries' versions.
+
+    Memoized on each file's (path, size, mtime): hashing the native library (~1 MB) takes
+    a few milliseconds, once per process and build.
+    """
+    import torchaudio
+
+    files = fingerprint_files()
+    stamp = tuple((str(f), (st := f.stat()).st_size, st.st_mtime_ns) for f in files)
+    if (known := _FINGERPRINTS.get(stamp)) is not None:
+        return known
+    h = hashlib.sha256()
+    for name, f in zip(FINGERPRINT_MODULES, files):
+        h.update(name.encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    h.update(f"torch {torch.__version__} torchaudio {torchaudio.__version__} numpy {np.__version__}".encode())
+    _FINGERPRINTS[stamp] = digest = h.hexdigest()
+    return digest
+
+
 def config_key(cfg: FeatureConfig) -> str:
-    """Short hash naming the cache folder of one feature config and code version."""
-    body = json.dumps({"v": FEATURES_VERSION, "cfg": cfg.model_dump(mode="json")}, sort_keys=True)
+    """Short hash naming the cache folder of one feature config and the current feature code."""
+    body = json.dumps(
+        {"v": FEATURES_VERSION, "code": code_fingerprint(), "cfg": cfg.model_dump(mode="json")}, sort_keys=True
+    )
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -158,7 +204,7 @@ def extract_features(
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise DataError(f"workers: expected a positive number, got {workers}")
-    cache_root = Path(cache_dir) / f"features-v{FEATURES_VERSION}-{config_key(feature_cfg)}" if cache_dir else None
+    cache_root = Path(cache_dir) / f"features-{config_key(feature_cfg)}" if cache_dir else None
     worker = _Worker(feature_cfg, cache_root)
 
     rows: list[np.ndarray] = []

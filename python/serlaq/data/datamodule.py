@@ -77,14 +77,16 @@ class SERDataModule(L.LightningDataModule):
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike[str]) -> SERDataModule:
         """The datamodule a checkpoint was trained with (same data, split and statistics)."""
-        from serlaq.model import SERClassifier
-
-        model = SERClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
-        return cls.from_model(model)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        return cls.from_run_config((state.get("hyper_parameters") or {}).get("run_config"))
 
     @classmethod
     def from_model(cls, model: Any) -> SERDataModule:
-        run_config = model.hparams.get("run_config")
+        """The datamodule of a trained model (its `hparams` carry the run config)."""
+        return cls.from_run_config(model.hparams.get("run_config"))
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, Any] | None) -> SERDataModule:
         if not run_config:
             raise DataError("checkpoint: holds no run config; cannot rebuild its data")
         datamodule = cls(RunConfig.model_validate(run_config))

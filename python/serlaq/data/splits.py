@@ -130,3 +130,29 @@ def _by_speaker(labels: np.ndarray, speakers: np.ndarray, rng: np.random.Generat
     if missing:
         raise DataError(f"split: class(es) {missing} have no clips from the training speakers; use a stratified split")
     return train.astype(np.int64), val.astype(np.int64), test.astype(np.int64)
+
+
+def loso_folds(
+    labels: Sequence[str] | np.ndarray,
+    speakers: Sequence[str] | np.ndarray,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+) -> list[tuple[str, Split]]:
+    """Leave-one-speaker-out: one (speaker, (train, val, test)) per speaker, in sorted speaker order.
+
+    Test = every clip of that speaker; val = a seeded, stratified `val_fraction` of the other
+    speakers' clips (the split's stratified rule, seed `seed + fold`); train = the rest.
+    """
+    labels, speakers = np.asarray(labels), np.asarray(speakers)
+    if labels.shape[0] != speakers.shape[0]:
+        raise DataError(f"loso: {speakers.shape[0]} speaker ids for {labels.shape[0]} clips")
+    names = np.unique(speakers)
+    if names.shape[0] < 2:
+        raise DataError(f"loso: needs at least 2 speakers, the corpus has {names.shape[0]}")
+    folds = []
+    for k, name in enumerate(names):
+        test = np.flatnonzero(speakers == name)
+        rest = np.flatnonzero(speakers != name)
+        tr, va, _ = _stratified(labels[rest], np.random.default_rng(seed + k), val_fraction, 0.0)
+        folds.append((str(name), (rest[tr], rest[va], test.astype(np.int64))))
+    return folds

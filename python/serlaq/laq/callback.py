@@ -1,12 +1,13 @@
 """`LAQCallback`: after `serlaq fit` trains, compress the best checkpoint into a `.laq` file.
 
-It runs in `on_fit_end`, after `serlaq.training.SaveModel` has settled the final model in
-memory and saved it as `model.ckpt` (the weights where training stopped, or the best
-validation epoch with `train.restore_best`): the `.laq` file compresses exactly the model
-`metrics.json` scores, and `serlaq compress --checkpoint model.ckpt` reproduces it. The search
-uses the datamodule's splits (validation, or train + val for the label-free criteria);
-test data only appear in the reported accuracies. Only rank 0 runs it, and an
-interrupted fit writes nothing.
+`serlaq fit` runs it once training is over and `metrics.json` is written (so a failed
+compression loses no scores), on the final model in memory, the one `SaveModel` saved as
+`model.ckpt` (the weights where training stopped, or the best validation epoch with
+`train.restore_best`): the `.laq` file compresses exactly the model `metrics.json`
+scores, and `serlaq compress --checkpoint model.ckpt` reproduces it. On a plain Trainer it
+runs as an ordinary `on_fit_end` callback. The search uses the datamodule's splits
+(validation, or train + val for the label-free criteria); test data only appear in the
+reported accuracies. Only rank 0 runs it, and an interrupted fit writes nothing.
 
 Writes into the run folder: the `.laq` file (`laq.out`, default `model.laq`), `laq.json`
 (settings, importance, the search trace with every tried bit-width, sizes, accuracies)
@@ -23,7 +24,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from serlaq.laq.config import LaqConfig
+from serlaq.laq_config import LaqConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ of that config is the starting point and every argument given here overrides it.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from serlaq.errors import ConfigError
-from serlaq.laq.config import LaqConfig
+from serlaq.io import atomic_write_json
+from serlaq.laq_config import LaqConfig
 
 SUMMARY = "laq.json"
 
@@ -26,13 +26,10 @@ def summary_path(out: Path) -> Path:
 
 def write_outputs(outcome: Any, out: str | os.PathLike[str]) -> Path:
     """Write the `.laq` file and its JSON summary (both atomically); returns the summary path."""
-    from serlaq.config import atomic_write_bytes
-
     out = Path(out)
     outcome.write(out)
     path = summary_path(out)
-    data = {"laq_file": out.name, **outcome.summary()}
-    atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+    atomic_write_json(path, {"laq_file": out.name, **outcome.summary()})
     return path
 
 
@@ -79,7 +76,7 @@ def compress(
     from serlaq.config import RunConfig
     from serlaq.data.datamodule import SERDataModule
     from serlaq.laq.pipeline import compress_model, splits_of
-    from serlaq.training import quiet_lightning
+    from serlaq.lightning_utils import quiet_lightning
 
     model = load_checkpoint(checkpoint)
     run_config = RunConfig.model_validate(model.hparams["run_config"])

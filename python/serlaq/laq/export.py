@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from serlaq import __version__
-from serlaq.laq.fakequant import quantizable_layers
+from serlaq.version import __version__
+from serlaq.laq.layers import LayerSet
 from serlaq.laq.quantize import QuantizedWeight
 
 KB = 1000
@@ -74,32 +73,27 @@ def size_report(
     )
 
 
-def architecture_of(model: nn.Module) -> dict[str, Any]:
-    """The runtime's architecture record, read off the Linear layers."""
-    layers = [m for _, m in quantizable_layers(model)]
-    return {
-        "type": "mlp",
-        "input_dim": int(layers[0].in_features),
-        "hidden": [int(m.out_features) for m in layers[:-1]],
-        "activation": "relu",
-        "num_classes": int(layers[-1].out_features),
-    }
+def architecture_of(model: Any) -> dict[str, Any]:
+    """The runtime's architecture record of a model (or its `LayerSet`)."""
+    return LayerSet.of(model).architecture()
 
 
-def laq_metadata(model: nn.Module, laq: Mapping[str, Any]) -> dict[str, Any]:
-    """The metadata object of a `.laq` file for an `SERClassifier`."""
-    hparams = getattr(model, "hparams", {})
-    labels = list(getattr(model, "labels", None) or hparams.get("labels") or [])
+def laq_metadata(model: Any, laq: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata object of a `.laq` file for an `SERClassifier` (or its `LayerSet`)."""
+    layers = LayerSet.of(model)
+    module = layers.model
+    hparams = getattr(module, "hparams", {})
+    labels = list(getattr(module, "labels", None) or hparams.get("labels") or [])
     features = hparams.get("feature_config")
     if features is None:
-        from serlaq.features import FeatureConfig
+        from serlaq.feature_config import FeatureConfig
 
-        features = FeatureConfig().model_dump(mode="json")
+        features = FeatureConfig(preset="paper").model_dump(mode="json")
     return {
         "serlaq_version": __version__,
         "labels": labels,
         "features": dict(features),
-        "architecture": architecture_of(model),
+        "architecture": layers.architecture(),
         "normalization": {"mean": "norm.mean", "std": "norm.std"},
         "laq": dict(laq),
     }
@@ -107,32 +101,33 @@ def laq_metadata(model: nn.Module, laq: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_laq_file(
     path: str | os.PathLike[str],
-    model: nn.Module,
+    model: Any,
     quantized: Mapping[str, QuantizedWeight],
     laq: Mapping[str, Any],
 ) -> int:
-    """Write `model` with its layers replaced by `quantized` (name -> QuantizedWeight); returns the file size.
+    """Write `model` (a module or its `LayerSet`) with its layers replaced by `quantized`
+    (name -> QuantizedWeight); returns the file size.
 
     The write is atomic (the Rust writer renames a finished temp file over `path`).
     """
     from serlaq import _native
 
-    layers = quantizable_layers(model)
-    missing = [n for n, _ in layers if n not in quantized]
+    layers = LayerSet.of(model)
+    missing = [n for n in layers.names if n not in quantized]
     if missing:
         raise ValueError(f"no quantized weights for layer(s) {missing}")
     entries = []
-    for name, layer in layers:
-        q = quantized[name]
+    for layer in layers:
+        q = quantized[layer.name]
         if q.shape != tuple(layer.weight.shape):
-            raise ValueError(f"layer {name}: quantized shape {q.shape} != weight shape {tuple(layer.weight.shape)}")
-        bias = None if layer.bias is None else layer.bias.detach().cpu().to(torch.float32).numpy()
-        entries.append(q.layer_dict(name, bias))
+            raise ValueError(f"layer {layer.name}: quantized shape {q.shape} != weight shape {tuple(layer.weight.shape)}")
+        bias = None if layer.bias is None else layer.bias.cpu().numpy()
+        entries.append(q.layer_dict(layer.name, bias))
     tensors = {
-        "norm.mean": _f32(getattr(model, "feature_mean", None), layers[0][1].in_features, 0.0),
-        "norm.std": _f32(getattr(model, "feature_std", None), layers[0][1].in_features, 1.0),
+        "norm.mean": _f32(getattr(layers.model, "feature_mean", None), layers.input_dim, 0.0),
+        "norm.std": _f32(getattr(layers.model, "feature_std", None), layers.input_dim, 1.0),
     }
-    meta = json.dumps(laq_metadata(model, laq), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    meta = json.dumps(laq_metadata(layers, laq), sort_keys=True, separators=(",", ":"), allow_nan=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _native.write_laq(str(path), meta, entries, tensors)

@@ -1,8 +1,9 @@
 """Run a torch model with its Linear weights replaced by their quantized values (fake quantization).
 
-`PlanQuantizer` quantizes each (layer, bits) once and caches it, so a search that tries
-many plans costs one forward pass per plan. `make_evaluator` turns a model, a split and a
-criterion into the `evaluate(plan) -> score` callable the search functions take.
+`PlanQuantizer` quantizes each (layer, bits) of a `LayerSet` once and caches it, so a
+search that tries many plans costs one forward pass per plan. `make_evaluator` turns a
+model, a split and a criterion into the `evaluate(plan) -> score` callable the search
+functions take.
 
 Criteria (higher score is better; the search compares `baseline - score` to its margin):
 - "accuracy" (the paper): accuracy on the given split (the validation split);
@@ -15,50 +16,44 @@ Criteria (higher score is better; the search compares `baseline - score` to its 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from serlaq import metrics
+from serlaq.laq.layers import LayerSet, quantizable_layers
 from serlaq.laq.quantize import QuantizedWeight, QuantScheme, quantize
 
 Criterion = Literal["accuracy", "agreement", "kl"]
 CRITERIA: tuple[str, ...] = ("accuracy", "agreement", "kl")
 
-
-def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """(qualified name, Linear) of the layers LAQ quantizes, in forward order.
-
-    Uses the model's own `quantizable_layers()` when it has one (SERClassifier), else every
-    `nn.Linear` in registration order (which is forward order for an `nn.Sequential` MLP).
-    """
-    names = {id(m): n for n, m in model.named_modules()}
-    if hasattr(model, "quantizable_layers"):
-        mods = list(model.quantizable_layers())
-        out = []
-        for m in mods:
-            if isinstance(m, tuple):  # tolerate (name, module) pairs
-                m = m[1]
-            if id(m) not in names:
-                raise ValueError("quantizable_layers() returned a module that is not part of the model")
-            out.append((names[id(m)], m))
-    else:
-        out = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not out:
-        raise ValueError("the model has no Linear layers to quantize")
-    return out
+__all__ = [
+    "CRITERIA",
+    "PlanQuantizer",
+    "accuracy",
+    "fake_quantize",
+    "logits_with",
+    "make_evaluator",
+    "quantizable_layers",
+    "score_logits",
+]
 
 
 class PlanQuantizer:
-    """Quantized weights of a model's layers for any bit plan, each (layer, bits) computed once."""
+    """Quantized weights of a model's layers for any bit plan, each (layer, bits) computed once.
 
-    def __init__(self, layers: Sequence[tuple[str, nn.Linear]], scheme: QuantScheme = QuantScheme()) -> None:
+    `layers` is a `LayerSet` (or what `LayerSet.of` takes: a model, (name, Linear) pairs).
+    """
+
+    def __init__(self, layers: Any, scheme: QuantScheme = QuantScheme()) -> None:
+        self.layers = LayerSet.of(layers)
         self.scheme = scheme
-        self.names = [n for n, _ in layers]
-        self.weights = {n: m.weight.detach().to(torch.float32).clone() for n, m in layers}
-        self.biases = {n: (None if m.bias is None else m.bias.detach().to(torch.float32).clone()) for n, m in layers}
+        self.names = self.layers.names
+        self.weights = self.layers.weights()
+        self.biases = self.layers.biases()
         self._cache: dict[tuple[str, int], QuantizedWeight] = {}
         self._deq: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -68,6 +63,11 @@ class PlanQuantizer:
             self._cache[key] = quantize(self.weights[name], int(bits), self.scheme)
         return self._cache[key]
 
+    def quantized(self, plan: Mapping[str, int]) -> dict[str, QuantizedWeight]:
+        """Every layer at its plan bits, in forward order (what the `.laq` writer takes)."""
+        self._check(plan)
+        return {n: self.get(n, plan[n]) for n in self.names}
+
     def dequantized(self, name: str, bits: int) -> torch.Tensor:
         key = (name, int(bits))
         if key not in self._deq:
@@ -76,16 +76,27 @@ class PlanQuantizer:
 
     def overrides(self, plan: Mapping[str, int]) -> dict[str, torch.Tensor]:
         """Parameter overrides for `torch.func.functional_call` ({"net.0.weight": W', ...})."""
+        self._check(plan)
+        return {f"{n}.weight": self.dequantized(n, plan[n]) for n in self.names}
+
+    def _check(self, plan: Mapping[str, int]) -> None:
         missing = set(self.names) - set(plan)
         if missing:
             raise ValueError(f"bit plan has no bits for layer(s) {sorted(missing)}")
-        return {f"{n}.weight": self.dequantized(n, plan[n]) for n in self.names}
 
 
-def fake_quantize(model: nn.Module, plan: Mapping[str, int], scheme: QuantScheme = QuantScheme()) -> nn.Module:
-    """A copy of `model` (eval mode) whose quantizable weights are their dequantized values."""
-    clone = copy.deepcopy(model).eval()
-    pq = PlanQuantizer(quantizable_layers(clone), scheme)
+def fake_quantize(
+    model: Any, plan: Mapping[str, int], scheme: QuantScheme = QuantScheme(), quantizer: PlanQuantizer | None = None
+) -> nn.Module:
+    """A copy of `model` (eval mode) whose quantizable weights are their dequantized values.
+
+    `model` is a module or a `LayerSet`; `quantizer` (for the same weights) reuses its cache.
+    """
+    layers = LayerSet.of(model)
+    if layers.model is None:
+        raise ValueError("fake_quantize needs the model, not bare layers")
+    pq = quantizer if quantizer is not None else PlanQuantizer(layers, scheme)
+    clone = copy.deepcopy(layers.model).eval()
     with torch.no_grad():
         for name, layer in quantizable_layers(clone):
             layer.weight.copy_(pq.dequantized(name, plan[name]))
@@ -103,16 +114,21 @@ def logits_with(model: nn.Module, x: torch.Tensor, overrides: Mapping[str, torch
     return out
 
 
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, overrides: Mapping[str, torch.Tensor] | None = None) -> float:
+    """Accuracy of `model` (with `overrides`, e.g. a plan's weights) on (x, y)."""
+    return score_logits(logits_with(model, x, overrides), "accuracy", y, None)
+
+
 def score_logits(logits: torch.Tensor, criterion: str, y: torch.Tensor | None, ref_logits: torch.Tensor | None) -> float:
     """The criterion's score of `logits` (see the module docstring)."""
     if criterion == "accuracy":
         if y is None:
             raise ValueError("criterion 'accuracy' needs labels")
-        return float((logits.argmax(dim=1) == y).to(torch.float64).mean())
+        return metrics.accuracy(y.numpy(), logits.argmax(dim=1).numpy())
     if ref_logits is None:
         raise ValueError(f"criterion {criterion!r} needs the fp32 model's logits")
     if criterion == "agreement":
-        return float((logits.argmax(dim=1) == ref_logits.argmax(dim=1)).to(torch.float64).mean())
+        return metrics.accuracy(ref_logits.argmax(dim=1).numpy(), logits.argmax(dim=1).numpy())
     if criterion == "kl":
         p_log = torch.log_softmax(ref_logits.double(), dim=1)
         q_log = torch.log_softmax(logits.double(), dim=1)

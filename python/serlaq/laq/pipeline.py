@@ -17,10 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from serlaq.laq.config import LaqSettings
+from serlaq.laq_config import LaqSettings
 from serlaq.laq.export import KB, SizeReport, size_report, write_laq_file
-from serlaq.laq.fakequant import PlanQuantizer, fake_quantize, logits_with, make_evaluator, quantizable_layers
-from serlaq.laq.importance import LayerImportance, layer_importance
+from serlaq.laq.fakequant import PlanQuantizer, accuracy, fake_quantize, make_evaluator
+from serlaq.laq.importance import LayerImportance
+from serlaq.laq.layers import LayerSet
 from serlaq.laq.quantize import QuantizedWeight, QuantScheme
 from serlaq.laq.search import Plan, SearchResult, budget_search, fixed_bit_scores, paper_search, uniform_plan
 
@@ -36,10 +37,6 @@ def splits_of(datamodule: Any) -> dict[str, tuple[Tensor, Tensor]]:
     return {name: datamodule.split_tensors(name) for name in ("train", "val", "test")}
 
 
-def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    return float((logits_with(model, x).argmax(dim=1) == y).to(torch.float64).mean())
-
-
 @dataclass
 class LaqOutcome:
     """Everything one LAQ run decided and measured."""
@@ -49,6 +46,8 @@ class LaqOutcome:
     search: SearchResult
     plan: Plan
     model: nn.Module  # the float weights the plan quantizes (after QAT when it ran)
+    layers: LayerSet  # the quantizable layers of `model`, read once
+    quantizer: PlanQuantizer  # `layers` quantized with the settings' scheme (cached per bits)
     quantized: dict[str, QuantizedWeight]
     accuracy: dict[str, float]  # fp32_val, fp32_test, laq_val, laq_test (+ laq_search_* before QAT)
     sizes: SizeReport
@@ -62,7 +61,7 @@ class LaqOutcome:
 
     def fake_quantized(self) -> nn.Module:
         """The torch model that predicts exactly as the `.laq` file does."""
-        return fake_quantize(self.model, self.plan, scheme_of(self.settings))
+        return fake_quantize(self.layers, self.plan, quantizer=self.quantizer)
 
     def laq_info(self) -> dict[str, Any]:
         """The compact `laq` record stored in the `.laq` metadata."""
@@ -113,30 +112,32 @@ class LaqOutcome:
 
     def write(self, path: str | Path) -> int:
         """Write the `.laq` file; returns its size and records it in `sizes`."""
-        n = write_laq_file(path, self.model, self.quantized, self.laq_info())
+        n = write_laq_file(path, self.layers, self.quantized, self.laq_info())
         self.sizes = SizeReport(**{**self.sizes.__dict__, "file_bytes": n})
         return n
 
 
 def search_plan(
-    model: nn.Module,
+    model: Any,
     splits: Splits,
     settings: LaqSettings,
     stats: list[LayerImportance] | None = None,
     size_bytes: Any = None,
+    quantizer: PlanQuantizer | None = None,
 ) -> tuple[SearchResult, list[LayerImportance], PlanQuantizer]:
-    """Importance and the bit plan of `model` (validation / train+val data only)."""
-    layers = quantizable_layers(model)
+    """Importance and the bit plan of `model` (a module or its `LayerSet`; validation /
+    train+val data only). `quantizer` (same layers, the settings' scheme) reuses its cache."""
+    layers = LayerSet.of(model)
     if stats is None:
-        stats = layer_importance({n: m.weight for n, m in layers}, settings.weights, settings.reference_bits)
-    pq = PlanQuantizer(layers, scheme_of(settings))
+        stats = layers.importance(settings.weights, settings.reference_bits)
+    pq = quantizer if quantizer is not None else PlanQuantizer(layers, scheme_of(settings))
     if settings.criterion == "accuracy":
         x, y = splits["val"]
-        evaluate, baseline = make_evaluator(model, pq, x, y, "accuracy")
+        evaluate, baseline = make_evaluator(layers.model, pq, x, y, "accuracy")
     else:
         # label-free criteria compare with the fp32 model's own predictions: train + val
         x = torch.cat([splits["train"][0], splits["val"][0]])
-        evaluate, baseline = make_evaluator(model, pq, x, None, settings.criterion)
+        evaluate, baseline = make_evaluator(layers.model, pq, x, None, settings.criterion)
     if settings.search == "paper":
         result = paper_search(stats, evaluate, baseline, settings.margin, settings.reference_bits)
     else:
@@ -152,20 +153,20 @@ def search_plan(
     return result, stats, pq
 
 
-def file_size_function(model: nn.Module, settings: LaqSettings, stats: list[LayerImportance]) -> Any:
+def file_size_function(model: Any, settings: LaqSettings, stats: list[LayerImportance]) -> Any:
     """size_bytes(plan): an upper bound of the `.laq` file size, tight to about 200 bytes.
 
     The data region is computed exactly (every buffer starts on a 64-byte boundary, see
     docs/laq-format.md); the JSON header is measured on a probe file with the same
     metadata, plus 128 bytes for the plan's own numbers and the header's padding.
+    `model` is a module or its `LayerSet`.
     """
     import struct
     import tempfile
 
-    layers = quantizable_layers(model)
+    layers = LayerSet.of(model)
     pq = PlanQuantizer(layers, scheme_of(settings))
-    names = [n for n, _ in layers]
-    probe = uniform_plan(names, 1)
+    probe = uniform_plan(layers.names, 1)
     info = {
         "mode": settings.mode,
         "search": settings.search,
@@ -181,20 +182,19 @@ def file_size_function(model: nn.Module, settings: LaqSettings, stats: list[Laye
     }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "probe.laq"
-        write_laq_file(path, model, {n: pq.get(n, 1) for n in names}, {k: v for k, v in info.items() if v is not None})
+        write_laq_file(path, layers, pq.quantized(probe), {k: v for k, v in info.items() if v is not None})
         header_len = struct.unpack("<I", path.read_bytes()[12:16])[0]
-    in_dim = layers[0][1].in_features
 
     def align(n: int) -> int:
         return (n + 63) // 64 * 64
 
-    fixed = 32 + header_len + 128 + 2 * align(4 * in_dim)  # header, slack, norm.mean/std
-    for _, m in layers:
-        groups = m.out_features if settings.per_channel else 1
-        fixed += 2 * align(4 * groups) + (align(4 * m.out_features) if m.bias is not None else 0)
+    fixed = 32 + header_len + 128 + 2 * align(4 * layers.input_dim)  # header, slack, norm.mean/std
+    for layer in layers:
+        groups = layer.out_features if settings.per_channel else 1
+        fixed += 2 * align(4 * groups) + (align(4 * layer.out_features) if layer.bias is not None else 0)
 
     def size_bytes(plan: Mapping[str, int]) -> float:
-        return fixed + sum(align(m.out_features * ((m.in_features * plan[n] + 7) // 8)) for n, m in layers)
+        return fixed + sum(align(l.out_features * ((l.in_features * plan[l.name] + 7) // 8)) for l in layers)
 
     return size_bytes
 
@@ -213,8 +213,11 @@ def compress_model(
 ) -> LaqOutcome:
     """Run the LAQ procedure `settings` describes on a trained `model`.
 
-    QAT (when `settings.qat`) needs the `datamodule` for its loaders; `trainer_settings`
-    are the run's Trainer settings and `lr` its learning rate (used when `qat.lr` is unset).
+    The model's layers are read once (`LayerSet`) and that structure goes through
+    importance, search, [QAT] and export; QAT changes the weights, so its result is read
+    once more. QAT (when `settings.qat`) needs the `datamodule` for its loaders;
+    `trainer_settings` are the run's Trainer settings and `lr` its learning rate (used
+    when `qat.lr` is unset).
     """
     model = model.eval()
     timings: dict[str, float] = {}
@@ -223,11 +226,11 @@ def compress_model(
     acc = {"fp32_val": accuracy(model, x_val, y_val), "fp32_test": accuracy(model, x_test, y_test)}
 
     started = time.perf_counter()
-    stats = layer_importance(
-        {n: m.weight for n, m in quantizable_layers(model)}, settings.weights, settings.reference_bits
-    )
-    size_fn = file_size_function(model, settings, stats) if settings.budget_kb is not None else None
-    result, stats, pq = search_plan(model, splits, settings, stats, size_fn)
+    layers = LayerSet.of(model)
+    pq = PlanQuantizer(layers, scheme_of(settings))
+    stats = layers.importance(settings.weights, settings.reference_bits)
+    size_fn = file_size_function(layers, settings, stats) if settings.budget_kb is not None else None
+    result, stats, pq = search_plan(layers, splits, settings, stats, size_fn, quantizer=pq)
     timings["search_s"] = time.perf_counter() - started
     plan = dict(result.plan)
 
@@ -238,16 +241,15 @@ def compress_model(
         vals, tests = fixed_bit_scores(pq.names, ev_val), fixed_bit_scores(pq.names, ev_test)
         fixed = {b: {"val": vals[b], "test": tests[b]} for b in vals}
 
-    final_model = model
     qat_info = None
     if settings.qat:
         if datamodule is None:
             raise ValueError("QAT needs the datamodule (its train/val loaders)")
         from serlaq.laq.qat import finetune
 
-        searched = fake_quantize(model, plan, pq.scheme)
-        acc["laq_search_val"] = accuracy(searched, x_val, y_val)
-        acc["laq_search_test"] = accuracy(searched, x_test, y_test)
+        searched = pq.overrides(plan)
+        acc["laq_search_val"] = accuracy(model, x_val, y_val, searched)
+        acc["laq_search_test"] = accuracy(model, x_test, y_test, searched)
         peak = settings.qat_lr if settings.qat_lr is not None else (lr if lr is not None else 1e-3)
         res = finetune(
             model,
@@ -263,26 +265,27 @@ def compress_model(
             folder=folder,
             seed=seed,
         )
-        final_model = res.model
         qat_info = {**res.as_dict(), "lr": peak, "schedule": settings.qat_schedule}
         timings["qat_s"] = res.seconds
-        pq = PlanQuantizer(quantizable_layers(final_model), pq.scheme)
+        layers = LayerSet.of(res.model)
+        pq = PlanQuantizer(layers, pq.scheme)
 
-    quantized = {n: pq.get(n, plan[n]) for n in pq.names}
-    deployed = fake_quantize(final_model, plan, pq.scheme)
-    acc["laq_val"] = accuracy(deployed, x_val, y_val)
-    acc["laq_test"] = accuracy(deployed, x_test, y_test)
-    biases = {n: m.bias for n, m in quantizable_layers(final_model)}
+    quantized = pq.quantized(plan)
+    deployed = pq.overrides(plan)
+    acc["laq_val"] = accuracy(layers.model, x_val, y_val, deployed)
+    acc["laq_test"] = accuracy(layers.model, x_test, y_test, deployed)
     timings["total_s"] = time.perf_counter() - started
     return LaqOutcome(
         settings=settings,
         importance=stats,
         search=result,
         plan=plan,
-        model=final_model,
+        model=layers.model,
+        layers=layers,
+        quantizer=pq,
         quantized=quantized,
         accuracy=acc,
-        sizes=size_report(quantized, biases),
+        sizes=size_report(quantized, layers.biases()),
         timings=timings,
         qat=qat_info,
         fixed=fixed,

@@ -39,9 +39,9 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from serlaq.laq.fakequant import quantizable_layers
+from serlaq.laq.layers import quantizable_layers
 from serlaq.laq.quantize import QuantScheme, quantize
-from serlaq.training import quiet_lightning
+from serlaq.lightning_utils import progress_bar, quiet_lightning
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -76,7 +76,8 @@ class QATModule(L.LightningModule):
         self.lr = lr
         self.epochs = epochs
         self.schedule = schedule
-        self._names = [n for n, _ in quantizable_layers(model)]
+        self._layers = quantizable_layers(model)  # the modules train in place: read once
+        self._names = [n for n, _ in self._layers]
         self.best_val_loss: float | None = None
         self.best_state: dict[str, Tensor] | None = None
         missing = set() if self.plan is None else set(self._names) - set(self.plan)
@@ -87,9 +88,8 @@ class QATModule(L.LightningModule):
         """{"net.0.weight": Q(w), ...} with the identity gradient to w (straight-through)."""
         assert self.plan is not None
         out = {}
-        layers = dict(quantizable_layers(self.model))
-        for name in self._names:
-            w = layers[name].weight
+        for name, layer in self._layers:
+            w = layer.weight
             q = quantize(w.detach().float().cpu(), self.plan[name], self.scheme).dequantize().to(w.device, w.dtype)
             out[f"{name}.weight"] = _StraightThrough.apply(w, q)
         return out
@@ -174,7 +174,7 @@ def finetune(
         settings.pop(key, None)
     settings.pop("max_epochs", None)
     settings.setdefault("enable_model_summary", False)
-    callbacks: list[Any] = []
+    callbacks: list[Any] = [progress_bar("QAT")] if settings.get("enable_progress_bar", True) else []
     stopper = None
     if patience is not None:
         stopper = EarlyStopping(monitor="val_loss", mode="min", patience=patience)

@@ -9,7 +9,7 @@
 //! Usage: cargo run --release --example laq_soak -- [--seconds N] [--seed S] [--crashes DIR]
 
 use serlaq_core::format::{checksum, encode, LaqError, LaqFile, LayerInput, Quantizer, ReadOptions, TensorInput};
-use serlaq_core::gemv::{qgemm, QMatrix};
+use serlaq_core::gemv::{qgemm_with, Kernel, QMatrix};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -114,14 +114,19 @@ fn mutate(rng: &mut Rng, f: &mut Vec<u8>, other: &[u8]) {
 
 fn exercise(f: &LaqFile) {
     for (i, l) in f.layers().iter().enumerate() {
-        let (codes, scale, zero, bias) = (f.codes(i), f.scale(i), f.zero(i), f.bias(i));
-        assert_eq!(codes.len(), l.rows * l.cols);
-        let m = QMatrix::new(f.packed(i), l.rows, l.cols, l.bits, &scale, &zero).expect("validated layer");
+        assert_eq!(f.codes(i).len(), l.rows * l.cols);
+        let (scale, zero) = (f.scale_slice(i), f.zero_slice(i));
+        assert!(scale.len() == zero.len() && (scale.len() == 1 || scale.len() == l.rows));
+        let m = QMatrix::new(f.packed(i), l.rows, l.cols, l.bits, scale, zero).expect("validated layer");
         let mut y = vec![0f32; l.rows];
-        qgemm(&m, bias.as_deref(), &vec![1.0; l.cols], 1, &mut y).expect("validated shapes");
+        // Every kernel this CPU runs, on the same validated layer.
+        for &k in Kernel::available() {
+            qgemm_with(k, &m, f.bias_slice(i), &vec![1.0; l.cols], 1, &mut y).expect("validated shapes");
+            assert!(y.iter().all(|v| !v.is_nan()), "NaN output from finite parameters");
+        }
     }
     for i in 0..f.tensors().len() {
-        assert_eq!(f.tensor(i).len(), f.tensors()[i].shape.iter().product::<usize>());
+        assert_eq!(f.tensor_slice(i).len(), f.tensors()[i].shape.iter().product::<usize>());
     }
 }
 

@@ -26,6 +26,8 @@ pub enum PackError {
     Length { what: &'static str, expected: usize, actual: usize },
     /// A size computation overflows `usize`.
     Overflow,
+    /// The kernel asked for cannot run on this CPU.
+    Kernel(&'static str),
 }
 
 impl fmt::Display for PackError {
@@ -39,6 +41,7 @@ impl fmt::Display for PackError {
                 write!(f, "{what} has length {actual}, expected {expected}")
             }
             PackError::Overflow => write!(f, "size overflows the address space"),
+            PackError::Kernel(k) => write!(f, "kernel {k} is not supported by this CPU"),
         }
     }
 }
@@ -201,84 +204,64 @@ fn load_u64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Which implementation the fast paths use, detected once per process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Isa {
-    /// Portable 64-bit word code (any CPU).
-    Scalar,
-    /// AVX-512 F/BW/VBMI (+BMI2): 64 codes per instruction sequence.
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
+pub use crate::gemv::Kernel;
 
-/// The best [`Isa`] this CPU supports. `SERLAQ_KERNELS=portable` (or `avx2`, which only
-/// the GEMV distinguishes) forces the portable code, to compare or test it on a machine
-/// with AVX-512.
-pub(crate) fn isa() -> Isa {
-    use std::sync::OnceLock;
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let forced = std::env::var("SERLAQ_KERNELS").unwrap_or_default();
-            if !matches!(forced.as_str(), "portable" | "avx2")
-                && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vbmi")
-                && is_x86_feature_detected!("bmi2")
-            {
-                return Isa::Avx512;
-            }
-        }
-        Isa::Scalar
-    })
+/// Packing kernels differ only for AVX-512 (opt-in cargo feature `avx512`); the portable
+/// and AVX2 kernels both use the 64-bit word code.
+#[inline(always)]
+fn uses_simd(kernel: Kernel) -> bool {
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    if kernel == Kernel::Avx512 {
+        return true;
+    }
+    let _ = kernel;
+    false
 }
 
 /// [`pack_stream_scalar`] with the bulk done by SIMD code where available.
 #[inline(always)]
-fn pack_stream<const B: u32>(isa: Isa, codes: &[u8], out: &mut [u8]) -> Result<(), PackError> {
+fn pack_stream<const B: u32>(kernel: Kernel, codes: &[u8], out: &mut [u8]) -> Result<(), PackError> {
     if B == 8 {
         // Every byte is a valid 8-bit code.
         out.copy_from_slice(codes);
         return Ok(());
     }
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            let n64 = codes.len() / 64 * 64;
-            let split = n64 / 8 * B as usize;
-            let (oh, ot) = out.split_at_mut(split);
-            // SAFETY: AVX-512 F/BW/VBMI were detected by `isa()`.
-            let ok = unsafe { simd::pack(&codes[..n64], B, oh) };
-            if ok && pack_stream_scalar::<B>(&codes[n64..], ot).is_ok() {
-                Ok(())
-            } else {
-                Err(first_too_large(codes, B))
-            }
-        }
-        Isa::Scalar => pack_stream_scalar::<B>(codes, out),
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    if uses_simd(kernel) {
+        let n64 = codes.len() / 64 * 64;
+        let split = n64 / 8 * B as usize;
+        let (oh, ot) = out.split_at_mut(split);
+        // SAFETY: callers pass only available kernels: AVX-512 F/BW/VBMI were detected.
+        let ok = unsafe { simd::pack(&codes[..n64], B, oh) };
+        return if ok && pack_stream_scalar::<B>(&codes[n64..], ot).is_ok() {
+            Ok(())
+        } else {
+            Err(first_too_large(codes, B))
+        };
     }
+    let _ = uses_simd(kernel);
+    pack_stream_scalar::<B>(codes, out)
 }
 
 /// [`unpack_stream_scalar`] with the bulk done by SIMD code where available.
 #[inline(always)]
-fn unpack_stream<const B: u32>(isa: Isa, packed: &[u8], out: &mut [u8]) {
+fn unpack_stream<const B: u32>(kernel: Kernel, packed: &[u8], out: &mut [u8]) {
     if B == 8 {
         out.copy_from_slice(packed);
         return;
     }
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            let n64 = out.len() / 64 * 64;
-            let split = n64 / 8 * B as usize;
-            let (oh, ot) = out.split_at_mut(n64);
-            // SAFETY: AVX-512 F/BW/VBMI were detected by `isa()`.
-            unsafe { simd::unpack(&packed[..split], B, oh) };
-            unpack_stream_scalar::<B>(&packed[split..], ot);
-        }
-        Isa::Scalar => unpack_stream_scalar::<B>(packed, out),
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    if uses_simd(kernel) {
+        let n64 = out.len() / 64 * 64;
+        let split = n64 / 8 * B as usize;
+        let (oh, ot) = out.split_at_mut(n64);
+        // SAFETY: callers pass only available kernels: AVX-512 F/BW/VBMI were detected.
+        unsafe { simd::unpack(&packed[..split], B, oh) };
+        unpack_stream_scalar::<B>(&packed[split..], ot);
+        return;
     }
+    let _ = uses_simd(kernel);
+    unpack_stream_scalar::<B>(packed, out)
 }
 
 /// Packs `codes` into `out` (`out.len() == packed_len(codes.len(), B)`), validating codes.
@@ -317,9 +300,8 @@ fn first_too_large(codes: &[u8], bits: u32) -> PackError {
 
 /// Unpacks `out.len()` codes from `packed` without checking lengths or `bits`; the
 /// caller guarantees `bits` in 1..=8 and `packed.len() == packed_len(out.len(), bits)`.
-pub(crate) fn unpack_unchecked(packed: &[u8], bits: u32, out: &mut [u8]) {
-    let isa = isa();
-    by_bits!(bits, unpack_stream(isa, packed, out))
+pub(crate) fn unpack_unchecked_portable(packed: &[u8], bits: u32, out: &mut [u8]) {
+    by_bits!(bits, unpack_stream(Kernel::Portable, packed, out))
 }
 
 /// Unpacks `out.len()` codes from `packed` (`packed.len() == packed_len(out.len(), B)`).
@@ -358,54 +340,84 @@ fn unpack_stream_scalar<const B: u32>(packed: &[u8], out: &mut [u8]) {
 /// Codes per parallel work item; a multiple of 8 so every chunk starts on a byte.
 const PAR_CHUNK: usize = 1 << 20;
 
+fn kernel_ok(kernel: Kernel) -> Result<(), PackError> {
+    if kernel.is_available() {
+        Ok(())
+    } else {
+        Err(PackError::Kernel(kernel.name()))
+    }
+}
+
 /// Fast packer of one stream. `out.len()` must be `packed_len(codes.len(), bits)`.
 pub fn pack(codes: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+    pack_with(Kernel::selected(), codes, bits, out)
+}
+
+/// [`pack`] with a given kernel (an error when this CPU cannot run it).
+pub fn pack_with(kernel: Kernel, codes: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+    kernel_ok(kernel)?;
     check_len("packed output", packed_len(codes.len(), bits)?, out.len())?;
     if codes.len() <= PAR_CHUNK {
-        return by_bits!(bits, pack_stream(isa(), codes, out));
+        return by_bits!(bits, pack_stream(kernel, codes, out));
     }
     use rayon::prelude::*;
-    let isa = isa();
     let out_chunk = PAR_CHUNK / 8 * bits as usize;
     codes
         .par_chunks(PAR_CHUNK)
         .zip(out.par_chunks_mut(out_chunk))
-        .try_for_each(|(c, o)| by_bits!(bits, pack_stream(isa, c, o)))
+        .try_for_each(|(c, o)| by_bits!(bits, pack_stream(kernel, c, o)))
         .map_err(|_| first_too_large(codes, bits))
 }
 
 /// Fast unpacker of one stream. `packed.len()` must be `packed_len(out.len(), bits)`.
 pub fn unpack(packed: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+    unpack_with(Kernel::selected(), packed, bits, out)
+}
+
+/// [`unpack`] with a given kernel (an error when this CPU cannot run it).
+pub fn unpack_with(kernel: Kernel, packed: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+    kernel_ok(kernel)?;
     check_len("packed input", packed_len(out.len(), bits)?, packed.len())?;
     if out.len() <= PAR_CHUNK {
-        by_bits!(bits, unpack_stream(isa(), packed, out));
+        by_bits!(bits, unpack_stream(kernel, packed, out));
         return Ok(());
     }
     use rayon::prelude::*;
-    let isa = isa();
     let in_chunk = PAR_CHUNK / 8 * bits as usize;
     out.par_chunks_mut(PAR_CHUNK)
         .zip(packed.par_chunks(in_chunk))
-        .for_each(|(o, p)| by_bits!(bits, unpack_stream(isa, p, o)));
+        .for_each(|(o, p)| by_bits!(bits, unpack_stream(kernel, p, o)));
     Ok(())
 }
 
 /// Packs a row-major `rows x cols` matrix; each row is byte-aligned.
 /// `out.len()` must be `rows * packed_len(cols, bits)`.
 pub fn pack_rows(codes: &[u8], rows: usize, cols: usize, bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+    pack_rows_with(Kernel::selected(), codes, rows, cols, bits, out)
+}
+
+/// [`pack_rows`] with a given kernel (an error when this CPU cannot run it).
+pub fn pack_rows_with(
+    kernel: Kernel,
+    codes: &[u8],
+    rows: usize,
+    cols: usize,
+    bits: u32,
+    out: &mut [u8],
+) -> Result<(), PackError> {
+    kernel_ok(kernel)?;
     let row_bytes = packed_len(cols, bits)?;
     check_len("codes", rows.checked_mul(cols).ok_or(PackError::Overflow)?, codes.len())?;
     check_len("packed output", rows.checked_mul(row_bytes).ok_or(PackError::Overflow)?, out.len())?;
     if (cols * bits as usize).is_multiple_of(8) {
         // Rows end on byte boundaries: the matrix is one stream.
-        return pack(codes, bits, out);
+        return pack_with(kernel, codes, bits, out);
     }
     if row_bytes == 0 {
         return Ok(());
     }
-    let isa = isa();
     for (r, (src, dst)) in codes.chunks_exact(cols).zip(out.chunks_exact_mut(row_bytes)).enumerate() {
-        by_bits!(bits, pack_stream(isa, src, dst)).map_err(|e| match e {
+        by_bits!(bits, pack_stream(kernel, src, dst)).map_err(|e| match e {
             PackError::CodeTooLarge { index, code, bits } => {
                 PackError::CodeTooLarge { index: r * cols + index, code, bits }
             }
@@ -417,18 +429,30 @@ pub fn pack_rows(codes: &[u8], rows: usize, cols: usize, bits: u32, out: &mut [u
 
 /// Unpacks a row-major matrix of byte-aligned rows into `rows x cols` codes.
 pub fn unpack_rows(packed: &[u8], rows: usize, cols: usize, bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+    unpack_rows_with(Kernel::selected(), packed, rows, cols, bits, out)
+}
+
+/// [`unpack_rows`] with a given kernel (an error when this CPU cannot run it).
+pub fn unpack_rows_with(
+    kernel: Kernel,
+    packed: &[u8],
+    rows: usize,
+    cols: usize,
+    bits: u32,
+    out: &mut [u8],
+) -> Result<(), PackError> {
+    kernel_ok(kernel)?;
     let row_bytes = packed_len(cols, bits)?;
     check_len("packed input", rows.checked_mul(row_bytes).ok_or(PackError::Overflow)?, packed.len())?;
     check_len("codes output", rows.checked_mul(cols).ok_or(PackError::Overflow)?, out.len())?;
     if (cols * bits as usize).is_multiple_of(8) {
-        return unpack(packed, bits, out);
+        return unpack_with(kernel, packed, bits, out);
     }
     if cols == 0 {
         return Ok(());
     }
-    let isa = isa();
     for (src, dst) in packed.chunks_exact(row_bytes).zip(out.chunks_exact_mut(cols)) {
-        by_bits!(bits, unpack_stream(isa, src, dst));
+        by_bits!(bits, unpack_stream(kernel, src, dst));
     }
     Ok(())
 }
@@ -475,9 +499,8 @@ pub fn row_padding_is_zero(packed: &[u8], rows: usize, cols: usize, bits: u32) -
     Ok(packed.chunks_exact(row_bytes).all(|row| row[row_bytes - 1] & pad_mask == 0))
 }
 
-/// AVX-512 bodies: 64 codes (8 * bits bytes) per step.
 /// Mask with the low `n` bits set (`n <= 64`): the lane mask of the AVX-512 tails here and in `gemv`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", feature = "avx512"))]
 #[inline(always)]
 pub(crate) fn low_mask(n: usize) -> u64 {
     if n >= 64 {
@@ -487,7 +510,8 @@ pub(crate) fn low_mask(n: usize) -> u64 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+/// AVX-512 bodies: 64 codes (8 * bits bytes) per step.
+#[cfg(all(target_arch = "x86_64", feature = "avx512"))]
 mod simd {
     use super::low_mask;
     use std::arch::x86_64::*;
@@ -603,25 +627,27 @@ mod tests {
 
     #[test]
     fn large_streams_take_the_parallel_path() {
-        for bits in 1..=8u32 {
-            let n = PAR_CHUNK * 2 + 13;
-            let codes: Vec<u8> =
-                (0..n).map(|i| ((i * 2654435761usize) >> 7) as u8 & ((1u16 << bits) - 1) as u8).collect();
-            let len = packed_len(n, bits).unwrap();
-            let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
-            pack(&codes, bits, &mut a).unwrap();
-            pack_ref(&codes, bits, &mut b).unwrap();
-            assert_eq!(a, b, "bits {bits}");
-            let mut back = vec![0u8; n];
-            unpack(&a, bits, &mut back).unwrap();
-            assert_eq!(back, codes);
-            let mut bad = codes.clone();
-            if bits < 8 {
-                bad[PAR_CHUNK + 5] = 1 << bits;
-                assert_eq!(
-                    pack(&bad, bits, &mut a),
-                    Err(PackError::CodeTooLarge { index: PAR_CHUNK + 5, code: 1 << bits, bits })
-                );
+        for &kernel in Kernel::available() {
+            for bits in 1..=8u32 {
+                let n = PAR_CHUNK * 2 + 13;
+                let codes: Vec<u8> =
+                    (0..n).map(|i| ((i * 2654435761usize) >> 7) as u8 & ((1u16 << bits) - 1) as u8).collect();
+                let len = packed_len(n, bits).unwrap();
+                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+                pack_with(kernel, &codes, bits, &mut a).unwrap();
+                pack_ref(&codes, bits, &mut b).unwrap();
+                assert_eq!(a, b, "{kernel:?} bits {bits}");
+                let mut back = vec![0u8; n];
+                unpack_with(kernel, &a, bits, &mut back).unwrap();
+                assert_eq!(back, codes, "{kernel:?} bits {bits}");
+                let mut bad = codes.clone();
+                if bits < 8 {
+                    bad[PAR_CHUNK + 5] = 1 << bits;
+                    assert_eq!(
+                        pack_with(kernel, &bad, bits, &mut a),
+                        Err(PackError::CodeTooLarge { index: PAR_CHUNK + 5, code: 1 << bits, bits })
+                    );
+                }
             }
         }
     }
@@ -630,26 +656,22 @@ mod tests {
         (1u32..=8).prop_flat_map(|bits| (Just(bits), prop::collection::vec(0u8..=((1u16 << bits) - 1) as u8, 0..600)))
     }
 
-    /// Every implementation this CPU can run.
-    fn isas() -> Vec<Isa> {
-        let mut v = vec![Isa::Scalar];
-        if isa() != Isa::Scalar {
-            v.push(isa());
-        }
-        v
+    /// Every implementation this CPU can run (the registry).
+    fn isas() -> &'static [Kernel] {
+        Kernel::available()
     }
 
-    fn pack_with(isa: Isa, codes: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
-        by_bits!(bits, pack_stream(isa, codes, out))
+    fn pack_one(kernel: Kernel, codes: &[u8], bits: u32, out: &mut [u8]) -> Result<(), PackError> {
+        by_bits!(bits, pack_stream(kernel, codes, out))
     }
 
-    fn unpack_with(isa: Isa, packed: &[u8], bits: u32, out: &mut [u8]) {
-        by_bits!(bits, unpack_stream(isa, packed, out))
+    fn unpack_one(kernel: Kernel, packed: &[u8], bits: u32, out: &mut [u8]) {
+        by_bits!(bits, unpack_stream(kernel, packed, out))
     }
 
     #[test]
     fn every_implementation_reports_the_first_bad_code() {
-        for isa in isas() {
+        for &isa in isas() {
             for bits in 1..8u32 {
                 for at in [0usize, 5, 63, 64, 130, 199] {
                     let mut codes = vec![0u8; 200];
@@ -657,7 +679,7 @@ mod tests {
                     codes[at] = 1 << bits;
                     let mut out = vec![0u8; packed_len(200, bits).unwrap()];
                     assert_eq!(
-                        pack_with(isa, &codes, bits, &mut out),
+                        pack_one(isa, &codes, bits, &mut out),
                         Err(PackError::CodeTooLarge { index: at, code: 1 << bits, bits }),
                         "{isa:?} bits {bits} at {at}"
                     );
@@ -677,12 +699,12 @@ mod tests {
             let mut b = vec![0u8; codes.len()];
             unpack_ref(&slow, bits, &mut b).unwrap();
             prop_assert_eq!(&b, &codes);
-            for isa in isas() {
+            for &isa in isas() {
                 let mut fast = vec![0xAAu8; len];
-                pack_with(isa, &codes, bits, &mut fast).unwrap();
+                pack_one(isa, &codes, bits, &mut fast).unwrap();
                 prop_assert_eq!(&fast, &slow, "{:?}", isa);
                 let mut a = vec![0x55u8; codes.len()];
-                unpack_with(isa, &fast, bits, &mut a);
+                unpack_one(isa, &fast, bits, &mut a);
                 prop_assert_eq!(&a, &codes, "{:?}", isa);
             }
         }
@@ -696,9 +718,9 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (seed.rotate_left(i as u32 * 7) ^ (i as u64).wrapping_mul(seed)) as u8).collect();
             let mut b = vec![0u8; count];
             unpack_ref(&bytes, bits, &mut b).unwrap();
-            for isa in isas() {
+            for &isa in isas() {
                 let mut a = vec![0u8; count];
-                unpack_with(isa, &bytes, bits, &mut a);
+                unpack_one(isa, &bytes, bits, &mut a);
                 prop_assert_eq!(&a, &b, "{:?}", isa);
             }
         }
@@ -708,16 +730,20 @@ mod tests {
             let mask = ((1u16 << bits) - 1) as u8;
             let codes: Vec<u8> = (0..rows * cols).map(|i| (seed.rotate_left(i as u32) as u8 ^ i as u8) & mask).collect();
             let len = rows * packed_len(cols, bits).unwrap();
-            let (mut fast, mut slow) = (vec![0x55u8; len], vec![0u8; len]);
-            pack_rows(&codes, rows, cols, bits, &mut fast).unwrap();
+            let mut slow = vec![0u8; len];
             pack_rows_ref(&codes, rows, cols, bits, &mut slow).unwrap();
-            prop_assert_eq!(&fast, &slow);
-            prop_assert!(row_padding_is_zero(&fast, rows, cols, bits).unwrap());
-            let (mut a, mut b) = (vec![0u8; rows * cols], vec![0u8; rows * cols]);
-            unpack_rows(&fast, rows, cols, bits, &mut a).unwrap();
-            unpack_rows_ref(&fast, rows, cols, bits, &mut b).unwrap();
-            prop_assert_eq!(&a, &codes);
+            let mut b = vec![0u8; rows * cols];
+            unpack_rows_ref(&slow, rows, cols, bits, &mut b).unwrap();
             prop_assert_eq!(&b, &codes);
+            for &kernel in Kernel::available() {
+                let mut fast = vec![0x55u8; len];
+                pack_rows_with(kernel, &codes, rows, cols, bits, &mut fast).unwrap();
+                prop_assert_eq!(&fast, &slow, "{:?}", kernel);
+                prop_assert!(row_padding_is_zero(&fast, rows, cols, bits).unwrap());
+                let mut a = vec![0u8; rows * cols];
+                unpack_rows_with(kernel, &fast, rows, cols, bits, &mut a).unwrap();
+                prop_assert_eq!(&a, &codes, "{:?}", kernel);
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! panic the reader nor make it allocate more than the file's own size.
 
 use crate::bitpack::{self, packed_len, PackError};
+use crate::gemv::QMatrix;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -30,6 +31,8 @@ pub const MAX_HEADER_LEN: usize = 16 << 20;
 pub const MAX_NAME_LEN: usize = 256;
 /// Most dimensions of an extra tensor.
 pub const MAX_NDIM: usize = 8;
+/// Largest `.laq` file the reader accepts (checked before anything is read or allocated).
+pub const MAX_FILE_LEN: u64 = 1 << 30;
 
 /// Everything that can go wrong reading or writing a `.laq` file.
 #[derive(Debug)]
@@ -160,6 +163,7 @@ pub struct LayerInfo {
     pub packed_bytes: usize,
     pub row_bytes: usize,
     codes: (usize, usize),
+    // (start, count) in `LaqFile::floats` (byte ranges during validation).
     scale: (usize, usize),
     zero: (usize, usize),
     bias: Option<(usize, usize)>,
@@ -170,6 +174,7 @@ pub struct LayerInfo {
 pub struct TensorInfo {
     pub name: String,
     pub shape: Vec<usize>,
+    // (start, count) in `LaqFile::floats` (a byte range during validation).
     data: (usize, usize),
 }
 
@@ -178,6 +183,9 @@ pub struct TensorInfo {
 pub struct LaqFile {
     bytes: Vec<u8>,
     data_start: usize,
+    /// Every float buffer (scale, zero, bias, tensors), decoded once on open, so that
+    /// accessors lend slices instead of copying per call.
+    floats: Vec<f32>,
     layers: Vec<LayerInfo>,
     tensors: Vec<TensorInfo>,
     metadata_json: String,
@@ -201,10 +209,6 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
 /// Options for reading; the default verifies everything.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
@@ -219,19 +223,23 @@ impl Default for ReadOptions {
 }
 
 impl LaqFile {
-    /// Reads and validates a file.
+    /// Reads and validates a file. Anything but a regular file (a directory, FIFO,
+    /// socket or device) is refused from its metadata, before it is opened, and a file
+    /// over [`MAX_FILE_LEN`] before it is read; the file is opened non-blocking, so a
+    /// FIFO swapped in after the check cannot block the reader either.
     pub fn open(path: &Path) -> Result<LaqFile, LaqError> {
         let io_err = |source| LaqError::Io { path: path.to_path_buf(), source };
-        let mut file = fs::File::open(path).map_err(io_err)?;
+        let meta = fs::metadata(path).map_err(io_err)?;
+        check_regular(&meta)?;
+        let mut file = open_nonblocking(path).map_err(io_err)?;
+        // The path may have been replaced between the two calls: check what was opened.
         let meta = file.metadata().map_err(io_err)?;
-        if !meta.is_file() {
-            return bad("not a regular file");
-        }
-        // Read at most the size the OS reports, so a growing or special file cannot
-        // make us allocate without bound.
-        let len = usize::try_from(meta.len()).map_err(|_| LaqError::Format("file too large".into()))?;
-        let mut bytes = Vec::with_capacity(len);
-        Read::by_ref(&mut file).take(meta.len()).read_to_end(&mut bytes).map_err(io_err)?;
+        check_regular(&meta)?;
+        // Read at most the cap plus one byte, so a file that grows after the check
+        // cannot make us allocate without bound.
+        let cap = usize::try_from(meta.len().min(MAX_FILE_LEN)).map_err(|_| too_large(meta.len()))?;
+        let mut bytes = Vec::with_capacity(cap);
+        Read::by_ref(&mut file).take(MAX_FILE_LEN + 1).read_to_end(&mut bytes).map_err(io_err)?;
         LaqFile::from_bytes(bytes)
     }
 
@@ -242,6 +250,9 @@ impl LaqFile {
 
     pub fn from_bytes_with(bytes: Vec<u8>, opts: ReadOptions) -> Result<LaqFile, LaqError> {
         let n = bytes.len();
+        if n as u64 > MAX_FILE_LEN {
+            return Err(too_large(n as u64));
+        }
         if n < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
             if n < MAGIC.len() && MAGIC.starts_with(&bytes) {
                 return bad(format!("truncated: {n} bytes, shorter than the {PRELUDE_LEN}-byte prelude"));
@@ -290,10 +301,11 @@ impl LaqFile {
         let header: Header = serde_json::from_slice(&bytes[PRELUDE_LEN..data_start])
             .map_err(|e| LaqError::Format(format!("header JSON is malformed: {e}")))?;
         let data = &bytes[data_start..];
-        let (layers, tensors) = validate(&header, data)?;
+        let mut floats = Vec::new();
+        let (layers, tensors) = validate(&header, data, &mut floats)?;
         let metadata_json = serde_json::to_string(&header.metadata)
             .map_err(|e| LaqError::Format(format!("metadata cannot be re-encoded: {e}")))?;
-        Ok(LaqFile { bytes, data_start, layers, tensors, metadata_json, version })
+        Ok(LaqFile { bytes, data_start, floats, layers, tensors, metadata_json, version })
     }
 
     pub fn version(&self) -> u32 {
@@ -334,28 +346,58 @@ impl LaqFile {
         out
     }
 
+    fn floats(&self, (start, count): (usize, usize)) -> &[f32] {
+        &self.floats[start..start + count]
+    }
+
+    /// Scale of layer `i` (1 or `rows` values), borrowed.
+    pub fn scale_slice(&self, i: usize) -> &[f32] {
+        self.floats(self.layers[i].scale)
+    }
+    /// Zero point of layer `i` (1 or `rows` values), borrowed.
+    pub fn zero_slice(&self, i: usize) -> &[f32] {
+        self.floats(self.layers[i].zero)
+    }
+    /// Bias of layer `i` (`rows` values), borrowed.
+    pub fn bias_slice(&self, i: usize) -> Option<&[f32]> {
+        self.layers[i].bias.map(|b| self.floats(b))
+    }
+    /// Layer `i` as a matrix for [`crate::gemv::qgemm`], borrowing the stored data.
+    pub fn matrix(&self, i: usize) -> QMatrix<'_> {
+        let l = &self.layers[i];
+        QMatrix::new(self.packed(i), l.rows, l.cols, l.bits, self.scale_slice(i), self.zero_slice(i))
+            .expect("layer validated on open")
+    }
+
+    /// Copy of [`LaqFile::scale_slice`].
     pub fn scale(&self, i: usize) -> Vec<f32> {
-        f32s(self.buf(self.layers[i].scale))
+        self.scale_slice(i).to_vec()
     }
+    /// Copy of [`LaqFile::zero_slice`].
     pub fn zero(&self, i: usize) -> Vec<f32> {
-        f32s(self.buf(self.layers[i].zero))
+        self.zero_slice(i).to_vec()
     }
+    /// Copy of [`LaqFile::bias_slice`].
     pub fn bias(&self, i: usize) -> Option<Vec<f32>> {
-        self.layers[i].bias.map(|b| f32s(self.buf(b)))
+        self.bias_slice(i).map(<[f32]>::to_vec)
     }
 
     /// Index of the extra tensor called `name`.
     pub fn tensor_index(&self, name: &str) -> Option<usize> {
         self.tensors.iter().position(|t| t.name == name)
     }
-    /// Values of extra tensor `i`, row-major in its `shape`.
+    /// Values of extra tensor `i`, row-major in its `shape`, borrowed.
+    pub fn tensor_slice(&self, i: usize) -> &[f32] {
+        self.floats(self.tensors[i].data)
+    }
+    /// Copy of [`LaqFile::tensor_slice`].
     pub fn tensor(&self, i: usize) -> Vec<f32> {
-        f32s(self.buf(self.tensors[i].data))
+        self.tensor_slice(i).to_vec()
     }
 }
 
 /// Checks every header field and buffer reference against the data region.
-fn validate(h: &Header, data: &[u8]) -> Result<(Vec<LayerInfo>, Vec<TensorInfo>), LaqError> {
+fn validate(h: &Header, data: &[u8], floats: &mut Vec<f32>) -> Result<(Vec<LayerInfo>, Vec<TensorInfo>), LaqError> {
     let data_len = data.len();
     // Every buffer, for the overlap check: (offset, end, label).
     let mut spans: Vec<(usize, usize, String)> = Vec::new();
@@ -406,15 +448,7 @@ fn validate(h: &Header, data: &[u8]) -> Result<(Vec<LayerInfo>, Vec<TensorInfo>)
             Some(b) => Some(take(format!("{what} bias"), b, rows4)?),
             None => None,
         };
-        let slice = |(o, l): (usize, usize)| &data[o..o + l];
-        if !bitpack::row_padding_is_zero(slice(codes), rows, cols, e.bits).unwrap_or(false) {
-            return bad(format!("{what} codes: padding bits after the last code of a row are not zero"));
-        }
-        check_finite(&format!("{what} scale"), slice(scale))?;
-        check_finite(&format!("{what} zero"), slice(zero))?;
-        if let Some(b) = bias {
-            check_finite(&format!("{what} bias"), slice(b))?;
-        }
+        // Byte ranges for now; the contents are checked once no buffers overlap.
         layers.push(LayerInfo {
             name: e.name.clone(),
             rows,
@@ -456,7 +490,6 @@ fn validate(h: &Header, data: &[u8]) -> Result<(Vec<LayerInfo>, Vec<TensorInfo>)
             .checked_mul(4)
             .ok_or_else(|| LaqError::Format(format!("{what}: shape {:?} is too large", t.shape)))?;
         let data_ref = take(what.clone(), t.data, bytes)?;
-        check_finite(&what, &data[data_ref.0..data_ref.0 + data_ref.1])?;
         tensors.push(TensorInfo { name: t.name.clone(), shape, data: data_ref });
     }
     check_unique(h.tensors.iter().map(|t| t.name.as_str()), "tensor")?;
@@ -467,7 +500,81 @@ fn validate(h: &Header, data: &[u8]) -> Result<(Vec<LayerInfo>, Vec<TensorInfo>)
             return bad(format!("buffers overlap: {} and {}", w[0].2, w[1].2));
         }
     }
+    // Every byte no buffer covers is padding and must be zero.
+    let mut at = 0;
+    for (i, &(off, end, _)) in spans.iter().chain(std::iter::once(&(data_len, data_len, String::new()))).enumerate() {
+        if let Some(k) = data[at..off].iter().position(|&b| b != 0) {
+            let place = match i {
+                0 => "before the first buffer".to_string(),
+                _ if off == data_len => format!("after {}", spans[i - 1].2),
+                _ => format!("between {} and {}", spans[i - 1].2, spans[i].2),
+            };
+            return bad(format!("data region: padding byte at offset {} {place} is not zero", at + k));
+        }
+        at = end;
+    }
+    // Contents, in time linear in the data region now that no byte is in two buffers:
+    // row padding bits, finite floats (decoded once, byte ranges become float ranges).
+    let slice = |(o, l): (usize, usize)| &data[o..o + l];
+    for (i, l) in layers.iter_mut().enumerate() {
+        let what = format!("layer {i} ({:?})", l.name);
+        if !bitpack::row_padding_is_zero(slice(l.codes), l.rows, l.cols, l.bits).unwrap_or(false) {
+            return bad(format!("{what} codes: padding bits after the last code of a row are not zero"));
+        }
+        l.scale = decode_finite(&format!("{what} scale"), slice(l.scale), floats)?;
+        l.zero = decode_finite(&format!("{what} zero"), slice(l.zero), floats)?;
+        if let Some(b) = l.bias {
+            l.bias = Some(decode_finite(&format!("{what} bias"), slice(b), floats)?);
+        }
+    }
+    for t in tensors.iter_mut() {
+        t.data = decode_finite(&format!("tensor {:?}", t.name), slice(t.data), floats)?;
+    }
     Ok((layers, tensors))
+}
+
+fn too_large(len: u64) -> LaqError {
+    LaqError::Format(format!("file is {len} bytes, over the {MAX_FILE_LEN}-byte limit"))
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn check_regular(meta: &fs::Metadata) -> Result<(), LaqError> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return if meta.len() > MAX_FILE_LEN { Err(too_large(meta.len())) } else { Ok(()) };
+    }
+    let what = if t.is_dir() { "a directory" } else { special_kind(&t) };
+    bad(format!("not a regular file ({what})"))
+}
+
+#[cfg(unix)]
+fn special_kind(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &fs::FileType) -> &'static str {
+    "a special file"
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> io::Result<fs::File> {
+    fs::File::open(path)
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), LaqError> {
@@ -488,11 +595,18 @@ fn check_unique<'a>(names: impl Iterator<Item = &'a str>, what: &str) -> Result<
     Ok(())
 }
 
-fn check_finite(what: &str, bytes: &[u8]) -> Result<(), LaqError> {
-    match bytes.chunks_exact(4).position(|c| !f32::from_le_bytes(c.try_into().unwrap()).is_finite()) {
-        Some(i) => bad(format!("{what}: value {i} is not finite")),
-        None => Ok(()),
+/// Appends the little-endian f32 values of `bytes` to `floats`, all of which must be
+/// finite; returns their (start, count) there.
+fn decode_finite(what: &str, bytes: &[u8], floats: &mut Vec<f32>) -> Result<(usize, usize), LaqError> {
+    let start = floats.len();
+    for (i, c) in bytes.chunks_exact(4).enumerate() {
+        let v = f32::from_le_bytes(c.try_into().unwrap());
+        if !v.is_finite() {
+            return bad(format!("{what}: value {i} is not finite"));
+        }
+        floats.push(v);
     }
+    Ok((start, floats.len() - start))
 }
 
 // ---------------------------------------------------------------------------------

@@ -4,8 +4,12 @@
 //! - [`bitpack`]: 1..8-bit code packing (LSB-first, byte-aligned rows) and its reference.
 //! - [`gemv`]: dequantized GEMV / small-batch GEMM straight from packed codes.
 //! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
+//! - [`features`]: waveform -> feature vector (STFT, mel, MFCC, chroma, pooling).
+//! - [`model`]: a `.laq` file as a runnable model (validated metadata, features, forward).
 
 pub mod audio;
 pub mod bitpack;
 pub mod format;
 pub mod gemv;
+pub mod features;
+pub mod model;

@@ -382,14 +382,125 @@ fn data_errors_name_the_problem() {
 }
 
 #[test]
+fn non_zero_padding_between_and_after_buffers_is_rejected() {
+    let f = sample_model(9).encode().unwrap();
+    let (h, data) = header_of(&f);
+    let v: serde_json::Value = serde_json::from_str(&h).unwrap();
+    let buf = |b: &serde_json::Value| (b["offset"].as_u64().unwrap() as usize, b["length"].as_u64().unwrap() as usize);
+    // Layer 0's codes (16 rows x 5 bytes = 80 bytes) are followed by 48 padding bytes.
+    let (off, len) = buf(&v["layers"][0]["codes"]);
+    assert!(len % ALIGN != 0 && data[off + len..].len() > ALIGN);
+    assert_eq!(LaqFile::from_bytes(assemble(&h, &data)).unwrap().file_size(), f.len());
+    for at in [off + len, off + len.div_ceil(ALIGN) * ALIGN - 1] {
+        let mut d = data.clone();
+        d[at] = 1;
+        let e = format_err(LaqFile::from_bytes(assemble(&h, &d)));
+        assert!(e.contains(&format!("padding byte at offset {at} between layer 0")), "{e}");
+    }
+    // After the last buffer: the data region's final padding.
+    let last = v["tensors"].as_array().unwrap().iter().map(|t| buf(&t["data"])).max().unwrap();
+    let end = last.0 + last.1;
+    assert!(end < data.len(), "the sample ends on padding");
+    let mut d = data.clone();
+    *d.last_mut().unwrap() = 0x20;
+    let e = format_err(LaqFile::from_bytes(assemble(&h, &d)));
+    assert!(e.contains(&format!("padding byte at offset {} after tensor", data.len() - 1)), "{e}");
+    // A hole before the first buffer (the writer never leaves one) must be zero too.
+    let mut shifted: serde_json::Value = v.clone();
+    let bump = |b: &mut serde_json::Value| {
+        let o = b["offset"].as_u64().unwrap();
+        b["offset"] = (o + ALIGN as u64).into();
+    };
+    for l in shifted["layers"].as_array_mut().unwrap() {
+        for k in ["codes", "scale", "zero", "bias"] {
+            if !l[k].is_null() {
+                bump(&mut l[k]);
+            }
+        }
+    }
+    for t in shifted["tensors"].as_array_mut().unwrap() {
+        bump(&mut t["data"]);
+    }
+    let mut d = vec![0u8; ALIGN];
+    d.extend_from_slice(&data);
+    let hs = shifted.to_string();
+    assert!(LaqFile::from_bytes(assemble(&hs, &d)).is_ok());
+    d[3] = 7;
+    assert!(format_err(LaqFile::from_bytes(assemble(&hs, &d))).contains("offset 3 before the first buffer"));
+}
+
+#[test]
+fn float_buffers_are_lent_not_copied() {
+    let m = sample_model(4);
+    let f = LaqFile::from_bytes(m.encode().unwrap()).unwrap();
+    for (i, l) in m.layers.iter().enumerate() {
+        assert_eq!(f.scale_slice(i), &l.6[..]);
+        assert_eq!(f.zero_slice(i), &l.7[..]);
+        assert_eq!(f.bias_slice(i), l.8.as_deref());
+        // The same storage every call.
+        assert!(std::ptr::eq(f.scale_slice(i), f.scale_slice(i)));
+        let q = f.matrix(i);
+        assert_eq!((q.rows(), q.cols(), q.bits()), (l.1, l.2, l.3));
+    }
+    for (i, t) in f.tensors().iter().enumerate() {
+        let (_, _, data) = m.tensors.iter().find(|x| x.0 == t.name).unwrap();
+        assert_eq!(f.tensor_slice(i), &data[..]);
+    }
+}
+
+#[test]
 fn reading_from_a_path_reports_io_and_format_errors() {
     let dir = std::env::temp_dir().join(format!("serlaq-core-open-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     assert!(matches!(LaqFile::open(&dir.join("missing.laq")), Err(LaqError::Io { .. })));
-    assert!(format_err(LaqFile::open(&dir)).contains("not a regular file") || LaqFile::open(&dir).is_err());
+    assert_eq!(format_err(LaqFile::open(&dir)), "not a regular file (a directory)");
     let p = dir.join("empty.laq");
     std::fs::write(&p, b"").unwrap();
     assert!(format_err(LaqFile::open(&p)).contains("truncated"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `LaqFile::open` on a thread; None if it has not returned within 10 s.
+fn open_within_10s(path: &std::path::Path) -> Option<Result<LaqFile, LaqError>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(LaqFile::open(&p));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10)).ok()
+}
+
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_without_blocking() {
+    let dir = std::env::temp_dir().join(format!("serlaq-core-special-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A FIFO with no writer: opening it for reading (blocking) would wait forever.
+    let fifo = dir.join("pipe.laq");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let r = open_within_10s(&fifo).expect("opening a FIFO blocked");
+    assert_eq!(format_err(r), "not a regular file (a named pipe)");
+    // A symlink to the FIFO is judged by its target.
+    let link = dir.join("link.laq");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    assert_eq!(format_err(open_within_10s(&link).expect("blocked")), "not a regular file (a named pipe)");
+    // A character device.
+    assert_eq!(format_err(LaqFile::open(std::path::Path::new("/dev/null"))), "not a regular file (a device)");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn files_over_the_size_cap_are_refused_before_reading() {
+    let dir = std::env::temp_dir().join(format!("serlaq-core-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A sparse file: 1 GiB + 1 byte of size, no data on disk.
+    let p = dir.join("huge.laq");
+    let file = std::fs::File::create(&p).unwrap();
+    file.set_len(format::MAX_FILE_LEN + 1).unwrap();
+    let e = format_err(LaqFile::open(&p));
+    assert_eq!(e, format!("file is {} bytes, over the {}-byte limit", format::MAX_FILE_LEN + 1, format::MAX_FILE_LEN));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -15,11 +15,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serlaq_core::bitpack::{self, packed_len};
 use serlaq_core::format::{self, LaqError, LayerInput, Quantizer, TensorInput};
-use serlaq_core::gemv::{self, QMatrix};
+use serlaq_core::gemv::{self, Kernel, QMatrix};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 mod audio;
+mod model;
 
 pyo3::import_exception!(serlaq.errors, LaqFormatError);
 
@@ -94,10 +95,41 @@ fn check_bits(bits: u32) -> PyResult<()> {
     bitpack::check_bits(bits).map_err(value_err)
 }
 
+/// The kernel a `kernel=` argument names (None: the one that runs by default).
+fn kernel_arg(name: Option<&str>) -> PyResult<Kernel> {
+    let Some(name) = name else { return Ok(Kernel::selected()) };
+    match Kernel::parse(name) {
+        Some(k) if k.is_available() => Ok(k),
+        _ => Err(value_err(format!(
+            "kernel {name:?} is not available here (available: {})",
+            Kernel::available().iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// kernel(): the name of the kernel pack/unpack/qgemm run (after SERLAQ_KERNELS).
+#[pyfunction]
+fn kernel() -> &'static str {
+    Kernel::selected().name()
+}
+
+/// kernels(): the kernels this build has and this CPU runs, plainest first.
+#[pyfunction]
+fn kernels() -> Vec<&'static str> {
+    Kernel::available().iter().map(|k| k.name()).collect()
+}
+
 /// pack(codes, bits): 1-D (n,) -> (ceil(n*bits/8),); 2-D (rows, cols) -> (rows, row_bytes).
 #[pyfunction]
-fn pack<'py>(py: Python<'py>, codes: &Bound<'py, PyAny>, bits: u32) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (codes, bits, *, kernel=None))]
+fn pack<'py>(
+    py: Python<'py>,
+    codes: &Bound<'py, PyAny>,
+    bits: u32,
+    kernel: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
     check_bits(bits)?;
+    let k = kernel_arg(kernel)?;
     let codes = u8_array(codes, "codes")?;
     let shape = codes.shape();
     let values = codes.values();
@@ -109,7 +141,7 @@ fn pack<'py>(py: Python<'py>, codes: &Bound<'py, PyAny>, bits: u32) -> PyResult<
     let row_bytes = packed_len(cols, bits).map_err(value_err)?;
     let mut out = vec![0u8; rows * row_bytes];
     let v: &[u8] = &values;
-    py.detach(|| bitpack::pack_rows(v, rows, cols, bits, &mut out)).map_err(value_err)?;
+    py.detach(|| bitpack::pack_rows_with(k, v, rows, cols, bits, &mut out)).map_err(value_err)?;
     Ok(if two_d {
         Array2::from_shape_vec((rows, row_bytes), out).expect("shape matches").into_pyarray(py).into_any()
     } else {
@@ -119,8 +151,16 @@ fn pack<'py>(py: Python<'py>, codes: &Bound<'py, PyAny>, bits: u32) -> PyResult<
 
 /// unpack(packed, bits, count): 1-D -> (count,); 2-D (rows, row_bytes) -> (rows, count).
 #[pyfunction]
-fn unpack<'py>(py: Python<'py>, packed: &Bound<'py, PyAny>, bits: u32, count: usize) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (packed, bits, count, *, kernel=None))]
+fn unpack<'py>(
+    py: Python<'py>,
+    packed: &Bound<'py, PyAny>,
+    bits: u32,
+    count: usize,
+    kernel: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
     check_bits(bits)?;
+    let k = kernel_arg(kernel)?;
     let packed = u8_array(packed, "packed")?;
     let shape = packed.shape();
     let need = packed_len(count, bits).map_err(value_err)?;
@@ -137,7 +177,7 @@ fn unpack<'py>(py: Python<'py>, packed: &Bound<'py, PyAny>, bits: u32, count: us
     let v: &[u8] = &values;
     let total = rows.checked_mul(count).ok_or_else(|| value_err("output too large"))?;
     let mut out = vec![0u8; total];
-    py.detach(|| bitpack::unpack_rows(v, rows, count, bits, &mut out)).map_err(value_err)?;
+    py.detach(|| bitpack::unpack_rows_with(k, v, rows, count, bits, &mut out)).map_err(value_err)?;
     Ok(if two_d {
         Array2::from_shape_vec((rows, count), out).expect("shape matches").into_pyarray(py).into_any()
     } else {
@@ -148,6 +188,7 @@ fn unpack<'py>(py: Python<'py>, packed: &Bound<'py, PyAny>, bits: u32, count: us
 /// Runs the core GEMM on numpy inputs; shared by `qgemm` and `LaqFile.forward`.
 fn run_qgemm<'py>(
     py: Python<'py>,
+    kernel: Kernel,
     m: &QMatrix,
     bias: Option<&[f32]>,
     x: &Bound<'py, PyAny>,
@@ -170,9 +211,9 @@ fn run_qgemm<'py>(
     let mut y = vec![0f32; batch * m.rows()];
     // Releasing the GIL costs about as much as a small layer's whole product.
     if m.rows() * m.cols() * batch >= 1 << 16 {
-        py.detach(|| gemv::qgemm(m, bias, xs, batch, &mut y))
+        py.detach(|| gemv::qgemm_with(kernel, m, bias, xs, batch, &mut y))
     } else {
-        gemv::qgemm(m, bias, xs, batch, &mut y)
+        gemv::qgemm_with(kernel, m, bias, xs, batch, &mut y)
     }
     .map_err(value_err)?;
     Ok(if two_d {
@@ -182,9 +223,10 @@ fn run_qgemm<'py>(
     })
 }
 
-/// qgemm(packed, bits, cols, scale, zero, bias, x): y = x @ W.T + b, W decoded on the fly.
+/// qgemm(packed, bits, cols, scale, zero, bias, x, *, kernel=None): y = x @ W.T + b, W
+/// decoded on the fly; `kernel` forces one of `kernels()`.
 #[pyfunction]
-#[pyo3(signature = (packed, bits, cols, scale, zero, bias, x))]
+#[pyo3(signature = (packed, bits, cols, scale, zero, bias, x, *, kernel=None))]
 #[allow(clippy::too_many_arguments)]
 fn qgemm<'py>(
     py: Python<'py>,
@@ -195,8 +237,10 @@ fn qgemm<'py>(
     zero: &Bound<'py, PyAny>,
     bias: Option<&Bound<'py, PyAny>>,
     x: &Bound<'py, PyAny>,
+    kernel: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     check_bits(bits)?;
+    let k = kernel_arg(kernel)?;
     let packed = u8_array(packed, "packed")?;
     let shape = packed.shape();
     let [rows, row_bytes] = shape[..] else {
@@ -214,7 +258,7 @@ fn qgemm<'py>(
     let (pv, sv, zv) = (packed.values(), scale.values(), zero.values());
     let bv = bias.as_ref().map(|b| b.values());
     let m = QMatrix::new(&pv, rows, cols, bits, &sv, &zv).map_err(value_err)?;
-    run_qgemm(py, &m, bv.as_deref(), x)
+    run_qgemm(py, k, &m, bv.as_deref(), x)
 }
 
 /// Owned inputs of one layer for the writer.
@@ -429,13 +473,18 @@ impl PyLaqFile {
         Ok(a.into_pyarray(py).into_any())
     }
 
-    /// `x @ W_i.T + b_i` straight from the stored packed layer.
-    fn forward<'py>(&self, py: Python<'py>, i: isize, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// `x @ W_i.T + b_i` straight from the stored packed layer (parameters borrowed).
+    #[pyo3(signature = (i, x, *, kernel=None))]
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        i: isize,
+        x: &Bound<'py, PyAny>,
+        kernel: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let i = self.index(i)?;
-        let l = &self.inner.layers()[i];
-        let (scale, zero, bias) = (self.inner.scale(i), self.inner.zero(i), self.inner.bias(i));
-        let m = QMatrix::new(self.inner.packed(i), l.rows, l.cols, l.bits, &scale, &zero).map_err(value_err)?;
-        run_qgemm(py, &m, bias.as_deref(), x)
+        let k = kernel_arg(kernel)?;
+        run_qgemm(py, k, &self.inner.matrix(i), self.inner.bias_slice(i), x)
     }
 
     fn __repr__(&self) -> String {
@@ -457,6 +506,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_laq, m)?)?;
     m.add_class::<PyLaqFile>()?;
     m.add("FORMAT_VERSION", format::VERSION)?;
+    m.add_function(wrap_pyfunction!(kernel, m)?)?;
+    m.add_function(wrap_pyfunction!(kernels, m)?)?;
+    // The qgemm error bound's constants (serlaq_core::gemv, "Accuracy"), for tests.
+    m.add("QGEMM_DOT_COLS_PER_ROUNDING", gemv::DOT_COLS_PER_ROUNDING)?;
+    m.add("QGEMM_DOT_EXTRA_ROUNDINGS", gemv::DOT_EXTRA_ROUNDINGS)?;
+    m.add("F32_UNIT_ROUNDOFF", gemv::F32_UNIT_ROUNDOFF)?;
     audio::register(m)?;
+    model::register(m)?;
     Ok(())
 }

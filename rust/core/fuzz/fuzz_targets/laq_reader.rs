@@ -4,23 +4,25 @@
 
 use libfuzzer_sys::fuzz_target;
 use serlaq_core::format::{LaqFile, ReadOptions};
-use serlaq_core::gemv::{qgemm, QMatrix};
+use serlaq_core::gemv::{qgemm_with, Kernel, QMatrix};
 
 fn exercise(f: &LaqFile) {
     for (i, l) in f.layers().iter().enumerate() {
-        let (codes, scale, zero, bias) = (f.codes(i), f.scale(i), f.zero(i), f.bias(i));
-        assert_eq!(codes.len(), l.rows * l.cols);
+        assert_eq!(f.codes(i).len(), l.rows * l.cols);
+        let (scale, zero) = (f.scale_slice(i), f.zero_slice(i));
         // Keep forward passes cheap on large (but valid) layers.
         if l.rows * l.cols <= 1 << 16 {
-            let m = QMatrix::new(f.packed(i), l.rows, l.cols, l.bits, &scale, &zero).expect("validated layer");
+            let m = QMatrix::new(f.packed(i), l.rows, l.cols, l.bits, scale, zero).expect("validated layer");
             let x = vec![1.0f32; l.cols];
             let mut y = vec![0.0f32; l.rows];
-            qgemm(&m, bias.as_deref(), &x, 1, &mut y).expect("validated shapes");
+            // Every kernel this CPU runs (the registry), on the same layer.
+            for &k in Kernel::available() {
+                qgemm_with(k, &m, f.bias_slice(i), &x, 1, &mut y).expect("validated shapes");
+            }
         }
     }
     for i in 0..f.tensors().len() {
-        let t = f.tensor(i);
-        assert_eq!(t.len(), f.tensors()[i].shape.iter().product::<usize>());
+        assert_eq!(f.tensor_slice(i).len(), f.tensors()[i].shape.iter().product::<usize>());
     }
 }
 

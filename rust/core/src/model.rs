@@ -1,0 +1,455 @@
+//! `Model`: a `.laq` file -> validated labels, architecture, normalization and feature
+//! spec -> features -> standardize -> packed layers (ReLU between) -> softmax.
+//!
+//! Every metadata check of the former Python runtime (`LaqModel._parse_header`) lives
+//! here, one [`ModelError`] variant per problem. The packed codes are borrowed from the
+//! [`LaqFile`] on every call; each layer's scale, zero and bias are decoded once, at load.
+
+use crate::audio::{self, AudioError};
+use crate::features::{FeatureError, FeaturePlan, FeatureSpec, ScratchPool, SpecError};
+use crate::format::LaqFile;
+use crate::gemv::{self, QMatrix};
+use serde_json::{Map, Value};
+use rayon::prelude::*;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+/// One problem with a model's metadata or with an input; `Display` is one line
+/// (the binding prefixes the file).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelError {
+    /// A required metadata field is absent.
+    Missing { field: String },
+    /// A metadata field has the wrong JSON type.
+    WrongType { field: String, expected: &'static str, got: &'static str },
+    /// `labels` is an empty list.
+    NoLabels,
+    /// `labels[index]` is an empty string.
+    EmptyLabel { index: usize },
+    /// The same label twice.
+    DuplicateLabel { label: String },
+    /// `architecture.type` is not "mlp".
+    ArchitectureType { got: String },
+    /// `architecture.activation` is not "relu".
+    Activation { got: String },
+    /// `architecture.hidden[index]` is not a positive integer.
+    HiddenSize { index: usize },
+    /// `architecture.input_dim` differs from the feature spec's dimension.
+    InputDim { input_dim: usize, feature_dim: usize },
+    /// `architecture.num_classes` differs from the number of labels.
+    NumClasses { num_classes: usize, labels: usize },
+    /// The architecture and the file disagree on the number of layers.
+    LayerCount { architecture: usize, stored: usize },
+    /// A stored layer's shape is not the one the architecture implies.
+    LayerShape { index: usize, name: String, rows: usize, cols: usize, expected_rows: usize, expected_cols: usize },
+    /// `normalization.<key>` names a tensor the file does not hold.
+    NormTensorMissing { key: &'static str, tensor: String },
+    /// A normalization tensor of the wrong length.
+    NormLength { key: &'static str, tensor: String, got: usize, expected: usize },
+    /// A normalization tensor with NaN or infinite values.
+    NormNonFinite { key: &'static str, tensor: String },
+    /// `normalization.std` holds a value <= 0.
+    NormStdNotPositive { index: usize },
+    /// The `features` object is invalid.
+    Spec(SpecError),
+    /// The waveform cannot be featurized.
+    Features(FeatureError),
+    /// A file cannot be decoded or holds no usable signal (names the file).
+    Audio(AudioError),
+    /// Feature input of the wrong length.
+    InputShape { values: usize, dim: usize },
+    /// A NaN or infinite feature value.
+    NonFiniteInput { row: usize, col: usize },
+    /// The packed product refused its arguments (a bug: shapes are validated at load).
+    Kernel(String),
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ModelError::*;
+        match self {
+            Missing { field } => write!(f, "metadata field '{field}' is missing"),
+            WrongType { field, expected, got } => write!(f, "metadata field '{field}' must be {expected}, got {got}"),
+            NoLabels => write!(f, "metadata field 'labels' must be a non-empty list of non-empty strings"),
+            EmptyLabel { index } => write!(f, "metadata field 'labels' has an empty string at index {index}"),
+            DuplicateLabel { label } => write!(f, "metadata field 'labels' has duplicate label {label:?}"),
+            ArchitectureType { got } => {
+                write!(f, "metadata field 'architecture.type' is {got:?}; this runtime runs 'mlp' models")
+            }
+            Activation { got } => {
+                write!(f, "metadata field 'architecture.activation' is {got:?}; only 'relu' is supported")
+            }
+            HiddenSize { index } => {
+                write!(f, "metadata field 'architecture.hidden' must be a list of positive integers (index {index})")
+            }
+            InputDim { input_dim, feature_dim } => write!(
+                f,
+                "metadata field 'architecture.input_dim' is {input_dim} but the feature config gives \
+                 {feature_dim}-d vectors"
+            ),
+            NumClasses { num_classes, labels } => write!(
+                f,
+                "metadata field 'architecture.num_classes' is {num_classes} but there are {labels} labels"
+            ),
+            LayerCount { architecture, stored } => {
+                write!(f, "architecture has {architecture} layers but the file stores {stored}")
+            }
+            LayerShape { index, name, rows, cols, expected_rows, expected_cols } => write!(
+                f,
+                "layer {index} ({name}) has shape {rows}x{cols}, the architecture says {expected_rows}x{expected_cols}"
+            ),
+            NormTensorMissing { key, tensor } => write!(
+                f,
+                "metadata field 'normalization.{key}' names tensor {tensor:?}, which the file does not hold"
+            ),
+            NormLength { key, tensor, got, expected } => write!(
+                f,
+                "metadata field 'normalization.{key}' tensor {tensor:?} has {got} values, expected {expected}"
+            ),
+            NormNonFinite { key, tensor } => {
+                write!(f, "metadata field 'normalization.{key}' tensor {tensor:?} holds non-finite values")
+            }
+            NormStdNotPositive { index } => {
+                write!(f, "metadata field 'normalization.std' must be strictly positive (value {index} is not)")
+            }
+            Spec(e) => write!(f, "metadata {e}"),
+            Features(e) => write!(f, "{e}"),
+            Audio(e) => write!(f, "{e}"),
+            InputShape { values, dim } => {
+                write!(f, "features: {values} values is not a whole number of {dim}-d vectors")
+            }
+            NonFiniteInput { row, col } => write!(f, "features: value at row {row}, column {col} is NaN or infinite"),
+            Kernel(m) => write!(f, "packed layer: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+impl From<SpecError> for ModelError {
+    fn from(e: SpecError) -> Self {
+        ModelError::Spec(e)
+    }
+}
+
+impl From<AudioError> for ModelError {
+    fn from(e: AudioError) -> Self {
+        ModelError::Audio(e)
+    }
+}
+
+impl From<FeatureError> for ModelError {
+    fn from(e: FeatureError) -> Self {
+        ModelError::Features(e)
+    }
+}
+
+/// One packed layer: its index in the file plus its decoded affine parameters.
+#[derive(Debug, Clone)]
+struct Layer {
+    index: usize,
+    rows: usize,
+    cols: usize,
+    bits: u32,
+    scale: Vec<f32>,
+    zero: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+/// A validated `.laq` model, ready to run. `Send + Sync`.
+#[derive(Debug)]
+pub struct Model {
+    file: LaqFile,
+    labels: Vec<String>,
+    plan: FeaturePlan,
+    hidden: Vec<usize>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    layers: Vec<Layer>,
+    scratch: ScratchPool,
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn field<'a>(m: &'a Map<String, Value>, prefix: &str, key: &str) -> Result<&'a Value, ModelError> {
+    m.get(key).ok_or_else(|| ModelError::Missing { field: format!("{prefix}{key}") })
+}
+
+fn wrong(prefix: &str, key: &str, expected: &'static str, v: &Value) -> ModelError {
+    ModelError::WrongType { field: format!("{prefix}{key}"), expected, got: kind(v) }
+}
+
+fn object<'a>(m: &'a Map<String, Value>, prefix: &str, key: &str) -> Result<&'a Map<String, Value>, ModelError> {
+    let v = field(m, prefix, key)?;
+    v.as_object().ok_or_else(|| wrong(prefix, key, "an object", v))
+}
+
+fn string<'a>(m: &'a Map<String, Value>, prefix: &str, key: &str) -> Result<&'a str, ModelError> {
+    let v = field(m, prefix, key)?;
+    v.as_str().ok_or_else(|| wrong(prefix, key, "a string", v))
+}
+
+fn count(m: &Map<String, Value>, prefix: &str, key: &str) -> Result<usize, ModelError> {
+    let v = field(m, prefix, key)?;
+    v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| wrong(prefix, key, "a non-negative integer", v))
+}
+
+impl Model {
+    /// Validates the metadata of `file` against its layers and tensors.
+    pub fn from_laq(file: LaqFile) -> Result<Model, ModelError> {
+        // The format guarantees a JSON object; anything else reads as an empty one
+        // (and fails as a missing field).
+        let meta = match serde_json::from_str::<Value>(file.metadata_json()) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+
+        let labels_v = field(&meta, "", "labels")?;
+        let items = labels_v.as_array().ok_or_else(|| wrong("", "labels", "a list", labels_v))?;
+        if items.is_empty() {
+            return Err(ModelError::NoLabels);
+        }
+        let mut labels: Vec<String> = Vec::with_capacity(items.len());
+        for (i, v) in items.iter().enumerate() {
+            let s = v.as_str().ok_or_else(|| wrong("", &format!("labels[{i}]"), "a string", v))?;
+            if s.is_empty() {
+                return Err(ModelError::EmptyLabel { index: i });
+            }
+            if labels.iter().any(|l| l == s) {
+                return Err(ModelError::DuplicateLabel { label: s.to_string() });
+            }
+            labels.push(s.to_string());
+        }
+
+        let spec = FeatureSpec::from_json_value(field(&meta, "", "features")?)?;
+        let feature_dim = spec.dim();
+
+        let arch = object(&meta, "", "architecture")?;
+        let p = "architecture.";
+        let t = string(arch, p, "type")?;
+        if t != "mlp" {
+            return Err(ModelError::ArchitectureType { got: t.to_string() });
+        }
+        match arch.get("activation") {
+            None => {}
+            Some(Value::String(a)) if a == "relu" => {}
+            Some(Value::String(a)) => return Err(ModelError::Activation { got: a.clone() }),
+            Some(v) => return Err(wrong(p, "activation", "a string", v)),
+        }
+        let input_dim = count(arch, p, "input_dim")?;
+        let hidden_v = field(arch, p, "hidden")?;
+        let hidden_items = hidden_v.as_array().ok_or_else(|| wrong(p, "hidden", "a list", hidden_v))?;
+        let mut hidden = Vec::with_capacity(hidden_items.len().min(64));
+        for (i, h) in hidden_items.iter().enumerate() {
+            match h.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if n > 0 => hidden.push(n),
+                _ => return Err(ModelError::HiddenSize { index: i }),
+            }
+        }
+        let num_classes = count(arch, p, "num_classes")?;
+        if input_dim != feature_dim {
+            return Err(ModelError::InputDim { input_dim, feature_dim });
+        }
+        if num_classes != labels.len() {
+            return Err(ModelError::NumClasses { num_classes, labels: labels.len() });
+        }
+
+        let stored = file.layers();
+        if stored.len() != hidden.len() + 1 {
+            return Err(ModelError::LayerCount { architecture: hidden.len() + 1, stored: stored.len() });
+        }
+        let mut dims = Vec::with_capacity(hidden.len() + 2);
+        dims.push(input_dim);
+        dims.extend_from_slice(&hidden);
+        dims.push(num_classes);
+        let mut layers = Vec::with_capacity(stored.len());
+        for (i, l) in stored.iter().enumerate() {
+            if (l.rows, l.cols) != (dims[i + 1], dims[i]) {
+                return Err(ModelError::LayerShape {
+                    index: i,
+                    name: l.name.clone(),
+                    rows: l.rows,
+                    cols: l.cols,
+                    expected_rows: dims[i + 1],
+                    expected_cols: dims[i],
+                });
+            }
+            let layer = Layer {
+                index: i,
+                rows: l.rows,
+                cols: l.cols,
+                bits: l.bits,
+                scale: file.scale(i),
+                zero: file.zero(i),
+                bias: file.bias(i),
+            };
+            QMatrix::new(file.packed(i), l.rows, l.cols, l.bits, &layer.scale, &layer.zero)
+                .map_err(|e| ModelError::Kernel(e.to_string()))?;
+            layers.push(layer);
+        }
+
+        let norm = object(&meta, "", "normalization")?;
+        let mut stats: Vec<Vec<f32>> = Vec::with_capacity(2);
+        for key in ["mean", "std"] {
+            let name = string(norm, "normalization.", key)?;
+            let idx = file
+                .tensor_index(name)
+                .ok_or_else(|| ModelError::NormTensorMissing { key, tensor: name.to_string() })?;
+            let n: usize = file.tensors()[idx].shape.iter().product();
+            if n != input_dim {
+                return Err(ModelError::NormLength { key, tensor: name.to_string(), got: n, expected: input_dim });
+            }
+            let values = file.tensor(idx);
+            if !values.iter().all(|v| v.is_finite()) {
+                return Err(ModelError::NormNonFinite { key, tensor: name.to_string() });
+            }
+            stats.push(values);
+        }
+        let std = stats.pop().unwrap_or_default();
+        let mean = stats.pop().unwrap_or_default();
+        if let Some(index) = std.iter().position(|&s| s <= 0.0) {
+            return Err(ModelError::NormStdNotPositive { index });
+        }
+        let plan = FeaturePlan::new(&spec)?;
+        Ok(Model { file, labels, plan, hidden, mean, std, layers, scratch: ScratchPool::default() })
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    pub fn num_classes(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn spec(&self) -> &FeatureSpec {
+        self.plan.spec()
+    }
+    pub fn plan(&self) -> &FeaturePlan {
+        &self.plan
+    }
+    pub fn input_dim(&self) -> usize {
+        self.plan.dim()
+    }
+    pub fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+    pub fn file(&self) -> &LaqFile {
+        &self.file
+    }
+    pub fn metadata_json(&self) -> &str {
+        self.file.metadata_json()
+    }
+    /// Normalization mean and std (`input_dim` each).
+    pub fn normalization(&self) -> (&[f32], &[f32]) {
+        (&self.mean, &self.std)
+    }
+
+    /// Raw feature vectors (`n x input_dim`, row-major) -> logits (`n x num_classes`).
+    /// Standardizes as `(x - mean) / std` in float32 (the training model's divide), then
+    /// runs each packed layer through [`gemv::qgemm`], ReLU between layers.
+    pub fn forward(&self, x: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let d = self.input_dim();
+        if x.is_empty() || !x.len().is_multiple_of(d) {
+            return Err(ModelError::InputShape { values: x.len(), dim: d });
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFiniteInput { row: i / d, col: i % d });
+        }
+        let n = x.len() / d;
+        let mut h: Vec<f32> = x
+            .chunks_exact(d)
+            .flat_map(|row| row.iter().zip(&self.mean).zip(&self.std).map(|((&v, &m), &s)| (v - m) / s))
+            .collect();
+        let last = self.layers.len() - 1;
+        for (i, l) in self.layers.iter().enumerate() {
+            let m = QMatrix::new(self.file.packed(l.index), l.rows, l.cols, l.bits, &l.scale, &l.zero)
+                .map_err(|e| ModelError::Kernel(e.to_string()))?;
+            let mut y = vec![0f32; n * l.rows];
+            gemv::qgemm(&m, l.bias.as_deref(), &h, n, &mut y).map_err(|e| ModelError::Kernel(e.to_string()))?;
+            if i != last {
+                y.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            h = y;
+        }
+        Ok(h)
+    }
+
+    /// Raw feature vectors -> class probabilities (`n x num_classes`, softmax in float64).
+    pub fn probabilities(&self, x: &[f32]) -> Result<Vec<f64>, ModelError> {
+        let logits = self.forward(x)?;
+        Ok(softmax_rows(&logits, self.num_classes()))
+    }
+
+    /// A mono waveform at the spec's rate -> the raw feature vector.
+    pub fn features_wave(&self, wave: &[f32]) -> Result<Vec<f32>, ModelError> {
+        Ok(self.scratch.extract(&self.plan, wave)?)
+    }
+
+    /// A mono waveform at the spec's rate -> class probabilities.
+    pub fn predict_wave(&self, wave: &[f32]) -> Result<Vec<f64>, ModelError> {
+        self.probabilities(&self.features_wave(wave)?)
+    }
+
+    /// Decode, downmix and resample a file to the spec's rate (`audio::load`, with the
+    /// spec's `min_samples`), then its raw feature vector.
+    pub fn features_file(&self, path: &Path) -> Result<Vec<f32>, ModelError> {
+        let spec = self.spec();
+        let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
+        self.features_wave(&wave).map_err(|e| match e {
+            // the loader bounds length already; name the file if anything else is wrong
+            ModelError::Features(f) => ModelError::Audio(AudioError::Internal {
+                source: path.display().to_string(),
+                detail: f.to_string(),
+            }),
+            other => other,
+        })
+    }
+
+    /// A file -> class probabilities.
+    pub fn predict_file(&self, path: &Path) -> Result<Vec<f64>, ModelError> {
+        self.probabilities(&self.features_file(path)?)
+    }
+
+    /// Many files on `threads` native threads (0 = rayon's default pool size); results in
+    /// input order, each the file's probabilities or its one-line error naming the file.
+    /// A panic while handling one file becomes that file's error.
+    pub fn predict_files(&self, paths: &[PathBuf], threads: usize) -> Vec<Result<Vec<f64>, String>> {
+        let one = |p: &PathBuf| -> Result<Vec<f64>, String> {
+            let name = p.display().to_string();
+            match catch_unwind(AssertUnwindSafe(|| self.predict_file(p))) {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
+                Ok(Err(e)) => Err(format!("{name}: {e}")),
+                Err(_) => Err(format!("{name}: internal error (a panic in serlaq; please report)")),
+            }
+        };
+        if threads == 1 || paths.len() <= 1 {
+            return paths.iter().map(one).collect();
+        }
+        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool.install(|| paths.par_iter().map(one).collect()),
+            Err(_) => paths.iter().map(one).collect(),
+        }
+    }
+}
+
+/// Row-wise softmax in float64 (max subtracted first).
+pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f64> {
+    let mut out: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+    for row in out.chunks_exact_mut(classes) {
+        let top = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        row.iter_mut().for_each(|v| *v = (*v - top).exp());
+        let sum: f64 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+    out
+}
