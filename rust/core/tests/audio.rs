@@ -361,6 +361,45 @@ fn every_error_kind_is_raised_and_one_line() {
     assert_eq!(seen, ALL_KINDS.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>());
 }
 
+/// Every mono chunk of a decoder.
+fn drain(mut d: audio::Decoder<'_>) -> Result<Vec<f32>, AudioError> {
+    let (mut all, mut mono) = (Vec::new(), Vec::new());
+    while d.next_mono(&mut mono)? {
+        all.extend_from_slice(&mono);
+    }
+    Ok(all)
+}
+
+#[test]
+fn from_source_checks_the_header_like_open() {
+    use std::io::{Cursor, Seek, SeekFrom};
+    use symphonia::core::io::{MediaSource, ReadOnlySource};
+    let y = tone(3000, 16000, 440.0, 0.5);
+    let good = wav(1, 2, 16000, 16, &pcm16(&[y.clone(), y.clone()].concat()));
+    // the proptest regression: channel count 0x5601 (symphonia overflows on it, a panic in
+    // debug builds) must be refused by the preflight, from a seekable and an unseekable source
+    let mut bad = good.clone();
+    bad[23] = 0x56;
+    let sources = |bytes: &[u8]| -> Vec<Box<dyn MediaSource>> {
+        vec![Box::new(Cursor::new(bytes.to_vec())), Box::new(ReadOnlySource::new(Cursor::new(bytes.to_vec())))]
+    };
+    for media in sources(&bad) {
+        let e = audio::Decoder::from_source(media, "bad.wav", Some("wav")).expect_err("refused");
+        assert_eq!(e.kind(), "unsupported channel count", "{e}");
+        assert!(e.to_string().starts_with("bad.wav: "), "{e}");
+    }
+    // a good file decodes the same from bytes, a cursor, an unseekable source, and from a
+    // cursor positioned after some leading bytes
+    let want = drain(audio::Decoder::from_bytes(&good, "good.wav", None).unwrap()).unwrap();
+    assert_eq!(want.len(), 3000);
+    for media in sources(&good) {
+        assert_eq!(drain(audio::Decoder::from_source(media, "good.wav", None).unwrap()).unwrap(), want);
+    }
+    let mut offset = Cursor::new([b"junk".as_slice(), &good].concat());
+    offset.seek(SeekFrom::Start(4)).unwrap();
+    assert_eq!(drain(audio::Decoder::from_source(Box::new(offset), "good.wav", None).unwrap()).unwrap(), want);
+}
+
 /// Decoding arbitrary bytes must give an error or a validated clip, never a panic.
 fn decode_any(bytes: &[u8]) {
     if let Ok(y) = audio::load_bytes(bytes, "fuzz", 16000, 1) {
