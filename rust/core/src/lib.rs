@@ -9,7 +9,7 @@
 
 pub mod audio;
 pub mod bitpack;
-pub mod features;
 pub mod format;
 pub mod gemv;
+pub mod features;
 pub mod model;
