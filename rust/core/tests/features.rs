@@ -56,6 +56,7 @@ fn specs() -> Vec<(&'static str, FeatureSpec)> {
         ("small", with(json!({}))),
         ("win_length<n_fft", with(json!({"win_length": 200}))),
         ("odd n_fft", with(json!({"n_fft": 255, "win_length": 255}))),
+        ("n_fft = 2 x odd", with(json!({"n_fft": 254, "win_length": 254}))),
         ("f_min/f_max", with(json!({"f_min": 100.0, "f_max": 3000.0}))),
         ("top_db None", with(json!({"top_db": null}))),
         ("chroma power", with(json!({"chroma_spectrum": "power", "n_chroma": 24, "chroma_tuning": 0.25}))),
@@ -303,4 +304,69 @@ fn waveform_errors() {
     assert_eq!(e, FeatureError::NonFinite { index: 1 });
     // digital silence is a valid clip here (the audio loader rejects it): finite features
     assert!(plan.extract(&[0.0; 100]).unwrap().iter().all(|v| v.is_finite()));
+}
+
+/// The banded chroma filterbank drops only what its documented bound allows: for any
+/// non-negative spectrum (random, single-bin spikes, flat), every raw chroma value of the
+/// kept weights is within `2^-30 * top` of the dense product (float64 sums of the
+/// float32 weights), and the bands do drop most of the Gaussian tails.
+#[test]
+fn banded_chroma_drops_only_the_bounded_tail() {
+    let bound = 2f64.powi(-30); // the documented bound, not the constant itself
+    let cases = [
+        spec(json!({})),
+        spec(json!({"n_chroma": 24, "chroma_tuning": 0.25})),
+        spec(json!({"n_chroma": 96, "chroma_tuning": -0.5})),
+        spec(
+            json!({"sample_rate": 8000, "n_fft": 255, "win_length": 255, "hop_length": 64, "n_mels": 32, "n_mfcc": 13}),
+        ),
+        spec(json!({"sample_rate": 48000, "n_fft": 4096, "hop_length": 1024})),
+    ];
+    for s in cases {
+        let plan = FeaturePlan::new(&s).unwrap();
+        let (nc, nf) = (s.n_chroma, s.n_freqs());
+        let dense = plan.chroma_fb();
+        let kept = plan.chroma_bands().to_dense(nc, nf);
+        assert!(kept.iter().zip(dense).all(|(&k, &d)| k == 0.0 || k == d), "kept weights are the exact weights");
+        let mut spectra: Vec<Vec<f64>> = Vec::new();
+        let mut state = 12345u64;
+        for _ in 0..8 {
+            spectra.push(
+                (0..nf)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((state >> 40) as f64 / (1u64 << 24) as f64).powi(4)
+                    })
+                    .collect(),
+            );
+        }
+        spectra.push(vec![1.0; nf]);
+        for k in (0..nf).step_by(7).chain([nf - 1]) {
+            let mut v = vec![0.0; nf];
+            v[k] = 3.0;
+            spectra.push(v);
+        }
+        let mut worst = 0f64;
+        for sp in &spectra {
+            let prod = |w: &[f32], c: usize| (0..nf).map(|k| f64::from(w[c * nf + k]) * sp[k]).sum::<f64>();
+            let full: Vec<f64> = (0..nc).map(|c| prod(dense, c)).collect();
+            let top = full.iter().cloned().fold(0.0, f64::max);
+            for c in 0..nc {
+                let gap = full[c] - prod(&kept, c);
+                assert!(gap >= -1e-12 * top, "kept more than the dense product?");
+                assert!(gap <= bound * top * (1.0 + 1e-9), "chroma {c}: dropped {gap:e} > 2^-30 * top {top:e}");
+                worst = worst.max(gap / top);
+            }
+        }
+        let nnz = plan.chroma_bands().nnz();
+        eprintln!(
+            "banded chroma n_fft {} n_chroma {nc}: {nnz} of {} weights, {} runs, worst dropped / top {worst:.1e}",
+            s.n_fft,
+            nc * nf,
+            plan.chroma_bands().runs()
+        );
+        if s.n_fft >= 2048 {
+            assert!(nnz * 10 < nc * nf * 7, "the bands should drop the far tails ({nnz} of {})", nc * nf);
+        }
+    }
 }

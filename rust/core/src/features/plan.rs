@@ -2,15 +2,15 @@
 //! DCT); `FrameRows`: the per-frame values pooling works on; `Scratch`: caller-owned
 //! buffers, so that no clip allocates once its scratch has grown.
 
-use super::chroma::chroma_filterbank;
+use super::chroma::{chroma_filterbank, SparseChroma};
 use super::dct::dct_matrix;
 use super::mel::{mel_filterbank_dense, SparseMel};
 use super::pool::{PoolScratch, Pooler};
 use super::spec::{ChromaSpectrum, FeatureSpec, SpecError};
 use super::stft::{frame_count, frame_start, load_frame, window};
 use super::FeatureError;
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -21,9 +21,14 @@ pub const AMIN: f32 = 1e-10;
 pub struct FeaturePlan {
     spec: FeatureSpec,
     window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    /// Complex FFT of `n_fft / 2` points (even `n_fft`: the real frame packed as complex
+    /// pairs, then split, see [`FeaturePlan::power_spectrum`]) or of `n_fft` (odd).
+    fft: Arc<dyn Fft<f32>>,
+    /// Even `n_fft`: `(cos, -sin)(2 pi k / n_fft)` for `k in 0..=n_fft / 4`.
+    twiddles: Vec<Complex<f32>>,
     mel: SparseMel,
     chroma: Vec<f32>,
+    chroma_bands: SparseChroma,
     dct: Vec<f32>,
 }
 
@@ -36,12 +41,27 @@ impl std::fmt::Debug for FeaturePlan {
 /// Per-frame buffers of the STFT (one frame at a time).
 #[derive(Debug, Clone)]
 pub struct FrameScratch {
-    /// The windowed frame (input of the real FFT; overwritten by it).
-    pub(crate) frame: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
+    /// FFT buffer (in place). Even `n_fft`: its floats are the windowed frame itself.
+    buf: Vec<Complex<f32>>,
+    /// Odd `n_fft`: the windowed frame (spread into `buf` as real values).
+    odd_frame: Vec<f32>,
     fft_scratch: Vec<Complex<f32>>,
     magnitude: Vec<f32>,
     power: Vec<f32>,
+}
+
+impl FrameScratch {
+    /// The `n_fft` floats the next windowed frame is written to.
+    pub(crate) fn frame_mut(&mut self) -> &mut [f32] {
+        if self.odd_frame.is_empty() {
+            let n = 2 * self.buf.len();
+            // SAFETY: `Complex<f32>` is `#[repr(C)] { re, im }`: a slice of `len` of them
+            // is `2 * len` contiguous, initialized, aligned f32 values, borrowed mutably here.
+            unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast::<f32>(), n) }
+        } else {
+            &mut self.odd_frame
+        }
+    }
 }
 
 /// Caller-owned buffers for whole clips: frame buffers, the clip's rows, pooling buffers.
@@ -108,11 +128,27 @@ impl FeaturePlan {
         let spec = FeatureSpec::from_json_value(&spec.to_json_value())?;
         let n_freqs = spec.n_freqs();
         let dense = mel_filterbank_dense(n_freqs, spec.f_min, spec.f_max(), spec.n_mels, spec.sample_rate);
+        let n = spec.n_fft;
+        let even = n % 2 == 0;
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(if even { n / 2 } else { n });
+        let twiddles = if even {
+            (0..=n / 4)
+                .map(|k| {
+                    let a = 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+                    Complex::new(a.cos() as f32, -a.sin() as f32)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let chroma = chroma_filterbank(f64::from(spec.sample_rate), spec.n_fft, spec.n_chroma, spec.chroma_tuning);
         Ok(FeaturePlan {
             window: window(spec.n_fft, spec.win_length()),
-            fft: RealFftPlanner::<f32>::new().plan_fft_forward(spec.n_fft),
+            fft,
+            twiddles,
             mel: SparseMel::from_dense(&dense, spec.n_mels, n_freqs),
-            chroma: chroma_filterbank(f64::from(spec.sample_rate), spec.n_fft, spec.n_chroma, spec.chroma_tuning),
+            chroma_bands: SparseChroma::new(&chroma, spec.n_chroma, n_freqs),
+            chroma,
             dct: dct_matrix(spec.n_mfcc, spec.n_mels),
             spec,
         })
@@ -134,6 +170,10 @@ impl FeaturePlan {
     pub fn chroma_fb(&self) -> &[f32] {
         &self.chroma
     }
+    /// The chroma filterbank as the frame path applies it (negligible tails dropped).
+    pub fn chroma_bands(&self) -> &SparseChroma {
+        &self.chroma_bands
+    }
     /// `(n_mfcc, n_mels)` row-major.
     pub fn dct(&self) -> &[f32] {
         &self.dct
@@ -141,10 +181,12 @@ impl FeaturePlan {
 
     pub fn frame_scratch(&self) -> FrameScratch {
         let n_freqs = self.spec.n_freqs();
+        let n = self.spec.n_fft;
+        let even = n % 2 == 0;
         FrameScratch {
-            frame: self.fft.make_input_vec(),
-            spectrum: self.fft.make_output_vec(),
-            fft_scratch: self.fft.make_scratch_vec(),
+            buf: vec![Complex::new(0.0, 0.0); if even { n / 2 } else { n }],
+            odd_frame: if even { Vec::new() } else { vec![0.0; n] },
+            fft_scratch: vec![Complex::new(0.0, 0.0); self.fft.get_inplace_scratch_len()],
             magnitude: vec![0.0; n_freqs],
             power: vec![0.0; n_freqs],
         }
@@ -183,15 +225,50 @@ impl FeaturePlan {
         self.analyze_frame_body(s, rows);
     }
 
+    /// The FFT of the windowed frame in `s` -> `s.power` (`|X[k]|^2`, `k in 0..=n_fft/2`).
+    ///
+    /// Even `n_fft = 2M`: the frame's floats are already the complex sequence
+    /// `z[m] = x[2m] + i x[2m+1]` (`FrameScratch::frame_mut`); one M-point FFT `Z` gives
+    /// `X[k] = E[k] + W^k O[k]` with `E = (Z[k] + conj Z[M-k]) / 2`,
+    /// `O = (Z[k] - conj Z[M-k]) / 2i`, `W = exp(-2 pi i / n_fft)` (the standard split;
+    /// `realfft` does the same). Bins `k` and `M - k` come from the same pair and are
+    /// computed together, straight to power (no complex spectrum is stored).
+    #[inline(always)]
+    fn power_spectrum(&self, s: &mut FrameScratch) {
+        if !s.odd_frame.is_empty() {
+            for (c, &v) in s.buf.iter_mut().zip(&s.odd_frame) {
+                *c = Complex::new(v, 0.0);
+            }
+            self.fft.process_with_scratch(&mut s.buf, &mut s.fft_scratch);
+            for (p, c) in s.power.iter_mut().zip(&s.buf) {
+                *p = c.re * c.re + c.im * c.im;
+            }
+            return;
+        }
+        self.fft.process_with_scratch(&mut s.buf, &mut s.fft_scratch);
+        let z = &s.buf;
+        let m = z.len();
+        let p = &mut s.power[..=m];
+        let (r0, i0) = (z[0].re, z[0].im);
+        p[0] = (r0 + i0) * (r0 + i0);
+        p[m] = (r0 - i0) * (r0 - i0);
+        // pairs (k, m - k) for k in 1..lim, all distinct; the midpoint k = m/2 (m even) after
+        split_pairs(z, &self.twiddles, p, 1, m.div_ceil(2));
+        if m % 2 == 0 {
+            let (h, a, w) = (m / 2, z[m / 2], self.twiddles[m / 2]);
+            let (sum_re, sum_im) = (2.0 * a.re, 2.0 * a.im);
+            let (x_re, x_im) = (sum_re + w.re * sum_im, w.im * sum_im);
+            p[h] = 0.25 * (x_re * x_re + x_im * x_im);
+        }
+    }
+
     #[inline(always)]
     fn analyze_frame_body(&self, s: &mut FrameScratch, rows: &mut FrameRows) {
-        self.fft
-            .process_with_scratch(&mut s.frame, &mut s.spectrum, &mut s.fft_scratch)
-            .expect("buffers sized by the plan");
-        for ((c, m), p) in s.spectrum.iter().zip(s.magnitude.iter_mut()).zip(s.power.iter_mut()) {
-            let mag = (c.re * c.re + c.im * c.im).sqrt();
-            *m = mag;
-            *p = mag * mag;
+        self.power_spectrum(s);
+        if self.spec.chroma_spectrum == ChromaSpectrum::Magnitude {
+            for (m, &p) in s.magnitude.iter_mut().zip(&s.power) {
+                *m = p.sqrt();
+            }
         }
         // Plain indexed loops into pre-sized rows: closures handed to `Vec::extend` would
         // be compiled outside this function's target features.
@@ -208,15 +285,11 @@ impl FeaturePlan {
             ChromaSpectrum::Magnitude => &s.magnitude,
             ChromaSpectrum::Power => &s.power,
         };
-        let n_freqs = spectrum.len();
         let at = rows.chroma.len();
         rows.chroma.resize(at + self.spec.n_chroma, 0.0);
         let row = &mut rows.chroma[at..];
-        let mut top = f32::NEG_INFINITY;
-        for (r, w) in row.iter_mut().zip(self.chroma.chunks_exact(n_freqs)) {
-            *r = dot(w, spectrum);
-            top = top.max(*r);
-        }
+        self.chroma_bands.apply(spectrum, row);
+        let top = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let top = if top < f32::MIN_POSITIVE { 1.0 } else { top };
         for v in row.iter_mut() {
             *v /= top;
@@ -227,7 +300,7 @@ impl FeaturePlan {
     pub fn analyze_clip(&self, wave: &[f32], frame: &mut FrameScratch, rows: &mut FrameRows) {
         let (n_fft, hop) = (self.spec.n_fft, self.spec.hop_length);
         for t in 0..frame_count(wave.len(), n_fft, hop) {
-            load_frame(wave, frame_start(t, n_fft, hop), &self.window, &mut frame.frame);
+            load_frame(wave, frame_start(t, n_fft, hop), &self.window, frame.frame_mut());
             self.analyze_frame(frame, rows);
         }
     }
@@ -282,6 +355,84 @@ pub fn db(x: f32) -> f32 {
     x.max(AMIN).ln() * DB_PER_NEPER
 }
 
+/// Power of bins `k` and `m - k` (`m = z.len()`) from `a = Z[k]`, `b = Z[m - k]` and
+/// the twiddle `w = W^k` (see [`FeaturePlan::power_spectrum`]).
+#[inline(always)]
+fn split_pair(a: Complex<f32>, b: Complex<f32>, w: Complex<f32>) -> (f32, f32) {
+    let (sum_re, sum_im) = (a.re + b.re, a.im + b.im);
+    let (dif_re, dif_im) = (a.re - b.re, a.im - b.im);
+    let t_re = w.re * sum_im + w.im * dif_re;
+    let t_im = w.im * sum_im - w.re * dif_re;
+    let (x_re, x_im) = (sum_re + t_re, dif_im + t_im);
+    let (y_re, y_im) = (sum_re - t_re, t_im - dif_im);
+    (0.25 * (x_re * x_re + x_im * x_im), 0.25 * (y_re * y_re + y_im * y_im))
+}
+
+/// [`split_pair`] for `k in from..lim` (`lim <= (m + 1) / 2`), into `p[k]` and `p[m - k]`.
+/// With AVX2: 8 pairs per step, the same per-lane operations (no FMA), so the same bits.
+#[inline(always)]
+fn split_pairs(z: &[Complex<f32>], tw: &[Complex<f32>], p: &mut [f32], from: usize, lim: usize) {
+    let m = z.len();
+    assert!(lim <= m.div_ceil(2) && tw.len() >= lim && p.len() > m);
+    let mut k = from;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if lim >= from + 8 && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 checked; bounds checked above (see `split_pairs_avx2`).
+            k = unsafe { split_pairs_avx2(z, tw, p, from, lim) };
+        }
+    }
+    while k < lim {
+        let (f, b) = split_pair(z[k], z[m - k], tw[k]);
+        p[k] = f;
+        p[m - k] = b;
+        k += 1;
+    }
+}
+
+/// 8 pairs per step from `from` while `k + 8 <= lim`; returns the first `k` not done.
+/// Reads `z[k..k + 8]`, `z[m - k - 7..=m - k]`, `tw[k..k + 8]` and writes the matching
+/// `p[k..k + 8]` and `p[m - k - 7..=m - k]`: in bounds, as `k >= 1` and
+/// `m - k - 7 >= m - lim + 1 >= lim > k + 7` (the two halves never overlap).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn split_pairs_avx2(z: &[Complex<f32>], tw: &[Complex<f32>], p: &mut [f32], from: usize, lim: usize) -> usize {
+    use std::arch::x86_64::*;
+    let m = z.len();
+    let zp = z.as_ptr().cast::<f32>();
+    let wp = tw.as_ptr().cast::<f32>();
+    let pp = p.as_mut_ptr();
+    let rev4 = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0x1B>(_mm256_castps_pd(v)));
+    // lanes come out as pairs j = [0 1 4 5 2 3 6 7]: restore order / order reversed
+    let fwd = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    let bwd = _mm256_setr_epi32(7, 6, 3, 2, 5, 4, 1, 0);
+    let quarter = _mm256_set1_ps(0.25);
+    let mut k = from;
+    while k + 8 <= lim {
+        let a_lo = _mm256_loadu_ps(zp.add(2 * k));
+        let a_hi = _mm256_loadu_ps(zp.add(2 * (k + 4)));
+        let b_lo = rev4(_mm256_loadu_ps(zp.add(2 * (m - k - 3))));
+        let b_hi = rev4(_mm256_loadu_ps(zp.add(2 * (m - k - 7))));
+        let w_lo = _mm256_loadu_ps(wp.add(2 * k));
+        let w_hi = _mm256_loadu_ps(wp.add(2 * (k + 4)));
+        let (a_re, a_im) = (_mm256_shuffle_ps::<0x88>(a_lo, a_hi), _mm256_shuffle_ps::<0xDD>(a_lo, a_hi));
+        let (b_re, b_im) = (_mm256_shuffle_ps::<0x88>(b_lo, b_hi), _mm256_shuffle_ps::<0xDD>(b_lo, b_hi));
+        let (w_re, w_im) = (_mm256_shuffle_ps::<0x88>(w_lo, w_hi), _mm256_shuffle_ps::<0xDD>(w_lo, w_hi));
+        let (sum_re, sum_im) = (_mm256_add_ps(a_re, b_re), _mm256_add_ps(a_im, b_im));
+        let (dif_re, dif_im) = (_mm256_sub_ps(a_re, b_re), _mm256_sub_ps(a_im, b_im));
+        let t_re = _mm256_add_ps(_mm256_mul_ps(w_re, sum_im), _mm256_mul_ps(w_im, dif_re));
+        let t_im = _mm256_sub_ps(_mm256_mul_ps(w_im, sum_im), _mm256_mul_ps(w_re, dif_re));
+        let (x_re, x_im) = (_mm256_add_ps(sum_re, t_re), _mm256_add_ps(dif_im, t_im));
+        let (y_re, y_im) = (_mm256_sub_ps(sum_re, t_re), _mm256_sub_ps(t_im, dif_im));
+        let pf = _mm256_mul_ps(quarter, _mm256_add_ps(_mm256_mul_ps(x_re, x_re), _mm256_mul_ps(x_im, x_im)));
+        let pb = _mm256_mul_ps(quarter, _mm256_add_ps(_mm256_mul_ps(y_re, y_re), _mm256_mul_ps(y_im, y_im)));
+        _mm256_storeu_ps(pp.add(k), _mm256_permutevar8x32_ps(pf, fwd));
+        _mm256_storeu_ps(pp.add(m - k - 7), _mm256_permutevar8x32_ps(pb, bwd));
+        k += 8;
+    }
+    k
+}
+
 /// A few reusable [`Scratch`]es for callers that share one plan across threads
 /// (a model, a binding): `extract` takes one, or makes one, and puts it back.
 #[derive(Debug, Default)]
@@ -306,6 +457,62 @@ impl ScratchPool {
     }
 }
 
+/// Whether the AVX2 kernels can run (cached by std after the first call).
+#[inline(always)]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// [`dot`], through [`dot_avx2`] when `avx2` (the caller checked [`has_avx2`]): the same
+/// bits either way. LLVM packs [`dot`]'s 8 partial sums into 2-lane registers (measured:
+/// the mel/chroma products were 2x slower than these 8-lane ones).
+#[inline(always)]
+pub(crate) fn dot_dispatch(a: &[f32], b: &[f32], avx2: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2 {
+            // SAFETY: `avx2` is only true when the CPU has AVX2.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    let _ = avx2;
+    dot(a, b)
+}
+
+/// [`dot`] with AVX2 intrinsics: lane `i` of the accumulator is `dot`'s `acc[i]` (mul then
+/// add, no FMA), then the same reduction order and the same scalar tail.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let body = n - n % 8;
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 8 <= body <= len of both slices
+        let x = _mm256_loadu_ps(a.as_ptr().add(i));
+        let y = _mm256_loadu_ps(b.as_ptr().add(i));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
+        i += 8;
+    }
+    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+    let q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    let r = _mm_add_ss(q, _mm_movehdup_ps(q));
+    let mut tail = 0f32;
+    for (x, y) in a[body..n].iter().zip(&b[body..n]) {
+        tail += x * y;
+    }
+    _mm_cvtss_f32(r) + tail
+}
+
 /// float32 dot product in 8 interleaved partial sums (vectorizes).
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -321,5 +528,44 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ra.iter().zip(rb) {
         tail += x * y;
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    // the usual 256-bit reduction: halves, then quarters, then the last pair
+    let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    let q = [h[0] + h[2], h[1] + h[3]];
+    (q[0] + q[1]) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 kernels give `dot`'s / `split_pair`'s bits exactly.
+    #[test]
+    fn avx2_kernels_equal_the_plain_ones_bit_for_bit() {
+        if !has_avx2() {
+            eprintln!("no AVX2 here: nothing to compare");
+            return;
+        }
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100, 1025] {
+            let a: Vec<f32> = (0..n).map(|_| next()).collect();
+            let b: Vec<f32> = (0..n).map(|_| next() * 1e3).collect();
+            assert_eq!(dot(&a, &b).to_bits(), dot_dispatch(&a, &b, true).to_bits(), "n {n}");
+        }
+        for m in [16usize, 17, 18, 31, 64, 127, 1024] {
+            let z: Vec<Complex<f32>> = (0..m).map(|_| Complex::new(next(), next())).collect();
+            let tw: Vec<Complex<f32>> = (0..=m / 2).map(|_| Complex::new(next(), next())).collect();
+            let lim = m.div_ceil(2);
+            let mut fast = vec![f32::NAN; m + 1];
+            split_pairs(&z, &tw, &mut fast, 1, lim);
+            for k in 1..lim {
+                let (f, b) = split_pair(z[k], z[m - k], tw[k]);
+                assert_eq!(f.to_bits(), fast[k].to_bits(), "m {m} k {k}");
+                assert_eq!(b.to_bits(), fast[m - k].to_bits(), "m {m} k {}", m - k);
+            }
+        }
+    }
 }

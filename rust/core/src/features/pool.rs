@@ -6,7 +6,7 @@
 //! `peak - top_db`, where `peak` is the pooled window's own highest dB value
 //! ([`FrameRows::db_peak`]); deltas use replicate edges at the window's ends.
 
-use super::plan::{dot, FeaturePlan, FrameRows};
+use super::plan::{dot_dispatch, has_avx2, FeaturePlan, FrameRows};
 use super::spec::{MelScale, Stat};
 use std::ops::Range;
 
@@ -50,6 +50,7 @@ impl<'a> Pooler<'a> {
         let floor = spec.top_db.map_or(f32::NEG_INFINITY, |t| peak - t as f32);
         let frame_mfcc = spec.needs_frame_mfcc();
         let dct = self.plan.dct();
+        let avx2 = has_avx2();
 
         s.sums.clear();
         s.sums.resize(4 * nm + 2 * nc, 0.0);
@@ -79,7 +80,7 @@ impl<'a> Pooler<'a> {
             }
             if frame_mfcc {
                 let fl = &s.floored;
-                s.mfcc.extend(dct.chunks_exact(nm).map(|row| dot(row, fl)));
+                s.mfcc.extend(dct.chunks_exact(nm).map(|row| dot_dispatch(row, fl, avx2)));
             }
         }
         s.mean_db.clear();
@@ -105,7 +106,7 @@ impl<'a> Pooler<'a> {
         for stat in &spec.stats {
             match stat {
                 Stat::Mean => {
-                    put(&mut dct.chunks_exact(nm).map(|row| dot(row, &s.mean_db)));
+                    put(&mut dct.chunks_exact(nm).map(|row| dot_dispatch(row, &s.mean_db, avx2)));
                     put(&mut ch_s.iter().map(|&v| (v / nf) as f32));
                     match spec.mel_scale {
                         MelScale::Power => put(&mut pw_s.iter().map(|&v| (v / nf) as f32)),

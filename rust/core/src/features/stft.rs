@@ -136,7 +136,7 @@ impl FrameAnalyzer {
         let mut n = 0;
         while self.buf.len() - self.start >= n_fft {
             let src = &self.buf[self.start..self.start + n_fft];
-            for ((o, &s), &w) in scratch.frame.iter_mut().zip(src).zip(plan.window()) {
+            for ((o, &s), &w) in scratch.frame_mut().iter_mut().zip(src).zip(plan.window()) {
                 *o = s * w;
             }
             plan.analyze_frame(scratch, rows);
