@@ -10,6 +10,12 @@ Without --model a random model of the default shape (paper features, 180 -> 256 
 --clip a 2-s 16 kHz mono PCM16 tone (an emodb-2s clip's length and rate). Also runs the
 same with the clip at 44.1 kHz stereo (decode + resample + downmix cost), and a bare
 `serlaq-rt --version` (process start and exit, nothing loaded).
+
+`--segments-minutes M` adds `serlaq-rt predict --segments --format jsonl` (2 s windows,
+1 s hop, VAD on) on an M-minute 16 kHz mono recording (bench_segments.py's voiced blocks
+and pauses), pinned to one core (`taskset -c 0` when it exists); its RSS is also given
+above an idle `serlaq-rt info model.laq` (model loaded). Issue 13's target for 60 min:
+3.6 s (1000x real time) and 100 MB above idle.
 """
 
 from __future__ import annotations
@@ -150,6 +156,8 @@ def main() -> None:
     ap.add_argument("--binary", help="serlaq-rt to run (default: target/release/serlaq-rt)")
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--segments-minutes", type=float, default=0.0, help="also time predict --segments on a recording this long")
+    ap.add_argument("--segments-repeat", type=int, default=3)
     args = ap.parse_args()
     exe = binary(args.binary)
     with tempfile.TemporaryDirectory(prefix="bench-rt-") as tmp:
@@ -164,6 +172,19 @@ def main() -> None:
             "serlaq-rt predict (44.1 kHz stereo)": [exe, "predict", model, clip44],
         }
         figures = {name: fresh(argv, args.repeat) for name, argv in runs.items()}
+        if args.segments_minutes > 0:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench_segments import write_recording
+
+            rec = work / "recording.wav"
+            seconds = write_recording(rec, args.segments_minutes)
+            pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+            name = f"serlaq-rt predict --segments ({args.segments_minutes:g} min, 1 core)"
+            f = fresh([*pin, exe, "predict", model, str(rec), "--segments", "--format", "jsonl"], args.segments_repeat)
+            f["audio_s"] = seconds
+            f["realtime_x"] = seconds / (f["wall_ms"] / 1000.0)
+            f["rss_above_idle_mb"] = f["rss_mb"] - figures["serlaq-rt info model.laq"]["rss_mb"]
+            figures[name] = f
     figures_meta = {"binary": exe, "model": model if args.model else "random default-shaped", "repeat": args.repeat}
     if args.json:
         print(json.dumps({"runs": figures, "target": TARGET, **figures_meta}, indent=2))
@@ -171,6 +192,8 @@ def main() -> None:
     print(f"cold start, fresh processes (median wall of {args.repeat}, max peak RSS); target {TARGET['wall_ms']:.0f} ms / {TARGET['rss_mb']:.0f} MB")
     for name, f in figures.items():
         print(f"  {name:<40} {f['wall_ms']:7.2f} ms wall (min {f['wall_min_ms']:6.2f})  {f['cpu_ms']:6.2f} ms cpu  {f['rss_mb']:6.2f} MB")
+        if "realtime_x" in f:
+            print(f"  {'':<40} {f['audio_s']:.0f} s of audio: {f['realtime_x']:.0f}x real time, {f['rss_above_idle_mb']:.2f} MB above idle")
     print(f"  peak RSS measured by {next(iter(figures.values()))['rss_by']}; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -166,3 +166,102 @@ def test_predict_matches_native_model(files: Path) -> None:
         assert r["confidence"] == pytest.approx(float(proba.max()), abs=PROBA_TOL)
         answers.add(r["label"])
     assert len(answers) >= 2, "the random model should not give one answer for every tone"
+
+
+# --- predict --segments: the same bytes as `serlaq predict --segments` -------------------
+
+SEG_SR = 16000
+SEG_BANDS = {"angry": 1500.0, "neutral": 600.0, "sad": 180.0}
+#: (class or None = silence, seconds)
+SEG_PLAN = [("sad", 4.0), (None, 3.0), ("angry", 4.0), (None, 2.5), ("neutral", 3.5), (None, 1.0)]
+
+
+@pytest.fixture(scope="module")
+def seg_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained tone model and recordings of tones and silence: 16 kHz mono, 44.1 kHz
+    stereo, shorter than a window, all silent, truncated part-way, not audio."""
+    from rt_builders import shared_tone_model
+
+    root = tmp_path_factory.mktemp("rtseg")
+    (root / "tones.laq").write_bytes(shared_tone_model().path.read_bytes())
+    parts = [np.zeros(int(s * SEG_SR), np.float32) if lab is None else tone(SEG_BANDS[lab], SEG_SR, s, seed=j, amplitude=0.3)
+             for j, (lab, s) in enumerate(SEG_PLAN)]
+    rec = write_wav(root / "rec" / "call.wav", np.concatenate(parts), SEG_SR)
+    stereo = np.concatenate([tone(1500.0, 44100, 2.5, 2, seed=7, amplitude=0.4), np.zeros((44100 * 2, 2), np.float32),
+                             tone(180.0, 44100, 2.0, 2, seed=8, amplitude=0.2)])
+    write_wav(root / "rec" / "stereo.wav", stereo, 44100)
+    write_wav(root / "short.wav", tone(600.0, SEG_SR, 0.6, seed=9, amplitude=0.3), SEG_SR)
+    write_wav(root / "quiet.wav", np.zeros(SEG_SR * 3, np.float32), SEG_SR)
+    (root / "cut.wav").write_bytes(rec.read_bytes()[: 44 + 2 * SEG_SR * 9])
+    (root / "text.wav").write_bytes(b"definitely not a wav file")
+    return root
+
+
+SEG_INPUTS = ["rec", "short.wav", "quiet.wav", "cut.wav", "missing.wav", "text.wav"]
+
+
+def same_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Both CLIs on `args`: the same exit code, stdout bytes and stderr lines (each under
+    its tool's name); returns serlaq-rt's run."""
+    got, want = rt(*args, cwd=cwd), serlaq(*args, cwd=cwd)
+    assert got.returncode == want.returncode, (args, got.stderr, want.stderr)
+    assert got.stdout == want.stdout, args
+    assert [ln.replace("serlaq-rt: ", "", 1) for ln in got.stderr.splitlines()] == [
+        ln.replace("serlaq: ", "", 1) for ln in want.stderr.splitlines()
+    ], args
+    return got
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "table"])
+def test_segments_match_python_cli(seg_files: Path, fmt: str) -> None:
+    reason = python_runtime_missing()
+    if reason:
+        pytest.skip(reason)
+    got = same_run(["predict", "tones.laq", *SEG_INPUTS, "--segments", "--format", fmt, "--top-k", "2"], seg_files)
+    assert got.returncode == 1  # missing, text, cut
+    err = got.stderr.splitlines()
+    assert err[0] == "serlaq-rt: error: missing.wav: no such file or directory"
+    assert any(ln.startswith("serlaq-rt: error: cut.wav: truncated audio (data ends at 9.000 s") for ln in err)
+    if fmt == "jsonl":
+        objs = [json.loads(ln) for ln in got.stdout.splitlines()]
+        segs = [o for o in objs if "label" in o]
+        # every file that holds audio has windows and a summary; the timeline has both
+        # speech and silence, the tones get different labels
+        assert {o["path"] for o in objs if "summary" in o} == {"rec/call.wav", "rec/stereo.wav", "short.wav", "quiet.wav", "cut.wav"}
+        assert {o["label"] for o in segs if o["path"] == "rec/call.wav"} == {"sad", "angry", "neutral", "silence"}
+        assert [o["label"] for o in segs if o["path"] == "quiet.wav"] == ["silence"] * 2
+        assert sum(o["path"] == "short.wav" for o in segs) == 1
+    if fmt == "csv":
+        assert all(ln.startswith("serlaq-rt: error: ") or "\tsummary\t" in ln for ln in err)
+
+
+def test_segments_options_match_python_cli(seg_files: Path) -> None:
+    reason = python_runtime_missing()
+    if reason:
+        pytest.skip(reason)
+    for extra in (
+        ["--window", "1.5", "--hop", "0.25"],
+        ["--no-vad", "--hop", "0.5"],
+        ["--vad-db", "-20", "--min-speech", "0.6"],
+        ["--json"],
+    ):
+        got = same_run(["predict", "tones.laq", "rec", "quiet.wav", "--segments", "--format", "jsonl", *extra], seg_files)
+        assert got.returncode == 0 and got.stderr == ""
+    # the table with its summary lines
+    got = same_run(["predict", "tones.laq", "rec/call.wav", "--segments"], seg_files)
+    assert got.stdout.splitlines()[-1].startswith("rec/call.wav\tsummary\t")
+    # refused options: one line, exit 1, nothing on stdout; flag conflicts: exit 2
+    for extra, code in (
+        (["--hop", "5"], 1),
+        (["--window", "0"], 1),
+        (["--window", "nan"], 1),
+        (["--vad-db", "10"], 1),
+        (["--min-speech", "1.5"], 1),
+        (["--no-vad", "--vad-db", "-40"], 2),
+        (["--no-vad", "--min-speech", "0.5"], 2),
+    ):
+        got = same_run(["predict", "tones.laq", "rec", "--segments", "--format", "json", *extra], seg_files)
+        assert got.returncode == code and got.stdout == "" and len(got.stderr.splitlines()) == 1, extra
+    for extra in (["--window", "3"], ["--hop", "1", "--no-vad"], ["--vad-db", "-40", "--min-speech", "0.1"]):
+        got = same_run(["predict", "tones.laq", "rec", *extra], seg_files)
+        assert got.returncode == 2 and got.stderr.endswith(": only with --segments\n"), extra

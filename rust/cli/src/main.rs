@@ -10,6 +10,7 @@ mod files;
 mod info;
 mod output;
 mod pyjson;
+mod segments;
 
 use clap::{Args, Parser, Subcommand};
 use output::{Format, Outcome, Prediction, ResultWriter};
@@ -49,8 +50,17 @@ enum Command {
 /// rate). Directories are searched recursively for audio files (sorted). A file that
 /// cannot be read gets one error line on stderr; the others are still predicted and the
 /// exit code is 1. Same labels and probabilities as `serlaq predict`.
+///
+/// With --segments each file is cut into overlapping windows (default 2 s every 1 s);
+/// windows where the voice-activity gate finds too little speech are shown as "silence".
+/// Output: one row per window, written as it is computed, and a summary per file (speech
+/// time, share of speech time per emotion); in csv the summary lines go to stderr. A file
+/// that breaks part-way keeps its windows before the damage plus one error line. Same
+/// output as `serlaq predict --segments`.
 #[derive(Args)]
-#[command(after_help = "Example:\n  serlaq-rt predict model.laq clip.wav recordings/ --top-k 3 --format jsonl")]
+#[command(
+    after_help = "Example:\n  serlaq-rt predict model.laq clip.wav recordings/ --top-k 3 --format jsonl\n  serlaq-rt predict model.laq call.wav --segments --hop 0.5 --format jsonl"
+)]
 struct PredictArgs {
     /// packed model file (.laq)
     model: PathBuf,
@@ -67,8 +77,26 @@ struct PredictArgs {
     #[arg(long = "top-k", value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     top_k: Option<u32>,
     /// native threads for decoding + features (default: all cores)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, visible_alias = "workers", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
+    /// long recordings: one row per window (start, end, label, confidence) and a summary per file
+    #[arg(long)]
+    segments: bool,
+    /// --segments: window length in seconds (default 2.0, rounded to whole STFT hops)
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    window: Option<f64>,
+    /// --segments: step between windows in seconds (default 1.0: 50% overlap)
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    hop: Option<f64>,
+    /// --segments: a frame is voiced at or above this level in dBFS (default -50)
+    #[arg(long = "vad-db", value_name = "DB", allow_negative_numbers = true)]
+    vad_db: Option<f64>,
+    /// --segments: share of voiced frames that makes a window speech (default 0.25)
+    #[arg(long = "min-speech", value_name = "F", allow_negative_numbers = true)]
+    min_speech: Option<f64>,
+    /// --segments: no voice-activity gate (the model judges every window)
+    #[arg(long = "no-vad")]
+    no_vad: bool,
 }
 
 /// Show what a .laq file holds: labels, features, per-layer shape/bits/quantizer/size,
@@ -217,8 +245,29 @@ fn run_batch(
     })
 }
 
+/// A usage error found after parsing (as the Python CLI's `fail(..., code=2)`).
+fn usage_error(msg: &str) -> Result<ExitCode, Fatal> {
+    eprintln!("serlaq-rt: error: {msg}");
+    Ok(ExitCode::from(2))
+}
+
 fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
     let fmt = if a.json { Format::Json } else { a.format };
+    let seg_flags = [("--window", a.window), ("--hop", a.hop), ("--vad-db", a.vad_db), ("--min-speech", a.min_speech)];
+    if !a.segments {
+        let mut given: Vec<&str> = seg_flags.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
+        if a.no_vad {
+            given.push("--no-vad");
+        }
+        if !given.is_empty() {
+            return usage_error(&format!("{}: only with --segments", given.join(", ")));
+        }
+    } else {
+        if a.no_vad && (a.vad_db.is_some() || a.min_speech.is_some()) {
+            return usage_error("--no-vad: cannot be combined with --vad-db / --min-speech");
+        }
+        return predict_segments(a, fmt);
+    }
     let model = load_model(&files::pathlib(&a.model))?;
     let (found, input_errors) = files::find_audio_files(&a.inputs);
     let labels = model.labels().to_vec();
@@ -250,5 +299,45 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
         })
     })?;
     writer.close().map_err(stdout_err)?;
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `predict --segments`: options checked before anything is written (a bad one: one
+/// line, exit 1), then every file segmented and written window by window.
+fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
+    use serlaq_core::segments::{SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW};
+    let model = load_model(&files::pathlib(&a.model))?;
+    let (found, input_errors) = files::find_audio_files(&a.inputs);
+    let opts = SegmentOptions {
+        window: a.window.unwrap_or(DEFAULT_WINDOW),
+        hop: a.hop.unwrap_or(DEFAULT_HOP),
+        vad: (!a.no_vad).then(|| Vad {
+            threshold_db: a.vad_db.unwrap_or(DEFAULT_VAD_DB),
+            min_speech: a.min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
+        }),
+    };
+    segments::check_options(&model, &opts).map_err(Fatal)?;
+    let labels = model.labels().to_vec();
+    let mut writer =
+        segments::SegmentWriter::new(io::stdout().lock(), io::stderr(), fmt, &labels).map_err(stdout_err)?;
+    let errors: Vec<(String, String)> = input_errors.into_iter().map(|e| (e.path, e.message)).collect();
+    let r = segments::run(
+        &model,
+        &found,
+        &errors,
+        &mut writer,
+        &opts,
+        a.top_k.map(|k| k as usize),
+        |m| eprintln!("serlaq-rt: error: {m}"),
+        panic_text,
+    );
+    // as the Python writer's `finally: close()`
+    let closed = writer.close();
+    let failed = match r {
+        Ok(n) => n,
+        Err(segments::Stop::Io(e)) => return Err(stdout_err(e)),
+        Err(segments::Stop::Option(msg)) => return Err(Fatal(msg)),
+    };
+    closed.map_err(stdout_err)?;
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

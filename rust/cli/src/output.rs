@@ -107,7 +107,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn csv_row(fields: &[String]) -> String {
+pub fn csv_row(fields: &[String]) -> String {
     let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
     line.push('\n');
     line

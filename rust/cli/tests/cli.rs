@@ -483,3 +483,304 @@ fn paths_are_written_as_given_from_anywhere() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).starts_with(&format!("{abs}\t")));
 }
+
+// --- predict --segments -------------------------------------------------------------------
+
+use serlaq_core::segments::{segment_file, Segment, SegmentOptions, Vad};
+
+/// 3 s of tone, 2.5 s of silence, 3 s of another tone, 1 s of silence (8 kHz mono).
+fn recording() -> Vec<f32> {
+    let mut x = clip(0, 8000, 3.0);
+    x.extend(std::iter::repeat_n(0.0, 20000));
+    x.extend(clip(2, 8000, 3.0));
+    x.extend(std::iter::repeat_n(0.0, 8000));
+    x
+}
+
+impl Fixture {
+    fn recording(&self, rel: &str) -> Vec<u8> {
+        let bytes = wav_bytes(8000, 1, &recording());
+        std::fs::write(self.p(rel), &bytes).unwrap();
+        bytes
+    }
+    fn segments(&self, rel: &str, opts: &SegmentOptions) -> Vec<Segment> {
+        let out = segment_file(&self.model(), &self.p(rel), opts);
+        assert!(out.error.is_none(), "{:?}", out.error);
+        out.segments
+    }
+}
+
+/// The window's JSON object is the library's segment.
+fn check_segment(v: &Value, s: &Segment, path: &str) {
+    assert_eq!(v["path"], path);
+    assert_eq!(v["index"], s.index);
+    assert!(same(&v["start"], s.start_seconds) && same(&v["end"], s.end_seconds), "{v}");
+    assert!(same(&v["voiced"], s.voiced) || (s.voiced == 0.0 && v["voiced"] == 0.0), "{v}");
+    match &s.probabilities {
+        None => {
+            assert_eq!(v["label"], "silence");
+            assert_eq!(v["confidence"], Value::Null);
+            assert_eq!(v["speech"], false);
+            assert_eq!(v["probabilities"], json!({}));
+            assert!(v.get("top_k").is_none());
+        }
+        Some(p) => {
+            let b = argmax(p);
+            assert_eq!(v["label"], LABELS[b]);
+            assert!(same(&v["confidence"], p[b]));
+            assert_eq!(v["speech"], true);
+            let probs = v["probabilities"].as_object().unwrap();
+            assert_eq!(probs.keys().collect::<Vec<_>>(), LABELS.iter().collect::<Vec<_>>());
+            for (lab, w) in LABELS.iter().zip(p) {
+                assert!(same(&probs[*lab], *w));
+            }
+        }
+    }
+}
+
+/// Speech time per label by brute force: every millisecond belongs to the window whose
+/// centre is nearest among those holding it.
+fn owned_by_brute_force(segs: &[Segment]) -> (f64, std::collections::BTreeMap<String, f64>) {
+    let end = segs.iter().map(|s| s.end_seconds).fold(0.0, f64::max);
+    let mut per_label = std::collections::BTreeMap::new();
+    let mut speech = 0.0;
+    let step = 1e-3;
+    let mut t = step / 2.0;
+    while t < end {
+        let owner = segs
+            .iter()
+            .filter(|s| s.start_seconds <= t && t < s.end_seconds)
+            .min_by(|a, b| {
+                let d = |s: &Segment| (t - (s.start_seconds + s.end_seconds) / 2.0).abs();
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap();
+        if let Some(p) = &owner.probabilities {
+            speech += step;
+            *per_label.entry(LABELS[argmax(p)].to_string()).or_insert(0.0) += step;
+        }
+        t += step;
+    }
+    (speech, per_label)
+}
+
+#[test]
+fn segments_every_format_matches_the_library() {
+    let fx = Fixture::new("seg");
+    fx.recording("rec.wav");
+    let want = fx.segments("rec.wav", &SegmentOptions::default());
+    assert!(want.iter().any(|s| s.is_speech()) && want.iter().any(|s| !s.is_speech()));
+    assert!(want.len() >= 8, "{}", want.len());
+
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl", "--top-k", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty());
+    let text = stdout(&o);
+    let objs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want.len() + 1);
+    for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+        if let Some(p) = &s.probabilities {
+            let top = v["top_k"].as_array().unwrap();
+            assert_eq!(top.len(), 2);
+            assert_eq!(top[0]["label"], v["label"]);
+            assert!(same(&top[0]["probability"], p[argmax(p)]));
+        }
+    }
+    // silence in the middle of the recording: the windows inside the 2.5 s gap
+    let quiet: Vec<&Segment> = want.iter().filter(|s| s.start_seconds >= 3.0 && s.end_seconds <= 5.5).collect();
+    assert!(!quiet.is_empty() && quiet.iter().all(|s| !s.is_speech()));
+    // the summary: counts, and the time shares of the nearest-centre rule
+    let sum = &objs[want.len()];
+    assert_eq!(sum["path"], "rec.wav");
+    let s = &sum["summary"];
+    assert_eq!(s["segments"], want.len());
+    assert_eq!(s["speech_segments"], want.iter().filter(|s| s.is_speech()).count());
+    assert!(same(&s["duration"], want.last().unwrap().end_seconds));
+    let (speech, per_label) = owned_by_brute_force(&want);
+    assert!((s["speech_seconds"].as_f64().unwrap() - speech).abs() < 5e-3, "{s} vs {speech}");
+    let secs = s["emotion_seconds"].as_object().unwrap();
+    assert_eq!(secs.len(), per_label.len());
+    for (lab, v) in &per_label {
+        assert!((secs[lab].as_f64().unwrap() - v).abs() < 5e-3, "{lab}: {s}");
+        let share = s["emotions"][lab].as_f64().unwrap();
+        assert!((share - secs[lab].as_f64().unwrap() / s["speech_seconds"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    // in the text: largest share first, then by label (serde_json's map here is sorted by key)
+    let mut ranked: Vec<(String, f64)> =
+        s["emotions"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let keys = |obj: &str| -> Vec<String> {
+        let at = text.find(&format!("\"{obj}\": {{")).unwrap();
+        let body = &text[at..at + text[at..].find('}').unwrap()];
+        body.split('"').skip(3).step_by(2).map(String::from).collect()
+    };
+    let order: Vec<String> = ranked.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys("emotions"), order);
+    assert_eq!(keys("emotion_seconds"), order);
+
+    // json: the same objects in one array, laid out as Python's writer does
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--json", "--top-k", "2"]);
+    assert!(o.status.success());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(stdout(&o), format!("[\n  {}\n]\n", lines.join(",\n  ")));
+
+    // table: path, start, end, label, confidence[, label:p]; silence has "-"; a summary line
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--top-k", "2"]);
+    assert!(o.status.success());
+    let table = stdout(&o);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), want.len() + 1);
+    for (row, s) in rows.iter().zip(&want) {
+        let head = format!("rec.wav\t{:.3}\t{:.3}\t", s.start_seconds, s.end_seconds);
+        match &s.probabilities {
+            None => assert_eq!(*row, format!("{head}silence\t-")),
+            Some(p) => {
+                assert!(row.starts_with(&format!("{head}{}\t{:.4}\t", LABELS[argmax(p)], p[argmax(p)])), "{row}");
+                assert_eq!(row.split('\t').count(), 6);
+            }
+        }
+    }
+    let summary = rows[want.len()];
+    let speech_n = want.iter().filter(|s| s.is_speech()).count();
+    let expect = format!(
+        "rec.wav\tsummary\t{} segments ({speech_n} speech), speech {:.1} s of {:.1} s\t",
+        want.len(),
+        s["speech_seconds"].as_f64().unwrap(),
+        want.last().unwrap().end_seconds
+    );
+    assert!(summary.starts_with(&expect), "{summary}");
+    let shares: Vec<String> = ranked.iter().map(|(k, v)| format!("{k} {:.0}%", 100.0 * v)).collect();
+    assert_eq!(&summary[expect.len()..], shares.join(", "));
+
+    // csv: one table on stdout, the summary line on stderr
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--format", "csv"]);
+    assert!(o.status.success());
+    let csv = stdout(&o);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "path,start,end,label,confidence,speech,voiced,error,p_angry,p_happy,p_sad");
+    assert_eq!(rows.len(), want.len() + 1);
+    let q = want.iter().position(|s| !s.is_speech()).unwrap();
+    let sq = &want[q];
+    assert_eq!(
+        rows[q + 1],
+        format!("rec.wav,{:.6},{:.6},silence,,0,{:.4},,,,", sq.start_seconds, sq.end_seconds, sq.voiced)
+    );
+    let p = want[0].probabilities.as_ref().unwrap();
+    assert_eq!(
+        rows[1],
+        format!(
+            "rec.wav,0.000000,{:.6},{},{:.6},1,{:.4},,{:.6},{:.6},{:.6}",
+            want[0].end_seconds,
+            LABELS[argmax(p)],
+            p[argmax(p)],
+            want[0].voiced,
+            p[0],
+            p[1],
+            p[2]
+        )
+    );
+    assert_eq!(stderr(&o), format!("{summary}\n"));
+}
+
+#[test]
+fn segments_options_damage_and_usage_errors() {
+    let fx = Fixture::new("segerr");
+    let bytes = fx.recording("rec.wav");
+    // window 1 s every 0.25 s, no gate: every window judged by the model
+    let opts = SegmentOptions { window: 1.0, hop: 0.25, vad: None };
+    let want = fx.segments("rec.wav", &opts);
+    let o = fx.run(&[
+        "predict",
+        "model.laq",
+        "rec.wav",
+        "--segments",
+        "--format",
+        "jsonl",
+        "--window",
+        "1",
+        "--hop",
+        "0.25",
+        "--no-vad",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want.len() + 1);
+    assert!(want.iter().all(|s| s.is_speech()));
+    for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+    }
+    // a stricter gate (negative values parse as numbers)
+    let strict =
+        SegmentOptions { vad: Some(Vad { threshold_db: -12.0, min_speech: 0.5 }), ..SegmentOptions::default() };
+    let want = fx.segments("rec.wav", &strict);
+    let o = fx.run(&[
+        "predict",
+        "model.laq",
+        "rec.wav",
+        "--segments",
+        "--format",
+        "jsonl",
+        "--vad-db",
+        "-12",
+        "--min-speech",
+        "0.5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want.len() + 1);
+    for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+    }
+
+    // a file cut part-way: its windows before the damage, its summary, then the error;
+    // a missing input first; a short file: one window; the exit code 1
+    std::fs::write(fx.p("cut.wav"), &bytes[..44 + 2 * 8000 * 5]).unwrap();
+    std::fs::write(fx.p("short.wav"), wav_bytes(8000, 1, &clip(0, 8000, 0.5))).unwrap();
+    let full = fx.segments("rec.wav", &SegmentOptions::default());
+    let o = fx.run(&["predict", "model.laq", "missing.wav", "cut.wav", "short.wav", "--segments", "--format", "jsonl"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err,
+        "serlaq-rt: error: missing.wav: no such file or directory\n\
+         serlaq-rt: error: cut.wav: truncated audio (data ends at 5.000 s of the 9.500 s the header declares)\n"
+    );
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs[0], json!({"path": "missing.wav", "error": "missing.wav: no such file or directory"}));
+    let cut: Vec<&Value> = objs.iter().filter(|v| v["path"] == "cut.wav" && v.get("index").is_some()).collect();
+    let before: Vec<&Segment> = full.iter().filter(|s| s.end_seconds <= 4.9).collect();
+    assert!(before.len() >= 3 && cut.len() >= before.len());
+    for (v, s) in cut.iter().zip(&before) {
+        check_segment(v, s, "cut.wav");
+    }
+    let at = objs.iter().position(|v| v["path"] == "cut.wav" && v.get("summary").is_some()).unwrap();
+    assert_eq!(objs[at]["summary"]["segments"], cut.len());
+    assert_eq!(objs[at + 1]["error"], err.lines().nth(1).unwrap().trim_start_matches("serlaq-rt: error: "));
+    let short: Vec<&Value> = objs.iter().filter(|v| v["path"] == "short.wav").collect();
+    assert_eq!(short.len(), 2, "{short:?}");
+    assert_eq!(short[0]["index"], 0);
+    assert!(same(&short[0]["end"], 0.5));
+
+    // bad options: one line, exit 1, nothing written; flag conflicts: exit 2
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--json", "--hop", "5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(stderr(&o), "serlaq-rt: error: hop: must be a step in seconds within (0, window = 2] (got 5)\n");
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--min-speech", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("serlaq-rt: error: min_speech: "), "{}", stderr(&o));
+    for (args, msg) in [
+        (&["--window", "3", "--no-vad"][..], "--window, --no-vad: only with --segments"),
+        (&["--vad-db", "-40"][..], "--vad-db: only with --segments"),
+        (
+            &["--segments", "--no-vad", "--min-speech", "0.5"][..],
+            "--no-vad: cannot be combined with --vad-db / --min-speech",
+        ),
+    ] {
+        let o = fx.run(&[&["predict", "model.laq", "rec.wav"][..], args].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), format!("serlaq-rt: error: {msg}\n"));
+        assert!(o.stdout.is_empty());
+    }
+}
