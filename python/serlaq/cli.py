@@ -288,11 +288,19 @@ def report(
     hl_sweep: bool = typer.Option(False, "--hl-sweep", help="also train and compare the Table-2 variants 2HL..9HL (slower)"),
     qat_rows: bool = typer.Option(True, "--qat-rows/--no-qat-rows", help="include the QAT rows and the fp32 + extra epochs control"),
     table3: bool = typer.Option(True, "--table3/--no-table3", help="include the importance-weight sweep (Table 3)"),
-    out: Path | None = typer.Option(None, "--out", help="report folder (default: RUN_DIR/report)"),
+    out: Path | None = typer.Option(None, "--out", help="report folder (default: RUN_DIR/report, RUN_DIR/report-loso with --protocol loso)"),
+    protocol: str = typer.Option(
+        "split", "--protocol",
+        help="split: the run's own split (the paper's tables); loso: leave-one-speaker-out folds of the run's config, fp32 and compressed, mean ± sd over folds",
+    ),  # fmt: skip
 ) -> None:
     """Write the paper's tables and figures for a trained run: Table 4 (fp32, fixed 8..1 bits, LAQ, and QAT rows), Table 3 (importance weights), accuracy-vs-bits, per-layer bits and confusion-matrix plots, as Markdown + JSON + PNG.
 
+    With --protocol loso: leave-one-speaker-out cross-validation instead. One fold per speaker: train the run's config on the other speakers, compress it as its laq: section says (default mode when none), score fp32 and compressed on the held-out speaker (accuracy, UAR, macro-F1); report.md/report.json hold one row per fold and mean ± sd over folds.
+
     Example: serlaq report runs/emodb --seeds 5
+
+    Example: serlaq report runs/emodb --protocol loso
     """
     require_train_extra("report")
     from serlaq.reports import report as run_report
@@ -305,9 +313,10 @@ def report(
         table3=table3,
         out=out,
         progress=lambda msg: typer.echo(f"report: {msg}", err=True),
+        protocol=protocol,
     )
     typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
-    typer.echo(f"\nwrote {folder}/report.md, report.json and the PNG figures")
+    typer.echo(f"\nwrote {folder}/report.md, report.json" + (" and the PNG figures" if protocol == "split" else ""))
 
 
 def main() -> None:
