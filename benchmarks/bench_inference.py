@@ -154,16 +154,22 @@ def warm(model: Any, paths: list[str], torch_path: TorchPath, clf: Any, warmup: 
 
 
 def fresh(argv: list[str], repeat: int = 5, env: dict[str, str] | None = None) -> dict[str, float]:
-    """Median wall seconds and max peak RSS (MB) of `argv` run `repeat` times."""
+    """Median wall seconds and max peak RSS (MB) of `argv` run `repeat` times.
+
+    Peak RSS comes from GNU time (`%M`) run as the child's parent: `wait4` from this
+    process would report the RSS of the forked copy of this (large) benchmark process.
+    """
     walls, rss = [], []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        walls.append(time.perf_counter() - t0)
-        rss.append(usage.ru_maxrss / 1024.0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as out:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *argv],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            walls.append(time.perf_counter() - t0)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.decode(errors='replace')}")
+            out.seek(0)
+            rss.append(float(out.read().split()[-1]) / 1024.0)
     return {"wall_ms": statistics.median(walls) * 1000.0, "rss_mb": max(rss)}
 
 
@@ -187,13 +193,20 @@ def write_tone(path: Path, rate: int, seconds: float = 2.0) -> Path:
     return path
 
 
+# The training side in a fresh process: after importing torch, the time and the peak-RSS
+# growth of decoding + resampling + torchaudio features of one file (printed as "ms MB").
 TRAINING_SIDE = """
-import sys, torch
+import resource, sys, time, torch
 from serlaq.data.audio import load_audio
 from serlaq.features import FeatureConfig, FeatureExtractor
 cfg = FeatureConfig()
-x = FeatureExtractor(cfg)(torch.from_numpy(load_audio(sys.argv[1], cfg.sample_rate)))
+extractor = FeatureExtractor(cfg)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+x = extractor(torch.from_numpy(load_audio(sys.argv[1], cfg.sample_rate)))
+ms = (time.perf_counter() - t0) * 1000
 assert x.shape == (cfg.dim,)
+print(f"{ms:.1f} {(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024:.1f}")
 """
 
 
@@ -275,14 +288,15 @@ def main() -> int:
         print(f"  1 thread  {speed[1]:8.1f} clips/s")
         print(f"  2 threads {speed[2]:8.1f} clips/s   {speed[2] / speed[1]:.2f}x the throughput of 1 (target >= 1.7x)")
 
-        print("\nodd rates: a 2-s WAV in a fresh process (wall ms, peak RSS MB; targets 1000 ms, 100 MB)")
-        base_train = fresh([sys.executable, "-c", "import torch, serlaq.features, serlaq.data.audio"], repeat=1)
+        print("\nodd rates: a 2-s WAV (targets 1000 ms, 100 MB): `serlaq predict` in a fresh process (wall, peak RSS);"
+              " training features in a fresh process after importing torch (time, peak-RSS growth)")
         for rate in ODD_RATES:
             wav = write_tone(work / f"tone_{rate}.wav", rate)
             a = fresh([*cli_argv[:-1], str(wav)], repeat=1)
-            b = fresh([sys.executable, "-c", TRAINING_SIDE, str(wav)], repeat=1)
+            out = subprocess.run([sys.executable, "-c", TRAINING_SIDE, str(wav)], capture_output=True, text=True, check=True)
+            ms, mb = (float(v) for v in out.stdout.split())
             print(f"  {rate:>6} Hz  runtime {a['wall_ms']:7.1f} ms {a['rss_mb']:6.1f} MB   training features "
-                  f"{b['wall_ms']:7.1f} ms {b['rss_mb']:6.1f} MB (+{b['rss_mb'] - base_train['rss_mb']:.1f} MB over importing torch)")
+                  f"{ms:7.1f} ms +{mb:5.1f} MB")
 
         if args.install_size:
             mb = install_size(work)
