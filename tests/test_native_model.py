@@ -34,8 +34,8 @@ def test_properties(built) -> None:  # noqa: ANN001
     assert m.labels == built.labels
     assert m.input_dim == 180 and m.num_classes == 4
     spec = m.spec
-    assert spec == FeatureConfig().model_dump(mode="json")
-    assert FeatureConfig.from_stored(spec) == FeatureConfig()
+    assert spec == FeatureConfig(preset="paper").model_dump(mode="json")
+    assert FeatureConfig.from_stored(spec) == FeatureConfig(preset="paper")  # the builders write 180-d paper models
     assert json.loads(m.metadata_json) == json.loads(_native.LaqFile(built.path).metadata_json)
     assert m.sample_rate == 22050 and m.min_samples == 2048
     assert "180 -> 48 -> 24 -> 4" in repr(m)
