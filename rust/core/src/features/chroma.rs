@@ -132,7 +132,9 @@ impl SparseChroma {
         let mut d = vec![0f32; n_chroma * n_freqs];
         for &(c, first, off, len) in &self.runs {
             // added, as `apply` does: a bin stored twice would show as a doubled weight
-            for (o, &w) in d[c * n_freqs + first..c * n_freqs + first + len].iter_mut().zip(&self.weights[off..off + len]) {
+            for (o, &w) in
+                d[c * n_freqs + first..c * n_freqs + first + len].iter_mut().zip(&self.weights[off..off + len])
+            {
                 *o += w;
             }
         }

@@ -182,7 +182,7 @@ impl FeaturePlan {
     pub fn frame_scratch(&self) -> FrameScratch {
         let n_freqs = self.spec.n_freqs();
         let n = self.spec.n_fft;
-        let even = n % 2 == 0;
+        let even = n.is_multiple_of(2);
         FrameScratch {
             buf: vec![Complex::new(0.0, 0.0); if even { n / 2 } else { n }],
             odd_frame: if even { Vec::new() } else { vec![0.0; n] },
@@ -254,7 +254,7 @@ impl FeaturePlan {
         p[m] = (r0 - i0) * (r0 - i0);
         // pairs (k, m - k) for k in 1..lim, all distinct; the midpoint k = m/2 (m even) after
         split_pairs(z, &self.twiddles, p, 1, m.div_ceil(2));
-        if m % 2 == 0 {
+        if m.is_multiple_of(2) {
             let (h, a, w) = (m / 2, z[m / 2], self.twiddles[m / 2]);
             let (sum_re, sum_im) = (2.0 * a.re, 2.0 * a.im);
             let (x_re, x_im) = (sum_re + w.re * sum_im, w.im * sum_im);
