@@ -14,6 +14,12 @@ go through
   float32 weights `scale * (q - zero)`).
 Printed per run and overall: label agreement (%), clips whose labels differ, and the
 largest absolute logit difference. The figures are measured, not asserted.
+
+End to end (issue 10's parity acceptance): the same `.laq` also predicts every clip from
+its FILE through the runtime alone (`predict_files`: Rust decode, resample, features,
+packed layers), against the fake-quantized torch model on the training side's torchaudio
+features of the same clips: label agreement, largest standardized feature difference, and
+the test accuracy of each path on the run's test split.
 """
 
 from __future__ import annotations
@@ -36,13 +42,18 @@ from bench_laq import base_overrides  # noqa: E402  (the fit overrides every rea
 CORPORA = ("emodb", "emodb-2s")
 
 
-def all_features(model) -> np.ndarray:
-    """Raw feature vectors of every clip of the model's corpus (train, val and test)."""
+def all_features(model) -> tuple[np.ndarray, list[str], np.ndarray, int]:
+    """Raw (torchaudio) feature vectors of every clip of the model's corpus (train, val,
+    test), the clips' paths, their labels (class ids) and how many come last as test."""
     from serlaq.data.datamodule import SERDataModule
 
     dm = SERDataModule.from_model(model)
     dm.setup()
-    return np.concatenate([dm.split_tensors(s)[0].numpy() for s in ("train", "val", "test")]).astype(np.float32)
+    splits = ("train", "val", "test")
+    x = np.concatenate([dm.split_tensors(s)[0].numpy() for s in splits]).astype(np.float32)
+    y = np.concatenate([dm.split_tensors(s)[1].numpy() for s in splits])
+    paths = [str(c.path) for s in splits for c in dm.split_clips(s)]
+    return x, paths, y, len(dm.split_clips("test"))
 
 
 def run_one(config_path: Path, data_dir: Path, seed: int, out_dir: Path, cache_dir: Path, extra: list[str]) -> dict:
@@ -60,9 +71,16 @@ def run_one(config_path: Path, data_dir: Path, seed: int, out_dir: Path, cache_d
     assert result is not None
     laq_path = result.run_dir / "agreement.laq"
     outcome = compress(result.checkpoint, laq_path)
-    x = all_features(load_checkpoint(result.checkpoint))
+    x, paths, y, n_test = all_features(load_checkpoint(result.checkpoint))
 
     packed = serlaq.load(laq_path)
+    # end to end: the runtime from the files alone
+    from_files = packed.predict_files(paths, workers=1)
+    assert all(r.ok for r in from_files), [r for r in from_files if not r.ok][:3]
+    labels_e2e = [r.label for r in from_files]
+    x_rust = np.stack([packed.features_from_file(p) for p in paths])
+    std = x.astype(np.float64).std(axis=0)  # standardized as a model would see them
+    feature_gap = float((np.abs(x_rust.astype(np.float64) - x) / np.where(std > 0, std, 1.0)).max())
     z_rust = packed.logits(x).astype(np.float64)
     labels_rust = [p.label for p in packed.predict_features(x)]
     fq = outcome.fake_quantized().eval()
@@ -70,6 +88,10 @@ def run_one(config_path: Path, data_dir: Path, seed: int, out_dir: Path, cache_d
         z_torch = fq(torch.from_numpy(x)).double().numpy()
     labels_torch = [packed.labels[i] for i in z_torch.argmax(axis=1)]
     differ = [i for i, (a, b) in enumerate(zip(labels_rust, labels_torch)) if a != b]
+    differ_e2e = sum(a != b for a, b in zip(labels_e2e, labels_torch))
+    truth = [packed.labels[i] for i in y[-n_test:]]
+    acc_e2e = float(np.mean([a == b for a, b in zip(labels_e2e[-n_test:], truth)]))
+    acc_torch = float(np.mean([a == b for a, b in zip(labels_torch[-n_test:], truth)]))
     diff = np.abs(z_rust - z_torch)
     # How close the runner-up was where labels differ (a tie within the logit error).
     gaps = [float(np.sort(z_torch[i])[-1] - np.sort(z_torch[i])[-2]) for i in differ]
@@ -84,6 +106,10 @@ def run_one(config_path: Path, data_dir: Path, seed: int, out_dir: Path, cache_d
         "max_abs_logit_diff": float(diff.max()),
         "mean_abs_logit_diff": float(diff.mean()),
         "max_abs_logit": float(np.abs(z_torch).max()),
+        "differ_e2e": int(differ_e2e),
+        "feature_gap": feature_gap,
+        "test_acc_e2e": acc_e2e,
+        "test_acc_torch": acc_torch,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -132,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"all: label agreement {100 * (1 - differ / clips):.3f}% ({differ} of {clips} predictions differ), "
           f"largest |logit difference| {worst:.2e}")
     gaps = [g for r in runs for g in r["differ_gaps"]]
+    print("\nend to end: runtime from files (Rust features) vs fake-quantized torch on torchaudio features")
+    for name in corpora:
+        rs = [r for r in runs if r["corpus"] == name]
+        n, d = sum(r["clips"] for r in rs), sum(r["differ_e2e"] for r in rs)
+        accs = ", ".join(f"{100 * r['test_acc_e2e']:.1f}/{100 * r['test_acc_torch']:.1f}" for r in rs)
+        print(f"{name}: labels identical on {100 * (1 - d / n):.2f}% ({d} of {n} differ; target >= 99.9%), "
+              f"largest standardized feature difference {max(r['feature_gap'] for r in rs):.2e} (target <= 1e-3); "
+              f"test accuracy runtime/torch per seed: {accs}")
     if gaps:
         print(f"where labels differ, the torch model's top-2 logit gap is at most {max(gaps):.2e}")
     if args.json:

@@ -21,7 +21,17 @@ every seed the test split is set aside, the remaining clips are split again (see
 stratified) into inner train / inner val / inner holdout (about 379 / 54 / 54 clips on
 EMODB), and each variant trains on inner train, stops on inner val and is scored on inner
 holdout. Scoring on the same clips that picked the epoch would favour whatever selects
-hardest on them; the holdout column does not.
+hardest on them; the holdout column does not. `--variants` picks the group compared
+(`monitor`: the original experiment; `combined`: feature presets x training recipes, the
+one that chose the defaults; `features`, `recipe`: wider sweeps).
+
+`--protocol acceptance` (issue 12): per seed, the paper switch (`features.preset=paper`,
+`train.recipe=paper`) and the config's defaults are each trained on the same split, fp32
+and default-compressed (`LaqConfig()`: budget 1.1 bits + QAT; the `.laq` written to get
+its real size); accuracy and UAR (sklearn's balanced accuracy), paired per split against
+the paper preset's fp32. `--protocol loso`: the same rows over leave-one-speaker-out
+folds (`serlaq.data.splits.loso_folds`: test = one speaker, val = a stratified 10% of the
+others).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ import soundfile as sf
 
 from serlaq.data.synthetic import generate_corpus
 
+# the torch-free builders of tests/runtime/ (also run alone in the runtime-only venv)
+sys.path.insert(0, str(Path(__file__).parent / "runtime"))
+
 if TYPE_CHECKING:
     from serlaq.config import RunConfig
     from serlaq.training import RunResult

@@ -191,3 +191,26 @@ def test_cache_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("SERLAQ_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "serlaq"
+
+
+def test_the_paper_preset_is_one_switch_for_features_and_recipe() -> None:
+    from serlaq.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    paper = load_config(root / "emodb.yaml", {"features.preset": "paper"})
+    assert (paper.features.preset, paper.features.dim, paper.train.recipe) == ("paper", 180, "paper")
+    assert (paper.train.max_epochs, paper.train.patience, paper.train.scheduler) == (200, 5, "none")
+    default = load_config(root / "emodb.yaml", {})
+    assert (default.features.preset, default.features.dim, default.train.recipe) == ("rich", 272, "tuned")
+    # an explicit recipe still wins
+    mixed = load_config(root / "emodb.yaml", {"features.preset": "paper", "train.recipe": "tuned"})
+    assert mixed.train.recipe == "tuned"
+
+
+def test_a_run_config_stored_before_presets_reads_as_the_paper() -> None:
+    from serlaq.config import RunConfig
+
+    old = RunConfig.from_stored({"seed": 3, "features": {"n_mels": 128}, "train": {"lr": 0.001}})
+    assert (old.features.preset, old.features.dim, old.train.recipe, old.seed) == ("paper", 180, "paper", 3)
+    new = RunConfig.from_stored(RunConfig().to_dict())
+    assert new == RunConfig()

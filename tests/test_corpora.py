@@ -166,3 +166,45 @@ def test_hidden_files_are_ignored(tmp_path: Path) -> None:
 )
 def test_canonical_labels(name: str, label: str | None) -> None:
     assert canonical_label(name) == label
+
+
+# soundfile's container + codec for each suffix the native decoder reads
+_WRITE_AS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".wave": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".oga": ("OGG", "VORBIS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+    ".aif": ("AIFF", "PCM_16"),
+    ".aiff": ("AIFF", "PCM_16"),
+}
+
+
+def test_discovery_finds_exactly_what_the_decoder_reads(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from serlaq import _native
+    from serlaq.data import corpora
+    from serlaq.errors import AudioError
+
+    assert corpora.AUDIO_SUFFIXES == frozenset(_native.AUDIO_SUFFIXES)
+    assert set(_WRITE_AS) == set(_native.AUDIO_SUFFIXES), "a suffix without a test file"
+    y = (0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000)).astype(np.float32)
+    folder = tmp_path / "happy"
+    folder.mkdir()
+    for i, (suffix, (fmt, subtype)) in enumerate(sorted(_WRITE_AS.items())):
+        name = f"c{i}{suffix.upper() if i % 2 else suffix}"  # suffixes match in any case
+        sf.write(str(folder / name), y, 16000, format=fmt, subtype=subtype)
+    # formats soundfile writes that the decoder does not read: not audio for discovery
+    sf.write(str(folder / "sun.au"), y, 16000, format="AU", subtype="PCM_16")
+    sf.write(str(folder / "w64.w64"), y, 16000, format="W64", subtype="PCM_16")
+    found = discover(tmp_path, "folder")
+    assert sorted(c.path.suffix.lower() for c in found) == sorted(_WRITE_AS)
+    for clip in found:
+        wave = _native.load_audio(clip.path, 16000, 1)
+        assert abs(wave.size - 8000) <= 1152, clip.path  # MP3 pads up to a frame
+    for name in ("sun.au", "w64.w64"):
+        with pytest.raises(AudioError):
+            _native.load_audio(folder / name, 16000, 1)

@@ -14,7 +14,7 @@ from conftest import tiny_config
 
 from serlaq.data.datamodule import SERDataModule
 from serlaq.errors import ConfigError
-from serlaq.laq_config import DEFAULT_BUDGET_BITS, LaqConfig
+from serlaq.laq.config import DEFAULT_BUDGET_BITS, LaqConfig
 from serlaq.laq.fakequant import fake_quantize, quantizable_layers
 from serlaq.laq.qat import QATModule, finetune
 from serlaq.laq.quantize import QuantScheme
@@ -30,7 +30,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[SERClassifier, SERD
     dm = SERDataModule(cfg)
     dm.setup()
     torch.manual_seed(0)
-    model = SERClassifier(180, len(dm.labels), hidden=[32, 16], labels=dm.labels)
+    model = SERClassifier(dm.feature_dim, len(dm.labels), hidden=[32, 16], labels=dm.labels)
     model.set_normalization(dm.feature_mean, dm.feature_std)
     return model.eval(), dm
 

@@ -32,9 +32,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "serlaq.io",
         "serlaq.metrics",
         "serlaq.plots",
+        "serlaq.waveform",
         "serlaq._native",
     ),
-    "runtime": ("serlaq.runtime", "serlaq.inference"),
+    "runtime": ("serlaq.runtime",),
     "data": ("serlaq.data", "serlaq.features"),
     "model": ("serlaq.model", "serlaq.lightning_utils"),
     "laq": ("serlaq.laq",),
@@ -58,15 +59,6 @@ MAY_IMPORT: dict[str, set[str]] = {
 # what the runtime must never reach, directly or through other modules
 HEAVY = ("torch", "torchaudio", "torchmetrics", "lightning")
 TRAINING_SIDE = {"data", "model", "laq", "training", "reports"}
-# The files of the runtime rewrite (issue 10, the coordinator's): the old layout has the
-# runtime.py <-> inference.py cycle and a runtime that imports the torch feature code.
-OLD_RUNTIME_LAYOUT = (PACKAGE / "runtime.py").is_file()
-PENDING = pytest.mark.xfail(
-    OLD_RUNTIME_LAYOUT,
-    reason="runtime.py/inference.py/evaluation.py are being rewritten into serlaq/runtime/ (issue 10)",
-    strict=True,
-)
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -200,19 +192,11 @@ def upward_edges(g: dict[str, dict[str, int]]) -> list[tuple[str, str, str]]:
     return bad
 
 
-# the coordinator's files of the runtime rewrite, left out by the test that must pass today
-PENDING_MODULES = {"serlaq.runtime", "serlaq.inference", "serlaq.evaluation", "serlaq"}
-
-
-def violations(include_pending: bool) -> list[str]:
-    """Cycles and upward edges, with or without those that touch `PENDING_MODULES`."""
+def violations() -> list[str]:
+    """Every import cycle and every upward edge in the package."""
     g = graph()
-
-    def counted(names: set[str]) -> bool:
-        return include_pending or not names & PENDING_MODULES
-
-    found = [describe_cycle(c, g) for c in cycles(internal_edges(g)) if counted(set(c))]
-    found += [text for m, t, text in upward_edges(g) if counted({m, t})]
+    found = [describe_cycle(c, g) for c in cycles(internal_edges(g))]
+    found += [text for _, _, text in upward_edges(g)]
     return found
 
 
@@ -254,14 +238,8 @@ def test_the_layer_table_is_the_one_in_the_docs() -> None:
 # --- the package ----------------------------------------------------------------------
 
 
-def test_no_cycles_and_no_upward_imports_outside_the_runtime_rewrite() -> None:
-    found = violations(include_pending=False)
-    assert not found, "\n".join(found)
-
-
-@PENDING
 def test_no_import_cycles_and_no_upward_imports_anywhere() -> None:
-    found = violations(include_pending=True)
+    found = violations()
     assert not found, "\n".join(found)
 
 
@@ -285,7 +263,6 @@ def runtime_closure() -> tuple[set[str], dict[str, str]]:
     return seen, external
 
 
-@PENDING
 def test_the_runtime_reaches_no_torch_and_no_training_module() -> None:
     reached, external = runtime_closure()
     heavy = {name: who for name, who in external.items() if name in HEAVY}

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from laq_builders import random_model
+from rt_builders import random_model
 
 _PROBE = """
 import json, sys

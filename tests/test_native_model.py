@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laq_builders import metadata, random_model, tone
+from rt_builders import metadata, random_model, tone
 from serlaq import _native
 from serlaq.errors import AudioError, LaqFormatError
 from serlaq.features import FeatureConfig
@@ -35,7 +35,7 @@ def test_properties(built) -> None:  # noqa: ANN001
     assert m.input_dim == 180 and m.num_classes == 4
     spec = m.spec
     assert spec == FeatureConfig(preset="paper").model_dump(mode="json")
-    assert FeatureConfig.from_stored(spec) == FeatureConfig(preset="paper")  # the builders write 180-d paper models
+    assert FeatureConfig.from_stored(spec) == FeatureConfig(preset="paper")
     assert json.loads(m.metadata_json) == json.loads(_native.LaqFile(built.path).metadata_json)
     assert m.sample_rate == 22050 and m.min_samples == 2048
     assert "180 -> 48 -> 24 -> 4" in repr(m)
@@ -133,7 +133,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_files_native_decode_and_batch(built, tmp_path: Path) -> None:  # noqa: ANN001
-    from laq_builders import write_wav
+    from rt_builders import write_wav
 
     m = _native.Model(built.path)
     good = write_wav(tmp_path / "a.wav", tone(440, 16000, seconds=0.6), 16000)

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from serlaq.errors import AudioError, ConfigError, DataError, LaqFormatError, SerlaqError
-
-__version__ = "0.1.0"
+from serlaq.version import __version__
 
 __all__ = [
     "AudioError",

@@ -218,11 +218,73 @@ class Model:
     def probabilities(self, x: ArrayLike) -> NDArray[np.float64]:
         """Raw features -> softmax probabilities, float64, same shapes as `forward`."""
 
-    def predict_file(self, path: str | os.PathLike[str]) -> NDArray[np.float64]:
-        """A file -> (C,) probabilities. AudioError naming the file."""
+    file_size: int
+    """Bytes of the whole `.laq` file."""
+    version: int
+    """The file's `.laq` format version."""
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Per packed layer, forward order: name, rows, cols, bits, quantizer, granularity,
+        has_bias, packed_bytes."""
+
+    def predict_file(self, path: str | os.PathLike[str]) -> list[float]:
+        """A file -> one probability per label, a plain list (a prediction from a path
+        never imports numpy). AudioError naming the file."""
 
     def predict_files(
         self, paths: list[str | os.PathLike[str]], threads: int = 1
-    ) -> list[tuple[NDArray[np.float64] | None, str | None]]:
+    ) -> list[tuple[list[float] | None, str | None]]:
         """Many files on `threads` native threads (0: one per core), GIL released; in input
         order, `(probabilities, None)` or `(None, "<file>: <what is wrong>")` per file."""
+
+# --- segments (rust/python/src/segments.rs over serlaq_core::segments) ---------------------
+
+# (index, start, end, start_seconds, end_seconds, voiced, probabilities or None = silence);
+# start/end in source samples, voiced = share of the window's frames above the VAD level.
+SegmentTuple = tuple[int, int, int, float, float, float, list[float] | None]
+
+SEGMENT_WINDOW: float  # default window, seconds (2.0)
+SEGMENT_HOP: float  # default hop, seconds (1.0)
+VAD_DB: float  # default frame level threshold, dBFS (-50.0)
+VAD_MIN_SPEECH: float  # default share of voiced frames for a speech window (0.25)
+
+class Segmenter:
+    """One stream cut into windows for `model`; `vad_db=None` turns the voice-activity gate off.
+
+    ValueError: bad options, NaN/inf samples (the chunk is rejected, the stream goes on), a
+    changed `sample_rate`, a push after finish; TypeError: a non-float array; AudioError:
+    an unsupported rate, or a stream shorter than one analysis window at `finish`.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        sample_rate: int,
+        window: float = 2.0,
+        hop: float = 1.0,
+        vad_db: float | None = -50.0,
+        min_speech: float = 0.25,
+        source: str = "stream",
+    ) -> None: ...
+    def push(self, samples: NDArray[np.floating], sample_rate: int | None = None) -> list[SegmentTuple]:
+        """Mono float samples (any length) -> the segments they complete."""
+    def finish(self) -> list[SegmentTuple]:
+        """The remaining segments (the end-aligned last window, or the one window of a short stream)."""
+    sample_rate: int
+    samples: int  # source samples accepted so far
+    window_seconds: float  # the window as whole STFT hops
+    hop_seconds: float
+    window_frames: int
+    hop_frames: int
+    rows_held: int  # frame rows held now (<= window_frames + hop_frames)
+
+def segment_file(
+    model: Model,
+    path: str | os.PathLike[str],
+    window: float = 2.0,
+    hop: float = 1.0,
+    vad_db: float | None = -50.0,
+    min_speech: float = 0.25,
+) -> tuple[list[SegmentTuple], str | None]:
+    """A file read packet by packet -> (segments up to the end or the damage, None or one
+    error line naming the file and where it broke). ValueError only for bad options."""

@@ -28,6 +28,19 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+# The packages of the `train` extra; the runtime commands (predict, evaluate, info) need none.
+TRAIN_EXTRA = ("torch", "torchaudio", "lightning", "torchmetrics", "pydantic", "yaml", "soundfile", "matplotlib")
+
+
+def require_train_extra(command: str) -> None:
+    """One line naming the extra to install when a training command runs in a runtime-only install."""
+    import importlib.util
+
+    missing = [name for name in TRAIN_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f'`serlaq {command}` needs the training extra: pip install "serlaq[train]" (missing: {", ".join(missing)})')
+
+
 # --- commands (each body delegates to a module of the package) -----------------
 
 
@@ -35,36 +48,78 @@ def fail(message: str, code: int = 1) -> None:
 def predict(
     model: Path = typer.Argument(..., help="packed model file (.laq)"),
     inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON array of results instead of lines"),
+    fmt: str = typer.Option("table", "--format", help="table | json | jsonl | csv (jsonl/csv/table stream as results come)"),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
     top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels"),
-    workers: int | None = typer.Option(
-        None, "--workers", min=1, help="processes for decoding + features (default: all cores for big batches)"
-    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),
+    segments: bool = typer.Option(False, "--segments", help="long recordings: one row per window (start, end, label, confidence) and a summary per file"),
+    window: float | None = typer.Option(None, "--window", help="--segments: window length in seconds (default 2.0, rounded to whole STFT hops)"),
+    hop: float | None = typer.Option(None, "--hop", help="--segments: step between windows in seconds (default 1.0: 50% overlap)"),
+    vad_db: float | None = typer.Option(None, "--vad-db", help="--segments: a frame is voiced at or above this level in dBFS (default -50)"),
+    min_speech: float | None = typer.Option(None, "--min-speech", help="--segments: share of voiced frames that makes a window speech (default 0.25)"),
+    no_vad: bool = typer.Option(False, "--no-vad", help="--segments: no voice-activity gate (the model judges every window)"),
+    plot: Path | None = typer.Option(None, "--plot", help="--segments: write the emotion timeline(s) as a PNG (needs the train extra's matplotlib)"),
 ) -> None:
     """Predict the emotion of audio files: one line per file (path, label, confidence).
 
-    Any sample rate and channel count works (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1.
+    WAV (PCM 8-32 bit, float, extensible), FLAC, OGG/Vorbis and MP3 at any rate from 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1. Needs no torch.
 
-    Example: serlaq predict model.laq clip.wav recordings/ --top-k 3
+    Example: serlaq predict model.laq clip.wav recordings/ --top-k 3 --format jsonl
+
+    With --segments each file is cut into overlapping windows (default 2 s every 1 s); windows where the voice-activity gate finds too little speech are shown as "silence". Output: one row per window and a summary per file (speech time, share of speech time per emotion); in csv the summary lines go to stderr. A file that breaks part-way keeps its windows before the damage plus one error line.
+
+    Example: serlaq predict model.laq call.wav --segments --hop 0.5 --format jsonl --plot call.png
     """
-    import json
+    from serlaq.runtime import FileFailure, LaqModel, find_audio_files
+    from serlaq.runtime.output import FORMATS, ResultWriter
 
-    from serlaq.inference import predict_inputs, result_line
-    from serlaq.runtime import LaqModel
+    fmt = "json" if as_json else fmt
+    if fmt not in FORMATS:
+        fail(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
+    seg_flags = {"--window": window, "--hop": hop, "--vad-db": vad_db, "--min-speech": min_speech, "--plot": plot}
+    if not segments:
+        given = [k for k, v in seg_flags.items() if v is not None] + (["--no-vad"] if no_vad else [])
+        if given:
+            fail(f"{', '.join(given)}: only with --segments", code=2)
+    else:
+        from serlaq.runtime.segments import run_segments_cli
 
+        if no_vad and (vad_db is not None or min_speech is not None):
+            fail("--no-vad: cannot be combined with --vad-db / --min-speech", code=2)
+        if plot is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("matplotlib") is None:
+                fail('--plot needs matplotlib, part of the training extra: pip install "serlaq[train]"')
+        laq = LaqModel.load(model)
+        files, errors = find_audio_files(inputs)
+        try:  # the options are checked before anything is written
+            failed = run_segments_cli(
+                laq, files, errors, fmt, top_k=top_k, window=window, hop=hop, vad=not no_vad, vad_db=vad_db,
+                min_speech=min_speech, plot=plot, echo_error=lambda m: typer.echo(f"serlaq: error: {m}", err=True),
+            )
+        except ValueError as exc:
+            fail(str(exc))
+        if failed:
+            raise typer.Exit(1)
+        return
     laq = LaqModel.load(model)
+    files, errors = find_audio_files(inputs)
+    writer = ResultWriter(sys.stdout, fmt, laq.labels)
     failed = 0
-    collected = []
-    for res in predict_inputs(laq, inputs, workers=workers, top_k=top_k):
-        if not res.ok:
+
+    def emit(res: object) -> None:
+        nonlocal failed
+        if not res.ok:  # type: ignore[attr-defined]
             failed += 1
-            typer.echo(f"serlaq: error: {res.error}", err=True)
-        if as_json:
-            collected.append(res.to_dict())
-        elif res.ok:
-            typer.echo(result_line(res))
-    if as_json:
-        typer.echo(json.dumps(collected, indent=2))
+            typer.echo(f"serlaq: error: {res.error}", err=True)  # type: ignore[attr-defined]
+        writer.write(res)  # type: ignore[arg-type]
+
+    for item, message in errors:
+        emit(FileFailure(item, message))
+    for res in laq.iter_files(files, workers=workers, top_k=top_k):
+        emit(res)
+    writer.close()
     if failed:
         raise typer.Exit(1)
 
@@ -81,11 +136,15 @@ def evaluate(
         None, "--out", help="folder for evaluation.json and confusion_matrix.png (default: ./<model>-eval)"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="processes for decoding + features"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features"),
+    all_labels: bool = typer.Option(
+        False, "--all-labels", help="let the model answer any of its labels, also those the corpus has no clip of"
+    ),
+    speakers: str | None = typer.Option(None, "--speakers", help="comma-separated speaker ids: score only their clips"),
 ) -> None:
-    """Score a model on a labelled corpus: accuracy, macro-F1, per-class table, confusion matrix PNG.
+    """Score a model on a labelled corpus: accuracy, UAR, macro-F1, per-class table, confusion matrix PNG. Needs no torch.
 
-    Clips with labels the model does not know are left out and counted in the report. Unreadable files get one error line each on stderr, are left out of the scores, and make the exit code 1.
+    Cross-corpus: scoring uses the labels both share. Clips with labels the model does not know are left out and counted; model labels the corpus has no clip of are not offered as answers (unless --all-labels); the report names both. Unreadable files get one error line each on stderr, are left out of the scores, and make the exit code 1.
 
     Example: serlaq evaluate model.laq --data-dir data/emodb --dataset emodb --out eval/
     """
@@ -95,7 +154,15 @@ def evaluate(
     from serlaq.runtime import LaqModel
 
     laq = LaqModel.load(model)
-    report = evaluate_corpus(laq, data_dir, dataset=dataset, manifest=manifest, workers=workers)
+    report = evaluate_corpus(
+        laq,
+        data_dir,
+        dataset=dataset,
+        manifest=manifest,
+        workers=workers,
+        shared_only=not all_labels,
+        speakers=[s for s in speakers.split(",") if s] if speakers else None,
+    )
     for failure in report.failures:
         typer.echo(f"serlaq: error: {failure.error}", err=True)
     written = write_report(report, out if out is not None else Path(f"{model.stem}-eval"))
@@ -105,6 +172,8 @@ def evaluate(
         typer.echo(report.format_text())
         typer.echo("")
         typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
+        if "confusion_png" not in written:
+            typer.echo('(confusion_matrix.png needs matplotlib (pip install "serlaq[train]"); the scores are all in evaluation.json)')
     if report.failures:
         raise typer.Exit(1)
 
@@ -143,6 +212,7 @@ def fit(
 
     Ctrl-C keeps the last finished epoch; add --resume to the same command to continue (or: serlaq fit --resume --out RUN_DIR).
     """
+    require_train_extra("fit")
     from serlaq.config import command_config
 
     run_config = command_config(config, data_dir=data_dir, seed=seed, out=out, sets=overrides, resume=resume)
@@ -184,6 +254,7 @@ def compress(
 
     Example: serlaq compress --checkpoint runs/emodb/model.ckpt --mode paper --margin 0.01 --weights 0.11 0.01 0.88
     """
+    require_train_extra("compress")
     import json
 
     from serlaq.laq.compress import compress as run_compress
@@ -217,12 +288,21 @@ def report(
     hl_sweep: bool = typer.Option(False, "--hl-sweep", help="also train and compare the Table-2 variants 2HL..9HL (slower)"),
     qat_rows: bool = typer.Option(True, "--qat-rows/--no-qat-rows", help="include the QAT rows and the fp32 + extra epochs control"),
     table3: bool = typer.Option(True, "--table3/--no-table3", help="include the importance-weight sweep (Table 3)"),
-    out: Path | None = typer.Option(None, "--out", help="report folder (default: RUN_DIR/report)"),
+    out: Path | None = typer.Option(None, "--out", help="report folder (default: RUN_DIR/report, RUN_DIR/report-loso with --protocol loso)"),
+    protocol: str = typer.Option(
+        "split", "--protocol",
+        help="split: the run's own split (the paper's tables); loso: leave-one-speaker-out folds of the run's config, fp32 and compressed, mean ± sd over folds",
+    ),  # fmt: skip
 ) -> None:
     """Write the paper's tables and figures for a trained run: Table 4 (fp32, fixed 8..1 bits, LAQ, and QAT rows), Table 3 (importance weights), accuracy-vs-bits, per-layer bits and confusion-matrix plots, as Markdown + JSON + PNG.
 
+    With --protocol loso: leave-one-speaker-out cross-validation instead. One fold per speaker: train the run's config on the other speakers, compress it as its laq: section says (default mode when none), score fp32 and compressed on the held-out speaker (accuracy, UAR, macro-F1); report.md/report.json hold one row per fold and mean ± sd over folds.
+
     Example: serlaq report runs/emodb --seeds 5
+
+    Example: serlaq report runs/emodb --protocol loso
     """
+    require_train_extra("report")
     from serlaq.reports import report as run_report
 
     folder = run_report(
@@ -233,9 +313,10 @@ def report(
         table3=table3,
         out=out,
         progress=lambda msg: typer.echo(f"report: {msg}", err=True),
+        protocol=protocol,
     )
     typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
-    typer.echo(f"\nwrote {folder}/report.md, report.json and the PNG figures")
+    typer.echo(f"\nwrote {folder}/report.md, report.json" + (" and the PNG figures" if protocol == "split" else ""))
 
 
 def main() -> None:

@@ -184,6 +184,32 @@ class RunConfig(_Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     laq: LaqConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_switch(cls, data: Any) -> Any:
+        """`features.preset: paper` alone reproduces the paper: the training recipe follows
+        it unless `train.recipe` is given."""
+        if not isinstance(data, Mapping):
+            return data
+        features, train = data.get("features"), data.get("train")
+        preset = features.get("preset") if isinstance(features, Mapping) else getattr(features, "preset", None)
+        if preset == "paper" and not (isinstance(train, Mapping) and "recipe" in train) and not isinstance(train, BaseModel):
+            return {**data, "train": {**(train or {}), "recipe": "paper"}}
+        return data
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> RunConfig:
+        """A run config stored in a checkpoint. One from before presets and recipes (no
+        `features.preset`, no `train.recipe`) is read as the paper's, whatever today's
+        defaults are: an old checkpoint keeps the features and recipe it was trained with."""
+        data = dict(stored)
+        features = dict(data.get("features") or {})
+        if "preset" not in features:
+            data["features"] = {**features, "preset": "paper"}
+            train = dict(data.get("train") or {})
+            data["train"] = {"recipe": "paper", **train}
+        return cls.model_validate(data)
+
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:

@@ -1,39 +1,32 @@
-"""Evaluating a `.laq` model on a labelled corpus: accuracy, macro-F1, per-class table,
-confusion matrix (JSON + PNG).
+"""Evaluating a `.laq` model on a labelled corpus: accuracy, UAR, macro-F1, per-class
+table, confusion matrix (JSON + PNG). Needs only the runtime (no torch).
 
-Clips whose label the model does not know are excluded, counted per label and reported
-(a model trained on EMODB's seven classes can still be scored on the shared classes of
-TESS). Files that cannot be decoded are reported one per line and left out of the scores.
-If nothing is left to score, that is an error.
+Cross-corpus scoring works on the labels both sides share: clips whose label the model
+does not know are excluded and counted per label, and (by default) the model's labels
+that the corpus has no clip of are left out of its choices, so a model trained on EMODB's
+seven classes is scored on, e.g., the five it shares with another corpus as a five-way
+classifier. The report names every label left out and why. Files that cannot be decoded
+are reported one per line and left out of the scores. If nothing is left to score, that
+is an error.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from serlaq.errors import DataError
+from serlaq.io import atomic_write_bytes, atomic_write_json
+from serlaq.metrics import ClassScores, label_scores
 
 if TYPE_CHECKING:
     from serlaq.data.corpora import Clip
     from serlaq.runtime import FileFailure, LaqModel
-
-
-@dataclass(frozen=True)
-class ClassMetrics:
-    label: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
 
 
 @dataclass
@@ -41,13 +34,15 @@ class EvaluationReport:
     model: str
     data_dir: str
     dataset: str
-    labels: list[str]  # the model's labels: rows (true) and columns (predicted) of `confusion`
+    labels: list[str]  # the labels scored: rows (true) and columns (predicted) of `confusion`
     n_clips: int  # clips scored
     accuracy: float
+    uar: float  # unweighted average recall: the mean of the per-class recalls
     macro_f1: float
-    per_class: list[ClassMetrics]
+    per_class: list[ClassScores]
     confusion: list[list[int]]
-    excluded: dict[str, int] = field(default_factory=dict)  # unknown label -> clips left out
+    excluded: dict[str, int] = field(default_factory=dict)  # corpus label the model lacks -> clips left out
+    unscored_model_labels: list[str] = field(default_factory=list)  # model labels with no clip in the corpus
     failures: list[FileFailure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,10 +58,16 @@ class EvaluationReport:
         if self.excluded:
             parts = ", ".join(f"{lab} ({n})" for lab, n in sorted(self.excluded.items()))
             lines.append(f"excluded  {sum(self.excluded.values())} clips with labels the model does not know: {parts}")
+        if self.unscored_model_labels:
+            lines.append(
+                f"left out  model labels the corpus has no clip of (not offered as answers): "
+                f"{', '.join(self.unscored_model_labels)}"
+            )
         if self.failures:
             lines.append(f"failed    {len(self.failures)} files could not be read (listed on stderr)")
         lines += [
             f"accuracy  {self.accuracy * 100:.2f}%",
+            f"UAR       {self.uar * 100:.2f}% (unweighted average recall)",
             f"macro-F1  {self.macro_f1 * 100:.2f}%",
             "",
             f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
@@ -81,74 +82,58 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def scores(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> tuple[
-    float, float, list[ClassMetrics], np.ndarray
-]:
-    """Accuracy, macro-F1, per-class metrics and the confusion matrix.
-
-    Macro-F1 averages over the classes that occur in the truth or the predictions (the
-    scikit-learn convention), so a model label absent from the corpus and never predicted
-    does not count as a zero. Per-class rows are given for those same classes.
-    """
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    n = int(cm.sum())
-    accuracy = float(np.trace(cm) / n) if n else 0.0
-    per_class = []
-    for c in range(k):
-        support, predicted, hit = int(cm[c].sum()), int(cm[:, c].sum()), int(cm[c, c])
-        if support == 0 and predicted == 0:
-            continue
-        precision = hit / predicted if predicted else 0.0
-        recall = hit / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class.append(ClassMetrics(labels[c], precision, recall, f1, support))
-    macro_f1 = float(np.mean([m.f1 for m in per_class])) if per_class else 0.0
-    return accuracy, macro_f1, per_class, cm
-
-
 def evaluate_clips(
     model: LaqModel,
     clips: Sequence[Clip],
     workers: int | None = None,
     data_dir: str = "",
     dataset: str = "",
+    shared_only: bool = True,
 ) -> EvaluationReport:
-    """Score `model` on labelled clips (see the module docstring for what is left out)."""
+    """Score `model` on labelled clips (see the module docstring for what is left out).
+
+    `shared_only`: the model answers among the labels the corpus has (cross-corpus
+    protocol); False keeps all of the model's labels as possible answers.
+    """
     from serlaq.runtime import FileFailure, Prediction
 
-    known = {lab: i for i, lab in enumerate(model.labels)}
-    excluded = Counter(c.label for c in clips if c.label not in known)
-    kept = [c for c in clips if c.label in known]
+    corpus_labels = {c.label for c in clips}
+    excluded = Counter(c.label for c in clips if c.label not in model.labels)
+    kept = [c for c in clips if c.label in model.labels]
     if not kept:
         raise DataError(
             f"{data_dir or 'corpus'}: none of its {len(clips)} clips has a label the model knows "
             f"(corpus labels: {sorted(excluded)}; model labels: {model.labels})"
         )
+    unscored = [lab for lab in model.labels if lab not in corpus_labels] if shared_only else []
+    labels = [lab for lab in model.labels if lab not in unscored]
+    index = {lab: i for i, lab in enumerate(labels)}
     results = model.predict_files([c.path for c in kept], workers=workers)
     y_true, y_pred, failures = [], [], []
     for clip, res in zip(kept, results):
         if isinstance(res, Prediction):
-            y_true.append(known[clip.label])
-            y_pred.append(known[res.label])
-        else:
+            y_true.append(index[clip.label])
+            # the most probable of the labels on offer
+            y_pred.append(max(range(len(labels)), key=lambda k: (res.probabilities[labels[k]], -k)))
+        elif isinstance(res, FileFailure):
             failures.append(res)
     if not y_true:
         raise DataError(f"{data_dir or 'corpus'}: none of its {len(kept)} audio files could be read")
-    accuracy, macro_f1, per_class, cm = scores(y_true, y_pred, model.labels)
+    sc = label_scores(y_true, y_pred, labels)
     return EvaluationReport(
         model=model.path,
         data_dir=data_dir,
         dataset=dataset,
-        labels=list(model.labels),
+        labels=labels,
         n_clips=len(y_true),
-        accuracy=accuracy,
-        macro_f1=macro_f1,
-        per_class=per_class,
-        confusion=cm.tolist(),
+        accuracy=sc.accuracy,
+        uar=sc.uar,
+        macro_f1=sc.macro_f1,
+        per_class=sc.present(),
+        confusion=sc.confusion.tolist(),
         excluded=dict(excluded),
-        failures=[f for f in failures if isinstance(f, FileFailure)],
+        unscored_model_labels=unscored,
+        failures=failures,
     )
 
 
@@ -158,67 +143,41 @@ def evaluate_corpus(
     dataset: str = "auto",
     manifest: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    shared_only: bool = True,
+    speakers: Sequence[str] | None = None,
 ) -> EvaluationReport:
-    """Discover a corpus (`serlaq.data.corpora.discover`) and score the model on all of it."""
+    """Discover a corpus (`serlaq.data.corpora.discover`) and score the model on all of it
+    (or on the clips of `speakers` only, e.g. speakers held out of training)."""
     from serlaq.data.corpora import discover
 
     clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None)
+    if speakers is not None:
+        wanted = set(speakers)
+        clips = [c for c in clips if c.speaker in wanted]
     if not clips:
-        raise DataError(f"{data_dir}: no labelled audio clips found (dataset {dataset!r})")
-    return evaluate_clips(model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset)
+        which = f" of speakers {sorted(speakers)}" if speakers is not None else ""
+        raise DataError(f"{data_dir}: no labelled audio clips{which} found (dataset {dataset!r})")
+    return evaluate_clips(
+        model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset, shared_only=shared_only
+    )
 
 
 # --- outputs (written atomically) ----------------------------------------------------
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def plot_confusion(report: EvaluationReport) -> bytes:
-    """The confusion matrix as PNG bytes: counts in the cells, colour = share of the true row."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(report.confusion, dtype=np.float64)
-    rows = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    k = len(report.labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * k, 0.8 + 0.7 * k), dpi=120)
-    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center",
-                    color="white" if share[i, j] > 0.5 else "black", fontsize=9)
-    ax.set_xticks(range(k), report.labels, rotation=45, ha="right")
-    ax.set_yticks(range(k), report.labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"accuracy {report.accuracy * 100:.1f}%, macro-F1 {report.macro_f1 * 100:.1f}%", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def write_report(report: EvaluationReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """`evaluation.json` and `confusion_matrix.png` in out_dir (created if needed)."""
+    """`evaluation.json` and, where matplotlib is installed (the `train` extra),
+    `confusion_matrix.png` in out_dir (created if needed)."""
+    import importlib.util
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "evaluation.json", "confusion_png": out / "confusion_matrix.png"}
-    _atomic_write_bytes(paths["json"], (json.dumps(report.to_dict(), indent=2) + "\n").encode())
-    _atomic_write_bytes(paths["confusion_png"], plot_confusion(report))
+    paths = {"json": out / "evaluation.json"}
+    atomic_write_json(paths["json"], report.to_dict())
+    if importlib.util.find_spec("matplotlib") is not None:
+        from serlaq.plots import confusion_png
+
+        title = f"accuracy {report.accuracy * 100:.1f}%, UAR {report.uar * 100:.1f}%"
+        paths["confusion_png"] = out / "confusion_matrix.png"
+        atomic_write_bytes(paths["confusion_png"], confusion_png(report.confusion, report.labels, title))
     return paths

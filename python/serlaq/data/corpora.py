@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serlaq import _native
 from serlaq.errors import DataError
 
 log = logging.getLogger("serlaq.data")
@@ -60,7 +61,9 @@ LABEL_ALIASES: dict[str, str] = {
     "neu": "neutral",
 }
 
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"})
+# What the native decoder reads (lower case, with the dot): discovery finds exactly the files
+# that `_native.load_audio` can decode, no list of its own.
+AUDIO_SUFFIXES = frozenset(_native.AUDIO_SUFFIXES)
 DATASETS = ("auto", "tess", "emodb", "savee", "folder", "csv")
 
 EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}

@@ -89,7 +89,7 @@ class SERDataModule(L.LightningDataModule):
     def from_run_config(cls, run_config: Mapping[str, Any] | None) -> SERDataModule:
         if not run_config:
             raise DataError("checkpoint: holds no run config; cannot rebuild its data")
-        datamodule = cls(RunConfig.model_validate(run_config))
+        datamodule = cls(RunConfig.from_stored(run_config))
         datamodule.setup()
         return datamodule
 

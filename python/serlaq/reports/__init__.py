@@ -18,16 +18,25 @@
   into `report/seeds/`), every number as mean ± sd over seeds, and the paired difference
   to fp32 on the same split (test splits of ~54 clips move ~2 points per clip).
 
+With `--protocol loso`: leave-one-speaker-out cross-validation of the run's config instead
+(`serlaq.reports.loso`): one fold per speaker, trained into `report-loso/folds/`, fp32 and
+compressed scores (accuracy, UAR, macro-F1) on the held-out speaker, one row per fold and
+mean ± sd over folds, in `RUN_DIR/report-loso/` (or `--out`).
+
+Every report's header names the feature preset and training recipe it ran.
+
 All selection (bits, QAT stopping) uses validation or training data; test accuracy is only
 reported. `evaluate_model` is the per-model core, shared with `benchmarks/bench_laq.py`.
 
 Modules: `rows` (one model's Table-4/Table-3 rows), `over_seeds` (mean ± sd, paired
-differences), `markdown` (report.md), `figures` (the PNGs), `command` (`report()`).
+differences), `loso` (the LOSO folds), `meta` (preset/recipe/architecture of the header),
+`markdown` (report.md), `figures` (the PNGs), `command` (`report()`).
 """
 
 from serlaq.reports.command import report
-from serlaq.reports.markdown import render_markdown
+from serlaq.reports.loso import LOSO_ROWS, loso_report
+from serlaq.reports.markdown import render_loso_markdown, render_markdown
 from serlaq.reports.over_seeds import aggregate, mean_sd
 from serlaq.reports.rows import FIXED_BITS, PAPER, QAT_ROWS, ROWS, evaluate_model, quantized_row
 
-__all__ = ["FIXED_BITS", "PAPER", "QAT_ROWS", "ROWS", "aggregate", "evaluate_model", "mean_sd", "quantized_row", "render_markdown", "report"]
+__all__ = ["FIXED_BITS", "LOSO_ROWS", "PAPER", "QAT_ROWS", "ROWS", "aggregate", "evaluate_model", "mean_sd", "loso_report", "quantized_row", "render_loso_markdown", "render_markdown", "report"]

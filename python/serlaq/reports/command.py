@@ -15,7 +15,9 @@ from serlaq.lightning_utils import quiet_lightning
 from serlaq.plots import plot_confusion
 from serlaq.presets import PRESETS
 from serlaq.reports.figures import plot_accuracy_vs_bits, plot_hl_sweep, plot_layer_bits
-from serlaq.reports.markdown import render_markdown
+from serlaq.reports.loso import check_loso_options, loso_report
+from serlaq.reports.markdown import render_loso_markdown, render_markdown
+from serlaq.reports.meta import run_meta
 from serlaq.reports.over_seeds import aggregate
 from serlaq.reports.rows import evaluate_model
 from serlaq.training import fit, resolve_paths
@@ -47,8 +49,12 @@ def report(
     table3: bool = True,
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    protocol: str = "split",
 ) -> Path:
-    """Write the report of the run in `run_dir`; returns the report folder."""
+    """Write the report of the run in `run_dir`; returns the report folder.
+
+    `protocol`: "split" (the run's own split: Table 4 / Table 3, `seeds` seeds) or "loso"
+    (leave-one-speaker-out folds of the run's config, fp32 and compressed; `serlaq.reports.loso`)."""
     from serlaq.data.datamodule import SERDataModule
     from serlaq.laq.compress import load_checkpoint
 
@@ -61,10 +67,19 @@ def report(
         raise ConfigError(f"{run}: no model.ckpt (train it first with serlaq fit)")
     if seeds < 1:
         raise ConfigError(f"--seeds: must be >= 1, got {seeds}")
-    out_dir = Path(out) if out is not None else run / "report"
+    if protocol not in ("split", "loso"):
+        raise ConfigError(f"--protocol: expected split or loso, got {protocol!r}")
+    if protocol == "loso":
+        check_loso_options(seeds, hl_sweep)
+    out_dir = Path(out) if out is not None else run / ("report" if protocol == "split" else "report-loso")
     out_dir.mkdir(parents=True, exist_ok=True)
     base_model = load_checkpoint(ckpt)
     base = RunConfig.model_validate(base_model.hparams["run_config"])
+    if protocol == "loso":
+        loso = loso_report(run, base_model, base, out_dir, progress=say)
+        atomic_write_json(out_dir / "report.json", loso, indent=1)
+        atomic_write_text(out_dir / "report.md", render_loso_markdown(loso))
+        return out_dir
     # the "default compress" row: the run's own laq section when it uses the default mode
     default = (base.laq if base.laq is not None and base.laq.mode == "qat" else LaqConfig()).resolved()
     seed_list = [base.seed + i for i in range(seeds)]
@@ -115,6 +130,7 @@ def report(
         "run_dir": str(run),
         "seeds": seed_list,
         "meta": {
+            **run_meta(base),
             "architecture": f"{first['layers'][0]['shape'][1]}-" + "-".join(str(l['shape'][0]) for l in first["layers"]),
             "parameters": first["parameters"],
             "split_sizes": first["split_sizes"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from serlaq.reports.loso import LOSO_ROWS
 from serlaq.reports.rows import ROWS
 
 
@@ -25,9 +26,24 @@ def _v(x: Any, scale: float = 1.0, digits: int = 2) -> str:
     return "–" if x is None else f"{x * scale:.{digits}f}"
 
 
+def recipe_line(meta: Mapping[str, Any]) -> list[str]:
+    """The header line naming the feature preset and training recipe (none for an older report.json)."""
+    f, t = meta.get("features"), meta.get("train")
+    if not f or not t:
+        return []
+    stop = f"early stopping patience {t['patience']}" if t["patience"] < t["max_epochs"] else "no early stopping"
+    return [
+        f"Features: preset `{f['preset']}` ({f['dim']}-d); training recipe `{t['recipe']}` (at most {t['max_epochs']} epochs, "
+        f"{stop}, LR schedule {t['scheduler']}, label smoothing {t['label_smoothing']}). "
+        "The paper's Tables 3/4: `--set features.preset=paper --set train.recipe=paper` at `serlaq fit`.",
+        "",
+    ]
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [f"# LAQ report: {report['run_dir']}", ""]
     meta = report["meta"]
+    lines += recipe_line(meta)
     lines += [
         f"Model: MLP {meta['architecture']}, {meta['parameters']:,} parameters; splits {meta['split_sizes']}; "
         f"seeds {', '.join(map(str, report['seeds']))}. Sizes in KB = 1000 bytes: packed weights + fp32 biases + "
@@ -90,4 +106,51 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"{100 * rr['fixed2']['test']:.2f} | {100 * rr['fixed1']['test']:.2f} | {100 * rr['laq']['test']:.2f} | {rr['laq']['avg_bits']:.3f} |"
             )
     lines += ["", "Figures: accuracy_vs_bits.png, layer_bits.png, confusion_laq.png" + (", hl_sweep.png" if "hl_sweep" in report else ""), ""]
+    return "\n".join(lines)
+
+
+def render_loso_markdown(report: Mapping[str, Any]) -> str:
+    """`report.md` of `--protocol loso`: one row per held-out speaker, then mean ± sd over folds."""
+    meta = report["meta"]
+    folds = report["folds"]
+    settings = meta["compress_settings"]
+    budget = f", budget {settings['budget_bits']} bits" if settings.get("budget_bits") is not None else ""
+    lines = [f"# Leave-one-speaker-out report: {report['run_dir']}", ""]
+    lines += recipe_line(meta)
+    lines += [
+        f"Model: MLP {meta['architecture']}, {meta['parameters']:,} parameters; seed {report['seed']}; "
+        f"{len(folds)} folds (one per speaker: {', '.join(meta['speakers'])}). Each fold trains the run's config "
+        f"on the other speakers (a stratified {meta['val_fraction']:g} of their clips for validation), compresses it "
+        f"(mode `{settings['mode']}`{budget}) and scores the held-out speaker. Accuracies in %; "
+        "`.laq` KB = the real file (1000 bytes).",
+        "",
+        "## Per fold (test = the held-out speaker)",
+        "",
+    ]
+    lines += _header(
+        "fold", "speaker", "train/val/test clips", "fp32 acc", "fp32 UAR", "fp32 macro-F1",
+        "compressed acc", "compressed UAR", "compressed macro-F1", "avg bits", ".laq KB",
+    )  # fmt: skip
+    for f in folds:
+        a, c = f["rows"]["fp32"], f["rows"]["compressed"]
+        sizes = f["split_sizes"]
+        lines.append(
+            f"| {f['fold']} | {f['speaker']} | {sizes['train']}/{sizes['val']}/{sizes['test']} | "
+            f"{100 * a['test']:.1f} | {100 * a['test_uar']:.1f} | {100 * a['test_f1']:.1f} | "
+            f"{100 * c['test']:.1f} | {100 * c['test_uar']:.1f} | {100 * c['test_f1']:.1f} | "
+            f"{c['avg_bits']:.3f} | {c['file_kb']:.1f} |"
+        )
+    agg = report["aggregate"]["rows"]
+    lines += ["", f"## Mean ± sd over {len(folds)} folds", ""]
+    lines += _header("model", "avg bits", ".laq KB", "val acc", "test acc", "test UAR", "test macro-F1", "test − fp32 (paired per fold)")
+    for key, label in LOSO_ROWS:
+        if key not in agg:
+            continue
+        r = agg[key]
+        lines.append(
+            f"| {label} | {_pm(r['avg_bits'], digits=3)} | {_pm(r.get('file_kb'), digits=1)} | {_pm(r['val'], 100, 1)} | "
+            f"{_pm(r['test'], 100, 1)} | {_pm(r.get('test_uar'), 100, 1)} | {_pm(r.get('test_f1'), 100, 1)} | "
+            f"{'–' if key == 'fp32' else _pm(r['paired_test_diff'], 100, 1, signed=True)} |"
+        )
+    lines.append("")
     return "\n".join(lines)

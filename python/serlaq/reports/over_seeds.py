@@ -22,10 +22,14 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float] | None:
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
 
-def aggregate(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean ± sd of every row over seeds, and the paired test difference to fp32."""
+def aggregate(per_seed: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """Mean ± sd of every row over seeds (or LOSO folds), and the paired test difference to fp32.
+
+    `keys`: the row keys to aggregate (default: the Table-4 `ROWS`); those missing from any
+    entry are left out."""
     out: dict[str, Any] = {"seeds": len(per_seed), "rows": {}}
-    keys = [k for k, _ in ROWS if all(k in r["rows"] for r in per_seed)]
+    wanted = [k for k, _ in ROWS] if keys is None else list(keys)
+    keys = [k for k in wanted if all(k in r["rows"] for r in per_seed)]
     for key in keys:
         rows = [r["rows"][key] for r in per_seed]
         entry = {}

@@ -6,6 +6,7 @@
 //! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
 //! - [`features`]: waveform -> feature vector (STFT, mel, MFCC, chroma, pooling).
 //! - [`model`]: a `.laq` file as a runnable model (validated metadata, features, forward).
+//! - [`segments`]: long recordings and streams as a timeline of windows (VAD, sliding windows).
 
 pub mod audio;
 pub mod bitpack;
@@ -13,3 +14,4 @@ pub mod format;
 pub mod gemv;
 pub mod features;
 pub mod model;
+pub mod segments;

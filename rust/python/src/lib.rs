@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 mod audio;
 mod model;
+mod segments;
 
 pyo3::import_exception!(serlaq.errors, LaqFormatError);
 
@@ -514,5 +515,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("F32_UNIT_ROUNDOFF", gemv::F32_UNIT_ROUNDOFF)?;
     audio::register(m)?;
     model::register(m)?;
+    segments::register(m)?;
     Ok(())
 }

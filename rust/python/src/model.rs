@@ -12,6 +12,7 @@ use numpy::IntoPyArray;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 use serlaq_core::features::{FeaturePlan, FeatureSpec, ScratchPool};
 use serlaq_core::format::{LaqError, LaqFile};
 use serlaq_core::model::{Model, ModelError};
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 pyo3::import_exception!(serlaq.errors, AudioError);
 
 /// Runs `f`, turning a panic into an error value.
-fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
         let what = p
             .downcast_ref::<&str>()
@@ -32,7 +33,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn panic_err(msg: String) -> PyErr {
+pub(crate) fn panic_err(msg: String) -> PyErr {
     PyRuntimeError::new_err(msg)
 }
 
@@ -95,12 +96,12 @@ fn with_wave<T: Send>(
 }
 
 /// One file of a batch: `(probabilities, None)` or `(None, error)`.
-type FileResult<'py> = (Option<Bound<'py, PyAny>>, Option<String>);
+type FileResult = (Option<Vec<f64>>, Option<String>);
 
 /// A native `.laq` model: features, standardization, packed layers and softmax in Rust.
 #[pyclass(module = "serlaq._native", name = "Model", frozen)]
 pub(crate) struct PyModel {
-    inner: Model,
+    pub(crate) inner: Model,
     origin: String,
 }
 
@@ -204,31 +205,57 @@ impl PyModel {
         Ok(out.into_pyarray(py).into_any())
     }
 
-    /// A file -> class probabilities (C,), float64. AudioError names the file.
-    fn predict_file<'py>(&self, py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    /// A file -> class probabilities as a list of C floats (a list, not an array: a
+    /// prediction from a path never needs numpy). AudioError names the file.
+    fn predict_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<Vec<f64>> {
         let r = py.detach(|| guarded(|| self.inner.predict_file(&path)));
-        let out = r.map_err(panic_err)?.map_err(run_err)?;
-        Ok(out.into_pyarray(py).into_any())
+        r.map_err(panic_err)?.map_err(run_err)
     }
 
     /// Many files on `threads` native threads, GIL released: per file, in input order,
     /// `(probabilities, None)` or `(None, "<file>: <what is wrong>")`.
     #[pyo3(signature = (paths, threads = 1))]
-    fn predict_files<'py>(
-        &self,
-        py: Python<'py>,
-        paths: Vec<PathBuf>,
-        threads: usize,
-    ) -> PyResult<Vec<FileResult<'py>>> {
+    fn predict_files(&self, py: Python<'_>, paths: Vec<PathBuf>, threads: usize) -> PyResult<Vec<FileResult>> {
         let r = py.detach(|| guarded(|| self.inner.predict_files(&paths, threads)));
         let results = r.map_err(panic_err)?;
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(p) => (Some(p.into_pyarray(py).into_any()), None),
+                Ok(p) => (Some(p), None),
                 Err(e) => (None, Some(e)),
             })
             .collect())
+    }
+
+    /// The packed layers in forward order: name, rows, cols, bits, quantizer,
+    /// granularity, has_bias, packed_bytes (what `serlaq info` lists).
+    fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for l in self.inner.file().layers() {
+            let d = PyDict::new(py);
+            d.set_item("name", &l.name)?;
+            d.set_item("rows", l.rows)?;
+            d.set_item("cols", l.cols)?;
+            d.set_item("bits", l.bits)?;
+            d.set_item("quantizer", l.quantizer.as_str())?;
+            d.set_item("granularity", l.granularity.as_str())?;
+            d.set_item("has_bias", l.has_bias)?;
+            d.set_item("packed_bytes", l.packed_bytes)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Bytes of the whole `.laq` file.
+    #[getter]
+    fn file_size(&self) -> usize {
+        self.inner.file().file_size()
+    }
+
+    /// The `.laq` format version of the file.
+    #[getter]
+    fn version(&self) -> u32 {
+        self.inner.file().version()
     }
 
     /// Raw features (n, d) or (d,) -> logits (n, C) or (C,), float32.

@@ -94,6 +94,36 @@ fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
     Ok(())
 }
 
+/// An unseekable source whose first bytes were read ahead: serves them, then the rest.
+struct Replay<'s> {
+    head: std::io::Cursor<Vec<u8>>,
+    rest: Box<dyn MediaSource + 's>,
+}
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.head.read(buf)? {
+            0 => self.rest.read(buf),
+            n => Ok(n),
+        }
+    }
+}
+
+impl Seek for Replay<'_> {
+    fn seek(&mut self, _: SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "the source is not seekable"))
+    }
+}
+
+impl MediaSource for Replay<'_> {
+    fn is_seekable(&self) -> bool {
+        false
+    }
+    fn byte_len(&self) -> Option<u64> {
+        None
+    }
+}
+
 /// A format reader and decoder positioned after the last packet returned.
 pub struct Decoder<'s> {
     format: Box<dyn FormatReader + 's>,
@@ -154,13 +184,39 @@ impl<'s> Decoder<'s> {
         Decoder::new(Box::new(std::io::Cursor::new(bytes)), head, ext, source.to_string())
     }
 
-    /// Decodes from any seekable reader (`File`, `Cursor`, ...).
+    /// Decodes from any reader (`File`, `Cursor`, symphonia's `ReadOnlySource`, ...), read
+    /// from its current position. The first [`HEAD_LEN`] bytes are read ahead and checked
+    /// like [`open`](Decoder::open) checks a file's; a seekable source is then rewound, an
+    /// unseekable one replays them.
     pub fn from_source(
-        media: Box<dyn MediaSource + 's>,
+        mut media: Box<dyn MediaSource + 's>,
         source: &str,
         ext: Option<&str>,
     ) -> Result<Decoder<'s>, AudioError> {
-        Decoder::new(media, &[], ext, source.to_string())
+        let io = |e: std::io::Error| AudioError::Io { source: source.to_string(), message: e.to_string() };
+        let seekable = media.is_seekable();
+        let start = if seekable { Some(media.stream_position().map_err(io)?) } else { None };
+        let mut head = vec![0u8; HEAD_LEN];
+        let mut got = 0;
+        while got < head.len() {
+            match media.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        head.truncate(got);
+        match start {
+            Some(at) => {
+                media.seek(SeekFrom::Start(at)).map_err(io)?;
+                Decoder::new(media, &head, ext, source.to_string())
+            }
+            None => {
+                let replay = Box::new(Replay { head: std::io::Cursor::new(head.clone()), rest: media });
+                Decoder::new(replay, &head, ext, source.to_string())
+            }
+        }
     }
 
     fn new(

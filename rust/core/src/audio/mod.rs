@@ -21,7 +21,7 @@ pub mod resample;
 
 pub use decode::{Decoder, SUFFIXES};
 pub use error::{AudioError, ALL_KINDS};
-pub use resample::{output_len, resample, Resampler};
+pub use resample::{output_len, resample, resample_ref, Resampler};
 
 use limits::{silence_peak, MAX_CHANNELS, MAX_SECONDS};
 use resample::{check_input_rate, check_target_rate};

@@ -1,4 +1,8 @@
-"""Small `.laq` files and audio for the runtime and inference-CLI tests.
+"""Small `.laq` files and audio for the runtime and inference-CLI tests, without torch.
+
+These run in the runtime-only environment too (numpy and the native module only), so
+WAVs are written with the standard library's `wave` (PCM16) and the tone model is
+trained with numpy on the native features.
 
 The quantizer here is written independently of `serlaq.laq.quantize` (the method notes'
 per-tensor / per-channel min-max affine and the binary form), so the runtime is checked
@@ -14,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from serlaq import _native
-from serlaq.features import FeatureConfig
 
 
 def quantize(w: np.ndarray, bits: int, per_channel: bool = False) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
@@ -73,16 +75,16 @@ class BuiltModel:
 
 
 def metadata(
-    labels: Sequence[str], hidden: Sequence[int], cfg: FeatureConfig | None = None, avg_bits: float = 0.0
+    labels: Sequence[str], hidden: Sequence[int], features: dict[str, Any] | None = None, avg_bits: float = 0.0
 ) -> dict[str, Any]:
-    cfg = cfg or FeatureConfig(preset="paper")
+    features = dict(features or PAPER_FEATURES)
     return {
         "serlaq_version": "0.1.0",
         "labels": list(labels),
-        "features": cfg.model_dump(mode="json"),
+        "features": features,
         "architecture": {
             "type": "mlp",
-            "input_dim": cfg.dim,
+            "input_dim": PAPER_DIM if features == PAPER_FEATURES else _native.FeaturePlan(json.dumps(features)).dim,
             "hidden": list(hidden),
             "activation": "relu",
             "num_classes": len(labels),
@@ -90,6 +92,17 @@ def metadata(
         "normalization": {"mean": "norm.mean", "std": "norm.std"},
         "laq": {"avg_bits": avg_bits, "mode": "test"},
     }
+
+
+# The paper preset as `FeatureConfig(preset="paper").model_dump(mode="json")` writes it
+# (spelled out: pydantic belongs to the training extra, and these builders run without it).
+PAPER_FEATURES: dict[str, Any] = {
+    "preset": "paper", "sample_rate": 22050, "n_mfcc": 40, "n_chroma": 12, "n_mels": 128, "n_fft": 2048,
+    "hop_length": 512, "win_length": None, "f_min": 0.0, "f_max": None, "top_db": 80.0,
+    "chroma_spectrum": "magnitude", "chroma_tuning": 0.0, "mel_scale": "power", "stats": ["mean"],
+    "delta_stats": [], "delta_width": 9,
+}
+PAPER_DIM = 180
 
 
 def write_model(
@@ -105,7 +118,6 @@ def write_model(
     meta_json: str | None = None,
 ) -> BuiltModel:
     """Quantize fp32 weights at `bits` and write them (plus norm stats) as a `.laq` file."""
-    cfg = FeatureConfig(preset="paper")
     hidden = [int(w.shape[0]) for w in weights[:-1]]
     chans = [per_channel] * len(weights) if isinstance(per_channel, bool) else list(per_channel)
     layers, deq = [], []
@@ -125,7 +137,7 @@ def write_model(
         deq.append(dequantize(codes, scale, zero))
     n = [w.size for w in weights]
     avg = float(sum(k * b for k, b in zip(n, bits)) / sum(n))
-    md = meta if meta is not None else metadata(labels, hidden, cfg, avg)
+    md = meta if meta is not None else metadata(labels, hidden, avg_bits=avg)
     tensors = {"norm.mean": np.asarray(mean, np.float32), "norm.std": np.asarray(std, np.float32)}
     _native.write_laq(str(path), meta_json if meta_json is not None else json.dumps(md), layers, tensors)
     return BuiltModel(
@@ -174,8 +186,31 @@ def tone(
 
 
 def write_wav(path: Path, data: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
+    """(samples,) or (samples, channels) float data as a WAV file.
+
+    PCM_16 .wav is written with the standard library; other subtypes (PCM_24, FLOAT, ...)
+    and other containers (.flac, .ogg) need soundfile (the dev extra; tests that need it
+    skip in the runtime-only environment).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), data, sr, subtype=subtype)
+    if subtype != "PCM_16" or path.suffix.lower() != ".wav":
+        import soundfile as sf
+
+        sf.write(str(path), data, sr, subtype=subtype)
+        return path
+    import wave
+
+    x = np.asarray(data)
+    frames = x if x.ndim == 2 else x[:, None]
+    if frames.dtype == np.int16:  # already PCM16
+        pcm = frames.astype("<i2")
+    else:
+        pcm = np.clip(np.rint(frames.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(frames.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(int(sr))
+        w.writeframes(pcm.tobytes())
     return path
 
 
@@ -196,16 +231,15 @@ def shared_tone_model() -> BuiltModel:
 
 
 def trained_tone_model(path: Path, tmp: Path) -> BuiltModel:
-    """A tiny MLP really trained (torch, seconds) to tell three tone bands apart:
-    angry = high tone, sad = low tone, neutral = mid tone; quantized at 8/4 bits."""
-    import torch
+    """A tiny MLP really trained (numpy, a second) to tell three tone bands apart:
+    angry = high tone, sad = low tone, neutral = mid tone; quantized at 8/4 bits.
 
-    from serlaq.data.audio import load_audio
-    from serlaq.features import FeatureExtractor
-
+    Features come from the native pipeline the runtime uses (each file decoded and
+    resampled to 22050 Hz in Rust), so the model is right for what it will be shown.
+    """
     labels = ["angry", "neutral", "sad"]
     bands = {"angry": 1500.0, "neutral": 600.0, "sad": 180.0}
-    extractor = FeatureExtractor(FeatureConfig(preset="paper")).eval()
+    spec = json.dumps(PAPER_FEATURES)
     xs, ys = [], []
     # every rate a test uses, so the model does not key on how much bandwidth a clip has
     rates = [8000, 11025, 16000, 22050, 32000, 44100, 48000]
@@ -215,20 +249,37 @@ def trained_tone_model(path: Path, tmp: Path) -> BuiltModel:
             sr = rates[j % len(rates)]
             amp = (0.15, 0.3, 0.6)[j % 3]  # nor on loudness
             wav = write_wav(tmp / "train" / f"{lab}_{j}.wav", tone(f, sr, 0.4, seed=j, amplitude=amp), sr)
-            with torch.inference_mode():
-                xs.append(extractor(torch.from_numpy(load_audio(wav, 22050))).numpy())
+            xs.append(_native.features(spec, _native.load_audio(str(wav), 22050, 2048)))
             ys.append(k)
     x = np.stack(xs).astype(np.float32)
     mean, std = x.mean(0), x.std(0) + 1e-3
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(180, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    xt = torch.from_numpy((x - mean) / std)
-    yt = torch.tensor(ys)
-    for _ in range(150):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(xt), yt).backward()
-        opt.step()
-    ws = [net[0].weight.detach().numpy(), net[2].weight.detach().numpy()]
-    bs = [net[0].bias.detach().numpy(), net[2].bias.detach().numpy()]
+    ws, bs = _train_mlp((x - mean) / std, np.asarray(ys), hidden=16, classes=3)
     return write_model(path, ws, bs, [8, 4], labels, mean, std, per_channel=True)
+
+
+def _train_mlp(x: np.ndarray, y: np.ndarray, hidden: int, classes: int, steps: int = 300) -> tuple[list, list]:
+    """One-hidden-layer ReLU MLP, full-batch gradient descent with momentum on cross-entropy."""
+    rng = np.random.default_rng(0)
+    n, d = x.shape
+    params = [
+        rng.normal(0, 1 / np.sqrt(d), (hidden, d)),
+        np.zeros(hidden),
+        rng.normal(0, 1 / np.sqrt(hidden), (classes, hidden)),
+        np.zeros(classes),
+    ]
+    velocity = [np.zeros_like(p) for p in params]
+    onehot = np.eye(classes)[y]
+    for _ in range(steps):
+        w1, b1, w2, b2 = params
+        h = np.maximum(x @ w1.T + b1, 0.0)
+        z = h @ w2.T + b2
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        g = (p - onehot) / n
+        gh = (g @ w2) * (h > 0)
+        grads = [gh.T @ x, gh.sum(0), g.T @ h, g.sum(0)]
+        for i in range(4):
+            velocity[i] = 0.9 * velocity[i] - 0.05 * grads[i]
+            params[i] = params[i] + velocity[i]
+    w1, b1, w2, b2 = (np.asarray(p, np.float32) for p in params)
+    return [w1, w2], [b1, b2]

@@ -1,0 +1,367 @@
+"""`LaqModel`: a packed `.laq` file run for inference, with nothing but the native module.
+
+header (validated and bounded in Rust) -> features (Rust, the definitions of the torch
+reference `serlaq.features`) -> standardize -> packed layers (Rust GEMV) -> softmax.
+torch, torchaudio and Lightning are never imported, and numpy only where a caller hands in
+or asks for arrays: `serlaq predict model.laq clip.wav` starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Union
+
+from serlaq import _native
+from serlaq.errors import AudioError, LaqFormatError
+from serlaq.runtime.files import resolve_threads
+from serlaq.runtime.results import FileFailure, LayerInfo, Prediction, Segment
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from serlaq.feature_config import FeatureConfig
+    from serlaq.runtime.segments import SegmentStream, SegmentTimeline
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = ["LaqModel"]
+
+
+class LaqModel:
+    """A compressed SER model loaded from a `.laq` file.
+
+    >>> model = serlaq.load("model.laq")
+    >>> model.predict("clip.wav").label
+    'angry'
+    """
+
+    def __init__(self, native: Any, path: str) -> None:
+        self._native = native
+        self.path = path
+        # Every field below was validated by the Rust loader (types, counts, shapes, bounds).
+        self.metadata: dict[str, Any] = json.loads(native.metadata_json)
+        self.labels: list[str] = list(native.labels)
+        self.feature_spec: dict[str, Any] = dict(native.spec)
+        self.architecture: dict[str, Any] = dict(self.metadata["architecture"])
+        self.layers: list[LayerInfo] = [LayerInfo.from_native(d) for d in native.layers()]
+
+    # -- loading ----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: PathLike) -> LaqModel:
+        """Open and validate a `.laq` file (format, metadata, feature spec, shapes).
+
+        Raises `LaqFormatError` naming the file and what is wrong.
+        """
+        p = os.fspath(path)
+        try:
+            native = _native.Model(p)
+        except FileNotFoundError:
+            raise LaqFormatError(f"{p}: model file not found") from None
+        except IsADirectoryError:
+            raise LaqFormatError(f"{p}: is a directory, not a .laq model file") from None
+        except OSError as exc:  # a FIFO, a device, no permission: refused before reading
+            raise LaqFormatError(f"{p}: cannot read model file ({exc.strerror or exc})") from None
+        return cls(native, p)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "<bytes>") -> LaqModel:
+        return cls(_native.Model.from_bytes(bytes(data)), name)
+
+    # -- what the file holds -----------------------------------------------------------
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        """The feature spec as the training side's `FeatureConfig` (imports pydantic)."""
+        from serlaq.feature_config import FeatureConfig
+
+        return FeatureConfig.model_validate(self.feature_spec)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.feature_spec["sample_rate"])
+
+    @property
+    def min_samples(self) -> int:
+        return int(self._native.min_samples)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self._native.input_dim)
+
+    @property
+    def num_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def avg_bits(self) -> float:
+        """Eq. 6: the weight-count-weighted mean bit-width over the quantized layers."""
+        weights = sum(layer.rows * layer.cols for layer in self.layers)
+        return sum(layer.rows * layer.cols * layer.bits for layer in self.layers) / weights
+
+    @property
+    def size_bytes(self) -> int:
+        """The whole `.laq` file: packed weights, fp32 biases/scales, norm stats, header."""
+        return int(self._native.file_size)
+
+    @property
+    def payload_bytes(self) -> int:
+        """Packed weights + their scales/zeros + fp32 biases (the paper's model size)."""
+        return sum(layer.size_bytes for layer in self.layers)
+
+    @property
+    def fp32_size_bytes(self) -> int:
+        """The same MLP with fp32 weights and biases."""
+        return sum(layer.fp32_bytes for layer in self.layers)
+
+    @property
+    def compression_ratio(self) -> float:
+        return self.fp32_size_bytes / self.size_bytes
+
+    @property
+    def format_version(self) -> int:
+        return int(self._native.version)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything `serlaq info` shows, as plain JSON-ready data."""
+        return {
+            "path": self.path,
+            "format_version": self.format_version,
+            "serlaq_version": self.metadata.get("serlaq_version"),
+            "labels": list(self.labels),
+            "features": dict(self.feature_spec),
+            "feature_dim": self.input_dim,
+            "architecture": dict(self.architecture),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "params": self.num_params,
+            "avg_bits": self.avg_bits,
+            "size_bytes": self.size_bytes,
+            "payload_bytes": self.payload_bytes,
+            "fp32_size_bytes": self.fp32_size_bytes,
+            "compression_ratio": self.compression_ratio,
+            "laq": self.metadata.get("laq"),
+        }
+
+    def describe(self) -> str:
+        """The human-readable `serlaq info` text."""
+        feats = " ".join(f"{k}={_spec_value(v)}" for k, v in self.feature_spec.items())
+        name_w = max(5, *(len(layer.name) for layer in self.layers))
+        lines = [
+            f"model        {self.path} (.laq format v{self.format_version}, "
+            f"written by serlaq {self.metadata.get('serlaq_version', '?')})",
+            f"labels       {', '.join(self.labels)} ({self.num_classes} classes)",
+            f"features     {self.input_dim}-d: {feats}",
+            f"params       {self.num_params:,} ({self.input_dim} -> "
+            + " -> ".join(str(layer.rows) for layer in self.layers)
+            + ", ReLU between layers)",
+            "",
+            f"{'layer':<{name_w}}  {'shape':>9}  {'bits':>4}  {'quantizer':<9}  {'granularity':<11}"
+            f"  {'size':>10}  {'fp32':>10}",
+        ]
+        for layer in self.layers:
+            lines.append(
+                f"{layer.name:<{name_w}}  {f'{layer.rows}x{layer.cols}':>9}  {layer.bits:>4}  {layer.quantizer:<9}"
+                f"  {layer.granularity:<11}  {_kb(layer.size_bytes):>10}  {_kb(layer.fp32_bytes):>10}"
+            )
+        lines += [
+            "",
+            f"avg bits     {self.avg_bits:.3f} (eq. 6: bits weighted by each layer's share of the weights)",
+            f"size         {_kb(self.size_bytes)} .laq file ({_kb(self.payload_bytes)} packed weights, "
+            f"scales and fp32 biases; the rest is normalization stats and header)",
+            f"fp32 size    {_kb(self.fp32_size_bytes)} (same MLP, fp32 weights and biases): "
+            f"{self.compression_ratio:.1f}x larger than the .laq file",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        shapes = " -> ".join([str(self.input_dim), *(str(layer.rows) for layer in self.layers)])
+        return (
+            f"LaqModel({self.path!r}, {shapes}, labels={self.labels}, "
+            f"avg_bits={self.avg_bits:.2f}, size={self.size_bytes} B)"
+        )
+
+    # -- features -> scores ------------------------------------------------------------
+
+    def logits(self, features: Any) -> np.ndarray:
+        """Raw (unstandardized) feature vectors (n, d) or (d,) -> logits (n, C) or (C,).
+
+        Non-finite features are an error naming the row (they would silently give one label).
+        """
+        return self._native.forward(self._features_array(features))
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        """Raw feature vectors (n, d) or (d,) -> class probabilities (n, C) or (C,), float64."""
+        return self._native.probabilities(self._features_array(features))
+
+    def predict_features(self, features: Any, top_k: int | None = None) -> Prediction | list[Prediction]:
+        """Precomputed raw feature vectors -> prediction(s): (d,) gives one, (n, d) a list."""
+        proba = self.predict_proba(features)
+        if proba.ndim == 1:
+            return Prediction.from_probabilities(self.labels, proba.tolist(), top_k=top_k)
+        return [Prediction.from_probabilities(self.labels, p, top_k=top_k) for p in proba.tolist()]
+
+    def _features_array(self, features: Any) -> np.ndarray:
+        import numpy as np
+
+        x = np.asarray(features)
+        if x.dtype.kind not in "fiu":
+            raise ValueError(f"features must be numeric, got dtype {x.dtype}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_dim:
+            raise ValueError(f"features must have shape (n, {self.input_dim}) or ({self.input_dim},), got {x.shape}")
+        return x
+
+    # -- audio -> features -------------------------------------------------------------
+
+    def features_from_file(self, path: PathLike) -> np.ndarray:
+        """Decode, downmix, resample and extract the raw (d,) feature vector of a file."""
+        return self._native.features_file(os.fspath(path))
+
+    def features_from_waveform(self, wave: Any) -> np.ndarray:
+        """A mono float32 waveform already at the model's rate -> raw (d,) features."""
+        import numpy as np
+
+        return self._native.features_wave(np.ascontiguousarray(np.asarray(wave).reshape(-1), dtype=np.float32))
+
+    def prepare_waveform(self, wave: Any, sample_rate: int | None) -> np.ndarray:
+        """An in-memory waveform (any dtype, 1-D or 2-D, any rate) -> validated mono
+        float32 at the model's rate: the native path a decoded file takes."""
+        from serlaq.waveform import planar_float32
+
+        if sample_rate is None:
+            raise AudioError("waveform: needs its sample rate, e.g. predict(wave, sample_rate=16000)")
+        if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__") or int(sample_rate) < 1:
+            raise AudioError(f"waveform: sample_rate must be a positive integer, got {sample_rate!r}")
+        planar = planar_float32(wave, source="waveform")
+        return _native.prepare_waveform(planar, int(sample_rate), self.sample_rate, self.min_samples, "waveform")
+
+    # -- predictions -------------------------------------------------------------------
+
+    def predict(
+        self, x: Any, sample_rate: int | None = None, top_k: int | None = None
+    ) -> Prediction | list[Prediction]:
+        """Predict the emotion of audio.
+
+        x: a path (str / PathLike) -> `Prediction`; a list/tuple of paths -> list of
+        `Prediction` (the first unreadable file raises `AudioError`; `predict_files`
+        collects per-file failures instead); a waveform (numpy array or torch tensor, 1-D
+        or (channels, samples), float or PCM integers) with its `sample_rate` ->
+        `Prediction`. Any rate from 1 to 384 kHz and any channel count: audio is
+        downmixed and resampled to the model's rate.
+        """
+        if isinstance(x, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise AudioError("sample_rate is only for waveforms; a file carries its own rate")
+            p = os.fspath(x)
+            return Prediction.from_probabilities(self.labels, self._native.predict_file(p), path=p, top_k=top_k)
+        if isinstance(x, (list, tuple)) and x and all(isinstance(p, (str, os.PathLike)) for p in x):
+            results = self.predict_files(x, top_k=top_k)
+            for r in results:
+                if isinstance(r, FileFailure):
+                    raise AudioError(r.error)
+            return results  # type: ignore[return-value]
+        mono = self.prepare_waveform(x, sample_rate)
+        proba = self._native.probabilities(self._native.features_wave(mono))
+        return Prediction.from_probabilities(self.labels, proba.tolist(), top_k=top_k)
+
+    def predict_files(
+        self, paths: Iterable[PathLike], workers: int | None = None, top_k: int | None = None
+    ) -> list[Prediction | FileFailure]:
+        """Batch prediction over many files on native threads (the GIL released).
+
+        A bad file gives a `FileFailure` with one line naming it; every other file still
+        gets its `Prediction`. Results are in input order. `workers`: threads (None: all
+        cores).
+        """
+        return list(self.iter_files(paths, workers=workers, top_k=top_k))
+
+    def iter_files(
+        self, paths: Iterable[PathLike], workers: int | None = None, top_k: int | None = None, block: int = 64
+    ) -> Iterator[Prediction | FileFailure]:
+        """`predict_files` as a stream: results come out in input order, a block at a time."""
+        plist = [os.fspath(p) for p in paths]
+        threads = resolve_threads(workers, len(plist))
+        step = max(block, block * threads)
+        for start in range(0, len(plist), step):
+            part = plist[start : start + step]
+            for p, (proba, error) in zip(part, self._native.predict_files(part, threads)):
+                if error is not None:
+                    yield FileFailure(p, error)
+                else:
+                    yield Prediction.from_probabilities(self.labels, proba, path=p, top_k=top_k)
+
+    # -- segment timelines (serlaq.runtime.segments) ----------------------------------
+
+    def segments(
+        self,
+        x: Any,
+        sample_rate: int | None = None,
+        window: float = 2.0,
+        hop: float = 1.0,
+        top_k: int | None = None,
+        vad: bool = True,
+        vad_db: float = -50.0,
+        min_speech: float = 0.25,
+    ) -> Iterator[Segment]:
+        """Cut a long recording into overlapping windows: yields one `Segment` per window
+        (label, confidence, probabilities; "silence" where the voice-activity gate finds
+        too little speech). `x`: a path (read packet by packet; a file that breaks
+        part-way yields the segments before the damage, then raises `AudioError` naming
+        the file and the time) or a waveform with its `sample_rate`. Window and hop in
+        seconds, rounded to whole STFT hops of the model. VAD: a frame is voiced at or
+        above `vad_db` dBFS, a window is speech when `min_speech` of its frames are.
+        """
+        from serlaq.runtime.segments import SegmentOptions, iter_segments
+
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k)
+        return iter_segments(self, x, sample_rate, opts)
+
+    def segment_file(
+        self,
+        path: PathLike,
+        window: float = 2.0,
+        hop: float = 1.0,
+        top_k: int | None = None,
+        vad: bool = True,
+        vad_db: float = -50.0,
+        min_speech: float = 0.25,
+    ) -> SegmentTimeline:
+        """A file's segments and, when it broke part-way, the error line (no exception for
+        the file itself); `.summary()` gives speech time and shares per emotion."""
+        from serlaq.runtime.segments import SegmentOptions, segment_file
+
+        return segment_file(self, path, SegmentOptions(window, hop, vad, vad_db, min_speech, top_k))
+
+    def stream(
+        self,
+        sample_rate: int,
+        window: float = 2.0,
+        hop: float = 1.0,
+        top_k: int | None = None,
+        vad: bool = True,
+        vad_db: float = -50.0,
+        min_speech: float = 0.25,
+        source: str = "stream",
+    ) -> SegmentStream:
+        """A live stream at `sample_rate` Hz: `.push(samples)` (any chunk size) returns the
+        segments completed so far, `.flush()` the rest; the same segments as `segments()`
+        on the whole recording."""
+        from serlaq.runtime.segments import SegmentOptions, SegmentStream
+
+        return SegmentStream(self, sample_rate, SegmentOptions(window, hop, vad, vad_db, min_speech, top_k), source)
+
+
+def _spec_value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v) or "-"
+    return str(v)
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1000:.1f} KB"

@@ -1,0 +1,117 @@
+//! Which files a prediction runs on: the rules of `python/serlaq/runtime/files.py`.
+//!
+//! A directory is searched recursively for [`SUFFIXES`] (symlinked files are taken,
+//! symlinked directories are not descended, unreadable directories are skipped, as
+//! Python's `Path.rglob`); its files come sorted. A file named explicitly is always
+//! tried, whatever its suffix. Paths are written as `pathlib` writes them (`./a.wav` is
+//! `a.wav`, `dir/` is `dir`), and each path comes once, at its first place.
+
+use serlaq_core::audio::SUFFIXES;
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+/// An input that gives no file: the path as written, and the one-line message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Files and directories -> (audio files, input errors).
+pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut errors = Vec::new();
+    for item in inputs {
+        let p = pathlib(Path::new(item));
+        let shown = p.display().to_string();
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(&p, &mut found);
+            found.sort_by(|a: &PathBuf, b| a.as_os_str().cmp(b.as_os_str()));
+            if found.is_empty() {
+                errors.push(InputError {
+                    path: shown.clone(),
+                    message: format!("{shown}: directory holds no audio files ({})", suffix_list()),
+                });
+            }
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p);
+        } else {
+            errors.push(InputError { path: shown.clone(), message: format!("{shown}: no such file or directory") });
+        }
+    }
+    let mut seen = HashSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    (files, errors)
+}
+
+/// `.aif, .aiff, ...`: the suffixes as Python lists them (sorted, with the dot).
+pub fn suffix_list() -> String {
+    let mut s: Vec<String> = SUFFIXES.iter().map(|x| format!(".{x}")).collect();
+    s.sort();
+    s.join(", ")
+}
+
+fn is_audio_name(p: &Path) -> bool {
+    // pathlib's suffix: a name starting with its only dot ('.wav') has none
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(e)))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_real_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_real_dir {
+            walk(&path, out);
+        } else if is_audio_name(&path) && path.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+/// The path as `str(pathlib.Path(p))`: empty and `.` components dropped, no trailing
+/// slash, `.` for nothing at all.
+pub fn pathlib(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        if c != Component::CurDir {
+            out.push(c.as_os_str());
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pathlib_spelling() {
+        for (given, want) in [
+            ("./a.wav", "a.wav"),
+            ("dir/", "dir"),
+            ("a//b/./c.wav", "a/b/c.wav"),
+            (".", "."),
+            ("./", "."),
+            ("../x", "../x"),
+            ("/abs/./p", "/abs/p"),
+        ] {
+            assert_eq!(pathlib(Path::new(given)), PathBuf::from(want), "{given}");
+        }
+    }
+
+    #[test]
+    fn suffixes() {
+        assert!(is_audio_name(Path::new("x/A.WAV")));
+        assert!(is_audio_name(Path::new("a.tar.flac")));
+        assert!(!is_audio_name(Path::new(".wav")));
+        assert!(!is_audio_name(Path::new("a.txt")));
+        assert!(suffix_list().starts_with(".aif, .aiff"));
+    }
+}

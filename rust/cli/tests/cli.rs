@@ -1,0 +1,786 @@
+//! The built `serlaq-rt` binary on generated WAVs and a generated `.laq`: every output
+//! format against `serlaq_core::model::Model` run in-process, bad files mixed with good,
+//! directories, `info` text and JSON, exit codes.
+
+use serde_json::{json, Value};
+use serlaq_core::audio;
+use serlaq_core::features::FeatureSpec;
+use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
+use serlaq_core::model::Model;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_serlaq-rt");
+const LABELS: [&str; 3] = ["angry", "happy", "sad"];
+
+fn lcg(state: &mut u64) -> u64 {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state >> 33
+}
+
+fn features() -> Value {
+    json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 24, "n_mfcc": 10, "n_chroma": 12,
+           "stats": ["mean", "std"], "mel_scale": "db"})
+}
+
+/// name, rows, cols, bits, per-row scales, bias
+const LAYERS: [(&str, usize, u32, bool, bool); 3] =
+    [("net.0", 16, 4, true, true), ("net.3", 8, 2, false, true), ("net.6", 3, 8, true, false)];
+
+/// A valid 3-layer model (d -> 16 -> 8 -> 3), bits 4/2/8, one layer with one scale.
+fn laq_bytes() -> Vec<u8> {
+    let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
+    let mut st = 11u64;
+    let mut cols = d;
+    let mut owned = Vec::new();
+    for (name, rows, bits, per_row, has_bias) in LAYERS {
+        let codes: Vec<u8> = (0..rows * cols).map(|_| (lcg(&mut st) % (1 << bits)) as u8).collect();
+        let k = if per_row { rows } else { 1 };
+        let scale: Vec<f32> = (0..k).map(|_| 0.004 + (lcg(&mut st) % 100) as f32 / 5000.0).collect();
+        let zero = vec![((1u32 << bits) / 2) as f32; k];
+        let bias: Option<Vec<f32>> = has_bias.then(|| (0..rows).map(|_| (lcg(&mut st) % 100) as f32 / 50.0).collect());
+        owned.push((name, rows, cols, bits, codes, scale, zero, bias));
+        cols = rows;
+    }
+    let layers: Vec<LayerInput> = owned
+        .iter()
+        .map(|(name, rows, cols, bits, codes, scale, zero, bias)| LayerInput {
+            name,
+            rows: *rows,
+            cols: *cols,
+            bits: *bits,
+            quantizer: Quantizer::Affine,
+            codes,
+            scale,
+            zero,
+            bias: bias.as_deref(),
+        })
+        .collect();
+    // standardization around typical values of this spec, so labels vary between clips
+    let mean: Vec<f32> = (0..d).map(|i| if i < 10 { -20.0 } else { 0.1 }).collect();
+    let std: Vec<f32> = (0..d).map(|i| if i < 10 { 10.0 } else { 0.5 }).collect();
+    let meta = json!({
+        "labels": LABELS,
+        "features": features(),
+        "architecture": {"type": "mlp", "input_dim": d, "hidden": [16, 8], "num_classes": 3, "activation": "relu"},
+        "normalization": {"mean": "norm.mean", "std": "norm.std"},
+        "serlaq_version": "9.9.9",
+        "laq": {"mode": "test", "avg_bits": 4.0},
+    });
+    let tensors = [
+        TensorInput { name: "norm.mean", shape: &[d], data: &mean },
+        TensorInput { name: "norm.std", shape: &[d], data: &std },
+    ];
+    encode(&meta.to_string(), &layers, &tensors).unwrap()
+}
+
+/// 16-bit PCM WAV bytes (interleaved `channels`).
+fn wav_bytes(rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> =
+        samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&channels.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2 * channels as u32).to_le_bytes());
+    b.extend_from_slice(&(2 * channels).to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&data);
+    b
+}
+
+/// A tone plus noise: `kind` picks the frequency and the loudness.
+fn clip(kind: u64, rate: u32, seconds: f32) -> Vec<f32> {
+    let mut st = 1 + kind;
+    let f = [220.0, 880.0, 2500.0, 150.0][kind as usize % 4];
+    let amp = [0.5, 0.1, 0.8, 0.02][kind as usize % 4];
+    (0..(rate as f32 * seconds) as usize)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            let noise = (lcg(&mut st) % 2000) as f32 / 1000.0 - 1.0;
+            amp * (std::f32::consts::TAU * f * t).sin() + 0.05 * noise
+        })
+        .collect()
+}
+
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("serlaq-rt-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("model.laq"), laq_bytes()).unwrap();
+        Fixture { dir }
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+    fn wav(&self, rel: &str, kind: u64, rate: u32, channels: u16) -> PathBuf {
+        let p = self.p(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mono = clip(kind, rate, 1.0);
+        let inter: Vec<f32> = mono.iter().flat_map(|&v| std::iter::repeat_n(v, channels as usize)).collect();
+        std::fs::write(&p, wav_bytes(rate, channels, &inter)).unwrap();
+        p
+    }
+    /// Runs the binary in the fixture folder (relative paths as a user types them).
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(args).current_dir(&self.dir).output().unwrap()
+    }
+    fn model(&self) -> Model {
+        Model::from_laq(LaqFile::open(&self.p("model.laq")).unwrap()).unwrap()
+    }
+    /// What the library says for a file: the reference for every output.
+    fn expected(&self, rel: &str) -> Vec<f64> {
+        let m = self.model();
+        let spec = m.spec();
+        let wave = audio::load(&self.p(rel), spec.sample_rate, spec.min_samples()).unwrap();
+        m.predict_wave(&wave).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// serde_json's default float parser (used here to read the output back) may land one
+/// ULP off the correctly rounded value; the binary writes `repr` digits, which the unit
+/// tests round-trip exactly. So a float read back is "the same" within 2 ULP.
+const READ_BACK_ULPS: f64 = 2.0;
+
+fn same(got: &Value, want: f64) -> bool {
+    let g = got.as_f64().expect("a number");
+    (g - want).abs() <= READ_BACK_ULPS * f64::EPSILON * want.abs().max(f64::MIN_POSITIVE)
+}
+
+fn argmax(p: &[f64]) -> usize {
+    (0..p.len()).fold(0, |b, i| if p[i] > p[b] { i } else { b })
+}
+
+#[test]
+fn json_matches_library_model() {
+    let fx = Fixture::new("json");
+    fx.wav("a.wav", 0, 8000, 1);
+    fx.wav("b.wav", 1, 16000, 2); // resampled and downmixed
+    fx.wav("c.wav", 2, 44100, 1);
+    let o = fx.run(&["predict", "model.laq", "a.wav", "b.wav", "c.wav", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let mut labels_seen = std::collections::BTreeSet::new();
+    for (item, rel) in items.iter().zip(["a.wav", "b.wav", "c.wav"]) {
+        let want = fx.expected(rel);
+        assert_eq!(item["path"], rel);
+        assert_eq!(item["label"], LABELS[argmax(&want)]);
+        assert!(same(&item["confidence"], want[argmax(&want)]));
+        let probs = item["probabilities"].as_object().unwrap();
+        // values exactly the library's (repr round-trips)
+        assert_eq!(probs.len(), LABELS.len());
+        for (lab, w) in LABELS.iter().zip(&want) {
+            assert!(same(&probs[*lab], *w), "{rel} {lab}");
+        }
+        assert!(item.get("top_k").is_none());
+        labels_seen.insert(item["label"].as_str().unwrap().to_string());
+    }
+    // the fixture model is not constant and not saturated: at least two different
+    // answers, and probabilities well inside (0, 1)
+    assert!(labels_seen.len() >= 2, "{labels_seen:?}");
+    assert!(items.iter().all(|i| i["confidence"].as_f64().unwrap() < 0.99), "{}", stdout(&o));
+    // object layout as Python's json.dumps: path, label, confidence, probabilities
+    let text = stdout(&o);
+    assert!(text.starts_with("[\n  {\"path\": \"a.wav\", \"label\": "), "{text}");
+    assert!(text.ends_with("}\n]\n"), "{text}");
+    assert!(text.contains(", \"probabilities\": {\"angry\": "), "{text}");
+    let (h, s) = (text.find("\"happy\": ").unwrap(), text.find("\"sad\": ").unwrap());
+    assert!(text.find("\"angry\": ").unwrap() < h && h < s, "labels in label order");
+}
+
+#[test]
+fn table_jsonl_csv_and_top_k() {
+    let fx = Fixture::new("formats");
+    fx.wav("a.wav", 0, 8000, 1);
+    fx.wav("b.wav", 2, 8000, 1);
+    let want: Vec<Vec<f64>> = ["a.wav", "b.wav"].iter().map(|r| fx.expected(r)).collect();
+
+    let o = fx.run(&["predict", "model.laq", "a.wav", "b.wav"]);
+    assert!(o.status.success());
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 2);
+    for (line, (rel, w)) in lines.iter().zip(["a.wav", "b.wav"].iter().zip(&want)) {
+        let b = argmax(w);
+        assert_eq!(line, &format!("{rel}\t{}\t{:.4}", LABELS[b], w[b]));
+    }
+
+    let o = fx.run(&["predict", "model.laq", "a.wav", "--top-k", "3"]);
+    let cols: Vec<String> = stdout(&o).trim_end().split('\t').map(String::from).collect();
+    assert_eq!(cols.len(), 5, "{cols:?}");
+    let mut ranked: Vec<(usize, f64)> = want[0].iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(cols[3], format!("{}:{:.4}", LABELS[ranked[1].0], ranked[1].1));
+    assert_eq!(cols[4], format!("{}:{:.4}", LABELS[ranked[2].0], ranked[2].1));
+
+    let o = fx.run(&["predict", "model.laq", "a.wav", "b.wav", "--format", "jsonl", "--top-k", "2"]);
+    let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for (v, w) in lines.iter().zip(&want) {
+        let top = v["top_k"].as_array().unwrap();
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[0]["label"], v["label"]);
+        assert!(same(&top[0]["probability"], w[argmax(w)]));
+        assert!(top[1]["probability"].as_f64().unwrap() <= top[0]["probability"].as_f64().unwrap());
+    }
+
+    let o = fx.run(&["predict", "model.laq", "a.wav", "b.wav", "--format", "csv"]);
+    let text = stdout(&o);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "path,label,confidence,error,p_angry,p_happy,p_sad");
+    let w = &want[1];
+    assert_eq!(
+        rows[2],
+        format!("b.wav,{},{:.6},,{:.6},{:.6},{:.6}", LABELS[argmax(w)], w[argmax(w)], w[0], w[1], w[2])
+    );
+    assert_eq!(rows.len(), 3);
+}
+
+#[test]
+fn bad_files_are_one_line_each_and_the_rest_is_predicted() {
+    let fx = Fixture::new("bad");
+    fx.wav("good.wav", 0, 8000, 1);
+    std::fs::write(fx.p("silent.wav"), wav_bytes(8000, 1, &vec![0.0; 8000])).unwrap();
+    std::fs::write(fx.p("text.wav"), b"this is not audio at all, just some text bytes").unwrap();
+    std::fs::write(fx.p("short.wav"), wav_bytes(8000, 1, &clip(0, 8000, 0.01))).unwrap();
+    let mut trunc = wav_bytes(8000, 1, &clip(1, 8000, 1.0));
+    trunc.truncate(trunc.len() / 2);
+    std::fs::write(fx.p("trunc.wav"), trunc).unwrap();
+    fx.wav("good2.wav", 2, 8000, 1);
+    let args = [
+        "predict",
+        "model.laq",
+        "silent.wav",
+        "good.wav",
+        "missing.wav",
+        "text.wav",
+        "short.wav",
+        "trunc.wav",
+        "good2.wav",
+    ];
+    let o = fx.run(&[&args[..], &["--format", "jsonl"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let err_lines: Vec<&str> = err.lines().collect();
+    assert_eq!(err_lines.len(), 5, "{err}");
+    // inputs that give no file come first (as the Python CLI), then the files in order
+    assert_eq!(err_lines[0], "serlaq-rt: error: missing.wav: no such file or directory");
+    for (line, name) in err_lines[1..].iter().zip(["silent.wav", "text.wav", "short.wav", "trunc.wav"]) {
+        assert!(line.starts_with(&format!("serlaq-rt: error: {name}: ")), "{line}");
+    }
+    assert!(err_lines[1].contains("silent"), "{}", err_lines[1]);
+    let out: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let paths: Vec<&str> = out.iter().map(|v| v["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["missing.wav", "silent.wav", "good.wav", "text.wav", "short.wav", "trunc.wav", "good2.wav"]);
+    for v in &out {
+        let good = v["path"].as_str().unwrap().starts_with("good");
+        assert_eq!(v.get("label").is_some(), good, "{v}");
+        assert_eq!(v.get("error").is_some(), !good, "{v}");
+    }
+    // the error field is the stderr line's text
+    assert_eq!(format!("serlaq-rt: error: {}", out[1]["error"].as_str().unwrap()), err_lines[1]);
+    // table: failures only on stderr, good files on stdout
+    let o = fx.run(&args);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(lines, ["good.wav", "good2.wav"]);
+    // csv: failures as rows with the error column
+    let o = fx.run(&["predict", "model.laq", "missing.wav", "good.wav", "--format", "csv"]);
+    let text = stdout(&o);
+    assert_eq!(text.lines().nth(1).unwrap(), "missing.wav,,,missing.wav: no such file or directory,,,");
+}
+
+#[test]
+fn directories_are_searched_recursively_sorted_once() {
+    let fx = Fixture::new("dir");
+    fx.wav("rec/b.wav", 0, 8000, 1);
+    fx.wav("rec/a.WAV", 1, 8000, 1);
+    fx.wav("rec/sub/c.wav", 2, 8000, 1);
+    std::fs::write(fx.p("rec/notes.txt"), b"not audio").unwrap();
+    std::fs::create_dir_all(fx.p("empty/inner")).unwrap();
+    std::fs::write(fx.p("empty/readme.md"), b"x").unwrap();
+    let o = fx.run(&["predict", "model.laq", "rec/", "./rec/b.wav", "empty", "--format", "jsonl", "--threads", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(
+        err.trim_end(),
+        "serlaq-rt: error: empty: directory holds no audio files (.aif, .aiff, .flac, .mp3, .oga, .ogg, .wav, .wave)"
+    );
+    let paths: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(paths, ["empty", "rec/a.WAV", "rec/b.wav", "rec/sub/c.wav"]);
+    // threads do not change the results or their order
+    let one = fx.run(&["predict", "model.laq", "rec", "--json", "--threads", "1"]);
+    let three = fx.run(&["predict", "model.laq", "rec", "--json", "--threads", "3"]);
+    assert!(one.status.success());
+    assert_eq!(stdout(&one), stdout(&three));
+    let v: Value = serde_json::from_str(&stdout(&one)).unwrap();
+    let want = fx.expected("rec/sub/c.wav");
+    assert!(same(&v[2]["probabilities"]["sad"], want[2]));
+}
+
+#[test]
+fn info_text_and_json() {
+    let fx = Fixture::new("info");
+    let size = std::fs::metadata(fx.p("model.laq")).unwrap().len() as usize;
+    let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
+    let o = fx.run(&["info", "model.laq", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["path"], "model.laq");
+    assert_eq!(v["labels"], json!(LABELS));
+    assert_eq!(v["feature_dim"], d);
+    assert_eq!(v["serlaq_version"], "9.9.9");
+    assert_eq!(v["laq"], json!({"mode": "test", "avg_bits": 4.0}));
+    assert_eq!(v["features"]["n_mels"], 24);
+    assert_eq!(v["features"]["preset"], "paper");
+    assert_eq!(v["architecture"]["hidden"], json!([16, 8]));
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    assert_eq!(layers[0]["shape"], json!([16, d]));
+    assert_eq!(layers[1]["granularity"], "tensor");
+    assert_eq!(layers[0]["granularity"], "channel");
+    assert_eq!(layers[2]["has_bias"], false);
+    // packed 4-bit rows of d codes: ceil(d * 4 / 8) bytes each; + 16 scales and zeros + 16 biases
+    let row_bytes = (d * 4).div_ceil(8);
+    assert_eq!(layers[0]["packed_bytes"], 16 * row_bytes);
+    assert_eq!(layers[0]["size_bytes"], 16 * row_bytes + 8 * 16 + 4 * 16);
+    assert_eq!(layers[1]["size_bytes"], 8 * 4 + 8 + 4 * 8); // 8 rows of 16 2-bit codes
+    assert_eq!(layers[0]["fp32_bytes"], 4 * 16 * d + 4 * 16);
+    assert_eq!(layers[2]["params"], 3 * 8);
+    // eq. 6: weight-count weighted
+    let w = [16 * d, 8 * 16, 3 * 8];
+    let avg = (w[0] * 4 + w[1] * 2 + w[2] * 8) as f64 / (w[0] + w[1] + w[2]) as f64;
+    assert!(same(&v["avg_bits"], avg));
+    assert_eq!(v["size_bytes"], size);
+    let fp32 = (4 * 16 * d + 64) + (4 * 8 * 16 + 32) + 4 * 3 * 8;
+    assert_eq!(v["fp32_size_bytes"], fp32);
+    assert!(same(&v["compression_ratio"], fp32 as f64 / size as f64));
+    // key order and layout of Python's summary() through json.dumps(indent=2)
+    let text = stdout(&o);
+    assert!(text.starts_with("{\n  \"path\": \"model.laq\",\n  \"format_version\": "), "{text}");
+    assert!(text.contains("\n  \"layers\": [\n    {\n      \"name\": \"net.0\",\n      \"shape\": [\n        16,"));
+
+    let o = fx.run(&["info", "./model.laq"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("model        model.laq (.laq format v"), "{}", lines[0]);
+    assert!(lines[0].ends_with(", written by serlaq 9.9.9)"), "{}", lines[0]);
+    assert_eq!(lines[1], "labels       angry, happy, sad (3 classes)");
+    assert!(lines[2].starts_with(&format!("features     {d}-d: chroma_spectrum=")), "{}", lines[2]);
+    assert!(
+        lines[2].contains(" delta_stats=- ")
+            && lines[2].contains(" stats=mean,std ")
+            && lines[2].contains(" f_min=0.0 ")
+    );
+    let params = 16 * d + 16 + 8 * 16 + 8 + 3 * 8;
+    let params = format!("{},{:03}", params / 1000, params % 1000); // f"{n:,}" (1,000 <= n < 1,000,000)
+    assert_eq!(lines[3], format!("params       {params} ({d} -> 16 -> 8 -> 3, ReLU between layers)"));
+    assert_eq!(lines[5], "layer      shape  bits  quantizer  granularity        size        fp32");
+    assert_eq!(
+        lines[6],
+        format!(
+            "net.0  {:>9}     4  affine     channel      {:>10}  {:>10}",
+            format!("16x{d}"),
+            format!("{:.1} KB", (16 * row_bytes + 192) as f64 / 1000.0),
+            format!("{:.1} KB", (4 * 16 * d + 64) as f64 / 1000.0)
+        )
+    );
+    assert_eq!(lines[10], format!("avg bits     {avg:.3} (eq. 6: bits weighted by each layer's share of the weights)"));
+    assert!(
+        lines[12].ends_with(&format!("{:.1}x larger than the .laq file", fp32 as f64 / size as f64)),
+        "{}",
+        lines[12]
+    );
+    assert_eq!(lines.len(), 13);
+}
+
+#[test]
+fn model_errors_and_usage_exit_codes() {
+    let fx = Fixture::new("errors");
+    fx.wav("a.wav", 0, 8000, 1);
+    let one_line = |o: &Output, start: &str| {
+        let e = stderr(o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.starts_with(start), "{e}");
+        assert!(o.stdout.is_empty());
+    };
+    let o = fx.run(&["predict", "nope.laq", "a.wav"]);
+    assert_eq!(o.status.code(), Some(1));
+    one_line(&o, "serlaq-rt: error: nope.laq: ");
+    std::fs::write(fx.p("junk.laq"), b"not a model").unwrap();
+    let o = fx.run(&["info", "junk.laq"]);
+    assert_eq!(o.status.code(), Some(1));
+    one_line(&o, "serlaq-rt: error: junk.laq: not a .laq file");
+    let mut bytes = laq_bytes();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff; // checksum no longer matches
+    std::fs::write(fx.p("flipped.laq"), bytes).unwrap();
+    let o = fx.run(&["predict", "flipped.laq", "a.wav"]);
+    assert_eq!(o.status.code(), Some(1));
+    one_line(&o, "serlaq-rt: error: flipped.laq: ");
+    let o = fx.run(&["info", "."]);
+    assert_eq!(o.status.code(), Some(1));
+    one_line(&o, "serlaq-rt: error: .: not a regular file (a directory)");
+    // usage errors: exit 2
+    for args in [
+        &["predict", "model.laq"][..],
+        &["predict", "model.laq", "a.wav", "--top-k", "0"],
+        &["predict", "model.laq", "a.wav", "--format", "xml"],
+        &["bogus"],
+    ] {
+        let o = fx.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+    // every command has help with an example
+    for cmd in ["predict", "info"] {
+        let o = fx.run(&[cmd, "--help"]);
+        assert!(o.status.success());
+        assert!(stdout(&o).contains(&format!("Example:\n  serlaq-rt {cmd} model.laq")), "{}", stdout(&o));
+    }
+    // all good: exit 0, nothing on stderr
+    let o = fx.run(&["predict", "model.laq", "a.wav"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.is_empty());
+}
+
+#[test]
+fn paths_are_written_as_given_from_anywhere() {
+    let fx = Fixture::new("abs");
+    let a = fx.wav("x/a.wav", 0, 8000, 1);
+    let abs = a.display().to_string();
+    let model = fx.p("model.laq").display().to_string();
+    let o = Command::new(BIN).args(["predict", &model, &abs]).current_dir(Path::new("/")).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with(&format!("{abs}\t")));
+}
+
+// --- predict --segments -------------------------------------------------------------------
+
+use serlaq_core::segments::{segment_file, Segment, SegmentOptions, Vad};
+
+/// 3 s of tone, 2.5 s of silence, 3 s of another tone, 1 s of silence (8 kHz mono).
+fn recording() -> Vec<f32> {
+    let mut x = clip(0, 8000, 3.0);
+    x.extend(std::iter::repeat_n(0.0, 20000));
+    x.extend(clip(2, 8000, 3.0));
+    x.extend(std::iter::repeat_n(0.0, 8000));
+    x
+}
+
+impl Fixture {
+    fn recording(&self, rel: &str) -> Vec<u8> {
+        let bytes = wav_bytes(8000, 1, &recording());
+        std::fs::write(self.p(rel), &bytes).unwrap();
+        bytes
+    }
+    fn segments(&self, rel: &str, opts: &SegmentOptions) -> Vec<Segment> {
+        let out = segment_file(&self.model(), &self.p(rel), opts);
+        assert!(out.error.is_none(), "{:?}", out.error);
+        out.segments
+    }
+}
+
+/// The window's JSON object is the library's segment.
+fn check_segment(v: &Value, s: &Segment, path: &str) {
+    assert_eq!(v["path"], path);
+    assert_eq!(v["index"], s.index);
+    assert!(same(&v["start"], s.start_seconds) && same(&v["end"], s.end_seconds), "{v}");
+    assert!(same(&v["voiced"], s.voiced) || (s.voiced == 0.0 && v["voiced"] == 0.0), "{v}");
+    match &s.probabilities {
+        None => {
+            assert_eq!(v["label"], "silence");
+            assert_eq!(v["confidence"], Value::Null);
+            assert_eq!(v["speech"], false);
+            assert_eq!(v["probabilities"], json!({}));
+            assert!(v.get("top_k").is_none());
+        }
+        Some(p) => {
+            let b = argmax(p);
+            assert_eq!(v["label"], LABELS[b]);
+            assert!(same(&v["confidence"], p[b]));
+            assert_eq!(v["speech"], true);
+            let probs = v["probabilities"].as_object().unwrap();
+            assert_eq!(probs.keys().collect::<Vec<_>>(), LABELS.iter().collect::<Vec<_>>());
+            for (lab, w) in LABELS.iter().zip(p) {
+                assert!(same(&probs[*lab], *w));
+            }
+        }
+    }
+}
+
+/// Speech time per label by brute force: every millisecond belongs to the window whose
+/// centre is nearest among those holding it.
+fn owned_by_brute_force(segs: &[Segment]) -> (f64, std::collections::BTreeMap<String, f64>) {
+    let end = segs.iter().map(|s| s.end_seconds).fold(0.0, f64::max);
+    let mut per_label = std::collections::BTreeMap::new();
+    let mut speech = 0.0;
+    let step = 1e-3;
+    let mut t = step / 2.0;
+    while t < end {
+        let owner = segs
+            .iter()
+            .filter(|s| s.start_seconds <= t && t < s.end_seconds)
+            .min_by(|a, b| {
+                let d = |s: &Segment| (t - (s.start_seconds + s.end_seconds) / 2.0).abs();
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap();
+        if let Some(p) = &owner.probabilities {
+            speech += step;
+            *per_label.entry(LABELS[argmax(p)].to_string()).or_insert(0.0) += step;
+        }
+        t += step;
+    }
+    (speech, per_label)
+}
+
+#[test]
+fn segments_every_format_matches_the_library() {
+    let fx = Fixture::new("seg");
+    fx.recording("rec.wav");
+    let want = fx.segments("rec.wav", &SegmentOptions::default());
+    assert!(want.iter().any(|s| s.is_speech()) && want.iter().any(|s| !s.is_speech()));
+    assert!(want.len() >= 8, "{}", want.len());
+
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl", "--top-k", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty());
+    let text = stdout(&o);
+    let objs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want.len() + 1);
+    for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+        if let Some(p) = &s.probabilities {
+            let top = v["top_k"].as_array().unwrap();
+            assert_eq!(top.len(), 2);
+            assert_eq!(top[0]["label"], v["label"]);
+            assert!(same(&top[0]["probability"], p[argmax(p)]));
+        }
+    }
+    // silence in the middle of the recording: the windows inside the 2.5 s gap
+    let quiet: Vec<&Segment> = want.iter().filter(|s| s.start_seconds >= 3.0 && s.end_seconds <= 5.5).collect();
+    assert!(!quiet.is_empty() && quiet.iter().all(|s| !s.is_speech()));
+    // the summary: counts, and the time shares of the nearest-centre rule
+    let sum = &objs[want.len()];
+    assert_eq!(sum["path"], "rec.wav");
+    let s = &sum["summary"];
+    assert_eq!(s["segments"], want.len());
+    assert_eq!(s["speech_segments"], want.iter().filter(|s| s.is_speech()).count());
+    assert!(same(&s["duration"], want.last().unwrap().end_seconds));
+    let (speech, per_label) = owned_by_brute_force(&want);
+    assert!((s["speech_seconds"].as_f64().unwrap() - speech).abs() < 5e-3, "{s} vs {speech}");
+    let secs = s["emotion_seconds"].as_object().unwrap();
+    assert_eq!(secs.len(), per_label.len());
+    for (lab, v) in &per_label {
+        assert!((secs[lab].as_f64().unwrap() - v).abs() < 5e-3, "{lab}: {s}");
+        let share = s["emotions"][lab].as_f64().unwrap();
+        assert!((share - secs[lab].as_f64().unwrap() / s["speech_seconds"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    // in the text: largest share first, then by label (serde_json's map here is sorted by key)
+    let mut ranked: Vec<(String, f64)> =
+        s["emotions"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let keys = |obj: &str| -> Vec<String> {
+        let at = text.find(&format!("\"{obj}\": {{")).unwrap();
+        let body = &text[at..at + text[at..].find('}').unwrap()];
+        body.split('"').skip(3).step_by(2).map(String::from).collect()
+    };
+    let order: Vec<String> = ranked.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys("emotions"), order);
+    assert_eq!(keys("emotion_seconds"), order);
+
+    // json: the same objects in one array, laid out as Python's writer does
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--json", "--top-k", "2"]);
+    assert!(o.status.success());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(stdout(&o), format!("[\n  {}\n]\n", lines.join(",\n  ")));
+
+    // table: path, start, end, label, confidence[, label:p]; silence has "-"; a summary line
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--top-k", "2"]);
+    assert!(o.status.success());
+    let table = stdout(&o);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), want.len() + 1);
+    for (row, s) in rows.iter().zip(&want) {
+        let head = format!("rec.wav\t{:.3}\t{:.3}\t", s.start_seconds, s.end_seconds);
+        match &s.probabilities {
+            None => assert_eq!(*row, format!("{head}silence\t-")),
+            Some(p) => {
+                assert!(row.starts_with(&format!("{head}{}\t{:.4}\t", LABELS[argmax(p)], p[argmax(p)])), "{row}");
+                assert_eq!(row.split('\t').count(), 6);
+            }
+        }
+    }
+    let summary = rows[want.len()];
+    let speech_n = want.iter().filter(|s| s.is_speech()).count();
+    let expect = format!(
+        "rec.wav\tsummary\t{} segments ({speech_n} speech), speech {:.1} s of {:.1} s\t",
+        want.len(),
+        s["speech_seconds"].as_f64().unwrap(),
+        want.last().unwrap().end_seconds
+    );
+    assert!(summary.starts_with(&expect), "{summary}");
+    let shares: Vec<String> = ranked.iter().map(|(k, v)| format!("{k} {:.0}%", 100.0 * v)).collect();
+    assert_eq!(&summary[expect.len()..], shares.join(", "));
+
+    // csv: one table on stdout, the summary line on stderr
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--format", "csv"]);
+    assert!(o.status.success());
+    let csv = stdout(&o);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "path,start,end,label,confidence,speech,voiced,error,p_angry,p_happy,p_sad");
+    assert_eq!(rows.len(), want.len() + 1);
+    let q = want.iter().position(|s| !s.is_speech()).unwrap();
+    let sq = &want[q];
+    assert_eq!(
+        rows[q + 1],
+        format!("rec.wav,{:.6},{:.6},silence,,0,{:.4},,,,", sq.start_seconds, sq.end_seconds, sq.voiced)
+    );
+    let p = want[0].probabilities.as_ref().unwrap();
+    assert_eq!(
+        rows[1],
+        format!(
+            "rec.wav,0.000000,{:.6},{},{:.6},1,{:.4},,{:.6},{:.6},{:.6}",
+            want[0].end_seconds,
+            LABELS[argmax(p)],
+            p[argmax(p)],
+            want[0].voiced,
+            p[0],
+            p[1],
+            p[2]
+        )
+    );
+    assert_eq!(stderr(&o), format!("{summary}\n"));
+}
+
+#[test]
+fn segments_options_damage_and_usage_errors() {
+    let fx = Fixture::new("segerr");
+    let bytes = fx.recording("rec.wav");
+    // window 1 s every 0.25 s, no gate: every window judged by the model
+    let opts = SegmentOptions { window: 1.0, hop: 0.25, vad: None };
+    let want = fx.segments("rec.wav", &opts);
+    let o = fx.run(&[
+        "predict",
+        "model.laq",
+        "rec.wav",
+        "--segments",
+        "--format",
+        "jsonl",
+        "--window",
+        "1",
+        "--hop",
+        "0.25",
+        "--no-vad",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want.len() + 1);
+    assert!(want.iter().all(|s| s.is_speech()));
+    for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+    }
+    // a stricter gate (negative values parse as numbers)
+    let strict =
+        SegmentOptions { vad: Some(Vad { threshold_db: -12.0, min_speech: 0.5 }), ..SegmentOptions::default() };
+    let want = fx.segments("rec.wav", &strict);
+    let o = fx.run(&[
+        "predict",
+        "model.laq",
+        "rec.wav",
+        "--segments",
+        "--format",
+        "jsonl",
+        "--vad-db",
+        "-12",
+        "--min-speech",
+        "0.5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want.len() + 1);
+    for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+    }
+
+    // a file cut part-way: its windows before the damage, its summary, then the error;
+    // a missing input first; a short file: one window; the exit code 1
+    std::fs::write(fx.p("cut.wav"), &bytes[..44 + 2 * 8000 * 5]).unwrap();
+    std::fs::write(fx.p("short.wav"), wav_bytes(8000, 1, &clip(0, 8000, 0.5))).unwrap();
+    let full = fx.segments("rec.wav", &SegmentOptions::default());
+    let o = fx.run(&["predict", "model.laq", "missing.wav", "cut.wav", "short.wav", "--segments", "--format", "jsonl"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err,
+        "serlaq-rt: error: missing.wav: no such file or directory\n\
+         serlaq-rt: error: cut.wav: truncated audio (data ends at 5.000 s of the 9.500 s the header declares)\n"
+    );
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs[0], json!({"path": "missing.wav", "error": "missing.wav: no such file or directory"}));
+    let cut: Vec<&Value> = objs.iter().filter(|v| v["path"] == "cut.wav" && v.get("index").is_some()).collect();
+    let before: Vec<&Segment> = full.iter().filter(|s| s.end_seconds <= 4.9).collect();
+    assert!(before.len() >= 3 && cut.len() >= before.len());
+    for (v, s) in cut.iter().zip(&before) {
+        check_segment(v, s, "cut.wav");
+    }
+    let at = objs.iter().position(|v| v["path"] == "cut.wav" && v.get("summary").is_some()).unwrap();
+    assert_eq!(objs[at]["summary"]["segments"], cut.len());
+    assert_eq!(objs[at + 1]["error"], err.lines().nth(1).unwrap().trim_start_matches("serlaq-rt: error: "));
+    let short: Vec<&Value> = objs.iter().filter(|v| v["path"] == "short.wav").collect();
+    assert_eq!(short.len(), 2, "{short:?}");
+    assert_eq!(short[0]["index"], 0);
+    assert!(same(&short[0]["end"], 0.5));
+
+    // bad options: one line, exit 1, nothing written; flag conflicts: exit 2
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--json", "--hop", "5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(stderr(&o), "serlaq-rt: error: hop: must be a step in seconds within (0, window = 2] (got 5)\n");
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--min-speech", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("serlaq-rt: error: min_speech: "), "{}", stderr(&o));
+    for (args, msg) in [
+        (&["--window", "3", "--no-vad"][..], "--window, --no-vad: only with --segments"),
+        (&["--vad-db", "-40"][..], "--vad-db: only with --segments"),
+        (
+            &["--segments", "--no-vad", "--min-speech", "0.5"][..],
+            "--no-vad: cannot be combined with --vad-db / --min-speech",
+        ),
+    ] {
+        let o = fx.run(&[&["predict", "model.laq", "rec.wav"][..], args].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), format!("serlaq-rt: error: {msg}\n"));
+        assert!(o.stdout.is_empty());
+    }
+}

@@ -1,0 +1,378 @@
+//! Segmenter tests: streaming with random chunks = one push = file, every window equal to
+//! pooling the whole stream's frames directly, the frame grid and positions, the end
+//! rules, the VAD on generated tone/silence, bounded rows, every error kind.
+
+use serde_json::{json, Value};
+use serlaq_core::audio::{resample, AudioError};
+use serlaq_core::features::{FeaturePlan, FrameRows};
+use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
+use serlaq_core::model::Model;
+use serlaq_core::segments::{
+    segment_file, Segment, SegmentError, SegmentOptions, SegmentPlan, Segmenter, Vad, ALL_KINDS,
+};
+
+fn lcg(state: &mut u64) -> u64 {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state >> 33
+}
+
+fn features() -> Value {
+    json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 24, "n_mfcc": 10, "n_chroma": 12,
+           "stats": ["mean", "std"], "delta_stats": ["std"], "mel_scale": "db"})
+}
+
+/// A random 3-class MLP over the small spec (8 kHz, hop 128: 62.5 frames per second).
+fn model() -> Model {
+    let spec = serlaq_core::features::FeatureSpec::from_json_value(&features()).unwrap();
+    let d = spec.dim();
+    let dims = [d, 12, 3];
+    let mut st = 11u64;
+    let mut owned = Vec::new();
+    for i in 0..2 {
+        let (rows, cols) = (dims[i + 1], dims[i]);
+        let codes: Vec<u8> = (0..rows * cols).map(|_| (lcg(&mut st) % 16) as u8).collect();
+        let scale: Vec<f32> = (0..rows).map(|_| 0.01 + (lcg(&mut st) % 100) as f32 / 2000.0).collect();
+        let bias: Vec<f32> = (0..rows).map(|_| (lcg(&mut st) % 100) as f32 / 100.0 - 0.5).collect();
+        owned.push((format!("net.{i}"), rows, cols, codes, scale, vec![8.0f32; rows], bias));
+    }
+    let layers: Vec<LayerInput> = owned
+        .iter()
+        .map(|(name, rows, cols, codes, scale, zero, bias)| LayerInput {
+            name,
+            rows: *rows,
+            cols: *cols,
+            bits: 4,
+            quantizer: Quantizer::Affine,
+            codes,
+            scale,
+            zero,
+            bias: Some(bias),
+        })
+        .collect();
+    let mean: Vec<f32> = (0..d).map(|i| (i % 7) as f32 - 3.0).collect();
+    let std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 5) as f32).collect();
+    let (sm, ss) = (vec![d], vec![d]);
+    let tensors = [
+        TensorInput { name: "norm.mean", shape: &sm, data: &mean },
+        TensorInput { name: "norm.std", shape: &ss, data: &std },
+    ];
+    let meta = json!({
+        "labels": ["angry", "happy", "sad"],
+        "features": features(),
+        "architecture": {"type": "mlp", "input_dim": d, "hidden": [12], "num_classes": 3, "activation": "relu"},
+        "normalization": {"mean": "norm.mean", "std": "norm.std"},
+    });
+    let bytes = encode(&meta.to_string(), &layers, &tensors).unwrap();
+    Model::from_laq(LaqFile::from_bytes(bytes).unwrap()).unwrap()
+}
+
+/// Tone bursts at `rate`: (seconds of tone at `freq` Hz or 0 = digital silence).
+fn recording(rate: u32, parts: &[(f64, f64)], seed: u64) -> Vec<f32> {
+    let mut st = seed;
+    let mut out = Vec::new();
+    for &(secs, freq) in parts {
+        let n = (secs * f64::from(rate)) as usize;
+        for i in 0..n {
+            let t = i as f64 / f64::from(rate);
+            let noise = (lcg(&mut st) % 1000) as f64 / 1000.0 - 0.5;
+            let v = if freq > 0.0 { 0.4 * (2.0 * std::f64::consts::PI * freq * t).sin() + 0.02 * noise } else { 0.0 };
+            out.push(v as f32);
+        }
+    }
+    out
+}
+
+fn stream(model: &Model, rate: u32, wave: &[f32], opts: &SegmentOptions, chunks: Option<u64>) -> Vec<Segment> {
+    let mut seg = Segmenter::new(model, rate, opts, "test").unwrap();
+    let mut out = Vec::new();
+    match chunks {
+        None => out.extend(seg.push(model, wave).unwrap()),
+        Some(seed) => {
+            let mut st = seed;
+            let mut at = 0;
+            while at < wave.len() {
+                let n = (lcg(&mut st) % 3000) as usize; // empty chunks included
+                let end = (at + n).min(wave.len());
+                out.extend(seg.push(model, &wave[at..end]).unwrap());
+                at = end;
+                assert!(seg.rows_held() <= seg.plan().window_frames + seg.plan().hop_frames + 1);
+            }
+        }
+    }
+    out.extend(seg.finish(model).unwrap());
+    out
+}
+
+#[test]
+fn random_chunks_equal_one_push_bit_for_bit() {
+    let m = model();
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()) };
+    for rate in [8000u32, 11025, 44100] {
+        let wave = recording(rate, &[(2.3, 440.0), (1.7, 0.0), (3.1, 1200.0)], 5);
+        let whole = stream(&m, rate, &wave, &opts, None);
+        assert!(whole.len() > 10, "{rate}: {} segments", whole.len());
+        for seed in [1u64, 2, 3] {
+            assert_eq!(stream(&m, rate, &wave, &opts, Some(seed)), whole, "{rate} Hz, chunks seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn each_window_is_the_pool_of_the_whole_streams_frames() {
+    let m = model();
+    let opts = SegmentOptions { window: 0.8, hop: 0.3, vad: None };
+    let wave = recording(8000, &[(4.2, 700.0)], 9);
+    let segs = stream(&m, 8000, &wave, &opts, Some(4));
+    let plan = FeaturePlan::new(m.spec()).unwrap();
+    let mut rows = FrameRows::new(m.spec());
+    plan.analyze_clip(&wave, &mut plan.frame_scratch(), &mut rows);
+    let sp = SegmentPlan::new(m.spec(), 8000, &opts).unwrap();
+    assert_eq!((sp.window_frames, sp.hop_frames), (50, 19)); // 0.8 s, 0.3 s at 62.5 frames/s
+    let mut ps = Default::default();
+    let mut x = vec![0f32; m.input_dim()];
+    for s in &segs {
+        let a = (s.start / 128) as usize;
+        let b = if s.end as usize == wave.len() { rows.len() } else { (s.end / 128) as usize };
+        assert_eq!(b - a, sp.window_frames, "segment {s:?}");
+        plan.pooler().pool(&rows, a..b, rows.db_peak(a..b), &mut ps, &mut x);
+        assert_eq!(s.probabilities.as_ref().unwrap(), &m.probabilities(&x).unwrap(), "window {}", s.index);
+    }
+}
+
+#[test]
+fn grid_positions_and_end_rules() {
+    let m = model();
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: None };
+    // 16 kHz source, model 8 kHz: window 1.0 s = 62.5 -> 63 frames (1.008 s), hop 31.25 -> 31
+    let sp = SegmentPlan::new(m.spec(), 16000, &opts).unwrap();
+    assert_eq!((sp.window_frames, sp.hop_frames), (63, 31));
+    assert_eq!(sp.window_seconds(), 63.0 * 128.0 / 8000.0);
+    let wave = recording(16000, &[(5.0, 500.0)], 1);
+    let segs = stream(&m, 16000, &wave, &opts, None);
+    // 5 s = 40000 model samples -> 1 + 40000/128 = 313 frames; full windows k*31+63 <= 313: k = 0..=8;
+    // the last full one ends at frame 311, 2 frames uncovered < half a hop (15.5): no tail window
+    assert_eq!(segs.len(), 9);
+    for (k, s) in segs.iter().enumerate() {
+        assert_eq!(s.index, k as u64);
+        assert_eq!(s.start, 2 * 128 * 31 * k as u64, "source samples = 2 x model samples");
+        assert_eq!(s.end, s.start + 2 * 128 * 63);
+        assert_eq!(s.start_seconds, s.start as f64 / 16000.0);
+    }
+    // 5.3 s: 332 frames, 21 uncovered: a tail window on the last 63 frames, clamped to the end
+    let wave = recording(16000, &[(5.3, 500.0)], 1);
+    let segs = stream(&m, 16000, &wave, &opts, None);
+    assert_eq!(segs.len(), 10);
+    let last = segs.last().unwrap();
+    assert_eq!((last.index, last.start, last.end), (9, 2 * 128 * (332 - 63), wave.len() as u64));
+}
+
+#[test]
+fn short_streams_give_one_segment_or_too_short() {
+    let m = model();
+    let opts = SegmentOptions::default();
+    let wave = recording(8000, &[(0.7, 300.0)], 2);
+    let segs = stream(&m, 8000, &wave, &opts, Some(8));
+    assert_eq!(segs.len(), 1);
+    assert_eq!((segs[0].start, segs[0].end), (0, wave.len() as u64));
+    assert!(segs[0].is_speech());
+    let mut seg = Segmenter::new(&m, 8000, &opts, "tiny").unwrap();
+    seg.push(&m, &wave[..200]).unwrap();
+    let e = seg.finish(&m).unwrap_err();
+    assert!(matches!(e, SegmentError::TooShort { .. }), "{e}");
+    assert_eq!(e.to_string(), "tiny: too short (0.025 s; one segment needs at least 0.032 s = one analysis window)");
+}
+
+#[test]
+fn vad_marks_the_silence_between_tones() {
+    let m = model();
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()) };
+    let wave = recording(8000, &[(3.0, 440.0), (3.0, 0.0), (3.0, 900.0)], 3);
+    let segs = stream(&m, 8000, &wave, &opts, Some(1));
+    for s in &segs {
+        let (a, b) = (s.start_seconds, s.end_seconds);
+        if b <= 3.0 || a >= 6.0 {
+            assert!(s.is_speech(), "{a:.2}-{b:.2} is tone");
+            assert_eq!(s.voiced, 1.0);
+        } else if a >= 3.1 && b <= 5.9 {
+            assert!(!s.is_speech() && s.voiced == 0.0, "{a:.2}-{b:.2} is silence");
+            assert_eq!(s.best(), None);
+        }
+    }
+    assert!(segs.iter().filter(|s| !s.is_speech()).count() >= 3);
+    // a stricter share turns windows that are mostly silence into silence
+    let strict = SegmentOptions { vad: Some(Vad { threshold_db: -50.0, min_speech: 0.9 }), ..opts };
+    let n_strict = stream(&m, 8000, &wave, &strict, None).iter().filter(|s| !s.is_speech()).count();
+    assert!(n_strict > segs.iter().filter(|s| !s.is_speech()).count());
+    // a quiet tone (-46 dBFS mean square) passes a -50 dB gate and fails a -40 dB one
+    let quiet: Vec<f32> = recording(8000, &[(2.0, 440.0)], 4).iter().map(|v| v * 0.0125).collect();
+    let lvl = |db| {
+        let o = SegmentOptions { vad: Some(Vad { threshold_db: db, min_speech: 0.5 }), ..opts };
+        stream(&m, 8000, &quiet, &o, None).iter().all(|s| s.is_speech())
+    };
+    assert!(lvl(-50.0) && !lvl(-40.0));
+}
+
+#[test]
+fn memory_stays_bounded_on_a_long_stream() {
+    let m = model();
+    let opts = SegmentOptions { window: 2.0, hop: 1.0, vad: Some(Vad::default()) };
+    let mut seg = Segmenter::new(&m, 8000, &opts, "long").unwrap();
+    let chunk = recording(8000, &[(1.3, 600.0)], 6);
+    let mut n = 0;
+    for _ in 0..200 {
+        n += seg.push(&m, &chunk).unwrap().len();
+        assert!(seg.rows_held() <= 125 + 63 + 1, "{}", seg.rows_held());
+    }
+    n += seg.finish(&m).unwrap().len();
+    // 260 s = 16251 frames; windows of 125 frames every 63: 256 full + the end-aligned one
+    assert_eq!(n, 257);
+}
+
+#[test]
+fn every_error_kind() {
+    let m = model();
+    let ok = SegmentOptions::default();
+    let mut seen = Vec::new();
+    let mut see = |e: SegmentError| {
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        seen.push(e.kind());
+        text
+    };
+    let opt = |o: SegmentOptions| Segmenter::new(&m, 8000, &o, "s").unwrap_err();
+    assert_eq!(
+        see(opt(SegmentOptions { window: f64::NAN, ..ok })),
+        "window: must be a length in seconds within (0, 600] (got NaN)"
+    );
+    see(opt(SegmentOptions { hop: 3.0, ..ok }));
+    see(opt(SegmentOptions { window: 0.001, hop: 0.001, ..ok }));
+    see(opt(SegmentOptions { vad: Some(Vad { threshold_db: 5.0, min_speech: 0.2 }), ..ok }));
+    see(opt(SegmentOptions { vad: Some(Vad { threshold_db: -40.0, min_speech: 1.5 }), ..ok }));
+    let e = Segmenter::new(&m, 500, &ok, "s").unwrap_err();
+    assert!(matches!(&e, SegmentError::Audio(AudioError::Rate { source, .. }) if source == "s"), "{e}");
+    see(e);
+
+    let mut seg = Segmenter::new(&m, 8000, &ok, "mic").unwrap();
+    seg.push(&m, &[0.1; 100]).unwrap();
+    let e = seg.push(&m, &[0.0, 0.1, f32::NAN, 0.2]).unwrap_err();
+    assert_eq!(see(e), "mic: NaN/inf sample at 0.013 s (sample 102); the chunk holding it was rejected");
+    assert_eq!(seg.samples(), 100, "the chunk is rejected whole");
+    seg.push(&m, &[0.1; 100]).unwrap(); // still usable
+    assert_eq!(
+        see(seg.check_rate(16000).unwrap_err()),
+        "mic: sample rate changed from 8000 Hz to 16000 Hz (start a new stream)"
+    );
+    seg.check_rate(8000).unwrap();
+    seg.push(&m, &recording(8000, &[(0.5, 200.0)], 1)).unwrap();
+    seg.finish(&m).unwrap();
+    see(seg.push(&m, &[0.0]).unwrap_err());
+    let mut short = Segmenter::new(&m, 8000, &ok, "s").unwrap();
+    see(short.finish(&m).unwrap_err());
+
+    let mut seg = Segmenter::new(&m, 8000, &ok, "s").unwrap();
+    let m2 = {
+        // same layers, another spec (f_min): built through a file with a changed header
+        let mut meta: Value = serde_json::from_str(m.metadata_json()).unwrap();
+        meta["features"]["f_min"] = json!(10.0);
+        let f = m.file();
+        let owned: Vec<_> = (0..f.layers().len())
+            .map(|i| (f.layers()[i].clone(), f.codes(i), f.scale(i), f.zero(i), f.bias(i)))
+            .collect();
+        let layers: Vec<LayerInput> = owned
+            .iter()
+            .map(|(l, codes, scale, zero, bias)| LayerInput {
+                name: &l.name,
+                rows: l.rows,
+                cols: l.cols,
+                bits: l.bits,
+                quantizer: l.quantizer,
+                codes,
+                scale,
+                zero,
+                bias: bias.as_deref(),
+            })
+            .collect();
+        let ts: Vec<_> =
+            f.tensors().iter().enumerate().map(|(i, t)| (t.name.clone(), t.shape.clone(), f.tensor(i))).collect();
+        let tensors: Vec<TensorInput> = ts.iter().map(|(n, s, d)| TensorInput { name: n, shape: s, data: d }).collect();
+        Model::from_laq(LaqFile::from_bytes(encode(&meta.to_string(), &layers, &tensors).unwrap()).unwrap()).unwrap()
+    };
+    see(seg.push(&m2, &[0.0; 10]).unwrap_err());
+    see(SegmentError::Model { source: "s".into(), detail: "x".into() }); // only reachable through a bug
+    seen.sort();
+    seen.dedup();
+    let mut all = ALL_KINDS.to_vec();
+    all.sort();
+    assert_eq!(seen, all);
+}
+
+fn wav_bytes(rate: u32, wave: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> = wave.iter().flat_map(|&v| ((v * 32767.0).round() as i16).to_le_bytes()).collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+#[test]
+fn file_equals_stream_and_truncation_keeps_what_came_before() {
+    let m = model();
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()) };
+    let dir = std::env::temp_dir().join(format!("serlaq-seg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wave = recording(11025, &[(2.0, 440.0), (1.5, 0.0), (2.5, 1000.0)], 7);
+    let path = dir.join("rec.wav");
+    let bytes = wav_bytes(11025, &wave);
+    std::fs::write(&path, &bytes).unwrap();
+    let out = segment_file(&m, &path, &opts);
+    assert_eq!(out.error, None);
+    let pcm: Vec<f32> = wave.iter().map(|&v| ((v * 32767.0).round() as i16) as f32 / 32768.0).collect();
+    assert_eq!(out.segments, stream(&m, 11025, &pcm, &opts, Some(3)), "file = stream of its samples");
+
+    // cut the data at 4.0 s: the header still declares 6 s
+    let cut = dir.join("cut.wav");
+    std::fs::write(&cut, &bytes[..44 + 2 * 44100]).unwrap();
+    let broken = segment_file(&m, &cut, &opts);
+    let e = broken.error.expect("truncated");
+    assert_eq!(
+        e.to_string(),
+        format!("{}: truncated audio (data ends at 4.000 s of the 6.000 s the header declares)", cut.display())
+    );
+    let full: Vec<&Segment> = out.segments.iter().filter(|s| s.end_seconds <= 4.0).collect();
+    assert!(broken.segments.len() >= full.len() && !broken.segments.is_empty());
+    for (a, b) in full.iter().zip(&broken.segments) {
+        assert_eq!(*a, b, "windows before the damage are unchanged");
+    }
+    assert!(broken.segments.last().unwrap().end_seconds <= 4.0 + 1e-9);
+
+    let missing = segment_file(&m, &dir.join("nope.wav"), &opts);
+    assert!(missing.segments.is_empty());
+    assert!(matches!(missing.error, Some(SegmentError::Audio(AudioError::NotFound { .. }))));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn resampled_stream_matches_resampling_first() {
+    // pushing 11025 Hz equals pushing the resampled signal to an 8 kHz segmenter, modulo the
+    // positions (source samples): the resampler is chunk-invariant and runs before the frames
+    let m = model();
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: None };
+    let wave = recording(11025, &[(3.0, 500.0)], 2);
+    let a = stream(&m, 11025, &wave, &opts, Some(5));
+    let b = stream(&m, 8000, &resample(&wave, 11025, 8000).unwrap(), &opts, None);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.probabilities, y.probabilities);
+    }
+}
