@@ -176,3 +176,24 @@ def test_spec_and_waveform_errors() -> None:
         _native.features(spec_json(cfg), good[:100])
     with pytest.raises(ValueError, match="1-D mono"):
         _native.features(spec_json(cfg), np.stack([good, good]))
+
+
+def test_wave_inputs_borrowed_copied_or_converted_give_the_same_features() -> None:
+    """C-contiguous float32 is read in place (GIL held); strided, other dtypes and long
+    waves go through one copy (GIL released). Same values either way; input untouched."""
+    cfg = FeatureConfig(preset="paper")
+    plan = _native.FeaturePlan(spec_json(cfg))
+    rng = np.random.default_rng(3)
+    base = (0.3 * rng.standard_normal(2 * 2**19 + 10)).astype(np.float32)
+    short = base[: cfg.sample_rate]
+    keep = short.copy()
+    want = plan.features(np.ascontiguousarray(short))
+    np.testing.assert_array_equal(plan.features(short), want)
+    np.testing.assert_array_equal(short, keep)
+    np.testing.assert_array_equal(plan.features(short.astype(np.float64)), want)
+    strided = base[: 2 * cfg.sample_rate : 2]
+    np.testing.assert_array_equal(plan.features(strided), plan.features(strided.copy()))
+    long = base[: 2**19 + 1]  # one sample over the borrow limit: the copy path
+    np.testing.assert_array_equal(plan.features(long), _native.features(spec_json(cfg), long.copy()))
+    with pytest.raises(ValueError, match="1-D mono"):
+        plan.features(short.reshape(2, -1))

@@ -351,8 +351,8 @@ fn banded_chroma_drops_only_the_bounded_tail() {
             let prod = |w: &[f32], c: usize| (0..nf).map(|k| f64::from(w[c * nf + k]) * sp[k]).sum::<f64>();
             let full: Vec<f64> = (0..nc).map(|c| prod(dense, c)).collect();
             let top = full.iter().cloned().fold(0.0, f64::max);
-            for c in 0..nc {
-                let gap = full[c] - prod(&kept, c);
+            for (c, &f) in full.iter().enumerate() {
+                let gap = f - prod(&kept, c);
                 assert!(gap >= -1e-12 * top, "kept more than the dense product?");
                 assert!(gap <= bound * top * (1.0 + 1e-9), "chroma {c}: dropped {gap:e} > 2^-30 * top {top:e}");
                 worst = worst.max(gap / top);

@@ -60,8 +60,25 @@ fn run_err(e: ModelError) -> PyErr {
     }
 }
 
-/// A 1-D float32 waveform (other dtypes converted like `np.asarray(x, float32)`).
-fn wave_values(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+/// Largest waveform [`with_wave`] borrows instead of copying (2^19 samples: 23.8 s at
+/// 22050 Hz, a few ms of feature work, under Python's 5 ms thread switch interval).
+const BORROW_MAX_SAMPLES: usize = 1 << 19;
+
+/// Runs `f` on a 1-D float32 waveform (other dtypes converted like
+/// `np.asarray(x, float32)`), panics caught.
+///
+/// No copy for a C-contiguous float32 array of at most [`BORROW_MAX_SAMPLES`]: `f` reads
+/// numpy's buffer in place, and runs with the GIL held, so no Python code (the only
+/// thing that could write to the array) runs until it returns; the hold is short at this
+/// size, and saving the copy matters most for short clips. Anything longer (or strided)
+/// is copied once, and `f` runs on that private copy with the GIL released (other
+/// threads may then do anything to the array). Native code writing to the buffer from a
+/// thread of its own without the GIL would race in either case: that is the writer's bug.
+fn with_wave<T: Send>(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    f: impl FnOnce(&[f32]) -> T + Send,
+) -> PyResult<Result<T, String>> {
     let a = f32_array(obj, "wave")?;
     let shape = a.shape();
     if shape.len() != 1 {
@@ -69,7 +86,13 @@ fn wave_values(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
             "wave must be a 1-D mono waveform, got shape {shape:?} (downmix first)"
         )));
     }
-    Ok(a.values().into_owned())
+    Ok(match a.values() {
+        std::borrow::Cow::Borrowed(w) if w.len() <= BORROW_MAX_SAMPLES => guarded(|| f(w)),
+        values => {
+            let w = values.into_owned();
+            py.detach(|| guarded(|| f(&w)))
+        }
+    })
 }
 
 /// One file of a batch: `(probabilities, None)` or `(None, error)`.
@@ -170,8 +193,7 @@ impl PyModel {
 
     /// A mono float32 waveform at the model rate -> raw (d,) float32 features.
     fn features_wave<'py>(&self, py: Python<'py>, wave: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let w = wave_values(wave)?;
-        let r = py.detach(|| guarded(|| self.inner.features_wave(&w)));
+        let r = with_wave(py, wave, |w| self.inner.features_wave(w))?;
         let out = r.map_err(panic_err)?.map_err(run_err)?;
         Ok(out.into_pyarray(py).into_any())
     }
@@ -296,8 +318,7 @@ impl PyFeaturePlan {
     /// A mono waveform at the spec's rate -> raw (dim,) float32 features; AudioError for
     /// NaN/inf samples or a clip shorter than one window.
     fn features<'py>(&self, py: Python<'py>, wave: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let w = wave_values(wave)?;
-        let r = py.detach(|| guarded(|| self.scratch.extract(&self.plan, &w)));
+        let r = with_wave(py, wave, |w| self.scratch.extract(&self.plan, w))?;
         let out = r.map_err(panic_err)?.map_err(|e| AudioError::new_err(e.to_string()))?;
         Ok(out.into_pyarray(py).into_any())
     }
@@ -322,8 +343,7 @@ fn shaped<'py, T: numpy::Element>(
 #[pyfunction]
 fn features<'py>(py: Python<'py>, spec_json: &str, wave: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let spec = FeatureSpec::from_json(spec_json).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let w = wave_values(wave)?;
-    let r = py.detach(|| guarded(|| FeaturePlan::new(&spec).map(|p| p.extract(&w))));
+    let r = with_wave(py, wave, |w| FeaturePlan::new(&spec).map(|p| p.extract(w)))?;
     let out = r
         .map_err(panic_err)?
         .map_err(|e| PyValueError::new_err(e.to_string()))?

@@ -60,7 +60,8 @@ pub fn chroma_filterbank(sample_rate: f64, n_fft: usize, n_chroma: usize, tuning
 /// 9.3e-10 absolute, and so do its time mean and std (both 1-Lipschitz in the largest
 /// per-frame change): under 1/100 of one float32 ulp of 1.0, far below `FAST_VS_REF_REL`.
 /// Two kept runs of a row closer than [`SparseChroma::MERGE_GAP`] bins are stored as one
-/// (the bins between keep their exact weights).
+/// (the bins between keep their exact weights), and each run is widened to a multiple of
+/// 8 bins the same way ([`super::mel::pad8`]): keeping more only shrinks the dropped part.
 #[derive(Debug, Clone)]
 pub struct SparseChroma {
     /// Per run: (row, first bin, offset into `weights`, length); rows in order.
@@ -83,6 +84,16 @@ impl SparseChroma {
         let mut runs = Vec::new();
         let mut weights = Vec::new();
         for (c, row) in dense.chunks_exact(n_freqs).take(n_chroma).enumerate() {
+            // a run widened to a multiple of 8 bins keeps the filterbank's own weights there
+            // (never into the row's previous run: each bin is counted once)
+            let mut row_end = 0;
+            let mut push = |c: usize, f: usize, l: usize| {
+                let (f, len) = super::mel::pad8(f, l + 1 - f, n_freqs);
+                let (f, end) = (f.max(row_end).min(f + len), f + len);
+                runs.push((c, f, weights.len(), end - f));
+                weights.extend_from_slice(&row[f..end]);
+                row_end = end;
+            };
             let keep = |k: usize| f64::from(row[k]) >= eps * colmax[k] && row[k] > 0.0;
             let mut k = 0;
             let mut open: Option<(usize, usize)> = None; // (first, last kept)
@@ -91,8 +102,7 @@ impl SparseChroma {
                     open = match open {
                         Some((f, l)) if k - l <= Self::MERGE_GAP + 1 => Some((f, k)),
                         Some((f, l)) => {
-                            runs.push((c, f, weights.len(), l + 1 - f));
-                            weights.extend_from_slice(&row[f..=l]);
+                            push(c, f, l);
                             Some((k, k))
                         }
                         None => Some((k, k)),
@@ -101,8 +111,7 @@ impl SparseChroma {
                 k += 1;
             }
             if let Some((f, l)) = open {
-                runs.push((c, f, weights.len(), l + 1 - f));
-                weights.extend_from_slice(&row[f..=l]);
+                push(c, f, l);
             }
         }
         SparseChroma { runs, weights }
@@ -122,7 +131,12 @@ impl SparseChroma {
     pub fn to_dense(&self, n_chroma: usize, n_freqs: usize) -> Vec<f32> {
         let mut d = vec![0f32; n_chroma * n_freqs];
         for &(c, first, off, len) in &self.runs {
-            d[c * n_freqs + first..c * n_freqs + first + len].copy_from_slice(&self.weights[off..off + len]);
+            // added, as `apply` does: a bin stored twice would show as a doubled weight
+            for (o, &w) in
+                d[c * n_freqs + first..c * n_freqs + first + len].iter_mut().zip(&self.weights[off..off + len])
+            {
+                *o += w;
+            }
         }
         d
     }

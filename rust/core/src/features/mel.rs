@@ -62,6 +62,18 @@ pub fn mel_filterbank_dense(n_freqs: usize, f_min: f64, f_max: f64, n_mels: usiz
     fb
 }
 
+/// `first..first + len` widened to a multiple of 8 bins (at most `n_freqs`), shifted
+/// left where it would pass the last bin: the products then run without a scalar tail
+/// (measured: the tails of the many short low bands cost more than their weights). The
+/// extra weights are the filterbank's own values (zeros outside a triangle).
+pub(crate) fn pad8(first: usize, len: usize, n_freqs: usize) -> (usize, usize) {
+    if len == 0 {
+        return (first, 0);
+    }
+    let wide = len.div_ceil(8).saturating_mul(8).min(n_freqs);
+    (first.min(n_freqs - wide), wide)
+}
+
 /// The mel filterbank as one run of weights per band.
 #[derive(Debug, Clone)]
 pub struct SparseMel {
@@ -82,6 +94,7 @@ impl SparseMel {
                 None => (0, 0),
             };
             let len = if row.get(first).is_some_and(|&w| w != 0.0) { last + 1 - first } else { 0 };
+            let (first, len) = pad8(first, len, n_freqs);
             bands.push((first, weights.len(), len));
             weights.extend_from_slice(&row[first..first + len]);
         }

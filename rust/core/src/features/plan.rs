@@ -182,7 +182,7 @@ impl FeaturePlan {
     pub fn frame_scratch(&self) -> FrameScratch {
         let n_freqs = self.spec.n_freqs();
         let n = self.spec.n_fft;
-        let even = n % 2 == 0;
+        let even = n.is_multiple_of(2);
         FrameScratch {
             buf: vec![Complex::new(0.0, 0.0); if even { n / 2 } else { n }],
             odd_frame: if even { Vec::new() } else { vec![0.0; n] },
@@ -254,7 +254,7 @@ impl FeaturePlan {
         p[m] = (r0 - i0) * (r0 - i0);
         // pairs (k, m - k) for k in 1..lim, all distinct; the midpoint k = m/2 (m even) after
         split_pairs(z, &self.twiddles, p, 1, m.div_ceil(2));
-        if m % 2 == 0 {
+        if m.is_multiple_of(2) {
             let (h, a, w) = (m / 2, z[m / 2], self.twiddles[m / 2]);
             let (sum_re, sum_im) = (2.0 * a.re, 2.0 * a.im);
             let (x_re, x_im) = (sum_re + w.re * sum_im, w.im * sum_im);
@@ -317,8 +317,10 @@ impl FeaturePlan {
                 max_seconds: super::spec::MAX_CLIP_SECONDS,
             });
         }
-        if !wave.iter().all(|v| v.is_finite()) {
-            let index = wave.iter().position(|v| !v.is_finite()).unwrap_or(0) as u64;
+        // branch-free OR over blocks (vectorizes; `all` stops per sample and does not)
+        let non_finite = |v: &f32| (v.to_bits() & 0x7fff_ffff) >= 0x7f80_0000;
+        if wave.chunks(4096).any(|c| c.iter().fold(false, |bad, v| bad | non_finite(v))) {
+            let index = wave.iter().position(non_finite).unwrap_or(0) as u64;
             return Err(FeatureError::NonFinite { index });
         }
         Ok(())
@@ -486,51 +488,68 @@ pub(crate) fn dot_dispatch(a: &[f32], b: &[f32], avx2: bool) -> f32 {
     dot(a, b)
 }
 
-/// [`dot`] with AVX2 intrinsics: lane `i` of the accumulator is `dot`'s `acc[i]` (mul then
-/// add, no FMA), then the same reduction order and the same scalar tail.
+/// [`dot`] with AVX2 intrinsics: accumulator `j` lane `i` is `dot`'s `acc[j][i]` (mul
+/// then add, no FMA), then the same reduction order and the same scalar tail.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
-    let body = n - n % 8;
-    let mut acc = _mm256_setzero_ps();
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mul = |i: usize| _mm256_mul_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+    let mut acc = [_mm256_setzero_ps(); 4];
     let mut i = 0;
-    while i < body {
-        // SAFETY: i + 8 <= body <= len of both slices
-        let x = _mm256_loadu_ps(a.as_ptr().add(i));
-        let y = _mm256_loadu_ps(b.as_ptr().add(i));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
+    // SAFETY (all loads): i + 32 <= n, then i + 8 <= n, within both slices
+    while i + 32 <= n {
+        for (j, v) in acc.iter_mut().enumerate() {
+            *v = _mm256_add_ps(*v, mul(i + 8 * j));
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_add_ps(acc[0], mul(i));
         i += 8;
     }
+    let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
     let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
     let q = _mm_add_ps(h, _mm_movehl_ps(h, h));
     let r = _mm_add_ss(q, _mm_movehdup_ps(q));
     let mut tail = 0f32;
-    for (x, y) in a[body..n].iter().zip(&b[body..n]) {
+    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
         tail += x * y;
     }
     _mm_cvtss_f32(r) + tail
 }
 
-/// float32 dot product in 8 interleaved partial sums (vectorizes).
+/// float32 dot product in 4 x 8 interleaved partial sums (4 independent chains: the add
+/// latency does not bind), blocks of 32, then of 8 into the first, then a scalar tail.
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+    let n = a.len().min(b.len());
+    let mut acc = [[0f32; 8]; 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, lanes) in acc.iter_mut().enumerate() {
+            for (l, v) in lanes.iter_mut().enumerate() {
+                *v += a[i + 8 * j + l] * b[i + 8 * j + l];
+            }
         }
+        i += 32;
     }
+    while i + 8 <= n {
+        for (l, v) in acc[0].iter_mut().enumerate() {
+            *v += a[i + l] * b[i + l];
+        }
+        i += 8;
+    }
+    let s: [f32; 8] = std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
+    // the usual 256-bit reduction: halves, then quarters, then the last pair
+    let h = [s[0] + s[4], s[1] + s[5], s[2] + s[6], s[3] + s[7]];
+    let q = [h[0] + h[2], h[1] + h[3]];
     let mut tail = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
+    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
         tail += x * y;
     }
-    // the usual 256-bit reduction: halves, then quarters, then the last pair
-    let h = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
-    let q = [h[0] + h[2], h[1] + h[3]];
     (q[0] + q[1]) + tail
 }
 
