@@ -122,7 +122,9 @@ def render_loso_markdown(report: Mapping[str, Any]) -> str:
         f"{len(folds)} folds (one per speaker: {', '.join(meta['speakers'])}). Each fold trains the run's config "
         f"on the other speakers (a stratified {meta['val_fraction']:g} of their clips for validation), compresses it "
         f"(mode `{settings['mode']}`{budget}) and scores the held-out speaker. Accuracies in %; "
-        "`.laq` KB = the real file (1000 bytes).",
+        "`.laq` KB = the real file (1000 bytes). On one speaker's clips UAR averages the recall of the classes "
+        "that speaker has; macro-F1 averages over the classes in the clips or the predictions (a class the "
+        "speaker lacks but the model predicts counts 0).",
         "",
         "## Per fold (test = the held-out speaker)",
         "",
