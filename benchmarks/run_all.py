@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PAPER = ["--set", "features.preset=paper"]
 
 
 def plan(root: Path, quick: bool) -> list[tuple[str, list[str]]]:
@@ -24,12 +25,25 @@ def plan(root: Path, quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("kernels", ["bench_kernels.py"] + (["--quick"] if quick else [])),
         ("features", ["features.py", "--data-dir", emodb]),
-        ("inference", ["bench_inference.py", "--data-dir", emodb2s] + (["--limit", "100"] if quick else [])),
+        ("inference", ["bench_inference.py", "--data-dir", emodb2s, "--batch-dir", emodb]
+         + (["--limit", "100"] if quick else ["--install-size"])),
+        ("rt", ["bench_rt.py"]),
+        ("segments", ["bench_segments.py"] + (["--minutes", "10"] if quick else [])),
+        ("soak", ["bench_soak.py"]),
+        ("parity", ["bench_parity.py", "--data-root", str(root)]),
         ("fuzz", ["fuzz_laq.py", "--seconds", "10" if quick else "60"]),
-        ("fit", ["bench_fit.py", "--data-dir", emodb2s, "--seeds", "5" if quick else "20"]),
-        ("fit-emodb", ["bench_fit.py", "--data-dir", emodb, "--seeds", seeds, "--no-timing"]),
-        ("laq-paper", ["bench_laq.py", "--data-dir", emodb2s, "--seeds", "5", "--no-qat-rows"]),
-        ("laq", ["bench_laq.py", "--data-dir", emodb, "--data-dir", emodb2s, "--seeds", seeds]),
+        ("agreement", ["bench_agreement.py", "--data-root", str(root), "--seeds", "2" if quick else "5"]),
+        # the paper's tables: the paper preset (features and recipe), one switch
+        ("fit", ["bench_fit.py", "--data-dir", emodb2s, "--seeds", "5" if quick else "20", *PAPER]),
+        ("fit-emodb", ["bench_fit.py", "--data-dir", emodb, "--seeds", seeds, "--no-timing", *PAPER]),
+        ("laq-paper", ["bench_laq.py", "--data-dir", emodb2s, "--seeds", "5", "--no-qat-rows", *PAPER]),
+        ("laq", ["bench_laq.py", "--data-dir", emodb, "--data-dir", emodb2s, "--seeds", seeds, *PAPER]),
+        # beyond the paper: the default preset and recipe against the paper preset
+
+        ("acceptance", ["bench_fit.py", "--data-dir", emodb, "--protocol", "acceptance", "--seeds", seeds]),
+        ("acceptance-2s", ["bench_fit.py", "--data-dir", emodb2s, "--protocol", "acceptance", "--seeds", seeds]),
+        ("loso", ["bench_fit.py", "--data-dir", emodb, "--protocol", "loso"]),
+        ("cross-corpus", ["bench_cross_corpus.py", "--data-root", str(root), "--pairs", "2" if quick else "5"]),
     ]
 
 
