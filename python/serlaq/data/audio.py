@@ -17,6 +17,7 @@ import numpy as np
 
 from serlaq import _native
 from serlaq.errors import AudioError
+from serlaq.waveform import planar_float32
 
 # A clip whose peak is below -80 dBFS holds no usable signal: that is under 4 LSB of
 # 16-bit PCM, i.e. only dither or quantization noise. (Rust: audio::limits::SILENCE_PEAK_DBFS.)
@@ -78,20 +79,7 @@ def prepare_waveform(
     """
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise AudioError(f"{source}: sample_rate must be a positive integer, got {sample_rate!r}")
-    if hasattr(wave, "detach"):  # a torch tensor
-        wave = wave.detach().cpu().numpy()
-    arr = np.asarray(wave)
-    if arr.dtype.kind not in "fiu":
-        raise AudioError(f"{source}: expected a numeric array, got dtype {arr.dtype}")
-    if arr.dtype.kind in "iu":  # PCM integers -> [-1, 1), as soundfile decodes them
-        full = float(2 ** (8 * arr.dtype.itemsize - 1))
-        arr = (arr.astype(np.float64) - (full if arr.dtype.kind == "u" else 0.0)) / full
-    if arr.ndim == 2:
-        axis = channel_axis if channel_axis is not None else int(arr.shape[0] > arr.shape[1])
-        arr = arr if axis == 0 else arr.T  # (channels, samples)
-    elif arr.ndim != 1:
-        raise AudioError(f"{source}: must be 1-D or (channels, samples), got shape {arr.shape}")
-    planar = np.ascontiguousarray(arr, dtype=np.float32)
+    planar = planar_float32(wave, source=source, channel_axis=channel_axis)
     out = _native.prepare_waveform(planar, int(sample_rate), int(target_rate), int(min_samples), source)
     _check_silence(out, silence_peak, source)
     return out

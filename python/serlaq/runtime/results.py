@@ -103,10 +103,7 @@ class Prediction:
             out["path"] = self.path
         out["label"] = self.label
         out["confidence"] = self.confidence
-        if self.top_k:
-            out["top_k"] = [{"label": lab, "probability": p} for lab, p in self.top_k]
-        out["probabilities"] = dict(self.probabilities)
-        return out
+        return _with_scores(out, self.top_k, self.probabilities)
 
 
 @dataclass(frozen=True)
@@ -168,10 +165,7 @@ class Segment:
         out["confidence"] = self.confidence
         out["speech"] = self.speech
         out["voiced"] = self.voiced
-        if self.top_k:
-            out["top_k"] = [{"label": lab, "probability": p} for lab, p in self.top_k]
-        out["probabilities"] = dict(self.probabilities)
-        return out
+        return _with_scores(out, self.top_k, self.probabilities)
 
 
 @dataclass(frozen=True)
@@ -206,6 +200,16 @@ class SegmentSummary:
             "emotion_seconds": dict(self.emotion_seconds),
         }
         return out
+
+
+def _with_scores(
+    out: dict[str, Any], top_k: tuple[tuple[str, float], ...], probabilities: dict[str, float]
+) -> dict[str, Any]:
+    """`out` + the `top_k` list (when asked for) + the probabilities: the tail every result's JSON shares."""
+    if top_k:
+        out["top_k"] = [{"label": lab, "probability": p} for lab, p in top_k]
+    out["probabilities"] = dict(probabilities)
+    return out
 
 
 def _ranked(probs: dict[str, float]) -> list[tuple[str, float]]:

@@ -411,20 +411,7 @@ impl PyLaqFile {
 
     /// One dict per layer, in stored (forward) order.
     fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for l in self.inner.layers() {
-            let d = PyDict::new(py);
-            d.set_item("name", &l.name)?;
-            d.set_item("rows", l.rows)?;
-            d.set_item("cols", l.cols)?;
-            d.set_item("bits", l.bits)?;
-            d.set_item("quantizer", l.quantizer.as_str())?;
-            d.set_item("granularity", l.granularity.as_str())?;
-            d.set_item("has_bias", l.has_bias)?;
-            d.set_item("packed_bytes", l.packed_bytes)?;
-            list.append(d)?;
-        }
-        Ok(list)
+        layer_dicts(py, self.inner.layers())
     }
 
     /// Unpacked codes of layer `i`, uint8 (rows, cols).
@@ -497,6 +484,25 @@ impl PyLaqFile {
             self.inner.file_size()
         )
     }
+}
+
+/// The layer table as Python dicts (name, rows, cols, bits, quantizer, granularity,
+/// has_bias, packed_bytes): `LaqFile.layers()` and `Model.layers()` both return it.
+pub(crate) fn layer_dicts<'py>(py: Python<'py>, layers: &[format::LayerInfo]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for l in layers {
+        let d = PyDict::new(py);
+        d.set_item("name", &l.name)?;
+        d.set_item("rows", l.rows)?;
+        d.set_item("cols", l.cols)?;
+        d.set_item("bits", l.bits)?;
+        d.set_item("quantizer", l.quantizer.as_str())?;
+        d.set_item("granularity", l.granularity.as_str())?;
+        d.set_item("has_bias", l.has_bias)?;
+        d.set_item("packed_bytes", l.packed_bytes)?;
+        list.append(d)?;
+    }
+    Ok(list)
 }
 
 #[pymodule]

@@ -12,7 +12,7 @@ use numpy::IntoPyArray;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyList;
 use serlaq_core::features::{FeaturePlan, FeatureSpec, ScratchPool};
 use serlaq_core::format::{LaqError, LaqFile};
 use serlaq_core::model::{Model, ModelError};
@@ -230,20 +230,7 @@ impl PyModel {
     /// The packed layers in forward order: name, rows, cols, bits, quantizer,
     /// granularity, has_bias, packed_bytes (what `serlaq info` lists).
     fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for l in self.inner.file().layers() {
-            let d = PyDict::new(py);
-            d.set_item("name", &l.name)?;
-            d.set_item("rows", l.rows)?;
-            d.set_item("cols", l.cols)?;
-            d.set_item("bits", l.bits)?;
-            d.set_item("quantizer", l.quantizer.as_str())?;
-            d.set_item("granularity", l.granularity.as_str())?;
-            d.set_item("has_bias", l.has_bias)?;
-            d.set_item("packed_bytes", l.packed_bytes)?;
-            list.append(d)?;
-        }
-        Ok(list)
+        crate::layer_dicts(py, self.inner.file().layers())
     }
 
     /// Bytes of the whole `.laq` file.
