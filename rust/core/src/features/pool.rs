@@ -17,6 +17,7 @@ pub struct PoolScratch {
     mean_db: Vec<f32>,
     sums: Vec<f64>,
     mfcc: Vec<f32>,
+    delta: Vec<f64>,
 }
 
 /// The pooling half of a [`FeaturePlan`].
@@ -37,7 +38,40 @@ impl<'a> Pooler<'a> {
 
     /// Frames `range` of `rows` -> `out` (`dim` values). `peak` is the dB reference of
     /// the top_db floor (ignored when top_db is None). An empty range gives zeros.
+    ///
+    /// The same code is compiled twice, plain and with AVX2 enabled (chosen at run time),
+    /// as [`FeaturePlan`]'s frame analysis is: every loop keeps its per-element order of
+    /// operations (the vectorized loops run across bands/coefficients, never reorder a
+    /// sum over frames), so both give bit-identical vectors.
     pub fn pool(&self, rows: &FrameRows, range: Range<usize>, peak: f32, s: &mut PoolScratch, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                unsafe { self.pool_avx2(rows, range, peak, s, out) };
+                return;
+            }
+        }
+        self.pool_body(rows, range, peak, s, out, false);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pool_avx2(&self, rows: &FrameRows, range: Range<usize>, peak: f32, s: &mut PoolScratch, out: &mut [f32]) {
+        self.pool_body(rows, range, peak, s, out, true);
+    }
+
+    /// [`Pooler::pool`]'s body; `avx2` only where the CPU has AVX2 (the dot kernel).
+    #[inline(always)]
+    pub(crate) fn pool_body(
+        &self,
+        rows: &FrameRows,
+        range: Range<usize>,
+        peak: f32,
+        s: &mut PoolScratch,
+        out: &mut [f32],
+        avx2: bool,
+    ) {
         let spec = self.plan.spec();
         let (nm, nc, nk) = (spec.n_mels, spec.n_chroma, spec.n_mfcc);
         assert_eq!(out.len(), spec.dim(), "output length must be the spec's dim");
@@ -50,18 +84,24 @@ impl<'a> Pooler<'a> {
         let floor = spec.top_db.map_or(f32::NEG_INFINITY, |t| peak - t as f32);
         let frame_mfcc = spec.needs_frame_mfcc();
         let dct = self.plan.dct();
-        let avx2 = has_avx2();
 
+        // sums: dB, dB^2, power, power^2 (n_mels each), chroma, chroma^2, MFCC, MFCC^2,
+        // delta, delta^2 (n_mfcc each)
         s.sums.clear();
-        s.sums.resize(4 * nm + 2 * nc, 0.0);
+        s.sums.resize(4 * nm + 2 * nc + 4 * nk, 0.0);
         s.floored.resize(nm, 0.0);
         s.mfcc.clear();
+        s.mfcc.resize(if frame_mfcc { n * nk } else { 0 }, 0.0);
         let (db_s, rest) = s.sums.split_at_mut(nm);
         let (db_q, rest) = rest.split_at_mut(nm);
         let (pw_s, rest) = rest.split_at_mut(nm);
         let (pw_q, rest) = rest.split_at_mut(nm);
-        let (ch_s, ch_q) = rest.split_at_mut(nc);
-        for t in range {
+        let (ch_s, rest) = rest.split_at_mut(nc);
+        let (ch_q, rest) = rest.split_at_mut(nc);
+        let (mf_s, rest) = rest.split_at_mut(nk);
+        let (mf_q, rest) = rest.split_at_mut(nk);
+        let (d_s, d_q) = rest.split_at_mut(nk);
+        for (i, t) in range.enumerate() {
             for (((f, &d), a), q) in s.floored.iter_mut().zip(rows.db(t)).zip(db_s.iter_mut()).zip(db_q.iter_mut()) {
                 *f = d.max(floor);
                 let v = f64::from(*f);
@@ -80,11 +120,44 @@ impl<'a> Pooler<'a> {
             }
             if frame_mfcc {
                 let fl = &s.floored;
-                s.mfcc.extend(dct.chunks_exact(nm).map(|row| dot_dispatch(row, fl, avx2)));
+                let row = &mut s.mfcc[i * nk..(i + 1) * nk];
+                for ((m, d), (a, q)) in
+                    row.iter_mut().zip(dct.chunks_exact(nm)).zip(mf_s.iter_mut().zip(mf_q.iter_mut()))
+                {
+                    *m = dot_dispatch(d, fl, avx2);
+                    let v = f64::from(*m);
+                    *a += v;
+                    *q += v * v;
+                }
             }
         }
         s.mean_db.clear();
         s.mean_db.extend(db_s.iter().map(|&v| (v / nf) as f32));
+
+        // deltas first (their sums live in `s.sums`); written to `out` at the end
+        if !spec.delta_stats.is_empty() {
+            let mfcc_frames = &s.mfcc;
+            let half = (spec.delta_width - 1) / 2;
+            let denom = (half * (half + 1) * (2 * half + 1)) as f64 / 3.0;
+            let row = |t: usize| &mfcc_frames[t * nk..(t + 1) * nk];
+            s.delta.clear();
+            s.delta.resize(nk, 0.0);
+            for t in 0..n {
+                s.delta.fill(0.0);
+                for j in 1..=half {
+                    let (hi, lo) = (row((t + j).min(n - 1)), row(t.saturating_sub(j)));
+                    let jf = j as f64;
+                    for ((d, &h), &l) in s.delta.iter_mut().zip(hi).zip(lo) {
+                        *d += jf * (f64::from(h) - f64::from(l));
+                    }
+                }
+                for ((&d, a), q) in s.delta.iter().zip(d_s.iter_mut()).zip(d_q.iter_mut()) {
+                    let d = f64::from((d / denom) as f32);
+                    *a += d;
+                    *q += d * d;
+                }
+            }
+        }
 
         let mut at = 0;
         let mut put = |vals: &mut dyn Iterator<Item = f32>| {
@@ -92,16 +165,6 @@ impl<'a> Pooler<'a> {
                 out[at] = v;
                 at += 1;
             }
-        };
-        let mfcc_frames = &s.mfcc;
-        let mfcc_std = |k: usize| {
-            let (mut a, mut q) = (0f64, 0f64);
-            for t in 0..n {
-                let v = f64::from(mfcc_frames[t * nk + k]);
-                a += v;
-                q += v * v;
-            }
-            std_of(a, q, nf)
         };
         for stat in &spec.stats {
             match stat {
@@ -114,7 +177,7 @@ impl<'a> Pooler<'a> {
                     }
                 }
                 Stat::Std => {
-                    put(&mut (0..nk).map(mfcc_std));
+                    put(&mut mf_s.iter().zip(mf_q.iter()).map(|(&a, &q)| std_of(a, q, nf)));
                     put(&mut ch_s.iter().zip(ch_q.iter()).map(|(&a, &q)| std_of(a, q, nf)));
                     match spec.mel_scale {
                         MelScale::Power => put(&mut pw_s.iter().zip(pw_q.iter()).map(|(&a, &q)| std_of(a, q, nf))),
@@ -123,30 +186,57 @@ impl<'a> Pooler<'a> {
                 }
             }
         }
-        if !spec.delta_stats.is_empty() {
-            let half = (spec.delta_width - 1) / 2;
-            let denom = (half * (half + 1) * (2 * half + 1)) as f64 / 3.0;
-            let (mut d_s, mut d_q) = (vec![0f64; nk], vec![0f64; nk]);
-            for t in 0..n {
-                for k in 0..nk {
-                    let mut d = 0f64;
-                    for j in 1..=half {
-                        let hi = mfcc_frames[(t + j).min(n - 1) * nk + k];
-                        let lo = mfcc_frames[t.saturating_sub(j) * nk + k];
-                        d += j as f64 * (f64::from(hi) - f64::from(lo));
-                    }
-                    let d = f64::from((d / denom) as f32);
-                    d_s[k] += d;
-                    d_q[k] += d * d;
-                }
-            }
-            for stat in &spec.delta_stats {
-                match stat {
-                    Stat::Mean => put(&mut d_s.iter().map(|&v| (v / nf) as f32)),
-                    Stat::Std => put(&mut d_s.iter().zip(d_q.iter()).map(|(&a, &q)| std_of(a, q, nf))),
-                }
+        for stat in &spec.delta_stats {
+            match stat {
+                Stat::Mean => put(&mut d_s.iter().map(|&v| (v / nf) as f32)),
+                Stat::Std => put(&mut d_s.iter().zip(d_q.iter()).map(|(&a, &q)| std_of(a, q, nf))),
             }
         }
         debug_assert_eq!(at, out.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::plan::has_avx2;
+    use crate::features::FeatureSpec;
+
+    /// The AVX2-compiled pooling gives the plain build's bits exactly (whole clips and
+    /// sub-ranges, every stat layout with per-frame MFCC, short windows for the delta edges).
+    #[test]
+    fn avx2_pooling_equals_the_plain_one_bit_for_bit() {
+        if !has_avx2() {
+            eprintln!("no AVX2 here: nothing to compare");
+            return;
+        }
+        let mut state = 11u64;
+        let wave: Vec<f32> = (0..22050)
+            .map(|i| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let noise = ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+                0.3 * (i as f32 * 0.05).sin() * (i as f32 * 0.0007).cos() + 0.05 * noise
+            })
+            .collect();
+        for json in [
+            r#"{"preset": "rich"}"#,
+            r#"{"preset": "paper"}"#,
+            r#"{"stats": ["std", "mean"], "delta_stats": ["mean", "std"], "delta_width": 5}"#,
+            r#"{"preset": "rich", "n_mels": 37, "n_mfcc": 13, "delta_width": 3}"#,
+        ] {
+            let plan = FeaturePlan::new(&FeatureSpec::from_json(json).unwrap()).unwrap();
+            let mut s = plan.scratch();
+            plan.analyze_clip(&wave, &mut s.frame, &mut s.rows);
+            let n = s.rows.len();
+            for range in [0..n, 0..1, 3..5, 2..n - 1, n - 4..n] {
+                let peak = s.rows.db_peak(range.clone());
+                let (mut plain, mut fast) = (vec![f32::NAN; plan.dim()], vec![f32::NAN; plan.dim()]);
+                let (mut sp, mut sf) = (PoolScratch::default(), PoolScratch::default());
+                plan.pooler().pool_body(&s.rows, range.clone(), peak, &mut sp, &mut plain, false);
+                plan.pooler().pool(&s.rows, range.clone(), peak, &mut sf, &mut fast);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&plain), bits(&fast), "{json} frames {range:?}");
+            }
+        }
     }
 }
