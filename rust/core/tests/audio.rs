@@ -400,6 +400,31 @@ fn from_source_checks_the_header_like_open() {
     assert_eq!(drain(audio::Decoder::from_source(Box::new(offset), "good.wav", None).unwrap()).unwrap(), want);
 }
 
+#[test]
+fn extensible_channel_masks_that_would_overflow_symphonia_are_refused() {
+    // proptest found it: WAVE_FORMAT_EXTENSIBLE, mask 0x4 (one speaker), channel count 33
+    let data = vec![0u8; 33 * 2 * 64];
+    let mut bytes = wav(0xFFFE, 1, 8000, 16, &data);
+    bytes[22] = 33;
+    let err = audio::load_bytes(&bytes, "mask.wav", 8000, 1).unwrap_err();
+    assert_eq!(err.kind(), "cannot decode audio", "{err}");
+    assert!(err.to_string().contains("channel mask 0x00000004 names 1 of 33 channels"), "{err}");
+    assert!(AudioReader::from_bytes(&bytes, "mask.wav", 8000).is_err());
+    // the mask's top bit set and a speaker missing: the fill shift would be 32
+    let mut bytes = wav(0xFFFE, 2, 8000, 16, &data);
+    let mask_at = 12 + 8 + 20; // RIFF/WAVE (12) + "fmt " header (8) + 20 bytes into fmt
+    bytes[mask_at..mask_at + 4].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+    let err = audio::load_bytes(&bytes, "top.wav", 8000, 1).unwrap_err();
+    assert!(err.to_string().contains("names 1 of 2 channels"), "{err}");
+    // a mask symphonia can complete (2 of 3 named) still decodes
+    let tone3: Vec<u8> = tone(4000, 8000, 300.0, 0.5).iter().flat_map(|v| {
+        let s = ((v * 16000.0) as i16).to_le_bytes();
+        [s, s, s].concat()
+    }).collect();
+    let ok = audio::load_bytes(&wav(0xFFFE, 3, 8000, 16, &tone3), "three.wav", 8000, 1).unwrap();
+    assert_eq!(ok.len(), 4000);
+}
+
 /// Decoding arbitrary bytes must give an error or a validated clip, never a panic.
 fn decode_any(bytes: &[u8]) {
     if let Ok(y) = audio::load_bytes(bytes, "fuzz", 16000, 1) {
@@ -411,7 +436,14 @@ fn decode_any(bytes: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    // A fixed seed: the same 300 mutated files every run, so a new panic found here fails
+    // the change that brings it, not a later CI run; open-ended search is the fuzzer's job
+    // (`wav_decode`). A failure found this way becomes a named test above.
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_201),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {

@@ -84,12 +84,34 @@ fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
                     detail: format!("{bits} bits per sample for format tag {tag:#06x}"),
                 });
             }
+            if tag == 0xFFFE && size >= 24 && start + 24 <= head.len() {
+                check_channel_mask(u32_at(start + 20), channels, source)?;
+            }
             return Ok(());
         }
         pos = match start.checked_add(size + (size & 1)) {
             Some(next) => next,
             None => return Ok(()),
         };
+    }
+    Ok(())
+}
+
+/// A WAVE_FORMAT_EXTENSIBLE channel mask naming fewer speakers than there are channels:
+/// symphonia fills in the missing bits with `((1 << missing) - 1) << (32 - leading ones of
+/// !mask)`, which overflows its shifts (a panic in debug builds, a garbage mask otherwise)
+/// when 32 or more bits are missing or the mask's top bit is already set. Such a header
+/// is refused here, with the mask named; every other mask is left to symphonia.
+fn check_channel_mask(mask: u32, channels: u16, source: &str) -> Result<(), AudioError> {
+    let named = mask.count_ones();
+    let missing = u32::from(channels).saturating_sub(named);
+    let shift = 32 - (!mask).leading_ones();
+    if missing > 0 && (missing > 31 || shift > 31) {
+        return Err(AudioError::Unsupported {
+            source: source.into(),
+            format: "WAV".into(),
+            detail: format!("WAVE_FORMAT_EXTENSIBLE channel mask {mask:#010x} names {named} of {channels} channels"),
+        });
     }
     Ok(())
 }
