@@ -5,6 +5,21 @@ use crate::pyjson::J;
 use clap::ValueEnum;
 use std::io::{self, Write};
 
+/// `items` + the `top_k` list (when asked for) + the probabilities, as one JSON object: the
+/// tail every result shares (`python/serlaq/runtime/results.py` `_with_scores`).
+pub fn with_scores(mut items: Vec<(String, J)>, top_k: &[(String, f64)], probabilities: &[(String, f64)]) -> J {
+    if !top_k.is_empty() {
+        let top = top_k
+            .iter()
+            .map(|(l, v)| J::obj([("label", J::Str(l.clone())), ("probability", J::Float(*v))]))
+            .collect();
+        items.push(("top_k".into(), J::Arr(top)));
+    }
+    let probs = probabilities.iter().map(|(l, v)| (l.clone(), J::Float(*v))).collect();
+    items.push(("probabilities".into(), J::Obj(probs)));
+    J::Obj(items)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// path<TAB>label<TAB>confidence[<TAB>label:p ...]; failures only on stderr
@@ -64,22 +79,12 @@ impl Outcome {
     pub fn to_json(&self) -> J {
         match self {
             Outcome::Ok(p) => {
-                let mut items = vec![
+                let items = vec![
                     ("path".to_string(), J::Str(p.path.clone())),
                     ("label".to_string(), J::Str(p.label.clone())),
                     ("confidence".to_string(), J::Float(p.confidence)),
                 ];
-                if !p.top_k.is_empty() {
-                    let top = p
-                        .top_k
-                        .iter()
-                        .map(|(l, v)| J::obj([("label", J::Str(l.clone())), ("probability", J::Float(*v))]))
-                        .collect();
-                    items.push(("top_k".into(), J::Arr(top)));
-                }
-                let probs = p.probabilities.iter().map(|(l, v)| (l.clone(), J::Float(*v))).collect();
-                items.push(("probabilities".into(), J::Obj(probs)));
-                J::Obj(items)
+                with_scores(items, &p.top_k, &p.probabilities)
             }
             Outcome::Failed { path, error } => {
                 J::obj([("path", J::Str(path.clone())), ("error", J::Str(error.clone()))])

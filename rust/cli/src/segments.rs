@@ -9,7 +9,7 @@
 //! time shared out by the nearest window centre); a file that broke part-way keeps its
 //! windows and summary, then gets an error object/row and one error line on stderr.
 
-use crate::output::{csv_row, Format, Outcome};
+use crate::output::{csv_row, with_scores, Format, Outcome};
 use crate::pyjson::J;
 use serlaq_core::model::Model;
 use serlaq_core::segments::{segment_file_each, Segment, SegmentError, SegmentOptions, Segmenter};
@@ -69,7 +69,7 @@ impl Row {
 
     /// `Segment.to_dict()`.
     pub fn to_json(&self) -> J {
-        let mut items = vec![
+        let items = vec![
             ("path".to_string(), J::Str(self.path.clone())),
             ("index".into(), J::UInt(self.index)),
             ("start".into(), J::Float(self.start)),
@@ -79,17 +79,7 @@ impl Row {
             ("speech".into(), J::Bool(self.speech)),
             ("voiced".into(), J::Float(self.voiced)),
         ];
-        if !self.top_k.is_empty() {
-            let top = self
-                .top_k
-                .iter()
-                .map(|(l, v)| J::obj([("label", J::Str(l.clone())), ("probability", J::Float(*v))]))
-                .collect();
-            items.push(("top_k".into(), J::Arr(top)));
-        }
-        let probs = self.probabilities.iter().map(|(l, v)| (l.clone(), J::Float(*v))).collect();
-        items.push(("probabilities".into(), J::Obj(probs)));
-        J::Obj(items)
+        with_scores(items, &self.top_k, &self.probabilities)
     }
 }
 
