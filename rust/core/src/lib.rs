@@ -1,5 +1,6 @@
 //! serlaq core: the pure-Rust half of serlaq (no Python).
 //!
+//! - [`adapt`]: unsupervised adaptation of a model's input statistics to unlabelled audio.
 //! - [`audio`]: decode, downmix, resample and validate audio (symphonia, rubato).
 //! - [`bitpack`]: 1..8-bit code packing (LSB-first, byte-aligned rows) and its reference.
 //! - [`gemv`]: dequantized GEMV / small-batch GEMM straight from packed codes.
@@ -8,10 +9,11 @@
 //! - [`model`]: a `.laq` file as a runnable model (validated metadata, features, forward).
 //! - [`segments`]: long recordings and streams as a timeline of windows (VAD, sliding windows).
 
+pub mod adapt;
 pub mod audio;
 pub mod bitpack;
+pub mod features;
 pub mod format;
 pub mod gemv;
-pub mod features;
 pub mod model;
 pub mod segments;
