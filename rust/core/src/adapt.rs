@@ -11,7 +11,6 @@
 use crate::audio::{self, AudioError};
 use crate::format::{self, LaqError, LayerInput, TensorInput};
 use crate::model::{Model, ModelError};
-use crate::segments::DEFAULT_VAD_DB;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::fmt;
@@ -97,7 +96,7 @@ impl fmt::Display for AdaptError {
                 write!(
                     f,
                     "adapt: too little audio to adapt reliably: {clips} usable clips with {speech_seconds:.1} s of \
-                     speech; needs at least {min_clips} clips and {min_speech_seconds:.0} s of speech ({} more)",
+                     speech; needs at least {min_clips} clips and {min_speech_seconds:.0} s of speech ({})",
                     need.join(" and ")
                 )
             }
@@ -115,15 +114,23 @@ struct Clip {
     speech_seconds: f64,
 }
 
-/// Seconds of 25 ms frames at or above the voice-activity level of the segmenter.
+/// Frames within this many dB of a clip's loudest frame count as speech: relative, so a
+/// quiet room or a low recording level (what adaptation is for) is not taken for silence.
+pub const SPEECH_RANGE_DB: f64 = 30.0;
+/// Absolute floor of a speech frame (dBFS): below it, nothing is speech.
+pub const SPEECH_FLOOR_DB: f64 = -80.0;
+
+/// Seconds of 25 ms frames within [`SPEECH_RANGE_DB`] of the clip's loudest frame and
+/// above [`SPEECH_FLOOR_DB`].
 fn speech_seconds(wave: &[f32], rate: u32) -> f64 {
     let frame = (rate as usize / 40).max(1);
-    let threshold = 10f64.powf(DEFAULT_VAD_DB / 10.0);
-    let voiced = wave
+    let power: Vec<(usize, f64)> = wave
         .chunks(frame)
-        .filter(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / c.len() as f64 >= threshold)
-        .map(<[f32]>::len)
-        .sum::<usize>();
+        .map(|c| (c.len(), c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / c.len() as f64))
+        .collect();
+    let loudest = power.iter().map(|&(_, p)| p).fold(0.0, f64::max);
+    let threshold = (loudest * 10f64.powf(-SPEECH_RANGE_DB / 10.0)).max(10f64.powf(SPEECH_FLOOR_DB / 10.0));
+    let voiced: usize = power.iter().filter(|&&(_, p)| p >= threshold).map(|&(n, _)| n).sum();
     voiced as f64 / f64::from(rate)
 }
 

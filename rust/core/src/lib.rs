@@ -3,6 +3,7 @@
 //! - [`adapt`]: unsupervised adaptation of a model's input statistics to unlabelled audio.
 //! - [`audio`]: decode, downmix, resample and validate audio (symphonia, rubato).
 //! - [`bitpack`]: 1..8-bit code packing (LSB-first, byte-aligned rows) and its reference.
+//! - [`general`]: the shipped general model, embedded, selected by the name `general`.
 //! - [`gemv`]: dequantized GEMV / small-batch GEMM straight from packed codes.
 //! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
 //! - [`features`]: waveform -> feature vector (STFT, mel, MFCC, chroma, pooling).
@@ -15,5 +16,6 @@ pub mod bitpack;
 pub mod features;
 pub mod format;
 pub mod gemv;
+pub mod general;
 pub mod model;
 pub mod segments;

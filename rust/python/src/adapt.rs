@@ -103,9 +103,18 @@ fn save_model_bytes(py: Python<'_>, path: PathBuf, data: Vec<u8>) -> PyResult<()
     r.map_err(panic_err)?.map_err(PyValueError::new_err)
 }
 
+/// The shipped general model's `.laq` bytes, or None in a build without it.
+#[pyfunction]
+fn general_model_bytes(py: Python<'_>) -> Option<Bound<'_, PyBytes>> {
+    serlaq_core::general::general_model_bytes().map(|b| PyBytes::new(py, b))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adapt_model, m)?)?;
     m.add_function(wrap_pyfunction!(model_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(general_model_bytes, m)?)?;
+    m.add("GENERAL", serlaq_core::general::GENERAL)?;
+    m.add("GENERAL_NOT_SHIPPED", serlaq_core::general::NOT_SHIPPED)?;
     m.add_function(wrap_pyfunction!(save_model_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(model_calibration, m)?)?;
     m.add_function(wrap_pyfunction!(model_ood_scores, m)?)?;
