@@ -13,14 +13,11 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from serlaq import _native
 from serlaq.errors import SerlaqError
 from serlaq.runtime.files import find_audio_files, resolve_threads
-
-if TYPE_CHECKING:
-    from serlaq.runtime.model import LaqModel
 
 __all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "AdaptError", "AdaptResult", "adapt", "manifest_paths", "same_file"]
 
@@ -88,19 +85,17 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def adapt(
-    model: LaqModel,
+    model: Any,
     inputs: Iterable[str | os.PathLike[str]] = (),
     manifest: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     source: str | None = None,
     min_clips: int = MIN_CLIPS,
     min_speech_seconds: float = MIN_SPEECH_SECONDS,
-) -> tuple[LaqModel, AdaptResult]:
-    """`model` adapted to the audio of `inputs` (files, folders searched recursively)
+) -> tuple[Any, AdaptResult]:
+    """`model` (a `LaqModel`) adapted to the audio of `inputs` (files, folders searched recursively)
     and/or the files of `manifest`. Unreadable files are left out and listed in the
     result; raises `AdaptError` when there is too little usable audio."""
-    from serlaq.runtime.model import LaqModel
-
     items = [os.fspath(p) for p in inputs]
     if isinstance(inputs, (str, os.PathLike)):
         items = [os.fspath(inputs)]
@@ -124,7 +119,7 @@ def adapt(
     failures += list(out["failures"])
     if out["error"] is not None:
         raise AdaptError(out["error"], failures)
-    adapted = LaqModel.from_bytes(out["bytes"], name=f"{model.path} (adapted)")
+    adapted = type(model).from_bytes(out["bytes"], name=f"{model.path} (adapted)")
     return adapted, AdaptResult(
         clips=int(out["clips"]),
         seconds=float(out["seconds"]),
