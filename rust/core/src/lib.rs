@@ -7,6 +7,7 @@
 //! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
 //! - [`features`]: waveform -> feature vector (STFT, mel, MFCC, chroma, pooling).
 //! - [`model`]: a `.laq` file as a runnable model (validated metadata, features, forward).
+//! - [`runtime`]: the facade every face calls (load, batch, segments, records, output, info).
 //! - [`segments`]: long recordings and streams as a timeline of windows (VAD, sliding windows).
 
 pub mod audio;
@@ -16,4 +17,5 @@ pub mod format;
 pub mod gemv;
 pub mod kernel;
 pub mod model;
+pub mod runtime;
 pub mod segments;
