@@ -56,7 +56,7 @@ enum Command {
     after_help = "Example:\n  serlaq-rt predict model.laq clip.wav recordings/ --top-k 3 --format jsonl\n  serlaq-rt predict model.laq call.wav --segments --hop 0.5 --format jsonl"
 )]
 struct PredictArgs {
-    /// packed model file (.laq)
+    /// packed model file (.laq), or `general` for the general model shipped inside
     model: PathBuf,
     /// audio files and/or directories (searched recursively)
     #[arg(required = true, num_args = 1..)]
@@ -98,7 +98,7 @@ struct PredictArgs {
 #[derive(Args)]
 #[command(after_help = "Example:\n  serlaq-rt info model.laq --json")]
 struct InfoArgs {
-    /// packed model file (.laq)
+    /// packed model file (.laq), or `general` for the general model shipped inside
     model: PathBuf,
     /// print everything as JSON
     #[arg(long)]
@@ -135,12 +135,17 @@ fn main() -> ExitCode {
 }
 
 fn load_model(path: &Path) -> Result<Model, Fatal> {
-    ModelSource::Path(pathlib(path)).load().map_err(|e| Fatal(e.to_string()))
+    // the name is matched as typed: `./general` stays a path
+    let source = match ModelSource::from_arg(path) {
+        ModelSource::Path(p) => ModelSource::Path(pathlib(&p)),
+        named => named,
+    };
+    source.load().map_err(|e| Fatal(e.to_string()))
 }
 
 fn info(a: InfoArgs) -> Result<ExitCode, Fatal> {
     let path = pathlib(&a.model);
-    let model = load_model(&path)?;
+    let model = load_model(&a.model)?;
     let info = ModelInfo::new(&model, &path.display().to_string());
     let text = if a.json { runtime::json::to_pretty(&info) } else { info.text() };
     let mut out = io::stdout().lock();

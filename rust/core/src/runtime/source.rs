@@ -3,6 +3,7 @@
 //! one more arm in [`ModelSource::load`].
 
 use crate::format::{LaqError, LaqFile};
+use crate::general;
 use crate::model::Model;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,14 +16,28 @@ pub enum ModelSource {
     Path(PathBuf),
     /// A file's bytes; `name` is how errors and `info` call it (e.g. `<bytes>`).
     Bytes { name: String, bytes: Vec<u8> },
+    /// The general model shipped inside the library ([`general::GENERAL`]).
+    General,
 }
 
 impl ModelSource {
+    /// A model argument as a user types it: the name `general` selects the shipped
+    /// general model, anything else is a path (`./general` for a file of that name).
+    pub fn from_arg(arg: impl Into<PathBuf>) -> ModelSource {
+        let path: PathBuf = arg.into();
+        if path.to_str().is_some_and(general::is_general) {
+            ModelSource::General
+        } else {
+            ModelSource::Path(path)
+        }
+    }
+
     /// How errors and `info` name the model (a path as given).
     pub fn name(&self) -> String {
         match self {
             ModelSource::Path(p) => p.display().to_string(),
             ModelSource::Bytes { name, .. } => name.clone(),
+            ModelSource::General => general::GENERAL.to_string(),
         }
     }
 
@@ -34,9 +49,15 @@ impl ModelSource {
             let file = match self {
                 ModelSource::Path(p) => LaqFile::open(&p),
                 ModelSource::Bytes { bytes, .. } => LaqFile::from_bytes(bytes),
+                ModelSource::General => match general::general_model_bytes() {
+                    Some(b) => LaqFile::from_bytes(b.to_vec()),
+                    None => return Err(LoadError::Invalid(general::NOT_SHIPPED.to_string())),
+                },
             };
             let file = file.map_err(|e| match e {
-                LaqError::Io { path, source } => LoadError::Io { message: format!("{}: {source}", path.display()), source },
+                LaqError::Io { path, source } => {
+                    LoadError::Io { message: format!("{}: {source}", path.display()), source }
+                }
                 other => LoadError::Invalid(format!("{origin}: {other}")),
             })?;
             Model::from_laq(file).map_err(|e| LoadError::Invalid(format!("{origin}: {e}")))
