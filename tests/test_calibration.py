@@ -11,7 +11,7 @@ import pytest
 
 from conftest import fit_tiny
 from serlaq.data.datamodule import SERDataModule
-from serlaq.laq.calibration import TEMPERATURE_RANGE, fit_temperature, nll, ood_threshold
+from serlaq.laq.calibration import FIT_RANGE, TEMPERATURE_RANGE, fit_temperature, nll, ood_threshold
 from serlaq.model import SERClassifier
 from serlaq.runtime import LaqModel
 
@@ -19,16 +19,17 @@ from serlaq.runtime import LaqModel
 def test_fit_temperature_recovers_a_known_temperature():
     rng = np.random.default_rng(0)
     z = rng.normal(0, 4, (4000, 5))
-    for t0 in (0.5, 1.0, 3.0):
+    for t0 in (1.0, 1.7, 3.0):
         p = np.exp(z / t0 - (z / t0).max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         y = np.array([rng.choice(5, p=row) for row in p])
         t = fit_temperature(z, y)
         assert t == pytest.approx(t0, rel=0.1)
         assert nll(z, y, t) <= min(nll(z, y, t * 1.05), nll(z, y, t / 1.05))
-    # an overconfident model is cooled, within the runtime's bounds
+    # an overconfident model is cooled, within bounds; a perfect one is never sharpened
     y = rng.integers(0, 5, 500)
-    assert fit_temperature(z[:500] * 50, y) == pytest.approx(TEMPERATURE_RANGE[1])
+    assert fit_temperature(z[:500] * 50, y) == pytest.approx(FIT_RANGE[1])
+    assert fit_temperature(z[:500], z[:500].argmax(1)) == pytest.approx(1.0)
     assert fit_temperature(np.zeros((0, 5)), []) == 1.0
 
 
@@ -50,11 +51,10 @@ def test_the_laq_file_carries_the_fitted_temperature_and_the_runtime_applies_it(
     laq = LaqModel.load(run.run_dir / "model.laq")
     assert laq.metadata["calibration"] == {"temperature": round(cal["temperature"], 6), "fitted_on": "val"}
     assert laq.temperature == pytest.approx(cal["temperature"], abs=1e-6)
-    assert TEMPERATURE_RANGE[0] <= laq.temperature <= TEMPERATURE_RANGE[1]
+    assert FIT_RANGE[0] <= laq.temperature <= FIT_RANGE[1] <= TEMPERATURE_RANGE[1]
     for split in ("val", "test"):
-        assert cal[split]["nll"] <= cal[split]["nll_before"] + 1e-12 or split == "test"
         assert 0.0 <= cal[split]["ece"] <= 1.0
-    assert cal["val"]["nll"] <= cal["val"]["nll_before"] + 1e-12
+    assert cal["val"]["nll"] <= cal["val"]["nll_before"] + 1e-9  # the fit never makes val worse
     # the runtime's probabilities are softmax(logits / T) of the compressed model
     model = SERClassifier.load_from_checkpoint(run.checkpoint, map_location="cpu").eval()
     x, _ = SERDataModule.from_model(model).split_tensors("val")

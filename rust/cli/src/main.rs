@@ -195,14 +195,19 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
     let model = load_model(&a.model)?;
     let mut writer = ResultWriter::new(io::stdout().lock(), fmt, model.labels()).map_err(stdout_err)?;
     let opts = BatchOptions { threads: a.threads.map(|n| n as usize), top_k: a.top_k.map(|k| k as usize) };
+    let mut ood = Vec::new();
     let failed = predict_inputs(&model, &a.inputs, &opts, |r| {
-        if let Outcome::Failed(f) = &r {
-            eprintln!("serlaq-rt: error: {}", f.error);
+        match &r {
+            Outcome::Failed(f) => eprintln!("serlaq-rt: error: {}", f.error),
+            Outcome::Ok(p) => ood.extend(p.ood),
         }
         writer.write(&r)
     })
     .map_err(stdout_err)?;
     writer.close().map_err(stdout_err)?;
+    if let Some(w) = runtime::ood_warning(&ood, model.ood_threshold()) {
+        eprintln!("serlaq-rt: {w}");
+    }
     Ok(exit_code(failed))
 }
 

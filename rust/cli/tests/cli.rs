@@ -66,6 +66,8 @@ fn laq_bytes() -> Vec<u8> {
         "normalization": {"mean": "norm.mean", "std": "norm.std"},
         "serlaq_version": "9.9.9",
         "laq": {"mode": "test", "avg_bits": 4.0},
+        // the statistics above are not fitted on the test clips: no out-of-domain warning
+        "ood": {"threshold": 1000.0},
     });
     let tensors = [
         TensorInput { name: "norm.mean", shape: &[d], data: &mean },
@@ -252,12 +254,11 @@ fn table_jsonl_csv_and_top_k() {
     let o = fx.run(&["predict", "model.laq", "a.wav", "b.wav", "--format", "csv"]);
     let text = stdout(&o);
     let rows: Vec<&str> = text.lines().collect();
-    assert_eq!(rows[0], "path,label,confidence,error,p_angry,p_happy,p_sad");
+    assert_eq!(rows[0], "path,label,confidence,error,p_angry,p_happy,p_sad,ood");
     let w = &want[1];
-    assert_eq!(
-        rows[2],
-        format!("b.wav,{},{:.6},,{:.6},{:.6},{:.6}", LABELS[argmax(w)], w[argmax(w)], w[0], w[1], w[2])
-    );
+    let (row, ood) = rows[2].rsplit_once(',').unwrap();
+    assert_eq!(row, format!("b.wav,{},{:.6},,{:.6},{:.6},{:.6}", LABELS[argmax(w)], w[argmax(w)], w[0], w[1], w[2]));
+    assert!(ood.parse::<f64>().unwrap() > 0.0, "{ood}");
     assert_eq!(rows.len(), 3);
 }
 
@@ -313,7 +314,7 @@ fn bad_files_are_one_line_each_and_the_rest_is_predicted() {
     // csv: failures as rows with the error column
     let o = fx.run(&["predict", "model.laq", "missing.wav", "good.wav", "--format", "csv"]);
     let text = stdout(&o);
-    assert_eq!(text.lines().nth(1).unwrap(), "missing.wav,,,missing.wav: no such file or directory,,,");
+    assert_eq!(text.lines().nth(1).unwrap(), "missing.wav,,,missing.wav: no such file or directory,,,,");
 }
 
 #[test]

@@ -32,11 +32,27 @@ pub fn predict_one(model: &Model, path: &Path) -> Result<Vec<f64>, String> {
     }
 }
 
-/// One file -> its [`Outcome`].
+/// One file -> class probabilities and its out-of-domain score, or the one line naming
+/// the file and what is wrong (the features are computed once for both).
+pub fn predict_scored(model: &Model, path: &Path) -> Result<(Vec<f64>, f64), String> {
+    let name = path.display().to_string();
+    let run = || -> Result<(Vec<f64>, f64), ModelError> {
+        let x = model.features_file(path)?;
+        Ok((model.probabilities(&x)?, model.ood_score(&x)?))
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
+        Ok(Err(e)) => Err(format!("{name}: {e}")),
+        Err(p) => Err(format!("{name}: {}", panic_text(&*p))),
+    }
+}
+
+/// One file -> its [`Outcome`] (a prediction carries the clip's out-of-domain score).
 pub fn outcome(model: &Model, path: &Path, top_k: Option<usize>) -> Outcome {
     let shown = path.display().to_string();
-    match predict_one(model, path) {
-        Ok(p) => Outcome::Ok(Prediction::new(model.labels(), &p, Some(shown), top_k)),
+    match predict_scored(model, path) {
+        Ok((p, ood)) => Outcome::Ok(Prediction::new(model.labels(), &p, Some(shown), top_k).with_ood(ood)),
         Err(error) => Outcome::Failed(Failure { path: shown, error }),
     }
 }

@@ -25,10 +25,13 @@ pub mod writer;
 
 pub use crate::model::Model;
 pub use crate::segments::{SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW};
-pub use batch::{outcome, predict_each, predict_inputs, predict_one, BatchOptions};
+pub use batch::{outcome, predict_each, predict_inputs, predict_one, predict_scored, BatchOptions};
 pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
 pub use info::{LayerRow, ModelInfo};
-pub use records::{Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord, SegmentSummary, Totals, SILENCE};
+pub use records::{
+    ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord, SegmentSummary, Totals,
+    OOD_WARN_SHARE, SILENCE,
+};
 pub use segments::{check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
 pub use source::{panic_text, LoadError, ModelSource};
 pub use writer::{Format, ResultWriter, SegmentWriter};

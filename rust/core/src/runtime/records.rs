@@ -72,14 +72,45 @@ pub struct Prediction {
     pub top_k: Vec<Ranked>,
     /// One probability per label, in label order.
     pub probabilities: Scores,
+    /// Out-of-domain score of the clip (`Model::ood_score`: the RMS z-score of its
+    /// standardized features; about 1 on the training data), when computed from a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood: Option<f64>,
 }
 
 impl Prediction {
     /// Class probabilities (label order) -> the first label with the largest probability.
     pub fn new(labels: &[String], proba: &[f64], path: Option<String>, top_k: Option<usize>) -> Prediction {
         let (probabilities, best, top_k) = score(labels, proba, top_k);
-        Prediction { path, label: labels[best].clone(), confidence: proba[best], top_k, probabilities }
+        Prediction { path, label: labels[best].clone(), confidence: proba[best], top_k, probabilities, ood: None }
     }
+
+    /// The same prediction carrying the clip's out-of-domain score.
+    pub fn with_ood(self, ood: f64) -> Prediction {
+        Prediction { ood: Some(ood), ..self }
+    }
+}
+
+/// The share of a batch's clips above the model's out-of-domain threshold that makes
+/// `predict` warn: most of them.
+pub const OOD_WARN_SHARE: f64 = 0.5;
+
+/// One line when more than half of `scores` (at least two clips) exceed `threshold`: the
+/// model is being used far from its training data, and `serlaq adapt` is the remedy.
+pub fn ood_warning(scores: &[f64], threshold: f64) -> Option<String> {
+    let far = scores.iter().filter(|&&s| s > threshold).count();
+    if scores.len() < 2 || (far as f64) <= OOD_WARN_SHARE * scores.len() as f64 {
+        return None;
+    }
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some(format!(
+        "warning: {far} of {} files lie far outside the model's training distribution (median out-of-domain \
+         score {:.2}, threshold {threshold:.2}): its answers on them are unreliable; adapt the model to this \
+         audio first: serlaq adapt MODEL AUDIO... --out ADAPTED.laq",
+        scores.len(),
+        sorted[sorted.len() / 2]
+    ))
 }
 
 /// A file that gave no result, and the one line that says why (it names the file).

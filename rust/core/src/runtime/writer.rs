@@ -87,11 +87,12 @@ struct Stream<W: Write> {
 }
 
 impl<W: Write> Stream<W> {
-    fn open(mut out: W, fmt: Format, labels: &[String], csv_head: &[&str]) -> io::Result<Self> {
+    fn open(mut out: W, fmt: Format, labels: &[String], csv_head: &[&str], csv_tail: &[&str]) -> io::Result<Self> {
         match fmt {
             Format::Csv => {
                 let mut header: Vec<String> = csv_head.iter().map(|s| s.to_string()).collect();
                 header.extend(labels.iter().map(|l| format!("p_{l}")));
+                header.extend(csv_tail.iter().map(|s| s.to_string()));
                 out.write_all(csv_row(&header).as_bytes())?;
             }
             Format::Json => out.write_all(b"[")?,
@@ -131,7 +132,8 @@ pub struct ResultWriter<W: Write> {
 
 impl<W: Write> ResultWriter<W> {
     pub fn new(out: W, fmt: Format, labels: &[String]) -> io::Result<Self> {
-        Ok(ResultWriter { s: Stream::open(out, fmt, labels, &["path", "label", "confidence", "error"])? })
+        let s = Stream::open(out, fmt, labels, &["path", "label", "confidence", "error"], &["ood"])?;
+        Ok(ResultWriter { s })
     }
 
     pub fn write(&mut self, r: &Outcome) -> io::Result<()> {
@@ -155,11 +157,13 @@ impl<W: Write> ResultWriter<W> {
                     String::new(),
                 ];
                 row.extend(self.s.labels.iter().map(|l| p.probabilities.get(l).map_or(String::new(), |v| format!("{v:.6}"))));
+                row.push(p.ood.map_or(String::new(), |v| format!("{v:.4}")));
                 csv_row(&row)
             }
             (_, Outcome::Failed(f)) => {
                 let mut row = vec![f.path.clone(), String::new(), String::new(), f.error.clone()];
                 row.extend(self.s.labels.iter().map(|_| String::new()));
+                row.push(String::new());
                 csv_row(&row)
             }
         };
@@ -182,7 +186,7 @@ pub struct SegmentWriter<W: Write, E: Write> {
 impl<W: Write, E: Write> SegmentWriter<W, E> {
     pub fn new(out: W, summary_out: E, fmt: Format, labels: &[String]) -> io::Result<Self> {
         let head = ["path", "start", "end", "label", "confidence", "speech", "voiced", "error"];
-        Ok(SegmentWriter { s: Stream::open(out, fmt, labels, &head)?, summary_out })
+        Ok(SegmentWriter { s: Stream::open(out, fmt, labels, &head, &[])?, summary_out })
     }
 
     pub fn write(&mut self, item: &SegmentItem) -> io::Result<()> {
@@ -250,7 +254,9 @@ mod tests {
 
     #[test]
     fn clip_formats() {
-        let ok = Outcome::Ok(Prediction::new(&labels(), &[0.5, 0.25, 0.25], Some("x,\"y\".wav".into()), None));
+        let ok = Outcome::Ok(
+            Prediction::new(&labels(), &[0.5, 0.25, 0.25], Some("x,\"y\".wav".into()), None).with_ood(2.5),
+        );
         let bad = Outcome::Failed(Failure { path: "b.wav".into(), error: "b.wav: all silent (peak -inf dBFS)".into() });
         let run = |fmt| {
             let mut buf = Vec::new();
@@ -263,9 +269,9 @@ mod tests {
         assert_eq!(run(Format::Table), "x,\"y\".wav\tangry\t0.5000\n");
         assert_eq!(
             run(Format::Csv),
-            "path,label,confidence,error,p_angry,p_happy,p_sad\n\"x,\"\"y\"\".wav\",angry,0.500000,,0.500000,0.250000,0.250000\nb.wav,,,b.wav: all silent (peak -inf dBFS),,,\n"
+            "path,label,confidence,error,p_angry,p_happy,p_sad,ood\n\"x,\"\"y\"\".wav\",angry,0.500000,,0.500000,0.250000,0.250000,2.5000\nb.wav,,,b.wav: all silent (peak -inf dBFS),,,,\n"
         );
-        let j = "{\"path\": \"x,\\\"y\\\".wav\", \"label\": \"angry\", \"confidence\": 0.5, \"probabilities\": {\"angry\": 0.5, \"happy\": 0.25, \"sad\": 0.25}}";
+        let j = "{\"path\": \"x,\\\"y\\\".wav\", \"label\": \"angry\", \"confidence\": 0.5, \"probabilities\": {\"angry\": 0.5, \"happy\": 0.25, \"sad\": 0.25}, \"ood\": 2.5}";
         let e = "{\"path\": \"b.wav\", \"error\": \"b.wav: all silent (peak -inf dBFS)\"}";
         assert_eq!(run(Format::Jsonl), format!("{j}\n{e}\n"));
         assert_eq!(run(Format::Json), format!("[\n  {j},\n  {e}\n]\n"));
