@@ -230,7 +230,19 @@ impl PyModel {
     /// The packed layers in forward order: name, rows, cols, bits, quantizer,
     /// granularity, has_bias, packed_bytes (what `serlaq info` lists).
     fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        crate::layer_dicts(py, self.inner.file().layers())
+        crate::laq_file::layer_dicts(py, self.inner.file().layers())
+    }
+
+    /// What `serlaq info` prints for the model named `name`: the text, or with `json` the
+    /// JSON (`indent=2`), from `serlaq_core::runtime::ModelInfo`.
+    #[pyo3(signature = (name, json = false))]
+    fn info(&self, name: &str, json: bool) -> String {
+        let info = serlaq_core::runtime::ModelInfo::new(&self.inner, name);
+        if json {
+            serlaq_core::runtime::json::to_pretty(&info)
+        } else {
+            info.text()
+        }
     }
 
     /// Bytes of the whole `.laq` file.
