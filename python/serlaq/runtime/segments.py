@@ -26,14 +26,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, Union
 
 from serlaq import _native
 from serlaq.errors import AudioError
 from serlaq.runtime.results import SILENCE, Segment, SegmentSummary, _ranked
 
-if TYPE_CHECKING:
-    from serlaq.runtime.model import LaqModel
+
+class LoadedModel(Protocol):
+    """What segmenting needs of a model (`LaqModel` has it): its native handle, labels
+    and rate. Named here so this module need not import the model module above it."""
+
+    _native: Any
+    labels: list[str]
+
+    @property
+    def sample_rate(self) -> int: ...
+
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -92,7 +101,7 @@ class SegmentStream:
     given, its `sample_rate`; NaN/inf samples reject the chunk (ValueError, the stream
     stays usable)."""
 
-    def __init__(self, laq: LaqModel, sample_rate: int, options: SegmentOptions, source: str = "stream") -> None:
+    def __init__(self, laq: LoadedModel, sample_rate: int, options: SegmentOptions, source: str = "stream") -> None:
         if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__"):
             raise ValueError(f"{source}: sample_rate must be an integer in Hz, got {sample_rate!r}")
         self.labels = list(laq.labels)
@@ -174,7 +183,7 @@ class SegmentTimeline:
         return summarize(self.segments, path=self.path)
 
 
-def segment_file(laq: LaqModel, path: PathLike, options: SegmentOptions) -> SegmentTimeline:
+def segment_file(laq: LoadedModel, path: PathLike, options: SegmentOptions) -> SegmentTimeline:
     """Segments a file read packet by packet; a damaged file gives the segments before the
     damage and one error line naming the file and the time."""
     p = os.fspath(path)
@@ -182,7 +191,7 @@ def segment_file(laq: LaqModel, path: PathLike, options: SegmentOptions) -> Segm
     return SegmentTimeline(p, [_segment(laq.labels, t, options, p) for t in tuples], error)
 
 
-def iter_segments(laq: LaqModel, x: Any, sample_rate: int | None, options: SegmentOptions) -> Iterator[Segment]:
+def iter_segments(laq: LoadedModel, x: Any, sample_rate: int | None, options: SegmentOptions) -> Iterator[Segment]:
     """A path (its segments, then `AudioError` if the file broke part-way) or a waveform
     (1-D or (channels, samples), downmixed by the mean) with its `sample_rate`."""
     if isinstance(x, (str, os.PathLike)):
@@ -250,7 +259,7 @@ def timeline_png(timelines: Sequence[SegmentTimeline], labels: Sequence[str]) ->
     return figure_png(fig)
 
 
-def iter_timelines(laq: LaqModel, paths: Iterable[PathLike], options: SegmentOptions) -> Iterator[SegmentTimeline]:
+def iter_timelines(laq: LoadedModel, paths: Iterable[PathLike], options: SegmentOptions) -> Iterator[SegmentTimeline]:
     for p in paths:
         yield segment_file(laq, p, options)
 
@@ -259,7 +268,7 @@ MAX_PANELS = 8  # files drawn in one --plot figure; more get one PNG each
 
 
 def run_segments_cli(
-    laq: LaqModel,
+    laq: LoadedModel,
     inputs: Sequence[PathLike],
     fmt: str,
     *,

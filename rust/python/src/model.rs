@@ -24,12 +24,7 @@ pyo3::import_exception!(serlaq.errors, AudioError);
 /// Runs `f`, turning a panic into an error value.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        format!("internal error in serlaq._native (please report): {what}")
+        format!("internal error in serlaq._native (please report): {}", serlaq_core::runtime::panic_message(&*p))
     })
 }
 

@@ -30,5 +30,5 @@ pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputEr
 pub use info::{LayerRow, ModelInfo};
 pub use records::{Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord, SegmentSummary, Totals, SILENCE};
 pub use segments::{check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
-pub use source::{panic_text, LoadError, ModelSource};
+pub use source::{panic_message, panic_text, LoadError, ModelSource};
 pub use writer::{Format, ResultWriter, SegmentWriter};
