@@ -12,7 +12,7 @@ refusals raise the matching OSError subclass (FileNotFoundError, ...) naming the
 from __future__ import annotations
 
 import os
-from typing import Any, TypedDict
+from typing import Any, Callable, Protocol, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -227,6 +227,9 @@ class Model:
         """Per packed layer, forward order: name, rows, cols, bits, quantizer, granularity,
         has_bias, packed_bytes."""
 
+    def info(self, name: str, json: bool = False) -> str:
+        """`serlaq info` for the model called `name`: the text, or the JSON (indent 2)."""
+
     def predict_file(self, path: str | os.PathLike[str]) -> list[float]:
         """A file -> one probability per label, a plain list (a prediction from a path
         never imports numpy). AudioError naming the file."""
@@ -288,6 +291,55 @@ def segment_file(
 ) -> tuple[list[SegmentTuple], str | None]:
     """A file read packet by packet -> (segments up to the end or the damage, None or one
     error line naming the file and where it broke). ValueError only for bad options."""
+
+# --- the runtime facade (serlaq_core::runtime): what the Python CLI prints ---------------
+
+class _TextOut(Protocol):
+    def write(self, text: str, /) -> Any: ...
+    def flush(self) -> Any: ...
+
+def predict_to(
+    model: Model,
+    inputs: list[str | os.PathLike[str]],
+    fmt: str,
+    out: _TextOut,
+    echo_error: Callable[[str], Any],
+    top_k: int | None = None,
+    threads: int | None = None,
+    echo_warning: Callable[[str], Any] | None = None,
+) -> int:
+    """`serlaq predict`: every input's result written to `out` as it comes (the bytes
+    `serlaq-rt predict` writes), failures' lines to `echo_error`, the out-of-domain
+    warning (most files far outside the training data) to `echo_warning`; returns the failures."""
+
+def segments_to(
+    model: Model,
+    inputs: list[str | os.PathLike[str]],
+    fmt: str,
+    out: _TextOut,
+    summary_out: _TextOut,
+    echo_error: Callable[[str], Any],
+    window: float,
+    hop: float,
+    vad_db: float | None,
+    min_speech: float,
+    top_k: int | None = None,
+    keep: bool = False,
+) -> tuple[int, list[tuple[str, list[SegmentTuple], str | None]]]:
+    """`serlaq predict --segments` (ValueError for bad options, before any output); returns
+    (failures, the timelines of files with windows when `keep`)."""
+
+def summarize(
+    windows: list[tuple[int, float, float, str | None]],
+) -> tuple[float, int, int, float, list[tuple[str, float]], list[tuple[str, float]]]:
+    """(index, start, end, label or None for silence) per window -> (duration, segments,
+    speech_segments, speech_seconds, emotions, emotion_seconds)."""
+
+def find_audio_files(inputs: list[str | os.PathLike[str]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files and directories -> (audio files, [(input, one-line message)])."""
+
+def resolve_threads(requested: int | None, n_files: int) -> int:
+    """Threads for a batch of `n_files` (None: every core)."""
 
 # -- adaptation, calibration and the general model (rust/python/src/adapt.rs) ---------
 

@@ -28,6 +28,9 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+#: The output formats of the runtime commands (`serlaq_core::runtime::Format`).
+FORMATS = ("table", "json", "jsonl", "csv")
+
 # The packages of the `train` extra; the runtime commands (predict, evaluate, info) need none.
 TRAIN_EXTRA = ("torch", "torchaudio", "lightning", "torchmetrics", "pydantic", "yaml", "soundfile", "matplotlib")
 
@@ -70,8 +73,8 @@ def predict(
 
     Example: serlaq predict model.laq call.wav --segments --hop 0.5 --format jsonl --plot call.png
     """
-    from serlaq.runtime import FileFailure, LaqModel, find_audio_files
-    from serlaq.runtime.output import FORMATS, ResultWriter
+    from serlaq import _native
+    from serlaq.runtime import LaqModel
 
     fmt = "json" if as_json else fmt
     if fmt not in FORMATS:
@@ -81,45 +84,35 @@ def predict(
         given = [k for k, v in seg_flags.items() if v is not None] + (["--no-vad"] if no_vad else [])
         if given:
             fail(f"{', '.join(given)}: only with --segments", code=2)
-    else:
+    elif no_vad and (vad_db is not None or min_speech is not None):
+        fail("--no-vad: cannot be combined with --vad-db / --min-speech", code=2)
+    elif plot is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            fail('--plot needs matplotlib, part of the training extra: pip install "serlaq[train]"')
+    laq = LaqModel.load(model)
+
+    def echo_error(message: str) -> None:
+        typer.echo(f"serlaq: error: {message}", err=True)
+
+    if segments:
         from serlaq.runtime.segments import run_segments_cli
 
-        if no_vad and (vad_db is not None or min_speech is not None):
-            fail("--no-vad: cannot be combined with --vad-db / --min-speech", code=2)
-        if plot is not None:
-            import importlib.util
-
-            if importlib.util.find_spec("matplotlib") is None:
-                fail('--plot needs matplotlib, part of the training extra: pip install "serlaq[train]"')
-        laq = LaqModel.load(model)
-        files, errors = find_audio_files(inputs)
         try:  # the options are checked before anything is written
             failed = run_segments_cli(
-                laq, files, errors, fmt, top_k=top_k, window=window, hop=hop, vad=not no_vad, vad_db=vad_db,
-                min_speech=min_speech, plot=plot, echo_error=lambda m: typer.echo(f"serlaq: error: {m}", err=True),
+                laq, inputs, fmt, top_k=top_k, window=window, hop=hop, vad=not no_vad, vad_db=vad_db,
+                min_speech=min_speech, plot=plot, echo_error=echo_error,
             )
         except ValueError as exc:
             fail(str(exc))
-        if failed:
-            raise typer.Exit(1)
-        return
-    laq = LaqModel.load(model)
-    files, errors = find_audio_files(inputs)
-    writer = ResultWriter(sys.stdout, fmt, laq.labels)
-    failed = 0
-
-    def emit(res: object) -> None:
-        nonlocal failed
-        if not res.ok:  # type: ignore[attr-defined]
-            failed += 1
-            typer.echo(f"serlaq: error: {res.error}", err=True)  # type: ignore[attr-defined]
-        writer.write(res)  # type: ignore[arg-type]
-
-    for item, message in errors:
-        emit(FileFailure(item, message))
-    for res in laq.iter_files(files, workers=workers, top_k=top_k):
-        emit(res)
-    writer.close()
+    else:
+        # the core's batch and writer: the bytes `serlaq-rt predict` prints
+        sys.stdout.flush()
+        failed = _native.predict_to(
+            laq._native, [str(p) for p in inputs], fmt, sys.stdout, echo_error, top_k=top_k, threads=workers,
+            echo_warning=lambda line: typer.echo(f"serlaq: {line}", err=True),
+        )
     if failed:
         raise typer.Exit(1)
 
@@ -189,12 +182,11 @@ def info(
 
     Example: serlaq info model.laq --json
     """
-    import json
-
     from serlaq.runtime import LaqModel
 
     laq = LaqModel.load(model)
-    typer.echo(json.dumps(laq.summary(), indent=2) if as_json else laq.describe())
+    # the core's `ModelInfo`: the bytes `serlaq-rt info` prints
+    typer.echo(laq._native.info(laq.path, json=as_json))
 
 
 @app.command()

@@ -152,3 +152,31 @@ def test_a_file_named_like_a_path_is_still_a_path(general, tmp_path, monkeypatch
     shutil.copy(general, tmp_path / "general")
     monkeypatch.chdir(tmp_path)
     assert LaqModel.load("./general").path == "./general"
+
+
+# --- out-of-domain score and warning of `serlaq predict` ------------------------------------
+
+
+def test_predict_scores_out_of_domain_and_warns_when_most_files_are(corpus, tmp_path, capsys, monkeypatch):
+    from rt_builders import random_model
+
+    clips = sorted(str(p) for p in corpus.rglob("*.wav"))
+    # at home: the tone model on tones like its training ones
+    code, out, err = run_cli(["predict", shared_tone_model().path, *clips, "--format", "jsonl"], capsys, monkeypatch)
+    assert code == 0 and "warning" not in err, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    home = LaqModel.load(shared_tone_model().path)
+    for r in rows:
+        assert r["ood"] == pytest.approx(home.ood_scores(home.features_from_file(r["path"]))[0], rel=1e-9)
+        assert r["ood"] < home.ood_threshold
+    # far away: a model whose statistics were never fitted on such audio
+    far = random_model(tmp_path / "far.laq", labels=("angry", "neutral", "sad"))
+    code, out, err = run_cli(["predict", far.path, *clips, "--format", "csv"], capsys, monkeypatch)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1 and f"{len(clips)} of {len(clips)} files" in lines[0] and "serlaq adapt" in lines[0]
+    header, first = out.splitlines()[:2]
+    assert header.endswith(",ood") and float(first.rsplit(",", 1)[1]) > 3.0
+    # one file alone never warns
+    code, _, err = run_cli(["predict", far.path, clips[0]], capsys, monkeypatch)
+    assert code == 0 and "warning" not in err

@@ -13,7 +13,7 @@ import pytest
 from serlaq.cli import main
 from serlaq.runtime import LaqModel
 
-from rt_builders import random_model, shared_tone_model, tone, write_wav
+from rt_builders import metadata, random_model, shared_tone_model, tone, write_wav
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
@@ -78,6 +78,39 @@ def test_info_text_and_json(tmp_path, capsys, monkeypatch):
 
 
 # --- predict -------------------------------------------------------------------------------
+
+
+
+@pytest.mark.parametrize(
+    "provenance, lines",
+    [
+        (
+            {"serlaq_version": "0.2.0", "created": "2026-12-04T06:00:00Z", "synthetic": False,
+             "corpora": [{"name": "emodb", "clips": 535, "labels": {"angry": 127, "sad": 62}}],
+             "scores": {"test": {"accuracy": 0.81234, "uar": 0.75}}},
+            ["provenance", "  serlaq_version 0.2.0", "  created        2026-12-04T06:00:00Z", "  synthetic      no",
+             "  corpora        name emodb, clips 535, labels (angry 127, sad 62)",
+             "  scores         test (accuracy 0.8123, uar 0.75)"],
+        ),
+        ({"created": "2026-12-04T06:00:00Z", "odd": [1, None]}, ["provenance", "  created        2026-12-04T06:00:00Z", "  odd            1; -"]),
+        ("hand-made", ["provenance   hand-made"]),
+    ],
+)
+def test_info_shows_provenance_first_whatever_it_holds(tmp_path, capsys, monkeypatch, provenance, lines):
+    labels = ["angry", "happy", "neutral", "sad"]
+    md = {**metadata(labels, [48, 24]), "provenance": provenance}
+    b = random_model(tmp_path / "m.laq", meta=md)
+    code, out, _ = run_cli(["info", b.path], capsys, monkeypatch)
+    assert code == 0
+    assert out.splitlines()[: len(lines) + 1] == [*lines, ""]
+    assert out.splitlines()[len(lines) + 1].startswith("model        ")
+    code, out, _ = run_cli(["info", b.path, "--json"], capsys, monkeypatch)
+    info = json.loads(out)
+    assert list(info)[:2] == ["path", "provenance"] and info["provenance"] == provenance
+    # a file without provenance has no such key (and no such block)
+    plain = random_model(tmp_path / "plain.laq")
+    assert "provenance" not in LaqModel.load(plain.path).summary()
+    assert not LaqModel.load(plain.path).describe().startswith("provenance")
 
 
 def test_predict_lines_json_and_top_k(tones, tmp_path, capsys, monkeypatch):

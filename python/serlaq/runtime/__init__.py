@@ -5,7 +5,7 @@ no torch, torchaudio, Lightning, nor any training-side module (a test enforces i
 runtime-only install (`pip install serlaq`) loads a `.laq` file and predicts.
 """
 
-from serlaq.runtime.files import AUDIO_SUFFIXES, find_audio_files
+from serlaq.runtime.inputs import AUDIO_SUFFIXES, find_audio_files
 from serlaq.runtime.model import LaqModel
 from serlaq.runtime.results import FileFailure, LayerInfo, Prediction, Segment, SegmentSummary, describe_error
 

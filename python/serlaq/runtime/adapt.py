@@ -17,7 +17,7 @@ from typing import Any
 
 from serlaq import _native
 from serlaq.errors import SerlaqError
-from serlaq.runtime.files import find_audio_files, resolve_threads
+from serlaq.runtime.inputs import find_audio_files, resolve_threads
 
 __all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "AdaptError", "AdaptResult", "adapt", "manifest_paths", "same_file"]
 

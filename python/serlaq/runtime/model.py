@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from serlaq import _native
 from serlaq.errors import AudioError, LaqFormatError
-from serlaq.runtime.files import resolve_threads
+from serlaq.runtime.inputs import resolve_threads
 from serlaq.runtime.results import FileFailure, LayerInfo, Prediction, Segment
 
 if TYPE_CHECKING:
@@ -45,7 +45,9 @@ class LaqModel:
         self.labels: list[str] = list(native.labels)
         self.feature_spec: dict[str, Any] = dict(native.spec)
         self.architecture: dict[str, Any] = dict(self.metadata["architecture"])
-        self.layers: list[LayerInfo] = [LayerInfo.from_native(d) for d in native.layers()]
+        # the core's `ModelInfo` (`serlaq info --json`): layers, sizes, average bits
+        self._info: dict[str, Any] = json.loads(native.info(path, json=True))
+        self.layers: list[LayerInfo] = [LayerInfo.from_info(d) for d in self._info["layers"]]
         self.adaptation: Any = None  # the `AdaptResult` of the `adapt` call that made this model
 
     # -- loading ----------------------------------------------------------------------
@@ -145,87 +147,44 @@ class LaqModel:
 
     @property
     def num_params(self) -> int:
-        return sum(layer.params for layer in self.layers)
+        return int(self._info["params"])
 
     @property
     def avg_bits(self) -> float:
         """Eq. 6: the weight-count-weighted mean bit-width over the quantized layers."""
-        weights = sum(layer.rows * layer.cols for layer in self.layers)
-        return sum(layer.rows * layer.cols * layer.bits for layer in self.layers) / weights
+        return float(self._info["avg_bits"])
 
     @property
     def size_bytes(self) -> int:
         """The whole `.laq` file: packed weights, fp32 biases/scales, norm stats, header."""
-        return int(self._native.file_size)
+        return int(self._info["size_bytes"])
 
     @property
     def payload_bytes(self) -> int:
         """Packed weights + their scales/zeros + fp32 biases (the paper's model size)."""
-        return sum(layer.size_bytes for layer in self.layers)
+        return int(self._info["payload_bytes"])
 
     @property
     def fp32_size_bytes(self) -> int:
         """The same MLP with fp32 weights and biases."""
-        return sum(layer.fp32_bytes for layer in self.layers)
+        return int(self._info["fp32_size_bytes"])
 
     @property
     def compression_ratio(self) -> float:
-        return self.fp32_size_bytes / self.size_bytes
+        return float(self._info["compression_ratio"])
 
     @property
     def format_version(self) -> int:
         return int(self._native.version)
 
     def summary(self) -> dict[str, Any]:
-        """Everything `serlaq info` shows, as plain JSON-ready data."""
-        return {
-            "path": self.path,
-            "format_version": self.format_version,
-            "serlaq_version": self.metadata.get("serlaq_version"),
-            "labels": list(self.labels),
-            "features": dict(self.feature_spec),
-            "feature_dim": self.input_dim,
-            "architecture": dict(self.architecture),
-            "layers": [layer.to_dict() for layer in self.layers],
-            "params": self.num_params,
-            "avg_bits": self.avg_bits,
-            "size_bytes": self.size_bytes,
-            "payload_bytes": self.payload_bytes,
-            "fp32_size_bytes": self.fp32_size_bytes,
-            "compression_ratio": self.compression_ratio,
-            "laq": self.metadata.get("laq"),
-        }
+        """Everything `serlaq info` shows, as plain JSON-ready data (`provenance` first
+        when the file has it)."""
+        return json.loads(self._native.info(self.path, json=True))
 
     def describe(self) -> str:
         """The human-readable `serlaq info` text."""
-        feats = " ".join(f"{k}={_spec_value(v)}" for k, v in self.feature_spec.items())
-        name_w = max(5, *(len(layer.name) for layer in self.layers))
-        lines = [
-            f"model        {self.path} (.laq format v{self.format_version}, "
-            f"written by serlaq {self.metadata.get('serlaq_version', '?')})",
-            f"labels       {', '.join(self.labels)} ({self.num_classes} classes)",
-            f"features     {self.input_dim}-d: {feats}",
-            f"params       {self.num_params:,} ({self.input_dim} -> "
-            + " -> ".join(str(layer.rows) for layer in self.layers)
-            + ", ReLU between layers)",
-            "",
-            f"{'layer':<{name_w}}  {'shape':>9}  {'bits':>4}  {'quantizer':<9}  {'granularity':<11}"
-            f"  {'size':>10}  {'fp32':>10}",
-        ]
-        for layer in self.layers:
-            lines.append(
-                f"{layer.name:<{name_w}}  {f'{layer.rows}x{layer.cols}':>9}  {layer.bits:>4}  {layer.quantizer:<9}"
-                f"  {layer.granularity:<11}  {_kb(layer.size_bytes):>10}  {_kb(layer.fp32_bytes):>10}"
-            )
-        lines += [
-            "",
-            f"avg bits     {self.avg_bits:.3f} (eq. 6: bits weighted by each layer's share of the weights)",
-            f"size         {_kb(self.size_bytes)} .laq file ({_kb(self.payload_bytes)} packed weights, "
-            f"scales and fp32 biases; the rest is normalization stats and header)",
-            f"fp32 size    {_kb(self.fp32_size_bytes)} (same MLP, fp32 weights and biases): "
-            f"{self.compression_ratio:.1f}x larger than the .laq file",
-        ]
-        return "\n".join(lines)
+        return self._native.info(self.path)
 
     def __repr__(self) -> str:
         shapes = " -> ".join([str(self.input_dim), *(str(layer.rows) for layer in self.layers)])
@@ -404,12 +363,3 @@ class LaqModel:
 
         return SegmentStream(self, sample_rate, SegmentOptions(window, hop, vad, vad_db, min_speech, top_k), source)
 
-
-def _spec_value(v: Any) -> str:
-    if isinstance(v, (list, tuple)):
-        return ",".join(str(x) for x in v) or "-"
-    return str(v)
-
-
-def _kb(n: int) -> str:
-    return f"{n / 1000:.1f} KB"

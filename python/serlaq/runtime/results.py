@@ -38,11 +38,9 @@ class LayerInfo:
         return self.rows * self.cols + (self.rows if self.has_bias else 0)
 
     @classmethod
-    def from_native(cls, d: dict[str, Any]) -> LayerInfo:
-        rows, cols = int(d["rows"]), int(d["cols"])
-        has_bias = bool(d["has_bias"])
-        scales = rows if d["granularity"] == "channel" else 1
-        bias_bytes = 4 * rows if has_bias else 0
+    def from_info(cls, d: dict[str, Any]) -> LayerInfo:
+        """A layer row of `serlaq info --json` (the core's `ModelInfo`)."""
+        rows, cols = (int(v) for v in d["shape"])
         return cls(
             name=str(d["name"]),
             rows=rows,
@@ -50,10 +48,10 @@ class LayerInfo:
             bits=int(d["bits"]),
             quantizer=str(d["quantizer"]),
             granularity=str(d["granularity"]),
-            has_bias=has_bias,
+            has_bias=bool(d["has_bias"]),
             packed_bytes=int(d["packed_bytes"]),
-            size_bytes=int(d["packed_bytes"]) + 8 * scales + bias_bytes,
-            fp32_bytes=4 * rows * cols + bias_bytes,
+            size_bytes=int(d["size_bytes"]),
+            fp32_bytes=int(d["fp32_bytes"]),
         )
 
     def to_dict(self) -> dict[str, Any]:

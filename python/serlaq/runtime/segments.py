@@ -9,8 +9,9 @@ frames and runs the model; a voice-activity gate marks windows without speech as
   segments completed so far; `flush()` ends the stream. Offline segmentation of a
   waveform is this loop over the whole array, so both give identical segments.
 - `segment_file` / `iter_segments` (`LaqModel.segment_file` / `LaqModel.segments`).
-- `summarize`: speech time, number of segments, share of speech time per emotion.
-- `SegmentWriter`: the `serlaq predict --segments` output (table, json, jsonl, csv).
+- `summarize`: speech time, number of segments, share of speech time per emotion
+  (`serlaq_core::runtime`, as `serlaq-rt` computes it).
+- `run_segments_cli`: `serlaq predict --segments`, written by the core's segment writer.
 - `timeline_png`: emotion over time with confidence, silence shaded (matplotlib).
 
 Window and hop become whole STFT hops of the model's spec (2.0 s / 1.0 s at 22050 Hz,
@@ -22,19 +23,26 @@ its frames are voiced.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, Union
 
 from serlaq import _native
 from serlaq.errors import AudioError
-from serlaq.runtime.results import SILENCE, FileFailure, Segment, SegmentSummary, _ranked
+from serlaq.runtime.results import SILENCE, Segment, SegmentSummary, _ranked
 
-if TYPE_CHECKING:
-    from serlaq.runtime.model import LaqModel
+
+class LoadedModel(Protocol):
+    """What segmenting needs of a model (`LaqModel` has it): its native handle, labels
+    and rate. Named here so this module need not import the model module above it."""
+
+    _native: Any
+    labels: list[str]
+
+    @property
+    def sample_rate(self) -> int: ...
+
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -50,7 +58,6 @@ __all__ = [
     "DEFAULT_WINDOW",
     "SegmentStream",
     "SegmentTimeline",
-    "SegmentWriter",
     "iter_segments",
     "segment_file",
     "summarize",
@@ -94,7 +101,7 @@ class SegmentStream:
     given, its `sample_rate`; NaN/inf samples reject the chunk (ValueError, the stream
     stays usable)."""
 
-    def __init__(self, laq: LaqModel, sample_rate: int, options: SegmentOptions, source: str = "stream") -> None:
+    def __init__(self, laq: LoadedModel, sample_rate: int, options: SegmentOptions, source: str = "stream") -> None:
         if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__"):
             raise ValueError(f"{source}: sample_rate must be an integer in Hz, got {sample_rate!r}")
         self.labels = list(laq.labels)
@@ -176,7 +183,7 @@ class SegmentTimeline:
         return summarize(self.segments, path=self.path)
 
 
-def segment_file(laq: LaqModel, path: PathLike, options: SegmentOptions) -> SegmentTimeline:
+def segment_file(laq: LoadedModel, path: PathLike, options: SegmentOptions) -> SegmentTimeline:
     """Segments a file read packet by packet; a damaged file gives the segments before the
     damage and one error line naming the file and the time."""
     p = os.fspath(path)
@@ -184,7 +191,7 @@ def segment_file(laq: LaqModel, path: PathLike, options: SegmentOptions) -> Segm
     return SegmentTimeline(p, [_segment(laq.labels, t, options, p) for t in tuples], error)
 
 
-def iter_segments(laq: LaqModel, x: Any, sample_rate: int | None, options: SegmentOptions) -> Iterator[Segment]:
+def iter_segments(laq: LoadedModel, x: Any, sample_rate: int | None, options: SegmentOptions) -> Iterator[Segment]:
     """A path (its segments, then `AudioError` if the file broke part-way) or a waveform
     (1-D or (channels, samples), downmixed by the mean) with its `sample_rate`."""
     if isinstance(x, (str, os.PathLike)):
@@ -212,113 +219,9 @@ def iter_segments(laq: LaqModel, x: Any, sample_rate: int | None, options: Segme
 def summarize(segments: Sequence[Segment], path: str | None = None) -> SegmentSummary:
     """Speech time, number of segments and share of speech time per emotion (see
     `SegmentSummary` for how overlapping windows share the time)."""
-    segs = sorted(segments, key=lambda s: (s.start, s.index))
-    centres = [(s.start + s.end) / 2 for s in segs]
-    emotion_seconds: dict[str, float] = {}
-    speech_seconds = 0.0
-    for i, s in enumerate(segs):
-        lo = s.start if i == 0 else max(s.start, (centres[i - 1] + centres[i]) / 2)
-        hi = s.end if i == len(segs) - 1 else min(s.end, (centres[i] + centres[i + 1]) / 2)
-        owned = max(hi - lo, 0.0)
-        if s.speech:
-            speech_seconds += owned
-            emotion_seconds[s.label] = emotion_seconds.get(s.label, 0.0) + owned
-    emotions = {k: v / speech_seconds for k, v in emotion_seconds.items()} if speech_seconds > 0 else {}
-    order = sorted(emotions, key=lambda k: (-emotions[k], k))
-    return SegmentSummary(
-        path=path,
-        duration=max((s.end for s in segs), default=0.0),
-        segments=len(segs),
-        speech_segments=sum(1 for s in segs if s.speech),
-        speech_seconds=speech_seconds,
-        emotions={k: emotions[k] for k in order},
-        emotion_seconds={k: emotion_seconds[k] for k in order},
-    )
-
-
-def summary_line(summary: SegmentSummary) -> str:
-    """`path<TAB>summary<TAB>N segments, speech S s of D s<TAB>label P%, ...`."""
-    shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in summary.emotions.items()) or "no speech"
-    return "\t".join(
-        [
-            summary.path or "-",
-            "summary",
-            f"{summary.segments} segments ({summary.speech_segments} speech), "
-            f"speech {summary.speech_seconds:.1f} s of {summary.duration:.1f} s",
-            shares,
-        ]
-    )
-
-
-class SegmentWriter:
-    """`serlaq predict --segments` output, one segment at a time (written as they come).
-
-    table: `path  start  end  label  confidence  [label:p ...]` rows, a summary line per
-    file; json: one array of segment objects and `{"path", "summary"}` objects; jsonl: the
-    same objects one per line; csv: segment rows only (`path,start,end,label,confidence,
-    speech,voiced,error,p_<label>...`); its per-file summary lines go to `summary_out`
-    (stderr in the CLI) so the CSV stays one table. A file that failed is an object/row
-    with an `error` field (table: nothing on stdout; the CLI prints the error line).
-    """
-
-    def __init__(self, out: IO[str], fmt: str, labels: list[str], summary_out: IO[str] | None = None) -> None:
-        from serlaq.runtime.output import FORMATS
-
-        if fmt not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        self.out, self.fmt, self.labels, self.summary_out = out, fmt, list(labels), summary_out
-        self._count = 0
-        self._csv: Any = None
-        if fmt == "csv":
-            self._csv = csv.writer(out, lineterminator="\n")
-            self._csv.writerow(
-                ["path", "start", "end", "label", "confidence", "speech", "voiced", "error"]
-                + [f"p_{lab}" for lab in self.labels]
-            )
-        elif fmt == "json":
-            out.write("[")
-
-    def _object(self, d: dict[str, Any]) -> None:
-        if self.fmt == "jsonl":
-            self.out.write(json.dumps(d) + "\n")
-        else:
-            self.out.write(("," if self._count else "") + "\n  " + json.dumps(d))
-        self._count += 1
-
-    def write(self, item: Segment | SegmentSummary | FileFailure) -> None:
-        d = item.to_dict()
-        if self.fmt in ("json", "jsonl"):
-            self._object(d)
-        elif self.fmt == "table":
-            if isinstance(item, Segment):
-                conf = "-" if item.confidence is None else f"{item.confidence:.4f}"
-                cols = [item.path or "-", f"{item.start:.3f}", f"{item.end:.3f}", item.label, conf]
-                cols += [f"{lab}:{p:.4f}" for lab, p in item.top_k[1:]]
-                self.out.write("\t".join(cols) + "\n")
-            elif isinstance(item, SegmentSummary):
-                self.out.write(summary_line(item) + "\n")
-        else:
-            if isinstance(item, SegmentSummary):
-                if self.summary_out is not None:
-                    self.summary_out.write(summary_line(item) + "\n")
-                    self.summary_out.flush()
-                return
-            if isinstance(item, FileFailure):
-                self._csv.writerow([item.path, "", "", "", "", "", "", item.error] + [""] * len(self.labels))
-            else:
-                conf = "" if item.confidence is None else f"{item.confidence:.6f}"
-                probs = item.probabilities
-                self._csv.writerow(
-                    [item.path or "", f"{item.start:.6f}", f"{item.end:.6f}", item.label, conf,
-                     int(item.speech), f"{item.voiced:.4f}", ""]
-                    + [f"{probs[lab]:.6f}" if lab in probs else "" for lab in self.labels]
-                )
-        self.out.flush()
-
-    def close(self) -> None:
-        if self.fmt == "json":
-            self.out.write("\n]\n" if self._count else "]\n")
-            self.out.flush()
+    windows = [(s.index, s.start, s.end, s.label if s.speech else None) for s in segments]
+    duration, n, speech, speech_seconds, emotions, emotion_seconds = _native.summarize(windows)
+    return SegmentSummary(path, duration, n, speech, speech_seconds, dict(emotions), dict(emotion_seconds))
 
 
 def timeline_png(timelines: Sequence[SegmentTimeline], labels: Sequence[str]) -> bytes:
@@ -356,7 +259,7 @@ def timeline_png(timelines: Sequence[SegmentTimeline], labels: Sequence[str]) ->
     return figure_png(fig)
 
 
-def iter_timelines(laq: LaqModel, paths: Iterable[PathLike], options: SegmentOptions) -> Iterator[SegmentTimeline]:
+def iter_timelines(laq: LoadedModel, paths: Iterable[PathLike], options: SegmentOptions) -> Iterator[SegmentTimeline]:
     for p in paths:
         yield segment_file(laq, p, options)
 
@@ -365,9 +268,8 @@ MAX_PANELS = 8  # files drawn in one --plot figure; more get one PNG each
 
 
 def run_segments_cli(
-    laq: LaqModel,
-    files: Sequence[PathLike],
-    errors: Sequence[tuple[str, str]],
+    laq: LoadedModel,
+    inputs: Sequence[PathLike],
     fmt: str,
     *,
     top_k: int | None,
@@ -379,9 +281,11 @@ def run_segments_cli(
     plot: PathLike | None,
     echo_error: Any,
 ) -> int:
-    """The body of `serlaq predict --segments`: writes every file's rows and summary to
-    stdout as it is segmented, error lines through `echo_error`; returns the number of
-    failed files (a damaged file counts, its windows before the damage are kept)."""
+    """The body of `serlaq predict --segments`: the core's segment run and writer (the
+    bytes `serlaq-rt` prints) to stdout as each file is segmented, csv summaries to
+    stderr, error lines through `echo_error`; returns the number of failed files (a
+    damaged file counts, its windows before the damage are kept). Bad options raise
+    ValueError before anything is written."""
     import sys
 
     opts = SegmentOptions(
@@ -392,28 +296,12 @@ def run_segments_cli(
         min_speech=DEFAULT_MIN_SPEECH if min_speech is None else min_speech,
         top_k=top_k,
     )
-    _native.Segmenter(laq._native, laq.sample_rate, **opts.native())  # ValueError for bad options, before output
-    writer = SegmentWriter(sys.stdout, fmt, laq.labels, summary_out=sys.stderr)
-    failed = 0
-    drawn: list[SegmentTimeline] = []
-    try:
-        for item, message in errors:
-            failed += 1
-            echo_error(message)
-            writer.write(FileFailure(str(item), message))
-        for p in files:
-            tl = segment_file(laq, p, opts)
-            for s in tl.segments:
-                writer.write(s)
-            if tl.segments:
-                writer.write(tl.summary())
-                drawn.append(tl)
-            if tl.error is not None:
-                failed += 1
-                echo_error(tl.error)
-                writer.write(FileFailure(tl.path, tl.error))
-    finally:
-        writer.close()
+    sys.stdout.flush()
+    failed, kept = _native.segments_to(
+        laq._native, [os.fspath(p) for p in inputs], fmt, sys.stdout, sys.stderr, echo_error,
+        top_k=top_k, keep=plot is not None, **opts.native(),
+    )
+    drawn = [SegmentTimeline(p, [_segment(laq.labels, t, opts, p) for t in ts], err) for p, ts, err in kept]
     if plot is not None and drawn:
         from serlaq.io import atomic_write_bytes
 

@@ -25,11 +25,7 @@ fn audio_err(e: CoreError) -> PyErr {
 fn guarded<T: Send>(py: Python<'_>, source: &str, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
     py.detach(|| {
         catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-            let detail = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let detail = serlaq_core::runtime::panic_message(&*payload);
             Err(CoreError::Internal { source: source.to_string(), detail: format!("panic: {detail}") })
         })
     })

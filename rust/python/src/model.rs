@@ -24,12 +24,7 @@ pyo3::import_exception!(serlaq.errors, AudioError);
 /// Runs `f`, turning a panic into an error value.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        format!("internal error in serlaq._native (please report): {what}")
+        format!("internal error in serlaq._native (please report): {}", serlaq_core::runtime::panic_message(&*p))
     })
 }
 
@@ -230,7 +225,19 @@ impl PyModel {
     /// The packed layers in forward order: name, rows, cols, bits, quantizer,
     /// granularity, has_bias, packed_bytes (what `serlaq info` lists).
     fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        crate::layer_dicts(py, self.inner.file().layers())
+        crate::laq_file::layer_dicts(py, self.inner.file().layers())
+    }
+
+    /// What `serlaq info` prints for the model named `name`: the text, or with `json` the
+    /// JSON (`indent=2`), from `serlaq_core::runtime::ModelInfo`.
+    #[pyo3(signature = (name, json = false))]
+    fn info(&self, name: &str, json: bool) -> String {
+        let info = serlaq_core::runtime::ModelInfo::new(&self.inner, name);
+        if json {
+            serlaq_core::runtime::json::to_pretty(&info)
+        } else {
+            info.text()
+        }
     }
 
     /// Bytes of the whole `.laq` file.

@@ -33,5 +33,5 @@ pub use records::{
     OOD_WARN_SHARE, SILENCE,
 };
 pub use segments::{check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
-pub use source::{panic_text, LoadError, ModelSource};
+pub use source::{panic_message, panic_text, LoadError, ModelSource};
 pub use writer::{Format, ResultWriter, SegmentWriter};

@@ -85,12 +85,15 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// The line a caught panic becomes (its message, if it has one).
-pub fn panic_text(p: &(dyn Any + Send)) -> String {
-    let what = p
-        .downcast_ref::<&str>()
+/// A caught panic's message, if it has one.
+pub fn panic_message(p: &(dyn Any + Send)) -> String {
+    p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    format!("internal error in serlaq (please report): {what}")
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The line a caught panic becomes.
+pub fn panic_text(p: &(dyn Any + Send)) -> String {
+    format!("internal error in serlaq (please report): {}", panic_message(p))
 }
