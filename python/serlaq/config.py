@@ -12,6 +12,7 @@ command runs in, as on a shell command line.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -24,7 +25,8 @@ from serlaq.feature_config import FeatureConfig
 from serlaq.io import atomic_write_text
 from serlaq.laq_config import LaqConfig
 
-Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto"]
+Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto", "multi"]
+CorpusLayout = Literal["tess", "emodb", "savee", "folder", "csv", "auto"]
 
 
 def default_cache_dir() -> Path:
@@ -55,10 +57,84 @@ class SyntheticConfig(_Section):
     )
 
 
+class CorpusConfig(_Section):
+    """One corpus of a multi-corpus run (`data.corpora`).
+
+    `name` (default: the dataset name, or the folder/manifest stem for folder/csv/auto) is
+    unique within the run and prefixes the corpus's speaker ids (`emodb-03`, `tess-OAF`),
+    so speaker-independent splits stay disjoint across corpora. `labels` maps this
+    corpus's canonical labels to the run's label set: `{calm: neutral}` renames,
+    `{boredom: null}` leaves those clips out.
+    """
+
+    dataset: CorpusLayout
+    data_dir: Path | None = None
+    manifest: Path | None = None
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$", description="letters, digits and _ (prefixes speaker ids)")
+    labels: dict[str, str | None] = Field(default_factory=dict, description="label -> run label, or null to drop")
+
+    @field_validator("data_dir", "manifest")
+    @classmethod
+    def _expand(cls, path: Path | None) -> Path | None:
+        return path.expanduser() if path is not None else None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str | None]) -> dict[str, str | None]:
+        from serlaq.data.corpora import LABELS, canonical_label
+
+        out: dict[str, str | None] = {}
+        for source, target in labels.items():
+            key = canonical_label(source)
+            if key is None:
+                raise ValueError(f"unknown label {source!r} (known: {', '.join(LABELS)})")
+            value = canonical_label(target) if target is not None else None
+            if target is not None and value is None:
+                raise ValueError(f"{source}: unknown target label {target!r} (known: {', '.join(LABELS)})")
+            out[key] = value
+        return out
+
+    @model_validator(mode="after")
+    def _source(self) -> CorpusConfig:
+        if self.dataset == "csv" and self.manifest is None:
+            raise ValueError("dataset 'csv' needs manifest (a CSV file: path,label[,speaker])")
+        if self.dataset != "csv" and self.data_dir is None and self.manifest is None:
+            raise ValueError(f"dataset {self.dataset!r} needs data_dir")
+        return self
+
+    @property
+    def corpus_name(self) -> str:
+        if self.name is not None:
+            return self.name
+        if self.dataset in ("tess", "emodb", "savee"):
+            return self.dataset
+        source = self.manifest if self.manifest is not None else self.data_dir
+        stem = re.sub(r"[^A-Za-z0-9_]+", "_", source.stem if source is not None else "") or self.dataset
+        return stem
+
+    def resolved(self) -> CorpusConfig:
+        return self.model_copy(
+            update={
+                "data_dir": self.data_dir.resolve() if self.data_dir else None,
+                "manifest": self.manifest.resolve() if self.manifest else None,
+            }
+        )
+
+
+BALANCE = ("none", "class", "corpus", "corpus_class")
+
+
 class DataConfig(_Section):
     dataset: Dataset = "synthetic"
     data_dir: Path | None = None
     manifest: Path | None = None
+    corpora: list[CorpusConfig] | None = Field(
+        None, min_length=1, description="several corpora trained as one (instead of dataset/data_dir/manifest)"
+    )
+    labels: list[str] | None = Field(None, min_length=2, description="keep only clips with these labels (after mapping)")
+    balance: Literal["none", "class", "corpus", "corpus_class"] = Field(
+        "none", description="training sampler: each class / corpus / (corpus, class) drawn equally often"
+    )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     speaker_independent: bool = False
@@ -78,8 +154,46 @@ class DataConfig(_Section):
             raise ValueError(f"train/val/test fractions must be >= 0 with train > 0 and sum to 1, got {list(split)}")
         return split
 
+    @field_validator("labels")
+    @classmethod
+    def _keep_labels(cls, labels: list[str] | None) -> list[str] | None:
+        from serlaq.data.corpora import LABELS, canonical_label
+
+        if labels is None:
+            return None
+        out = []
+        for label in labels:
+            key = canonical_label(label)
+            if key is None:
+                raise ValueError(f"unknown label {label!r} (known: {', '.join(LABELS)})")
+            out.append(key)
+        if len(set(out)) != len(out):
+            raise ValueError(f"labels listed twice: {labels}")
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _multi(cls, data: Any) -> Any:
+        """`corpora` given and `dataset` not: the run is a multi-corpus run."""
+        if isinstance(data, Mapping) and data.get("corpora") is not None and "dataset" not in data:
+            return {**data, "dataset": "multi"}
+        return data
+
     @model_validator(mode="after")
     def _source(self) -> DataConfig:
+        if self.corpora is not None or self.dataset == "multi":
+            if self.dataset != "multi":
+                raise ValueError(f"corpora: lists the corpora itself; remove dataset {self.dataset!r} (or remove corpora)")
+            if self.corpora is None:
+                raise ValueError("dataset 'multi' needs data.corpora (a list of {dataset, data_dir | manifest})")
+            if self.data_dir is not None or self.manifest is not None:
+                which = "data_dir (--data-dir)" if self.data_dir is not None else "manifest"
+                raise ValueError(f"corpora: give each corpus its own data_dir/manifest; {which} is for a single-corpus run")
+            names = [c.corpus_name for c in self.corpora]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"corpora: name {twice[0]!r} is used twice (set a distinct name for each corpus)")
+            return self
         if self.dataset == "csv" and self.manifest is None:
             raise ValueError("dataset 'csv' needs data.manifest (a CSV file: path,label[,speaker])")
         if self.dataset not in ("synthetic", "csv") and self.data_dir is None:
@@ -415,13 +529,17 @@ def _dotted_key(loc: Sequence[Any]) -> str:
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:
-    candidates = [annotation, *getattr(annotation, "__args__", ())]
-    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    """The config section an annotation holds, looking through Optional and list[...] (data.corpora)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for a in getattr(annotation, "__args__", ()) if (m := _section_model(a)) is not None), None)
 
 
 def _allowed_keys(loc: Sequence[Any]) -> list[str]:
     model: Any = RunConfig
     for part in loc:
+        if isinstance(part, int):  # an item of a list of sections
+            continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
