@@ -11,6 +11,7 @@ command runs in, as on a shell command line.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -124,6 +125,88 @@ class CorpusConfig(_Section):
 BALANCE = ("none", "class", "corpus", "corpus_class")
 
 
+def _bounds(lo: float, hi: float):  # type: ignore[no-untyped-def]
+    """A validator for a (low, high) range inside [lo, hi]."""
+
+    def check(value: tuple[float, float]) -> tuple[float, float]:
+        a, b = value
+        if not (lo <= a <= b <= hi) or not all(math.isfinite(v) for v in value):
+            raise ValueError(f"expected [low, high] with {lo} <= low <= high <= {hi}, got {list(value)}")
+        return value
+
+    return check
+
+
+class _Augment(_Section):
+    p: float = Field(0.5, ge=0.0, le=1.0, description="probability that a copy gets this transform")
+
+
+class GainAugment(_Augment):
+    db: tuple[float, float] = (-12.0, 12.0)
+    _db = field_validator("db")(_bounds(-40.0, 40.0))
+
+
+class ResampleAugment(_Augment):
+    rates: list[int] = Field(default_factory=lambda: [8000, 16000, 22050, 44100, 48000], min_length=1)
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, rates: list[int]) -> list[int]:
+        bad = [r for r in rates if not 4000 <= r <= 192000]
+        if bad:
+            raise ValueError(f"sample rates must be within 4000..192000 Hz, got {bad[0]}")
+        return rates
+
+
+class EqAugment(_Augment):
+    tilt_db_per_octave: tuple[float, float] = (-3.0, 3.0)
+    low_cut_hz: tuple[float, float] = (0.0, 300.0)
+    _tilt = field_validator("tilt_db_per_octave")(_bounds(-12.0, 12.0))
+    _cut = field_validator("low_cut_hz")(_bounds(0.0, 2000.0))
+
+
+class NoiseAugment(_Augment):
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    color: tuple[float, float] = Field((0.0, 2.0), description="spectral slope 1/f^color: 0 white, 1 pink, 2 brown")
+    _snr = field_validator("snr_db")(_bounds(-20.0, 100.0))
+    _color = field_validator("color")(_bounds(0.0, 3.0))
+
+
+class ReverbAugment(_Augment):
+    rt60: tuple[float, float] = Field((0.2, 0.8), description="reverberation time, seconds")
+    drr_db: tuple[float, float] = Field((0.0, 12.0), description="direct-to-reverberant energy ratio, dB")
+    _rt60 = field_validator("rt60")(_bounds(0.05, 3.0))
+    _drr = field_validator("drr_db")(_bounds(-20.0, 40.0))
+
+
+class SpeedAugment(_Augment):
+    factor: tuple[float, float] = (0.9, 1.1)
+    _factor = field_validator("factor")(_bounds(0.5, 2.0))
+
+
+class AugmentConfig(_Section):
+    """`data.augment`: waveform augmentation of the training split (serlaq.data.augment).
+
+    A transform is on when its section is given (`noise: {}` takes its defaults) and off
+    when left out; at least one must be on.
+    """
+
+    copies: int = Field(1, ge=1, le=64, description="augmented copies per training clip, besides the clean one")
+    seed: int | None = Field(None, description="augmentation seed; null = the run's seed")
+    speed: SpeedAugment | None = None
+    reverb: ReverbAugment | None = None
+    eq: EqAugment | None = None
+    resample: ResampleAugment | None = None
+    noise: NoiseAugment | None = None
+    gain: GainAugment | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> AugmentConfig:
+        if all(getattr(self, name) is None for name in ("speed", "reverb", "eq", "resample", "noise", "gain")):
+            raise ValueError("turns on no transform: give at least one of speed, reverb, eq, resample, noise, gain (e.g. noise: {})")
+        return self
+
+
 class DataConfig(_Section):
     dataset: Dataset = "synthetic"
     data_dir: Path | None = None
@@ -135,6 +218,7 @@ class DataConfig(_Section):
     balance: Literal["none", "class", "corpus", "corpus_class"] = Field(
         "none", description="training sampler: each class / corpus / (corpus, class) drawn equally often"
     )
+    augment: AugmentConfig | None = Field(None, description="waveform augmentation of the training split (off when absent)")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     speaker_independent: bool = False

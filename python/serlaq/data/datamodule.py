@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from serlaq.config import RunConfig
-from serlaq.data.cache import extract_features
+from serlaq.data.cache import extract_augmented, extract_features
 from serlaq.data.corpora import Clip, discover
 from serlaq.data.multi import balance_weights, corpus_records, gather, map_labels
 from serlaq.data.splits import split_indices
@@ -124,7 +124,7 @@ class SERDataModule(L.LightningDataModule):
         self._ready = True
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self._datasets["train"]
+        dataset = self._train_rows
         balance = self.config.data.balance
         if balance == "none":
             sampler: EpochShuffleSampler = EpochShuffleSampler(len(dataset), self.config.seed)
@@ -169,8 +169,8 @@ class SERDataModule(L.LightningDataModule):
     def train_groups(self, balance: str) -> list[Any]:
         """The group of each training row that `balance` equalizes: class, corpus or both."""
         self._require_setup()
-        y = self._datasets["train"].tensors[1].tolist()
-        corpus = self.split_corpora("train")
+        y = self._train_rows.tensors[1].tolist()
+        corpus = self.split_corpora("train") * (len(y) // max(1, len(self._indices["train"])))
         if balance == "class":
             return y
         if balance == "corpus":
@@ -274,7 +274,28 @@ class SERDataModule(L.LightningDataModule):
             )
             self._indices = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()}
         self._datasets = {name: TensorDataset(x[idx], y[idx]) for name, idx in self._indices.items()}
+        self._train_rows = self._with_augmented_copies(clips, x, y)
         self.feature_mean, self.feature_std = standardization(x[self._indices["train"]])
+
+    def _with_augmented_copies(self, clips: list[Clip], x: Tensor, y: Tensor) -> TensorDataset:
+        """The rows training draws from: the clean training split, then each augmented copy of it in turn."""
+        augment = self.config.data.augment
+        clean = self._datasets["train"]
+        if augment is None:
+            return clean
+        idx = self._indices["train"]
+        copies = extract_augmented(
+            [clips[i] for i in idx],
+            self.config.features,
+            augment,
+            self.config.seed if augment.seed is None else augment.seed,
+            self.config.data.cache_dir,
+            workers=self.config.data.workers,
+            progress=self.config.trainer.enable_progress_bar and _is_main_process(),
+        )
+        self._corpus["augmented_rows"] = int(copies.shape[0] * copies.shape[1])
+        x_aug = torch.from_numpy(copies.reshape(-1, copies.shape[-1]))
+        return TensorDataset(torch.cat([clean.tensors[0], x_aug]), torch.cat([clean.tensors[1], y[idx].repeat(copies.shape[0])]))
 
     def _eval_loader(self, name: Split) -> DataLoader:
         # One batch: the split is small, and the batch size does not change eval results.
