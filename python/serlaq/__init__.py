@@ -1,6 +1,7 @@
 """serlaq: lightweight speech emotion recognition with layer-wise adaptive quantization.
 
-The public face is small: `serlaq.load(path)` returns a `LaqModel`. Nothing heavy
+The public face is small: `serlaq.load(path)` returns a `LaqModel` (`serlaq.load()`: the
+shipped general model). Nothing heavy
 (torch, lightning) is imported until it is needed.
 """
 
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
     from serlaq.runtime import LaqModel
 
 
-def load(path: Any) -> "LaqModel":
-    """Load a packed `.laq` model for inference (no Lightning needed)."""
+def load(path: Any = "general") -> "LaqModel":
+    """Load a packed `.laq` model for inference (no Lightning needed).
+
+    With no argument (or the name "general") the general model shipped inside serlaq.
+    """
     from serlaq.runtime import LaqModel
 
     return LaqModel.load(path)

@@ -288,3 +288,31 @@ def segment_file(
 ) -> tuple[list[SegmentTuple], str | None]:
     """A file read packet by packet -> (segments up to the end or the damage, None or one
     error line naming the file and where it broke). ValueError only for bad options."""
+
+# -- adaptation, calibration and the general model (rust/python/src/adapt.rs) ---------
+
+GENERAL: str  # "general": the name that selects the shipped general model
+GENERAL_NOT_SHIPPED: str  # the one-line error of a build without it
+
+def adapt_model(
+    model: Model,
+    paths: list[str | os.PathLike[str]],
+    source: str = "",
+    created: str | None = None,
+    threads: int = 0,
+    min_clips: int = 20,
+    min_speech_seconds: float = 20.0,
+) -> dict[str, Any]:
+    """`model` adapted to the audio files: {"bytes" (absent on error), "error" (one line or
+    None), "failures" (one line per file left out), "clips", "seconds", "speech_seconds",
+    "ood_before", "ood_after"}. Writes nothing."""
+def model_bytes(model: Model) -> bytes:
+    """The model's whole .laq file."""
+def save_model_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Validate `data` as a model and write it atomically; ValueError (one line) otherwise."""
+def general_model_bytes() -> bytes | None:
+    """The shipped general model's .laq bytes (None in a build without it)."""
+def model_calibration(model: Model) -> tuple[float, float]:
+    """(calibration temperature, out-of-domain threshold) of a model."""
+def model_ood_scores(model: Model, features: NDArray[np.floating]) -> list[float]:
+    """RMS z-scores of raw feature rows (n, d) or one vector (d,)."""

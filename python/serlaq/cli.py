@@ -165,6 +165,8 @@ def evaluate(
     )
     for failure in report.failures:
         typer.echo(f"serlaq: error: {failure.error}", err=True)
+    for warning in report.warnings:
+        typer.echo(f"serlaq: {warning}", err=True)
     written = write_report(report, out if out is not None else Path(f"{model.stem}-eval"))
     if as_json:
         typer.echo(json.dumps({**report.to_dict(), "written": {k: str(v) for k, v in written.items()}}, indent=2))
@@ -193,6 +195,44 @@ def info(
 
     laq = LaqModel.load(model)
     typer.echo(json.dumps(laq.summary(), indent=2) if as_json else laq.describe())
+
+
+@app.command()
+def adapt(
+    model: Path = typer.Argument(..., help="packed model file (.laq) to adapt"),
+    inputs: list[Path] = typer.Argument(None, help="unlabelled audio of the new room: files and/or directories (searched recursively)"),
+    out: Path = typer.Option(..., "--out", help="the adapted model (.laq), written atomically; must differ from MODEL"),
+    manifest: Path | None = typer.Option(None, "--manifest", help="CSV manifest (path[,label[,speaker]]) of the audio; labels are ignored"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),
+) -> None:
+    """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics (feature mean and std) are re-estimated on that audio and written as a new .laq that records what it was adapted on. Needs no labels and no torch.
+
+    Needs at least 20 readable clips with 20 s of speech in all (below that it says how much more); unreadable files are named on stderr and left out.
+
+    Example: serlaq adapt model.laq recordings/ --out model-room.laq
+    """
+    from serlaq.runtime import LaqModel
+    from serlaq.runtime.adapt import AdaptError, adapt as run_adapt, same_file
+
+    if not inputs and manifest is None:
+        fail("adapt: give audio files or folders, or --manifest CSV", code=2)
+    if same_file(model, out):
+        fail(f"--out: {out} is the model being adapted; write the adapted model to a new file (the input stays untouched)", code=2)
+    laq = LaqModel.load(model)
+    try:
+        adapted, result = run_adapt(laq, inputs or [], manifest=manifest, workers=workers)
+    except AdaptError as exc:
+        for f in exc.failures:
+            typer.echo(f"serlaq: error: {f}", err=True)
+        fail(str(exc))
+    for f in result.failures:
+        typer.echo(f"serlaq: error: {f}", err=True)
+    adapted.save(out)
+    typer.echo(
+        f"adapted {model} on {result.clips} clips ({result.seconds:.1f} s, {result.speech_seconds:.1f} s of speech)"
+        + (f", {len(result.failures)} files left out" if result.failures else "")
+        + f"; median out-of-domain score {result.ood_before:.2f} -> {result.ood_after:.2f}; wrote {out}"
+    )
 
 
 @app.command()

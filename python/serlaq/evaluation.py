@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from serlaq.errors import DataError
 from serlaq.io import atomic_write_bytes, atomic_write_json
-from serlaq.metrics import ClassScores, label_scores
+from serlaq.metrics import ClassScores, collapse_warning, confidence_scores, label_scores, top_label_share
 
 if TYPE_CHECKING:
     from serlaq.data.corpora import Clip
@@ -44,6 +44,11 @@ class EvaluationReport:
     excluded: dict[str, int] = field(default_factory=dict)  # corpus label the model lacks -> clips left out
     unscored_model_labels: list[str] = field(default_factory=list)  # model labels with no clip in the corpus
     failures: list[FileFailure] = field(default_factory=list)
+    mean_confidence: float = 0.0  # mean top probability (renormalized over the labels scored)
+    ece: float = 0.0  # expected calibration error, 15 equal-width bins (serlaq.metrics)
+    top_label: str = ""  # the most predicted label
+    top_label_share: float = 0.0  # its share of the predictions
+    warnings: list[str] = field(default_factory=list)  # e.g. the collapse warning
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -69,6 +74,8 @@ class EvaluationReport:
             f"accuracy  {self.accuracy * 100:.2f}%",
             f"UAR       {self.uar * 100:.2f}% (unweighted average recall)",
             f"macro-F1  {self.macro_f1 * 100:.2f}%",
+            f"confidence {self.mean_confidence:.3f} mean, ECE {self.ece:.3f} (15 bins; 0 = honest)",
+            f"top label {self.top_label} takes {self.top_label_share * 100:.1f}% of the predictions",
             "",
             f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
         ]
@@ -109,17 +116,23 @@ def evaluate_clips(
     labels = [lab for lab in model.labels if lab not in unscored]
     index = {lab: i for i, lab in enumerate(labels)}
     results = model.predict_files([c.path for c in kept], workers=workers)
-    y_true, y_pred, failures = [], [], []
+    y_true, y_pred, probs, failures = [], [], [], []
     for clip, res in zip(kept, results):
         if isinstance(res, Prediction):
             y_true.append(index[clip.label])
             # the most probable of the labels on offer
             y_pred.append(max(range(len(labels)), key=lambda k: (res.probabilities[labels[k]], -k)))
+            offered = [res.probabilities[lab] for lab in labels]
+            total = sum(offered)
+            probs.append([p / total if total > 0 else 1 / len(labels) for p in offered])
         elif isinstance(res, FileFailure):
             failures.append(res)
     if not y_true:
         raise DataError(f"{data_dir or 'corpus'}: none of its {len(kept)} audio files could be read")
     sc = label_scores(y_true, y_pred, labels)
+    conf = confidence_scores(probs, y_true)
+    top, share = top_label_share(y_pred, len(labels))
+    warning = collapse_warning(y_true, y_pred, labels)
     return EvaluationReport(
         model=model.path,
         data_dir=data_dir,
@@ -134,6 +147,11 @@ def evaluate_clips(
         excluded=dict(excluded),
         unscored_model_labels=unscored,
         failures=failures,
+        mean_confidence=conf["mean_confidence"],
+        ece=conf["ece"],
+        top_label=labels[top],
+        top_label_share=share,
+        warnings=[warning] if warning else [],
     )
 
 

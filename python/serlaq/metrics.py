@@ -10,6 +10,18 @@
 - UAR (unweighted average recall): the mean per-class recall over the classes present
   in the truth, the usual headline of speech emotion recognition on unbalanced corpora;
 - per class: precision, recall, F1 and support.
+
+Confidence (`confidence_scores(probabilities, y_true)`):
+
+- mean confidence: the mean of the top probability of each prediction;
+- ECE (expected calibration error): predictions binned by their top probability into 15
+  equal-width bins ((0, 1/15], ..., (14/15, 1]); the sum over bins of the bin's share of
+  the predictions times |bin accuracy - bin mean confidence|. 0 is honest confidence; a
+  model that says 1.0 and is right 20 % of the time has 0.8.
+
+`collapse_warning(y_true, y_pred, labels)`: one line when one label takes more than half
+of the predictions but less than a third of the true labels (a model that answers one
+class for everything, the usual failure on a corpus it never heard).
 """
 
 from __future__ import annotations
@@ -104,3 +116,64 @@ def scores(confusion: Any, labels: Sequence[str]) -> Scores:
 def label_scores(y_true: Any, y_pred: Any, labels: Sequence[str]) -> Scores:
     """`scores` of the confusion matrix of class ids `y_true` / `y_pred`."""
     return scores(confusion_matrix(y_true, y_pred, len(labels)), labels)
+
+
+#: Equal-width confidence bins of the ECE.
+ECE_BINS = 15
+
+
+def expected_calibration_error(confidence: Any, correct: Any, bins: int = ECE_BINS) -> float:
+    """ECE of top-label confidences in [0, 1] against 0/1 correctness (0.0 for no samples)."""
+    c = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    ok = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if c.shape != ok.shape:
+        raise ValueError(f"{c.size} confidences but {ok.size} outcomes")
+    if c.size == 0:
+        return 0.0
+    # bin i holds (i/bins, (i+1)/bins]; a confidence of exactly 0 goes to the first bin
+    idx = np.clip(np.ceil(c * bins).astype(np.int64) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() / c.size * abs(ok[m].mean() - c[m].mean())
+    return float(total)
+
+
+def confidence_scores(probabilities: Any, y_true: Any) -> dict[str, float]:
+    """`mean_confidence` and `ece` of class probabilities (n, k) against class ids (n,)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    t = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    if p.ndim != 2 or p.shape[0] != t.size:
+        raise ValueError(f"probabilities of shape {p.shape} for {t.size} labels")
+    if t.size == 0:
+        return {"mean_confidence": 0.0, "ece": 0.0}
+    conf = p.max(axis=1)
+    correct = p.argmax(axis=1) == t
+    return {"mean_confidence": float(conf.mean()), "ece": expected_calibration_error(conf, correct)}
+
+
+def top_label_share(y_pred: Any, num_classes: int) -> tuple[int, float]:
+    """(class id, share of the predictions) of the most predicted label."""
+    p = np.asarray(y_pred, dtype=np.int64).reshape(-1)
+    if p.size == 0:
+        return 0, 0.0
+    counts = np.bincount(p, minlength=num_classes)
+    k = int(counts.argmax())
+    return k, float(counts[k] / p.size)
+
+
+def collapse_warning(y_true: Any, y_pred: Any, labels: Sequence[str]) -> str | None:
+    """One line when one label takes > 1/2 of the predictions but < 1/3 of the true labels."""
+    t = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    k, share = top_label_share(y_pred, len(labels))
+    if t.size == 0 or share <= 0.5:
+        return None
+    truth = float(np.mean(t == k))
+    if truth >= 1 / 3:
+        return None
+    return (
+        f"warning: {share * 100:.0f}% of the predictions are '{labels[k]}' but only {truth * 100:.0f}% of the clips "
+        f"are: the model is collapsing onto one label on this data (a room, microphone or corpus it never heard?); "
+        f"try serlaq adapt MODEL AUDIO --out ADAPTED.laq"
+    )

@@ -66,7 +66,10 @@ def classification_metrics(logits: Tensor, target: Tensor, labels: Sequence[str]
     """
     preds = logits.argmax(dim=-1)
     s = metrics.label_scores(target.numpy(), preds.numpy(), labels)
+    conf = metrics.confidence_scores(torch.softmax(logits.double(), dim=-1).numpy(), target.numpy())
     return {
+        "ece": conf["ece"],  # 15 equal-width bins (serlaq.metrics), softmax of the fp32 logits
+        "mean_confidence": conf["mean_confidence"],
         "accuracy": s.accuracy,
         "macro_f1": s.macro_f1,
         "uar": s.uar,

@@ -104,9 +104,11 @@ def write_laq_file(
     model: Any,
     quantized: Mapping[str, QuantizedWeight],
     laq: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
 ) -> int:
     """Write `model` (a module or its `LayerSet`) with its layers replaced by `quantized`
-    (name -> QuantizedWeight); returns the file size.
+    (name -> QuantizedWeight); returns the file size. `extra`: further top-level metadata
+    keys (`calibration`, `ood`: docs/laq-format.md).
 
     The write is atomic (the Rust writer renames a finished temp file over `path`).
     """
@@ -127,7 +129,7 @@ def write_laq_file(
         "norm.mean": _f32(getattr(layers.model, "feature_mean", None), layers.input_dim, 0.0),
         "norm.std": _f32(getattr(layers.model, "feature_std", None), layers.input_dim, 1.0),
     }
-    meta = json.dumps(laq_metadata(layers, laq), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    meta = json.dumps({**laq_metadata(layers, laq), **dict(extra or {})}, sort_keys=True, separators=(",", ":"), allow_nan=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _native.write_laq(str(path), meta, entries, tensors)

@@ -54,6 +54,18 @@ class LaqOutcome:
     timings: dict[str, float]
     qat: dict[str, Any] | None = None
     fixed: dict[int, dict[str, float]] = field(default_factory=dict)
+    # temperature fitted on the deployed model's val logits, with ECE before/after per split
+    calibration: dict[str, Any] | None = None
+    ood_threshold: float | None = None  # p99 of the training clips' RMS z-score
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """The `.laq` metadata keys beside `laq`: `calibration` and `ood` (docs/laq-format.md)."""
+        extra: dict[str, Any] = {}
+        if self.calibration is not None:
+            extra["calibration"] = {"temperature": round(self.calibration["temperature"], 6), "fitted_on": "val"}
+        if self.ood_threshold is not None:
+            extra["ood"] = {"threshold": self.ood_threshold, "fitted_on": "train"}
+        return extra
 
     @property
     def avg_bits(self) -> float:
@@ -96,6 +108,8 @@ class LaqOutcome:
             "sizes": self.sizes.as_dict(),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "qat": self.qat,
+            "calibration": self.calibration,
+            "ood_threshold": self.ood_threshold,
             "fixed": {str(b): v for b, v in self.fixed.items()},
             "layers": [
                 {
@@ -112,7 +126,7 @@ class LaqOutcome:
 
     def write(self, path: str | Path) -> int:
         """Write the `.laq` file; returns its size and records it in `sizes`."""
-        n = write_laq_file(path, self.layers, self.quantized, self.laq_info())
+        n = write_laq_file(path, self.layers, self.quantized, self.laq_info(), extra=self.extra_metadata())
         self.sizes = SizeReport(**{**self.sizes.__dict__, "file_bytes": n})
         return n
 
@@ -274,6 +288,7 @@ def compress_model(
     deployed = pq.overrides(plan)
     acc["laq_val"] = accuracy(layers.model, x_val, y_val, deployed)
     acc["laq_test"] = accuracy(layers.model, x_test, y_test, deployed)
+    calibration, ood = calibrate(layers.model, deployed, splits)
     timings["total_s"] = time.perf_counter() - started
     return LaqOutcome(
         settings=settings,
@@ -289,4 +304,26 @@ def compress_model(
         timings=timings,
         qat=qat_info,
         fixed=fixed,
+        calibration=calibration,
+        ood_threshold=ood,
     )
+
+
+def calibrate(model: nn.Module, deployed: Mapping[str, Tensor], splits: Splits) -> tuple[dict[str, Any], float | None]:
+    """The temperature of the deployed (quantized) model fitted on val logits, its ECE
+    before/after on val and test, and the out-of-domain threshold of the train split
+    (None for a model without standardization buffers: the runtime's default applies)."""
+    from serlaq.laq.calibration import calibration_report, fit_temperature, ood_threshold
+    from serlaq.laq.fakequant import logits_with
+
+    with torch.no_grad():
+        logits = {name: logits_with(model, x, deployed).double().numpy() for name, (x, _) in splits.items()}
+    ys = {name: y.numpy() for name, (_, y) in splits.items()}
+    temperature = fit_temperature(logits["val"], ys["val"])
+    report = calibration_report(temperature, {n: (logits[n], ys[n]) for n in ("val", "test")})
+    mean = getattr(model, "feature_mean", None)
+    std = getattr(model, "feature_std", None)
+    if mean is None or std is None:
+        return report, None
+    x_train = splits["train"][0].double().numpy()
+    return report, ood_threshold(x_train, mean.double().cpu().numpy(), std.double().cpu().numpy())

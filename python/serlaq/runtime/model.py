@@ -46,6 +46,7 @@ class LaqModel:
         self.feature_spec: dict[str, Any] = dict(native.spec)
         self.architecture: dict[str, Any] = dict(self.metadata["architecture"])
         self.layers: list[LayerInfo] = [LayerInfo.from_native(d) for d in native.layers()]
+        self.adaptation: Any = None  # the `AdaptResult` of the `adapt` call that made this model
 
     # -- loading ----------------------------------------------------------------------
 
@@ -53,9 +54,15 @@ class LaqModel:
     def load(cls, path: PathLike) -> LaqModel:
         """Open and validate a `.laq` file (format, metadata, feature spec, shapes).
 
+        The name `general` (not a path) selects the general model shipped inside serlaq.
         Raises `LaqFormatError` naming the file and what is wrong.
         """
         p = os.fspath(path)
+        if p == _native.GENERAL:
+            data = _native.general_model_bytes()
+            if data is None:
+                raise LaqFormatError(_native.GENERAL_NOT_SHIPPED)
+            return cls.from_bytes(data, name=_native.GENERAL)
         try:
             native = _native.Model(p)
         except FileNotFoundError:
@@ -69,6 +76,47 @@ class LaqModel:
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> LaqModel:
         return cls(_native.Model.from_bytes(bytes(data)), name)
+
+    # -- adaptation ---------------------------------------------------------------------
+
+    def adapt(
+        self,
+        paths: Iterable[PathLike] | PathLike = (),
+        manifest: PathLike | None = None,
+        workers: int | None = None,
+        source: str | None = None,
+    ) -> LaqModel:
+        """A copy of this model adapted to a new room from unlabelled audio: its input
+        statistics re-estimated on `paths` (files, folders searched recursively) and/or
+        the files of a CSV `manifest` (labels ignored). The adapted model records what it
+        was adapted on in `metadata["provenance"]["adaptations"]`; `.save(path)` writes it.
+        Unreadable files are left out (listed in `.adaptation.failures`); too little usable
+        audio raises `serlaq.runtime.adapt.AdaptError` saying how much more is needed.
+        """
+        from serlaq.runtime.adapt import adapt
+
+        model, result = adapt(self, paths, manifest=manifest, workers=workers, source=source)
+        model.adaptation = result
+        return model
+
+    def save(self, path: PathLike) -> None:
+        """Write this model's `.laq` file to `path` atomically (temporary file, fsync, rename)."""
+        _native.save_model_bytes(os.fspath(path), _native.model_bytes(self._native))
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature the logits are divided by before softmax (1: none stored)."""
+        return float(_native.model_calibration(self._native)[0])
+
+    @property
+    def ood_threshold(self) -> float:
+        """The out-of-domain score above which a clip lies far outside the training data."""
+        return float(_native.model_calibration(self._native)[1])
+
+    def ood_scores(self, features: Any) -> list[float]:
+        """Out-of-domain scores (RMS z-score of the standardized features) of raw feature
+        rows (n, d) or one vector (d,)."""
+        return list(_native.model_ood_scores(self._native, self._features_array(features)))
 
     # -- what the file holds -----------------------------------------------------------
 

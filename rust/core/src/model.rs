@@ -51,6 +51,11 @@ pub enum ModelError {
     NormNonFinite { key: &'static str, tensor: String },
     /// `normalization.std` holds a value <= 0.
     NormStdNotPositive { index: usize },
+    /// A normalization value beyond what any feature can reach (a corrupt or hostile
+    /// file: a huge std maps every input to the same point).
+    NormOutOfRange { key: &'static str, index: usize, value: f32, limit: f32 },
+    /// `calibration.temperature` or `ood.threshold` is not a finite number within bounds.
+    OutOfBounds { field: &'static str, value: f64, lo: f64, hi: f64 },
     /// The `features` object is invalid.
     Spec(SpecError),
     /// The waveform cannot be featurized.
@@ -111,6 +116,14 @@ impl fmt::Display for ModelError {
             NormStdNotPositive { index } => {
                 write!(f, "metadata field 'normalization.std' must be strictly positive (value {index} is not)")
             }
+            NormOutOfRange { key, index, value, limit } => write!(
+                f,
+                "metadata field 'normalization.{key}' value {index} is {value:e}, beyond the limit {limit:e} \
+                 (a corrupted or hostile file)"
+            ),
+            OutOfBounds { field, value, lo, hi } => {
+                write!(f, "metadata field '{field}' is {value}; it must be a finite number within {lo}..={hi}")
+            }
             Spec(e) => write!(f, "metadata {e}"),
             Features(e) => write!(f, "{e}"),
             Audio(e) => write!(f, "{e}"),
@@ -143,6 +156,21 @@ impl From<FeatureError> for ModelError {
     }
 }
 
+/// Bounds of `calibration.temperature` (the runtime divides logits by it before softmax):
+/// below 0.05 a model would be made sharper than any fit on real validation data gives,
+/// above 20 every answer would be near-uniform.
+pub const TEMPERATURE_RANGE: (f64, f64) = (0.05, 20.0);
+/// Bounds of `ood.threshold` (an RMS z-score over the standardized features).
+pub const OOD_THRESHOLD_RANGE: (f64, f64) = (0.1, 1.0e6);
+/// The out-of-domain threshold of a file that stores none: training data sits at an RMS
+/// z-score of about 1 by construction of the standardization (`docs/laq-format.md`).
+pub const DEFAULT_OOD_THRESHOLD: f64 = 3.0;
+/// Largest |mean| and std a normalization tensor may hold. No feature of audio in
+/// [-1, 1] comes near (a power spectrum of the largest FFT is below 1e9); beyond it a
+/// file is corrupt or hostile (a huge std maps every input to one point).
+pub const MAX_NORM_MEAN: f32 = 1.0e15;
+pub const MAX_NORM_STD: f32 = 1.0e12;
+
 /// One packed layer: its index in the file plus its decoded affine parameters.
 #[derive(Debug, Clone)]
 struct Layer {
@@ -166,6 +194,8 @@ pub struct Model {
     std: Vec<f32>,
     layers: Vec<Layer>,
     scratch: ScratchPool,
+    temperature: f64,
+    ood_threshold: f64,
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -195,6 +225,24 @@ fn object<'a>(m: &'a Map<String, Value>, prefix: &str, key: &str) -> Result<&'a 
 fn string<'a>(m: &'a Map<String, Value>, prefix: &str, key: &str) -> Result<&'a str, ModelError> {
     let v = field(m, prefix, key)?;
     v.as_str().ok_or_else(|| wrong(prefix, key, "a string", v))
+}
+
+/// `meta[object][key]`, when present: a finite number within `lo..=hi`.
+fn optional_number(
+    meta: &Map<String, Value>,
+    object_key: &'static str,
+    key: &'static str,
+    (lo, hi): (f64, f64),
+) -> Result<Option<f64>, ModelError> {
+    let Some(obj) = meta.get(object_key) else { return Ok(None) };
+    let obj = obj.as_object().ok_or_else(|| wrong("", object_key, "an object", obj))?;
+    let Some(v) = obj.get(key) else { return Ok(None) };
+    let x = v.as_f64().ok_or_else(|| wrong(&format!("{object_key}."), key, "a number", v))?;
+    if !(x.is_finite() && (lo..=hi).contains(&x)) {
+        let field = if object_key == "calibration" { "calibration.temperature" } else { "ood.threshold" };
+        return Err(ModelError::OutOfBounds { field, value: x, lo, hi });
+    }
+    Ok(Some(x))
 }
 
 fn count(m: &Map<String, Value>, prefix: &str, key: &str) -> Result<usize, ModelError> {
@@ -318,8 +366,62 @@ impl Model {
         if let Some(index) = std.iter().position(|&s| s <= 0.0) {
             return Err(ModelError::NormStdNotPositive { index });
         }
+        if let Some(index) = std.iter().position(|&s| s > MAX_NORM_STD) {
+            return Err(ModelError::NormOutOfRange { key: "std", index, value: std[index], limit: MAX_NORM_STD });
+        }
+        if let Some(index) = mean.iter().position(|&m| m.abs() > MAX_NORM_MEAN) {
+            return Err(ModelError::NormOutOfRange { key: "mean", index, value: mean[index], limit: MAX_NORM_MEAN });
+        }
+        let temperature = optional_number(&meta, "calibration", "temperature", TEMPERATURE_RANGE)?.unwrap_or(1.0);
+        let ood_threshold =
+            optional_number(&meta, "ood", "threshold", OOD_THRESHOLD_RANGE)?.unwrap_or(DEFAULT_OOD_THRESHOLD);
         let plan = FeaturePlan::new(&spec)?;
-        Ok(Model { file, labels, plan, hidden, mean, std, layers, scratch: ScratchPool::default() })
+        Ok(Model {
+            file,
+            labels,
+            plan,
+            hidden,
+            mean,
+            std,
+            layers,
+            scratch: ScratchPool::default(),
+            temperature,
+            ood_threshold,
+        })
+    }
+
+    /// The temperature the logits are divided by before softmax (`calibration.temperature`,
+    /// 1 when the file stores none).
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// The RMS z-score above which a clip counts as out of the training distribution.
+    pub fn ood_threshold(&self) -> f64 {
+        self.ood_threshold
+    }
+
+    /// Out-of-domain score of one raw feature vector: the root mean square of its
+    /// standardized values, `sqrt(mean(((x - mean) / std)^2))`. The training split
+    /// averages 1 by construction; a new room, microphone or band sits far above.
+    pub fn ood_score(&self, x: &[f32]) -> Result<f64, ModelError> {
+        let d = self.input_dim();
+        if x.len() != d {
+            return Err(ModelError::InputShape { values: x.len(), dim: d });
+        }
+        if let Some(col) = x.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFiniteInput { row: 0, col });
+        }
+        let sum: f64 = x
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.std)
+            .map(|((&v, &m), &s)| {
+                let z = (f64::from(v) - f64::from(m)) / f64::from(s);
+                z * z
+            })
+            .sum();
+        Ok((sum / d as f64).sqrt())
     }
 
     pub fn labels(&self) -> &[String] {
@@ -381,10 +483,11 @@ impl Model {
         Ok(h)
     }
 
-    /// Raw feature vectors -> class probabilities (`n x num_classes`, softmax in float64).
+    /// Raw feature vectors -> class probabilities (`n x num_classes`, softmax in float64
+    /// of the logits divided by the calibration temperature).
     pub fn probabilities(&self, x: &[f32]) -> Result<Vec<f64>, ModelError> {
         let logits = self.forward(x)?;
-        Ok(softmax_rows(&logits, self.num_classes()))
+        Ok(softmax_rows_t(&logits, self.num_classes(), self.temperature))
     }
 
     /// A mono waveform at the spec's rate -> the raw feature vector.
@@ -441,7 +544,12 @@ impl Model {
 
 /// Row-wise softmax in float64 (max subtracted first).
 pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f64> {
-    let mut out: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+    softmax_rows_t(logits, classes, 1.0)
+}
+
+/// Row-wise softmax of `logits / temperature` in float64.
+pub fn softmax_rows_t(logits: &[f32], classes: usize, temperature: f64) -> Vec<f64> {
+    let mut out: Vec<f64> = logits.iter().map(|&v| f64::from(v) / temperature).collect();
     for row in out.chunks_exact_mut(classes) {
         let top = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         row.iter_mut().for_each(|v| *v = (*v - top).exp());

@@ -19,6 +19,7 @@ use serlaq_core::gemv::{self, Kernel, QMatrix};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+mod adapt;
 mod audio;
 mod model;
 mod segments;
@@ -519,6 +520,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("QGEMM_DOT_COLS_PER_ROUNDING", gemv::DOT_COLS_PER_ROUNDING)?;
     m.add("QGEMM_DOT_EXTRA_ROUNDINGS", gemv::DOT_EXTRA_ROUNDINGS)?;
     m.add("F32_UNIT_ROUNDOFF", gemv::F32_UNIT_ROUNDOFF)?;
+    adapt::register(m)?;
     audio::register(m)?;
     model::register(m)?;
     segments::register(m)?;

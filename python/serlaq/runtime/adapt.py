@@ -1,0 +1,130 @@
+"""`serlaq adapt`: a model's input statistics re-estimated on unlabelled audio of a new room.
+
+The numeric work (decoding, features, statistics, the new file) is `serlaq_core::adapt`
+through `serlaq._native.adapt_model`; this module finds the files (folders searched
+recursively, or a CSV manifest whose labels are ignored) and turns the outcome into a
+`LaqModel` or one clear error line. No torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serlaq import _native
+from serlaq.errors import SerlaqError
+from serlaq.runtime.files import find_audio_files, resolve_threads
+
+__all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "AdaptError", "AdaptResult", "adapt", "manifest_paths", "same_file"]
+
+#: The least audio an adaptation accepts (measured in docs/adapt.md; the Rust core's).
+MIN_CLIPS = 20
+MIN_SPEECH_SECONDS = 20.0
+
+
+class AdaptError(SerlaqError):
+    """No adaptation was made (too little or no usable audio); `failures` names the bad files."""
+
+    def __init__(self, message: str, failures: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
+
+
+@dataclass
+class AdaptResult:
+    """What an adaptation used: clip count, seconds, speech seconds, the files left out,
+    and the median out-of-domain score of the clips before and after."""
+
+    clips: int
+    seconds: float
+    speech_seconds: float
+    ood_before: float
+    ood_after: float
+    failures: list[str] = field(default_factory=list)
+
+
+def manifest_paths(manifest: str | os.PathLike[str]) -> list[str]:
+    """The audio paths of a CSV manifest (`path[,label[,speaker]]`, header optional; with
+    a header the `path` column is found by name). Labels are ignored; relative paths are
+    resolved against the manifest's folder."""
+    m = Path(manifest)
+    try:
+        text = m.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SerlaqError(f"{m}: manifest not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SerlaqError(f"{m}: cannot read manifest ({exc})") from None
+    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise SerlaqError(f"{m}: manifest has no rows")
+    col = 0
+    header = [c.strip().lower() for c in rows[0]]
+    if "path" in header or "file" in header:
+        col = header.index("path") if "path" in header else header.index("file")
+        rows = rows[1:]
+    out = []
+    for r in rows:
+        if col < len(r) and r[col].strip():
+            p = Path(r[col].strip())
+            out.append(str(p if p.is_absolute() else m.parent / p))
+    if not out:
+        raise SerlaqError(f"{m}: manifest names no audio files")
+    return out
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (an existing one, or the same resolved path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def adapt(
+    model: Any,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    manifest: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    source: str | None = None,
+    min_clips: int = MIN_CLIPS,
+    min_speech_seconds: float = MIN_SPEECH_SECONDS,
+) -> tuple[Any, AdaptResult]:
+    """`model` (a `LaqModel`) adapted to the audio of `inputs` (files, folders searched recursively)
+    and/or the files of `manifest`. Unreadable files are left out and listed in the
+    result; raises `AdaptError` when there is too little usable audio."""
+    items = [os.fspath(p) for p in inputs]
+    if isinstance(inputs, (str, os.PathLike)):
+        items = [os.fspath(inputs)]
+    listed = manifest_paths(manifest) if manifest is not None else []
+    files, errors = find_audio_files(items)
+    files = list(dict.fromkeys([*files, *listed]))
+    failures = [msg for _, msg in errors]
+    if not files:
+        raise AdaptError("adapt: no audio files given" + (f" ({failures[0]})" if failures else ""), failures)
+    if source is None:
+        parts = ([os.fspath(manifest)] if manifest is not None else []) + items
+        source = ", ".join(parts) if len(parts) <= 3 else f"{', '.join(parts[:3])} and {len(parts) - 3} more"
+    out = _native.adapt_model(
+        model._native,
+        files,
+        source=source,
+        threads=resolve_threads(workers, len(files)),
+        min_clips=min_clips,
+        min_speech_seconds=min_speech_seconds,
+    )
+    failures += list(out["failures"])
+    if out["error"] is not None:
+        raise AdaptError(out["error"], failures)
+    adapted = type(model).from_bytes(out["bytes"], name=f"{model.path} (adapted)")
+    return adapted, AdaptResult(
+        clips=int(out["clips"]),
+        seconds=float(out["seconds"]),
+        speech_seconds=float(out["speech_seconds"]),
+        ood_before=float(out["ood_before"]),
+        ood_after=float(out["ood_after"]),
+        failures=failures,
+    )

@@ -1,0 +1,372 @@
+//! Unsupervised adaptation to a new room: the model's input statistics re-estimated on
+//! unlabelled audio of the target, written as a new `.laq` file.
+//!
+//! Why only the statistics: a recording chain (level, microphone colour, band, room) moves
+//! the whole feature distribution; the network was trained on standardized features, so
+//! standardizing the target's features with the target's own mean and std puts them back
+//! where the network expects them. Nothing here needs labels or speaker ids. The layers,
+//! labels, calibration and every other field are kept byte for byte; the file's
+//! `provenance.adaptations` list gains one record of what was done (`docs/laq-format.md`).
+
+use crate::audio::{self, AudioError};
+use crate::format::{self, LaqError, LayerInput, TensorInput};
+use crate::model::{Model, ModelError};
+use rayon::prelude::*;
+use serde_json::{json, Map, Value};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Fewest readable clips an adaptation accepts (measured: `docs/adapt.md`).
+pub const MIN_CLIPS: usize = 20;
+/// Fewest seconds of speech (voiced 25 ms frames) an adaptation accepts.
+pub const MIN_SPEECH_SECONDS: f64 = 20.0;
+/// A target std below this share of the model's own is raised to it: a band that is
+/// empty in the target (16 kHz audio under a wideband model) must not turn its rounding
+/// noise into huge z-scores.
+pub const STD_FLOOR: f64 = 1.0e-3;
+
+/// What an adaptation needs besides the model and the files.
+#[derive(Debug, Clone)]
+pub struct AdaptOptions {
+    /// Native threads for decoding and features (0: rayon's default).
+    pub threads: usize,
+    /// What the audio was, recorded in the file (e.g. the folder or manifest given).
+    pub source: String,
+    /// ISO-8601 UTC time recorded in the file; `None`: `SOURCE_DATE_EPOCH` or now.
+    pub created: Option<String>,
+    pub min_clips: usize,
+    pub min_speech_seconds: f64,
+}
+
+impl Default for AdaptOptions {
+    fn default() -> Self {
+        AdaptOptions {
+            threads: 0,
+            source: String::new(),
+            created: None,
+            min_clips: MIN_CLIPS,
+            min_speech_seconds: MIN_SPEECH_SECONDS,
+        }
+    }
+}
+
+/// A finished adaptation: the new file's bytes and what went into them.
+#[derive(Debug, Clone)]
+pub struct Adapted {
+    pub bytes: Vec<u8>,
+    pub clips: usize,
+    pub seconds: f64,
+    pub speech_seconds: f64,
+    /// One line per file left out, naming it.
+    pub failures: Vec<String>,
+    /// Median out-of-domain score of the clips under the old and the new statistics.
+    pub ood_before: f64,
+    pub ood_after: f64,
+}
+
+/// Why no adaptation was written; `Display` is one line.
+#[derive(Debug)]
+pub enum AdaptError {
+    /// Not one file could be used (each failure names its file).
+    NoUsableAudio { failures: Vec<String> },
+    /// Too little audio to estimate the statistics well.
+    TooLittle { clips: usize, speech_seconds: f64, min_clips: usize, min_speech_seconds: f64, failures: Vec<String> },
+    /// The new file could not be built (a bug: the old one was valid).
+    Build(LaqError),
+}
+
+impl fmt::Display for AdaptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdaptError::NoUsableAudio { failures } => {
+                write!(f, "adapt: none of the {} files holds usable audio", failures.len())
+            }
+            AdaptError::TooLittle { clips, speech_seconds, min_clips, min_speech_seconds, .. } => {
+                let more_clips = min_clips.saturating_sub(*clips);
+                let more_secs = (min_speech_seconds - speech_seconds).max(0.0);
+                let mut need = Vec::new();
+                if more_clips > 0 {
+                    need.push(format!("{more_clips} more clips"));
+                }
+                if more_secs > 0.0 {
+                    need.push(format!("{more_secs:.1} more seconds of speech"));
+                }
+                write!(
+                    f,
+                    "adapt: too little audio to adapt reliably: {clips} usable clips with {speech_seconds:.1} s of \
+                     speech; needs at least {min_clips} clips and {min_speech_seconds:.0} s of speech ({})",
+                    need.join(" and ")
+                )
+            }
+            AdaptError::Build(e) => write!(f, "adapt: cannot build the adapted model: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AdaptError {}
+
+/// One file's contribution: its raw feature vector and its durations.
+struct Clip {
+    features: Vec<f32>,
+    seconds: f64,
+    speech_seconds: f64,
+}
+
+/// Frames within this many dB of a clip's loudest frame count as speech: relative, so a
+/// quiet room or a low recording level (what adaptation is for) is not taken for silence.
+pub const SPEECH_RANGE_DB: f64 = 30.0;
+/// Absolute floor of a speech frame (dBFS): below it, nothing is speech.
+pub const SPEECH_FLOOR_DB: f64 = -80.0;
+
+/// Seconds of 25 ms frames within [`SPEECH_RANGE_DB`] of the clip's loudest frame and
+/// above [`SPEECH_FLOOR_DB`].
+fn speech_seconds(wave: &[f32], rate: u32) -> f64 {
+    let frame = (rate as usize / 40).max(1);
+    let power: Vec<(usize, f64)> = wave
+        .chunks(frame)
+        .map(|c| (c.len(), c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / c.len() as f64))
+        .collect();
+    let loudest = power.iter().map(|&(_, p)| p).fold(0.0, f64::max);
+    let threshold = (loudest * 10f64.powf(-SPEECH_RANGE_DB / 10.0)).max(10f64.powf(SPEECH_FLOOR_DB / 10.0));
+    let voiced: usize = power.iter().filter(|&&(_, p)| p >= threshold).map(|&(n, _)| n).sum();
+    voiced as f64 / f64::from(rate)
+}
+
+fn clip(model: &Model, path: &PathBuf) -> Result<Clip, String> {
+    let name = path.display().to_string();
+    let run = || -> Result<Clip, ModelError> {
+        let spec = model.spec();
+        let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
+        let features = model.features_wave(&wave).map_err(|e| match e {
+            ModelError::Features(f) => {
+                ModelError::Audio(AudioError::Internal { source: name.clone(), detail: f.to_string() })
+            }
+            other => other,
+        })?;
+        Ok(Clip {
+            features,
+            seconds: wave.len() as f64 / f64::from(spec.sample_rate),
+            speech_seconds: speech_seconds(&wave, spec.sample_rate),
+        })
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
+        Ok(Err(e)) => Err(format!("{name}: {e}")),
+        Err(_) => Err(format!("{name}: internal error (a panic in serlaq; please report)")),
+    }
+}
+
+/// Features of every file (input order), on `threads` native threads.
+fn clips(model: &Model, paths: &[PathBuf], threads: usize) -> Vec<Result<Clip, String>> {
+    if threads == 1 || paths.len() <= 1 {
+        return paths.iter().map(|p| clip(model, p)).collect();
+    }
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if threads > 0 {
+        builder = builder.num_threads(threads);
+    }
+    match builder.build() {
+        Ok(pool) => pool.install(|| paths.par_iter().map(|p| clip(model, p)).collect()),
+        Err(_) => paths.iter().map(|p| clip(model, p)).collect(),
+    }
+}
+
+/// Per-feature mean and population std (float64 sums) of `n` rows of width `d`; a std
+/// below [`STD_FLOOR`] times the model's own is raised to it.
+pub fn statistics(rows: &[Vec<f32>], model_std: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let d = model_std.len();
+    let n = rows.len().max(1) as f64;
+    let mut mean = vec![0f64; d];
+    for r in rows {
+        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += f64::from(v));
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    let mut var = vec![0f64; d];
+    for r in rows {
+        var.iter_mut().zip(r).zip(&mean).for_each(|((s, &v), &m)| *s += (f64::from(v) - m).powi(2));
+    }
+    let std =
+        var.iter().zip(model_std).map(|(&s, &old)| (s / n).sqrt().max(STD_FLOOR * f64::from(old)) as f32).collect();
+    (mean.into_iter().map(|m| m as f32).collect(), std)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let k = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[k]
+    } else {
+        0.5 * (v[k - 1] + v[k])
+    }
+}
+
+/// Adapts `model` to the audio in `paths` (files; discovery is the caller's). Files that
+/// cannot be used are left out and named in [`Adapted::failures`]; below the minimum of
+/// usable audio nothing is built.
+pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Adapted, AdaptError> {
+    let mut good = Vec::with_capacity(paths.len());
+    let mut failures = Vec::new();
+    for r in clips(model, paths, opts.threads) {
+        match r {
+            Ok(c) => good.push(c),
+            Err(e) => failures.push(e),
+        }
+    }
+    if good.is_empty() {
+        return Err(AdaptError::NoUsableAudio { failures });
+    }
+    let seconds: f64 = good.iter().map(|c| c.seconds).sum();
+    let speech: f64 = good.iter().map(|c| c.speech_seconds).sum();
+    if good.len() < opts.min_clips || speech < opts.min_speech_seconds {
+        return Err(AdaptError::TooLittle {
+            clips: good.len(),
+            speech_seconds: speech,
+            min_clips: opts.min_clips,
+            min_speech_seconds: opts.min_speech_seconds,
+            failures,
+        });
+    }
+    let rows: Vec<Vec<f32>> = good.into_iter().map(|c| c.features).collect();
+    let (_, old_std) = model.normalization();
+    let (mean, std) = statistics(&rows, old_std);
+    let ood_before = median(rows.iter().filter_map(|r| model.ood_score(r).ok()).collect());
+    let ood_after = median(
+        rows.iter()
+            .map(|r| {
+                let s: f64 = r
+                    .iter()
+                    .zip(&mean)
+                    .zip(&std)
+                    .map(|((&v, &m), &s)| ((f64::from(v) - f64::from(m)) / f64::from(s)).powi(2))
+                    .sum();
+                (s / r.len() as f64).sqrt()
+            })
+            .collect(),
+    );
+    let created = opts.created.clone().unwrap_or_else(created_now);
+    let record = json!({
+        "created": created,
+        "clips": rows.len(),
+        "seconds": (seconds * 100.0).round() / 100.0,
+        "source": opts.source,
+        "adapted": ["normalization"],
+    });
+    let bytes = with_normalization(model, &mean, &std, record).map_err(AdaptError::Build)?;
+    Ok(Adapted { bytes, clips: rows.len(), seconds, speech_seconds: speech, failures, ood_before, ood_after })
+}
+
+/// The model's file with its normalization tensors replaced and `record` appended to
+/// `provenance.adaptations`; everything else as stored. Written by the format's own
+/// encoder, which re-reads what it wrote.
+pub fn with_normalization(model: &Model, mean: &[f32], std: &[f32], record: Value) -> Result<Vec<u8>, LaqError> {
+    let file = model.file();
+    let mut meta: Map<String, Value> =
+        serde_json::from_str(model.metadata_json()).map_err(|e| LaqError::Invalid(format!("metadata: {e}")))?;
+    let norm = meta.get("normalization").and_then(Value::as_object).cloned().unwrap_or_default();
+    let name = |k: &str| norm.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(mean_name), Some(std_name)) = (name("mean"), name("std")) else {
+        return Err(LaqError::Invalid("metadata: normalization tensors are not named".into()));
+    };
+    let provenance = meta.entry("provenance").or_insert_with(|| Value::Object(Map::new()));
+    if !provenance.is_object() {
+        *provenance = Value::Object(Map::new());
+    }
+    let list = provenance.as_object_mut().expect("made an object above").entry("adaptations").or_insert(json!([]));
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    list.as_array_mut().expect("made a list above").push(record);
+    let meta_json = serde_json::to_string(&meta).map_err(|e| LaqError::Invalid(format!("metadata: {e}")))?;
+
+    let codes: Vec<Vec<u8>> = (0..file.layers().len()).map(|i| file.codes(i)).collect();
+    let layers: Vec<LayerInput> = file
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LayerInput {
+            name: &l.name,
+            rows: l.rows,
+            cols: l.cols,
+            bits: l.bits,
+            quantizer: l.quantizer,
+            codes: &codes[i],
+            scale: file.scale_slice(i),
+            zero: file.zero_slice(i),
+            bias: file.bias_slice(i),
+        })
+        .collect();
+    let tensors: Vec<TensorInput> = file
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TensorInput {
+            name: &t.name,
+            shape: &t.shape,
+            data: if t.name == mean_name {
+                mean
+            } else if t.name == std_name {
+                std
+            } else {
+                file.tensor_slice(i)
+            },
+        })
+        .collect();
+    let bytes = format::encode(&meta_json, &layers, &tensors)?;
+    // What the runtime will refuse (a std out of bounds) is refused here, before writing.
+    let reread = format::LaqFile::from_bytes(bytes.clone())?;
+    Model::from_laq(reread).map_err(|e| LaqError::Invalid(format!("adapted model: {e}")))?;
+    Ok(bytes)
+}
+
+/// ISO-8601 UTC (`YYYY-MM-DDTHH:MM:SSZ`) of `SOURCE_DATE_EPOCH` when set (reproducible
+/// builds), else of now.
+pub fn created_now() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
+    iso_utc(secs)
+}
+
+/// Seconds since the Unix epoch -> ISO-8601 UTC (proleptic Gregorian; H. Hinnant's
+/// days-to-civil).
+pub fn iso_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso_utc(1_796_000_000), "2026-11-30T00:53:20Z");
+    }
+
+    #[test]
+    fn statistics_floor_the_std() {
+        let rows = vec![vec![1.0, 5.0], vec![3.0, 5.0]];
+        let (m, s) = statistics(&rows, &[1.0, 2.0]);
+        assert_eq!(m, vec![2.0, 5.0]);
+        assert_eq!(s, vec![1.0, 2.0e-3]);
+    }
+}

@@ -1,0 +1,220 @@
+//! Adaptation (new statistics, provenance, refusals) and the calibration / out-of-domain
+//! fields of the model loader (bounds, the temperature applied before softmax).
+
+use serde_json::{json, Value};
+use serlaq_core::adapt::{adapt, AdaptError, AdaptOptions};
+use serlaq_core::features::FeatureSpec;
+use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
+use serlaq_core::model::{softmax_rows, Model, ModelError};
+use std::path::PathBuf;
+
+fn features() -> Value {
+    json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 24, "n_mfcc": 10, "n_chroma": 12,
+           "stats": ["mean", "std"], "delta_stats": ["std"], "mel_scale": "db"})
+}
+
+/// A 2-layer model over the small spec; `edit` changes metadata and the norm tensors.
+fn model_bytes(edit: impl Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>)) -> Vec<u8> {
+    let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
+    let codes1: Vec<u8> = (0..8 * d).map(|i| (i * 7 % 16) as u8).collect();
+    let codes2: Vec<u8> = (0..3 * 8).map(|i| (i * 5 % 256) as u8).collect();
+    let (s1, z1, b1) = (vec![0.05f32], vec![8.0f32], vec![0.1f32; 8]);
+    let (s2, z2) = (vec![0.01f32; 3], vec![128.0f32; 3]);
+    let layers = [
+        LayerInput {
+            name: "net.0",
+            rows: 8,
+            cols: d,
+            bits: 4,
+            quantizer: Quantizer::Affine,
+            codes: &codes1,
+            scale: &s1,
+            zero: &z1,
+            bias: Some(&b1),
+        },
+        LayerInput {
+            name: "net.2",
+            rows: 3,
+            cols: 8,
+            bits: 8,
+            quantizer: Quantizer::Affine,
+            codes: &codes2,
+            scale: &s2,
+            zero: &z2,
+            bias: None,
+        },
+    ];
+    let mut meta = json!({
+        "labels": ["angry", "happy", "sad"],
+        "features": features(),
+        "architecture": {"type": "mlp", "input_dim": d, "hidden": [8], "num_classes": 3, "activation": "relu"},
+        "normalization": {"mean": "norm.mean", "std": "norm.std"},
+        "serlaq_version": "test",
+    });
+    let mut mean: Vec<f32> = (0..d).map(|i| (i % 7) as f32 - 3.0).collect();
+    let mut std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 5) as f32).collect();
+    edit(&mut meta, &mut mean, &mut std);
+    let shape = [d];
+    let tensors = [
+        TensorInput { name: "norm.mean", shape: &shape, data: &mean },
+        TensorInput { name: "norm.std", shape: &shape, data: &std },
+    ];
+    encode(&meta.to_string(), &layers, &tensors).unwrap()
+}
+
+fn load(bytes: Vec<u8>) -> Result<Model, ModelError> {
+    Model::from_laq(LaqFile::from_bytes(bytes).unwrap())
+}
+
+#[test]
+fn hostile_calibration_ood_and_statistics_are_refused() {
+    let cases: Vec<(Box<dyn Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>)>, &str)> = vec![
+        (Box::new(|m, _, _| m["calibration"] = json!({"temperature": 0.0})), "'calibration.temperature' is 0"),
+        (Box::new(|m, _, _| m["calibration"] = json!({"temperature": -2.0})), "'calibration.temperature' is -2"),
+        (Box::new(|m, _, _| m["calibration"] = json!({"temperature": 1e300})), "within 0.05..=20"),
+        (
+            Box::new(|m, _, _| m["calibration"] = json!({"temperature": "2"})),
+            "'calibration.temperature' must be a number",
+        ),
+        (Box::new(|m, _, _| m["calibration"] = json!(3)), "'calibration' must be an object"),
+        (Box::new(|m, _, _| m["ood"] = json!({"threshold": 0.0})), "'ood.threshold' is 0"),
+        (Box::new(|_, _, s| s[5] = 1e20), "'normalization.std' value 5 is 1e20"),
+        (Box::new(|_, m, _| m[2] = -1e20), "'normalization.mean' value 2 is -1e20"),
+        (Box::new(|_, _, s| s[1] = 0.0), "'normalization.std' must be strictly positive"),
+    ];
+    for (edit, want) in cases {
+        let e = load(model_bytes(edit)).unwrap_err().to_string();
+        assert!(e.contains(want) && !e.contains('\n'), "got {e:?}, want {want:?}");
+    }
+    // within bounds: loads
+    let m = load(model_bytes(|m, _, _| m["calibration"] = json!({"temperature": 2.5, "fitted_on": "val"}))).unwrap();
+    assert_eq!(m.temperature(), 2.5);
+}
+
+#[test]
+fn temperature_divides_the_logits_before_softmax() {
+    let plain = load(model_bytes(|_, _, _| {})).unwrap();
+    let hot = load(model_bytes(|m, _, _| m["calibration"] = json!({"temperature": 2.0}))).unwrap();
+    assert_eq!(plain.temperature(), 1.0);
+    let x: Vec<f32> = (0..plain.input_dim() * 2).map(|i| (i % 13) as f32 - 6.0).collect();
+    let logits = plain.forward(&x).unwrap();
+    assert_eq!(plain.probabilities(&x).unwrap(), softmax_rows(&logits, 3));
+    let halved: Vec<f32> = logits.iter().map(|v| v / 2.0).collect();
+    let got = hot.probabilities(&x).unwrap();
+    for (a, b) in got.iter().zip(softmax_rows(&halved, 3)) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    // the answer is the same, only less sure
+    let top = |p: &[f64]| p.iter().cloned().fold(0.0, f64::max);
+    assert!(top(&got[..3]) < top(&plain.probabilities(&x).unwrap()[..3]));
+}
+
+fn wav(path: &PathBuf, samples: &[f32], rate: u32) {
+    let data: Vec<u8> = samples.iter().flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&data);
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn adapt_rewrites_the_statistics_and_records_provenance() {
+    let dir = std::env::temp_dir().join(format!("serlaq-adapt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = load(model_bytes(|m, _, _| m["calibration"] = json!({"temperature": 1.5}))).unwrap();
+    let mut paths = Vec::new();
+    for k in 0..6 {
+        let p = dir.join(format!("clip{k}.wav"));
+        let f = 0.03 + 0.01 * k as f32;
+        let tone: Vec<f32> =
+            (0..16000).map(|i| 0.2 * (i as f32 * f).sin() + 0.02 * ((i * 31 + k) % 7) as f32).collect();
+        wav(&p, &tone, 8000);
+        paths.push(p);
+    }
+    let silent = dir.join("silent.wav");
+    wav(&silent, &vec![0.0; 8000], 8000);
+    let junk = dir.join("junk.wav");
+    std::fs::write(&junk, b"RIFF....not audio").unwrap();
+    let mut all = paths.clone();
+    all.extend([silent.clone(), junk.clone()]);
+
+    let opts = |min_clips| AdaptOptions {
+        threads: 2,
+        source: "room-b/".into(),
+        created: Some("2026-12-04T06:00:00Z".into()),
+        min_clips,
+        min_speech_seconds: 5.0,
+    };
+    // too little audio: says how much more, names the bad files
+    match adapt(&model, &all, &opts(10)) {
+        Err(e @ AdaptError::TooLittle { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("6 usable clips") && msg.contains("4 more clips") && !msg.contains('\n'), "{msg}");
+            let AdaptError::TooLittle { failures, .. } = e else { unreachable!() };
+            assert_eq!(failures.len(), 2);
+            assert!(
+                failures.iter().any(|f| f.contains("silent.wav")) && failures.iter().any(|f| f.contains("junk.wav"))
+            );
+        }
+        other => panic!("expected TooLittle, got {other:?}"),
+    }
+    match adapt(&model, &[silent.clone(), junk.clone()], &opts(1)) {
+        Err(e @ AdaptError::NoUsableAudio { .. }) => assert!(e.to_string().contains("none of the 2 files")),
+        other => panic!("expected NoUsableAudio, got {other:?}"),
+    }
+
+    let out = adapt(&model, &all, &opts(5)).unwrap();
+    assert_eq!(out.clips, 6);
+    assert_eq!(out.failures.len(), 2);
+    assert!((out.seconds - 12.0).abs() < 1e-6, "{}", out.seconds);
+    let adapted = load(out.bytes.clone()).unwrap();
+    // the statistics are the clips' own
+    let rows: Vec<Vec<f32>> = paths.iter().map(|p| model.features_file(p).unwrap()).collect();
+    let (mean, std) = adapted.normalization();
+    for j in [0, 7, adapted.input_dim() - 1] {
+        let m: f64 = rows.iter().map(|r| f64::from(r[j])).sum::<f64>() / 6.0;
+        let v: f64 = rows.iter().map(|r| (f64::from(r[j]) - m).powi(2)).sum::<f64>() / 6.0;
+        assert!((f64::from(mean[j]) - m).abs() <= 1e-4 * m.abs().max(1.0), "mean {j}");
+        assert!(
+            (f64::from(std[j]) - v.sqrt().max(1e-3 * f64::from(model.normalization().1[j]))).abs()
+                <= 1e-4 * v.sqrt().max(1e-3),
+            "std {j}"
+        );
+    }
+    // the clips are now in-domain on average (1 exactly, less the few features that are
+    // constant over the clips and so standardize to 0)
+    let z: f64 = rows.iter().map(|r| adapted.ood_score(r).unwrap().powi(2)).sum::<f64>() / 6.0;
+    assert!(z > 0.9 && z < 1.0 + 1e-4, "mean square z {z}");
+    assert!(out.ood_after < out.ood_before);
+    // everything else is kept: layers, labels, temperature
+    assert_eq!(adapted.temperature(), 1.5);
+    assert_eq!(adapted.labels(), model.labels());
+    for i in 0..2 {
+        assert_eq!(adapted.file().packed(i), model.file().packed(i));
+        assert_eq!(adapted.file().bias(i), model.file().bias(i));
+    }
+    let meta: Value = serde_json::from_str(adapted.metadata_json()).unwrap();
+    assert_eq!(
+        meta["provenance"]["adaptations"],
+        json!([{"created": "2026-12-04T06:00:00Z", "clips": 6, "seconds": 12.0, "source": "room-b/", "adapted": ["normalization"]}])
+    );
+    // adapting again appends, and is deterministic
+    let again = adapt(&adapted, &paths, &opts(5)).unwrap();
+    let meta2: Value = serde_json::from_str(load(again.bytes.clone()).unwrap().metadata_json()).unwrap();
+    assert_eq!(meta2["provenance"]["adaptations"].as_array().unwrap().len(), 2);
+    assert_eq!(adapt(&adapted, &paths, &opts(5)).unwrap().bytes, again.bytes);
+    std::fs::remove_dir_all(&dir).ok();
+}

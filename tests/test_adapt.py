@@ -1,0 +1,189 @@
+"""`serlaq adapt` / `LaqModel.adapt`: a new room's statistics recover what a level and
+microphone shift costs; the adapted file round-trips with its provenance; bad input is one
+line, the input untouched. Generated audio only (the synthetic corpus), no torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import serlaq
+from serlaq import _native
+from serlaq.data.synthetic import generate_corpus
+from serlaq.errors import LaqFormatError
+from serlaq.runtime.adapt import AdaptError, adapt as run_adapt
+
+from conftest import run_serlaq
+from rt_builders import PAPER_FEATURES, _train_mlp, write_model
+
+LABELS = ["angry", "neutral", "sad"]
+
+
+def shifted(x: np.ndarray, sr: int) -> np.ndarray:
+    """Another microphone and level: a telephone band (300-3400 Hz) at +9.5 dB."""
+    from scipy.signal import butter, lfilter
+
+    y = lfilter(*butter(4, [300 / (sr / 2), 3400 / (sr / 2)], "band"), x.astype(np.float64))
+    return np.clip(3.0 * y, -1.0, 1.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A model trained (numpy) on speakers of a synthetic corpus, its held-out clips as
+    recorded (`same`) and the same clips re-recorded in another room (`room`)."""
+    tmp = tmp_path_factory.mktemp("adapt")
+    corpus = generate_corpus(tmp / "corpus", seed=3, clips_per_class=32, speakers=4, seconds=1.5, emotions=LABELS)
+    spec = json.dumps(PAPER_FEATURES)
+    train_x, train_y, held = [], [], []
+    for k, lab in enumerate(LABELS):
+        for wav in sorted((corpus / lab).rglob("*.wav")):
+            if wav.parent.name.endswith("3"):  # the last speaker is held out
+                held.append((wav, k))
+            else:
+                train_x.append(_native.features(spec, _native.load_audio(str(wav), 22050, 2048)))
+                train_y.append(k)
+    x = np.stack(train_x).astype(np.float32)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    ws, bs = _train_mlp((x - mean) / std, np.asarray(train_y), hidden=32, classes=3, steps=400)
+    model = write_model(tmp / "model.laq", ws, bs, [8, 8], LABELS, mean, std, per_channel=True).path
+    same, room = [], []
+    for wav, k in held:
+        data, sr = sf.read(str(wav), dtype="float32")
+        out = tmp / "room" / wav.name
+        out.parent.mkdir(exist_ok=True)
+        sf.write(str(out), shifted(data, sr), sr, subtype="PCM_16")
+        same.append((str(wav), k))
+        room.append((str(out), k))
+    return {"tmp": tmp, "model": model, "same": same, "room": room}
+
+
+def accuracy(model: serlaq.LaqModel, clips: list[tuple[str, int]]) -> float:
+    preds = model.predict_files([p for p, _ in clips], workers=1)
+    return float(np.mean([model.labels.index(r.label) == k for r, (_, k) in zip(preds, clips)]))
+
+
+def test_adapt_recovers_the_accuracy_a_new_room_costs(setup):
+    model = serlaq.load(setup["model"])
+    home = accuracy(model, setup["same"])
+    away = accuracy(model, setup["room"])
+    adapted = model.adapt([str(Path(setup["room"][0][0]).parent)])
+    back = accuracy(adapted, setup["room"])
+    assert len(setup["room"]) == 24
+    assert home >= 0.8, home  # the model works where it was trained
+    assert away <= home - 0.3, (home, away)  # the new room breaks it
+    assert back >= home - 0.15 and back >= away + 0.25, (home, away, back)  # adaptation brings it back
+    assert adapted.adaptation.ood_after < adapted.adaptation.ood_before
+
+
+def test_adapted_model_round_trips_with_its_provenance(setup, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796000000")
+    model = serlaq.load(setup["model"])
+    room = str(Path(setup["room"][0][0]).parent)
+    adapted = model.adapt([room])
+    out = tmp_path / "adapted.laq"
+    adapted.save(out)
+    again = serlaq.load(out)
+    rec = again.metadata["provenance"]["adaptations"]
+    assert rec == [
+        {"created": "2026-11-30T00:53:20Z", "clips": 24, "seconds": pytest.approx(36.0, abs=0.1), "source": room,
+         "adapted": ["normalization"]}
+    ]
+    # the layers and labels are the model's; only the statistics changed
+    assert again.labels == model.labels and [layer.bits for layer in again.layers] == [8, 8]
+    x = np.stack([model.features_from_file(p) for p, _ in setup["room"][:4]])
+    assert np.allclose(again.predict_proba(x), adapted.predict_proba(x))
+    assert not np.allclose(again.predict_proba(x), model.predict_proba(x))
+    # deterministic: the same audio gives the same bytes
+    second = tmp_path / "second.laq"
+    model.adapt([room]).save(second)
+    assert second.read_bytes() == out.read_bytes()
+    # the original file still loads and is unchanged by any of this
+    assert "provenance" not in serlaq.load(setup["model"]).metadata
+
+
+def test_manifest_labels_are_ignored(setup, tmp_path):
+    manifest = tmp_path / "room.csv"
+    rows = ["path,label"] + [f"{p},{'sad' if i % 2 else 'nonsense'}" for i, (p, _) in enumerate(setup["room"])]
+    manifest.write_text("\n".join(rows) + "\n")
+    model = serlaq.load(setup["model"])
+    by_manifest = model.adapt(manifest=manifest)
+    by_folder = model.adapt([str(Path(setup["room"][0][0]).parent)])
+    x = np.stack([model.features_from_file(p) for p, _ in setup["room"][:3]])
+    assert np.array_equal(by_manifest.predict_proba(x), by_folder.predict_proba(x))
+
+
+def test_cli_adapt_writes_the_model_and_names_bad_files(setup, tmp_path, capsys):
+    room = tmp_path / "room"
+    room.mkdir()
+    for p, _ in setup["room"]:
+        (room / Path(p).name).write_bytes(Path(p).read_bytes())
+    (room / "broken.wav").write_bytes(b"RIFF....not audio")
+    sf.write(str(room / "silence.wav"), np.zeros(22050, np.float32), 22050)
+    out = tmp_path / "mine.laq"
+    code, stdout, err = run_serlaq(["adapt", str(setup["model"]), str(room), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "on 24 clips" in stdout and str(out) in stdout and "2 files left out" in stdout
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and any("broken.wav" in l for l in lines) and any("silence.wav" in l for l in lines)
+    assert serlaq.load(out).metadata["provenance"]["adaptations"][0]["clips"] == 24
+
+
+def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path, capsys):
+    model = Path(setup["model"])
+    before = model.read_bytes()
+    few = tmp_path / "few"
+    few.mkdir()
+    for p, _ in setup["room"][:5]:
+        (few / Path(p).name).write_bytes(Path(p).read_bytes())
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    for i in range(3):
+        sf.write(str(quiet / f"s{i}.wav"), np.zeros(22050, np.float32), 22050)
+    out = tmp_path / "out.laq"
+    cases = [
+        (["adapt", str(model), str(few), "--out", str(out)], "needs at least 20 clips", "15 more clips"),
+        (["adapt", str(model), str(quiet), "--out", str(out)], "none of the 3 files holds usable audio", None),
+        (["adapt", str(model), str(few), "--out", str(model)], "is the model being adapted", None),
+        (["adapt", str(model), str(tmp_path / "nowhere"), "--out", str(out)], "no audio files given", "nowhere"),
+    ]
+    for args, want, also in cases:
+        code, _, err = run_serlaq(args, capsys)
+        last = err.strip().splitlines()[-1]
+        assert code != 0 and want in last, err
+        if also:
+            assert also in last, err
+        assert "Traceback" not in err
+        assert not out.exists()
+        assert model.read_bytes() == before
+    # the silent files are each named on stderr
+    _, _, err = run_serlaq(cases[1][0], capsys)
+    assert sum("all silent" in l for l in err.splitlines()) == 3
+
+
+def test_python_api_too_little_audio_raises_with_the_bad_files(setup):
+    model = serlaq.load(setup["model"])
+    with pytest.raises(AdaptError, match="too little audio") as info:
+        run_adapt(model, [p for p, _ in setup["room"][:3]] + ["/nonexistent.wav"])
+    assert any("nonexistent.wav" in f for f in info.value.failures)
+
+
+def test_hostile_statistics_are_refused_by_the_reader(tmp_path):
+    """A `.laq` whose normalization holds a huge std, or a width that does not match."""
+    from rt_builders import random_model
+
+    built = random_model(tmp_path / "ok.laq")
+    layers = [(w, b) for w, b in zip(built.weights, built.biases)]
+    std = built.std.copy()
+    std[3] = 1e30
+    with pytest.raises(LaqFormatError, match=r"'normalization.std' value 3 is 1e30"):
+        write_model(tmp_path / "huge.laq", [w for w, _ in layers], [b for _, b in layers], [8, 8, 8], built.labels,
+                    built.mean, std)
+        serlaq.load(tmp_path / "huge.laq")
+    with pytest.raises(LaqFormatError, match=r"'normalization.mean' tensor \"norm.mean\" has 179 values, expected 180"):
+        write_model(tmp_path / "narrow.laq", [w for w, _ in layers], [b for _, b in layers], [8, 8, 8], built.labels,
+                    built.mean[:179], built.std)
+        serlaq.load(tmp_path / "narrow.laq")
