@@ -1,4 +1,6 @@
-"""Cross-condition figure: train on `emodb`, score the compressed `.laq` on `emodb-2s` clips of speakers held out of training.
+"""Cross-condition figure (`emodb` -> `emodb-2s`, the default) and true cross-corpus pairs (`--protocol corpus`: EMODB -> TESS, TESS -> EMODB).
+
+Cross-condition: train on `emodb`, score the compressed `.laq` on `emodb-2s` clips of speakers held out of training.
 
     nice python benchmarks/bench_cross_corpus.py --data-root /work/shared/datasets --pairs 5
 
@@ -28,6 +30,26 @@ other speakers, language and microphones: `--target` and `--target-dataset` poin
 corpus folder under `--data-root`, scored on the labels it shares with EMODB; with other
 speakers, pass their ids as `--target-speakers` or leave it out to score every clip).
 Test clips are only scored, never used to choose anything.
+
+**True cross-corpus pairs** (`--protocol corpus`, issue 18):
+
+    nice python benchmarks/bench_cross_corpus.py --protocol corpus --seeds 5 --presets rich,portable
+
+For each direction of `--directions` (default `emodb:tess,tess:emodb`), each seed and each
+feature preset of `--presets` (the first is the baseline the others are paired against),
+the source corpus's own config (`configs/<source>.yaml`: its stratified 80/10/10 split,
+the default recipe) trains a model that is default-compressed into a `.laq`, then every
+clip of the target corpus is scored through the runtime on the labels both corpora share
+(the model answers among those labels; its probabilities are renormalised over them):
+
+- zero-shot: the `.laq` as trained;
+- adapted (`--adapt`, the default when `LaqModel.adapt` exists): `LaqModel.adapt` on the
+  target corpus's audio, labels unused (what `serlaq adapt` does), then scored the same way.
+
+Reported per cell, mean ± sd over seeds: UAR, accuracy, the share of the most predicted
+label, mean confidence and expected calibration error (ECE: 10 equal-width confidence
+bins, |accuracy - confidence| weighted by the bin's share), and the paired UAR difference
+to the baseline preset on the same seed and split. No target label chooses anything.
 """
 
 from __future__ import annotations
@@ -131,6 +153,103 @@ def run_fold(args: argparse.Namespace, base: list[str], clips: list[Any], held: 
     }
 
 
+def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, seed: int, tmp: Path) -> dict[str, Any]:
+    """Train on `source` (its config, `preset`, `seed`), compress, score on `target` zero-shot (and adapted)."""
+    from serlaq.config import load_config
+    from serlaq.data.datamodule import SERDataModule
+    from serlaq.laq.compress import load_checkpoint
+    from serlaq.laq.pipeline import compress_model, splits_of
+    from serlaq.laq_config import LaqConfig
+    from serlaq.reports.cross import corpus_rows
+    from serlaq.runtime import LaqModel
+    from serlaq.training import fit, quiet_lightning
+
+    name = f"{source}-{target}-{preset}-s{seed}"
+    overrides = [
+        f"data.data_dir={args.data_root / source}",
+        f"data.cache_dir={args.cache_dir or tmp / 'cache'}",
+        f"out_dir={tmp / 'runs'}",
+        "trainer.enable_progress_bar=false",
+        f"features.preset={preset}",
+        f"seed={seed}",
+        f"name={name}",
+        *args.set,
+    ]
+    config = load_config(ROOT / "configs" / f"{source}.yaml", overrides)
+    settings = (config.laq if config.laq is not None else LaqConfig()).resolved()
+    config = config.model_copy(update={"laq": None})
+    datamodule = SERDataModule(config)
+    started = time.perf_counter()
+    result = fit(config, datamodule=datamodule)
+    assert result is not None
+    model = load_checkpoint(result.checkpoint).eval()
+    with quiet_lightning():
+        out = compress_model(
+            model, splits_of(datamodule), settings, datamodule=datamodule,
+            trainer_settings=config.trainer.model_dump(exclude_none=True), lr=config.train.lr, seed=seed,
+        )  # fmt: skip
+    laq_path = tmp / f"{name}.laq"
+    size = out.write(laq_path)
+    laq = LaqModel.load(laq_path)
+    row: dict[str, Any] = corpus_rows(laq, args.data_root / target, target, adapt=args.adapt)
+    in_corpus = float(result.metrics["test"]["accuracy"])  # fp32, the source's own test split
+    row.update({"clips": row["zero-shot"]["clips"], "avg_bits": out.avg_bits, "kb": size / 1000, "in_acc": in_corpus})
+    row["seconds"] = time.perf_counter() - started
+    return row
+
+
+def main_corpus(args: argparse.Namespace) -> None:
+    from serlaq.runtime import LaqModel
+
+    if args.adapt is None:
+        args.adapt = hasattr(LaqModel, "adapt")
+    presets = [p for p in args.presets.split(",") if p]
+    directions = [tuple(d.split(":")) for d in args.directions.split(",") if d]
+    if any(len(d) != 2 for d in directions) or not presets:
+        raise SystemExit("--directions: SOURCE:TARGET[,...]; --presets: at least one preset")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-cross-corpus-") as tmp_name:
+        tmp = Path(tmp_name)
+        for source, target in directions:
+            for seed in seeds:
+                for preset in presets:
+                    r = run_pair(args, source, target, preset, seed, tmp)
+                    rows.setdefault((source, target, preset), []).append(r)
+                    cells = "  ".join(
+                        f"{mode} UAR {100 * r[mode]['uar']:.1f} acc {100 * r[mode]['accuracy']:.1f} top {100 * r[mode]['top_share']:.0f}% "
+                        f"conf {r[mode]['mean_confidence']:.2f} ECE {r[mode]['ece']:.2f}"
+                        for mode in ("zero-shot", "adapted")
+                        if mode in r
+                    )
+                    print(
+                        f"{source}->{target} {preset} seed {seed}: {cells}  (in-corpus fp32 test acc {100 * r['in_acc']:.1f}; "
+                        f"{r['avg_bits']:.3f} b, {r['kb']:.1f} KB, {r['seconds']:.0f} s)",
+                        flush=True,
+                    )
+    modes = ["zero-shot", "adapted"] if args.adapt else ["zero-shot"]
+    print(f"\n### True cross-corpus pairs ({args.seeds} seeds, mean ± sd; paired against preset {presets[0]})\n")
+    print("| direction | preset | mode | UAR % | accuracy % | top label % | mean confidence | ECE | UAR vs " + presets[0] + " (paired) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for source, target in directions:
+        base = rows[(source, target, presets[0])]
+        for preset in presets:
+            runs = rows[(source, target, preset)]
+            for mode in modes:
+                def ms(key: str, scale: float = 100.0, fmt: str = ".1f") -> str:
+                    v = [scale * r[mode][key] for r in runs]
+                    return f"{statistics.fmean(v):{fmt}} ± {statistics.stdev(v) if len(v) > 1 else 0.0:{fmt}}"
+
+                d = [100 * (r[mode]["uar"] - b[mode]["uar"]) for r, b in zip(runs, base)]
+                diff = "–" if preset == presets[0] else f"{statistics.fmean(d):+.1f} ± {statistics.stdev(d) if len(d) > 1 else 0.0:.1f}"
+                print(
+                    f"| {source} → {target} | {preset} | {mode} | {ms('uar')} | {ms('accuracy')} | {ms('top_share')} | "
+                    f"{ms('mean_confidence', 1.0, '.2f')} | {ms('ece', 1.0, '.2f')} | {diff} |"
+                )
+    first = next(iter(rows.values()))[0]
+    print(f"\nScored labels: {', '.join(first['labels'])} ({first['clips']} clips of the first target).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=Path("/work/shared/datasets"), help="folder holding the two corpora")
@@ -147,8 +266,18 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default: a temp dir)")
+    parser.add_argument("--protocol", choices=["condition", "corpus"], default="condition", help="condition: emodb -> emodb-2s (held-out speakers); corpus: true cross-corpus pairs")
+    parser.add_argument("--directions", default="emodb:tess,tess:emodb", help="--protocol corpus: SOURCE:TARGET pairs (folders under --data-root, named by their layout)")
+    parser.add_argument("--presets", default="rich,portable", help="--protocol corpus: feature presets, the first is the paired baseline")
+    parser.add_argument("--seeds", type=int, default=5, help="--protocol corpus: seeds per direction and preset")
+    parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None, help="--protocol corpus: also score after LaqModel.adapt on the target's audio")
     args = parser.parse_args()
     args.data_root = args.data_root.resolve()
+    if args.protocol == "corpus":
+        if args.seeds < 1:
+            raise SystemExit("--seeds: must be >= 1")
+        main_corpus(args)
+        return
     if args.pairs < 1 or args.held_out < 1:
         raise SystemExit("--pairs and --held-out: must be >= 1")
 

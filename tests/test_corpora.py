@@ -208,3 +208,22 @@ def test_discovery_finds_exactly_what_the_decoder_reads(tmp_path: Path) -> None:
     for name in ("sun.au", "w64.w64"):
         with pytest.raises(AudioError):
             _native.load_audio(folder / name, 16000, 1)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_tess_mistyped_speaker_prefix_is_its_speaker(tmp_path: Path, nested: bool) -> None:
+    # the public TESS copy holds OAF_neutral/OA_bite_neutral.wav: TESS has two speakers, OAF and YAF
+    names = ["OAF_back_neutral.wav", "OA_bite_neutral.wav", "YAF_back_neutral.wav", "YA_dog_sad.wav", "YAF_bean_sad.wav"]
+    if nested:
+        names = [f"{'OAF' if n.startswith('OA') else 'YAF'}_{n[:-4].rsplit('_', 1)[1]}/{n}" for n in names]
+    touch(tmp_path, *names)
+    clips = discover(tmp_path, "tess")
+    assert {c.path.name: c.speaker for c in clips} == {
+        "OAF_back_neutral.wav": "OAF", "OA_bite_neutral.wav": "OAF", "YAF_back_neutral.wav": "YAF",
+        "YA_dog_sad.wav": "YAF", "YAF_bean_sad.wav": "YAF",
+    }
+
+
+def test_tess_naming_with_other_speakers_keeps_them(tmp_path: Path) -> None:
+    touch(tmp_path, "Bob_back_angry.wav", "Ann_dog_sad.wav", "F_cat_happy.wav")
+    assert sorted(c.speaker for c in discover(tmp_path, "tess")) == ["ANN", "BOB", "F"]  # "F" abbreviates no TESS speaker

@@ -38,6 +38,8 @@ def librosa_blocks(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
     kw = dict(sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length)
     mel = librosa.feature.melspectrogram(y=y, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max, **kw)
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=cfg.top_db)
+    if cfg.db_reference != "absolute":  # dB relative to the clip's own level
+        db = db - (db.max() if cfg.db_reference == "peak" else db.mean())
     mfcc = librosa.feature.mfcc(S=db, n_mfcc=cfg.n_mfcc)
     if cfg.chroma_spectrum == "magnitude":
         stft = np.abs(librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length))
@@ -117,6 +119,8 @@ CONFIGS = {
     "rich-128-top-db-120": FeatureConfig(preset="rich", n_mels=128, top_db=120.0),
     "deltas-w5-16k": FeatureConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=40, n_mfcc=13, delta_stats=("mean", "std"), delta_width=5, mel_scale="db", top_db=60.0),
     "std-then-mean-w31": FeatureConfig(stats=("std", "mean"), delta_stats=("std",), delta_width=31),
+    "portable": FeatureConfig(preset="portable"),
+    "db-re-peak-power-mel": FeatureConfig(preset="paper", db_reference="peak", stats=("mean", "std")),
 }
 
 
@@ -281,7 +285,7 @@ def _padded(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, torch.tensor([len(w) for w in waves])
 
 
-@pytest.mark.parametrize("cfg_name", ["rich", "deltas-w5-16k", "std-then-mean-w31"])
+@pytest.mark.parametrize("cfg_name", ["rich", "deltas-w5-16k", "std-then-mean-w31", "portable", "db-re-peak-power-mel"])
 def test_padded_batch_equals_one_clip_at_a_time_for_every_statistic(cfg_name: str) -> None:
     cfg = CONFIGS[cfg_name]
     extractor = FeatureExtractor(cfg)

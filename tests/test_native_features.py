@@ -97,6 +97,9 @@ RICH = {
     "wide deltas": {"mel_scale": "db", "delta_stats": ("std",), "delta_width": 31},
     "rich preset": {"preset": "rich"},
     "rich preset, 16 kHz": {"preset": "rich", "sample_rate": 16000, "n_fft": 512, "hop_length": 160},
+    "portable preset": {"preset": "portable"},
+    "dB re clip peak, power mel": {"db_reference": "peak", "stats": ("mean", "std")},
+    "dB re clip mean, 60 dB floor": {"preset": "portable", "top_db": 60.0},
 }
 
 
@@ -110,6 +113,25 @@ def test_new_options_match_torch_reference(name: str) -> None:
     assert got.shape == ref.shape == (len(waves), cfg.dim)
     assert standardized_gap(ref, got) < STANDARDIZED_TOL
     assert raw_block_rel(cfg.block_slices(), ref, got) < RAW_BLOCK_REL
+
+
+@pytest.mark.parametrize("reference", ["peak", "mean"])
+def test_relative_db_makes_features_level_invariant(reference: str) -> None:
+    """A gain of -20 dB changes no feature when dB is relative to the clip (torch and Rust),
+    while the absolute reference moves the MFCC/mel means by exactly the gain."""
+    cfg = FeatureConfig(preset="portable", db_reference=reference)
+    absolute = FeatureConfig(preset="portable", db_reference="absolute")
+    ext, ext_abs = FeatureExtractor(cfg), FeatureExtractor(absolute)
+    wave = clips(cfg.sample_rate)[-1]
+    quiet = (wave * 0.1).astype(np.float32)
+    for a, b in [
+        (ext(torch.from_numpy(wave)).numpy(), ext(torch.from_numpy(quiet)).numpy()),
+        (_native.features(spec_json(cfg), wave), _native.features(spec_json(cfg), quiet)),
+    ]:
+        np.testing.assert_allclose(a, b, atol=2e-3)
+    mel = cfg.block_slices()["mel_mean"]
+    shift = ext_abs(torch.from_numpy(wave)).numpy()[mel] - ext_abs(torch.from_numpy(quiet)).numpy()[mel]
+    np.testing.assert_allclose(shift, 20.0, atol=0.05)
 
 
 def _accepts_rust(raw: dict) -> bool:

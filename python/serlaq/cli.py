@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from serlaq.errors import SerlaqError
+from serlaq.errors import ConfigError, SerlaqError
 
 app = typer.Typer(
     name="serlaq",
@@ -323,8 +323,11 @@ def report(
     out: Path | None = typer.Option(None, "--out", help="report folder (default: RUN_DIR/report, RUN_DIR/report-loso with --protocol loso)"),
     protocol: str = typer.Option(
         "split", "--protocol",
-        help="split: the run's own split (the paper's tables); loso: leave-one-speaker-out folds of the run's config, fp32 and compressed, mean ± sd over folds",
+        help="split: the run's own split (the paper's tables); loso: leave-one-speaker-out folds of the run's config, fp32 and compressed, mean ± sd over folds; cross: the run's .laq on other corpora (--test-data), zero-shot and adapted",
     ),  # fmt: skip
+    test_data: list[Path] = typer.Option(
+        [], "--test-data", help="--protocol cross: a corpus folder the model never heard (repeatable; layout detected)"
+    ),
 ) -> None:
     """Write the paper's tables and figures for a trained run: Table 4 (fp32, fixed 8..1 bits, LAQ, and QAT rows), Table 3 (importance weights), accuracy-vs-bits, per-layer bits and confusion-matrix plots, as Markdown + JSON + PNG.
 
@@ -332,10 +335,31 @@ def report(
 
     Example: serlaq report runs/emodb --seeds 5
 
+    With --protocol cross: the run's compressed .laq scored on each --test-data corpus on the labels they share, zero-shot and after `serlaq adapt` on that corpus's own audio (labels unused): UAR, accuracy, the most predicted label's share, mean confidence and ECE, in RUN_DIR/report-cross/ (or --out).
+
     Example: serlaq report runs/emodb --protocol loso
+
+    Example: serlaq report runs/emodb --protocol cross --test-data ../shared/datasets/tess
     """
     require_train_extra("report")
     from serlaq.reports import report as run_report
+
+    if protocol == "cross":
+        from serlaq.io import atomic_write_json, atomic_write_text
+        from serlaq.reports.cross import cross_report, render_cross_markdown
+
+        if not run_dir.is_dir():
+            raise ConfigError(f"{run_dir}: run folder not found")
+        result = cross_report(run_dir, list(test_data))
+        folder = out if out is not None else run_dir / "report-cross"
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "report.json", result, indent=1)
+        atomic_write_text(folder / "report.md", render_cross_markdown(result))
+        typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
+        typer.echo(f"\nwrote {folder}/report.md, report.json")
+        return
+    if test_data:
+        raise ConfigError("--test-data: only with --protocol cross")
 
     folder = run_report(
         run_dir,

@@ -11,7 +11,9 @@ command runs in, as on a shell command line.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -24,7 +26,8 @@ from serlaq.feature_config import FeatureConfig
 from serlaq.io import atomic_write_text
 from serlaq.laq_config import LaqConfig
 
-Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto"]
+Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto", "multi"]
+CorpusLayout = Literal["tess", "emodb", "savee", "folder", "csv", "auto"]
 
 
 def default_cache_dir() -> Path:
@@ -55,10 +58,167 @@ class SyntheticConfig(_Section):
     )
 
 
+class CorpusConfig(_Section):
+    """One corpus of a multi-corpus run (`data.corpora`).
+
+    `name` (default: the dataset name, or the folder/manifest stem for folder/csv/auto) is
+    unique within the run and prefixes the corpus's speaker ids (`emodb-03`, `tess-OAF`),
+    so speaker-independent splits stay disjoint across corpora. `labels` maps this
+    corpus's canonical labels to the run's label set: `{calm: neutral}` renames,
+    `{boredom: null}` leaves those clips out.
+    """
+
+    dataset: CorpusLayout
+    data_dir: Path | None = None
+    manifest: Path | None = None
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$", description="letters, digits and _ (prefixes speaker ids)")
+    labels: dict[str, str | None] = Field(default_factory=dict, description="label -> run label, or null to drop")
+
+    @field_validator("data_dir", "manifest")
+    @classmethod
+    def _expand(cls, path: Path | None) -> Path | None:
+        return path.expanduser() if path is not None else None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str | None]) -> dict[str, str | None]:
+        from serlaq.data.corpora import LABELS, canonical_label
+
+        out: dict[str, str | None] = {}
+        for source, target in labels.items():
+            key = canonical_label(source)
+            if key is None:
+                raise ValueError(f"unknown label {source!r} (known: {', '.join(LABELS)})")
+            value = canonical_label(target) if target is not None else None
+            if target is not None and value is None:
+                raise ValueError(f"{source}: unknown target label {target!r} (known: {', '.join(LABELS)})")
+            out[key] = value
+        return out
+
+    @model_validator(mode="after")
+    def _source(self) -> CorpusConfig:
+        if self.dataset == "csv" and self.manifest is None:
+            raise ValueError("dataset 'csv' needs manifest (a CSV file: path,label[,speaker])")
+        if self.dataset != "csv" and self.data_dir is None and self.manifest is None:
+            raise ValueError(f"dataset {self.dataset!r} needs data_dir")
+        return self
+
+    @property
+    def corpus_name(self) -> str:
+        if self.name is not None:
+            return self.name
+        if self.dataset in ("tess", "emodb", "savee"):
+            return self.dataset
+        source = self.manifest if self.manifest is not None else self.data_dir
+        stem = re.sub(r"[^A-Za-z0-9_]+", "_", source.stem if source is not None else "") or self.dataset
+        return stem
+
+    def resolved(self) -> CorpusConfig:
+        return self.model_copy(
+            update={
+                "data_dir": self.data_dir.resolve() if self.data_dir else None,
+                "manifest": self.manifest.resolve() if self.manifest else None,
+            }
+        )
+
+
+BALANCE = ("none", "class", "corpus", "corpus_class")
+
+
+def _bounds(lo: float, hi: float):  # type: ignore[no-untyped-def]
+    """A validator for a (low, high) range inside [lo, hi]."""
+
+    def check(value: tuple[float, float]) -> tuple[float, float]:
+        a, b = value
+        if not (lo <= a <= b <= hi) or not all(math.isfinite(v) for v in value):
+            raise ValueError(f"expected [low, high] with {lo} <= low <= high <= {hi}, got {list(value)}")
+        return value
+
+    return check
+
+
+class _Augment(_Section):
+    p: float = Field(0.5, ge=0.0, le=1.0, description="probability that a copy gets this transform")
+
+
+class GainAugment(_Augment):
+    db: tuple[float, float] = (-12.0, 12.0)
+    _db = field_validator("db")(_bounds(-40.0, 40.0))
+
+
+class ResampleAugment(_Augment):
+    rates: list[int] = Field(default_factory=lambda: [8000, 16000, 22050, 44100, 48000], min_length=1)
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, rates: list[int]) -> list[int]:
+        bad = [r for r in rates if not 4000 <= r <= 192000]
+        if bad:
+            raise ValueError(f"sample rates must be within 4000..192000 Hz, got {bad[0]}")
+        return rates
+
+
+class EqAugment(_Augment):
+    tilt_db_per_octave: tuple[float, float] = (-3.0, 3.0)
+    low_cut_hz: tuple[float, float] = (0.0, 300.0)
+    _tilt = field_validator("tilt_db_per_octave")(_bounds(-12.0, 12.0))
+    _cut = field_validator("low_cut_hz")(_bounds(0.0, 2000.0))
+
+
+class NoiseAugment(_Augment):
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    color: tuple[float, float] = Field((0.0, 2.0), description="spectral slope 1/f^color: 0 white, 1 pink, 2 brown")
+    _snr = field_validator("snr_db")(_bounds(-20.0, 100.0))
+    _color = field_validator("color")(_bounds(0.0, 3.0))
+
+
+class ReverbAugment(_Augment):
+    rt60: tuple[float, float] = Field((0.2, 0.8), description="reverberation time, seconds")
+    drr_db: tuple[float, float] = Field((0.0, 12.0), description="direct-to-reverberant energy ratio, dB")
+    _rt60 = field_validator("rt60")(_bounds(0.05, 3.0))
+    _drr = field_validator("drr_db")(_bounds(-20.0, 40.0))
+
+
+class SpeedAugment(_Augment):
+    factor: tuple[float, float] = (0.9, 1.1)
+    _factor = field_validator("factor")(_bounds(0.5, 2.0))
+
+
+class AugmentConfig(_Section):
+    """`data.augment`: waveform augmentation of the training split (serlaq.data.augment).
+
+    A transform is on when its section is given (`noise: {}` takes its defaults) and off
+    when left out; at least one must be on.
+    """
+
+    copies: int = Field(1, ge=1, le=64, description="augmented copies per training clip, besides the clean one")
+    seed: int | None = Field(None, description="augmentation seed; null = the run's seed")
+    speed: SpeedAugment | None = None
+    reverb: ReverbAugment | None = None
+    eq: EqAugment | None = None
+    resample: ResampleAugment | None = None
+    noise: NoiseAugment | None = None
+    gain: GainAugment | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> AugmentConfig:
+        if all(getattr(self, name) is None for name in ("speed", "reverb", "eq", "resample", "noise", "gain")):
+            raise ValueError("turns on no transform: give at least one of speed, reverb, eq, resample, noise, gain (e.g. noise: {})")
+        return self
+
+
 class DataConfig(_Section):
     dataset: Dataset = "synthetic"
     data_dir: Path | None = None
     manifest: Path | None = None
+    corpora: list[CorpusConfig] | None = Field(
+        None, min_length=1, description="several corpora trained as one (instead of dataset/data_dir/manifest)"
+    )
+    labels: list[str] | None = Field(None, min_length=2, description="keep only clips with these labels (after mapping)")
+    balance: Literal["none", "class", "corpus", "corpus_class"] = Field(
+        "none", description="training sampler: each class / corpus / (corpus, class) drawn equally often"
+    )
+    augment: AugmentConfig | None = Field(None, description="waveform augmentation of the training split (off when absent)")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     speaker_independent: bool = False
@@ -78,8 +238,46 @@ class DataConfig(_Section):
             raise ValueError(f"train/val/test fractions must be >= 0 with train > 0 and sum to 1, got {list(split)}")
         return split
 
+    @field_validator("labels")
+    @classmethod
+    def _keep_labels(cls, labels: list[str] | None) -> list[str] | None:
+        from serlaq.data.corpora import LABELS, canonical_label
+
+        if labels is None:
+            return None
+        out = []
+        for label in labels:
+            key = canonical_label(label)
+            if key is None:
+                raise ValueError(f"unknown label {label!r} (known: {', '.join(LABELS)})")
+            out.append(key)
+        if len(set(out)) != len(out):
+            raise ValueError(f"labels listed twice: {labels}")
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _multi(cls, data: Any) -> Any:
+        """`corpora` given and `dataset` not: the run is a multi-corpus run."""
+        if isinstance(data, Mapping) and data.get("corpora") is not None and "dataset" not in data:
+            return {**data, "dataset": "multi"}
+        return data
+
     @model_validator(mode="after")
     def _source(self) -> DataConfig:
+        if self.corpora is not None or self.dataset == "multi":
+            if self.dataset != "multi":
+                raise ValueError(f"corpora: lists the corpora itself; remove dataset {self.dataset!r} (or remove corpora)")
+            if self.corpora is None:
+                raise ValueError("dataset 'multi' needs data.corpora (a list of {dataset, data_dir | manifest})")
+            if self.data_dir is not None or self.manifest is not None:
+                which = "data_dir (--data-dir)" if self.data_dir is not None else "manifest"
+                raise ValueError(f"corpora: give each corpus its own data_dir/manifest; {which} is for a single-corpus run")
+            names = [c.corpus_name for c in self.corpora]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"corpora: name {twice[0]!r} is used twice (set a distinct name for each corpus)")
+            return self
         if self.dataset == "csv" and self.manifest is None:
             raise ValueError("dataset 'csv' needs data.manifest (a CSV file: path,label[,speaker])")
         if self.dataset not in ("synthetic", "csv") and self.data_dir is None:
@@ -415,13 +613,17 @@ def _dotted_key(loc: Sequence[Any]) -> str:
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:
-    candidates = [annotation, *getattr(annotation, "__args__", ())]
-    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    """The config section an annotation holds, looking through Optional and list[...] (data.corpora)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for a in getattr(annotation, "__args__", ()) if (m := _section_model(a)) is not None), None)
 
 
 def _allowed_keys(loc: Sequence[Any]) -> list[str]:
     model: Any = RunConfig
     for part in loc:
+        if isinstance(part, int):  # an item of a list of sections
+            continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PresetName = Literal["paper", "rich"]
+PresetName = Literal["paper", "rich", "portable"]
 Stat = Literal["mean", "std"]
 
 # Every value of a preset that differs from the field defaults below (the field defaults
@@ -30,6 +30,20 @@ Stat = Literal["mean", "std"]
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "rich": {"mel_scale": "db", "stats": ("mean", "std"), "delta_stats": ("std",), "n_mels": 64},
+    # rich at a common 16 kHz (analysis band 0-8 kHz whatever the file's rate; 64 ms window,
+    # 16 ms hop) with every dB value taken relative to the clip's own mean level: chosen on
+    # inner cross-corpus folds
+    # (docs/features.md, "portable").
+    "portable": {
+        "mel_scale": "db",
+        "stats": ("mean", "std"),
+        "delta_stats": ("std",),
+        "n_mels": 64,
+        "sample_rate": 16000,
+        "n_fft": 1024,
+        "hop_length": 256,
+        "db_reference": "mean",
+    },
 }
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets.
 DEFAULT_PRESET: PresetName = "rich"
@@ -57,7 +71,7 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d) or rich")
+    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich or portable")
     sample_rate: int = Field(22050, ge=1000, le=192000, description="every clip is resampled to this rate (Hz)")
     n_mfcc: int = Field(40, ge=1, le=512, description="MFCC coefficients")
     n_chroma: int = Field(12, ge=1, le=96, description="chroma bins per octave")
@@ -78,6 +92,11 @@ class FeatureConfig(BaseModel):
     stats: tuple[Stat, ...] = Field(("mean",), min_length=1, description="pooling statistics over frames")
     delta_stats: tuple[Stat, ...] = Field((), description="statistics of the delta-MFCC over frames")
     delta_width: int = Field(9, ge=3, le=31, description="delta window (frames, odd)")
+    db_reference: Literal["absolute", "peak", "mean"] = Field(
+        "absolute",
+        description="dB values relative to 1.0 (absolute), to the clip's highest floored dB (peak) or to its mean "
+        "floored dB over bands and frames (mean): peak/mean make the features level-invariant",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -28,6 +28,11 @@ Output order is [MFCC, chroma, mel], as in the recipe. Beyond the paper (Feature
 - `stats`: pooling over frames, "mean" and/or "std" (population std, ddof 0) of the
   per-frame MFCCs (DCT of each frame's floored dB mel), chroma and mel values; the vector
   is [mfcc_s, chroma_s, mel_s] for each s in `stats`.
+- `db_reference` ("absolute" | "peak" | "mean"): every floored dB value minus the clip's
+  highest floored dB ("peak") or its mean floored dB over all bands and frames ("mean"):
+  a gain on the waveform then changes no feature. Only the mean blocks (MFCC, dB mel)
+  move; stds and deltas do not depend on a constant shift. With "mean" the MFCC-0 mean
+  (the scaled band mean) is 0 by definition and is stored as exactly 0.
 - `delta_stats`: the same statistics of the first-order delta of the per-frame MFCCs
   (`torchaudio.functional.compute_deltas`, `delta_width` frames, each clip's edges
   replicated), appended as [dmfcc_s] for each s.
@@ -177,7 +182,21 @@ class FeatureExtractor(nn.Module):
             peak = kept.amax(dim=(-2, -1), keepdim=True)
             db = torch.maximum(db, peak - cfg.top_db)
         db_mean = time_mean(db)
+        if cfg.db_reference != "absolute":
+            # Level invariance: a gain on the waveform shifts every dB value by one constant,
+            # which only the mean blocks see (std and deltas are shift-invariant).
+            if cfg.db_reference == "mean":
+                ref = db_mean.mean(-1)
+            else:
+                kept = db if mask is None else db.masked_fill(~mask[:, None, :], -math.inf)
+                ref = kept.amax(dim=(-2, -1))
+            db = db - ref[:, None, None]
+            db_mean = db_mean - ref[:, None]
         mfcc_mean = db_mean @ self.dct_t  # DCT of the mean = mean of the DCTs
+        if cfg.db_reference == "mean":
+            # DCT bin 0 is the scaled mean over bands: 0 by definition here. Stored as an
+            # exact 0, not float rounding noise a standardizer would blow up.
+            mfcc_mean[..., 0] = 0.0
         per_frame_mfcc = None
         if "std" in cfg.stats or cfg.delta_stats:
             per_frame_mfcc = self.dct @ db  # (B, n_mfcc, frames): each frame's MFCCs

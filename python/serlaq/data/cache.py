@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from serlaq.data.audio import load_audio
 from serlaq.data.corpora import Clip, skip_summary
 from serlaq.errors import AudioError, DataError
 from serlaq.features import FEATURES_VERSION, FeatureConfig, FeatureExtractor
+
+if TYPE_CHECKING:
+    from serlaq.config import AugmentConfig
 
 log = logging.getLogger("serlaq.data")
 
@@ -235,3 +238,81 @@ def extract_features(
         raise DataError(f"no usable clips: all {len(clips)} failed (first: {skipped[0][0]}: {skipped[0][1]})")
     X = np.stack(rows).astype(np.float32, copy=False)
     return Extracted(X, kept, skipped)
+
+
+class _AugmentWorker(_Worker):
+    """Features of one augmented copy of a clip, cached per (file content, augment params, seed, copy)."""
+
+    def __init__(self, cfg: FeatureConfig, cache_root: Path | None, augment: AugmentConfig, seed: int) -> None:
+        super().__init__(cfg, cache_root)
+        self.augment = augment
+        self.seed = seed
+
+    def __call__(self, item: tuple[Clip, int]) -> np.ndarray | AudioError:  # type: ignore[override]
+        clip, copy = item
+        path = Path(clip.path)
+        try:
+            digest = file_sha256(path)
+        except OSError as exc:
+            return AudioError(f"{path}: cannot read ({exc.strerror or exc})")
+        from serlaq.data.augment import augmented_copy, cache_name
+
+        entry = self.cache_root / cache_name(digest, self.seed, copy) if self.cache_root is not None else None
+        if entry is not None and (cached := self._load(entry)) is not None:
+            return cached
+        try:
+            wave = load_audio(path, self.cfg.sample_rate, min_samples=self.cfg.min_samples)
+        except AudioError as exc:
+            return exc
+        wave = augmented_copy(wave, self.cfg.sample_rate, self.augment, self.seed, digest, copy)
+        if wave.shape[0] < self.cfg.min_samples:  # sped up below one analysis window
+            wave = np.pad(wave, (0, self.cfg.min_samples - wave.shape[0]))
+        with torch.inference_mode():
+            vec = self.extractor(torch.from_numpy(wave)).numpy().astype(np.float32, copy=False)
+        if not np.isfinite(vec).all():
+            return AudioError(f"{path}: features of augmented copy {copy} are not finite")
+        if entry is not None:
+            _save_atomic(entry, vec)
+        return vec
+
+
+def extract_augmented(
+    clips: Sequence[Clip],
+    feature_cfg: FeatureConfig,
+    augment: AugmentConfig,
+    seed: int,
+    cache_dir: str | Path | None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Features of `augment.copies` augmented copies of each clip: (copies, len(clips), dim) float32.
+
+    Cached under `cache_dir/features-<config key>/augment-<params key>/`, one file per
+    (file content, seed, copy). The clips are ones whose clean features were extracted, so
+    a failure here (an unreadable file since then) raises its `AudioError`.
+    """
+    from serlaq.data.augment import params_key
+
+    clips = list(clips)
+    workers = default_workers() if workers is None else int(workers)
+    cache_root = (
+        Path(cache_dir) / f"features-{config_key(feature_cfg)}" / f"augment-{params_key(augment)}" if cache_dir else None
+    )
+    worker = _AugmentWorker(feature_cfg, cache_root, augment, seed)
+    items = [(clip, copy) for copy in range(1, augment.copies + 1) for clip in clips]
+    rows: list[np.ndarray] = []
+    bar = tqdm(total=len(items), desc="augment", unit="copy", disable=not progress, leave=False)
+    with _torch_threads(1), bar:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serlaq-augment") if workers > 1 else None
+        try:
+            for result in pool.map(worker, items) if pool is not None else map(worker, items):
+                bar.update()
+                if isinstance(result, AudioError):
+                    raise result
+                rows.append(result)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+    if not rows:
+        return np.zeros((augment.copies, 0, feature_cfg.dim), dtype=np.float32)
+    return np.stack(rows).astype(np.float32, copy=False).reshape(augment.copies, len(clips), feature_cfg.dim)

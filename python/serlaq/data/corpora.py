@@ -3,7 +3,9 @@
 Supported `dataset` values:
 
 - `tess`: TESS, `OAF_back_angry.wav` (speaker `_` word `_` emotion), in per-emotion
-  folders or flat; `ps` (pleasant surprise) -> `surprise`.
+  folders or flat; `ps` (pleasant surprise) -> `surprise`. TESS has two speakers, OAF and
+  YAF: a mistyped prefix (`OAF_neutral/OA_bite_neutral.wav`) takes the speaker of its
+  `OAF_*` / `YAF_*` folder, or (flat) the one speaker it abbreviates.
 - `emodb`: Berlin EMODB, `03a01Fa.wav`: speaker = the first two digits, emotion = the
   letter at index 5 (W angry, L boredom, E disgust, A fear, F happy, T sad, N neutral).
 - `savee`: SAVEE, `DC_a01.wav` or `AudioData/DC/a01.wav` (speaker DC/JE/JK/KL; a anger,
@@ -67,6 +69,7 @@ AUDIO_SUFFIXES = frozenset(_native.AUDIO_SUFFIXES)
 DATASETS = ("auto", "tess", "emodb", "savee", "folder", "csv")
 
 EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
+TESS_SPEAKERS = ("OAF", "YAF")  # older / younger adult female
 SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise"}
 
 _EMODB_RE = re.compile(r"^(\d\d)[a-z]\d\d([WLEAFTN])[a-z]\d?$")
@@ -205,7 +208,23 @@ def _parse_tess(path: Path) -> Parsed | str:
     label = canonical_label("_".join(parts[2:]))
     if label is None:
         return f"unknown label: TESS emotion {'_'.join(parts[2:])!r} is not recognised"
-    return label, parts[0].upper()
+    return label, _tess_speaker(parts[0].upper(), path.parent.name.split("_", 1)[0].upper())
+
+
+def _tess_speaker(prefix: str, folder: str) -> str:
+    """TESS's speaker (OAF or YAF) for a file-name prefix in a folder.
+
+    The public copies hold mistyped names (`OAF_neutral/OA_bite_neutral.wav`): a prefix that
+    is not a TESS speaker takes the speaker of the folder it sits in (`OAF_neutral/`), or in
+    a flat layout the one TESS speaker it abbreviates. Other prefixes (a corpus that only
+    follows TESS's naming) are kept as they are.
+    """
+    if prefix in TESS_SPEAKERS:
+        return prefix
+    if folder in TESS_SPEAKERS:
+        return folder
+    matches = [s for s in TESS_SPEAKERS if s.startswith(prefix)]
+    return matches[0] if len(matches) == 1 else prefix
 
 
 _PARSERS: dict[str, Callable[[Path], Parsed | str]] = {

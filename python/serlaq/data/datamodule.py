@@ -22,8 +22,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from serlaq.config import RunConfig
-from serlaq.data.cache import extract_features
+from serlaq.data.cache import extract_augmented, extract_features
 from serlaq.data.corpora import Clip, discover
+from serlaq.data.multi import balance_weights, corpus_records, gather, map_labels
 from serlaq.data.splits import split_indices
 from serlaq.errors import DataError
 
@@ -55,6 +56,18 @@ class EpochShuffleSampler(Sampler[int]):
         return self.size
 
 
+class BalancedEpochSampler(EpochShuffleSampler):
+    """`size` draws with replacement, in proportion to `weights`, from (seed, epoch) alone."""
+
+    def __init__(self, weights: Sequence[float], seed: int) -> None:
+        super().__init__(len(weights), seed)
+        self.weights = torch.tensor(list(weights), dtype=torch.float64)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.multinomial(self.weights, self.size, replacement=True, generator=generator).tolist())
+
+
 class SERDataModule(L.LightningDataModule):
     """Everything data-side of a run, built from its `RunConfig`.
 
@@ -70,6 +83,9 @@ class SERDataModule(L.LightningDataModule):
         self.config = config
         self._explicit = {name: [int(i) for i in splits[name]] for name in SPLITS} if splits is not None else None
         self._clips: list[Clip] | None = None
+        self._clip_corpus: list[str] = []  # corpus name of self._clips[i]
+        self._found_corpus: list[str] = []  # corpus name of each discovered clip
+        self._sources: list[dict[str, Any]] = []  # per corpus: name, dataset, source
         self._features: np.ndarray | None = None
         self._corpus: dict[str, Any] = {}
         self._ready = False
@@ -108,8 +124,12 @@ class SERDataModule(L.LightningDataModule):
         self._ready = True
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self._datasets["train"]
-        sampler = EpochShuffleSampler(len(dataset), self.config.seed)
+        dataset = self._train_rows
+        balance = self.config.data.balance
+        if balance == "none":
+            sampler: EpochShuffleSampler = EpochShuffleSampler(len(dataset), self.config.seed)
+        else:
+            sampler = BalancedEpochSampler(balance_weights(self.train_groups(balance)), self.config.seed)
         return DataLoader(dataset, batch_size=self.config.train.batch_size, sampler=sampler, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
@@ -141,6 +161,24 @@ class SERDataModule(L.LightningDataModule):
         self._require_setup()
         return list(self._indices[_check_split(name)])
 
+    def split_corpora(self, name: Split) -> list[str]:
+        """The corpus name of each clip of one split (one name for a single-corpus run)."""
+        self._require_setup()
+        return [self._clip_corpus[i] for i in self._indices[_check_split(name)]]
+
+    def train_groups(self, balance: str) -> list[Any]:
+        """The group of each training row that `balance` equalizes: class, corpus or both."""
+        self._require_setup()
+        y = self._train_rows.tensors[1].tolist()
+        corpus = self.split_corpora("train") * (len(y) // max(1, len(self._indices["train"])))
+        if balance == "class":
+            return y
+        if balance == "corpus":
+            return corpus
+        if balance == "corpus_class":
+            return list(zip(corpus, y, strict=True))
+        raise ValueError(f"data.balance: expected one of none, class, corpus, corpus_class, got {balance!r}")
+
     @property
     def split_sizes(self) -> dict[str, int]:
         self._require_setup()
@@ -171,6 +209,9 @@ class SERDataModule(L.LightningDataModule):
                 progress=self.config.trainer.enable_progress_bar and _is_main_process(),
             )
             self._clips, self._features = list(extracted.clips), np.asarray(extracted.X, dtype=np.float32)
+            corpus_of = dict(zip(found, self._found_corpus, strict=True))
+            self._clip_corpus = [corpus_of[clip] for clip in self._clips]
+            self._corpus["corpora"] = corpus_records(self._clips, self._clip_corpus, self._sources)
             self._corpus["clips_found"] = len(found)
             self._corpus["clips_used"] = len(extracted.clips)
             self._corpus["clips_skipped"] = len(extracted.skipped)  # unusable audio, with on_error=skip
@@ -178,16 +219,28 @@ class SERDataModule(L.LightningDataModule):
         return self._clips, self._features
 
     def _discover_clips(self) -> list[Clip]:
+        """Every clip of the run's corpus (or corpora); sets `_found_corpus` and `_sources`."""
         data = self.config.data
+        if data.corpora is not None:
+            gathered = gather(data.corpora, data.labels, on_error=data.on_error)
+            self._found_corpus, self._sources = gathered.corpus, gathered.sources
+            self._corpus.update(source=", ".join(s["source"] for s in gathered.sources), layout="multi")
+            return gathered.clips
         if data.dataset == "synthetic":
             root = self._synthetic_corpus()
             self._corpus.update(source=str(root), layout="synthetic")
-            return discover(root, "folder", on_error=data.on_error)
-        root = data.data_dir if data.data_dir is not None else data.manifest.parent  # type: ignore[union-attr]
-        if data.dataset != "csv" and not root.exists():
-            raise DataError(f"{root}: corpus directory not found (set data.data_dir or pass --data-dir DIR)")
-        self._corpus.update(source=str(root), layout=data.dataset)
-        return discover(root, data.dataset, manifest=data.manifest, on_error=data.on_error)
+            clips = discover(root, "folder", on_error=data.on_error)
+        else:
+            root = data.data_dir if data.data_dir is not None else data.manifest.parent  # type: ignore[union-attr]
+            if data.dataset != "csv" and not root.exists():
+                raise DataError(f"{root}: corpus directory not found (set data.data_dir or pass --data-dir DIR)")
+            self._corpus.update(source=str(root), layout=data.dataset)
+            clips = discover(root, data.dataset, manifest=data.manifest, on_error=data.on_error)
+        if data.labels is not None:
+            clips = map_labels(clips, {}, data.labels, where=str(self._corpus["source"]))
+        self._found_corpus = [data.dataset] * len(clips)
+        self._sources = [{"name": data.dataset, "dataset": data.dataset, "source": self._corpus["source"]}]
+        return clips
 
     def _synthetic_corpus(self) -> Path:
         from serlaq.data.synthetic import generate_corpus
@@ -207,8 +260,13 @@ class SERDataModule(L.LightningDataModule):
         if self._explicit is not None:
             self._indices = _checked_partition(self._explicit, len(clips))
         else:
+            multi = self.config.data.corpora is not None
             train, val, test = split_indices(
-                [clip.label for clip in clips],
+                # several corpora: stratify by (corpus, label), so each corpus is in every split in proportion
+                [
+                    f"{c}|{clip.label}" if multi and not data.speaker_independent else clip.label
+                    for c, clip in zip(self._clip_corpus, clips, strict=True)
+                ],
                 [clip.speaker for clip in clips],
                 seed=self.config.seed,
                 fractions=data.split,
@@ -216,7 +274,28 @@ class SERDataModule(L.LightningDataModule):
             )
             self._indices = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()}
         self._datasets = {name: TensorDataset(x[idx], y[idx]) for name, idx in self._indices.items()}
+        self._train_rows = self._with_augmented_copies(clips, x, y)
         self.feature_mean, self.feature_std = standardization(x[self._indices["train"]])
+
+    def _with_augmented_copies(self, clips: list[Clip], x: Tensor, y: Tensor) -> TensorDataset:
+        """The rows training draws from: the clean training split, then each augmented copy of it in turn."""
+        augment = self.config.data.augment
+        clean = self._datasets["train"]
+        if augment is None:
+            return clean
+        idx = self._indices["train"]
+        copies = extract_augmented(
+            [clips[i] for i in idx],
+            self.config.features,
+            augment,
+            self.config.seed if augment.seed is None else augment.seed,
+            self.config.data.cache_dir,
+            workers=self.config.data.workers,
+            progress=self.config.trainer.enable_progress_bar and _is_main_process(),
+        )
+        self._corpus["augmented_rows"] = int(copies.shape[0] * copies.shape[1])
+        x_aug = torch.from_numpy(copies.reshape(-1, copies.shape[-1]))
+        return TensorDataset(torch.cat([clean.tensors[0], x_aug]), torch.cat([clean.tensors[1], y[idx].repeat(copies.shape[0])]))
 
     def _eval_loader(self, name: Split) -> DataLoader:
         # One batch: the split is small, and the batch size does not change eval results.

@@ -59,6 +59,7 @@ def resolve_paths(config: RunConfig) -> RunConfig:
             "data_dir": config.data.data_dir.resolve() if config.data.data_dir else None,
             "manifest": config.data.manifest.resolve() if config.data.manifest else None,
             "cache_dir": config.data.cache_dir.resolve(),
+            "corpora": [c.resolved() for c in config.data.corpora] if config.data.corpora else None,
         }
     )
     return config.model_copy(update={"data": data, "out_dir": config.out_dir.resolve()})

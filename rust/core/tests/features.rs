@@ -5,7 +5,7 @@ use serde_json::json;
 use serlaq_core::features::dct::dct_matrix;
 use serlaq_core::features::mel::{hz_to_mel, mel_filterbank_dense, mel_to_hz_f32};
 use serlaq_core::features::reference::{dct_ref, dft_ref, features_ref};
-use serlaq_core::features::spec::{MelScale, Preset, MAX_CLIP_SECONDS, N_FFT_RANGE, SAMPLE_RATE_RANGE};
+use serlaq_core::features::spec::{DbReference, MelScale, Preset, MAX_CLIP_SECONDS, N_FFT_RANGE, SAMPLE_RATE_RANGE};
 use serlaq_core::features::{
     frame_count, frame_start, FeatureError, FeaturePlan, FeatureSpec, FrameAnalyzer, FrameRows,
 };
@@ -66,6 +66,11 @@ fn specs() -> Vec<(&'static str, FeatureSpec)> {
             with(json!({"stats": ["std", "mean"], "delta_stats": ["mean", "std"], "delta_width": 5})),
         ),
         ("rich-like", with(json!({"mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"]}))),
+        (
+            "portable-like (dB re clip mean)",
+            with(json!({"mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"], "db_reference": "mean"})),
+        ),
+        ("dB re clip peak, power mel", with(json!({"db_reference": "peak", "stats": ["mean", "std"]}))),
         ("default 180-d", FeatureSpec::default()),
     ]
 }
@@ -246,6 +251,12 @@ fn spec_defaults_round_trip_and_old_headers() {
     // explicit keys override the preset's values
     assert_eq!(spec(json!({"preset": "rich", "n_mels": 128})).dim(), 2 * 180 + 40);
     assert_eq!(spec(rich.to_json_value()), rich);
+    // portable = rich at 16 kHz with dB relative to the clip's mean; rich headers without the key stay absolute
+    let portable = spec(json!({"preset": "portable"}));
+    assert_eq!(portable, FeatureSpec::preset(Preset::Portable));
+    assert_eq!((portable.sample_rate, portable.db_reference, portable.dim()), (16000, DbReference::Mean, 272));
+    assert_eq!(rich.db_reference, DbReference::Absolute);
+    assert_eq!(spec(portable.to_json_value()), portable);
     let names: Vec<String> = rich.blocks().into_iter().map(|b| b.0).collect();
     assert_eq!(names, ["mfcc_mean", "chroma_mean", "mel_mean", "mfcc_std", "chroma_std", "mel_std", "dmfcc_std"]);
 }
@@ -267,6 +278,7 @@ fn every_spec_error_names_field_and_bound() {
         (json!({"f_min": 5000.0, "f_max": 4000.0}), "features.f_min: 5000 is outside [0, 4000)"),
         (json!({"chroma_tuning": 0.75}), "features.chroma_tuning: 0.75 is outside [-0.5, 0.5]"),
         (json!({"mel_scale": "log"}), "features.mel_scale: \"log\" is not one of power, db"),
+        (json!({"db_reference": "max"}), "features.db_reference: \"max\" is not one of absolute, peak, mean"),
         (json!({"stats": ["mean", "mean"]}), "features.stats: \"mean\" appears twice"),
         (json!({"stats": []}), "features.stats: must name at least one statistic"),
         (json!({"delta_width": 8}), "features.delta_width: 8 is even, must be odd"),

@@ -435,6 +435,8 @@ mod tests {
             r#"{"preset": "paper"}"#,
             r#"{"stats": ["std", "mean"], "delta_stats": ["mean", "std"], "delta_width": 5}"#,
             r#"{"preset": "rich", "n_mels": 37, "n_mfcc": 13, "delta_width": 3}"#,
+            r#"{"preset": "portable"}"#,
+            r#"{"preset": "rich", "db_reference": "peak"}"#,
         ] {
             let plan = FeaturePlan::new(&FeatureSpec::from_json(json).unwrap()).unwrap();
             let mut s = plan.scratch();

@@ -8,7 +8,7 @@
 
 use super::frames::FrameRows;
 use super::simd::{dot_dispatch, has_avx2};
-use super::spec::{FeatureSpec, MelScale, Stat};
+use super::spec::{DbReference, FeatureSpec, MelScale, Stat};
 use std::ops::Range;
 
 /// Reusable pooling buffers.
@@ -136,6 +136,16 @@ impl<'a> Pooler<'a> {
         }
         s.mean_db.clear();
         s.mean_db.extend(db_s.iter().map(|&v| (v / nf) as f32));
+        // Level invariance: a constant dB shift moves only the means (MFCC via the DCT,
+        // dB mel); stds and deltas are shift-invariant, so they keep the absolute sums.
+        let reference = match spec.db_reference {
+            DbReference::Absolute => 0.0,
+            DbReference::Peak => peak.max(floor),
+            DbReference::Mean => s.mean_db.iter().sum::<f32>() / nm as f32,
+        };
+        if reference != 0.0 {
+            s.mean_db.iter_mut().for_each(|v| *v -= reference);
+        }
 
         // deltas first (their sums live in `s.sums`); written to `out` at the end
         if !spec.delta_stats.is_empty() {
@@ -172,7 +182,16 @@ impl<'a> Pooler<'a> {
         for stat in &spec.stats {
             match stat {
                 Stat::Mean => {
-                    put(&mut dct.chunks_exact(nm).map(|row| dot_dispatch(row, &s.mean_db, avx2)));
+                    // with dB re the clip mean, MFCC 0 (the scaled band mean) is 0 by definition:
+                    // an exact 0, as the reference stores it, not rounding noise
+                    let zero_c0 = spec.db_reference == DbReference::Mean;
+                    put(&mut dct.chunks_exact(nm).enumerate().map(|(k, row)| {
+                        if k == 0 && zero_c0 {
+                            0.0
+                        } else {
+                            dot_dispatch(row, &s.mean_db, avx2)
+                        }
+                    }));
                     put(&mut ch_s.iter().map(|&v| (v / nf) as f32));
                     match spec.mel_scale {
                         MelScale::Power => put(&mut pw_s.iter().map(|&v| (v / nf) as f32)),

@@ -5,7 +5,7 @@
 
 use super::chroma::chroma_filterbank;
 use super::mel::mel_filterbank_dense;
-use super::spec::{ChromaSpectrum, FeatureSpec, MelScale, Stat};
+use super::spec::{ChromaSpectrum, DbReference, FeatureSpec, MelScale, Stat};
 use super::stft::window;
 use std::f64::consts::PI;
 
@@ -86,6 +86,12 @@ pub fn features_ref(spec: &FeatureSpec, wave: &[f32]) -> Vec<f64> {
     let peak = db.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max);
     let floor = spec.top_db.map_or(f64::NEG_INFINITY, |t| peak - t);
     let fdb: Vec<Vec<f64>> = db.iter().map(|r| r.iter().map(|&v| v.max(floor)).collect()).collect();
+    let reference = match spec.db_reference {
+        DbReference::Absolute => 0.0,
+        DbReference::Peak => fdb.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max),
+        DbReference::Mean => fdb.iter().flatten().sum::<f64>() / (fdb.len() * spec.n_mels) as f64,
+    };
+    let fdb: Vec<Vec<f64>> = fdb.iter().map(|r| r.iter().map(|&v| v - reference).collect()).collect();
     let mfcc: Vec<Vec<f64>> = fdb.iter().map(|r| (0..spec.n_mfcc).map(|k| dct_ref(r, k)).collect()).collect();
     let mel = if spec.mel_scale == MelScale::Power { &pw } else { &fdb };
     let mut out = Vec::new();

@@ -31,7 +31,7 @@ pub const INPUT_RATE_RANGE: (u64, u64) = (1000, 384_000);
 pub const MAX_CLIP_SECONDS: u64 = 3600;
 
 /// Every key of the `features` object, in `FeatureConfig` order.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "preset",
     "sample_rate",
     "n_mfcc",
@@ -49,6 +49,7 @@ pub const KEYS: [&str; 17] = [
     "stats",
     "delta_stats",
     "delta_width",
+    "db_reference",
 ];
 
 /// The spectrum the chroma filterbank sees.
@@ -63,6 +64,26 @@ pub enum ChromaSpectrum {
 pub enum MelScale {
     Power,
     Db,
+}
+
+/// What every floored dB value is taken relative to: 1.0 (absolute), the clip's highest
+/// floored dB (peak) or its mean floored dB over bands and frames (mean). Peak and mean
+/// make the features invariant to a gain on the waveform; only the mean blocks move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbReference {
+    Absolute,
+    Peak,
+    Mean,
+}
+
+impl DbReference {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbReference::Absolute => "absolute",
+            DbReference::Peak => "peak",
+            DbReference::Mean => "mean",
+        }
+    }
 }
 
 /// A pooling statistic over frames (std is the population std, ddof = 0).
@@ -86,6 +107,7 @@ impl Stat {
 pub enum Preset {
     Paper,
     Rich,
+    Portable,
 }
 
 impl Preset {
@@ -93,6 +115,7 @@ impl Preset {
         match self {
             Preset::Paper => "paper",
             Preset::Rich => "rich",
+            Preset::Portable => "portable",
         }
     }
 }
@@ -170,11 +193,13 @@ pub struct FeatureSpec {
     pub stats: Vec<Stat>,
     pub delta_stats: Vec<Stat>,
     pub delta_width: usize,
+    pub db_reference: DbReference,
 }
 
 impl FeatureSpec {
     /// The values of a preset (`feature_config.PRESETS`): `paper` is the default spec;
-    /// `rich` = dB mel, mean + std pooling, std of delta-MFCC, 64 mel bands (272-d).
+    /// `rich` = dB mel, mean + std pooling, std of delta-MFCC, 64 mel bands (272-d);
+    /// `portable` = `rich` at 16 kHz (band 0-8 kHz, n_fft 1024, hop 256) with dB relative to the clip's mean.
     pub fn preset(p: Preset) -> FeatureSpec {
         match p {
             Preset::Paper => FeatureSpec::default(),
@@ -185,6 +210,14 @@ impl FeatureSpec {
                 delta_stats: vec![Stat::Std],
                 n_mels: 64,
                 ..FeatureSpec::default()
+            },
+            Preset::Portable => FeatureSpec {
+                preset: Preset::Portable,
+                sample_rate: 16000,
+                n_fft: 1024,
+                hop_length: 256,
+                db_reference: DbReference::Mean,
+                ..FeatureSpec::preset(Preset::Rich)
             },
         }
     }
@@ -211,6 +244,7 @@ impl Default for FeatureSpec {
             stats: vec![Stat::Mean],
             delta_stats: Vec::new(),
             delta_width: 9,
+            db_reference: DbReference::Absolute,
         }
     }
 }
@@ -301,9 +335,10 @@ impl FeatureSpec {
         let get = |k: &str| map.get(k);
         let preset = match get("preset") {
             None => Preset::Paper,
-            Some(v) => match choice("preset", v, &["paper", "rich"])? {
+            Some(v) => match choice("preset", v, &["paper", "rich", "portable"])? {
                 "paper" => Preset::Paper,
-                _ => Preset::Rich,
+                "rich" => Preset::Rich,
+                _ => Preset::Portable,
             },
         };
         let mut s = FeatureSpec::preset(preset);
@@ -419,6 +454,13 @@ impl FeatureSpec {
             }
             s.delta_width = w as usize;
         }
+        if let Some(v) = get("db_reference") {
+            s.db_reference = match choice("db_reference", v, &["absolute", "peak", "mean"])? {
+                "absolute" => DbReference::Absolute,
+                "peak" => DbReference::Peak,
+                _ => DbReference::Mean,
+            };
+        }
         Ok(s)
     }
 
@@ -451,6 +493,7 @@ impl FeatureSpec {
         m.insert("stats".into(), stat_list(&self.stats));
         m.insert("delta_stats".into(), stat_list(&self.delta_stats));
         m.insert("delta_width".into(), self.delta_width.into());
+        m.insert("db_reference".into(), self.db_reference.as_str().into());
         Value::Object(m)
     }
 

@@ -1,0 +1,176 @@
+"""Which waveform augmentations help across corpora: chosen on the inner cross-corpus folds.
+
+    python benchmarks/bench_augment.py --emodb ../shared/datasets/emodb --tess ../shared/datasets/tess \
+        --seeds 0 1 2 --variants none noise reverb eq resample gain speed all --out bench-augment.jsonl
+
+Two directions, each a training corpus and a validation corpus: train on EMODB (its own
+stratified 80/10/10 split, the current default preset and recipe), score on every TESS
+speaker; and the reverse. The test splits are not used: only the training corpus's train
+split trains, and the other corpus serves as validation for the choice. Each (direction,
+variant, seed) is one `serlaq fit` of the default config with `data.augment` set to the
+variant (`copies` augmented copies per training clip; single-transform variants apply their
+transform to every copy, p = 1; `all` applies each with p = 0.5), paired against `none`
+on the same seed. The score is UAR on the labels both corpora share, the model answering
+among them (as `serlaq evaluate` does), and the share of the most predicted label. One JSON
+line per run is appended to --out (a rerun skips what is there), then the table is printed.
+
+`--augment-seed N` fixes the augmentation draws across run seeds (the run seed still sets
+the split and the initialisation): the augmented features are then extracted once per
+variant instead of once per seed, which is what makes the run fit on a small machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SINGLE = ("noise", "reverb", "eq", "resample", "gain", "speed")
+
+
+def variant_augment(name: str, copies: int, seed: int | None) -> dict[str, Any] | None:
+    """The `data.augment` section of a variant: none, one transform, `all`, or a + joined set (p 0.5 each)."""
+    if name == "none":
+        return None
+    if name in SINGLE:
+        return {"copies": copies, "seed": seed, name: {"p": 1.0}}
+    names = SINGLE if name == "all" else name.split("+")
+    bad = [n for n in names if n not in SINGLE]
+    if bad:
+        raise SystemExit(f"--variants: unknown transform {bad[0]!r} (known: none, all, {', '.join(SINGLE)}, or a+b)")
+    return {"copies": copies, "seed": seed, **{n: {"p": 0.5} for n in names}}
+
+
+def score(model: Any, clips: list[Any], features: np.ndarray) -> dict[str, Any]:
+    """UAR / accuracy / most-predicted share on the shared labels, answering among them."""
+    shared = [lab for lab in model.labels if lab in {c.label for c in clips}]
+    keep = [i for i, c in enumerate(clips) if c.label in shared]
+    with torch.no_grad():
+        logits = model(torch.from_numpy(features[keep]))
+    cols = [model.labels.index(lab) for lab in shared]
+    pred = logits[:, cols].argmax(dim=1).numpy()
+    true = np.array([shared.index(clips[i].label) for i in keep])
+    recalls = [float((pred[true == k] == k).mean()) for k in range(len(shared))]
+    speakers = sorted({clips[i].speaker for i in keep})
+    per_speaker = {}
+    for spk in speakers:
+        m = np.array([clips[i].speaker == spk for i in keep])
+        per_speaker[spk] = float(np.mean([(pred[m & (true == k)] == k).mean() for k in range(len(shared)) if (m & (true == k)).any()]))
+    return {
+        "labels": shared,
+        "clips": len(keep),
+        "uar": float(np.mean(recalls)),
+        "accuracy": float((pred == true).mean()),
+        "top_share": float(np.bincount(pred, minlength=len(shared)).max() / len(pred)),
+        "uar_per_speaker": per_speaker,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--emodb", type=Path, required=True)
+    ap.add_argument("--tess", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--variants", nargs="+", default=["none", *SINGLE, "all"])
+    ap.add_argument("--directions", nargs="+", default=["emodb->tess", "tess->emodb"])
+    ap.add_argument("--copies", type=int, default=1)
+    ap.add_argument("--augment-seed", type=int, default=None)
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="extra config override key=value")
+    ap.add_argument("--work", type=Path, default=Path("bench-augment-runs"))
+    ap.add_argument("--out", type=Path, default=Path("bench-augment.jsonl"))
+    args = ap.parse_args()
+
+    from serlaq.config import load_config, parse_override
+    from serlaq.data.cache import extract_features
+    from serlaq.data.corpora import discover
+    from serlaq.model import SERClassifier
+    from serlaq.training import fit
+
+    corpora = {"emodb": ("emodb", args.emodb), "tess": ("tess", args.tess)}
+    done = set()
+    if args.out.exists():
+        for line in args.out.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["direction"], r["variant"], r["seed"]))
+    targets: dict[str, tuple[list[Any], np.ndarray]] = {}
+    for direction in args.directions:
+        source, target = direction.split("->")
+        for seed in args.seeds:
+            for variant in args.variants:
+                if (direction, variant, seed) in done:
+                    continue
+                overrides = {
+                    "seed": seed,
+                    "name": f"{source}-{target}-{variant}-s{seed}",
+                    "out_dir": str(args.work),
+                    "data.dataset": corpora[source][0],
+                    "data.data_dir": str(corpora[source][1]),
+                    "data.augment": variant_augment(variant, args.copies, args.augment_seed),
+                    "trainer.enable_progress_bar": False,
+                    **dict(parse_override(s) for s in args.sets),
+                }
+                config = load_config(None, overrides)
+                t0 = time.perf_counter()
+                result = fit(config)
+                model = SERClassifier.load_from_checkpoint(config.run_dir / "model.ckpt", map_location="cpu").eval()
+                if target not in targets:
+                    clips = discover(corpora[target][1], corpora[target][0])
+                    ex = extract_features(clips, config.features, config.data.cache_dir, progress=False)
+                    targets[target] = (ex.clips, ex.X)
+                row = {
+                    "direction": direction,
+                    "variant": variant,
+                    "seed": seed,
+                    "augment": overrides["data.augment"],
+                    "preset": config.features.preset,
+                    "source_test_accuracy": result.test_accuracy,
+                    **score(model, *targets[target]),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"{direction} {variant} seed {seed}: UAR {100 * row['uar']:.1f} top {100 * row['top_share']:.0f}% ({row['seconds']} s)", flush=True)
+                shutil.rmtree(config.run_dir, ignore_errors=True)
+    table(args.out)
+
+
+def table(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    by = {(r["direction"], r["variant"], r["seed"]): r for r in rows}
+    directions = sorted({r["direction"] for r in rows})
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    print("\n| variant | " + " | ".join(f"{d} UAR | paired vs none | top label %" for d in directions) + " | mean paired |")
+    print("|---|" + "---|---|---|" * len(directions) + "---|")
+    for v in variants:
+        cells, deltas_all = [], []
+        for d in directions:
+            seeds = sorted(s for (dd, vv, s) in by if dd == d and vv == v)
+            uar = [100 * by[(d, v, s)]["uar"] for s in seeds]
+            deltas = [100 * (by[(d, v, s)]["uar"] - by[(d, "none", s)]["uar"]) for s in seeds if (d, "none", s) in by]
+            top = [100 * by[(d, v, s)]["top_share"] for s in seeds]
+            deltas_all.append(statistics.mean(deltas) if deltas else float("nan"))
+            cells.append(f"{_ms(uar)} (n={len(uar)}) | {_ms(deltas, sign=True)} | {statistics.mean(top):.0f}" if uar else "– | – | –")
+        print(f"| {v} | " + " | ".join(cells) + f" | {statistics.mean(deltas_all):+.1f} |")
+
+
+def _ms(xs: list[float], sign: bool = False) -> str:
+    if not xs:
+        return "–"
+    m = statistics.mean(xs)
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{m:+.1f} ± {sd:.1f}" if sign else f"{m:.1f} ± {sd:.1f}"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--table":
+        table(Path(sys.argv[2]))
+    else:
+        main()

@@ -1,0 +1,97 @@
+"""Several corpora as one labelled clip list (`data.corpora`), and the label mapping.
+
+Each corpus is discovered with its own layout (`serlaq.data.corpora.discover`), so its
+labels are already canonical (`LABELS`: EMODB's letters, SAVEE's codes, TESS's folder
+names with `ps`/`pleasant_surprise` -> `surprise`). A corpus's `labels` mapping then
+renames (`{calm: neutral}`) or drops (`{boredom: null}`) labels, and `data.labels`
+keeps only the listed ones. In a multi-corpus run every speaker id is prefixed with the
+corpus name (`emodb-03`, `tess-OAF`): two corpora never share a speaker, so a
+speaker-independent split is disjoint across all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from serlaq.data.corpora import Clip, discover
+from serlaq.errors import DataError
+
+if TYPE_CHECKING:
+    from serlaq.config import CorpusConfig
+
+log = logging.getLogger("serlaq.data")
+
+
+@dataclass
+class Gathered:
+    """The clips of every corpus in config order (each sorted by path) and their corpus names."""
+
+    clips: list[Clip]
+    corpus: list[str]  # corpus name of clips[i]
+    sources: list[dict[str, Any]]  # per corpus: name, dataset, source
+
+
+def gather(
+    corpora: Sequence[CorpusConfig], keep: Sequence[str] | None = None, on_error: str = "fail"
+) -> Gathered:
+    """Discover every corpus, map its labels, prefix its speakers; `DataError` names the corpus at fault."""
+    out = Gathered([], [], [])
+    for spec in corpora:
+        name = spec.corpus_name
+        root = spec.data_dir if spec.data_dir is not None else spec.manifest.parent  # type: ignore[union-attr]
+        if spec.dataset != "csv" and spec.data_dir is not None and not spec.data_dir.exists():
+            raise DataError(f"data.corpora ({name}): {spec.data_dir}: corpus directory not found")
+        try:
+            found = discover(root, spec.dataset, manifest=spec.manifest, on_error=on_error)
+        except DataError as exc:
+            raise DataError(f"data.corpora ({name}): {exc}") from None
+        mapped = map_labels(found, spec.labels, keep, where=f"data.corpora ({name})")
+        out.clips.extend(replace(c, speaker=f"{name}-{c.speaker}") for c in mapped)
+        out.corpus.extend([name] * len(mapped))
+        out.sources.append({"name": name, "dataset": spec.dataset, "source": str(spec.manifest or spec.data_dir)})
+    return out
+
+
+def map_labels(
+    clips: Sequence[Clip], mapping: Mapping[str, str | None], keep: Sequence[str] | None, where: str
+) -> list[Clip]:
+    """Rename / drop labels per `mapping`, then keep only `keep` (None = all); one log line on drops."""
+    out, dropped = [], Counter()
+    for clip in clips:
+        label = mapping.get(clip.label, clip.label)
+        if label is None or (keep is not None and label not in keep):
+            dropped[clip.label] += 1
+            continue
+        out.append(clip if label == clip.label else replace(clip, label=label))
+    if dropped:
+        log.info("%s: left out %d clips by label (%s)", where, sum(dropped.values()), ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+    if not out:
+        raise DataError(f"{where}: no clips left after the label mapping (data.labels / labels)")
+    return out
+
+
+def corpus_records(clips: Sequence[Clip], corpus: Sequence[str], sources: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per corpus: name, dataset, source, clips, speakers, labels {label: count} (of the clips used)."""
+    records = []
+    for src in sources:
+        mine = [c for c, name in zip(clips, corpus, strict=True) if name == src["name"]]
+        records.append(
+            {
+                **src,
+                "clips": len(mine),
+                "speakers": len({c.speaker for c in mine}),
+                "labels": dict(sorted(Counter(c.label for c in mine).items())),
+            }
+        )
+    return records
+
+
+def balance_weights(groups: Sequence[Any]) -> list[float]:
+    """Sampling weight per item so every distinct group gets the same total weight (sums to len)."""
+    counts = Counter(groups)
+    n, k = len(groups), len(counts)
+    return [n / (k * counts[g]) for g in groups]

@@ -1,0 +1,133 @@
+"""Cross-corpus scores of a compressed model on corpora it never heard (issue 18's protocol).
+
+`serlaq report RUN --protocol cross --test-data DIR [--test-data DIR2 ...]` and
+`benchmarks/bench_cross_corpus.py --protocol corpus` share `cross_scores`: the model
+answers among the labels the model and the corpus share (its probabilities renormalised
+over them), and every clip with such a label is scored. Per corpus, zero-shot (the `.laq`
+as trained) and adapted (`LaqModel.adapt` on that corpus's own audio, labels unused, as
+`serlaq adapt` does), each with UAR, accuracy, the share of the most predicted label, the
+mean confidence and the expected calibration error (ECE: `ECE_BINS` equal-width
+confidence bins, |accuracy - mean confidence| weighted by the bin's share of clips).
+Labels are only used to score, never to choose or adapt anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serlaq.errors import ConfigError, DataError
+
+ECE_BINS = 10
+
+
+def cross_scores(model: Any, clips: list[Any], labels: list[str]) -> dict[str, float]:
+    """UAR, accuracy, top-label share, mean confidence and ECE of `model` on `clips`, answering among `labels`."""
+    from serlaq import metrics
+    from serlaq.runtime import Prediction
+
+    results = model.predict_files([c.path for c in clips])
+    proba, y, failed = [], [], []
+    for clip, res in zip(clips, results):
+        if not isinstance(res, Prediction):
+            failed.append(str(clip.path))
+            continue
+        p = np.array([res.probabilities[lab] for lab in labels], dtype=np.float64)
+        proba.append(p / max(p.sum(), 1e-12))
+        y.append(labels.index(clip.label))
+    if not y:
+        raise DataError(f"none of the {len(clips)} clips could be scored (first: {failed[0] if failed else '-'})")
+    proba_a, y_a = np.array(proba), np.array(y)
+    pred, conf = proba_a.argmax(1), proba_a.max(1)
+    sc = metrics.label_scores(y_a, pred, labels)
+    correct = pred == y_a
+    bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
+    ece = sum(
+        abs(correct[bins == b].mean() - conf[bins == b].mean()) * np.mean(bins == b) for b in range(ECE_BINS) if np.any(bins == b)
+    )
+    counts = np.bincount(pred, minlength=len(labels))
+    return {
+        "clips": int(len(y)),
+        "failed": len(failed),
+        "uar": float(sc.uar),
+        "accuracy": float(sc.accuracy),
+        "top_label": labels[int(counts.argmax())],
+        "top_share": float(counts.max() / len(pred)),
+        "mean_confidence": float(conf.mean()),
+        "ece": float(ece),
+    }
+
+
+def shared_clips(model: Any, data_dir: str | os.PathLike[str], dataset: str = "auto") -> tuple[list[Any], list[str]]:
+    """The clips of the corpus at `data_dir` whose label the model knows, and those shared labels (model order)."""
+    from serlaq.data.corpora import scan
+
+    clips = scan(Path(data_dir), dataset=dataset).clips
+    present = {c.label for c in clips}
+    labels = [lab for lab in model.labels if lab in present]
+    if len(labels) < 2:
+        raise DataError(
+            f"{data_dir}: shares {len(labels)} label(s) with the model (corpus: {sorted(present)}; model: {list(model.labels)}): "
+            "at least 2 are needed to score"
+        )
+    return [c for c in clips if c.label in labels], labels
+
+
+def corpus_rows(model: Any, data_dir: str | os.PathLike[str], dataset: str = "auto", adapt: bool = True) -> dict[str, Any]:
+    """Zero-shot (and adapted) scores of `model` on one corpus."""
+    clips, labels = shared_clips(model, data_dir, dataset)
+    row: dict[str, Any] = {"data_dir": str(data_dir), "labels": labels, "zero-shot": cross_scores(model, clips, labels)}
+    if adapt:
+        adapted = model.adapt([Path(data_dir)], source=str(data_dir))
+        row["adapted"] = cross_scores(adapted, clips, labels)
+    return row
+
+
+def find_laq(run: Path) -> Path:
+    """The compressed model of a run folder: its one `.laq` file (fit's `laq:` stage writes it)."""
+    found = sorted(run.glob("*.laq"))
+    if not found:
+        raise ConfigError(f"{run}: no .laq file (add a laq: section to the config, or run serlaq compress) to score cross-corpus")
+    if len(found) > 1:
+        raise ConfigError(f"{run}: {len(found)} .laq files ({', '.join(p.name for p in found)}); keep one to score cross-corpus")
+    return found[0]
+
+
+def cross_report(run: Path, test_data: list[Path], dataset: str = "auto", adapt: bool | None = None) -> dict[str, Any]:
+    """Score the run's `.laq` on every corpus of `test_data`; `adapt` None = when `LaqModel.adapt` exists."""
+    from serlaq.runtime import LaqModel
+
+    if not test_data:
+        raise ConfigError("--protocol cross: give at least one --test-data DIR (a corpus the model never heard)")
+    for d in test_data:
+        if not Path(d).is_dir():
+            raise ConfigError(f"--test-data {d}: folder not found")
+    laq = LaqModel.load(find_laq(run))
+    adapt = hasattr(laq, "adapt") if adapt is None else adapt
+    rows = [corpus_rows(laq, d, dataset, adapt) for d in test_data]
+    return {"protocol": "cross", "model": str(laq.path), "features": laq.feature_config.preset, "rows": rows}
+
+
+def render_cross_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: one row per (corpus, zero-shot/adapted)."""
+    lines = [
+        f"# Cross-corpus report: {report['model']} (features {report['features']})",
+        "",
+        "Scored on the labels each corpus shares with the model; adapted = `serlaq adapt` on that corpus's own audio (labels unused).",
+        "",
+        "| corpus | mode | clips | UAR % | accuracy % | most predicted label | mean confidence | ECE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        for mode in ("zero-shot", "adapted"):
+            if mode not in row:
+                continue
+            s = row[mode]
+            lines.append(
+                f"| {row['data_dir']} | {mode} | {s['clips']} | {100 * s['uar']:.1f} | {100 * s['accuracy']:.1f} | "
+                f"{s['top_label']} {100 * s['top_share']:.0f} % | {s['mean_confidence']:.2f} | {s['ece']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
