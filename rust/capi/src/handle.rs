@@ -1,12 +1,12 @@
-//! The handles the C ABI and the WebAssembly module hand out, over `serlaq-core`: a loaded
-//! model (shared read-only, labels kept as C strings) and a segment stream (owned by one
-//! caller at a time). Only transport lives here: errors become (code, one line), inputs
-//! are passed to the core unchanged.
+//! The handles the C ABI and the WebAssembly module hand out, over the runtime facade
+//! (`serlaq_core::runtime`) and the core: a loaded model (shared read-only, labels kept as
+//! C strings) and a segment stream (owned by one caller at a time). Only transport lives
+//! here: errors become (code, one line), inputs are passed on unchanged.
 
 use crate::error::{Error, ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM};
 use serlaq_core::audio::{self, AudioError, Layout};
-use serlaq_core::format::{LaqError, LaqFile};
 use serlaq_core::model::{Model, ModelError};
+use serlaq_core::runtime::{predict_one, ModelSource};
 use serlaq_core::segments::{Segment, SegmentError, SegmentOptions, Segmenter};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
@@ -48,8 +48,10 @@ pub struct ModelHandle {
 }
 
 impl ModelHandle {
-    fn new(file: LaqFile, origin: &str) -> Result<ModelHandle, Error> {
-        let model = Model::from_laq(file).map_err(|e| Error::new(ERR_MODEL, format!("{origin}: {e}")))?;
+    /// Loads and validates a model through the facade; the error names the source.
+    pub fn load(source: ModelSource) -> Result<ModelHandle, Error> {
+        let origin = source.name();
+        let model = source.load().map_err(|e| Error::new(ERR_MODEL, e.to_string()))?;
         // labels are non-empty JSON strings; one holding a NUL could not cross to C
         let labels = model
             .labels()
@@ -62,18 +64,12 @@ impl ModelHandle {
 
     /// Reads and validates a `.laq` file; errors name the file.
     pub fn open(path: &Path) -> Result<ModelHandle, Error> {
-        let origin = path.display().to_string();
-        let file = LaqFile::open(path).map_err(|e| match e {
-            LaqError::Io { path, source } => Error::new(ERR_MODEL, format!("{}: {source}", path.display())),
-            other => Error::new(ERR_MODEL, format!("{origin}: {other}")),
-        })?;
-        ModelHandle::new(file, &origin)
+        ModelHandle::load(ModelSource::Path(path.to_path_buf()))
     }
 
     /// Validates a `.laq` file held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<ModelHandle, Error> {
-        let file = LaqFile::from_bytes(bytes).map_err(|e| Error::new(ERR_MODEL, format!("{BYTES_SOURCE}: {e}")))?;
-        ModelHandle::new(file, BYTES_SOURCE)
+        ModelHandle::load(ModelSource::Bytes { name: BYTES_SOURCE.into(), bytes })
     }
 
     pub fn model(&self) -> &Model {
@@ -97,7 +93,7 @@ impl ModelHandle {
 
     /// An audio file -> class probabilities (label order).
     pub fn predict_file(&self, path: &Path) -> Result<Vec<f64>, Error> {
-        self.model.predict_file(path).map_err(|e| run_err(&path.display().to_string(), e))
+        predict_one(&self.model, path).map_err(|e| Error::new(ERR_AUDIO, e))
     }
 
     /// Mono samples at `rate` Hz -> class probabilities (resampled to the model's rate
@@ -135,6 +131,10 @@ impl StreamHandle {
 
     pub fn num_labels(&self) -> usize {
         self.model.num_classes()
+    }
+
+    pub fn labels(&self) -> &[String] {
+        self.model.labels()
     }
 
     /// Appends samples; returns how many windows wait to be taken.
