@@ -6,7 +6,9 @@
 //   const model = await Serlaq.load("model.laq");            // a URL, or the bytes
 //   model.labels;                                            // ["angry", ...]
 //   model.predict(float32Samples, 16000);                    // {label, confidence, probabilities}
-//   model.predictFile(await file.arrayBuffer());             // WAV/FLAC/OGG/MP3/AIFF bytes
+//   model.predictFile(await file.arrayBuffer());             // an encoded file: WAV (the
+//                                                            // default build; `make wasm
+//                                                            // WASM_FEATURES=mp3,flac` adds more)
 //   const s = model.stream(48000, {window: 2, hop: 1});      // live audio
 //   s.push(chunk);  s.flush();                               // -> finished windows (segments)
 //
@@ -176,7 +178,7 @@ export class Model {
     });
   }
 
-  /** An encoded audio file (ArrayBuffer / Uint8Array: WAV, FLAC, OGG, MP3, AIFF). */
+  /** An encoded audio file (ArrayBuffer / Uint8Array): WAV, plus the decoders built in. */
   predictFile(data) {
     this.#live();
     let bytes;

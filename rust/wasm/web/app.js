@@ -66,11 +66,18 @@ async function useModel(bytes, name) {
 }
 
 // The browser decodes for the timeline (resampled to the model's rate); the clip result
-// comes from serlaq's own decoder.
+// comes from serlaq's own decoder (WAV in the default build: other formats get the
+// timeline only).
 async function useAudio(bytes, name) {
   if (!model) return status("Drop a .laq model first.", true);
   status(`Analysing ${name}…`);
-  const clip = model.predictFile(bytes.slice(0));
+  let clip = null;
+  let clipError = "";
+  try {
+    clip = model.predictFile(bytes.slice(0));
+  } catch (e) {
+    clipError = e.message;
+  }
   const ctx = new OfflineAudioContext(1, 1, model.sampleRate);
   const buf = await ctx.decodeAudioData(bytes.slice(0).buffer);
   const mono = new Float32Array(buf.length);
@@ -87,10 +94,17 @@ async function useAudio(bytes, name) {
     stream.free();
   }
   draw();
-  const rows = Object.entries(clip.probabilities).map(([l, p]) => `<tr><td>${l}</td><td>${p.toFixed(3)}</td></tr>`);
-  $("clip").innerHTML = `<p><b>${name}</b>: ${clip.label} (${clip.confidence.toFixed(3)})</p><table>${rows.join("")}</table>`;
+  $("clip").textContent = "";
+  const head = document.createElement("p");
+  head.textContent = clip ? `${name}: ${clip.label} (${clip.confidence.toFixed(3)})` : `${name}: whole-clip result unavailable: ${clipError}`;
+  $("clip").append(head);
+  if (clip) {
+    const table = document.createElement("table");
+    for (const [l, p] of Object.entries(clip.probabilities)) table.insertRow().append(...[l, p.toFixed(3)].map((t) => Object.assign(document.createElement("td"), { textContent: t })));
+    $("clip").append(table);
+  }
   status(`${name}: ${segments.length} windows.`);
-  report({ file: name, clip, segments });
+  report({ file: name, clip, clipError, segments });
 }
 
 async function handle(file) {
