@@ -1,7 +1,7 @@
 """The WebAssembly package (`make wasm` -> dist/wasm): node's test runner checks serlaq.js
 against serlaq-rt on generated WAVs (rust/wasm/tests/api.test.mjs), and headless Chromium
 loads the page from a loopback server and classifies a generated file with the native
-runtime's label and probabilities (within 1e-6)."""
+runtime's label and probabilities (within 1e-5, the bound api.test.mjs explains)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path) 
     got = result["clip"]["probabilities"]
     assert got.keys() == clip["probabilities"].keys()
     # within the bound the node tests explain (AVX2 natively, portable code in the module)
-    assert all(abs(got[k] - v) <= 1e-6 for k, v in clip["probabilities"].items()), (got, clip)
+    assert all(abs(got[k] - v) <= 1e-5 for k, v in clip["probabilities"].items()), (got, clip)
     segs = result["segments"]
     assert segs and all(s["label"] in [*expected["labels"], "silence"] for s in segs)
     assert segs[-1]["end"] == pytest.approx(2.0, abs=0.05)  # the clip's 2 s, decoded by the browser

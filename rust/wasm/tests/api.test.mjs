@@ -9,10 +9,12 @@ import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-// The native reference (serlaq-rt on x86_64) runs AVX2 kernels (GEMV, rustfft's AVX FFT,
-// pooling) whose float32 sums are ordered differently from the module's portable code, so
-// probabilities agree to about 1e-7, not bit for bit; the C ABI is held to the same 1e-6.
-const PROBA_TOL = 1e-6;
+// The native reference (serlaq-rt on x86_64) computes the features with AVX2 code
+// (rustfft's AVX FFT, the mel/chroma/pooling twins) whose float32 sums are ordered
+// differently from the module's portable code, so probabilities agree closely but not bit
+// for bit: 3.5e-7 at most on these fixtures, 3.5e-6 on 40 EMODB clips with a trained
+// 1-bit model (SERLAQ_KERNELS=portable natively changes neither: the GEMV is not the cause).
+const PROBA_TOL = 1e-5;
 let maxDiff = 0;
 
 function closeScores(got, want, what) {
@@ -64,7 +66,7 @@ test("labels and rate", () => {
   assert.equal(model.sampleRate, expected.sample_rate);
 });
 
-test("predictFile gives serlaq-rt's labels and probabilities (within 1e-6)", async () => {
+test("predictFile gives serlaq-rt's labels and probabilities (within 1e-5)", async () => {
   assert.ok(expected.files.length >= 4);
   for (const f of expected.files) {
     const got = model.predictFile(await readFile(path.join(FIX, f.path)));
