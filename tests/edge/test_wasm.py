@@ -33,7 +33,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def test_node_api_matches_native(fixtures: tuple[Path, dict]) -> None:
     out, _ = fixtures
     env = dict(os.environ, SERLAQ_FIXTURES=str(out), SERLAQ_WASM_DIR=str(WASM))
-    r = subprocess.run([tool("node"), "--test", str(ROOT / "rust" / "wasm" / "tests")], env=env,
+    r = subprocess.run([tool("node"), "--test", str(ROOT / "rust" / "wasm" / "tests" / "api.test.mjs")], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     assert re.search(r"^# pass [1-9]", r.stdout, re.M) and re.search(r"^# fail 0$", r.stdout, re.M), r.stdout
