@@ -16,3 +16,31 @@ test: install
 
 bench: install
 	$(PYTHON) benchmarks/run_all.py --data-root $(DATA)
+
+# Edge builds (docs/deploy.md): the C ABI, the WebAssembly package, and their tests.
+# The WebAssembly module is built by Debian's toolchain (rustc-web + rust-web-src, wasm-ld
+# from lld-22; .ci/run installs them): std is rebuilt for the target with -Zbuild-std.
+WASM_TARGET = wasm32-unknown-unknown
+WASM_ENV = PATH=/usr/bin:$$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22
+# Decoders besides WAV, e.g. WASM_FEATURES=mp3,flac (docs/deploy.md: what each costs).
+WASM_FEATURES ?=
+WASM_OPT_FLAGS = -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
+	--enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
+
+.PHONY: capi wasm test-edge
+capi:
+	cargo build --release -p serlaq-capi -p serlaq-rt
+	mkdir -p dist/capi
+	cp rust/capi/include/serlaq.h target/release/libserlaq.so target/release/libserlaq.a dist/capi/
+
+wasm:
+	$(WASM_ENV) cargo build -p serlaq-wasm --profile wasm -Zbuild-std=std,panic_abort --target $(WASM_TARGET) --features "$(WASM_FEATURES)"
+	mkdir -p dist/wasm
+	wasm-opt $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/wasm/serlaq_wasm.wasm -o dist/wasm/serlaq.wasm
+	cp rust/wasm/js/serlaq.js rust/wasm/web/index.html rust/wasm/web/app.js dist/wasm/
+	if [ -f rust/core/models/general.laq ]; then cp rust/core/models/general.laq dist/wasm/model.laq; fi
+	@gzip -9 -c dist/wasm/serlaq.wasm | wc -c | xargs printf 'dist/wasm/serlaq.wasm: %s bytes gzip -9\n'
+
+test-edge: capi wasm
+	cargo test -p serlaq-capi
+	SERLAQ_EDGE_REQUIRED=1 $(PYTHON) -m pytest -q tests/edge

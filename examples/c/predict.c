@@ -1,0 +1,99 @@
+/*
+ * predict.c: serlaq from C, written from serlaq.h alone.
+ *
+ *   predict MODEL.laq FILE...            one line per file: path, label, confidence, then
+ *                                        label=probability for every label
+ *   predict MODEL.laq --stream RATE      mono float32 samples (native endian) on stdin, e.g.
+ *                                        `ffmpeg -i call.mp3 -f f32le -ac 1 - | predict m.laq --stream 48000`;
+ *                                        one line per window: start, end, label, confidence
+ *
+ * Build: gcc predict.c -Idist/capi -Ldist/capi -lserlaq -o predict
+ * A file that fails gets one line on stderr (the others are still predicted); exit 1.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serlaq.h"
+
+static int predict_files(serlaq_model *m, int n, char **paths) {
+    size_t k = serlaq_model_num_labels(m);
+    float *probs = malloc(k * sizeof *probs);
+    int failed = 0;
+    if (!probs) return 1;
+    for (int f = 0; f < n; f++) {
+        if (serlaq_predict_file(m, paths[f], probs) != SERLAQ_OK) {
+            fprintf(stderr, "error: %s\n", serlaq_last_error());
+            failed = 1;
+            continue;
+        }
+        size_t best = 0;
+        for (size_t i = 1; i < k; i++)
+            if (probs[i] > probs[best]) best = i;
+        printf("%s\t%s\t%.9g\t", paths[f], serlaq_model_label(m, best), probs[best]);
+        for (size_t i = 0; i < k; i++)
+            printf("%s%s=%.9g", i ? "," : "", serlaq_model_label(m, i), probs[i]);
+        printf("\n");
+    }
+    free(probs);
+    return failed;
+}
+
+static void print_segments(serlaq_model *m, serlaq_stream *s) {
+    serlaq_segment seg;
+    while (serlaq_stream_next(s, &seg, NULL) == 1) {
+        const char *label = seg.label < 0 ? "silence" : serlaq_model_label(m, (size_t)seg.label);
+        printf("%.3f\t%.3f\t%s\t%.9g\n", seg.start_seconds, seg.end_seconds, label, seg.confidence);
+    }
+}
+
+static int stream_stdin(serlaq_model *m, unsigned long rate) {
+    serlaq_stream_options opts = serlaq_stream_default_options();
+    serlaq_stream *s = serlaq_stream_new(m, (uint32_t)rate, &opts);
+    float chunk[4096];
+    size_t n;
+    if (!s) {
+        fprintf(stderr, "error: %s\n", serlaq_last_error());
+        return 1;
+    }
+    while ((n = fread(chunk, sizeof chunk[0], sizeof chunk / sizeof chunk[0], stdin)) > 0) {
+        if (serlaq_stream_push(s, chunk, n) < 0) {
+            fprintf(stderr, "error: %s\n", serlaq_last_error());
+            serlaq_stream_free(s);
+            return 1;
+        }
+        print_segments(m, s);
+    }
+    int rc = serlaq_stream_flush(s) < 0;
+    if (rc) fprintf(stderr, "error: %s\n", serlaq_last_error());
+    print_segments(m, s);
+    serlaq_stream_free(s);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODEL.laq FILE...\n       %s MODEL.laq --stream RATE < samples.f32\n", argv[0], argv[0]);
+        return 2;
+    }
+    serlaq_model *m = serlaq_model_open(argv[1]);
+    if (!m) {
+        fprintf(stderr, "error: %s\n", serlaq_last_error());
+        return 1;
+    }
+    int rc;
+    if (strcmp(argv[2], "--stream") == 0) {
+        char *end = NULL;
+        unsigned long rate = argc == 4 ? strtoul(argv[3], &end, 10) : 0;
+        if (argc != 4 || !end || *end || rate == 0 || rate > 0xffffffffUL) {
+            fprintf(stderr, "--stream needs a sample rate in Hz\n");
+            serlaq_model_free(m);
+            return 2;
+        }
+        rc = stream_stdin(m, rate);
+    } else {
+        rc = predict_files(m, argc - 2, argv + 2);
+    }
+    serlaq_model_free(m);
+    return rc;
+}

@@ -1,0 +1,153 @@
+/*
+ * serlaq.h: the C API of serlaq, speech emotion recognition from a packed .laq model.
+ *
+ * Link:   gcc prog.c -I<dir> -L<dir> -lserlaq          (shared: libserlaq.so, needs
+ *                                                        LD_LIBRARY_PATH or an rpath)
+ *         gcc prog.c -I<dir> <dir>/libserlaq.a -lm -lpthread -ldl   (static)
+ *
+ * Use:
+ *     serlaq_model *m = serlaq_model_open("model.laq");
+ *     if (!m) { fprintf(stderr, "%s\n", serlaq_last_error()); return 1; }
+ *     size_t k = serlaq_model_num_labels(m);
+ *     float *p = malloc(k * sizeof *p);
+ *     if (serlaq_predict_file(m, "clip.wav", p) != SERLAQ_OK) fprintf(stderr, "%s\n", serlaq_last_error());
+ *     else for (size_t i = 0; i < k; i++) printf("%s %.6f\n", serlaq_model_label(m, i), p[i]);
+ *     free(p);
+ *     serlaq_model_free(m);
+ *
+ * Audio: WAV (PCM 8-32 bit, float, extensible), FLAC, OGG/Vorbis, MP3 and AIFF, any
+ * channel count (averaged), any rate from 1 to 384 kHz (resampled to the model's rate).
+ * Probabilities are in label order (serlaq_model_label(m, i) is the label of probs[i]) and
+ * sum to 1; they equal `serlaq predict --format json` (computed in double, returned as float).
+ *
+ * Errors: functions returning int give SERLAQ_OK (0) or a negative SERLAQ_ERR_* code;
+ * functions returning a pointer give NULL; serlaq_model_num_labels gives 0. After any
+ * failure serlaq_last_error() holds one line naming the file or argument and what is
+ * wrong. NULL pointers, zero lengths, unreadable or corrupt models and audio are errors,
+ * never crashes; no panic of the Rust code crosses into C. The library cannot check that
+ * a non-NULL pointer is valid or that `probs` has room for num_labels floats: that is
+ * the caller's part.
+ *
+ * Threads: a serlaq_model is read-only once opened: any number of threads may call the
+ * predict functions with the same model at once. A serlaq_stream is used by one thread at
+ * a time (it may move between threads). serlaq_last_error() is per thread.
+ *
+ * Memory: every pointer the library returns is owned by it. Free a model with
+ * serlaq_model_free and a stream with serlaq_stream_free; a stream keeps its model's data
+ * alive, so the model may be freed first.
+ */
+#ifndef SERLAQ_H
+#define SERLAQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes (int results). Counts (stream functions) are >= 0, errors < 0. */
+#define SERLAQ_OK 0
+#define SERLAQ_ERR_ARGUMENT (-1) /* NULL pointer, zero length, index or option out of range */
+#define SERLAQ_ERR_MODEL (-2)    /* model file unreadable or not a valid .laq model */
+#define SERLAQ_ERR_AUDIO (-3)    /* audio unreadable, corrupt, unsupported, too short, NaN, rate out of range */
+#define SERLAQ_ERR_STREAM (-4)   /* stream misuse: push after flush, NaN in a chunk, too short at flush */
+#define SERLAQ_ERR_INTERNAL (-5) /* a bug in serlaq (caught); please report the message */
+
+/* A loaded model (opaque). */
+typedef struct serlaq_model serlaq_model;
+
+/* A live stream being cut into windows (opaque). */
+typedef struct serlaq_stream serlaq_stream;
+
+/* How a stream is cut: windows of `window` seconds every `hop` seconds (rounded to whole
+ * STFT hops of the model); with `vad` != 0 a window is "silence" (not classified) unless
+ * at least `min_speech` (0..1) of its frames reach `vad_db` dBFS. Get the defaults (2 s,
+ * 1 s, gate on, -50 dBFS, 0.25) from serlaq_stream_default_options(). */
+typedef struct serlaq_stream_options {
+    double window;
+    double hop;
+    int32_t vad;
+    double vad_db;
+    double min_speech;
+} serlaq_stream_options;
+
+/* One finished window of a stream. Positions are samples of the caller's rate. */
+typedef struct serlaq_segment {
+    uint64_t index;       /* 0, 1, ... */
+    uint64_t start;       /* first sample of the window */
+    uint64_t end;         /* one past its last sample */
+    double start_seconds; /* start / sample_rate */
+    double end_seconds;   /* end / sample_rate */
+    double voiced;        /* share of the window's frames the gate found voiced (1 without gate) */
+    int32_t label;        /* index of the most probable label; -1: silence (model not run) */
+    float confidence;     /* probability of that label; 0 for silence */
+} serlaq_segment;
+
+/* The library's version, e.g. "0.1.0" (static string). */
+const char *serlaq_version(void);
+
+/* This thread's last error: one line, e.g. "model.laq: not a .laq file (bad magic bytes)".
+ * Empty before the first failure; unchanged by successful calls; valid until the next
+ * failing call on the same thread. Never NULL. */
+const char *serlaq_last_error(void);
+
+/* Opens and validates a .laq file. NULL on error (serlaq_last_error names the file). */
+serlaq_model *serlaq_model_open(const char *path);
+
+/* The same from `len` bytes in memory (copied; the caller keeps its buffer). */
+serlaq_model *serlaq_model_from_bytes(const uint8_t *data, size_t len);
+
+/* Frees a model; NULL is ignored. Do not use it afterwards (its streams stay usable). */
+void serlaq_model_free(serlaq_model *model);
+
+/* Number of labels (= length of every probs array); 0 with an error for NULL. */
+size_t serlaq_model_num_labels(const serlaq_model *model);
+
+/* Label i (0 <= i < num_labels), owned by the model; NULL with an error if out of range. */
+const char *serlaq_model_label(const serlaq_model *model, size_t i);
+
+/* The rate in Hz the model works at (input at any other rate is resampled); 0 for NULL. */
+uint32_t serlaq_model_sample_rate(const serlaq_model *model);
+
+/* Decodes an audio file and writes one probability per label to `probs`
+ * (num_labels floats). 0 = ok, < 0 = error (probs untouched). */
+int serlaq_predict_file(const serlaq_model *m, const char *path, float *probs);
+
+/* The same for `n` mono float samples (nominally -1..1) at `sample_rate` Hz. */
+int serlaq_predict_pcm(const serlaq_model *m, const float *samples, size_t n,
+                       uint32_t sample_rate, float *probs);
+
+/* The same for an encoded audio file held in memory (`len` bytes: WAV, FLAC, ...). */
+int serlaq_predict_bytes(const serlaq_model *m, const uint8_t *data, size_t len, float *probs);
+
+/* The default stream options (see serlaq_stream_options). */
+serlaq_stream_options serlaq_stream_default_options(void);
+
+/* Starts a stream of mono samples at `sample_rate` Hz; `opts` NULL = defaults.
+ * NULL on error (bad rate or option: the message names it). */
+serlaq_stream *serlaq_stream_new(const serlaq_model *m, uint32_t sample_rate,
+                                 const serlaq_stream_options *opts);
+
+/* Appends `n` samples (any chunk size; n may be 0). Returns the number of finished
+ * windows waiting to be taken with serlaq_stream_next (>= 0), or < 0 on error. A chunk
+ * holding NaN/inf is rejected whole (SERLAQ_ERR_STREAM) and the stream stays usable. */
+int serlaq_stream_push(serlaq_stream *s, const float *samples, size_t n);
+
+/* Ends the stream: the last windows are finished (the stream then takes no more
+ * samples). Returns the number of windows waiting, or < 0 (e.g. shorter than one
+ * analysis window: SERLAQ_ERR_STREAM). */
+int serlaq_stream_flush(serlaq_stream *s);
+
+/* Takes the oldest waiting window: 1 = written to *seg (and, if `probs` is not NULL, its
+ * num_labels probabilities; zeros for silence), 0 = none waiting, < 0 = error. */
+int serlaq_stream_next(serlaq_stream *s, serlaq_segment *seg, float *probs);
+
+/* Frees a stream; NULL is ignored. */
+void serlaq_stream_free(serlaq_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SERLAQ_H */

@@ -1,0 +1,71 @@
+//! The plain-data structs of `serlaq.h`, shared by the C ABI and the WebAssembly module
+//! (same `#[repr(C)]` layout on both; the header's static asserts and a test pin it).
+#![allow(non_camel_case_types)]
+
+use serlaq_core::segments::{Segment, SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW};
+
+/// How a stream is cut into windows (`serlaq_stream_options` in C).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct serlaq_stream_options {
+    pub window: f64,
+    pub hop: f64,
+    pub vad: i32,
+    pub vad_db: f64,
+    pub min_speech: f64,
+}
+
+impl Default for serlaq_stream_options {
+    fn default() -> Self {
+        serlaq_stream_options {
+            window: DEFAULT_WINDOW,
+            hop: DEFAULT_HOP,
+            vad: 1,
+            vad_db: DEFAULT_VAD_DB,
+            min_speech: DEFAULT_MIN_SPEECH,
+        }
+    }
+}
+
+impl serlaq_stream_options {
+    /// The core's options (their bounds are checked by the core when a stream starts).
+    pub fn to_core(&self) -> SegmentOptions {
+        SegmentOptions {
+            window: self.window,
+            hop: self.hop,
+            vad: (self.vad != 0).then_some(Vad { threshold_db: self.vad_db, min_speech: self.min_speech }),
+        }
+    }
+}
+
+/// One finished window (`serlaq_segment` in C).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct serlaq_segment {
+    pub index: u64,
+    pub start: u64,
+    pub end: u64,
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+    pub voiced: f64,
+    /// Index of the most probable label, -1 for a silence window.
+    pub label: i32,
+    /// Its probability (0 for silence).
+    pub confidence: f32,
+}
+
+impl serlaq_segment {
+    pub fn from_core(s: &Segment) -> serlaq_segment {
+        let (label, confidence) = s.best().map_or((-1, 0.0), |(i, p)| (i as i32, p as f32));
+        serlaq_segment {
+            index: s.index,
+            start: s.start,
+            end: s.end,
+            start_seconds: s.start_seconds,
+            end_seconds: s.end_seconds,
+            voiced: s.voiced,
+            label,
+            confidence,
+        }
+    }
+}

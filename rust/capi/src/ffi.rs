@@ -1,0 +1,202 @@
+//! The `extern "C"` functions of `include/serlaq.h`. Each one checks its pointers and
+//! lengths, runs under [`guard`] (no panic unwinds into C) and reports failures as a
+//! negative code plus the thread's last error.
+#![allow(non_camel_case_types)]
+
+use crate::abi::{serlaq_segment, serlaq_stream_options};
+use crate::error::{self, guard, status, Error};
+use crate::handle::{ModelHandle, StreamHandle};
+use crate::ptr::{boxed, model, path, slice, stream, write_probs};
+use std::ffi::{c_char, c_int};
+
+pub type serlaq_model = ModelHandle;
+pub type serlaq_stream = StreamHandle;
+
+#[no_mangle]
+pub extern "C" fn serlaq_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+#[no_mangle]
+pub extern "C" fn serlaq_last_error() -> *const c_char {
+    error::last_ptr()
+}
+
+/// # Safety
+/// `path`: NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_open(path_: *const c_char) -> *mut serlaq_model {
+    boxed(guard(|| ModelHandle::open(&path(path_)?)))
+}
+
+/// # Safety
+/// `data`: NULL or `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_from_bytes(data: *const u8, len: usize) -> *mut serlaq_model {
+    boxed(guard(|| ModelHandle::from_bytes(slice(data, len, "data")?.to_vec())))
+}
+
+/// # Safety
+/// `m`: NULL or a model from this library, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_free(m: *mut serlaq_model) {
+    if !m.is_null() {
+        let _ = guard(|| {
+            drop(Box::from_raw(m));
+            Ok(())
+        });
+    }
+}
+
+/// # Safety
+/// `m`: NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_num_labels(m: *const serlaq_model) -> usize {
+    guard(|| Ok(model(m)?.num_labels())).unwrap_or(0)
+}
+
+/// # Safety
+/// `m`: NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_label(m: *const serlaq_model, i: usize) -> *const c_char {
+    guard(|| Ok(model(m)?.label(i)?.as_ptr())).unwrap_or(std::ptr::null())
+}
+
+/// # Safety
+/// `m`: NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_sample_rate(m: *const serlaq_model) -> u32 {
+    guard(|| Ok(model(m)?.sample_rate())).unwrap_or(0)
+}
+
+/// # Safety
+/// `m`: NULL or a live model; `path`: NULL or a NUL-terminated string; `probs`: NULL or
+/// room for `serlaq_model_num_labels(m)` floats.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_predict_file(m: *const serlaq_model, path_: *const c_char, probs: *mut f32) -> c_int {
+    status(|| {
+        let m = model(m)?;
+        let p = path(path_)?;
+        if probs.is_null() {
+            return Err(Error::argument("probs is NULL"));
+        }
+        write_probs(&m.predict_file(&p)?, probs)
+    })
+}
+
+/// # Safety
+/// `samples`: NULL or `n` readable floats; the rest as [`serlaq_predict_file`].
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_predict_pcm(
+    m: *const serlaq_model,
+    samples: *const f32,
+    n: usize,
+    sample_rate: u32,
+    probs: *mut f32,
+) -> c_int {
+    status(|| {
+        let m = model(m)?;
+        let x = slice(samples, n, "samples")?;
+        if probs.is_null() {
+            return Err(Error::argument("probs is NULL"));
+        }
+        write_probs(&m.predict_pcm(x, sample_rate)?, probs)
+    })
+}
+
+/// # Safety
+/// `data`: NULL or `len` readable bytes; the rest as [`serlaq_predict_file`].
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_predict_bytes(
+    m: *const serlaq_model,
+    data: *const u8,
+    len: usize,
+    probs: *mut f32,
+) -> c_int {
+    status(|| {
+        let m = model(m)?;
+        let d = slice(data, len, "data")?;
+        if probs.is_null() {
+            return Err(Error::argument("probs is NULL"));
+        }
+        write_probs(&m.predict_bytes(d)?, probs)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn serlaq_stream_default_options() -> serlaq_stream_options {
+    serlaq_stream_options::default()
+}
+
+/// # Safety
+/// `m`: NULL or a live model; `opts`: NULL (defaults) or a readable options struct.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_new(
+    m: *const serlaq_model,
+    sample_rate: u32,
+    opts: *const serlaq_stream_options,
+) -> *mut serlaq_stream {
+    boxed(guard(|| {
+        let m = model(m)?;
+        let o = opts.as_ref().copied().unwrap_or_default();
+        StreamHandle::new(m, sample_rate, &o.to_core())
+    }))
+}
+
+/// # Safety
+/// `s`: NULL or a live stream; `samples`: NULL or `n` readable floats (`n` may be 0 only
+/// with a non-NULL pointer).
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_push(s: *mut serlaq_stream, samples: *const f32, n: usize) -> c_int {
+    match guard(|| {
+        let s = stream(s)?;
+        let x: &[f32] = if n == 0 && !samples.is_null() { &[] } else { slice(samples, n, "samples")? };
+        s.push(x)
+    }) {
+        Ok(k) => c_int::try_from(k).unwrap_or(c_int::MAX),
+        Err(code) => code,
+    }
+}
+
+/// # Safety
+/// `s`: NULL or a live stream.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_flush(s: *mut serlaq_stream) -> c_int {
+    match guard(|| stream(s)?.flush()) {
+        Ok(k) => c_int::try_from(k).unwrap_or(c_int::MAX),
+        Err(code) => code,
+    }
+}
+
+/// # Safety
+/// `s`: NULL or a live stream; `seg`: NULL or a writable segment; `probs`: NULL (not
+/// wanted) or room for the model's `num_labels` floats.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_next(s: *mut serlaq_stream, seg: *mut serlaq_segment, probs: *mut f32) -> c_int {
+    match guard(|| {
+        let s = stream(s)?;
+        let out = seg.as_mut().ok_or_else(|| Error::argument("segment is NULL"))?;
+        let Some(next) = s.next() else { return Ok(0) };
+        *out = serlaq_segment::from_core(&next);
+        if !probs.is_null() {
+            let zeros = vec![0.0; s.num_labels()];
+            write_probs(next.probabilities.as_deref().unwrap_or(&zeros), probs)?;
+        }
+        Ok(1)
+    }) {
+        Ok(k) => k,
+        Err(code) => code,
+    }
+}
+
+/// # Safety
+/// `s`: NULL or a stream from this library, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_free(s: *mut serlaq_stream) {
+    if !s.is_null() {
+        let _ = guard(|| {
+            drop(Box::from_raw(s));
+            Ok(())
+        });
+    }
+}

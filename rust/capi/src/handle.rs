@@ -1,0 +1,162 @@
+//! The handles the C ABI and the WebAssembly module hand out, over the runtime facade
+//! (`serlaq_core::runtime`) and the core: a loaded model (shared read-only, labels kept as
+//! C strings) and a segment stream (owned by one caller at a time). Only transport lives
+//! here: errors become (code, one line), inputs are passed on unchanged.
+
+use crate::error::{Error, ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM};
+use serlaq_core::audio::{self, AudioError, Layout};
+use serlaq_core::model::{Model, ModelError};
+use serlaq_core::runtime::{predict_one, ModelSource};
+use serlaq_core::segments::{Segment, SegmentError, SegmentOptions, Segmenter};
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Names in-memory inputs in error lines (as the Python runtime does for bytes).
+pub const BYTES_SOURCE: &str = "<bytes>";
+pub const PCM_SOURCE: &str = "<pcm>";
+pub const STREAM_SOURCE: &str = "<stream>";
+
+fn audio_err(e: AudioError) -> Error {
+    Error::new(ERR_AUDIO, e.to_string())
+}
+
+fn run_err(source: &str, e: ModelError) -> Error {
+    match e {
+        ModelError::Audio(a) => audio_err(a),
+        ModelError::Features(f) => Error::new(ERR_AUDIO, format!("{source}: {f}")),
+        other => Error::new(ERR_MODEL, format!("{source}: {other}")),
+    }
+}
+
+fn segment_err(e: SegmentError) -> Error {
+    let code = match e {
+        SegmentError::Option { .. } => ERR_ARGUMENT,
+        SegmentError::Audio(_) => ERR_AUDIO,
+        _ => ERR_STREAM,
+    };
+    Error::new(code, e.to_string())
+}
+
+/// A validated model and its labels as C strings. `Send + Sync`: every method takes
+/// `&self`, so one handle serves any number of threads at once.
+#[derive(Debug)]
+pub struct ModelHandle {
+    model: Arc<Model>,
+    labels: Vec<CString>,
+}
+
+impl ModelHandle {
+    /// Loads and validates a model through the facade; the error names the source.
+    pub fn load(source: ModelSource) -> Result<ModelHandle, Error> {
+        let origin = source.name();
+        let model = source.load().map_err(|e| Error::new(ERR_MODEL, e.to_string()))?;
+        // labels are non-empty JSON strings; one holding a NUL could not cross to C
+        let labels = model
+            .labels()
+            .iter()
+            .map(|l| CString::new(l.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::new(ERR_MODEL, format!("{origin}: a label holds a NUL character")))?;
+        Ok(ModelHandle { model: Arc::new(model), labels })
+    }
+
+    /// Reads and validates a `.laq` file; errors name the file.
+    pub fn open(path: &Path) -> Result<ModelHandle, Error> {
+        ModelHandle::load(ModelSource::Path(path.to_path_buf()))
+    }
+
+    /// Validates a `.laq` file held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<ModelHandle, Error> {
+        ModelHandle::load(ModelSource::Bytes { name: BYTES_SOURCE.into(), bytes })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn label(&self, i: usize) -> Result<&CStr, Error> {
+        self.labels.get(i).map(CString::as_c_str).ok_or_else(|| {
+            Error::argument(format!("label index {i} is out of range (the model has {} labels)", self.labels.len()))
+        })
+    }
+
+    /// The model's input sample rate (what it resamples everything to).
+    pub fn sample_rate(&self) -> u32 {
+        self.model.spec().sample_rate
+    }
+
+    /// An audio file -> class probabilities (label order).
+    pub fn predict_file(&self, path: &Path) -> Result<Vec<f64>, Error> {
+        predict_one(&self.model, path).map_err(|e| Error::new(ERR_AUDIO, e))
+    }
+
+    /// Mono samples at `rate` Hz -> class probabilities (resampled to the model's rate
+    /// first, the checks of a decoded file applied).
+    pub fn predict_pcm(&self, samples: &[f32], rate: u32) -> Result<Vec<f64>, Error> {
+        let spec = self.model.spec();
+        let wave = audio::prepare(samples, 1, Layout::Planar, rate, spec.sample_rate, spec.min_samples(), PCM_SOURCE)
+            .map_err(audio_err)?;
+        self.model.predict_wave(&wave).map_err(|e| run_err(PCM_SOURCE, e))
+    }
+
+    /// An encoded audio file held in memory (WAV, FLAC, OGG, MP3, AIFF) -> probabilities.
+    pub fn predict_bytes(&self, data: &[u8]) -> Result<Vec<f64>, Error> {
+        let spec = self.model.spec();
+        let wave =
+            audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;
+        self.model.predict_wave(&wave).map_err(|e| run_err(BYTES_SOURCE, e))
+    }
+}
+
+/// A live stream cut into windows. It keeps its model alive (the model handle may be
+/// freed first). Finished windows wait in a queue until taken with [`StreamHandle::next`].
+#[derive(Debug)]
+pub struct StreamHandle {
+    model: Arc<Model>,
+    segmenter: Segmenter,
+    pending: VecDeque<Segment>,
+}
+
+impl StreamHandle {
+    pub fn new(model: &ModelHandle, rate: u32, opts: &SegmentOptions) -> Result<StreamHandle, Error> {
+        let segmenter = Segmenter::new(&model.model, rate, opts, STREAM_SOURCE).map_err(segment_err)?;
+        Ok(StreamHandle { model: Arc::clone(&model.model), segmenter, pending: VecDeque::new() })
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.model.num_classes()
+    }
+
+    pub fn labels(&self) -> &[String] {
+        self.model.labels()
+    }
+
+    /// Appends samples; returns how many windows wait to be taken.
+    pub fn push(&mut self, samples: &[f32]) -> Result<usize, Error> {
+        let done = self.segmenter.push(&self.model, samples).map_err(segment_err)?;
+        self.pending.extend(done);
+        Ok(self.pending.len())
+    }
+
+    /// Ends the stream; returns how many windows wait to be taken.
+    pub fn flush(&mut self) -> Result<usize, Error> {
+        let done = self.segmenter.finish(&self.model).map_err(segment_err)?;
+        self.pending.extend(done);
+        Ok(self.pending.len())
+    }
+
+    /// The oldest finished window not taken yet.
+    pub fn next(&mut self) -> Option<Segment> {
+        self.pending.pop_front()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}

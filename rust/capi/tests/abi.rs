@@ -1,0 +1,362 @@
+//! The C entry points called as C calls them: results against `serlaq-core` run directly
+//! (same probabilities, same windows), and every bad input (NULL, zero length, corrupt
+//! model, bad audio, stream misuse) giving its code and a one-line last error.
+
+use serde_json::json;
+use serlaq::abi::{serlaq_segment, serlaq_stream_options};
+use serlaq::error::{ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM, OK};
+use serlaq::ffi::*;
+use serlaq_core::audio::{self, Layout};
+use serlaq_core::features::FeatureSpec;
+use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
+use serlaq_core::model::Model;
+use serlaq_core::segments::Segmenter;
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+use std::ptr::{null, null_mut};
+
+fn lcg(state: &mut u64) -> u64 {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state >> 33
+}
+
+const LABELS: [&str; 3] = ["angry", "happy", "sad"];
+
+/// A valid model (d -> 16 -> 3) on a small 8 kHz feature spec.
+fn laq_bytes() -> Vec<u8> {
+    let features = json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 24, "n_mfcc": 10,
+                          "n_chroma": 12, "stats": ["mean", "std"], "mel_scale": "db"});
+    let d = FeatureSpec::from_json_value(&features).unwrap().dim();
+    let mut st = 5u64;
+    let c0: Vec<u8> = (0..16 * d).map(|_| (lcg(&mut st) % 16) as u8).collect();
+    let c1: Vec<u8> = (0..3 * 16).map(|_| (lcg(&mut st) % 256) as u8).collect();
+    let s0: Vec<f32> = (0..16).map(|_| 0.004 + (lcg(&mut st) % 100) as f32 / 5000.0).collect();
+    let bias: Vec<f32> = (0..16).map(|_| (lcg(&mut st) % 100) as f32 / 50.0).collect();
+    let layers = [
+        LayerInput { name: "net.0", rows: 16, cols: d, bits: 4, quantizer: Quantizer::Affine, codes: &c0, scale: &s0, zero: &[8.0; 16], bias: Some(&bias) },
+        LayerInput { name: "net.3", rows: 3, cols: 16, bits: 8, quantizer: Quantizer::Affine, codes: &c1, scale: &[0.01], zero: &[128.0], bias: None },
+    ];
+    let mean: Vec<f32> = (0..d).map(|i| if i < 10 { -20.0 } else { 0.1 }).collect();
+    let std: Vec<f32> = (0..d).map(|i| if i < 10 { 10.0 } else { 0.5 }).collect();
+    let meta = json!({"labels": LABELS, "features": features,
+        "architecture": {"type": "mlp", "input_dim": d, "hidden": [16], "num_classes": 3, "activation": "relu"},
+        "normalization": {"mean": "norm.mean", "std": "norm.std"}});
+    let tensors = [
+        TensorInput { name: "norm.mean", shape: &[d], data: &mean },
+        TensorInput { name: "norm.std", shape: &[d], data: &std },
+    ];
+    encode(&meta.to_string(), &layers, &tensors).unwrap()
+}
+
+fn tone(rate: u32, seconds: f32, f: f32, amp: f32) -> Vec<f32> {
+    let mut st = 3u64;
+    (0..(rate as f32 * seconds) as usize)
+        .map(|i| {
+            let noise = (lcg(&mut st) % 2000) as f32 / 1000.0 - 1.0;
+            amp * (std::f32::consts::TAU * f * i as f32 / rate as f32).sin() + 0.05 * noise
+        })
+        .collect()
+}
+
+fn wav(rate: u32, samples: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    let mut b = b"RIFF".to_vec();
+    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec()] {
+        b.extend_from_slice(&v);
+    }
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&data);
+    b
+}
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("serlaq-capi-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn cstr(p: &std::path::Path) -> CString {
+    CString::new(p.to_str().unwrap()).unwrap()
+}
+
+fn last() -> String {
+    unsafe { CStr::from_ptr(serlaq_last_error()) }.to_str().unwrap().to_string()
+}
+
+/// The call failed with `code` and a one-line message holding `needle`.
+fn failed(got: i32, code: i32, needle: &str) {
+    let msg = last();
+    assert_eq!(got, code, "code for {needle:?} (last error: {msg})");
+    assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+    assert!(!msg.contains('\n') && !msg.is_empty());
+}
+
+struct M(*mut serlaq_model);
+impl Drop for M {
+    fn drop(&mut self) {
+        unsafe { serlaq_model_free(self.0) }
+    }
+}
+
+fn open_model() -> M {
+    let bytes = laq_bytes();
+    let m = unsafe { serlaq_model_from_bytes(bytes.as_ptr(), bytes.len()) };
+    assert!(!m.is_null(), "{}", last());
+    M(m)
+}
+
+fn core_model() -> Model {
+    Model::from_laq(LaqFile::from_bytes(laq_bytes()).unwrap()).unwrap()
+}
+
+fn f32s(p: &[f64]) -> Vec<f32> {
+    p.iter().map(|&v| v as f32).collect()
+}
+
+#[test]
+fn labels_and_rate() {
+    let m = open_model();
+    unsafe {
+        assert_eq!(serlaq_model_num_labels(m.0), 3);
+        for (i, l) in LABELS.iter().enumerate() {
+            assert_eq!(CStr::from_ptr(serlaq_model_label(m.0, i)).to_str().unwrap(), *l);
+        }
+        assert!(serlaq_model_label(m.0, 3).is_null());
+        assert!(last().contains("label index 3 is out of range (the model has 3 labels)"), "{}", last());
+        assert_eq!(serlaq_model_sample_rate(m.0), 8000);
+        assert_eq!(CStr::from_ptr(serlaq_version()).to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}
+
+#[test]
+fn file_bytes_and_pcm_give_the_core_probabilities() {
+    let m = open_model();
+    let core = core_model();
+    let x = tone(16000, 1.5, 440.0, 0.4);
+    let bytes = wav(16000, &x);
+    let path = tmp("clip.wav", &bytes);
+    let want = f32s(&core.predict_file(&path).unwrap());
+    let mut p = [0f32; 3];
+    unsafe {
+        assert_eq!(serlaq_predict_file(m.0, cstr(&path).as_ptr(), p.as_mut_ptr()), OK, "{}", last());
+        assert_eq!(p.to_vec(), want);
+        p = [0.0; 3];
+        assert_eq!(serlaq_predict_bytes(m.0, bytes.as_ptr(), bytes.len(), p.as_mut_ptr()), OK, "{}", last());
+        assert_eq!(p.to_vec(), want);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        // PCM: the core's prepare (resample 16 kHz -> 8 kHz) then the model
+        let spec = core.spec();
+        let w = audio::prepare(&x, 1, Layout::Planar, 16000, spec.sample_rate, spec.min_samples(), "t").unwrap();
+        let want_pcm = f32s(&core.predict_wave(&w).unwrap());
+        assert_eq!(serlaq_predict_pcm(m.0, x.as_ptr(), x.len(), 16000, p.as_mut_ptr()), OK, "{}", last());
+        assert_eq!(p.to_vec(), want_pcm);
+    }
+}
+
+#[test]
+fn bad_models_are_errors() {
+    unsafe {
+        assert!(serlaq_model_open(null()).is_null());
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "path is NULL");
+        assert!(serlaq_model_open(c"".as_ptr()).is_null());
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "path is empty");
+        let missing = std::env::temp_dir().join("serlaq-capi-no-such-model.laq");
+        assert!(serlaq_model_open(cstr(&missing).as_ptr()).is_null());
+        failed(ERR_MODEL, ERR_MODEL, "serlaq-capi-no-such-model.laq");
+        let junk = tmp("junk.laq", b"RIFF this is not a model at all, just bytes........");
+        assert!(serlaq_model_open(cstr(&junk).as_ptr()).is_null());
+        failed(ERR_MODEL, ERR_MODEL, "junk.laq: not a .laq file");
+        assert!(serlaq_model_from_bytes(null(), 10).is_null());
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "data is NULL");
+        let b = laq_bytes();
+        assert!(serlaq_model_from_bytes(b.as_ptr(), 0).is_null());
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "data: length is 0");
+        let mut t = b.clone();
+        t.truncate(b.len() / 2);
+        assert!(serlaq_model_from_bytes(t.as_ptr(), t.len()).is_null());
+        failed(ERR_MODEL, ERR_MODEL, "<bytes>: ");
+        let mut flipped = b.clone();
+        let n = flipped.len();
+        flipped[n - 9] ^= 0x55;
+        assert!(serlaq_model_from_bytes(flipped.as_ptr(), n).is_null());
+        failed(ERR_MODEL, ERR_MODEL, "<bytes>: ");
+        // NULL handles
+        assert_eq!(serlaq_model_num_labels(null()), 0);
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "model is NULL");
+        assert!(serlaq_model_label(null(), 0).is_null());
+        assert_eq!(serlaq_model_sample_rate(null()), 0);
+        serlaq_model_free(null_mut());
+        serlaq_stream_free(null_mut());
+    }
+}
+
+#[test]
+fn bad_audio_and_arguments_are_errors() {
+    let m = open_model();
+    let mut p = [7f32; 3];
+    let x = tone(8000, 1.0, 300.0, 0.3);
+    unsafe {
+        let good = tmp("good.wav", &wav(8000, &x));
+        failed(serlaq_predict_file(null(), cstr(&good).as_ptr(), p.as_mut_ptr()), ERR_ARGUMENT, "model is NULL");
+        failed(serlaq_predict_file(m.0, null(), p.as_mut_ptr()), ERR_ARGUMENT, "path is NULL");
+        failed(serlaq_predict_file(m.0, cstr(&good).as_ptr(), null_mut()), ERR_ARGUMENT, "probs is NULL");
+        let text = tmp("notes.wav", b"hello, this is text and not audio at all");
+        failed(serlaq_predict_file(m.0, cstr(&text).as_ptr(), p.as_mut_ptr()), ERR_AUDIO, "notes.wav");
+        let missing = std::env::temp_dir().join("serlaq-capi-missing.wav");
+        failed(serlaq_predict_file(m.0, cstr(&missing).as_ptr(), p.as_mut_ptr()), ERR_AUDIO, "serlaq-capi-missing.wav");
+        let w = wav(8000, &x);
+        let cut = &w[..60];
+        failed(serlaq_predict_bytes(m.0, cut.as_ptr(), cut.len(), p.as_mut_ptr()), ERR_AUDIO, "<bytes>");
+        failed(serlaq_predict_bytes(m.0, w.as_ptr(), 0, p.as_mut_ptr()), ERR_ARGUMENT, "data: length is 0");
+        failed(serlaq_predict_pcm(m.0, x.as_ptr(), 0, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "samples: length is 0");
+        failed(serlaq_predict_pcm(m.0, null(), 10, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "samples is NULL");
+        failed(serlaq_predict_pcm(m.0, x.as_ptr(), x.len(), 0, p.as_mut_ptr()), ERR_AUDIO, "<pcm>");
+        failed(serlaq_predict_pcm(m.0, x.as_ptr(), x.len(), 500_000, p.as_mut_ptr()), ERR_AUDIO, "<pcm>");
+        failed(serlaq_predict_pcm(m.0, x.as_ptr(), 10, 8000, p.as_mut_ptr()), ERR_AUDIO, "<pcm>");
+        let mut nan = x.clone();
+        nan[100] = f32::NAN;
+        failed(serlaq_predict_pcm(m.0, nan.as_ptr(), nan.len(), 8000, p.as_mut_ptr()), ERR_AUDIO, "<pcm>");
+        let silent = vec![0f32; 8000];
+        failed(serlaq_predict_pcm(m.0, silent.as_ptr(), silent.len(), 8000, p.as_mut_ptr()), ERR_AUDIO, "<pcm>");
+        // a misaligned float pointer is refused, not read
+        let raw = vec![0u8; 64];
+        let odd = raw.as_ptr().add(1) as *const f32;
+        failed(serlaq_predict_pcm(m.0, odd, 8, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "not aligned");
+        failed(serlaq_predict_pcm(m.0, x.as_ptr(), usize::MAX, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "too large");
+    }
+    assert_eq!(p, [7.0; 3], "failed calls leave probs untouched");
+}
+
+fn drain(s: *mut serlaq_stream, out: &mut Vec<(serlaq_segment, Vec<f32>)>) {
+    loop {
+        let mut seg = serlaq_segment::default();
+        let mut p = [0f32; 3];
+        match unsafe { serlaq_stream_next(s, &mut seg, p.as_mut_ptr()) } {
+            1 => out.push((seg, p.to_vec())),
+            0 => return,
+            e => panic!("next: {e} {}", last()),
+        }
+    }
+}
+
+#[test]
+fn stream_gives_the_core_segmenter_windows() {
+    let m = open_model();
+    let core = core_model();
+    let rate = 11025;
+    let mut x = tone(rate, 2.0, 250.0, 0.4);
+    x.extend(vec![0.0; rate as usize * 2]); // a silent stretch: silence windows
+    x.extend(tone(rate, 3.0, 900.0, 0.6));
+    let opts = serlaq_stream_options { window: 1.0, hop: 0.5, ..serlaq_stream_default_options() };
+    let mut seg = Segmenter::new(&core, rate, &opts.to_core(), "x").unwrap();
+    let mut want = seg.push(&core, &x).unwrap();
+    want.extend(seg.finish(&core).unwrap());
+    assert!(want.iter().any(|s| !s.is_speech()) && want.iter().any(|s| s.is_speech()));
+
+    let mut got = Vec::new();
+    unsafe {
+        let s = serlaq_stream_new(m.0, rate, &opts);
+        assert!(!s.is_null(), "{}", last());
+        for chunk in x.chunks(777) {
+            let k = serlaq_stream_push(s, chunk.as_ptr(), chunk.len());
+            assert!(k >= 0, "{}", last());
+            drain(s, &mut got);
+        }
+        assert_eq!(serlaq_stream_push(s, x.as_ptr(), 0), 0, "an empty chunk is fine");
+        assert!(serlaq_stream_flush(s) >= 0, "{}", last());
+        drain(s, &mut got);
+        failed(serlaq_stream_push(s, x.as_ptr(), 10), ERR_STREAM, "push after finish");
+        failed(serlaq_stream_flush(s), ERR_STREAM, "push after finish");
+        serlaq_stream_free(s);
+    }
+    assert_eq!(got.len(), want.len());
+    for ((g, gp), w) in got.iter().zip(&want) {
+        assert_eq!(*g, serlaq_segment::from_core(w));
+        match &w.probabilities {
+            Some(p) => assert_eq!(*gp, f32s(p)),
+            None => assert_eq!((gp.clone(), g.label, g.confidence), (vec![0.0; 3], -1, 0.0)),
+        }
+    }
+}
+
+#[test]
+fn stream_errors() {
+    let m = open_model();
+    let x = tone(8000, 0.5, 300.0, 0.3);
+    unsafe {
+        assert!(serlaq_stream_new(null(), 8000, null()).is_null());
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "model is NULL");
+        assert!(serlaq_stream_new(m.0, 0, null()).is_null());
+        failed(ERR_AUDIO, ERR_AUDIO, "<stream>");
+        let bad = serlaq_stream_options { hop: 5.0, ..serlaq_stream_default_options() };
+        assert!(serlaq_stream_new(m.0, 8000, &bad).is_null());
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "hop");
+        let bad = serlaq_stream_options { vad_db: f64::NAN, ..serlaq_stream_default_options() };
+        assert!(serlaq_stream_new(m.0, 8000, &bad).is_null());
+        failed(ERR_ARGUMENT, ERR_ARGUMENT, "vad_db");
+
+        let s = serlaq_stream_new(m.0, 8000, null());
+        assert!(!s.is_null(), "{}", last());
+        failed(serlaq_stream_push(null_mut(), x.as_ptr(), 1), ERR_ARGUMENT, "stream is NULL");
+        failed(serlaq_stream_push(s, null(), 5), ERR_ARGUMENT, "samples is NULL");
+        failed(serlaq_stream_next(s, null_mut(), null_mut()), ERR_ARGUMENT, "segment is NULL");
+        let mut nan = x.clone();
+        nan[3] = f32::INFINITY;
+        failed(serlaq_stream_push(s, nan.as_ptr(), nan.len()), ERR_STREAM, "NaN/inf");
+        // the stream stays usable; a model freed first stays alive inside it
+        drop(m);
+        assert_eq!(serlaq_stream_push(s, x.as_ptr(), 100), 0);
+        failed(serlaq_stream_flush(s), ERR_STREAM, "too short");
+        serlaq_stream_free(s);
+    }
+}
+
+#[test]
+fn one_model_many_threads_and_per_thread_errors() {
+    let m = open_model();
+    let x = tone(8000, 1.0, 500.0, 0.5);
+    let addr = m.0 as usize;
+    let mut want = [0f32; 3];
+    unsafe { assert_eq!(serlaq_predict_pcm(m.0, x.as_ptr(), x.len(), 8000, want.as_mut_ptr()), OK) };
+    unsafe { serlaq_model_num_labels(null()) };
+    let main_err = last();
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            let x = &x;
+            sc.spawn(move || {
+                assert_eq!(last(), "", "a new thread starts without an error");
+                let m = addr as *const serlaq_model;
+                for _ in 0..3 {
+                    let mut p = [0f32; 3];
+                    unsafe { assert_eq!(serlaq_predict_pcm(m, x.as_ptr(), x.len(), 8000, p.as_mut_ptr()), OK) };
+                    assert_eq!(p, want);
+                }
+                unsafe { serlaq_model_label(m, 10 + t) };
+                assert!(last().contains(&format!("label index {}", 10 + t)));
+            });
+        }
+    });
+    assert_eq!(last(), main_err, "other threads' errors do not leak into this one");
+}
+
+#[test]
+fn segment_layout_is_the_headers() {
+    use std::mem::{offset_of, size_of};
+    // pinned in include/serlaq.h's comment-free struct order; tests/edge checks gcc agrees
+    assert_eq!(size_of::<serlaq_segment>(), 56);
+    assert_eq!(offset_of!(serlaq_segment, voiced), 40);
+    assert_eq!(offset_of!(serlaq_segment, label), 48);
+    assert_eq!(offset_of!(serlaq_segment, confidence), 52);
+    assert_eq!(size_of::<serlaq_stream_options>(), 40);
+    assert_eq!(offset_of!(serlaq_stream_options, vad), 16);
+    assert_eq!(offset_of!(serlaq_stream_options, vad_db), 24);
+}

@@ -1,0 +1,283 @@
+// serlaq.js: speech emotion recognition from a packed .laq model, in the browser or node,
+// on serlaq.wasm (the Rust runtime compiled to WebAssembly). No dependencies, no network:
+// the module and the model are fetched from where you point them, audio stays in memory.
+//
+//   import { Serlaq } from "./serlaq.js";
+//   const model = await Serlaq.load("model.laq");            // a URL, or the bytes
+//   model.labels;                                            // ["angry", ...]
+//   model.predict(float32Samples, 16000);                    // {label, confidence, probabilities}
+//   model.predictFile(await file.arrayBuffer());             // an encoded file: WAV (the
+//                                                            // default build; `make wasm
+//                                                            // WASM_FEATURES=mp3,flac` adds more)
+//   const s = model.stream(48000, {window: 2, hop: 1});      // live audio
+//   s.push(chunk);  s.flush();                               // -> finished windows (segments)
+//
+// Errors are thrown as SerlaqError (`.kind`: "argument", "model", "audio", "stream",
+// "internal") with the one-line message of the runtime. A model is freed by the garbage
+// collector's owner, or at once with model.free().
+
+const KINDS = { [-1]: "argument", [-2]: "model", [-3]: "audio", [-4]: "stream", [-5]: "internal" };
+
+export class SerlaqError extends Error {
+  constructor(message, kind) {
+    super(message);
+    this.name = "SerlaqError";
+    this.kind = kind;
+  }
+}
+
+async function readBytes(source) {
+  if (source instanceof Uint8Array) return source;
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  if (typeof Blob !== "undefined" && source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
+  const url = source instanceof URL ? source : new URL(String(source), globalThis.location?.href ?? import.meta.url);
+  if (url.protocol === "file:") {
+    const { readFile } = await import("node:fs/promises");
+    return new Uint8Array(await readFile(url));
+  }
+  const r = await fetch(url);
+  if (!r.ok) throw new SerlaqError(`${url}: HTTP ${r.status} ${r.statusText}`, "argument");
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+const compiled = new Map();
+
+async function compileModule(wasm) {
+  if (wasm instanceof WebAssembly.Module) return wasm;
+  const key = wasm ?? "default";
+  if (!compiled.has(key)) {
+    const p = readBytes(wasm ?? new URL("./serlaq.wasm", import.meta.url)).then((b) => WebAssembly.compile(b));
+    p.catch(() => compiled.delete(key));
+    compiled.set(key, p);
+  }
+  return compiled.get(key);
+}
+
+// One instance of the module: its memory, exports and the last error. After a trap (a bug
+// in serlaq; Rust panics abort there) the instance is dropped and its models reload.
+class Runtime {
+  constructor(module) {
+    this.module = module;
+    this.x = new WebAssembly.Instance(module, {}).exports;
+    this.x.serlaq_init();
+  }
+  cstr(ptr) {
+    const mem = new Uint8Array(this.x.memory.buffer);
+    let end = ptr;
+    while (mem[end] !== 0) end++;
+    return new TextDecoder().decode(mem.subarray(ptr, end));
+  }
+  // The result the last call left: the runtime's records as JSON.
+  out() {
+    const bytes = new Uint8Array(this.x.memory.buffer, this.x.serlaq_out_ptr(), this.x.serlaq_out_len());
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+  error(code) {
+    return new SerlaqError(this.cstr(this.x.serlaq_last_error()), KINDS[code] ?? "internal");
+  }
+  alloc(bytes) {
+    const p = this.x.serlaq_alloc(Math.max(bytes, 8));
+    if (p === 0) throw new SerlaqError(`out of memory: ${bytes} bytes for the WebAssembly module`, "argument");
+    return p;
+  }
+  // Runs fn(ptr) with `src` (a typed array) copied into module memory.
+  withInput(src, fn) {
+    const p = this.alloc(src.byteLength);
+    try {
+      new Uint8Array(this.x.memory.buffer, p, src.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+      return fn(p, src.length);
+    } finally {
+      this.x.serlaq_dealloc(p, Math.max(src.byteLength, 8));
+    }
+  }
+  withOutput(bytes, fn) {
+    const p = this.alloc(bytes);
+    try {
+      return fn(p);
+    } finally {
+      this.x.serlaq_dealloc(p, Math.max(bytes, 8));
+    }
+  }
+}
+
+function checkRate(sampleRate) {
+  if (!Number.isInteger(sampleRate) || sampleRate < 1 || sampleRate > 0xffffffff) {
+    throw new SerlaqError(`sampleRate must be a positive integer in Hz (got ${sampleRate})`, "argument");
+  }
+  return sampleRate >>> 0;
+}
+
+function samplesOf(samples) {
+  if (samples instanceof Float32Array) return samples;
+  if (samples && typeof samples.length === "number") return Float32Array.from(samples);
+  throw new SerlaqError("samples must be a Float32Array (mono, nominally -1..1)", "argument");
+}
+
+export class Model {
+  #rt;
+  #ptr;
+  #bytes;
+  #streams = new Set();
+
+  constructor(rt, ptr, bytes) {
+    this.#rt = rt;
+    this.#ptr = ptr;
+    this.#bytes = bytes;
+    const x = rt.x;
+    const n = x.serlaq_model_num_labels(ptr);
+    /** Labels in probability order. */
+    this.labels = Array.from({ length: n }, (_, i) => rt.cstr(x.serlaq_model_label(ptr, i)));
+    /** The rate the model works at (any other input rate is resampled). */
+    this.sampleRate = x.serlaq_model_sample_rate(ptr);
+  }
+
+  static create(rt, bytes) {
+    const ptr = rt.withInput(bytes, (p, n) => rt.x.serlaq_model_from_bytes(p, n));
+    if (ptr === 0) throw rt.error(rt.x.serlaq_last_error_code());
+    return new Model(rt, ptr, bytes);
+  }
+
+  #live() {
+    if (this.#ptr === 0) throw new SerlaqError("the model was freed", "argument");
+    return this.#rt;
+  }
+
+  // Runs fn on the instance; a trap becomes a SerlaqError and a fresh instance. (Streams
+  // run here too: they keep working after the model is freed.)
+  call(fn) {
+    const rt = this.#rt;
+    try {
+      return fn(rt, this.#ptr);
+    } catch (e) {
+      if (!(e instanceof WebAssembly.RuntimeError)) throw e;
+      let message;
+      try {
+        message = rt.cstr(rt.x.serlaq_last_error());
+      } catch {
+        message = "";
+      }
+      for (const s of this.#streams) s._kill();
+      this.#streams.clear();
+      const fresh = new Runtime(rt.module);
+      this.#rt = fresh;
+      if (this.#ptr !== 0) this.#ptr = fresh.withInput(this.#bytes, (p, n) => fresh.x.serlaq_model_from_bytes(p, n));
+      throw new SerlaqError(`${message || "internal error in serlaq (please report)"} [${e.message}]`, "internal");
+    }
+  }
+
+  /** Mono float32 samples at `sampleRate` Hz -> {label, confidence, probabilities}. */
+  predict(samples, sampleRate) {
+    this.#live();
+    const x = samplesOf(samples);
+    const rate = checkRate(sampleRate);
+    return this.call((rt, m) => {
+      const code = rt.withInput(x, (p, n) => rt.x.serlaq_predict_pcm(m, p, n, rate));
+      if (code !== 0) throw rt.error(code);
+      return rt.out();
+    });
+  }
+
+  /** An encoded audio file (ArrayBuffer / Uint8Array): WAV, plus the decoders built in. */
+  predictFile(data) {
+    this.#live();
+    let bytes;
+    if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else throw new SerlaqError("predictFile needs an ArrayBuffer or a Uint8Array", "argument");
+    return this.call((rt, m) => {
+      const code = rt.withInput(bytes, (p, n) => rt.x.serlaq_predict_bytes(m, p, n));
+      if (code !== 0) throw rt.error(code);
+      return rt.out();
+    });
+  }
+
+  /** A live stream at `sampleRate` Hz: options window, hop (seconds), vad (bool), vadDb, minSpeech. */
+  stream(sampleRate, options = {}) {
+    this.#live();
+    const rate = checkRate(sampleRate);
+    const d = this.call((rt) => rt.withOutput(40, (out) => (rt.x.serlaq_stream_defaults(out), Array.from(new Float64Array(rt.x.memory.buffer, out, 5)))));
+    const o = { window: d[0], hop: d[1], vad: d[2] !== 0, vadDb: d[3], minSpeech: d[4], ...options };
+    const s = new Stream(this, rate, o);
+    this.#streams.add(s);
+    return s;
+  }
+
+  _forget(stream) {
+    this.#streams.delete(stream);
+  }
+
+  /** Frees the model's memory now (its open streams keep working until freed). */
+  free() {
+    if (this.#ptr !== 0) {
+      this.#rt.x.serlaq_model_free(this.#ptr);
+      this.#ptr = 0;
+    }
+  }
+}
+
+export class Stream {
+  #model;
+  #rt;
+  #ptr;
+
+  constructor(model, rate, o) {
+    this.#model = model;
+    this.sampleRate = rate;
+    model.call((rt, m) => {
+      const nums = [o.window, o.hop, o.vadDb, o.minSpeech].map(Number);
+      const ptr = rt.x.serlaq_stream_new(m, rate, nums[0], nums[1], o.vad ? 1 : 0, nums[2], nums[3]);
+      if (ptr === 0) throw rt.error(rt.x.serlaq_last_error_code());
+      this.#rt = rt;
+      this.#ptr = ptr;
+    });
+  }
+
+  _kill() {
+    this.#ptr = 0;
+    this.#rt = null;
+  }
+
+  #run(fn) {
+    if (this.#ptr === 0) throw new SerlaqError("the stream was freed (or its module was reset after an internal error)", "stream");
+    return this.#model.call(() => {
+      const rt = this.#rt;
+      const k = fn(rt, this.#ptr);
+      if (k < 0) throw rt.error(k);
+      return rt.out();
+    });
+  }
+
+  /** Appends samples (any chunk size); returns the windows they finished. */
+  push(samples) {
+    const x = samplesOf(samples);
+    return this.#run((rt, s) => (x.length === 0 ? rt.x.serlaq_stream_push(s, 0, 0) : rt.withInput(x, (p, n) => rt.x.serlaq_stream_push(s, p, n))));
+  }
+
+  /** Ends the stream; returns the last windows. */
+  flush() {
+    return this.#run((rt, s) => rt.x.serlaq_stream_flush(s));
+  }
+
+  free() {
+    if (this.#ptr !== 0) {
+      this.#rt.x.serlaq_stream_free(this.#ptr);
+      this._kill();
+    }
+    this.#model._forget(this);
+  }
+}
+
+export const Serlaq = {
+  /**
+   * Loads a model: `source` is a URL (string or URL; file: URLs in node), an ArrayBuffer,
+   * a Uint8Array or a Blob. `options.wasm`: where serlaq.wasm is (default: next to this
+   * file), or a compiled WebAssembly.Module.
+   */
+  async load(source, options = {}) {
+    const [module, bytes] = await Promise.all([compileModule(options.wasm), readBytes(source)]);
+    return Model.create(new Runtime(module), bytes.slice());
+  },
+};
+
+export default Serlaq;

@@ -1,0 +1,137 @@
+"""The C ABI as a C user gets it (`make capi` -> dist/capi): serlaq.h declares exactly the
+library's exports with the struct layout Rust uses; examples/c/predict.c, built with gcc
+from the header alone (shared and static), gives serlaq-rt's labels and probabilities
+(to 1e-6) and its segments; bad files give one error line and the others still run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_fixtures import DIST, ROOT, build_fixtures, need, rt_json, speech_and_silence, tool
+
+CAPI = DIST / "capi"
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    need(CAPI / "libserlaq.so", "make capi")
+    out = tmp_path_factory.mktemp("capi")
+    return out, build_fixtures(out)
+
+
+@pytest.fixture(scope="module", params=["shared", "static"])
+def predict_bin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gcc = tool("gcc")
+    need(CAPI / "libserlaq.a", "make capi")
+    exe = tmp_path_factory.mktemp("bin") / f"predict-{request.param}"
+    src = ROOT / "examples" / "c" / "predict.c"
+    if request.param == "shared":  # the issue's command line, plus an rpath to run in place
+        cmd = [gcc, *CFLAGS, str(src), f"-I{CAPI}", f"-L{CAPI}", "-lserlaq", f"-Wl,-rpath,{CAPI}", "-o", str(exe)]
+    else:
+        cmd = [gcc, *CFLAGS, str(src), f"-I{CAPI}", str(CAPI / "libserlaq.a"), "-lm", "-lpthread", "-ldl", "-o", str(exe)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return exe
+
+
+def header_functions() -> set[str]:
+    text = (need(CAPI / "serlaq.h", "make capi")).read_text()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return set(re.findall(r"\b(serlaq_\w+)\s*\(", text))
+
+
+def test_header_declares_exactly_the_exports() -> None:
+    nm = subprocess.run([tool("nm"), "-D", "--defined-only", str(need(CAPI / "libserlaq.so", "make capi"))],
+                        capture_output=True, text=True, check=True).stdout
+    exported = {line.split()[-1] for line in nm.splitlines() if re.search(r" T serlaq_", line)}
+    declared = header_functions()
+    assert {"serlaq_model_open", "serlaq_model_from_bytes", "serlaq_model_free", "serlaq_model_num_labels",
+            "serlaq_model_label", "serlaq_predict_file", "serlaq_predict_pcm", "serlaq_last_error",
+            "serlaq_stream_new", "serlaq_stream_push", "serlaq_stream_flush", "serlaq_stream_next",
+            "serlaq_stream_free"} <= declared
+    assert declared == exported
+
+
+def test_header_struct_layout_is_rusts(tmp_path: Path) -> None:
+    # the same numbers as rust/capi/tests/abi.rs::segment_layout_is_the_headers
+    src = tmp_path / "layout.c"
+    src.write_text("""#include <stddef.h>
+#include "serlaq.h"
+_Static_assert(sizeof(serlaq_segment) == 56, "segment size");
+_Static_assert(offsetof(serlaq_segment, voiced) == 40, "voiced");
+_Static_assert(offsetof(serlaq_segment, label) == 48, "label");
+_Static_assert(offsetof(serlaq_segment, confidence) == 52, "confidence");
+_Static_assert(sizeof(serlaq_stream_options) == 40, "options size");
+_Static_assert(offsetof(serlaq_stream_options, vad) == 16, "vad");
+_Static_assert(offsetof(serlaq_stream_options, vad_db) == 24, "vad_db");
+int main(void) { return 0; }
+""")
+    r = subprocess.run([tool("gcc"), "-std=c11", "-Wall", "-Werror", f"-I{CAPI}", "-fsyntax-only", str(src)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def parse_lines(stdout: str) -> list[tuple[str, str, dict[str, float]]]:
+    rows = []
+    for line in stdout.splitlines():
+        path, label, _conf, probs = line.split("\t")
+        rows.append((path, label, {k: float(v) for k, v in (kv.split("=") for kv in probs.split(","))}))
+    return rows
+
+
+def test_c_program_matches_serlaq_rt(fixtures: tuple[Path, dict], predict_bin: Path) -> None:
+    out, expected = fixtures
+    junk = out / "junk.wav"
+    junk.write_bytes(b"not audio at all " * 10)
+    paths = [f["path"] for f in expected["files"]]
+    r = subprocess.run([str(predict_bin), str(out / "model.laq"), *paths[:2], "junk.wav", *paths[2:]],
+                       cwd=out, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: junk.wav: "), r.stderr
+    rows = parse_lines(r.stdout)
+    assert [p for p, _, _ in rows] == paths
+    for (path, label, probs), want in zip(rows, expected["files"]):
+        assert label == want["label"], path
+        assert probs.keys() == want["probabilities"].keys()
+        for k, v in want["probabilities"].items():
+            assert abs(probs[k] - v) <= 1e-6, (path, k)
+
+
+def test_c_stream_matches_serlaq_rt_segments(fixtures: tuple[Path, dict], predict_bin: Path) -> None:
+    out, _ = fixtures
+    wav = out / "long_default.wav"
+    from rt_builders import write_wav
+
+    write_wav(wav, speech_and_silence(16000), 16000)
+    want = [r for r in rt_json(out / "model.laq", wav, "--segments") if "summary" not in r]
+    # the samples the decoder sees: PCM16 / 32768
+    import wave
+
+    with wave.open(str(wav)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768.0
+    r = subprocess.run([str(predict_bin), str(out / "model.laq"), "--stream", "16000"], input=pcm.tobytes(),
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = [line.split("\t") for line in r.stdout.decode().splitlines()]
+    assert len(got) == len(want) and any(w["speech"] for w in want) and not all(w["speech"] for w in want)
+    for g, w in zip(got, want):
+        assert (float(g[0]), float(g[1])) == pytest.approx((w["start"], w["end"]), abs=5e-4)
+        assert g[2] == w["label"]
+        assert float(g[3]) == pytest.approx(w["confidence"] or 0.0, abs=1e-6)
+
+
+def test_c_program_bad_model_is_one_line(tmp_path: Path, predict_bin: Path) -> None:
+    bad = tmp_path / "bad.laq"
+    bad.write_bytes(b"SERLAQ?" + bytes(100))
+    for model, needle in [(bad, "bad.laq: "), (tmp_path / "missing.laq", "missing.laq: ")]:
+        r = subprocess.run([str(predict_bin), str(model), "x.wav"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and r.stdout == ""
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], r.stderr

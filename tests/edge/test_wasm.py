@@ -1,0 +1,106 @@
+"""The WebAssembly package (`make wasm` -> dist/wasm): node's test runner checks serlaq.js
+against serlaq-rt on generated WAVs (rust/wasm/tests/api.test.mjs), and headless Chromium
+loads the page from a loopback server and classifies a generated file with the native
+runtime's label and probabilities (within 1e-5, the bound api.test.mjs explains)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge_fixtures import DIST, ROOT, build_fixtures, need, tool
+
+WASM = DIST / "wasm"
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    need(WASM / "serlaq.wasm", "make wasm")
+    out = tmp_path_factory.mktemp("wasm")
+    return out, build_fixtures(out)
+
+
+def test_node_api_matches_native(fixtures: tuple[Path, dict]) -> None:
+    out, _ = fixtures
+    env = dict(os.environ, SERLAQ_FIXTURES=str(out), SERLAQ_WASM_DIR=str(WASM))
+    r = subprocess.run([tool("node"), "--test", str(ROOT / "rust" / "wasm" / "tests" / "api.test.mjs")], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    assert re.search(r"^# pass [1-9]", r.stdout, re.M) and re.search(r"^# fail 0$", r.stdout, re.M), r.stdout
+
+
+class _Site(http.server.SimpleHTTPRequestHandler):
+    """The package folder, plus POST /report where the page leaves its result."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
+                      ".js": "text/javascript", ".mjs": "text/javascript"}
+    reports: "queue.Queue[str]"
+
+    def do_POST(self) -> None:
+        n = min(int(self.headers.get("content-length", 0)), 1 << 20)
+        self.reports.put(self.rfile.read(n).decode())
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)  # type: ignore[return-value]
+    return tool("chromium")
+
+
+def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path) -> None:
+    out, expected = fixtures
+    site = tmp_path / "site"
+    shutil.copytree(WASM, site)
+    shutil.copy(out / "model.laq", site / "model.laq")
+    clip = expected["files"][1]
+    shutil.copy(out / clip["path"], site / "clip.wav")
+    reports: queue.Queue[str] = queue.Queue()
+    handler = type("Site", (_Site,), {"reports": reports})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html#model=model.laq&audio=clip.wav&report=/report"
+    log = tmp_path / "chromium.log"
+    with log.open("w") as errf:
+        browser = subprocess.Popen([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                    f"--user-data-dir={tmp_path / 'profile'}", url],
+                                   stdout=subprocess.DEVNULL, stderr=errf)
+    try:
+        body = reports.get(timeout=120)
+    except queue.Empty:
+        body = None
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+            browser.wait()
+        server.shutdown()
+        server.server_close()
+    assert body, f"the page reported nothing in 120 s: {log.read_text()[-3000:]}"
+    result = json.loads(body)
+    assert "error" not in result, result
+    assert result["clip"]["label"] == clip["label"]
+    got = result["clip"]["probabilities"]
+    assert got.keys() == clip["probabilities"].keys()
+    # within the bound the node tests explain (AVX2 natively, portable code in the module)
+    assert all(abs(got[k] - v) <= 1e-5 for k, v in clip["probabilities"].items()), (got, clip)
+    segs = result["segments"]
+    assert segs and all(s["label"] in [*expected["labels"], "silence"] for s in segs)
+    assert segs[-1]["end"] == pytest.approx(2.0, abs=0.05)  # the clip's 2 s, decoded by the browser
