@@ -2,6 +2,7 @@
 //!
 //! - [`audio`]: decode, downmix, resample and validate audio (symphonia, rubato).
 //! - [`bitpack`]: 1..8-bit code packing (LSB-first, byte-aligned rows) and its reference.
+//! - [`kernel`]: the kernel registry (compiled, CPU-supported, selected) packing and GEMV share.
 //! - [`gemv`]: dequantized GEMV / small-batch GEMM straight from packed codes.
 //! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
 //! - [`features`]: waveform -> feature vector (STFT, mel, MFCC, chroma, pooling).
@@ -10,8 +11,9 @@
 
 pub mod audio;
 pub mod bitpack;
+pub mod features;
 pub mod format;
 pub mod gemv;
-pub mod features;
+pub mod kernel;
 pub mod model;
 pub mod segments;
