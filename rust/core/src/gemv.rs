@@ -260,9 +260,9 @@ pub const DOT_EXTRA_ROUNDINGS: usize = 64;
 /// portable (and AVX2 batches) `<= 16 + 15 + 15 + 1 + n/256` (16 lanes over a 256-column
 /// tile, a sequential lane sum, the tail, the tile add); AVX2 batch 1 `<= n/32 + 1 + 2 +
 /// 3 + 7`; AVX-512 decode `<= n/64 + 1 + 2 + 4`, 1-bit masked adds `<= n/64 + 2 + 1 + 2 + 4`,
-/// tables `<= n/4 + 4 + 4`, batches `<= n/16 + n/1024 + 4`; NEON batch 1 `<= n/16 + 1 + 2
-/// + 2` (4 x 4 lanes with fused multiply-adds, one zero-padded last step, the register
-/// sum, the pairwise lane sum), NEON batches as portable.
+/// tables `<= n/4 + 4 + 4`, batches `<= n/16 + n/1024 + 4`; NEON batch 1
+/// `<= n/16 + 1 + 2 + 2` (4 x 4 lanes with fused multiply-adds, one zero-padded last
+/// step, the register sum, the pairwise lane sum), NEON batches as portable.
 pub fn dot_roundings(cols: usize) -> usize {
     cols.div_ceil(DOT_COLS_PER_ROUNDING) + DOT_EXTRA_ROUNDINGS
 }
