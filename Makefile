@@ -3,6 +3,7 @@ PYTHON ?= python3
 DATA ?= ../shared/datasets
 
 .PHONY: install demo test bench
+.PHONY: test-arm64
 install:
 	$(PYTHON) -m pip install -e ".[train,dev]"
 
@@ -44,3 +45,8 @@ wasm:
 test-edge: capi wasm
 	cargo test -p serlaq-capi
 	SERLAQ_EDGE_REQUIRED=1 $(PYTHON) -m pytest -q tests/edge
+
+# serlaq-core's and serlaq-rt's tests cross-built for aarch64, run under qemu-user
+# (Debian toolchain, -Zbuild-std; registers qemu with binfmt_misc when needed: root).
+test-arm64:
+	.ci/test-arm64

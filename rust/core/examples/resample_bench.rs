@@ -20,12 +20,18 @@ fn signal(n: usize, rate: u32) -> Vec<f32> {
         .collect()
 }
 
-/// CPU time of the calling thread, in seconds.
+/// CPU time of the calling thread, in seconds (NaN where the target has no such clock).
+#[cfg(unix)]
 fn thread_cpu() -> f64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid clock id and a pointer to a live timespec
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+#[cfg(not(unix))]
+fn thread_cpu() -> f64 {
+    f64::NAN
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

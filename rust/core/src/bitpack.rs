@@ -206,8 +206,9 @@ fn load_u64(bytes: &[u8]) -> u64 {
 
 pub use crate::kernel::Kernel;
 
-/// Packing kernels differ only for AVX-512 (opt-in cargo feature `avx512`); the portable
-/// and AVX2 kernels both use the 64-bit word code.
+/// Packing kernels differ only for AVX-512 (opt-in cargo feature `avx512`); the portable,
+/// AVX2 and NEON kernels all pack with the 64-bit word code. Unpacking differs for
+/// AVX-512 and NEON.
 #[inline(always)]
 fn uses_simd(kernel: Kernel) -> bool {
     #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
@@ -260,6 +261,13 @@ fn unpack_stream<const B: u32>(kernel: Kernel, packed: &[u8], out: &mut [u8]) {
         unpack_stream_scalar::<B>(&packed[split..], ot);
         return;
     }
+    #[cfg(target_arch = "aarch64")]
+    if kernel == Kernel::Neon {
+        // SAFETY: NEON is part of the aarch64 baseline.
+        let done = unsafe { neon::unpack::<B>(packed, out) };
+        unpack_stream_scalar::<B>(&packed[done / 8 * B as usize..], &mut out[done..]);
+        return;
+    }
     let _ = uses_simd(kernel);
     unpack_stream_scalar::<B>(packed, out)
 }
@@ -302,6 +310,12 @@ fn first_too_large(codes: &[u8], bits: u32) -> PackError {
 /// caller guarantees `bits` in 1..=8 and `packed.len() == packed_len(out.len(), bits)`.
 pub(crate) fn unpack_unchecked_portable(packed: &[u8], bits: u32, out: &mut [u8]) {
     by_bits!(bits, unpack_stream(Kernel::Portable, packed, out))
+}
+
+/// [`unpack_unchecked_portable`] with the NEON bulk.
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn unpack_unchecked_neon(packed: &[u8], bits: u32, out: &mut [u8]) {
+    by_bits!(bits, unpack_stream(Kernel::Neon, packed, out))
 }
 
 /// Unpacks `out.len()` codes from `packed` (`packed.len() == packed_len(out.len(), B)`).
@@ -594,6 +608,103 @@ mod simd {
     }
 }
 
+/// NEON bodies (aarch64): 16 codes (`2 * bits` bytes) per step, decoded with one table
+/// lookup and one shift per 8 codes. Shared with the NEON GEMV.
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon {
+    use std::arch::aarch64::*;
+
+    /// For 16 codes of `b < 8` bits at the start of a 16-byte vector: code `i` is bits
+    /// `i*b .. i*b + b`, inside the little-endian u16 at byte `i*b / 8` once shifted right
+    /// by `i*b % 8` (`b + 7 <= 14` bits). Byte indices of those u16s for codes 0..8 and
+    /// 8..16 (the second half starts `b` bytes later, at the same bit offsets) and the
+    /// (negative: rightward) shifts. Indices stay below 16 for `b <= 7`.
+    const fn tables(b: usize) -> ([u8; 16], [u8; 16], [i16; 8]) {
+        let (mut lo, mut hi, mut shift) = ([0u8; 16], [0u8; 16], [0i16; 8]);
+        let mut i = 0;
+        while i < 8 {
+            let byte = i * b / 8;
+            lo[2 * i] = byte as u8;
+            lo[2 * i + 1] = (byte + 1) as u8;
+            hi[2 * i] = (byte + b) as u8;
+            hi[2 * i + 1] = (byte + b + 1) as u8;
+            shift[i] = -((i * b % 8) as i16);
+            i += 1;
+        }
+        (lo, hi, shift)
+    }
+
+    /// Decodes 16 codes of `B` bits from the first `2 * B` bytes of a vector.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Decoder {
+        lo: uint8x16_t,
+        hi: uint8x16_t,
+        shift: int16x8_t,
+        mask: uint16x8_t,
+    }
+
+    impl Decoder {
+        /// # Safety
+        /// NEON must be available (always, on aarch64).
+        #[inline(always)]
+        pub(crate) unsafe fn new<const B: u32>() -> Decoder {
+            let (lo, hi, shift) = const { tables(B as usize) };
+            Decoder {
+                lo: vld1q_u8(lo.as_ptr()),
+                hi: vld1q_u8(hi.as_ptr()),
+                shift: vld1q_s16(shift.as_ptr()),
+                mask: vdupq_n_u16(((1u32 << B) - 1) as u16),
+            }
+        }
+
+        /// Codes 0..16 (one per byte) from `v`; `B == 8` is `v` itself.
+        ///
+        /// # Safety
+        /// NEON must be available (always, on aarch64).
+        #[inline(always)]
+        pub(crate) unsafe fn decode<const B: u32>(&self, v: uint8x16_t) -> uint8x16_t {
+            if B == 8 {
+                return v;
+            }
+            let a = vandq_u16(vshlq_u16(vreinterpretq_u16_u8(vqtbl1q_u8(v, self.lo)), self.shift), self.mask);
+            let b = vandq_u16(vshlq_u16(vreinterpretq_u16_u8(vqtbl1q_u8(v, self.hi)), self.shift), self.mask);
+            // the low byte of each u16 lane, codes 0..8 then 8..16
+            vuzp1q_u8(vreinterpretq_u8_u16(a), vreinterpretq_u8_u16(b))
+        }
+    }
+
+    /// Steps of 16 codes whose 16-byte load from `data` (step `j` at byte `2 * b * j`)
+    /// stays inside `data`, out of `steps`.
+    #[inline(always)]
+    pub(crate) fn wide_steps(data_len: usize, b: usize, steps: usize) -> usize {
+        if data_len < 16 {
+            0
+        } else {
+            ((data_len - 16) / (2 * b) + 1).min(steps)
+        }
+    }
+
+    /// Unpacks the leading codes of `out` whose bytes can be loaded 16 at a time and
+    /// returns how many (a multiple of 16); the caller unpacks the rest.
+    /// `packed.len() == packed_len(out.len(), B)`.
+    ///
+    /// # Safety
+    /// NEON must be available (always, on aarch64).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn unpack<const B: u32>(packed: &[u8], out: &mut [u8]) -> usize {
+        let b = B as usize;
+        let wide = wide_steps(packed.len(), b, out.len() / 16);
+        let d = Decoder::new::<B>();
+        for j in 0..wide {
+            // SAFETY: step j < wide reads packed[2bj .. 2bj + 16] (in bounds, see
+            // `wide_steps`) and writes out[16j .. 16j + 16] (j < out.len() / 16).
+            let v = vld1q_u8(packed.as_ptr().add(2 * b * j));
+            vst1q_u8(out.as_mut_ptr().add(16 * j), d.decode::<B>(v));
+        }
+        16 * wide
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,6 +778,36 @@ mod tests {
 
     fn unpack_one(kernel: Kernel, packed: &[u8], bits: u32, out: &mut [u8]) {
         by_bits!(bits, unpack_stream(kernel, packed, out))
+    }
+
+    #[test]
+    fn every_kernel_unpacks_every_code_value_at_every_lane() {
+        // Code value v + i at position i: each value passes through every position of a
+        // 16-code NEON step and of an 8-code word, for streams that end inside, on and
+        // after a step, packed and unpacked row by row too. Counts wrong codes: none allowed.
+        for &kernel in Kernel::available() {
+            for bits in 1..=8u32 {
+                let mask = ((1u16 << bits) - 1) as usize;
+                for n in [15usize, 16, 17, 31, 32, 33, 47, 48, 100, 257] {
+                    for v in 0..=mask {
+                        let codes: Vec<u8> = (0..n).map(|i| ((v + i) & mask) as u8).collect();
+                        let mut packed = vec![0u8; packed_len(n, bits).unwrap()];
+                        pack_ref(&codes, bits, &mut packed).unwrap();
+                        let mut got = vec![0u8; n];
+                        unpack_with(kernel, &packed, bits, &mut got).unwrap();
+                        let wrong = got.iter().zip(&codes).filter(|(a, b)| a != b).count();
+                        assert_eq!(wrong, 0, "{kernel:?} bits {bits} n {n} start {v}: {wrong} wrong codes");
+                        let (rows, cols) = (n / 5, 5);
+                        let row_bytes = packed_len(cols, bits).unwrap();
+                        let mut rp = vec![0u8; rows * row_bytes];
+                        pack_rows_ref(&codes[..rows * cols], rows, cols, bits, &mut rp).unwrap();
+                        let mut back = vec![0u8; rows * cols];
+                        unpack_rows_with(kernel, &rp, rows, cols, bits, &mut back).unwrap();
+                        assert_eq!(back, codes[..rows * cols], "{kernel:?} bits {bits} rows of {cols}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -429,9 +429,9 @@ fn validate(h: &Header, data: &[u8], floats: &mut Vec<f32>) -> Result<(Vec<Layer
         if e.quantizer == Quantizer::Binary && e.bits != 1 {
             return bad(format!("{what}: the binary quantizer needs bits 1, got {}", e.bits));
         }
-        let (rows, cols) = match (usize::try_from(e.rows), usize::try_from(e.cols)) {
-            (Ok(r), Ok(c)) if r > 0 && c > 0 => (r, c),
-            _ => return bad(format!("{what}: shape {}x{} must be positive", e.rows, e.cols)),
+        let (rows, cols) = match (dim::<usize>(e.rows), dim::<usize>(e.cols)) {
+            (Ok(r), Ok(c)) => (r, c),
+            (Err(why), _) | (_, Err(why)) => return bad(format!("{what}: shape {}x{} {why}", e.rows, e.cols)),
         };
         let too_big = || LaqError::Format(format!("{what}: shape {rows}x{cols} is too large"));
         let row_bytes = packed_len(cols, e.bits).map_err(|_| too_big())?;
@@ -477,10 +477,7 @@ fn validate(h: &Header, data: &[u8], floats: &mut Vec<f32>) -> Result<(Vec<Layer
         let mut count: usize = 1;
         let mut shape = Vec::with_capacity(t.shape.len());
         for &d in &t.shape {
-            let d = usize::try_from(d)
-                .ok()
-                .filter(|&d| d > 0)
-                .ok_or_else(|| LaqError::Format(format!("{what}: dimension {d} must be positive")))?;
+            let d = dim::<usize>(d).map_err(|why| LaqError::Format(format!("{what}: dimension {d} {why}")))?;
             count = count
                 .checked_mul(d)
                 .ok_or_else(|| LaqError::Format(format!("{what}: shape {:?} is too large", t.shape)))?;
@@ -531,6 +528,17 @@ fn validate(h: &Header, data: &[u8], floats: &mut Vec<f32>) -> Result<(Vec<Layer
         t.data = decode_finite(&format!("tensor {:?}", t.name), slice(t.data), floats)?;
     }
     Ok((layers, tensors))
+}
+
+/// A header dimension as an index type: zero is refused as "must be positive" and a value
+/// past the type (any `u64` above `u32::MAX` where `usize` is 32 bits) as "is too large",
+/// the same words a 64-bit build gives when the size computations overflow. Generic so
+/// the 32-bit case is tested on 64-bit hosts too.
+fn dim<U: TryFrom<u64>>(v: u64) -> Result<U, &'static str> {
+    if v == 0 {
+        return Err("must be positive");
+    }
+    U::try_from(v).map_err(|_| "is too large")
 }
 
 fn too_large(len: u64) -> LaqError {
@@ -812,4 +820,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LaqError> {
 pub fn write(path: &Path, metadata_json: &str, layers: &[LayerInput], tensors: &[TensorInput]) -> Result<(), LaqError> {
     let bytes = encode(metadata_json, layers, tensors)?;
     write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dim;
+
+    #[test]
+    fn dimensions_past_a_32_bit_usize_are_too_large_not_zero() {
+        // What a wasm32/armv7 build sees for `u64::MAX`: "too large", as on 64 bits.
+        assert_eq!(dim::<u32>(u64::MAX), Err("is too large"));
+        assert_eq!(dim::<u32>(1 << 32), Err("is too large"));
+        assert_eq!(dim::<u32>(0), Err("must be positive"));
+        assert_eq!(dim::<u32>(u64::from(u32::MAX)), Ok(u32::MAX));
+        assert_eq!(dim::<usize>(0), Err("must be positive"));
+        assert_eq!(dim::<usize>(7), Ok(7));
+    }
 }

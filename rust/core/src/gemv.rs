@@ -20,8 +20,11 @@
 //!     multishift, widened to f32 and multiply-added.
 //!   - batches: a block of rows is decoded to a small f32 tile once and applied to the
 //!     batch in 4-row x 4-vector register blocks.
+//! - NEON (aarch64, where it is baseline): batch 1 decodes 16 codes per step with a
+//!   table lookup and a shift (`bitpack::neon`), widens them to f32 and multiply-adds;
+//!   batches use the portable tiling with the NEON unpacker.
 //!
-//! `SERLAQ_KERNELS=portable|avx2|avx512` forces a kernel (when this build has it and the
+//! `SERLAQ_KERNELS=portable|avx2|avx512|neon` forces a kernel (when this build has it and the
 //! CPU can run it; otherwise the best available one runs). [`Kernel::selected`] names
 //! the kernel that actually runs. Rows are split across the rayon pool when the layer is
 //! large enough to pay for it.
@@ -257,7 +260,9 @@ pub const DOT_EXTRA_ROUNDINGS: usize = 64;
 /// portable (and AVX2 batches) `<= 16 + 15 + 15 + 1 + n/256` (16 lanes over a 256-column
 /// tile, a sequential lane sum, the tail, the tile add); AVX2 batch 1 `<= n/32 + 1 + 2 +
 /// 3 + 7`; AVX-512 decode `<= n/64 + 1 + 2 + 4`, 1-bit masked adds `<= n/64 + 2 + 1 + 2 + 4`,
-/// tables `<= n/4 + 4 + 4`, batches `<= n/16 + n/1024 + 4`.
+/// tables `<= n/4 + 4 + 4`, batches `<= n/16 + n/1024 + 4`; NEON batch 1
+/// `<= n/16 + 1 + 2 + 2` (4 x 4 lanes with fused multiply-adds, one zero-padded last
+/// step, the register sum, the pairwise lane sum), NEON batches as portable.
 pub fn dot_roundings(cols: usize) -> usize {
     cols.div_ceil(DOT_COLS_PER_ROUNDING) + DOT_EXTRA_ROUNDINGS
 }
@@ -325,6 +330,8 @@ fn block_dots(kernel: Kernel, m: &QMatrix, r0: usize, r1: usize, x: &[f32], batc
         Kernel::Avx512 => unsafe { avx512::block_dots(m, r0, r1, x, batch, out) },
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => unsafe { avx2::block_dots(m, r0, r1, x, batch, out) },
+        #[cfg(target_arch = "aarch64")]
+        Kernel::Neon => unsafe { neon::block_dots(m, r0, r1, x, batch, out) },
         Kernel::Portable => portable_block_dots(m, r0, r1, x, batch, out),
     }
 }
@@ -350,6 +357,21 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 #[inline(always)]
 fn portable_block_dots(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+    tiled_block_dots(m, r0, r1, x, batch, out, bitpack::unpack_unchecked_portable)
+}
+
+/// The portable kernel's loop: tiles of `TILE` codes decoded by `unpack` (an unchecked
+/// unpacker: bits in 1..=8, exact lengths), converted, dotted with each batch row.
+#[inline(always)]
+fn tiled_block_dots(
+    m: &QMatrix,
+    r0: usize,
+    r1: usize,
+    x: &[f32],
+    batch: usize,
+    out: &mut [f32],
+    unpack: impl Fn(&[u8], u32, &mut [u8]),
+) {
     let cols = m.cols;
     let bits = m.bits as usize;
     let mut codes = [0u8; TILE];
@@ -362,7 +384,7 @@ fn portable_block_dots(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usiz
             let n = (cols - c0).min(TILE);
             let start = c0 * bits / 8;
             let bytes = &row[start..start + (n * bits).div_ceil(8)];
-            bitpack::unpack_unchecked_portable(bytes, m.bits, &mut codes[..n]);
+            unpack(bytes, m.bits, &mut codes[..n]);
             for (wv, &q) in w[..n].iter_mut().zip(&codes[..n]) {
                 *wv = f32::from(q);
             }
@@ -506,6 +528,82 @@ mod avx2 {
             }
         }
         sum
+    }
+}
+
+/// NEON: batch 1 decodes 16 codes per step (`bitpack::neon::Decoder`), widens them to
+/// f32 and multiply-adds into 4 x 4 lanes; batches run the portable tiling with the
+/// NEON unpacker.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::QMatrix;
+    use crate::bitpack::neon::{wide_steps, Decoder};
+    use std::arch::aarch64::*;
+
+    /// # Safety
+    /// NEON must be available (always, on aarch64).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn block_dots(m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+        if batch > 1 {
+            return super::tiled_block_dots(m, r0, r1, x, batch, out, crate::bitpack::unpack_unchecked_neon);
+        }
+        for r in r0..r1 {
+            let row = m.row(r);
+            out[r - r0] = match m.bits {
+                1 => dot::<1>(row, x),
+                2 => dot::<2>(row, x),
+                3 => dot::<3>(row, x),
+                4 => dot::<4>(row, x),
+                5 => dot::<5>(row, x),
+                6 => dot::<6>(row, x),
+                7 => dot::<7>(row, x),
+                _ => dot::<8>(row, x),
+            };
+        }
+    }
+
+    /// `acc[k] += codes[4k .. 4k + 4] * x[4k .. 4k + 4]` (fused), 16 readable floats at `xp`.
+    #[inline(always)]
+    unsafe fn fma16(acc: &mut [float32x4_t; 4], codes: uint8x16_t, xp: *const f32) {
+        let (lo, hi) = (vmovl_u8(vget_low_u8(codes)), vmovl_high_u8(codes));
+        let q = [
+            vcvtq_f32_u32(vmovl_u16(vget_low_u16(lo))),
+            vcvtq_f32_u32(vmovl_high_u16(lo)),
+            vcvtq_f32_u32(vmovl_u16(vget_low_u16(hi))),
+            vcvtq_f32_u32(vmovl_high_u16(hi)),
+        ];
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = vfmaq_f32(*a, q[k], vld1q_f32(xp.add(4 * k)));
+        }
+    }
+
+    /// Codes of one row (`B` bits, `x.len()` columns) dotted with `x`.
+    #[target_feature(enable = "neon")]
+    unsafe fn dot<const B: u32>(row: &[u8], x: &[f32]) -> f32 {
+        let (cols, b) = (x.len(), B as usize);
+        let wide = wide_steps(row.len(), b, cols / 16);
+        let d = Decoder::new::<B>();
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        for j in 0..wide {
+            // SAFETY: step j < wide: 16 bytes from 2bj are inside the row (`wide_steps`)
+            // and its 16 columns inside x (j < cols / 16).
+            let v = vld1q_u8(row.as_ptr().add(2 * b * j));
+            fma16(&mut acc, d.decode::<B>(v), x.as_ptr().add(16 * j));
+        }
+        // The remaining columns, 16 at a time from zero-padded copies: a padded column
+        // adds (code of the padding bits) * 0.0, which is +-0 and leaves the sum exact.
+        let mut c0 = 16 * wide;
+        while c0 < cols {
+            let n = (cols - c0).min(16);
+            let (mut bytes, mut xs) = ([0u8; 16], [0f32; 16]);
+            let start = c0 * b / 8;
+            let len = (n * b).div_ceil(8);
+            bytes[..len].copy_from_slice(&row[start..start + len]);
+            xs[..n].copy_from_slice(&x[c0..c0 + n]);
+            fma16(&mut acc, d.decode::<B>(vld1q_u8(bytes.as_ptr())), xs.as_ptr());
+            c0 += 16;
+        }
+        vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])))
     }
 }
 
@@ -1082,6 +1180,8 @@ mod tests {
         assert_eq!(Kernel::parse("sse9"), None);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(Kernel::Avx2.is_available(), is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+        #[cfg(target_arch = "aarch64")]
+        assert!(Kernel::Neon.is_available(), "NEON is part of the aarch64 baseline");
     }
 
     #[test]

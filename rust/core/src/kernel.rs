@@ -16,6 +16,9 @@ pub enum Kernel {
     /// AVX-512 F/BW/VBMI + BMI2 (x86-64; only with the cargo feature `avx512`).
     #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
     Avx512,
+    /// NEON (aarch64, where it is part of the baseline).
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl Kernel {
@@ -26,6 +29,8 @@ impl Kernel {
         Kernel::Avx2,
         #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
         Kernel::Avx512,
+        #[cfg(target_arch = "aarch64")]
+        Kernel::Neon,
     ];
 
     /// The name `SERLAQ_KERNELS` and the Python binding use.
@@ -36,6 +41,8 @@ impl Kernel {
             Kernel::Avx2 => "avx2",
             #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
             Kernel::Avx512 => "avx512",
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => "neon",
         }
     }
 
@@ -68,6 +75,8 @@ impl Kernel {
                     && is_x86_feature_detected!("avx512vbmi")
                     && is_x86_feature_detected!("bmi2")
             }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => std::arch::is_aarch64_feature_detected!("neon"),
         }
     }
 

@@ -314,6 +314,7 @@ fn kind_of(r: Result<Vec<f32>, AudioError>) -> &'static str {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn every_error_kind_is_raised_and_one_line() {
     let dir = std::env::temp_dir().join(format!("serlaq-audio-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

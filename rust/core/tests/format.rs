@@ -175,6 +175,7 @@ fn writing_is_deterministic_and_rewrites_byte_identically() {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn atomic_write_replaces_the_file_and_leaves_no_temporaries() {
     let dir = std::env::temp_dir().join(format!("serlaq-core-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -449,6 +450,7 @@ fn float_buffers_are_lent_not_copied() {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn reading_from_a_path_reports_io_and_format_errors() {
     let dir = std::env::temp_dir().join(format!("serlaq-core-open-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -492,6 +494,7 @@ fn special_files_are_refused_without_blocking() {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn files_over_the_size_cap_are_refused_before_reading() {
     let dir = std::env::temp_dir().join(format!("serlaq-core-cap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

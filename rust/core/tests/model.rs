@@ -325,6 +325,7 @@ fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn files_one_by_one_and_in_a_batch() {
     let m = net().model().unwrap();
     let dir = std::env::temp_dir().join(format!("serlaq-model-files-{}", std::process::id()));

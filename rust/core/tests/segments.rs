@@ -326,6 +326,7 @@ fn wav_bytes(rate: u32, wave: &[f32]) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn file_equals_stream_and_truncation_keeps_what_came_before() {
     let m = model();
     let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()) };

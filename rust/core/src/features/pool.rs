@@ -7,7 +7,7 @@
 //! ([`FrameRows::db_peak`]); deltas use replicate edges at the window's ends.
 
 use super::frames::FrameRows;
-use super::simd::{dot_dispatch, has_avx2};
+use super::simd::{dot_dispatch, has_simd};
 use super::spec::{DbReference, FeatureSpec, MelScale, Stat};
 use std::ops::Range;
 
@@ -45,15 +45,15 @@ impl<'a> Pooler<'a> {
     /// The same code is compiled twice, plain and with AVX2 enabled (chosen at run time),
     /// as the plan's frame analysis is: every loop keeps its per-element order of
     /// operations (the vectorized loops run across bands/coefficients, never reorder a
-    /// sum over frames), so both give bit-identical vectors.
+    /// sum over frames), so both give bit-identical vectors. On aarch64 the plain build
+    /// is already NEON code; there only the DCT products switch to the NEON dot.
     pub fn pool(&self, rows: &FrameRows, range: Range<usize>, peak: f32, s: &mut PoolScratch, out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if has_avx2() {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                unsafe { self.pool_avx2(rows, range, peak, s, out) };
-                return;
-            }
+        if has_simd() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: on x86-64 `has_simd` means the CPU supports AVX2.
+            return unsafe { self.pool_avx2(rows, range, peak, s, out) };
+            #[cfg(not(target_arch = "x86_64"))]
+            return self.pool_body(rows, range, peak, s, out, true);
         }
         self.pool_body(rows, range, peak, s, out, false);
     }
@@ -64,7 +64,7 @@ impl<'a> Pooler<'a> {
         self.pool_body(rows, range, peak, s, out, true);
     }
 
-    /// [`Pooler::pool`]'s body; `avx2` only where the CPU has AVX2 (the dot kernel).
+    /// [`Pooler::pool`]'s body; `simd` only where [`has_simd`] (the dot kernel).
     #[inline(always)]
     pub(crate) fn pool_body(
         &self,
@@ -73,7 +73,7 @@ impl<'a> Pooler<'a> {
         peak: f32,
         s: &mut PoolScratch,
         out: &mut [f32],
-        avx2: bool,
+        simd: bool,
     ) {
         let spec = self.spec;
         let (nm, nc, nk) = (spec.n_mels, spec.n_chroma, spec.n_mfcc);
@@ -127,7 +127,7 @@ impl<'a> Pooler<'a> {
                 for ((m, d), (a, q)) in
                     row.iter_mut().zip(dct.chunks_exact(nm)).zip(mf_s.iter_mut().zip(mf_q.iter_mut()))
                 {
-                    *m = dot_dispatch(d, fl, avx2);
+                    *m = dot_dispatch(d, fl, simd);
                     let v = f64::from(*m);
                     *a += v;
                     *q += v * v;
@@ -189,7 +189,7 @@ impl<'a> Pooler<'a> {
                         if k == 0 && zero_c0 {
                             0.0
                         } else {
-                            dot_dispatch(row, &s.mean_db, avx2)
+                            dot_dispatch(row, &s.mean_db, simd)
                         }
                     }));
                     put(&mut ch_s.iter().map(|&v| (v / nf) as f32));

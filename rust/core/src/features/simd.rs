@@ -1,6 +1,7 @@
 //! The float32 dot product every feature stage uses (mel and chroma filterbanks, the
-//! MFCC DCT in pooling), plain and AVX2-compiled, and the run-time choice between them.
-//! Both give the same bits. The stages import this module; it imports none of them.
+//! MFCC DCT in pooling), plain, with AVX2 (x86-64) and with NEON (aarch64), and the
+//! run-time choice between them. All give the same bits. The stages import this module;
+//! it imports none of them.
 
 /// Whether the AVX2 kernels can run (cached by std after the first call).
 #[inline(always)]
@@ -15,20 +16,71 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
-/// [`dot`], through [`dot_avx2`] when `avx2` (the caller checked [`has_avx2`]): the same
-/// bits either way. LLVM packs [`dot`]'s 8 partial sums into 2-lane registers (measured:
-/// the mel/chroma products were 2x slower than these 8-lane ones).
+/// Whether this CPU runs a SIMD twin of the feature kernels: AVX2 on x86-64, NEON on
+/// aarch64 (part of the aarch64 baseline, so always).
 #[inline(always)]
-pub(crate) fn dot_dispatch(a: &[f32], b: &[f32], avx2: bool) -> f32 {
+pub(crate) fn has_simd() -> bool {
+    cfg!(target_arch = "aarch64") || has_avx2()
+}
+
+/// [`dot`], through [`dot_avx2`] / [`dot_neon`] when `simd` (the caller checked
+/// [`has_simd`]): the same bits either way. LLVM packs [`dot`]'s 8 partial sums into
+/// 2-lane registers (measured on x86-64: the mel/chroma products were 2x slower than
+/// these 8-lane ones).
+#[inline(always)]
+pub(crate) fn dot_dispatch(a: &[f32], b: &[f32], simd: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if avx2 {
-            // SAFETY: `avx2` is only true when the CPU has AVX2.
+        if simd {
+            // SAFETY: `simd` is only true on x86-64 when the CPU has AVX2.
             return unsafe { dot_avx2(a, b) };
         }
     }
-    let _ = avx2;
+    #[cfg(target_arch = "aarch64")]
+    {
+        if simd {
+            // SAFETY: NEON is part of every aarch64 target's baseline.
+            return unsafe { dot_neon(a, b) };
+        }
+    }
+    let _ = simd;
     dot(a, b)
+}
+
+/// [`dot`] with NEON intrinsics: `dot`'s 8-lane accumulator `j` is the register pair
+/// `lo[j]` (lanes 0..4), `hi[j]` (lanes 4..8), mul then add (no FMA), then the same
+/// reduction order and the same scalar tail.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn dot_neon(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::aarch64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mul = |i: usize| vmulq_f32(vld1q_f32(pa.add(i)), vld1q_f32(pb.add(i)));
+    let (mut lo, mut hi) = ([vdupq_n_f32(0.0); 4], [vdupq_n_f32(0.0); 4]);
+    let mut i = 0;
+    // SAFETY (all loads): i + 32 <= n, then i + 8 <= n, within both slices
+    while i + 32 <= n {
+        for j in 0..4 {
+            lo[j] = vaddq_f32(lo[j], mul(i + 8 * j));
+            hi[j] = vaddq_f32(hi[j], mul(i + 8 * j + 4));
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        lo[0] = vaddq_f32(lo[0], mul(i));
+        hi[0] = vaddq_f32(hi[0], mul(i + 4));
+        i += 8;
+    }
+    let s_lo = vaddq_f32(vaddq_f32(lo[0], lo[1]), vaddq_f32(lo[2], lo[3]));
+    let s_hi = vaddq_f32(vaddq_f32(hi[0], hi[1]), vaddq_f32(hi[2], hi[3]));
+    let h = vaddq_f32(s_lo, s_hi);
+    let q = vadd_f32(vget_low_f32(h), vget_high_f32(h));
+    let mut tail = 0f32;
+    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
+        tail += x * y;
+    }
+    (vget_lane_f32::<0>(q) + vget_lane_f32::<1>(q)) + tail
 }
 
 /// [`dot`] with AVX2 intrinsics: accumulator `j` lane `i` is `dot`'s `acc[j][i]` (mul
@@ -100,11 +152,11 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
-    /// The AVX2 kernel gives `dot`'s bits exactly.
+    /// The SIMD kernel (AVX2 or NEON) gives `dot`'s bits exactly.
     #[test]
-    fn avx2_dot_equals_the_plain_one_bit_for_bit() {
-        if !has_avx2() {
-            eprintln!("no AVX2 here: nothing to compare");
+    fn simd_dot_equals_the_plain_one_bit_for_bit() {
+        if !has_simd() {
+            eprintln!("no AVX2 or NEON here: nothing to compare");
             return;
         }
         let mut state = 7u64;
@@ -112,7 +164,7 @@ mod tests {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         };
-        for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100, 1025] {
+        for n in [0usize, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 63, 64, 100, 1025] {
             let a: Vec<f32> = (0..n).map(|_| next()).collect();
             let b: Vec<f32> = (0..n).map(|_| next() * 1e3).collect();
             assert_eq!(dot(&a, &b).to_bits(), dot_dispatch(&a, &b, true).to_bits(), "n {n}");
