@@ -30,6 +30,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "serlaq.config",
         "serlaq.laq_config",
         "serlaq.io",
+        "serlaq.provenance",
+        "serlaq.cpus",
         "serlaq.metrics",
         "serlaq.plots",
         "serlaq.waveform",

@@ -140,6 +140,7 @@ class LaqFile:
 # the GIL is released while Rust decodes and resamples; a panic is raised as AudioError too.
 
 AUDIO_SUFFIXES: tuple[str, ...]
+AUDIO_FORMATS: tuple[str, ...]  # the same formats by name (WAV, FLAC, ...), for help and errors
 """File extensions the decoder reads, lower case with the dot (".wav", ".flac", ...)."""
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int, min_samples: int) -> NDArray[np.float32]:

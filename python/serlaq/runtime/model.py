@@ -146,6 +146,7 @@ class LaqModel:
             "fp32_size_bytes": self.fp32_size_bytes,
             "compression_ratio": self.compression_ratio,
             "laq": self.metadata.get("laq"),
+            "provenance": self.metadata.get("provenance"),
         }
 
     def describe(self) -> str:
