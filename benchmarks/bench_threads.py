@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--clips-per-class", type=int, default=35, help="synthetic corpus size (demo: 35)")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(ROOT / "python"))  # this checkout's serlaq, as the subprocesses get
     from serlaq.cpus import available_cpus
 
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'python'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

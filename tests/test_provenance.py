@@ -119,3 +119,26 @@ def test_fit_compresses_a_config_without_a_laq_section(
     assert code == 0, err
     assert (tmp_path / "b" / "model.ckpt").is_file() and not (tmp_path / "b" / "model.laq").exists()
     assert "compressed" not in out
+
+
+def test_a_multi_corpus_datamodule_names_its_corpora() -> None:
+    from types import SimpleNamespace
+
+    from serlaq.config import load_config
+    from serlaq.data.corpora import Clip
+    from serlaq.laq.export import datamodule_provenance
+
+    config = load_config(None, {"data.dataset": "emodb", "data.data_dir": "/data/emodb/wav", "seed": 4})
+    clips = {"train": [Clip(Path("a.wav"), "angry", "03")], "val": [Clip(Path("b.wav"), "sad", "08")], "test": []}
+    listed = [
+        {"name": "emodb", "dataset": "emodb", "source": "/local/path", "clips": 2, "speakers": 2, "labels": {"angry": 1, "sad": 1}},
+        {"name": "tess", "dataset": "tess", "source": "/x", "clips": 5, "speakers": 1, "labels": {"sad": 5}},
+    ]
+    scores = {"val": {"accuracy": 1.0, "uar": 1.0}, "test": {"accuracy": 0.5, "uar": 0.5}}
+    single = SimpleNamespace(config=config, split_clips=clips.__getitem__, split_sizes={"train": 1, "val": 1, "test": 0}, summary={})
+    prov = datamodule_provenance(single, scores)
+    assert prov["corpora"] == [{"name": "emodb", "dataset": "emodb", "clips": 2, "speakers": 2, "labels": {"angry": 1, "sad": 1}}]
+    assert prov["split"]["seed"] == 4 and prov["synthetic"] is False  # "wav/" is named by its parent folder
+    multi = SimpleNamespace(**{**vars(single), "summary": {"corpora": listed}})
+    prov = datamodule_provenance(multi, scores)
+    assert [c["name"] for c in prov["corpora"]] == ["emodb", "tess"] and "source" not in prov["corpora"][0]

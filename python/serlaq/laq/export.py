@@ -109,6 +109,10 @@ def datamodule_provenance(datamodule: Any, scores: Mapping[str, Mapping[str, flo
         dataset = getattr(clip, "dataset", None) or config.data.dataset
         groups.setdefault((str(name), str(dataset)), []).append((clip.label, clip.speaker))
     corpora = [corpus_record(name, dataset, pairs) for (name, dataset), pairs in sorted(groups.items())]
+    listed = (getattr(datamodule, "summary", None) or {}).get("corpora")
+    if listed:  # a multi-corpus datamodule names each corpus itself (the local path is left out)
+        corpora = [{k: c[k] for k in ("name", "dataset", "clips", "speakers", "labels")} for c in listed]
+        groups = {(str(c["name"]), str(c["dataset"])): [] for c in corpora}
     explicit = getattr(datamodule, "_explicit", None) is not None
     protocol = "explicit" if explicit else ("speaker_independent" if config.data.speaker_independent else "stratified")
     return build_provenance(
