@@ -1,11 +1,26 @@
 # The two commands of the README. Both install first, so each works on a fresh machine.
-PYTHON ?= python3
+# Inside an activated virtualenv (or with PYTHON=...) they install into it; outside one they
+# create .venv (seeing the system's site packages, so an installed torch is reused) and use it.
 DATA ?= ../shared/datasets
+VENV ?= .venv
+IN_VENV := $(shell python3 -c 'import sys; print(int(sys.prefix != sys.base_prefix))' 2>/dev/null)
+ifeq ($(IN_VENV),1)
+PYTHON ?= python3
+else
+PYTHON ?= $(VENV)/bin/python
+endif
+# the venv is made only when make chose it (PYTHON=... on the command line is used as is)
+ifeq ($(PYTHON),$(VENV)/bin/python)
+VENV_PY := $(PYTHON)
+endif
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench wheel
 .PHONY: test-arm64
-install:
+install: $(VENV_PY)
 	$(PYTHON) -m pip install -e ".[train,dev]"
+
+$(VENV)/bin/python:
+	python3 -m venv --system-site-packages $(VENV)
 
 demo: install
 	$(PYTHON) -m serlaq.cli fit --config configs/demo.yaml --out runs/demo
@@ -50,3 +65,10 @@ test-edge: capi wasm
 # (Debian toolchain, -Zbuild-std; registers qemu with binfmt_misc when needed: root).
 test-arm64:
 	.ci/test-arm64
+
+# A manylinux wheel of the runtime in dist/ (maturin with zig as the linker: glibc 2.17+),
+# checked by installing it into a fresh venv with no Rust toolchain on PATH and predicting.
+wheel: $(VENV_PY)
+	$(PYTHON) -m pip install "maturin>=1.7,<2" ziglang
+	$(PYTHON) -m maturin build --release --zig --out dist
+	$(PYTHON) scripts/check_wheel.py dist

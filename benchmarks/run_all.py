@@ -30,6 +30,7 @@ def plan(root: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("rt", ["bench_rt.py"]),
         ("segments", ["bench_segments.py"] + (["--minutes", "10"] if quick else [])),
         ("soak", ["bench_soak.py"]),
+        ("threads", ["bench_threads.py"] + (["--repeats", "1"] if quick else [])),
         ("parity", ["bench_parity.py", "--data-root", str(root)]),
         ("fuzz", ["fuzz_laq.py", "--seconds", "10" if quick else "60"]),
         ("agreement", ["bench_agreement.py", "--data-root", str(root), "--seeds", "2" if quick else "5"]),

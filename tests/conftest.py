@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,3 +93,8 @@ def run_serlaq(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
         sys.argv = argv
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# `.laq` provenance records their creation time; pinned here (the reproducible-builds
+# convention serlaq honours) so that byte-determinism tests compare like with like.
+os.environ.setdefault("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01T00:00:00Z

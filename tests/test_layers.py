@@ -31,6 +31,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "serlaq.laq_config",
         "serlaq.labels",
         "serlaq.io",
+        "serlaq.provenance",
+        "serlaq.cpus",
         "serlaq.metrics",
         "serlaq.plots",
         "serlaq.waveform",

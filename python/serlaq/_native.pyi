@@ -140,6 +140,7 @@ class LaqFile:
 # the GIL is released while Rust decodes and resamples; a panic is raised as AudioError too.
 
 AUDIO_SUFFIXES: tuple[str, ...]
+AUDIO_FORMATS: tuple[str, ...]  # the same formats by name (WAV, FLAC, ...), for help and errors
 """File extensions the decoder reads, lower case with the dot (".wav", ".flac", ...)."""
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int, min_samples: int) -> NDArray[np.float32]:
@@ -307,10 +308,12 @@ def predict_to(
     top_k: int | None = None,
     threads: int | None = None,
     echo_warning: Callable[[str], Any] | None = None,
+    skip_failed: bool = False,
 ) -> int:
     """`serlaq predict`: every input's result written to `out` as it comes (the bytes
-    `serlaq-rt predict` writes), failures' lines to `echo_error`, the out-of-domain
-    warning (most files far outside the training data) to `echo_warning`; returns the failures."""
+    `serlaq-rt predict` writes), failures' lines to `echo_error` (with `skip_failed` no
+    failure row is written), the out-of-domain warning (most files far outside the
+    training data) to `echo_warning`; returns the failures."""
 
 def segments_to(
     model: Model,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from serlaq.errors import ConfigError, SerlaqError
+from serlaq.errors import ConfigError, SerlaqError, audio_formats
 
 app = typer.Typer(
     name="serlaq",
@@ -44,17 +44,27 @@ def require_train_extra(command: str) -> None:
         fail(f'`serlaq {command}` needs the training extra: pip install "serlaq[train]" (missing: {", ".join(missing)})')
 
 
+def warn_if_synthetic(metadata: dict) -> None:
+    """One stderr line when the model was trained on the synthetic demo corpus only."""
+    from serlaq.provenance import SYNTHETIC_WARNING, trained_on_synthetic
+
+    if trained_on_synthetic(metadata):
+        typer.echo(f"serlaq: warning: {SYNTHETIC_WARNING}", err=True)
+
+
 # --- commands (each body delegates to a module of the package) -----------------
 
 
 @app.command()
 def predict(
     model: Path = typer.Argument(..., help="packed model file (.laq)"),
-    inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively)"),
+    inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively for audio files)"),
     fmt: str = typer.Option("table", "--format", help="table | json | jsonl | csv (jsonl/csv/table stream as results come)"),
     as_json: bool = typer.Option(False, "--json", help="same as --format json"),
-    top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels"),
+    top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels with their probabilities (default: off, the best label only)"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),
+    on_error: str = typer.Option("fail", "--on-error", help="a file that cannot be read: fail = one error line and exit code 1 (the other files are still predicted); skip = one 'skipped' line, no row, exit code 0 when any file was predicted"),
+    verbose: bool = typer.Option(False, "--verbose", help="error lines keep the audio decoder's own detail"),
     segments: bool = typer.Option(False, "--segments", help="long recordings: one row per window (start, end, label, confidence) and a summary per file"),
     window: float | None = typer.Option(None, "--window", help="--segments: window length in seconds (default 2.0, rounded to whole STFT hops)"),
     hop: float | None = typer.Option(None, "--hop", help="--segments: step between windows in seconds (default 1.0: 50% overlap)"),
@@ -65,7 +75,7 @@ def predict(
 ) -> None:
     """Predict the emotion of audio files: one line per file (path, label, confidence).
 
-    WAV (PCM 8-32 bit, float, extensible), FLAC, OGG/Vorbis and MP3 at any rate from 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1. Needs no torch.
+    Reads {formats} (WAV as PCM 8-32 bit, float or extensible) at any rate from 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1 (--on-error skip: exit code 0). Needs no torch.
 
     Example: serlaq predict model.laq clip.wav recordings/ --top-k 3 --format jsonl
 
@@ -75,10 +85,12 @@ def predict(
     """
     from serlaq import _native
     from serlaq.runtime import LaqModel
+    from serlaq.runtime.inputs import find_audio_files
 
     fmt = "json" if as_json else fmt
     if fmt not in FORMATS:
         fail(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}", code=2)
+    check_on_error(on_error)
     seg_flags = {"--window": window, "--hop": hop, "--vad-db": vad_db, "--min-speech": min_speech, "--plot": plot}
     if not segments:
         given = [k for k, v in seg_flags.items() if v is not None] + (["--no-vad"] if no_vad else [])
@@ -90,11 +102,13 @@ def predict(
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
-            fail('--plot needs matplotlib, part of the training extra: pip install "serlaq[train]"')
+            fail('--plot needs matplotlib: pip install "serlaq[plot]"')
     laq = LaqModel.load(model)
+    warn_if_synthetic(laq.metadata)
+    total = sum(map(len, find_audio_files(inputs)))  # files + inputs that name none: the exit rule of --on-error skip
 
     def echo_error(message: str) -> None:
-        typer.echo(f"serlaq: error: {message}", err=True)
+        report_file_error(message, on_error, verbose)
 
     if segments:
         from serlaq.runtime.segments import run_segments_cli
@@ -111,20 +125,34 @@ def predict(
         sys.stdout.flush()
         failed = _native.predict_to(
             laq._native, [str(p) for p in inputs], fmt, sys.stdout, echo_error, top_k=top_k, threads=workers,
-            echo_warning=lambda line: typer.echo(f"serlaq: {line}", err=True),
+            echo_warning=lambda line: typer.echo(f"serlaq: {line}", err=True), skip_failed=on_error == "skip",
         )
-    if failed:
+    if failed and (on_error == "fail" or failed >= total):
         raise typer.Exit(1)
+
+
+def check_on_error(value: str) -> None:
+    if value not in ("fail", "skip"):
+        fail(f"--on-error: must be fail or skip, got {value!r}", code=2)
+
+
+def report_file_error(message: str, on_error: str, verbose: bool) -> None:
+    """One stderr line for a file of a batch that could not be used, in plain words."""
+    from serlaq.errors import plain_audio_error
+
+    typer.echo(f"serlaq: {'skipped' if on_error == 'skip' else 'error'}: {plain_audio_error(message, verbose)}", err=True)
 
 
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., help="packed model file (.laq)"),
-    data_dir: Path = typer.Option(..., "--data-dir", help="labelled corpus root"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="labelled corpus root (not needed with --manifest)"),
     dataset: str = typer.Option(
-        "auto", "--dataset", help="corpus layout: tess | emodb | savee | folder | csv | auto"
+        "auto", "--dataset", help="corpus layout: tess | emodb | savee | folder | csv | auto (default auto: from the file names; csv with --manifest)"
     ),
-    manifest: Path | None = typer.Option(None, "--manifest", help="CSV manifest (path,label[,speaker]) for --dataset csv"),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="CSV manifest (path,label[,speaker]); relative paths in it are relative to the manifest's own folder"
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="folder for evaluation.json and confusion_matrix.png (default: ./<model>-eval)"
     ),
@@ -134,30 +162,52 @@ def evaluate(
         False, "--all-labels", help="let the model answer any of its labels, also those the corpus has no clip of"
     ),
     speakers: str | None = typer.Option(None, "--speakers", help="comma-separated speaker ids: score only their clips"),
+    on_error: str = typer.Option("fail", "--on-error", help="fail = a file whose name or label cannot be read stops the command, unreadable audio gets one error line and exit code 1; skip = both are left out with one line each, exit code 0"),
+    verbose: bool = typer.Option(False, "--verbose", help="error lines keep the audio decoder's own detail"),
 ) -> None:
     """Score a model on a labelled corpus: accuracy, UAR, macro-F1, per-class table, confusion matrix PNG. Needs no torch.
 
-    Cross-corpus: scoring uses the labels both share. Clips with labels the model does not know are left out and counted; model labels the corpus has no clip of are not offered as answers (unless --all-labels); the report names both. Unreadable files get one error line each on stderr, are left out of the scores, and make the exit code 1.
+    The corpus is a folder (--data-dir, layout from --dataset) or a CSV manifest (--manifest, rows path,label[,speaker]; relative paths are relative to the manifest's folder, never to --data-dir or the working directory).
+
+    Cross-corpus: scoring uses the labels both share. Clips with labels the model does not know are left out and counted; model labels the corpus has no clip of are not offered as answers (unless --all-labels); the report names both. Unreadable files get one error line each on stderr, are left out of the scores, and make the exit code 1 (0 with --on-error skip).
 
     Example: serlaq evaluate model.laq --data-dir data/emodb --dataset emodb --out eval/
+
+    Example: serlaq evaluate model.laq --manifest test.csv
     """
     import json
 
+    from serlaq.errors import DataError
     from serlaq.evaluation import evaluate_corpus, write_report
     from serlaq.runtime import LaqModel
 
+    check_on_error(on_error)
+    if data_dir is None and manifest is None:
+        fail("--data-dir: missing (the corpus folder; or --manifest FILE.csv)", code=2)
+    if data_dir is not None and manifest is not None:
+        typer.echo(
+            f"serlaq: note: --data-dir {data_dir} is not used: paths in {manifest} are relative to its own folder", err=True
+        )
     laq = LaqModel.load(model)
-    report = evaluate_corpus(
-        laq,
-        data_dir,
-        dataset=dataset,
-        manifest=manifest,
-        workers=workers,
-        shared_only=not all_labels,
-        speakers=[s for s in speakers.split(",") if s] if speakers else None,
-    )
+    try:
+        report = evaluate_corpus(
+            laq,
+            manifest if manifest is not None else data_dir,
+            dataset=dataset,
+            manifest=manifest,
+            workers=workers,
+            shared_only=not all_labels,
+            speakers=[s for s in speakers.split(",") if s] if speakers else None,
+            on_error=on_error,
+        )
+    except DataError as exc:  # name the flag the user has, not the config key
+        message = str(exc).replace("on_error=skip", "--on-error skip")
+        corpus = str(manifest if manifest is not None else data_dir)
+        if "--on-error skip" not in message and not message.startswith(corpus):  # one file's problem
+            message += " (--on-error skip leaves such files out)"
+        fail(message)
     for failure in report.failures:
-        typer.echo(f"serlaq: error: {failure.error}", err=True)
+        report_file_error(failure.error, on_error, verbose)
     for warning in report.warnings:
         typer.echo(f"serlaq: {warning}", err=True)
     written = write_report(report, out if out is not None else Path(f"{model.stem}-eval"))
@@ -168,8 +218,8 @@ def evaluate(
         typer.echo("")
         typer.echo("wrote " + ", ".join(str(p) for p in written.values()))
         if "confusion_png" not in written:
-            typer.echo('(confusion_matrix.png needs matplotlib (pip install "serlaq[train]"); the scores are all in evaluation.json)')
-    if report.failures:
+            typer.echo('(confusion_matrix.png needs matplotlib: pip install "serlaq[plot]"; the scores are all in evaluation.json)')
+    if report.failures and on_error == "fail":
         raise typer.Exit(1)
 
 
@@ -237,8 +287,13 @@ def fit(
     overrides: list[str] = typer.Option(
         [], "--set", metavar="KEY=VALUE", help="override any config key, e.g. --set train.max_epochs=50 (repeatable)"
     ),
+    no_compress: bool = typer.Option(
+        False, "--no-compress", help="stop after training: no model.laq (compress later with serlaq compress --checkpoint RUN/model.ckpt)"
+    ),
 ) -> None:
-    """Train the MLP on a corpus and evaluate it: writes best.ckpt, last.ckpt, metrics.json, confusion_matrix.png, logs/metrics.csv and the resolved config.yaml into the run folder.
+    """Train the MLP on a corpus, evaluate it and compress it: writes model.laq (the packed model to deploy, with laq.json), model.ckpt, best.ckpt, last.ckpt, metrics.json, confusion_matrix.png, logs/metrics.csv and the resolved config.yaml into the run folder.
+
+    The compression follows the config's laq: section, or the default LAQ settings (mode qat) when it has none; --no-compress skips it.
 
     Example: serlaq fit --config configs/emodb.yaml --data-dir data/emodb --seed 1 --set model.hidden=2HL
 
@@ -246,8 +301,13 @@ def fit(
     """
     require_train_extra("fit")
     from serlaq.config import command_config
+    from serlaq.laq_config import LaqConfig
 
     run_config = command_config(config, data_dir=data_dir, seed=seed, out=out, sets=overrides, resume=resume)
+    if no_compress:
+        run_config = run_config.model_copy(update={"laq": None})
+    elif run_config.laq is None and not _laq_switched_off(config, out if resume else None, overrides):
+        run_config = run_config.model_copy(update={"laq": LaqConfig()})
     from serlaq.training import CompressionError, FitInterrupted, fit as run_fit, format_summary
 
     try:
@@ -260,6 +320,23 @@ def fit(
         fail(str(exc))
     if result is not None:
         typer.echo(format_summary(result))
+
+
+def _laq_switched_off(config: Path | None, resumed_run: Path | None, overrides: list[str]) -> bool:
+    """True when the config says `laq: null` (or `--set laq=null`): no compression, as with
+    --no-compress. A config without a `laq:` key gets the default settings instead."""
+    import yaml
+
+    from serlaq.config import parse_override
+
+    if any(key == "laq" and value is None for key, value in map(parse_override, overrides)):
+        return True
+    path = config if config is not None else (resumed_run / "config.yaml" if resumed_run is not None else None)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, yaml.YAMLError):  # command_config has read it already; it cannot fail here
+        return False
+    return isinstance(raw, dict) and "laq" in raw and raw["laq"] is None
 
 
 @app.command()
@@ -373,6 +450,10 @@ def report(
     )
     typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
     typer.echo(f"\nwrote {folder}/report.md, report.json" + (" and the PNG figures" if protocol == "split" else ""))
+
+
+# the formats named in the help are the decoder's own list (one source of truth)
+predict.__doc__ = (predict.__doc__ or "").replace("{formats}", audio_formats())
 
 
 def main() -> None:

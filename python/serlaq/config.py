@@ -331,7 +331,9 @@ class TrainConfig(_Section):
     restore_best: bool = Field(
         False, description="final model = the best-monitored epoch (true) or the weights when training stopped (false)"
     )
-    threads: int | None = Field(1, ge=1, description="torch intra-op threads per process; None = torch default")
+    threads: int | None = Field(
+        1, ge=1, description="torch intra-op threads for training and QAT; None = the CPUs available to the process (affinity, cgroup quota)"
+    )
     # Training recipe beyond the paper (defaults = the paper's plain Adam + cross-entropy).
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="cross-entropy label smoothing")
     weight_decay: float = Field(0.0, ge=0.0, description="decoupled weight decay (AdamW) when > 0")

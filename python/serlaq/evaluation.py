@@ -163,12 +163,14 @@ def evaluate_corpus(
     workers: int | None = None,
     shared_only: bool = True,
     speakers: Sequence[str] | None = None,
+    on_error: str = "fail",
 ) -> EvaluationReport:
     """Discover a corpus (`serlaq.data.corpora.discover`) and score the model on all of it
-    (or on the clips of `speakers` only, e.g. speakers held out of training)."""
+    (or on the clips of `speakers` only, e.g. speakers held out of training). `on_error`
+    "skip" leaves out files whose name or label cannot be read (one summary line)."""
     from serlaq.data.corpora import discover
 
-    clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None)
+    clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error)
     if speakers is not None:
         wanted = set(speakers)
         clips = [c for c in clips if c.speaker in wanted]

@@ -214,7 +214,7 @@ def test_evaluate_writes_scores_table_and_confusion_png(tones, corpus, tmp_path,
         assert (out_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:  # the runtime-only install: scores still written, the figure named as skipped
         assert not (out_dir / "confusion_matrix.png").exists()
-        assert 'confusion_matrix.png needs matplotlib (pip install "serlaq[train]")' in out
+        assert 'confusion_matrix.png needs matplotlib: pip install "serlaq[plot]"' in out
 
 
 def test_evaluate_excludes_unknown_labels_with_a_count(tones, corpus, tmp_path, capsys, monkeypatch):

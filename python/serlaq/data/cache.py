@@ -110,10 +110,9 @@ def file_sha256(path: Path) -> str:
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    from serlaq.cpus import available_cpus  # affinity, capped by a cgroup CPU quota
+
+    return available_cpus()
 
 
 @contextmanager

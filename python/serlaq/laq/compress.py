@@ -109,6 +109,13 @@ def compress(
             raise ConfigError(f"--{key.replace('_', '-')}: {err['msg']}") from None
         raise
     settings = laq.resolved()
+    import torch
+
+    from serlaq.cpus import available_cpus
+
+    # the run's own thread count (1 by default): a pool sized to the machine oversubscribes
+    # the CPUs as soon as another process is busy (measured: QAT 10x slower on 2 cores)
+    torch.set_num_threads(run_config.train.threads or available_cpus())
     out_path = Path(out) if out is not None else Path(checkpoint).parent / settings.out
     if out_path.suffix != ".laq":
         raise ConfigError(f"--out {out_path}: the output file name must end in .laq")

@@ -78,8 +78,57 @@ def architecture_of(model: Any) -> dict[str, Any]:
     return LayerSet.of(model).architecture()
 
 
-def laq_metadata(model: Any, laq: Mapping[str, Any]) -> dict[str, Any]:
-    """The metadata object of a `.laq` file for an `SERClassifier` (or its `LayerSet`)."""
+# Folder names that say nothing about a corpus (EMODB ships its clips in `wav/`): name the parent.
+_GENERIC_FOLDERS = {"wav", "wavs", "audio", "data", "clips", "files", "audiodata"}
+
+
+def corpus_name(config: Any) -> str:
+    """A short name of the corpus a run config reads: its folder (or manifest) name."""
+    data = config.data
+    if data.dataset == "synthetic":
+        return "synthetic"
+    where = data.data_dir if data.data_dir is not None else data.manifest
+    if where is None:
+        return data.dataset
+    where = Path(where)
+    if data.data_dir is None:
+        return where.stem
+    return where.parent.name if where.name.lower() in _GENERIC_FOLDERS and where.parent.name else where.name
+
+
+def datamodule_provenance(datamodule: Any, scores: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """The `provenance` record of a model built from `datamodule` (after setup); `scores` are
+    the packed model's val/test accuracy and UAR."""
+    from serlaq.provenance import build_provenance, corpus_record
+
+    config = datamodule.config
+    clips = [clip for split in ("train", "val", "test") for clip in datamodule.split_clips(split)]
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for clip in clips:  # a clip that names its own corpus (multi-corpus runs) is counted there
+        name = getattr(clip, "corpus", None) or corpus_name(config)
+        dataset = getattr(clip, "dataset", None) or config.data.dataset
+        groups.setdefault((str(name), str(dataset)), []).append((clip.label, clip.speaker))
+    corpora = [corpus_record(name, dataset, pairs) for (name, dataset), pairs in sorted(groups.items())]
+    listed = (getattr(datamodule, "summary", None) or {}).get("corpora")
+    if listed:  # a multi-corpus datamodule names each corpus itself (the local path is left out)
+        corpora = [{k: c[k] for k in ("name", "dataset", "clips", "speakers", "labels")} for c in listed]
+        groups = {(str(c["name"]), str(c["dataset"])): [] for c in corpora}
+    explicit = getattr(datamodule, "_explicit", None) is not None
+    protocol = "explicit" if explicit else ("speaker_independent" if config.data.speaker_independent else "stratified")
+    return build_provenance(
+        corpora=corpora,
+        synthetic=all(dataset == "synthetic" for _, dataset in groups),
+        protocol=protocol,
+        fractions=None if explicit else list(config.data.split),
+        seed=config.seed,
+        sizes=datamodule.split_sizes,
+        scores=scores,
+    )
+
+
+def laq_metadata(model: Any, laq: Mapping[str, Any], provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The metadata object of a `.laq` file for an `SERClassifier` (or its `LayerSet`);
+    `provenance` (where the model comes from, `serlaq.provenance`) is stored when given."""
     layers = LayerSet.of(model)
     module = layers.model
     hparams = getattr(module, "hparams", {})
@@ -96,6 +145,7 @@ def laq_metadata(model: Any, laq: Mapping[str, Any]) -> dict[str, Any]:
         "architecture": layers.architecture(),
         "normalization": {"mean": "norm.mean", "std": "norm.std"},
         "laq": dict(laq),
+        **({"provenance": dict(provenance)} if provenance is not None else {}),
     }
 
 
@@ -104,6 +154,7 @@ def write_laq_file(
     model: Any,
     quantized: Mapping[str, QuantizedWeight],
     laq: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> int:
     """Write `model` (a module or its `LayerSet`) with its layers replaced by `quantized`
@@ -129,7 +180,9 @@ def write_laq_file(
         "norm.mean": _f32(getattr(layers.model, "feature_mean", None), layers.input_dim, 0.0),
         "norm.std": _f32(getattr(layers.model, "feature_std", None), layers.input_dim, 1.0),
     }
-    meta = json.dumps({**laq_metadata(layers, laq), **dict(extra or {})}, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    meta = json.dumps(
+        {**laq_metadata(layers, laq, provenance), **dict(extra or {})}, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _native.write_laq(str(path), meta, entries, tensors)

@@ -57,6 +57,7 @@ class LaqOutcome:
     # temperature fitted on the deployed model's val logits, with ECE before/after per split
     calibration: dict[str, Any] | None = None
     ood_threshold: float | None = None  # p99 of the training clips' RMS z-score
+    provenance: dict[str, Any] | None = None  # where the model comes from (`.laq` metadata), with a datamodule
 
     def extra_metadata(self) -> dict[str, Any]:
         """The `.laq` metadata keys beside `laq`: `calibration` and `ood` (docs/laq-format.md)."""
@@ -126,7 +127,7 @@ class LaqOutcome:
 
     def write(self, path: str | Path) -> int:
         """Write the `.laq` file; returns its size and records it in `sizes`."""
-        n = write_laq_file(path, self.layers, self.quantized, self.laq_info(), extra=self.extra_metadata())
+        n = write_laq_file(path, self.layers, self.quantized, self.laq_info(), self.provenance, extra=self.extra_metadata())
         self.sizes = SizeReport(**{**self.sizes.__dict__, "file_bytes": n})
         return n
 
@@ -167,13 +168,15 @@ def search_plan(
     return result, stats, pq
 
 
-def file_size_function(model: Any, settings: LaqSettings, stats: list[LayerImportance]) -> Any:
+def file_size_function(
+    model: Any, settings: LaqSettings, stats: list[LayerImportance], provenance: Mapping[str, Any] | None = None
+) -> Any:
     """size_bytes(plan): an upper bound of the `.laq` file size, tight to about 200 bytes.
 
     The data region is computed exactly (every buffer starts on a 64-byte boundary, see
     docs/laq-format.md); the JSON header is measured on a probe file with the same
-    metadata, plus 128 bytes for the plan's own numbers and the header's padding.
-    `model` is a module or its `LayerSet`.
+    metadata (`provenance` with its widest scores), plus 128 bytes for the plan's own
+    numbers and the header's padding. `model` is a module or its `LayerSet`.
     """
     import struct
     import tempfile
@@ -196,7 +199,7 @@ def file_size_function(model: Any, settings: LaqSettings, stats: list[LayerImpor
     }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "probe.laq"
-        write_laq_file(path, layers, pq.quantized(probe), {k: v for k, v in info.items() if v is not None})
+        write_laq_file(path, layers, pq.quantized(probe), {k: v for k, v in info.items() if v is not None}, provenance)
         header_len = struct.unpack("<I", path.read_bytes()[12:16])[0]
 
     def align(n: int) -> int:
@@ -211,6 +214,15 @@ def file_size_function(model: Any, settings: LaqSettings, stats: list[LayerImpor
         return fixed + sum(align(l.out_features * ((l.in_features * plan[l.name] + 7) // 8)) for l in layers)
 
     return size_bytes
+
+
+def packed_scores(model: nn.Module, x: Tensor, y: Tensor, overrides: Any, labels: Any) -> dict[str, float]:
+    """Accuracy and UAR of `model` at a plan's weights (`overrides`) on (x, y)."""
+    from serlaq import metrics
+    from serlaq.laq.fakequant import logits_with
+
+    s = metrics.label_scores(y.numpy(), logits_with(model, x, overrides).argmax(dim=1).numpy(), list(labels))
+    return {"accuracy": s.accuracy, "uar": s.uar}
 
 
 def compress_model(
@@ -243,7 +255,14 @@ def compress_model(
     layers = LayerSet.of(model)
     pq = PlanQuantizer(layers, scheme_of(settings))
     stats = layers.importance(settings.weights, settings.reference_bits)
-    size_fn = file_size_function(layers, settings, stats) if settings.budget_kb is not None else None
+    size_fn = None
+    if settings.budget_kb is not None:
+        widest = None  # the provenance to come, with scores of the most digits rounding keeps
+        if datamodule is not None:
+            from serlaq.laq.export import datamodule_provenance
+
+            widest = datamodule_provenance(datamodule, {n: {"accuracy": 0.123456, "uar": 0.123456} for n in ("val", "test")})
+        size_fn = file_size_function(layers, settings, stats, widest)
     result, stats, pq = search_plan(layers, splits, settings, stats, size_fn, quantizer=pq)
     timings["search_s"] = time.perf_counter() - started
     plan = dict(result.plan)
@@ -289,6 +308,12 @@ def compress_model(
     acc["laq_val"] = accuracy(layers.model, x_val, y_val, deployed)
     acc["laq_test"] = accuracy(layers.model, x_test, y_test, deployed)
     calibration, ood = calibrate(layers.model, deployed, splits)
+    provenance = None
+    if datamodule is not None:
+        from serlaq.laq.export import datamodule_provenance
+
+        packed = {name: packed_scores(layers.model, *splits[name], deployed, datamodule.labels) for name in ("val", "test")}
+        provenance = datamodule_provenance(datamodule, packed)
     timings["total_s"] = time.perf_counter() - started
     return LaqOutcome(
         settings=settings,
@@ -306,6 +331,7 @@ def compress_model(
         fixed=fixed,
         calibration=calibration,
         ood_threshold=ood,
+        provenance=provenance,
     )
 
 

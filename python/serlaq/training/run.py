@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from serlaq.config import RunConfig, save_config
+from serlaq.cpus import available_cpus
 from serlaq.data.datamodule import SERDataModule
 from serlaq.errors import SerlaqError
 from serlaq.lightning_utils import progress_bar, quiet_lightning
@@ -103,8 +104,8 @@ def _fit(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    if config.train.threads is not None:
-        torch.set_num_threads(config.train.threads)
+    # one intra-op pool for training and the QAT after it, sized to the CPUs this process has
+    torch.set_num_threads(config.train.threads or available_cpus())
 
     if datamodule is None:
         datamodule = SERDataModule(config)

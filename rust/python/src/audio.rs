@@ -112,11 +112,12 @@ fn resample<'py>(py: Python<'py>, wave: &Bound<'py, PyAny>, orig: u64, new: u64)
     Ok(out.into_pyarray(py).into_any())
 }
 
-/// Adds the audio functions and `AUDIO_SUFFIXES` to the module.
+/// Adds the audio functions, `AUDIO_SUFFIXES` and `AUDIO_FORMATS` (names) to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_audio, m)?)?;
     m.add_function(wrap_pyfunction!(prepare_waveform, m)?)?;
     m.add_function(wrap_pyfunction!(resample, m)?)?;
     m.add("AUDIO_SUFFIXES", PyTuple::new(m.py(), audio::SUFFIXES.iter().map(|s| format!(".{s}")))?)?;
+    m.add("AUDIO_FORMATS", PyTuple::new(m.py(), audio::FORMATS.iter().map(|(name, _)| *name))?)?;
     Ok(())
 }

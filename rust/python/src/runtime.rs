@@ -49,7 +49,7 @@ fn io_err(e: io::Error) -> PyErr {
 /// out-of-domain warning when most files lie far outside the model's training data.
 /// Returns the number of failures.
 #[pyfunction]
-#[pyo3(signature = (model, inputs, fmt, out, echo_error, top_k=None, threads=None, echo_warning=None))]
+#[pyo3(signature = (model, inputs, fmt, out, echo_error, top_k=None, threads=None, echo_warning=None, skip_failed=false))]
 #[allow(clippy::too_many_arguments)]
 fn predict_to(
     py: Python<'_>,
@@ -61,6 +61,7 @@ fn predict_to(
     top_k: Option<usize>,
     threads: Option<usize>,
     echo_warning: Option<Py<PyAny>>,
+    skip_failed: bool,
 ) -> PyResult<usize> {
     let fmt = format_arg(fmt)?;
     let inputs: Vec<OsString> = inputs.into_iter().map(PathBuf::into_os_string).collect();
@@ -71,7 +72,12 @@ fn predict_to(
             let mut ood = Vec::new();
             let failed = predict_inputs(m, &inputs, &BatchOptions { threads, top_k }, |r| {
                 match &r {
-                    Outcome::Failed(f) => echo(&echo_error, &f.error)?,
+                    Outcome::Failed(f) => {
+                        echo(&echo_error, &f.error)?;
+                        if skip_failed {
+                            return Ok(()); // --on-error skip: the error line only, no row
+                        }
+                    }
                     Outcome::Ok(p) => ood.extend(p.ood),
                 }
                 w.write(&r)

@@ -24,6 +24,16 @@ use symphonia::core::meta::MetadataOptions;
 /// The file extensions (lower case, without the dot) of the formats decoded.
 pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "mp3", "aif", "aiff"];
 
+/// The formats decoded, by the names users know, each with its extensions: what help texts
+/// and error messages list (a test keeps it and [`SUFFIXES`] the same set).
+pub const FORMATS: &[(&str, &[&str])] = &[
+    ("WAV", &["wav", "wave"]),
+    ("FLAC", &["flac"]),
+    ("OGG/Vorbis", &["ogg", "oga"]),
+    ("MP3", &["mp3"]),
+    ("AIFF", &["aif", "aiff"]),
+];
+
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
 const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
 
@@ -439,4 +449,15 @@ where
         dst.iter_mut().for_each(|d| *d /= n);
     }
     bad
+}
+
+#[cfg(test)]
+mod formats_tests {
+    use super::{FORMATS, SUFFIXES};
+
+    #[test]
+    fn formats_and_suffixes_name_the_same_extensions() {
+        let listed: Vec<&str> = FORMATS.iter().flat_map(|(_, exts)| exts.iter().copied()).collect();
+        assert_eq!(listed, SUFFIXES);
+    }
 }
