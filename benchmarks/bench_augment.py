@@ -12,7 +12,9 @@ variant (`copies` augmented copies per training clip; single-transform variants 
 transform to every copy, p = 1; `all` applies each with p = 0.5), paired against `none`
 on the same seed. The score is UAR on the labels both corpora share, the model answering
 among them (as `serlaq evaluate` does), and the share of the most predicted label. One JSON
-line per run is appended to --out (a rerun skips what is there), then the table is printed.
+line per run is appended to --out (a rerun skips what is there), then the table is printed
+(`python benchmarks/bench_augment.py --table A.jsonl [B.jsonl ...]` prints it for files
+written by several processes).
 
 `--augment-seed N` fixes the augmentation draws across run seeds (the run seed still sets
 the split and the initialisation): the augmented features are then extracted once per
@@ -101,9 +103,9 @@ def main() -> None:
             r = json.loads(line)
             done.add((r["direction"], r["variant"], r["seed"]))
     targets: dict[str, tuple[list[Any], np.ndarray]] = {}
-    for direction in args.directions:
-        source, target = direction.split("->")
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: a run cut short still has every direction paired
+        for direction in args.directions:
+            source, target = direction.split("->")
             for variant in args.variants:
                 if (direction, variant, seed) in done:
                     continue
@@ -142,8 +144,9 @@ def main() -> None:
     table(args.out)
 
 
-def table(path: Path) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+def table(*paths: Path) -> None:
+    """The markdown table of one or more result files (runs split across processes)."""
+    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
     by = {(r["direction"], r["variant"], r["seed"]): r for r in rows}
     directions = sorted({r["direction"] for r in rows})
     variants = list(dict.fromkeys(r["variant"] for r in rows))
@@ -170,7 +173,7 @@ def _ms(xs: list[float], sign: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--table":
-        table(Path(sys.argv[2]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--table":  # --table RESULTS.jsonl [MORE.jsonl ...]
+        table(*(Path(p) for p in sys.argv[2:]))
     else:
         main()

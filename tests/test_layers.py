@@ -29,6 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "serlaq.presets",
         "serlaq.config",
         "serlaq.laq_config",
+        "serlaq.labels",
         "serlaq.io",
         "serlaq.metrics",
         "serlaq.plots",

@@ -172,3 +172,13 @@ def test_a_missing_corpus_names_it(corpora: Path, tmp_path: Path) -> None:
     config = load_config(None, {"data.corpora": [{"dataset": "emodb", "data_dir": str(corpora / "emodb")}, {"dataset": "tess", "data_dir": str(tmp_path / "nope")}], "data.cache_dir": str(tmp_path)})
     with pytest.raises(DataError, match=r"data.corpora \(tess\): .*nope: corpus directory not found"):
         setup(config)
+
+
+def test_saved_config_holds_absolute_corpus_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from serlaq.training import resolve_paths
+
+    monkeypatch.chdir(tmp_path)
+    config = resolve_paths(load_config(None, {"data.corpora": [{"dataset": "tess", "data_dir": "t"}, {"dataset": "csv", "manifest": "m.csv"}]}))
+    assert [c.data_dir for c in config.data.corpora][0] == tmp_path / "t"
+    assert config.data.corpora[1].manifest == tmp_path / "m.csv"
+    assert load_config(None, config.to_dict()).data.corpora == config.data.corpora  # round-trips through config.yaml

@@ -82,7 +82,7 @@ class CorpusConfig(_Section):
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: dict[str, str | None]) -> dict[str, str | None]:
-        from serlaq.data.corpora import LABELS, canonical_label
+        from serlaq.labels import LABELS, canonical_label
 
         out: dict[str, str | None] = {}
         for source, target in labels.items():
@@ -241,7 +241,7 @@ class DataConfig(_Section):
     @field_validator("labels")
     @classmethod
     def _keep_labels(cls, labels: list[str] | None) -> list[str] | None:
-        from serlaq.data.corpora import LABELS, canonical_label
+        from serlaq.labels import LABELS, canonical_label
 
         if labels is None:
             return None

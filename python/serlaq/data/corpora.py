@@ -37,31 +37,9 @@ from pathlib import Path
 
 from serlaq import _native
 from serlaq.errors import DataError
+from serlaq.labels import LABEL_ALIASES, LABELS, canonical_label  # noqa: F401 (the label vocabulary, re-exported)
 
 log = logging.getLogger("serlaq.data")
-
-LABELS: tuple[str, ...] = ("angry", "boredom", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-
-# Spellings found in public corpora and manifests -> canonical label.
-LABEL_ALIASES: dict[str, str] = {
-    "anger": "angry",
-    "mad": "angry",
-    "bored": "boredom",
-    "boring": "boredom",
-    "disgusted": "disgust",
-    "fearful": "fear",
-    "afraid": "fear",
-    "scared": "fear",
-    "happiness": "happy",
-    "joy": "happy",
-    "sadness": "sad",
-    "ps": "surprise",
-    "surprised": "surprise",
-    "pleasant_surprise": "surprise",
-    "pleasant_surprised": "surprise",
-    "pleasantsurprise": "surprise",
-    "neu": "neutral",
-}
 
 # What the native decoder reads (lower case, with the dot): discovery finds exactly the files
 # that `_native.load_audio` can decode, no list of its own.
@@ -94,14 +72,6 @@ class Discovery:
     layout: str
     clips: list[Clip] = field(default_factory=list)
     problems: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def canonical_label(name: str) -> str | None:
-    """The canonical label for a spelling ("Anger", "pleasant surprise" -> ...), or None."""
-    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
-    if key in LABELS:
-        return key
-    return LABEL_ALIASES.get(key)
 
 
 def discover(

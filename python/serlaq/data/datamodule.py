@@ -3,6 +3,12 @@
 The datasets hold RAW feature vectors: standardization lives in the model (its
 `feature_mean`/`feature_std` buffers, fitted here on the training split only), so the
 checkpoint and the `.laq` file carry it and inference needs nothing else.
+
+With `data.corpora` the clips of several corpora are one list (`serlaq.data.multi`), with
+corpus-prefixed speaker ids and splits stratified by (corpus, label); `data.balance` swaps
+the epoch shuffle for seeded weighted draws. With `data.augment` the training loader also
+draws from augmented copies of the training clips (`serlaq.data.augment`); `split_tensors`
+and the standardization stay the clean splits.
 """
 
 from __future__ import annotations
