@@ -423,11 +423,12 @@ def report(
 
     if protocol == "cross":
         from serlaq.io import atomic_write_json, atomic_write_text
-        from serlaq.reports.cross import cross_report, render_cross_markdown
+        from serlaq.reports.cross import cross_report, find_laq, render_cross_markdown
+        from serlaq.runtime import LaqModel
 
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: run folder not found")
-        result = cross_report(run_dir, list(test_data))
+        result = cross_report(LaqModel.load(find_laq(run_dir)), list(test_data))
         folder = out if out is not None else run_dir / "report-cross"
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "report.json", result, indent=1)

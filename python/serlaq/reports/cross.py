@@ -27,12 +27,11 @@ ECE_BINS = 10
 def cross_scores(model: Any, clips: list[Any], labels: list[str]) -> dict[str, float]:
     """UAR, accuracy, top-label share, mean confidence and ECE of `model` on `clips`, answering among `labels`."""
     from serlaq import metrics
-    from serlaq.runtime import Prediction
 
     results = model.predict_files([c.path for c in clips])
     proba, y, failed = [], [], []
     for clip, res in zip(clips, results):
-        if not isinstance(res, Prediction):
+        if not getattr(res, "ok", False):  # a runtime FileFailure (this layer does not import the runtime)
             failed.append(str(clip.path))
             continue
         p = np.array([res.probabilities[lab] for lab in labels], dtype=np.float64)
@@ -96,16 +95,14 @@ def find_laq(run: Path) -> Path:
     return found[0]
 
 
-def cross_report(run: Path, test_data: list[Path], dataset: str = "auto", adapt: bool | None = None) -> dict[str, Any]:
-    """Score the run's `.laq` on every corpus of `test_data`; `adapt` None = when `LaqModel.adapt` exists."""
-    from serlaq.runtime import LaqModel
-
+def cross_report(laq: Any, test_data: list[Path], dataset: str = "auto", adapt: bool | None = None) -> dict[str, Any]:
+    """Score a loaded `LaqModel` (a run's `.laq`, see `find_laq`) on every corpus of `test_data`;
+    `adapt` None = when the model has `adapt`."""
     if not test_data:
         raise ConfigError("--protocol cross: give at least one --test-data DIR (a corpus the model never heard)")
     for d in test_data:
         if not Path(d).is_dir():
             raise ConfigError(f"--test-data {d}: folder not found")
-    laq = LaqModel.load(find_laq(run))
     adapt = hasattr(laq, "adapt") if adapt is None else adapt
     rows = [corpus_rows(laq, d, dataset, adapt) for d in test_data]
     return {"protocol": "cross", "model": str(laq.path), "features": laq.feature_config.preset, "rows": rows}
