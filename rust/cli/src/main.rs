@@ -11,6 +11,7 @@ mod info;
 mod output;
 mod pyjson;
 mod segments;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use output::{Format, Outcome, Prediction, ResultWriter};
@@ -41,6 +42,7 @@ struct Cli {
 enum Command {
     Predict(PredictArgs),
     Info(InfoArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// Predict the emotion of audio files: one line per file (path, label, confidence).
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
     let r = catch_unwind(AssertUnwindSafe(|| match cli.command {
         Command::Predict(a) => predict(a),
         Command::Info(a) => info(a),
+        Command::Serve(a) => serve::serve(a).map(|()| ExitCode::SUCCESS).map_err(Fatal),
     }));
     match r {
         Ok(Ok(code)) => code,
