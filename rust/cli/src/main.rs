@@ -1,29 +1,24 @@
-//! `serlaq-rt`: the standalone serlaq runtime. `predict` and `info` over `serlaq-core`
-//! alone (no Python), with the output of the Python CLI (`serlaq predict`, `serlaq info`).
+//! `serlaq-rt`: the standalone serlaq runtime, a command-line face of
+//! `serlaq_core::runtime` (no Python): it parses arguments, prints what the facade's
+//! writers write and error lines on stderr; the Python CLI prints the same writers.
 //!
 //! Errors: every `.laq` or audio problem is one line on stderr,
 //! `serlaq-rt: error: <path>: <what>`; in a batch the other files are still predicted and
 //! the exit code is 1. Each file is predicted under `catch_unwind`, so a panic becomes
 //! that file's error line; usage errors exit with 2.
 
-mod files;
-mod info;
-mod output;
-mod pyjson;
-mod segments;
 mod serve;
 
 use clap::{Args, Parser, Subcommand};
-use output::{Format, Outcome, Prediction, ResultWriter};
-use serlaq_core::format::{LaqError, LaqFile};
-use serlaq_core::model::{Model, ModelError};
+use serlaq_core::runtime::{
+    self, check_options, pathlib, predict_inputs, segment_inputs, BatchOptions, Format, Model, ModelInfo, ModelSource,
+    Outcome, ResultWriter, SegmentItem, SegmentOptions, SegmentWriter, Stop, Vad,
+};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 
 #[derive(Parser)]
 #[command(
@@ -70,7 +65,7 @@ struct PredictArgs {
     #[arg(required = true, num_args = 1..)]
     inputs: Vec<OsString>,
     /// output format (jsonl/csv/table stream as results come)
-    #[arg(long = "format", value_enum, default_value = "table")]
+    #[arg(long = "format", default_value = "table", value_parser = parse_format)]
     format: Format,
     /// same as --format json
     #[arg(long)]
@@ -116,6 +111,10 @@ struct InfoArgs {
 /// A failure that ends the command: one line, exit code 1.
 struct Fatal(String);
 
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
 fn main() -> ExitCode {
     // Panics are caught and reported as one error line; the default hook would add a
     // multi-line message of its own.
@@ -133,49 +132,24 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(p) => {
-            eprintln!("serlaq-rt: error: {}", panic_text(&*p));
+            eprintln!("serlaq-rt: error: {}", runtime::panic_text(&*p));
             ExitCode::from(1)
         }
     }
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    let what = p
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    format!("internal error in serlaq-rt (please report): {what}")
-}
-
-/// Reads and validates a `.laq` file; the error names the file.
 fn load_model(path: &Path) -> Result<Model, Fatal> {
-    let origin = path.display().to_string();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        let file = LaqFile::open(path).map_err(|e| match e {
-            LaqError::Io { path, source } => format!("{}: {source}", path.display()),
-            other => format!("{origin}: {other}"),
-        })?;
-        Model::from_laq(file).map_err(|e| format!("{origin}: {e}"))
-    }));
-    match r {
-        Ok(r) => r.map_err(Fatal),
-        Err(p) => Err(Fatal(format!("{origin}: {}", panic_text(&*p)))),
-    }
+    ModelSource::Path(pathlib(path)).load().map_err(|e| Fatal(e.to_string()))
 }
 
 fn info(a: InfoArgs) -> Result<ExitCode, Fatal> {
-    let path = files::pathlib(&a.model);
+    let path = pathlib(&a.model);
     let model = load_model(&path)?;
-    let s = info::Summary::new(&model, &path.display().to_string());
-    let text = if a.json { s.to_json().dumps_indent() } else { s.describe() };
-    write_stdout(format!("{text}\n").as_bytes())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<(), Fatal> {
+    let info = ModelInfo::new(&model, &path.display().to_string());
+    let text = if a.json { runtime::json::to_pretty(&info) } else { info.text() };
     let mut out = io::stdout().lock();
-    out.write_all(bytes).and_then(|_| out.flush()).map_err(stdout_err)
+    out.write_all(format!("{text}\n").as_bytes()).and_then(|_| out.flush()).map_err(stdout_err)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn stdout_err(e: io::Error) -> Fatal {
@@ -186,72 +160,18 @@ fn stdout_err(e: io::Error) -> Fatal {
     Fatal(format!("stdout: {e}"))
 }
 
-/// One file -> class probabilities, or the one-line error naming it: the same call and
-/// the same messages as the Python runtime (`Model::predict_file`, as in
-/// `Model::predict_files`), a panic caught as that file's error.
-fn predict_file(model: &Model, path: &Path) -> Result<Vec<f64>, String> {
-    let name = path.display().to_string();
-    match catch_unwind(AssertUnwindSafe(|| model.predict_file(path))) {
-        Ok(Ok(p)) => Ok(p),
-        Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
-        Ok(Err(e)) => Err(format!("{name}: {e}")),
-        Err(p) => Err(format!("{name}: {}", panic_text(&*p))),
-    }
-}
-
-/// Predicts `files` on `threads` threads, calling `emit` in input order as results come.
-fn run_batch(
-    model: &Model,
-    files: &[PathBuf],
-    threads: usize,
-    mut emit: impl FnMut(usize, Result<Vec<f64>, String>) -> Result<(), Fatal>,
-) -> Result<(), Fatal> {
-    if threads <= 1 || files.len() <= 1 {
-        for (i, f) in files.iter().enumerate() {
-            emit(i, predict_file(model, f))?;
-        }
-        return Ok(());
-    }
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let (tx, rx) = mpsc::channel();
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            s.spawn(move || loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= files.len() || tx.send((i, predict_file(model, &files[i]))).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        // results are small (one probability per label): hold early ones until their turn
-        let mut pending: Vec<Option<Result<Vec<f64>, String>>> = vec![None; files.len()];
-        let mut done = 0;
-        for (i, r) in rx {
-            pending[i] = Some(r);
-            while done < files.len() {
-                let Some(r) = pending[done].take() else { break };
-                if let Err(e) = emit(done, r) {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
-                done += 1;
-            }
-        }
-        Ok(())
-    })
-}
-
-/// A usage error found after parsing (as the Python CLI's `fail(..., code=2)`).
+/// A usage error found after parsing (exit code 2, as the Python CLI's).
 fn usage_error(msg: &str) -> Result<ExitCode, Fatal> {
     eprintln!("serlaq-rt: error: {msg}");
     Ok(ExitCode::from(2))
+}
+
+fn exit_code(failed: usize) -> ExitCode {
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
@@ -271,76 +191,48 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
         }
         return predict_segments(a, fmt);
     }
-    let model = load_model(&files::pathlib(&a.model))?;
-    let (found, input_errors) = files::find_audio_files(&a.inputs);
-    let labels = model.labels().to_vec();
-    let mut writer = ResultWriter::new(io::stdout().lock(), fmt, &labels).map_err(stdout_err)?;
-    let mut failed = 0usize;
-    let mut emit = |r: Outcome| -> Result<(), Fatal> {
-        if let Outcome::Failed { error, .. } = &r {
-            failed += 1;
-            eprintln!("serlaq-rt: error: {error}");
+    let model = load_model(&a.model)?;
+    let mut writer = ResultWriter::new(io::stdout().lock(), fmt, model.labels()).map_err(stdout_err)?;
+    let opts = BatchOptions { threads: a.threads.map(|n| n as usize), top_k: a.top_k.map(|k| k as usize) };
+    let failed = predict_inputs(&model, &a.inputs, &opts, |r| {
+        if let Outcome::Failed(f) = &r {
+            eprintln!("serlaq-rt: error: {}", f.error);
         }
-        writer.write(&r).map_err(stdout_err)
-    };
-    // as the Python CLI: inputs that give no file first, then the files in order
-    for e in input_errors {
-        emit(Outcome::Failed { path: e.path, error: e.message })?;
-    }
-    let threads = match a.threads {
-        Some(n) => n as usize,
-        None if found.len() > 1 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        None => 1,
-    }
-    .min(found.len().max(1));
-    let top_k = a.top_k.map(|k| k as usize);
-    run_batch(&model, &found, threads, |i, r| {
-        let path = found[i].display().to_string();
-        emit(match r {
-            Ok(p) => Outcome::Ok(Prediction::new(&labels, &p, path, top_k)),
-            Err(error) => Outcome::Failed { path, error },
-        })
-    })?;
+        writer.write(&r)
+    })
+    .map_err(stdout_err)?;
     writer.close().map_err(stdout_err)?;
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(exit_code(failed))
 }
 
 /// `predict --segments`: options checked before anything is written (a bad one: one
 /// line, exit 1), then every file segmented and written window by window.
 fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
-    use serlaq_core::segments::{SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW};
-    let model = load_model(&files::pathlib(&a.model))?;
-    let (found, input_errors) = files::find_audio_files(&a.inputs);
+    let model = load_model(&a.model)?;
+    let d = SegmentOptions::default();
     let opts = SegmentOptions {
-        window: a.window.unwrap_or(DEFAULT_WINDOW),
-        hop: a.hop.unwrap_or(DEFAULT_HOP),
-        vad: (!a.no_vad).then(|| Vad {
-            threshold_db: a.vad_db.unwrap_or(DEFAULT_VAD_DB),
-            min_speech: a.min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
+        window: a.window.unwrap_or(d.window),
+        hop: a.hop.unwrap_or(d.hop),
+        vad: (!a.no_vad).then(|| {
+            let v = Vad::default();
+            Vad { threshold_db: a.vad_db.unwrap_or(v.threshold_db), min_speech: a.min_speech.unwrap_or(v.min_speech) }
         }),
     };
-    segments::check_options(&model, &opts).map_err(Fatal)?;
-    let labels = model.labels().to_vec();
-    let mut writer =
-        segments::SegmentWriter::new(io::stdout().lock(), io::stderr(), fmt, &labels).map_err(stdout_err)?;
-    let errors: Vec<(String, String)> = input_errors.into_iter().map(|e| (e.path, e.message)).collect();
-    let r = segments::run(
-        &model,
-        &found,
-        &errors,
-        &mut writer,
-        &opts,
-        a.top_k.map(|k| k as usize),
-        |m| eprintln!("serlaq-rt: error: {m}"),
-        panic_text,
-    );
-    // as the Python writer's `finally: close()`
+    check_options(&model, &opts).map_err(Fatal)?;
+    let mut writer = SegmentWriter::new(io::stdout().lock(), io::stderr(), fmt, model.labels()).map_err(stdout_err)?;
+    let r = segment_inputs(&model, &a.inputs, &opts, a.top_k.map(|k| k as usize), |item| {
+        if let SegmentItem::Failed(f) = &item {
+            eprintln!("serlaq-rt: error: {}", f.error);
+        }
+        writer.write(&item)
+    });
+    // the array is closed whatever stopped the run
     let closed = writer.close();
     let failed = match r {
         Ok(n) => n,
-        Err(segments::Stop::Io(e)) => return Err(stdout_err(e)),
-        Err(segments::Stop::Option(msg)) => return Err(Fatal(msg)),
+        Err(Stop::Sink(e)) => return Err(stdout_err(e)),
+        Err(Stop::Option(msg)) => return Err(Fatal(msg)),
     };
     closed.map_err(stdout_err)?;
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(exit_code(failed))
 }

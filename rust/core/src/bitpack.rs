@@ -204,7 +204,7 @@ fn load_u64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-pub use crate::gemv::Kernel;
+pub use crate::kernel::Kernel;
 
 /// Packing kernels differ only for AVX-512 (opt-in cargo feature `avx512`); the portable
 /// and AVX2 kernels both use the 64-bit word code.

@@ -43,9 +43,9 @@
 //! bound about 0.045, one code step `s * max|x|` about 0.1).
 
 use crate::bitpack::{self, packed_len};
+pub use crate::kernel::Kernel;
 use rayon::prelude::*;
 use std::fmt;
-use std::sync::OnceLock;
 
 /// A shape or argument error in a GEMV call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +212,7 @@ pub fn qgemm_with(
         for_rows(1, &mut dots, &|r0, out| lut.dots(m, r0, out));
     } else {
         let pass = |xs: &[f32], nb: usize, out: &mut [f32]| {
-            for_rows(nb, out, &|r0, o| kernel.block_dots(m, r0, r0 + o.len() / nb, xs, nb, o));
+            for_rows(nb, out, &|r0, o| block_dots(kernel, m, r0, r0 + o.len() / nb, xs, nb, o));
         };
         if batch <= MAX_BATCH_PASS {
             pass(x, batch, &mut dots);
@@ -315,106 +315,17 @@ impl Lut {
     }
 }
 
-/// One implementation of the packing and GEMV kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kernel {
-    /// Portable 64-bit word code (any CPU).
-    Portable,
-    /// AVX2 + FMA (x86-64).
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    /// AVX-512 F/BW/VBMI + BMI2 (x86-64; only with the cargo feature `avx512`).
-    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-    Avx512,
-}
-
-impl Kernel {
-    /// Every kernel this build contains, from the plainest to the fastest.
-    pub const COMPILED: &'static [Kernel] = &[
-        Kernel::Portable,
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2,
+/// `out[(r - r0) * batch + b] = sum_c q[r, c] * x[b, c]` for rows `r0..r1`.
+fn block_dots(kernel: Kernel, m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+    debug_assert_eq!(out.len(), (r1 - r0) * batch);
+    match kernel {
+        // SAFETY: callers pass only available kernels (`qgemm_with` checks), i.e.
+        // the CPU features each variant needs were detected.
         #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-        Kernel::Avx512,
-    ];
-
-    /// The name `SERLAQ_KERNELS` and the Python binding use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kernel::Portable => "portable",
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => "avx2",
-            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-            Kernel::Avx512 => "avx512",
-        }
-    }
-
-    /// The compiled kernel called `name`, if any.
-    pub fn parse(name: &str) -> Option<Kernel> {
-        Kernel::COMPILED.iter().copied().find(|k| k.name() == name)
-    }
-
-    /// The compiled kernels this CPU can run, plainest first (the registry tests loop
-    /// over). The CPU is inspected once per process.
-    pub fn available() -> &'static [Kernel] {
-        static AVAILABLE: OnceLock<Vec<Kernel>> = OnceLock::new();
-        AVAILABLE.get_or_init(|| Kernel::COMPILED.iter().copied().filter(|k| k.cpu_supports()).collect())
-    }
-
-    /// Whether this CPU can run the kernel.
-    pub fn is_available(self) -> bool {
-        Kernel::available().contains(&self)
-    }
-
-    fn cpu_supports(self) -> bool {
-        match self {
-            Kernel::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-            Kernel::Avx512 => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vbmi")
-                    && is_x86_feature_detected!("bmi2")
-            }
-        }
-    }
-
-    /// The kernel `qgemm`, `pack` and `unpack` use: the one `SERLAQ_KERNELS` names when
-    /// it is available, otherwise the last (fastest) available one. Chosen once.
-    pub fn selected() -> Kernel {
-        static SELECTED: OnceLock<Kernel> = OnceLock::new();
-        *SELECTED.get_or_init(|| {
-            let forced = std::env::var("SERLAQ_KERNELS").ok().and_then(|v| Kernel::parse(v.trim()));
-            match forced {
-                Some(k) if k.is_available() => k,
-                _ => *Kernel::available().last().expect("the portable kernel is always available"),
-            }
-        })
-    }
-
-    /// An error unless this CPU can run the kernel (every `*_with` entry point checks).
-    pub fn check_available(self) -> Result<(), String> {
-        if self.is_available() {
-            Ok(())
-        } else {
-            Err(format!("kernel {} is not supported by this CPU", self.name()))
-        }
-    }
-
-    /// `out[(r - r0) * batch + b] = sum_c q[r, c] * x[b, c]` for rows `r0..r1`.
-    fn block_dots(self, m: &QMatrix, r0: usize, r1: usize, x: &[f32], batch: usize, out: &mut [f32]) {
-        debug_assert_eq!(out.len(), (r1 - r0) * batch);
-        match self {
-            // SAFETY: callers pass only available kernels (`qgemm_with` checks), i.e.
-            // the CPU features each variant needs were detected.
-            #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
-            Kernel::Avx512 => unsafe { avx512::block_dots(m, r0, r1, x, batch, out) },
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::block_dots(m, r0, r1, x, batch, out) },
-            Kernel::Portable => portable_block_dots(m, r0, r1, x, batch, out),
-        }
+        Kernel::Avx512 => unsafe { avx512::block_dots(m, r0, r1, x, batch, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { avx2::block_dots(m, r0, r1, x, batch, out) },
+        Kernel::Portable => portable_block_dots(m, r0, r1, x, batch, out),
     }
 }
 
@@ -1123,7 +1034,7 @@ mod tests {
     fn outputs(kernel: Kernel, m: &QMatrix, bias: &[f32], x: &[f32], batch: usize) -> Vec<Vec<f32>> {
         let (rows, cols) = (m.rows, m.cols);
         let mut dots = vec![0f32; batch * rows];
-        kernel.block_dots(m, 0, rows, x, batch, &mut dots);
+        block_dots(kernel, m, 0, rows, x, batch, &mut dots);
         let x_sums: Vec<f64> = x.chunks_exact(cols).map(|v| v.iter().map(|&a| f64::from(a)).sum()).collect();
         let mut got = vec![0f32; batch * rows];
         for r in 0..rows {

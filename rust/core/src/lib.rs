@@ -2,16 +2,20 @@
 //!
 //! - [`audio`]: decode, downmix, resample and validate audio (symphonia, rubato).
 //! - [`bitpack`]: 1..8-bit code packing (LSB-first, byte-aligned rows) and its reference.
+//! - [`kernel`]: the kernel registry (compiled, CPU-supported, selected) packing and GEMV share.
 //! - [`gemv`]: dequantized GEMV / small-batch GEMM straight from packed codes.
 //! - [`format`]: the `.laq` file reader, writer and validation (`docs/laq-format.md`).
 //! - [`features`]: waveform -> feature vector (STFT, mel, MFCC, chroma, pooling).
 //! - [`model`]: a `.laq` file as a runnable model (validated metadata, features, forward).
+//! - [`runtime`]: the facade every face calls (load, batch, segments, records, output, info).
 //! - [`segments`]: long recordings and streams as a timeline of windows (VAD, sliding windows).
 
 pub mod audio;
 pub mod bitpack;
+pub mod features;
 pub mod format;
 pub mod gemv;
-pub mod features;
+pub mod kernel;
 pub mod model;
+pub mod runtime;
 pub mod segments;

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 mod audio;
 mod model;
 mod segments;
+mod serve;
 
 pyo3::import_exception!(serlaq.errors, LaqFormatError);
 
@@ -507,6 +508,7 @@ pub(crate) fn layer_dicts<'py>(py: Python<'py>, layers: &[format::LayerInfo]) ->
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
     m.add_function(wrap_pyfunction!(qgemm, m)?)?;

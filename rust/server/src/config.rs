@@ -1,6 +1,7 @@
 //! What `serve` is told: models, address, key, CORS origins and the limits (with their
 //! documented defaults, `docs/serve.md`).
 
+use serlaq_core::runtime::ModelSource;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,14 +45,6 @@ impl Default for Limits {
             max_message_bytes: 1 << 20,
         }
     }
-}
-
-/// Where a model comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelSource {
-    Path(PathBuf),
-    /// A model given as bytes (the shipped `general` model).
-    Bytes(&'static [u8]),
 }
 
 #[derive(Debug, Clone)]

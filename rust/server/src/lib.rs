@@ -21,21 +21,7 @@ mod page;
 mod predict;
 mod stream;
 
-// The result records and their text, the CLI's own source files compiled in (the same
-// code, so the server's JSON is the CLI's bytes by construction).
-#[allow(dead_code)]
-#[path = "../../cli/src/info.rs"]
-mod info;
-#[allow(dead_code)]
-#[path = "../../cli/src/output.rs"]
-mod output;
-#[allow(dead_code)]
-#[path = "../../cli/src/pyjson.rs"]
-mod pyjson;
-#[allow(dead_code)]
-#[path = "../../cli/src/segments.rs"]
-mod segments;
-
-pub use config::{check_name, parse_model_arg, Limits, ModelSource, ServerConfig};
+pub use config::{check_name, parse_model_arg, Limits, ServerConfig};
+pub use serlaq_core::runtime::ModelSource;
 pub use error::ApiError;
 pub use http::{run_blocking, Server};

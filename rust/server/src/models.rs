@@ -1,40 +1,20 @@
 //! The models served, by name; the first is the default.
 
-use crate::config::{check_name, ModelSource};
-use crate::info::Summary;
-use serlaq_core::format::{LaqError, LaqFile};
-use serlaq_core::model::Model;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::config::check_name;
+use serlaq_core::runtime::json::to_line;
+use serlaq_core::runtime::{Model, ModelInfo, ModelSource};
 use std::sync::Arc;
 
 pub struct Entry {
     pub name: String,
     pub model: Arc<Model>,
-    /// `serlaq-rt info --json` of the model, computed once.
+    /// `serlaq-rt info --json` of the model (the facade's `ModelInfo`), one line.
     info: String,
 }
 
 pub struct Registry {
     entries: Vec<Entry>,
     listing: String,
-}
-
-fn load(source: &ModelSource) -> Result<(Model, String), String> {
-    let r = catch_unwind(AssertUnwindSafe(|| match source {
-        ModelSource::Path(p) => {
-            let origin = p.display().to_string();
-            let file = LaqFile::open(p).map_err(|e| match e {
-                LaqError::Io { path, source } => format!("{}: {source}", path.display()),
-                other => format!("{origin}: {other}"),
-            })?;
-            Model::from_laq(file).map(|m| (m, origin.clone())).map_err(|e| format!("{origin}: {e}"))
-        }
-        ModelSource::Bytes(b) => {
-            let file = LaqFile::from_bytes(b.to_vec()).map_err(|e| format!("<bytes>: {e}"))?;
-            Model::from_laq(file).map(|m| (m, "<bytes>".into())).map_err(|e| format!("<bytes>: {e}"))
-        }
-    }));
-    r.unwrap_or_else(|_| Err("internal error while loading a model (please report)".into()))
 }
 
 impl Registry {
@@ -48,8 +28,9 @@ impl Registry {
             if entries.iter().any(|e| &e.name == name) {
                 return Err(format!("model name {name:?} given twice"));
             }
-            let (model, origin) = load(source).map_err(|e| format!("model {name}: {e}"))?;
-            let info = Summary::new(&model, &origin).to_json().dumps();
+            let origin = source.name();
+            let model = source.clone().load().map_err(|e| format!("model {name}: {e}"))?;
+            let info = to_line(&ModelInfo::new(&model, &origin));
             entries.push(Entry { name: name.clone(), model: Arc::new(model), info });
         }
         let items: Vec<String> = entries

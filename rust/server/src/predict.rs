@@ -3,16 +3,16 @@
 
 use crate::app::{query_pairs, AppState};
 use crate::error::ApiError;
-use crate::output::{Format, Outcome, Prediction, ResultWriter};
-use crate::segments::{check_options, summarize, Item, Row, SegmentWriter, Span};
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serlaq_core::audio::{self, Decoder};
-use serlaq_core::model::{Model, ModelError};
-use serlaq_core::segments::{
-    segment_file_each, Segment, SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW,
+use serlaq_core::model::ModelError;
+use serlaq_core::runtime::{
+    check_options, panic_text, segment_path, Failure, FileEnd, Format, Model, Outcome, Prediction, ResultWriter,
+    SegmentItem, SegmentOptions, SegmentRecord, SegmentWriter, Stop, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH,
+    DEFAULT_VAD_DB, DEFAULT_WINDOW,
 };
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -199,7 +199,7 @@ fn predict_one(model: &Model, up: &Upload, max_seconds: f64) -> Result<(Vec<f64>
             Err(e) => Err(FileError::Failed(format!("{}: {e}", up.name))),
         }
     }));
-    r.unwrap_or_else(|_| Err(FileError::Failed(format!("{}: internal error (a panic in serlaq; please report)", up.name))))
+    r.unwrap_or_else(|p| Err(FileError::Failed(format!("{}: {}", up.name, panic_text(&*p)))))
 }
 
 fn json_response(status: StatusCode, format: Format, body: Vec<u8>) -> Response {
@@ -237,9 +237,9 @@ pub async fn predict(
         let outcome = match r {
             Ok((proba, seconds)) => {
                 state.metrics.add_audio(seconds);
-                Outcome::Ok(Prediction::new(&labels, &proba, name, p.top_k))
+                Outcome::Ok(Prediction::new(&labels, &proba, Some(name), p.top_k))
             }
-            Err(e) => Outcome::Failed { path: name, error: e.message().to_string() },
+            Err(e) => Outcome::Failed(Failure { path: name, error: e.message().to_string() }),
         };
         w.write(&outcome).map_err(internal)?;
     }
@@ -310,24 +310,16 @@ pub async fn segments(
         let labels = model.labels().to_vec();
         let sender = ChunkSender { buf: Vec::new(), tx };
         let Ok(mut w) = SegmentWriter::new(sender, io::sink(), Format::Jsonl, &labels) else { return };
-        let (name, mut spans, mut gone) = (up.name.clone(), Vec::new(), false);
-        let error = segment_bytes(&model, &up, &opts, |s| {
-            if gone {
+        let end = segment_bytes(&model, &up, &opts, top_k, |rec| w.write(&SegmentItem::Segment(rec)));
+        let Ok(end) = end else { return }; // the client went away
+        if let Some(summary) = end.summary {
+            st.metrics.add_audio(summary.summary.duration);
+            if w.write(&SegmentItem::Summary(summary)).is_err() {
                 return;
             }
-            let row = Row::new(&labels, s, &name, top_k);
-            spans.push(Span { index: row.index, start: row.start, end: row.end, label: row.speech.then(|| row.label.clone()) });
-            gone = w.write(&Item::Segment(&row)).is_err();
-        });
-        if gone {
-            return;
         }
-        if let Some(last) = spans.iter().map(|s| s.end).reduce(f64::max) {
-            st.metrics.add_audio(last);
-            let _ = w.write(&Item::Summary(&summarize(&spans, &name)));
-        }
-        if let Some(error) = error {
-            let _ = w.write(&Item::Failed { path: &name, error: &error });
+        if let Some(error) = end.error {
+            let _ = w.write(&SegmentItem::Failed(Failure { path: up.name.clone(), error }));
         }
         let _ = w.close();
     });
@@ -337,26 +329,43 @@ pub async fn segments(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
-/// Segments an upload with the core's file loop (`segment_file_each`: the windows, the
-/// end-aligned last one, the damage rules), the bytes written to a private temporary
-/// file first; the error names the upload, not the temporary path.
-fn segment_bytes(model: &Model, up: &Upload, opts: &SegmentOptions, on_segment: impl FnMut(&Segment)) -> Option<String> {
+/// Segments an upload with the facade's file run (`segment_path`: windows as they
+/// complete, the summary, the damage rules), the bytes written to a private temporary
+/// file first (the core's segmenter reads files); records and errors name the upload,
+/// not the temporary path.
+fn segment_bytes(
+    model: &Model,
+    up: &Upload,
+    opts: &SegmentOptions,
+    top_k: Option<usize>,
+    mut emit: impl FnMut(SegmentRecord) -> io::Result<()>,
+) -> Result<FileEnd, ()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!("serlaq-serve-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-    let base: String = std::path::Path::new(&up.name)
-        .file_name()
-        .map(|b| b.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect())
-        .filter(|b: &String| !b.is_empty() && !b.starts_with('.'))
-        .unwrap_or_else(|| "audio".into());
-    let path = dir.join(base);
+    // the decoder picks its format from the content, helped by the extension
+    let suffix = ext(&up.name).filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()));
+    let path = dir.join(format!("upload.{}", suffix.unwrap_or("bin")));
+    let shown = path.display().to_string();
     let written = std::fs::create_dir(&dir).and_then(|()| std::fs::write(&path, &up.bytes));
     let r = match written {
-        Err(e) => Ok(Some(format!("{}: cannot stage the upload: {e}", up.name))),
-        Ok(()) => catch_unwind(AssertUnwindSafe(|| {
-            segment_file_each(model, &path, opts, on_segment).map(|e| e.to_string().replace(&path.display().to_string(), &up.name))
-        })),
+        Err(e) => Ok(FileEnd { summary: None, error: Some(format!("{}: cannot stage the upload: {e}", up.name)) }),
+        Ok(()) => segment_path(model, &path, opts, top_k, |mut rec| {
+            rec.path = Some(up.name.clone());
+            emit(rec)
+        }),
     };
     let _ = std::fs::remove_dir_all(&dir);
-    r.unwrap_or_else(|_| Some(format!("{}: internal error (a panic in serlaq; please report)", up.name)))
+    match r {
+        Ok(mut end) => {
+            if let Some(s) = end.summary.as_mut() {
+                s.path = Some(up.name.clone());
+            }
+            end.error = end.error.map(|e| e.replace(&shown, &up.name));
+            Ok(end)
+        }
+        // options were checked before the answer started
+        Err(Stop::Option(e)) => Ok(FileEnd { summary: None, error: Some(e.replace(&shown, &up.name)) }),
+        Err(Stop::Sink(_)) => Err(()),
+    }
 }

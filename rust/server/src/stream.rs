@@ -12,16 +12,17 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::segments::{summarize, Row, Span};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serlaq_core::model::Model;
-use serlaq_core::segments::{
-    Segment, SegmentError, SegmentOptions, Segmenter, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW,
+use serlaq_core::runtime::json::to_line;
+use serlaq_core::runtime::{
+    Model, SegmentOptions, SegmentRecord, SegmentSummary, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB,
+    DEFAULT_WINDOW,
 };
+use serlaq_core::segments::{Segment, SegmentError, Segmenter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -103,7 +104,8 @@ struct Live {
     name: String,
     top_k: Option<usize>,
     rate: u32,
-    spans: Vec<Span>,
+    /// Every window so far, timing and label only (for the summary).
+    spans: Vec<SegmentRecord>,
 }
 
 struct Session {
@@ -267,7 +269,7 @@ impl Session {
             }
         }
         if !live.spans.is_empty() {
-            let summary = summarize(&live.spans, &live.name).to_json().dumps();
+            let summary = to_line(&SegmentSummary::of(&live.spans, Some(live.name.clone())));
             if !self.send_text(summary).await {
                 return Ok(());
             }
@@ -278,9 +280,10 @@ impl Session {
 
     async fn send_segments(&mut self, live: &mut Live, segs: &[Segment]) -> Result<(), Stop> {
         for s in segs {
-            let row = Row::new(&live.labels, s, &live.name, live.top_k);
-            live.spans.push(Span { index: row.index, start: row.start, end: row.end, label: row.speech.then(|| row.label.clone()) });
-            if !self.send_text(row.to_json().dumps()).await {
+            let rec = SegmentRecord::new(&live.labels, s, Some(live.name.clone()), live.top_k);
+            let line = to_line(&rec);
+            live.spans.push(SegmentRecord { top_k: Vec::new(), probabilities: Default::default(), ..rec });
+            if !self.send_text(line).await {
                 return Ok(());
             }
         }

@@ -121,9 +121,9 @@ impl SparseChroma {
     #[inline(always)]
     pub fn apply(&self, spectrum: &[f32], out: &mut [f32]) {
         out.fill(0.0);
-        let avx2 = super::plan::has_avx2();
+        let avx2 = super::simd::has_avx2();
         for &(c, first, off, len) in &self.runs {
-            out[c] += super::plan::dot_dispatch(&self.weights[off..off + len], &spectrum[first..first + len], avx2);
+            out[c] += super::simd::dot_dispatch(&self.weights[off..off + len], &spectrum[first..first + len], avx2);
         }
     }
 

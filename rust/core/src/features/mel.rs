@@ -105,9 +105,9 @@ impl SparseMel {
     /// running sum per band would be bound by the add latency: measured 2x slower clips).
     #[inline(always)]
     pub fn apply(&self, power: &[f32], out: &mut [f32]) {
-        let avx2 = super::plan::has_avx2();
+        let avx2 = super::simd::has_avx2();
         for (o, &(first, off, len)) in out.iter_mut().zip(&self.bands) {
-            *o = super::plan::dot_dispatch(&self.weights[off..off + len], &power[first..first + len], avx2);
+            *o = super::simd::dot_dispatch(&self.weights[off..off + len], &power[first..first + len], avx2);
         }
     }
 

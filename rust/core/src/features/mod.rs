@@ -13,21 +13,30 @@
 //! A segmenter pooling samples `a..b` of a stream takes the frames whose centre
 //! `t * hop` lies in `a..b`.
 //!
+//! Modules, bottom up: [`spec`]; [`simd`] (the dot product the stages share), [`frames`]
+//! (the per-frame buffers and rows); the stages [`stft`], [`mel`], [`chroma`], [`dct`],
+//! [`pool`]; [`plan`] on top of them; [`stream`] on the plan.
+//!
 //! Each fast piece has a plain twin in [`reference`] that the tests compare it with.
 
 pub mod chroma;
 pub mod dct;
+pub mod frames;
 pub mod mel;
 pub mod plan;
 pub mod pool;
 pub mod reference;
+pub mod simd;
 pub mod spec;
 pub mod stft;
+pub mod stream;
 
-pub use plan::{FeaturePlan, FrameRows, FrameScratch, Scratch, ScratchPool};
+pub use frames::{FrameRows, FrameScratch};
+pub use plan::{FeaturePlan, Scratch, ScratchPool};
 pub use pool::{PoolScratch, Pooler};
 pub use spec::{FeatureSpec, SpecError};
-pub use stft::{frame_count, frame_start, FrameAnalyzer};
+pub use stft::{frame_count, frame_start};
+pub use stream::FrameAnalyzer;
 
 use std::fmt;
 

@@ -1,9 +1,10 @@
 //! `FeaturePlan`: everything a spec needs, built once (window, FFT plan, filterbanks,
-//! DCT); `FrameRows`: the per-frame values pooling works on; `Scratch`: caller-owned
-//! buffers, so that no clip allocates once its scratch has grown.
+//! DCT), on top of the stages it runs; `Scratch`: caller-owned buffers, so that no clip
+//! allocates once its scratch has grown.
 
 use super::chroma::{chroma_filterbank, SparseChroma};
 use super::dct::dct_matrix;
+use super::frames::{FrameRows, FrameScratch};
 use super::mel::{mel_filterbank_dense, SparseMel};
 use super::pool::{PoolScratch, Pooler};
 use super::spec::{ChromaSpectrum, FeatureSpec, SpecError};
@@ -11,7 +12,6 @@ use super::stft::{frame_count, frame_start, load_frame, window};
 use super::FeatureError;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
-use std::ops::Range;
 use std::sync::Arc;
 
 /// `10 * log10(max(x, AMIN))`: the floor of the dB conversion (torch reference `_amin`).
@@ -38,88 +38,12 @@ impl std::fmt::Debug for FeaturePlan {
     }
 }
 
-/// Per-frame buffers of the STFT (one frame at a time).
-#[derive(Debug, Clone)]
-pub struct FrameScratch {
-    /// FFT buffer (in place). Even `n_fft`: its floats are the windowed frame itself.
-    buf: Vec<Complex<f32>>,
-    /// Odd `n_fft`: the windowed frame (spread into `buf` as real values).
-    odd_frame: Vec<f32>,
-    fft_scratch: Vec<Complex<f32>>,
-    magnitude: Vec<f32>,
-    power: Vec<f32>,
-}
-
-impl FrameScratch {
-    /// The `n_fft` floats the next windowed frame is written to.
-    pub(crate) fn frame_mut(&mut self) -> &mut [f32] {
-        if self.odd_frame.is_empty() {
-            let n = 2 * self.buf.len();
-            // SAFETY: `Complex<f32>` is `#[repr(C)] { re, im }`: a slice of `len` of them
-            // is `2 * len` contiguous, initialized, aligned f32 values, borrowed mutably here.
-            unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast::<f32>(), n) }
-        } else {
-            &mut self.odd_frame
-        }
-    }
-}
-
 /// Caller-owned buffers for whole clips: frame buffers, the clip's rows, pooling buffers.
 #[derive(Debug, Clone)]
 pub struct Scratch {
     pub frame: FrameScratch,
     pub rows: FrameRows,
     pub pool: PoolScratch,
-}
-
-/// Per-frame rows, frame-major: power mel and unfloored dB mel (`n_mels` each) and
-/// normalized chroma (`n_chroma`). The top_db floor depends on the pooled window's peak,
-/// so it is applied at pooling time ([`Pooler`]).
-#[derive(Debug, Clone, Default)]
-pub struct FrameRows {
-    n_mels: usize,
-    n_chroma: usize,
-    power: Vec<f32>,
-    db: Vec<f32>,
-    chroma: Vec<f32>,
-}
-
-impl FrameRows {
-    pub fn new(spec: &FeatureSpec) -> FrameRows {
-        FrameRows { n_mels: spec.n_mels, n_chroma: spec.n_chroma, ..FrameRows::default() }
-    }
-    /// Frames held.
-    pub fn len(&self) -> usize {
-        self.power.len().checked_div(self.n_mels).unwrap_or(0)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.power.is_empty()
-    }
-    pub fn clear(&mut self) {
-        self.power.clear();
-        self.db.clear();
-        self.chroma.clear();
-    }
-    /// Drops the first `n` frames (a stream's rows that no window will need again).
-    pub fn drop_front(&mut self, n: usize) {
-        let n = n.min(self.len());
-        self.power.drain(..n * self.n_mels);
-        self.db.drain(..n * self.n_mels);
-        self.chroma.drain(..n * self.n_chroma);
-    }
-    pub fn power(&self, t: usize) -> &[f32] {
-        &self.power[t * self.n_mels..(t + 1) * self.n_mels]
-    }
-    pub fn db(&self, t: usize) -> &[f32] {
-        &self.db[t * self.n_mels..(t + 1) * self.n_mels]
-    }
-    pub fn chroma(&self, t: usize) -> &[f32] {
-        &self.chroma[t * self.n_chroma..(t + 1) * self.n_chroma]
-    }
-    /// Highest dB value of frames `range` over all bands (the top_db reference).
-    pub fn db_peak(&self, range: Range<usize>) -> f32 {
-        self.db[range.start * self.n_mels..range.end * self.n_mels].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
-    }
 }
 
 impl FeaturePlan {
@@ -199,7 +123,7 @@ impl FeaturePlan {
 
     /// The pooling half of the plan.
     pub fn pooler(&self) -> Pooler<'_> {
-        Pooler::new(self)
+        Pooler::new(&self.spec, &self.dct)
     }
 
     /// One windowed frame (in `scratch.frame`) -> one row appended to `rows`.
@@ -459,107 +383,14 @@ impl ScratchPool {
     }
 }
 
-/// Whether the AVX2 kernels can run (cached by std after the first call).
-#[inline(always)]
-pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// [`dot`], through [`dot_avx2`] when `avx2` (the caller checked [`has_avx2`]): the same
-/// bits either way. LLVM packs [`dot`]'s 8 partial sums into 2-lane registers (measured:
-/// the mel/chroma products were 2x slower than these 8-lane ones).
-#[inline(always)]
-pub(crate) fn dot_dispatch(a: &[f32], b: &[f32], avx2: bool) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if avx2 {
-            // SAFETY: `avx2` is only true when the CPU has AVX2.
-            return unsafe { dot_avx2(a, b) };
-        }
-    }
-    let _ = avx2;
-    dot(a, b)
-}
-
-/// [`dot`] with AVX2 intrinsics: accumulator `j` lane `i` is `dot`'s `acc[j][i]` (mul
-/// then add, no FMA), then the same reduction order and the same scalar tail.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mul = |i: usize| _mm256_mul_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    // SAFETY (all loads): i + 32 <= n, then i + 8 <= n, within both slices
-    while i + 32 <= n {
-        for (j, v) in acc.iter_mut().enumerate() {
-            *v = _mm256_add_ps(*v, mul(i + 8 * j));
-        }
-        i += 32;
-    }
-    while i + 8 <= n {
-        acc[0] = _mm256_add_ps(acc[0], mul(i));
-        i += 8;
-    }
-    let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-    let q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    let r = _mm_add_ss(q, _mm_movehdup_ps(q));
-    let mut tail = 0f32;
-    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
-        tail += x * y;
-    }
-    _mm_cvtss_f32(r) + tail
-}
-
-/// float32 dot product in 4 x 8 interleaved partial sums (4 independent chains: the add
-/// latency does not bind), blocks of 32, then of 8 into the first, then a scalar tail.
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let mut acc = [[0f32; 8]; 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        for (j, lanes) in acc.iter_mut().enumerate() {
-            for (l, v) in lanes.iter_mut().enumerate() {
-                *v += a[i + 8 * j + l] * b[i + 8 * j + l];
-            }
-        }
-        i += 32;
-    }
-    while i + 8 <= n {
-        for (l, v) in acc[0].iter_mut().enumerate() {
-            *v += a[i + l] * b[i + l];
-        }
-        i += 8;
-    }
-    let s: [f32; 8] = std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
-    // the usual 256-bit reduction: halves, then quarters, then the last pair
-    let h = [s[0] + s[4], s[1] + s[5], s[2] + s[6], s[3] + s[7]];
-    let q = [h[0] + h[2], h[1] + h[3]];
-    let mut tail = 0f32;
-    for (x, y) in a[i..n].iter().zip(&b[i..n]) {
-        tail += x * y;
-    }
-    (q[0] + q[1]) + tail
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::simd::has_avx2;
 
-    /// The AVX2 kernels give `dot`'s / `split_pair`'s bits exactly.
+    /// The AVX2 split gives `split_pair`'s bits exactly.
     #[test]
-    fn avx2_kernels_equal_the_plain_ones_bit_for_bit() {
+    fn avx2_split_equals_the_plain_one_bit_for_bit() {
         if !has_avx2() {
             eprintln!("no AVX2 here: nothing to compare");
             return;
@@ -569,11 +400,6 @@ mod tests {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         };
-        for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100, 1025] {
-            let a: Vec<f32> = (0..n).map(|_| next()).collect();
-            let b: Vec<f32> = (0..n).map(|_| next() * 1e3).collect();
-            assert_eq!(dot(&a, &b).to_bits(), dot_dispatch(&a, &b, true).to_bits(), "n {n}");
-        }
         for m in [16usize, 17, 18, 31, 64, 127, 1024] {
             let z: Vec<Complex<f32>> = (0..m).map(|_| Complex::new(next(), next())).collect();
             let tw: Vec<Complex<f32>> = (0..=m / 2).map(|_| Complex::new(next(), next())).collect();
@@ -584,6 +410,44 @@ mod tests {
                 let (f, b) = split_pair(z[k], z[m - k], tw[k]);
                 assert_eq!(f.to_bits(), fast[k].to_bits(), "m {m} k {k}");
                 assert_eq!(b.to_bits(), fast[m - k].to_bits(), "m {m} k {}", m - k);
+            }
+        }
+    }
+
+    /// The AVX2-compiled pooling gives the plain build's bits exactly (whole clips and
+    /// sub-ranges, every stat layout with per-frame MFCC, short windows for the delta edges).
+    #[test]
+    fn avx2_pooling_equals_the_plain_one_bit_for_bit() {
+        if !has_avx2() {
+            eprintln!("no AVX2 here: nothing to compare");
+            return;
+        }
+        let mut state = 11u64;
+        let wave: Vec<f32> = (0..22050)
+            .map(|i| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let noise = ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+                0.3 * (i as f32 * 0.05).sin() * (i as f32 * 0.0007).cos() + 0.05 * noise
+            })
+            .collect();
+        for json in [
+            r#"{"preset": "rich"}"#,
+            r#"{"preset": "paper"}"#,
+            r#"{"stats": ["std", "mean"], "delta_stats": ["mean", "std"], "delta_width": 5}"#,
+            r#"{"preset": "rich", "n_mels": 37, "n_mfcc": 13, "delta_width": 3}"#,
+        ] {
+            let plan = FeaturePlan::new(&FeatureSpec::from_json(json).unwrap()).unwrap();
+            let mut s = plan.scratch();
+            plan.analyze_clip(&wave, &mut s.frame, &mut s.rows);
+            let n = s.rows.len();
+            for range in [0..n, 0..1, 3..5, 2..n - 1, n - 4..n] {
+                let peak = s.rows.db_peak(range.clone());
+                let (mut plain, mut fast) = (vec![f32::NAN; plan.dim()], vec![f32::NAN; plan.dim()]);
+                let (mut sp, mut sf) = (PoolScratch::default(), PoolScratch::default());
+                plan.pooler().pool_body(&s.rows, range.clone(), peak, &mut sp, &mut plain, false);
+                plan.pooler().pool(&s.rows, range.clone(), peak, &mut sf, &mut fast);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&plain), bits(&fast), "{json} frames {range:?}");
             }
         }
     }

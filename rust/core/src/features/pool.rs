@@ -6,8 +6,9 @@
 //! `peak - top_db`, where `peak` is the pooled window's own highest dB value
 //! ([`FrameRows::db_peak`]); deltas use replicate edges at the window's ends.
 
-use super::plan::{dot_dispatch, has_avx2, FeaturePlan, FrameRows};
-use super::spec::{MelScale, Stat};
+use super::frames::FrameRows;
+use super::simd::{dot_dispatch, has_avx2};
+use super::spec::{FeatureSpec, MelScale, Stat};
 use std::ops::Range;
 
 /// Reusable pooling buffers.
@@ -20,10 +21,11 @@ pub struct PoolScratch {
     delta: Vec<f64>,
 }
 
-/// The pooling half of a [`FeaturePlan`].
+/// The pooling half of a feature plan: the spec and its DCT matrix.
 #[derive(Debug, Clone, Copy)]
 pub struct Pooler<'a> {
-    plan: &'a FeaturePlan,
+    spec: &'a FeatureSpec,
+    dct: &'a [f32],
 }
 
 fn std_of(sum: f64, sq: f64, n: f64) -> f32 {
@@ -32,15 +34,16 @@ fn std_of(sum: f64, sq: f64, n: f64) -> f32 {
 }
 
 impl<'a> Pooler<'a> {
-    pub fn new(plan: &'a FeaturePlan) -> Pooler<'a> {
-        Pooler { plan }
+    /// `dct`: the `n_mfcc x n_mels` orthonormal DCT-II matrix of `spec` (the plan's).
+    pub fn new(spec: &'a FeatureSpec, dct: &'a [f32]) -> Pooler<'a> {
+        Pooler { spec, dct }
     }
 
     /// Frames `range` of `rows` -> `out` (`dim` values). `peak` is the dB reference of
     /// the top_db floor (ignored when top_db is None). An empty range gives zeros.
     ///
     /// The same code is compiled twice, plain and with AVX2 enabled (chosen at run time),
-    /// as [`FeaturePlan`]'s frame analysis is: every loop keeps its per-element order of
+    /// as the plan's frame analysis is: every loop keeps its per-element order of
     /// operations (the vectorized loops run across bands/coefficients, never reorder a
     /// sum over frames), so both give bit-identical vectors.
     pub fn pool(&self, rows: &FrameRows, range: Range<usize>, peak: f32, s: &mut PoolScratch, out: &mut [f32]) {
@@ -72,7 +75,7 @@ impl<'a> Pooler<'a> {
         out: &mut [f32],
         avx2: bool,
     ) {
-        let spec = self.plan.spec();
+        let spec = self.spec;
         let (nm, nc, nk) = (spec.n_mels, spec.n_chroma, spec.n_mfcc);
         assert_eq!(out.len(), spec.dim(), "output length must be the spec's dim");
         let n = range.len();
@@ -83,7 +86,7 @@ impl<'a> Pooler<'a> {
         let nf = n as f64;
         let floor = spec.top_db.map_or(f32::NEG_INFINITY, |t| peak - t as f32);
         let frame_mfcc = spec.needs_frame_mfcc();
-        let dct = self.plan.dct();
+        let dct = self.dct;
 
         // sums: dB, dB^2, power, power^2 (n_mels each), chroma, chroma^2, MFCC, MFCC^2,
         // delta, delta^2 (n_mfcc each)
@@ -193,50 +196,5 @@ impl<'a> Pooler<'a> {
             }
         }
         debug_assert_eq!(at, out.len());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::features::plan::has_avx2;
-    use crate::features::FeatureSpec;
-
-    /// The AVX2-compiled pooling gives the plain build's bits exactly (whole clips and
-    /// sub-ranges, every stat layout with per-frame MFCC, short windows for the delta edges).
-    #[test]
-    fn avx2_pooling_equals_the_plain_one_bit_for_bit() {
-        if !has_avx2() {
-            eprintln!("no AVX2 here: nothing to compare");
-            return;
-        }
-        let mut state = 11u64;
-        let wave: Vec<f32> = (0..22050)
-            .map(|i| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let noise = ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
-                0.3 * (i as f32 * 0.05).sin() * (i as f32 * 0.0007).cos() + 0.05 * noise
-            })
-            .collect();
-        for json in [
-            r#"{"preset": "rich"}"#,
-            r#"{"preset": "paper"}"#,
-            r#"{"stats": ["std", "mean"], "delta_stats": ["mean", "std"], "delta_width": 5}"#,
-            r#"{"preset": "rich", "n_mels": 37, "n_mfcc": 13, "delta_width": 3}"#,
-        ] {
-            let plan = FeaturePlan::new(&FeatureSpec::from_json(json).unwrap()).unwrap();
-            let mut s = plan.scratch();
-            plan.analyze_clip(&wave, &mut s.frame, &mut s.rows);
-            let n = s.rows.len();
-            for range in [0..n, 0..1, 3..5, 2..n - 1, n - 4..n] {
-                let peak = s.rows.db_peak(range.clone());
-                let (mut plain, mut fast) = (vec![f32::NAN; plan.dim()], vec![f32::NAN; plan.dim()]);
-                let (mut sp, mut sf) = (PoolScratch::default(), PoolScratch::default());
-                plan.pooler().pool_body(&s.rows, range.clone(), peak, &mut sp, &mut plain, false);
-                plan.pooler().pool(&s.rows, range.clone(), peak, &mut sf, &mut fast);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&plain), bits(&fast), "{json} frames {range:?}");
-            }
-        }
     }
 }

@@ -1,4 +1,5 @@
-//! Which files a prediction runs on: the rules of `python/serlaq/runtime/files.py`.
+//! Which files a batch runs on, and on how many threads: the one definition every face
+//! (the Python API and CLI, `serlaq-rt`, the server) uses.
 //!
 //! A directory is searched recursively for [`SUFFIXES`] (symlinked files are taken,
 //! symlinked directories are not descended, unreadable directories are skipped, as
@@ -6,7 +7,7 @@
 //! tried, whatever its suffix. Paths are written as `pathlib` writes them (`./a.wav` is
 //! `a.wav`, `dir/` is `dir`), and each path comes once, at its first place.
 
-use serlaq_core::audio::SUFFIXES;
+use crate::audio::SUFFIXES;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
@@ -47,7 +48,14 @@ pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) 
     (files, errors)
 }
 
-/// `.aif, .aiff, ...`: the suffixes as Python lists them (sorted, with the dot).
+/// Threads for a batch of `n_files`: `requested` when given, otherwise every core;
+/// never more than the files (at least 1).
+pub fn resolve_threads(requested: Option<usize>, n_files: usize) -> usize {
+    let n = requested.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    n.min(n_files).max(1)
+}
+
+/// `.aif, .aiff, ...`: the suffixes sorted, with the dot (the message of an empty directory).
 pub fn suffix_list() -> String {
     let mut s: Vec<String> = SUFFIXES.iter().map(|x| format!(".{x}")).collect();
     s.sort();

@@ -1,0 +1,34 @@
+//! The runtime facade: everything a face (the Python bindings and CLI, `serlaq-rt`, the
+//! HTTP server, the C ABI, WebAssembly) needs to run a `.laq` model, written once. A face
+//! adds only its transport.
+//!
+//! - [`source`]: [`ModelSource`] (a path, bytes) -> a validated [`Model`], one-line errors.
+//! - [`files`]: which files a batch runs on ([`find_audio_files`]) and on how many threads.
+//! - [`batch`]: files -> [`Outcome`]s in input order on a thread pool, per-file failures.
+//! - [`segments`]: files and live streams -> [`SegmentRecord`]s, summaries, failures.
+//! - [`records`]: the result records; their serde form is their JSON.
+//! - [`json`]: the one JSON spelling (Python's `json.dumps` style, so every face prints
+//!   the same bytes); [`writer`]: table / json / jsonl / csv, streamed.
+//! - [`info`]: what a model file holds ([`ModelInfo`]), as text and JSON.
+//!
+//! Modules, bottom up: `json`, `records`, `files`, `source` -> `writer`, `batch`,
+//! `segments`, `info`.
+
+pub mod batch;
+pub mod files;
+pub mod info;
+pub mod json;
+pub mod records;
+pub mod segments;
+pub mod source;
+pub mod writer;
+
+pub use crate::model::Model;
+pub use crate::segments::{SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW};
+pub use batch::{outcome, predict_each, predict_inputs, predict_one, BatchOptions};
+pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
+pub use info::{LayerRow, ModelInfo};
+pub use records::{Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord, SegmentSummary, Totals, SILENCE};
+pub use segments::{check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
+pub use source::{panic_text, LoadError, ModelSource};
+pub use writer::{Format, ResultWriter, SegmentWriter};
