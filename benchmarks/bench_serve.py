@@ -8,6 +8,7 @@
 - Server RSS before, peak (VmHWM) and after (after: within 10 MB of before).
 - Baseline in the same run: `serlaq-rt predict model clip.wav` as one process per request
   (wall time per call); the ratio is server clips/s at 32 clients vs 1 / that time.
+- Memory: the server trims glibc's arenas every 2 s, so "after" is measured 3 s after the load.
 - Cold start: `serlaq-rt serve` spawned until its first answered /healthz.
 - `serlaq-rt predict` cold: wall time and peak RSS, this binary vs --baseline-bin (main's).
 
@@ -133,11 +134,12 @@ def cold(binary: Path, model: Path, wav: Path, runs: int = 15) -> tuple[float, f
     times, peaks = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
-        p = subprocess.Popen([str(binary), "predict", str(model), str(wav)], stdout=subprocess.DEVNULL)
-        _, status, ru = os.wait4(p.pid, 0)
+        subprocess.run([str(binary), "predict", str(model), str(wav)], stdout=subprocess.DEVNULL, check=True)
         times.append((time.perf_counter() - t0) * 1000)
-        peaks.append(ru.ru_maxrss / 1024)
-        assert status == 0
+        # peak RSS from GNU time (wait4 on a Python-forked child reports the fork's own RSS)
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", str(binary), "predict", str(model), str(wav)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+        peaks.append(int(r.stderr.strip().splitlines()[-1]) / 1024)
     return statistics.median(times), max(peaks)
 
 
@@ -178,7 +180,7 @@ def main() -> None:
         before = rss_kb(proc.pid)
         rows = [run_wrk(f"http://127.0.0.1:{port}/v1/predict", wav, c, a.seconds, tmp) for c in (32, 128, 512)]
         ws = asyncio.run(ws_load(port, a.streams, float(a.seconds)))
-        time.sleep(1.0)
+        time.sleep(3.0)
         peak, after = rss_kb(proc.pid, "VmHWM"), rss_kb(proc.pid)
     finally:
         proc.terminate()
