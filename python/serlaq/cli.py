@@ -453,6 +453,46 @@ def report(
     typer.echo(f"\nwrote {folder}/report.md, report.json" + (" and the PNG figures" if protocol == "split" else ""))
 
 
+@app.command()
+def serve(
+    model: list[str] = typer.Option(..., "--model", help="a model to serve, NAME=PATH (repeat; the first is the default)"),
+    host: str = typer.Option("127.0.0.1", help="address to bind"),
+    port: int = typer.Option(8000, help="port (0: any free port)"),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="SERLAQ_API_KEY", help="require this key on /v1/* and /metrics"),
+    cors: list[str] = typer.Option([], "--cors", help="allow cross-origin requests from this origin (repeat; '*' for any)"),
+    threads: int = typer.Option(0, help="native threads (0: one per core)"),
+    max_body: int | None = typer.Option(None, "--max-body", help="largest request body in bytes (default 33554432)"),
+    max_audio_seconds: float | None = typer.Option(None, "--max-audio-seconds", help="longest audio per file or stream (default 600)"),
+    max_concurrent: int | None = typer.Option(None, "--max-concurrent", help="audio requests worked on at once (default 64)"),
+    max_streams: int | None = typer.Option(None, "--max-streams", help="WebSocket streams open at once (default 256)"),
+    read_timeout: float | None = typer.Option(None, "--read-timeout", help="seconds to send a request head or body (default 10)"),
+    idle_timeout: float | None = typer.Option(None, "--idle-timeout", help="seconds a WebSocket may stay silent (default 10)"),
+) -> None:
+    """Serve models over HTTP and WebSocket, with a live page at / (microphone or file).
+
+    The same server as `serlaq-rt serve` (Rust, run with the GIL released). Endpoints and
+    limits: docs/serve.md. Example: serlaq serve --model emo=model.laq --port 8000
+    """
+    from serlaq import _native
+
+    models = []
+    for arg in model:
+        name, sep, path = arg.partition("=")
+        if not sep:
+            name, path = Path(arg).stem, arg
+        if not path:
+            fail(f"--model {arg}: no path after '='", code=2)
+        models.append((name, str(Path(path).expanduser())))
+    try:
+        _native.serve(
+            models, host, port, api_key=api_key, cors=cors, threads=threads, max_body=max_body,
+            max_audio_seconds=max_audio_seconds, max_concurrent=max_concurrent, max_streams=max_streams,
+            read_timeout=read_timeout, idle_timeout=idle_timeout,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+
+
 # the formats named in the help are the decoder's own list (one source of truth)
 predict.__doc__ = (predict.__doc__ or "").replace("{formats}", audio_formats())
 

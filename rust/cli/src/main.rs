@@ -7,6 +7,8 @@
 //! the exit code is 1. Each file is predicted under `catch_unwind`, so a panic becomes
 //! that file's error line; usage errors exit with 2.
 
+mod serve;
+
 use clap::{Args, Parser, Subcommand};
 use serlaq_core::runtime::{
     self, check_options, pathlib, predict_inputs, segment_inputs, BatchOptions, Format, Model, ModelInfo, ModelSource,
@@ -35,6 +37,7 @@ struct Cli {
 enum Command {
     Predict(PredictArgs),
     Info(InfoArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// Predict the emotion of audio files: one line per file (path, label, confidence).
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
     let r = catch_unwind(AssertUnwindSafe(|| match cli.command {
         Command::Predict(a) => predict(a),
         Command::Info(a) => info(a),
+        Command::Serve(a) => serve::serve(a).map(|()| ExitCode::SUCCESS).map_err(Fatal),
     }));
     match r {
         Ok(Ok(code)) => code,

@@ -25,6 +25,7 @@ mod laq_file;
 mod model;
 mod runtime;
 mod segments;
+mod serve;
 
 pyo3::import_exception!(serlaq.errors, LaqFormatError);
 
@@ -360,6 +361,7 @@ fn write_laq(
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
     m.add_function(wrap_pyfunction!(qgemm, m)?)?;

@@ -1,0 +1,141 @@
+//! The listener: binds (loopback by default), accepts up to `max_connections`, serves each
+//! connection with hyper's HTTP/1.1 (a head must arrive within `read_timeout`; malformed
+//! HTTP gets hyper's bare 400 and the connection is closed) and shuts down gracefully.
+
+use crate::app::{self, AppState};
+use crate::config::ServerConfig;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Loads every model (an error names the model and file) and binds the address.
+    pub async fn bind(config: &ServerConfig) -> Result<Server, String> {
+        let state = Arc::new(AppState::new(config)?);
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let router = app::router(state.clone(), &config.cors)?;
+        Ok(Server { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then lets open requests finish (streams are
+    /// closed by their own timeouts).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let limits = self.state.limits.clone();
+        let conns = Arc::new(Semaphore::new(limits.max_connections));
+        // set on shutdown: each connection finishes its request in flight and closes
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut builder = http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.read_timeout).max_buf_size(64 * 1024);
+        tokio::pin!(shutdown);
+        let trim = tokio::spawn(trim_memory());
+        loop {
+            let (stream, _) = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok(s) => s,
+                    // out of descriptors and the like: wait a moment rather than spin
+                    Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(10)).await; continue }
+                },
+                _ = &mut shutdown => break,
+            };
+            let Ok(permit) = conns.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let svc = TowerToHyperService::new(self.router.clone());
+            let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+                drop(permit);
+            });
+        }
+        drop(self.listener);
+        trim.abort();
+        let _ = stop_tx.send(true);
+        // wait (bounded) for the connections to hand back their permits
+        let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(limits.read_timeout, conns.acquire_many(all)).await;
+    }
+}
+
+/// `serlaq-rt serve` / `serlaq serve`: loads the models, binds, prints one line with the
+/// address, serves until Ctrl-C (SIGINT) or SIGTERM.
+pub fn run_blocking(config: &ServerConfig, announce: impl FnOnce(&str)) -> Result<(), String> {
+    let threads = if config.threads > 0 {
+        config.threads
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        // audio work runs on the blocking pool; as many threads as cores keeps it CPU-bound
+        .max_blocking_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async {
+        let server = Server::bind(config).await?;
+        let names = server.state.models.names().join(", ");
+        announce(&format!("serlaq: serving {names} on http://{} (Ctrl-C stops)", server.local_addr()));
+        server.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// glibc keeps the memory of freed request bodies and connection buffers in its arenas;
+/// every 2 s it is handed back, so RSS returns to its resting size after a burst of load.
+async fn trim_memory() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free heap pages; it has no preconditions
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,27 @@
+//! `serlaq serve`: the serlaq runtime over HTTP and WebSocket, with a web page.
+//!
+//! One implementation for both entry points (`serlaq-rt serve`, `serlaq serve` from
+//! Python through `serlaq._native`): [`run_blocking`] loads the models, binds (loopback by
+//! default) and serves until Ctrl-C. Endpoints, limits, errors and the stream protocol:
+//! `docs/serve.md`.
+//!
+//! - [`http`]: the listener (connection limit, head timeout, graceful shutdown).
+//! - `app`: routes, state, API key, metrics middleware, bounded body reading.
+//! - `predict`: `POST /v1/predict`, `POST /v1/segments`.
+//! - `stream`: `GET /v1/stream`, the WebSocket protocol.
+//! - `page`: the self-contained page at `/`.
+
+mod app;
+mod config;
+mod error;
+pub mod http;
+mod metrics;
+mod models;
+mod page;
+mod predict;
+mod stream;
+
+pub use config::{check_name, parse_model_arg, Limits, ServerConfig};
+pub use serlaq_core::runtime::ModelSource;
+pub use error::ApiError;
+pub use http::{run_blocking, Server};

@@ -1,0 +1,371 @@
+//! `POST /v1/predict` and `POST /v1/segments`: audio bytes in (raw body or multipart),
+//! the CLI's `--format json` / `--segments --format jsonl` bytes out.
+
+use crate::app::{query_pairs, AppState};
+use crate::error::ApiError;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serlaq_core::audio::{self, Decoder};
+use serlaq_core::model::ModelError;
+use serlaq_core::runtime::{
+    check_options, panic_text, segment_path, Failure, FileEnd, Format, Model, Outcome, Prediction, ResultWriter,
+    SegmentItem, SegmentOptions, SegmentRecord, SegmentWriter, Stop, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH,
+    DEFAULT_VAD_DB, DEFAULT_WINDOW,
+};
+use std::io::{self, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// The query of an audio request, each value checked and named in the error.
+pub struct Params {
+    pub model: Option<String>,
+    pub name: Option<String>,
+    pub top_k: Option<usize>,
+    pub format: Format,
+    pub opts: SegmentOptions,
+}
+
+fn number(field: &str, v: &str) -> Result<f64, ApiError> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(ApiError::bad_request("bad parameter", format!("{field}: {v:?} is not a finite number"))),
+    }
+}
+
+/// Parses `query` allowing only `allowed` keys (plus `api_key`).
+pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
+    let mut p = Params { model: None, name: None, top_k: None, format: Format::Json, opts: SegmentOptions::default() };
+    let (mut window, mut hop, mut vad_db, mut min_speech, mut no_vad) = (None, None, None, None, false);
+    for (k, v) in query_pairs(query.unwrap_or("")) {
+        if k == "api_key" {
+            continue;
+        }
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(
+                "bad parameter",
+                format!("{k}: unknown parameter (accepted: {})", allowed.join(", ")),
+            ));
+        }
+        match k.as_str() {
+            "model" => p.model = Some(v),
+            "name" => p.name = Some(v),
+            "top_k" => match v.parse::<usize>() {
+                Ok(n) if n >= 1 => p.top_k = Some(n),
+                _ => return Err(ApiError::bad_request("bad parameter", format!("top_k: {v:?} is not a whole number >= 1"))),
+            },
+            "format" => {
+                p.format = match v.as_str() {
+                    "json" => Format::Json,
+                    "jsonl" => Format::Jsonl,
+                    _ => return Err(ApiError::bad_request("bad parameter", format!("format: {v:?} is not json or jsonl"))),
+                }
+            }
+            "window" => window = Some(number("window", &v)?),
+            "hop" => hop = Some(number("hop", &v)?),
+            "vad_db" => vad_db = Some(number("vad_db", &v)?),
+            "min_speech" => min_speech = Some(number("min_speech", &v)?),
+            "no_vad" => match v.as_str() {
+                "" | "1" | "true" => no_vad = true,
+                "0" | "false" => no_vad = false,
+                _ => return Err(ApiError::bad_request("bad parameter", format!("no_vad: {v:?} is not true or false"))),
+            },
+            _ => unreachable!("every allowed key is matched"),
+        }
+    }
+    if no_vad && (vad_db.is_some() || min_speech.is_some()) {
+        return Err(ApiError::bad_request("bad parameter", "no_vad: cannot be combined with vad_db / min_speech"));
+    }
+    p.opts = SegmentOptions {
+        window: window.unwrap_or(DEFAULT_WINDOW),
+        hop: hop.unwrap_or(DEFAULT_HOP),
+        vad: (!no_vad).then(|| Vad {
+            threshold_db: vad_db.unwrap_or(DEFAULT_VAD_DB),
+            min_speech: min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
+        }),
+    };
+    Ok(p)
+}
+
+/// One uploaded file: its name (results' `path`) and bytes.
+struct Upload {
+    name: String,
+    bytes: Bytes,
+}
+
+/// The files of a request: the raw body (named `?name=`, default `-`), or every part of a
+/// `multipart/form-data` body (named by its filename, else its field name).
+async fn uploads(state: &AppState, headers: &HeaderMap, body: Body, name: Option<&str>) -> Result<(Vec<Upload>, bool), ApiError> {
+    let bytes = state.read_body(headers, body).await?;
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ctype.to_ascii_lowercase().starts_with("multipart/") {
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request("empty body", "send the audio file as the body, or as multipart/form-data"));
+        }
+        return Ok((vec![Upload { name: name.unwrap_or("-").to_string(), bytes }], false));
+    }
+    let boundary = multer::parse_boundary(ctype)
+        .map_err(|e| ApiError::bad_request("bad multipart", format!("Content-Type: {e}")))?;
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, io::Error>(bytes) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut files = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(ApiError::bad_request("bad multipart", e.to_string())),
+        };
+        if files.len() == state.limits.max_files {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too many files",
+                format!("more than {} files in one request", state.limits.max_files),
+            ));
+        }
+        let name = field
+            .file_name()
+            .or(field.name())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("part{}", files.len()));
+        let bytes = field.bytes().await.map_err(|e| ApiError::bad_request("bad multipart", format!("{name}: {e}")))?;
+        files.push(Upload { name, bytes });
+    }
+    if files.is_empty() {
+        return Err(ApiError::bad_request("no files", "the multipart body holds no file"));
+    }
+    Ok((files, true))
+}
+
+/// Why one file gave no result: too long for this server, or the runtime's one line.
+enum FileError {
+    TooLong(String),
+    Failed(String),
+}
+
+impl FileError {
+    fn message(&self) -> &str {
+        match self {
+            FileError::TooLong(m) | FileError::Failed(m) => m,
+        }
+    }
+
+    fn api(&self) -> ApiError {
+        match self {
+            FileError::TooLong(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "audio too long", m.clone()),
+            FileError::Failed(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable audio", m.clone()),
+        }
+    }
+}
+
+fn ext(name: &str) -> Option<&str> {
+    std::path::Path::new(name).extension().and_then(|e| e.to_str())
+}
+
+/// Opens `bytes` and checks its duration against `max_seconds` (from the header; when
+/// the format does not say, by decoding once and counting).
+fn open_checked<'b>(bytes: &'b [u8], name: &str, max_seconds: f64) -> Result<Decoder<'b>, FileError> {
+    let decoder = Decoder::from_bytes(bytes, name, ext(name)).map_err(|e| FileError::Failed(e.to_string()))?;
+    let rate = f64::from(decoder.sample_rate().max(1));
+    let too_long = |frames: u64| {
+        FileError::TooLong(format!("{name}: more than {max_seconds} s of audio (the server's limit); {:.1} s", frames as f64 / rate))
+    };
+    match decoder.declared_frames() {
+        Some(n) if n as f64 / rate > max_seconds => Err(too_long(n)),
+        Some(_) => Ok(decoder),
+        None => {
+            let mut counter = Decoder::from_bytes(bytes, name, ext(name)).map_err(|e| FileError::Failed(e.to_string()))?;
+            let mut mono = Vec::new();
+            while let Ok(true) = counter.next_mono(&mut mono) {
+                if counter.frames() as f64 / rate > max_seconds {
+                    return Err(too_long(counter.frames()));
+                }
+            }
+            Ok(decoder)
+        }
+    }
+}
+
+/// One file's probabilities and its seconds of audio at the model rate.
+fn predict_one(model: &Model, up: &Upload, max_seconds: f64) -> Result<(Vec<f64>, f64), FileError> {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let decoder = open_checked(&up.bytes, &up.name, max_seconds)?;
+        let spec = model.spec();
+        let wave = audio::load_from(decoder, spec.sample_rate, spec.min_samples()).map_err(|e| FileError::Failed(e.to_string()))?;
+        let seconds = wave.len() as f64 / f64::from(spec.sample_rate);
+        match model.predict_wave(&wave) {
+            Ok(p) => Ok((p, seconds)),
+            Err(ModelError::Audio(e)) => Err(FileError::Failed(e.to_string())),
+            Err(e) => Err(FileError::Failed(format!("{}: {e}", up.name))),
+        }
+    }));
+    r.unwrap_or_else(|p| Err(FileError::Failed(format!("{}: {}", up.name, panic_text(&*p)))))
+}
+
+fn json_response(status: StatusCode, format: Format, body: Vec<u8>) -> Response {
+    let ctype = if format == Format::Jsonl { "application/x-ndjson" } else { "application/json" };
+    (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
+}
+
+/// `POST /v1/predict?model=&top_k=&name=&format=json|jsonl`.
+pub async fn predict(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = params(query.as_deref(), &["model", "top_k", "name", "format"])?;
+    let entry = state.models.get(p.model.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
+    let model = entry.model.clone();
+    let _slot = state.work_slot().await?;
+    let (files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
+    let max_seconds = state.limits.max_audio_seconds;
+    let results = tokio::task::spawn_blocking(move || {
+        files.iter().map(|f| (f.name.clone(), predict_one(&model, f, max_seconds))).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "a prediction task failed"))?;
+    if !multipart {
+        if let (_, Err(e)) = &results[0] {
+            return Err(e.api());
+        }
+    }
+    let labels = entry.model.labels().to_vec();
+    let mut out = Vec::new();
+    let mut w = ResultWriter::new(&mut out, p.format, &labels).map_err(internal)?;
+    for (name, r) in results {
+        let outcome = match r {
+            Ok((proba, seconds)) => {
+                state.metrics.add_audio(seconds);
+                Outcome::Ok(Prediction::new(&labels, &proba, Some(name), p.top_k))
+            }
+            Err(e) => Outcome::Failed(Failure { path: name, error: e.message().to_string() }),
+        };
+        w.write(&outcome).map_err(internal)?;
+    }
+    w.close().map_err(internal)?;
+    Ok(json_response(StatusCode::OK, p.format, out))
+}
+
+fn internal(e: io::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e.to_string())
+}
+
+/// Sends what the writer flushes as one chunk of the response body.
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        // the client went away: stop writing (the caller stops at the error)
+        self.tx.blocking_send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+/// `POST /v1/segments?model=&top_k=&name=&window=&hop=&vad_db=&min_speech=&no_vad=`:
+/// one file, its windows as JSON lines as they are computed, then its summary (and an
+/// error row when the file breaks part-way), the bytes of `serlaq-rt predict --segments
+/// --format jsonl`.
+pub async fn segments(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let allowed = ["model", "top_k", "name", "window", "hop", "vad_db", "min_speech", "no_vad"];
+    let p = params(query.as_deref(), &allowed)?;
+    let entry = state.models.get(p.model.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
+    let model = entry.model.clone();
+    check_options(&model, &p.opts).map_err(|e| ApiError::bad_request("bad parameter", e))?;
+    let slot = state.work_slot().await?;
+    let (mut files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
+    if multipart && files.len() != 1 {
+        return Err(ApiError::bad_request("one file", format!("segments takes one file per request, got {}", files.len())));
+    }
+    let up = files.remove(0);
+    let max_seconds = state.limits.max_audio_seconds;
+    // refuse what cannot be opened or is too long before the 200 goes out
+    let check_up = Upload { name: up.name.clone(), bytes: up.bytes.clone() };
+    tokio::task::spawn_blocking(move || open_checked(&check_up.bytes, &check_up.name, max_seconds).map(|_| ()))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "a task failed"))?
+        .map_err(|e| e.api())?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let top_k = p.top_k;
+    let opts = p.opts;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let labels = model.labels().to_vec();
+        let sender = ChunkSender { buf: Vec::new(), tx };
+        let Ok(mut w) = SegmentWriter::new(sender, io::sink(), Format::Jsonl, &labels) else { return };
+        let end = segment_bytes(&model, &up, &opts, top_k, |rec| w.write(&SegmentItem::Segment(rec)));
+        let Ok(end) = end else { return }; // the client went away
+        if let Some(summary) = end.summary {
+            st.metrics.add_audio(summary.summary.duration);
+            if w.write(&SegmentItem::Summary(summary)).is_err() {
+                return;
+            }
+        }
+        if let Some(error) = end.error {
+            let _ = w.write(&SegmentItem::Failed(Failure { path: up.name.clone(), error }));
+        }
+        let _ = w.close();
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, io::Error>))
+    }));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Segments an upload with the facade's file run (`segment_path`: windows as they
+/// complete, the summary, the damage rules), the bytes written to a private temporary
+/// file first (the core's segmenter reads files); records and errors name the upload,
+/// not the temporary path.
+fn segment_bytes(
+    model: &Model,
+    up: &Upload,
+    opts: &SegmentOptions,
+    top_k: Option<usize>,
+    mut emit: impl FnMut(SegmentRecord) -> io::Result<()>,
+) -> Result<FileEnd, ()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("serlaq-serve-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    // the decoder picks its format from the content, helped by the extension
+    let suffix = ext(&up.name).filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()));
+    let path = dir.join(format!("upload.{}", suffix.unwrap_or("bin")));
+    let shown = path.display().to_string();
+    let written = std::fs::create_dir(&dir).and_then(|()| std::fs::write(&path, &up.bytes));
+    let r = match written {
+        Err(e) => Ok(FileEnd { summary: None, error: Some(format!("{}: cannot stage the upload: {e}", up.name)) }),
+        Ok(()) => segment_path(model, &path, opts, top_k, |mut rec| {
+            rec.path = Some(up.name.clone());
+            emit(rec)
+        }),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    match r {
+        Ok(mut end) => {
+            if let Some(s) = end.summary.as_mut() {
+                s.path = Some(up.name.clone());
+            }
+            end.error = end.error.map(|e| e.replace(&shown, &up.name));
+            Ok(end)
+        }
+        // options were checked before the answer started
+        Err(Stop::Option(e)) => Ok(FileEnd { summary: None, error: Some(e.replace(&shown, &up.name)) }),
+        Err(Stop::Sink(_)) => Err(()),
+    }
+}

@@ -1,0 +1,152 @@
+"""The page at `/` in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`, driven by selenium; nothing is downloaded) against `serlaq serve`.
+
+1. A fake microphone fed from a generated WAV (a high tone, silence, a low tone): the
+   timeline the page draws from the WebSocket stream shows the emotions of offline
+   segmentation of that WAV, in the same order, with the silence between.
+2. The same WAV chosen as a file: the windows the page lists are exactly the offline ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "runtime"))
+from rt_builders import shared_tone_model, tone, write_wav  # noqa: E402
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+    reason="needs Debian's chromium and chromium-driver (apt install chromium chromium-driver)",
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve-browser")
+    model = shared_tone_model()
+    sr = 48000
+    clip = np.concatenate([
+        tone(1500.0, sr, 3.0, seed=1, amplitude=0.5),  # angry (high)
+        np.zeros(int(4.0 * sr), np.float32),
+        tone(180.0, sr, 3.0, seed=2, amplitude=0.5),  # sad (low)
+        np.zeros(int(1.0 * sr), np.float32),
+    ])
+    wav = write_wav(tmp / "talk.wav", clip, sr)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serlaq.cli", "serve", "--model", f"tones={model.path}", "--port", str(port)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )
+    line = server.stderr.readline()
+    assert f"127.0.0.1:{port}" in line, line
+    # offline: the CLI's segmentation of the same file
+    offline = subprocess.run(
+        [sys.executable, "-m", "serlaq.cli", "predict", str(model.path), str(wav), "--segments", "--format", "jsonl"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    rows = [json.loads(ln) for ln in offline.splitlines()]
+    yield {"url": f"http://127.0.0.1:{port}/", "wav": wav, "rows": rows}
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def browser(extra: list[str]) -> webdriver.Chrome:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,1100",
+              "--autoplay-policy=no-user-gesture-required", *extra]:
+        opts.add_argument(a)
+    return webdriver.Chrome(options=opts, service=Service(DRIVER))
+
+
+def page_windows(drv) -> list[dict]:
+    items = drv.find_elements(By.CSS_SELECTOR, "#segments li")
+    return [{k: li.get_attribute(f"data-{k}") for k in ("index", "start", "end", "label", "confidence", "speech")} for li in items]
+
+
+def wait_summary(drv, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if drv.find_element(By.ID, "summary").get_attribute("data-done") == "1":
+            return
+        time.sleep(0.2)
+    raise AssertionError("no summary: " + drv.find_element(By.ID, "status").text)
+
+
+def runs(labels: list[str]) -> list[str]:
+    """Labels with runs of at least two windows, consecutive repeats merged."""
+    out, prev, n = [], None, 0
+    for lab in labels + [None]:
+        if lab == prev:
+            n += 1
+            continue
+        if prev is not None and n >= 2 and (not out or out[-1] != prev):
+            out.append(prev)
+        prev, n = lab, 1
+    return out
+
+
+def test_dropped_file_shows_the_offline_windows(setup):
+    drv = browser([])
+    try:
+        drv.get(setup["url"])
+        drv.find_element(By.ID, "file").send_keys(str(setup["wav"]))
+        wait_summary(drv, 30)
+        got = page_windows(drv)
+        want = [r for r in setup["rows"] if "start" in r]
+        assert [(float(g["start"]), float(g["end"]), g["label"]) for g in got] == [(r["start"], r["end"], r["label"]) for r in want]
+        assert [float(g["confidence"]) for g in got if g["speech"] == "true"] == [r["confidence"] for r in want if r["speech"]]
+        assert "angry" in drv.find_element(By.ID, "sumlist").text
+    finally:
+        drv.quit()
+
+
+def test_microphone_timeline_matches_offline(setup):
+    drv = browser(["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                   f"--use-file-for-fake-audio-capture={setup['wav']}%noloop"])
+    try:
+        drv.get(setup["url"])
+        time.sleep(0.5)
+        drv.find_element(By.ID, "mic").click()
+        time.sleep(12.5)  # the 11-s WAV plays in real time
+        drv.find_element(By.ID, "stop").click()
+        wait_summary(drv, 20)
+        got = page_windows(drv)
+        assert got, drv.find_element(By.ID, "status").text
+        want = [r for r in setup["rows"] if "start" in r]
+        offline = runs([r["label"] for r in want])
+        assert offline == ["angry", "silence", "sad", "silence"] or offline[:3] == ["angry", "silence", "sad"], offline
+        live = runs([g["label"] for g in got])
+        # the capture starts a moment before or after the file: leading/trailing silence may differ
+        while live and live[0] == "silence":
+            live.pop(0)
+        assert live[:3] == ["angry", "silence", "sad"], (live, offline, [(g["start"], g["label"]) for g in got])
+        # the page draws what it listed
+        assert drv.execute_script("return document.getElementById('timeline').width") > 0
+    finally:
+        drv.quit()
