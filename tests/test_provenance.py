@@ -71,7 +71,7 @@ def test_no_warning_for_a_model_without_provenance(tmp_path: Path, tiny_corpus: 
 
     built = random_model(tmp_path / "old.laq")
     model = LaqModel.load(built.path)
-    assert "provenance" not in model.metadata and model.summary()["provenance"] is None
+    assert "provenance" not in model.metadata and model.summary().get("provenance") is None
     clip = next(tiny_corpus.rglob("*.wav"))
     code, _, err = run_serlaq(["predict", str(built.path), str(clip)], capsys)
     assert code == 0 and "warning" not in err

@@ -299,6 +299,9 @@ class _TextOut(Protocol):
     def write(self, text: str, /) -> Any: ...
     def flush(self) -> Any: ...
 
+def plain_error(message: str) -> str:
+    """A failure line in plain words (decoder jargon translated; other lines unchanged)."""
+
 def predict_to(
     model: Model,
     inputs: list[str | os.PathLike[str]],

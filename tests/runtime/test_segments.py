@@ -306,7 +306,7 @@ def test_cli_plot(laq, rec, capsys, monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     code, _, err = run_cli(["predict", laq.path, path, "--segments", "--plot", tmp_path / "x.png"], capsys, monkeypatch)
-    assert code == 1 and err.strip() == 'serlaq: error: --plot needs matplotlib, part of the training extra: pip install "serlaq[train]"'
+    assert code == 1 and err.strip() == 'serlaq: error: --plot needs matplotlib: pip install "serlaq[plot]"'
     assert not (tmp_path / "x.png").exists()
 
 

@@ -35,9 +35,11 @@ PROBA_TOL = 1e-12
 
 def rt_binary() -> Path:
     env = os.environ.get("SERLAQ_RT")
-    for cand in ([Path(env).resolve()] if env else []) + [ROOT / "target" / "release" / "serlaq-rt", ROOT / "target" / "debug" / "serlaq-rt"]:
-        if cand.is_file() and os.access(cand, os.X_OK):
-            return cand
+    if env:
+        return Path(env).resolve()
+    built = [p for p in (ROOT / "target" / "release" / "serlaq-rt", ROOT / "target" / "debug" / "serlaq-rt") if p.is_file() and os.access(p, os.X_OK)]
+    if built:  # the newest build: a stale release binary must not stand in for today's code
+        return max(built, key=lambda p: p.stat().st_mtime)
     pytest.skip("serlaq-rt is not built: run `cargo build --release -p serlaq-rt` (or set SERLAQ_RT)")
 
 

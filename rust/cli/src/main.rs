@@ -94,6 +94,9 @@ struct PredictArgs {
     /// --segments: no voice-activity gate (the model judges every window)
     #[arg(long = "no-vad")]
     no_vad: bool,
+    /// error lines keep the audio decoder's own detail (default: plain words)
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// Show what a .laq file holds: labels, features, per-layer shape/bits/quantizer/size,
@@ -171,6 +174,15 @@ fn usage_error(msg: &str) -> Result<ExitCode, Fatal> {
     Ok(ExitCode::from(2))
 }
 
+/// A file's failure as a person reads it: plain words unless --verbose.
+fn shown(error: &str, verbose: bool) -> String {
+    if verbose {
+        error.to_string()
+    } else {
+        runtime::plain_error(error)
+    }
+}
+
 fn exit_code(failed: usize) -> ExitCode {
     if failed > 0 {
         ExitCode::from(1)
@@ -202,7 +214,7 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
     let mut ood = Vec::new();
     let failed = predict_inputs(&model, &a.inputs, &opts, |r| {
         match &r {
-            Outcome::Failed(f) => eprintln!("serlaq-rt: error: {}", f.error),
+            Outcome::Failed(f) => eprintln!("serlaq-rt: error: {}", shown(&f.error, a.verbose)),
             Outcome::Ok(p) => ood.extend(p.ood),
         }
         writer.write(&r)
@@ -232,7 +244,7 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
     let mut writer = SegmentWriter::new(io::stdout().lock(), io::stderr(), fmt, model.labels()).map_err(stdout_err)?;
     let r = segment_inputs(&model, &a.inputs, &opts, a.top_k.map(|k| k as usize), |item| {
         if let SegmentItem::Failed(f) = &item {
-            eprintln!("serlaq-rt: error: {}", f.error);
+            eprintln!("serlaq-rt: error: {}", shown(&f.error, a.verbose));
         }
         writer.write(&item)
     });

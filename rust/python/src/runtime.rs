@@ -197,6 +197,12 @@ fn find_audio_files(inputs: Vec<PathBuf>) -> (Vec<String>, Vec<(String, String)>
     (files.iter().map(|p| p.display().to_string()).collect(), errors.into_iter().map(|e| (e.path, e.message)).collect())
 }
 
+/// A failure line in plain words (the translation `serlaq-rt` applies too).
+#[pyfunction]
+fn plain_error(message: &str) -> String {
+    serlaq_core::runtime::plain_error(message)
+}
+
 /// Threads for a batch of `n_files` (None: every core).
 #[pyfunction]
 #[pyo3(signature = (requested, n_files))]
@@ -210,5 +216,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(summarize, m)?)?;
     m.add_function(wrap_pyfunction!(find_audio_files, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(plain_error, m)?)?;
     Ok(())
 }

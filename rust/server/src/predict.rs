@@ -186,15 +186,17 @@ fn open_checked<'b>(bytes: &'b [u8], name: &str, max_seconds: f64) -> Result<Dec
     }
 }
 
-/// One file's probabilities and its seconds of audio at the model rate.
-fn predict_one(model: &Model, up: &Upload, max_seconds: f64) -> Result<(Vec<f64>, f64), FileError> {
+/// One file's probabilities, out-of-domain score (as the CLI's records carry it) and
+/// seconds of audio at the model rate.
+fn predict_one(model: &Model, up: &Upload, max_seconds: f64) -> Result<(Vec<f64>, f64, f64), FileError> {
     let r = catch_unwind(AssertUnwindSafe(|| {
         let decoder = open_checked(&up.bytes, &up.name, max_seconds)?;
         let spec = model.spec();
         let wave = audio::load_from(decoder, spec.sample_rate, spec.min_samples()).map_err(|e| FileError::Failed(e.to_string()))?;
         let seconds = wave.len() as f64 / f64::from(spec.sample_rate);
-        match model.predict_wave(&wave) {
-            Ok(p) => Ok((p, seconds)),
+        let scored = model.features_wave(&wave).and_then(|x| Ok((model.probabilities(&x)?, model.ood_score(&x)?)));
+        match scored {
+            Ok((p, ood)) => Ok((p, ood, seconds)),
             Err(ModelError::Audio(e)) => Err(FileError::Failed(e.to_string())),
             Err(e) => Err(FileError::Failed(format!("{}: {e}", up.name))),
         }
@@ -235,9 +237,9 @@ pub async fn predict(
     let mut w = ResultWriter::new(&mut out, p.format, &labels).map_err(internal)?;
     for (name, r) in results {
         let outcome = match r {
-            Ok((proba, seconds)) => {
+            Ok((proba, ood, seconds)) => {
                 state.metrics.add_audio(seconds);
-                Outcome::Ok(Prediction::new(&labels, &proba, Some(name), p.top_k))
+                Outcome::Ok(Prediction::new(&labels, &proba, Some(name), p.top_k).with_ood(ood))
             }
             Err(e) => Outcome::Failed(Failure { path: name, error: e.message().to_string() }),
         };

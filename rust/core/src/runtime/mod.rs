@@ -18,6 +18,7 @@ pub mod batch;
 pub mod files;
 pub mod info;
 pub mod json;
+pub mod plain;
 pub mod records;
 pub mod segments;
 pub mod source;
@@ -28,6 +29,7 @@ pub use crate::segments::{SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, 
 pub use batch::{outcome, predict_each, predict_inputs, predict_one, predict_scored, BatchOptions};
 pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
 pub use info::{LayerRow, ModelInfo};
+pub use plain::{format_names, plain_error};
 pub use records::{
     ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord, SegmentSummary, Totals,
     OOD_WARN_SHARE, SILENCE,

@@ -1,0 +1,109 @@
+//! Failure lines in plain words: the one translation every face applies to an audio
+//! error before showing it to a person (`--verbose` keeps the decoder's own message).
+//!
+//! Records keep the full message (a program reading JSON gets every detail); only the
+//! human-facing line is rewritten. The input is the one-line `Display` of
+//! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
+
+use crate::audio::FORMATS;
+
+/// The decoded formats by name: "WAV, FLAC, OGG/Vorbis, MP3 or AIFF".
+pub fn format_names() -> String {
+    let names: Vec<&str> = FORMATS.iter().map(|(name, _)| *name).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// symphonia's short format names -> the names users know.
+fn known_name(format: &str) -> String {
+    let short = format.trim_end_matches(" (detected)");
+    match short {
+        "wave" => "WAV".into(),
+        "aiff" => "AIFF".into(),
+        "flac" => "FLAC".into(),
+        "ogg" => "OGG".into(),
+        "mp3" => "MP3".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+const HINT: &str = "(--verbose shows the decoder's message)";
+
+/// `message` in plain words; other messages (plain already) pass unchanged.
+///
+/// "x.txt: cannot decode audio (format: unknown (extension .txt); no decodable audio
+/// stream found: ...)" becomes "x.txt: cannot decode audio: not a WAV, FLAC, OGG/Vorbis,
+/// MP3 or AIFF file, or damaged at its start (--verbose shows the decoder's message)".
+pub fn plain_error(message: &str) -> String {
+    const UNSUPPORTED: &str = ": cannot decode audio (format: ";
+    const CORRUPT: &str = ": corrupt audio (decode error at ";
+    if let (Some(at), Some(body)) = (message.rfind(UNSUPPORTED), message.strip_suffix(')')) {
+        let (source, rest) = (&message[..at], &body[at + UNSUPPORTED.len()..]);
+        if let Some((format, detail)) = rest.split_once("; ") {
+            let what = if detail.contains("no decodable audio stream") || format.starts_with("unknown") {
+                format!("not a {} file, or damaged at its start", format_names())
+            } else if let Some(codec) = detail.split("unsupported codec ").nth(1).and_then(|c| c.split(':').next()) {
+                format!(
+                    "a {} file in an encoding serlaq does not decode (codec {}): convert it to PCM WAV or FLAC",
+                    known_name(format),
+                    codec.trim()
+                )
+            } else {
+                format!("a {} file serlaq cannot read", known_name(format))
+            };
+            return format!("{source}: cannot decode audio: {what} {HINT}");
+        }
+    }
+    if let (Some(at), Some(body)) = (message.rfind(CORRUPT), message.strip_suffix(')')) {
+        let rest = &body[at + CORRUPT.len()..];
+        if let Some((seconds, _)) = rest.split_once(" s: ") {
+            return format!("{}: corrupt audio: the data is damaged at {seconds} s {HINT}", &message[..at]);
+        }
+    }
+    message.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::AudioError;
+
+    #[test]
+    fn decoder_jargon_becomes_plain_words() {
+        let unknown = AudioError::Unsupported {
+            source: "notes.wav".into(),
+            format: "unknown (extension .wav)".into(),
+            detail: "no decodable audio stream found: unsupported feature: core (probe): no suitable format reader found"
+                .into(),
+        };
+        assert_eq!(
+            plain_error(&unknown.to_string()),
+            "notes.wav: cannot decode audio: not a WAV, FLAC, OGG/Vorbis, MP3 or AIFF file, or damaged at its start \
+             (--verbose shows the decoder's message)"
+        );
+        let codec = AudioError::Unsupported {
+            source: "a.wav".into(),
+            format: "wave (detected)".into(),
+            detail: "unsupported codec 0x204: adpcm".into(),
+        };
+        assert_eq!(
+            plain_error(&codec.to_string()),
+            "a.wav: cannot decode audio: a WAV file in an encoding serlaq does not decode (codec 0x204): convert it to \
+             PCM WAV or FLAC (--verbose shows the decoder's message)"
+        );
+        let corrupt = AudioError::Corrupt { source: "x.flac".into(), at_seconds: 1.5, detail: "bad crc".into() };
+        assert_eq!(
+            plain_error(&corrupt.to_string()),
+            "x.flac: corrupt audio: the data is damaged at 1.500 s (--verbose shows the decoder's message)"
+        );
+    }
+
+    #[test]
+    fn plain_messages_pass_unchanged() {
+        for m in ["x.wav: not found", "x.wav: all silent (peak -inf dBFS, threshold -60 dBFS)", "odd (format: x; y)"] {
+            assert_eq!(plain_error(m), m);
+        }
+    }
+}
