@@ -68,7 +68,7 @@ impl ServeArgs {
         let mut models = Vec::new();
         for m in &self.models {
             let (name, path) = parse_model_arg(m)?;
-            models.push((name, ModelSource::Path(path)));
+            models.push((name, ModelSource::from_arg(path)));
         }
         Ok(ServerConfig {
             models,

@@ -41,7 +41,7 @@ pub fn serve(
     let mut named = Vec::new();
     for (name, path) in models {
         check_name(&name).map_err(PyValueError::new_err)?;
-        named.push((name, ModelSource::Path(path)));
+        named.push((name, ModelSource::from_arg(path)));
     }
     let config = ServerConfig {
         models: named,
