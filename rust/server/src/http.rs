@@ -2,7 +2,8 @@
 //! connection with hyper's HTTP/1.1 (a head must arrive within `read_timeout`; malformed
 //! HTTP gets hyper's bare 400 and the connection is closed) and shuts down gracefully.
 
-use crate::app::{self, AppState};
+use crate::app;
+use crate::state::AppState;
 use crate::config::ServerConfig;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};

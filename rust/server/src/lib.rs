@@ -6,7 +6,8 @@
 //! `docs/serve.md`.
 //!
 //! - [`http`]: the listener (connection limit, head timeout, graceful shutdown).
-//! - `app`: routes, state, API key, metrics middleware, bounded body reading.
+//! - `state`: models, limits, API key, metrics, concurrency slots, bounded body reading.
+//! - `app`: routes, API key and metrics middleware.
 //! - `predict`: `POST /v1/predict`, `POST /v1/segments`.
 //! - `stream`: `GET /v1/stream`, the WebSocket protocol.
 //! - `page`: the self-contained page at `/`.
@@ -19,6 +20,7 @@ mod metrics;
 mod models;
 mod page;
 mod predict;
+mod state;
 mod stream;
 
 pub use config::{check_name, parse_model_arg, Limits, ServerConfig};

@@ -1,7 +1,7 @@
 //! `POST /v1/predict` and `POST /v1/segments`: audio bytes in (raw body or multipart),
 //! the CLI's `--format json` / `--segments --format jsonl` bytes out.
 
-use crate::app::{query_pairs, AppState};
+use crate::state::{query_pairs, AppState};
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};

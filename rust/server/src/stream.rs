@@ -10,7 +10,7 @@
 //! bad config or message, idle, too long, rate changed) or 1011 (internal); a chunk
 //! holding NaN/inf is refused with an error message and dropped, the stream goes on.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::error::ApiError;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;

@@ -1,0 +1,107 @@
+//! The server's shared state: loaded models, limits, the API key, metrics and the
+//! semaphores that bound concurrent work; and the one query-string reader. Below the
+//! routes (`app`) and the handlers (`predict`, `stream`), which all take it.
+
+use crate::config::{Limits, ServerConfig};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::models::Registry;
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub struct AppState {
+    pub models: Registry,
+    pub limits: Limits,
+    pub(crate) api_key: Option<String>,
+    pub metrics: Metrics,
+    /// Audio requests in progress (`max_concurrent`).
+    work: Arc<Semaphore>,
+    /// WebSocket streams open (`max_streams`).
+    streams: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(config: &ServerConfig) -> Result<AppState, String> {
+        let l = &config.limits;
+        if l.max_concurrent == 0 || l.max_streams == 0 || l.max_connections == 0 || l.max_files == 0 {
+            return Err("limits: max_concurrent, max_streams, max_connections and max_files must be at least 1".into());
+        }
+        if !(l.max_audio_seconds > 0.0 && l.max_audio_seconds.is_finite()) {
+            return Err(format!("limits: max_audio_seconds must be a positive number, got {}", l.max_audio_seconds));
+        }
+        if config.api_key.as_deref().is_some_and(|k| k.is_empty()) {
+            return Err("api key: empty".into());
+        }
+        Ok(AppState {
+            models: Registry::load(&config.models)?,
+            limits: l.clone(),
+            api_key: config.api_key.clone(),
+            metrics: Metrics::new(),
+            work: Arc::new(Semaphore::new(l.max_concurrent)),
+            streams: Arc::new(Semaphore::new(l.max_streams)),
+        })
+    }
+
+    /// A slot for one audio request, waiting up to `read_timeout` (then 503 `busy`).
+    pub async fn work_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        match tokio::time::timeout(self.limits.read_timeout, self.work.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("{} audio requests in progress; try again", self.limits.max_concurrent),
+            )),
+        }
+    }
+
+    /// A slot for one stream, now or never (503 `busy`).
+    pub fn stream_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("{} streams open; try again later", self.limits.max_streams),
+            )
+        })
+    }
+
+    /// Reads a whole body: 413 `body too large` over `max_body_bytes` (at once when the
+    /// Content-Length says so), 408 `body timeout` when it does not arrive within
+    /// `read_timeout`.
+    pub async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+        let max = self.limits.max_body_bytes;
+        let too_large = |what: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body too large", what);
+        if let Some(len) = headers.get(header::CONTENT_LENGTH) {
+            let len: u64 = len
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| ApiError::bad_request("bad header", "Content-Length: not a number"))?;
+            if len > max as u64 {
+                return Err(too_large(format!("Content-Length {len} bytes; the limit is {max} bytes")));
+            }
+        }
+        let collect = Limited::new(body, max).collect();
+        match tokio::time::timeout(self.limits.read_timeout, collect).await {
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body timeout",
+                format!("the body did not arrive within {} s", self.limits.read_timeout.as_secs_f64()),
+            )),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(too_large(format!("more than {max} bytes")))
+            }
+            Ok(Err(e)) => Err(ApiError::bad_request("bad body", format!("reading the body: {e}"))),
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+        }
+    }
+}
+
+
+/// `k=v&k2=v2`, percent-decoded (`+` is a space), in order.
+pub fn query_pairs(q: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
