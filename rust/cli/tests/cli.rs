@@ -12,42 +12,8 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_serlaq-rt");
 mod common;
-use common::{features, laq_bytes, lcg, LABELS};
+use common::{clip, features, laq_bytes, wav_bytes, LABELS};
 
-/// 16-bit PCM WAV bytes (interleaved `channels`).
-fn wav_bytes(rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
-    let data: Vec<u8> =
-        samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&channels.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * 2 * channels as u32).to_le_bytes());
-    b.extend_from_slice(&(2 * channels).to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(&data);
-    b
-}
-
-/// A tone plus noise: `kind` picks the frequency and the loudness.
-fn clip(kind: u64, rate: u32, seconds: f32) -> Vec<f32> {
-    let mut st = 1 + kind;
-    let f = [220.0, 880.0, 2500.0, 150.0][kind as usize % 4];
-    let amp = [0.5, 0.1, 0.8, 0.02][kind as usize % 4];
-    (0..(rate as f32 * seconds) as usize)
-        .map(|i| {
-            let t = i as f32 / rate as f32;
-            let noise = (lcg(&mut st) % 2000) as f32 / 1000.0 - 1.0;
-            amp * (std::f32::consts::TAU * f * t).sin() + 0.05 * noise
-        })
-        .collect()
-}
 
 struct Fixture {
     dir: PathBuf,
@@ -241,8 +207,13 @@ fn bad_files_are_one_line_each_and_the_rest_is_predicted() {
         assert_eq!(v.get("label").is_some(), good, "{v}");
         assert_eq!(v.get("error").is_some(), !good, "{v}");
     }
-    // the error field is the stderr line's text
+    // the error field keeps the decoder's message; the stderr line says it in plain words,
+    // and --verbose shows the field's text
     assert_eq!(format!("serlaq-rt: error: {}", out[1]["error"].as_str().unwrap()), err_lines[1]);
+    assert!(err_lines[2].contains("not a WAV, FLAC, OGG/Vorbis, MP3 or AIFF file"), "{}", err_lines[2]);
+    assert!(!err_lines[2].contains("probe"), "{}", err_lines[2]);
+    let verbose = fx.run(&["predict", "model.laq", "text.wav", "--verbose"]);
+    assert_eq!(stderr(&verbose).trim_end(), format!("serlaq-rt: error: {}", out[3]["error"].as_str().unwrap()));
     // table: failures only on stderr, good files on stdout
     let o = fx.run(&args);
     assert_eq!(o.status.code(), Some(1));

@@ -70,3 +70,38 @@ pub fn laq_bytes() -> Vec<u8> {
     ];
     encode(&meta.to_string(), &layers, &tensors).unwrap()
 }
+
+/// 16-bit PCM WAV bytes (interleaved `channels`).
+pub fn wav_bytes(rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> =
+        samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&channels.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2 * channels as u32).to_le_bytes());
+    b.extend_from_slice(&(2 * channels).to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&data);
+    b
+}
+
+/// A tone plus noise: `kind` picks the frequency and the loudness.
+pub fn clip(kind: u64, rate: u32, seconds: f32) -> Vec<f32> {
+    let mut st = 1 + kind;
+    let f = [220.0, 880.0, 2500.0, 150.0][kind as usize % 4];
+    let amp = [0.5, 0.1, 0.8, 0.02][kind as usize % 4];
+    (0..(rate as f32 * seconds) as usize)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            let noise = (lcg(&mut st) % 2000) as f32 / 1000.0 - 1.0;
+            amp * (std::f32::consts::TAU * f * t).sin() + 0.05 * noise
+        })
+        .collect()
+}
