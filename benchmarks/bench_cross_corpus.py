@@ -44,7 +44,9 @@ clip of the target corpus is scored through the runtime on the labels both corpo
 
 - zero-shot: the `.laq` as trained;
 - adapted (`--adapt`, the default when `LaqModel.adapt` exists): `LaqModel.adapt` on the
-  target corpus's audio, labels unused (what `serlaq adapt` does), then scored the same way.
+  target corpus's audio, labels unused (what `serlaq adapt` does: statistics and label
+  balance), then scored the same way; "adapted, no balance" is its first step alone
+  (`serlaq adapt --no-balance`).
 
 Reported per cell, mean ± sd over seeds: UAR, accuracy, the share of the most predicted
 label, mean confidence and expected calibration error (ECE: 10 equal-width confidence
@@ -160,7 +162,7 @@ def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, se
     from serlaq.laq.compress import load_checkpoint
     from serlaq.laq.pipeline import compress_model, splits_of
     from serlaq.laq_config import LaqConfig
-    from serlaq.reports.cross import corpus_rows
+    from serlaq.reports.cross import corpus_rows, cross_scores, shared_clips
     from serlaq.runtime import LaqModel
     from serlaq.training import fit, quiet_lightning
 
@@ -192,6 +194,10 @@ def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, se
     size = out.write(laq_path)
     laq = LaqModel.load(laq_path)
     row: dict[str, Any] = corpus_rows(laq, args.data_root / target, target, adapt=args.adapt)
+    if args.adapt:  # the adaptation's first step alone (statistics, no label balance), for the paired figure
+        clips, labels = shared_clips(laq, args.data_root / target, target)
+        plain = laq.adapt([args.data_root / target], source=str(args.data_root / target), balance=False)
+        row["adapted, no balance"] = cross_scores(plain, clips, labels)
     in_corpus = float(result.metrics["test"]["accuracy"])  # fp32, the source's own test split
     row.update({"clips": row["zero-shot"]["clips"], "avg_bits": out.avg_bits, "kb": size / 1000, "in_acc": in_corpus})
     row["seconds"] = time.perf_counter() - started
@@ -219,7 +225,7 @@ def main_corpus(args: argparse.Namespace) -> None:
                     cells = "  ".join(
                         f"{mode} UAR {100 * r[mode]['uar']:.1f} acc {100 * r[mode]['accuracy']:.1f} top {100 * r[mode]['top_share']:.0f}% "
                         f"conf {r[mode]['mean_confidence']:.2f} ECE {r[mode]['ece']:.2f}"
-                        for mode in ("zero-shot", "adapted")
+                        for mode in ("zero-shot", "adapted, no balance", "adapted")
                         if mode in r
                     )
                     print(
@@ -227,7 +233,7 @@ def main_corpus(args: argparse.Namespace) -> None:
                         f"{r['avg_bits']:.3f} b, {r['kb']:.1f} KB, {r['seconds']:.0f} s)",
                         flush=True,
                     )
-    modes = ["zero-shot", "adapted"] if args.adapt else ["zero-shot"]
+    modes = ["zero-shot", "adapted, no balance", "adapted"] if args.adapt else ["zero-shot"]
     print(f"\n### True cross-corpus pairs ({args.seeds} seeds, mean ± sd; paired against preset {presets[0]})\n")
     print("| direction | preset | mode | UAR % | accuracy % | top label % | mean confidence | ECE | UAR vs " + presets[0] + " (paired) |")
     print("|---|---|---|---|---|---|---|---|---|")

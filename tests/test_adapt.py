@@ -88,11 +88,13 @@ def test_adapted_model_round_trips_with_its_provenance(setup, tmp_path, monkeypa
     adapted.save(out)
     again = serlaq.load(out)
     rec = again.metadata["provenance"]["adaptations"]
+    shift = rec[0].pop("bias_shift")
     assert rec == [
         {"created": "2026-11-30T00:53:20Z", "clips": 24, "seconds": pytest.approx(36.0, abs=0.1), "source": room,
-         "adapted": ["normalization"]}
+         "adapted": ["normalization", "label_balance"]}
     ]
-    # the layers and labels are the model's; only the statistics changed
+    assert len(shift) == len(model.labels) and abs(sum(shift)) < 1e-3
+    # the layers and labels are the model's; only the statistics and the output bias changed
     assert again.labels == model.labels and [layer.bits for layer in again.layers] == [8, 8]
     x = np.stack([model.features_from_file(p) for p, _ in setup["room"][:4]])
     assert np.allclose(again.predict_proba(x), adapted.predict_proba(x))
@@ -101,6 +103,10 @@ def test_adapted_model_round_trips_with_its_provenance(setup, tmp_path, monkeypa
     second = tmp_path / "second.laq"
     model.adapt([room]).save(second)
     assert second.read_bytes() == out.read_bytes()
+    # without the label balance only the statistics change
+    plain = model.adapt([room], balance=False)
+    assert plain.metadata["provenance"]["adaptations"][0]["adapted"] == ["normalization"]
+    assert np.allclose(plain.predict_proba(x), adapted.predict_proba(x)) is False
     # the original file still loads and is unchanged by any of this
     assert "provenance" not in serlaq.load(setup["model"]).metadata
 

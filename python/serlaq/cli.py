@@ -246,8 +246,12 @@ def adapt(
     out: Path = typer.Option(..., "--out", help="the adapted model (.laq), written atomically; must differ from MODEL"),
     manifest: Path | None = typer.Option(None, "--manifest", help="CSV manifest (path[,label[,speaker]]) of the audio; labels are ignored"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),
+    balance: bool = typer.Option(
+        True, "--balance/--no-balance",
+        help="also shift the output bias so the new audio's clips spread over the labels (assumes no single emotion dominates the recordings)",
+    ),  # fmt: skip
 ) -> None:
-    """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics (feature mean and std) are re-estimated on that audio and written as a new .laq that records what it was adapted on. Needs no labels and no torch.
+    """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics (feature mean and std) are re-estimated on that audio, the output bias is shifted so the clips spread over the labels (--no-balance: not), and the result is written as a new .laq that records what it was adapted on. Needs no labels and no torch.
 
     Needs at least 20 readable clips with 20 s of speech in all (below that it says how much more); unreadable files are named on stderr and left out.
 
@@ -262,7 +266,7 @@ def adapt(
         fail(f"--out: {out} is the model being adapted; write the adapted model to a new file (the input stays untouched)", code=2)
     laq = LaqModel.load(model)
     try:
-        adapted, result = run_adapt(laq, inputs or [], manifest=manifest, workers=workers)
+        adapted, result = run_adapt(laq, inputs or [], manifest=manifest, workers=workers, balance=balance)
     except AdaptError as exc:
         for f in exc.failures:
             typer.echo(f"serlaq: error: {f}", err=True)
@@ -273,7 +277,8 @@ def adapt(
     typer.echo(
         f"adapted {model} on {result.clips} clips ({result.seconds:.1f} s, {result.speech_seconds:.1f} s of speech)"
         + (f", {len(result.failures)} files left out" if result.failures else "")
-        + f"; median out-of-domain score {result.ood_before:.2f} -> {result.ood_after:.2f}; wrote {out}"
+        + f"; median out-of-domain score {result.ood_before:.2f} -> {result.ood_after:.2f}"
+        + f"; most predicted label {100 * result.top_share_before:.0f}% -> {100 * result.top_share_after:.0f}% of the clips; wrote {out}"
     )
 
 

@@ -1,4 +1,5 @@
-"""`serlaq adapt`: a model's input statistics re-estimated on unlabelled audio of a new room.
+"""`serlaq adapt`: a model's input statistics re-estimated on unlabelled audio of a new room,
+and its output bias shifted so those clips spread over the labels (`balance`).
 
 The numeric work (decoding, features, statistics, the new file) is `serlaq_core::adapt`
 through `serlaq._native.adapt_model`; this module finds the files (folders searched
@@ -37,13 +38,16 @@ class AdaptError(SerlaqError):
 @dataclass
 class AdaptResult:
     """What an adaptation used: clip count, seconds, speech seconds, the files left out,
-    and the median out-of-domain score of the clips before and after."""
+    the median out-of-domain score of the clips before and after, and the share of the
+    clips given the most predicted label before and after."""
 
     clips: int
     seconds: float
     speech_seconds: float
     ood_before: float
     ood_after: float
+    top_share_before: float
+    top_share_after: float
     failures: list[str] = field(default_factory=list)
 
 
@@ -92,10 +96,12 @@ def adapt(
     source: str | None = None,
     min_clips: int = MIN_CLIPS,
     min_speech_seconds: float = MIN_SPEECH_SECONDS,
+    balance: bool = True,
 ) -> tuple[Any, AdaptResult]:
     """`model` (a `LaqModel`) adapted to the audio of `inputs` (files, folders searched recursively)
-    and/or the files of `manifest`. Unreadable files are left out and listed in the
-    result; raises `AdaptError` when there is too little usable audio."""
+    and/or the files of `manifest`; `balance` also shifts the output bias so those clips
+    spread over the labels. Unreadable files are left out and listed in the result;
+    raises `AdaptError` when there is too little usable audio."""
     items = [os.fspath(p) for p in inputs]
     if isinstance(inputs, (str, os.PathLike)):
         items = [os.fspath(inputs)]
@@ -115,6 +121,7 @@ def adapt(
         threads=resolve_threads(workers, len(files)),
         min_clips=min_clips,
         min_speech_seconds=min_speech_seconds,
+        balance=balance,
     )
     failures += list(out["failures"])
     if out["error"] is not None:
@@ -126,5 +133,7 @@ def adapt(
         speech_seconds=float(out["speech_seconds"]),
         ood_before=float(out["ood_before"]),
         ood_after=float(out["ood_after"]),
+        top_share_before=float(out["top_share_before"]),
+        top_share_after=float(out["top_share_after"]),
         failures=failures,
     )

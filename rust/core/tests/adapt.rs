@@ -157,6 +157,7 @@ fn adapt_rewrites_the_statistics_and_records_provenance() {
         created: Some("2026-12-04T06:00:00Z".into()),
         min_clips,
         min_speech_seconds: 5.0,
+        balance: false,
     };
     // too little audio: says how much more, names the bad files
     match adapt(&model, &all, &opts(10)) {
@@ -216,5 +217,32 @@ fn adapt_rewrites_the_statistics_and_records_provenance() {
     let meta2: Value = serde_json::from_str(load(again.bytes.clone()).unwrap().metadata_json()).unwrap();
     assert_eq!(meta2["provenance"]["adaptations"].as_array().unwrap().len(), 2);
     assert_eq!(adapt(&adapted, &paths, &opts(5)).unwrap().bytes, again.bytes);
+
+    // label balance: same statistics, only the output bias moves, so that the clips'
+    // mean probability is equal across labels
+    let balanced = adapt(&model, &paths, &AdaptOptions { balance: true, ..opts(5) }).unwrap();
+    let b = load(balanced.bytes.clone()).unwrap();
+    assert_eq!(b.normalization(), adapted.normalization());
+    assert_eq!(b.file().bias(0), model.file().bias(0));
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    let p = b.probabilities(&flat).unwrap();
+    let k = b.num_classes();
+    for c in 0..k {
+        let q: f64 = p.iter().skip(c).step_by(k).sum::<f64>() / rows.len() as f64;
+        assert!((q - 1.0 / k as f64).abs() < 1e-3, "label {c}: mean probability {q}");
+    }
+    let unbalanced = adapted.probabilities(&flat).unwrap();
+    let q0: Vec<f64> = (0..k).map(|c| unbalanced.iter().skip(c).step_by(k).sum::<f64>() / rows.len() as f64).collect();
+    assert!(q0.iter().any(|q| (q - 1.0 / k as f64).abs() > 0.05), "the generated clips must start unbalanced: {q0:?}");
+    let meta: Value = serde_json::from_str(b.metadata_json()).unwrap();
+    let record = &meta["provenance"]["adaptations"][0];
+    assert_eq!(record["adapted"], json!(["normalization", "label_balance"]));
+    let shift: Vec<f64> = record["bias_shift"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let old = model.file().bias(1).unwrap_or_else(|| vec![0.0; k]);
+    let new = b.file().bias(1).expect("the balanced output layer has a bias");
+    for c in 0..k {
+        assert!((f64::from(new[c] - old[c]) - shift[c]).abs() < 1e-3, "bias {c}");
+    }
+    assert!(balanced.top_share_after <= balanced.top_share_before);
     std::fs::remove_dir_all(&dir).ok();
 }

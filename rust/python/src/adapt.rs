@@ -14,10 +14,10 @@ use std::path::PathBuf;
 /// Adapts `model` to the audio `paths` (files). Returns a dict: `bytes` (the new `.laq`
 /// file, absent when nothing was built), `error` (one line, or None), `failures` (one
 /// line per file left out), `clips`, `seconds`, `speech_seconds`, `ood_before`,
-/// `ood_after`. Nothing is written: saving is the caller's (atomically).
+/// `ood_after`, `top_share_before`, `top_share_after`. Nothing is written: saving is the caller's (atomically).
 #[pyfunction]
 #[pyo3(signature = (model, paths, source = String::new(), created = None, threads = 0,
-    min_clips = adapt::MIN_CLIPS, min_speech_seconds = adapt::MIN_SPEECH_SECONDS))]
+    min_clips = adapt::MIN_CLIPS, min_speech_seconds = adapt::MIN_SPEECH_SECONDS, balance = true))]
 #[allow(clippy::too_many_arguments)]
 fn adapt_model<'py>(
     py: Python<'py>,
@@ -28,11 +28,12 @@ fn adapt_model<'py>(
     threads: usize,
     min_clips: usize,
     min_speech_seconds: f64,
+    balance: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     if !min_speech_seconds.is_finite() || min_speech_seconds < 0.0 {
         return Err(PyValueError::new_err(format!("min_speech_seconds must be >= 0, got {min_speech_seconds}")));
     }
-    let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds };
+    let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds, balance };
     let inner = &model.inner;
     let r = py.detach(|| guarded(|| adapt::adapt(inner, &paths, &opts))).map_err(panic_err)?;
     let out = PyDict::new(py);
@@ -46,6 +47,8 @@ fn adapt_model<'py>(
             out.set_item("speech_seconds", a.speech_seconds)?;
             out.set_item("ood_before", a.ood_before)?;
             out.set_item("ood_after", a.ood_after)?;
+            out.set_item("top_share_before", a.top_share_before)?;
+            out.set_item("top_share_after", a.top_share_after)?;
         }
         Err(e) => {
             out.set_item("error", e.to_string())?;
