@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,25 @@ def test_early_stopping_on_validation_loss(setup: tuple[SERClassifier, SERDataMo
     # a huge constant learning rate makes val_loss stop improving quickly
     res = finetune(model, PLAN, QuantScheme(), dm, epochs=40, lr=5.0, schedule="constant", patience=1, trainer_settings=SETTINGS)
     assert res.stopped_early and res.epochs < 40
+
+
+def test_finetune_trains_with_the_recipes_label_smoothing(setup: tuple[SERClassifier, SERDataModule]) -> None:
+    """QAT's loss is the run's: a recipe with label smoothing ends less sure of itself than
+    plain cross-entropy on the same model, plan and data."""
+    model, dm = setup
+    smooth = copy.deepcopy(model)
+    smooth.hparams["run_config"] = {"train": {"label_smoothing": 0.5}}
+    assert smooth.recipe()["label_smoothing"] == 0.5 and model.recipe()["label_smoothing"] == 0.0
+    x, _ = dm.split_tensors("train")
+
+    def confidence(m: SERClassifier) -> float:
+        res = finetune(m, PLAN, QuantScheme(), dm, epochs=8, lr=0.01, trainer_settings=SETTINGS, seed=0)
+        with torch.no_grad():
+            p = QATModule(res.model, PLAN, QuantScheme(), 1e-3, 1).eval()(x).softmax(1)
+        return float(p.max(1).values.mean())
+
+    plain, smoothed = confidence(model), confidence(smooth)
+    assert smoothed < plain - 0.05, (plain, smoothed)
 
 
 def test_fp32_control_trains_without_quantizing(setup: tuple[SERClassifier, SERDataModule]) -> None:
