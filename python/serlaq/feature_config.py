@@ -9,7 +9,8 @@ uses it is `serlaq.features` (which re-exports `FeatureConfig`); the Rust runtim
 Presets: `preset` names a bundle of defaults. Every field the user does not give is filled
 from the preset's values (a before-validator), explicit keys override. `paper` is the
 paper's 180-d recipe (time means of 40 MFCC, 12 chroma, 128 power mel bands); `rich` adds
-what measured better on inner holdouts (see `PRESETS`). A stored dict without `preset`
+what measured better on inner holdouts; `portable` (the default) is `rich` at a common
+16 kHz with level-invariant dB values (see `PRESETS`). A stored dict without `preset`
 (an old `.laq` header or checkpoint) must be read with `FeatureConfig.from_stored`, which
 reads it as `paper`: old files keep the features they were trained on whatever the
 current default preset is.
@@ -45,8 +46,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "db_reference": "mean",
     },
 }
-# The preset `FeatureConfig()` (and a config without `features.preset`) gets.
-DEFAULT_PRESET: PresetName = "rich"
+# The preset `FeatureConfig()` (and a config without `features.preset`) gets: `portable`
+# since issue 18 (better across corpora, no worse in-corpus: docs/benchmarks.md); `rich`
+# is the earlier default and keeps its README rows.
+DEFAULT_PRESET: PresetName = "portable"
 
 # Numeric bounds, inclusive unless noted; the Rust FeatureSpec enforces the same numbers
 # (tests/test_features.py checks pydantic against this table).
