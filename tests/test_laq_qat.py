@@ -112,6 +112,11 @@ def test_finetune_trains_with_the_recipes_label_smoothing(setup: tuple[SERClassi
 
     plain, smoothed = confidence(model), confidence(smooth)
     assert smoothed < plain - 0.05, (plain, smoothed)
+    # `laq.qat.label_smoothing` overrides the recipe (0 = how files were compressed before)
+    res = finetune(smooth, PLAN, QuantScheme(), dm, epochs=1, label_smoothing=0.0, trainer_settings=SETTINGS)
+    assert res.label_smoothing == 0.0 and res.as_dict()["label_smoothing"] == 0.0
+    assert LaqConfig.model_validate({"qat": {"label_smoothing": 0.0}}).resolved().qat_label_smoothing == 0.0
+    assert LaqConfig().resolved().qat_label_smoothing is None
 
 
 def test_fp32_control_trains_without_quantizing(setup: tuple[SERClassifier, SERDataModule]) -> None:

@@ -45,6 +45,11 @@ class QatConfig(BaseModel):
         None, ge=1, description="early stop when val_loss has not improved for this many epochs; None = run all epochs"
     )
     restore_best: bool = Field(False, description="end on the lowest-val_loss epoch instead of the last one")
+    label_smoothing: float | None = Field(
+        None, ge=0.0, lt=1.0,
+        description="cross-entropy label smoothing while fine-tuning; None = the run's train recipe (0 reproduces files "
+        "compressed before 2026-12-04)",
+    )  # fmt: skip
 
 
 class LaqConfig(BaseModel):
@@ -119,6 +124,7 @@ class LaqConfig(BaseModel):
             qat_schedule=self.qat.schedule,
             qat_patience=self.qat.patience,
             qat_restore_best=self.qat.restore_best,
+            qat_label_smoothing=self.qat.label_smoothing,
             out=self.out or "model.laq",
         )
 
@@ -149,6 +155,7 @@ class LaqSettings:
     qat_schedule: str
     qat_patience: int | None
     qat_restore_best: bool
+    qat_label_smoothing: float | None
     out: str
 
     def as_dict(self) -> dict[str, Any]:

@@ -292,6 +292,7 @@ def compress_model(
             epochs=settings.qat_epochs,
             lr=peak,
             schedule=settings.qat_schedule,
+            label_smoothing=settings.qat_label_smoothing,
             patience=settings.qat_patience,
             restore_best=settings.qat_restore_best,
             trainer_settings=trainer_settings,

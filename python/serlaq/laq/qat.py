@@ -142,10 +142,12 @@ class QatResult:
     best_val_loss: float | None
     seconds: float
     folder: Path | None
+    label_smoothing: float = 0.0  # the loss it fine-tuned with
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "epochs": self.epochs,
+            "label_smoothing": self.label_smoothing,
             "stopped_early": self.stopped_early,
             "best_val_loss": self.best_val_loss,
             "seconds": round(self.seconds, 3),
@@ -164,6 +166,7 @@ def finetune(
     schedule: str = "cosine",
     patience: int | None = None,
     restore_best: bool = False,
+    label_smoothing: float | None = None,
     trainer_settings: Mapping[str, Any] | None = None,
     folder: str | Path | None = None,
     seed: int = 0,
@@ -173,11 +176,14 @@ def finetune(
     `trainer_settings` are `lightning.Trainer` keyword arguments (the run's `trainer:`
     section); multi-process settings are reduced to one process, since QAT runs where the
     search ran (rank 0). `folder` receives `qat/` with the CSV log and checkpoints.
+    `label_smoothing` None = the model's training recipe's (`model.recipe()`).
     """
     started = time.perf_counter()
     student = copy.deepcopy(model).cpu().train()
-    recipe = model.recipe() if callable(getattr(model, "recipe", None)) else {}
-    smoothing = float(recipe.get("label_smoothing", 0.0))
+    if label_smoothing is None:  # the run's own loss
+        recipe = model.recipe() if callable(getattr(model, "recipe", None)) else {}
+        label_smoothing = float(recipe.get("label_smoothing", 0.0))
+    smoothing = label_smoothing
     module = QATModule(student, plan, scheme, lr=lr, epochs=epochs, schedule=schedule, label_smoothing=smoothing)
     settings = dict(trainer_settings or {})
     for key in ("devices", "num_nodes", "strategy"):
@@ -220,6 +226,7 @@ def finetune(
         best_val_loss=module.best_val_loss,
         seconds=time.perf_counter() - started,
         folder=qat_dir,
+        label_smoothing=smoothing,
     )
 
 
