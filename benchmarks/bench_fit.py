@@ -27,7 +27,7 @@ one that chose the defaults; `features`, `recipe`: wider sweeps).
 
 `--protocol acceptance` (issue 12): per seed, the paper switch (`features.preset=paper`,
 `train.recipe=paper`) and the config's defaults are each trained on the same split, fp32
-and default-compressed (`LaqConfig()`: budget 1.1 bits + QAT; the `.laq` written to get
+and default-compressed (the config's `laq:` section, else `LaqConfig()`: budget 1.1 bits + QAT; the `.laq` written to get
 its real size); accuracy and UAR (sklearn's balanced accuracy), paired per split against
 the paper preset's fp32. `--protocol loso`: the same rows over leave-one-speaker-out
 folds (`serlaq.data.splits.loso_folds`: test = one speaker, val = a stratified 10% of the
@@ -254,7 +254,8 @@ def fit_and_score(config: Any, datamodule: Any, seed: int, tmp: Path, compress: 
     from serlaq.laq.pipeline import compress_model, splits_of
     from serlaq.training import fit, quiet_lightning
 
-    result = fit(config, datamodule=datamodule)
+    settings = (config.laq if config.laq is not None else LaqConfig()).resolved()  # `--set laq.*` applies
+    result = fit(config.model_copy(update={"laq": None}), datamodule=datamodule)  # compressed once, below
     assert result is not None
     model = load_checkpoint(result.checkpoint).eval()
     data = splits_of(datamodule)
@@ -270,7 +271,7 @@ def fit_and_score(config: Any, datamodule: Any, seed: int, tmp: Path, compress: 
     if compress:
         with quiet_lightning():
             out = compress_model(
-                model, data, LaqConfig().resolved(), datamodule=datamodule,
+                model, data, settings, datamodule=datamodule,
                 trainer_settings=config.trainer.model_dump(exclude_none=True), lr=config.train.lr, seed=seed,
             )  # fmt: skip
         row["laq_acc"], row["laq_uar"] = scores(out.fake_quantized().eval())
