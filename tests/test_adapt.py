@@ -136,6 +136,12 @@ def test_cli_adapt_writes_the_model_and_names_bad_files(setup, tmp_path, capsys)
     lines = err.strip().splitlines()
     assert len(lines) == 2 and any("broken.wav" in l for l in lines) and any("silence.wav" in l for l in lines)
     assert serlaq.load(out).metadata["provenance"]["adaptations"][0]["clips"] == 24
+    assert "most predicted label" in stdout
+    assert serlaq.load(out).metadata["provenance"]["adaptations"][0]["adapted"] == ["normalization", "label_balance"]
+    plain = tmp_path / "plain.laq"
+    code, _, err = run_serlaq(["adapt", str(setup["model"]), str(room), "--out", str(plain), "--no-balance"], capsys)
+    assert code == 0, err
+    assert serlaq.load(plain).metadata["provenance"]["adaptations"][0]["adapted"] == ["normalization"]
 
 
 def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path, capsys):
@@ -165,6 +171,10 @@ def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path
         assert "Traceback" not in err
         assert not out.exists()
         assert model.read_bytes() == before
+    # a value given to the --balance/--no-balance switch: a usage error naming it, nothing written
+    code, _, err = run_serlaq(["adapt", str(model), str(few), "--out", str(out), "--balance=maybe"], capsys)
+    assert code == 2 and "'--balance' does not take a value" in err and "Traceback" not in err
+    assert not out.exists() and model.read_bytes() == before
     # the silent files are each named on stderr
     _, _, err = run_serlaq(cases[1][0], capsys)
     assert sum("all silent" in l for l in err.splitlines()) == 3

@@ -154,6 +154,8 @@ def test_explicit_fields_override_the_mode() -> None:
     [
         ({"laq": {"mode": "fast"}}, "laq.mode"),
         ({"laq": {"qat": {"epochs": 0}}}, "laq.qat.epochs"),
+        ({"laq": {"qat": {"label_smoothing": 1.5}}}, "laq.qat.label_smoothing"),
+        ({"laq": {"qat": {"label_smoothing": -0.1}}}, "laq.qat.label_smoothing"),
         ({"laq": {"search": "paper", "budget_bits": 1.5}}, "laq"),
         ({"laq": {"out": "../x.laq"}}, "laq.out"),
         ({"laq": {"weights": [0.5, -1, 0]}}, "laq.weights"),
