@@ -315,18 +315,11 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
     let (_, old_std) = model.normalization();
     let (mean, std) = statistics(&rows, old_std);
     let ood_before = median(rows.iter().filter_map(|r| model.ood_score(r).ok()).collect());
+    // the clips as the adapted model will see them, standardized once for both uses below
+    let d = model.input_dim();
+    let z = crate::model::standardize(&rows.concat(), &mean, &std);
     let ood_after = median(
-        rows.iter()
-            .map(|r| {
-                let s: f64 = r
-                    .iter()
-                    .zip(&mean)
-                    .zip(&std)
-                    .map(|((&v, &m), &s)| ((f64::from(v) - f64::from(m)) / f64::from(s)).powi(2))
-                    .sum();
-                (s / r.len() as f64).sqrt()
-            })
-            .collect(),
+        z.chunks_exact(d).map(|r| (r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / d as f64).sqrt()).collect(),
     );
     let created = opts.created.clone().unwrap_or_else(created_now);
     let mut record = json!({
@@ -336,24 +329,20 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
         "source": opts.source,
         "adapted": ["normalization"],
     });
-    let normalized = with_normalization(model, &mean, &std, None, record.clone()).map_err(AdaptError::Build)?;
-    let renormed = Model::from_laq(format::LaqFile::from_bytes(normalized.clone()).map_err(AdaptError::Build)?)
-        .map_err(|e| AdaptError::Build(LaqError::Invalid(format!("adapted model: {e}"))))?;
     let classes = model.num_classes();
-    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-    let logits =
-        renormed.forward(&flat).map_err(|e| AdaptError::Build(LaqError::Invalid(format!("adapted model: {e}"))))?;
-    let none = vec![0f64; classes];
-    let top_share_before = top_share(&logits, classes, &none);
+    let logits = model
+        .forward_standardized(z, rows.len())
+        .map_err(|e| AdaptError::Build(LaqError::Invalid(format!("adapted model: {e}"))))?;
+    let top_share_before = top_share(&logits, classes, &vec![0f64; classes]);
     let (bytes, top_share_after) = if opts.balance {
-        let shift = balance_shift(&logits, classes, renormed.temperature());
+        let shift = balance_shift(&logits, classes, model.temperature());
         record["adapted"] = json!(["normalization", "label_balance"]);
         record["bias_shift"] = json!(shift.iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<_>>());
         let shift32: Vec<f32> = shift.iter().map(|&v| v as f32).collect();
         let bytes = with_normalization(model, &mean, &std, Some(&shift32), record).map_err(AdaptError::Build)?;
         (bytes, top_share(&logits, classes, &shift))
     } else {
-        (normalized, top_share_before)
+        (with_normalization(model, &mean, &std, None, record).map_err(AdaptError::Build)?, top_share_before)
     };
     Ok(Adapted {
         bytes,

@@ -464,11 +464,17 @@ impl Model {
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFiniteInput { row: i / d, col: i % d });
         }
-        let n = x.len() / d;
-        let mut h: Vec<f32> = x
-            .chunks_exact(d)
-            .flat_map(|row| row.iter().zip(&self.mean).zip(&self.std).map(|((&v, &m), &s)| (v - m) / s))
-            .collect();
+        self.forward_standardized(standardize(x, &self.mean, &self.std), x.len() / d)
+    }
+
+    /// Already standardized rows (`n x input_dim`) -> logits: the packed layers alone.
+    /// `serlaq adapt` runs the network under new statistics through it without building
+    /// a second model.
+    pub fn forward_standardized(&self, mut h: Vec<f32>, n: usize) -> Result<Vec<f32>, ModelError> {
+        let d = self.input_dim();
+        if n == 0 || h.len() != n * d {
+            return Err(ModelError::InputShape { values: h.len(), dim: d });
+        }
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             let m = QMatrix::new(self.file.packed(l.index), l.rows, l.cols, l.bits, &l.scale, &l.zero)
@@ -540,6 +546,12 @@ impl Model {
             Err(_) => paths.iter().map(one).collect(),
         }
     }
+}
+
+/// `(x - mean) / std` per row in float32 (the training model's divide); `x` is rows of
+/// `mean.len()` values.
+pub fn standardize(x: &[f32], mean: &[f32], std: &[f32]) -> Vec<f32> {
+    x.chunks_exact(mean.len()).flat_map(|row| row.iter().zip(mean).zip(std).map(|((&v, &m), &s)| (v - m) / s)).collect()
 }
 
 /// Row-wise softmax in float64 (max subtracted first).
