@@ -183,8 +183,7 @@ def finetune(
     if label_smoothing is None:  # the run's own loss
         recipe = model.recipe() if callable(getattr(model, "recipe", None)) else {}
         label_smoothing = float(recipe.get("label_smoothing", 0.0))
-    smoothing = label_smoothing
-    module = QATModule(student, plan, scheme, lr=lr, epochs=epochs, schedule=schedule, label_smoothing=smoothing)
+    module = QATModule(student, plan, scheme, lr=lr, epochs=epochs, schedule=schedule, label_smoothing=label_smoothing)
     settings = dict(trainer_settings or {})
     for key in ("devices", "num_nodes", "strategy"):
         settings.pop(key, None)
@@ -226,7 +225,7 @@ def finetune(
         best_val_loss=module.best_val_loss,
         seconds=time.perf_counter() - started,
         folder=qat_dir,
-        label_smoothing=smoothing,
+        label_smoothing=label_smoothing,
     )
 
 
