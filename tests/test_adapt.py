@@ -203,3 +203,70 @@ def test_hostile_statistics_are_refused_by_the_reader(tmp_path):
         write_model(tmp_path / "narrow.laq", [w for w, _ in layers], [b for _, b in layers], [8, 8, 8], built.labels,
                     built.mean[:179], built.std)
         serlaq.load(tmp_path / "narrow.laq")
+
+
+def room_stream(setup: dict, order_seed: int = 0) -> tuple[np.ndarray, list[int], float]:
+    """The room's clips back to back in a shuffled order, each cut (or looped) to 64 STFT hops
+    of the model, so that window k of a (window = hop = 64 hops) timeline is clip k (the first
+    clip once more at the end, so the last clip's window is a full one)."""
+    rng = np.random.default_rng(order_seed)
+    clips = [setup["room"][i] for i in rng.permutation(len(setup["room"]))]
+    n = 64 * int(PAPER_FEATURES["hop_length"])
+    waves = [np.resize(_native.load_audio(p, 22050, 2048), n) for p, _ in clips]  # a short clip repeats
+    wave = np.concatenate([*waves, waves[0]])
+    return wave, [k for _, k in clips], n / 22050
+
+
+def stream_accuracy(model: serlaq.LaqModel, setup: dict, skip: int = 0, **running) -> tuple[float, list]:
+    wave, truth, seconds = room_stream(setup)
+    segs = list(model.segments(wave, 22050, window=seconds, hop=seconds, vad=False, **running))[: len(truth)]
+    assert len(segs) == len(truth) and all(s.start_sample == k * len(wave) // (len(truth) + 1) for k, s in enumerate(segs))
+    hits = [model.labels.index(s.label) == k for s, k in zip(segs, truth)]
+    return float(np.mean(hits[skip:])), segs
+
+
+def test_running_normalisation_adapts_a_stream_to_its_room(setup):
+    """A recording made in the new room, streamed: with running normalisation the windows
+    after the first few are judged as well as after `adapt` on the whole room; without it
+    the room's shift stays; a huge prior gives back the model's own statistics."""
+    model = serlaq.load(setup["model"])
+    fixed, plain = stream_accuracy(model, setup, skip=8)
+    running, _ = stream_accuracy(model, setup, skip=8, running_norm=True, running_prior=2.0)
+    home = accuracy(model, setup["same"])
+    assert fixed <= home - 0.3, (home, fixed)
+    assert running >= fixed + 0.25 and running >= home - 0.2, (home, fixed, running)
+    _, frozen = stream_accuracy(model, setup, running_norm=True, running_prior=1e9)
+    for a, b in zip(plain, frozen):
+        assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) < 1e-4
+    # the stream's state: a live push in two chunks gives the same windows as offline
+    wave, _, seconds = room_stream(setup)
+    stream = model.stream(22050, window=seconds, hop=seconds, vad=False, running_norm=True, running_prior=2.0)
+    live = stream.push(wave[:50_000]) + stream.push(wave[50_000:]) + stream.flush()
+    offline = list(model.segments(wave, 22050, window=seconds, hop=seconds, vad=False, running_norm=True, running_prior=2.0))
+    assert [s.probabilities for s in live] == [s.probabilities for s in offline]
+
+
+@pytest.mark.parametrize("flag,value", [("running_prior", 0.5), ("running_horizon", float("nan")), ("running_prior", 1e12)])
+def test_running_normalisation_bad_numbers_name_the_option(setup, flag, value):
+    model = serlaq.load(setup["model"])
+    with pytest.raises(ValueError, match=flag):
+        model.stream(22050, running_norm=True, **{flag: value})
+
+
+def test_cli_running_norm_only_with_segments(setup, tmp_path, capsys):
+    code, _, err = run_serlaq(["predict", str(setup["model"]), setup["room"][0][0], "--running-norm"], capsys)
+    assert code == 2 and "--running-norm: only with --segments" in err
+    code, _, err = run_serlaq(["predict", str(setup["model"]), setup["room"][0][0], "--segments", "--running-prior", "5"], capsys)
+    assert code == 2 and "only with --running-norm" in err
+    wave, truth, seconds = room_stream(setup)
+    wav = tmp_path / "room.wav"
+    sf.write(str(wav), wave, 22050, subtype="FLOAT")
+    hits = {}
+    for extra in ([], ["--running-norm", "--running-prior", "2"]):
+        args = ["predict", str(setup["model"]), str(wav), "--segments", "--no-vad", "--window", repr(seconds),
+                "--hop", repr(seconds), "--format", "jsonl", *extra]  # fmt: skip
+        code, out, err = run_serlaq(args, capsys)
+        assert code == 0, err
+        labels = [rec["label"] for rec in map(json.loads, out.splitlines()) if "start" in rec][: len(truth)]
+        hits[bool(extra)] = np.mean([LABELS[k] == lab for k, lab in zip(truth[8:], labels[8:])])
+    assert hits[True] >= hits[False] + 0.25, hits

@@ -251,9 +251,13 @@ SEGMENT_WINDOW: float  # default window, seconds (2.0)
 SEGMENT_HOP: float  # default hop, seconds (1.0)
 VAD_DB: float  # default frame level threshold, dBFS (-50.0)
 VAD_MIN_SPEECH: float  # default share of voiced frames for a speech window (0.25)
+RUNNING_PRIOR: float  # running normalisation: weight of the model's statistics, windows (20.0)
+RUNNING_HORIZON: float  # running normalisation: memory of the stream's statistics, windows (600.0)
 
 class Segmenter:
-    """One stream cut into windows for `model`; `vad_db=None` turns the voice-activity gate off.
+    """One stream cut into windows for `model`; `vad_db=None` turns the voice-activity gate off,
+    a `running_prior` turns running normalisation on (the stream's speech windows re-estimate
+    the input statistics, the model's own counting as `running_prior` windows).
 
     ValueError: bad options, NaN/inf samples (the chunk is rejected, the stream goes on), a
     changed `sample_rate`, a push after finish; TypeError: a non-float array; AudioError:
@@ -269,6 +273,8 @@ class Segmenter:
         vad_db: float | None = -50.0,
         min_speech: float = 0.25,
         source: str = "stream",
+        running_prior: float | None = None,
+        running_horizon: float = 600.0,
     ) -> None: ...
     def push(self, samples: NDArray[np.floating], sample_rate: int | None = None) -> list[SegmentTuple]:
         """Mono float samples (any length) -> the segments they complete."""
@@ -289,6 +295,8 @@ def segment_file(
     hop: float = 1.0,
     vad_db: float | None = -50.0,
     min_speech: float = 0.25,
+    running_prior: float | None = None,
+    running_horizon: float = 600.0,
 ) -> tuple[list[SegmentTuple], str | None]:
     """A file read packet by packet -> (segments up to the end or the damage, None or one
     error line naming the file and where it broke). ValueError only for bad options."""
@@ -331,6 +339,8 @@ def segments_to(
     min_speech: float,
     top_k: int | None = None,
     keep: bool = False,
+    running_prior: float | None = None,
+    running_horizon: float = 600.0,
 ) -> tuple[int, list[tuple[str, list[SegmentTuple], str | None]]]:
     """`serlaq predict --segments` (ValueError for bad options, before any output); returns
     (failures, the timelines of files with windows when `keep`)."""

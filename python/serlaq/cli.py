@@ -72,6 +72,9 @@ def predict(
     min_speech: float | None = typer.Option(None, "--min-speech", help="--segments: share of voiced frames that makes a window speech (default 0.25)"),
     no_vad: bool = typer.Option(False, "--no-vad", help="--segments: no voice-activity gate (the model judges every window)"),
     plot: Path | None = typer.Option(None, "--plot", help="--segments: write the emotion timeline(s) as a PNG (needs the train extra's matplotlib)"),
+    running_norm: bool = typer.Option(False, "--running-norm", help="--segments: each file's speech windows re-estimate the input statistics as they come (running normalisation: a recording adapts the model to its own room)"),
+    running_prior: float | None = typer.Option(None, "--running-prior", help="--running-norm: weight of the model's own statistics, in windows (default 20)"),
+    running_horizon: float | None = typer.Option(None, "--running-horizon", help="--running-norm: windows after which older windows fade out (default 600)"),
 ) -> None:
     """Predict the emotion of audio files: one line per file (path, label, confidence).
 
@@ -94,10 +97,13 @@ def predict(
     seg_flags = {"--window": window, "--hop": hop, "--vad-db": vad_db, "--min-speech": min_speech, "--plot": plot}
     if not segments:
         given = [k for k, v in seg_flags.items() if v is not None] + (["--no-vad"] if no_vad else [])
+        given += ["--running-norm"] if running_norm else []
         if given:
             fail(f"{', '.join(given)}: only with --segments", code=2)
     elif no_vad and (vad_db is not None or min_speech is not None):
         fail("--no-vad: cannot be combined with --vad-db / --min-speech", code=2)
+    elif not running_norm and (running_prior is not None or running_horizon is not None):
+        fail("--running-prior, --running-horizon: only with --running-norm", code=2)
     elif plot is not None:
         import importlib.util
 
@@ -116,7 +122,8 @@ def predict(
         try:  # the options are checked before anything is written
             failed = run_segments_cli(
                 laq, inputs, fmt, top_k=top_k, window=window, hop=hop, vad=not no_vad, vad_db=vad_db,
-                min_speech=min_speech, plot=plot, echo_error=echo_error,
+                min_speech=min_speech, plot=plot, echo_error=echo_error, running_norm=running_norm,
+                running_prior=running_prior, running_horizon=running_horizon,
             )
         except ValueError as exc:
             fail(str(exc))

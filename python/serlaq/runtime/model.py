@@ -317,6 +317,9 @@ class LaqModel:
         vad: bool = True,
         vad_db: float = -50.0,
         min_speech: float = 0.25,
+        running_norm: bool = False,
+        running_prior: float = 20.0,
+        running_horizon: float = 600.0,
     ) -> Iterator[Segment]:
         """Cut a long recording into overlapping windows: yields one `Segment` per window
         (label, confidence, probabilities; "silence" where the voice-activity gate finds
@@ -325,10 +328,14 @@ class LaqModel:
         the file and the time) or a waveform with its `sample_rate`. Window and hop in
         seconds, rounded to whole STFT hops of the model. VAD: a frame is voiced at or
         above `vad_db` dBFS, a window is speech when `min_speech` of its frames are.
+        `running_norm`: each speech window is standardized with the model's statistics
+        (weighted as `running_prior` windows) mixed with those of the recording's speech
+        windows so far (fading after `running_horizon` windows): the recording adapts the
+        model to its own room as it plays (docs/adapt.md).
         """
         from serlaq.runtime.segments import SegmentOptions, iter_segments
 
-        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k)
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon)
         return iter_segments(self, x, sample_rate, opts)
 
     def segment_file(
@@ -340,12 +347,16 @@ class LaqModel:
         vad: bool = True,
         vad_db: float = -50.0,
         min_speech: float = 0.25,
+        running_norm: bool = False,
+        running_prior: float = 20.0,
+        running_horizon: float = 600.0,
     ) -> SegmentTimeline:
         """A file's segments and, when it broke part-way, the error line (no exception for
         the file itself); `.summary()` gives speech time and shares per emotion."""
         from serlaq.runtime.segments import SegmentOptions, segment_file
 
-        return segment_file(self, path, SegmentOptions(window, hop, vad, vad_db, min_speech, top_k))
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon)
+        return segment_file(self, path, opts)
 
     def stream(
         self,
@@ -357,11 +368,15 @@ class LaqModel:
         vad_db: float = -50.0,
         min_speech: float = 0.25,
         source: str = "stream",
+        running_norm: bool = False,
+        running_prior: float = 20.0,
+        running_horizon: float = 600.0,
     ) -> SegmentStream:
         """A live stream at `sample_rate` Hz: `.push(samples)` (any chunk size) returns the
         segments completed so far, `.flush()` the rest; the same segments as `segments()`
-        on the whole recording."""
+        on the whole recording (`running_norm`: as in `segments()`)."""
         from serlaq.runtime.segments import SegmentOptions, SegmentStream
 
-        return SegmentStream(self, sample_rate, SegmentOptions(window, hop, vad, vad_db, min_speech, top_k), source)
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon)
+        return SegmentStream(self, sample_rate, opts, source)
 

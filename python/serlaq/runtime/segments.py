@@ -19,6 +19,11 @@ hop 512: 86 / 43 frames = 1.997 / 0.999 s); `SegmentStream.window_seconds` tells
 VAD: a frame is voiced when its level (mean square of the Hann-windowed frame, dBFS) is
 at least `vad_db` (default -50), a window is speech when at least `min_speech` (0.25) of
 its frames are voiced.
+Running normalisation (`running_norm=True`, off by default): each speech window is
+standardized with the model's statistics (weighted as `running_prior` windows, default 20)
+mixed with those of the stream's speech windows so far (forgetting after
+`running_horizon`, default 600 windows): a recording adapts the model to its own room as
+it plays, the streaming form of `LaqModel.adapt` (docs/adapt.md).
 """
 
 from __future__ import annotations
@@ -50,10 +55,14 @@ DEFAULT_WINDOW: float = float(_native.SEGMENT_WINDOW)
 DEFAULT_HOP: float = float(_native.SEGMENT_HOP)
 DEFAULT_VAD_DB: float = float(_native.VAD_DB)
 DEFAULT_MIN_SPEECH: float = float(_native.VAD_MIN_SPEECH)
+DEFAULT_RUNNING_PRIOR: float = float(_native.RUNNING_PRIOR)
+DEFAULT_RUNNING_HORIZON: float = float(_native.RUNNING_HORIZON)
 
 __all__ = [
     "DEFAULT_HOP",
     "DEFAULT_MIN_SPEECH",
+    "DEFAULT_RUNNING_HORIZON",
+    "DEFAULT_RUNNING_PRIOR",
     "DEFAULT_VAD_DB",
     "DEFAULT_WINDOW",
     "SegmentStream",
@@ -73,6 +82,9 @@ class SegmentOptions:
     vad_db: float = DEFAULT_VAD_DB
     min_speech: float = DEFAULT_MIN_SPEECH
     top_k: int | None = None
+    running_norm: bool = False
+    running_prior: float = DEFAULT_RUNNING_PRIOR
+    running_horizon: float = DEFAULT_RUNNING_HORIZON
 
     def native(self) -> dict[str, Any]:
         return {
@@ -80,6 +92,8 @@ class SegmentOptions:
             "hop": float(self.hop),
             "vad_db": float(self.vad_db) if self.vad else None,
             "min_speech": float(self.min_speech),
+            "running_prior": float(self.running_prior) if self.running_norm else None,
+            "running_horizon": float(self.running_horizon),
         }
 
 
@@ -280,6 +294,9 @@ def run_segments_cli(
     min_speech: float | None,
     plot: PathLike | None,
     echo_error: Any,
+    running_norm: bool = False,
+    running_prior: float | None = None,
+    running_horizon: float | None = None,
 ) -> int:
     """The body of `serlaq predict --segments`: the core's segment run and writer (the
     bytes `serlaq-rt` prints) to stdout as each file is segmented, csv summaries to
@@ -295,6 +312,9 @@ def run_segments_cli(
         vad_db=DEFAULT_VAD_DB if vad_db is None else vad_db,
         min_speech=DEFAULT_MIN_SPEECH if min_speech is None else min_speech,
         top_k=top_k,
+        running_norm=running_norm,
+        running_prior=DEFAULT_RUNNING_PRIOR if running_prior is None else running_prior,
+        running_horizon=DEFAULT_RUNNING_HORIZON if running_horizon is None else running_horizon,
     )
     sys.stdout.flush()
     failed, kept = _native.segments_to(

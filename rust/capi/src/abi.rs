@@ -34,6 +34,7 @@ impl serlaq_stream_options {
             window: self.window,
             hop: self.hop,
             vad: (self.vad != 0).then_some(Vad { threshold_db: self.vad_db, min_speech: self.min_speech }),
+            running: None,
         }
     }
 }

@@ -12,7 +12,7 @@ mod serve;
 use clap::{Args, Parser, Subcommand};
 use serlaq_core::runtime::{
     self, check_options, pathlib, predict_inputs, segment_inputs, BatchOptions, Format, Model, ModelInfo, ModelSource,
-    Outcome, ResultWriter, SegmentItem, SegmentOptions, SegmentWriter, Stop, Vad,
+    Outcome, ResultWriter, RunningNorm, SegmentItem, SegmentOptions, SegmentWriter, Stop, Vad,
 };
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -94,6 +94,16 @@ struct PredictArgs {
     /// --segments: no voice-activity gate (the model judges every window)
     #[arg(long = "no-vad")]
     no_vad: bool,
+    /// --segments: each file's speech windows re-estimate the input statistics as they
+    /// come (running normalisation: a recording adapts the model to its own room)
+    #[arg(long = "running-norm")]
+    running_norm: bool,
+    /// --running-norm: weight of the model's own statistics, in windows (default 20)
+    #[arg(long = "running-prior", value_name = "N", allow_negative_numbers = true)]
+    running_prior: Option<f64>,
+    /// --running-norm: windows after which older windows fade out (default 600)
+    #[arg(long = "running-horizon", value_name = "N", allow_negative_numbers = true)]
+    running_horizon: Option<f64>,
     /// error lines keep the audio decoder's own detail (default: plain words)
     #[arg(long)]
     verbose: bool,
@@ -199,12 +209,18 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
         if a.no_vad {
             given.push("--no-vad");
         }
+        if a.running_norm {
+            given.push("--running-norm");
+        }
         if !given.is_empty() {
             return usage_error(&format!("{}: only with --segments", given.join(", ")));
         }
     } else {
         if a.no_vad && (a.vad_db.is_some() || a.min_speech.is_some()) {
             return usage_error("--no-vad: cannot be combined with --vad-db / --min-speech");
+        }
+        if !a.running_norm && (a.running_prior.is_some() || a.running_horizon.is_some()) {
+            return usage_error("--running-prior, --running-horizon: only with --running-norm");
         }
         return predict_segments(a, fmt);
     }
@@ -238,6 +254,10 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
         vad: (!a.no_vad).then(|| {
             let v = Vad::default();
             Vad { threshold_db: a.vad_db.unwrap_or(v.threshold_db), min_speech: a.min_speech.unwrap_or(v.min_speech) }
+        }),
+        running: a.running_norm.then(|| {
+            let r = RunningNorm::default();
+            RunningNorm { prior: a.running_prior.unwrap_or(r.prior), horizon: a.running_horizon.unwrap_or(r.horizon) }
         }),
     };
     check_options(&model, &opts).map_err(Fatal)?;

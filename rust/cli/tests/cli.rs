@@ -396,7 +396,7 @@ fn paths_are_written_as_given_from_anywhere() {
 
 // --- predict --segments -------------------------------------------------------------------
 
-use serlaq_core::segments::{segment_file, Segment, SegmentOptions, Vad};
+use serlaq_core::segments::{segment_file, RunningNorm, Segment, SegmentOptions, Vad};
 
 /// 3 s of tone, 2.5 s of silence, 3 s of another tone, 1 s of silence (8 kHz mono).
 fn recording() -> Vec<f32> {
@@ -598,7 +598,7 @@ fn segments_options_damage_and_usage_errors() {
     let fx = Fixture::new("segerr");
     let bytes = fx.recording("rec.wav");
     // window 1 s every 0.25 s, no gate: every window judged by the model
-    let opts = SegmentOptions { window: 1.0, hop: 0.25, vad: None };
+    let opts = SegmentOptions { window: 1.0, hop: 0.25, vad: None, running: None };
     let want = fx.segments("rec.wav", &opts);
     let o = fx.run(&[
         "predict",
@@ -620,6 +620,23 @@ fn segments_options_damage_and_usage_errors() {
     for (v, s) in objs.iter().zip(&want) {
         check_segment(v, s, "rec.wav");
     }
+    // running normalisation: the core's running-normalised timeline, its two numbers passed
+    let running = SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0 }), ..opts };
+    let want = fx.segments("rec.wav", &running);
+    assert_ne!(want, fx.segments("rec.wav", &opts));
+    let o = fx.run(&[
+        "predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl", "--window", "1", "--hop", "0.25",
+        "--no-vad", "--running-norm", "--running-prior", "3", "--running-horizon", "40",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want.len() + 1);
+    for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+    }
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--running-norm", "--running-prior", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("serlaq-rt: error: running_prior: "), "{}", stderr(&o));
     // a stricter gate (negative values parse as numbers)
     let strict =
         SegmentOptions { vad: Some(Vad { threshold_db: -12.0, min_speech: 0.5 }), ..SegmentOptions::default() };
@@ -683,6 +700,8 @@ fn segments_options_damage_and_usage_errors() {
     for (args, msg) in [
         (&["--window", "3", "--no-vad"][..], "--window, --no-vad: only with --segments"),
         (&["--vad-db", "-40"][..], "--vad-db: only with --segments"),
+        (&["--running-norm"][..], "--running-norm: only with --segments"),
+        (&["--segments", "--running-horizon", "9"][..], "--running-prior, --running-horizon: only with --running-norm"),
         (
             &["--segments", "--no-vad", "--min-speech", "0.5"][..],
             "--no-vad: cannot be combined with --vad-db / --min-speech",

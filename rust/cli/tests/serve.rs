@@ -227,7 +227,7 @@ fn endpoints_answer_what_the_cli_prints() {
     assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(cli).unwrap());
 
     // segments: the bytes of `predict --segments --format jsonl`
-    for q in ["", "&hop=0.5&top_k=3", "&window=1.0&no_vad=1", "&vad_db=-30&min_speech=0.5"] {
+    for q in ["", "&hop=0.5&top_k=3", "&window=1.0&no_vad=1", "&vad_db=-30&min_speech=0.5", "&hop=0.5&running_norm=1"] {
         let (status, head, got) = srv.post(&format!("/v1/segments?name=talk.wav{q}"), &srv.file("talk.wav"));
         assert_eq!(status, 200, "{q}");
         assert!(head.to_ascii_lowercase().contains("application/x-ndjson"));
@@ -236,6 +236,7 @@ fn endpoints_answer_what_the_cli_prints() {
             let (k, v) = kv.split_once('=').unwrap();
             match k {
                 "no_vad" => vec!["--no-vad".to_string()],
+                "running_norm" => vec!["--running-norm".to_string()],
                 _ => vec![format!("--{}", k.replace('_', "-")), v.to_string()],
             }
         }).collect();
@@ -266,7 +267,7 @@ fn endpoints_answer_what_the_cli_prints() {
 fn websocket_equals_offline_segmentation() {
     let srv = Server::start("ws", &[]);
     let wav = srv.file("talk.wav");
-    for (seed, opts, max_frame) in [(1u64, json!({}), 3000usize), (2, json!({"hop": 0.5, "top_k": 2}), 40), (3, json!({"no_vad": true, "window": 1.5}), 9000)] {
+    for (seed, opts, max_frame) in [(1u64, json!({}), 3000usize), (2, json!({"hop": 0.5, "top_k": 2}), 40), (3, json!({"no_vad": true, "window": 1.5}), 9000), (4, json!({"running_norm": true, "hop": 0.5}), 700)] {
         let mut config = json!({"sample_rate": 16000, "format": "pcm16", "name": "talk.wav"});
         config.as_object_mut().unwrap().extend(opts.as_object().unwrap().clone());
         let got = stream_pcm16(&srv, config, wav_pcm(&wav), seed, max_frame);
@@ -274,6 +275,7 @@ fn websocket_equals_offline_segmentation() {
         for (k, v) in opts.as_object().unwrap() {
             match k.as_str() {
                 "no_vad" => args.push("--no-vad".into()),
+                "running_norm" => args.push("--running-norm".into()),
                 _ => args.extend([format!("--{}", k.replace('_', "-")), v.to_string()]),
             }
         }

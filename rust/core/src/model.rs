@@ -496,6 +496,18 @@ impl Model {
         Ok(softmax_rows_t(&logits, self.num_classes(), self.temperature))
     }
 
+    /// Already standardized rows -> class probabilities (the layers, then the calibrated
+    /// softmax). Streams with running normalisation standardize with their own statistics.
+    pub fn probabilities_standardized(&self, h: Vec<f32>) -> Result<Vec<f64>, ModelError> {
+        let n = h.len() / self.input_dim().max(1);
+        if let Some(i) = h.iter().position(|v| !v.is_finite()) {
+            let d = self.input_dim();
+            return Err(ModelError::NonFiniteInput { row: i / d, col: i % d });
+        }
+        let logits = self.forward_standardized(h, n)?;
+        Ok(softmax_rows_t(&logits, self.num_classes(), self.temperature))
+    }
+
     /// A mono waveform at the spec's rate -> the raw feature vector.
     pub fn features_wave(&self, wave: &[f32]) -> Result<Vec<f32>, ModelError> {
         Ok(self.scratch.extract(&self.plan, wave)?)

@@ -8,7 +8,8 @@ use serlaq_core::features::{FeaturePlan, FrameRows};
 use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
 use serlaq_core::model::Model;
 use serlaq_core::segments::{
-    segment_file, Segment, SegmentError, SegmentOptions, SegmentPlan, Segmenter, Vad, ALL_KINDS,
+    segment_file, RunningNorm, RunningStats, Segment, SegmentError, SegmentOptions, SegmentPlan, Segmenter, Vad,
+    ALL_KINDS,
 };
 
 fn lcg(state: &mut u64) -> u64 {
@@ -106,7 +107,7 @@ fn stream(model: &Model, rate: u32, wave: &[f32], opts: &SegmentOptions, chunks:
 #[test]
 fn random_chunks_equal_one_push_bit_for_bit() {
     let m = model();
-    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()) };
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()), running: None };
     for rate in [8000u32, 11025, 44100] {
         let wave = recording(rate, &[(2.3, 440.0), (1.7, 0.0), (3.1, 1200.0)], 5);
         let whole = stream(&m, rate, &wave, &opts, None);
@@ -120,7 +121,7 @@ fn random_chunks_equal_one_push_bit_for_bit() {
 #[test]
 fn each_window_is_the_pool_of_the_whole_streams_frames() {
     let m = model();
-    let opts = SegmentOptions { window: 0.8, hop: 0.3, vad: None };
+    let opts = SegmentOptions { window: 0.8, hop: 0.3, vad: None, running: None };
     let wave = recording(8000, &[(4.2, 700.0)], 9);
     let segs = stream(&m, 8000, &wave, &opts, Some(4));
     let plan = FeaturePlan::new(m.spec()).unwrap();
@@ -142,7 +143,7 @@ fn each_window_is_the_pool_of_the_whole_streams_frames() {
 #[test]
 fn grid_positions_and_end_rules() {
     let m = model();
-    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: None };
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: None, running: None };
     // 16 kHz source, model 8 kHz: window 1.0 s = 62.5 -> 63 frames (1.008 s), hop 31.25 -> 31
     let sp = SegmentPlan::new(m.spec(), 16000, &opts).unwrap();
     assert_eq!((sp.window_frames, sp.hop_frames), (63, 31));
@@ -185,7 +186,7 @@ fn short_streams_give_one_segment_or_too_short() {
 #[test]
 fn vad_marks_the_silence_between_tones() {
     let m = model();
-    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()) };
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()), running: None };
     let wave = recording(8000, &[(3.0, 440.0), (3.0, 0.0), (3.0, 900.0)], 3);
     let segs = stream(&m, 8000, &wave, &opts, Some(1));
     for s in &segs {
@@ -215,7 +216,7 @@ fn vad_marks_the_silence_between_tones() {
 #[test]
 fn memory_stays_bounded_on_a_long_stream() {
     let m = model();
-    let opts = SegmentOptions { window: 2.0, hop: 1.0, vad: Some(Vad::default()) };
+    let opts = SegmentOptions { window: 2.0, hop: 1.0, vad: Some(Vad::default()), running: None };
     let mut seg = Segmenter::new(&m, 8000, &opts, "long").unwrap();
     let chunk = recording(8000, &[(1.3, 600.0)], 6);
     let mut n = 0;
@@ -248,6 +249,12 @@ fn every_error_kind() {
     see(opt(SegmentOptions { window: 0.001, hop: 0.001, ..ok }));
     see(opt(SegmentOptions { vad: Some(Vad { threshold_db: 5.0, min_speech: 0.2 }), ..ok }));
     see(opt(SegmentOptions { vad: Some(Vad { threshold_db: -40.0, min_speech: 1.5 }), ..ok }));
+    assert_eq!(
+        see(opt(SegmentOptions { running: Some(RunningNorm { prior: 0.5, horizon: 600.0 }), ..ok })),
+        "running_prior: must be a number of windows within 1..=1e9 (got 0.5)"
+    );
+    let e = see(opt(SegmentOptions { running: Some(RunningNorm { prior: 20.0, horizon: f64::NAN }), ..ok }));
+    assert!(e.starts_with("running_horizon: "), "{e}");
     let e = Segmenter::new(&m, 500, &ok, "s").unwrap_err();
     assert!(matches!(&e, SegmentError::Audio(AudioError::Rate { source, .. }) if source == "s"), "{e}");
     see(e);
@@ -329,7 +336,7 @@ fn wav_bytes(rate: u32, wave: &[f32]) -> Vec<u8> {
 #[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn file_equals_stream_and_truncation_keeps_what_came_before() {
     let m = model();
-    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()) };
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: Some(Vad::default()), running: None };
     let dir = std::env::temp_dir().join(format!("serlaq-seg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let wave = recording(11025, &[(2.0, 440.0), (1.5, 0.0), (2.5, 1000.0)], 7);
@@ -368,7 +375,7 @@ fn resampled_stream_matches_resampling_first() {
     // pushing 11025 Hz equals pushing the resampled signal to an 8 kHz segmenter, modulo the
     // positions (source samples): the resampler is chunk-invariant and runs before the frames
     let m = model();
-    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: None };
+    let opts = SegmentOptions { window: 1.0, hop: 0.5, vad: None, running: None };
     let wave = recording(11025, &[(3.0, 500.0)], 2);
     let a = stream(&m, 11025, &wave, &opts, Some(5));
     let b = stream(&m, 8000, &resample(&wave, 11025, 8000).unwrap(), &opts, None);
@@ -376,4 +383,87 @@ fn resampled_stream_matches_resampling_first() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.probabilities, y.probabilities);
     }
+}
+
+/// Mean and population variance of weighted samples, two-pass, in float64.
+fn moments(samples: &[(f64, f64)]) -> (f64, f64) {
+    let w: f64 = samples.iter().map(|s| s.1).sum();
+    let m = samples.iter().map(|&(x, k)| k * x).sum::<f64>() / w;
+    (m, samples.iter().map(|&(x, k)| k * (x - m) * (x - m)).sum::<f64>() / w)
+}
+
+#[test]
+fn running_statistics_are_the_moments_of_the_model_and_the_stream_pooled() {
+    // the model's statistics as `prior` pseudo-windows: half at mean - std, half at mean + std
+    let (mean0, std0) = (vec![1.5f32, -40.0], vec![0.5f32, 8.0]);
+    let opts = RunningNorm { prior: 6.0, horizon: 1e6 };
+    let mut stats = RunningStats::new(opts, 2);
+    let mut st = 5u64;
+    let mut seen: Vec<[f32; 2]> = Vec::new();
+    let (mut mean, mut std) = (Vec::new(), Vec::new());
+    for n in 1..=40 {
+        let x = [3.0 + (lcg(&mut st) % 1000) as f32 / 250.0, -20.0 + (lcg(&mut st) % 1000) as f32 / 50.0];
+        stats.update(&x);
+        seen.push(x);
+        stats.blend(&mean0, &std0, &mut mean, &mut std);
+        for d in 0..2 {
+            let (m0, s0) = (f64::from(mean0[d]), f64::from(std0[d]));
+            let mut pool = vec![(m0 - s0, opts.prior / 2.0), (m0 + s0, opts.prior / 2.0)];
+            pool.extend(seen.iter().map(|x| (f64::from(x[d]), 1.0)));
+            let (m, v) = moments(&pool);
+            assert!((f64::from(mean[d]) - m).abs() < 1e-4 * m.abs().max(1.0), "n={n} d={d}: {} vs {m}", mean[d]);
+            assert!((f64::from(std[d]) - v.sqrt()).abs() < 1e-4 * v.sqrt(), "n={n} d={d}: {} vs {}", std[d], v.sqrt());
+        }
+        assert_eq!(stats.seen(), n);
+    }
+}
+
+#[test]
+fn running_statistics_forget_after_the_horizon() {
+    // 100 windows of one room, then 2000 of another: with horizon 50 the blend follows the
+    // second room; without forgetting it stays between the two
+    let run = |horizon: f64| {
+        let mut stats = RunningStats::new(RunningNorm { prior: 1.0, horizon }, 1);
+        for i in 0..2100 {
+            let room = if i < 100 { 0.0 } else { 10.0 };
+            stats.update(&[room + if i % 2 == 0 { 1.0 } else { -1.0 }]);
+        }
+        let (mut m, mut s) = (Vec::new(), Vec::new());
+        stats.blend(&[0.0], &[1.0], &mut m, &mut s);
+        (m[0], s[0])
+    };
+    let (m, s) = run(50.0);
+    // 1 prior window at 0 (var 1) and 50 at 10 (var 1): var = (1 + 9.8^2 + 50 * (1 + 0.2^2)) / 51
+    assert!((m - 9.8).abs() < 0.05 && (s - 1.71).abs() < 0.05, "{m} {s}");
+    let (m, _) = run(1e9);
+    assert!((m - 9.52).abs() < 0.05, "{m}"); // 2000 of 2101 windows at 10
+}
+
+#[test]
+fn running_normalisation_with_a_huge_prior_is_the_model_alone_and_a_stream_is_chunk_invariant() {
+    let m = model();
+    let wave = recording(8000, &[(1.5, 220.0), (1.0, 440.0), (1.5, 330.0), (1.0, 880.0)], 9);
+    let fixed = SegmentOptions { window: 1.0, hop: 0.5, vad: None, running: None };
+    let run = |o: &SegmentOptions, chunk: usize| {
+        let mut seg = Segmenter::new(&m, 8000, o, "s").unwrap();
+        let mut out = Vec::new();
+        for c in wave.chunks(chunk) {
+            out.extend(seg.push(&m, c).unwrap());
+        }
+        out.extend(seg.finish(&m).unwrap());
+        (out, seg.running_windows())
+    };
+    let (plain, n0) = run(&fixed, 8000);
+    let (frozen, _) = run(&SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0 }), ..fixed }, 8000);
+    assert_eq!(n0, 0);
+    for (a, b) in plain.iter().zip(&frozen) {
+        let (pa, pb) = (a.probabilities.as_ref().unwrap(), b.probabilities.as_ref().unwrap());
+        assert!(pa.iter().zip(pb).all(|(x, y)| (x - y).abs() < 1e-4), "{pa:?} {pb:?}");
+    }
+    let adapting = SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0 }), ..fixed };
+    let (a, n) = run(&adapting, 8000);
+    let (b, _) = run(&adapting, 777);
+    assert_eq!(a, b, "chunking does not change a running-normalised timeline");
+    assert_eq!(n as usize, a.len(), "every speech window is taken in");
+    assert_ne!(a, plain, "the stream's own statistics change the probabilities");
 }

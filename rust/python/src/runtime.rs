@@ -9,8 +9,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serlaq_core::runtime::{
     self, check_options, ood_warning, predict_inputs, segment_inputs, BatchOptions, Format, Outcome, ResultWriter, SegmentItem,
-    SegmentOptions, SegmentSummary, SegmentWriter, Stop, Vad,
+    SegmentSummary, SegmentWriter, Stop,
 };
+use serlaq_core::segments;
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
@@ -100,7 +101,8 @@ type Timeline = (String, Vec<(u64, u64, u64, f64, f64, f64, Option<Vec<f64>>)>, 
 /// `summary_out` in csv. Returns (failures, timelines of the files with windows when
 /// `keep`, else empty).
 #[pyfunction]
-#[pyo3(signature = (model, inputs, fmt, out, summary_out, echo_error, window, hop, vad_db, min_speech, top_k=None, keep=false))]
+#[pyo3(signature = (model, inputs, fmt, out, summary_out, echo_error, window, hop, vad_db, min_speech, top_k=None, keep=false,
+                    running_prior=None, running_horizon=segments::DEFAULT_HORIZON))]
 #[allow(clippy::too_many_arguments)]
 fn segments_to(
     py: Python<'_>,
@@ -116,10 +118,12 @@ fn segments_to(
     min_speech: f64,
     top_k: Option<usize>,
     keep: bool,
+    running_prior: Option<f64>,
+    running_horizon: f64,
 ) -> PyResult<(usize, Vec<Timeline>)> {
     let fmt = format_arg(fmt)?;
     let m = &model.inner;
-    let opts = SegmentOptions { window, hop, vad: vad_db.map(|threshold_db| Vad { threshold_db, min_speech }) };
+    let opts = crate::segments::options(window, hop, vad_db, min_speech, running_prior, running_horizon);
     check_options(m, &opts).map_err(PyValueError::new_err)?;
     let inputs: Vec<OsString> = inputs.into_iter().map(PathBuf::into_os_string).collect();
     let r = py.detach(|| {

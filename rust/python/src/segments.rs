@@ -17,7 +17,7 @@ use crate::model::{guarded, panic_err, PyModel};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use serlaq_core::segments::{
-    self, segment_file as core_segment_file, Segment, SegmentError, SegmentOptions, Segmenter, Vad,
+    self, segment_file as core_segment_file, RunningNorm, Segment, SegmentError, SegmentOptions, Segmenter, Vad,
 };
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -38,8 +38,22 @@ fn seg_err(e: SegmentError) -> PyErr {
     }
 }
 
-fn options(window: f64, hop: f64, vad_db: Option<f64>, min_speech: f64) -> SegmentOptions {
-    SegmentOptions { window, hop, vad: vad_db.map(|threshold_db| Vad { threshold_db, min_speech }) }
+/// The core's options from the keyword arguments every segmenting entry point takes
+/// (`vad_db=None`: no gate; `running_prior=None`: no running normalisation).
+pub(crate) fn options(
+    window: f64,
+    hop: f64,
+    vad_db: Option<f64>,
+    min_speech: f64,
+    running_prior: Option<f64>,
+    running_horizon: f64,
+) -> SegmentOptions {
+    SegmentOptions {
+        window,
+        hop,
+        vad: vad_db.map(|threshold_db| Vad { threshold_db, min_speech }),
+        running: running_prior.map(|prior| RunningNorm { prior, horizon: running_horizon }),
+    }
 }
 
 /// One live stream cut into windows for a `Model`.
@@ -63,7 +77,8 @@ impl PySegmenter {
     #[new]
     #[pyo3(signature = (model, sample_rate, window = segments::DEFAULT_WINDOW, hop = segments::DEFAULT_HOP,
                         vad_db = Some(segments::DEFAULT_VAD_DB), min_speech = segments::DEFAULT_MIN_SPEECH,
-                        source = "stream"))]
+                        source = "stream", running_prior = None, running_horizon = segments::DEFAULT_HORIZON))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         model: Py<PyModel>,
         sample_rate: u32,
@@ -72,8 +87,10 @@ impl PySegmenter {
         vad_db: Option<f64>,
         min_speech: f64,
         source: &str,
+        running_prior: Option<f64>,
+        running_horizon: f64,
     ) -> PyResult<Self> {
-        let opts = options(window, hop, vad_db, min_speech);
+        let opts = options(window, hop, vad_db, min_speech, running_prior, running_horizon);
         let r = guarded(|| Segmenter::new(&model.get().inner, sample_rate, &opts, source));
         let inner = r.map_err(panic_err)?.map_err(seg_err)?;
         Ok(PySegmenter { model, inner: Mutex::new(inner) })
@@ -172,7 +189,9 @@ impl PySegmenter {
 /// what broke (and where).
 #[pyfunction]
 #[pyo3(signature = (model, path, window = segments::DEFAULT_WINDOW, hop = segments::DEFAULT_HOP,
-                    vad_db = Some(segments::DEFAULT_VAD_DB), min_speech = segments::DEFAULT_MIN_SPEECH))]
+                    vad_db = Some(segments::DEFAULT_VAD_DB), min_speech = segments::DEFAULT_MIN_SPEECH,
+                    running_prior = None, running_horizon = segments::DEFAULT_HORIZON))]
+#[allow(clippy::too_many_arguments)]
 fn segment_file(
     py: Python<'_>,
     model: &Bound<'_, PyModel>,
@@ -181,8 +200,10 @@ fn segment_file(
     hop: f64,
     vad_db: Option<f64>,
     min_speech: f64,
+    running_prior: Option<f64>,
+    running_horizon: f64,
 ) -> PyResult<(Vec<SegmentTuple>, Option<String>)> {
-    let opts = options(window, hop, vad_db, min_speech);
+    let opts = options(window, hop, vad_db, min_speech, running_prior, running_horizon);
     let m = model.get();
     let r = py.detach(|| guarded(|| core_segment_file(&m.inner, &path, &opts)));
     let out = r.map_err(panic_err)?;
@@ -199,5 +220,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SEGMENT_HOP", segments::DEFAULT_HOP)?;
     m.add("VAD_DB", segments::DEFAULT_VAD_DB)?;
     m.add("VAD_MIN_SPEECH", segments::DEFAULT_MIN_SPEECH)?;
+    m.add("RUNNING_PRIOR", segments::DEFAULT_PRIOR)?;
+    m.add("RUNNING_HORIZON", segments::DEFAULT_HORIZON)?;
     Ok(())
 }

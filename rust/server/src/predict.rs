@@ -11,7 +11,7 @@ use serlaq_core::audio::{self, Decoder};
 use serlaq_core::model::ModelError;
 use serlaq_core::runtime::{
     check_options, panic_text, segment_path, Failure, FileEnd, Format, Model, Outcome, Prediction, ResultWriter,
-    SegmentItem, SegmentOptions, SegmentRecord, SegmentWriter, Stop, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH,
+    RunningNorm, SegmentItem, SegmentOptions, SegmentRecord, SegmentWriter, Stop, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH,
     DEFAULT_VAD_DB, DEFAULT_WINDOW,
 };
 use std::io::{self, Write};
@@ -38,6 +38,7 @@ fn number(field: &str, v: &str) -> Result<f64, ApiError> {
 pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
     let mut p = Params { model: None, name: None, top_k: None, format: Format::Json, opts: SegmentOptions::default() };
     let (mut window, mut hop, mut vad_db, mut min_speech, mut no_vad) = (None, None, None, None, false);
+    let mut running_norm = false;
     for (k, v) in query_pairs(query.unwrap_or("")) {
         if k == "api_key" {
             continue;
@@ -71,6 +72,11 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
                 "0" | "false" => no_vad = false,
                 _ => return Err(ApiError::bad_request("bad parameter", format!("no_vad: {v:?} is not true or false"))),
             },
+            "running_norm" => match v.as_str() {
+                "" | "1" | "true" => running_norm = true,
+                "0" | "false" => running_norm = false,
+                _ => return Err(ApiError::bad_request("bad parameter", format!("running_norm: {v:?} is not true or false"))),
+            },
             _ => unreachable!("every allowed key is matched"),
         }
     }
@@ -84,6 +90,7 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
             threshold_db: vad_db.unwrap_or(DEFAULT_VAD_DB),
             min_speech: min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
         }),
+        running: running_norm.then(RunningNorm::default),
     };
     Ok(p)
 }
@@ -275,7 +282,7 @@ impl Write for ChunkSender {
     }
 }
 
-/// `POST /v1/segments?model=&top_k=&name=&window=&hop=&vad_db=&min_speech=&no_vad=`:
+/// `POST /v1/segments?model=&top_k=&name=&window=&hop=&vad_db=&min_speech=&no_vad=&running_norm=`:
 /// one file, its windows as JSON lines as they are computed, then its summary (and an
 /// error row when the file breaks part-way), the bytes of `serlaq-rt predict --segments
 /// --format jsonl`.
@@ -285,7 +292,7 @@ pub async fn segments(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let allowed = ["model", "top_k", "name", "window", "hop", "vad_db", "min_speech", "no_vad"];
+    let allowed = ["model", "top_k", "name", "window", "hop", "vad_db", "min_speech", "no_vad", "running_norm"];
     let p = params(query.as_deref(), &allowed)?;
     let entry = state.models.get(p.model.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
     let model = entry.model.clone();

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serlaq_core::runtime::json::to_line;
 use serlaq_core::runtime::{
-    Model, SegmentOptions, SegmentRecord, SegmentSummary, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB,
+    Model, RunningNorm, SegmentOptions, SegmentRecord, SegmentSummary, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB,
     DEFAULT_WINDOW,
 };
 use serlaq_core::segments::{Segment, SegmentError, Segmenter};
@@ -68,6 +68,7 @@ struct Config {
     vad_db: Option<f64>,
     min_speech: Option<f64>,
     no_vad: Option<bool>,
+    running_norm: Option<bool>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -188,6 +189,7 @@ impl Session {
                 threshold_db: c.vad_db.unwrap_or(DEFAULT_VAD_DB),
                 min_speech: c.min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
             }),
+            running: c.running_norm.unwrap_or(false).then(RunningNorm::default),
         };
         let name = c.name.unwrap_or_else(|| "stream".into());
         let seg = Segmenter::new(&entry.model, c.sample_rate, &opts, &name).map_err(|e| match e {

@@ -25,7 +25,9 @@ pub mod source;
 pub mod writer;
 
 pub use crate::model::Model;
-pub use crate::segments::{SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW};
+pub use crate::segments::{
+    RunningNorm, SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW,
+};
 pub use batch::{outcome, predict_each, predict_inputs, predict_one, predict_scored, BatchOptions};
 pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
 pub use info::{LayerRow, ModelInfo};

@@ -65,6 +65,13 @@
 //! peak): a window's verdict depends on its own samples only, so streaming and offline
 //! give the same timeline from any starting point.
 //!
+//! # Running normalisation ([`RunningNorm`], off by default)
+//! With `running` set, each speech window is standardized with a mixture of the model's
+//! stored statistics and those of the stream's speech windows so far (silence windows are
+//! not taken in): a stream adapts itself to its room as `serlaq adapt` does offline. The
+//! probabilities of a window then depend on the windows before it, so the timeline is the
+//! same offline and streamed only from the same starting point.
+//!
 //! # Errors
 //! [`SegmentError`], one line `"<source>: <what>"`. NaN/inf in a chunk rejects that chunk
 //! whole (the stream stays usable); a different sample rate ([`Segmenter::check_rate`])
@@ -72,10 +79,12 @@
 //! the segments before the damage and the decoder's error (its time in the file).
 
 mod file;
+mod running;
 mod segmenter;
 mod vad;
 
 pub use file::{segment_file, segment_file_each, FileSegments};
+pub use running::{RunningNorm, RunningStats, DEFAULT_HORIZON, DEFAULT_PRIOR, RUNNING_RANGE};
 pub use segmenter::{SegmentPlan, Segmenter};
 pub use vad::{Vad, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, VAD_DB_RANGE};
 
@@ -99,11 +108,14 @@ pub struct SegmentOptions {
     pub hop: f64,
     /// The voice-activity gate; `None` runs the model on every window.
     pub vad: Option<Vad>,
+    /// Running normalisation ([`RunningNorm`]); `None` standardizes every window with the
+    /// model's stored statistics alone.
+    pub running: Option<RunningNorm>,
 }
 
 impl Default for SegmentOptions {
     fn default() -> Self {
-        SegmentOptions { window: DEFAULT_WINDOW, hop: DEFAULT_HOP, vad: Some(Vad::default()) }
+        SegmentOptions { window: DEFAULT_WINDOW, hop: DEFAULT_HOP, vad: Some(Vad::default()), running: None }
     }
 }
 

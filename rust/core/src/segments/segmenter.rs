@@ -3,12 +3,13 @@
 //! position counters). The model is lent to every call, so one `Model` serves any number
 //! of streams and the state owns nothing of it.
 
+use super::running::RunningStats;
 use super::vad::{FrameLevels, Vad};
 use super::{Segment, SegmentError, SegmentOptions, MAX_WINDOW};
 use crate::audio::resample::check_input_rate;
 use crate::audio::Resampler;
 use crate::features::{FeatureSpec, FrameAnalyzer, FrameRows, FrameScratch, PoolScratch};
-use crate::model::Model;
+use crate::model::{standardize, Model};
 use std::collections::VecDeque;
 
 /// The numbers a stream is cut by, derived once from the model's spec, the source rate
@@ -64,6 +65,9 @@ impl SegmentPlan {
         if let Some(v) = &opts.vad {
             v.validate()?;
         }
+        if let Some(r) = &opts.running {
+            r.validate()?;
+        }
         let (rate, hop) = (spec.sample_rate, spec.hop_length);
         let window_frames = frames_of(opts.window, "window", rate, hop)?;
         let hop_frames = frames_of(opts.hop, "hop", rate, hop)?.min(window_frames);
@@ -112,6 +116,8 @@ pub struct Segmenter {
     frame: FrameScratch,
     pool: PoolScratch,
     features: Vec<f32>,
+    /// Running normalisation: the stream's statistics and the blended mean/std buffers.
+    running: Option<(RunningStats, Vec<f32>, Vec<f32>)>,
     resampled: Vec<f32>,
     /// Rows of frames `base ..`.
     rows: FrameRows,
@@ -151,6 +157,7 @@ impl Segmenter {
             frame: fp.frame_scratch(),
             pool: PoolScratch::default(),
             features: vec![0.0; fp.dim()],
+            running: opts.running.map(|r| (RunningStats::new(r, fp.dim()), Vec::new(), Vec::new())),
             resampled: Vec::new(),
             rows: FrameRows::new(&spec),
             voiced: VecDeque::with_capacity(if plan.vad.is_some() { cap } else { 0 }),
@@ -178,6 +185,11 @@ impl Segmenter {
     /// Source samples accepted so far.
     pub fn samples(&self) -> u64 {
         self.n_source
+    }
+
+    /// Speech windows the running normalisation has taken in (0 without it).
+    pub fn running_windows(&self) -> u64 {
+        self.running.as_ref().map_or(0, |(stats, _, _)| stats.seen())
     }
 
     /// Frame rows held right now (bounded by `window_frames + hop_frames`).
@@ -338,7 +350,16 @@ impl Segmenter {
         let probabilities = if speech {
             let peak = self.rows.db_peak(ra..rb);
             model.plan().pooler().pool(&self.rows, ra..rb, peak, &mut self.pool, &mut self.features);
-            Some(model.probabilities(&self.features).map_err(|e| SegmentError::model(&self.source, e))?)
+            let p = match self.running.as_mut() {
+                None => model.probabilities(&self.features),
+                Some((stats, mean, std)) => {
+                    stats.update(&self.features);
+                    let (mean0, std0) = model.normalization();
+                    stats.blend(mean0, std0, mean, std);
+                    model.probabilities_standardized(standardize(&self.features, mean, std))
+                }
+            };
+            Some(p.map_err(|e| SegmentError::model(&self.source, e))?)
         } else {
             None
         };

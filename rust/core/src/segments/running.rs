@@ -1,0 +1,111 @@
+//! Running normalisation: a stream re-estimates the model's input statistics from its own
+//! speech windows as they arrive, the streaming form of `serlaq adapt` (which needs the
+//! audio up front).
+//!
+//! The statistics a window is standardized with are the moments of a mixture: the model's
+//! stored mean/std counted as `prior` windows, plus the stream's speech windows so far
+//! (this one included) with their running mean and variance. The first windows are judged
+//! almost as the model would judge them alone; after a few tens of windows the stream's
+//! own room, microphone and speakers dominate. With `horizon` the stream's part forgets
+//! exponentially (weight `1 / horizon` once more than `horizon` windows were seen), so a
+//! stream that moves to another room follows it, while a minute of one emotion does not
+//! normalise that emotion away (the default horizon is ten minutes of 1-s hops).
+//!
+//! Chosen on the cross-corpus inner folds (EMODB→TESS speaker OAF, TESS→EMODB speakers
+//! 03/08/09/10/11, 3 seeds, clips in random order as a stream): prior 20 keeps 97-99 % of
+//! the gain of adapting on the whole corpus up front and costs 1.4 points on the source
+//! corpus's own validation clips (prior 5: 2.2 points). Numbers: `docs/adapt.md`.
+
+use super::SegmentError;
+
+/// Default weight of the model's own statistics, in windows.
+pub const DEFAULT_PRIOR: f64 = 20.0;
+/// Default memory of the stream's statistics, in windows.
+pub const DEFAULT_HORIZON: f64 = 600.0;
+/// Accepted `prior` and `horizon`, in windows.
+pub const RUNNING_RANGE: (f64, f64) = (1.0, 1e9);
+
+/// The two numbers of running normalisation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunningNorm {
+    /// Weight of the model's stored statistics, counted as this many windows.
+    pub prior: f64,
+    /// Windows after which the stream's statistics forget exponentially.
+    pub horizon: f64,
+}
+
+impl Default for RunningNorm {
+    fn default() -> Self {
+        RunningNorm { prior: DEFAULT_PRIOR, horizon: DEFAULT_HORIZON }
+    }
+}
+
+impl RunningNorm {
+    /// Checks both numbers against [`RUNNING_RANGE`].
+    pub fn validate(&self) -> Result<(), SegmentError> {
+        let (lo, hi) = RUNNING_RANGE;
+        for (field, value) in [("running_prior", self.prior), ("running_horizon", self.horizon)] {
+            if !(lo..=hi).contains(&value) {
+                return Err(SegmentError::Option {
+                    field,
+                    value,
+                    detail: format!("must be a number of windows within {lo}..={hi:e}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stream's side of the mixture: an exponentially forgetting mean and (population)
+/// variance of the raw feature vectors of its speech windows, in float64.
+#[derive(Debug, Clone)]
+pub struct RunningStats {
+    opts: RunningNorm,
+    seen: u64,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+}
+
+impl RunningStats {
+    /// Empty statistics for `dim`-wide feature vectors.
+    pub fn new(opts: RunningNorm, dim: usize) -> RunningStats {
+        RunningStats { opts, seen: 0, mean: vec![0.0; dim], var: vec![0.0; dim] }
+    }
+
+    /// Speech windows taken in so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Takes one window's raw feature vector in: Welford's update with weight `1 / n`
+    /// (exact mean and variance) until `horizon` windows, `1 / horizon` after.
+    pub fn update(&mut self, x: &[f32]) {
+        debug_assert_eq!(x.len(), self.mean.len());
+        self.seen += 1;
+        let w = (1.0 / self.seen as f64).max(1.0 / self.opts.horizon);
+        for ((m, v), &xi) in self.mean.iter_mut().zip(self.var.iter_mut()).zip(x) {
+            let d = f64::from(xi) - *m;
+            *m += w * d;
+            *v = (1.0 - w) * (*v + w * d * d);
+        }
+    }
+
+    /// The mixture's mean and std (float32, the model's standardization type) given the
+    /// model's stored `mean0`/`std0`. The std is never below `std0 * sqrt(prior / (prior +
+    /// n))`, so it stays positive and finite whatever the stream held.
+    pub fn blend(&self, mean0: &[f32], std0: &[f32], mean: &mut Vec<f32>, std: &mut Vec<f32>) {
+        let k = self.opts.prior;
+        let n = (self.seen as f64).min(self.opts.horizon);
+        let total = k + n;
+        mean.clear();
+        std.clear();
+        for (((&m0, &s0), &ms), &vs) in mean0.iter().zip(std0).zip(&self.mean).zip(&self.var) {
+            let (m0, s0) = (f64::from(m0), f64::from(s0));
+            let mu = (k * m0 + n * ms) / total;
+            let var = (k * (s0 * s0 + (m0 - mu) * (m0 - mu)) + n * (vs + (ms - mu) * (ms - mu))) / total;
+            mean.push(mu as f32);
+            std.push((var.sqrt() as f32).max(f32::MIN_POSITIVE));
+        }
+    }
+}
