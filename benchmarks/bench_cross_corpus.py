@@ -46,7 +46,12 @@ clip of the target corpus is scored through the runtime on the labels both corpo
 - adapted (`--adapt`, the default when `LaqModel.adapt` exists): `LaqModel.adapt` on the
   target corpus's audio, labels unused (what `serlaq adapt` does: statistics and label
   balance), then scored the same way; "adapted, no balance" is its first step alone
-  (`serlaq adapt --no-balance`).
+  (`serlaq adapt --no-balance`);
+- stream (`--stream`, the default): the target's clips as one live recording (shuffled
+  by the seed, each centre-cut or looped to 96 STFT hops so that one window is one clip),
+  segmented with the model's statistics ("stream") and with running normalisation
+  ("stream, running norm.": each window standardized with the model's statistics mixed
+  with those of the windows so far, `--running-norm`); the first windows count too.
 
 Reported per cell, mean ± sd over seeds: UAR, accuracy, the share of the most predicted
 label, mean confidence and expected calibration error (ECE: 10 equal-width confidence
@@ -64,6 +69,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -74,7 +81,6 @@ def mean_sd(values: list[float]) -> str:
 
 def speaker_groups(speakers: list[str], size: int, count: int, seed: int) -> list[list[str]]:
     """`count` groups of `size` speakers: disjoint while the shuffled list lasts, then reshuffled."""
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     groups: list[list[str]] = []
@@ -89,7 +95,6 @@ def speaker_groups(speakers: list[str], size: int, count: int, seed: int) -> lis
 
 def run_fold(args: argparse.Namespace, base: list[str], clips: list[Any], held: list[str], seed: int, tmp: Path) -> dict[str, Any]:
     """Train without `held`, compress, score fp32 (torch) and the `.laq` (runtime) in- and cross-corpus."""
-    import numpy as np
     import torch
 
     from serlaq import metrics
@@ -155,6 +160,35 @@ def run_fold(args: argparse.Namespace, base: list[str], clips: list[Any], held: 
     }
 
 
+STREAM_HOPS = 96  # one stream window = one clip, centre-cut (or looped) to 96 STFT hops (1.536 s at 16 kHz)
+
+
+def stream_scores(laq: Any, clips: list[Any], labels: list[str], running: bool, seed: int) -> dict[str, Any]:
+    """The target's clips as one live recording: back to back in a shuffled order (`seed`),
+    each cut to `STREAM_HOPS` STFT hops so that window k (window = hop, no gate) is clip k;
+    scored like `cross_scores`. `running`: with running normalisation (the stream adapts
+    itself to the corpus as it plays; the first windows see mostly the model's statistics)."""
+    from serlaq import _native
+    from serlaq.reports.cross import proba_scores
+
+    rate = laq.sample_rate
+    n = STREAM_HOPS * laq.feature_config.hop_length
+    waves, y = [], []
+    for i in np.random.default_rng(seed).permutation(len(clips)):
+        try:
+            w = _native.load_audio(str(clips[i].path), rate, laq.min_samples)
+        except Exception:  # an unreadable clip is left out (cross_scores counts it as failed)
+            continue
+        at = max(0, (len(w) - n) // 2)
+        waves.append(np.resize(w[at : at + n], n))
+        y.append(labels.index(clips[i].label))
+    wave = np.concatenate([*waves, waves[0]])  # the first clip once more: the last window is a full one
+    segs = list(laq.segments(wave, rate, window=n / rate, hop=n / rate, vad=False, running_norm=running))[: len(y)]
+    assert len(segs) == len(y) and all(s.start_sample == k * n for k, s in enumerate(segs))
+    proba = np.array([[s.probabilities[lab] for lab in labels] for s in segs], dtype=np.float64)
+    return proba_scores(proba / proba.sum(1, keepdims=True), np.array(y), labels)
+
+
 def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, seed: int, tmp: Path) -> dict[str, Any]:
     """Train on `source` (its config, `preset`, `seed`), compress, score on `target` zero-shot (and adapted)."""
     from serlaq.config import load_config
@@ -198,6 +232,10 @@ def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, se
         clips, labels = shared_clips(laq, args.data_root / target, target)
         plain = laq.adapt([args.data_root / target], source=str(args.data_root / target), balance=False)
         row["adapted, no balance"] = cross_scores(plain, clips, labels)
+    if args.stream:
+        clips, labels = shared_clips(laq, args.data_root / target, target)
+        row["stream"] = stream_scores(laq, clips, labels, running=False, seed=seed)
+        row["stream, running norm."] = stream_scores(laq, clips, labels, running=True, seed=seed)
     in_corpus = float(result.metrics["test"]["accuracy"])  # fp32, the source's own test split
     row.update({"clips": row["zero-shot"]["clips"], "avg_bits": out.avg_bits, "kb": size / 1000, "in_acc": in_corpus})
     row["seconds"] = time.perf_counter() - started
@@ -225,7 +263,7 @@ def main_corpus(args: argparse.Namespace) -> None:
                     cells = "  ".join(
                         f"{mode} UAR {100 * r[mode]['uar']:.1f} acc {100 * r[mode]['accuracy']:.1f} top {100 * r[mode]['top_share']:.0f}% "
                         f"conf {r[mode]['mean_confidence']:.2f} ECE {r[mode]['ece']:.2f}"
-                        for mode in ("zero-shot", "adapted, no balance", "adapted")
+                        for mode in ("zero-shot", "adapted, no balance", "adapted", "stream", "stream, running norm.")
                         if mode in r
                     )
                     print(
@@ -234,6 +272,7 @@ def main_corpus(args: argparse.Namespace) -> None:
                         flush=True,
                     )
     modes = ["zero-shot", "adapted, no balance", "adapted"] if args.adapt else ["zero-shot"]
+    modes += ["stream", "stream, running norm."] if args.stream else []
     print(f"\n### True cross-corpus pairs ({args.seeds} seeds, mean ± sd; paired against preset {presets[0]})\n")
     print("| direction | preset | mode | UAR % | accuracy % | top label % | mean confidence | ECE | UAR vs " + presets[0] + " (paired) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -277,6 +316,7 @@ def main() -> None:
     parser.add_argument("--presets", default="rich,portable", help="--protocol corpus: feature presets, the first is the paired baseline")
     parser.add_argument("--seeds", type=int, default=5, help="--protocol corpus: seeds per direction and preset")
     parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None, help="--protocol corpus: also score after LaqModel.adapt on the target's audio")
+    parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True, help="--protocol corpus: also score the target's clips as one live stream, with and without running normalisation")
     args = parser.parse_args()
     args.data_root = args.data_root.resolve()
     if args.protocol == "corpus":

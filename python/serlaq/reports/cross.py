@@ -6,8 +6,9 @@ answers among the labels the model and the corpus share (its probabilities renor
 over them), and every clip with such a label is scored. Per corpus, zero-shot (the `.laq`
 as trained) and adapted (`LaqModel.adapt` on that corpus's own audio, labels unused, as
 `serlaq adapt` does), each with UAR, accuracy, the share of the most predicted label, the
-mean confidence and the expected calibration error (ECE: `ECE_BINS` equal-width
-confidence bins, |accuracy - mean confidence| weighted by the bin's share of clips).
+mean confidence and the expected calibration error (ECE: `metrics.expected_calibration_error`
+over `ECE_BINS` equal-width confidence bins, |accuracy - mean confidence| weighted by the
+bin's share of clips).
 Labels are only used to score, never to choose or adapt anything.
 """
 
@@ -26,8 +27,6 @@ ECE_BINS = 10
 
 def cross_scores(model: Any, clips: list[Any], labels: list[str]) -> dict[str, float]:
     """UAR, accuracy, top-label share, mean confidence and ECE of `model` on `clips`, answering among `labels`."""
-    from serlaq import metrics
-
     results = model.predict_files([c.path for c in clips])
     proba, y, failed = [], [], []
     for clip, res in zip(clips, results):
@@ -39,24 +38,25 @@ def cross_scores(model: Any, clips: list[Any], labels: list[str]) -> dict[str, f
         y.append(labels.index(clip.label))
     if not y:
         raise DataError(f"none of the {len(clips)} clips could be scored (first: {failed[0] if failed else '-'})")
-    proba_a, y_a = np.array(proba), np.array(y)
-    pred, conf = proba_a.argmax(1), proba_a.max(1)
-    sc = metrics.label_scores(y_a, pred, labels)
-    correct = pred == y_a
-    bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
-    ece = sum(
-        abs(correct[bins == b].mean() - conf[bins == b].mean()) * np.mean(bins == b) for b in range(ECE_BINS) if np.any(bins == b)
-    )
+    return {**proba_scores(np.array(proba), np.array(y), labels), "failed": len(failed)}
+
+
+def proba_scores(proba: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """The scores of `cross_scores` from class probabilities (n, len(labels)) and class ids (n,)."""
+    from serlaq import metrics
+
+    pred, conf = proba.argmax(1), proba.max(1)
+    sc = metrics.label_scores(y, pred, labels)
     counts = np.bincount(pred, minlength=len(labels))
     return {
         "clips": int(len(y)),
-        "failed": len(failed),
+        "failed": 0,
         "uar": float(sc.uar),
         "accuracy": float(sc.accuracy),
         "top_label": labels[int(counts.argmax())],
         "top_share": float(counts.max() / len(pred)),
         "mean_confidence": float(conf.mean()),
-        "ece": float(ece),
+        "ece": metrics.expected_calibration_error(conf, pred == y, bins=ECE_BINS),
     }
 
 
