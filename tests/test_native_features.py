@@ -76,6 +76,8 @@ def standardized_gap(torch_feats: np.ndarray, rust_feats: np.ndarray) -> float:
 def raw_block_rel(blocks: dict[str, slice], a: np.ndarray, b: np.ndarray) -> float:
     worst = 0.0
     for sl in blocks.values():
+        if sl.stop == sl.start:  # n_chroma 0: an empty block
+            continue
         scale = np.abs(a[:, sl]).max(axis=1, keepdims=True) + 1e-12
         worst = max(worst, float(np.max(np.abs(a[:, sl].astype(np.float64) - b[:, sl]) / scale)))
     return worst
@@ -103,6 +105,8 @@ RICH = {
     "portable preset": {"preset": "portable"},
     "dB re clip peak, power mel": {"db_reference": "peak", "stats": ("mean", "std")},
     "dB re clip mean, 60 dB floor": {"preset": "portable", "top_db": 60.0},
+    "portable-nochroma preset": {"preset": "portable-nochroma"},
+    "no chroma, paper means": {"n_chroma": 0},
 }
 
 

@@ -55,7 +55,7 @@ def test_fit_writes_the_run_folder(tiny_run: RunResult) -> None:
     assert metrics["labels"] == labels
     assert metrics["split_sizes"] == {"train": 56, "val": 7, "test": 7}
     assert metrics["seed"] == 0 and metrics["world_size"] == 1
-    assert metrics["parameters"] == (272 * 64 + 64) + (64 * 32 + 32) + (32 * 7 + 7)
+    assert metrics["parameters"] == (248 * 64 + 64) + (64 * 32 + 32) + (32 * 7 + 7)  # the default preset: 248-d
     assert metrics["data"]["clips_used"] == 70 and metrics["data"]["clips_skipped"] == 0
     assert 0 <= metrics["best_epoch"] < metrics["epochs"] <= 6
     assert metrics["checkpoint"] == "model.ckpt" and metrics["monitor"] == "val_acc"

@@ -9,8 +9,9 @@ uses it is `serlaq.features` (which re-exports `FeatureConfig`); the Rust runtim
 Presets: `preset` names a bundle of defaults. Every field the user does not give is filled
 from the preset's values (a before-validator), explicit keys override. `paper` is the
 paper's 180-d recipe (time means of 40 MFCC, 12 chroma, 128 power mel bands); `rich` adds
-what measured better on inner holdouts; `portable` (the default) is `rich` at a common
-16 kHz with level-invariant dB values (see `PRESETS`). A stored dict without `preset`
+what measured better on inner holdouts; `portable` is `rich` at a common 16 kHz with
+level-invariant dB values, `portable-nochroma` (the default) the same without chroma (see
+`PRESETS`). A stored dict without `preset`
 (an old `.laq` header or checkpoint) must be read with `FeatureConfig.from_stored`, which
 reads it as `paper`: old files keep the features they were trained on whatever the
 current default preset is.
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PresetName = Literal["paper", "rich", "portable"]
+PresetName = Literal["paper", "rich", "portable", "portable-nochroma"]
 Stat = Literal["mean", "std"]
 
 # Every value of a preset that differs from the field defaults below (the field defaults
@@ -46,10 +47,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "db_reference": "mean",
     },
 }
-# The preset `FeatureConfig()` (and a config without `features.preset`) gets: `portable`
-# since issue 18 (better across corpora, no worse in-corpus: docs/benchmarks.md); `rich`
-# is the earlier default and keeps its README rows.
-DEFAULT_PRESET: PresetName = "portable"
+# portable without the chroma blocks (248-d): the pitch class of a voice says more about
+# the speaker than about the emotion; chosen on the inner cross-corpus folds
+# (docs/features.md, "portable-nochroma").
+PRESETS["portable-nochroma"] = {**PRESETS["portable"], "n_chroma": 0}
+# The preset `FeatureConfig()` (and a config without `features.preset`) gets:
+# `portable-nochroma` since 2026-12-04 (better across corpora in every cell, no worse
+# in-corpus: docs/benchmarks.md); `portable` before it, `rich` before that: both keep
+# their rows.
+DEFAULT_PRESET: PresetName = "portable-nochroma"
 
 # Numeric bounds, inclusive unless noted; the Rust FeatureSpec enforces the same numbers
 # (tests/test_features.py checks pydantic against this table).
@@ -60,7 +66,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "win_length": (1, 16384),  # and <= n_fft
     "n_mels": (1, 512),
     "n_mfcc": (1, 512),  # and <= n_mels
-    "n_chroma": (1, 96),
+    "n_chroma": (0, 96),  # 0: no chroma block
     "top_db": (0.0, 300.0),  # exclusive low: (0, 300]
     "chroma_tuning": (-0.5, 0.5),
     "delta_width": (3, 31),  # and odd
@@ -74,10 +80,10 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich or portable")
+    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich, portable or portable-nochroma")
     sample_rate: int = Field(22050, ge=1000, le=192000, description="every clip is resampled to this rate (Hz)")
     n_mfcc: int = Field(40, ge=1, le=512, description="MFCC coefficients")
-    n_chroma: int = Field(12, ge=1, le=96, description="chroma bins per octave")
+    n_chroma: int = Field(12, ge=0, le=96, description="chroma bins per octave (0: no chroma block)")
     n_mels: int = Field(128, ge=1, le=512, description="mel bands (the mel block, and the MFCC input)")
     n_fft: int = Field(2048, ge=16, le=16384, description="FFT size (samples)")
     hop_length: int = Field(512, ge=1, le=16384, description="frame step (samples), <= n_fft")

@@ -77,9 +77,11 @@ def chroma_filterbank(
     distance d = p(k) - c (wrapped into [-n_chroma/2, n_chroma/2)) of width half the
     local bin spacing (at least one chroma bin); every column is L2-normalized, then
     weighted by a Gaussian over octaves centred at `ctroct` with sd `octwidth`, and the
-    rows are rotated so that chroma 0 is C.
+    rows are rotated so that chroma 0 is C. `n_chroma` 0: an empty (0, n_fft // 2 + 1) matrix.
     """
     f64 = torch.float64
+    if n_chroma == 0:
+        return torch.zeros((0, n_fft // 2 + 1), dtype=torch.float32)
     freqs = torch.arange(1, n_fft, dtype=f64) * (sample_rate / n_fft)
     a440 = 440.0 * 2.0 ** (tuning / n_chroma)
     pos = n_chroma * torch.log2(freqs / (a440 / 16.0))
@@ -201,16 +203,19 @@ class FeatureExtractor(nn.Module):
         if "std" in cfg.stats or cfg.delta_stats:
             per_frame_mfcc = self.dct @ db  # (B, n_mfcc, frames): each frame's MFCCs
 
-        spectrum = magnitude if cfg.chroma_spectrum == "magnitude" else power
-        raw = self.chroma_fb @ spectrum  # (B, n_chroma, frames), >= 0
-        top = raw.amax(dim=-2, keepdim=True)
-        chroma = raw / torch.where(top < self._tiny, 1.0, top)
+        chroma = None
+        if cfg.n_chroma:
+            spectrum = magnitude if cfg.chroma_spectrum == "magnitude" else power
+            raw = self.chroma_fb @ spectrum  # (B, n_chroma, frames), >= 0
+            top = raw.amax(dim=-2, keepdim=True)
+            chroma = raw / torch.where(top < self._tiny, 1.0, top)
 
         mel_values, mel_mean = (mel, None) if cfg.mel_scale == "power" else (db, db_mean)
         parts: list[Tensor] = []
         for stat in cfg.stats:
             parts.append(mfcc_mean if stat == "mean" else time_stat(per_frame_mfcc, stat, mfcc_mean))
-            parts.append(time_stat(chroma, stat))
+            if chroma is not None:
+                parts.append(time_stat(chroma, stat))
             parts.append(time_stat(mel_values, stat, mel_mean))
         if cfg.delta_stats:
             delta = self._deltas(per_frame_mfcc, mask)

@@ -71,6 +71,7 @@ fn specs() -> Vec<(&'static str, FeatureSpec)> {
             with(json!({"mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"], "db_reference": "mean"})),
         ),
         ("dB re clip peak, power mel", with(json!({"db_reference": "peak", "stats": ["mean", "std"]}))),
+        ("no chroma", with(json!({"n_chroma": 0, "stats": ["mean", "std"]}))),
         ("default 180-d", FeatureSpec::default()),
     ]
 }
@@ -257,6 +258,11 @@ fn spec_defaults_round_trip_and_old_headers() {
     assert_eq!((portable.sample_rate, portable.db_reference, portable.dim()), (16000, DbReference::Mean, 272));
     assert_eq!(rich.db_reference, DbReference::Absolute);
     assert_eq!(spec(portable.to_json_value()), portable);
+    // portable-nochroma = portable without the chroma blocks
+    let nochroma = spec(json!({"preset": "portable-nochroma"}));
+    assert_eq!(nochroma, FeatureSpec::preset(Preset::PortableNoChroma));
+    assert_eq!((nochroma.n_chroma, nochroma.dim(), nochroma.sample_rate), (0, 248, 16000));
+    assert_eq!(spec(nochroma.to_json_value()), nochroma);
     let names: Vec<String> = rich.blocks().into_iter().map(|b| b.0).collect();
     assert_eq!(names, ["mfcc_mean", "chroma_mean", "mel_mean", "mfcc_std", "chroma_std", "mel_std", "dmfcc_std"]);
 }

@@ -1,8 +1,12 @@
 //! Chroma filterbank, librosa `filters.chroma` definition, built in float64 and cast to
 //! float32 exactly as `serlaq.features.chroma_filterbank` does.
 
-/// `(n_chroma, n_fft / 2 + 1)` row-major weights (octave centre C5, width 2 octaves).
+/// `(n_chroma, n_fft / 2 + 1)` row-major weights (octave centre C5, width 2 octaves);
+/// empty for `n_chroma` 0 (no chroma block).
 pub fn chroma_filterbank(sample_rate: f64, n_fft: usize, n_chroma: usize, tuning: f64) -> Vec<f32> {
+    if n_chroma == 0 {
+        return Vec::new();
+    }
     const CTROCT: f64 = 5.0;
     const OCTWIDTH: f64 = 2.0;
     let nc = n_chroma as f64;

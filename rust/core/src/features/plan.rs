@@ -189,7 +189,7 @@ impl FeaturePlan {
     #[inline(always)]
     fn analyze_frame_body(&self, s: &mut FrameScratch, rows: &mut FrameRows) {
         self.power_spectrum(s);
-        if self.spec.chroma_spectrum == ChromaSpectrum::Magnitude {
+        if self.spec.n_chroma > 0 && self.spec.chroma_spectrum == ChromaSpectrum::Magnitude {
             for (m, &p) in s.magnitude.iter_mut().zip(&s.power) {
                 *m = p.sqrt();
             }

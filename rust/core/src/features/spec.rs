@@ -18,7 +18,7 @@ pub const N_FFT_RANGE: (u64, u64) = (16, 16_384);
 /// Mel band bounds.
 pub const N_MELS_RANGE: (u64, u64) = (1, 512);
 /// Chroma bin bounds.
-pub const N_CHROMA_RANGE: (u64, u64) = (1, 96);
+pub const N_CHROMA_RANGE: (u64, u64) = (0, 96);
 /// Largest `top_db` (dB); it must also be > 0.
 pub const MAX_TOP_DB: f64 = 300.0;
 /// `chroma_tuning` bounds (fractions of a chroma bin).
@@ -108,6 +108,7 @@ pub enum Preset {
     Paper,
     Rich,
     Portable,
+    PortableNoChroma,
 }
 
 impl Preset {
@@ -116,6 +117,7 @@ impl Preset {
             Preset::Paper => "paper",
             Preset::Rich => "rich",
             Preset::Portable => "portable",
+            Preset::PortableNoChroma => "portable-nochroma",
         }
     }
 }
@@ -199,7 +201,8 @@ pub struct FeatureSpec {
 impl FeatureSpec {
     /// The values of a preset (`feature_config.PRESETS`): `paper` is the default spec;
     /// `rich` = dB mel, mean + std pooling, std of delta-MFCC, 64 mel bands (272-d);
-    /// `portable` = `rich` at 16 kHz (band 0-8 kHz, n_fft 1024, hop 256) with dB relative to the clip's mean.
+    /// `portable` = `rich` at 16 kHz (band 0-8 kHz, n_fft 1024, hop 256) with dB relative to the clip's mean;
+    /// `portable-nochroma` = `portable` without the chroma blocks (`n_chroma: 0`, 248-d).
     pub fn preset(p: Preset) -> FeatureSpec {
         match p {
             Preset::Paper => FeatureSpec::default(),
@@ -218,6 +221,11 @@ impl FeatureSpec {
                 hop_length: 256,
                 db_reference: DbReference::Mean,
                 ..FeatureSpec::preset(Preset::Rich)
+            },
+            Preset::PortableNoChroma => FeatureSpec {
+                preset: Preset::PortableNoChroma,
+                n_chroma: 0,
+                ..FeatureSpec::preset(Preset::Portable)
             },
         }
     }
@@ -335,10 +343,11 @@ impl FeatureSpec {
         let get = |k: &str| map.get(k);
         let preset = match get("preset") {
             None => Preset::Paper,
-            Some(v) => match choice("preset", v, &["paper", "rich", "portable"])? {
+            Some(v) => match choice("preset", v, &["paper", "rich", "portable", "portable-nochroma"])? {
                 "paper" => Preset::Paper,
                 "rich" => Preset::Rich,
-                _ => Preset::Portable,
+                "portable" => Preset::Portable,
+                _ => Preset::PortableNoChroma,
             },
         };
         let mut s = FeatureSpec::preset(preset);
