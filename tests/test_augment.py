@@ -149,6 +149,7 @@ def test_training_rows_gain_cached_augmented_copies(tmp_path: Path, monkeypatch:
                 "data.split": [0.5, 0.25, 0.25],
                 "data.workers": 1, "trainer.enable_progress_bar": False,
                 "data.augment": {"copies": 2, "noise": {"p": 1.0}, "gain": {}},
+                "train.speaker_copies": False,  # the augmented rows alone
             },
         )
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from conftest import tone, write_wav
 
 from serlaq.config import load_config
-from serlaq.data.datamodule import BalancedEpochSampler, SERDataModule
+from serlaq.data.datamodule import SPEAKER_COPY_MIN_CLIPS, BalancedEpochSampler, SERDataModule
 from serlaq.data.multi import balance_weights
 from serlaq.errors import ConfigError
 
@@ -149,7 +150,7 @@ def test_balanced_sampler_is_deterministic_per_seed_and_balances(corpora: Path, 
     assert list(sampler) == first
     sampler.set_epoch(1)
     assert list(sampler) != first
-    corpus = dm.split_corpora("train")
+    corpus = dm.train_groups("corpus")  # the corpus of every row the sampler draws from (speaker copies included)
     counts = Counter(corpus)
     assert counts["emodb"] != counts["tess"]  # unbalanced to start with
     drawn = Counter(corpus[i] for epoch in range(20) for i in (sampler.set_epoch(epoch) or list(sampler)))
@@ -182,3 +183,35 @@ def test_saved_config_holds_absolute_corpus_paths(monkeypatch: pytest.MonkeyPatc
     assert [c.data_dir for c in config.data.corpora][0] == tmp_path / "t"
     assert config.data.corpora[1].manifest == tmp_path / "m.csv"
     assert load_config(None, config.to_dict()).data.corpora == config.data.corpora  # round-trips through config.yaml
+
+
+def test_speaker_copies_add_rows_normalized_per_speaker(corpora: Path, cache: Path) -> None:
+    """train.speaker_copies: a second copy of the training split in which each speaker with
+    enough clips is its own z-score after the model's (global) standardization; the global
+    statistics, the labels and the updates per epoch stay those of the clean split."""
+    every_label = [
+        {"dataset": "emodb", "data_dir": str(corpora / "emodb")},
+        {"dataset": "tess", "data_dir": str(corpora / "tess")},  # 16 clips per TESS speaker, 8 per EMODB one
+    ]
+    off = setup(multi_config(corpora, cache, **{"data.corpora": every_label, "train.speaker_copies": False}))
+    on = setup(multi_config(corpora, cache, **{"data.corpora": every_label, "train.speaker_copies": True}))
+    n = len(on.split_indices("train"))
+    loader = on.train_dataloader()
+    x, y = loader.dataset.tensors
+    assert len(x) == 2 * n and len(loader.sampler) == n == len(off.train_dataloader().sampler)
+    assert torch.equal(on.feature_mean, off.feature_mean) and torch.equal(on.feature_std, off.feature_std)
+    assert torch.equal(y[n:], y[:n]) and torch.equal(x[:n], off.train_dataloader().dataset.tensors[0])
+    z = ((x[n:].double() - on.feature_mean.double()) / on.feature_std.double()).numpy()
+    raw = x[:n].double().numpy()
+    speakers = np.array([c.speaker for c in on.split_clips("train")])
+    copied = 0
+    for spk in sorted(set(speakers)):
+        rows = speakers == spk
+        if rows.sum() < SPEAKER_COPY_MIN_CLIPS:
+            assert np.array_equal(x[n:][rows].numpy(), x[:n][rows].numpy()), spk  # too few clips: copied as they are
+            continue
+        copied += 1
+        varied = raw[rows].std(axis=0) > 1e-3 * on.feature_std.double().numpy()
+        assert np.abs(z[rows].mean(axis=0)).max() < 1e-3, spk
+        assert np.abs(z[rows][:, varied].std(axis=0) - 1.0).max() < 1e-3, spk
+    assert copied == 2  # both TESS speakers, no EMODB one

@@ -309,10 +309,11 @@ class ModelConfig(_Section):
 
 # Training recipes: the values that differ from the TrainConfig field defaults (= the paper's
 # recipe: Adam 1e-3, early stopping patience 5 on val accuracy). `tuned` was chosen on inner
-# holdouts of the training data (benchmarks/bench_fit.py --select --variants combined).
+# holdouts of the training data (benchmarks/bench_fit.py --select --variants combined);
+# speaker_copies on the cross-corpus inner folds (docs/training-data.md).
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {},
-    "tuned": {"max_epochs": 60, "patience": 1000, "scheduler": "cosine", "label_smoothing": 0.1},
+    "tuned": {"max_epochs": 60, "patience": 1000, "scheduler": "cosine", "label_smoothing": 0.1, "speaker_copies": True},
 }
 DEFAULT_RECIPE = "tuned"
 
@@ -340,6 +341,11 @@ class TrainConfig(_Section):
     scheduler: Literal["none", "cosine"] = Field("none", description="learning-rate schedule: constant or cosine over max_epochs")
     feature_noise: float = Field(
         0.0, ge=0.0, description="sd of Gaussian noise added to the standardized features of each training batch"
+    )
+    speaker_copies: bool = Field(
+        False,
+        description="train also on a copy of each clip normalized by its speaker's own statistics "
+        "(speakers with at least 10 training clips; docs/training-data.md)",
     )
 
     @model_validator(mode="before")
@@ -408,6 +414,9 @@ class RunConfig(_Section):
             data["features"] = {**features, "preset": "paper"}
             train = dict(data.get("train") or {})
             data["train"] = {"recipe": "paper", **train}
+        train = dict(data.get("train") or {})
+        if "speaker_copies" not in train:  # stored before the option: trained without copies
+            data["train"] = {**train, "speaker_copies": False}
         return cls.model_validate(data)
 
     @field_validator("name")

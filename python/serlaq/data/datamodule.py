@@ -34,6 +34,9 @@ from serlaq.data.multi import balance_weights, corpus_records, gather, map_label
 from serlaq.data.splits import split_indices
 from serlaq.errors import DataError
 
+# A speaker needs this many training clips for its statistics to be worth a copy.
+SPEAKER_COPY_MIN_CLIPS = 10
+
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
@@ -46,32 +49,34 @@ class EpochShuffleSampler(Sampler[int]):
     other use of the global RNG.
     """
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, draws: int | None = None) -> None:
         self.size = size
         self.seed = seed
         self.epoch = 0
+        self.draws = size if draws is None else min(draws, size)  # rows per epoch (the first of the permutation)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        return iter(torch.randperm(self.size, generator=generator)[: self.draws].tolist())
 
     def __len__(self) -> int:
-        return self.size
+        return self.draws
 
 
 class BalancedEpochSampler(EpochShuffleSampler):
-    """`size` draws with replacement, in proportion to `weights`, from (seed, epoch) alone."""
+    """`draws` (default: as many as there are weights) draws with replacement, in proportion
+    to `weights`, from (seed, epoch) alone."""
 
-    def __init__(self, weights: Sequence[float], seed: int) -> None:
-        super().__init__(len(weights), seed)
+    def __init__(self, weights: Sequence[float], seed: int, draws: int | None = None) -> None:
+        super().__init__(len(weights), seed, draws)
         self.weights = torch.tensor(list(weights), dtype=torch.float64)
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.multinomial(self.weights, self.size, replacement=True, generator=generator).tolist())
+        return iter(torch.multinomial(self.weights, self.draws, replacement=True, generator=generator).tolist())
 
 
 class SERDataModule(L.LightningDataModule):
@@ -132,10 +137,13 @@ class SERDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = self._train_rows
         balance = self.config.data.balance
+        # speaker copies double the rows, not the steps: an epoch draws as many rows as the
+        # clean split has (what the copies were measured with: the same number of updates)
+        draws = len(self._indices["train"]) if self.config.train.speaker_copies else None
         if balance == "none":
-            sampler: EpochShuffleSampler = EpochShuffleSampler(len(dataset), self.config.seed)
+            sampler: EpochShuffleSampler = EpochShuffleSampler(len(dataset), self.config.seed, draws)
         else:
-            sampler = BalancedEpochSampler(balance_weights(self.train_groups(balance)), self.config.seed)
+            sampler = BalancedEpochSampler(balance_weights(self.train_groups(balance)), self.config.seed, draws)
         return DataLoader(dataset, batch_size=self.config.train.batch_size, sampler=sampler, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
@@ -280,8 +288,10 @@ class SERDataModule(L.LightningDataModule):
             )
             self._indices = {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()}
         self._datasets = {name: TensorDataset(x[idx], y[idx]) for name, idx in self._indices.items()}
-        self._train_rows = self._with_augmented_copies(clips, x, y)
         self.feature_mean, self.feature_std = standardization(x[self._indices["train"]])
+        self._train_rows = self._with_augmented_copies(clips, x, y)
+        if self.config.train.speaker_copies:
+            self._train_rows = self._with_speaker_copies(clips, self._train_rows)
 
     def _with_augmented_copies(self, clips: list[Clip], x: Tensor, y: Tensor) -> TensorDataset:
         """The rows training draws from: the clean training split, then each augmented copy of it in turn."""
@@ -302,6 +312,33 @@ class SERDataModule(L.LightningDataModule):
         self._corpus["augmented_rows"] = int(copies.shape[0] * copies.shape[1])
         x_aug = torch.from_numpy(copies.reshape(-1, copies.shape[-1]))
         return TensorDataset(torch.cat([clean.tensors[0], x_aug]), torch.cat([clean.tensors[1], y[idx].repeat(copies.shape[0])]))
+
+    def _with_speaker_copies(self, clips: list[Clip], rows: TensorDataset) -> TensorDataset:
+        """`rows` followed by one copy of the clean training split in which every clip of a
+        speaker with at least `SPEAKER_COPY_MIN_CLIPS` training clips is standardized by that
+        speaker's own mean and std, then mapped back through the global ones
+        (`mean + std * (x - mean_speaker) / std_speaker`): after the model's own
+        standardization the copy is the per-speaker z-score. The model learns features
+        relative to the speaker as well as absolute ones, and the runtime, which never knows
+        the speaker, keeps the global statistics. Speakers are told apart per corpus."""
+        idx = self._indices["train"]
+        x, y = self._datasets["train"].tensors
+        keys = [(self._clip_corpus[i] if self._clip_corpus else "", clips[i].speaker) for i in idx]
+        mean, std = self.feature_mean.double(), self.feature_std.double()
+        copy = x.double().clone()
+        kept = 0
+        for key in sorted(set(keys)):
+            rows_of = [r for r, k in enumerate(keys) if k == key]
+            if len(rows_of) < SPEAKER_COPY_MIN_CLIPS:
+                continue
+            xs = copy[rows_of]
+            m, s = xs.mean(dim=0), xs.std(dim=0, unbiased=False)
+            s = torch.maximum(s, 1e-3 * std)  # a feature constant for one speaker: no division blow-up
+            copy[rows_of] = mean + std * (xs - m) / s
+            kept += len(rows_of)
+        self._corpus["speaker_copy_rows"] = kept  # the other speakers' rows are copied unchanged
+        xr, yr = rows.tensors
+        return TensorDataset(torch.cat([xr, copy.float()]), torch.cat([yr, y]))
 
     def _eval_loader(self, name: Split) -> DataLoader:
         # One batch: the split is small, and the batch size does not change eval results.
