@@ -325,6 +325,8 @@ fn every_limit_and_bad_input_answers_its_4xx() {
         ("NaN hop", srv.post("/v1/segments?hop=nan", &wav), 400, "bad parameter", "hop"),
         ("vad_db range", srv.post("/v1/segments?vad_db=20", &wav), 400, "bad parameter", "vad_db"),
         ("no_vad + vad_db", srv.post("/v1/segments?no_vad=1&vad_db=-40", &wav), 400, "bad parameter", "no_vad"),
+        ("running_norm text", srv.post("/v1/segments?running_norm=maybe", &wav), 400, "bad parameter", "running_norm"),
+        ("running_norm on predict", srv.post("/v1/predict?running_norm=1", &wav), 400, "bad parameter", "running_norm"),
         ("not audio", srv.post("/v1/predict?name=x.wav", b"hello, this is not audio"), 422, "unreadable audio", "x.wav"),
         ("not audio, segments", srv.post("/v1/segments?name=x.wav", b"hello, this is not audio"), 422, "unreadable audio", "x.wav"),
         ("too long", srv.post("/v1/predict?name=long.wav", &wav_bytes(8000, 1, &clip(0, 8000, 13.0))), 413, "audio too long", "long.wav"),
