@@ -6,6 +6,9 @@
  *   predict MODEL.laq --stream RATE      mono float32 samples (native endian) on stdin, e.g.
  *                                        `ffmpeg -i call.mp3 -f f32le -ac 1 - | predict m.laq --stream 48000`;
  *                                        one line per window: start, end, label, confidence
+ *   predict MODEL.laq --stream RATE --running-norm
+ *                                        the same, the stream adapting to its room
+ *                                        (serlaq_stream_running_norm, default numbers)
  *
  * Build: gcc predict.c -Idist/capi -Ldist/capi -lserlaq -o predict
  * A file that fails gets one line on stderr (the others are still predicted); exit 1.
@@ -47,13 +50,18 @@ static void print_segments(serlaq_model *m, serlaq_stream *s) {
     }
 }
 
-static int stream_stdin(serlaq_model *m, unsigned long rate) {
+static int stream_stdin(serlaq_model *m, unsigned long rate, int running_norm) {
     serlaq_stream_options opts = serlaq_stream_default_options();
     serlaq_stream *s = serlaq_stream_new(m, (uint32_t)rate, &opts);
     float chunk[4096];
     size_t n;
     if (!s) {
         fprintf(stderr, "error: %s\n", serlaq_last_error());
+        return 1;
+    }
+    if (running_norm && serlaq_stream_running_norm(s, SERLAQ_RUNNING_PRIOR, SERLAQ_RUNNING_HORIZON) != SERLAQ_OK) {
+        fprintf(stderr, "error: %s\n", serlaq_last_error());
+        serlaq_stream_free(s);
         return 1;
     }
     while ((n = fread(chunk, sizeof chunk[0], sizeof chunk / sizeof chunk[0], stdin)) > 0) {
@@ -73,7 +81,8 @@ static int stream_stdin(serlaq_model *m, unsigned long rate) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s MODEL.laq FILE...\n       %s MODEL.laq --stream RATE < samples.f32\n", argv[0], argv[0]);
+        fprintf(stderr, "usage: %s MODEL.laq FILE...\n       %s MODEL.laq --stream RATE [--running-norm] < samples.f32\n",
+                argv[0], argv[0]);
         return 2;
     }
     serlaq_model *m = serlaq_model_open(argv[1]);
@@ -84,13 +93,14 @@ int main(int argc, char **argv) {
     int rc;
     if (strcmp(argv[2], "--stream") == 0) {
         char *end = NULL;
-        unsigned long rate = argc == 4 ? strtoul(argv[3], &end, 10) : 0;
-        if (argc != 4 || !end || *end || rate == 0 || rate > 0xffffffffUL) {
-            fprintf(stderr, "--stream needs a sample rate in Hz\n");
+        int running_norm = argc == 5 && strcmp(argv[4], "--running-norm") == 0;
+        unsigned long rate = argc >= 4 ? strtoul(argv[3], &end, 10) : 0;
+        if ((argc != 4 && !running_norm) || !end || *end || rate == 0 || rate > 0xffffffffUL) {
+            fprintf(stderr, "--stream needs a sample rate in Hz (then optionally --running-norm)\n");
             serlaq_model_free(m);
             return 2;
         }
-        rc = stream_stdin(m, rate);
+        rc = stream_stdin(m, rate, running_norm);
     } else {
         rc = predict_files(m, argc - 2, argv + 2);
     }

@@ -78,7 +78,8 @@ def speech_and_silence(rate: int) -> np.ndarray:
 def build_fixtures(out: Path) -> dict:
     """A model, clips at several rates (one stereo, one long with silence) and the
     native answers: expected.json = {labels, sample_rate, files: [prediction records],
-    segments: {path, rows}} as serlaq-rt writes them (paths relative to `out`)."""
+    segments: {path, rows}, segments_running: the same with running normalisation (prior 3,
+    horizon 40)} as serlaq-rt writes them (paths relative to `out`)."""
     out.mkdir(parents=True, exist_ok=True)
     fixture_model(out / "model.laq")
     clips = []
@@ -89,10 +90,15 @@ def build_fixtures(out: Path) -> dict:
     files = rt_json(out / "model.laq", *[out / c for c in clips])
     for f, c in zip(files, clips):
         f["path"] = c
-    rows = rt_json(out / "model.laq", out / long, "--segments", "--window", "1", "--hop", "0.5")
-    segs = [dict(r, path=long, probabilities=r.get("probabilities", {})) for r in rows if "summary" not in r]
+    def segment_rows(*extra: str) -> list[dict]:
+        rows = rt_json(out / "model.laq", out / long, "--segments", "--window", "1", "--hop", "0.5", *extra)
+        return [dict(r, path=long, probabilities=r.get("probabilities", {})) for r in rows if "summary" not in r]
+
+    segs = segment_rows()
+    running = segment_rows("--running-norm", "--running-prior", "3", "--running-horizon", "40")
     info = subprocess.run([str(serlaq_rt()), "info", str(out / "model.laq"), "--json"], capture_output=True, text=True)
     rate = json.loads(info.stdout)["features"]["sample_rate"]
-    expected = {"labels": list(LABELS), "sample_rate": rate, "files": files, "segments": {"path": long, "rows": segs}}
+    expected = {"labels": list(LABELS), "sample_rate": rate, "files": files, "segments": {"path": long, "rows": segs},
+                "segments_running": {"path": long, "rows": running, "prior": 3, "horizon": 40}}
     (out / "expected.json").write_text(json.dumps(expected))
     return expected

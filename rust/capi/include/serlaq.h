@@ -129,6 +129,16 @@ serlaq_stream_options serlaq_stream_default_options(void);
 serlaq_stream *serlaq_stream_new(const serlaq_model *m, uint32_t sample_rate,
                                  const serlaq_stream_options *opts);
 
+/* Running normalisation (`serlaq-rt --running-norm`): each speech window is standardized
+ * with the model's statistics, counted as `prior` windows, pooled with the stream's own
+ * speech windows so far (forgotten exponentially after `horizon` windows): a stream from
+ * a room the model never heard moves towards that room's statistics. Both in 1..1e9;
+ * the defaults are SERLAQ_RUNNING_PRIOR and SERLAQ_RUNNING_HORIZON. Call before the first
+ * push (SERLAQ_ERR_STREAM after it); SERLAQ_ERR_ARGUMENT names a bad number. */
+#define SERLAQ_RUNNING_PRIOR 20.0
+#define SERLAQ_RUNNING_HORIZON 600.0
+int serlaq_stream_running_norm(serlaq_stream *s, double prior, double horizon);
+
 /* Appends `n` samples (any chunk size; n may be 0). Returns the number of finished
  * windows waiting to be taken with serlaq_stream_next (>= 0), or < 0 on error. A chunk
  * holding NaN/inf is rejected whole (SERLAQ_ERR_STREAM) and the stream stays usable. */

@@ -7,6 +7,7 @@ use crate::abi::{serlaq_segment, serlaq_stream_options};
 use crate::error::{self, guard, status, Error};
 use crate::handle::{ModelHandle, StreamHandle};
 use crate::ptr::{boxed, model, path, slice, stream, write_probs};
+use serlaq_core::segments::RunningNorm;
 use std::ffi::{c_char, c_int};
 
 pub type serlaq_model = ModelHandle;
@@ -141,6 +142,13 @@ pub unsafe extern "C" fn serlaq_stream_new(
         let o = opts.as_ref().copied().unwrap_or_default();
         StreamHandle::new(m, sample_rate, &o.to_core())
     }))
+}
+
+/// # Safety
+/// `s`: NULL or a live stream.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_running_norm(s: *mut serlaq_stream, prior: f64, horizon: f64) -> c_int {
+    status(|| stream(s)?.set_running(Some(RunningNorm { prior, horizon })))
 }
 
 /// # Safety

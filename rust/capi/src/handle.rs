@@ -7,7 +7,7 @@ use crate::error::{Error, ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM};
 use serlaq_core::audio::{self, AudioError, Layout};
 use serlaq_core::model::{Model, ModelError};
 use serlaq_core::runtime::{predict_one, ModelSource};
-use serlaq_core::segments::{Segment, SegmentError, SegmentOptions, Segmenter};
+use serlaq_core::segments::{RunningNorm, Segment, SegmentError, SegmentOptions, Segmenter};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::path::Path;
@@ -119,14 +119,41 @@ impl ModelHandle {
 #[derive(Debug)]
 pub struct StreamHandle {
     model: Arc<Model>,
+    rate: u32,
+    opts: SegmentOptions,
     segmenter: Segmenter,
     pending: VecDeque<Segment>,
+    /// Samples were pushed (or the stream flushed): the options are fixed from then on.
+    started: bool,
 }
 
 impl StreamHandle {
     pub fn new(model: &ModelHandle, rate: u32, opts: &SegmentOptions) -> Result<StreamHandle, Error> {
         let segmenter = Segmenter::new(&model.model, rate, opts, STREAM_SOURCE).map_err(segment_err)?;
-        Ok(StreamHandle { model: Arc::clone(&model.model), segmenter, pending: VecDeque::new() })
+        Ok(StreamHandle {
+            model: Arc::clone(&model.model),
+            rate,
+            opts: *opts,
+            segmenter,
+            pending: VecDeque::new(),
+            started: false,
+        })
+    }
+
+    /// Turns running normalisation on (`Some`) or off. Only before the first push: the
+    /// windows already finished were standardized without it, and a timeline that changes
+    /// its statistics half-way would match no other face's output.
+    pub fn set_running(&mut self, running: Option<RunningNorm>) -> Result<(), Error> {
+        if self.started {
+            return Err(Error::new(
+                ERR_STREAM,
+                format!("{STREAM_SOURCE}: running normalisation must be set before the first push"),
+            ));
+        }
+        let opts = SegmentOptions { running, ..self.opts };
+        self.segmenter = Segmenter::new(&self.model, self.rate, &opts, STREAM_SOURCE).map_err(segment_err)?;
+        self.opts = opts;
+        Ok(())
     }
 
     pub fn num_labels(&self) -> usize {
@@ -139,6 +166,7 @@ impl StreamHandle {
 
     /// Appends samples; returns how many windows wait to be taken.
     pub fn push(&mut self, samples: &[f32]) -> Result<usize, Error> {
+        self.started = true;
         let done = self.segmenter.push(&self.model, samples).map_err(segment_err)?;
         self.pending.extend(done);
         Ok(self.pending.len())
@@ -146,6 +174,7 @@ impl StreamHandle {
 
     /// Ends the stream; returns how many windows wait to be taken.
     pub fn flush(&mut self) -> Result<usize, Error> {
+        self.started = true;
         let done = self.segmenter.finish(&self.model).map_err(segment_err)?;
         self.pending.extend(done);
         Ok(self.pending.len())

@@ -10,7 +10,7 @@ use serlaq_core::audio::{self, Layout};
 use serlaq_core::features::FeatureSpec;
 use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
 use serlaq_core::model::Model;
-use serlaq_core::segments::Segmenter;
+use serlaq_core::segments::{RunningNorm, SegmentOptions, Segmenter, DEFAULT_HORIZON, DEFAULT_PRIOR};
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
@@ -285,6 +285,67 @@ fn stream_gives_the_core_segmenter_windows() {
             Some(p) => assert_eq!(*gp, f32s(p)),
             None => assert_eq!((gp.clone(), g.label, g.confidence), (vec![0.0; 3], -1, 0.0)),
         }
+    }
+}
+
+#[test]
+fn stream_running_norm_gives_the_core_windows() {
+    let m = open_model();
+    let core = core_model();
+    let rate = 8000;
+    // loud, then a quieter/darker room: the stream's statistics move the probabilities
+    let mut x = tone(rate, 3.0, 250.0, 0.6);
+    x.extend(tone(rate, 4.0, 700.0, 0.05));
+    let base = serlaq_stream_options { window: 1.0, hop: 0.5, ..serlaq_stream_default_options() };
+    let running = RunningNorm { prior: 2.0, horizon: 50.0 };
+    let core_windows = |running: Option<RunningNorm>| {
+        let mut seg = Segmenter::new(&core, rate, &SegmentOptions { running, ..base.to_core() }, "x").unwrap();
+        let mut w = seg.push(&core, &x).unwrap();
+        w.extend(seg.finish(&core).unwrap());
+        w
+    };
+    let want = core_windows(Some(running));
+    assert_ne!(want, core_windows(None), "the fixture's second room changes the windows");
+    let mut got = Vec::new();
+    unsafe {
+        let s = serlaq_stream_new(m.0, rate, &base);
+        assert_eq!(serlaq_stream_running_norm(s, running.prior, running.horizon), OK, "{}", last());
+        for chunk in x.chunks(1000) {
+            assert!(serlaq_stream_push(s, chunk.as_ptr(), chunk.len()) >= 0, "{}", last());
+            drain(s, &mut got);
+        }
+        assert!(serlaq_stream_flush(s) >= 0, "{}", last());
+        drain(s, &mut got);
+        serlaq_stream_free(s);
+    }
+    assert_eq!(got.len(), want.len());
+    for ((g, gp), w) in got.iter().zip(&want) {
+        assert_eq!(*g, serlaq_segment::from_core(w));
+        if let Some(p) = &w.probabilities {
+            assert_eq!(*gp, f32s(p));
+        }
+    }
+}
+
+#[test]
+fn stream_running_norm_errors_and_header_defaults() {
+    let m = open_model();
+    let x = tone(8000, 0.5, 300.0, 0.3);
+    unsafe {
+        failed(serlaq_stream_running_norm(null_mut(), 20.0, 600.0), ERR_ARGUMENT, "stream is NULL");
+        let s = serlaq_stream_new(m.0, 8000, null());
+        failed(serlaq_stream_running_norm(s, 0.5, 600.0), ERR_ARGUMENT, "running_prior");
+        failed(serlaq_stream_running_norm(s, 20.0, f64::NAN), ERR_ARGUMENT, "running_horizon");
+        assert_eq!(serlaq_stream_running_norm(s, 20.0, 600.0), OK, "the stream stays usable: {}", last());
+        assert_eq!(serlaq_stream_push(s, x.as_ptr(), x.len()), 0);
+        failed(serlaq_stream_running_norm(s, 20.0, 600.0), ERR_STREAM, "before the first push");
+        serlaq_stream_free(s);
+    }
+    // the header's documented defaults are the core's
+    let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/serlaq.h")).unwrap();
+    for (name, value) in [("SERLAQ_RUNNING_PRIOR", DEFAULT_PRIOR), ("SERLAQ_RUNNING_HORIZON", DEFAULT_HORIZON)] {
+        let line = header.lines().find(|l| l.starts_with(&format!("#define {name} "))).unwrap();
+        assert_eq!(line.split_whitespace().nth(2).unwrap().parse::<f64>().unwrap(), value, "{name}");
     }
 }
 

@@ -14,6 +14,7 @@ use serlaq::handle::{ModelHandle, StreamHandle};
 use serlaq::ptr::{boxed, model, slice, stream, write_probs};
 use serlaq_core::runtime::json::to_line;
 use serlaq_core::runtime::{Prediction, SegmentRecord};
+use serlaq_core::segments::RunningNorm;
 use std::alloc::{alloc, dealloc, Layout};
 use std::cell::RefCell;
 use std::ffi::c_char;
@@ -160,15 +161,26 @@ pub unsafe extern "C" fn serlaq_stream_new(
     boxed(guard(|| StreamHandle::new(model(m)?, sample_rate, &o.to_core())))
 }
 
-/// Window defaults for `serlaq_stream_new`, written to `out` (5 doubles: window, hop,
-/// vad (1), vad_db, min_speech).
+/// Turns running normalisation on for a stream not pushed to yet (`serlaq.h`'s
+/// `serlaq_stream_running_norm`).
 ///
 /// # Safety
-/// `out`: room for 5 doubles.
+/// `s`: NULL or a live stream.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_running_norm(s: *mut StreamHandle, prior: f64, horizon: f64) -> i32 {
+    status(|| stream(s)?.set_running(Some(RunningNorm { prior, horizon })))
+}
+
+/// Stream defaults, written to `out` (7 doubles: window, hop, vad (1), vad_db,
+/// min_speech, running prior, running horizon).
+///
+/// # Safety
+/// `out`: room for 7 doubles.
 #[no_mangle]
 pub unsafe extern "C" fn serlaq_stream_defaults(out: *mut f64) -> i32 {
     let d = serlaq_stream_options::default();
-    status(|| write_probs(&[d.window, d.hop, f64::from(d.vad), d.vad_db, d.min_speech], out))
+    let r = RunningNorm::default();
+    status(|| write_probs(&[d.window, d.hop, f64::from(d.vad), d.vad_db, d.min_speech, r.prior, r.horizon], out))
 }
 
 /// The windows a stream call finished, as a JSON list of segment records in the output

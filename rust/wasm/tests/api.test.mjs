@@ -112,6 +112,23 @@ test("a stream in any chunk sizes gives serlaq-rt's segments", async () => {
   }
 });
 
+test("a stream with running normalisation gives serlaq-rt --running-norm's segments", async () => {
+  const { mono, rate } = readWav(await readFile(path.join(FIX, expected.segments_running.path)));
+  const { prior, horizon, rows: want } = expected.segments_running;
+  assert.notDeepEqual(want.map((w) => w.confidence), expected.segments.rows.map((w) => w.confidence), "it changes the answers");
+  const s = model.stream(rate, { window: 1.0, hop: 0.5, runningNorm: true, runningPrior: prior, runningHorizon: horizon });
+  const got = [];
+  for (let i = 0; i < mono.length; i += 3000) got.push(...s.push(mono.subarray(i, i + 3000)));
+  got.push(...s.flush());
+  s.free();
+  assert.equal(got.length, want.length);
+  got.forEach((g, i) => {
+    assert.deepEqual([g.index, g.label, g.speech], [want[i].index, want[i].label, want[i].speech], `window ${i}`);
+    closeScores(g.probabilities, want[i].probabilities, `running window ${i}`);
+  });
+  assert.throws(() => model.stream(rate, { runningNorm: true, runningPrior: 0 }), (e) => e.kind === "argument" && /running_prior/.test(e.message));
+});
+
 test("bad input throws one-line SerlaqErrors and the model keeps working", async () => {
   const cases = [
     [() => model.predictFile(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])), "audio", "<bytes>"],

@@ -85,7 +85,7 @@ async function useAudio(bytes, name) {
     const ch = buf.getChannelData(c);
     for (let i = 0; i < mono.length; i++) mono[i] += ch[i] / buf.numberOfChannels;
   }
-  const stream = model.stream(buf.sampleRate);
+  const stream = model.stream(buf.sampleRate, { runningNorm: $("adapt").checked });
   segments = [];
   for (let i = 0; i < mono.length; i += 4096) segments.push(...stream.push(mono.subarray(i, i + 4096)));
   try {
@@ -142,7 +142,7 @@ async function toggleMic() {
   await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([WORKLET], { type: "text/javascript" })));
   const node = new AudioWorkletNode(ctx, "tap");
   ctx.createMediaStreamSource(media).connect(node);
-  const stream = model.stream(ctx.sampleRate);
+  const stream = model.stream(ctx.sampleRate, { runningNorm: $("adapt").checked });
   segments = [];
   node.port.onmessage = (e) => {
     const done = stream.push(e.data);
