@@ -100,6 +100,10 @@ fuzz_target!(|data: &[u8]| {
                     check(-1);
                     return;
                 }
+                if b.get(2).copied().unwrap_or(0) & 2 != 0 {
+                    // running normalisation, with a prior from 0 (refused) up
+                    check(serlaq_stream_running_norm(s, f64::from(b.get(2).copied().unwrap_or(0) >> 2), 50.0));
+                }
                 let x = floats(b.get(3..).unwrap_or(&[]));
                 let chunk = 1 + usize::from(b.get(3).copied().unwrap_or(0)) * 13;
                 let mut seg = serlaq_segment::default();
