@@ -51,7 +51,9 @@ clip of the target corpus is scored through the runtime on the labels both corpo
   by the seed, each centre-cut or looped to 96 STFT hops so that one window is one clip),
   segmented with the model's statistics ("stream") and with running normalisation
   ("stream, running norm.": each window standardized with the model's statistics mixed
-  with those of the windows so far, `--running-norm`); the first windows count too.
+  with those of the windows so far and divided by the stream's label mix so far,
+  `--running-norm`; "..., no balance": statistics alone, `--no-running-balance`); the
+  first windows count too.
 
 Reported per cell, mean ± sd over seeds: UAR, accuracy, the share of the most predicted
 label, mean confidence and expected calibration error (ECE: 10 equal-width confidence
@@ -163,11 +165,12 @@ def run_fold(args: argparse.Namespace, base: list[str], clips: list[Any], held: 
 STREAM_HOPS = 96  # one stream window = one clip, centre-cut (or looped) to 96 STFT hops (1.536 s at 16 kHz)
 
 
-def stream_scores(laq: Any, clips: list[Any], labels: list[str], running: bool, seed: int) -> dict[str, Any]:
+def stream_scores(laq: Any, clips: list[Any], labels: list[str], running: bool, seed: int, balance: bool = True) -> dict[str, Any]:
     """The target's clips as one live recording: back to back in a shuffled order (`seed`),
     each cut to `STREAM_HOPS` STFT hops so that window k (window = hop, no gate) is clip k;
     scored like `cross_scores`. `running`: with running normalisation (the stream adapts
-    itself to the corpus as it plays; the first windows see mostly the model's statistics)."""
+    itself to the corpus as it plays; the first windows see mostly the model's statistics),
+    `balance`: its label balance too (the default of `running_norm`)."""
     from serlaq import _native
     from serlaq.reports.cross import proba_scores
 
@@ -183,7 +186,8 @@ def stream_scores(laq: Any, clips: list[Any], labels: list[str], running: bool, 
         waves.append(np.resize(w[at : at + n], n))
         y.append(labels.index(clips[i].label))
     wave = np.concatenate([*waves, waves[0]])  # the first clip once more: the last window is a full one
-    segs = list(laq.segments(wave, rate, window=n / rate, hop=n / rate, vad=False, running_norm=running))[: len(y)]
+    segs = list(laq.segments(wave, rate, window=n / rate, hop=n / rate, vad=False, running_norm=running,
+                             running_balance=balance))[: len(y)]
     assert len(segs) == len(y) and all(s.start_sample == k * n for k, s in enumerate(segs))
     proba = np.array([[s.probabilities[lab] for lab in labels] for s in segs], dtype=np.float64)
     return proba_scores(proba / proba.sum(1, keepdims=True), np.array(y), labels)
@@ -235,6 +239,7 @@ def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, se
     if args.stream:
         clips, labels = shared_clips(laq, args.data_root / target, target)
         row["stream"] = stream_scores(laq, clips, labels, running=False, seed=seed)
+        row["stream, running norm., no balance"] = stream_scores(laq, clips, labels, running=True, seed=seed, balance=False)
         row["stream, running norm."] = stream_scores(laq, clips, labels, running=True, seed=seed)
     in_corpus = float(result.metrics["test"]["accuracy"])  # fp32, the source's own test split
     row.update({"clips": row["zero-shot"]["clips"], "avg_bits": out.avg_bits, "kb": size / 1000, "in_acc": in_corpus})
@@ -263,7 +268,8 @@ def main_corpus(args: argparse.Namespace) -> None:
                     cells = "  ".join(
                         f"{mode} UAR {100 * r[mode]['uar']:.1f} acc {100 * r[mode]['accuracy']:.1f} top {100 * r[mode]['top_share']:.0f}% "
                         f"conf {r[mode]['mean_confidence']:.2f} ECE {r[mode]['ece']:.2f}"
-                        for mode in ("zero-shot", "adapted, no balance", "adapted", "stream", "stream, running norm.")
+                        for mode in ("zero-shot", "adapted, no balance", "adapted", "stream", "stream, running norm., no balance",
+                                     "stream, running norm.")
                         if mode in r
                     )
                     print(
@@ -272,7 +278,7 @@ def main_corpus(args: argparse.Namespace) -> None:
                         flush=True,
                     )
     modes = ["zero-shot", "adapted, no balance", "adapted"] if args.adapt else ["zero-shot"]
-    modes += ["stream", "stream, running norm."] if args.stream else []
+    modes += ["stream", "stream, running norm., no balance", "stream, running norm."] if args.stream else []
     print(f"\n### True cross-corpus pairs ({args.seeds} seeds, mean ± sd; paired against preset {presets[0]})\n")
     print("| direction | preset | mode | UAR % | accuracy % | top label % | mean confidence | ECE | UAR vs " + presets[0] + " (paired) |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -246,6 +246,36 @@ def test_running_normalisation_adapts_a_stream_to_its_room(setup):
     assert [s.probabilities for s in live] == [s.probabilities for s in offline]
 
 
+def test_running_balance_is_on_by_default_and_can_be_turned_off(setup, tmp_path, capsys):
+    """Running normalisation divides each window by the stream's label mix unless
+    `running_balance=False` (Python) / `--no-running-balance` (CLI), which gives the
+    statistics-only timeline; the balance spreads the stream over more labels."""
+    model = serlaq.load(setup["model"])
+    wave, truth, seconds = room_stream(setup)
+
+    def probs(**kw) -> list[dict]:
+        return [s.probabilities for s in model.segments(wave, 22050, window=seconds, hop=seconds, vad=False,
+                                                       running_norm=True, running_prior=2.0, **kw)]  # fmt: skip
+
+    default, balanced, stats_only = probs(), probs(running_balance=True), probs(running_balance=False)
+    assert default == balanced and stats_only != balanced
+    top = {name: max(np.unique([max(p, key=p.get) for p in ps], return_counts=True)[1]) / len(ps)
+           for name, ps in [("balanced", balanced), ("stats_only", stats_only)]}  # fmt: skip
+    assert top["balanced"] <= top["stats_only"], top
+    wav = tmp_path / "room.wav"
+    sf.write(str(wav), wave, 22050, subtype="FLOAT")
+    args = ["predict", str(setup["model"]), str(wav), "--segments", "--no-vad", "--window", repr(seconds), "--hop",
+            repr(seconds), "--format", "jsonl", "--running-norm", "--running-prior", "2", "--no-running-balance"]  # fmt: skip
+    code, out, err = run_serlaq(args, capsys)
+    assert code == 0, err
+    cli = [rec["probabilities"] for rec in map(json.loads, out.splitlines()) if "start" in rec]
+    assert [max(p, key=p.get) for p in cli] == [max(p, key=p.get) for p in stats_only]
+    for c, w in zip(cli, stats_only):
+        assert max(abs(c[k] - w[k]) for k in w) < 1e-6
+    code, _, err = run_serlaq(["predict", str(setup["model"]), str(wav), "--segments", "--no-running-balance"], capsys)
+    assert code == 2 and "only with --running-norm" in err
+
+
 @pytest.mark.parametrize("flag,value", [("running_prior", 0.5), ("running_horizon", float("nan")), ("running_prior", 1e12)])
 def test_running_normalisation_bad_numbers_name_the_option(setup, flag, value):
     model = serlaq.load(setup["model"])

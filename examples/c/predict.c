@@ -59,7 +59,7 @@ static int stream_stdin(serlaq_model *m, unsigned long rate, int running_norm) {
         fprintf(stderr, "error: %s\n", serlaq_last_error());
         return 1;
     }
-    if (running_norm && serlaq_stream_running_norm(s, SERLAQ_RUNNING_PRIOR, SERLAQ_RUNNING_HORIZON) != SERLAQ_OK) {
+    if (running_norm && serlaq_stream_running_norm(s, SERLAQ_RUNNING_PRIOR, SERLAQ_RUNNING_HORIZON, 1) != SERLAQ_OK) {
         fprintf(stderr, "error: %s\n", serlaq_last_error());
         serlaq_stream_free(s);
         return 1;

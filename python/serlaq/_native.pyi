@@ -257,7 +257,8 @@ RUNNING_HORIZON: float  # running normalisation: memory of the stream's statisti
 class Segmenter:
     """One stream cut into windows for `model`; `vad_db=None` turns the voice-activity gate off,
     a `running_prior` turns running normalisation on (the stream's speech windows re-estimate
-    the input statistics, the model's own counting as `running_prior` windows).
+    the input statistics, the model's own counting as `running_prior` windows; with
+    `running_balance` each window's probabilities are also divided by the stream's label mix).
 
     ValueError: bad options, NaN/inf samples (the chunk is rejected, the stream goes on), a
     changed `sample_rate`, a push after finish; TypeError: a non-float array; AudioError:
@@ -275,6 +276,7 @@ class Segmenter:
         source: str = "stream",
         running_prior: float | None = None,
         running_horizon: float = 600.0,
+        running_balance: bool = True,
     ) -> None: ...
     def push(self, samples: NDArray[np.floating], sample_rate: int | None = None) -> list[SegmentTuple]:
         """Mono float samples (any length) -> the segments they complete."""
@@ -297,6 +299,7 @@ def segment_file(
     min_speech: float = 0.25,
     running_prior: float | None = None,
     running_horizon: float = 600.0,
+    running_balance: bool = True,
 ) -> tuple[list[SegmentTuple], str | None]:
     """A file read packet by packet -> (segments up to the end or the damage, None or one
     error line naming the file and where it broke). ValueError only for bad options."""
@@ -341,6 +344,7 @@ def segments_to(
     keep: bool = False,
     running_prior: float | None = None,
     running_horizon: float = 600.0,
+    running_balance: bool = True,
 ) -> tuple[int, list[tuple[str, list[SegmentTuple], str | None]]]:
     """`serlaq predict --segments` (ValueError for bad options, before any output); returns
     (failures, the timelines of files with windows when `keep`)."""

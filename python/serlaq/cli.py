@@ -75,6 +75,7 @@ def predict(
     running_norm: bool = typer.Option(False, "--running-norm", help="--segments: each file's speech windows re-estimate the input statistics as they come (running normalisation: a recording adapts the model to its own room)"),
     running_prior: float | None = typer.Option(None, "--running-prior", help="--running-norm: weight of the model's own statistics, in windows (default 20)"),
     running_horizon: float | None = typer.Option(None, "--running-horizon", help="--running-norm: windows after which older windows fade out (default 600)"),
+    no_running_balance: bool = typer.Option(False, "--no-running-balance", help="--running-norm: statistics only, no label balance (a recording that is mostly one emotion)"),
 ) -> None:
     """Predict the emotion of audio files: one line per file (path, label, confidence).
 
@@ -102,8 +103,8 @@ def predict(
             fail(f"{', '.join(given)}: only with --segments", code=2)
     elif no_vad and (vad_db is not None or min_speech is not None):
         fail("--no-vad: cannot be combined with --vad-db / --min-speech", code=2)
-    elif not running_norm and (running_prior is not None or running_horizon is not None):
-        fail("--running-prior, --running-horizon: only with --running-norm", code=2)
+    elif not running_norm and (running_prior is not None or running_horizon is not None or no_running_balance):
+        fail("--running-prior, --running-horizon, --no-running-balance: only with --running-norm", code=2)
     elif plot is not None:
         import importlib.util
 
@@ -124,6 +125,7 @@ def predict(
                 laq, inputs, fmt, top_k=top_k, window=window, hop=hop, vad=not no_vad, vad_db=vad_db,
                 min_speech=min_speech, plot=plot, echo_error=echo_error, running_norm=running_norm,
                 running_prior=running_prior, running_horizon=running_horizon,
+                running_balance=not no_running_balance,
             )
         except ValueError as exc:
             fail(str(exc))

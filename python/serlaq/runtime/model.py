@@ -320,6 +320,7 @@ class LaqModel:
         running_norm: bool = False,
         running_prior: float = 20.0,
         running_horizon: float = 600.0,
+        running_balance: bool = True,
     ) -> Iterator[Segment]:
         """Cut a long recording into overlapping windows: yields one `Segment` per window
         (label, confidence, probabilities; "silence" where the voice-activity gate finds
@@ -330,12 +331,13 @@ class LaqModel:
         above `vad_db` dBFS, a window is speech when `min_speech` of its frames are.
         `running_norm`: each speech window is standardized with the model's statistics
         (weighted as `running_prior` windows) mixed with those of the recording's speech
-        windows so far (fading after `running_horizon` windows): the recording adapts the
-        model to its own room as it plays (docs/adapt.md).
+        windows so far (fading after `running_horizon` windows), and with `running_balance`
+        each window's probabilities are divided by the recording's label mix so far: the
+        recording adapts the model to its own room as it plays (docs/adapt.md).
         """
         from serlaq.runtime.segments import SegmentOptions, iter_segments
 
-        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon)
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon, running_balance)
         return iter_segments(self, x, sample_rate, opts)
 
     def segment_file(
@@ -350,12 +352,13 @@ class LaqModel:
         running_norm: bool = False,
         running_prior: float = 20.0,
         running_horizon: float = 600.0,
+        running_balance: bool = True,
     ) -> SegmentTimeline:
         """A file's segments and, when it broke part-way, the error line (no exception for
         the file itself); `.summary()` gives speech time and shares per emotion."""
         from serlaq.runtime.segments import SegmentOptions, segment_file
 
-        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon)
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon, running_balance)
         return segment_file(self, path, opts)
 
     def stream(
@@ -371,12 +374,13 @@ class LaqModel:
         running_norm: bool = False,
         running_prior: float = 20.0,
         running_horizon: float = 600.0,
+        running_balance: bool = True,
     ) -> SegmentStream:
         """A live stream at `sample_rate` Hz: `.push(samples)` (any chunk size) returns the
         segments completed so far, `.flush()` the rest; the same segments as `segments()`
         on the whole recording (`running_norm`: as in `segments()`)."""
         from serlaq.runtime.segments import SegmentOptions, SegmentStream
 
-        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon)
+        opts = SegmentOptions(window, hop, vad, vad_db, min_speech, top_k, running_norm, running_prior, running_horizon, running_balance)
         return SegmentStream(self, sample_rate, opts, source)
 

@@ -22,8 +22,10 @@ its frames are voiced.
 Running normalisation (`running_norm=True`, off by default): each speech window is
 standardized with the model's statistics (weighted as `running_prior` windows, default 20)
 mixed with those of the stream's speech windows so far (forgetting after
-`running_horizon`, default 600 windows): a recording adapts the model to its own room as
-it plays, the streaming form of `LaqModel.adapt` (docs/adapt.md).
+`running_horizon`, default 600 windows) and, with `running_balance` (default on), its
+probabilities are divided by the stream's label mix so far (pooled with `running_prior`
+windows of a uniform mix): a recording adapts the model to its own room as it plays, the
+streaming form of `LaqModel.adapt` (statistics, then label balance; docs/adapt.md).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class SegmentOptions:
     running_norm: bool = False
     running_prior: float = DEFAULT_RUNNING_PRIOR
     running_horizon: float = DEFAULT_RUNNING_HORIZON
+    running_balance: bool = True
 
     def native(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class SegmentOptions:
             "min_speech": float(self.min_speech),
             "running_prior": float(self.running_prior) if self.running_norm else None,
             "running_horizon": float(self.running_horizon),
+            "running_balance": bool(self.running_balance),
         }
 
 
@@ -297,6 +301,7 @@ def run_segments_cli(
     running_norm: bool = False,
     running_prior: float | None = None,
     running_horizon: float | None = None,
+    running_balance: bool = True,
 ) -> int:
     """The body of `serlaq predict --segments`: the core's segment run and writer (the
     bytes `serlaq-rt` prints) to stdout as each file is segmented, csv summaries to
@@ -315,6 +320,7 @@ def run_segments_cli(
         running_norm=running_norm,
         running_prior=DEFAULT_RUNNING_PRIOR if running_prior is None else running_prior,
         running_horizon=DEFAULT_RUNNING_HORIZON if running_horizon is None else running_horizon,
+        running_balance=running_balance,
     )
     sys.stdout.flush()
     failed, kept = _native.segments_to(

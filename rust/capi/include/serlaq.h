@@ -132,12 +132,15 @@ serlaq_stream *serlaq_stream_new(const serlaq_model *m, uint32_t sample_rate,
 /* Running normalisation (`serlaq-rt --running-norm`): each speech window is standardized
  * with the model's statistics, counted as `prior` windows, pooled with the stream's own
  * speech windows so far (forgotten exponentially after `horizon` windows): a stream from
- * a room the model never heard moves towards that room's statistics. Both in 1..1e9;
- * the defaults are SERLAQ_RUNNING_PRIOR and SERLAQ_RUNNING_HORIZON. Call before the first
- * push (SERLAQ_ERR_STREAM after it); SERLAQ_ERR_ARGUMENT names a bad number. */
+ * a room the model never heard moves towards that room's statistics. With `balance` != 0
+ * (serlaq-rt's default) each window's probabilities are also divided by the stream's
+ * label mix so far (pooled with `prior` windows of a uniform mix); 0 for a recording that
+ * is mostly one emotion. `prior` and `horizon` in 1..1e9; the defaults are
+ * SERLAQ_RUNNING_PRIOR and SERLAQ_RUNNING_HORIZON. Call before the first push
+ * (SERLAQ_ERR_STREAM after it); SERLAQ_ERR_ARGUMENT names a bad number. */
 #define SERLAQ_RUNNING_PRIOR 20.0
 #define SERLAQ_RUNNING_HORIZON 600.0
-int serlaq_stream_running_norm(serlaq_stream *s, double prior, double horizon);
+int serlaq_stream_running_norm(serlaq_stream *s, double prior, double horizon, int balance);
 
 /* Appends `n` samples (any chunk size; n may be 0). Returns the number of finished
  * windows waiting to be taken with serlaq_stream_next (>= 0), or < 0 on error. A chunk

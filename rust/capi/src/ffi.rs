@@ -147,8 +147,13 @@ pub unsafe extern "C" fn serlaq_stream_new(
 /// # Safety
 /// `s`: NULL or a live stream.
 #[no_mangle]
-pub unsafe extern "C" fn serlaq_stream_running_norm(s: *mut serlaq_stream, prior: f64, horizon: f64) -> c_int {
-    status(|| stream(s)?.set_running(Some(RunningNorm { prior, horizon })))
+pub unsafe extern "C" fn serlaq_stream_running_norm(
+    s: *mut serlaq_stream,
+    prior: f64,
+    horizon: f64,
+    balance: c_int,
+) -> c_int {
+    status(|| stream(s)?.set_running(Some(RunningNorm { prior, horizon, balance: balance != 0 })))
 }
 
 /// # Safety

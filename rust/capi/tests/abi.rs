@@ -297,7 +297,7 @@ fn stream_running_norm_gives_the_core_windows() {
     let mut x = tone(rate, 3.0, 250.0, 0.6);
     x.extend(tone(rate, 4.0, 700.0, 0.05));
     let base = serlaq_stream_options { window: 1.0, hop: 0.5, ..serlaq_stream_default_options() };
-    let running = RunningNorm { prior: 2.0, horizon: 50.0 };
+    let running = RunningNorm { prior: 2.0, horizon: 50.0, balance: true };
     let core_windows = |running: Option<RunningNorm>| {
         let mut seg = Segmenter::new(&core, rate, &SegmentOptions { running, ..base.to_core() }, "x").unwrap();
         let mut w = seg.push(&core, &x).unwrap();
@@ -309,7 +309,7 @@ fn stream_running_norm_gives_the_core_windows() {
     let mut got = Vec::new();
     unsafe {
         let s = serlaq_stream_new(m.0, rate, &base);
-        assert_eq!(serlaq_stream_running_norm(s, running.prior, running.horizon), OK, "{}", last());
+        assert_eq!(serlaq_stream_running_norm(s, running.prior, running.horizon, 1), OK, "{}", last());
         for chunk in x.chunks(1000) {
             assert!(serlaq_stream_push(s, chunk.as_ptr(), chunk.len()) >= 0, "{}", last());
             drain(s, &mut got);
@@ -332,13 +332,13 @@ fn stream_running_norm_errors_and_header_defaults() {
     let m = open_model();
     let x = tone(8000, 0.5, 300.0, 0.3);
     unsafe {
-        failed(serlaq_stream_running_norm(null_mut(), 20.0, 600.0), ERR_ARGUMENT, "stream is NULL");
+        failed(serlaq_stream_running_norm(null_mut(), 20.0, 600.0, 1), ERR_ARGUMENT, "stream is NULL");
         let s = serlaq_stream_new(m.0, 8000, null());
-        failed(serlaq_stream_running_norm(s, 0.5, 600.0), ERR_ARGUMENT, "running_prior");
-        failed(serlaq_stream_running_norm(s, 20.0, f64::NAN), ERR_ARGUMENT, "running_horizon");
-        assert_eq!(serlaq_stream_running_norm(s, 20.0, 600.0), OK, "the stream stays usable: {}", last());
+        failed(serlaq_stream_running_norm(s, 0.5, 600.0, 1), ERR_ARGUMENT, "running_prior");
+        failed(serlaq_stream_running_norm(s, 20.0, f64::NAN, 0), ERR_ARGUMENT, "running_horizon");
+        assert_eq!(serlaq_stream_running_norm(s, 20.0, 600.0, 0), OK, "the stream stays usable: {}", last());
         assert_eq!(serlaq_stream_push(s, x.as_ptr(), x.len()), 0);
-        failed(serlaq_stream_running_norm(s, 20.0, 600.0), ERR_STREAM, "before the first push");
+        failed(serlaq_stream_running_norm(s, 20.0, 600.0, 0), ERR_STREAM, "before the first push");
         serlaq_stream_free(s);
     }
     // the header's documented defaults are the core's

@@ -104,6 +104,9 @@ struct PredictArgs {
     /// --running-norm: windows after which older windows fade out (default 600)
     #[arg(long = "running-horizon", value_name = "N", allow_negative_numbers = true)]
     running_horizon: Option<f64>,
+    /// --running-norm: statistics only, no label balance (a recording that is mostly one emotion)
+    #[arg(long = "no-running-balance")]
+    no_running_balance: bool,
     /// error lines keep the audio decoder's own detail (default: plain words)
     #[arg(long)]
     verbose: bool,
@@ -219,8 +222,8 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
         if a.no_vad && (a.vad_db.is_some() || a.min_speech.is_some()) {
             return usage_error("--no-vad: cannot be combined with --vad-db / --min-speech");
         }
-        if !a.running_norm && (a.running_prior.is_some() || a.running_horizon.is_some()) {
-            return usage_error("--running-prior, --running-horizon: only with --running-norm");
+        if !a.running_norm && (a.running_prior.is_some() || a.running_horizon.is_some() || a.no_running_balance) {
+            return usage_error("--running-prior, --running-horizon, --no-running-balance: only with --running-norm");
         }
         return predict_segments(a, fmt);
     }
@@ -257,7 +260,11 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
         }),
         running: a.running_norm.then(|| {
             let r = RunningNorm::default();
-            RunningNorm { prior: a.running_prior.unwrap_or(r.prior), horizon: a.running_horizon.unwrap_or(r.horizon) }
+            RunningNorm {
+                prior: a.running_prior.unwrap_or(r.prior),
+                horizon: a.running_horizon.unwrap_or(r.horizon),
+                balance: !a.no_running_balance,
+            }
         }),
     };
     check_options(&model, &opts).map_err(Fatal)?;

@@ -621,7 +621,7 @@ fn segments_options_damage_and_usage_errors() {
         check_segment(v, s, "rec.wav");
     }
     // running normalisation: the core's running-normalised timeline, its two numbers passed
-    let running = SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0 }), ..opts };
+    let running = SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0, balance: true }), ..opts };
     let want = fx.segments("rec.wav", &running);
     assert_ne!(want, fx.segments("rec.wav", &opts));
     let o = fx.run(&[
@@ -632,6 +632,20 @@ fn segments_options_damage_and_usage_errors() {
     let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(objs.len(), want.len() + 1);
     for (v, s) in objs.iter().zip(&want) {
+        check_segment(v, s, "rec.wav");
+    }
+    // --no-running-balance: statistics alone, a different timeline
+    let stats_only = SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0, balance: false }), ..opts };
+    let want_stats = fx.segments("rec.wav", &stats_only);
+    assert_ne!(want_stats, want, "the balance changes the probabilities");
+    let o = fx.run(&[
+        "predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl", "--window", "1", "--hop", "0.25",
+        "--no-vad", "--running-norm", "--running-prior", "3", "--running-horizon", "40", "--no-running-balance",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objs.len(), want_stats.len() + 1);
+    for (v, s) in objs.iter().zip(&want_stats) {
         check_segment(v, s, "rec.wav");
     }
     let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--running-norm", "--running-prior", "0"]);
@@ -701,7 +715,8 @@ fn segments_options_damage_and_usage_errors() {
         (&["--window", "3", "--no-vad"][..], "--window, --no-vad: only with --segments"),
         (&["--vad-db", "-40"][..], "--vad-db: only with --segments"),
         (&["--running-norm"][..], "--running-norm: only with --segments"),
-        (&["--segments", "--running-horizon", "9"][..], "--running-prior, --running-horizon: only with --running-norm"),
+        (&["--segments", "--running-horizon", "9"][..], "--running-prior, --running-horizon, --no-running-balance: only with --running-norm"),
+        (&["--segments", "--no-running-balance"][..], "--running-prior, --running-horizon, --no-running-balance: only with --running-norm"),
         (
             &["--segments", "--no-vad", "--min-speech", "0.5"][..],
             "--no-vad: cannot be combined with --vad-db / --min-speech",

@@ -227,7 +227,7 @@ fn endpoints_answer_what_the_cli_prints() {
     assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(cli).unwrap());
 
     // segments: the bytes of `predict --segments --format jsonl`
-    for q in ["", "&hop=0.5&top_k=3", "&window=1.0&no_vad=1", "&vad_db=-30&min_speech=0.5", "&hop=0.5&running_norm=1"] {
+    for q in ["", "&hop=0.5&top_k=3", "&window=1.0&no_vad=1", "&vad_db=-30&min_speech=0.5", "&hop=0.5&running_norm=1", "&hop=0.5&running_norm=1&running_balance=0"] {
         let (status, head, got) = srv.post(&format!("/v1/segments?name=talk.wav{q}"), &srv.file("talk.wav"));
         assert_eq!(status, 200, "{q}");
         assert!(head.to_ascii_lowercase().contains("application/x-ndjson"));
@@ -237,6 +237,7 @@ fn endpoints_answer_what_the_cli_prints() {
             match k {
                 "no_vad" => vec!["--no-vad".to_string()],
                 "running_norm" => vec!["--running-norm".to_string()],
+                "running_balance" => vec!["--no-running-balance".to_string()],
                 _ => vec![format!("--{}", k.replace('_', "-")), v.to_string()],
             }
         }).collect();
@@ -267,7 +268,7 @@ fn endpoints_answer_what_the_cli_prints() {
 fn websocket_equals_offline_segmentation() {
     let srv = Server::start("ws", &[]);
     let wav = srv.file("talk.wav");
-    for (seed, opts, max_frame) in [(1u64, json!({}), 3000usize), (2, json!({"hop": 0.5, "top_k": 2}), 40), (3, json!({"no_vad": true, "window": 1.5}), 9000), (4, json!({"running_norm": true, "hop": 0.5}), 700)] {
+    for (seed, opts, max_frame) in [(1u64, json!({}), 3000usize), (2, json!({"hop": 0.5, "top_k": 2}), 40), (3, json!({"no_vad": true, "window": 1.5}), 9000), (4, json!({"running_norm": true, "hop": 0.5}), 700), (5, json!({"running_norm": true, "running_balance": false}), 900)] {
         let mut config = json!({"sample_rate": 16000, "format": "pcm16", "name": "talk.wav"});
         config.as_object_mut().unwrap().extend(opts.as_object().unwrap().clone());
         let got = stream_pcm16(&srv, config, wav_pcm(&wav), seed, max_frame);
@@ -276,6 +277,7 @@ fn websocket_equals_offline_segmentation() {
             match k.as_str() {
                 "no_vad" => args.push("--no-vad".into()),
                 "running_norm" => args.push("--running-norm".into()),
+                "running_balance" => args.push("--no-running-balance".into()),
                 _ => args.extend([format!("--{}", k.replace('_', "-")), v.to_string()]),
             }
         }
@@ -327,6 +329,7 @@ fn every_limit_and_bad_input_answers_its_4xx() {
         ("no_vad + vad_db", srv.post("/v1/segments?no_vad=1&vad_db=-40", &wav), 400, "bad parameter", "no_vad"),
         ("running_norm text", srv.post("/v1/segments?running_norm=maybe", &wav), 400, "bad parameter", "running_norm"),
         ("running_norm on predict", srv.post("/v1/predict?running_norm=1", &wav), 400, "bad parameter", "running_norm"),
+        ("running_balance text", srv.post("/v1/segments?running_norm=1&running_balance=2", &wav), 400, "bad parameter", "running_balance"),
         ("not audio", srv.post("/v1/predict?name=x.wav", b"hello, this is not audio"), 422, "unreadable audio", "x.wav"),
         ("not audio, segments", srv.post("/v1/segments?name=x.wav", b"hello, this is not audio"), 422, "unreadable audio", "x.wav"),
         ("too long", srv.post("/v1/predict?name=long.wav", &wav_bytes(8000, 1, &clip(0, 8000, 13.0))), 413, "audio too long", "long.wav"),

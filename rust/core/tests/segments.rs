@@ -9,7 +9,7 @@ use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
 use serlaq_core::model::Model;
 use serlaq_core::segments::{
     segment_file, RunningNorm, RunningStats, Segment, SegmentError, SegmentOptions, SegmentPlan, Segmenter, Vad,
-    ALL_KINDS,
+    ALL_KINDS, BALANCE_BOUND,
 };
 
 fn lcg(state: &mut u64) -> u64 {
@@ -250,10 +250,10 @@ fn every_error_kind() {
     see(opt(SegmentOptions { vad: Some(Vad { threshold_db: 5.0, min_speech: 0.2 }), ..ok }));
     see(opt(SegmentOptions { vad: Some(Vad { threshold_db: -40.0, min_speech: 1.5 }), ..ok }));
     assert_eq!(
-        see(opt(SegmentOptions { running: Some(RunningNorm { prior: 0.5, horizon: 600.0 }), ..ok })),
+        see(opt(SegmentOptions { running: Some(RunningNorm { prior: 0.5, horizon: 600.0, balance: false }), ..ok })),
         "running_prior: must be a number of windows within 1..=1e9 (got 0.5)"
     );
-    let e = see(opt(SegmentOptions { running: Some(RunningNorm { prior: 20.0, horizon: f64::NAN }), ..ok }));
+    let e = see(opt(SegmentOptions { running: Some(RunningNorm { prior: 20.0, horizon: f64::NAN, balance: false }), ..ok }));
     assert!(e.starts_with("running_horizon: "), "{e}");
     let e = Segmenter::new(&m, 500, &ok, "s").unwrap_err();
     assert!(matches!(&e, SegmentError::Audio(AudioError::Rate { source, .. }) if source == "s"), "{e}");
@@ -396,7 +396,7 @@ fn moments(samples: &[(f64, f64)]) -> (f64, f64) {
 fn running_statistics_are_the_moments_of_the_model_and_the_stream_pooled() {
     // the model's statistics as `prior` pseudo-windows: half at mean - std, half at mean + std
     let (mean0, std0) = (vec![1.5f32, -40.0], vec![0.5f32, 8.0]);
-    let opts = RunningNorm { prior: 6.0, horizon: 1e6 };
+    let opts = RunningNorm { prior: 6.0, horizon: 1e6, balance: false };
     let mut stats = RunningStats::new(opts, 2);
     let mut st = 5u64;
     let mut seen: Vec<[f32; 2]> = Vec::new();
@@ -423,7 +423,7 @@ fn running_statistics_forget_after_the_horizon() {
     // 100 windows of one room, then 2000 of another: with horizon 50 the blend follows the
     // second room; without forgetting it stays between the two
     let run = |horizon: f64| {
-        let mut stats = RunningStats::new(RunningNorm { prior: 1.0, horizon }, 1);
+        let mut stats = RunningStats::new(RunningNorm { prior: 1.0, horizon, balance: false }, 1);
         for i in 0..2100 {
             let room = if i < 100 { 0.0 } else { 10.0 };
             stats.update(&[room + if i % 2 == 0 { 1.0 } else { -1.0 }]);
@@ -437,6 +437,59 @@ fn running_statistics_forget_after_the_horizon() {
     assert!((m - 9.8).abs() < 0.05 && (s - 1.71).abs() < 0.05, "{m} {s}");
     let (m, _) = run(1e9);
     assert!((m - 9.52).abs() < 0.05, "{m}"); // 2000 of 2101 windows at 10
+}
+
+#[test]
+fn running_balance_divides_by_the_pooled_label_mix() {
+    // windows that lean to label 0: each is divided by the running mix pooled with `prior`
+    // uniform windows, computed here independently from all the windows so far
+    let opts = RunningNorm { prior: 4.0, horizon: 1e6, balance: true };
+    let mut stats = RunningStats::new(opts, 1);
+    let mut st = 11u64;
+    let mut raw: Vec<[f64; 3]> = Vec::new();
+    for n in 1..=30 {
+        let a = 0.5 + (lcg(&mut st) % 400) as f64 / 1000.0;
+        let p = [a, (1.0 - a) * 0.7, (1.0 - a) * 0.3];
+        raw.push(p);
+        stats.update(&[0.0]);
+        let mut got = p.to_vec();
+        stats.balance(&mut got);
+        let mut want: Vec<f64> = (0..3)
+            .map(|k| {
+                let mean = raw.iter().map(|r| r[k]).sum::<f64>() / n as f64;
+                let q = (opts.prior / 3.0 + n as f64 * mean) / (opts.prior + n as f64);
+                p[k] / (3.0 * q)
+            })
+            .collect();
+        let total: f64 = want.iter().sum();
+        want.iter_mut().for_each(|w| *w /= total);
+        for k in 0..3 {
+            assert!((got[k] - want[k]).abs() < 1e-12, "n={n} k={k}: {} vs {}", got[k], want[k]);
+        }
+        assert!(got[0] < p[0], "the favoured label loses share");
+    }
+    // off: the probabilities are left as they are
+    let mut off = RunningStats::new(RunningNorm { balance: false, ..opts }, 1);
+    off.update(&[0.0]);
+    let mut p = vec![0.9, 0.05, 0.05];
+    off.balance(&mut p);
+    assert_eq!(p, vec![0.9, 0.05, 0.05]);
+}
+
+#[test]
+fn running_balance_factor_is_bounded() {
+    // a label never predicted: its factor stops at e^8 (adapt's logit bound)
+    let mut stats = RunningStats::new(RunningNorm { prior: 1.0, horizon: 1e9, balance: true }, 1);
+    let mut p = vec![1.0 - 1e-300, 1e-300];
+    for _ in 0..100_000 {
+        stats.update(&[0.0]);
+        p = vec![1.0 - 1e-300, 1e-300];
+        stats.balance(&mut p);
+    }
+    assert!(p.iter().all(|v| v.is_finite()) && (p[0] + p[1] - 1.0).abs() < 1e-12);
+    // label 1's factor is e^8 (not ~1e300), label 0's ~1/2 (its mix ~1 against a uniform 1/2), then renormalized
+    let gain = p[1] / 1e-300;
+    assert!((gain - BALANCE_BOUND.exp() / (0.5 + 1e-300 * BALANCE_BOUND.exp())).abs() < 1e-4 * gain, "{p:?}");
 }
 
 #[test]
@@ -454,16 +507,26 @@ fn running_normalisation_with_a_huge_prior_is_the_model_alone_and_a_stream_is_ch
         (out, seg.running_windows())
     };
     let (plain, n0) = run(&fixed, 8000);
-    let (frozen, _) = run(&SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0 }), ..fixed }, 8000);
+    let (frozen, _) = run(&SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0, balance: false }), ..fixed }, 8000);
     assert_eq!(n0, 0);
     for (a, b) in plain.iter().zip(&frozen) {
         let (pa, pb) = (a.probabilities.as_ref().unwrap(), b.probabilities.as_ref().unwrap());
         assert!(pa.iter().zip(pb).all(|(x, y)| (x - y).abs() < 1e-4), "{pa:?} {pb:?}");
     }
-    let adapting = SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0 }), ..fixed };
+    let (frozen_balanced, _) =
+        run(&SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0, balance: true }), ..fixed }, 8000);
+    for (a, b) in plain.iter().zip(&frozen_balanced) {
+        let (pa, pb) = (a.probabilities.as_ref().unwrap(), b.probabilities.as_ref().unwrap());
+        assert!(pa.iter().zip(pb).all(|(x, y)| (x - y).abs() < 1e-4), "balance with a huge prior: {pa:?} {pb:?}");
+    }
+    let adapting = SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0, balance: false }), ..fixed };
     let (a, n) = run(&adapting, 8000);
     let (b, _) = run(&adapting, 777);
     assert_eq!(a, b, "chunking does not change a running-normalised timeline");
     assert_eq!(n as usize, a.len(), "every speech window is taken in");
     assert_ne!(a, plain, "the stream's own statistics change the probabilities");
+    let balancing = SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0, balance: true }), ..fixed };
+    let (c, _) = run(&balancing, 8000);
+    assert_eq!(c, run(&balancing, 777).0, "chunking does not change a balanced timeline");
+    assert_ne!(c, a, "the balance changes the probabilities");
 }

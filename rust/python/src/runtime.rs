@@ -102,7 +102,7 @@ type Timeline = (String, Vec<(u64, u64, u64, f64, f64, f64, Option<Vec<f64>>)>, 
 /// `keep`, else empty).
 #[pyfunction]
 #[pyo3(signature = (model, inputs, fmt, out, summary_out, echo_error, window, hop, vad_db, min_speech, top_k=None, keep=false,
-                    running_prior=None, running_horizon=segments::DEFAULT_HORIZON))]
+                    running_prior=None, running_horizon=segments::DEFAULT_HORIZON, running_balance=true))]
 #[allow(clippy::too_many_arguments)]
 fn segments_to(
     py: Python<'_>,
@@ -120,10 +120,11 @@ fn segments_to(
     keep: bool,
     running_prior: Option<f64>,
     running_horizon: f64,
+    running_balance: bool,
 ) -> PyResult<(usize, Vec<Timeline>)> {
     let fmt = format_arg(fmt)?;
     let m = &model.inner;
-    let opts = crate::segments::options(window, hop, vad_db, min_speech, running_prior, running_horizon);
+    let opts = crate::segments::options(window, hop, vad_db, min_speech, running_prior, running_horizon, running_balance);
     check_options(m, &opts).map_err(PyValueError::new_err)?;
     let inputs: Vec<OsString> = inputs.into_iter().map(PathBuf::into_os_string).collect();
     let r = py.detach(|| {

@@ -47,12 +47,13 @@ pub(crate) fn options(
     min_speech: f64,
     running_prior: Option<f64>,
     running_horizon: f64,
+    running_balance: bool,
 ) -> SegmentOptions {
     SegmentOptions {
         window,
         hop,
         vad: vad_db.map(|threshold_db| Vad { threshold_db, min_speech }),
-        running: running_prior.map(|prior| RunningNorm { prior, horizon: running_horizon }),
+        running: running_prior.map(|prior| RunningNorm { prior, horizon: running_horizon, balance: running_balance }),
     }
 }
 
@@ -77,7 +78,7 @@ impl PySegmenter {
     #[new]
     #[pyo3(signature = (model, sample_rate, window = segments::DEFAULT_WINDOW, hop = segments::DEFAULT_HOP,
                         vad_db = Some(segments::DEFAULT_VAD_DB), min_speech = segments::DEFAULT_MIN_SPEECH,
-                        source = "stream", running_prior = None, running_horizon = segments::DEFAULT_HORIZON))]
+                        source = "stream", running_prior = None, running_horizon = segments::DEFAULT_HORIZON, running_balance = true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         model: Py<PyModel>,
@@ -89,8 +90,9 @@ impl PySegmenter {
         source: &str,
         running_prior: Option<f64>,
         running_horizon: f64,
+        running_balance: bool,
     ) -> PyResult<Self> {
-        let opts = options(window, hop, vad_db, min_speech, running_prior, running_horizon);
+        let opts = options(window, hop, vad_db, min_speech, running_prior, running_horizon, running_balance);
         let r = guarded(|| Segmenter::new(&model.get().inner, sample_rate, &opts, source));
         let inner = r.map_err(panic_err)?.map_err(seg_err)?;
         Ok(PySegmenter { model, inner: Mutex::new(inner) })
@@ -190,7 +192,7 @@ impl PySegmenter {
 #[pyfunction]
 #[pyo3(signature = (model, path, window = segments::DEFAULT_WINDOW, hop = segments::DEFAULT_HOP,
                     vad_db = Some(segments::DEFAULT_VAD_DB), min_speech = segments::DEFAULT_MIN_SPEECH,
-                    running_prior = None, running_horizon = segments::DEFAULT_HORIZON))]
+                    running_prior = None, running_horizon = segments::DEFAULT_HORIZON, running_balance = true))]
 #[allow(clippy::too_many_arguments)]
 fn segment_file(
     py: Python<'_>,
@@ -202,8 +204,9 @@ fn segment_file(
     min_speech: f64,
     running_prior: Option<f64>,
     running_horizon: f64,
+    running_balance: bool,
 ) -> PyResult<(Vec<SegmentTuple>, Option<String>)> {
-    let opts = options(window, hop, vad_db, min_speech, running_prior, running_horizon);
+    let opts = options(window, hop, vad_db, min_speech, running_prior, running_horizon, running_balance);
     let m = model.get();
     let r = py.detach(|| guarded(|| core_segment_file(&m.inner, &path, &opts)));
     let out = r.map_err(panic_err)?;

@@ -38,7 +38,7 @@ fn number(field: &str, v: &str) -> Result<f64, ApiError> {
 pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
     let mut p = Params { model: None, name: None, top_k: None, format: Format::Json, opts: SegmentOptions::default() };
     let (mut window, mut hop, mut vad_db, mut min_speech, mut no_vad) = (None, None, None, None, false);
-    let mut running_norm = false;
+    let (mut running_norm, mut running_balance) = (false, true);
     for (k, v) in query_pairs(query.unwrap_or("")) {
         if k == "api_key" {
             continue;
@@ -77,6 +77,13 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
                 "0" | "false" => running_norm = false,
                 _ => return Err(ApiError::bad_request("bad parameter", format!("running_norm: {v:?} is not true or false"))),
             },
+            "running_balance" => match v.as_str() {
+                "" | "1" | "true" => running_balance = true,
+                "0" | "false" => running_balance = false,
+                _ => {
+                    return Err(ApiError::bad_request("bad parameter", format!("running_balance: {v:?} is not true or false")))
+                }
+            },
             _ => unreachable!("every allowed key is matched"),
         }
     }
@@ -90,7 +97,7 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
             threshold_db: vad_db.unwrap_or(DEFAULT_VAD_DB),
             min_speech: min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
         }),
-        running: running_norm.then(RunningNorm::default),
+        running: running_norm.then_some(RunningNorm { balance: running_balance, ..RunningNorm::default() }),
     };
     Ok(p)
 }
@@ -282,7 +289,7 @@ impl Write for ChunkSender {
     }
 }
 
-/// `POST /v1/segments?model=&top_k=&name=&window=&hop=&vad_db=&min_speech=&no_vad=&running_norm=`:
+/// `POST /v1/segments?model=&top_k=&name=&window=&hop=&vad_db=&min_speech=&no_vad=&running_norm=&running_balance=`:
 /// one file, its windows as JSON lines as they are computed, then its summary (and an
 /// error row when the file breaks part-way), the bytes of `serlaq-rt predict --segments
 /// --format jsonl`.
@@ -292,7 +299,7 @@ pub async fn segments(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let allowed = ["model", "top_k", "name", "window", "hop", "vad_db", "min_speech", "no_vad", "running_norm"];
+    let allowed = ["model", "top_k", "name", "window", "hop", "vad_db", "min_speech", "no_vad", "running_norm", "running_balance"];
     let p = params(query.as_deref(), &allowed)?;
     let entry = state.models.get(p.model.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
     let model = entry.model.clone();

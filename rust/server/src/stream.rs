@@ -69,6 +69,7 @@ struct Config {
     min_speech: Option<f64>,
     no_vad: Option<bool>,
     running_norm: Option<bool>,
+    running_balance: Option<bool>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
@@ -189,7 +190,10 @@ impl Session {
                 threshold_db: c.vad_db.unwrap_or(DEFAULT_VAD_DB),
                 min_speech: c.min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
             }),
-            running: c.running_norm.unwrap_or(false).then(RunningNorm::default),
+            running: c.running_norm.unwrap_or(false).then(|| RunningNorm {
+                balance: c.running_balance.unwrap_or(true),
+                ..RunningNorm::default()
+            }),
         };
         let name = c.name.unwrap_or_else(|| "stream".into());
         let seg = Segmenter::new(&entry.model, c.sample_rate, &opts, &name).map_err(|e| match e {

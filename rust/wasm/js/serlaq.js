@@ -195,7 +195,8 @@ export class Model {
   /**
    * A live stream at `sampleRate` Hz: options window, hop (seconds), vad (bool), vadDb,
    * minSpeech; runningNorm (bool: adapt to the stream's room as it goes), runningPrior,
-   * runningHorizon (windows).
+   * runningHorizon (windows), runningBalance (bool, default true: also spread the
+   * windows over the labels).
    */
   stream(sampleRate, options = {}) {
     this.#live();
@@ -203,7 +204,7 @@ export class Model {
     const d = this.call((rt) => rt.withOutput(56, (out) => (rt.x.serlaq_stream_defaults(out), Array.from(new Float64Array(rt.x.memory.buffer, out, 7)))));
     const o = {
       window: d[0], hop: d[1], vad: d[2] !== 0, vadDb: d[3], minSpeech: d[4],
-      runningNorm: false, runningPrior: d[5], runningHorizon: d[6], ...options,
+      runningNorm: false, runningPrior: d[5], runningHorizon: d[6], runningBalance: true, ...options,
     };
     const s = new Stream(this, rate, o);
     this.#streams.add(s);
@@ -236,7 +237,7 @@ export class Stream {
       const ptr = rt.x.serlaq_stream_new(m, rate, nums[0], nums[1], o.vad ? 1 : 0, nums[2], nums[3]);
       if (ptr === 0) throw rt.error(rt.x.serlaq_last_error_code());
       if (o.runningNorm) {
-        const code = rt.x.serlaq_stream_running_norm(ptr, Number(o.runningPrior), Number(o.runningHorizon));
+        const code = rt.x.serlaq_stream_running_norm(ptr, Number(o.runningPrior), Number(o.runningHorizon), o.runningBalance ? 1 : 0);
         if (code !== 0) {
           const e = rt.error(code);
           rt.x.serlaq_stream_free(ptr);

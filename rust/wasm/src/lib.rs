@@ -167,8 +167,8 @@ pub unsafe extern "C" fn serlaq_stream_new(
 /// # Safety
 /// `s`: NULL or a live stream.
 #[no_mangle]
-pub unsafe extern "C" fn serlaq_stream_running_norm(s: *mut StreamHandle, prior: f64, horizon: f64) -> i32 {
-    status(|| stream(s)?.set_running(Some(RunningNorm { prior, horizon })))
+pub unsafe extern "C" fn serlaq_stream_running_norm(s: *mut StreamHandle, prior: f64, horizon: f64, balance: i32) -> i32 {
+    status(|| stream(s)?.set_running(Some(RunningNorm { prior, horizon, balance: balance != 0 })))
 }
 
 /// Stream defaults, written to `out` (7 doubles: window, hop, vad (1), vad_db,

@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 if b.get(2).copied().unwrap_or(0) & 2 != 0 {
                     // running normalisation, with a prior from 0 (refused) up
-                    check(serlaq_stream_running_norm(s, f64::from(b.get(2).copied().unwrap_or(0) >> 2), 50.0));
+                    check(serlaq_stream_running_norm(s, f64::from(b.get(2).copied().unwrap_or(0) >> 2), 50.0, 1));
                 }
                 let x = floats(b.get(3..).unwrap_or(&[]));
                 let chunk = 1 + usize::from(b.get(3).copied().unwrap_or(0)) * 13;

@@ -68,7 +68,8 @@
 //! # Running normalisation ([`RunningNorm`], off by default)
 //! With `running` set, each speech window is standardized with a mixture of the model's
 //! stored statistics and those of the stream's speech windows so far (silence windows are
-//! not taken in): a stream adapts itself to its room as `serlaq adapt` does offline. The
+//! not taken in), and (with `balance`, the default) its probabilities are divided by the
+//! stream's label mix so far: a stream adapts itself to its room as `serlaq adapt` does offline. The
 //! probabilities of a window then depend on the windows before it, so the timeline is the
 //! same offline and streamed only from the same starting point.
 //!
@@ -84,7 +85,7 @@ mod segmenter;
 mod vad;
 
 pub use file::{segment_file, segment_file_each, FileSegments};
-pub use running::{RunningNorm, RunningStats, DEFAULT_HORIZON, DEFAULT_PRIOR, RUNNING_RANGE};
+pub use running::{RunningNorm, RunningStats, BALANCE_BOUND, DEFAULT_HORIZON, DEFAULT_PRIOR, RUNNING_RANGE};
 pub use segmenter::{SegmentPlan, Segmenter};
 pub use vad::{Vad, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, VAD_DB_RANGE};
 

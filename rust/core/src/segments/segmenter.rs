@@ -356,7 +356,10 @@ impl Segmenter {
                     stats.update(&self.features);
                     let (mean0, std0) = model.normalization();
                     stats.blend(mean0, std0, mean, std);
-                    model.probabilities_standardized(standardize(&self.features, mean, std))
+                    model.probabilities_standardized(standardize(&self.features, mean, std)).map(|mut p| {
+                        stats.balance(&mut p);
+                        p
+                    })
                 }
             };
             Some(p.map_err(|e| SegmentError::model(&self.source, e))?)
