@@ -2,7 +2,9 @@
 //! (same `#[repr(C)]` layout on both; the header's static asserts and a test pin it).
 #![allow(non_camel_case_types)]
 
-use serlaq_core::segments::{Segment, SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW};
+use serlaq_core::segments::{
+    Segment, SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW,
+};
 
 /// How a stream is cut into windows (`serlaq_stream_options` in C).
 #[repr(C)]

@@ -108,8 +108,7 @@ impl ModelHandle {
     /// An encoded audio file held in memory (WAV, FLAC, OGG, MP3, AIFF) -> probabilities.
     pub fn predict_bytes(&self, data: &[u8]) -> Result<Vec<f64>, Error> {
         let spec = self.model.spec();
-        let wave =
-            audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;
+        let wave = audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;
         self.model.predict_wave(&wave).map_err(|e| run_err(BYTES_SOURCE, e))
     }
 }

@@ -89,4 +89,3 @@ pub unsafe fn write_probs<T: Prob>(p: &[f64], out: *mut T) -> Result<(), Error> 
 pub fn boxed<T>(r: Result<T, i32>) -> *mut T {
     r.map_or(std::ptr::null_mut(), |v| Box::into_raw(Box::new(v)))
 }
-

@@ -33,8 +33,28 @@ fn laq_bytes() -> Vec<u8> {
     let s0: Vec<f32> = (0..16).map(|_| 0.004 + (lcg(&mut st) % 100) as f32 / 5000.0).collect();
     let bias: Vec<f32> = (0..16).map(|_| (lcg(&mut st) % 100) as f32 / 50.0).collect();
     let layers = [
-        LayerInput { name: "net.0", rows: 16, cols: d, bits: 4, quantizer: Quantizer::Affine, codes: &c0, scale: &s0, zero: &[8.0; 16], bias: Some(&bias) },
-        LayerInput { name: "net.3", rows: 3, cols: 16, bits: 8, quantizer: Quantizer::Affine, codes: &c1, scale: &[0.01], zero: &[128.0], bias: None },
+        LayerInput {
+            name: "net.0",
+            rows: 16,
+            cols: d,
+            bits: 4,
+            quantizer: Quantizer::Affine,
+            codes: &c0,
+            scale: &s0,
+            zero: &[8.0; 16],
+            bias: Some(&bias),
+        },
+        LayerInput {
+            name: "net.3",
+            rows: 3,
+            cols: 16,
+            bits: 8,
+            quantizer: Quantizer::Affine,
+            codes: &c1,
+            scale: &[0.01],
+            zero: &[128.0],
+            bias: None,
+        },
     ];
     let mean: Vec<f32> = (0..d).map(|i| if i < 10 { -20.0 } else { 0.1 }).collect();
     let std: Vec<f32> = (0..d).map(|i| if i < 10 { 10.0 } else { 0.5 }).collect();
@@ -59,7 +79,8 @@ fn tone(rate: u32, seconds: f32, f: f32, amp: f32) -> Vec<f32> {
 }
 
 fn wav(rate: u32, samples: &[f32]) -> Vec<u8> {
-    let data: Vec<u8> = samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    let data: Vec<u8> =
+        samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
     let mut b = b"RIFF".to_vec();
     b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
     b.extend_from_slice(b"WAVEfmt ");

@@ -10,7 +10,9 @@ use std::time::Duration;
 /// GET /v1/models, /healthz, /metrics; see docs/serve.md. Binds to 127.0.0.1 unless told
 /// otherwise; set an API key before binding anywhere else.
 #[derive(Args)]
-#[command(after_help = "Example:\n  serlaq-rt serve --model emo=model.laq --port 8000\n  curl --data-binary @clip.wav http://127.0.0.1:8000/v1/predict")]
+#[command(
+    after_help = "Example:\n  serlaq-rt serve --model emo=model.laq --port 8000\n  curl --data-binary @clip.wav http://127.0.0.1:8000/v1/predict"
+)]
 pub struct ServeArgs {
     /// a model to serve, NAME=PATH (repeat for several; the first is the default)
     #[arg(long = "model", value_name = "NAME=PATH", required = true)]

@@ -14,7 +14,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_serlaq-rt");
 mod common;
 use common::{clip, features, laq_bytes, wav_bytes, LABELS};
 
-
 struct Fixture {
     dir: PathBuf,
 }
@@ -625,8 +624,22 @@ fn segments_options_damage_and_usage_errors() {
     let want = fx.segments("rec.wav", &running);
     assert_ne!(want, fx.segments("rec.wav", &opts));
     let o = fx.run(&[
-        "predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl", "--window", "1", "--hop", "0.25",
-        "--no-vad", "--running-norm", "--running-prior", "3", "--running-horizon", "40",
+        "predict",
+        "model.laq",
+        "rec.wav",
+        "--segments",
+        "--format",
+        "jsonl",
+        "--window",
+        "1",
+        "--hop",
+        "0.25",
+        "--no-vad",
+        "--running-norm",
+        "--running-prior",
+        "3",
+        "--running-horizon",
+        "40",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -635,12 +648,28 @@ fn segments_options_damage_and_usage_errors() {
         check_segment(v, s, "rec.wav");
     }
     // --no-running-balance: statistics alone, a different timeline
-    let stats_only = SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0, balance: false }), ..opts };
+    let stats_only =
+        SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0, balance: false }), ..opts };
     let want_stats = fx.segments("rec.wav", &stats_only);
     assert_ne!(want_stats, want, "the balance changes the probabilities");
     let o = fx.run(&[
-        "predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl", "--window", "1", "--hop", "0.25",
-        "--no-vad", "--running-norm", "--running-prior", "3", "--running-horizon", "40", "--no-running-balance",
+        "predict",
+        "model.laq",
+        "rec.wav",
+        "--segments",
+        "--format",
+        "jsonl",
+        "--window",
+        "1",
+        "--hop",
+        "0.25",
+        "--no-vad",
+        "--running-norm",
+        "--running-prior",
+        "3",
+        "--running-horizon",
+        "40",
+        "--no-running-balance",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -715,8 +744,14 @@ fn segments_options_damage_and_usage_errors() {
         (&["--window", "3", "--no-vad"][..], "--window, --no-vad: only with --segments"),
         (&["--vad-db", "-40"][..], "--vad-db: only with --segments"),
         (&["--running-norm"][..], "--running-norm: only with --segments"),
-        (&["--segments", "--running-horizon", "9"][..], "--running-prior, --running-horizon, --no-running-balance: only with --running-norm"),
-        (&["--segments", "--no-running-balance"][..], "--running-prior, --running-horizon, --no-running-balance: only with --running-norm"),
+        (
+            &["--segments", "--running-horizon", "9"][..],
+            "--running-prior, --running-horizon, --no-running-balance: only with --running-norm",
+        ),
+        (
+            &["--segments", "--no-running-balance"][..],
+            "--running-prior, --running-horizon, --no-running-balance: only with --running-norm",
+        ),
         (
             &["--segments", "--no-vad", "--min-speech", "0.5"][..],
             "--no-vad: cannot be combined with --vad-db / --min-speech",

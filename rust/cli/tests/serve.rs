@@ -18,8 +18,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_serlaq-rt");
 mod common;
 use common::{clip, laq_bytes, lcg, wav_bytes};
 
-
-
 /// Speech-like bursts between silences, `seconds` long at `rate`.
 fn talk(rate: u32) -> Vec<f32> {
     let mut out = Vec::new();
@@ -43,7 +41,11 @@ impl Server {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("model.laq"), laq_bytes()).unwrap();
         std::fs::write(dir.join("talk.wav"), wav_bytes(16000, 1, &talk(16000))).unwrap();
-        std::fs::write(dir.join("a.wav"), wav_bytes(8000, 2, &clip(0, 8000, 1.0).repeat(2).iter().map(|v| *v).collect::<Vec<_>>())).unwrap();
+        std::fs::write(
+            dir.join("a.wav"),
+            wav_bytes(8000, 2, &clip(0, 8000, 1.0).repeat(2).iter().map(|v| *v).collect::<Vec<_>>()),
+        )
+        .unwrap();
         std::fs::write(dir.join("b.wav"), wav_bytes(22050, 1, &clip(2, 22050, 1.5))).unwrap();
         std::fs::write(dir.join("bad.wav"), b"RIFF....not audio").unwrap();
         let mut args = vec!["serve", "--model", "emo=model.laq", "--model", "other=model.laq", "--port", "0"];
@@ -57,7 +59,11 @@ impl Server {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_else(|| panic!("no address in {line:?}"));
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
         Server { addr: addr.to_string(), child, dir }
     }
 
@@ -79,7 +85,11 @@ impl Server {
     }
 
     fn req(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
-        let mut r = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
+        let mut r = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
         for (k, v) in headers {
             r.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -124,7 +134,10 @@ impl Drop for Server {
 fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
-    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&all)));
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&all)));
     let head = String::from_utf8_lossy(&all[..split]).to_string();
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = all[split + 4..].to_vec();
@@ -147,7 +160,8 @@ fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
 
 /// The JSON error body every refusal has.
 fn error_of(r: &(u16, String, Vec<u8>)) -> (u16, String, String) {
-    let v: Value = serde_json::from_slice(&r.2).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&r.2)));
+    let v: Value =
+        serde_json::from_slice(&r.2).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&r.2)));
     assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
     (r.0, v["error"].as_str().unwrap().to_string(), v["detail"].as_str().unwrap().to_string())
 }
@@ -227,20 +241,31 @@ fn endpoints_answer_what_the_cli_prints() {
     assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(cli).unwrap());
 
     // segments: the bytes of `predict --segments --format jsonl`
-    for q in ["", "&hop=0.5&top_k=3", "&window=1.0&no_vad=1", "&vad_db=-30&min_speech=0.5", "&hop=0.5&running_norm=1", "&hop=0.5&running_norm=1&running_balance=0"] {
+    for q in [
+        "",
+        "&hop=0.5&top_k=3",
+        "&window=1.0&no_vad=1",
+        "&vad_db=-30&min_speech=0.5",
+        "&hop=0.5&running_norm=1",
+        "&hop=0.5&running_norm=1&running_balance=0",
+    ] {
         let (status, head, got) = srv.post(&format!("/v1/segments?name=talk.wav{q}"), &srv.file("talk.wav"));
         assert_eq!(status, 200, "{q}");
         assert!(head.to_ascii_lowercase().contains("application/x-ndjson"));
         let mut args = vec!["predict", "model.laq", "talk.wav", "--segments", "--format", "jsonl"];
-        let flags: Vec<String> = q.split('&').filter(|s| !s.is_empty()).flat_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap();
-            match k {
-                "no_vad" => vec!["--no-vad".to_string()],
-                "running_norm" => vec!["--running-norm".to_string()],
-                "running_balance" => vec!["--no-running-balance".to_string()],
-                _ => vec![format!("--{}", k.replace('_', "-")), v.to_string()],
-            }
-        }).collect();
+        let flags: Vec<String> = q
+            .split('&')
+            .filter(|s| !s.is_empty())
+            .flat_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                match k {
+                    "no_vad" => vec!["--no-vad".to_string()],
+                    "running_norm" => vec!["--running-norm".to_string()],
+                    "running_balance" => vec!["--no-running-balance".to_string()],
+                    _ => vec![format!("--{}", k.replace('_', "-")), v.to_string()],
+                }
+            })
+            .collect();
         args.extend(flags.iter().map(String::as_str));
         let want = srv.cli(&args);
         assert!(want.len() > 500, "{}", String::from_utf8_lossy(&want));
@@ -268,11 +293,24 @@ fn endpoints_answer_what_the_cli_prints() {
 fn websocket_equals_offline_segmentation() {
     let srv = Server::start("ws", &[]);
     let wav = srv.file("talk.wav");
-    for (seed, opts, max_frame) in [(1u64, json!({}), 3000usize), (2, json!({"hop": 0.5, "top_k": 2}), 40), (3, json!({"no_vad": true, "window": 1.5}), 9000), (4, json!({"running_norm": true, "hop": 0.5}), 700), (5, json!({"running_norm": true, "running_balance": false}), 900)] {
+    for (seed, opts, max_frame) in [
+        (1u64, json!({}), 3000usize),
+        (2, json!({"hop": 0.5, "top_k": 2}), 40),
+        (3, json!({"no_vad": true, "window": 1.5}), 9000),
+        (4, json!({"running_norm": true, "hop": 0.5}), 700),
+        (5, json!({"running_norm": true, "running_balance": false}), 900),
+    ] {
         let mut config = json!({"sample_rate": 16000, "format": "pcm16", "name": "talk.wav"});
         config.as_object_mut().unwrap().extend(opts.as_object().unwrap().clone());
         let got = stream_pcm16(&srv, config, wav_pcm(&wav), seed, max_frame);
-        let mut args = vec!["predict".to_string(), "model.laq".into(), "talk.wav".into(), "--segments".into(), "--format".into(), "jsonl".into()];
+        let mut args = vec![
+            "predict".to_string(),
+            "model.laq".into(),
+            "talk.wav".into(),
+            "--segments".into(),
+            "--format".into(),
+            "jsonl".into(),
+        ];
         for (k, v) in opts.as_object().unwrap() {
             match k.as_str() {
                 "no_vad" => args.push("--no-vad".into()),
@@ -287,7 +325,10 @@ fn websocket_equals_offline_segmentation() {
         assert_eq!(got, want, "seed {seed}");
     }
     // f32 frames of the same samples: the same timeline
-    let f32s: Vec<u8> = wav_pcm(&wav).chunks_exact(2).flat_map(|c| (i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0).to_le_bytes()).collect();
+    let f32s: Vec<u8> = wav_pcm(&wav)
+        .chunks_exact(2)
+        .flat_map(|c| (i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0).to_le_bytes())
+        .collect();
     let mut ws = srv.ws("/v1/stream");
     ws.send(Message::text(json!({"sample_rate": 16000, "format": "f32", "name": "talk.wav"}).to_string())).unwrap();
     for c in f32s.chunks(4 * 1234) {
@@ -300,13 +341,24 @@ fn websocket_equals_offline_segmentation() {
             got.push(t.to_string());
         }
     }
-    let want = String::from_utf8(srv.cli(&["predict", "model.laq", "talk.wav", "--segments", "--format", "jsonl"])).unwrap();
+    let want =
+        String::from_utf8(srv.cli(&["predict", "model.laq", "talk.wav", "--segments", "--format", "jsonl"])).unwrap();
     assert_eq!(got, want.lines().collect::<Vec<_>>());
 }
 
 const TIGHT: &[&str] = &[
-    "--read-timeout", "1", "--idle-timeout", "1", "--max-body", "400000", "--max-audio-seconds", "12",
-    "--max-files", "2", "--max-streams", "2",
+    "--read-timeout",
+    "1",
+    "--idle-timeout",
+    "1",
+    "--max-body",
+    "400000",
+    "--max-audio-seconds",
+    "12",
+    "--max-files",
+    "2",
+    "--max-streams",
+    "2",
 ];
 
 #[test]
@@ -329,11 +381,41 @@ fn every_limit_and_bad_input_answers_its_4xx() {
         ("no_vad + vad_db", srv.post("/v1/segments?no_vad=1&vad_db=-40", &wav), 400, "bad parameter", "no_vad"),
         ("running_norm text", srv.post("/v1/segments?running_norm=maybe", &wav), 400, "bad parameter", "running_norm"),
         ("running_norm on predict", srv.post("/v1/predict?running_norm=1", &wav), 400, "bad parameter", "running_norm"),
-        ("running_balance text", srv.post("/v1/segments?running_norm=1&running_balance=2", &wav), 400, "bad parameter", "running_balance"),
-        ("not audio", srv.post("/v1/predict?name=x.wav", b"hello, this is not audio"), 422, "unreadable audio", "x.wav"),
-        ("not audio, segments", srv.post("/v1/segments?name=x.wav", b"hello, this is not audio"), 422, "unreadable audio", "x.wav"),
-        ("too long", srv.post("/v1/predict?name=long.wav", &wav_bytes(8000, 1, &clip(0, 8000, 13.0))), 413, "audio too long", "long.wav"),
-        ("too long, segments", srv.post("/v1/segments?name=long.wav", &wav_bytes(8000, 1, &clip(0, 8000, 13.0))), 413, "audio too long", "12 s"),
+        (
+            "running_balance text",
+            srv.post("/v1/segments?running_norm=1&running_balance=2", &wav),
+            400,
+            "bad parameter",
+            "running_balance",
+        ),
+        (
+            "not audio",
+            srv.post("/v1/predict?name=x.wav", b"hello, this is not audio"),
+            422,
+            "unreadable audio",
+            "x.wav",
+        ),
+        (
+            "not audio, segments",
+            srv.post("/v1/segments?name=x.wav", b"hello, this is not audio"),
+            422,
+            "unreadable audio",
+            "x.wav",
+        ),
+        (
+            "too long",
+            srv.post("/v1/predict?name=long.wav", &wav_bytes(8000, 1, &clip(0, 8000, 13.0))),
+            413,
+            "audio too long",
+            "long.wav",
+        ),
+        (
+            "too long, segments",
+            srv.post("/v1/segments?name=long.wav", &wav_bytes(8000, 1, &clip(0, 8000, 13.0))),
+            413,
+            "audio too long",
+            "12 s",
+        ),
         ("body too large", srv.post("/v1/predict", &vec![0u8; 400_001]), 413, "body too large", "400000"),
         ("not a websocket", srv.get("/v1/stream"), 400, "not a websocket", "WebSocket"),
     ];
@@ -343,7 +425,9 @@ fn every_limit_and_bad_input_answers_its_4xx() {
         assert!(d.contains(detail), "{what}: {d:?} should name {detail:?}");
     }
     // chunked, no Content-Length: refused when it passes the limit
-    let mut req = format!("POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    let mut req =
+        format!("POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
     for _ in 0..5 {
         req.extend_from_slice(format!("{:x}\r\n", 100_000).as_bytes());
         req.extend_from_slice(&vec![1u8; 100_000]);
@@ -453,7 +537,8 @@ fn abuse_is_answered_or_dropped_and_the_server_keeps_serving() {
         let (status, _, _) = srv.raw(b"GARBAGE / NOT-HTTP\r\n\r\n");
         assert_eq!(status, 400);
         // a 2 GB Content-Length: refused from the header, nothing read
-        let (status, _, body) = srv.raw(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2147483648\r\n\r\nRIFF");
+        let (status, _, body) =
+            srv.raw(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2147483648\r\n\r\nRIFF");
         assert_eq!((status, String::from_utf8_lossy(&body).contains("body too large")), (413, true));
         // a body that never ends: 408 after the read timeout
         let mut s = srv.connect();
@@ -474,7 +559,12 @@ fn abuse_is_answered_or_dropped_and_the_server_keeps_serving() {
         let mut ws = srv.ws("/v1/stream");
         ws.send(Message::binary(vec![0u8; 64])).unwrap();
         assert!(ws_texts(&mut ws).0[0].contains("config first"));
-        for bad in [json!({"sample_rate": 0, "format": "pcm16"}), json!({"sample_rate": 16000, "format": "mp3"}), json!({"sample_rate": 16000, "format": "f32", "colour": 1}), json!({"sample_rate": 16000, "format": "f32", "hop": -1})] {
+        for bad in [
+            json!({"sample_rate": 0, "format": "pcm16"}),
+            json!({"sample_rate": 16000, "format": "mp3"}),
+            json!({"sample_rate": 16000, "format": "f32", "colour": 1}),
+            json!({"sample_rate": 16000, "format": "f32", "hop": -1}),
+        ] {
             let mut ws = srv.ws("/v1/stream");
             ws.send(Message::text(bad.to_string())).unwrap();
             let (texts, code) = ws_texts(&mut ws);
@@ -488,14 +578,19 @@ fn abuse_is_answered_or_dropped_and_the_server_keeps_serving() {
         // NaN floats: that chunk refused and dropped, the stream goes on to its result
         let mut ws = srv.ws("/v1/stream");
         ws.send(Message::text(json!({"sample_rate": 16000, "format": "f32", "name": "talk.wav"}).to_string())).unwrap();
-        let f32s: Vec<u8> = pcm.chunks_exact(2).flat_map(|c| (i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0).to_le_bytes()).collect();
+        let f32s: Vec<u8> = pcm
+            .chunks_exact(2)
+            .flat_map(|c| (i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0).to_le_bytes())
+            .collect();
         let (head, tail) = f32s.split_at(4 * 16000 * 3);
         ws.send(Message::binary(head.to_vec())).unwrap();
-        ws.send(Message::binary([1.0f32, f32::NAN, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())).unwrap();
+        ws.send(Message::binary([1.0f32, f32::NAN, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()))
+            .unwrap();
         ws.send(Message::binary(tail.to_vec())).unwrap();
         ws.send(Message::text("{\"end\": true}")).unwrap();
         let (texts, code) = ws_texts(&mut ws);
-        let want = String::from_utf8(srv.cli(&["predict", "model.laq", "talk.wav", "--segments", "--format", "jsonl"])).unwrap();
+        let want = String::from_utf8(srv.cli(&["predict", "model.laq", "talk.wav", "--segments", "--format", "jsonl"]))
+            .unwrap();
         let errors: Vec<&String> = texts.iter().filter(|t| t.contains("NaN/inf")).collect();
         assert_eq!(errors.len(), 1, "{texts:?}");
         let rest: Vec<&str> = texts.iter().filter(|t| !t.contains("NaN/inf")).map(String::as_str).collect();
@@ -528,7 +623,12 @@ fn abuse_is_answered_or_dropped_and_the_server_keeps_serving() {
             if ws.send(Message::binary(vec![0u8; 64000])).is_err() {
                 break ws_texts(&mut ws);
             }
-            if let Ok(Message::Text(_)) | Ok(Message::Close(_)) = { ws.get_mut().set_nonblocking(true).unwrap(); let r = ws.read(); ws.get_mut().set_nonblocking(false).unwrap(); r } {
+            if let Ok(Message::Text(_)) | Ok(Message::Close(_)) = {
+                ws.get_mut().set_nonblocking(true).unwrap();
+                let r = ws.read();
+                ws.get_mut().set_nonblocking(false).unwrap();
+                r
+            } {
                 break ws_texts(&mut ws);
             }
         };
@@ -541,7 +641,8 @@ fn abuse_is_answered_or_dropped_and_the_server_keeps_serving() {
         assert!(matches!(code, Some(1009) | None), "{code:?}");
         // thousands of tiny frames: the same timeline as offline
         if round == 0 {
-            let got = stream_pcm16(&srv, json!({"sample_rate": 16000, "format": "pcm16", "name": "talk.wav"}), &pcm, 9, 2);
+            let got =
+                stream_pcm16(&srv, json!({"sample_rate": 16000, "format": "pcm16", "name": "talk.wav"}), &pcm, 9, 2);
             assert_eq!(got, want.lines().collect::<Vec<_>>());
         }
     }

@@ -418,10 +418,13 @@ fn extensible_channel_masks_that_would_overflow_symphonia_are_refused() {
     let err = audio::load_bytes(&bytes, "top.wav", 8000, 1).unwrap_err();
     assert!(err.to_string().contains("names 1 of 2 channels"), "{err}");
     // a mask symphonia can complete (2 of 3 named) still decodes
-    let tone3: Vec<u8> = tone(4000, 8000, 300.0, 0.5).iter().flat_map(|v| {
-        let s = ((v * 16000.0) as i16).to_le_bytes();
-        [s, s, s].concat()
-    }).collect();
+    let tone3: Vec<u8> = tone(4000, 8000, 300.0, 0.5)
+        .iter()
+        .flat_map(|v| {
+            let s = ((v * 16000.0) as i16).to_le_bytes();
+            [s, s, s].concat()
+        })
+        .collect();
     let ok = audio::load_bytes(&wav(0xFFFE, 3, 8000, 16, &tone3), "three.wav", 8000, 1).unwrap();
     assert_eq!(ok.len(), 4000);
 }

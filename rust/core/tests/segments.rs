@@ -253,7 +253,10 @@ fn every_error_kind() {
         see(opt(SegmentOptions { running: Some(RunningNorm { prior: 0.5, horizon: 600.0, balance: false }), ..ok })),
         "running_prior: must be a number of windows within 1..=1e9 (got 0.5)"
     );
-    let e = see(opt(SegmentOptions { running: Some(RunningNorm { prior: 20.0, horizon: f64::NAN, balance: false }), ..ok }));
+    let e = see(opt(SegmentOptions {
+        running: Some(RunningNorm { prior: 20.0, horizon: f64::NAN, balance: false }),
+        ..ok
+    }));
     assert!(e.starts_with("running_horizon: "), "{e}");
     let e = Segmenter::new(&m, 500, &ok, "s").unwrap_err();
     assert!(matches!(&e, SegmentError::Audio(AudioError::Rate { source, .. }) if source == "s"), "{e}");
@@ -507,25 +510,32 @@ fn running_normalisation_with_a_huge_prior_is_the_model_alone_and_a_stream_is_ch
         (out, seg.running_windows())
     };
     let (plain, n0) = run(&fixed, 8000);
-    let (frozen, _) = run(&SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0, balance: false }), ..fixed }, 8000);
+    let (frozen, _) = run(
+        &SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0, balance: false }), ..fixed },
+        8000,
+    );
     assert_eq!(n0, 0);
     for (a, b) in plain.iter().zip(&frozen) {
         let (pa, pb) = (a.probabilities.as_ref().unwrap(), b.probabilities.as_ref().unwrap());
         assert!(pa.iter().zip(pb).all(|(x, y)| (x - y).abs() < 1e-4), "{pa:?} {pb:?}");
     }
-    let (frozen_balanced, _) =
-        run(&SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0, balance: true }), ..fixed }, 8000);
+    let (frozen_balanced, _) = run(
+        &SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0, balance: true }), ..fixed },
+        8000,
+    );
     for (a, b) in plain.iter().zip(&frozen_balanced) {
         let (pa, pb) = (a.probabilities.as_ref().unwrap(), b.probabilities.as_ref().unwrap());
         assert!(pa.iter().zip(pb).all(|(x, y)| (x - y).abs() < 1e-4), "balance with a huge prior: {pa:?} {pb:?}");
     }
-    let adapting = SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0, balance: false }), ..fixed };
+    let adapting =
+        SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0, balance: false }), ..fixed };
     let (a, n) = run(&adapting, 8000);
     let (b, _) = run(&adapting, 777);
     assert_eq!(a, b, "chunking does not change a running-normalised timeline");
     assert_eq!(n as usize, a.len(), "every speech window is taken in");
     assert_ne!(a, plain, "the stream's own statistics change the probabilities");
-    let balancing = SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0, balance: true }), ..fixed };
+    let balancing =
+        SegmentOptions { running: Some(RunningNorm { prior: 1.0, horizon: 600.0, balance: true }), ..fixed };
     let (c, _) = run(&balancing, 8000);
     assert_eq!(c, run(&balancing, 777).0, "chunking does not change a balanced timeline");
     assert_ne!(c, a, "the balance changes the probabilities");

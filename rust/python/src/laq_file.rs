@@ -152,4 +152,3 @@ pub(crate) fn layer_dicts<'py>(py: Python<'py>, layers: &[format::LayerInfo]) ->
     }
     Ok(list)
 }
-

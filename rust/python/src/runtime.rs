@@ -8,8 +8,8 @@ use crate::model::{guarded, panic_err, PyModel};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serlaq_core::runtime::{
-    self, check_options, ood_warning, predict_inputs, segment_inputs, BatchOptions, Format, Outcome, ResultWriter, SegmentItem,
-    SegmentSummary, SegmentWriter, Stop,
+    self, check_options, ood_warning, predict_inputs, segment_inputs, BatchOptions, Format, Outcome, ResultWriter,
+    SegmentItem, SegmentSummary, SegmentWriter, Stop,
 };
 use serlaq_core::segments;
 use std::ffi::OsString;
@@ -124,7 +124,8 @@ fn segments_to(
 ) -> PyResult<(usize, Vec<Timeline>)> {
     let fmt = format_arg(fmt)?;
     let m = &model.inner;
-    let opts = crate::segments::options(window, hop, vad_db, min_speech, running_prior, running_horizon, running_balance);
+    let opts =
+        crate::segments::options(window, hop, vad_db, min_speech, running_prior, running_horizon, running_balance);
     check_options(m, &opts).map_err(PyValueError::new_err)?;
     let inputs: Vec<OsString> = inputs.into_iter().map(PathBuf::into_os_string).collect();
     let r = py.detach(|| {

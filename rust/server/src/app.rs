@@ -37,9 +37,11 @@ pub fn router(state: Arc<AppState>, cors: &[String]) -> Result<Router, String> {
 
 fn cors_layer(origins: &[String]) -> Result<tower_http::cors::CorsLayer, String> {
     use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-api-key")]);
+    let layer = CorsLayer::new().allow_methods([Method::GET, Method::POST]).allow_headers([
+        header::CONTENT_TYPE,
+        header::AUTHORIZATION,
+        header::HeaderName::from_static("x-api-key"),
+    ]);
     if origins.iter().any(|o| o == "*") {
         return Ok(layer.allow_origin(Any));
     }
@@ -67,16 +69,15 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     let h = req.headers();
-    let bearer = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let bearer = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let x = h.get("x-api-key").and_then(|v| v.to_str().ok());
     let q = req.uri().query().and_then(|q| query_pairs(q).into_iter().find(|(k, _)| k == "api_key").map(|(_, v)| v));
     let given = bearer.map(str::to_string).or(x.map(str::to_string)).or(q);
     match given {
         Some(g) if same(g.as_bytes(), key.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the API key does not match").into_response(),
+        Some(_) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the API key does not match").into_response()
+        }
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -100,10 +101,7 @@ async fn models(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.text(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.text())
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -3,8 +3,8 @@
 //! HTTP gets hyper's bare 400 and the connection is closed) and shuts down gracefully.
 
 use crate::app;
-use crate::state::AppState;
 use crate::config::ServerConfig;
+use crate::state::AppState;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -86,11 +86,8 @@ impl Server {
 /// `serlaq-rt serve` / `serlaq serve`: loads the models, binds, prints one line with the
 /// address, serves until Ctrl-C (SIGINT) or SIGTERM.
 pub fn run_blocking(config: &ServerConfig, announce: impl FnOnce(&str)) -> Result<(), String> {
-    let threads = if config.threads > 0 {
-        config.threads
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    };
+    let threads =
+        if config.threads > 0 { config.threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         // audio work runs on the blocking pool; as many threads as cores keeps it CPU-bound

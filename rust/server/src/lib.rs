@@ -24,6 +24,6 @@ mod state;
 mod stream;
 
 pub use config::{check_name, parse_model_arg, Limits, ServerConfig};
-pub use serlaq_core::runtime::ModelSource;
 pub use error::ApiError;
 pub use http::{run_blocking, Server};
+pub use serlaq_core::runtime::ModelSource;

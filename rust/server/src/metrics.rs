@@ -35,14 +35,23 @@ impl Metrics {
         let requests = Family::<Answer, Counter>::default();
         let errors = Family::<Route, Counter>::default();
         // 0.5 ms .. ~16 s
-        let latency = Family::<Route, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
+        let latency =
+            Family::<Route, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
         let open_streams = Gauge::default();
         let audio_seconds = Counter::<f64, AtomicU64>::default();
         registry.register("http_requests", "HTTP requests answered, by endpoint and status", requests.clone());
         registry.register("http_request_errors", "requests answered with a 4xx or 5xx, by endpoint", errors.clone());
-        registry.register("http_request_duration_seconds", "time to answer a request (head + body for streamed answers)", latency.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "time to answer a request (head + body for streamed answers)",
+            latency.clone(),
+        );
         registry.register("open_streams", "WebSocket streams open now", open_streams.clone());
-        registry.register("audio_seconds", "seconds of audio processed (predict, segments, streams)", audio_seconds.clone());
+        registry.register(
+            "audio_seconds",
+            "seconds of audio processed (predict, segments, streams)",
+            audio_seconds.clone(),
+        );
         Metrics { registry, requests, errors, latency, open_streams, audio_seconds }
     }
 

@@ -52,9 +52,11 @@ impl Registry {
     pub fn get(&self, name: Option<&str>) -> Result<&Entry, String> {
         match name {
             None | Some("") => Ok(&self.entries[0]),
-            Some(n) => self.entries.iter().find(|e| e.name == n).ok_or_else(|| {
-                format!("no model named {n:?}; this server has: {}", self.names().join(", "))
-            }),
+            Some(n) => self
+                .entries
+                .iter()
+                .find(|e| e.name == n)
+                .ok_or_else(|| format!("no model named {n:?}; this server has: {}", self.names().join(", "))),
         }
     }
 

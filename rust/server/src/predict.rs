@@ -1,8 +1,8 @@
 //! `POST /v1/predict` and `POST /v1/segments`: audio bytes in (raw body or multipart),
 //! the CLI's `--format json` / `--segments --format jsonl` bytes out.
 
-use crate::state::{query_pairs, AppState};
 use crate::error::ApiError;
+use crate::state::{query_pairs, AppState};
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -54,13 +54,23 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
             "name" => p.name = Some(v),
             "top_k" => match v.parse::<usize>() {
                 Ok(n) if n >= 1 => p.top_k = Some(n),
-                _ => return Err(ApiError::bad_request("bad parameter", format!("top_k: {v:?} is not a whole number >= 1"))),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "bad parameter",
+                        format!("top_k: {v:?} is not a whole number >= 1"),
+                    ))
+                }
             },
             "format" => {
                 p.format = match v.as_str() {
                     "json" => Format::Json,
                     "jsonl" => Format::Jsonl,
-                    _ => return Err(ApiError::bad_request("bad parameter", format!("format: {v:?} is not json or jsonl"))),
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "bad parameter",
+                            format!("format: {v:?} is not json or jsonl"),
+                        ))
+                    }
                 }
             }
             "window" => window = Some(number("window", &v)?),
@@ -75,13 +85,21 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
             "running_norm" => match v.as_str() {
                 "" | "1" | "true" => running_norm = true,
                 "0" | "false" => running_norm = false,
-                _ => return Err(ApiError::bad_request("bad parameter", format!("running_norm: {v:?} is not true or false"))),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "bad parameter",
+                        format!("running_norm: {v:?} is not true or false"),
+                    ))
+                }
             },
             "running_balance" => match v.as_str() {
                 "" | "1" | "true" => running_balance = true,
                 "0" | "false" => running_balance = false,
                 _ => {
-                    return Err(ApiError::bad_request("bad parameter", format!("running_balance: {v:?} is not true or false")))
+                    return Err(ApiError::bad_request(
+                        "bad parameter",
+                        format!("running_balance: {v:?} is not true or false"),
+                    ))
                 }
             },
             _ => unreachable!("every allowed key is matched"),
@@ -110,12 +128,20 @@ struct Upload {
 
 /// The files of a request: the raw body (named `?name=`, default `-`), or every part of a
 /// `multipart/form-data` body (named by its filename, else its field name).
-async fn uploads(state: &AppState, headers: &HeaderMap, body: Body, name: Option<&str>) -> Result<(Vec<Upload>, bool), ApiError> {
+async fn uploads(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    name: Option<&str>,
+) -> Result<(Vec<Upload>, bool), ApiError> {
     let bytes = state.read_body(headers, body).await?;
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ctype.to_ascii_lowercase().starts_with("multipart/") {
         if bytes.is_empty() {
-            return Err(ApiError::bad_request("empty body", "send the audio file as the body, or as multipart/form-data"));
+            return Err(ApiError::bad_request(
+                "empty body",
+                "send the audio file as the body, or as multipart/form-data",
+            ));
         }
         return Ok((vec![Upload { name: name.unwrap_or("-").to_string(), bytes }], false));
     }
@@ -137,11 +163,8 @@ async fn uploads(state: &AppState, headers: &HeaderMap, body: Body, name: Option
                 format!("more than {} files in one request", state.limits.max_files),
             ));
         }
-        let name = field
-            .file_name()
-            .or(field.name())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("part{}", files.len()));
+        let name =
+            field.file_name().or(field.name()).map(str::to_string).unwrap_or_else(|| format!("part{}", files.len()));
         let bytes = field.bytes().await.map_err(|e| ApiError::bad_request("bad multipart", format!("{name}: {e}")))?;
         files.push(Upload { name, bytes });
     }
@@ -182,13 +205,17 @@ fn open_checked<'b>(bytes: &'b [u8], name: &str, max_seconds: f64) -> Result<Dec
     let decoder = Decoder::from_bytes(bytes, name, ext(name)).map_err(|e| FileError::Failed(e.to_string()))?;
     let rate = f64::from(decoder.sample_rate().max(1));
     let too_long = |frames: u64| {
-        FileError::TooLong(format!("{name}: more than {max_seconds} s of audio (the server's limit); {:.1} s", frames as f64 / rate))
+        FileError::TooLong(format!(
+            "{name}: more than {max_seconds} s of audio (the server's limit); {:.1} s",
+            frames as f64 / rate
+        ))
     };
     match decoder.declared_frames() {
         Some(n) if n as f64 / rate > max_seconds => Err(too_long(n)),
         Some(_) => Ok(decoder),
         None => {
-            let mut counter = Decoder::from_bytes(bytes, name, ext(name)).map_err(|e| FileError::Failed(e.to_string()))?;
+            let mut counter =
+                Decoder::from_bytes(bytes, name, ext(name)).map_err(|e| FileError::Failed(e.to_string()))?;
             let mut mono = Vec::new();
             while let Ok(true) = counter.next_mono(&mut mono) {
                 if counter.frames() as f64 / rate > max_seconds {
@@ -206,7 +233,8 @@ fn predict_one(model: &Model, up: &Upload, max_seconds: f64) -> Result<(Vec<f64>
     let r = catch_unwind(AssertUnwindSafe(|| {
         let decoder = open_checked(&up.bytes, &up.name, max_seconds)?;
         let spec = model.spec();
-        let wave = audio::load_from(decoder, spec.sample_rate, spec.min_samples()).map_err(|e| FileError::Failed(e.to_string()))?;
+        let wave = audio::load_from(decoder, spec.sample_rate, spec.min_samples())
+            .map_err(|e| FileError::Failed(e.to_string()))?;
         let seconds = wave.len() as f64 / f64::from(spec.sample_rate);
         let scored = model.features_wave(&wave).and_then(|x| Ok((model.probabilities(&x)?, model.ood_score(&x)?)));
         match scored {
@@ -299,7 +327,18 @@ pub async fn segments(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let allowed = ["model", "top_k", "name", "window", "hop", "vad_db", "min_speech", "no_vad", "running_norm", "running_balance"];
+    let allowed = [
+        "model",
+        "top_k",
+        "name",
+        "window",
+        "hop",
+        "vad_db",
+        "min_speech",
+        "no_vad",
+        "running_norm",
+        "running_balance",
+    ];
     let p = params(query.as_deref(), &allowed)?;
     let entry = state.models.get(p.model.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
     let model = entry.model.clone();
@@ -307,7 +346,10 @@ pub async fn segments(
     let slot = state.work_slot().await?;
     let (mut files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
     if multipart && files.len() != 1 {
-        return Err(ApiError::bad_request("one file", format!("segments takes one file per request, got {}", files.len())));
+        return Err(ApiError::bad_request(
+            "one file",
+            format!("segments takes one file per request, got {}", files.len()),
+        ));
     }
     let up = files.remove(0);
     let max_seconds = state.limits.max_audio_seconds;
@@ -358,7 +400,11 @@ fn segment_bytes(
 ) -> Result<FileEnd, ()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!("serlaq-serve-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "serlaq-serve-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     // the decoder picks its format from the content, helped by the extension
     let suffix = ext(&up.name).filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()));
     let path = dir.join(format!("upload.{}", suffix.unwrap_or("bin")));

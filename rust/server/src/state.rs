@@ -100,7 +100,6 @@ impl AppState {
     }
 }
 
-
 /// `k=v&k2=v2`, percent-decoded (`+` is a space), in order.
 pub fn query_pairs(q: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(q.as_bytes()).into_owned().collect()

@@ -10,17 +10,17 @@
 //! bad config or message, idle, too long, rate changed) or 1011 (internal); a chunk
 //! holding NaN/inf is refused with an error message and dropped, the stream goes on.
 
-use crate::state::AppState;
 use crate::error::ApiError;
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use crate::state::AppState;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serlaq_core::runtime::json::to_line;
 use serlaq_core::runtime::{
-    Model, RunningNorm, SegmentOptions, SegmentRecord, SegmentSummary, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB,
-    DEFAULT_WINDOW,
+    Model, RunningNorm, SegmentOptions, SegmentRecord, SegmentSummary, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH,
+    DEFAULT_VAD_DB, DEFAULT_WINDOW,
 };
 use serlaq_core::segments::{Segment, SegmentError, Segmenter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,8 +37,11 @@ pub async fn stream(
     let ws = match ws {
         Ok(ws) => ws,
         Err(r) => {
-            return ApiError::bad_request("not a websocket", format!("GET /v1/stream needs a WebSocket upgrade: {}", r.body_text()))
-                .into_response()
+            return ApiError::bad_request(
+                "not a websocket",
+                format!("GET /v1/stream needs a WebSocket upgrade: {}", r.body_text()),
+            )
+            .into_response()
         }
     };
     let slot = match state.stream_slot() {
@@ -190,10 +193,10 @@ impl Session {
                 threshold_db: c.vad_db.unwrap_or(DEFAULT_VAD_DB),
                 min_speech: c.min_speech.unwrap_or(DEFAULT_MIN_SPEECH),
             }),
-            running: c.running_norm.unwrap_or(false).then(|| RunningNorm {
-                balance: c.running_balance.unwrap_or(true),
-                ..RunningNorm::default()
-            }),
+            running: c
+                .running_norm
+                .unwrap_or(false)
+                .then(|| RunningNorm { balance: c.running_balance.unwrap_or(true), ..RunningNorm::default() }),
         };
         let name = c.name.unwrap_or_else(|| "stream".into());
         let seg = Segmenter::new(&entry.model, c.sample_rate, &opts, &name).map_err(|e| match e {
@@ -227,7 +230,10 @@ impl Session {
                     if held + samples.len() as u64 > max_samples {
                         return Err(Stop::policy(
                             "audio too long",
-                            format!("more than {} s of audio (the server's limit)", self.state.limits.max_audio_seconds),
+                            format!(
+                                "more than {} s of audio (the server's limit)",
+                                self.state.limits.max_audio_seconds
+                            ),
                         ));
                     }
                     self.state.metrics.add_audio(samples.len() as f64 / f64::from(live.rate));
@@ -235,16 +241,24 @@ impl Session {
                     match done {
                         Ok(segs) => self.send_segments(&mut live, &segs).await?,
                         Err(e @ SegmentError::NonFinite { .. }) => {
-                            let body = ApiError::bad_request("NaN/inf samples", format!("{e}; the chunk was dropped")).body();
+                            let body =
+                                ApiError::bad_request("NaN/inf samples", format!("{e}; the chunk was dropped")).body();
                             if !self.send_text(body).await {
                                 return Ok(());
                             }
                         }
-                        Err(e) => return Err(Stop { error: "segmentation failed", detail: e.to_string(), code: close_code::ERROR }),
+                        Err(e) => {
+                            return Err(Stop {
+                                error: "segmentation failed",
+                                detail: e.to_string(),
+                                code: close_code::ERROR,
+                            })
+                        }
                     }
                 }
                 Message::Text(t) => {
-                    let c: Control = serde_json::from_str(t.as_str()).map_err(|e| Stop::policy("bad message", e.to_string()))?;
+                    let c: Control =
+                        serde_json::from_str(t.as_str()).map_err(|e| Stop::policy("bad message", e.to_string()))?;
                     if let Some(rate) = c.sample_rate {
                         if let Some(Err(e)) = live.seg.as_ref().map(|s| s.check_rate(rate)) {
                             return Err(Stop::policy("sample rate changed", e.to_string()));
@@ -305,7 +319,10 @@ fn idle(state: &AppState) -> Stop {
 fn decode(b: &[u8], format: SampleFormat) -> Result<Vec<f32>, Stop> {
     let width = if format == SampleFormat::Pcm16 { 2 } else { 4 };
     if b.len() % width != 0 {
-        return Err(Stop::policy("bad frame", format!("{} bytes is not a whole number of {width}-byte samples", b.len())));
+        return Err(Stop::policy(
+            "bad frame",
+            format!("{} bytes is not a whole number of {width}-byte samples", b.len()),
+        ));
     }
     Ok(match format {
         SampleFormat::Pcm16 => b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32_768.0).collect(),
@@ -316,7 +333,10 @@ fn decode(b: &[u8], format: SampleFormat) -> Result<Vec<f32>, Stop> {
 /// Pushes `samples` (or finishes, `end`) on the segmenter, off the I/O thread when large.
 /// A panic in the core loses the segmenter and ends the stream (code 1011).
 async fn push(live: &mut Live, samples: Vec<f32>, end: bool) -> Result<Vec<Segment>, SegmentError> {
-    let lost = |name: &str| SegmentError::Model { source: name.to_string(), detail: "internal error (a panic in serlaq; please report)".into() };
+    let lost = |name: &str| SegmentError::Model {
+        source: name.to_string(),
+        detail: "internal error (a panic in serlaq; please report)".into(),
+    };
     let Some(mut seg) = live.seg.take() else { return Err(lost(&live.name)) };
     let model = live.model.clone();
     let inline = !end && samples.len() <= INLINE_SAMPLES;

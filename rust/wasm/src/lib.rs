@@ -126,7 +126,12 @@ pub unsafe extern "C" fn serlaq_model_sample_rate(m: *const ModelHandle) -> u32 
 /// # Safety
 /// `samples`: `n` floats.
 #[no_mangle]
-pub unsafe extern "C" fn serlaq_predict_pcm(m: *const ModelHandle, samples: *const f32, n: usize, sample_rate: u32) -> i32 {
+pub unsafe extern "C" fn serlaq_predict_pcm(
+    m: *const ModelHandle,
+    samples: *const f32,
+    n: usize,
+    sample_rate: u32,
+) -> i32 {
     status(|| {
         let m = model(m)?;
         Ok(prediction(m, m.predict_pcm(slice(samples, n, "samples")?, sample_rate)?))
@@ -167,7 +172,12 @@ pub unsafe extern "C" fn serlaq_stream_new(
 /// # Safety
 /// `s`: NULL or a live stream.
 #[no_mangle]
-pub unsafe extern "C" fn serlaq_stream_running_norm(s: *mut StreamHandle, prior: f64, horizon: f64, balance: i32) -> i32 {
+pub unsafe extern "C" fn serlaq_stream_running_norm(
+    s: *mut StreamHandle,
+    prior: f64,
+    horizon: f64,
+    balance: i32,
+) -> i32 {
     status(|| stream(s)?.set_running(Some(RunningNorm { prior, horizon, balance: balance != 0 })))
 }
 

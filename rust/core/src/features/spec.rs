@@ -222,11 +222,9 @@ impl FeatureSpec {
                 db_reference: DbReference::Mean,
                 ..FeatureSpec::preset(Preset::Rich)
             },
-            Preset::PortableNoChroma => FeatureSpec {
-                preset: Preset::PortableNoChroma,
-                n_chroma: 0,
-                ..FeatureSpec::preset(Preset::Portable)
-            },
+            Preset::PortableNoChroma => {
+                FeatureSpec { preset: Preset::PortableNoChroma, n_chroma: 0, ..FeatureSpec::preset(Preset::Portable) }
+            }
         }
     }
 }

@@ -123,7 +123,10 @@ impl ModelInfo {
             lines.push(String::new());
         }
         lines.extend([
-            format!("model        {} (.laq format v{}, written by serlaq {written_by})", self.path, self.format_version),
+            format!(
+                "model        {} (.laq format v{}, written by serlaq {written_by})",
+                self.path, self.format_version
+            ),
             format!("labels       {} ({} classes)", self.labels.join(", "), self.labels.len()),
             format!("features     {}-d: {feats}", self.feature_dim),
             format!(
@@ -151,7 +154,10 @@ impl ModelInfo {
             ));
         }
         lines.push(String::new());
-        lines.push(format!("avg bits     {:.3} (eq. 6: bits weighted by each layer's share of the weights)", self.avg_bits));
+        lines.push(format!(
+            "avg bits     {:.3} (eq. 6: bits weighted by each layer's share of the weights)",
+            self.avg_bits
+        ));
         lines.push(format!(
             "size         {} .laq file ({} packed weights, scales and fp32 biases; the rest is normalization stats and header)",
             kb(self.size_bytes),

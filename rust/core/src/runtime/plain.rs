@@ -75,8 +75,9 @@ mod tests {
         let unknown = AudioError::Unsupported {
             source: "notes.wav".into(),
             format: "unknown (extension .wav)".into(),
-            detail: "no decodable audio stream found: unsupported feature: core (probe): no suitable format reader found"
-                .into(),
+            detail:
+                "no decodable audio stream found: unsupported feature: core (probe): no suitable format reader found"
+                    .into(),
         };
         assert_eq!(
             plain_error(&unknown.to_string()),

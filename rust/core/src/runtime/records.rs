@@ -334,7 +334,10 @@ mod tests {
             r#"{"path": "a.wav", "label": "happy", "confidence": 0.375, "top_k": [{"label": "happy", "probability": 0.375}, {"label": "sad", "probability": 0.375}], "probabilities": {"angry": 0.25, "happy": 0.375, "sad": 0.375}}"#
         );
         let p = Prediction::new(&labels(), &[0.5, 0.25, 0.25], None, None);
-        assert_eq!(to_line(&p), r#"{"label": "angry", "confidence": 0.5, "probabilities": {"angry": 0.5, "happy": 0.25, "sad": 0.25}}"#);
+        assert_eq!(
+            to_line(&p),
+            r#"{"label": "angry", "confidence": 0.5, "probabilities": {"angry": 0.5, "happy": 0.25, "sad": 0.25}}"#
+        );
     }
 
     #[test]

@@ -156,7 +156,9 @@ impl<W: Write> ResultWriter<W> {
                     format!("{:.6}", p.confidence),
                     String::new(),
                 ];
-                row.extend(self.s.labels.iter().map(|l| p.probabilities.get(l).map_or(String::new(), |v| format!("{v:.6}"))));
+                row.extend(
+                    self.s.labels.iter().map(|l| p.probabilities.get(l).map_or(String::new(), |v| format!("{v:.6}"))),
+                );
                 row.push(p.ood.map_or(String::new(), |v| format!("{v:.4}")));
                 csv_row(&row)
             }
@@ -230,7 +232,9 @@ impl<W: Write, E: Write> SegmentWriter<W, E> {
                     format!("{:.4}", r.voiced),
                     String::new(),
                 ];
-                row.extend(self.s.labels.iter().map(|l| r.probabilities.get(l).map_or(String::new(), |v| format!("{v:.6}"))));
+                row.extend(
+                    self.s.labels.iter().map(|l| r.probabilities.get(l).map_or(String::new(), |v| format!("{v:.6}"))),
+                );
                 csv_row(&row)
             }
         };
@@ -254,9 +258,8 @@ mod tests {
 
     #[test]
     fn clip_formats() {
-        let ok = Outcome::Ok(
-            Prediction::new(&labels(), &[0.5, 0.25, 0.25], Some("x,\"y\".wav".into()), None).with_ood(2.5),
-        );
+        let ok =
+            Outcome::Ok(Prediction::new(&labels(), &[0.5, 0.25, 0.25], Some("x,\"y\".wav".into()), None).with_ood(2.5));
         let bad = Outcome::Failed(Failure { path: "b.wav".into(), error: "b.wav: all silent (peak -inf dBFS)".into() });
         let run = |fmt| {
             let mut buf = Vec::new();
@@ -324,7 +327,10 @@ mod tests {
         let line = "a.wav\tsummary\t2 segments (1 speech), speech 1.5 s of 3.1 s\thappy 100%\n";
         assert_eq!(
             run(Format::Table),
-            (format!("a.wav\t0.000\t2.000\thappy\t0.5000\tangry:0.2500\na.wav\t1.000\t3.062\tsilence\t-\n{line}"), String::new())
+            (
+                format!("a.wav\t0.000\t2.000\thappy\t0.5000\tangry:0.2500\na.wav\t1.000\t3.062\tsilence\t-\n{line}"),
+                String::new()
+            )
         );
         assert_eq!(
             run(Format::Csv),
