@@ -598,85 +598,32 @@ fn segments_options_damage_and_usage_errors() {
     let bytes = fx.recording("rec.wav");
     // window 1 s every 0.25 s, no gate: every window judged by the model
     let opts = SegmentOptions { window: 1.0, hop: 0.25, vad: None, running: None };
-    let want = fx.segments("rec.wav", &opts);
-    let o = fx.run(&[
-        "predict",
-        "model.laq",
-        "rec.wav",
-        "--segments",
-        "--format",
-        "jsonl",
-        "--window",
-        "1",
-        "--hop",
-        "0.25",
-        "--no-vad",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(objs.len(), want.len() + 1);
-    assert!(want.iter().all(|s| s.is_speech()));
-    for (v, s) in objs.iter().zip(&want) {
-        check_segment(v, s, "rec.wav");
-    }
+    // `predict --segments` with these flags prints the core's windows for `o`
+    let same_as_core = |o: &SegmentOptions, flags: &[&str]| {
+        let want = fx.segments("rec.wav", o);
+        let base =
+            ["predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl", "--window", "1", "--hop", "0.25"];
+        let out = fx.run(&[&base[..], &["--no-vad"], flags].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let objs: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(objs.len(), want.len() + 1, "{flags:?}");
+        for (v, s) in objs.iter().zip(&want) {
+            check_segment(v, s, "rec.wav");
+        }
+        want
+    };
+    let plain = same_as_core(&opts, &[]);
+    assert!(plain.iter().all(|s| s.is_speech()));
     // running normalisation: the core's running-normalised timeline, its two numbers passed
     let running = SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0, balance: true }), ..opts };
-    let want = fx.segments("rec.wav", &running);
-    assert_ne!(want, fx.segments("rec.wav", &opts));
-    let o = fx.run(&[
-        "predict",
-        "model.laq",
-        "rec.wav",
-        "--segments",
-        "--format",
-        "jsonl",
-        "--window",
-        "1",
-        "--hop",
-        "0.25",
-        "--no-vad",
-        "--running-norm",
-        "--running-prior",
-        "3",
-        "--running-horizon",
-        "40",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(objs.len(), want.len() + 1);
-    for (v, s) in objs.iter().zip(&want) {
-        check_segment(v, s, "rec.wav");
-    }
+    let numbers = ["--running-norm", "--running-prior", "3", "--running-horizon", "40"];
+    let balanced = same_as_core(&running, &numbers);
+    assert_ne!(balanced, plain);
     // --no-running-balance: statistics alone, a different timeline
     let stats_only =
         SegmentOptions { running: Some(RunningNorm { prior: 3.0, horizon: 40.0, balance: false }), ..opts };
-    let want_stats = fx.segments("rec.wav", &stats_only);
-    assert_ne!(want_stats, want, "the balance changes the probabilities");
-    let o = fx.run(&[
-        "predict",
-        "model.laq",
-        "rec.wav",
-        "--segments",
-        "--format",
-        "jsonl",
-        "--window",
-        "1",
-        "--hop",
-        "0.25",
-        "--no-vad",
-        "--running-norm",
-        "--running-prior",
-        "3",
-        "--running-horizon",
-        "40",
-        "--no-running-balance",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let objs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(objs.len(), want_stats.len() + 1);
-    for (v, s) in objs.iter().zip(&want_stats) {
-        check_segment(v, s, "rec.wav");
-    }
+    let stats = same_as_core(&stats_only, &[&numbers[..], &["--no-running-balance"]].concat());
+    assert_ne!(stats, balanced, "the balance changes the probabilities");
     let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--running-norm", "--running-prior", "0"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("serlaq-rt: error: running_prior: "), "{}", stderr(&o));

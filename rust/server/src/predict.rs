@@ -34,6 +34,15 @@ fn number(field: &str, v: &str) -> Result<f64, ApiError> {
     }
 }
 
+/// A true/false query value (`""`, `1`, `true` / `0`, `false`).
+fn flag(key: &str, v: &str) -> Result<bool, ApiError> {
+    match v {
+        "" | "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(ApiError::bad_request("bad parameter", format!("{key}: {v:?} is not true or false"))),
+    }
+}
+
 /// Parses `query` allowing only `allowed` keys (plus `api_key`).
 pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
     let mut p = Params { model: None, name: None, top_k: None, format: Format::Json, opts: SegmentOptions::default() };
@@ -77,31 +86,9 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
             "hop" => hop = Some(number("hop", &v)?),
             "vad_db" => vad_db = Some(number("vad_db", &v)?),
             "min_speech" => min_speech = Some(number("min_speech", &v)?),
-            "no_vad" => match v.as_str() {
-                "" | "1" | "true" => no_vad = true,
-                "0" | "false" => no_vad = false,
-                _ => return Err(ApiError::bad_request("bad parameter", format!("no_vad: {v:?} is not true or false"))),
-            },
-            "running_norm" => match v.as_str() {
-                "" | "1" | "true" => running_norm = true,
-                "0" | "false" => running_norm = false,
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "bad parameter",
-                        format!("running_norm: {v:?} is not true or false"),
-                    ))
-                }
-            },
-            "running_balance" => match v.as_str() {
-                "" | "1" | "true" => running_balance = true,
-                "0" | "false" => running_balance = false,
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "bad parameter",
-                        format!("running_balance: {v:?} is not true or false"),
-                    ))
-                }
-            },
+            "no_vad" => no_vad = flag("no_vad", &v)?,
+            "running_norm" => running_norm = flag("running_norm", &v)?,
+            "running_balance" => running_balance = flag("running_balance", &v)?,
             _ => unreachable!("every allowed key is matched"),
         }
     }
