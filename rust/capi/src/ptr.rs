@@ -13,6 +13,9 @@ pub fn max_len<T>() -> usize {
 }
 
 /// `(ptr, n)` from C as a slice: NULL, zero, misaligned and oversized are argument errors.
+///
+/// # Safety
+/// A non-NULL `ptr` points to `n` readable `T`s that stay valid and unchanged for `'a`.
 pub unsafe fn slice<'a, T>(ptr: *const T, n: usize, what: &str) -> Result<&'a [T], Error> {
     if ptr.is_null() {
         return Err(Error::argument(format!("{what} is NULL")));
@@ -29,14 +32,26 @@ pub unsafe fn slice<'a, T>(ptr: *const T, n: usize, what: &str) -> Result<&'a [T
     Ok(std::slice::from_raw_parts(ptr, n))
 }
 
+/// A model handle from C (NULL is an argument error).
+///
+/// # Safety
+/// `m`: NULL or a live handle from this library, not freed during `'a`.
 pub unsafe fn model<'a>(m: *const ModelHandle) -> Result<&'a ModelHandle, Error> {
     m.as_ref().ok_or_else(|| Error::argument("model is NULL"))
 }
 
+/// A stream handle from C (NULL is an argument error).
+///
+/// # Safety
+/// `s`: NULL or a live handle from this library, used by no one else during `'a`.
 pub unsafe fn stream<'a>(s: *mut StreamHandle) -> Result<&'a mut StreamHandle, Error> {
     s.as_mut().ok_or_else(|| Error::argument("stream is NULL"))
 }
 
+/// A path from C: a NUL-terminated string (NULL and empty are argument errors).
+///
+/// # Safety
+/// `p`: NULL or a readable NUL-terminated string.
 pub unsafe fn path(p: *const c_char) -> Result<PathBuf, Error> {
     if p.is_null() {
         return Err(Error::argument("path is NULL"));
@@ -72,6 +87,9 @@ impl Prob for f64 {
 }
 
 /// Writes `p` into the caller's `num_labels` elements.
+///
+/// # Safety
+/// `out`: NULL or room for `p.len()` writable `T`s.
 pub unsafe fn write_probs<T: Prob>(p: &[f64], out: *mut T) -> Result<(), Error> {
     if out.is_null() {
         return Err(Error::argument("probs is NULL"));

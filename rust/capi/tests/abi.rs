@@ -249,7 +249,7 @@ fn bad_audio_and_arguments_are_errors() {
         let silent = vec![0f32; 8000];
         failed(serlaq_predict_pcm(m.0, silent.as_ptr(), silent.len(), 8000, p.as_mut_ptr()), ERR_AUDIO, "<pcm>");
         // a misaligned float pointer is refused, not read
-        let raw = vec![0u8; 64];
+        let raw = [0u8; 64];
         let odd = raw.as_ptr().add(1) as *const f32;
         failed(serlaq_predict_pcm(m.0, odd, 8, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "not aligned");
         failed(serlaq_predict_pcm(m.0, x.as_ptr(), usize::MAX, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "too large");

@@ -425,9 +425,9 @@ fn every_limit_and_bad_input_answers_its_4xx() {
         assert!(d.contains(detail), "{what}: {d:?} should name {detail:?}");
     }
     // chunked, no Content-Length: refused when it passes the limit
-    let mut req =
-        format!("POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .into_bytes();
+    let mut req = "POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .to_string()
+        .into_bytes();
     for _ in 0..5 {
         req.extend_from_slice(format!("{:x}\r\n", 100_000).as_bytes());
         req.extend_from_slice(&vec![1u8; 100_000]);

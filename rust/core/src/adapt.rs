@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Fewest readable clips an adaptation accepts (measured: `docs/adapt.md`).
@@ -150,7 +150,7 @@ fn speech_seconds(wave: &[f32], rate: u32) -> f64 {
     voiced as f64 / f64::from(rate)
 }
 
-fn clip(model: &Model, path: &PathBuf) -> Result<Clip, String> {
+fn clip(model: &Model, path: &Path) -> Result<Clip, String> {
     let name = path.display().to_string();
     let run = || -> Result<Clip, ModelError> {
         let spec = model.spec();

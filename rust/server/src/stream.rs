@@ -318,7 +318,7 @@ fn idle(state: &AppState) -> Stop {
 /// Little-endian samples -> f32 (pcm16 scaled as the WAV decoder scales it: `s / 32768`).
 fn decode(b: &[u8], format: SampleFormat) -> Result<Vec<f32>, Stop> {
     let width = if format == SampleFormat::Pcm16 { 2 } else { 4 };
-    if b.len() % width != 0 {
+    if !b.len().is_multiple_of(width) {
         return Err(Stop::policy(
             "bad frame",
             format!("{} bytes is not a whole number of {width}-byte samples", b.len()),
