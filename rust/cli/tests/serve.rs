@@ -559,16 +559,21 @@ fn abuse_is_answered_or_dropped_and_the_server_keeps_serving() {
         let mut ws = srv.ws("/v1/stream");
         ws.send(Message::binary(vec![0u8; 64])).unwrap();
         assert!(ws_texts(&mut ws).0[0].contains("config first"));
-        for bad in [
-            json!({"sample_rate": 0, "format": "pcm16"}),
-            json!({"sample_rate": 16000, "format": "mp3"}),
-            json!({"sample_rate": 16000, "format": "f32", "colour": 1}),
-            json!({"sample_rate": 16000, "format": "f32", "hop": -1}),
+        for (bad, key) in [
+            (json!({"sample_rate": 0, "format": "pcm16"}), "sample_rate"),
+            (json!({"sample_rate": 16000, "format": "mp3"}), "format"),
+            (json!({"sample_rate": 16000, "format": "f32", "colour": 1}), "colour"),
+            (json!({"sample_rate": 16000, "format": "f32", "hop": -1}), "hop"),
+            (json!({"sample_rate": 16000, "format": "f32", "running_norm": "yes"}), "running_norm"),
+            (
+                json!({"sample_rate": 16000, "format": "f32", "running_norm": true, "running_balance": 2}),
+                "running_balance",
+            ),
         ] {
             let mut ws = srv.ws("/v1/stream");
             ws.send(Message::text(bad.to_string())).unwrap();
             let (texts, code) = ws_texts(&mut ws);
-            assert!(texts[0].contains("bad config"), "{bad}: {texts:?}");
+            assert!(texts[0].contains("bad config") && texts[0].contains(key), "{bad}: {texts:?}");
             assert_eq!(code, Some(1008));
         }
         let mut ws = srv.ws("/v1/stream");

@@ -174,7 +174,8 @@ impl Session {
                 Next::Msg(_) => continue,
             }
         };
-        let c: Config = serde_json::from_str(text.as_str()).map_err(|e| Stop::policy("bad config", e.to_string()))?;
+        let c: Config = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text.as_str()))
+            .map_err(|e| Stop::policy("bad config", e.to_string()))?;
         if c.sample_rate == 0 || c.sample_rate > 384_000 {
             return Err(Stop::policy("bad config", format!("sample_rate: {} is not in 1..=384000", c.sample_rate)));
         }
