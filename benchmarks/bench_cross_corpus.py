@@ -165,14 +165,11 @@ def run_fold(args: argparse.Namespace, base: list[str], clips: list[Any], held: 
 STREAM_HOPS = 96  # one stream window = one clip, centre-cut (or looped) to 96 STFT hops (1.536 s at 16 kHz)
 
 
-def stream_scores(laq: Any, clips: list[Any], labels: list[str], running: bool, seed: int, balance: bool = True) -> dict[str, Any]:
+def stream_recording(laq: Any, clips: list[Any], labels: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     """The target's clips as one live recording: back to back in a shuffled order (`seed`),
-    each cut to `STREAM_HOPS` STFT hops so that window k (window = hop, no gate) is clip k;
-    scored like `cross_scores`. `running`: with running normalisation (the stream adapts
-    itself to the corpus as it plays; the first windows see mostly the model's statistics),
-    `balance`: its label balance too (the default of `running_norm`)."""
+    each cut to `STREAM_HOPS` STFT hops so that window k (window = hop, no gate) is clip k.
+    Returns (wave, label index per window, samples per window); decoded once per model."""
     from serlaq import _native
-    from serlaq.reports.cross import proba_scores
 
     rate = laq.sample_rate
     n = STREAM_HOPS * laq.feature_config.hop_length
@@ -186,11 +183,24 @@ def stream_scores(laq: Any, clips: list[Any], labels: list[str], running: bool, 
         waves.append(np.resize(w[at : at + n], n))
         y.append(labels.index(clips[i].label))
     wave = np.concatenate([*waves, waves[0]])  # the first clip once more: the last window is a full one
+    return wave, np.array(y), n
+
+
+def stream_scores(laq: Any, recording: tuple[np.ndarray, np.ndarray, int], labels: list[str], running: bool,
+                  balance: bool = True) -> dict[str, Any]:
+    """`stream_recording` segmented and scored like `cross_scores`. `running`: with running
+    normalisation (the stream adapts itself to the corpus as it plays; the first windows see
+    mostly the model's statistics), `balance`: its label balance too (the default of
+    `running_norm`)."""
+    from serlaq.reports.cross import proba_scores
+
+    wave, y, n = recording
+    rate = laq.sample_rate
     segs = list(laq.segments(wave, rate, window=n / rate, hop=n / rate, vad=False, running_norm=running,
                              running_balance=balance))[: len(y)]
     assert len(segs) == len(y) and all(s.start_sample == k * n for k, s in enumerate(segs))
     proba = np.array([[s.probabilities[lab] for lab in labels] for s in segs], dtype=np.float64)
-    return proba_scores(proba / proba.sum(1, keepdims=True), np.array(y), labels)
+    return proba_scores(proba / proba.sum(1, keepdims=True), y, labels)
 
 
 def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, seed: int, tmp: Path) -> dict[str, Any]:
@@ -238,9 +248,10 @@ def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, se
         row["adapted, no balance"] = cross_scores(plain, clips, labels)
     if args.stream:
         clips, labels = shared_clips(laq, args.data_root / target, target)
-        row["stream"] = stream_scores(laq, clips, labels, running=False, seed=seed)
-        row["stream, running norm., no balance"] = stream_scores(laq, clips, labels, running=True, seed=seed, balance=False)
-        row["stream, running norm."] = stream_scores(laq, clips, labels, running=True, seed=seed)
+        recording = stream_recording(laq, clips, labels, seed)
+        row["stream"] = stream_scores(laq, recording, labels, running=False)
+        row["stream, running norm., no balance"] = stream_scores(laq, recording, labels, running=True, balance=False)
+        row["stream, running norm."] = stream_scores(laq, recording, labels, running=True)
     in_corpus = float(result.metrics["test"]["accuracy"])  # fp32, the source's own test split
     row.update({"clips": row["zero-shot"]["clips"], "avg_bits": out.avg_bits, "kb": size / 1000, "in_acc": in_corpus})
     row["seconds"] = time.perf_counter() - started

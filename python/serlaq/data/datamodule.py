@@ -326,9 +326,11 @@ class SERDataModule(L.LightningDataModule):
         keys = [(self._clip_corpus[i] if self._clip_corpus else "", clips[i].speaker) for i in idx]
         mean, std = self.feature_mean.double(), self.feature_std.double()
         copy = x.double().clone()
+        groups: dict[tuple[str, str], list[int]] = {}
+        for r, key in enumerate(keys):
+            groups.setdefault(key, []).append(r)
         kept = 0
-        for key in sorted(set(keys)):
-            rows_of = [r for r, k in enumerate(keys) if k == key]
+        for _, rows_of in sorted(groups.items()):
             if len(rows_of) < SPEAKER_COPY_MIN_CLIPS:
                 continue
             xs = copy[rows_of]
