@@ -91,7 +91,7 @@ def test_adapted_model_round_trips_with_its_provenance(setup, tmp_path, monkeypa
     shift = rec[0].pop("bias_shift")
     assert rec == [
         {"created": "2026-11-30T00:53:20Z", "clips": 24, "seconds": pytest.approx(36.0, abs=0.1), "source": room,
-         "adapted": ["normalization", "label_balance"]}
+         "adapted": ["normalization", "label_balance"], "std": "widen"}
     ]
     assert len(shift) == len(model.labels) and abs(sum(shift)) < 1e-3
     # the layers and labels are the model's; only the statistics and the output bias changed
@@ -109,6 +109,35 @@ def test_adapted_model_round_trips_with_its_provenance(setup, tmp_path, monkeypa
     assert np.allclose(plain.predict_proba(x), adapted.predict_proba(x)) is False
     # the original file still loads and is unchanged by any of this
     assert "provenance" not in serlaq.load(setup["model"]).metadata
+
+
+def normalization(model: serlaq.LaqModel, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The stored (mean, std) of a model, read back from its saved file."""
+    path = tmp_path / f"{id(model)}.laq"
+    model.save(path)
+    f = _native.LaqFile(str(path))
+    return f.tensor("norm.mean"), f.tensor("norm.std")
+
+
+def test_std_rules_widen_by_default_and_follow_their_names(setup, tmp_path):
+    """The mean becomes the room's; the std the larger of the model's and the room's per
+    feature (default), the room's own ("target") or the model's ("model")."""
+    model = serlaq.load(setup["model"])
+    room = str(Path(setup["room"][0][0]).parent)
+    x = np.stack([model.features_from_file(p) for p, _ in setup["room"]]).astype(np.float64)
+    mean0, std0 = normalization(model, tmp_path)
+    rules = {rule: model.adapt([room], balance=False, std=rule) for rule in ("widen", "target", "model")}
+    got = {rule: normalization(m, tmp_path) for rule, m in rules.items()}
+    expect = {"target": x.std(0), "model": std0, "widen": np.maximum(std0, x.std(0))}
+    for rule, (mean, std) in got.items():
+        assert np.allclose(mean, x.mean(0), rtol=1e-4, atol=1e-4), rule
+        assert np.allclose(std, np.maximum(expect[rule], 1e-3 * std0), rtol=1e-4, atol=1e-6), rule
+        assert rules[rule].metadata["provenance"]["adaptations"][0]["std"] == rule
+    narrower = x.std(0) < std0
+    assert 0 < narrower.sum() < len(std0), "the room must be narrower than the model in some features only"
+    assert np.array_equal(got["widen"][1], normalization(model.adapt([room], balance=False), tmp_path)[1])
+    with pytest.raises(ValueError, match=r"std: unknown rule 'wide' \(accepted: widen, target, model\)"):
+        model.adapt([room], std="wide")
 
 
 def test_manifest_labels_are_ignored(setup, tmp_path):
@@ -142,6 +171,13 @@ def test_cli_adapt_writes_the_model_and_names_bad_files(setup, tmp_path, capsys)
     code, _, err = run_serlaq(["adapt", str(setup["model"]), str(room), "--out", str(plain), "--no-balance"], capsys)
     assert code == 0, err
     assert serlaq.load(plain).metadata["provenance"]["adaptations"][0]["adapted"] == ["normalization"]
+    assert serlaq.load(out).metadata["provenance"]["adaptations"][0]["std"] == "widen"
+    target = tmp_path / "target.laq"
+    code, _, err = run_serlaq(["adapt", str(setup["model"]), str(room), "--out", str(target), "--std", "target"], capsys)
+    assert code == 0, err
+    assert serlaq.load(target).metadata["provenance"]["adaptations"][0]["std"] == "target"
+    code, _, err = run_serlaq(["adapt", str(setup["model"]), str(room), "--out", str(tmp_path / "x.laq"), "--std", "wide"], capsys)
+    assert code == 2 and "--std: unknown rule 'wide'" in err and not (tmp_path / "x.laq").exists()
 
 
 def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path, capsys):

@@ -259,23 +259,29 @@ def adapt(
         True, "--balance/--no-balance",
         help="also shift the output bias so the new audio's clips spread over the labels (assumes no single emotion dominates the recordings)",
     ),  # fmt: skip
+    std: str = typer.Option(
+        "widen", "--std",
+        help="the adapted std per feature: widen = the larger of the model's and the audio's (a narrow room is not stretched), target = the audio's own, model = the model's (only the mean moves)",
+    ),  # fmt: skip
 ) -> None:
-    """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics (feature mean and std) are re-estimated on that audio, the output bias is shifted so the clips spread over the labels (--no-balance: not), and the result is written as a new .laq that records what it was adapted on. Needs no labels and no torch.
+    """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics are re-estimated on that audio (the feature mean becomes the audio's; the std widens where the audio is wider, --std), the output bias is shifted so the clips spread over the labels (--no-balance: not), and the result is written as a new .laq that records what it was adapted on. Needs no labels and no torch.
 
     Needs at least 20 readable clips with 20 s of speech in all (below that it says how much more); unreadable files are named on stderr and left out.
 
     Example: serlaq adapt model.laq recordings/ --out model-room.laq
     """
     from serlaq.runtime import LaqModel
-    from serlaq.runtime.adapt import AdaptError, adapt as run_adapt, same_file
+    from serlaq.runtime.adapt import STD_RULES, AdaptError, adapt as run_adapt, same_file
 
     if not inputs and manifest is None:
         fail("adapt: give audio files or folders, or --manifest CSV", code=2)
+    if std not in STD_RULES:
+        fail(f"--std: unknown rule {std!r} (accepted: {', '.join(STD_RULES)})", code=2)
     if same_file(model, out):
         fail(f"--out: {out} is the model being adapted; write the adapted model to a new file (the input stays untouched)", code=2)
     laq = LaqModel.load(model)
     try:
-        adapted, result = run_adapt(laq, inputs or [], manifest=manifest, workers=workers, balance=balance)
+        adapted, result = run_adapt(laq, inputs or [], manifest=manifest, workers=workers, balance=balance, std=std)
     except AdaptError as exc:
         for f in exc.failures:
             typer.echo(f"serlaq: error: {f}", err=True)

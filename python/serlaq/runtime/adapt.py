@@ -1,5 +1,7 @@
 """`serlaq adapt`: a model's input statistics re-estimated on unlabelled audio of a new room,
-and its output bias shifted so those clips spread over the labels (`balance`).
+and its output bias shifted so those clips spread over the labels (`balance`). The mean is
+the new audio's; the std, by default, the larger of the model's and the audio's per feature
+(`std="widen"`: a narrow room is not stretched; "target" and "model" are the other rules).
 
 The numeric work (decoding, features, statistics, the new file) is `serlaq_core::adapt`
 through `serlaq._native.adapt_model`; this module finds the files (folders searched
@@ -20,11 +22,14 @@ from serlaq import _native
 from serlaq.errors import SerlaqError
 from serlaq.runtime.inputs import find_audio_files, resolve_threads
 
-__all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "AdaptError", "AdaptResult", "adapt", "manifest_paths", "same_file"]
+__all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "STD_RULES", "AdaptError", "AdaptResult", "adapt", "manifest_paths", "same_file"]
 
 #: The least audio an adaptation accepts (measured in docs/adapt.md; the Rust core's).
 MIN_CLIPS = 20
 MIN_SPEECH_SECONDS = 20.0
+#: How the adapted std is chosen, per feature: the larger of the model's and the audio's
+#: (default), the audio's own, or the model's (only the mean moves). `serlaq_core::adapt::StdRule`.
+STD_RULES = ("widen", "target", "model")
 
 
 class AdaptError(SerlaqError):
@@ -97,11 +102,14 @@ def adapt(
     min_clips: int = MIN_CLIPS,
     min_speech_seconds: float = MIN_SPEECH_SECONDS,
     balance: bool = True,
+    std: str = "widen",
 ) -> tuple[Any, AdaptResult]:
     """`model` (a `LaqModel`) adapted to the audio of `inputs` (files, folders searched recursively)
     and/or the files of `manifest`; `balance` also shifts the output bias so those clips
-    spread over the labels. Unreadable files are left out and listed in the result;
-    raises `AdaptError` when there is too little usable audio."""
+    spread over the labels; `std` is one of `STD_RULES`. Unreadable files are left out and
+    listed in the result; raises `AdaptError` when there is too little usable audio."""
+    if std not in STD_RULES:
+        raise ValueError(f"std: unknown rule {std!r} (accepted: {', '.join(STD_RULES)})")
     items = [os.fspath(p) for p in inputs]
     if isinstance(inputs, (str, os.PathLike)):
         items = [os.fspath(inputs)]
@@ -122,6 +130,7 @@ def adapt(
         min_clips=min_clips,
         min_speech_seconds=min_speech_seconds,
         balance=balance,
+        std=std,
     )
     failures += list(out["failures"])
     if out["error"] is not None:

@@ -88,18 +88,21 @@ class LaqModel:
         workers: int | None = None,
         source: str | None = None,
         balance: bool = True,
+        std: str = "widen",
     ) -> LaqModel:
         """A copy of this model adapted to a new room from unlabelled audio: its input
         statistics re-estimated on `paths` (files, folders searched recursively) and/or
         the files of a CSV `manifest` (labels ignored), and (`balance`) its output bias
-        shifted so those clips spread over the labels. The adapted model records what it
+        shifted so those clips spread over the labels. The mean becomes the audio's; the
+        std (`std`) the larger of the model's and the audio's per feature ("widen"), the
+        audio's own ("target") or the model's ("model"). The adapted model records what it
         was adapted on in `metadata["provenance"]["adaptations"]`; `.save(path)` writes it.
         Unreadable files are left out (listed in `.adaptation.failures`); too little usable
         audio raises `serlaq.runtime.adapt.AdaptError` saying how much more is needed.
         """
         from serlaq.runtime.adapt import adapt
 
-        model, result = adapt(self, paths, manifest=manifest, workers=workers, source=source, balance=balance)
+        model, result = adapt(self, paths, manifest=manifest, workers=workers, source=source, balance=balance, std=std)
         model.adaptation = result
         return model
 

@@ -2,7 +2,7 @@
 //! fields of the model loader (bounds, the temperature applied before softmax).
 
 use serde_json::{json, Value};
-use serlaq_core::adapt::{adapt, AdaptError, AdaptOptions};
+use serlaq_core::adapt::{adapt, AdaptError, AdaptOptions, StdRule};
 use serlaq_core::features::FeatureSpec;
 use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
 use serlaq_core::model::{softmax_rows, Model, ModelError};
@@ -156,6 +156,7 @@ fn adapt_rewrites_the_statistics_and_records_provenance() {
         min_clips,
         min_speech_seconds: 5.0,
         balance: false,
+        std: StdRule::Target,
     };
     // too little audio: says how much more, names the bad files
     match adapt(&model, &all, &opts(10)) {
@@ -208,8 +209,26 @@ fn adapt_rewrites_the_statistics_and_records_provenance() {
     let meta: Value = serde_json::from_str(adapted.metadata_json()).unwrap();
     assert_eq!(
         meta["provenance"]["adaptations"],
-        json!([{"created": "2026-12-04T06:00:00Z", "clips": 6, "seconds": 12.0, "source": "room-b/", "adapted": ["normalization"]}])
+        json!([{"created": "2026-12-04T06:00:00Z", "clips": 6, "seconds": 12.0, "source": "room-b/", "adapted": ["normalization"], "std": "target"}])
     );
+    // the default rule widens: each std is the larger of the model's and the clips' own,
+    // the mean is the clips' own, and the file says which rule it used
+    let widened = adapt(&model, &paths, &AdaptOptions { std: StdRule::Widen, ..opts(5) }).unwrap();
+    let w = load(widened.bytes.clone()).unwrap();
+    let (old_std, target_std) = (model.normalization().1, adapted.normalization().1);
+    assert_eq!(w.normalization().0, adapted.normalization().0);
+    let mut narrower = 0;
+    for j in 0..w.input_dim() {
+        assert_eq!(w.normalization().1[j], old_std[j].max(target_std[j]), "std {j}");
+        narrower += usize::from(target_std[j] < old_std[j]);
+    }
+    assert!(
+        narrower > 0 && narrower < w.input_dim(),
+        "the clips must be narrower than the model in some features only: {narrower}"
+    );
+    let wmeta: Value = serde_json::from_str(w.metadata_json()).unwrap();
+    assert_eq!(wmeta["provenance"]["adaptations"][0]["std"], json!("widen"));
+    assert!(widened.ood_after < out.ood_after, "{} vs {}", widened.ood_after, out.ood_after);
     // adapting again appends, and is deterministic
     let again = adapt(&adapted, &paths, &opts(5)).unwrap();
     let meta2: Value = serde_json::from_str(load(again.bytes.clone()).unwrap().metadata_json()).unwrap();

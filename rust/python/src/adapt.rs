@@ -6,7 +6,7 @@ use crate::model::{guarded, panic_err, PyModel};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use serlaq_core::adapt::{self, AdaptError, AdaptOptions};
+use serlaq_core::adapt::{self, AdaptError, AdaptOptions, StdRule};
 use serlaq_core::format::{self, LaqFile};
 use serlaq_core::model::Model;
 use std::path::PathBuf;
@@ -14,10 +14,11 @@ use std::path::PathBuf;
 /// Adapts `model` to the audio `paths` (files). Returns a dict: `bytes` (the new `.laq`
 /// file, absent when nothing was built), `error` (one line, or None), `failures` (one
 /// line per file left out), `clips`, `seconds`, `speech_seconds`, `ood_before`,
-/// `ood_after`, `top_share_before`, `top_share_after`. Nothing is written: saving is the caller's (atomically).
+/// `ood_after`, `top_share_before`, `top_share_after`. `std` names the std rule (`widen`,
+/// `target`, `model`). Nothing is written: saving is the caller's (atomically).
 #[pyfunction]
 #[pyo3(signature = (model, paths, source = String::new(), created = None, threads = 0,
-    min_clips = adapt::MIN_CLIPS, min_speech_seconds = adapt::MIN_SPEECH_SECONDS, balance = true))]
+    min_clips = adapt::MIN_CLIPS, min_speech_seconds = adapt::MIN_SPEECH_SECONDS, balance = true, std = "widen"))]
 #[allow(clippy::too_many_arguments)]
 fn adapt_model<'py>(
     py: Python<'py>,
@@ -29,11 +30,13 @@ fn adapt_model<'py>(
     min_clips: usize,
     min_speech_seconds: f64,
     balance: bool,
+    std: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     if !min_speech_seconds.is_finite() || min_speech_seconds < 0.0 {
         return Err(PyValueError::new_err(format!("min_speech_seconds must be >= 0, got {min_speech_seconds}")));
     }
-    let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds, balance };
+    let std = StdRule::parse(std).map_err(PyValueError::new_err)?;
+    let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds, balance, std };
     let inner = &model.inner;
     let r = py.detach(|| guarded(|| adapt::adapt(inner, &paths, &opts))).map_err(panic_err)?;
     let out = PyDict::new(py);
