@@ -46,7 +46,9 @@ clip of the target corpus is scored through the runtime on the labels both corpo
 - adapted (`--adapt`, the default when `LaqModel.adapt` exists): `LaqModel.adapt` on the
   target corpus's audio, labels unused (what `serlaq adapt` does: statistics and label
   balance), then scored the same way; "adapted, no balance" is its first step alone
-  (`serlaq adapt --no-balance`);
+  (`serlaq adapt --no-balance`) and "adapted, std=target" the adaptation with the target's
+  own std instead of the default widened one (`serlaq adapt --std target`, the rule before
+  2026-12-05);
 - stream (`--stream`, the default): the target's clips as one live recording (shuffled
   by the seed, each centre-cut or looped to 96 STFT hops so that one window is one clip),
   segmented with the model's statistics ("stream") and with running normalisation
@@ -246,6 +248,9 @@ def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, se
         clips, labels = shared_clips(laq, args.data_root / target, target)
         plain = laq.adapt([args.data_root / target], source=str(args.data_root / target), balance=False)
         row["adapted, no balance"] = cross_scores(plain, clips, labels)
+        # the adaptation with the target's own std (the rule before "widen"), for the paired figure
+        target_std = laq.adapt([args.data_root / target], source=str(args.data_root / target), std="target")
+        row["adapted, std=target"] = cross_scores(target_std, clips, labels)
     if args.stream:
         clips, labels = shared_clips(laq, args.data_root / target, target)
         recording = stream_recording(laq, clips, labels, seed)
@@ -279,7 +284,7 @@ def main_corpus(args: argparse.Namespace) -> None:
                     cells = "  ".join(
                         f"{mode} UAR {100 * r[mode]['uar']:.1f} acc {100 * r[mode]['accuracy']:.1f} top {100 * r[mode]['top_share']:.0f}% "
                         f"conf {r[mode]['mean_confidence']:.2f} ECE {r[mode]['ece']:.2f}"
-                        for mode in ("zero-shot", "adapted, no balance", "adapted", "stream", "stream, running norm., no balance",
+                        for mode in ("zero-shot", "adapted, no balance", "adapted, std=target", "adapted", "stream", "stream, running norm., no balance",
                                      "stream, running norm.")
                         if mode in r
                     )
@@ -288,7 +293,7 @@ def main_corpus(args: argparse.Namespace) -> None:
                         f"{r['avg_bits']:.3f} b, {r['kb']:.1f} KB, {r['seconds']:.0f} s)",
                         flush=True,
                     )
-    modes = ["zero-shot", "adapted, no balance", "adapted"] if args.adapt else ["zero-shot"]
+    modes = ["zero-shot", "adapted, no balance", "adapted, std=target", "adapted"] if args.adapt else ["zero-shot"]
     modes += ["stream", "stream, running norm., no balance", "stream, running norm."] if args.stream else []
     print(f"\n### True cross-corpus pairs ({args.seeds} seeds, mean ± sd; paired against preset {presets[0]})\n")
     print("| direction | preset | mode | UAR % | accuracy % | top label % | mean confidence | ECE | UAR vs " + presets[0] + " (paired) |")
