@@ -12,6 +12,7 @@ import pytest
 from conftest import fit_tiny
 from serlaq.data.datamodule import SERDataModule
 from serlaq.laq.calibration import FIT_RANGE, TEMPERATURE_RANGE, fit_temperature, nll, ood_threshold
+from serlaq.laq_config import DEFAULT_OOD_TEMPER
 from serlaq.model import SERClassifier
 from serlaq.runtime import LaqModel
 
@@ -71,3 +72,74 @@ def test_metrics_json_has_ece_and_mean_confidence(run):
     for split in ("val", "test"):
         assert 0.0 <= metrics[split]["ece"] <= 1.0
         assert 0.0 < metrics[split]["mean_confidence"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def tempered(tmp_path_factory: pytest.TempPathFactory):
+    """A default-mode run (`laq.ood_temper` 5): the `.laq` stores the hidden reference."""
+    return fit_tiny(tmp_path_factory.mktemp("tempered"), **{"train.max_epochs": 10}, laq={"qat": False})
+
+
+def packed_hidden(laq: LaqModel, x: np.ndarray) -> np.ndarray:
+    """The last hidden layer of the packed file, layer by layer (`LaqFile.forward`), float64."""
+    from serlaq import _native
+
+    f = _native.LaqFile(str(laq.path))
+    h = (x.astype(np.float32) - f.tensor("norm.mean")) / f.tensor("norm.std")
+    for i in range(len(f.layers()) - 1):
+        h = np.maximum(np.asarray(f.forward(i, h)), 0.0)
+    return h.astype(np.float64)
+
+
+def test_paper_mode_stores_no_hidden_reference(run):
+    laq = LaqModel.load(run.run_dir / "model.laq")
+    assert "reference" not in laq.metadata["ood"]
+
+
+def test_the_hidden_reference_is_the_training_split_and_the_runtime_measures_it(tempered):
+    """The stored reference is the compressed model's last hidden layer over the training
+    split; the runtime's score is its distance (the Python definition, computed from the
+    packed layers), about 1 there, and the threshold its 99th percentile."""
+    from serlaq.laq.calibration import hidden_distance, hidden_reference
+
+    laq = LaqModel.load(tempered.run_dir / "model.laq")
+    ref_meta = laq.metadata["ood"]["reference"]
+    assert ref_meta == {"space": "hidden", "mean": "ood.mean", "basis": "ood.basis", "scale": "ood.scale", "temper": DEFAULT_OOD_TEMPER}
+    model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
+    x, _ = SERDataModule.from_model(model).split_tensors("train")
+    x = x.numpy()
+    hidden = packed_hidden(laq, x)
+    from serlaq import _native
+
+    f = _native.LaqFile(str(laq.path))
+    stored = {k: f.tensor(f"ood.{k}") for k in ("mean", "basis", "scale")}
+    refit = hidden_reference(hidden)
+    assert np.allclose(stored["mean"], refit["mean"], atol=1e-4)
+    assert np.allclose(stored["scale"], refit["scale"], rtol=1e-3)
+    d = hidden_distance(hidden, stored)
+    assert np.allclose(laq.ood_scores(x), d, rtol=1e-4, atol=1e-5)
+    assert np.sqrt(np.mean(d**2)) == pytest.approx(1.0, abs=0.05)
+    assert laq.ood_threshold == pytest.approx(np.percentile(d, 99), rel=1e-3)
+
+
+def test_confidence_fades_beyond_the_threshold_and_no_label_changes(tempered):
+    """Within the threshold the probabilities are softmax(logits / T); beyond it the
+    temperature is T * (d / threshold)^k: the same argmax, a lower top probability."""
+    from serlaq.laq.calibration import softmax
+
+    laq = LaqModel.load(tempered.run_dir / "model.laq")
+    model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
+    x, _ = SERDataModule.from_model(model).split_tensors("train")
+    x = x.numpy()
+    far = x[:20] + 6.0 * np.asarray(model.feature_std).reshape(1, -1) * np.sign(np.arange(x.shape[1]) % 2 - 0.5)
+    rows = np.concatenate([x, far])
+    d = np.asarray(laq.ood_scores(rows))
+    assert (d[len(x):] > laq.ood_threshold).all() and (d[: len(x)] <= laq.ood_threshold).mean() > 0.95
+    t = laq.temperature * np.maximum(1.0, d / laq.ood_threshold) ** DEFAULT_OOD_TEMPER
+    logits = np.asarray(laq.logits(rows), dtype=np.float64)
+    want = np.stack([softmax(z[None], float(ti))[0] for z, ti in zip(logits, t)])
+    got = laq.predict_proba(rows)
+    assert np.allclose(got, want, atol=1e-9)
+    plain = softmax(logits, laq.temperature)
+    assert (got.argmax(1) == plain.argmax(1)).all()
+    assert (got.max(1)[len(x):] < plain.max(1)[len(x):]).all()

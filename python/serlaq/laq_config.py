@@ -69,6 +69,11 @@ class LaqConfig(BaseModel):
     budget_kb: float | None = Field(None, gt=0.0, description="budget search: max .laq file size (KB = 1000 bytes)")
     qat: QatConfig = Field(default_factory=QatConfig)
     out: str | None = Field(None, description=".laq file name in the run folder (default model.laq)")
+    ood_temper: float | None = Field(
+        None, ge=0.0, le=16.0,
+        description="store the last hidden layer's training distribution; the runtime grows the temperature beyond its "
+        "99th percentile as (distance / threshold)^k. 0 = none (the RMS z-score of the features). Default 5, paper mode 0",
+    )  # fmt: skip
 
     @field_validator("weights")
     @classmethod
@@ -126,6 +131,7 @@ class LaqConfig(BaseModel):
             qat_restore_best=self.qat.restore_best,
             qat_label_smoothing=self.qat.label_smoothing,
             out=self.out or "model.laq",
+            ood_temper=self.ood_temper if self.ood_temper is not None else (0.0 if paper else DEFAULT_OOD_TEMPER),
         )
 
 
@@ -133,6 +139,10 @@ class LaqConfig(BaseModel):
 #: the layers where they buy the most agreement with fp32 (on the 3HL model that is the
 #: output layer only; the next-cheapest raise, 64x512 at 2 bits, costs 0.16).
 DEFAULT_BUDGET_BITS = 1.1
+
+#: The exponent k of the temperature's growth with the hidden distance (`ood_temper`):
+#: chosen on the cross-corpus inner folds (docs/adapt.md, "Confidence far from home").
+DEFAULT_OOD_TEMPER = 5.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,7 @@ class LaqSettings:
     qat_restore_best: bool
     qat_label_smoothing: float | None
     out: str
+    ood_temper: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -9,7 +9,15 @@ The out-of-domain threshold: the 99th percentile of the training clips' RMS z-sc
 root mean square of their standardized features; 1 on average by construction), stored as
 `ood.threshold`; a clip above it lies outside what the model was trained on.
 
-Both are plain float64 numpy, deterministic (a fixed grid, then golden-section refinement).
+With `ood_temper` k > 0 (the default outside `paper` mode) the out-of-domain score is the
+distance of the clip's last hidden layer from the training split's (`hidden_reference`: the
+mean, the `rank` directions of largest variance and one inverse std per direction plus one
+for the rest; `rust/core/src/ood.rs` is the runtime's definition, tested equal), the
+threshold the 99th percentile of that distance over the training split, and the runtime
+grows the temperature beyond it: `T * max(1, d / threshold)^k`.
+
+All plain float64 numpy, deterministic (a fixed grid, then golden-section refinement; an
+eigendecomposition with a fixed sign per direction).
 """
 
 from __future__ import annotations
@@ -90,4 +98,59 @@ def ood_threshold(x_raw: Any, mean: Any, std: Any) -> float:
     z = (x - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
     rms = np.sqrt((z * z).mean(axis=1))
     q = float(np.percentile(rms, 99)) if rms.size else 3.0
+    return float(np.clip(round(q, 4), *OOD_THRESHOLD_RANGE))
+
+
+#: Directions of the hidden reference (at most the layer's width).
+REFERENCE_RANK = 8
+#: A direction's variance is floored at this share of the mean one (`ood::VARIANCE_FLOOR`).
+VARIANCE_FLOOR = 1.0e-3
+#: The runtime's accepted inverse std (`ood::SCALE_RANGE`).
+SCALE_RANGE = (1.0e-6, 1.0e6)
+
+
+def hidden_reference(hidden: Any, rank: int = REFERENCE_RANK) -> dict[str, np.ndarray]:
+    """The reference of last-hidden-layer rows (n, width): {"mean" (width,), "basis" (rank,
+    width) orthonormal rows of the largest variance, "scale" (rank + 1,): inverse stds
+    along them and per dimension of the rest}, float32 as stored."""
+    h = np.asarray(hidden, dtype=np.float64)
+    width = h.shape[1]
+    rank = max(1, min(rank, width))
+    mean = h.mean(axis=0)
+    dev = h - mean
+    cov = dev.T @ dev / max(len(h), 1)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    basis = vectors[:, :rank].T.copy()
+    # a fixed sign per direction (eigenvectors are defined up to sign): the same bytes every run
+    signs = np.sign(basis[np.arange(rank), np.abs(basis).argmax(axis=1)])
+    basis *= np.where(signs == 0, 1.0, signs)[:, None]
+    variances = np.append(np.maximum(values[:rank], 0.0), max(values[rank:].sum(), 0.0) / max(width - rank, 1))
+    floor = VARIANCE_FLOOR * variances.mean()
+    scale = np.clip(1.0 / np.sqrt(np.maximum(np.maximum(variances, floor), 1e-12)), *SCALE_RANGE)
+    return {
+        "mean": mean.astype(np.float32),
+        "basis": basis.astype(np.float32),
+        "scale": scale.astype(np.float32),
+    }
+
+
+def hidden_distance(hidden: Any, reference: dict[str, np.ndarray]) -> np.ndarray:
+    """Distance of each hidden row from `reference` (float64; `ood::HiddenReference::distance`)."""
+    h = np.asarray(hidden, dtype=np.float64)
+    mean = reference["mean"].astype(np.float64)
+    basis = reference["basis"].astype(np.float64).reshape(-1, h.shape[1])
+    scale = reference["scale"].astype(np.float64)
+    dev = h - mean
+    proj = dev @ basis.T
+    residual = np.maximum((dev * dev).sum(axis=1) - (proj * proj).sum(axis=1), 0.0)
+    total = ((proj * scale[:-1]) ** 2).sum(axis=1) + residual * scale[-1] ** 2
+    return np.sqrt(total / h.shape[1])
+
+
+def distance_threshold(distances: Any) -> float:
+    """The 99th percentile of training distances, within the runtime's accepted range."""
+    d = np.asarray(distances, dtype=np.float64)
+    q = float(np.percentile(d, 99)) if d.size else 3.0
     return float(np.clip(round(q, 4), *OOD_THRESHOLD_RANGE))

@@ -156,10 +156,12 @@ def write_laq_file(
     laq: Mapping[str, Any],
     provenance: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    extra_tensors: Mapping[str, Any] | None = None,
 ) -> int:
     """Write `model` (a module or its `LayerSet`) with its layers replaced by `quantized`
     (name -> QuantizedWeight); returns the file size. `extra`: further top-level metadata
-    keys (`calibration`, `ood`: docs/laq-format.md).
+    keys (`calibration`, `ood`: docs/laq-format.md); `extra_tensors`: further float32
+    tensors (name -> array; the `ood.reference` ones).
 
     The write is atomic (the Rust writer renames a finished temp file over `path`).
     """
@@ -179,6 +181,7 @@ def write_laq_file(
     tensors = {
         "norm.mean": _f32(getattr(layers.model, "feature_mean", None), layers.input_dim, 0.0),
         "norm.std": _f32(getattr(layers.model, "feature_std", None), layers.input_dim, 1.0),
+        **{k: np.ascontiguousarray(np.asarray(v, dtype=np.float32).reshape(-1)) for k, v in (extra_tensors or {}).items()},
     }
     meta = json.dumps(
         {**laq_metadata(layers, laq, provenance), **dict(extra or {})}, sort_keys=True, separators=(",", ":"), allow_nan=False

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -56,8 +57,12 @@ class LaqOutcome:
     fixed: dict[int, dict[str, float]] = field(default_factory=dict)
     # temperature fitted on the deployed model's val logits, with ECE before/after per split
     calibration: dict[str, Any] | None = None
-    ood_threshold: float | None = None  # p99 of the training clips' RMS z-score
+    # p99 of the training clips' out-of-domain score: their hidden distance with a
+    # reference, else their RMS z-score
+    ood_threshold: float | None = None
     provenance: dict[str, Any] | None = None  # where the model comes from (`.laq` metadata), with a datamodule
+    # the last hidden layer's reference (calibration.hidden_reference), with settings.ood_temper > 0
+    ood_reference: dict[str, Any] | None = None
 
     def extra_metadata(self) -> dict[str, Any]:
         """The `.laq` metadata keys beside `laq`: `calibration` and `ood` (docs/laq-format.md)."""
@@ -66,7 +71,21 @@ class LaqOutcome:
             extra["calibration"] = {"temperature": round(self.calibration["temperature"], 6), "fitted_on": "val"}
         if self.ood_threshold is not None:
             extra["ood"] = {"threshold": self.ood_threshold, "fitted_on": "train"}
+            if self.ood_reference is not None:
+                extra["ood"]["reference"] = {
+                    "space": "hidden",
+                    "mean": "ood.mean",
+                    "basis": "ood.basis",
+                    "scale": "ood.scale",
+                    "temper": self.settings.ood_temper,
+                }
         return extra
+
+    def extra_tensors(self) -> dict[str, Any]:
+        """The `.laq` tensors beside the normalization: the hidden reference's, when there is one."""
+        if self.ood_reference is None:
+            return {}
+        return {f"ood.{k}": self.ood_reference[k].reshape(-1) for k in ("mean", "basis", "scale")}
 
     @property
     def avg_bits(self) -> float:
@@ -127,7 +146,10 @@ class LaqOutcome:
 
     def write(self, path: str | Path) -> int:
         """Write the `.laq` file; returns its size and records it in `sizes`."""
-        n = write_laq_file(path, self.layers, self.quantized, self.laq_info(), self.provenance, extra=self.extra_metadata())
+        n = write_laq_file(
+            path, self.layers, self.quantized, self.laq_info(), self.provenance,
+            extra=self.extra_metadata(), extra_tensors=self.extra_tensors(),
+        )  # fmt: skip
         self.sizes = SizeReport(**{**self.sizes.__dict__, "file_bytes": n})
         return n
 
@@ -197,15 +219,32 @@ def file_size_function(
         "quantizer": {"per_channel": settings.per_channel, "range_search": settings.range_search},
         "qat": {"epochs": settings.qat_epochs} if settings.qat else None,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "probe.laq"
-        write_laq_file(path, layers, pq.quantized(probe), {k: v for k, v in info.items() if v is not None}, provenance)
-        header_len = struct.unpack("<I", path.read_bytes()[12:16])[0]
-
     def align(n: int) -> int:
         return (n + 63) // 64 * 64
 
-    fixed = 32 + header_len + 128 + 2 * align(4 * layers.input_dim)  # header, slack, norm.mean/std
+    # the hidden reference (with ood_temper > 0): its tensors, and its keys in the probe's header
+    extra: dict[str, Any] = {}
+    extra_tensors: dict[str, Any] = {}
+    reference_bytes = 0
+    if settings.ood_temper > 0 and len(layers) > 1:
+        from serlaq.laq.calibration import REFERENCE_RANK
+
+        width = layers[-1].in_features
+        rank = min(REFERENCE_RANK, width)
+        names = {"mean": width, "basis": rank * width, "scale": rank + 1}
+        extra["ood"] = {"threshold": 0.0, "fitted_on": "train", "reference": {
+            "space": "hidden", **{k: f"ood.{k}" for k in names}, "temper": settings.ood_temper}}  # fmt: skip
+        extra_tensors = {f"ood.{k}": np.zeros(n, dtype=np.float32) for k, n in names.items()}
+        reference_bytes = sum(align(4 * n) for n in names.values())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "probe.laq"
+        write_laq_file(
+            path, layers, pq.quantized(probe), {k: v for k, v in info.items() if v is not None}, provenance,
+            extra=extra, extra_tensors=extra_tensors,
+        )  # fmt: skip
+        header_len = struct.unpack("<I", path.read_bytes()[12:16])[0]
+
+    fixed = 32 + header_len + 128 + 2 * align(4 * layers.input_dim) + reference_bytes  # header, slack, tensors
     for layer in layers:
         groups = layer.out_features if settings.per_channel else 1
         fixed += 2 * align(4 * groups) + (align(4 * layer.out_features) if layer.bias is not None else 0)
@@ -308,7 +347,7 @@ def compress_model(
     deployed = pq.overrides(plan)
     acc["laq_val"] = accuracy(layers.model, x_val, y_val, deployed)
     acc["laq_test"] = accuracy(layers.model, x_test, y_test, deployed)
-    calibration, ood = calibrate(layers.model, deployed, splits)
+    calibration, ood, reference = calibrate(layers.model, deployed, splits, settings.ood_temper)
     provenance = None
     if datamodule is not None:
         from serlaq.laq.export import datamodule_provenance
@@ -333,24 +372,48 @@ def compress_model(
         calibration=calibration,
         ood_threshold=ood,
         provenance=provenance,
+        ood_reference=reference,
     )
 
 
-def calibrate(model: nn.Module, deployed: Mapping[str, Tensor], splits: Splits) -> tuple[dict[str, Any], float | None]:
+def calibrate(
+    model: nn.Module, deployed: Mapping[str, Tensor], splits: Splits, ood_temper: float = 0.0
+) -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
     """The temperature of the deployed (quantized) model fitted on val logits, its ECE
-    before/after on val and test, and the out-of-domain threshold of the train split
-    (None for a model without standardization buffers: the runtime's default applies)."""
-    from serlaq.laq.calibration import calibration_report, fit_temperature, ood_threshold
+    before/after on val and test, the out-of-domain threshold of the train split (None for
+    a model without standardization buffers: the runtime's default applies) and, with
+    `ood_temper` > 0 and a hidden layer, the last hidden layer's reference on the train
+    split (the threshold is then in its distance)."""
+    from serlaq.laq.calibration import (
+        calibration_report, distance_threshold, fit_temperature, hidden_distance, hidden_reference, ood_threshold,
+    )  # fmt: skip
     from serlaq.laq.fakequant import logits_with
 
-    with torch.no_grad():
-        logits = {name: logits_with(model, x, deployed).double().numpy() for name, (x, _) in splits.items()}
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    captured: list[Tensor] = []
+    hook = linears[-1].register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach())) if linears else None
+    try:
+        with torch.no_grad():
+            logits: dict[str, Any] = {}
+            hidden: dict[str, Tensor] = {}
+            for name, (x, _) in splits.items():
+                captured.clear()
+                logits[name] = logits_with(model, x, deployed).double().numpy()
+                if captured:
+                    hidden[name] = captured[-1]
+    finally:
+        if hook is not None:
+            hook.remove()
     ys = {name: y.numpy() for name, (_, y) in splits.items()}
     temperature = fit_temperature(logits["val"], ys["val"])
     report = calibration_report(temperature, {n: (logits[n], ys[n]) for n in ("val", "test")})
     mean = getattr(model, "feature_mean", None)
     std = getattr(model, "feature_std", None)
     if mean is None or std is None:
-        return report, None
+        return report, None, None
+    if ood_temper > 0 and len(linears) > 1 and "train" in hidden:
+        h_train = hidden["train"].double().numpy()
+        reference = hidden_reference(h_train)
+        return report, distance_threshold(hidden_distance(h_train, reference)), reference
     x_train = splits["train"][0].double().numpy()
-    return report, ood_threshold(x_train, mean.double().cpu().numpy(), std.double().cpu().numpy())
+    return report, ood_threshold(x_train, mean.double().cpu().numpy(), std.double().cpu().numpy()), None

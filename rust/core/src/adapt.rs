@@ -27,6 +27,7 @@
 use crate::audio::{self, AudioError};
 use crate::format::{self, LaqError, LayerInput, TensorInput};
 use crate::model::{Model, ModelError};
+use crate::ood::HiddenReference;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::fmt;
@@ -371,35 +372,46 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
     let (_, old_std) = model.normalization();
     let (mean, std) = statistics(&rows, old_std, opts.std);
     let ood_before = median(rows.iter().filter_map(|r| model.ood_score(r).ok()).collect());
-    // the clips as the adapted model will see them, standardized once for both uses below
+    // the clips as the adapted model will see them, standardized once for every use below
     let d = model.input_dim();
     let z = crate::model::standardize(&rows.concat(), &mean, &std);
-    let ood_after = median(
-        z.chunks_exact(d).map(|r| (r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / d as f64).sqrt()).collect(),
-    );
+    let rms: Vec<f64> =
+        z.chunks_exact(d).map(|r| (r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / d as f64).sqrt()).collect();
+    let (hidden, logits) = model
+        .forward_hidden(z, rows.len())
+        .map_err(|e| AdaptError::Build(LaqError::Invalid(format!("adapted model: {e}"))))?;
+    // a hidden reference moves to the new room too: distances from now on are from it
+    let reference = model.reference().map(|r| r.refit(&hidden, rows.len()));
+    let ood_after = match &reference {
+        Some(r) => median(hidden.chunks_exact(hidden.len() / rows.len()).map(|h| r.distance(h)).collect()),
+        None => median(rms),
+    };
     let created = opts.created.clone().unwrap_or_else(created_now);
     let mut record = json!({
         "created": created,
         "clips": rows.len(),
         "seconds": (seconds * 100.0).round() / 100.0,
         "source": opts.source,
-        "adapted": ["normalization"],
+        "adapted": if reference.is_some() { json!(["normalization", "ood_reference"]) } else { json!(["normalization"]) },
         "std": opts.std.name(),
     });
     let classes = model.num_classes();
-    let logits = model
-        .forward_standardized(z, rows.len())
-        .map_err(|e| AdaptError::Build(LaqError::Invalid(format!("adapted model: {e}"))))?;
     let top_share_before = top_share(&logits, classes, &vec![0f64; classes]);
     let (bytes, top_share_after) = if opts.balance {
         let shift = balance_shift(&logits, classes, model.temperature());
-        record["adapted"] = json!(["normalization", "label_balance"]);
+        if let Some(steps) = record["adapted"].as_array_mut() {
+            steps.push(json!("label_balance"));
+        }
         record["bias_shift"] = json!(shift.iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<_>>());
         let shift32: Vec<f32> = shift.iter().map(|&v| v as f32).collect();
-        let bytes = with_normalization(model, &mean, &std, Some(&shift32), record).map_err(AdaptError::Build)?;
+        let bytes = with_normalization(model, &mean, &std, reference.as_ref(), Some(&shift32), record)
+            .map_err(AdaptError::Build)?;
         (bytes, top_share(&logits, classes, &shift))
     } else {
-        (with_normalization(model, &mean, &std, None, record).map_err(AdaptError::Build)?, top_share_before)
+        (
+            with_normalization(model, &mean, &std, reference.as_ref(), None, record).map_err(AdaptError::Build)?,
+            top_share_before,
+        )
     };
     Ok(Adapted {
         bytes,
@@ -414,14 +426,15 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
     })
 }
 
-/// The model's file with its normalization tensors replaced, `bias_shift` (one value per
-/// class) added to the output layer's bias, and `record` appended to
-/// `provenance.adaptations`; everything else as stored. Written by the format's own
-/// encoder, which re-reads what it wrote.
+/// The model's file with its normalization tensors replaced (and the hidden reference's
+/// mean and scale, when `reference` is given), `bias_shift` (one value per class) added to
+/// the output layer's bias, and `record` appended to `provenance.adaptations`; everything
+/// else as stored. Written by the format's own encoder, which re-reads what it wrote.
 pub fn with_normalization(
     model: &Model,
     mean: &[f32],
     std: &[f32],
+    reference: Option<&HiddenReference>,
     bias_shift: Option<&[f32]>,
     record: Value,
 ) -> Result<Vec<u8>, LaqError> {
@@ -487,6 +500,10 @@ pub fn with_normalization(
                 mean
             } else if t.name == std_name {
                 std
+            } else if let Some(r) = reference.filter(|r| t.name == r.tensor_names()[0]) {
+                r.mean()
+            } else if let Some(r) = reference.filter(|r| t.name == r.tensor_names()[2]) {
+                r.scale()
             } else {
                 file.tensor_slice(i)
             },

@@ -21,5 +21,6 @@ pub mod gemv;
 pub mod general;
 pub mod kernel;
 pub mod model;
+pub mod ood;
 pub mod runtime;
 pub mod segments;

@@ -9,6 +9,7 @@ use crate::audio::{self, AudioError};
 use crate::features::{FeatureError, FeaturePlan, FeatureSpec, ScratchPool, SpecError};
 use crate::format::LaqFile;
 use crate::gemv::{self, QMatrix};
+use crate::ood::HiddenReference;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -56,6 +57,8 @@ pub enum ModelError {
     NormOutOfRange { key: &'static str, index: usize, value: f32, limit: f32 },
     /// `calibration.temperature` or `ood.threshold` is not a finite number within bounds.
     OutOfBounds { field: &'static str, value: f64, lo: f64, hi: f64 },
+    /// `ood.reference.<field>` is malformed (`crate::ood`).
+    Reference { field: String, reason: String },
     /// The `features` object is invalid.
     Spec(SpecError),
     /// The waveform cannot be featurized.
@@ -124,6 +127,8 @@ impl fmt::Display for ModelError {
             OutOfBounds { field, value, lo, hi } => {
                 write!(f, "metadata field '{field}' is {value}; it must be a finite number within {lo}..={hi}")
             }
+            Reference { field, reason } if field.is_empty() => write!(f, "metadata field 'ood.reference' {reason}"),
+            Reference { field, reason } => write!(f, "metadata field 'ood.reference.{field}' {reason}"),
             Spec(e) => write!(f, "metadata {e}"),
             Features(e) => write!(f, "{e}"),
             Audio(e) => write!(f, "{e}"),
@@ -196,6 +201,8 @@ pub struct Model {
     scratch: ScratchPool,
     temperature: f64,
     ood_threshold: f64,
+    /// The last hidden layer's training distribution (`crate::ood`), when the file has one.
+    reference: Option<HiddenReference>,
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -375,6 +382,8 @@ impl Model {
         let temperature = optional_number(&meta, "calibration", "temperature", TEMPERATURE_RANGE)?.unwrap_or(1.0);
         let ood_threshold =
             optional_number(&meta, "ood", "threshold", OOD_THRESHOLD_RANGE)?.unwrap_or(DEFAULT_OOD_THRESHOLD);
+        let reference = HiddenReference::parse(&meta, &file, hidden.last().copied())
+            .map_err(|e| ModelError::Reference { field: e.field, reason: e.reason })?;
         let plan = FeaturePlan::new(&spec)?;
         Ok(Model {
             file,
@@ -387,7 +396,13 @@ impl Model {
             scratch: ScratchPool::default(),
             temperature,
             ood_threshold,
+            reference,
         })
+    }
+
+    /// The last hidden layer's out-of-domain reference, when the file stores one.
+    pub fn reference(&self) -> Option<&HiddenReference> {
+        self.reference.as_ref()
     }
 
     /// The temperature the logits are divided by before softmax (`calibration.temperature`,
@@ -401,9 +416,11 @@ impl Model {
         self.ood_threshold
     }
 
-    /// Out-of-domain score of one raw feature vector: the root mean square of its
-    /// standardized values, `sqrt(mean(((x - mean) / std)^2))`. The training split
-    /// averages 1 by construction; a new room, microphone or band sits far above.
+    /// Out-of-domain score of one raw feature vector. With a hidden reference
+    /// (`crate::ood`): the distance of its last hidden layer from the training split's.
+    /// Without (older files): the root mean square of its standardized values,
+    /// `sqrt(mean(((x - mean) / std)^2))`. Either is about 1 on the training split; a new
+    /// room, microphone or band sits far above.
     pub fn ood_score(&self, x: &[f32]) -> Result<f64, ModelError> {
         let d = self.input_dim();
         if x.len() != d {
@@ -411,6 +428,10 @@ impl Model {
         }
         if let Some(col) = x.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFiniteInput { row: 0, col });
+        }
+        if let Some(r) = &self.reference {
+            let (hidden, _) = self.forward_hidden(standardize(x, &self.mean, &self.std), 1)?;
+            return Ok(r.distance(&hidden));
         }
         let sum: f64 = x
             .iter()
@@ -422,6 +443,24 @@ impl Model {
             })
             .sum();
         Ok((sum / d as f64).sqrt())
+    }
+
+    /// One raw feature vector -> its calibrated probabilities and out-of-domain score, in
+    /// one pass through the network.
+    pub fn predict_features(&self, x: &[f32]) -> Result<(Vec<f64>, f64), ModelError> {
+        if self.reference.is_none() {
+            return Ok((self.probabilities(x)?, self.ood_score(x)?));
+        }
+        let d = self.input_dim();
+        if x.len() != d {
+            return Err(ModelError::InputShape { values: x.len(), dim: d });
+        }
+        if let Some(col) = x.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFiniteInput { row: 0, col });
+        }
+        let (hidden, logits) = self.forward_hidden(standardize(x, &self.mean, &self.std), 1)?;
+        let distance = self.reference.as_ref().map_or(0.0, |r| r.distance(&hidden));
+        Ok((self.calibrated(Some(&hidden), &logits), distance))
     }
 
     pub fn labels(&self) -> &[String] {
@@ -470,12 +509,23 @@ impl Model {
     /// Already standardized rows (`n x input_dim`) -> logits: the packed layers alone.
     /// `serlaq adapt` runs the network under new statistics through it without building
     /// a second model.
-    pub fn forward_standardized(&self, mut h: Vec<f32>, n: usize) -> Result<Vec<f32>, ModelError> {
+    pub fn forward_standardized(&self, h: Vec<f32>, n: usize) -> Result<Vec<f32>, ModelError> {
+        self.run_layers(h, n, false).map(|(_, logits)| logits)
+    }
+
+    /// Already standardized rows -> (the last hidden layer's activations, `n x width`; the
+    /// logits). For a model without hidden layers the first is empty.
+    pub fn forward_hidden(&self, h: Vec<f32>, n: usize) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+        self.run_layers(h, n, true)
+    }
+
+    fn run_layers(&self, mut h: Vec<f32>, n: usize, keep_hidden: bool) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
         let d = self.input_dim();
         if n == 0 || h.len() != n * d {
             return Err(ModelError::InputShape { values: h.len(), dim: d });
         }
         let last = self.layers.len() - 1;
+        let mut hidden = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
             let m = QMatrix::new(self.file.packed(l.index), l.rows, l.cols, l.bits, &l.scale, &l.zero)
                 .map_err(|e| ModelError::Kernel(e.to_string()))?;
@@ -484,16 +534,46 @@ impl Model {
             if i != last {
                 y.iter_mut().for_each(|v| *v = v.max(0.0));
             }
-            h = y;
+            if i == last && keep_hidden && last > 0 {
+                hidden = std::mem::replace(&mut h, y);
+            } else {
+                h = y;
+            }
         }
-        Ok(h)
+        Ok((hidden, h))
+    }
+
+    /// Softmax of each row's logits divided by its temperature: the calibration
+    /// temperature, grown with the row's hidden distance when the file has a reference
+    /// with `temper` > 0 (`crate::ood`). `hidden`: the rows' last hidden layer (needed then).
+    fn calibrated(&self, hidden: Option<&[f32]>, logits: &[f32]) -> Vec<f64> {
+        let k = self.num_classes();
+        match (&self.reference, hidden) {
+            (Some(r), Some(hidden)) if r.temper() > 0.0 && !hidden.is_empty() => {
+                let width = hidden.len() / (logits.len() / k).max(1);
+                let mut out = Vec::with_capacity(logits.len());
+                for (row, h) in logits.chunks_exact(k).zip(hidden.chunks_exact(width)) {
+                    let t = self.temperature * r.temper_factor(r.distance(h), self.ood_threshold);
+                    out.extend(softmax_rows_t(row, k, t));
+                }
+                out
+            }
+            _ => softmax_rows_t(logits, k, self.temperature),
+        }
     }
 
     /// Raw feature vectors -> class probabilities (`n x num_classes`, softmax in float64
-    /// of the logits divided by the calibration temperature).
+    /// of the logits divided by the calibration temperature, `crate::ood`'s growth
+    /// included).
     pub fn probabilities(&self, x: &[f32]) -> Result<Vec<f64>, ModelError> {
-        let logits = self.forward(x)?;
-        Ok(softmax_rows_t(&logits, self.num_classes(), self.temperature))
+        let d = self.input_dim();
+        if x.is_empty() || !x.len().is_multiple_of(d) {
+            return Err(ModelError::InputShape { values: x.len(), dim: d });
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFiniteInput { row: i / d, col: i % d });
+        }
+        self.probabilities_standardized(standardize(x, &self.mean, &self.std))
     }
 
     /// Already standardized rows -> class probabilities (the layers, then the calibrated
@@ -504,8 +584,12 @@ impl Model {
             let d = self.input_dim();
             return Err(ModelError::NonFiniteInput { row: i / d, col: i % d });
         }
+        if self.reference.is_some() {
+            let (hidden, logits) = self.forward_hidden(h, n)?;
+            return Ok(self.calibrated(Some(&hidden), &logits));
+        }
         let logits = self.forward_standardized(h, n)?;
-        Ok(softmax_rows_t(&logits, self.num_classes(), self.temperature))
+        Ok(self.calibrated(None, &logits))
     }
 
     /// A mono waveform at the spec's rate -> the raw feature vector.

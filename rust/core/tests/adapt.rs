@@ -15,6 +15,11 @@ fn features() -> Value {
 
 /// A 2-layer model over the small spec; `edit` changes metadata and the norm tensors.
 fn model_bytes(edit: impl Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>)) -> Vec<u8> {
+    model_bytes_with(edit, &[])
+}
+
+/// The same with further tensors (name, values; 1-D).
+fn model_bytes_with(edit: impl Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>), extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
     let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
     let codes1: Vec<u8> = (0..8 * d).map(|i| (i * 7 % 16) as u8).collect();
     let codes2: Vec<u8> = (0..3 * 8).map(|i| (i * 5 % 256) as u8).collect();
@@ -55,10 +60,14 @@ fn model_bytes(edit: impl Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>)) -> Vec<u
     let mut std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 5) as f32).collect();
     edit(&mut meta, &mut mean, &mut std);
     let shape = [d];
-    let tensors = [
+    let shapes: Vec<[usize; 1]> = extra.iter().map(|(_, v)| [v.len()]).collect();
+    let mut tensors = vec![
         TensorInput { name: "norm.mean", shape: &shape, data: &mean },
         TensorInput { name: "norm.std", shape: &shape, data: &std },
     ];
+    for ((name, values), shape) in extra.iter().zip(&shapes) {
+        tensors.push(TensorInput { name, shape, data: values });
+    }
     encode(&meta.to_string(), &layers, &tensors).unwrap()
 }
 

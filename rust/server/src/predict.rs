@@ -223,7 +223,7 @@ fn predict_one(model: &Model, up: &Upload, max_seconds: f64) -> Result<(Vec<f64>
         let wave = audio::load_from(decoder, spec.sample_rate, spec.min_samples())
             .map_err(|e| FileError::Failed(e.to_string()))?;
         let seconds = wave.len() as f64 / f64::from(spec.sample_rate);
-        let scored = model.features_wave(&wave).and_then(|x| Ok((model.probabilities(&x)?, model.ood_score(&x)?)));
+        let scored = model.features_wave(&wave).and_then(|x| model.predict_features(&x));
         match scored {
             Ok((p, ood)) => Ok((p, ood, seconds)),
             Err(ModelError::Audio(e)) => Err(FileError::Failed(e.to_string())),

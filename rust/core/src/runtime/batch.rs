@@ -36,10 +36,7 @@ pub fn predict_one(model: &Model, path: &Path) -> Result<Vec<f64>, String> {
 /// the file and what is wrong (the features are computed once for both).
 pub fn predict_scored(model: &Model, path: &Path) -> Result<(Vec<f64>, f64), String> {
     let name = path.display().to_string();
-    let run = || -> Result<(Vec<f64>, f64), ModelError> {
-        let x = model.features_file(path)?;
-        Ok((model.probabilities(&x)?, model.ood_score(&x)?))
-    };
+    let run = || -> Result<(Vec<f64>, f64), ModelError> { model.predict_features(&model.features_file(path)?) };
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),

@@ -1,0 +1,223 @@
+//! The hidden-layer out-of-domain reference (`serlaq_core::ood`): what the loader refuses,
+//! the distance and the temperature's growth as defined, one pass for both, and `adapt`
+//! moving the reference to the new room.
+
+use serde_json::{json, Value};
+use serlaq_core::adapt::{adapt, AdaptOptions};
+use serlaq_core::features::FeatureSpec;
+use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
+use serlaq_core::model::{softmax_rows_t, Model, ModelError};
+use serlaq_core::ood::MAX_TEMPER_FACTOR;
+
+const WIDTH: usize = 8;
+
+fn features() -> Value {
+    json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 24, "n_mfcc": 10, "n_chroma": 12,
+           "stats": ["mean", "std"], "delta_stats": ["std"], "mel_scale": "db"})
+}
+
+/// The reference's tensors: a mean, two basis rows (e0 and (e1 + e2)/sqrt 2), three scales.
+struct Ref {
+    mean: Vec<f32>,
+    basis: Vec<f32>,
+    scale: Vec<f32>,
+}
+
+fn reference() -> Ref {
+    let mut basis = vec![0f32; 2 * WIDTH];
+    basis[0] = 1.0;
+    basis[WIDTH + 1] = std::f32::consts::FRAC_1_SQRT_2;
+    basis[WIDTH + 2] = std::f32::consts::FRAC_1_SQRT_2;
+    Ref { mean: (0..WIDTH).map(|i| 0.1 * i as f32).collect(), basis, scale: vec![0.5, 2.0, 1.5] }
+}
+
+/// A 2-layer model (hidden width 8) with a hidden reference; `edit` changes the metadata
+/// and the reference's tensors.
+fn model_bytes(edit: impl Fn(&mut Value, &mut Ref)) -> Vec<u8> {
+    let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
+    let codes1: Vec<u8> = (0..WIDTH * d).map(|i| (i * 7 % 16) as u8).collect();
+    let codes2: Vec<u8> = (0..3 * WIDTH).map(|i| (i * 5 % 256) as u8).collect();
+    let (s1, z1, b1) = (vec![0.05f32], vec![8.0f32], vec![0.1f32; WIDTH]);
+    let (s2, z2) = (vec![0.01f32; 3], vec![128.0f32; 3]);
+    let layers = [
+        LayerInput {
+            name: "net.0",
+            rows: WIDTH,
+            cols: d,
+            bits: 4,
+            quantizer: Quantizer::Affine,
+            codes: &codes1,
+            scale: &s1,
+            zero: &z1,
+            bias: Some(&b1),
+        },
+        LayerInput {
+            name: "net.2",
+            rows: 3,
+            cols: WIDTH,
+            bits: 8,
+            quantizer: Quantizer::Affine,
+            codes: &codes2,
+            scale: &s2,
+            zero: &z2,
+            bias: None,
+        },
+    ];
+    let mut meta = json!({
+        "labels": ["angry", "happy", "sad"],
+        "features": features(),
+        "architecture": {"type": "mlp", "input_dim": d, "hidden": [WIDTH], "num_classes": 3, "activation": "relu"},
+        "normalization": {"mean": "norm.mean", "std": "norm.std"},
+        "calibration": {"temperature": 1.5},
+        "ood": {"threshold": 30.0, "reference": {"space": "hidden", "mean": "ood.mean", "basis": "ood.basis",
+                                                "scale": "ood.scale", "temper": 4.0}},
+    });
+    let mut r = reference();
+    edit(&mut meta, &mut r);
+    let mean: Vec<f32> = (0..d).map(|i| (i % 7) as f32 - 3.0).collect();
+    let std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 5) as f32).collect();
+    let shapes = [[d], [r.mean.len()], [r.basis.len()], [r.scale.len()]];
+    let tensors = [
+        TensorInput { name: "norm.mean", shape: &shapes[0], data: &mean },
+        TensorInput { name: "norm.std", shape: &shapes[0], data: &std },
+        TensorInput { name: "ood.mean", shape: &shapes[1], data: &r.mean },
+        TensorInput { name: "ood.basis", shape: &shapes[2], data: &r.basis },
+        TensorInput { name: "ood.scale", shape: &shapes[3], data: &r.scale },
+    ];
+    encode(&meta.to_string(), &layers, &tensors).unwrap()
+}
+
+fn load(bytes: Vec<u8>) -> Result<Model, ModelError> {
+    Model::from_laq(LaqFile::from_bytes(bytes).unwrap())
+}
+
+/// Rows of raw features around the model's mean, some far from it.
+fn rows(model: &Model, n: usize) -> Vec<f32> {
+    let d = model.input_dim();
+    (0..n * d).map(|i| ((i * 37 % 23) as f32 - 11.0) * (1.0 + (i / d) as f32)).collect()
+}
+
+#[test]
+fn hostile_references_are_refused_naming_the_field() {
+    type Edit = Box<dyn Fn(&mut Value, &mut Ref)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (Box::new(|_, r| r.scale[0] = 0.0), "'ood.reference.scale' value 0 is 0e0, outside"),
+        (Box::new(|_, r| r.scale[2] = 1e30), "'ood.reference.scale' value 2 is 1e30"),
+        (Box::new(|_, r| r.scale.push(1.0)), "'ood.reference.scale' has 4 values, expected 3"),
+        (Box::new(|_, r| r.basis.push(0.0)), "'ood.reference.basis' has 17 values, not 1..=8 rows of 8"),
+        (Box::new(|_, r| r.basis[3] = 5.0), "'ood.reference.basis' value 3 is 5, beyond a unit vector's"),
+        (
+            Box::new(|_, r| r.mean.pop().map(|_| ()).unwrap()),
+            "'ood.reference.mean' has 7 values, the last hidden layer 8",
+        ),
+        (Box::new(|_, r| r.mean[0] = 1e20), "'ood.reference.mean' value 0 is 1e20"),
+        (Box::new(|m, _| m["ood"]["reference"]["temper"] = json!(100.0)), "'ood.reference.temper' is 100"),
+        (Box::new(|m, _| m["ood"]["reference"]["temper"] = json!("4")), "'ood.reference.temper' must be a number"),
+        (Box::new(|m, _| m["ood"]["reference"]["space"] = json!("input")), "'ood.reference.space' must be \"hidden\""),
+        (
+            Box::new(|m, _| m["ood"]["reference"]["basis"] = json!("nope")),
+            "names tensor \"nope\", which the file does not hold",
+        ),
+        (Box::new(|m, _| m["ood"]["reference"] = json!([1])), "'ood.reference' must be an object"),
+    ];
+    for (edit, want) in cases {
+        let e = load(model_bytes(edit)).unwrap_err().to_string();
+        assert!(e.contains(want) && !e.contains('\n'), "got {e:?}, want {want:?}");
+    }
+    let m = load(model_bytes(|_, _| {})).unwrap();
+    assert_eq!(m.reference().map(|r| (r.rank(), r.temper())), Some((2, 4.0)));
+}
+
+#[test]
+fn the_score_is_the_hidden_distance_and_the_temperature_grows_beyond_the_threshold() {
+    let m = load(model_bytes(|_, _| {})).unwrap();
+    let r = reference();
+    let n = 6;
+    let x = rows(&m, n);
+    let d = m.input_dim();
+    let z = serlaq_core::model::standardize(&x, m.normalization().0, m.normalization().1);
+    let (hidden, logits) = m.forward_hidden(z, n).unwrap();
+    assert_eq!((hidden.len(), logits.len()), (n * WIDTH, n * 3));
+    let mut beyond = 0;
+    for i in 0..n {
+        let h = &hidden[i * WIDTH..(i + 1) * WIDTH];
+        // by hand: the deviation's coordinates on e0 and (e1 + e2)/sqrt 2, and the rest
+        let dev: Vec<f64> = h.iter().zip(&r.mean).map(|(&a, &b)| f64::from(a) - f64::from(b)).collect();
+        let p0 = dev[0];
+        let p1 = (dev[1] + dev[2]) / 2f64.sqrt();
+        let rest = dev.iter().map(|v| v * v).sum::<f64>() - p0 * p0 - p1 * p1;
+        let want = ((0.25 * p0 * p0 + 4.0 * p1 * p1 + 2.25 * rest) / WIDTH as f64).sqrt();
+        let got = m.ood_score(&x[i * d..(i + 1) * d]).unwrap();
+        assert!((got - want).abs() < 1e-5 * want.max(1.0), "row {i}: {got} vs {want}");
+        // the temperature: 1.5 * max(1, distance / 30)^4, the growth bounded
+        let t = 1.5 * (want / 30.0).max(1.0).powi(4).min(MAX_TEMPER_FACTOR);
+        beyond += usize::from(want > 30.0);
+        let p = m.probabilities(&x[i * d..(i + 1) * d]).unwrap();
+        let expect = softmax_rows_t(&logits[i * 3..(i + 1) * 3], 3, t);
+        assert!(p.iter().zip(&expect).all(|(a, b)| (a - b).abs() < 1e-6), "row {i}: {p:?} vs {expect:?}");
+        // one pass gives both, as the two calls do
+        let (p1, d1) = m.predict_features(&x[i * d..(i + 1) * d]).unwrap();
+        assert_eq!((p1, d1), (p, got));
+    }
+    assert!(
+        beyond > 0 && beyond < n,
+        "the rows must fall on both sides of the threshold: {beyond} {:?}",
+        (0..n).map(|i| m.ood_score(&x[i * d..(i + 1) * d]).unwrap()).collect::<Vec<_>>()
+    );
+    // batch and row by row agree (to the batched kernel's rounding)
+    let all = m.probabilities(&x).unwrap();
+    let single: Vec<f64> = (0..n).flat_map(|i| m.probabilities(&x[i * d..(i + 1) * d]).unwrap()).collect();
+    assert!(all.iter().zip(&single).all(|(a, b)| (a - b).abs() < 1e-6), "{all:?} vs {single:?}");
+    // temper 0: the plain calibrated softmax, whatever the distance
+    let flat = load(model_bytes(|m, _| m["ood"]["reference"]["temper"] = json!(0.0))).unwrap();
+    assert_eq!(flat.probabilities(&x).unwrap(), softmax_rows_t(&logits, 3, 1.5));
+    // the growth is bounded: no NaN for a row infinitely far
+    let r = m.reference().unwrap();
+    assert_eq!(r.temper_factor(1e300, 2.0), MAX_TEMPER_FACTOR);
+    assert_eq!(r.temper_factor(f64::NAN, 2.0), 1.0);
+}
+
+#[test]
+fn adapt_moves_the_reference_to_the_new_room() {
+    let dir = std::env::temp_dir().join(format!("serlaq-ood-adapt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = load(model_bytes(|_, _| {})).unwrap();
+    let mut paths = Vec::new();
+    for k in 0..6 {
+        let p = dir.join(format!("clip{k}.wav"));
+        let f = 0.03 + 0.01 * k as f32;
+        let tone: Vec<f32> =
+            (0..16000).map(|i| 0.2 * (i as f32 * f).sin() + 0.02 * ((i * 31 + k) % 7) as f32).collect();
+        let data: Vec<u8> = tone.iter().flat_map(|&s| ((s * 32767.0) as i16).to_le_bytes()).collect();
+        let mut b = b"RIFF".to_vec();
+        b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+        b.extend_from_slice(b"WAVEfmt ");
+        for v in [16u32.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec()] {
+            b.extend_from_slice(&v);
+        }
+        b.extend_from_slice(&8000u32.to_le_bytes());
+        b.extend_from_slice(&16000u32.to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&16u16.to_le_bytes());
+        b.extend_from_slice(b"data");
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&data);
+        std::fs::write(&p, b).unwrap();
+        paths.push(p);
+    }
+    let opts = AdaptOptions { min_clips: 5, min_speech_seconds: 5.0, balance: false, ..AdaptOptions::default() };
+    let out = adapt(&model, &paths, &opts).unwrap();
+    let adapted = load(out.bytes.clone()).unwrap();
+    let meta: Value = serde_json::from_str(adapted.metadata_json()).unwrap();
+    assert_eq!(meta["provenance"]["adaptations"][0]["adapted"], json!(["normalization", "ood_reference"]));
+    let (old, new) = (model.reference().unwrap(), adapted.reference().unwrap());
+    assert_ne!(old.mean(), new.mean());
+    assert_eq!((new.rank(), new.temper(), new.tensor_names()), (old.rank(), old.temper(), old.tensor_names()));
+    // the clips' mean square distance from the refitted reference is 1 (no direction floored)
+    let d2: f64 =
+        paths.iter().map(|p| adapted.ood_score(&adapted.features_file(p).unwrap()).unwrap().powi(2)).sum::<f64>()
+            / paths.len() as f64;
+    assert!((d2 - 1.0).abs() < 1e-3, "mean square distance {d2}");
+    assert!((out.ood_after - adapted.ood_score(&adapted.features_file(&paths[0]).unwrap()).unwrap()).abs() < 2.0);
+    std::fs::remove_dir_all(&dir).ok();
+}
