@@ -1,0 +1,159 @@
+"""Choose the hidden reference's rank and the temperature's growth (`laq.ood_temper`) on the cross-corpus inner folds.
+
+    nice python benchmarks/bench_ood_temper.py --seeds 3 --cache-dir /tmp/serlaq-cache
+
+For each direction (EMODB trained, scored on the TESS speaker OAF; TESS trained, scored on
+the EMODB speakers 03, 08, 09, 10, 11: speakers the cross-corpus benchmark's outer figures
+also contain, so this is a selection, not a result) and seed, one default model is trained
+and compressed exactly as `serlaq fit` does. Then, with no retraining (the reference and the
+growth only change the confidence, never a label), every (rank, k) of the grid is applied to
+the packed model: the reference of `rank` directions is fitted on the last hidden layer of
+the training split, its 99th-percentile distance is the threshold, and the probabilities
+are softmax(logits / (T * max(1, d / threshold)^k)). Reported per cell, mean over seeds:
+ECE on the other corpus's inner clips (zero-shot), ECE on the source's own test split (the
+in-domain price), and the reference's bytes in the `.laq`. The baseline is k = 0 (the
+temperature alone). The choice favours the mean of the two directions' zero-shot ECE with
+the source's ECE not worse than +0.03, within the file budget (40 KB for the default EMODB
+model: at most about 2.6 KB for the reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+INNER = {"tess": ["OAF"], "emodb": ["03", "08", "09", "10", "11"]}
+
+
+def packed(laq: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(last hidden layer, logits) of the packed file, layer by layer, float64."""
+    from serlaq import _native
+
+    f = _native.LaqFile(str(laq.path))
+    h = (x.astype(np.float32) - f.tensor("norm.mean")) / f.tensor("norm.std")
+    last = len(f.layers()) - 1
+    for i in range(last):
+        h = np.maximum(np.asarray(f.forward(i, h)), 0.0)
+    logits = np.asarray(f.forward(last, h.astype(np.float32)), dtype=np.float64)
+    return h.astype(np.float64), logits
+
+
+def train(args: argparse.Namespace, source: str, seed: int, tmp: Path) -> tuple[Any, Any]:
+    """The default model of `source` trained and compressed as `serlaq fit` does; (LaqModel, datamodule)."""
+    from serlaq.config import load_config
+    from serlaq.data.datamodule import SERDataModule
+    from serlaq.laq.compress import load_checkpoint
+    from serlaq.laq.pipeline import compress_model, splits_of
+    from serlaq.laq_config import LaqConfig
+    from serlaq.runtime import LaqModel
+    from serlaq.training import fit, quiet_lightning
+
+    name = f"{source}-s{seed}"
+    overrides = [
+        f"data.data_dir={args.data_root / source}",
+        f"data.cache_dir={args.cache_dir or tmp / 'cache'}",
+        f"out_dir={tmp / 'runs'}",
+        "trainer.enable_progress_bar=false",
+        f"seed={seed}",
+        f"name={name}",
+    ]
+    config = load_config(ROOT / "configs" / f"{source}.yaml", overrides)
+    settings = (config.laq if config.laq is not None else LaqConfig()).resolved()
+    config = config.model_copy(update={"laq": None})
+    datamodule = SERDataModule(config)
+    result = fit(config, datamodule=datamodule)
+    assert result is not None
+    model = load_checkpoint(result.checkpoint).eval()
+    with quiet_lightning():
+        out = compress_model(
+            model, splits_of(datamodule), settings, datamodule=datamodule,
+            trainer_settings=config.trainer.model_dump(exclude_none=True), lr=config.train.lr, seed=seed,
+        )  # fmt: skip
+    path = tmp / f"{name}.laq"
+    out.write(path)
+    return LaqModel.load(path), datamodule
+
+
+def inner_clips(laq: Any, target: str, data_root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features (Rust runtime) and shared-label ids of the inner speakers of `target`."""
+    from serlaq.reports.cross import shared_clips
+
+    clips, labels = shared_clips(laq, data_root / target, target)
+    clips = [c for c in clips if c.speaker in INNER[target]]
+    x = np.stack([np.asarray(laq.features_from_file(c.path), dtype=np.float32) for c in clips])
+    return x, np.array([labels.index(c.label) for c in clips]), labels
+
+
+def ece_of(logits: np.ndarray, t: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
+    """ECE of softmax(logits / t) restricted to `cols` (the shared labels, renormalised)."""
+    from serlaq import metrics
+    from serlaq.reports.cross import ECE_BINS
+
+    z = logits / t[:, None]
+    p = np.exp(z - z.max(1, keepdims=True))
+    p = p[:, cols] / p[:, cols].sum(1, keepdims=True) if cols else p / p.sum(1, keepdims=True)
+    pred, conf = p.argmax(1), p.max(1)
+    return metrics.expected_calibration_error(conf, pred == y, bins=ECE_BINS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=Path("/work/shared/datasets"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--ranks", default="4,8,12,16")
+    parser.add_argument("--tempers", default="0,2,4,5,6,8")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "python"))
+    from serlaq.laq.calibration import distance_threshold, hidden_distance, hidden_reference
+
+    ranks = [int(r) for r in args.ranks.split(",")]
+    tempers = [float(k) for k in args.tempers.split(",")]
+    cells: dict[tuple[str, int, float], dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for source, target in (("emodb", "tess"), ("tess", "emodb")):
+            for seed in range(args.seeds):
+                laq, datamodule = train(args, source, seed, tmp)
+                h_train, _ = packed(laq, datamodule.split_tensors("train")[0].numpy())
+                x_test, y_test = (t.numpy() for t in datamodule.split_tensors("test"))
+                h_test, z_test = packed(laq, x_test)
+                x_far, y_far, labels = inner_clips(laq, target, args.data_root)
+                h_far, z_far = packed(laq, x_far)
+                cols = [list(laq.labels).index(lab) for lab in labels]
+                temperature = laq.temperature
+                width = h_train.shape[1]
+                for rank in ranks:
+                    ref = hidden_reference(h_train, rank)
+                    thr = distance_threshold(hidden_distance(h_train, ref))
+                    d_test, d_far = hidden_distance(h_test, ref), hidden_distance(h_far, ref)
+                    for k in tempers:
+                        cell = cells.setdefault((f"{source}->{target}", rank, k), {"far": [], "own": [], "bytes": []})
+                        t_test = temperature * np.minimum(np.maximum(1.0, d_test / thr) ** k, 1e6)
+                        t_far = temperature * np.minimum(np.maximum(1.0, d_far / thr) ** k, 1e6)
+                        cell["far"].append(ece_of(z_far, t_far, y_far, cols))
+                        cell["own"].append(ece_of(z_test, t_test, y_test, []))
+                        cell["bytes"].append(4.0 * (width + rank * width + rank + 1))
+                print(f"# {source}->{target} seed {seed}: {len(x_far)} inner clips, threshold at rank 8 "
+                      f"{distance_threshold(hidden_distance(h_train, hidden_reference(h_train, 8))):.3f}", flush=True)
+    print("\n| rank | k | EMODB->TESS zero-shot ECE | own test ECE | TESS->EMODB zero-shot ECE | own test ECE | mean zero-shot | vs k=0 | reference bytes |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for rank in ranks:
+        base = statistics.mean(statistics.mean(cells[(d, rank, 0.0)]["far"]) for d in ("emodb->tess", "tess->emodb")) if 0.0 in tempers else None
+        for k in tempers:
+            a, b = cells[("emodb->tess", rank, k)], cells[("tess->emodb", rank, k)]
+            mean = (statistics.mean(a["far"]) + statistics.mean(b["far"])) / 2
+            vs = f"{mean - base:+.3f}" if base is not None else "-"
+            print(f"| {rank} | {k:g} | {statistics.mean(a['far']):.3f} | {statistics.mean(a['own']):.3f} | "
+                  f"{statistics.mean(b['far']):.3f} | {statistics.mean(b['own']):.3f} | {mean:.3f} | {vs} | {a['bytes'][0]:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
