@@ -43,7 +43,7 @@ impl Server {
         std::fs::write(dir.join("talk.wav"), wav_bytes(16000, 1, &talk(16000))).unwrap();
         std::fs::write(
             dir.join("a.wav"),
-            wav_bytes(8000, 2, &clip(0, 8000, 1.0).repeat(2).iter().copied().collect::<Vec<_>>()),
+            wav_bytes(8000, 2, &clip(0, 8000, 1.0).repeat(2)),
         )
         .unwrap();
         std::fs::write(dir.join("b.wav"), wav_bytes(22050, 1, &clip(2, 22050, 1.5))).unwrap();
