@@ -293,6 +293,8 @@ fn info_text_and_json() {
     let fp32 = (4 * 16 * d + 64) + (4 * 8 * 16 + 32) + 4 * 3 * 8;
     assert_eq!(v["fp32_size_bytes"], fp32);
     assert!(same(&v["compression_ratio"], fp32 as f64 / size as f64));
+    // no calibration (T = 1), the fixture's threshold, no hidden reference: the features' score
+    assert_eq!(v["confidence"], json!({"temperature": 1.0, "ood_score": "features", "ood_threshold": 1000.0}));
     // key order and layout of Python's summary() through json.dumps(indent=2)
     let text = stdout(&o);
     assert!(text.starts_with("{\n  \"path\": \"model.laq\",\n  \"format_version\": "), "{text}");
@@ -330,7 +332,11 @@ fn info_text_and_json() {
         "{}",
         lines[12]
     );
-    assert_eq!(lines.len(), 13);
+    assert_eq!(
+        lines[13],
+        "confidence   temperature 1.00; out-of-domain score: RMS z-score of the features, threshold 1000.00"
+    );
+    assert_eq!(lines.len(), 14);
 }
 
 #[test]

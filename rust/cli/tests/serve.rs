@@ -41,11 +41,7 @@ impl Server {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("model.laq"), laq_bytes()).unwrap();
         std::fs::write(dir.join("talk.wav"), wav_bytes(16000, 1, &talk(16000))).unwrap();
-        std::fs::write(
-            dir.join("a.wav"),
-            wav_bytes(8000, 2, &clip(0, 8000, 1.0).repeat(2)),
-        )
-        .unwrap();
+        std::fs::write(dir.join("a.wav"), wav_bytes(8000, 2, &clip(0, 8000, 1.0).repeat(2))).unwrap();
         std::fs::write(dir.join("b.wav"), wav_bytes(22050, 1, &clip(2, 22050, 1.5))).unwrap();
         std::fs::write(dir.join("bad.wav"), b"RIFF....not audio").unwrap();
         let mut args = vec!["serve", "--model", "emo=model.laq", "--model", "other=model.laq", "--port", "0"];

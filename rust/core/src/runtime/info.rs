@@ -1,7 +1,8 @@
 //! What a `.laq` file holds, for people ([`ModelInfo::text`]) and programs (its serde
 //! form, `info --json`): labels, features, the packed layers with their sizes, average
-//! bits, size against fp32, and where the model came from (`provenance`, when the file
-//! has it: shown first, rendered from whatever keys it holds).
+//! bits, size against fp32, how sure it says it is (`confidence`: the temperature and the
+//! out-of-domain score), and where the model came from (`provenance`, when the file has it:
+//! shown first, rendered from whatever keys it holds).
 
 use super::json::py_repr;
 use crate::format::Granularity;
@@ -28,6 +29,24 @@ pub struct LayerRow {
     pub fp32_bytes: usize,
 }
 
+/// How the model's probabilities are calibrated and what its out-of-domain score measures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confidence {
+    /// The logits are divided by it before softmax (`calibration.temperature`; 1 when absent).
+    pub temperature: f64,
+    /// `"hidden"`: the distance of the last hidden layer from the stored reference;
+    /// `"features"`: the RMS z-score of the features (files without a reference).
+    pub ood_score: &'static str,
+    /// A clip above it lies outside the training distribution (`ood.threshold`).
+    pub ood_threshold: f64,
+    /// Directions of the hidden reference (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_rank: Option<usize>,
+    /// k of the temperature's growth beyond the threshold, `T * (d / t)^k` (absent without a reference).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temper: Option<f64>,
+}
+
 /// Everything `info` shows; the field order is the JSON key order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
@@ -52,6 +71,7 @@ pub struct ModelInfo {
     pub payload_bytes: usize,
     pub fp32_size_bytes: usize,
     pub compression_ratio: f64,
+    pub confidence: Confidence,
     pub laq: Value,
 }
 
@@ -100,6 +120,13 @@ impl ModelInfo {
             payload_bytes: layers.iter().map(|l| l.size_bytes).sum(),
             fp32_size_bytes: fp32,
             compression_ratio: fp32 as f64 / file.file_size() as f64,
+            confidence: Confidence {
+                temperature: model.temperature(),
+                ood_score: if model.reference().is_some() { "hidden" } else { "features" },
+                ood_threshold: model.ood_threshold(),
+                reference_rank: model.reference().map(|r| r.rank()),
+                temper: model.reference().map(|r| r.temper()),
+            },
             laq: meta("laq"),
             layers,
         }
@@ -159,7 +186,7 @@ impl ModelInfo {
             self.avg_bits
         ));
         lines.push(format!(
-            "size         {} .laq file ({} packed weights, scales and fp32 biases; the rest is normalization stats and header)",
+            "size         {} .laq file ({} packed weights, scales and fp32 biases; the rest is normalization stats, out-of-domain reference and header)",
             kb(self.size_bytes),
             kb(self.payload_bytes)
         ));
@@ -168,7 +195,26 @@ impl ModelInfo {
             kb(self.fp32_size_bytes),
             self.compression_ratio
         ));
+        lines.push(self.confidence.text());
         lines.join("\n")
+    }
+}
+
+impl Confidence {
+    /// One line: `confidence   temperature ..; out-of-domain ...`.
+    fn text(&self) -> String {
+        let score = match (self.reference_rank, self.temper) {
+            (Some(rank), Some(k)) if k > 0.0 => format!(
+                "distance of the last hidden layer from training's ({rank} directions), threshold {:.2}; beyond it the temperature grows as (d / {:.2})^{k}",
+                self.ood_threshold, self.ood_threshold
+            ),
+            (Some(rank), _) => format!(
+                "distance of the last hidden layer from training's ({rank} directions), threshold {:.2}",
+                self.ood_threshold
+            ),
+            _ => format!("RMS z-score of the features, threshold {:.2}", self.ood_threshold),
+        };
+        format!("confidence   temperature {:.2}; out-of-domain score: {score}", self.temperature)
     }
 }
 

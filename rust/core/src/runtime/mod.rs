@@ -30,7 +30,7 @@ pub use crate::segments::{
 };
 pub use batch::{outcome, predict_each, predict_inputs, predict_one, predict_scored, BatchOptions};
 pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
-pub use info::{LayerRow, ModelInfo};
+pub use info::{Confidence, LayerRow, ModelInfo};
 pub use plain::{format_names, plain_error};
 pub use records::{
     ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord, SegmentSummary, Totals,
