@@ -243,9 +243,10 @@ class Model:
 
 # --- segments (rust/python/src/segments.rs over serlaq_core::segments) ---------------------
 
-# (index, start, end, start_seconds, end_seconds, voiced, probabilities or None = silence);
-# start/end in source samples, voiced = share of the window's frames above the VAD level.
-SegmentTuple = tuple[int, int, int, float, float, float, list[float] | None]
+# (index, start, end, start_seconds, end_seconds, voiced, probabilities or None = silence,
+# out-of-domain score or None = silence); start/end in source samples, voiced = share of
+# the window's frames above the VAD level.
+SegmentTuple = tuple[int, int, int, float, float, float, list[float] | None, float | None]
 
 SEGMENT_WINDOW: float  # default window, seconds (2.0)
 SEGMENT_HOP: float  # default hop, seconds (1.0)

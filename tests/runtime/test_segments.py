@@ -263,13 +263,17 @@ def test_cli_segments_every_format(laq, rec, capsys, monkeypatch, tmp_path):
     assert objs[0]["label"] == "sad" and objs[0]["path"] == str(path) and objs[0]["speech"] is True
     assert objs[-1]["summary"]["segments"] == len(segs)
     assert set(objs[-1]["summary"]["emotions"]) == {"sad", "angry", "neutral"}
+    # each speech window carries its out-of-domain score, as the library's segments do; silence none
+    assert [o.get("ood") for o in objs[:-1]] == [s.ood for s in segs]
+    assert all((s.ood is None) == (not s.speech) for s in segs) and any(s.speech for s in segs)
+    assert segs[0].to_dict()["ood"] == segs[0].ood
 
     code, out, _ = run_cli(["predict", model, path, "--segments", "--format", "json"], capsys, monkeypatch)
     assert code == 0 and json.loads(out) == objs
 
     code, out, err = run_cli(["predict", model, path, "--segments", "--format", "csv", "--hop", "0.5"], capsys, monkeypatch)
     rows = out.strip().splitlines()
-    assert code == 0 and rows[0] == "path,start,end,label,confidence,speech,voiced,error,p_angry,p_neutral,p_sad"
+    assert code == 0 and rows[0] == "path,start,end,label,confidence,speech,voiced,error,p_angry,p_neutral,p_sad,ood"
     assert len(rows) - 1 == len(laq.segment_file(path, hop=0.5).segments)
     assert err.startswith(f"{path}\tsummary\t")  # the summary goes to stderr: stdout stays one table
 

@@ -78,6 +78,7 @@ class Prediction:
     probabilities: dict[str, float]
     path: str | None = None
     top_k: tuple[tuple[str, float], ...] = field(default=())
+    ood: float | None = None
 
     ok = True
 
@@ -128,6 +129,8 @@ class Segment:
     positions `start_sample`/`end_sample`); `speech` False: the voice-activity gate found
     too few voiced frames, the model was not run, `label` is "silence", `confidence` None
     and `probabilities` empty. `voiced`: the share of the window's frames above the gate.
+    `ood`: the window's out-of-domain score (`LaqModel.ood_scores`; about 1 on the training
+    data, above `LaqModel.ood_threshold` outside it), None for silence.
     """
 
     start: float
@@ -142,6 +145,7 @@ class Segment:
     end_sample: int = 0
     path: str | None = None
     top_k: tuple[tuple[str, float], ...] = field(default=())
+    ood: float | None = None
 
     ok = True
 
@@ -163,7 +167,10 @@ class Segment:
         out["confidence"] = self.confidence
         out["speech"] = self.speech
         out["voiced"] = self.voiced
-        return _with_scores(out, self.top_k, self.probabilities)
+        out = _with_scores(out, self.top_k, self.probabilities)
+        if self.ood is not None:
+            out["ood"] = self.ood
+        return out
 
 
 @dataclass(frozen=True)

@@ -102,13 +102,13 @@ class SegmentOptions:
 
 
 def _segment(labels: list[str], t: tuple, opts: SegmentOptions, path: str | None) -> Segment:
-    index, start, end, start_s, end_s, voiced, proba = t
+    index, start, end, start_s, end_s, voiced, proba, ood = t
     if proba is None:
         return Segment(start_s, end_s, SILENCE, None, {}, False, voiced, index, start, end, path)
     probs = {lab: float(p) for lab, p in zip(labels, proba)}
     best = max(range(len(labels)), key=lambda i: (proba[i], -i))  # the first on ties, as in Rust
     ranked = tuple(_ranked(probs)[: opts.top_k]) if opts.top_k else ()
-    return Segment(start_s, end_s, labels[best], float(proba[best]), probs, True, voiced, index, start, end, path, ranked)
+    return Segment(start_s, end_s, labels[best], float(proba[best]), probs, True, voiced, index, start, end, path, ranked, ood)
 
 
 class SegmentStream:

@@ -438,9 +438,12 @@ fn check_segment(v: &Value, s: &Segment, path: &str) {
             assert_eq!(v["speech"], false);
             assert_eq!(v["probabilities"], json!({}));
             assert!(v.get("top_k").is_none());
+            assert!(v.get("ood").is_none(), "{v}");
         }
         Some(p) => {
             let b = argmax(p);
+            // the window's out-of-domain score, as the library gives it
+            assert!(same(&v["ood"], s.ood.unwrap()), "{v}");
             assert_eq!(v["label"], LABELS[b]);
             assert!(same(&v["confidence"], p[b]));
             assert_eq!(v["speech"], true);
@@ -573,26 +576,27 @@ fn segments_every_format_matches_the_library() {
     assert!(o.status.success());
     let csv = stdout(&o);
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "path,start,end,label,confidence,speech,voiced,error,p_angry,p_happy,p_sad");
+    assert_eq!(rows[0], "path,start,end,label,confidence,speech,voiced,error,p_angry,p_happy,p_sad,ood");
     assert_eq!(rows.len(), want.len() + 1);
     let q = want.iter().position(|s| !s.is_speech()).unwrap();
     let sq = &want[q];
     assert_eq!(
         rows[q + 1],
-        format!("rec.wav,{:.6},{:.6},silence,,0,{:.4},,,,", sq.start_seconds, sq.end_seconds, sq.voiced)
+        format!("rec.wav,{:.6},{:.6},silence,,0,{:.4},,,,,", sq.start_seconds, sq.end_seconds, sq.voiced)
     );
     let p = want[0].probabilities.as_ref().unwrap();
     assert_eq!(
         rows[1],
         format!(
-            "rec.wav,0.000000,{:.6},{},{:.6},1,{:.4},,{:.6},{:.6},{:.6}",
+            "rec.wav,0.000000,{:.6},{},{:.6},1,{:.4},,{:.6},{:.6},{:.6},{:.4}",
             want[0].end_seconds,
             LABELS[argmax(p)],
             p[argmax(p)],
             want[0].voiced,
             p[0],
             p[1],
-            p[2]
+            p[2],
+            want[0].ood.unwrap()
         )
     );
     assert_eq!(stderr(&o), format!("{summary}\n"));

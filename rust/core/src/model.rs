@@ -592,6 +592,30 @@ impl Model {
         Ok(self.calibrated(None, &logits))
     }
 
+    /// One already standardized row -> its calibrated probabilities and out-of-domain
+    /// score (the hidden distance with a reference, else the row's RMS), in one pass.
+    /// Streams with running normalisation score their windows through it.
+    pub fn scored_standardized(&self, z: Vec<f32>) -> Result<(Vec<f64>, f64), ModelError> {
+        let d = self.input_dim();
+        if z.len() != d {
+            return Err(ModelError::InputShape { values: z.len(), dim: d });
+        }
+        if let Some(col) = z.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::NonFiniteInput { row: 0, col });
+        }
+        match &self.reference {
+            Some(r) => {
+                let (hidden, logits) = self.forward_hidden(z, 1)?;
+                Ok((self.calibrated(Some(&hidden), &logits), r.distance(&hidden)))
+            }
+            None => {
+                let rms = (z.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / d as f64).sqrt();
+                let logits = self.forward_standardized(z, 1)?;
+                Ok((self.calibrated(None, &logits), rms))
+            }
+        }
+    }
+
     /// A mono waveform at the spec's rate -> the raw feature vector.
     pub fn features_wave(&self, wave: &[f32]) -> Result<Vec<f32>, ModelError> {
         Ok(self.scratch.extract(&self.plan, wave)?)

@@ -157,7 +157,10 @@ fn the_score_is_the_hidden_distance_and_the_temperature_grows_beyond_the_thresho
         assert!(p.iter().zip(&expect).all(|(a, b)| (a - b).abs() < 1e-6), "row {i}: {p:?} vs {expect:?}");
         // one pass gives both, as the two calls do
         let (p1, d1) = m.predict_features(&x[i * d..(i + 1) * d]).unwrap();
-        assert_eq!((p1, d1), (p, got));
+        assert_eq!((p1, d1), (p.clone(), got));
+        // a stream's window standardized by the caller (running normalisation): the same pair
+        let zi = serlaq_core::model::standardize(&x[i * d..(i + 1) * d], m.normalization().0, m.normalization().1);
+        assert_eq!(m.scored_standardized(zi).unwrap(), (p, got));
     }
     assert!(
         beyond > 0 && beyond < n,

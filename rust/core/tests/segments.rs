@@ -137,6 +137,7 @@ fn each_window_is_the_pool_of_the_whole_streams_frames() {
         assert_eq!(b - a, sp.window_frames, "segment {s:?}");
         plan.pooler().pool(&rows, a..b, rows.db_peak(a..b), &mut ps, &mut x);
         assert_eq!(s.probabilities.as_ref().unwrap(), &m.probabilities(&x).unwrap(), "window {}", s.index);
+        assert_eq!(s.ood, Some(m.ood_score(&x).unwrap()), "window {}", s.index);
     }
 }
 
@@ -196,7 +197,7 @@ fn vad_marks_the_silence_between_tones() {
             assert_eq!(s.voiced, 1.0);
         } else if a >= 3.1 && b <= 5.9 {
             assert!(!s.is_speech() && s.voiced == 0.0, "{a:.2}-{b:.2} is silence");
-            assert_eq!(s.best(), None);
+            assert_eq!((s.best(), s.ood), (None, None), "silence is not scored");
         }
     }
     assert!(segs.iter().filter(|s| !s.is_speech()).count() >= 3);
@@ -524,6 +525,10 @@ fn running_normalisation_with_a_huge_prior_is_the_model_alone_and_a_stream_is_ch
     for (a, b) in plain.iter().zip(&frozen) {
         let (pa, pb) = (a.probabilities.as_ref().unwrap(), b.probabilities.as_ref().unwrap());
         assert!(pa.iter().zip(pb).all(|(x, y)| (x - y).abs() < 1e-4), "{pa:?} {pb:?}");
+        // the out-of-domain score of a window standardized by the stream: the model's own
+        // (a prior of 1e9 windows still lets the stream in at the 1e-4 level, far from home)
+        let (oa, ob) = (a.ood.unwrap(), b.ood.unwrap());
+        assert!((oa - ob).abs() < 1e-3 * oa.max(1.0), "{oa} {ob}");
     }
     let (frozen_balanced, _) = run(
         &SegmentOptions { running: Some(RunningNorm { prior: 1e9, horizon: 600.0, balance: true }), ..fixed },

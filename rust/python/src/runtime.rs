@@ -94,7 +94,7 @@ fn predict_to(
 }
 
 /// One file's windows as segment tuples, its path and error (for `--plot`).
-type Timeline = (String, Vec<(u64, u64, u64, f64, f64, f64, Option<Vec<f64>>)>, Option<String>);
+type Timeline = (String, Vec<(u64, u64, u64, f64, f64, f64, Option<Vec<f64>>, Option<f64>)>, Option<String>);
 
 /// `serlaq predict --segments`: the options checked first (ValueError, nothing written),
 /// then every file's windows, summary and failure written as they come; summaries go to
@@ -141,7 +141,7 @@ fn segments_to(
                             kept.push((path, Vec::new(), None));
                         }
                         let proba = s.speech.then(|| s.probabilities.0.iter().map(|(_, p)| *p).collect());
-                        let t = (s.index, s.start_sample, s.end_sample, s.start, s.end, s.voiced, proba);
+                        let t = (s.index, s.start_sample, s.end_sample, s.start, s.end, s.voiced, proba, s.ood);
                         kept.last_mut().expect("pushed above").1.push(t);
                     }
                     _ => {}
@@ -187,6 +187,7 @@ fn summarize(windows: Vec<(u64, f64, f64, Option<String>)>) -> SummaryTuple {
             voiced: 0.0,
             top_k: Vec::new(),
             probabilities: Default::default(),
+            ood: None,
             start_sample: 0,
             end_sample: 0,
         })

@@ -3,8 +3,9 @@
 //! no numpy; GIL released while computing; panics caught).
 //!
 //! A segment is the tuple `(index, start, end, start_seconds, end_seconds, voiced,
-//! probabilities)`: `start`/`end` in source samples, `voiced` the share of voiced frames,
-//! `probabilities` a list in label order, or `None` for a silence window.
+//! probabilities, ood)`: `start`/`end` in source samples, `voiced` the share of voiced
+//! frames, `probabilities` a list in label order and `ood` the window's out-of-domain
+//! score, both `None` for a silence window.
 //!
 //! Errors: NaN/inf samples, a changed sample rate, a push after finish and bad options
 //! raise `ValueError`; a stream too short for one window and unreadable files raise
@@ -24,10 +25,10 @@ use std::sync::{Mutex, MutexGuard};
 
 pyo3::import_exception!(serlaq.errors, AudioError);
 
-type SegmentTuple = (u64, u64, u64, f64, f64, f64, Option<Vec<f64>>);
+type SegmentTuple = (u64, u64, u64, f64, f64, f64, Option<Vec<f64>>, Option<f64>);
 
 fn tuple(s: Segment) -> SegmentTuple {
-    (s.index, s.start, s.end, s.start_seconds, s.end_seconds, s.voiced, s.probabilities)
+    (s.index, s.start, s.end, s.start_seconds, s.end_seconds, s.voiced, s.probabilities, s.ood)
 }
 
 fn seg_err(e: SegmentError) -> PyErr {

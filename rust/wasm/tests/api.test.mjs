@@ -17,6 +17,12 @@ import { pathToFileURL } from "node:url";
 const PROBA_TOL = 1e-5;
 let maxDiff = 0;
 
+// a speech window's out-of-domain score, as serlaq-rt gives it (silence: none)
+function closeOod(got, want, what) {
+  assert.equal(got.ood === undefined, want.ood === undefined, `${what}: ood ${got.ood} vs native ${want.ood}`);
+  if (want.ood !== undefined) assert.ok(Math.abs(got.ood - want.ood) <= 1e-4 * Math.max(1, want.ood), `${what}: ood ${got.ood} vs native ${want.ood}`);
+}
+
 function closeScores(got, want, what) {
   assert.deepEqual(Object.keys(got), Object.keys(want), what);
   for (const k of Object.keys(want)) {
@@ -102,7 +108,9 @@ test("a stream in any chunk sizes gives serlaq-rt's segments", async () => {
     assert.ok(want.some((w) => w.speech) && want.some((w) => !w.speech), "the fixture has speech and silence");
     got.forEach((g, i) => {
       const w = want[i];
-      assert.deepEqual(Object.keys(g), ["index", "start", "end", "label", "confidence", "speech", "voiced", "probabilities"]);
+      const keys = ["index", "start", "end", "label", "confidence", "speech", "voiced", "probabilities"];
+      assert.deepEqual(Object.keys(g), w.speech ? [...keys, "ood"] : keys, `window ${i}`);
+      closeOod(g, w, `window ${i} (chunks of ${size})`);
       for (const k of ["index", "start", "end", "label", "speech", "voiced"]) {
         assert.deepEqual(g[k], w[k], `window ${i} ${k} (chunks of ${size})`);
       }
@@ -125,6 +133,7 @@ test("a stream with running normalisation gives serlaq-rt --running-norm's segme
   got.forEach((g, i) => {
     assert.deepEqual([g.index, g.label, g.speech], [want[i].index, want[i].label, want[i].speech], `window ${i}`);
     closeScores(g.probabilities, want[i].probabilities, `running window ${i}`);
+    closeOod(g, want[i], `running window ${i}`);
   });
   assert.throws(() => model.stream(rate, { runningNorm: true, runningPrior: 0 }), (e) => e.kind === "argument" && /running_prior/.test(e.message));
 });

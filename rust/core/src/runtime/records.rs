@@ -140,6 +140,9 @@ pub struct SegmentRecord {
     pub top_k: Vec<Ranked>,
     /// Empty for silence.
     pub probabilities: Scores,
+    /// The window's out-of-domain score (`Segment::ood`); absent for silence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood: Option<f64>,
     /// Source-sample positions the seconds come from.
     #[serde(skip)]
     pub start_sample: u64,
@@ -161,6 +164,7 @@ impl SegmentRecord {
             voiced: s.voiced,
             top_k: Vec::new(),
             probabilities: Scores::default(),
+            ood: s.ood,
             start_sample: s.start,
             end_sample: s.end,
         };
@@ -318,6 +322,7 @@ mod tests {
             voiced: 1.0,
             top_k: vec![],
             probabilities: Scores::default(),
+            ood: None,
             start_sample: 0,
             end_sample: 0,
         }

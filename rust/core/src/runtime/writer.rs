@@ -188,7 +188,7 @@ pub struct SegmentWriter<W: Write, E: Write> {
 impl<W: Write, E: Write> SegmentWriter<W, E> {
     pub fn new(out: W, summary_out: E, fmt: Format, labels: &[String]) -> io::Result<Self> {
         let head = ["path", "start", "end", "label", "confidence", "speech", "voiced", "error"];
-        Ok(SegmentWriter { s: Stream::open(out, fmt, labels, &head, &[])?, summary_out })
+        Ok(SegmentWriter { s: Stream::open(out, fmt, labels, &head, &["ood"])?, summary_out })
     }
 
     pub fn write(&mut self, item: &SegmentItem) -> io::Result<()> {
@@ -218,7 +218,7 @@ impl<W: Write, E: Write> SegmentWriter<W, E> {
                 let mut row: Vec<String> = vec![f.path.clone()];
                 row.extend(std::iter::repeat_n(String::new(), 6));
                 row.push(f.error.clone());
-                row.extend(std::iter::repeat_n(String::new(), self.s.labels.len()));
+                row.extend(std::iter::repeat_n(String::new(), self.s.labels.len() + 1));
                 csv_row(&row)
             }
             (_, SegmentItem::Segment(r)) => {
@@ -235,6 +235,7 @@ impl<W: Write, E: Write> SegmentWriter<W, E> {
                 row.extend(
                     self.s.labels.iter().map(|l| r.probabilities.get(l).map_or(String::new(), |v| format!("{v:.6}"))),
                 );
+                row.push(r.ood.map_or(String::new(), |v| format!("{v:.4}")));
                 csv_row(&row)
             }
         };
@@ -295,6 +296,7 @@ mod tests {
             end_seconds: 2.0,
             voiced: 0.75,
             probabilities: Some(vec![0.25, 0.5, 0.25]),
+            ood: Some(1.25),
         };
         let quiet = Segment {
             index: 1,
@@ -304,6 +306,7 @@ mod tests {
             end_seconds: 3.0625,
             voiced: 0.0,
             probabilities: None,
+            ood: None,
         };
         let a = SegmentRecord::new(&labels(), &speech, Some("a.wav".into()), Some(2));
         let b = SegmentRecord::new(&labels(), &quiet, Some("a.wav".into()), Some(2));
@@ -335,15 +338,15 @@ mod tests {
         assert_eq!(
             run(Format::Csv),
             (
-                "path,start,end,label,confidence,speech,voiced,error,p_angry,p_happy,p_sad\n\
-                 a.wav,0.000000,2.000000,happy,0.500000,1,0.7500,,0.250000,0.500000,0.250000\n\
-                 a.wav,1.000000,3.062500,silence,,0,0.0000,,,,\n\
-                 a.wav,,,,,,,a.wav: broken at 3.1 s,,,\n"
+                "path,start,end,label,confidence,speech,voiced,error,p_angry,p_happy,p_sad,ood\n\
+                 a.wav,0.000000,2.000000,happy,0.500000,1,0.7500,,0.250000,0.500000,0.250000,1.2500\n\
+                 a.wav,1.000000,3.062500,silence,,0,0.0000,,,,,\n\
+                 a.wav,,,,,,,a.wav: broken at 3.1 s,,,,\n"
                     .to_string(),
                 line.to_string()
             )
         );
-        let ja = "{\"path\": \"a.wav\", \"index\": 0, \"start\": 0.0, \"end\": 2.0, \"label\": \"happy\", \"confidence\": 0.5, \"speech\": true, \"voiced\": 0.75, \"top_k\": [{\"label\": \"happy\", \"probability\": 0.5}, {\"label\": \"angry\", \"probability\": 0.25}], \"probabilities\": {\"angry\": 0.25, \"happy\": 0.5, \"sad\": 0.25}}";
+        let ja = "{\"path\": \"a.wav\", \"index\": 0, \"start\": 0.0, \"end\": 2.0, \"label\": \"happy\", \"confidence\": 0.5, \"speech\": true, \"voiced\": 0.75, \"top_k\": [{\"label\": \"happy\", \"probability\": 0.5}, {\"label\": \"angry\", \"probability\": 0.25}], \"probabilities\": {\"angry\": 0.25, \"happy\": 0.5, \"sad\": 0.25}, \"ood\": 1.25}";
         let jb = "{\"path\": \"a.wav\", \"index\": 1, \"start\": 1.0, \"end\": 3.0625, \"label\": \"silence\", \"confidence\": null, \"speech\": false, \"voiced\": 0.0, \"probabilities\": {}}";
         let js = to_line(&sum);
         let je = "{\"path\": \"a.wav\", \"error\": \"a.wav: broken at 3.1 s\"}";

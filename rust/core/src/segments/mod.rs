@@ -137,6 +137,9 @@ pub struct Segment {
     pub voiced: f64,
     /// Class probabilities in label order; `None` for a silence window (no model call).
     pub probabilities: Option<Vec<f64>>,
+    /// The window's out-of-domain score (`Model::ood_score`; under running normalisation,
+    /// of the window as the stream standardized it); `None` for silence.
+    pub ood: Option<f64>,
 }
 
 impl Segment {

@@ -347,24 +347,28 @@ impl Segmenter {
             }
             None => (1.0, true),
         };
-        let probabilities = if speech {
+        let scored = if speech {
             let peak = self.rows.db_peak(ra..rb);
             model.plan().pooler().pool(&self.rows, ra..rb, peak, &mut self.pool, &mut self.features);
-            let p = match self.running.as_mut() {
-                None => model.probabilities(&self.features),
+            let scored = match self.running.as_mut() {
+                None => model.predict_features(&self.features),
                 Some((stats, mean, std)) => {
                     stats.update(&self.features);
                     let (mean0, std0) = model.normalization();
                     stats.blend(mean0, std0, mean, std);
-                    model.probabilities_standardized(standardize(&self.features, mean, std)).map(|mut p| {
+                    model.scored_standardized(standardize(&self.features, mean, std)).map(|(mut p, ood)| {
                         stats.balance(&mut p);
-                        p
+                        (p, ood)
                     })
                 }
             };
-            Some(p.map_err(|e| SegmentError::model(&self.source, e))?)
+            Some(scored.map_err(|e| SegmentError::model(&self.source, e))?)
         } else {
             None
+        };
+        let (probabilities, ood) = match scored {
+            Some((p, ood)) => (Some(p), Some(ood)),
+            None => (None, None),
         };
         let hop = self.plan.stft_hop as u64;
         let end_model = (b as u64 * hop).min(self.n_model);
@@ -380,6 +384,7 @@ impl Segmenter {
             end_seconds: end as f64 / rate,
             voiced,
             probabilities,
+            ood,
         })
     }
 }
