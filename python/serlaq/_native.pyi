@@ -346,9 +346,11 @@ def segments_to(
     running_prior: float | None = None,
     running_horizon: float = 600.0,
     running_balance: bool = True,
+    echo_warning: Callable[[str], Any] | None = None,
 ) -> tuple[int, list[tuple[str, list[SegmentTuple], str | None]]]:
     """`serlaq predict --segments` (ValueError for bad options, before any output); returns
-    (failures, the timelines of files with windows when `keep`)."""
+    (failures, the timelines of files with windows when `keep`). One line (most speech
+    windows far outside the training data) to `echo_warning`."""
 
 def summarize(
     windows: list[tuple[int, float, float, str | None]],

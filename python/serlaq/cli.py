@@ -126,6 +126,7 @@ def predict(
                 min_speech=min_speech, plot=plot, echo_error=echo_error, running_norm=running_norm,
                 running_prior=running_prior, running_horizon=running_horizon,
                 running_balance=not no_running_balance,
+                echo_warning=lambda line: typer.echo(f"serlaq: {line}", err=True),
             )
         except ValueError as exc:
             fail(str(exc))

@@ -180,3 +180,13 @@ def test_predict_scores_out_of_domain_and_warns_when_most_files_are(corpus, tmp_
     # one file alone never warns
     code, _, err = run_cli(["predict", far.path, clips[0]], capsys, monkeypatch)
     assert code == 0 and "warning" not in err
+    # segments: each speech window carries its score; most far away: one line, naming both remedies
+    seg_args = [clips[0], "--segments", "--window", "0.25", "--hop", "0.125", "--no-vad", "--format", "jsonl"]
+    code, out, err = run_cli(["predict", far.path, *seg_args], capsys, monkeypatch)
+    windows = [json.loads(line) for line in out.splitlines() if '"summary"' not in line]
+    assert code == 0 and len(windows) >= 2 and all(w["ood"] > LaqModel.load(far.path).ood_threshold for w in windows)
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1 and f"{len(windows)} of {len(windows)} speech windows" in lines[0], err
+    assert "serlaq adapt" in lines[0] and "--running-norm" in lines[0]
+    code, out, err = run_cli(["predict", shared_tone_model().path, *seg_args], capsys, monkeypatch)
+    assert code == 0 and "warning" not in err, err

@@ -302,12 +302,14 @@ def run_segments_cli(
     running_prior: float | None = None,
     running_horizon: float | None = None,
     running_balance: bool = True,
+    echo_warning: Any = None,
 ) -> int:
     """The body of `serlaq predict --segments`: the core's segment run and writer (the
     bytes `serlaq-rt` prints) to stdout as each file is segmented, csv summaries to
     stderr, error lines through `echo_error`; returns the number of failed files (a
-    damaged file counts, its windows before the damage are kept). Bad options raise
-    ValueError before anything is written."""
+    damaged file counts, its windows before the damage are kept), and the one line of a
+    run whose speech windows lie mostly far from the training data through `echo_warning`.
+    Bad options raise ValueError before anything is written."""
     import sys
 
     opts = SegmentOptions(
@@ -325,7 +327,7 @@ def run_segments_cli(
     sys.stdout.flush()
     failed, kept = _native.segments_to(
         laq._native, [os.fspath(p) for p in inputs], fmt, sys.stdout, sys.stderr, echo_error,
-        top_k=top_k, keep=plot is not None, **opts.native(),
+        top_k=top_k, keep=plot is not None, echo_warning=echo_warning, **opts.native(),
     )
     drawn = [SegmentTimeline(p, [_segment(laq.labels, t, opts, p) for t in ts], err) for p, ts, err in kept]
     if plot is not None and drawn:

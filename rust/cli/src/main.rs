@@ -269,9 +269,12 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
     };
     check_options(&model, &opts).map_err(Fatal)?;
     let mut writer = SegmentWriter::new(io::stdout().lock(), io::stderr(), fmt, model.labels()).map_err(stdout_err)?;
+    let mut ood = Vec::new();
     let r = segment_inputs(&model, &a.inputs, &opts, a.top_k.map(|k| k as usize), |item| {
-        if let SegmentItem::Failed(f) = &item {
-            eprintln!("serlaq-rt: error: {}", shown(&f.error, a.verbose));
+        match &item {
+            SegmentItem::Failed(f) => eprintln!("serlaq-rt: error: {}", shown(&f.error, a.verbose)),
+            SegmentItem::Segment(s) => ood.extend(s.ood),
+            SegmentItem::Summary(_) => {}
         }
         writer.write(&item)
     });
@@ -283,5 +286,8 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
         Err(Stop::Option(msg)) => return Err(Fatal(msg)),
     };
     closed.map_err(stdout_err)?;
+    if let Some(w) = runtime::segment_ood_warning(&ood, model.ood_threshold()) {
+        eprintln!("serlaq-rt: {w}");
+    }
     Ok(exit_code(failed))
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_serlaq-rt");
 mod common;
-use common::{clip, features, laq_bytes, wav_bytes, LABELS};
+use common::{clip, features, laq_bytes, laq_bytes_with_ood_threshold, wav_bytes, LABELS};
 
 struct Fixture {
     dir: PathBuf,
@@ -480,6 +480,26 @@ fn owned_by_brute_force(segs: &[Segment]) -> (f64, std::collections::BTreeMap<St
         t += step;
     }
     (speech, per_label)
+}
+
+#[test]
+fn segments_warn_once_when_most_speech_windows_are_far_from_home() {
+    let fx = Fixture::new("seg-ood");
+    fx.recording("rec.wav");
+    let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl"]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    // the same model with a threshold below every window's score (0.1, the least a file may hold)
+    std::fs::write(fx.p("far.laq"), laq_bytes_with_ood_threshold(0.1)).unwrap();
+    let o = fx.run(&["predict", "far.laq", "rec.wav", "--segments", "--format", "jsonl"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let speech = stdout(&o).lines().filter(|l| l.contains("\"speech\": true")).count();
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("serlaq-rt: warning: {speech} of {speech} speech windows lie far outside")),
+        "{err}"
+    );
+    assert!(err.contains("serlaq adapt") && err.trim_end().ends_with("--running-norm"), "{err}");
 }
 
 #[test]

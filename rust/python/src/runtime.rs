@@ -8,8 +8,8 @@ use crate::model::{guarded, panic_err, PyModel};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serlaq_core::runtime::{
-    self, check_options, ood_warning, predict_inputs, segment_inputs, BatchOptions, Format, Outcome, ResultWriter,
-    SegmentItem, SegmentSummary, SegmentWriter, Stop,
+    self, check_options, ood_warning, predict_inputs, segment_inputs, segment_ood_warning, BatchOptions, Format,
+    Outcome, ResultWriter, SegmentItem, SegmentSummary, SegmentWriter, Stop,
 };
 use serlaq_core::segments;
 use std::ffi::OsString;
@@ -102,7 +102,7 @@ type Timeline = (String, Vec<(u64, u64, u64, f64, f64, f64, Option<Vec<f64>>, Op
 /// `keep`, else empty).
 #[pyfunction]
 #[pyo3(signature = (model, inputs, fmt, out, summary_out, echo_error, window, hop, vad_db, min_speech, top_k=None, keep=false,
-                    running_prior=None, running_horizon=segments::DEFAULT_HORIZON, running_balance=true))]
+                    running_prior=None, running_horizon=segments::DEFAULT_HORIZON, running_balance=true, echo_warning=None))]
 #[allow(clippy::too_many_arguments)]
 fn segments_to(
     py: Python<'_>,
@@ -121,6 +121,7 @@ fn segments_to(
     running_prior: Option<f64>,
     running_horizon: f64,
     running_balance: bool,
+    echo_warning: Option<Py<PyAny>>,
 ) -> PyResult<(usize, Vec<Timeline>)> {
     let fmt = format_arg(fmt)?;
     let m = &model.inner;
@@ -132,7 +133,11 @@ fn segments_to(
         guarded(|| -> Result<(usize, Vec<Timeline>), Stop<io::Error>> {
             let mut w = SegmentWriter::new(PyText(out), PyText(summary_out), fmt, m.labels()).map_err(Stop::Sink)?;
             let mut kept: Vec<Timeline> = Vec::new();
+            let mut ood = Vec::new();
             let r = segment_inputs(m, &inputs, &opts, top_k, |item| {
+                if let SegmentItem::Segment(s) = &item {
+                    ood.extend(s.ood);
+                }
                 match &item {
                     SegmentItem::Failed(f) => echo(&echo_error, &f.error)?,
                     SegmentItem::Segment(s) if keep => {
@@ -157,6 +162,9 @@ fn segments_to(
             let closed = w.close();
             let failed = r?;
             closed.map_err(Stop::Sink)?;
+            if let (Some(echo_w), Some(line)) = (&echo_warning, segment_ood_warning(&ood, m.ood_threshold())) {
+                echo(echo_w, &line).map_err(Stop::Sink)?;
+            }
             Ok((failed, kept))
         })
     });

@@ -24,6 +24,12 @@ pub const LAYERS: [(&str, usize, u32, bool, bool); 3] =
 
 /// A valid 3-layer model (d -> 16 -> 8 -> 3), bits 4/2/8, one layer with one scale.
 pub fn laq_bytes() -> Vec<u8> {
+    // the statistics are not fitted on the test clips: no out-of-domain warning
+    laq_bytes_with_ood_threshold(1000.0)
+}
+
+/// The same model with its out-of-domain threshold at `threshold`.
+pub fn laq_bytes_with_ood_threshold(threshold: f64) -> Vec<u8> {
     let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
     let mut st = 11u64;
     let mut cols = d;
@@ -61,8 +67,7 @@ pub fn laq_bytes() -> Vec<u8> {
         "normalization": {"mean": "norm.mean", "std": "norm.std"},
         "serlaq_version": "9.9.9",
         "laq": {"mode": "test", "avg_bits": 4.0},
-        // the statistics above are not fitted on the test clips: no out-of-domain warning
-        "ood": {"threshold": 1000.0},
+        "ood": {"threshold": threshold},
     });
     let tensors = [
         TensorInput { name: "norm.mean", shape: &[d], data: &mean },

@@ -33,8 +33,8 @@ pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputEr
 pub use info::{Confidence, LayerRow, ModelInfo};
 pub use plain::{format_names, plain_error};
 pub use records::{
-    ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord, SegmentSummary, Totals,
-    OOD_WARN_SHARE, SILENCE,
+    ood_warning, segment_ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord,
+    SegmentSummary, Totals, OOD_WARN_SHARE, SILENCE,
 };
 pub use segments::{check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
 pub use source::{panic_message, panic_text, LoadError, ModelSource};

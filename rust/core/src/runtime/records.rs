@@ -98,6 +98,16 @@ pub const OOD_WARN_SHARE: f64 = 0.5;
 /// One line when more than half of `scores` (at least two clips) exceed `threshold`: the
 /// model is being used far from its training data, and `serlaq adapt` is the remedy.
 pub fn ood_warning(scores: &[f64], threshold: f64) -> Option<String> {
+    far_warning(scores, threshold, "files", "")
+}
+
+/// The same for the speech windows of `predict --segments` (all files together), naming
+/// running normalisation beside `serlaq adapt`.
+pub fn segment_ood_warning(scores: &[f64], threshold: f64) -> Option<String> {
+    far_warning(scores, threshold, "speech windows", ", or let a stream adapt as it plays: --running-norm")
+}
+
+fn far_warning(scores: &[f64], threshold: f64, unit: &str, also: &str) -> Option<String> {
     let far = scores.iter().filter(|&&s| s > threshold).count();
     if scores.len() < 2 || (far as f64) <= OOD_WARN_SHARE * scores.len() as f64 {
         return None;
@@ -105,9 +115,9 @@ pub fn ood_warning(scores: &[f64], threshold: f64) -> Option<String> {
     let mut sorted = scores.to_vec();
     sorted.sort_by(f64::total_cmp);
     Some(format!(
-        "warning: {far} of {} files lie far outside the model's training distribution (median out-of-domain \
+        "warning: {far} of {} {unit} lie far outside the model's training distribution (median out-of-domain \
          score {:.2}, threshold {threshold:.2}): its answers on them are unreliable; adapt the model to this \
-         audio first: serlaq adapt MODEL AUDIO... --out ADAPTED.laq",
+         audio first: serlaq adapt MODEL AUDIO... --out ADAPTED.laq{also}",
         scores.len(),
         sorted[sorted.len() / 2]
     ))
