@@ -207,14 +207,9 @@ def stream_scores(laq: Any, recording: tuple[np.ndarray, np.ndarray, int], label
 
 def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, seed: int, tmp: Path) -> dict[str, Any]:
     """Train on `source` (its config, `preset`, `seed`), compress, score on `target` zero-shot (and adapted)."""
-    from serlaq.config import load_config
-    from serlaq.data.datamodule import SERDataModule
-    from serlaq.laq.compress import load_checkpoint
-    from serlaq.laq.pipeline import compress_model, splits_of
-    from serlaq.laq_config import LaqConfig
+    from _common import fit_compressed
     from serlaq.reports.cross import corpus_rows, cross_scores, shared_clips
     from serlaq.runtime import LaqModel
-    from serlaq.training import fit, quiet_lightning
 
     name = f"{source}-{target}-{preset}-s{seed}"
     overrides = [
@@ -227,21 +222,9 @@ def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, se
         f"name={name}",
         *args.set,
     ]
-    config = load_config(ROOT / "configs" / f"{source}.yaml", overrides)
-    settings = (config.laq if config.laq is not None else LaqConfig()).resolved()
-    config = config.model_copy(update={"laq": None})
-    datamodule = SERDataModule(config)
     started = time.perf_counter()
-    result = fit(config, datamodule=datamodule)
-    assert result is not None
-    model = load_checkpoint(result.checkpoint).eval()
-    with quiet_lightning():
-        out = compress_model(
-            model, splits_of(datamodule), settings, datamodule=datamodule,
-            trainer_settings=config.trainer.model_dump(exclude_none=True), lr=config.train.lr, seed=seed,
-        )  # fmt: skip
     laq_path = tmp / f"{name}.laq"
-    size = out.write(laq_path)
+    result, out, size, _ = fit_compressed(ROOT / "configs" / f"{source}.yaml", overrides, seed, laq_path)
     laq = LaqModel.load(laq_path)
     row: dict[str, Any] = corpus_rows(laq, args.data_root / target, target, adapt=args.adapt)
     if args.adapt:  # the adaptation's first step alone (statistics, no label balance), for the paired figure

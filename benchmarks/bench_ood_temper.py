@@ -47,13 +47,8 @@ def packed(laq: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def train(args: argparse.Namespace, source: str, seed: int, tmp: Path) -> tuple[Any, Any]:
     """The default model of `source` trained and compressed as `serlaq fit` does; (LaqModel, datamodule)."""
-    from serlaq.config import load_config
-    from serlaq.data.datamodule import SERDataModule
-    from serlaq.laq.compress import load_checkpoint
-    from serlaq.laq.pipeline import compress_model, splits_of
-    from serlaq.laq_config import LaqConfig
+    from _common import fit_compressed
     from serlaq.runtime import LaqModel
-    from serlaq.training import fit, quiet_lightning
 
     name = f"{source}-s{seed}"
     overrides = [
@@ -64,20 +59,8 @@ def train(args: argparse.Namespace, source: str, seed: int, tmp: Path) -> tuple[
         f"seed={seed}",
         f"name={name}",
     ]
-    config = load_config(ROOT / "configs" / f"{source}.yaml", overrides)
-    settings = (config.laq if config.laq is not None else LaqConfig()).resolved()
-    config = config.model_copy(update={"laq": None})
-    datamodule = SERDataModule(config)
-    result = fit(config, datamodule=datamodule)
-    assert result is not None
-    model = load_checkpoint(result.checkpoint).eval()
-    with quiet_lightning():
-        out = compress_model(
-            model, splits_of(datamodule), settings, datamodule=datamodule,
-            trainer_settings=config.trainer.model_dump(exclude_none=True), lr=config.train.lr, seed=seed,
-        )  # fmt: skip
     path = tmp / f"{name}.laq"
-    out.write(path)
+    _, _, _, datamodule = fit_compressed(ROOT / "configs" / f"{source}.yaml", overrides, seed, path)
     return LaqModel.load(path), datamodule
 
 

@@ -1,79 +1,12 @@
 //! Adaptation (new statistics, provenance, refusals) and the calibration / out-of-domain
 //! fields of the model loader (bounds, the temperature applied before softmax).
 
+mod common;
+
+use common::{load, model_bytes, tone_clips, wav};
 use serde_json::{json, Value};
 use serlaq_core::adapt::{adapt, AdaptError, AdaptOptions, StdRule};
-use serlaq_core::features::FeatureSpec;
-use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
-use serlaq_core::model::{softmax_rows, Model, ModelError};
-use std::path::PathBuf;
-
-fn features() -> Value {
-    json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 24, "n_mfcc": 10, "n_chroma": 12,
-           "stats": ["mean", "std"], "delta_stats": ["std"], "mel_scale": "db"})
-}
-
-/// A 2-layer model over the small spec; `edit` changes metadata and the norm tensors.
-fn model_bytes(edit: impl Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>)) -> Vec<u8> {
-    model_bytes_with(edit, &[])
-}
-
-/// The same with further tensors (name, values; 1-D).
-fn model_bytes_with(edit: impl Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>), extra: &[(&str, Vec<f32>)]) -> Vec<u8> {
-    let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
-    let codes1: Vec<u8> = (0..8 * d).map(|i| (i * 7 % 16) as u8).collect();
-    let codes2: Vec<u8> = (0..3 * 8).map(|i| (i * 5 % 256) as u8).collect();
-    let (s1, z1, b1) = (vec![0.05f32], vec![8.0f32], vec![0.1f32; 8]);
-    let (s2, z2) = (vec![0.01f32; 3], vec![128.0f32; 3]);
-    let layers = [
-        LayerInput {
-            name: "net.0",
-            rows: 8,
-            cols: d,
-            bits: 4,
-            quantizer: Quantizer::Affine,
-            codes: &codes1,
-            scale: &s1,
-            zero: &z1,
-            bias: Some(&b1),
-        },
-        LayerInput {
-            name: "net.2",
-            rows: 3,
-            cols: 8,
-            bits: 8,
-            quantizer: Quantizer::Affine,
-            codes: &codes2,
-            scale: &s2,
-            zero: &z2,
-            bias: None,
-        },
-    ];
-    let mut meta = json!({
-        "labels": ["angry", "happy", "sad"],
-        "features": features(),
-        "architecture": {"type": "mlp", "input_dim": d, "hidden": [8], "num_classes": 3, "activation": "relu"},
-        "normalization": {"mean": "norm.mean", "std": "norm.std"},
-        "serlaq_version": "test",
-    });
-    let mut mean: Vec<f32> = (0..d).map(|i| (i % 7) as f32 - 3.0).collect();
-    let mut std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 5) as f32).collect();
-    edit(&mut meta, &mut mean, &mut std);
-    let shape = [d];
-    let shapes: Vec<[usize; 1]> = extra.iter().map(|(_, v)| [v.len()]).collect();
-    let mut tensors = vec![
-        TensorInput { name: "norm.mean", shape: &shape, data: &mean },
-        TensorInput { name: "norm.std", shape: &shape, data: &std },
-    ];
-    for ((name, values), shape) in extra.iter().zip(&shapes) {
-        tensors.push(TensorInput { name, shape, data: values });
-    }
-    encode(&meta.to_string(), &layers, &tensors).unwrap()
-}
-
-fn load(bytes: Vec<u8>) -> Result<Model, ModelError> {
-    Model::from_laq(LaqFile::from_bytes(bytes).unwrap())
-}
+use serlaq_core::model::softmax_rows;
 
 #[test]
 fn hostile_calibration_ood_and_statistics_are_refused() {
@@ -118,39 +51,12 @@ fn temperature_divides_the_logits_before_softmax() {
     assert!(top(&got[..3]) < top(&plain.probabilities(&x).unwrap()[..3]));
 }
 
-fn wav(path: &PathBuf, samples: &[f32], rate: u32) {
-    let data: Vec<u8> = samples.iter().flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * 2).to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(&data);
-    std::fs::write(path, b).unwrap();
-}
-
 #[test]
 fn adapt_rewrites_the_statistics_and_records_provenance() {
     let dir = std::env::temp_dir().join(format!("serlaq-adapt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = load(model_bytes(|m, _, _| m["calibration"] = json!({"temperature": 1.5}))).unwrap();
-    let mut paths = Vec::new();
-    for k in 0..6 {
-        let p = dir.join(format!("clip{k}.wav"));
-        let f = 0.03 + 0.01 * k as f32;
-        let tone: Vec<f32> =
-            (0..16000).map(|i| 0.2 * (i as f32 * f).sin() + 0.02 * ((i * 31 + k) % 7) as f32).collect();
-        wav(&p, &tone, 8000);
-        paths.push(p);
-    }
+    let paths = tone_clips(&dir, 6);
     let silent = dir.join("silent.wav");
     wav(&silent, &vec![0.0; 8000], 8000);
     let junk = dir.join("junk.wav");

@@ -1,6 +1,9 @@
 //! Native model: forward against a plain dequantized float64 MLP, every metadata error
 //! kind, input errors, and a soak of mutated files (load -> forward never panics).
 
+mod common;
+
+use common::wav_bytes;
 use serde_json::{json, Value};
 use serlaq_core::features::FeatureSpec;
 use serlaq_core::format::{checksum, encode, LaqFile, LayerInput, Quantizer, ReadOptions, TensorInput};
@@ -304,26 +307,6 @@ fn exercise(f: LaqFile, st: &mut u64) -> bool {
     true
 }
 
-/// A mono PCM16 WAV file's bytes.
-fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
-    let data: Vec<u8> = samples.iter().flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * 2).to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(&data);
-    b
-}
-
 #[test]
 #[cfg_attr(target_family = "wasm", ignore = "needs std::env::temp_dir, which wasm32 targets lack")]
 fn files_one_by_one_and_in_a_batch() {
@@ -332,7 +315,7 @@ fn files_one_by_one_and_in_a_batch() {
     std::fs::create_dir_all(&dir).unwrap();
     let tone: Vec<f32> = (0..12000).map(|i| 0.3 * (i as f32 * 0.07).sin() + 0.01 * ((i * 31) % 7) as f32).collect();
     let good = dir.join("good.wav");
-    std::fs::write(&good, wav_bytes(&tone, 16000)).unwrap(); // resampled to the model's 8 kHz
+    std::fs::write(&good, wav_bytes(16000, &tone)).unwrap(); // resampled to the model's 8 kHz
     let junk = dir.join("junk.wav");
     std::fs::write(&junk, b"RIFF....not audio").unwrap();
     let missing = dir.join("missing.wav");

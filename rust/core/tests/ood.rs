@@ -2,19 +2,16 @@
 //! the distance and the temperature's growth as defined, one pass for both, and `adapt`
 //! moving the reference to the new room.
 
+mod common;
+
+use common::load;
 use serde_json::{json, Value};
 use serlaq_core::adapt::{adapt, AdaptOptions};
-use serlaq_core::features::FeatureSpec;
-use serlaq_core::format::{encode, LaqFile, LayerInput, Quantizer, TensorInput};
-use serlaq_core::model::{softmax_rows_t, Model, ModelError};
+use serlaq_core::model::{softmax_rows_t, Model};
 use serlaq_core::ood::MAX_TEMPER_FACTOR;
 
+/// The hidden width of `common`'s model.
 const WIDTH: usize = 8;
-
-fn features() -> Value {
-    json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 24, "n_mfcc": 10, "n_chroma": 12,
-           "stats": ["mean", "std"], "delta_stats": ["std"], "mel_scale": "db"})
-}
 
 /// The reference's tensors: a mean, two basis rows (e0 and (e1 + e2)/sqrt 2), three scales.
 struct Ref {
@@ -31,64 +28,25 @@ fn reference() -> Ref {
     Ref { mean: (0..WIDTH).map(|i| 0.1 * i as f32).collect(), basis, scale: vec![0.5, 2.0, 1.5] }
 }
 
-/// A 2-layer model (hidden width 8) with a hidden reference; `edit` changes the metadata
-/// and the reference's tensors.
+/// The 2-layer model of `common` (hidden width 8) with a calibration and a hidden
+/// reference; `edit` changes the metadata and the reference's tensors.
 fn model_bytes(edit: impl Fn(&mut Value, &mut Ref)) -> Vec<u8> {
-    let d = FeatureSpec::from_json_value(&features()).unwrap().dim();
-    let codes1: Vec<u8> = (0..WIDTH * d).map(|i| (i * 7 % 16) as u8).collect();
-    let codes2: Vec<u8> = (0..3 * WIDTH).map(|i| (i * 5 % 256) as u8).collect();
-    let (s1, z1, b1) = (vec![0.05f32], vec![8.0f32], vec![0.1f32; WIDTH]);
-    let (s2, z2) = (vec![0.01f32; 3], vec![128.0f32; 3]);
-    let layers = [
-        LayerInput {
-            name: "net.0",
-            rows: WIDTH,
-            cols: d,
-            bits: 4,
-            quantizer: Quantizer::Affine,
-            codes: &codes1,
-            scale: &s1,
-            zero: &z1,
-            bias: Some(&b1),
-        },
-        LayerInput {
-            name: "net.2",
-            rows: 3,
-            cols: WIDTH,
-            bits: 8,
-            quantizer: Quantizer::Affine,
-            codes: &codes2,
-            scale: &s2,
-            zero: &z2,
-            bias: None,
-        },
-    ];
     let mut meta = json!({
-        "labels": ["angry", "happy", "sad"],
-        "features": features(),
-        "architecture": {"type": "mlp", "input_dim": d, "hidden": [WIDTH], "num_classes": 3, "activation": "relu"},
-        "normalization": {"mean": "norm.mean", "std": "norm.std"},
         "calibration": {"temperature": 1.5},
         "ood": {"threshold": 30.0, "reference": {"space": "hidden", "mean": "ood.mean", "basis": "ood.basis",
                                                 "scale": "ood.scale", "temper": 4.0}},
     });
     let mut r = reference();
     edit(&mut meta, &mut r);
-    let mean: Vec<f32> = (0..d).map(|i| (i % 7) as f32 - 3.0).collect();
-    let std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 5) as f32).collect();
-    let shapes = [[d], [r.mean.len()], [r.basis.len()], [r.scale.len()]];
-    let tensors = [
-        TensorInput { name: "norm.mean", shape: &shapes[0], data: &mean },
-        TensorInput { name: "norm.std", shape: &shapes[0], data: &std },
-        TensorInput { name: "ood.mean", shape: &shapes[1], data: &r.mean },
-        TensorInput { name: "ood.basis", shape: &shapes[2], data: &r.basis },
-        TensorInput { name: "ood.scale", shape: &shapes[3], data: &r.scale },
-    ];
-    encode(&meta.to_string(), &layers, &tensors).unwrap()
-}
-
-fn load(bytes: Vec<u8>) -> Result<Model, ModelError> {
-    Model::from_laq(LaqFile::from_bytes(bytes).unwrap())
+    let extra = [("ood.mean", r.mean), ("ood.basis", r.basis), ("ood.scale", r.scale)];
+    common::model_bytes_with(
+        |m, _, _| {
+            for (k, v) in meta.as_object().unwrap() {
+                m[k] = v.clone();
+            }
+        },
+        &extra,
+    )
 }
 
 /// Rows of raw features around the model's mean, some far from it.
@@ -185,29 +143,7 @@ fn adapt_moves_the_reference_to_the_new_room() {
     let dir = std::env::temp_dir().join(format!("serlaq-ood-adapt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = load(model_bytes(|_, _| {})).unwrap();
-    let mut paths = Vec::new();
-    for k in 0..6 {
-        let p = dir.join(format!("clip{k}.wav"));
-        let f = 0.03 + 0.01 * k as f32;
-        let tone: Vec<f32> =
-            (0..16000).map(|i| 0.2 * (i as f32 * f).sin() + 0.02 * ((i * 31 + k) % 7) as f32).collect();
-        let data: Vec<u8> = tone.iter().flat_map(|&s| ((s * 32767.0) as i16).to_le_bytes()).collect();
-        let mut b = b"RIFF".to_vec();
-        b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-        b.extend_from_slice(b"WAVEfmt ");
-        for v in [16u32.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec()] {
-            b.extend_from_slice(&v);
-        }
-        b.extend_from_slice(&8000u32.to_le_bytes());
-        b.extend_from_slice(&16000u32.to_le_bytes());
-        b.extend_from_slice(&2u16.to_le_bytes());
-        b.extend_from_slice(&16u16.to_le_bytes());
-        b.extend_from_slice(b"data");
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&data);
-        std::fs::write(&p, b).unwrap();
-        paths.push(p);
-    }
+    let paths = common::tone_clips(&dir, 6);
     let opts = AdaptOptions { min_clips: 5, min_speech_seconds: 5.0, balance: false, ..AdaptOptions::default() };
     let out = adapt(&model, &paths, &opts).unwrap();
     let adapted = load(out.bytes.clone()).unwrap();

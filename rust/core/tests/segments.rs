@@ -2,6 +2,9 @@
 //! pooling the whole stream's frames directly, the frame grid and positions, the end
 //! rules, the VAD on generated tone/silence, bounded rows, every error kind.
 
+mod common;
+
+use common::wav_bytes;
 use serde_json::{json, Value};
 use serlaq_core::audio::{resample, AudioError};
 use serlaq_core::features::{FeaturePlan, FrameRows};
@@ -315,25 +318,6 @@ fn every_error_kind() {
     let mut all = ALL_KINDS.to_vec();
     all.sort();
     assert_eq!(seen, all);
-}
-
-fn wav_bytes(rate: u32, wave: &[f32]) -> Vec<u8> {
-    let data: Vec<u8> = wave.iter().flat_map(|&v| ((v * 32767.0).round() as i16).to_le_bytes()).collect();
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
 }
 
 #[test]
