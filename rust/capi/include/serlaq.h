@@ -110,6 +110,11 @@ const char *serlaq_model_label(const serlaq_model *model, size_t i);
 /* The rate in Hz the model works at (input at any other rate is resampled); 0 for NULL. */
 uint32_t serlaq_model_sample_rate(const serlaq_model *model);
 
+/* The out-of-domain threshold: a clip or window whose out-of-domain score (the `_ood`
+ * functions below) is above it lies outside the model's training data, and its answer is
+ * unreliable until the model is adapted to that audio (`serlaq adapt`). 0 for NULL. */
+double serlaq_model_ood_threshold(const serlaq_model *model);
+
 /* Decodes an audio file and writes one probability per label to `probs`
  * (num_labels floats). 0 = ok, < 0 = error (probs untouched). */
 int serlaq_predict_file(const serlaq_model *m, const char *path, float *probs);
@@ -120,6 +125,15 @@ int serlaq_predict_pcm(const serlaq_model *m, const float *samples, size_t n,
 
 /* The same for an encoded audio file held in memory (`len` bytes: WAV, FLAC, ...). */
 int serlaq_predict_bytes(const serlaq_model *m, const uint8_t *data, size_t len, float *probs);
+
+/* The three above, also writing the clip's out-of-domain score to `*ood` (NULL: not
+ * wanted; about 1 on the training data, see serlaq_model_ood_threshold). Neither output
+ * is touched on error. */
+int serlaq_predict_file_ood(const serlaq_model *m, const char *path, float *probs, double *ood);
+int serlaq_predict_pcm_ood(const serlaq_model *m, const float *samples, size_t n,
+                           uint32_t sample_rate, float *probs, double *ood);
+int serlaq_predict_bytes_ood(const serlaq_model *m, const uint8_t *data, size_t len, float *probs,
+                             double *ood);
 
 /* The default stream options (see serlaq_stream_options). */
 serlaq_stream_options serlaq_stream_default_options(void);
@@ -155,6 +169,11 @@ int serlaq_stream_flush(serlaq_stream *s);
 /* Takes the oldest waiting window: 1 = written to *seg (and, if `probs` is not NULL, its
  * num_labels probabilities; zeros for silence), 0 = none waiting, < 0 = error. */
 int serlaq_stream_next(serlaq_stream *s, serlaq_segment *seg, float *probs);
+
+/* The same, also writing the window's out-of-domain score to `*ood` (NULL: not wanted;
+ * NaN for silence; under running normalisation, of the window as the stream standardized
+ * it). */
+int serlaq_stream_next_ood(serlaq_stream *s, serlaq_segment *seg, float *probs, double *ood);
 
 /* Frees a stream; NULL is ignored. */
 void serlaq_stream_free(serlaq_stream *s);

@@ -71,17 +71,52 @@ pub unsafe extern "C" fn serlaq_model_sample_rate(m: *const serlaq_model) -> u32
 }
 
 /// # Safety
+/// `m`: NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_ood_threshold(m: *const serlaq_model) -> f64 {
+    guard(|| Ok(model(m)?.ood_threshold())).unwrap_or(0.0)
+}
+
+/// `probs` (required) and `ood` (NULL: not wanted) from one prediction; nothing is written
+/// unless both pointers are usable.
+unsafe fn write_scored(scored: (Vec<f64>, f64), probs: *mut f32, ood: *mut f64) -> Result<(), Error> {
+    if probs.is_null() {
+        return Err(Error::argument("probs is NULL"));
+    }
+    if !ood.is_null() && !(ood as usize).is_multiple_of(std::mem::align_of::<f64>()) {
+        return Err(Error::argument("ood is not aligned for a double"));
+    }
+    write_probs(&scored.0, probs)?;
+    if let Some(o) = ood.as_mut() {
+        *o = scored.1;
+    }
+    Ok(())
+}
+
+/// # Safety
 /// `m`: NULL or a live model; `path`: NULL or a NUL-terminated string; `probs`: NULL or
 /// room for `serlaq_model_num_labels(m)` floats.
 #[no_mangle]
 pub unsafe extern "C" fn serlaq_predict_file(m: *const serlaq_model, path_: *const c_char, probs: *mut f32) -> c_int {
+    serlaq_predict_file_ood(m, path_, probs, std::ptr::null_mut())
+}
+
+/// # Safety
+/// As [`serlaq_predict_file`]; `ood`: NULL or a writable double.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_predict_file_ood(
+    m: *const serlaq_model,
+    path_: *const c_char,
+    probs: *mut f32,
+    ood: *mut f64,
+) -> c_int {
     status(|| {
         let m = model(m)?;
         let p = path(path_)?;
         if probs.is_null() {
             return Err(Error::argument("probs is NULL"));
         }
-        write_probs(&m.predict_file(&p)?, probs)
+        write_scored(m.predict_file(&p)?, probs, ood)
     })
 }
 
@@ -95,13 +130,27 @@ pub unsafe extern "C" fn serlaq_predict_pcm(
     sample_rate: u32,
     probs: *mut f32,
 ) -> c_int {
+    serlaq_predict_pcm_ood(m, samples, n, sample_rate, probs, std::ptr::null_mut())
+}
+
+/// # Safety
+/// As [`serlaq_predict_pcm`]; `ood`: NULL or a writable double.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_predict_pcm_ood(
+    m: *const serlaq_model,
+    samples: *const f32,
+    n: usize,
+    sample_rate: u32,
+    probs: *mut f32,
+    ood: *mut f64,
+) -> c_int {
     status(|| {
         let m = model(m)?;
         let x = slice(samples, n, "samples")?;
         if probs.is_null() {
             return Err(Error::argument("probs is NULL"));
         }
-        write_probs(&m.predict_pcm(x, sample_rate)?, probs)
+        write_scored(m.predict_pcm(x, sample_rate)?, probs, ood)
     })
 }
 
@@ -114,13 +163,26 @@ pub unsafe extern "C" fn serlaq_predict_bytes(
     len: usize,
     probs: *mut f32,
 ) -> c_int {
+    serlaq_predict_bytes_ood(m, data, len, probs, std::ptr::null_mut())
+}
+
+/// # Safety
+/// As [`serlaq_predict_bytes`]; `ood`: NULL or a writable double.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_predict_bytes_ood(
+    m: *const serlaq_model,
+    data: *const u8,
+    len: usize,
+    probs: *mut f32,
+    ood: *mut f64,
+) -> c_int {
     status(|| {
         let m = model(m)?;
         let d = slice(data, len, "data")?;
         if probs.is_null() {
             return Err(Error::argument("probs is NULL"));
         }
-        write_probs(&m.predict_bytes(d)?, probs)
+        write_scored(m.predict_bytes(d)?, probs, ood)
     })
 }
 
@@ -186,14 +248,32 @@ pub unsafe extern "C" fn serlaq_stream_flush(s: *mut serlaq_stream) -> c_int {
 /// wanted) or room for the model's `num_labels` floats.
 #[no_mangle]
 pub unsafe extern "C" fn serlaq_stream_next(s: *mut serlaq_stream, seg: *mut serlaq_segment, probs: *mut f32) -> c_int {
+    serlaq_stream_next_ood(s, seg, probs, std::ptr::null_mut())
+}
+
+/// # Safety
+/// As [`serlaq_stream_next`]; `ood`: NULL or a writable double (NaN for silence).
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_stream_next_ood(
+    s: *mut serlaq_stream,
+    seg: *mut serlaq_segment,
+    probs: *mut f32,
+    ood: *mut f64,
+) -> c_int {
     match guard(|| {
         let s = stream(s)?;
         let out = seg.as_mut().ok_or_else(|| Error::argument("segment is NULL"))?;
+        if !ood.is_null() && !(ood as usize).is_multiple_of(std::mem::align_of::<f64>()) {
+            return Err(Error::argument("ood is not aligned for a double"));
+        }
         let Some(next) = s.next() else { return Ok(0) };
         *out = serlaq_segment::from_core(&next);
         if !probs.is_null() {
             let zeros = vec![0.0; s.num_labels()];
             write_probs(next.probabilities.as_deref().unwrap_or(&zeros), probs)?;
+        }
+        if let Some(o) = ood.as_mut() {
+            *o = next.ood.unwrap_or(f64::NAN);
         }
         Ok(1)
     }) {

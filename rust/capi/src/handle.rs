@@ -6,7 +6,7 @@
 use crate::error::{Error, ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM};
 use serlaq_core::audio::{self, AudioError, Layout};
 use serlaq_core::model::{Model, ModelError};
-use serlaq_core::runtime::{predict_one, ModelSource};
+use serlaq_core::runtime::{predict_scored, ModelSource};
 use serlaq_core::segments::{RunningNorm, Segment, SegmentError, SegmentOptions, Segmenter};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
@@ -91,25 +91,35 @@ impl ModelHandle {
         self.model.spec().sample_rate
     }
 
-    /// An audio file -> class probabilities (label order).
-    pub fn predict_file(&self, path: &Path) -> Result<Vec<f64>, Error> {
-        predict_one(&self.model, path).map_err(|e| Error::new(ERR_AUDIO, e))
+    /// The out-of-domain score above which a clip lies outside the training data.
+    pub fn ood_threshold(&self) -> f64 {
+        self.model.ood_threshold()
     }
 
-    /// Mono samples at `rate` Hz -> class probabilities (resampled to the model's rate
-    /// first, the checks of a decoded file applied).
-    pub fn predict_pcm(&self, samples: &[f32], rate: u32) -> Result<Vec<f64>, Error> {
+    /// An audio file -> (class probabilities in label order, its out-of-domain score).
+    pub fn predict_file(&self, path: &Path) -> Result<(Vec<f64>, f64), Error> {
+        predict_scored(&self.model, path).map_err(|e| Error::new(ERR_AUDIO, e))
+    }
+
+    /// Mono samples at `rate` Hz -> the same (resampled to the model's rate first, the
+    /// checks of a decoded file applied).
+    pub fn predict_pcm(&self, samples: &[f32], rate: u32) -> Result<(Vec<f64>, f64), Error> {
         let spec = self.model.spec();
         let wave = audio::prepare(samples, 1, Layout::Planar, rate, spec.sample_rate, spec.min_samples(), PCM_SOURCE)
             .map_err(audio_err)?;
-        self.model.predict_wave(&wave).map_err(|e| run_err(PCM_SOURCE, e))
+        self.scored(&wave, PCM_SOURCE)
     }
 
-    /// An encoded audio file held in memory (WAV, FLAC, OGG, MP3, AIFF) -> probabilities.
-    pub fn predict_bytes(&self, data: &[u8]) -> Result<Vec<f64>, Error> {
+    /// An encoded audio file held in memory (WAV, FLAC, OGG, MP3, AIFF) -> the same.
+    pub fn predict_bytes(&self, data: &[u8]) -> Result<(Vec<f64>, f64), Error> {
         let spec = self.model.spec();
         let wave = audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;
-        self.model.predict_wave(&wave).map_err(|e| run_err(BYTES_SOURCE, e))
+        self.scored(&wave, BYTES_SOURCE)
+    }
+
+    fn scored(&self, wave: &[f32], source: &str) -> Result<(Vec<f64>, f64), Error> {
+        let m = &self.model;
+        m.features_wave(wave).and_then(|x| m.predict_features(&x)).map_err(|e| run_err(source, e))
     }
 }
 

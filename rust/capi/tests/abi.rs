@@ -180,6 +180,28 @@ fn file_bytes_and_pcm_give_the_core_probabilities() {
         let want_pcm = f32s(&core.predict_wave(&w).unwrap());
         assert_eq!(serlaq_predict_pcm(m.0, x.as_ptr(), x.len(), 16000, p.as_mut_ptr()), OK, "{}", last());
         assert_eq!(p.to_vec(), want_pcm);
+
+        // the `_ood` forms: the same probabilities and the core's out-of-domain score
+        assert_eq!(serlaq_model_ood_threshold(m.0), core.ood_threshold());
+        assert_eq!(serlaq_model_ood_threshold(null()), 0.0);
+        let want_ood = core.ood_score(&core.features_file(&path).unwrap()).unwrap();
+        let want_ood_pcm = core.ood_score(&core.features_wave(&w).unwrap()).unwrap();
+        let mut ood = -1.0f64;
+        p = [0.0; 3];
+        assert_eq!(serlaq_predict_file_ood(m.0, cstr(&path).as_ptr(), p.as_mut_ptr(), &mut ood), OK, "{}", last());
+        assert_eq!((p.to_vec(), ood), (want.clone(), want_ood));
+        ood = -1.0;
+        assert_eq!(serlaq_predict_bytes_ood(m.0, bytes.as_ptr(), bytes.len(), p.as_mut_ptr(), &mut ood), OK);
+        assert_eq!((p.to_vec(), ood), (want.clone(), want_ood));
+        ood = -1.0;
+        assert_eq!(serlaq_predict_pcm_ood(m.0, x.as_ptr(), x.len(), 16000, p.as_mut_ptr(), &mut ood), OK);
+        assert_eq!((p.to_vec(), ood), (want_pcm.clone(), want_ood_pcm));
+        assert!(want_ood > 0.0 && want_ood.is_finite());
+        // NULL: not wanted; a failed call leaves it untouched
+        assert_eq!(serlaq_predict_file_ood(m.0, cstr(&path).as_ptr(), p.as_mut_ptr(), null_mut()), OK);
+        ood = -1.0;
+        failed(serlaq_predict_bytes_ood(m.0, bytes.as_ptr(), 10, p.as_mut_ptr(), &mut ood), ERR_AUDIO, "<bytes>");
+        assert_eq!(ood, -1.0);
     }
 }
 
@@ -258,11 +280,21 @@ fn bad_audio_and_arguments_are_errors() {
 }
 
 fn drain(s: *mut serlaq_stream, out: &mut Vec<(serlaq_segment, Vec<f32>)>) {
+    drain_ood(s, &mut Vec::new(), out);
+}
+
+/// `serlaq_stream_next_ood` until empty: the windows and probabilities to `out`, the
+/// out-of-domain scores to `ood`.
+fn drain_ood(s: *mut serlaq_stream, ood: &mut Vec<f64>, out: &mut Vec<(serlaq_segment, Vec<f32>)>) {
     loop {
         let mut seg = serlaq_segment::default();
         let mut p = [0f32; 3];
-        match unsafe { serlaq_stream_next(s, &mut seg, p.as_mut_ptr()) } {
-            1 => out.push((seg, p.to_vec())),
+        let mut o = -1.0f64;
+        match unsafe { serlaq_stream_next_ood(s, &mut seg, p.as_mut_ptr(), &mut o) } {
+            1 => {
+                out.push((seg, p.to_vec()));
+                ood.push(o);
+            }
             0 => return,
             e => panic!("next: {e} {}", last()),
         }
@@ -283,28 +315,31 @@ fn stream_gives_the_core_segmenter_windows() {
     want.extend(seg.finish(&core).unwrap());
     assert!(want.iter().any(|s| !s.is_speech()) && want.iter().any(|s| s.is_speech()));
 
-    let mut got = Vec::new();
+    let (mut got, mut ood) = (Vec::new(), Vec::new());
     unsafe {
         let s = serlaq_stream_new(m.0, rate, &opts);
         assert!(!s.is_null(), "{}", last());
         for chunk in x.chunks(777) {
             let k = serlaq_stream_push(s, chunk.as_ptr(), chunk.len());
             assert!(k >= 0, "{}", last());
-            drain(s, &mut got);
+            drain_ood(s, &mut ood, &mut got);
         }
         assert_eq!(serlaq_stream_push(s, x.as_ptr(), 0), 0, "an empty chunk is fine");
         assert!(serlaq_stream_flush(s) >= 0, "{}", last());
-        drain(s, &mut got);
+        drain_ood(s, &mut ood, &mut got);
         failed(serlaq_stream_push(s, x.as_ptr(), 10), ERR_STREAM, "push after finish");
         failed(serlaq_stream_flush(s), ERR_STREAM, "push after finish");
         serlaq_stream_free(s);
     }
     assert_eq!(got.len(), want.len());
-    for ((g, gp), w) in got.iter().zip(&want) {
+    for (((g, gp), w), o) in got.iter().zip(&want).zip(&ood) {
         assert_eq!(*g, serlaq_segment::from_core(w));
         match &w.probabilities {
-            Some(p) => assert_eq!(*gp, f32s(p)),
-            None => assert_eq!((gp.clone(), g.label, g.confidence), (vec![0.0; 3], -1, 0.0)),
+            Some(p) => assert_eq!((gp.clone(), *o), (f32s(p), w.ood.unwrap())),
+            None => {
+                assert_eq!((gp.clone(), g.label, g.confidence), (vec![0.0; 3], -1, 0.0));
+                assert!(o.is_nan(), "silence has no out-of-domain score: {o}");
+            }
         }
     }
 }
@@ -333,10 +368,10 @@ fn stream_running_norm_gives_the_core_windows() {
         assert_eq!(serlaq_stream_running_norm(s, running.prior, running.horizon, 1), OK, "{}", last());
         for chunk in x.chunks(1000) {
             assert!(serlaq_stream_push(s, chunk.as_ptr(), chunk.len()) >= 0, "{}", last());
-            drain(s, &mut got);
+            drain(s, &mut got); // the entry point without `ood`
         }
         assert!(serlaq_stream_flush(s) >= 0, "{}", last());
-        drain(s, &mut got);
+        drain(s, &mut got); // the entry point without `ood`
         serlaq_stream_free(s);
     }
     assert_eq!(got.len(), want.len());

@@ -5,7 +5,7 @@
 //   import { Serlaq } from "./serlaq.js";
 //   const model = await Serlaq.load("model.laq");            // a URL, or the bytes
 //   model.labels;                                            // ["angry", ...]
-//   model.predict(float32Samples, 16000);                    // {label, confidence, probabilities}
+//   model.predict(float32Samples, 16000);                    // {label, confidence, probabilities, ood}
 //   model.predictFile(await file.arrayBuffer());             // an encoded file: WAV (the
 //                                                            // default build; `make wasm
 //                                                            // WASM_FEATURES=mp3,flac` adds more)
@@ -166,7 +166,7 @@ export class Model {
     }
   }
 
-  /** Mono float32 samples at `sampleRate` Hz -> {label, confidence, probabilities}. */
+  /** Mono float32 samples at `sampleRate` Hz -> {label, confidence, probabilities, ood}. */
   predict(samples, sampleRate) {
     this.#live();
     const x = samplesOf(samples);

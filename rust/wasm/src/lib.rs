@@ -40,8 +40,8 @@ pub extern "C" fn serlaq_out_len() -> usize {
     OUT.with(|o| o.borrow().len())
 }
 
-fn prediction(m: &ModelHandle, proba: Vec<f64>) {
-    set_out(to_line(&Prediction::new(m.model().labels(), &proba, None, None)));
+fn prediction(m: &ModelHandle, (proba, ood): (Vec<f64>, f64)) {
+    set_out(to_line(&Prediction::new(m.model().labels(), &proba, None, None).with_ood(ood)));
 }
 
 /// Alignment of every buffer handed to JavaScript (enough for f64 and the segment struct).
@@ -134,7 +134,8 @@ pub unsafe extern "C" fn serlaq_predict_pcm(
 ) -> i32 {
     status(|| {
         let m = model(m)?;
-        Ok(prediction(m, m.predict_pcm(slice(samples, n, "samples")?, sample_rate)?))
+        prediction(m, m.predict_pcm(slice(samples, n, "samples")?, sample_rate)?);
+        Ok(())
     })
 }
 
@@ -146,7 +147,8 @@ pub unsafe extern "C" fn serlaq_predict_pcm(
 pub unsafe extern "C" fn serlaq_predict_bytes(m: *const ModelHandle, data: *const u8, len: usize) -> i32 {
     status(|| {
         let m = model(m)?;
-        Ok(prediction(m, m.predict_bytes(slice(data, len, "data")?)?))
+        prediction(m, m.predict_bytes(slice(data, len, "data")?)?);
+        Ok(())
     })
 }
 

@@ -72,14 +72,15 @@ test("labels and rate", () => {
   assert.equal(model.sampleRate, expected.sample_rate);
 });
 
-test("predictFile gives serlaq-rt's labels and probabilities (within 1e-5)", async () => {
+test("predictFile gives serlaq-rt's labels, probabilities (within 1e-5) and out-of-domain score", async () => {
   assert.ok(expected.files.length >= 4);
   for (const f of expected.files) {
     const got = model.predictFile(await readFile(path.join(FIX, f.path)));
-    assert.deepEqual(Object.keys(got), ["label", "confidence", "probabilities"]);
+    assert.deepEqual(Object.keys(got), ["label", "confidence", "probabilities", "ood"]);
     assert.equal(got.label, f.label, f.path);
     assert.ok(Math.abs(got.confidence - f.confidence) <= PROBA_TOL, f.path);
     closeScores(got.probabilities, f.probabilities, f.path);
+    closeOod(got, f, f.path);
     assert.ok(f.confidence < 0.999, "the fixture's softmax is not saturated");
   }
   console.log(`max |wasm - native| probability: ${maxDiff}`);
