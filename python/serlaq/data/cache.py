@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -137,6 +138,12 @@ def _save_atomic(path: Path, vec: np.ndarray) -> None:
         raise
 
 
+# np.load parses each .npy header with ast.literal_eval, and CPython 3.11's ast is not
+# thread-safe ("SystemError: AST constructor recursion depth mismatch" when two pool
+# threads parse at once, seen in CI; CPython gh-106905): the header parse is serialized.
+_NPY_LOAD_LOCK = threading.Lock()
+
+
 class _Worker:
     """Everything one clip needs; shared by the pool's threads (no mutable state)."""
 
@@ -175,7 +182,8 @@ class _Worker:
 
     def _load(self, entry: Path) -> np.ndarray | None:
         try:
-            vec = np.load(entry, allow_pickle=False)
+            with _NPY_LOAD_LOCK:
+                vec = np.load(entry, allow_pickle=False)
         except (OSError, ValueError, EOFError):
             return None  # absent or damaged: recompute
         if vec.shape != (self.cfg.dim,) or vec.dtype != np.float32 or not np.isfinite(vec).all():
