@@ -109,6 +109,11 @@ VARIANCE_FLOOR = 1.0e-3
 SCALE_RANGE = (1.0e-6, 1.0e6)
 
 
+def reference_metadata(temper: float) -> dict[str, Any]:
+    """`ood.reference` as the `.laq` header holds it: the tensor names and the growth `temper`."""
+    return {"space": "hidden", **{k: f"ood.{k}" for k in ("mean", "basis", "scale")}, "temper": temper}
+
+
 def hidden_reference(hidden: Any, rank: int = REFERENCE_RANK) -> dict[str, np.ndarray]:
     """The reference of last-hidden-layer rows (n, width): {"mean" (width,), "basis" (rank,
     width) orthonormal rows of the largest variance, "scale" (rank + 1,): inverse stds

@@ -72,13 +72,9 @@ class LaqOutcome:
         if self.ood_threshold is not None:
             extra["ood"] = {"threshold": self.ood_threshold, "fitted_on": "train"}
             if self.ood_reference is not None:
-                extra["ood"]["reference"] = {
-                    "space": "hidden",
-                    "mean": "ood.mean",
-                    "basis": "ood.basis",
-                    "scale": "ood.scale",
-                    "temper": self.settings.ood_temper,
-                }
+                from serlaq.laq.calibration import reference_metadata
+
+                extra["ood"]["reference"] = reference_metadata(self.settings.ood_temper)
         return extra
 
     def extra_tensors(self) -> dict[str, Any]:
@@ -227,13 +223,12 @@ def file_size_function(
     extra_tensors: dict[str, Any] = {}
     reference_bytes = 0
     if settings.ood_temper > 0 and len(layers) > 1:
-        from serlaq.laq.calibration import REFERENCE_RANK
+        from serlaq.laq.calibration import REFERENCE_RANK, reference_metadata
 
         width = layers[-1].in_features
         rank = min(REFERENCE_RANK, width)
         names = {"mean": width, "basis": rank * width, "scale": rank + 1}
-        extra["ood"] = {"threshold": 0.0, "fitted_on": "train", "reference": {
-            "space": "hidden", **{k: f"ood.{k}" for k in names}, "temper": settings.ood_temper}}  # fmt: skip
+        extra["ood"] = {"threshold": 0.0, "fitted_on": "train", "reference": reference_metadata(settings.ood_temper)}
         extra_tensors = {f"ood.{k}": np.zeros(n, dtype=np.float32) for k, n in names.items()}
         reference_bytes = sum(align(4 * n) for n in names.values())
     with tempfile.TemporaryDirectory() as tmp:

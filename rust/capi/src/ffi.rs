@@ -77,15 +77,18 @@ pub unsafe extern "C" fn serlaq_model_ood_threshold(m: *const serlaq_model) -> f
     guard(|| Ok(model(m)?.ood_threshold())).unwrap_or(0.0)
 }
 
-/// `probs` (required) and `ood` (NULL: not wanted) from one prediction; nothing is written
-/// unless both pointers are usable.
-unsafe fn write_scored(scored: (Vec<f64>, f64), probs: *mut f32, ood: *mut f64) -> Result<(), Error> {
-    if probs.is_null() {
-        return Err(Error::argument("probs is NULL"));
-    }
+/// An `ood` out-pointer: NULL (not wanted) or aligned for a double.
+fn check_ood(ood: *mut f64) -> Result<(), Error> {
     if !ood.is_null() && !(ood as usize).is_multiple_of(std::mem::align_of::<f64>()) {
         return Err(Error::argument("ood is not aligned for a double"));
     }
+    Ok(())
+}
+
+/// `probs` (checked non-NULL by the caller before predicting) and `ood` (NULL: not wanted)
+/// from one prediction; nothing is written unless both pointers are usable.
+unsafe fn write_scored(scored: (Vec<f64>, f64), probs: *mut f32, ood: *mut f64) -> Result<(), Error> {
+    check_ood(ood)?;
     write_probs(&scored.0, probs)?;
     if let Some(o) = ood.as_mut() {
         *o = scored.1;
@@ -263,9 +266,7 @@ pub unsafe extern "C" fn serlaq_stream_next_ood(
     match guard(|| {
         let s = stream(s)?;
         let out = seg.as_mut().ok_or_else(|| Error::argument("segment is NULL"))?;
-        if !ood.is_null() && !(ood as usize).is_multiple_of(std::mem::align_of::<f64>()) {
-            return Err(Error::argument("ood is not aligned for a double"));
-        }
+        check_ood(ood)?; // before the window is taken: a refused call loses nothing
         let Some(next) = s.next() else { return Ok(0) };
         *out = serlaq_segment::from_core(&next);
         if !probs.is_null() {

@@ -275,6 +275,33 @@ fn bad_audio_and_arguments_are_errors() {
         let odd = raw.as_ptr().add(1) as *const f32;
         failed(serlaq_predict_pcm(m.0, odd, 8, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "not aligned");
         failed(serlaq_predict_pcm(m.0, x.as_ptr(), usize::MAX, 8000, p.as_mut_ptr()), ERR_ARGUMENT, "too large");
+        // the `_ood` forms: the same refusals, and a misaligned `ood` pointer is refused before any write
+        let mut ood = -1.0f64;
+        failed(
+            serlaq_predict_file_ood(null(), cstr(&good).as_ptr(), p.as_mut_ptr(), &mut ood),
+            ERR_ARGUMENT,
+            "model is NULL",
+        );
+        failed(serlaq_predict_file_ood(m.0, cstr(&good).as_ptr(), null_mut(), &mut ood), ERR_ARGUMENT, "probs is NULL");
+        failed(serlaq_predict_file_ood(m.0, cstr(&text).as_ptr(), p.as_mut_ptr(), &mut ood), ERR_AUDIO, "notes.wav");
+        failed(
+            serlaq_predict_pcm_ood(m.0, null(), 10, 8000, p.as_mut_ptr(), &mut ood),
+            ERR_ARGUMENT,
+            "samples is NULL",
+        );
+        failed(
+            serlaq_predict_bytes_ood(m.0, w.as_ptr(), 0, p.as_mut_ptr(), &mut ood),
+            ERR_ARGUMENT,
+            "data: length is 0",
+        );
+        let mut doubles = [0f64; 4];
+        let odd_ood = (doubles.as_mut_ptr() as *mut u8).add(1) as *mut f64;
+        failed(
+            serlaq_predict_pcm_ood(m.0, x.as_ptr(), x.len(), 8000, p.as_mut_ptr(), odd_ood),
+            ERR_ARGUMENT,
+            "ood is not aligned",
+        );
+        assert_eq!((ood, doubles), (-1.0, [0.0; 4]), "failed calls leave ood untouched");
     }
     assert_eq!(p, [7.0; 3], "failed calls leave probs untouched");
 }
@@ -426,6 +453,11 @@ fn stream_errors() {
         failed(serlaq_stream_push(null_mut(), x.as_ptr(), 1), ERR_ARGUMENT, "stream is NULL");
         failed(serlaq_stream_push(s, null(), 5), ERR_ARGUMENT, "samples is NULL");
         failed(serlaq_stream_next(s, null_mut(), null_mut()), ERR_ARGUMENT, "segment is NULL");
+        failed(serlaq_stream_next_ood(null_mut(), null_mut(), null_mut(), null_mut()), ERR_ARGUMENT, "stream is NULL");
+        let mut seg = serlaq_segment::default();
+        let mut doubles = [0f64; 2];
+        let odd_ood = (doubles.as_mut_ptr() as *mut u8).add(1) as *mut f64;
+        failed(serlaq_stream_next_ood(s, &mut seg, null_mut(), odd_ood), ERR_ARGUMENT, "ood is not aligned");
         let mut nan = x.clone();
         nan[3] = f32::INFINITY;
         failed(serlaq_stream_push(s, nan.as_ptr(), nan.len()), ERR_STREAM, "NaN/inf");

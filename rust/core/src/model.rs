@@ -449,6 +449,7 @@ impl Model {
     /// one pass through the network.
     pub fn predict_features(&self, x: &[f32]) -> Result<(Vec<f64>, f64), ModelError> {
         if self.reference.is_none() {
+            // the RMS z-score from the raw row in float64, as `ood_score` gives it
             return Ok((self.probabilities(x)?, self.ood_score(x)?));
         }
         let d = self.input_dim();
@@ -458,9 +459,7 @@ impl Model {
         if let Some(col) = x.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFiniteInput { row: 0, col });
         }
-        let (hidden, logits) = self.forward_hidden(standardize(x, &self.mean, &self.std), 1)?;
-        let distance = self.reference.as_ref().map_or(0.0, |r| r.distance(&hidden));
-        Ok((self.calibrated(Some(&hidden), &logits), distance))
+        self.scored_standardized(standardize(x, &self.mean, &self.std))
     }
 
     pub fn labels(&self) -> &[String] {
