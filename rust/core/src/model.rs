@@ -382,7 +382,7 @@ impl Model {
         let temperature = optional_number(&meta, "calibration", "temperature", TEMPERATURE_RANGE)?.unwrap_or(1.0);
         let ood_threshold =
             optional_number(&meta, "ood", "threshold", OOD_THRESHOLD_RANGE)?.unwrap_or(DEFAULT_OOD_THRESHOLD);
-        let reference = HiddenReference::parse(&meta, &file, hidden.last().copied())
+        let reference = HiddenReference::parse(&meta, &file, hidden.last().copied(), labels.len())
             .map_err(|e| ModelError::Reference { field: e.field, reason: e.reason })?;
         let plan = FeaturePlan::new(&spec)?;
         Ok(Model {
@@ -543,8 +543,8 @@ impl Model {
     }
 
     /// Softmax of each row's logits divided by its temperature: the calibration
-    /// temperature, grown with the row's hidden distance when the file has a reference
-    /// with `temper` > 0 (`crate::ood`). `hidden`: the rows' last hidden layer (needed then).
+    /// temperature, grown with the row's hidden distance (down to the floor) when the file
+    /// has a reference with `temper` > 0 (`crate::ood`). `hidden`: the rows' last hidden layer (needed then).
     fn calibrated(&self, hidden: Option<&[f32]>, logits: &[f32]) -> Vec<f64> {
         let k = self.num_classes();
         match (&self.reference, hidden) {
@@ -552,7 +552,7 @@ impl Model {
                 let width = hidden.len() / (logits.len() / k).max(1);
                 let mut out = Vec::with_capacity(logits.len());
                 for (row, h) in logits.chunks_exact(k).zip(hidden.chunks_exact(width)) {
-                    let t = self.temperature * r.temper_factor(r.distance(h), self.ood_threshold);
+                    let t = r.floored_temperature(row, self.temperature, r.distance(h), self.ood_threshold);
                     out.extend(softmax_rows_t(row, k, t));
                 }
                 out

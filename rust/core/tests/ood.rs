@@ -77,13 +77,19 @@ fn hostile_references_are_refused_naming_the_field() {
             "names tensor \"nope\", which the file does not hold",
         ),
         (Box::new(|m, _| m["ood"]["reference"] = json!([1])), "'ood.reference' must be an object"),
+        (
+            Box::new(|m, _| m["ood"]["reference"]["floor"] = json!(3.0)),
+            "'ood.reference.floor' is 3; it must be within 0..=16 and below the 3 classes",
+        ),
+        (Box::new(|m, _| m["ood"]["reference"]["floor"] = json!(-0.5)), "'ood.reference.floor' is -0.5"),
+        (Box::new(|m, _| m["ood"]["reference"]["floor"] = json!("2")), "'ood.reference.floor' must be a number"),
     ];
     for (edit, want) in cases {
         let e = load(model_bytes(edit)).unwrap_err().to_string();
         assert!(e.contains(want) && !e.contains('\n'), "got {e:?}, want {want:?}");
     }
     let m = load(model_bytes(|_, _| {})).unwrap();
-    assert_eq!(m.reference().map(|r| (r.rank(), r.temper())), Some((2, 4.0)));
+    assert_eq!(m.reference().map(|r| (r.rank(), r.temper(), r.floor())), Some((2, 4.0, 0.0)));
 }
 
 #[test]
@@ -159,4 +165,44 @@ fn adapt_moves_the_reference_to_the_new_room() {
     assert!((d2 - 1.0).abs() < 1e-3, "mean square distance {d2}");
     assert!((out.ood_after - adapted.ood_score(&adapted.features_file(&paths[0]).unwrap()).unwrap()).abs() < 2.0);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_floor_stops_the_softening_at_m_times_chance_and_never_sharpens() {
+    // 3 classes, m = 1.5: the growth stops where the top label keeps 0.5
+    let floored = load(model_bytes(|m, _| m["ood"]["reference"]["floor"] = json!(1.5))).unwrap();
+    let plain = load(model_bytes(|_, _| {})).unwrap();
+    assert_eq!(floored.reference().unwrap().floor(), 1.5);
+    let n = 12;
+    let x = rows(&floored, n);
+    let d = floored.input_dim();
+    let z = serlaq_core::model::standardize(&x, floored.normalization().0, floored.normalization().1);
+    let (_, logits) = floored.forward_hidden(z, n).unwrap();
+    let (pf, pp) = (floored.probabilities(&x).unwrap(), plain.probabilities(&x).unwrap());
+    let top = |p: &[f64]| p.iter().cloned().fold(0.0, f64::max);
+    let argmax = |p: &[f64]| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+    let (mut stopped, mut kept) = (0, 0);
+    for i in 0..n {
+        let (f, p) = (&pf[i * 3..(i + 1) * 3], &pp[i * 3..(i + 1) * 3]);
+        let calibrated = softmax_rows_t(&logits[i * 3..(i + 1) * 3], 3, 1.5);
+        assert_eq!(argmax(f), argmax(p), "row {i}: the floor changed the label");
+        if top(p) >= 0.5 || top(&calibrated) <= 0.5 {
+            // the growth kept the top label above the floor, or the calibration alone is below it
+            let want = if top(p) >= 0.5 { p.to_vec() } else { calibrated.clone() };
+            assert!(f.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12), "row {i}: {f:?} vs {want:?}");
+            kept += 1;
+        } else {
+            // softened below the floor: stopped there, never sharper than the calibration
+            assert!((top(f) - 0.5).abs() < 1e-9 && top(f) <= top(&calibrated), "row {i}: {f:?} {calibrated:?}");
+            stopped += 1;
+        }
+        let one = floored.probabilities(&x[i * d..(i + 1) * d]).unwrap();
+        assert!(one.iter().zip(f).all(|(a, b)| (a - b).abs() < 1e-6), "row {i}: batch and row differ");
+    }
+    assert!(stopped > 0 && kept > 0, "the rows must fall on both sides of the floor: {stopped} {kept}");
+    // bounded for any distance, and the same temperature as the plain growth below the floor
+    let r = floored.reference().unwrap();
+    let t = r.floored_temperature(&[5.0, 0.0, 0.0], 1.0, 1e300, 2.0);
+    assert!(t.is_finite() && t > 1.0 && t < MAX_TEMPER_FACTOR, "{t}");
+    assert_eq!(r.floored_temperature(&[5.0, 0.0, 0.0], 1.0, 1.0, 2.0), 1.0);
 }

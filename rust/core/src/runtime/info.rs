@@ -45,6 +45,10 @@ pub struct Confidence {
     /// k of the temperature's growth beyond the threshold, `T * (d / t)^k` (absent without a reference).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temper: Option<f64>,
+    /// m: the growth stops where the top label keeps m / classes (absent without a
+    /// reference or a floor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
 }
 
 /// Everything `info` shows; the field order is the JSON key order.
@@ -126,6 +130,7 @@ impl ModelInfo {
                 ood_threshold: model.ood_threshold(),
                 reference_rank: model.reference().map(|r| r.rank()),
                 temper: model.reference().map(|r| r.temper()),
+                floor: model.reference().map(|r| r.floor()).filter(|&m| m > 0.0),
             },
             laq: meta("laq"),
             layers,
@@ -205,8 +210,13 @@ impl Confidence {
     fn text(&self) -> String {
         let score = match (self.reference_rank, self.temper) {
             (Some(rank), Some(k)) if k > 0.0 => format!(
-                "distance of the last hidden layer from training's ({rank} directions), threshold {:.2}; beyond it the temperature grows as (d / {:.2})^{k}",
-                self.ood_threshold, self.ood_threshold
+                "distance of the last hidden layer from training's ({rank} directions), threshold {:.2}; beyond it the temperature grows as (d / {:.2})^{k}{}",
+                self.ood_threshold,
+                self.ood_threshold,
+                match self.floor {
+                    Some(m) => format!(", down to {m} x chance for the top label"),
+                    None => String::new(),
+                }
             ),
             (Some(rank), _) => format!(
                 "distance of the last hidden layer from training's ({rank} directions), threshold {:.2}",
