@@ -1,4 +1,4 @@
-"""Choose the hidden reference's rank and the temperature's growth (`laq.ood_temper`) on the cross-corpus inner folds.
+"""Choose the hidden reference's rank, the temperature's growth (`laq.ood_temper`) and its floor (`laq.ood_floor`) on the cross-corpus inner folds.
 
     nice python benchmarks/bench_ood_temper.py --seeds 3 --cache-dir /tmp/serlaq-cache
 
@@ -9,12 +9,18 @@ and compressed exactly as `serlaq fit` does. Then, with no retraining (the refer
 growth only change the confidence, never a label), every (rank, k) of the grid is applied to
 the packed model: the reference of `rank` directions is fitted on the last hidden layer of
 the training split, its 99th-percentile distance is the threshold, and the probabilities
-are softmax(logits / (T * max(1, d / threshold)^k)). Reported per cell, mean over seeds:
-ECE on the other corpus's inner clips (zero-shot), ECE on the source's own test split (the
-in-domain price), and the reference's bytes in the `.laq`. The baseline is k = 0 (the
+are softmax(logits / (T * max(1, d / threshold)^k)), the softening stopped where the top
+label's probability reaches m / classes (m = the floor, `laq.ood_floor`; 0 = no floor),
+`serlaq.laq.calibration.floored_temperature`, the runtime's rule. Reported per cell, mean over
+seeds: ECE on the other corpus's inner clips (zero-shot), ECE on the source's own test split
+(the in-domain price), and the reference's bytes in the `.laq`. The baseline is k = 0 (the
 temperature alone). The choice favours the mean of the two directions' zero-shot ECE with
 the source's ECE not worse than +0.03, within the file budget (40 KB for the default EMODB
 model: at most about 2.6 KB for the reference).
+
+    nice python benchmarks/bench_ood_temper.py --seeds 3 --ranks 8 --tempers 0,4,5,6,8,12,16 --floors 0,1.5,2,2.5,3
+
+is the second grid (2026-12-05): the rank fixed at 8 by the first, the floor added.
 """
 
 from __future__ import annotations
@@ -92,14 +98,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ranks", default="4,8,12,16")
     parser.add_argument("--tempers", default="0,2,4,5,6,8")
+    parser.add_argument("--floors", default="0", help="m: the softening stops at m / classes (0 = no floor)")
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "python"))
-    from serlaq.laq.calibration import distance_threshold, hidden_distance, hidden_reference
+    from serlaq.laq.calibration import distance_threshold, floored_temperature, hidden_distance, hidden_reference
 
     ranks = [int(r) for r in args.ranks.split(",")]
     tempers = [float(k) for k in args.tempers.split(",")]
-    cells: dict[tuple[str, int, float], dict[str, list[float]]] = {}
+    floors = [float(m) for m in args.floors.split(",")]
+    cells: dict[tuple[str, int, float, float], dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for source, target in (("emodb", "tess"), ("tess", "emodb")):
@@ -118,24 +126,27 @@ def main() -> None:
                     thr = distance_threshold(hidden_distance(h_train, ref))
                     d_test, d_far = hidden_distance(h_test, ref), hidden_distance(h_far, ref)
                     for k in tempers:
-                        cell = cells.setdefault((f"{source}->{target}", rank, k), {"far": [], "own": [], "bytes": []})
                         t_test = temperature * np.minimum(np.maximum(1.0, d_test / thr) ** k, 1e6)
                         t_far = temperature * np.minimum(np.maximum(1.0, d_far / thr) ** k, 1e6)
-                        cell["far"].append(ece_of(z_far, t_far, y_far, cols))
-                        cell["own"].append(ece_of(z_test, t_test, y_test, []))
-                        cell["bytes"].append(4.0 * (width + rank * width + rank + 1))
+                        for m in floors:
+                            cell = cells.setdefault((f"{source}->{target}", rank, k, m), {"far": [], "own": [], "bytes": []})
+                            cell["far"].append(ece_of(z_far, floored_temperature(z_far, temperature, t_far, m), y_far, cols))
+                            cell["own"].append(ece_of(z_test, floored_temperature(z_test, temperature, t_test, m), y_test, []))
+                            cell["bytes"].append(4.0 * (width + rank * width + rank + 1))
                 print(f"# {source}->{target} seed {seed}: {len(x_far)} inner clips, threshold at rank 8 "
                       f"{distance_threshold(hidden_distance(h_train, hidden_reference(h_train, 8))):.3f}", flush=True)
-    print("\n| rank | k | EMODB->TESS zero-shot ECE | own test ECE | TESS->EMODB zero-shot ECE | own test ECE | mean zero-shot | vs k=0 | reference bytes |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| rank | k | floor m | EMODB->TESS zero-shot ECE | own test ECE | TESS->EMODB zero-shot ECE | own test ECE | mean zero-shot | vs k=0 | reference bytes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for rank in ranks:
-        base = statistics.mean(statistics.mean(cells[(d, rank, 0.0)]["far"]) for d in ("emodb->tess", "tess->emodb")) if 0.0 in tempers else None
+        base_key = (rank, 0.0, floors[0])
+        base = statistics.mean(statistics.mean(cells[(d, *base_key)]["far"]) for d in ("emodb->tess", "tess->emodb")) if 0.0 in tempers else None
         for k in tempers:
-            a, b = cells[("emodb->tess", rank, k)], cells[("tess->emodb", rank, k)]
-            mean = (statistics.mean(a["far"]) + statistics.mean(b["far"])) / 2
-            vs = f"{mean - base:+.3f}" if base is not None else "-"
-            print(f"| {rank} | {k:g} | {statistics.mean(a['far']):.3f} | {statistics.mean(a['own']):.3f} | "
-                  f"{statistics.mean(b['far']):.3f} | {statistics.mean(b['own']):.3f} | {mean:.3f} | {vs} | {a['bytes'][0]:.0f} |")  # fmt: skip
+            for m in floors:
+                a, b = cells[("emodb->tess", rank, k, m)], cells[("tess->emodb", rank, k, m)]
+                mean = (statistics.mean(a["far"]) + statistics.mean(b["far"])) / 2
+                vs = f"{mean - base:+.3f}" if base is not None else "-"
+                print(f"| {rank} | {k:g} | {m:g} | {statistics.mean(a['far']):.3f} | {statistics.mean(a['own']):.3f} | "
+                      f"{statistics.mean(b['far']):.3f} | {statistics.mean(b['own']):.3f} | {mean:.3f} | {vs} | {a['bytes'][0]:.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

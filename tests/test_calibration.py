@@ -12,7 +12,7 @@ import pytest
 from conftest import fit_tiny
 from serlaq.data.datamodule import SERDataModule
 from serlaq.laq.calibration import FIT_RANGE, TEMPERATURE_RANGE, fit_temperature, nll, ood_threshold
-from serlaq.laq_config import DEFAULT_OOD_TEMPER
+from serlaq.laq_config import DEFAULT_OOD_FLOOR, DEFAULT_OOD_TEMPER
 from serlaq.model import SERClassifier
 from serlaq.runtime import LaqModel
 
@@ -76,7 +76,7 @@ def test_metrics_json_has_ece_and_mean_confidence(run):
 
 @pytest.fixture(scope="module")
 def tempered(tmp_path_factory: pytest.TempPathFactory):
-    """A default-mode run (`laq.ood_temper` 5): the `.laq` stores the hidden reference."""
+    """A default-mode run (`laq.ood_temper` 12, `laq.ood_floor` 2): the `.laq` stores the hidden reference."""
     return fit_tiny(tmp_path_factory.mktemp("tempered"), **{"train.max_epochs": 10}, laq={"qat": False})
 
 
@@ -104,7 +104,8 @@ def test_the_hidden_reference_is_the_training_split_and_the_runtime_measures_it(
 
     laq = LaqModel.load(tempered.run_dir / "model.laq")
     ref_meta = laq.metadata["ood"]["reference"]
-    assert ref_meta == {"space": "hidden", "mean": "ood.mean", "basis": "ood.basis", "scale": "ood.scale", "temper": DEFAULT_OOD_TEMPER}
+    assert ref_meta == {"space": "hidden", "mean": "ood.mean", "basis": "ood.basis", "scale": "ood.scale", "temper": DEFAULT_OOD_TEMPER,
+                        "floor": DEFAULT_OOD_FLOOR}
     model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
     x, _ = SERDataModule.from_model(model).split_tensors("train")
     x = x.numpy()
@@ -124,8 +125,10 @@ def test_the_hidden_reference_is_the_training_split_and_the_runtime_measures_it(
 
 def test_confidence_fades_beyond_the_threshold_and_no_label_changes(tempered):
     """Within the threshold the probabilities are softmax(logits / T); beyond it the
-    temperature is T * (d / threshold)^k: the same argmax, a lower top probability."""
-    from serlaq.laq.calibration import softmax
+    temperature is T * (d / threshold)^k, stopped where the top label keeps m / classes
+    (the Python reference of the runtime's rule): the same argmax, a lower top probability,
+    never below the floor unless the calibration alone is."""
+    from serlaq.laq.calibration import floored_temperature, softmax
 
     laq = LaqModel.load(tempered.run_dir / "model.laq")
     model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
@@ -135,11 +138,27 @@ def test_confidence_fades_beyond_the_threshold_and_no_label_changes(tempered):
     rows = np.concatenate([x, far])
     d = np.asarray(laq.ood_scores(rows))
     assert (d[len(x):] > laq.ood_threshold).all() and (d[: len(x)] <= laq.ood_threshold).mean() > 0.95
-    t = laq.temperature * np.maximum(1.0, d / laq.ood_threshold) ** DEFAULT_OOD_TEMPER
+    grown = laq.temperature * np.maximum(1.0, d / laq.ood_threshold) ** DEFAULT_OOD_TEMPER
     logits = np.asarray(laq.logits(rows), dtype=np.float64)
+    t = floored_temperature(logits, laq.temperature, grown, DEFAULT_OOD_FLOOR)
     want = np.stack([softmax(z[None], float(ti))[0] for z, ti in zip(logits, t)])
     got = laq.predict_proba(rows)
     assert np.allclose(got, want, atol=1e-9)
     plain = softmax(logits, laq.temperature)
     assert (got.argmax(1) == plain.argmax(1)).all()
     assert (got.max(1)[len(x):] < plain.max(1)[len(x):]).all()
+    floor = DEFAULT_OOD_FLOOR / logits.shape[1]
+    assert (got.max(1) >= np.minimum(floor, plain.max(1)) - 1e-9).all()
+    unfloored = np.stack([softmax(z[None], float(ti))[0] for z, ti in zip(logits, grown)])
+    stopped = (unfloored.max(1) < floor - 1e-6) & (plain.max(1) > floor)
+    assert stopped[len(x):].any() and np.allclose(got.max(1)[stopped], floor, atol=1e-9)
+
+
+def test_a_floor_at_or_above_the_class_count_is_not_stored():
+    """m / classes >= 1 would be certainty (twice chance with two classes): the writer
+    leaves the floor out (the runtime would refuse the file), and 0 writes no key at all."""
+    from serlaq.laq.calibration import reference_metadata
+
+    assert reference_metadata(5.0, 2.0, 7)["floor"] == 2.0
+    assert "floor" not in reference_metadata(5.0, 2.0, 2)
+    assert "floor" not in reference_metadata(5.0, 0.0, 7)

@@ -72,7 +72,12 @@ class LaqConfig(BaseModel):
     ood_temper: float | None = Field(
         None, ge=0.0, le=16.0,
         description="store the last hidden layer's training distribution; the runtime grows the temperature beyond its "
-        "99th percentile as (distance / threshold)^k. 0 = none (the RMS z-score of the features). Default 5, paper mode 0",
+        "99th percentile as (distance / threshold)^k. 0 = none (the RMS z-score of the features). Default 12, paper mode 0",
+    )  # fmt: skip
+    ood_floor: float | None = Field(
+        None, ge=0.0, le=16.0,
+        description="m: the temperature's growth stops where the top label's probability reaches m / classes "
+        "(it never goes below what the calibration gives). 0 = no floor. Default 2 (twice chance), paper mode 0",
     )  # fmt: skip
 
     @field_validator("weights")
@@ -132,6 +137,7 @@ class LaqConfig(BaseModel):
             qat_label_smoothing=self.qat.label_smoothing,
             out=self.out or "model.laq",
             ood_temper=self.ood_temper if self.ood_temper is not None else (0.0 if paper else DEFAULT_OOD_TEMPER),
+            ood_floor=self.ood_floor if self.ood_floor is not None else (0.0 if paper else DEFAULT_OOD_FLOOR),
         )
 
 
@@ -142,7 +148,10 @@ DEFAULT_BUDGET_BITS = 1.1
 
 #: The exponent k of the temperature's growth with the hidden distance (`ood_temper`):
 #: chosen on the cross-corpus inner folds (docs/adapt.md, "Confidence far from home").
-DEFAULT_OOD_TEMPER = 5.0
+DEFAULT_OOD_TEMPER = 12.0
+#: m of the softening's floor, the top label keeping m / classes (`ood_floor`): chosen with
+#: the exponent on the same inner folds.
+DEFAULT_OOD_FLOOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,7 @@ class LaqSettings:
     qat_label_smoothing: float | None
     out: str
     ood_temper: float = 0.0
+    ood_floor: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

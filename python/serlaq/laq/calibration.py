@@ -14,7 +14,8 @@ distance of the clip's last hidden layer from the training split's (`hidden_refe
 mean, the `rank` directions of largest variance and one inverse std per direction plus one
 for the rest; `rust/core/src/ood.rs` is the runtime's definition, tested equal), the
 threshold the 99th percentile of that distance over the training split, and the runtime
-grows the temperature beyond it: `T * max(1, d / threshold)^k`.
+grows the temperature beyond it: `T * max(1, d / threshold)^k`, stopping where the top
+label's probability reaches `ood_floor` / classes (m; the default 2, twice chance).
 
 All plain float64 numpy, deterministic (a fixed grid, then golden-section refinement; an
 eigendecomposition with a fixed sign per direction).
@@ -109,9 +110,47 @@ VARIANCE_FLOOR = 1.0e-3
 SCALE_RANGE = (1.0e-6, 1.0e6)
 
 
-def reference_metadata(temper: float) -> dict[str, Any]:
-    """`ood.reference` as the `.laq` header holds it: the tensor names and the growth `temper`."""
-    return {"space": "hidden", **{k: f"ood.{k}" for k in ("mean", "basis", "scale")}, "temper": temper}
+def reference_metadata(temper: float, floor: float, classes: int) -> dict[str, Any]:
+    """`ood.reference` as the `.laq` header holds it: the tensor names, the growth `temper`
+    and, when set, its `floor` (absent = 0, so files without one read as before). A floor
+    m at or above the `classes` is not stored: m / classes would be certainty (twice chance
+    with two classes), and the runtime refuses it."""
+    out: dict[str, Any] = {"space": "hidden", **{k: f"ood.{k}" for k in ("mean", "basis", "scale")}, "temper": temper}
+    if 0 < floor < classes:
+        out["floor"] = floor
+    return out
+
+
+#: Bisection steps of the floored temperature (`ood::FLOOR_STEPS`).
+FLOOR_STEPS = 48
+
+
+def _top_probability(logits: np.ndarray, t: np.ndarray) -> np.ndarray:
+    z = logits / t[:, None]
+    return 1.0 / np.exp(z - z.max(1, keepdims=True)).sum(1)
+
+
+def floored_temperature(logits: Any, temperature: float, grown: Any, floor: float) -> np.ndarray:
+    """Per row, the temperature its logits are divided by: `grown` (T times the growth with
+    the distance), lowered to where the top label's probability is `floor` / classes if the
+    growth took it below that; rows already below the floor at `temperature` keep it (the
+    floor never sharpens beyond the calibration). The runtime's rule
+    (`HiddenReference::floored_temperature`): bisection on the logarithm, FLOOR_STEPS steps,
+    keeping the sharper end."""
+    z = np.asarray(logits, dtype=np.float64)
+    out = np.asarray(grown, dtype=np.float64).copy()
+    if floor <= 0 or not len(z):
+        return out
+    c = floor / z.shape[1]
+    low = (_top_probability(z, out) < c) & (out != temperature)
+    zl, base = z[low], np.full(int(low.sum()), float(temperature))
+    lo, hi = np.log(base), np.log(out[low])
+    for _ in range(FLOOR_STEPS):
+        mid = 0.5 * (lo + hi)
+        keep = _top_probability(zl, np.exp(mid)) >= c
+        lo, hi = np.where(keep, mid, lo), np.where(keep, hi, mid)
+    out[low] = np.where(_top_probability(zl, base) <= c, base, np.exp(lo))
+    return out
 
 
 def hidden_reference(hidden: Any, rank: int = REFERENCE_RANK) -> dict[str, np.ndarray]:

@@ -74,7 +74,9 @@ class LaqOutcome:
             if self.ood_reference is not None:
                 from serlaq.laq.calibration import reference_metadata
 
-                extra["ood"]["reference"] = reference_metadata(self.settings.ood_temper)
+                extra["ood"]["reference"] = reference_metadata(
+                    self.settings.ood_temper, self.settings.ood_floor, self.layers[-1].out_features
+                )
         return extra
 
     def extra_tensors(self) -> dict[str, Any]:
@@ -228,7 +230,8 @@ def file_size_function(
         width = layers[-1].in_features
         rank = min(REFERENCE_RANK, width)
         names = {"mean": width, "basis": rank * width, "scale": rank + 1}
-        extra["ood"] = {"threshold": 0.0, "fitted_on": "train", "reference": reference_metadata(settings.ood_temper)}
+        ref = reference_metadata(settings.ood_temper, settings.ood_floor, layers[-1].out_features)
+        extra["ood"] = {"threshold": 0.0, "fitted_on": "train", "reference": ref}
         extra_tensors = {f"ood.{k}": np.zeros(n, dtype=np.float32) for k, n in names.items()}
         reference_bytes = sum(align(4 * n) for n in names.values())
     with tempfile.TemporaryDirectory() as tmp:
