@@ -361,7 +361,9 @@ const TIGHT: &[&str] = &[
 fn every_limit_and_bad_input_answers_its_4xx() {
     let srv = Server::start("limits", TIGHT);
     let wav = srv.file("b.wav");
-    let cases: Vec<(&str, (u16, String, Vec<u8>), u16, &str, &str)> = vec![
+    // (what is sent, the response: status, head, body; the status, error and detail it must give)
+    type Case<'a> = (&'a str, (u16, String, Vec<u8>), u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         ("unknown path", srv.get("/v2/nothing"), 404, "not found", "/v2/nothing"),
         ("wrong method", srv.get("/v1/predict"), 405, "method not allowed", "GET"),
         ("empty body", srv.post("/v1/predict", b""), 400, "empty body", "body"),

@@ -8,9 +8,12 @@ use serde_json::{json, Value};
 use serlaq_core::adapt::{adapt, AdaptError, AdaptOptions, StdRule};
 use serlaq_core::model::softmax_rows;
 
+/// An edit of the metadata and the normalization mean and std, with the error it must give.
+type Case = (Box<dyn Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>)>, &'static str);
+
 #[test]
 fn hostile_calibration_ood_and_statistics_are_refused() {
-    let cases: Vec<(Box<dyn Fn(&mut Value, &mut Vec<f32>, &mut Vec<f32>)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (Box::new(|m, _, _| m["calibration"] = json!({"temperature": 0.0})), "'calibration.temperature' is 0"),
         (Box::new(|m, _, _| m["calibration"] = json!({"temperature": -2.0})), "'calibration.temperature' is -2"),
         (Box::new(|m, _, _| m["calibration"] = json!({"temperature": 1e300})), "within 0.05..=20"),
