@@ -5,12 +5,13 @@
     python benchmarks/fuzz_laq.py --mode soak     # stable-Rust mutation soak only
 
 Two engines:
-- libFuzzer (targets in rust/core/fuzz: `laq_reader`, `bitpack`), coverage-guided, with
+- libFuzzer (targets in rust/core/fuzz: `laq_reader`, `bitpack`, `laq_model`), coverage-guided, with
   AddressSanitizer. The targets are built the way `cargo fuzz build -O` builds them
   (sanitizer-coverage and ASan flags, `--cfg fuzzing`, release + debug assertions), with
   the nightly toolchain when rustup has one, else stable with RUSTC_BOOTSTRAP=1; cargo-fuzz
   itself is not needed. The corpus starts from valid files written by
-  serlaq._native.write_laq.
+  serlaq._native.write_laq; `laq_model`'s also from the shipped general model (a whole
+  model: features, calibration, the out-of-domain reference with its growth and floor).
 - `laq_soak` (rust/core/examples): random mutations of valid files on plain stable Rust,
   half of them with the checksum and lengths repaired so the structural checks are hit.
 
@@ -77,6 +78,18 @@ def write_seeds(corpus: Path) -> int:
             _native.write_laq(str(corpus / f"seed-{bits}-{int(per_row)}.laq"), json.dumps(meta), layers, tensors)
             n += 1
     return n
+
+
+def write_model_seeds(corpus: Path, files: Path) -> int:
+    """`laq_model`'s starting corpus: the shipped general model (when the checkout has it) and
+    the reader's valid files."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    general = ROOT / "rust" / "core" / "models" / "general.laq"
+    if general.is_file():
+        shutil.copyfile(general, corpus / "general.laq")
+    for f in files.glob("seed-*.laq"):
+        shutil.copyfile(f, corpus / f.name)
+    return len(list(corpus.iterdir()))
 
 
 # The flags `cargo fuzz build -O` passes (cargo-fuzz 0.12, libFuzzer + ASan, debug assertions on).
@@ -188,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed corpus: {write_seeds(corpus)} valid files in {corpus.relative_to(ROOT)}")
             results.append(run_libfuzzer("laq_reader", args.seconds, corpus))
             results.append(run_libfuzzer("bitpack", args.seconds, FUZZ_DIR / "corpus" / "bitpack"))
+            models = FUZZ_DIR / "corpus" / "laq_model"
+            print(f"model corpus: {write_model_seeds(models, corpus)} files in {models.relative_to(ROOT)}")
+            results.append(run_libfuzzer("laq_model", args.seconds, models))
     except FuzzError as exc:
         print(f"fuzz_laq: {exc}", file=sys.stderr)
         return 2
