@@ -11,7 +11,7 @@ the packed model: the reference of `rank` directions is fitted on the last hidde
 the training split, its 99th-percentile distance is the threshold, and the probabilities
 are softmax(logits / (T * max(1, d / threshold)^k)), the softening stopped where the top
 label's probability reaches m / classes (m = the floor, `laq.ood_floor`; 0 = no floor),
-`serlaq.laq.calibration.floored_temperature`, the runtime's rule. Reported per cell, mean over
+`serlaq.laq.calibration.runtime_temperatures`, the runtime's rule. Reported per cell, mean over
 seeds: ECE on the other corpus's inner clips (zero-shot), ECE on the source's own test split
 (the in-domain price), and the reference's bytes in the `.laq`. The baseline is k = 0 (the
 temperature alone). The choice favours the mean of the two directions' zero-shot ECE with
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "python"))
-    from serlaq.laq.calibration import distance_threshold, floored_temperature, hidden_distance, hidden_reference
+    from serlaq.laq.calibration import distance_threshold, hidden_distance, hidden_reference, runtime_temperatures
 
     ranks = [int(r) for r in args.ranks.split(",")]
     tempers = [float(k) for k in args.tempers.split(",")]
@@ -131,12 +131,12 @@ def main() -> None:
                     for q in percentiles:
                         thr = distance_threshold(d_train, q)
                         for k in tempers:
-                            t_test = temperature * np.minimum(np.maximum(1.0, d_test / thr) ** k, 1e6)
-                            t_far = temperature * np.minimum(np.maximum(1.0, d_far / thr) ** k, 1e6)
                             for m in floors:
                                 cell = cells.setdefault((f"{source}->{target}", rank, q, k, m), {"far": [], "own": [], "bytes": []})
-                                cell["far"].append(ece_of(z_far, floored_temperature(z_far, temperature, t_far, m), y_far, cols))
-                                cell["own"].append(ece_of(z_test, floored_temperature(z_test, temperature, t_test, m), y_test, []))
+                                t_far = runtime_temperatures(z_far, d_far, temperature, thr, k, m)
+                                t_test = runtime_temperatures(z_test, d_test, temperature, thr, k, m)
+                                cell["far"].append(ece_of(z_far, t_far, y_far, cols))
+                                cell["own"].append(ece_of(z_test, t_test, y_test, []))
                                 cell["bytes"].append(4.0 * (width + rank * width + rank + 1))
                 print(f"# {source}->{target} seed {seed}: {len(x_far)} inner clips, threshold at rank 8 "
                       f"{distance_threshold(hidden_distance(h_train, hidden_reference(h_train, 8))):.3f}", flush=True)

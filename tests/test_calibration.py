@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from conftest import fit_tiny
@@ -125,10 +126,10 @@ def test_the_hidden_reference_is_the_training_split_and_the_runtime_measures_it(
 
 def test_confidence_fades_beyond_the_threshold_and_no_label_changes(tempered):
     """Within the threshold the probabilities are softmax(logits / T); beyond it the
-    temperature is T * (d / threshold)^k, stopped where the top label keeps m / classes
+    temperature is T * (d / threshold)^k (at most 1e6 times T), stopped where the top label keeps m / classes
     (the Python reference of the runtime's rule): the same argmax, a lower top probability,
     never below the floor unless the calibration alone is."""
-    from serlaq.laq.calibration import floored_temperature, softmax
+    from serlaq.laq.calibration import MAX_TEMPER_FACTOR, floored_temperature, runtime_temperatures, softmax
 
     laq = LaqModel.load(tempered.run_dir / "model.laq")
     model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
@@ -138,9 +139,10 @@ def test_confidence_fades_beyond_the_threshold_and_no_label_changes(tempered):
     rows = np.concatenate([x, far])
     d = np.asarray(laq.ood_scores(rows))
     assert (d[len(x):] > laq.ood_threshold).all() and (d[: len(x)] <= laq.ood_threshold).mean() > 0.95
-    grown = laq.temperature * np.maximum(1.0, d / laq.ood_threshold) ** DEFAULT_OOD_TEMPER
+    grown = laq.temperature * np.minimum(np.maximum(1.0, d / laq.ood_threshold) ** DEFAULT_OOD_TEMPER, MAX_TEMPER_FACTOR)
     logits = np.asarray(laq.logits(rows), dtype=np.float64)
     t = floored_temperature(logits, laq.temperature, grown, DEFAULT_OOD_FLOOR)
+    assert np.array_equal(t, runtime_temperatures(logits, d, laq.temperature, laq.ood_threshold, DEFAULT_OOD_TEMPER, DEFAULT_OOD_FLOOR))
     want = np.stack([softmax(z[None], float(ti))[0] for z, ti in zip(logits, t)])
     got = laq.predict_proba(rows)
     assert np.allclose(got, want, atol=1e-9)
@@ -162,3 +164,43 @@ def test_a_floor_at_or_above_the_class_count_is_not_stored():
     assert reference_metadata(5.0, 2.0, 7)["floor"] == 2.0
     assert "floor" not in reference_metadata(5.0, 2.0, 2)
     assert "floor" not in reference_metadata(5.0, 0.0, 7)
+
+
+def test_laq_json_reports_the_confidence_the_runtime_gives(tempered):
+    """laq.json's `*_shipped` figures are those of the runtime's answers on the test split
+    (growth and floor included), not of the temperature alone."""
+    import json
+
+    from serlaq.metrics import confidence_scores
+
+    report = json.loads((tempered.run_dir / "laq.json").read_text())["calibration"]["test"]
+    laq = LaqModel.load(tempered.run_dir / "model.laq")
+    model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
+    x, y = SERDataModule.from_model(model).split_tensors("test")
+    runtime = confidence_scores(laq.predict_proba(x.numpy()), y.numpy())
+    assert report["mean_confidence_shipped"] == pytest.approx(runtime["mean_confidence"], abs=1e-5)
+    assert report["ece_shipped"] == pytest.approx(runtime["ece"], abs=1e-5)
+
+
+def test_the_shipped_confidence_far_from_home_is_the_runtimes(tempered, tmp_path):
+    """calibrate()'s `*_shipped` figures on clips far outside the training data (growth and
+    floor acting) equal those of the written file's runtime answers on the same clips."""
+    from serlaq.laq.pipeline import calibrate, compress_model, splits_of
+    from serlaq.laq_config import LaqConfig
+    from serlaq.metrics import confidence_scores
+
+    model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
+    splits = splits_of(SERDataModule.from_model(model))
+    outcome = compress_model(model, splits, LaqConfig(qat=False).resolved())
+    outcome.write(tmp_path / "m.laq")
+    x, y = splits["test"]
+    far = x + 6.0 * model.feature_std.reshape(1, -1) * torch.sign(torch.arange(x.shape[1]) % 2 - 0.5)
+    deployed = outcome.quantizer.overrides(outcome.plan)
+    report, threshold, _ = calibrate(outcome.model, deployed, {**splits, "test": (far, y)}, DEFAULT_OOD_TEMPER, DEFAULT_OOD_FLOOR)
+    laq = LaqModel.load(tmp_path / "m.laq")
+    assert (np.asarray(laq.ood_scores(far.numpy())) > threshold).all()
+    runtime = confidence_scores(laq.predict_proba(far.numpy()), y.numpy())
+    assert report["test"]["mean_confidence_shipped"] == pytest.approx(runtime["mean_confidence"], abs=1e-5)
+    assert report["test"]["ece_shipped"] == pytest.approx(runtime["ece"], abs=1e-5)
+    # the temperature alone would have been surer there: the growth acted
+    assert report["test"]["mean_confidence"] > runtime["mean_confidence"] + 1e-3

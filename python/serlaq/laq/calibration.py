@@ -110,13 +110,23 @@ VARIANCE_FLOOR = 1.0e-3
 SCALE_RANGE = (1.0e-6, 1.0e6)
 
 
+#: The largest factor the temperature grows by (`ood::MAX_TEMPER_FACTOR`).
+MAX_TEMPER_FACTOR = 1.0e6
+
+
+def stored_floor(floor: float, classes: int) -> float:
+    """The floor a model of `classes` stores: m, or 0 when m / classes would be certainty
+    (m >= classes: twice chance with two classes), which the runtime refuses."""
+    return floor if 0 < floor < classes else 0.0
+
+
 def reference_metadata(temper: float, floor: float, classes: int) -> dict[str, Any]:
     """`ood.reference` as the `.laq` header holds it: the tensor names, the growth `temper`
     and, when set, its `floor` (absent = 0, so files without one read as before). A floor
     m at or above the `classes` is not stored: m / classes would be certainty (twice chance
     with two classes), and the runtime refuses it."""
     out: dict[str, Any] = {"space": "hidden", **{k: f"ood.{k}" for k in ("mean", "basis", "scale")}, "temper": temper}
-    if 0 < floor < classes:
+    if stored_floor(floor, classes):
         out["floor"] = floor
     return out
 
@@ -151,6 +161,16 @@ def floored_temperature(logits: Any, temperature: float, grown: Any, floor: floa
         lo, hi = np.where(keep, mid, lo), np.where(keep, hi, mid)
     out[low] = np.where(_top_probability(zl, base) <= c, base, np.exp(lo))
     return out
+
+
+def runtime_temperatures(
+    logits: Any, distances: Any, temperature: float, threshold: float, temper: float, floor: float
+) -> np.ndarray:
+    """Per row, what the runtime divides the logits by (`Model::calibrated`): `temperature`
+    times `max(1, d / threshold)^temper` (at most MAX_TEMPER_FACTOR), stopped at the floor."""
+    r = np.maximum(1.0, np.asarray(distances, dtype=np.float64) / threshold)
+    grown = temperature * (np.minimum(r**temper, MAX_TEMPER_FACTOR) if temper > 0 else np.ones_like(r))
+    return floored_temperature(logits, temperature, grown, floor)
 
 
 def hidden_reference(hidden: Any, rank: int = REFERENCE_RANK) -> dict[str, np.ndarray]:

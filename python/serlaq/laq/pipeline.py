@@ -345,7 +345,7 @@ def compress_model(
     deployed = pq.overrides(plan)
     acc["laq_val"] = accuracy(layers.model, x_val, y_val, deployed)
     acc["laq_test"] = accuracy(layers.model, x_test, y_test, deployed)
-    calibration, ood, reference = calibrate(layers.model, deployed, splits, settings.ood_temper)
+    calibration, ood, reference = calibrate(layers.model, deployed, splits, settings.ood_temper, settings.ood_floor)
     provenance = None
     if datamodule is not None:
         from serlaq.laq.export import datamodule_provenance
@@ -375,16 +375,19 @@ def compress_model(
 
 
 def calibrate(
-    model: nn.Module, deployed: Mapping[str, Tensor], splits: Splits, ood_temper: float = 0.0
+    model: nn.Module, deployed: Mapping[str, Tensor], splits: Splits, ood_temper: float = 0.0, ood_floor: float = 0.0
 ) -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
     """The temperature of the deployed (quantized) model fitted on val logits, its ECE
     before/after on val and test, the out-of-domain threshold of the train split (None for
     a model without standardization buffers: the runtime's default applies) and, with
     `ood_temper` > 0 and a hidden layer, the last hidden layer's reference on the train
-    split (the threshold is then in its distance)."""
+    split (the threshold is then in its distance; val and test then also get the ECE and
+    mean confidence the runtime's answers have, growth and floor included: `*_shipped`)."""
     from serlaq.laq.calibration import (
         calibration_report, distance_threshold, fit_temperature, hidden_distance, hidden_reference, ood_threshold,
+        runtime_temperatures, softmax, stored_floor,
     )  # fmt: skip
+    from serlaq.metrics import confidence_scores
     from serlaq.laq.fakequant import logits_with
 
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -412,6 +415,13 @@ def calibrate(
     if ood_temper > 0 and len(linears) > 1 and "train" in hidden:
         h_train = hidden["train"].double().numpy()
         reference = hidden_reference(h_train)
-        return report, distance_threshold(hidden_distance(h_train, reference)), reference
+        threshold = distance_threshold(hidden_distance(h_train, reference))
+        floor = stored_floor(ood_floor, logits["val"].shape[1])
+        for name in ("val", "test"):
+            d = hidden_distance(hidden[name].double().numpy(), reference)
+            t = runtime_temperatures(logits[name], d, temperature, threshold, ood_temper, floor)
+            shipped = confidence_scores(softmax(logits[name] / t[:, None]), ys[name])
+            report[name].update(ece_shipped=shipped["ece"], mean_confidence_shipped=shipped["mean_confidence"])
+        return report, threshold, reference
     x_train = splits["train"][0].double().numpy()
     return report, ood_threshold(x_train, mean.double().cpu().numpy(), std.double().cpu().numpy()), None
