@@ -20,13 +20,19 @@ fn general_names_the_shipped_model() {
             let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(info["path"], "general");
             assert_eq!(info["size_bytes"].as_u64(), Some(bytes.len() as u64));
-            // the shipped model's confidence fades far from its training data (docs/adapt.md)
+            // the shipped model's confidence fades far from its training data, down to its
+            // floor (docs/adapt.md)
             let c = &info["confidence"];
             assert_eq!(c["ood_score"], "hidden", "{c}");
             assert!(
-                c["reference_rank"].as_u64().is_some_and(|r| r >= 1) && c["temper"].as_f64().is_some_and(|k| k > 0.0),
+                c["reference_rank"].as_u64().is_some_and(|r| r >= 1)
+                    && c["temper"].as_f64().is_some_and(|k| k > 0.0)
+                    && c["floor"].as_f64().is_some_and(|m| m > 0.0),
                 "{c}"
             );
+            let text = Command::new(BIN).args(["info", "general"]).output().unwrap();
+            let text = String::from_utf8_lossy(&text.stdout);
+            assert!(text.contains("x chance for the top label"), "{text}");
         }
         None => {
             assert_eq!(out.status.code(), Some(1));
