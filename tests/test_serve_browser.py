@@ -4,7 +4,10 @@
 1. A fake microphone fed from a generated WAV (a high tone, silence, a low tone): the
    timeline the page draws from the WebSocket stream shows the emotions of offline
    segmentation of that WAV, in the same order, with the silence between.
-2. The same WAV chosen as a file: the windows the page lists are exactly the offline ones.
+2. The same WAV chosen as a file: the windows the page lists are exactly the offline ones,
+   with their out-of-domain scores; no "far from home" note, the tones being the model's
+   home. Sent to a model they are far from (random input statistics), the note names
+   `serlaq adapt`.
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "runtime"))
-from rt_builders import shared_tone_model, tone, write_wav  # noqa: E402
+from rt_builders import random_model, shared_tone_model, tone, write_wav  # noqa: E402
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -56,21 +61,25 @@ def setup(tmp_path_factory):
         np.zeros(int(1.0 * sr), np.float32),
     ])
     wav = write_wav(tmp / "talk.wav", clip, sr)
+    far = random_model(tmp / "far.laq")  # input statistics nothing like real features: far from home
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     server = subprocess.Popen(
-        [sys.executable, "-m", "serlaq.cli", "serve", "--model", f"tones={model.path}", "--port", str(port)],
+        [sys.executable, "-m", "serlaq.cli", "serve", "--model", f"tones={model.path}", "--model", f"far={far.path}",
+         "--port", str(port)],
         env=env, stderr=subprocess.PIPE, text=True,
     )
     line = server.stderr.readline()
     assert f"127.0.0.1:{port}" in line, line
-    # offline: the CLI's segmentation of the same file
-    offline = subprocess.run(
-        [sys.executable, "-m", "serlaq.cli", "predict", str(model.path), str(wav), "--segments", "--format", "jsonl"],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout
-    rows = [json.loads(ln) for ln in offline.splitlines()]
-    yield {"url": f"http://127.0.0.1:{port}/", "wav": wav, "rows": rows}
+
+    def offline(path: Path) -> list[dict]:  # the CLI's segmentation of the same file
+        out = subprocess.run(
+            [sys.executable, "-m", "serlaq.cli", "predict", str(path), str(wav), "--segments", "--format", "jsonl"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout
+        return [json.loads(ln) for ln in out.splitlines()]
+
+    yield {"url": f"http://127.0.0.1:{port}/", "wav": wav, "rows": offline(model.path), "far_rows": offline(far.path)}
     server.terminate()
     server.wait(timeout=20)
 
@@ -86,7 +95,8 @@ def browser(extra: list[str]) -> webdriver.Chrome:
 
 def page_windows(drv) -> list[dict]:
     items = drv.find_elements(By.CSS_SELECTOR, "#segments li")
-    return [{k: li.get_attribute(f"data-{k}") for k in ("index", "start", "end", "label", "confidence", "speech")} for li in items]
+    keys = ("index", "start", "end", "label", "confidence", "speech", "ood")
+    return [{**{k: li.get_attribute(f"data-{k}") for k in keys}, "text": li.text} for li in items]
 
 
 def wait_summary(drv, seconds: float) -> None:
@@ -111,6 +121,23 @@ def runs(labels: list[str]) -> list[str]:
     return out
 
 
+def ood_threshold(url: str, model: str) -> float:
+    """The model's out-of-domain threshold as the page reads it (`/v1/models`)."""
+    with urllib.request.urlopen(url + "v1/models", timeout=10) as r:
+        models = json.load(r)["models"]
+    return next(m["info"]["confidence"]["ood_threshold"] for m in models if m["name"] == model)
+
+
+def check_ood(got: list[dict], want: list[dict]) -> None:
+    """Each listed window carries its offline out-of-domain score (shown beside the
+    confidence for speech; none for silence)."""
+    for g, w in zip(got, want, strict=True):
+        if w["speech"]:
+            assert float(g["ood"]) == w["ood"] and f"out-of-domain {w['ood']:.2f})" in g["text"], (g, w)
+        else:
+            assert g["ood"] == "" and "out-of-domain" not in g["text"], (g, w)
+
+
 def test_dropped_file_shows_the_offline_windows(setup):
     drv = browser([])
     try:
@@ -122,6 +149,34 @@ def test_dropped_file_shows_the_offline_windows(setup):
         assert [(float(g["start"]), float(g["end"]), g["label"]) for g in got] == [(r["start"], r["end"], r["label"]) for r in want]
         assert [float(g["confidence"]) for g in got if g["speech"] == "true"] == [r["confidence"] for r in want if r["speech"]]
         assert "angry" in drv.find_element(By.ID, "sumlist").text
+        check_ood(got, want)
+        # the tones are the model's home: no note
+        threshold = ood_threshold(setup["url"], "tones")
+        speech = [r["ood"] for r in want if r["speech"]]
+        assert 2 * sum(d > threshold for d in speech) <= len(speech), (speech, threshold)
+        assert not drv.find_element(By.ID, "ood").is_displayed()
+    finally:
+        drv.quit()
+
+
+def test_far_from_home_shows_the_note(setup):
+    drv = browser([])
+    try:
+        drv.get(setup["url"])
+        Select(drv.find_element(By.ID, "model")).select_by_value("far")
+        drv.find_element(By.ID, "file").send_keys(str(setup["wav"]))
+        wait_summary(drv, 30)
+        want = [r for r in setup["far_rows"] if "start" in r]
+        check_ood(page_windows(drv), want)
+        threshold = ood_threshold(setup["url"], "far")
+        speech = [r["ood"] for r in want if r["speech"]]
+        far = sum(d > threshold for d in speech)
+        assert 2 * far > len(speech) >= 2, (speech, threshold)
+        note = drv.find_element(By.ID, "ood")
+        assert note.is_displayed()
+        assert note.text.startswith(f"{far} of {len(speech)} speech windows lie far outside the model's training "
+                                    f"distribution (out-of-domain threshold {threshold:.2f})"), note.text
+        assert "serlaq adapt" in note.text
     finally:
         drv.quit()
 

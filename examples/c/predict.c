@@ -1,11 +1,15 @@
 /*
  * predict.c: serlaq from C, written from serlaq.h alone.
  *
- *   predict MODEL.laq FILE...            one line per file: path, label, confidence, then
- *                                        label=probability for every label
+ *   predict MODEL.laq FILE...            one line per file: path, label, confidence,
+ *                                        label=probability for every label, then the
+ *                                        out-of-domain score (about 1 on the training data);
+ *                                        when most files score above the model's threshold,
+ *                                        one warning on stderr naming `serlaq adapt`
  *   predict MODEL.laq --stream RATE      mono float32 samples (native endian) on stdin, e.g.
  *                                        `ffmpeg -i call.mp3 -f f32le -ac 1 - | predict m.laq --stream 48000`;
- *                                        one line per window: start, end, label, confidence
+ *                                        one line per window: start, end, label, confidence,
+ *                                        out-of-domain score (nan for silence)
  *   predict MODEL.laq --stream RATE --running-norm
  *                                        the same, the stream adapting to its room
  *                                        (serlaq_stream_running_norm, default numbers)
@@ -19,13 +23,36 @@
 
 #include "serlaq.h"
 
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* As `serlaq predict` warns: most of at least two clips above the out-of-domain threshold. */
+static void warn_far_from_home(double *ood, int n, double threshold) {
+    int far = 0;
+    for (int i = 0; i < n; i++) far += ood[i] > threshold;
+    if (n < 2 || 2 * far <= n) return;
+    qsort(ood, (size_t)n, sizeof *ood, by_value);
+    fprintf(stderr,
+            "warning: %d of %d files lie far outside the model's training distribution (median out-of-domain "
+            "score %.2f, threshold %.2f): its answers on them are unreliable; adapt the model to this audio "
+            "first: serlaq adapt MODEL AUDIO... --out ADAPTED.laq\n",
+            far, n, ood[n / 2], threshold);
+}
+
 static int predict_files(serlaq_model *m, int n, char **paths) {
     size_t k = serlaq_model_num_labels(m);
     float *probs = malloc(k * sizeof *probs);
-    int failed = 0;
-    if (!probs) return 1;
+    double *ood = malloc((size_t)n * sizeof *ood);
+    int failed = 0, scored = 0;
+    if (!probs || !ood) {
+        free(probs);
+        free(ood);
+        return 1;
+    }
     for (int f = 0; f < n; f++) {
-        if (serlaq_predict_file(m, paths[f], probs) != SERLAQ_OK) {
+        if (serlaq_predict_file_ood(m, paths[f], probs, &ood[scored]) != SERLAQ_OK) {
             fprintf(stderr, "error: %s\n", serlaq_last_error());
             failed = 1;
             continue;
@@ -36,17 +63,20 @@ static int predict_files(serlaq_model *m, int n, char **paths) {
         printf("%s\t%s\t%.9g\t", paths[f], serlaq_model_label(m, best), probs[best]);
         for (size_t i = 0; i < k; i++)
             printf("%s%s=%.9g", i ? "," : "", serlaq_model_label(m, i), probs[i]);
-        printf("\n");
+        printf("\t%.9g\n", ood[scored++]);
     }
+    warn_far_from_home(ood, scored, serlaq_model_ood_threshold(m));
     free(probs);
+    free(ood);
     return failed;
 }
 
 static void print_segments(serlaq_model *m, serlaq_stream *s) {
     serlaq_segment seg;
-    while (serlaq_stream_next(s, &seg, NULL) == 1) {
+    double ood;
+    while (serlaq_stream_next_ood(s, &seg, NULL, &ood) == 1) {
         const char *label = seg.label < 0 ? "silence" : serlaq_model_label(m, (size_t)seg.label);
-        printf("%.3f\t%.3f\t%s\t%.9g\n", seg.start_seconds, seg.end_seconds, label, seg.confidence);
+        printf("%.3f\t%.3f\t%s\t%.9g\t%.9g\n", seg.start_seconds, seg.end_seconds, label, seg.confidence, ood);
     }
 }
 

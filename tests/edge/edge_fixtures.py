@@ -20,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "runtime"))
 
-from rt_builders import tone, write_model, write_wav  # noqa: E402
+from rt_builders import PAPER_FEATURES, tone, write_model, write_wav  # noqa: E402
+from serlaq import _native  # noqa: E402
 
 DIST = ROOT / "dist"
 LABELS = ("angry", "happy", "neutral", "sad")
@@ -56,16 +57,26 @@ def rt_json(*args: str | Path) -> list[dict]:
     return json.loads(r.stdout)
 
 
-def fixture_model(path: Path) -> None:
+def fixture_model(path: Path, home: list[Path] | None = None) -> None:
     """A random MLP (180 -> 32 -> 4 labels, 4/2/8 bits) scaled so that tones give
-    probabilities well inside (0, 1): a saturated softmax would hide differences."""
+    probabilities well inside (0, 1): a saturated softmax would hide differences.
+
+    Its input statistics are generic, so the generated tones lie far outside its training
+    distribution (out-of-domain scores of 15 and more, threshold 3). With `home` the
+    statistics are those clips' own features instead: each of them is then in domain (its
+    RMS z-score is at most sqrt(len(home) - 1))."""
     rng = np.random.default_rng(7)
     dims = [180, 32, 16, len(LABELS)]
     weights = [rng.normal(0, 0.3 / np.sqrt(dims[i]), (dims[i + 1], dims[i])).astype(np.float32) for i in range(3)]
     biases = [rng.normal(0, 0.1, dims[i + 1]).astype(np.float32) for i in range(3)]
-    # standardize around the paper features' typical scale (MFCC ~ -300..100, power mel ~ 0..50)
-    mean = np.concatenate([np.full(40, -20.0), np.full(12, 0.5), np.full(128, 0.5)]).astype(np.float32)
-    std = np.concatenate([np.full(40, 40.0), np.full(12, 0.2), np.full(128, 5.0)]).astype(np.float32)
+    if home:
+        spec = json.dumps(PAPER_FEATURES)
+        x = np.stack([_native.features(spec, _native.load_audio(str(p), 22050, 2048)) for p in home])
+        mean, std = x.mean(0).astype(np.float32), (x.std(0) + 1e-3).astype(np.float32)
+    else:
+        # standardize around the paper features' typical scale (MFCC ~ -300..100, power mel ~ 0..50)
+        mean = np.concatenate([np.full(40, -20.0), np.full(12, 0.5), np.full(128, 0.5)]).astype(np.float32)
+        std = np.concatenate([np.full(40, 40.0), np.full(12, 0.2), np.full(128, 5.0)]).astype(np.float32)
     write_model(path, weights, biases, [4, 2, 8], LABELS, mean, std)
 
 
@@ -77,9 +88,11 @@ def speech_and_silence(rate: int) -> np.ndarray:
 
 def build_fixtures(out: Path) -> dict:
     """A model, clips at several rates (one stereo, one long with silence) and the
-    native answers: expected.json = {labels, sample_rate, files: [prediction records],
-    segments: {path, rows}, segments_running: the same with running normalisation (prior 3,
-    horizon 40)} as serlaq-rt writes them (paths relative to `out`)."""
+    native answers: expected.json = {labels, sample_rate, ood_threshold, files: [prediction
+    records], segments: {path, rows}, segments_running: the same with running normalisation
+    (prior 3, horizon 40), home_files: the clips' records from home.laq} as serlaq-rt
+    writes them (paths relative to `out`). The clips lie far from model.laq's home; home.laq
+    (the same network standardized by the clips' own statistics) is their home."""
     out.mkdir(parents=True, exist_ok=True)
     fixture_model(out / "model.laq")
     clips = []
@@ -88,8 +101,10 @@ def build_fixtures(out: Path) -> dict:
         clips.append(write_wav(out / f"clip{i}.wav", tone(freq, rate, secs, channels=ch, seed=i), rate).name)
     long = write_wav(out / "long.wav", speech_and_silence(16000), 16000).name
     files = rt_json(out / "model.laq", *[out / c for c in clips])
-    for f, c in zip(files, clips):
-        f["path"] = c
+    fixture_model(out / "home.laq", home=[out / c for c in clips])
+    home_files = rt_json(out / "home.laq", *[out / c for c in clips])
+    for f, h, c in zip(files, home_files, clips):
+        f["path"] = h["path"] = c
     def segment_rows(*extra: str) -> list[dict]:
         rows = rt_json(out / "model.laq", out / long, "--segments", "--window", "1", "--hop", "0.5", *extra)
         return [dict(r, path=long, probabilities=r.get("probabilities", {})) for r in rows if "summary" not in r]
@@ -98,7 +113,10 @@ def build_fixtures(out: Path) -> dict:
     running = segment_rows("--running-norm", "--running-prior", "3", "--running-horizon", "40")
     info = subprocess.run([str(serlaq_rt()), "info", str(out / "model.laq"), "--json"], capture_output=True, text=True)
     rate = json.loads(info.stdout)["features"]["sample_rate"]
-    expected = {"labels": list(LABELS), "sample_rate": rate, "files": files, "segments": {"path": long, "rows": segs},
-                "segments_running": {"path": long, "rows": running, "prior": 3, "horizon": 40}}
+    threshold = json.loads(info.stdout)["confidence"]["ood_threshold"]
+    expected = {"labels": list(LABELS), "sample_rate": rate, "ood_threshold": threshold, "files": files,
+                "segments": {"path": long, "rows": segs},
+                "segments_running": {"path": long, "rows": running, "prior": 3, "horizon": 40},
+                "home_files": home_files}
     (out / "expected.json").write_text(json.dumps(expected))
     return expected

@@ -1,7 +1,9 @@
 """The C ABI as a C user gets it (`make capi` -> dist/capi): serlaq.h declares exactly the
 library's exports with the struct layout Rust uses; examples/c/predict.c, built with gcc
-from the header alone (shared and static), gives serlaq-rt's labels and probabilities
-(to 1e-6) and its segments; bad files give one error line and the others still run."""
+from the header alone (shared and static), gives serlaq-rt's labels, probabilities (to
+1e-6), out-of-domain scores and segments, and serlaq-rt's warning when most files lie far
+from the model's home (none at home); bad files give one error line and the others still
+run."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_fixtures import DIST, ROOT, build_fixtures, need, rt_json, speech_and_silence, tool
+from edge_fixtures import DIST, ROOT, build_fixtures, need, rt_json, serlaq_rt, speech_and_silence, tool
 
 CAPI = DIST / "capi"
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -78,12 +80,20 @@ int main(void) { return 0; }
     assert r.returncode == 0, r.stderr
 
 
-def parse_lines(stdout: str) -> list[tuple[str, str, dict[str, float]]]:
+def parse_lines(stdout: str) -> list[tuple[str, str, dict[str, float], float]]:
     rows = []
     for line in stdout.splitlines():
-        path, label, _conf, probs = line.split("\t")
-        rows.append((path, label, {k: float(v) for k, v in (kv.split("=") for kv in probs.split(","))}))
+        path, label, _conf, probs, ood = line.split("\t")
+        rows.append((path, label, {k: float(v) for k, v in (kv.split("=") for kv in probs.split(","))}, float(ood)))
     return rows
+
+
+def rt_warning(cwd: Path, model: str, *paths: str) -> list[str]:
+    """serlaq-rt's out-of-domain warning for `predict MODEL PATHS...` (a list of 0 or 1
+    lines, without its "serlaq-rt: " prefix)."""
+    r = subprocess.run([str(serlaq_rt()), "predict", model, *paths], cwd=cwd, capture_output=True, text=True,
+                       timeout=120)
+    return [ln.removeprefix("serlaq-rt: ") for ln in r.stderr.splitlines() if ln.startswith("serlaq-rt: warning: ")]
 
 
 def test_c_program_matches_serlaq_rt(fixtures: tuple[Path, dict], predict_bin: Path) -> None:
@@ -91,18 +101,41 @@ def test_c_program_matches_serlaq_rt(fixtures: tuple[Path, dict], predict_bin: P
     junk = out / "junk.wav"
     junk.write_bytes(b"not audio at all " * 10)
     paths = [f["path"] for f in expected["files"]]
-    r = subprocess.run([str(predict_bin), str(out / "model.laq"), *paths[:2], "junk.wav", *paths[2:]],
-                       cwd=out, capture_output=True, text=True, timeout=120)
+    args = ["model.laq", *paths[:2], "junk.wav", *paths[2:]]
+    r = subprocess.run([str(predict_bin), *args], cwd=out, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     err = r.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: junk.wav: "), r.stderr
+    # the failing file's line, then (the fixture's tones being far from model.laq's home)
+    # serlaq-rt's warning word for word: counted over the files that were predicted
+    warning = rt_warning(out, *args)
+    assert len(warning) == 1 and warning[0].startswith(f"warning: {len(paths)} of {len(paths)} files lie far outside")
+    assert "serlaq adapt" in warning[0]
+    assert len(err) == 2 and err[0].startswith("error: junk.wav: ") and err[1:] == warning, r.stderr
     rows = parse_lines(r.stdout)
-    assert [p for p, _, _ in rows] == paths
-    for (path, label, probs), want in zip(rows, expected["files"]):
+    assert [p for p, _, _, _ in rows] == paths
+    for (path, label, probs, ood), want in zip(rows, expected["files"]):
         assert label == want["label"], path
         assert probs.keys() == want["probabilities"].keys()
         for k, v in want["probabilities"].items():
             assert abs(probs[k] - v) <= 1e-6, (path, k)
+        assert ood == pytest.approx(want["ood"], rel=1e-8) and ood > expected["ood_threshold"], path
+
+
+def test_c_program_at_home_has_no_warning(fixtures: tuple[Path, dict], predict_bin: Path) -> None:
+    out, expected = fixtures
+    paths = [f["path"] for f in expected["home_files"]]
+    r = subprocess.run([str(predict_bin), "home.laq", *paths], cwd=out, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    rows = parse_lines(r.stdout)
+    assert [p for p, _, _, _ in rows] == paths
+    for (path, label, _, ood), want in zip(rows, expected["home_files"]):
+        assert label == want["label"], path
+        assert 0 <= ood <= expected["ood_threshold"] and ood == pytest.approx(want["ood"], rel=1e-8), path
+    # serlaq-rt's rule: a single file far from home is no batch to warn about
+    r = subprocess.run([str(predict_bin), "model.laq", paths[0]], cwd=out, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert rt_warning(out, "model.laq", paths[0]) == []
+    assert parse_lines(r.stdout)[0][3] > expected["ood_threshold"]
 
 
 @pytest.mark.parametrize("running", [[], ["--running-norm"]], ids=["plain", "running-norm"])
@@ -131,6 +164,11 @@ def test_c_stream_matches_serlaq_rt_segments(fixtures: tuple[Path, dict], predic
         assert (float(g[0]), float(g[1])) == pytest.approx((w["start"], w["end"]), abs=5e-4)
         assert g[2] == w["label"]
         assert float(g[3]) == pytest.approx(w["confidence"] or 0.0, abs=1e-6)
+        # the window's out-of-domain score; nan for silence (serlaq-rt: none)
+        if w.get("ood") is None:
+            assert not w["speech"] and g[4] == "nan"
+        else:
+            assert float(g[4]) == pytest.approx(w["ood"], rel=1e-8)
 
 
 def test_c_program_bad_model_is_one_line(tmp_path: Path, predict_bin: Path) -> None:

@@ -1,7 +1,9 @@
 """The WebAssembly package (`make wasm` -> dist/wasm): node's test runner checks serlaq.js
 against serlaq-rt on generated WAVs (rust/wasm/tests/api.test.mjs), and headless Chromium
 loads the page from a loopback server and classifies a generated file with the native
-runtime's label and probabilities (within 1e-5, the bound api.test.mjs explains)."""
+runtime's label, probabilities (within 1e-5, the bound api.test.mjs explains) and
+out-of-domain score, with the "far from home" note shown for a model the clip is far from
+and not for one that is its home."""
 
 from __future__ import annotations
 
@@ -63,18 +65,19 @@ def chromium() -> str:
     return tool("chromium")
 
 
-def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["model.laq", "home.laq"], ids=["far", "home"])
+def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path, model: str) -> None:
     out, expected = fixtures
     site = tmp_path / "site"
     shutil.copytree(WASM, site)
-    shutil.copy(out / "model.laq", site / "model.laq")
-    clip = expected["files"][1]
+    shutil.copy(out / model, site / model)
+    clip = expected["files" if model == "model.laq" else "home_files"][1]
     shutil.copy(out / clip["path"], site / "clip.wav")
     reports: queue.Queue[str] = queue.Queue()
     handler = type("Site", (_Site,), {"reports": reports})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/index.html#model=model.laq&audio=clip.wav&report=/report"
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html#model={model}&audio=clip.wav&report=/report"
     log = tmp_path / "chromium.log"
     with log.open("w") as errf:
         browser = subprocess.Popen([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -104,3 +107,14 @@ def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path) 
     segs = result["segments"]
     assert segs and all(s["label"] in [*expected["labels"], "silence"] for s in segs)
     assert segs[-1]["end"] == pytest.approx(2.0, abs=0.05)  # the clip's 2 s, decoded by the browser
+    # the out-of-domain score beside the confidence, and the note when the clip is far from home
+    ood, threshold = clip["ood"], expected["ood_threshold"]
+    assert result["oodThreshold"] == threshold
+    assert result["clip"]["ood"] == pytest.approx(ood, rel=1e-4)
+    assert f"({result['clip']['confidence']:.3f}, out-of-domain score {ood:.2f})" in result["head"], result["head"]
+    if model == "model.laq":
+        assert ood > threshold
+        assert "far outside the model's training distribution" in result["note"], result["note"]
+        assert f"{ood:.2f}, threshold {threshold:.2f}" in result["note"] and "serlaq adapt" in result["note"]
+    else:
+        assert ood <= threshold and result["note"] == "", result["note"]

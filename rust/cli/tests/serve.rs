@@ -217,6 +217,8 @@ fn endpoints_answer_what_the_cli_prints() {
     assert_eq!(v["models"][0]["default"], true);
     assert_eq!(v["models"][1]["name"], "other");
     assert_eq!(v["models"][0]["info"], info);
+    // the page's "far from home" note reads the threshold there
+    assert!(v["models"][0]["info"]["confidence"]["ood_threshold"].as_f64().is_some_and(|t| t > 0.0));
 
     // predict, raw body: the bytes of `predict --format json`
     let cli = srv.cli(&["predict", "model.laq", "b.wav", "--format", "json", "--top-k", "2"]);

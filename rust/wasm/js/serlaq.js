@@ -5,6 +5,8 @@
 //   import { Serlaq } from "./serlaq.js";
 //   const model = await Serlaq.load("model.laq");            // a URL, or the bytes
 //   model.labels;                                            // ["angry", ...]
+//   model.oodThreshold;                                      // `ood` above it: far from the
+//                                                            // training data (`serlaq adapt`)
 //   model.predict(float32Samples, 16000);                    // {label, confidence, probabilities, ood}
 //   model.predictFile(await file.arrayBuffer());             // an encoded file: WAV (the
 //                                                            // default build; `make wasm
@@ -130,6 +132,8 @@ export class Model {
     this.labels = Array.from({ length: n }, (_, i) => rt.cstr(x.serlaq_model_label(ptr, i)));
     /** The rate the model works at (any other input rate is resampled). */
     this.sampleRate = x.serlaq_model_sample_rate(ptr);
+    /** A clip or window whose `ood` is above it lies outside the model's training data. */
+    this.oodThreshold = x.serlaq_model_ood_threshold(ptr);
   }
 
   static create(rt, bytes) {

@@ -121,6 +121,16 @@ pub unsafe extern "C" fn serlaq_model_sample_rate(m: *const ModelHandle) -> u32 
     guard(|| Ok(model(m)?.sample_rate())).unwrap_or(0)
 }
 
+/// The out-of-domain threshold (`serlaq.h`'s `serlaq_model_ood_threshold`): a clip or
+/// window whose `ood` is above it lies outside the model's training data; 0 for NULL.
+///
+/// # Safety
+/// `m`: NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_ood_threshold(m: *const ModelHandle) -> f64 {
+    guard(|| Ok(model(m)?.ood_threshold())).unwrap_or(0.0)
+}
+
 /// Mono samples at `sample_rate` Hz -> the prediction record's JSON in the output buffer.
 ///
 /// # Safety

@@ -67,9 +67,10 @@ test("the module has no imports and is at most 300 KB gzip", async () => {
   assert.ok(gz <= 300 * 1024, `serlaq.wasm is ${gz} bytes gzip`);
 });
 
-test("labels and rate", () => {
+test("labels, rate and out-of-domain threshold", () => {
   assert.deepEqual(model.labels, expected.labels);
   assert.equal(model.sampleRate, expected.sample_rate);
+  assert.equal(model.oodThreshold, expected.ood_threshold);
 });
 
 test("predictFile gives serlaq-rt's labels, probabilities (within 1e-5) and out-of-domain score", async () => {

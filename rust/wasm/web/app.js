@@ -48,6 +48,23 @@ function draw() {
   g.fillText(`${end.toFixed(1)} s`, c.width - 50, c.height - 5);
 }
 
+// Far from home, as `serlaq predict` warns: the clip (or, without one, most of at least two
+// speech windows) above the model's out-of-domain threshold. Returns the note shown ("" none).
+function homeNote(clip) {
+  const t = model.oodThreshold;
+  const speech = segments.filter((s) => s.speech);
+  const far = speech.filter((s) => s.ood > t).length;
+  let text = "";
+  if (clip ? clip.ood > t : speech.length >= 2 && 2 * far > speech.length) {
+    text = clip
+      ? `This clip lies far outside the model's training distribution (out-of-domain score ${clip.ood.toFixed(2)}, threshold ${t.toFixed(2)}): its answer is unreliable; adapt the model to this audio first (serlaq adapt).`
+      : `${far} of ${speech.length} speech windows lie far outside the model's training distribution (threshold ${t.toFixed(2)}): their answers are unreliable; adapt the model to this audio first (serlaq adapt), or tick "Adapt to this room".`;
+  }
+  $("ood").textContent = text;
+  $("ood").hidden = !text;
+  return text;
+}
+
 function report(obj) {
   $("result").textContent = JSON.stringify(obj);
   $("result").dataset.done = "1";
@@ -96,15 +113,18 @@ async function useAudio(bytes, name) {
   draw();
   $("clip").textContent = "";
   const head = document.createElement("p");
-  head.textContent = clip ? `${name}: ${clip.label} (${clip.confidence.toFixed(3)})` : `${name}: whole-clip result unavailable: ${clipError}`;
+  head.textContent = clip
+    ? `${name}: ${clip.label} (${clip.confidence.toFixed(3)}, out-of-domain score ${clip.ood.toFixed(2)})`
+    : `${name}: whole-clip result unavailable: ${clipError}`;
   $("clip").append(head);
   if (clip) {
     const table = document.createElement("table");
     for (const [l, p] of Object.entries(clip.probabilities)) table.insertRow().append(...[l, p.toFixed(3)].map((t) => Object.assign(document.createElement("td"), { textContent: t })));
     $("clip").append(table);
   }
+  const note = homeNote(clip);
   status(`${name}: ${segments.length} windows.`);
-  report({ file: name, clip, clipError, segments });
+  report({ file: name, clip, clipError, segments, oodThreshold: model.oodThreshold, head: head.textContent, note });
 }
 
 async function handle(file) {
@@ -135,6 +155,7 @@ async function toggleMic() {
     live.stream.free();
     live = null;
     $("mic").textContent = "Start microphone";
+    homeNote(null);
     return draw();
   }
   const media = await navigator.mediaDevices.getUserMedia({ audio: true });
@@ -144,10 +165,12 @@ async function toggleMic() {
   ctx.createMediaStreamSource(media).connect(node);
   const stream = model.stream(ctx.sampleRate, { runningNorm: $("adapt").checked });
   segments = [];
+  homeNote(null);
   node.port.onmessage = (e) => {
     const done = stream.push(e.data);
     if (done.length) {
       segments.push(...done);
+      homeNote(null);
       draw();
     }
   };
