@@ -267,7 +267,7 @@ pub unsafe extern "C" fn serlaq_stream_next_ood(
         let s = stream(s)?;
         let out = seg.as_mut().ok_or_else(|| Error::argument("segment is NULL"))?;
         check_ood(ood)?; // before the window is taken: a refused call loses nothing
-        let Some(next) = s.next() else { return Ok(0) };
+        let Some(next) = s.take_next() else { return Ok(0) };
         *out = serlaq_segment::from_core(&next);
         if !probs.is_null() {
             let zeros = vec![0.0; s.num_labels()];

@@ -190,7 +190,7 @@ impl StreamHandle {
     }
 
     /// The oldest finished window not taken yet.
-    pub fn next(&mut self) -> Option<Segment> {
+    pub fn take_next(&mut self) -> Option<Segment> {
         self.pending.pop_front()
     }
 
