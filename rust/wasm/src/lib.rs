@@ -211,7 +211,7 @@ fn windows(s: &mut StreamHandle, r: Result<usize, Error>) -> Result<i32, Error> 
     let n = r?;
     let labels = s.labels().to_vec();
     let records: Vec<SegmentRecord> =
-        std::iter::from_fn(|| s.next()).map(|w| SegmentRecord::new(&labels, &w, None, None)).collect();
+        std::iter::from_fn(|| s.take_next()).map(|w| SegmentRecord::new(&labels, &w, None, None)).collect();
     set_out(to_line(&records));
     Ok(i32::try_from(n).unwrap_or(i32::MAX))
 }
