@@ -132,6 +132,7 @@ def main() -> None:
                     "variant": variant,
                     "seed": seed,
                     "augment": overrides["data.augment"],
+                    "sets": args.sets,  # transform parameters given with --set land here, not in "augment"
                     "preset": config.features.preset,
                     "source_test_accuracy": result.test_accuracy,
                     **score(model, *targets[target]),
