@@ -45,6 +45,8 @@ def plan(root: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("acceptance-2s", ["bench_fit.py", "--data-dir", emodb2s, "--protocol", "acceptance", "--seeds", seeds]),
         ("loso", ["bench_fit.py", "--data-dir", emodb, "--protocol", "loso"]),
         ("cross-corpus", ["bench_cross_corpus.py", "--data-root", str(root), "--pairs", "2" if quick else "5"]),
+        # configs/general.yaml names its corpora relative to the repository root (../shared/datasets)
+        ("conditions", ["bench_conditions.py"]),
     ]
 
 

@@ -1,0 +1,161 @@
+"""The shipped model under simulated rooms and microphones: its own test clips, degraded.
+
+    python benchmarks/bench_conditions.py                     # the general model, configs/general.yaml's test split
+
+Scores a `.laq` (default: the shipped `general`) on the test split of the run config that
+trained it (default `configs/general.yaml`: the split is recomputed from the config and its
+seed, so the clips were never trained or calibrated on), clean and with each clip passed
+through one fixed condition built from the training augmentations (`serlaq.data.augment`,
+the same code): additive white / pink noise at an SNR, a synthetic room, a telephone
+channel (resampled through 8 kHz: a 0-4 kHz band, low cut at 300 Hz), microphone colour (a spectral tilt),
+a quiet recording (-30 dB) and a faster / slower voice (speed, pitch and tempo together).
+Each condition's draws come from one seeded generator per clip (`--seed`), so a rerun gives
+the same audio and the same figures.
+
+Per condition, through the runtime (the files written as float WAV at the clip's own rate
+and read back by `predict_files`, as a user's recordings would be): UAR, accuracy, the most
+predicted label's share, mean confidence, ECE, the median out-of-domain score and the share
+of clips above the model's threshold (the clips `serlaq predict` calls far from its training
+data), then the same after `LaqModel.adapt` on that condition's unlabelled clips (what
+`serlaq adapt` does). Paired differences are against the clean row of the same run.
+
+The speakers are the training speakers (the general model's split is stratified, not
+speaker-independent): this measures rooms and microphones, not new voices
+(`bench_cross_corpus.py --protocol corpus` measures those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (what it is, the transform of (wave tensor, rate, generator))
+Condition = Callable[[Any, int, Any], Any]
+
+
+def conditions() -> dict[str, tuple[str, Condition]]:
+    from serlaq.data import augment as A
+
+    return {
+        "clean": ("as recorded", lambda x, r, g: x),
+        "noise-30": ("white noise, 30 dB SNR", lambda x, r, g: A.noise(x, r, 30.0, 0.0, g)),
+        "noise-20": ("white noise, 20 dB SNR", lambda x, r, g: A.noise(x, r, 20.0, 0.0, g)),
+        "noise-10": ("white noise, 10 dB SNR", lambda x, r, g: A.noise(x, r, 10.0, 0.0, g)),
+        "pink-10": ("pink noise, 10 dB SNR", lambda x, r, g: A.noise(x, r, 10.0, 1.0, g)),
+        "room": ("synthetic room, RT60 0.6 s, direct-to-reverberant 3 dB", lambda x, r, g: A.reverb(x, r, 0.6, 3.0, g)),
+        "telephone": ("resampled through 8 kHz (0-4 kHz band), low cut at 300 Hz", lambda x, r, g: A.eq(A.band_limit(x, r, 8000), r, 0.0, 300.0)),
+        "bright-mic": ("tilt +3 dB per octave around 1 kHz", lambda x, r, g: A.eq(x, r, 3.0, 0.0)),
+        "dark-mic": ("tilt -3 dB per octave around 1 kHz", lambda x, r, g: A.eq(x, r, -3.0, 0.0)),
+        "quiet": ("30 dB quieter", lambda x, r, g: x * 10 ** (-30 / 20)),
+        "faster": ("speed x1.1 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 1.1)),
+        "slower": ("speed x0.9 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 0.9)),
+    }
+
+
+def test_clips(config_path: Path, sets: list[str]) -> list[Any]:
+    """The test split of the run `config_path` describes (recomputed from its seed)."""
+    from serlaq.config import load_config
+    from serlaq.data.datamodule import SERDataModule
+
+    dm = SERDataModule(load_config(config_path, ["trainer.enable_progress_bar=false", *sets]))
+    dm.setup()
+    return dm.split_clips("test")
+
+
+def degrade(clips: list[Any], transform: Condition, seed: int, out: Path) -> list[Path]:
+    """Each clip through `transform`, written as a float WAV at its own rate under `out`."""
+    import soundfile as sf
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, clip in enumerate(clips):
+        wave, rate = sf.read(str(clip.path), dtype="float32", always_2d=True)
+        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        y = transform(torch.from_numpy(np.ascontiguousarray(wave.mean(axis=1))), rate, g)
+        path = out / f"{i:05d}.wav"
+        sf.write(str(path), np.asarray(y, dtype=np.float32), rate, subtype="FLOAT")
+        paths.append(path)
+    return paths
+
+
+def score(model: Any, paths: list[Path], clips: list[Any]) -> dict[str, Any]:
+    """Runtime scores on the degraded files, answering among the labels the clips have."""
+    from serlaq.reports.cross import cross_scores
+
+    labels = [lab for lab in model.labels if lab in {c.label for c in clips}]
+    as_files = [type("Clip", (), {"path": p, "label": c.label}) for p, c in zip(paths, clips)]
+    row = cross_scores(model, as_files, labels)
+    ood = [model.ood_scores(model.features_from_file(p))[0] for p in paths]
+    row["ood_median"] = float(statistics.median(ood))
+    row["far_share"] = float(np.mean([s > model.ood_threshold for s in ood]))
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="general", help="a .laq path or the name general (default)")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "general.yaml", help="the run config that trained --model (its test split is scored)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="config override, as the model was trained")
+    ap.add_argument("--conditions", nargs="+", default=None, help="subset of the conditions (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="the conditions' random draws")
+    ap.add_argument("--no-adapt", dest="adapt", action="store_false", help="skip the adapted rows")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    args = ap.parse_args()
+
+    import serlaq
+
+    model = serlaq.load(args.model)
+    table = conditions()
+    names = args.conditions or list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise SystemExit(f"--conditions: unknown {unknown} (known: {', '.join(table)})")
+    if "clean" not in names:
+        names.insert(0, "clean")
+    clips = test_clips(args.config, args.sets)
+    print(f"{args.model}: {len(clips)} test clips of {args.config.name}; threshold {model.ood_threshold:.2f}", file=sys.stderr, flush=True)
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-conditions-") as tmp:
+        for name in names:
+            paths = degrade(clips, table[name][1], args.seed, Path(tmp) / name)
+            row = {"condition": name, "what": table[name][0], "zero_shot": score(model, paths, clips)}
+            if args.adapt:
+                row["adapted"] = score(model.adapt(paths, source=f"bench_conditions {name}"), paths, clips)
+            rows[name] = row
+            z = row["zero_shot"]
+            print(f"{name}: UAR {100 * z['uar']:.1f} top {100 * z['top_share']:.0f}% conf {z['mean_confidence']:.2f} ECE {z['ece']:.2f} far {100 * z['far_share']:.0f}%", file=sys.stderr, flush=True)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(list(rows.values()), indent=1) + "\n")
+
+
+def print_table(rows: dict[str, dict[str, Any]]) -> None:
+    clean = rows["clean"]["zero_shot"]
+    adapted = all("adapted" in r for r in rows.values())
+    head = "| condition | UAR % | vs clean | top label % | mean confidence | ECE | median ood | far % |"
+    print("\n" + head + (" adapted UAR % | adapted ECE |" if adapted else ""))
+    print("|---" * (head.count("|") - 1 + (2 if adapted else 0)) + "|")
+    for name, r in rows.items():
+        z = r["zero_shot"]
+        delta = "–" if name == "clean" else f"{100 * (z['uar'] - clean['uar']):+.1f}"
+        line = (f"| {name} ({r['what']}) | {100 * z['uar']:.1f} | {delta} | {100 * z['top_share']:.0f} ({z['top_label']}) | "
+                f"{z['mean_confidence']:.2f} | {z['ece']:.2f} | {z['ood_median']:.2f} | {100 * z['far_share']:.0f} |")
+        if adapted:
+            a = r["adapted"]
+            line += f" {100 * a['uar']:.1f} | {a['ece']:.2f} |"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
