@@ -91,12 +91,13 @@ def degrade(clips: list[Any], transform: Condition, seed: int, out: Path) -> lis
 
 def score(model: Any, paths: list[Path], clips: list[Any]) -> dict[str, Any]:
     """Runtime scores on the degraded files, answering among the labels the clips have."""
+    from dataclasses import replace
+
     from serlaq.reports.cross import cross_scores
 
     labels = [lab for lab in model.labels if lab in {c.label for c in clips}]
-    as_files = [type("Clip", (), {"path": p, "label": c.label}) for p, c in zip(paths, clips)]
-    row = cross_scores(model, as_files, labels)
-    ood = [model.ood_scores(model.features_from_file(p))[0] for p in paths]
+    row = cross_scores(model, [replace(c, path=p) for p, c in zip(paths, clips)], labels)
+    ood = model.ood_scores(np.stack([model.features_from_file(p) for p in paths]))
     row["ood_median"] = float(statistics.median(ood))
     row["far_share"] = float(np.mean([s > model.ood_threshold for s in ood]))
     return row
