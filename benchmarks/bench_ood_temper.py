@@ -22,6 +22,9 @@ model: at most about 2.6 KB for the reference).
 
 is the second grid (2026-12-05): the rank fixed at 8 by the first, the floor added;
 `--ranks 8 --percentiles 90,95,99 --tempers 0,8,12,16 --floors 2` the third (the threshold's percentile).
+`--spaces hidden,hidden+features` adds, beside each cell, the distance taken as the larger of
+the hidden one and the RMS z-score of the standardized features, each over its own threshold
+(the same percentile of the training split's), so a clip far in either space is softened.
 """
 
 from __future__ import annotations
@@ -81,6 +84,15 @@ def inner_clips(laq: Any, target: str, data_root: Path) -> tuple[np.ndarray, np.
     return x, np.array([labels.index(c.label) for c in clips]), labels
 
 
+def feature_rms(laq: Any, x: np.ndarray) -> np.ndarray:
+    """RMS z-score of raw feature rows under the file's normalisation (the pre-hidden score)."""
+    from serlaq import _native
+
+    f = _native.LaqFile(str(laq.path))
+    z = (x.astype(np.float64) - f.tensor("norm.mean")) / f.tensor("norm.std")
+    return np.sqrt((z * z).mean(axis=1))
+
+
 def ece_of(logits: np.ndarray, t: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
     """ECE of softmax(logits / t) restricted to `cols` (the shared labels, renormalised)."""
     from serlaq import metrics
@@ -101,6 +113,7 @@ def main() -> None:
     parser.add_argument("--tempers", default="0,2,4,5,6,8")
     parser.add_argument("--percentiles", default="99", help="the threshold: this percentile of the training distances")
     parser.add_argument("--floors", default="0", help="m: the softening stops at m / classes (0 = no floor)")
+    parser.add_argument("--spaces", default="hidden", help="hidden, hidden+features: which distance grows the temperature")
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "python"))
@@ -110,13 +123,17 @@ def main() -> None:
     tempers = [float(k) for k in args.tempers.split(",")]
     floors = [float(m) for m in args.floors.split(",")]
     percentiles = [float(q) for q in args.percentiles.split(",")]
-    cells: dict[tuple[str, int, float, float, float], dict[str, list[float]]] = {}
+    spaces = args.spaces.split(",")
+    if bad := set(spaces) - {"hidden", "hidden+features"}:
+        parser.error(f"--spaces: unknown {sorted(bad)} (known: hidden, hidden+features)")
+    cells: dict[tuple[str, str, int, float, float, float], dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for source, target in (("emodb", "tess"), ("tess", "emodb")):
             for seed in range(args.seeds):
                 laq, datamodule = train(args, source, seed, tmp)
-                h_train, _ = packed(laq, datamodule.split_tensors("train")[0].numpy())
+                x_train = datamodule.split_tensors("train")[0].numpy()
+                h_train, _ = packed(laq, x_train)
                 x_test, y_test = (t.numpy() for t in datamodule.split_tensors("test"))
                 h_test, z_test = packed(laq, x_test)
                 x_far, y_far, labels = inner_clips(laq, target, args.data_root)
@@ -124,37 +141,44 @@ def main() -> None:
                 cols = [list(laq.labels).index(lab) for lab in labels]
                 temperature = laq.temperature
                 width = h_train.shape[1]
+                rms_train, rms_test, rms_far = (feature_rms(laq, x) for x in (x_train, x_test, x_far))
                 for rank in ranks:
                     ref = hidden_reference(h_train, rank)
                     d_train = hidden_distance(h_train, ref)
                     d_test, d_far = hidden_distance(h_test, ref), hidden_distance(h_far, ref)
                     for q in percentiles:
                         thr = distance_threshold(d_train, q)
-                        for k in tempers:
-                            for m in floors:
-                                cell = cells.setdefault((f"{source}->{target}", rank, q, k, m), {"far": [], "own": [], "bytes": []})
-                                t_far = runtime_temperatures(z_far, d_far, temperature, thr, k, m)
-                                t_test = runtime_temperatures(z_test, d_test, temperature, thr, k, m)
-                                cell["far"].append(ece_of(z_far, t_far, y_far, cols))
-                                cell["own"].append(ece_of(z_test, t_test, y_test, []))
-                                cell["bytes"].append(4.0 * (width + rank * width + rank + 1))
+                        f_thr = distance_threshold(rms_train, q)
+                        for space in spaces:
+                            # distances in threshold units, so the growth reads max(1, r)^k with threshold 1
+                            r_far, r_test = d_far / thr, d_test / thr
+                            if space == "hidden+features":
+                                r_far, r_test = np.maximum(r_far, rms_far / f_thr), np.maximum(r_test, rms_test / f_thr)
+                            for k in tempers:
+                                for m in floors:
+                                    key = (space, f"{source}->{target}", rank, q, k, m)
+                                    cell = cells.setdefault(key, {"far": [], "own": [], "bytes": []})
+                                    t_far = runtime_temperatures(z_far, r_far, temperature, 1.0, k, m)
+                                    t_test = runtime_temperatures(z_test, r_test, temperature, 1.0, k, m)
+                                    cell["far"].append(ece_of(z_far, t_far, y_far, cols))
+                                    cell["own"].append(ece_of(z_test, t_test, y_test, []))
+                                    cell["bytes"].append(4.0 * (width + rank * width + rank + 1))
                 print(f"# {source}->{target} seed {seed}: {len(x_far)} inner clips, threshold at rank 8 "
                       f"{distance_threshold(hidden_distance(h_train, hidden_reference(h_train, 8))):.3f}", flush=True)
-    print("\n| rank | threshold percentile | k | floor m | EMODB->TESS zero-shot ECE | own test ECE | TESS->EMODB zero-shot ECE | own test ECE "
+    print("\n| space | rank | threshold percentile | k | floor m | EMODB->TESS zero-shot ECE | own test ECE | TESS->EMODB zero-shot ECE | own test ECE "
           "| mean zero-shot | vs k=0 | mean of all four | reference bytes |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for rank in ranks:
-        for q in percentiles:
-            base_key = (rank, q, 0.0, floors[0])
-            base = statistics.mean(statistics.mean(cells[(d, *base_key)]["far"]) for d in ("emodb->tess", "tess->emodb")) if 0.0 in tempers else None
-            for k in tempers:
-                for m in floors:
-                    a, b = cells[("emodb->tess", rank, q, k, m)], cells[("tess->emodb", rank, q, k, m)]
-                    figures = [statistics.mean(c[key]) for c in (a, b) for key in ("far", "own")]
-                    mean = (figures[0] + figures[2]) / 2
-                    vs = f"{mean - base:+.3f}" if base is not None else "-"
-                    print(f"| {rank} | {q:g} | {k:g} | {m:g} | {figures[0]:.3f} | {figures[1]:.3f} | {figures[2]:.3f} | {figures[3]:.3f} | "
-                          f"{mean:.3f} | {vs} | {statistics.mean(figures):.3f} | {a['bytes'][0]:.0f} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for space, rank, q in ((s_, r_, q_) for s_ in spaces for r_ in ranks for q_ in percentiles):
+        base_key = (rank, q, 0.0, floors[0])
+        base = statistics.mean(statistics.mean(cells[(space, d, *base_key)]["far"]) for d in ("emodb->tess", "tess->emodb")) if 0.0 in tempers else None
+        for k in tempers:
+            for m in floors:
+                a, b = cells[(space, "emodb->tess", rank, q, k, m)], cells[(space, "tess->emodb", rank, q, k, m)]
+                figures = [statistics.mean(c[key]) for c in (a, b) for key in ("far", "own")]
+                mean = (figures[0] + figures[2]) / 2
+                vs = f"{mean - base:+.3f}" if base is not None else "-"
+                print(f"| {space} | {rank} | {q:g} | {k:g} | {m:g} | {figures[0]:.3f} | {figures[1]:.3f} | {figures[2]:.3f} | {figures[3]:.3f} | "
+                      f"{mean:.3f} | {vs} | {statistics.mean(figures):.3f} | {a['bytes'][0]:.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
