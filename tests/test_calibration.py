@@ -101,10 +101,11 @@ def test_the_hidden_reference_is_the_training_split_and_the_runtime_measures_it(
     """The stored reference is the compressed model's last hidden layer over the training
     split; the runtime's score is its distance (the Python definition, computed from the
     packed layers), about 1 there, and the threshold its 99th percentile."""
-    from serlaq.laq.calibration import hidden_distance, hidden_reference
+    from serlaq.laq.calibration import feature_rms, hidden_distance, hidden_reference, ood_scores
 
     laq = LaqModel.load(tempered.run_dir / "model.laq")
     ref_meta = laq.metadata["ood"]["reference"]
+    feature_threshold = ref_meta.pop("feature_threshold")
     assert ref_meta == {"space": "hidden", "mean": "ood.mean", "basis": "ood.basis", "scale": "ood.scale", "temper": DEFAULT_OOD_TEMPER,
                         "floor": DEFAULT_OOD_FLOOR}
     model = SERClassifier.load_from_checkpoint(tempered.checkpoint, map_location="cpu").eval()
@@ -119,9 +120,16 @@ def test_the_hidden_reference_is_the_training_split_and_the_runtime_measures_it(
     assert np.allclose(stored["mean"], refit["mean"], atol=1e-4)
     assert np.allclose(stored["scale"], refit["scale"], rtol=1e-3)
     d = hidden_distance(hidden, stored)
-    assert np.allclose(laq.ood_scores(x), d, rtol=1e-4, atol=1e-5)
     assert np.sqrt(np.mean(d**2)) == pytest.approx(1.0, abs=0.05)
     assert laq.ood_threshold == pytest.approx(np.percentile(d, 99), rel=1e-3)
+    # the features' own threshold: the 99th percentile of their RMS z-score on the same split;
+    # the score is the larger of the two distances, each in the hidden threshold's units
+    rms = feature_rms(x, f.tensor("norm.mean"), f.tensor("norm.std"))
+    assert feature_threshold == pytest.approx(np.percentile(rms, 99), rel=1e-3)
+    want = ood_scores(d, rms, laq.ood_threshold, feature_threshold)
+    assert np.allclose(laq.ood_scores(x), want, rtol=1e-4, atol=1e-5)
+    # on the training split the two scales agree: about as many rows scored by either
+    assert 0.1 < np.mean(want > d) < 0.9
 
 
 def test_confidence_fades_beyond_the_threshold_and_no_label_changes(tempered):
@@ -164,6 +172,16 @@ def test_a_floor_at_or_above_the_class_count_is_not_stored():
     assert reference_metadata(5.0, 2.0, 7)["floor"] == 2.0
     assert "floor" not in reference_metadata(5.0, 2.0, 2)
     assert "floor" not in reference_metadata(5.0, 0.0, 7)
+    assert "feature_threshold" not in reference_metadata(5.0, 2.0, 7)
+    assert reference_metadata(5.0, 2.0, 7, 1.5)["feature_threshold"] == 1.5
+
+
+def test_paper_mode_and_the_switch_leave_the_feature_threshold_out():
+    from serlaq.laq_config import LaqConfig
+
+    assert LaqConfig().resolved().ood_features is True
+    assert LaqConfig(mode="paper").resolved().ood_features is False
+    assert LaqConfig(ood_features=False).resolved().ood_features is False
 
 
 def test_laq_json_reports_the_confidence_the_runtime_gives(tempered):
@@ -196,7 +214,9 @@ def test_the_shipped_confidence_far_from_home_is_the_runtimes(tempered, tmp_path
     x, y = splits["test"]
     far = x + 6.0 * model.feature_std.reshape(1, -1) * torch.sign(torch.arange(x.shape[1]) % 2 - 0.5)
     deployed = outcome.quantizer.overrides(outcome.plan)
-    report, threshold, _ = calibrate(outcome.model, deployed, {**splits, "test": (far, y)}, DEFAULT_OOD_TEMPER, DEFAULT_OOD_FLOOR)
+    report, threshold, _ = calibrate(
+        outcome.model, deployed, {**splits, "test": (far, y)}, DEFAULT_OOD_TEMPER, DEFAULT_OOD_FLOOR, ood_features=True
+    )
     laq = LaqModel.load(tmp_path / "m.laq")
     assert (np.asarray(laq.ood_scores(far.numpy())) > threshold).all()
     runtime = confidence_scores(laq.predict_proba(far.numpy()), y.numpy())

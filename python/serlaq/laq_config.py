@@ -80,6 +80,12 @@ class LaqConfig(BaseModel):
         "(it never goes below what the calibration gives). 0 = no floor. Default 2 (twice chance), paper mode 0",
     )  # fmt: skip
 
+    ood_features: bool | None = Field(
+        None,
+        description="the temperature also grows with the features' own distance (RMS z-score over its 99th "
+        "percentile) when that is the larger. Default true, paper mode false",
+    )
+
     @field_validator("weights")
     @classmethod
     def _weights(cls, w: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -138,6 +144,7 @@ class LaqConfig(BaseModel):
             out=self.out or "model.laq",
             ood_temper=self.ood_temper if self.ood_temper is not None else (0.0 if paper else DEFAULT_OOD_TEMPER),
             ood_floor=self.ood_floor if self.ood_floor is not None else (0.0 if paper else DEFAULT_OOD_FLOOR),
+            ood_features=self.ood_features if self.ood_features is not None else not paper,
         )
 
 
@@ -178,6 +185,7 @@ class LaqSettings:
     out: str
     ood_temper: float = 0.0
     ood_floor: float = 0.0
+    ood_features: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

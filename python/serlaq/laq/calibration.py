@@ -15,7 +15,11 @@ mean, the `rank` directions of largest variance and one inverse std per directio
 for the rest; `rust/core/src/ood.rs` is the runtime's definition, tested equal), the
 threshold the 99th percentile of that distance over the training split, and the runtime
 grows the temperature beyond it: `T * max(1, d / threshold)^k`, stopping where the top
-label's probability reaches `ood_floor` / classes (m; the default 2, twice chance).
+label's probability reaches `ood_floor` / classes (m; the default 2, twice chance). With
+`ood_features` (the default outside `paper` mode) the reference also stores the features'
+own threshold (the 99th percentile of their RMS z-score, `ood_threshold`), and a clip's
+score is the larger of its hidden distance and its RMS z-score in the hidden threshold's
+units (`ood_scores`): far in either space is far.
 
 All plain float64 numpy, deterministic (a fixed grid, then golden-section refinement; an
 eigendecomposition with a fixed sign per direction).
@@ -120,15 +124,36 @@ def stored_floor(floor: float, classes: int) -> float:
     return floor if 0 < floor < classes else 0.0
 
 
-def reference_metadata(temper: float, floor: float, classes: int) -> dict[str, Any]:
+def reference_metadata(temper: float, floor: float, classes: int, feature_threshold: float | None = None) -> dict[str, Any]:
     """`ood.reference` as the `.laq` header holds it: the tensor names, the growth `temper`
-    and, when set, its `floor` (absent = 0, so files without one read as before). A floor
-    m at or above the `classes` is not stored: m / classes would be certainty (twice chance
-    with two classes), and the runtime refuses it."""
+    and, when set, its `floor` (absent = 0, so files without one read as before) and the
+    features' own threshold (absent = the hidden distance alone). A floor m at or above the
+    `classes` is not stored: m / classes would be certainty (twice chance with two
+    classes), and the runtime refuses it."""
     out: dict[str, Any] = {"space": "hidden", **{k: f"ood.{k}" for k in ("mean", "basis", "scale")}, "temper": temper}
     if stored_floor(floor, classes):
         out["floor"] = floor
+    if feature_threshold is not None:
+        out["feature_threshold"] = feature_threshold
     return out
+
+
+def feature_rms(x_raw: Any, mean: Any, std: Any) -> np.ndarray:
+    """RMS of each raw row's standardized features, standardized in float32 as the runtime
+    does, summed in float64 (`ood::feature_rms`)."""
+    f32 = np.float32
+    z = (np.asarray(x_raw, dtype=f32) - np.asarray(mean, dtype=f32)) / np.asarray(std, dtype=f32)
+    return np.sqrt((z.astype(np.float64) ** 2).mean(axis=1))
+
+
+def ood_scores(hidden_distances: Any, rms: Any, threshold: float, feature_threshold: float | None) -> np.ndarray:
+    """Each row's out-of-domain score (`HiddenReference::score`): its hidden distance, or its
+    features' RMS z-score in the hidden `threshold`'s units when a feature threshold is
+    stored and that is larger."""
+    d = np.asarray(hidden_distances, dtype=np.float64)
+    if feature_threshold is None:
+        return d
+    return np.maximum(d, np.asarray(rms, dtype=np.float64) * threshold / feature_threshold)
 
 
 #: Bisection steps of the floored temperature (`ood::FLOOR_STEPS`).

@@ -75,8 +75,9 @@ class LaqOutcome:
                 from serlaq.laq.calibration import reference_metadata
 
                 extra["ood"]["reference"] = reference_metadata(
-                    self.settings.ood_temper, self.settings.ood_floor, self.layers[-1].out_features
-                )
+                    self.settings.ood_temper, self.settings.ood_floor, self.layers[-1].out_features,
+                    self.ood_reference.get("feature_threshold"),
+                )  # fmt: skip
         return extra
 
     def extra_tensors(self) -> dict[str, Any]:
@@ -230,7 +231,10 @@ def file_size_function(
         width = layers[-1].in_features
         rank = min(REFERENCE_RANK, width)
         names = {"mean": width, "basis": rank * width, "scale": rank + 1}
-        ref = reference_metadata(settings.ood_temper, settings.ood_floor, layers[-1].out_features)
+        # the features' threshold at a typical length (the probe sizes the header; 128 B of slack)
+        ref = reference_metadata(
+            settings.ood_temper, settings.ood_floor, layers[-1].out_features, 1.2345 if settings.ood_features else None
+        )
         extra["ood"] = {"threshold": 0.0, "fitted_on": "train", "reference": ref}
         extra_tensors = {f"ood.{k}": np.zeros(n, dtype=np.float32) for k, n in names.items()}
         reference_bytes = sum(align(4 * n) for n in names.values())
@@ -345,7 +349,9 @@ def compress_model(
     deployed = pq.overrides(plan)
     acc["laq_val"] = accuracy(layers.model, x_val, y_val, deployed)
     acc["laq_test"] = accuracy(layers.model, x_test, y_test, deployed)
-    calibration, ood, reference = calibrate(layers.model, deployed, splits, settings.ood_temper, settings.ood_floor)
+    calibration, ood, reference = calibrate(
+        layers.model, deployed, splits, settings.ood_temper, settings.ood_floor, settings.ood_features
+    )
     provenance = None
     if datamodule is not None:
         from serlaq.laq.export import datamodule_provenance
@@ -375,17 +381,24 @@ def compress_model(
 
 
 def calibrate(
-    model: nn.Module, deployed: Mapping[str, Tensor], splits: Splits, ood_temper: float = 0.0, ood_floor: float = 0.0
+    model: nn.Module,
+    deployed: Mapping[str, Tensor],
+    splits: Splits,
+    ood_temper: float = 0.0,
+    ood_floor: float = 0.0,
+    ood_features: bool = False,
 ) -> tuple[dict[str, Any], float | None, dict[str, Any] | None]:
     """The temperature of the deployed (quantized) model fitted on val logits, its ECE
     before/after on val and test, the out-of-domain threshold of the train split (None for
     a model without standardization buffers: the runtime's default applies) and, with
     `ood_temper` > 0 and a hidden layer, the last hidden layer's reference on the train
     split (the threshold is then in its distance; val and test then also get the ECE and
-    mean confidence the runtime's answers have, growth and floor included: `*_shipped`)."""
+    mean confidence the runtime's answers have, growth and floor included: `*_shipped`).
+    With `ood_features` the reference also holds `feature_threshold`, the train split's
+    99th-percentile RMS z-score, and the scores are `ood_scores`."""
     from serlaq.laq.calibration import (
-        calibration_report, distance_threshold, fit_temperature, hidden_distance, hidden_reference, ood_threshold,
-        runtime_temperatures, softmax, stored_floor,
+        calibration_report, distance_threshold, feature_rms, fit_temperature, hidden_distance, hidden_reference,
+        ood_scores, ood_threshold, runtime_temperatures, softmax, stored_floor,
     )  # fmt: skip
     from serlaq.metrics import confidence_scores
     from serlaq.laq.fakequant import logits_with
@@ -414,11 +427,17 @@ def calibrate(
         return report, None, None
     if ood_temper > 0 and len(linears) > 1 and "train" in hidden:
         h_train = hidden["train"].double().numpy()
-        reference = hidden_reference(h_train)
+        reference: dict[str, Any] = hidden_reference(h_train)
         threshold = distance_threshold(hidden_distance(h_train, reference))
         floor = stored_floor(ood_floor, logits["val"].shape[1])
+        mean_np, std_np = mean.double().cpu().numpy(), std.double().cpu().numpy()
+        feature_threshold = None
+        if ood_features:
+            feature_threshold = ood_threshold(splits["train"][0].double().numpy(), mean_np, std_np)
+            reference["feature_threshold"] = feature_threshold
         for name in ("val", "test"):
-            d = hidden_distance(hidden[name].double().numpy(), reference)
+            rms = feature_rms(splits[name][0].numpy(), mean_np, std_np)
+            d = ood_scores(hidden_distance(hidden[name].double().numpy(), reference), rms, threshold, feature_threshold)
             t = runtime_temperatures(logits[name], d, temperature, threshold, ood_temper, floor)
             shipped = confidence_scores(softmax(logits[name] / t[:, None]), ys[name])
             report[name].update(ece_shipped=shipped["ece"], mean_confidence_shipped=shipped["mean_confidence"])

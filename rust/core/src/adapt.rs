@@ -375,15 +375,20 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
     // the clips as the adapted model will see them, standardized once for every use below
     let d = model.input_dim();
     let z = crate::model::standardize(&rows.concat(), &mean, &std);
-    let rms: Vec<f64> =
-        z.chunks_exact(d).map(|r| (r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / d as f64).sqrt()).collect();
+    let rms: Vec<f64> = z.chunks_exact(d).map(crate::ood::feature_rms).collect();
     let (hidden, logits) = model
         .forward_hidden(z, rows.len())
         .map_err(|e| AdaptError::Build(LaqError::Invalid(format!("adapted model: {e}"))))?;
     // a hidden reference moves to the new room too: distances from now on are from it
     let reference = model.reference().map(|r| r.refit(&hidden, rows.len()));
     let ood_after = match &reference {
-        Some(r) => median(hidden.chunks_exact(hidden.len() / rows.len()).map(|h| r.distance(h)).collect()),
+        Some(r) => median(
+            hidden
+                .chunks_exact(hidden.len() / rows.len())
+                .zip(&rms)
+                .map(|(h, &f)| r.score(h, f, model.ood_threshold()))
+                .collect(),
+        ),
         None => median(rms),
     };
     let created = opts.created.clone().unwrap_or_else(created_now);

@@ -9,7 +9,7 @@ use crate::audio::{self, AudioError};
 use crate::features::{FeatureError, FeaturePlan, FeatureSpec, ScratchPool, SpecError};
 use crate::format::LaqFile;
 use crate::gemv::{self, QMatrix};
-use crate::ood::HiddenReference;
+use crate::ood::{feature_rms, HiddenReference};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -430,8 +430,10 @@ impl Model {
             return Err(ModelError::NonFiniteInput { row: 0, col });
         }
         if let Some(r) = &self.reference {
-            let (hidden, _) = self.forward_hidden(standardize(x, &self.mean, &self.std), 1)?;
-            return Ok(r.distance(&hidden));
+            let z = standardize(x, &self.mean, &self.std);
+            let rms = feature_rms(&z);
+            let (hidden, _) = self.forward_hidden(z, 1)?;
+            return Ok(r.score(&hidden, rms, self.ood_threshold));
         }
         let sum: f64 = x
             .iter()
@@ -543,16 +545,22 @@ impl Model {
     }
 
     /// Softmax of each row's logits divided by its temperature: the calibration
-    /// temperature, grown with the row's hidden distance (down to the floor) when the file
-    /// has a reference with `temper` > 0 (`crate::ood`). `hidden`: the rows' last hidden layer (needed then).
-    fn calibrated(&self, hidden: Option<&[f32]>, logits: &[f32]) -> Vec<f64> {
+    /// temperature, grown with the row's out-of-domain score (down to the floor) when the
+    /// file has a reference with `temper` > 0 (`crate::ood`). `hidden`: the rows' last
+    /// hidden layer and the RMS of their standardized features (needed then).
+    fn calibrated(&self, hidden: Option<(&[f32], &[f64])>, logits: &[f32]) -> Vec<f64> {
         let k = self.num_classes();
         match (&self.reference, hidden) {
-            (Some(r), Some(hidden)) if r.temper() > 0.0 && !hidden.is_empty() => {
+            (Some(r), Some((hidden, rms))) if r.temper() > 0.0 && !hidden.is_empty() => {
                 let width = hidden.len() / (logits.len() / k).max(1);
                 let mut out = Vec::with_capacity(logits.len());
-                for (row, h) in logits.chunks_exact(k).zip(hidden.chunks_exact(width)) {
-                    let t = r.floored_temperature(row, self.temperature, r.distance(h), self.ood_threshold);
+                for ((row, h), &f) in logits.chunks_exact(k).zip(hidden.chunks_exact(width)).zip(rms) {
+                    let t = r.floored_temperature(
+                        row,
+                        self.temperature,
+                        r.score(h, f, self.ood_threshold),
+                        self.ood_threshold,
+                    );
                     out.extend(softmax_rows_t(row, k, t));
                 }
                 out
@@ -584,8 +592,9 @@ impl Model {
             return Err(ModelError::NonFiniteInput { row: i / d, col: i % d });
         }
         if self.reference.is_some() {
+            let rms: Vec<f64> = h.chunks_exact(self.input_dim()).map(feature_rms).collect();
             let (hidden, logits) = self.forward_hidden(h, n)?;
-            return Ok(self.calibrated(Some(&hidden), &logits));
+            return Ok(self.calibrated(Some((&hidden, &rms)), &logits));
         }
         let logits = self.forward_standardized(h, n)?;
         Ok(self.calibrated(None, &logits))
@@ -602,13 +611,13 @@ impl Model {
         if let Some(col) = z.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFiniteInput { row: 0, col });
         }
+        let rms = feature_rms(&z);
         match &self.reference {
             Some(r) => {
                 let (hidden, logits) = self.forward_hidden(z, 1)?;
-                Ok((self.calibrated(Some(&hidden), &logits), r.distance(&hidden)))
+                Ok((self.calibrated(Some((&hidden, &[rms])), &logits), r.score(&hidden, rms, self.ood_threshold)))
             }
             None => {
-                let rms = (z.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / d as f64).sqrt();
                 let logits = self.forward_standardized(z, 1)?;
                 Ok((self.calibrated(None, &logits), rms))
             }

@@ -83,13 +83,64 @@ fn hostile_references_are_refused_naming_the_field() {
         ),
         (Box::new(|m, _| m["ood"]["reference"]["floor"] = json!(-0.5)), "'ood.reference.floor' is -0.5"),
         (Box::new(|m, _| m["ood"]["reference"]["floor"] = json!("2")), "'ood.reference.floor' must be a number"),
+        (
+            Box::new(|m, _| m["ood"]["reference"]["feature_threshold"] = json!(0.0)),
+            "'ood.reference.feature_threshold' is 0; it must be within 0.1..=1000000",
+        ),
+        (
+            Box::new(|m, _| m["ood"]["reference"]["feature_threshold"] = json!(1e9)),
+            "'ood.reference.feature_threshold' is 1000000000",
+        ),
+        (
+            Box::new(|m, _| m["ood"]["reference"]["feature_threshold"] = json!(null)),
+            "'ood.reference.feature_threshold' must be a number",
+        ),
     ];
     for (edit, want) in cases {
         let e = load(model_bytes(edit)).unwrap_err().to_string();
         assert!(e.contains(want) && !e.contains('\n'), "got {e:?}, want {want:?}");
     }
     let m = load(model_bytes(|_, _| {})).unwrap();
-    assert_eq!(m.reference().map(|r| (r.rank(), r.temper(), r.floor())), Some((2, 4.0, 0.0)));
+    assert_eq!(
+        m.reference().map(|r| (r.rank(), r.temper(), r.floor(), r.feature_threshold())),
+        Some((2, 4.0, 0.0, None))
+    );
+}
+
+#[test]
+fn with_a_feature_threshold_the_score_is_the_larger_of_the_two_distances() {
+    let plain = load(model_bytes(|_, _| {})).unwrap();
+    let n = 12;
+    let x = rows(&plain, n);
+    let d = plain.input_dim();
+    let (mean, std) = plain.normalization();
+    let rms: Vec<f64> = (0..n)
+        .map(|i| serlaq_core::ood::feature_rms(&serlaq_core::model::standardize(&x[i * d..(i + 1) * d], mean, std)))
+        .collect();
+    let hidden: Vec<f64> = (0..n).map(|i| plain.ood_score(&x[i * d..(i + 1) * d]).unwrap()).collect();
+    // a feature threshold where the two distances cross in the middle of the rows
+    let mut ratios: Vec<f64> = rms.iter().zip(&hidden).map(|(f, h)| f * 30.0 / h).collect();
+    ratios.sort_by(f64::total_cmp);
+    let f = ratios[n / 2];
+    let m = load(model_bytes(|m, _| m["ood"]["reference"]["feature_threshold"] = json!(f))).unwrap();
+    // as parsed from the header's JSON (the last digit may differ)
+    let f = m.reference().unwrap().feature_threshold().filter(|g| (g - f).abs() < 1e-9 * f).unwrap();
+    let z = serlaq_core::model::standardize(&x, mean, std);
+    let (_, logits) = m.forward_hidden(z, n).unwrap();
+    let mut by_features = 0;
+    for i in 0..n {
+        let want = hidden[i].max(rms[i] * 30.0 / f);
+        by_features += usize::from(rms[i] * 30.0 / f > hidden[i]);
+        let row = &x[i * d..(i + 1) * d];
+        let got = m.ood_score(row).unwrap();
+        assert!((got - want).abs() < 1e-9 * want.max(1.0), "row {i}: {got} vs {want}");
+        let t = 1.5 * (want / 30.0).max(1.0).powi(4).min(MAX_TEMPER_FACTOR);
+        let p = m.probabilities(row).unwrap();
+        let expect = softmax_rows_t(&logits[i * 3..(i + 1) * 3], 3, t);
+        assert!(p.iter().zip(&expect).all(|(a, b)| (a - b).abs() < 1e-6), "row {i}: {p:?} vs {expect:?}");
+        assert_eq!(m.predict_features(row).unwrap(), (p, got));
+    }
+    assert!(by_features > 0 && by_features < n, "{by_features} of {n} rows scored by their features");
 }
 
 #[test]

@@ -49,6 +49,10 @@ pub struct Confidence {
     /// reference or a floor).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub floor: Option<f64>,
+    /// The features' own threshold (RMS z-score): the score is the larger of the two
+    /// distances in the hidden threshold's units (absent without a reference or one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_threshold: Option<f64>,
 }
 
 /// Everything `info` shows; the field order is the JSON key order.
@@ -131,6 +135,7 @@ impl ModelInfo {
                 reference_rank: model.reference().map(|r| r.rank()),
                 temper: model.reference().map(|r| r.temper()),
                 floor: model.reference().map(|r| r.floor()).filter(|&m| m > 0.0),
+                feature_threshold: model.reference().and_then(|r| r.feature_threshold()),
             },
             laq: meta("laq"),
             layers,
@@ -208,9 +213,13 @@ impl ModelInfo {
 impl Confidence {
     /// One line: `confidence   temperature ..; out-of-domain ...`.
     fn text(&self) -> String {
+        let features = match self.feature_threshold {
+            Some(f) => format!(" (or the features' RMS z-score over {f:.2}, in its units, when larger)"),
+            None => String::new(),
+        };
         let score = match (self.reference_rank, self.temper) {
             (Some(rank), Some(k)) if k > 0.0 => format!(
-                "distance of the last hidden layer from training's ({rank} directions), threshold {:.2}; beyond it the temperature grows as (d / {:.2})^{k}{}",
+                "distance of the last hidden layer from training's ({rank} directions){features}, threshold {:.2}; beyond it the temperature grows as (d / {:.2})^{k}{}",
                 self.ood_threshold,
                 self.ood_threshold,
                 match self.floor {
@@ -219,7 +228,7 @@ impl Confidence {
                 }
             ),
             (Some(rank), _) => format!(
-                "distance of the last hidden layer from training's ({rank} directions), threshold {:.2}",
+                "distance of the last hidden layer from training's ({rank} directions){features}, threshold {:.2}",
                 self.ood_threshold
             ),
             _ => format!("RMS z-score of the features, threshold {:.2}", self.ood_threshold),
