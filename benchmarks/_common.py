@@ -55,3 +55,70 @@ def fit_compressed(config_path: Path, overrides: list[str], seed: int, laq_path:
             trainer_settings=config.trainer.model_dump(exclude_none=True), lr=config.train.lr, seed=seed,
         )  # fmt: skip
     return result, out, out.write(laq_path), datamodule
+
+
+def shared_label_score(model: Any, clips: list[Any], features: Any, per_speaker: bool = False) -> dict[str, Any]:
+    """UAR / accuracy / most-predicted share of a torch `SERClassifier` on the labels of
+    `clips` it knows, answering among them (as `serlaq evaluate` does); with `per_speaker`,
+    each speaker's UAR too (`uar_per_speaker`)."""
+    import numpy as np
+    import torch
+
+    shared = [lab for lab in model.labels if lab in {c.label for c in clips}]
+    keep = [i for i, c in enumerate(clips) if c.label in shared]
+    with torch.no_grad():
+        logits = model(torch.from_numpy(features[keep]))
+    cols = [model.labels.index(lab) for lab in shared]
+    pred = logits[:, cols].argmax(dim=1).numpy()
+    true = np.array([shared.index(clips[i].label) for i in keep])
+
+    def uar(mask: Any) -> float:
+        return float(np.mean([(pred[mask & (true == k)] == k).mean() for k in range(len(shared)) if (mask & (true == k)).any()]))
+
+    out = {
+        "labels": shared,
+        "clips": len(keep),
+        "uar": uar(np.ones(len(keep), dtype=bool)),
+        "accuracy": float((pred == true).mean()),
+        "top_share": float(np.bincount(pred, minlength=len(shared)).max() / len(pred)),
+    }
+    if per_speaker:
+        speakers = np.array([clips[i].speaker for i in keep])
+        out["uar_per_speaker"] = {str(s): uar(speakers == s) for s in sorted(set(speakers))}
+    return out
+
+
+def mean_sd(xs: list[float], sign: bool = False) -> str:
+    """`m ± sd` of `xs` (sd 0 for one value; `–` for none), signed for paired differences."""
+    import statistics
+
+    if not xs:
+        return "–"
+    m = statistics.mean(xs)
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{m:+.1f} ± {sd:.1f}" if sign else f"{m:.1f} ± {sd:.1f}"
+
+
+def paired_table(rows: list[dict[str, Any]], group: str, last: tuple[str, Any]) -> None:
+    """Print a markdown table of result rows (keys `group`, `variant`, `seed`, `uar`,
+    `top_share`): per variant and group the UAR, its difference from `none` on the same
+    seed, and the most predicted label's share; `last` = (header, function of the variant's
+    rows and its per-group mean differences) for the final column."""
+    import statistics
+
+    by = {(r[group], r["variant"], r["seed"]): r for r in rows}
+    groups = list(dict.fromkeys(r[group] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    print("\n| variant | " + " | ".join(f"{g} UAR | paired vs none | top label %" for g in groups) + f" | {last[0]} |")
+    print("|---|" + "---|---|---|" * len(groups) + "---|")
+    for v in variants:
+        cells, mean_deltas = [], []
+        for g in groups:
+            seeds = sorted(s for (gg, vv, s) in by if gg == g and vv == v)
+            uar = [100 * by[(g, v, s)]["uar"] for s in seeds]
+            deltas = [100 * (by[(g, v, s)]["uar"] - by[(g, "none", s)]["uar"]) for s in seeds if (g, "none", s) in by]
+            top = [100 * by[(g, v, s)]["top_share"] for s in seeds]
+            mean_deltas.append(statistics.mean(deltas) if deltas else float("nan"))
+            paired = "–" if v == "none" else mean_sd(deltas, sign=True)
+            cells.append(f"{mean_sd(uar)} (n={len(uar)}) | {paired} | {statistics.mean(top):.0f}" if uar else "– | – | –")
+        print(f"| {v} | " + " | ".join(cells) + f" | {last[1]([r for r in rows if r['variant'] == v], mean_deltas)} |")

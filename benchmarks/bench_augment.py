@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 SINGLE = ("noise", "reverb", "eq", "resample", "gain", "speed")
 
@@ -51,31 +50,6 @@ def variant_augment(name: str, copies: int, seed: int | None) -> dict[str, Any] 
     return {"copies": copies, "seed": seed, **{n: {"p": 0.5} for n in names}}
 
 
-def score(model: Any, clips: list[Any], features: np.ndarray) -> dict[str, Any]:
-    """UAR / accuracy / most-predicted share on the shared labels, answering among them."""
-    shared = [lab for lab in model.labels if lab in {c.label for c in clips}]
-    keep = [i for i, c in enumerate(clips) if c.label in shared]
-    with torch.no_grad():
-        logits = model(torch.from_numpy(features[keep]))
-    cols = [model.labels.index(lab) for lab in shared]
-    pred = logits[:, cols].argmax(dim=1).numpy()
-    true = np.array([shared.index(clips[i].label) for i in keep])
-    recalls = [float((pred[true == k] == k).mean()) for k in range(len(shared))]
-    speakers = sorted({clips[i].speaker for i in keep})
-    per_speaker = {}
-    for spk in speakers:
-        m = np.array([clips[i].speaker == spk for i in keep])
-        per_speaker[spk] = float(np.mean([(pred[m & (true == k)] == k).mean() for k in range(len(shared)) if (m & (true == k)).any()]))
-    return {
-        "labels": shared,
-        "clips": len(keep),
-        "uar": float(np.mean(recalls)),
-        "accuracy": float((pred == true).mean()),
-        "top_share": float(np.bincount(pred, minlength=len(shared)).max() / len(pred)),
-        "uar_per_speaker": per_speaker,
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--emodb", type=Path, required=True)
@@ -90,6 +64,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-augment.jsonl"))
     args = ap.parse_args()
 
+    from _common import shared_label_score
     from serlaq.config import load_config, parse_override
     from serlaq.data.cache import extract_features
     from serlaq.data.corpora import discover
@@ -135,7 +110,7 @@ def main() -> None:
                     "sets": args.sets,  # transform parameters given with --set land here, not in "augment"
                     "preset": config.features.preset,
                     "source_test_accuracy": result.test_accuracy,
-                    **score(model, *targets[target]),
+                    **shared_label_score(model, *targets[target], per_speaker=True),
                     "seconds": round(time.perf_counter() - t0, 1),
                 }
                 with args.out.open("a") as f:
@@ -147,30 +122,10 @@ def main() -> None:
 
 def table(*paths: Path) -> None:
     """The markdown table of one or more result files (runs split across processes)."""
+    from _common import paired_table
+
     rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
-    by = {(r["direction"], r["variant"], r["seed"]): r for r in rows}
-    directions = sorted({r["direction"] for r in rows})
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    print("\n| variant | " + " | ".join(f"{d} UAR | paired vs none | top label %" for d in directions) + " | mean paired |")
-    print("|---|" + "---|---|---|" * len(directions) + "---|")
-    for v in variants:
-        cells, deltas_all = [], []
-        for d in directions:
-            seeds = sorted(s for (dd, vv, s) in by if dd == d and vv == v)
-            uar = [100 * by[(d, v, s)]["uar"] for s in seeds]
-            deltas = [100 * (by[(d, v, s)]["uar"] - by[(d, "none", s)]["uar"]) for s in seeds if (d, "none", s) in by]
-            top = [100 * by[(d, v, s)]["top_share"] for s in seeds]
-            deltas_all.append(statistics.mean(deltas) if deltas else float("nan"))
-            cells.append(f"{_ms(uar)} (n={len(uar)}) | {_ms(deltas, sign=True)} | {statistics.mean(top):.0f}" if uar else "– | – | –")
-        print(f"| {v} | " + " | ".join(cells) + f" | {statistics.mean(deltas_all):+.1f} |")
-
-
-def _ms(xs: list[float], sign: bool = False) -> str:
-    if not xs:
-        return "–"
-    m = statistics.mean(xs)
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{m:+.1f} ± {sd:.1f}" if sign else f"{m:.1f} ± {sd:.1f}"
+    paired_table(rows, "direction", ("mean paired", lambda _rows, deltas: f"{statistics.mean(deltas):+.1f}"))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 FOLDS = {
     # fold: (corpus the scored speakers come from, those speakers)
@@ -52,25 +51,6 @@ def write_manifest(path: Path, clips: list[Any]) -> None:
         w.writerow(["path", "label", "speaker"])
         for c in clips:
             w.writerow([str(Path(c.path).resolve()), c.label, c.speaker])
-
-
-def score(model: Any, clips: list[Any], features: np.ndarray) -> dict[str, Any]:
-    """UAR / accuracy / most-predicted share on the held-out speakers' labels, answering among them."""
-    shared = [lab for lab in model.labels if lab in {c.label for c in clips}]
-    keep = [i for i, c in enumerate(clips) if c.label in shared]
-    with torch.no_grad():
-        logits = model(torch.from_numpy(features[keep]))
-    cols = [model.labels.index(lab) for lab in shared]
-    pred = logits[:, cols].argmax(dim=1).numpy()
-    true = np.array([shared.index(clips[i].label) for i in keep])
-    recalls = [float((pred[true == k] == k).mean()) for k in range(len(shared)) if (true == k).any()]
-    return {
-        "labels": shared,
-        "clips": len(keep),
-        "uar": float(np.mean(recalls)),
-        "accuracy": float((pred == true).mean()),
-        "top_share": float(np.bincount(pred, minlength=len(shared)).max() / len(pred)),
-    }
 
 
 def main() -> None:
@@ -89,6 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     variants = {v[0]: v[1:] for v in (args.variants or [["none"]])}
 
+    from _common import shared_label_score
     from serlaq.config import load_config, parse_override
     from serlaq.data.cache import extract_features
     from serlaq.data.corpora import discover
@@ -135,7 +116,7 @@ def main() -> None:
                     "sets": sets,
                     "preset": config.features.preset,
                     "source_test_accuracy": result.test_accuracy,
-                    **score(model, *held[fold]),
+                    **shared_label_score(model, *held[fold]),
                     "seconds": round(time.perf_counter() - t0, 1),
                 }
                 with args.out.open("a") as f:
@@ -148,31 +129,11 @@ def main() -> None:
 
 def table(*paths: Path) -> None:
     """The markdown table of one or more result files, each variant paired against `none`."""
+    from _common import paired_table
+
     rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
-    by = {(r["fold"], r["variant"], r["seed"]): r for r in rows}
-    folds = [f for f in FOLDS if any(r["fold"] == f for r in rows)]
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    print("\n| variant | " + " | ".join(f"{f} UAR | paired vs none | top label %" for f in folds) + " | own test % |")
-    print("|---|" + "---|---|---|" * len(folds) + "---|")
-    for v in variants:
-        cells = []
-        for f in folds:
-            seeds = sorted(s for (ff, vv, s) in by if ff == f and vv == v)
-            uar = [100 * by[(f, v, s)]["uar"] for s in seeds]
-            deltas = [100 * (by[(f, v, s)]["uar"] - by[(f, "none", s)]["uar"]) for s in seeds if (f, "none", s) in by]
-            top = [100 * by[(f, v, s)]["top_share"] for s in seeds]
-            cells.append(f"{_ms(uar)} (n={len(uar)}) | {'–' if v == 'none' else _ms(deltas, sign=True)} | "
-                         f"{statistics.mean(top):.0f}" if uar else "– | – | –")
-        own = [100 * r["source_test_accuracy"] for r in rows if r["variant"] == v]
-        print(f"| {v} | " + " | ".join(cells) + f" | {statistics.mean(own):.1f} |")
-
-
-def _ms(xs: list[float], sign: bool = False) -> str:
-    if not xs:
-        return "–"
-    m = statistics.mean(xs)
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{m:+.1f} ± {sd:.1f}" if sign else f"{m:.1f} ± {sd:.1f}"
+    own = ("own test %", lambda vrows, _deltas: f"{statistics.mean(100 * r['source_test_accuracy'] for r in vrows):.1f}")
+    paired_table(rows, "fold", own)
 
 
 if __name__ == "__main__":
