@@ -87,6 +87,8 @@ def test_bad_values_are_rejected_with_the_key(tmp_path: Path) -> None:
         "train: {monitor: train_loss}\n": "train.monitor",
         "features: {n_mfcc: 0}\n": "features.n_mfcc",
         "laq: {margin: -1}\n": "laq.margin",
+        "laq: {ood_features: maybe}\n": "laq.ood_features",
+        "laq: {ood_floor: -1}\n": "laq.ood_floor",
     }
     for text, key in cases.items():
         with pytest.raises(ConfigError) as info:
