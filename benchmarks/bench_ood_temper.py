@@ -84,15 +84,6 @@ def inner_clips(laq: Any, target: str, data_root: Path) -> tuple[np.ndarray, np.
     return x, np.array([labels.index(c.label) for c in clips]), labels
 
 
-def feature_rms(laq: Any, x: np.ndarray) -> np.ndarray:
-    """RMS z-score of raw feature rows under the file's normalisation (the pre-hidden score)."""
-    from serlaq import _native
-
-    f = _native.LaqFile(str(laq.path))
-    z = (x.astype(np.float64) - f.tensor("norm.mean")) / f.tensor("norm.std")
-    return np.sqrt((z * z).mean(axis=1))
-
-
 def ece_of(logits: np.ndarray, t: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
     """ECE of softmax(logits / t) restricted to `cols` (the shared labels, renormalised)."""
     from serlaq import metrics
@@ -117,7 +108,10 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "python"))
-    from serlaq.laq.calibration import distance_threshold, hidden_distance, hidden_reference, runtime_temperatures
+    from serlaq import _native
+    from serlaq.laq.calibration import (
+        distance_threshold, feature_rms, hidden_distance, hidden_reference, runtime_temperatures,
+    )  # fmt: skip
 
     ranks = [int(r) for r in args.ranks.split(",")]
     tempers = [float(k) for k in args.tempers.split(",")]
@@ -141,7 +135,10 @@ def main() -> None:
                 cols = [list(laq.labels).index(lab) for lab in labels]
                 temperature = laq.temperature
                 width = h_train.shape[1]
-                rms_train, rms_test, rms_far = (feature_rms(laq, x) for x in (x_train, x_test, x_far))
+                norm = _native.LaqFile(str(laq.path))
+                mean, std = norm.tensor("norm.mean"), norm.tensor("norm.std")
+                # the runtime's own RMS z-score of the standardized features (`ood::feature_rms`)
+                rms_train, rms_test, rms_far = (feature_rms(x, mean, std) for x in (x_train, x_test, x_far))
                 for rank in ranks:
                     ref = hidden_reference(h_train, rank)
                     d_train = hidden_distance(h_train, ref)
