@@ -37,7 +37,10 @@ bench: install
 # The WebAssembly module is built by Debian's toolchain (rustc-web + rust-web-src, wasm-ld
 # from lld-22; .ci/run installs them): std is rebuilt for the target with -Zbuild-std.
 WASM_TARGET = wasm32-unknown-unknown
-WASM_ENV = PATH=/usr/bin:$$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22
+# Panics abort at once, without formatting a message: the module has no import to print one
+# with, and the formatting machinery was 21.6 KB of the gzipped module (docs/deploy.md).
+WASM_ENV = PATH=/usr/bin:$$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-22 \
+	RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
 # Decoders besides WAV, e.g. WASM_FEATURES=mp3,flac (docs/deploy.md: what each costs).
 WASM_FEATURES ?=
 WASM_OPT_FLAGS = -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \

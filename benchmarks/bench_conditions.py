@@ -8,7 +8,9 @@ seed, so the clips were never trained or calibrated on), clean and with each cli
 through one fixed condition built from the training augmentations (`serlaq.data.augment`,
 the same code): additive white / pink noise at an SNR, a synthetic room, a telephone
 channel (resampled through 8 kHz: a 0-4 kHz band, low cut at 300 Hz), microphone colour (a spectral tilt),
-a quiet recording (-30 dB) and a faster / slower voice (speed, pitch and tempo together).
+a quiet recording (-30 dB), a faster / slower voice (speed, pitch and tempo together), a
+pause at each end (one second of room tone 45 dB below the clip: a recording started before
+the speaker and stopped after) and the clip cut tight to its loud part.
 Each condition's draws come from one seeded generator per clip (`--seed`), so a rerun gives
 the same audio and the same figures.
 
@@ -56,10 +58,30 @@ def conditions() -> dict[str, tuple[str, Condition]]:
         "telephone": ("resampled through 8 kHz (0-4 kHz band), low cut at 300 Hz", lambda x, r, g: A.eq(A.band_limit(x, r, 8000), r, 0.0, 300.0)),
         "bright-mic": ("tilt +3 dB per octave around 1 kHz", lambda x, r, g: A.eq(x, r, 3.0, 0.0)),
         "dark-mic": ("tilt -3 dB per octave around 1 kHz", lambda x, r, g: A.eq(x, r, -3.0, 0.0)),
+        "padded": ("1 s pause at each end (noise 45 dB below the clip)", lambda x, r, g: pad(x, r, 1.0, 45.0, g)),
+        "tight": ("leading and trailing quiet cut (20 ms blocks 35 dB below the loudest)", lambda x, r, g: tight(x, r, 35.0)),
         "quiet": ("30 dB quieter", lambda x, r, g: x * 10 ** (-30 / 20)),
         "faster": ("speed x1.1 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 1.1)),
         "slower": ("speed x0.9 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 0.9)),
     }
+
+
+def pad(x: Any, rate: int, seconds: float, below_db: float, g: Any) -> Any:
+    """`seconds` of white noise `below_db` under the clip's RMS before and after it."""
+    import torch
+
+    n = int(rate * seconds)
+    level = x.square().mean().sqrt() * 10 ** (-below_db / 20)
+    return torch.cat([torch.randn(n, generator=g) * level, x, torch.randn(n, generator=g) * level])
+
+
+def tight(x: Any, rate: int, below_db: float) -> Any:
+    """The clip from its first to its last 20 ms block within `below_db` of the loudest."""
+    block = max(1, rate // 50)
+    n = len(x) // block
+    rms = x[: n * block].reshape(n, block).square().mean(-1).sqrt()
+    loud = (rms >= rms.max() * 10 ** (-below_db / 20)).nonzero().flatten()
+    return x[int(loud[0]) * block : (int(loud[-1]) + 1) * block]
 
 
 def test_clips(config_path: Path, sets: list[str]) -> list[Any]:

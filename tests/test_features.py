@@ -267,8 +267,8 @@ def test_bounds_are_the_documented_table() -> None:
             extra["n_mfcc"] = 1
         if name == "sample_rate":
             extra = {}
-        if name == "top_db":
-            assert _ok(top_db=hi) and not _ok(top_db=hi + 1e-9) and not _ok(top_db=0.0) and _ok(top_db=1e-6)
+        if name in ("top_db", "frame_gate_db"):  # exclusive low end: (0, 300]
+            assert _ok(**{name: hi}) and not _ok(**{name: hi + 1e-9}) and not _ok(**{name: 0.0}) and _ok(**{name: 1e-6}), name
             continue
         if isinstance(lo, float):
             assert _ok(**extra, **{name: lo}) and _ok(**extra, **{name: hi}), name

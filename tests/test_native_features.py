@@ -107,6 +107,8 @@ RICH = {
     "dB re clip mean, 60 dB floor": {"preset": "portable", "top_db": 60.0},
     "portable-nochroma preset": {"preset": "portable-nochroma"},
     "no chroma, paper means": {"n_chroma": 0},
+    "portable-gated preset": {"preset": "portable-gated"},
+    "frame gate 10 dB, dB re clip peak": {"preset": "rich", "frame_gate_db": 10.0, "db_reference": "peak"},
 }
 
 
@@ -139,6 +141,32 @@ def test_relative_db_makes_features_level_invariant(reference: str) -> None:
     mel = cfg.block_slices()["mel_mean"]
     shift = ext_abs(torch.from_numpy(wave)).numpy()[mel] - ext_abs(torch.from_numpy(quiet)).numpy()[mel]
     np.testing.assert_allclose(shift, 20.0, atol=0.05)
+
+
+def with_pauses(wave: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """`wave` with a pause at each end: 0.5 s of room tone (white noise 50 dB below its RMS)."""
+    tone = rng.standard_normal(sr // 2) * np.sqrt(np.mean(wave.astype(np.float64) ** 2)) * 10 ** (-50 / 20)
+    return np.concatenate([tone, wave, tone]).astype(np.float32)
+
+
+def test_frame_gate_keeps_pauses_out_of_the_features() -> None:
+    """A pause before and after an utterance moves the ungated features by several of their
+    own stds (one label for every padded clip); with `portable-gated` they hardly move, in
+    the torch reference and the Rust runtime alike."""
+    rng = np.random.default_rng(3)
+    waves = clips(16000)[6:]  # the synthetic utterances
+    padded = [with_pauses(w, 16000, rng) for w in waves]
+    moved = {}
+    for preset in ("portable-nochroma", "portable-gated"):
+        cfg = FeatureConfig(preset=preset)
+        ext = FeatureExtractor(cfg)
+        for side, extract in (("torch", lambda w: ext(torch.from_numpy(w)).numpy()), ("rust", lambda w: _native.features(spec_json(cfg), w))):
+            base = np.stack([extract(w) for w in waves]).astype(np.float64)
+            std = np.where(base.std(axis=0) > 0, base.std(axis=0), 1.0)
+            moved[(preset, side)] = float(np.mean(np.abs(np.stack([extract(w) for w in padded]) - base) / std))
+    for side in ("torch", "rust"):
+        assert moved[("portable-nochroma", side)] > 1.0, moved
+        assert moved[("portable-gated", side)] < 0.25 * moved[("portable-nochroma", side)], moved
 
 
 def _accepts_rust(raw: dict) -> bool:

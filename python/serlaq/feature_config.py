@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PresetName = Literal["paper", "rich", "portable", "portable-nochroma"]
+PresetName = Literal["paper", "rich", "portable", "portable-nochroma", "portable-gated"]
 Stat = Literal["mean", "std"]
 
 # Every value of a preset that differs from the field defaults below (the field defaults
@@ -51,6 +51,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # the speaker than about the emotion; chosen on the inner cross-corpus folds
 # (docs/features.md, "portable-nochroma").
 PRESETS["portable-nochroma"] = {**PRESETS["portable"], "n_chroma": 0}
+# portable-nochroma pooling only the frames within 30 dB of the clip's loudest: pauses,
+# lead-in silence and room tone leave the statistics (docs/features.md, "portable-gated").
+PRESETS["portable-gated"] = {**PRESETS["portable-nochroma"], "frame_gate_db": 30.0}
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets:
 # `portable-nochroma` since 2026-12-04 (better across corpora in every cell, no worse
 # in-corpus: docs/benchmarks.md); `portable` before it, `rich` before that: both keep
@@ -68,6 +71,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "n_mfcc": (1, 512),  # and <= n_mels
     "n_chroma": (0, 96),  # 0: no chroma block
     "top_db": (0.0, 300.0),  # exclusive low: (0, 300]
+    "frame_gate_db": (0.0, 300.0),  # exclusive low: (0, 300]
     "chroma_tuning": (-0.5, 0.5),
     "delta_width": (3, 31),  # and odd
 }
@@ -80,7 +84,7 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich, portable or portable-nochroma")
+    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich, portable, portable-nochroma or portable-gated")
     sample_rate: int = Field(22050, ge=1000, le=192000, description="every clip is resampled to this rate (Hz)")
     n_mfcc: int = Field(40, ge=1, le=512, description="MFCC coefficients")
     n_chroma: int = Field(12, ge=0, le=96, description="chroma bins per octave (0: no chroma block)")
@@ -105,6 +109,14 @@ class FeatureConfig(BaseModel):
         "absolute",
         description="dB values relative to 1.0 (absolute), to the clip's highest floored dB (peak) or to its mean "
         "floored dB over bands and frames (mean): peak/mean make the features level-invariant",
+    )
+
+    frame_gate_db: float | None = Field(
+        None,
+        gt=0.0,
+        le=300.0,
+        description="pool only the frames whose mean floored dB over the bands lies within this many dB of the "
+        "clip's loudest frame (pauses and room tone leave the statistics); None = every frame",
     )
 
     @model_validator(mode="before")

@@ -183,6 +183,15 @@ class FeatureExtractor(nn.Module):
             kept = db if mask is None else db.masked_fill(~mask[:, None, :], -math.inf)
             peak = kept.amax(dim=(-2, -1), keepdim=True)
             db = torch.maximum(db, peak - cfg.top_db)
+        length_mask = mask
+        if cfg.frame_gate_db is not None:
+            # Pool only the frames within the gate of the loudest one (a frame's level: its
+            # mean floored dB over the bands), so pauses and room tone leave the statistics.
+            level = db.mean(-2)  # (B, frames)
+            kept_level = level if mask is None else level.masked_fill(~mask, -math.inf)
+            gate = level >= kept_level.amax(-1, keepdim=True) - cfg.frame_gate_db
+            mask = gate if mask is None else gate & mask
+            count = mask.sum(-1, keepdim=True).to(torch.float32)
         db_mean = time_mean(db)
         if cfg.db_reference != "absolute":
             # Level invariance: a gain on the waveform shifts every dB value by one constant,
@@ -190,8 +199,8 @@ class FeatureExtractor(nn.Module):
             if cfg.db_reference == "mean":
                 ref = db_mean.mean(-1)
             else:
-                kept = db if mask is None else db.masked_fill(~mask[:, None, :], -math.inf)
-                ref = kept.amax(dim=(-2, -1))
+                kept = db if length_mask is None else db.masked_fill(~length_mask[:, None, :], -math.inf)
+                ref = kept.amax(dim=(-2, -1))  # the clip's peak, gated frames included (as the floor's)
             db = db - ref[:, None, None]
             db_mean = db_mean - ref[:, None]
         mfcc_mean = db_mean @ self.dct_t  # DCT of the mean = mean of the DCTs
@@ -218,7 +227,7 @@ class FeatureExtractor(nn.Module):
                 parts.append(time_stat(chroma, stat))
             parts.append(time_stat(mel_values, stat, mel_mean))
         if cfg.delta_stats:
-            delta = self._deltas(per_frame_mfcc, mask)
+            delta = self._deltas(per_frame_mfcc, length_mask)  # over every frame; pooled over the kept ones
             delta_mean = time_mean(delta)
             parts += [time_stat(delta, stat, delta_mean) for stat in cfg.delta_stats]
         out = torch.cat(parts, dim=-1)

@@ -72,6 +72,10 @@ fn specs() -> Vec<(&'static str, FeatureSpec)> {
         ),
         ("dB re clip peak, power mel", with(json!({"db_reference": "peak", "stats": ["mean", "std"]}))),
         ("no chroma", with(json!({"n_chroma": 0, "stats": ["mean", "std"]}))),
+        (
+            "frame gate 3 dB, deltas",
+            with(json!({"mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"], "frame_gate_db": 3.0})),
+        ),
         ("default 180-d", FeatureSpec::default()),
     ]
 }
@@ -158,6 +162,48 @@ fn fast_path_matches_reference() {
             let fast = plan.extract(&wave).unwrap();
             let worst = assert_close(name, &spec, &fast, &features_ref(&spec, &wave));
             eprintln!("fast vs ref {name} seed {seed}: worst relative error {worst:.2e}");
+        }
+    }
+}
+
+/// `signal` with pauses: a quarter of room tone (noise 60 dB down), the signal, another
+/// quarter of room tone, the signal again.
+fn with_pauses(rate: u32, secs: f64, seed: u64) -> Vec<f32> {
+    let voice = signal(rate, secs, seed);
+    let pause: Vec<f32> = signal(rate, secs / 2.0, seed + 7).iter().map(|v| v * 1e-3).collect();
+    [&pause[..], &voice, &pause, &voice].concat()
+}
+
+#[test]
+fn frame_gate_matches_reference_on_audio_with_pauses() {
+    for (name, extra) in [
+        ("portable-like, gate 30 dB", json!({"db_reference": "mean", "frame_gate_db": 30.0})),
+        (
+            "gate 10 dB, dB re peak, power mel",
+            json!({"db_reference": "peak", "frame_gate_db": 10.0, "mel_scale": "power"}),
+        ),
+        ("no gate", json!({"db_reference": "mean"})),
+    ] {
+        let mut v = json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 32, "n_mfcc": 13,
+            "mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"]});
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let spec = spec(v);
+        let plan = FeaturePlan::new(&spec).unwrap();
+        let wave = with_pauses(spec.sample_rate, 0.4, 1);
+        let fast = plan.extract(&wave).unwrap();
+        let worst = assert_close(name, &spec, &fast, &features_ref(&spec, &wave));
+        eprintln!("fast vs ref {name}: worst relative error {worst:.2e}");
+        // the pauses move the ungated statistics, not the gated ones: compare with the
+        // signal alone (twice, as in the paused clip)
+        let voice = signal(spec.sample_rate, 0.4, 1);
+        let alone = plan.extract(&[&voice[..], &voice].concat()).unwrap();
+        let (a, b) = spec.blocks().into_iter().find(|b| b.0 == "mel_std").map(|b| (b.1, b.2)).unwrap();
+        let moved = (a..b).map(|i| (fast[i] - alone[i]).abs()).fold(0f32, f32::max);
+        eprintln!("{name}: pauses move a mel std by up to {moved} dB");
+        if spec.frame_gate_db.is_some() {
+            assert!(moved < 3.0, "{name}: the pauses moved a mel std by {moved} dB");
+        } else {
+            assert!(moved > 20.0, "{name}: the pauses should move the ungated mel std ({moved} dB)");
         }
     }
 }
@@ -263,6 +309,14 @@ fn spec_defaults_round_trip_and_old_headers() {
     assert_eq!(nochroma, FeatureSpec::preset(Preset::PortableNoChroma));
     assert_eq!((nochroma.n_chroma, nochroma.dim(), nochroma.sample_rate), (0, 248, 16000));
     assert_eq!(spec(nochroma.to_json_value()), nochroma);
+    // portable-gated = portable-nochroma pooling the frames within 30 dB of the loudest;
+    // every other preset (and a header without the key) pools every frame
+    let gated = spec(json!({"preset": "portable-gated"}));
+    assert_eq!(gated, FeatureSpec { preset: Preset::PortableGated, frame_gate_db: Some(30.0), ..nochroma.clone() });
+    assert_eq!(spec(gated.to_json_value()), gated);
+    assert_eq!(spec(json!({"preset": "portable-gated", "frame_gate_db": null})).frame_gate_db, None);
+    assert_eq!(nochroma.frame_gate_db, None);
+    assert_eq!(FeatureSpec::default().frame_gate_db, None);
     let names: Vec<String> = rich.blocks().into_iter().map(|b| b.0).collect();
     assert_eq!(names, ["mfcc_mean", "chroma_mean", "mel_mean", "mfcc_std", "chroma_std", "mel_std", "dmfcc_std"]);
 }
@@ -280,6 +334,8 @@ fn every_spec_error_names_field_and_bound() {
         (json!({"hop_length": 4096}), "features.hop_length: 4096 is outside 1..=2048"),
         (json!({"n_mfcc": 200}), "features.n_mfcc: 200 is outside 1..=128"),
         (json!({"top_db": 0.0}), "features.top_db: 0 is outside (0, 300]"),
+        (json!({"frame_gate_db": -3.0}), "features.frame_gate_db: -3 is outside (0, 300]"),
+        (json!({"frame_gate_db": "30"}), "features.frame_gate_db: must be a number, got a string"),
         (json!({"f_max": 20000.0}), "features.f_max: 20000 is outside (f_min, sample_rate / 2 = 11025]"),
         (json!({"f_min": 5000.0, "f_max": 4000.0}), "features.f_min: 5000 is outside [0, 4000)"),
         (json!({"chroma_tuning": 0.75}), "features.chroma_tuning: 0.75 is outside [-0.5, 0.5]"),

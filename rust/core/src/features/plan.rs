@@ -487,6 +487,7 @@ mod tests {
             r#"{"preset": "rich", "n_mels": 37, "n_mfcc": 13, "delta_width": 3}"#,
             r#"{"preset": "portable"}"#,
             r#"{"preset": "rich", "db_reference": "peak"}"#,
+            r#"{"preset": "portable-gated", "frame_gate_db": 6.0}"#,
         ] {
             let plan = FeaturePlan::new(&FeatureSpec::from_json(json).unwrap()).unwrap();
             let mut s = plan.scratch();

@@ -4,7 +4,10 @@
 //! in delta_stats `[dmfcc_s]`. Means and stds come from float64 running sums
 //! (`std = sqrt(max(E[x^2] - E[x]^2, 0))`, population). The dB values are floored at
 //! `peak - top_db`, where `peak` is the pooled window's own highest dB value
-//! ([`FrameRows::db_peak`]); deltas use replicate edges at the window's ends.
+//! ([`FrameRows::db_peak`]); deltas use replicate edges at the window's ends. With a
+//! `frame_gate_db`, only the frames whose mean floored dB over the bands lies within the
+//! gate of the window's loudest such frame enter the sums (deltas are still taken over
+//! every frame, so a kept frame's delta sees its real neighbours).
 
 use super::frames::FrameRows;
 use super::simd::{dot_dispatch, has_simd};
@@ -19,6 +22,7 @@ pub struct PoolScratch {
     sums: Vec<f64>,
     mfcc: Vec<f32>,
     delta: Vec<f64>,
+    keep: Vec<bool>,
 }
 
 /// The pooling half of a feature plan: the spec and its DCT matrix.
@@ -83,8 +87,20 @@ impl<'a> Pooler<'a> {
             out.fill(0.0);
             return;
         }
-        let nf = n as f64;
         let floor = spec.top_db.map_or(f32::NEG_INFINITY, |t| peak - t as f32);
+        s.keep.clear();
+        s.keep.resize(n, true);
+        if let Some(gate) = spec.frame_gate_db {
+            // A frame's level: the mean of its floored dB values over the bands.
+            let level = |t: usize| rows.db(t).iter().map(|&d| f64::from(d.max(floor))).sum::<f64>() / nm as f64;
+            let loudest = range.clone().map(level).fold(f64::NEG_INFINITY, f64::max);
+            for (k, t) in s.keep.iter_mut().zip(range.clone()) {
+                *k = level(t) >= loudest - gate;
+            }
+        }
+        let keep = &s.keep;
+        // at least the loudest frame is kept
+        let nf = keep.iter().filter(|&&k| k).count() as f64;
         let frame_mfcc = spec.needs_frame_mfcc();
         let dct = self.dct;
 
@@ -105,32 +121,40 @@ impl<'a> Pooler<'a> {
         let (mf_q, rest) = rest.split_at_mut(nk);
         let (d_s, d_q) = rest.split_at_mut(nk);
         for (i, t) in range.enumerate() {
-            for (((f, &d), a), q) in s.floored.iter_mut().zip(rows.db(t)).zip(db_s.iter_mut()).zip(db_q.iter_mut()) {
+            let kept = keep[i];
+            for (f, &d) in s.floored.iter_mut().zip(rows.db(t)) {
                 *f = d.max(floor);
-                let v = f64::from(*f);
-                *a += v;
-                *q += v * v;
             }
-            for ((&p, a), q) in rows.power(t).iter().zip(pw_s.iter_mut()).zip(pw_q.iter_mut()) {
-                let v = f64::from(p);
-                *a += v;
-                *q += v * v;
-            }
-            for ((&c, a), q) in rows.chroma(t).iter().zip(ch_s.iter_mut()).zip(ch_q.iter_mut()) {
-                let v = f64::from(c);
-                *a += v;
-                *q += v * v;
+            if kept {
+                for ((&f, a), q) in s.floored.iter().zip(db_s.iter_mut()).zip(db_q.iter_mut()) {
+                    let v = f64::from(f);
+                    *a += v;
+                    *q += v * v;
+                }
+                for ((&p, a), q) in rows.power(t).iter().zip(pw_s.iter_mut()).zip(pw_q.iter_mut()) {
+                    let v = f64::from(p);
+                    *a += v;
+                    *q += v * v;
+                }
+                for ((&c, a), q) in rows.chroma(t).iter().zip(ch_s.iter_mut()).zip(ch_q.iter_mut()) {
+                    let v = f64::from(c);
+                    *a += v;
+                    *q += v * v;
+                }
             }
             if frame_mfcc {
+                // every frame's MFCCs: the deltas of kept frames read their neighbours
                 let fl = &s.floored;
                 let row = &mut s.mfcc[i * nk..(i + 1) * nk];
                 for ((m, d), (a, q)) in
                     row.iter_mut().zip(dct.chunks_exact(nm)).zip(mf_s.iter_mut().zip(mf_q.iter_mut()))
                 {
                     *m = dot_dispatch(d, fl, simd);
-                    let v = f64::from(*m);
-                    *a += v;
-                    *q += v * v;
+                    if kept {
+                        let v = f64::from(*m);
+                        *a += v;
+                        *q += v * v;
+                    }
                 }
             }
         }
@@ -155,7 +179,7 @@ impl<'a> Pooler<'a> {
             let row = |t: usize| &mfcc_frames[t * nk..(t + 1) * nk];
             s.delta.clear();
             s.delta.resize(nk, 0.0);
-            for t in 0..n {
+            for t in (0..n).filter(|&t| keep[t]) {
                 s.delta.fill(0.0);
                 for j in 1..=half {
                     let (hi, lo) = (row((t + j).min(n - 1)), row(t.saturating_sub(j)));

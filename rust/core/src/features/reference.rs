@@ -86,18 +86,24 @@ pub fn features_ref(spec: &FeatureSpec, wave: &[f32]) -> Vec<f64> {
     let peak = db.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max);
     let floor = spec.top_db.map_or(f64::NEG_INFINITY, |t| peak - t);
     let fdb: Vec<Vec<f64>> = db.iter().map(|r| r.iter().map(|&v| v.max(floor)).collect()).collect();
+    // The frame gate: a frame's level is its mean floored dB over the bands.
+    let level: Vec<f64> = fdb.iter().map(|r| r.iter().sum::<f64>() / r.len() as f64).collect();
+    let loudest = level.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let keep: Vec<bool> = level.iter().map(|&l| spec.frame_gate_db.is_none_or(|g| l >= loudest - g)).collect();
+    let kept = |rows: &Rows| -> Rows { rows.iter().zip(&keep).filter(|(_, &k)| k).map(|(r, _)| r.clone()).collect() };
     let reference = match spec.db_reference {
         DbReference::Absolute => 0.0,
         DbReference::Peak => fdb.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max),
-        DbReference::Mean => fdb.iter().flatten().sum::<f64>() / (fdb.len() * spec.n_mels) as f64,
+        DbReference::Mean => kept(&fdb).iter().flatten().sum::<f64>() / (kept(&fdb).len() * spec.n_mels) as f64,
     };
     let fdb: Vec<Vec<f64>> = fdb.iter().map(|r| r.iter().map(|&v| v - reference).collect()).collect();
     let mfcc: Vec<Vec<f64>> = fdb.iter().map(|r| (0..spec.n_mfcc).map(|k| dct_ref(r, k)).collect()).collect();
     let mel = if spec.mel_scale == MelScale::Power { &pw } else { &fdb };
+    let (mfcc_k, ch_k, mel_k) = (kept(&mfcc), kept(&ch), kept(mel));
     let mut out = Vec::new();
     for stat in &spec.stats {
         let f = if *stat == Stat::Mean { mean_ref } else { std_ref };
-        for block in [&mfcc, &ch, mel] {
+        for block in [&mfcc_k, &ch_k, &mel_k] {
             out.extend((0..block[0].len()).map(|j| f(block, j)));
         }
     }
@@ -111,6 +117,7 @@ pub fn features_ref(spec: &FeatureSpec, wave: &[f32]) -> Vec<f64> {
                 (0..spec.n_mfcc).map(|k| (-half..=half).map(|j| j as f64 * at(t + j)[k]).sum::<f64>() / denom).collect()
             })
             .collect();
+        let delta = kept(&delta);
         for stat in &spec.delta_stats {
             let f = if *stat == Stat::Mean { mean_ref } else { std_ref };
             out.extend((0..spec.n_mfcc).map(|k| f(&delta, k)));

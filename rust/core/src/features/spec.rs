@@ -23,6 +23,10 @@ pub const N_CHROMA_RANGE: (u64, u64) = (0, 96);
 pub const MAX_TOP_DB: f64 = 300.0;
 /// `chroma_tuning` bounds (fractions of a chroma bin).
 pub const CHROMA_TUNING_RANGE: (f64, f64) = (-0.5, 0.5);
+/// Largest `frame_gate_db` (dB); it must also be > 0.
+pub const MAX_FRAME_GATE_DB: f64 = 300.0;
+/// The gate of the `portable-gated` preset (dB below the loudest frame).
+pub const GATED_PRESET_DB: f64 = 30.0;
 /// Delta window bounds (odd).
 pub const DELTA_WIDTH_RANGE: (u64, u64) = (3, 31);
 /// Input audio rate bounds (what a file or waveform may have), Hz.
@@ -31,7 +35,7 @@ pub const INPUT_RATE_RANGE: (u64, u64) = (1000, 384_000);
 pub const MAX_CLIP_SECONDS: u64 = 3600;
 
 /// Every key of the `features` object, in `FeatureConfig` order.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 19] = [
     "preset",
     "sample_rate",
     "n_mfcc",
@@ -50,6 +54,7 @@ pub const KEYS: [&str; 18] = [
     "delta_stats",
     "delta_width",
     "db_reference",
+    "frame_gate_db",
 ];
 
 /// The spectrum the chroma filterbank sees.
@@ -109,6 +114,7 @@ pub enum Preset {
     Rich,
     Portable,
     PortableNoChroma,
+    PortableGated,
 }
 
 impl Preset {
@@ -118,6 +124,7 @@ impl Preset {
             Preset::Rich => "rich",
             Preset::Portable => "portable",
             Preset::PortableNoChroma => "portable-nochroma",
+            Preset::PortableGated => "portable-gated",
         }
     }
 }
@@ -196,13 +203,18 @@ pub struct FeatureSpec {
     pub delta_stats: Vec<Stat>,
     pub delta_width: usize,
     pub db_reference: DbReference,
+    /// Pool only the frames whose mean floored dB over the bands lies within this many dB
+    /// of the pooled window's loudest frame (pauses and room tone leave the statistics);
+    /// `None` = every frame.
+    pub frame_gate_db: Option<f64>,
 }
 
 impl FeatureSpec {
     /// The values of a preset (`feature_config.PRESETS`): `paper` is the default spec;
     /// `rich` = dB mel, mean + std pooling, std of delta-MFCC, 64 mel bands (272-d);
     /// `portable` = `rich` at 16 kHz (band 0-8 kHz, n_fft 1024, hop 256) with dB relative to the clip's mean;
-    /// `portable-nochroma` = `portable` without the chroma blocks (`n_chroma: 0`, 248-d).
+    /// `portable-nochroma` = `portable` without the chroma blocks (`n_chroma: 0`, 248-d);
+    /// `portable-gated` = `portable-nochroma` pooling only frames within [`GATED_PRESET_DB`] dB of the loudest.
     pub fn preset(p: Preset) -> FeatureSpec {
         match p {
             Preset::Paper => FeatureSpec::default(),
@@ -225,6 +237,11 @@ impl FeatureSpec {
             Preset::PortableNoChroma => {
                 FeatureSpec { preset: Preset::PortableNoChroma, n_chroma: 0, ..FeatureSpec::preset(Preset::Portable) }
             }
+            Preset::PortableGated => FeatureSpec {
+                preset: Preset::PortableGated,
+                frame_gate_db: Some(GATED_PRESET_DB),
+                ..FeatureSpec::preset(Preset::PortableNoChroma)
+            },
         }
     }
 }
@@ -251,6 +268,7 @@ impl Default for FeatureSpec {
             delta_stats: Vec::new(),
             delta_width: 9,
             db_reference: DbReference::Absolute,
+            frame_gate_db: None,
         }
     }
 }
@@ -284,6 +302,18 @@ fn number(field: &'static str, v: &Value) -> Result<f64, SpecError> {
         Some(x) if v.is_number() => Ok(x),
         _ => Err(SpecError::WrongType { field, expected: "a number", got: kind(v) }),
     }
+}
+
+/// A dB width that is null (off) or a number in `(0, max]`.
+fn optional_db(field: &'static str, v: &Value, max: f64) -> Result<Option<f64>, SpecError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let x = number(field, v)?;
+    if !(x > 0.0 && x <= max) {
+        return Err(SpecError::NumberOutOfRange { field, value: x, bound: format!("(0, {max}]") });
+    }
+    Ok(Some(x))
 }
 
 fn choice<'a>(field: &'static str, v: &'a Value, allowed: &'static [&'static str]) -> Result<&'a str, SpecError> {
@@ -341,12 +371,15 @@ impl FeatureSpec {
         let get = |k: &str| map.get(k);
         let preset = match get("preset") {
             None => Preset::Paper,
-            Some(v) => match choice("preset", v, &["paper", "rich", "portable", "portable-nochroma"])? {
-                "paper" => Preset::Paper,
-                "rich" => Preset::Rich,
-                "portable" => Preset::Portable,
-                _ => Preset::PortableNoChroma,
-            },
+            Some(v) => {
+                match choice("preset", v, &["paper", "rich", "portable", "portable-nochroma", "portable-gated"])? {
+                    "paper" => Preset::Paper,
+                    "rich" => Preset::Rich,
+                    "portable" => Preset::Portable,
+                    "portable-nochroma" => Preset::PortableNoChroma,
+                    _ => Preset::PortableGated,
+                }
+            }
         };
         let mut s = FeatureSpec::preset(preset);
         if let Some(v) = get("sample_rate") {
@@ -406,20 +439,7 @@ impl FeatureSpec {
             return Err(SpecError::NumberOutOfRange { field: "f_min", value: s.f_min, bound: format!("[0, {f_max})") });
         }
         if let Some(v) = get("top_db") {
-            s.top_db = match v {
-                Value::Null => None,
-                v => {
-                    let x = number("top_db", v)?;
-                    if !(x > 0.0 && x <= MAX_TOP_DB) {
-                        return Err(SpecError::NumberOutOfRange {
-                            field: "top_db",
-                            value: x,
-                            bound: format!("(0, {MAX_TOP_DB}]"),
-                        });
-                    }
-                    Some(x)
-                }
-            };
+            s.top_db = optional_db("top_db", v, MAX_TOP_DB)?;
         }
         if let Some(v) = get("chroma_spectrum") {
             s.chroma_spectrum = match choice("chroma_spectrum", v, &["magnitude", "power"])? {
@@ -468,6 +488,9 @@ impl FeatureSpec {
                 _ => DbReference::Mean,
             };
         }
+        if let Some(v) = get("frame_gate_db") {
+            s.frame_gate_db = optional_db("frame_gate_db", v, MAX_FRAME_GATE_DB)?;
+        }
         Ok(s)
     }
 
@@ -501,6 +524,7 @@ impl FeatureSpec {
         m.insert("delta_stats".into(), stat_list(&self.delta_stats));
         m.insert("delta_width".into(), self.delta_width.into());
         m.insert("db_reference".into(), self.db_reference.as_str().into());
+        m.insert("frame_gate_db".into(), self.frame_gate_db.map_or(Value::Null, Value::from));
         Value::Object(m)
     }
 
