@@ -109,6 +109,8 @@ RICH = {
     "no chroma, paper means": {"n_chroma": 0},
     "portable-gated preset": {"preset": "portable-gated"},
     "frame gate 10 dB, dB re clip peak": {"preset": "rich", "frame_gate_db": 10.0, "db_reference": "peak"},
+    "noise-floor gate 10 dB": {"preset": "portable-nochroma", "frame_floor_db": 10.0},
+    "both gates, dB re clip peak": {"preset": "rich", "frame_gate_db": 10.0, "frame_floor_db": 3.0, "db_reference": "peak"},
 }
 
 
@@ -143,19 +145,19 @@ def test_relative_db_makes_features_level_invariant(reference: str) -> None:
     np.testing.assert_allclose(shift, 20.0, atol=0.05)
 
 
-def with_pauses(wave: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """`wave` with a pause at each end: 0.5 s of room tone (white noise 50 dB below its RMS)."""
-    tone = rng.standard_normal(sr // 2) * np.sqrt(np.mean(wave.astype(np.float64) ** 2)) * 10 ** (-50 / 20)
+def with_pauses(wave: np.ndarray, sr: int, rng: np.random.Generator, below_db: float) -> np.ndarray:
+    """`wave` with a pause at each end: 0.5 s of room tone (white noise `below_db` under its RMS)."""
+    tone = rng.standard_normal(sr // 2) * np.sqrt(np.mean(wave.astype(np.float64) ** 2)) * 10 ** (-below_db / 20)
     return np.concatenate([tone, wave, tone]).astype(np.float32)
 
 
-def test_frame_gate_keeps_pauses_out_of_the_features() -> None:
-    """A pause before and after an utterance moves the ungated features by several of their
-    own stds (one label for every padded clip); with `portable-gated` they hardly move, in
-    the torch reference and the Rust runtime alike."""
+def test_frame_gate_keeps_quiet_pauses_out_of_the_features() -> None:
+    """A quiet pause before and after an utterance (room tone 50 dB below it) moves the
+    ungated features by about one and a half of their own stds; with the 30 dB gate of
+    `portable-gated` far less, in the torch reference and the Rust runtime alike."""
     rng = np.random.default_rng(3)
     waves = clips(16000)[6:]  # the synthetic utterances
-    padded = [with_pauses(w, 16000, rng) for w in waves]
+    padded = [with_pauses(w, 16000, rng, 50.0) for w in waves]
     moved = {}
     for preset in ("portable-nochroma", "portable-gated"):
         cfg = FeatureConfig(preset=preset)
@@ -166,7 +168,32 @@ def test_frame_gate_keeps_pauses_out_of_the_features() -> None:
             moved[(preset, side)] = float(np.mean(np.abs(np.stack([extract(w) for w in padded]) - base) / std))
     for side in ("torch", "rust"):
         assert moved[("portable-nochroma", side)] > 1.0, moved
-        assert moved[("portable-gated", side)] < 0.25 * moved[("portable-nochroma", side)], moved
+        assert moved[("portable-gated", side)] < 0.3 * moved[("portable-nochroma", side)], moved
+
+
+@pytest.mark.parametrize(
+    ("levels", "gates", "kept"),
+    [
+        # 20 pause frames at -60 dB, 80 speech frames at 0: the noise floor (10th percentile)
+        # is the pause, the threshold -50: every speech frame, no pause frame
+        ([-60.0] * 20 + [0.0] * 80, {"frame_floor_db": 10.0}, [False] * 20 + [True] * 80),
+        # noisy pauses at -25 pass a 30 dB gate relative to the loudest frame, not the floor gate
+        ([-25.0] * 20 + [0.0] * 80, {"frame_gate_db": 30.0}, [True] * 100),
+        ([-25.0] * 20 + [0.0] * 80, {"frame_floor_db": 10.0}, [False] * 20 + [True] * 80),
+        # no pauses, levels -20..0: floor -18, margin capped at half the range (9): >= -9 kept
+        (list(np.linspace(-20.0, 0.0, 101)), {"frame_floor_db": 10.0}, list(np.linspace(-20.0, 0.0, 101) >= -9.0)),
+        # a steady level keeps every frame
+        ([-7.0] * 50, {"frame_floor_db": 10.0, "frame_gate_db": 3.0}, [True] * 50),
+    ],
+    ids=["quiet pauses, floor", "noisy pauses, 30 dB gate", "noisy pauses, floor", "no pauses, floor capped", "steady"],
+)
+def test_frame_gate_rule(levels: list[float], gates: dict, kept: list[bool]) -> None:
+    """The documented rule on frames of known level: kept when the level (mean floored dB
+    over the bands) >= max(loudest - frame_gate_db, floor + min(frame_floor_db, (loudest -
+    floor) / 2)), floor = the 10th percentile of the levels."""
+    ext = FeatureExtractor(FeatureConfig(preset="portable-nochroma", **gates))
+    db = torch.tensor(levels, dtype=torch.float32)[None, None, :].expand(1, 4, len(levels))
+    assert ext._gate(db, None)[0].tolist() == kept
 
 
 def _accepts_rust(raw: dict) -> bool:

@@ -10,8 +10,8 @@ Presets: `preset` names a bundle of defaults. Every field the user does not give
 from the preset's values (a before-validator), explicit keys override. `paper` is the
 paper's 180-d recipe (time means of 40 MFCC, 12 chroma, 128 power mel bands); `rich` adds
 what measured better on inner holdouts; `portable` is `rich` at a common 16 kHz with
-level-invariant dB values, `portable-nochroma` (the default) the same without chroma (see
-`PRESETS`). A stored dict without `preset`
+level-invariant dB values, `portable-nochroma` (the default) the same without chroma,
+`portable-gated` the same pooled over the frames within 30 dB of the loudest (see `PRESETS`). A stored dict without `preset`
 (an old `.laq` header or checkpoint) must be read with `FeatureConfig.from_stored`, which
 reads it as `paper`: old files keep the features they were trained on whatever the
 current default preset is.
@@ -51,8 +51,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # the speaker than about the emotion; chosen on the inner cross-corpus folds
 # (docs/features.md, "portable-nochroma").
 PRESETS["portable-nochroma"] = {**PRESETS["portable"], "n_chroma": 0}
-# portable-nochroma pooling only the frames within 30 dB of the clip's loudest: pauses,
-# lead-in silence and room tone leave the statistics (docs/features.md, "portable-gated").
+# portable-nochroma pooling only the frames within 30 dB of the clip's loudest: quiet pauses
+# leave the statistics; not the default (a trade across corpora and under noise:
+# docs/features.md, "Frame gates").
 PRESETS["portable-gated"] = {**PRESETS["portable-nochroma"], "frame_gate_db": 30.0}
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets:
 # `portable-nochroma` since 2026-12-04 (better across corpora in every cell, no worse
@@ -72,9 +73,11 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "n_chroma": (0, 96),  # 0: no chroma block
     "top_db": (0.0, 300.0),  # exclusive low: (0, 300]
     "frame_gate_db": (0.0, 300.0),  # exclusive low: (0, 300]
+    "frame_floor_db": (0.0, 300.0),  # exclusive low: (0, 300]
     "chroma_tuning": (-0.5, 0.5),
     "delta_width": (3, 31),  # and odd
 }
+FLOOR_QUANTILE = 0.1  # a clip's noise floor for `frame_floor_db`: this quantile of its frame levels
 INPUT_RATE_BOUNDS = (1000, 384000)  # Hz a file or waveform may have before resampling
 MAX_CLIP_SECONDS = 3600.0  # longest whole clip; longer: an error pointing at segment mode
 
@@ -117,6 +120,14 @@ class FeatureConfig(BaseModel):
         le=300.0,
         description="pool only the frames whose mean floored dB over the bands lies within this many dB of the "
         "clip's loudest frame (pauses and room tone leave the statistics); None = every frame",
+    )
+
+    frame_floor_db: float | None = Field(
+        None,
+        gt=0.0,
+        le=300.0,
+        description="pool only the frames at least this many dB (at most half the clip's range) above its noise floor, "
+        "the 10th percentile of its frame levels: noise in the pauses leaves the statistics too; None = no floor gate",
     )
 
     @model_validator(mode="before")

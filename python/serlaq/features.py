@@ -51,7 +51,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor, nn
 
-from serlaq.feature_config import FeatureConfig
+from serlaq.feature_config import FLOOR_QUANTILE, FeatureConfig
 
 __all__ = ["FEATURES_VERSION", "FeatureConfig", "FeatureExtractor", "chroma_filterbank"]
 
@@ -184,13 +184,8 @@ class FeatureExtractor(nn.Module):
             peak = kept.amax(dim=(-2, -1), keepdim=True)
             db = torch.maximum(db, peak - cfg.top_db)
         length_mask = mask
-        if cfg.frame_gate_db is not None:
-            # Pool only the frames within the gate of the loudest one (a frame's level: its
-            # mean floored dB over the bands), so pauses and room tone leave the statistics.
-            level = db.mean(-2)  # (B, frames)
-            kept_level = level if mask is None else level.masked_fill(~mask, -math.inf)
-            gate = level >= kept_level.amax(-1, keepdim=True) - cfg.frame_gate_db
-            mask = gate if mask is None else gate & mask
+        if cfg.frame_gate_db is not None or cfg.frame_floor_db is not None:
+            mask = self._gate(db, length_mask)
             count = mask.sum(-1, keepdim=True).to(torch.float32)
         db_mean = time_mean(db)
         if cfg.db_reference != "absolute":
@@ -232,6 +227,29 @@ class FeatureExtractor(nn.Module):
             parts += [time_stat(delta, stat, delta_mean) for stat in cfg.delta_stats]
         out = torch.cat(parts, dim=-1)
         return out[0] if single else out
+
+    def _gate(self, db: Tensor, mask: Tensor | None) -> Tensor:
+        """(B, frames) mask of the frames pooled: level (mean floored dB over the bands)
+        >= max(loudest - frame_gate_db, floor + min(frame_floor_db, (loudest - floor) / 2)),
+        floor = the FLOOR_QUANTILE of the clip's levels (linear between order statistics).
+        In float64, as the Rust pooling. Pauses and room tone leave the statistics."""
+        cfg = self.cfg
+        level = db.double().mean(-2)  # (B, frames)
+        valid = torch.ones_like(level, dtype=torch.bool) if mask is None else mask
+        loudest = level.masked_fill(~valid, -math.inf).amax(-1, keepdim=True)
+        threshold = torch.full_like(loudest, -math.inf)
+        if cfg.frame_gate_db is not None:
+            threshold = loudest - cfg.frame_gate_db
+        if cfg.frame_floor_db is not None:
+            n = valid.sum(-1, keepdim=True)
+            ordered = level.masked_fill(~valid, math.inf).sort(-1).values
+            pos = FLOOR_QUANTILE * (n - 1).double()
+            lo = pos.floor().long()
+            hi = torch.minimum(lo + 1, n - 1)
+            low = ordered.gather(-1, lo)
+            floor = low + (pos - lo.double()) * (ordered.gather(-1, hi) - low)
+            threshold = torch.maximum(threshold, floor + ((loudest - floor) / 2).clamp(max=cfg.frame_floor_db))
+        return valid & (level >= threshold)
 
     def _deltas(self, mfcc: Tensor, mask: Tensor | None) -> Tensor:
         """First-order deltas of (B, n_mfcc, frames) per-frame MFCCs, each clip's own edges replicated.

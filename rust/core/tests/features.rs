@@ -166,44 +166,58 @@ fn fast_path_matches_reference() {
     }
 }
 
-/// `signal` with pauses: a quarter of room tone (noise 60 dB down), the signal, another
-/// quarter of room tone, the signal again.
-fn with_pauses(rate: u32, secs: f64, seed: u64) -> Vec<f32> {
+/// `signal` with pauses: a quarter of room tone (`signal` scaled by `pause_gain`), the
+/// signal, another quarter of room tone, the signal again.
+fn with_pauses(rate: u32, secs: f64, seed: u64, pause_gain: f32) -> Vec<f32> {
     let voice = signal(rate, secs, seed);
-    let pause: Vec<f32> = signal(rate, secs / 2.0, seed + 7).iter().map(|v| v * 1e-3).collect();
+    let pause: Vec<f32> = signal(rate, secs / 2.0, seed + 7).iter().map(|v| v * pause_gain).collect();
     [&pause[..], &voice, &pause, &voice].concat()
 }
 
 #[test]
-fn frame_gate_matches_reference_on_audio_with_pauses() {
-    for (name, extra) in [
-        ("portable-like, gate 30 dB", json!({"db_reference": "mean", "frame_gate_db": 30.0})),
+fn frame_gates_match_reference_and_leave_pauses_out() {
+    // (name, spec keys, pause gain, whether the pauses should leave the statistics)
+    let quiet = 1e-3; // 60 dB down
+    let noisy = 0.1; // 20 dB down: inside a 30 dB gate, above the noise floor's margin
+    for (name, extra, gain, gated) in [
+        ("gate 30 dB, quiet pauses", json!({"db_reference": "mean", "frame_gate_db": 30.0}), quiet, true),
+        ("gate 30 dB, noisy pauses", json!({"db_reference": "mean", "frame_gate_db": 30.0}), noisy, false),
+        ("floor 10 dB, noisy pauses", json!({"db_reference": "mean", "frame_floor_db": 10.0}), noisy, true),
+        ("floor 10 dB, quiet pauses", json!({"db_reference": "mean", "frame_floor_db": 10.0}), quiet, true),
         (
-            "gate 10 dB, dB re peak, power mel",
-            json!({"db_reference": "peak", "frame_gate_db": 10.0, "mel_scale": "power"}),
+            "both, dB re peak, power mel",
+            json!({"db_reference": "peak", "frame_gate_db": 10.0, "frame_floor_db": 6.0, "mel_scale": "power"}),
+            noisy,
+            true,
         ),
-        ("no gate", json!({"db_reference": "mean"})),
+        ("no gate, quiet pauses", json!({"db_reference": "mean"}), quiet, false),
     ] {
         let mut v = json!({"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 32, "n_mfcc": 13,
             "mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"]});
         v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         let spec = spec(v);
         let plan = FeaturePlan::new(&spec).unwrap();
-        let wave = with_pauses(spec.sample_rate, 0.4, 1);
+        let wave = with_pauses(spec.sample_rate, 0.4, 1, gain);
         let fast = plan.extract(&wave).unwrap();
         let worst = assert_close(name, &spec, &fast, &features_ref(&spec, &wave));
         eprintln!("fast vs ref {name}: worst relative error {worst:.2e}");
-        // the pauses move the ungated statistics, not the gated ones: compare with the
-        // signal alone (twice, as in the paused clip)
+        // pauses left out of the statistics leave the clip's features near those of the
+        // signal alone (twice, as in the paused clip); pooled pauses move them as far as
+        // they move the same spec without gates
         let voice = signal(spec.sample_rate, 0.4, 1);
-        let alone = plan.extract(&[&voice[..], &voice].concat()).unwrap();
-        let (a, b) = spec.blocks().into_iter().find(|b| b.0 == "mel_std").map(|b| (b.1, b.2)).unwrap();
-        let moved = (a..b).map(|i| (fast[i] - alone[i]).abs()).fold(0f32, f32::max);
-        eprintln!("{name}: pauses move a mel std by up to {moved} dB");
-        if spec.frame_gate_db.is_some() {
-            assert!(moved < 3.0, "{name}: the pauses moved a mel std by {moved} dB");
+        let voice = [&voice[..], &voice].concat();
+        let ungated = FeatureSpec { frame_gate_db: None, frame_floor_db: None, ..spec.clone() };
+        let ungated = FeaturePlan::new(&ungated).unwrap();
+        let (a, b) = spec.blocks().into_iter().find(|b| b.0 == "mfcc_std").map(|b| (b.1, b.2)).unwrap();
+        let moved = |x: &[f32], y: &[f32]| (a..b).map(|i| (x[i] - y[i]).abs()).fold(0f32, f32::max);
+        let by_gated = moved(&fast, &plan.extract(&voice).unwrap());
+        let by_ungated = moved(&ungated.extract(&wave).unwrap(), &ungated.extract(&voice).unwrap());
+        eprintln!("{name}: the pauses move an MFCC std by up to {by_gated} ({by_ungated} without gates)");
+        assert!(by_ungated > 10.0, "{name}: the pauses should move the ungated MFCC stds ({by_ungated})");
+        if gated {
+            assert!(by_gated < by_ungated / 2.0, "{name}: the pauses moved an MFCC std by {by_gated}");
         } else {
-            assert!(moved > 20.0, "{name}: the pauses should move the ungated mel std ({moved} dB)");
+            assert!(by_gated > 0.8 * by_ungated, "{name}: the pauses should stay in ({by_gated})");
         }
     }
 }
@@ -315,7 +329,10 @@ fn spec_defaults_round_trip_and_old_headers() {
     assert_eq!(gated, FeatureSpec { preset: Preset::PortableGated, frame_gate_db: Some(30.0), ..nochroma.clone() });
     assert_eq!(spec(gated.to_json_value()), gated);
     assert_eq!(spec(json!({"preset": "portable-gated", "frame_gate_db": null})).frame_gate_db, None);
-    assert_eq!(nochroma.frame_gate_db, None);
+    assert_eq!((nochroma.frame_gate_db, nochroma.frame_floor_db), (None, None));
+    let floor = spec(json!({"preset": "portable-nochroma", "frame_floor_db": 10.0}));
+    assert_eq!(spec(floor.to_json_value()), floor);
+    assert_eq!(floor.frame_floor_db, Some(10.0));
     assert_eq!(FeatureSpec::default().frame_gate_db, None);
     let names: Vec<String> = rich.blocks().into_iter().map(|b| b.0).collect();
     assert_eq!(names, ["mfcc_mean", "chroma_mean", "mel_mean", "mfcc_std", "chroma_std", "mel_std", "dmfcc_std"]);
@@ -336,6 +353,7 @@ fn every_spec_error_names_field_and_bound() {
         (json!({"top_db": 0.0}), "features.top_db: 0 is outside (0, 300]"),
         (json!({"frame_gate_db": -3.0}), "features.frame_gate_db: -3 is outside (0, 300]"),
         (json!({"frame_gate_db": "30"}), "features.frame_gate_db: must be a number, got a string"),
+        (json!({"frame_floor_db": 0.0}), "features.frame_floor_db: 0 is outside (0, 300]"),
         (json!({"f_max": 20000.0}), "features.f_max: 20000 is outside (f_min, sample_rate / 2 = 11025]"),
         (json!({"f_min": 5000.0, "f_max": 4000.0}), "features.f_min: 5000 is outside [0, 4000)"),
         (json!({"chroma_tuning": 0.75}), "features.chroma_tuning: 0.75 is outside [-0.5, 0.5]"),

@@ -5,13 +5,13 @@
 //! (`std = sqrt(max(E[x^2] - E[x]^2, 0))`, population). The dB values are floored at
 //! `peak - top_db`, where `peak` is the pooled window's own highest dB value
 //! ([`FrameRows::db_peak`]); deltas use replicate edges at the window's ends. With a
-//! `frame_gate_db`, only the frames whose mean floored dB over the bands lies within the
-//! gate of the window's loudest such frame enter the sums (deltas are still taken over
-//! every frame, so a kept frame's delta sees its real neighbours).
+//! `frame_gate_db` or `frame_floor_db`, only the frames whose level (mean floored dB over
+//! the bands) passes [`gate_threshold`] enter the sums (deltas are still taken over every
+//! frame, so a kept frame's delta sees its real neighbours).
 
 use super::frames::FrameRows;
 use super::simd::{dot_dispatch, has_simd};
-use super::spec::{DbReference, FeatureSpec, MelScale, Stat};
+use super::spec::{DbReference, FeatureSpec, MelScale, Stat, FLOOR_QUANTILE};
 use std::ops::Range;
 
 /// Reusable pooling buffers.
@@ -23,6 +23,8 @@ pub struct PoolScratch {
     mfcc: Vec<f32>,
     delta: Vec<f64>,
     keep: Vec<bool>,
+    levels: Vec<f64>,
+    sorted: Vec<f64>,
 }
 
 /// The pooling half of a feature plan: the spec and its DCT matrix.
@@ -35,6 +37,28 @@ pub struct Pooler<'a> {
 fn std_of(sum: f64, sq: f64, n: f64) -> f32 {
     let mean = sum / n;
     (sq / n - mean * mean).max(0.0).sqrt() as f32
+}
+
+/// The lowest level a frame may have and still be pooled: the larger of `loudest -
+/// frame_gate_db` and `floor + min(frame_floor_db, (loudest - floor) / 2)`, the floor
+/// being the [`FLOOR_QUANTILE`] of the levels (linear between order statistics, as
+/// `torch.quantile`). The loudest frame always passes. `sorted` is scratch.
+pub(crate) fn gate_threshold(spec: &FeatureSpec, levels: &[f64], sorted: &mut Vec<f64>) -> f64 {
+    let loudest = levels.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let mut threshold = spec.frame_gate_db.map_or(f64::NEG_INFINITY, |g| loudest - g);
+    if let Some(margin) = spec.frame_floor_db {
+        sorted.clear();
+        sorted.extend_from_slice(levels);
+        sorted.sort_unstable_by(f64::total_cmp);
+        let pos = FLOOR_QUANTILE * (sorted.len() - 1) as f64;
+        let (lo, frac) = (pos.floor() as usize, pos.fract());
+        let hi = (lo + 1).min(sorted.len() - 1);
+        let noise_floor = sorted[lo] + frac * (sorted[hi] - sorted[lo]);
+        // at most halfway up from the floor: a clip without pauses (a small range between
+        // floor and loudest) keeps its upper half instead of a few frames at its top
+        threshold = threshold.max(noise_floor + margin.min((loudest - noise_floor) / 2.0));
+    }
+    threshold
 }
 
 impl<'a> Pooler<'a> {
@@ -90,12 +114,15 @@ impl<'a> Pooler<'a> {
         let floor = spec.top_db.map_or(f32::NEG_INFINITY, |t| peak - t as f32);
         s.keep.clear();
         s.keep.resize(n, true);
-        if let Some(gate) = spec.frame_gate_db {
+        if spec.gates_frames() {
             // A frame's level: the mean of its floored dB values over the bands.
-            let level = |t: usize| rows.db(t).iter().map(|&d| f64::from(d.max(floor))).sum::<f64>() / nm as f64;
-            let loudest = range.clone().map(level).fold(f64::NEG_INFINITY, f64::max);
-            for (k, t) in s.keep.iter_mut().zip(range.clone()) {
-                *k = level(t) >= loudest - gate;
+            s.levels.clear();
+            s.levels.extend(
+                range.clone().map(|t| rows.db(t).iter().map(|&d| f64::from(d.max(floor))).sum::<f64>() / nm as f64),
+            );
+            let threshold = gate_threshold(spec, &s.levels, &mut s.sorted);
+            for (k, &l) in s.keep.iter_mut().zip(&s.levels) {
+                *k = l >= threshold;
             }
         }
         let keep = &s.keep;

@@ -5,7 +5,7 @@
 
 use super::chroma::chroma_filterbank;
 use super::mel::mel_filterbank_dense;
-use super::spec::{ChromaSpectrum, DbReference, FeatureSpec, MelScale, Stat};
+use super::spec::{ChromaSpectrum, DbReference, FeatureSpec, MelScale, Stat, FLOOR_QUANTILE};
 use super::stft::window;
 use std::f64::consts::PI;
 
@@ -89,7 +89,18 @@ pub fn features_ref(spec: &FeatureSpec, wave: &[f32]) -> Vec<f64> {
     // The frame gate: a frame's level is its mean floored dB over the bands.
     let level: Vec<f64> = fdb.iter().map(|r| r.iter().sum::<f64>() / r.len() as f64).collect();
     let loudest = level.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let keep: Vec<bool> = level.iter().map(|&l| spec.frame_gate_db.is_none_or(|g| l >= loudest - g)).collect();
+    let mut sorted = level.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pos = FLOOR_QUANTILE * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let noise_floor = sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo]);
+    let keep: Vec<bool> = level
+        .iter()
+        .map(|&l| {
+            spec.frame_gate_db.is_none_or(|g| l >= loudest - g)
+                && spec.frame_floor_db.is_none_or(|m| l >= noise_floor + m.min((loudest - noise_floor) / 2.0))
+        })
+        .collect();
     let kept = |rows: &Rows| -> Rows { rows.iter().zip(&keep).filter(|(_, &k)| k).map(|(r, _)| r.clone()).collect() };
     let reference = match spec.db_reference {
         DbReference::Absolute => 0.0,

@@ -23,8 +23,10 @@ pub const N_CHROMA_RANGE: (u64, u64) = (0, 96);
 pub const MAX_TOP_DB: f64 = 300.0;
 /// `chroma_tuning` bounds (fractions of a chroma bin).
 pub const CHROMA_TUNING_RANGE: (f64, f64) = (-0.5, 0.5);
-/// Largest `frame_gate_db` (dB); it must also be > 0.
+/// Largest `frame_gate_db` and `frame_floor_db` (dB); they must also be > 0.
 pub const MAX_FRAME_GATE_DB: f64 = 300.0;
+/// The quantile of a window's frame levels taken as its noise floor (`frame_floor_db`).
+pub const FLOOR_QUANTILE: f64 = 0.1;
 /// The gate of the `portable-gated` preset (dB below the loudest frame).
 pub const GATED_PRESET_DB: f64 = 30.0;
 /// Delta window bounds (odd).
@@ -35,7 +37,7 @@ pub const INPUT_RATE_RANGE: (u64, u64) = (1000, 384_000);
 pub const MAX_CLIP_SECONDS: u64 = 3600;
 
 /// Every key of the `features` object, in `FeatureConfig` order.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 20] = [
     "preset",
     "sample_rate",
     "n_mfcc",
@@ -55,6 +57,7 @@ pub const KEYS: [&str; 19] = [
     "delta_width",
     "db_reference",
     "frame_gate_db",
+    "frame_floor_db",
 ];
 
 /// The spectrum the chroma filterbank sees.
@@ -207,6 +210,10 @@ pub struct FeatureSpec {
     /// of the pooled window's loudest frame (pauses and room tone leave the statistics);
     /// `None` = every frame.
     pub frame_gate_db: Option<f64>,
+    /// Pool only the frames at least this many dB above the window's noise floor (the
+    /// [`FLOOR_QUANTILE`] of its frame levels): stationary noise in the pauses leaves the
+    /// statistics too. With both gates a frame must pass both; `None` = no floor gate.
+    pub frame_floor_db: Option<f64>,
 }
 
 impl FeatureSpec {
@@ -269,6 +276,7 @@ impl Default for FeatureSpec {
             delta_width: 9,
             db_reference: DbReference::Absolute,
             frame_gate_db: None,
+            frame_floor_db: None,
         }
     }
 }
@@ -491,6 +499,9 @@ impl FeatureSpec {
         if let Some(v) = get("frame_gate_db") {
             s.frame_gate_db = optional_db("frame_gate_db", v, MAX_FRAME_GATE_DB)?;
         }
+        if let Some(v) = get("frame_floor_db") {
+            s.frame_floor_db = optional_db("frame_floor_db", v, MAX_FRAME_GATE_DB)?;
+        }
         Ok(s)
     }
 
@@ -525,6 +536,7 @@ impl FeatureSpec {
         m.insert("delta_width".into(), self.delta_width.into());
         m.insert("db_reference".into(), self.db_reference.as_str().into());
         m.insert("frame_gate_db".into(), self.frame_gate_db.map_or(Value::Null, Value::from));
+        m.insert("frame_floor_db".into(), self.frame_floor_db.map_or(Value::Null, Value::from));
         Value::Object(m)
     }
 
@@ -551,6 +563,11 @@ impl FeatureSpec {
     /// Longest whole clip in samples ([`MAX_CLIP_SECONDS`] at the model rate).
     pub fn max_samples(&self) -> usize {
         MAX_CLIP_SECONDS as usize * self.sample_rate as usize
+    }
+
+    /// Whether some frames may be left out of the pooled statistics (either gate set).
+    pub fn gates_frames(&self) -> bool {
+        self.frame_gate_db.is_some() || self.frame_floor_db.is_some()
     }
 
     /// Whether per-frame MFCCs are needed (std of MFCC or any delta statistic).
