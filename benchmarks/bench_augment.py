@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-SINGLE = ("noise", "reverb", "eq", "resample", "gain", "speed")
+SINGLE = ("noise", "reverb", "eq", "resample", "gain", "speed", "pause")
 
 
 def variant_augment(name: str, copies: int, seed: int | None) -> dict[str, Any] | None:

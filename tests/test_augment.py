@@ -32,7 +32,7 @@ def spectrum_db(x: np.ndarray, lo: float, hi: float) -> float:
     return 10 * math.log10(p[(f >= lo) & (f < hi)].sum())
 
 
-ALL = {"speed": {}, "reverb": {}, "eq": {}, "resample": {}, "noise": {}, "gain": {}}
+ALL = {"pause": {}, "speed": {}, "reverb": {}, "eq": {}, "resample": {}, "noise": {}, "gain": {}}
 
 
 def test_same_seed_same_samples_other_seed_or_copy_other_samples() -> None:
@@ -100,6 +100,19 @@ def test_reverb_spreads_an_impulse_with_the_asked_decay() -> None:
     assert math.isclose(float(np.sqrt((y**2).mean())), float(x.pow(2).mean().sqrt()), rel_tol=1e-4)  # level kept
 
 
+def test_pause_adds_room_tone_before_and_after_at_the_asked_level() -> None:
+    x = torch.from_numpy(wave(0.5))
+    y = A.pause(x, RATE, 0.25, 1.0, -50.0, torch.Generator().manual_seed(2)).numpy()
+    before, after = int(0.25 * RATE), RATE
+    assert y.shape[0] == before + x.shape[0] + after
+    assert np.array_equal(y[before : before + x.shape[0]], x.numpy())  # the clip itself untouched
+    rms = lambda s: float(np.sqrt(np.mean(s.astype(np.float64) ** 2)))  # noqa: E731
+    for pad in (y[:before], y[before + x.shape[0] :]):
+        assert 20 * math.log10(rms(pad) / rms(x.numpy())) == pytest.approx(-50.0, abs=0.5)
+    c = cfg(pause={"p": 1.0, "seconds": [0.5, 0.5], "level_db": [-60.0, -60.0]})
+    assert A.augmented_copy(x.numpy(), RATE, c, 0, "ef" * 32, 1).shape[0] == x.shape[0] + RATE
+
+
 def test_speed_changes_duration_and_pitch() -> None:
     x = torch.from_numpy(wave(1.0))
     y = A.speed(x, RATE, 1.1).numpy()
@@ -120,6 +133,7 @@ def test_speed_changes_duration_and_pitch() -> None:
         ({"speed": {"factor": [0.1, 1.0]}}, "data.augment.speed.factor"),
         ({"reverb": {"rt60": [0.2, "long"]}}, "data.augment.reverb.rt60"),
         ({"echo": {}}, "unknown key 'data.augment.echo'"),
+        ({"pause": {"seconds": [0.0, 60.0]}}, "data.augment.pause.seconds"),
     ],
 )
 def test_bad_augment_configs_name_the_key(section: dict[str, Any], named: str) -> None:

@@ -172,6 +172,13 @@ class NoiseAugment(_Augment):
     _color = field_validator("color")(_bounds(0.0, 3.0))
 
 
+class PauseAugment(_Augment):
+    seconds: tuple[float, float] = Field((0.0, 1.5), description="room tone before the clip and, drawn again, after it, seconds")
+    level_db: tuple[float, float] = Field((-70.0, -40.0), description="room tone level relative to the clip's RMS, dB")
+    _seconds = field_validator("seconds")(_bounds(0.0, 10.0))
+    _level = field_validator("level_db")(_bounds(-120.0, 0.0))
+
+
 class ReverbAugment(_Augment):
     rt60: tuple[float, float] = Field((0.2, 0.8), description="reverberation time, seconds")
     drr_db: tuple[float, float] = Field((0.0, 12.0), description="direct-to-reverberant energy ratio, dB")
@@ -193,6 +200,7 @@ class AugmentConfig(_Section):
 
     copies: int = Field(1, ge=1, le=64, description="augmented copies per training clip, besides the clean one")
     seed: int | None = Field(None, description="augmentation seed; null = the run's seed")
+    pause: PauseAugment | None = None
     speed: SpeedAugment | None = None
     reverb: ReverbAugment | None = None
     eq: EqAugment | None = None
@@ -202,8 +210,8 @@ class AugmentConfig(_Section):
 
     @model_validator(mode="after")
     def _some(self) -> AugmentConfig:
-        if all(getattr(self, name) is None for name in ("speed", "reverb", "eq", "resample", "noise", "gain")):
-            raise ValueError("turns on no transform: give at least one of speed, reverb, eq, resample, noise, gain (e.g. noise: {})")
+        if all(getattr(self, name) is None for name in ("pause", "speed", "reverb", "eq", "resample", "noise", "gain")):
+            raise ValueError("turns on no transform: give at least one of pause, speed, reverb, eq, resample, noise, gain (e.g. noise: {})")
         return self
 
 

@@ -3,8 +3,11 @@
 Each training clip gets `copies` augmented versions besides its clean one. A copy runs the
 enabled transforms in a fixed order, each with its probability `p`:
 
-    speed -> reverb -> eq -> resample -> noise -> gain
+    pause -> speed -> reverb -> eq -> resample -> noise -> gain
 
+- `pause`: a recording started before the speaker and stopped after: room tone (white
+  noise `level_db` below the clip's RMS) of a length drawn from `seconds` before and,
+  drawn again, after the clip.
 - `speed`: speed perturbation (tempo and pitch together, as in Kaldi's): the clip is read
   as if recorded at `factor` x the rate and resampled back.
 - `reverb`: a synthetic room: the clip convolved with direct sound plus an exponentially
@@ -43,7 +46,7 @@ from serlaq.data.audio import resample
 if TYPE_CHECKING:
     from serlaq.config import AugmentConfig
 
-ORDER = ("speed", "reverb", "eq", "resample", "noise", "gain")
+ORDER = ("pause", "speed", "reverb", "eq", "resample", "noise", "gain")
 
 
 def seed_for(seed: int, digest: str, copy: int) -> int:
@@ -109,6 +112,12 @@ def band_limit(x: Tensor, rate: int, via: int) -> Tensor:
     return torch.nn.functional.pad(y, (0, n - y.shape[-1]))
 
 
+def pause(x: Tensor, rate: int, before: float, after: float, level_db: float, g: torch.Generator) -> Tensor:
+    tone = float(_rms(x)) * 10 ** (level_db / 20)
+    pads = [torch.randn(int(rate * t), generator=g) * tone for t in (before, after)]
+    return torch.cat([pads[0], x, pads[1]])
+
+
 def noise(x: Tensor, rate: int, snr_db: float, color: float, g: torch.Generator) -> Tensor:
     n = x.shape[-1]
     white = torch.randn(n, generator=g, dtype=torch.float64)
@@ -131,7 +140,11 @@ def augment(x: Tensor, rate: int, cfg: AugmentConfig, g: torch.Generator) -> Ten
             continue
         # Each transform draws all its numbers, applied or not, so enabling one never shifts another's draws.
         apply = float(torch.rand((), generator=g, dtype=torch.float64)) < spec.p
-        if name == "speed":
+        if name == "pause":
+            before, after, level = _uniform(g, spec.seconds), _uniform(g, spec.seconds), _uniform(g, spec.level_db)
+            sub = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=g)))
+            x = pause(x, rate, before, after, level, sub) if apply else x
+        elif name == "speed":
             factor = _uniform(g, spec.factor)
             x = speed(x, rate, factor) if apply else x
         elif name == "reverb":
