@@ -113,7 +113,6 @@ impl<'a> Pooler<'a> {
         }
         let floor = spec.top_db.map_or(f32::NEG_INFINITY, |t| peak - t as f32);
         s.keep.clear();
-        s.keep.resize(n, true);
         if spec.gates_frames() {
             // A frame's level: the mean of its floored dB values over the bands.
             s.levels.clear();
@@ -121,13 +120,13 @@ impl<'a> Pooler<'a> {
                 range.clone().map(|t| rows.db(t).iter().map(|&d| f64::from(d.max(floor))).sum::<f64>() / nm as f64),
             );
             let threshold = gate_threshold(spec, &s.levels, &mut s.sorted);
-            for (k, &l) in s.keep.iter_mut().zip(&s.levels) {
-                *k = l >= threshold;
-            }
+            s.keep.extend(s.levels.iter().map(|&l| l >= threshold));
         }
+        // without a gate `keep` is empty and every frame is pooled; with one, at least the
+        // loudest frame is kept
         let keep = &s.keep;
-        // at least the loudest frame is kept
-        let nf = keep.iter().filter(|&&k| k).count() as f64;
+        let pooled = |i: usize| keep.is_empty() || keep[i];
+        let nf = if keep.is_empty() { n } else { keep.iter().filter(|&&k| k).count() } as f64;
         let frame_mfcc = spec.needs_frame_mfcc();
         let dct = self.dct;
 
@@ -148,7 +147,7 @@ impl<'a> Pooler<'a> {
         let (mf_q, rest) = rest.split_at_mut(nk);
         let (d_s, d_q) = rest.split_at_mut(nk);
         for (i, t) in range.enumerate() {
-            let kept = keep[i];
+            let kept = pooled(i);
             for (f, &d) in s.floored.iter_mut().zip(rows.db(t)) {
                 *f = d.max(floor);
             }
@@ -206,7 +205,7 @@ impl<'a> Pooler<'a> {
             let row = |t: usize| &mfcc_frames[t * nk..(t + 1) * nk];
             s.delta.clear();
             s.delta.resize(nk, 0.0);
-            for t in (0..n).filter(|&t| keep[t]) {
+            for t in (0..n).filter(|&t| pooled(t)) {
                 s.delta.fill(0.0);
                 for j in 1..=half {
                     let (hi, lo) = (row((t + j).min(n - 1)), row(t.saturating_sub(j)));
