@@ -267,7 +267,7 @@ def test_bounds_are_the_documented_table() -> None:
             extra["n_mfcc"] = 1
         if name == "sample_rate":
             extra = {}
-        if name in ("top_db", "frame_gate_db", "frame_floor_db"):  # exclusive low end: (0, 300]
+        if name in ("top_db", "frame_gate_db", "frame_floor_db", "edge_pause_s"):  # exclusive low end: (0, hi]
             assert _ok(**{name: hi}) and not _ok(**{name: hi + 1e-9}) and not _ok(**{name: 0.0}) and _ok(**{name: 1e-6}), name
             continue
         if isinstance(lo, float):

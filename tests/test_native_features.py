@@ -19,7 +19,7 @@ from serlaq import _native
 from serlaq.data.synthetic import EMOTIONS, _speakers, synthesize_clip
 from serlaq.errors import AudioError
 from serlaq.feature_config import BOUNDS
-from serlaq.features import FeatureConfig, FeatureExtractor
+from serlaq.features import FeatureConfig, FeatureExtractor, edge_span
 
 # Largest |rust - torch| / std_over_clips of any feature (issue 10's acceptance target).
 # Measured on these clips: at most 4e-5, except 3.9e-4 with top_db None (tone clips: mel
@@ -111,6 +111,8 @@ RICH = {
     "frame gate 10 dB, dB re clip peak": {"preset": "rich", "frame_gate_db": 10.0, "db_reference": "peak"},
     "noise-floor gate 10 dB": {"preset": "portable-nochroma", "frame_floor_db": 10.0},
     "both gates, dB re clip peak": {"preset": "rich", "frame_gate_db": 10.0, "frame_floor_db": 3.0, "db_reference": "peak"},
+    "portable-trimmed preset": {"preset": "portable-trimmed"},
+    "edge pause 0.01 s, 22.05 kHz": {"preset": "rich", "edge_pause_s": 0.01},
 }
 
 
@@ -145,9 +147,9 @@ def test_relative_db_makes_features_level_invariant(reference: str) -> None:
     np.testing.assert_allclose(shift, 20.0, atol=0.05)
 
 
-def with_pauses(wave: np.ndarray, sr: int, rng: np.random.Generator, below_db: float) -> np.ndarray:
-    """`wave` with a pause at each end: 0.5 s of room tone (white noise `below_db` under its RMS)."""
-    tone = rng.standard_normal(sr // 2) * np.sqrt(np.mean(wave.astype(np.float64) ** 2)) * 10 ** (-below_db / 20)
+def with_pauses(wave: np.ndarray, sr: int, rng: np.random.Generator, below_db: float, seconds: float = 0.5) -> np.ndarray:
+    """`wave` with a pause at each end: `seconds` of room tone (white noise `below_db` under its RMS)."""
+    tone = rng.standard_normal(int(sr * seconds)) * np.sqrt(np.mean(wave.astype(np.float64) ** 2)) * 10 ** (-below_db / 20)
     return np.concatenate([tone, wave, tone]).astype(np.float32)
 
 
@@ -169,6 +171,65 @@ def test_frame_gate_keeps_quiet_pauses_out_of_the_features() -> None:
     for side in ("torch", "rust"):
         assert moved[("portable-nochroma", side)] > 1.0, moved
         assert moved[("portable-gated", side)] < 0.3 * moved[("portable-nochroma", side)], moved
+
+
+def test_edge_pause_makes_a_long_pause_read_as_a_short_one() -> None:
+    """Room tone 50 dB below an utterance at each end: without `edge_pause_s` the features
+    move further the longer it lasts (1.5 s: 1.8x as far as 0.15 s); `portable-trimmed`
+    keeps 0.15 s of it, so 1.5 s reads as 0.15 s does, in torch and Rust alike, and the two
+    cut the same span (their features agree on the padded clips as on any other)."""
+    waves = clips(16000)[6:]
+    moved = {}
+    for preset in ("portable-nochroma", "portable-trimmed"):
+        cfg = FeatureConfig(preset=preset)
+        ext = FeatureExtractor(cfg)
+        sides = {"torch": lambda w: ext(torch.from_numpy(w)).numpy(), "rust": lambda w: _native.features(spec_json(cfg), w)}
+        for seconds in (0.15, 1.5):
+            rng = np.random.default_rng(4)
+            padded = [with_pauses(w, 16000, rng, 50.0, seconds) for w in waves]
+            feats = {side: np.stack([extract(w) for w in padded]) for side, extract in sides.items()}
+            assert standardized_gap(feats["torch"], feats["rust"]) < STANDARDIZED_TOL, (preset, seconds)
+            for side, extract in sides.items():
+                base = np.stack([extract(w) for w in waves]).astype(np.float64)
+                std = np.where(base.std(axis=0) > 0, base.std(axis=0), 1.0)
+                moved[(preset, side, seconds)] = float(np.mean(np.abs(feats[side] - base) / std))
+    for side in ("torch", "rust"):
+        assert moved[("portable-nochroma", side, 1.5)] > 1.5 * moved[("portable-nochroma", side, 0.15)], moved
+        assert moved[("portable-trimmed", side, 1.5)] < 1.1 * moved[("portable-trimmed", side, 0.15)], moved
+
+
+def _blocks(*runs: tuple[int, float]) -> np.ndarray:
+    """Runs of (20 ms blocks at 16 kHz, amplitude in dB re 0.5; None = digital silence)."""
+    parts = [np.full(n * 320, 0.0 if db is None else 0.5 * 10 ** (db / 20), np.float32) for n, db in runs]
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize(
+    ("wave", "keep_s", "span"),
+    [
+        # 50 silent blocks, 10 loud, 50 silent; 0.15 s = 2400 samples kept each side
+        (_blocks((50, None), (10, 0.0), (50, None)), 0.15, (50 * 320 - 2400, 60 * 320 + 2400)),
+        # a block 35 dB below the loudest is loud (within 40 dB); one 45 dB below is not
+        (_blocks((20, None), (5, -35.0), (10, 0.0), (20, -45.0)), 0.15, (20 * 320 - 2400, 35 * 320 + 2400)),
+        # a lead-in shorter than what is kept: nothing cut at that end
+        (_blocks((3, -60.0), (10, 0.0), (40, -60.0)), 0.15, (0, 13 * 320 + 2400)),
+        # the span would be shorter than one analysis window (1024 samples): the clip whole
+        (_blocks((10, None), (1, 0.0), (10, None)), 0.001, (0, 21 * 320)),
+        # digital silence: every block is as loud as the loudest
+        (_blocks((30, None)), 0.15, (0, 30 * 320)),
+        # shorter than one block: nothing to measure
+        (np.ones(200, np.float32), 0.15, (0, 200)),
+    ],
+    ids=["silence around", "40 dB line", "short lead-in", "shorter than a window", "silent clip", "under one block"],
+)
+def test_edge_span_rule(wave: np.ndarray, keep_s: float, span: tuple[int, int]) -> None:
+    """The documented cut on blocks of known level, in torch, and in Rust through the
+    features (a clip and its expected span give the same vector when the span is long enough)."""
+    assert edge_span(torch.from_numpy(wave), 16000, keep_s, 1024) == span
+    if span[1] - span[0] >= 1024 and len(wave) >= 1024:
+        cfg = FeatureConfig(preset="portable-nochroma", edge_pause_s=keep_s)
+        plain = FeatureConfig(preset="portable-nochroma")
+        np.testing.assert_array_equal(_native.features(spec_json(cfg), wave), _native.features(spec_json(plain), wave[span[0] : span[1]]))
 
 
 @pytest.mark.parametrize(

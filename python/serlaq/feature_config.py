@@ -11,7 +11,8 @@ from the preset's values (a before-validator), explicit keys override. `paper` i
 paper's 180-d recipe (time means of 40 MFCC, 12 chroma, 128 power mel bands); `rich` adds
 what measured better on inner holdouts; `portable` is `rich` at a common 16 kHz with
 level-invariant dB values, `portable-nochroma` (the default) the same without chroma,
-`portable-gated` the same pooled over the frames within 30 dB of the loudest (see `PRESETS`). A stored dict without `preset`
+`portable-gated` the same pooled over the frames within 30 dB of the loudest, `portable-trimmed`
+the same as `portable-nochroma` with a quiet lead-in and tail cut to 0.15 s (see `PRESETS`). A stored dict without `preset`
 (an old `.laq` header or checkpoint) must be read with `FeatureConfig.from_stored`, which
 reads it as `paper`: old files keep the features they were trained on whatever the
 current default preset is.
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PresetName = Literal["paper", "rich", "portable", "portable-nochroma", "portable-gated"]
+PresetName = Literal["paper", "rich", "portable", "portable-nochroma", "portable-gated", "portable-trimmed"]
 Stat = Literal["mean", "std"]
 
 # Every value of a preset that differs from the field defaults below (the field defaults
@@ -55,6 +56,11 @@ PRESETS["portable-nochroma"] = {**PRESETS["portable"], "n_chroma": 0}
 # leave the statistics; not the default (a trade across corpora and under noise:
 # docs/features.md, "Frame gates").
 PRESETS["portable-gated"] = {**PRESETS["portable-nochroma"], "frame_gate_db": 30.0}
+# portable-nochroma with at most 0.15 s kept before the first and after the last loud block:
+# a recording that starts a second before the speaker reads as the corpora's close-cut
+# clips, which it leaves almost untouched (docs/features.md, "Edge pauses"). The `general`
+# model's preset since 2026-12-06.
+PRESETS["portable-trimmed"] = {**PRESETS["portable-nochroma"], "edge_pause_s": 0.15}
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets:
 # `portable-nochroma` since 2026-12-04 (better across corpora in every cell, no worse
 # in-corpus: docs/benchmarks.md); `portable` before it, `rich` before that: both keep
@@ -74,10 +80,14 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "top_db": (0.0, 300.0),  # exclusive low: (0, 300]
     "frame_gate_db": (0.0, 300.0),  # exclusive low: (0, 300]
     "frame_floor_db": (0.0, 300.0),  # exclusive low: (0, 300]
+    "edge_pause_s": (0.0, 60.0),  # exclusive low: (0, 60]
     "chroma_tuning": (-0.5, 0.5),
     "delta_width": (3, 31),  # and odd
 }
 FLOOR_QUANTILE = 0.1  # a clip's noise floor for `frame_floor_db`: this quantile of its frame levels
+EDGE_BLOCK_S = 0.02  # `edge_pause_s`: a clip's level is measured in blocks this long (at the model rate)
+EDGE_BELOW_DB = 40.0  # `edge_pause_s`: a block is loud within this many dB of the loudest block's energy
+EDGE_ENERGY_RATIO = 1e-4  # 10 ** (-EDGE_BELOW_DB / 10) as a literal, as in the Rust spec (no libm pow decides it)
 INPUT_RATE_BOUNDS = (1000, 384000)  # Hz a file or waveform may have before resampling
 MAX_CLIP_SECONDS = 3600.0  # longest whole clip; longer: an error pointing at segment mode
 
@@ -87,7 +97,7 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich, portable, portable-nochroma or portable-gated")
+    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich, portable, portable-nochroma, portable-gated or portable-trimmed")
     sample_rate: int = Field(22050, ge=1000, le=192000, description="every clip is resampled to this rate (Hz)")
     n_mfcc: int = Field(40, ge=1, le=512, description="MFCC coefficients")
     n_chroma: int = Field(12, ge=0, le=96, description="chroma bins per octave (0: no chroma block)")
@@ -128,6 +138,14 @@ class FeatureConfig(BaseModel):
         le=300.0,
         description="pool only the frames at least this many dB (at most half the clip's range) above its noise floor, "
         "the 10th percentile of its frame levels: noise in the pauses leaves the statistics too; None = no floor gate",
+    )
+
+    edge_pause_s: float | None = Field(
+        None,
+        gt=0.0,
+        le=60.0,
+        description="keep at most this many seconds before the clip's first and after its last 20 ms block within "
+        "40 dB of its loudest block (a quiet lead-in and tail are cut before the features); None = the whole clip",
     )
 
     @model_validator(mode="before")

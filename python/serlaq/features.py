@@ -36,6 +36,9 @@ Output order is [MFCC, chroma, mel], as in the recipe. Beyond the paper (Feature
 - `delta_stats`: the same statistics of the first-order delta of the per-frame MFCCs
   (`torchaudio.functional.compute_deltas`, `delta_width` frames, each clip's edges
   replicated), appended as [dmfcc_s] for each s.
+- `edge_pause_s`: before any of the above, the clip is cut to `edge_span` (at most that many
+  seconds before its first and after its last loud block); `frame_gate_db` /
+  `frame_floor_db` choose which of the remaining frames are pooled (`_gate`).
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor, nn
 
-from serlaq.feature_config import FLOOR_QUANTILE, FeatureConfig
+from serlaq.feature_config import EDGE_BLOCK_S, EDGE_ENERGY_RATIO, FLOOR_QUANTILE, FeatureConfig
 
-__all__ = ["FEATURES_VERSION", "FeatureConfig", "FeatureExtractor", "chroma_filterbank"]
+__all__ = ["FEATURES_VERSION", "FeatureConfig", "FeatureExtractor", "chroma_filterbank", "edge_span"]
 
 # Part of the feature cache key, with a hash of this module's source, feature_config.py,
 # data/audio.py and the native module (serlaq.data.cache.code_fingerprint): edits there
@@ -99,6 +102,29 @@ def chroma_filterbank(
         weights = weights * torch.exp(-0.5 * ((pos / n_chroma - ctroct) / octwidth) ** 2)[None, :]
     weights = torch.roll(weights, -3 * (n_chroma // 12), dims=0)  # start at C, not A
     return weights[:, : n_fft // 2 + 1].to(torch.float32).contiguous()
+
+
+def edge_span(wave: Tensor, sample_rate: int, keep_s: float, min_samples: int) -> tuple[int, int]:
+    """[start, end) of a mono clip with at most `keep_s` seconds of quiet lead-in and tail.
+
+    The clip is measured in blocks of `EDGE_BLOCK_S` (whole blocks from its start; a partial
+    last block is not measured); a block is loud when its energy (sum of squares, float64) is
+    within 40 dB (`EDGE_ENERGY_RATIO`) of the loudest block's. The span runs from `keep_s` before the first
+    loud block to `keep_s` after the last, clipped to the clip. A clip shorter than one block,
+    or whose span would be shorter than `min_samples` (one analysis window), is kept whole.
+    The Rust runtime cuts the same span (`features/edges.rs`).
+    """
+    length = int(wave.shape[-1])
+    block = max(1, math.floor(EDGE_BLOCK_S * sample_rate + 0.5))  # Rust's rounding, not round()'s ties to even
+    n = length // block
+    if n == 0:
+        return 0, length
+    energy = wave[: n * block].double().reshape(n, block).square().sum(-1)
+    loud = (energy >= energy.max() * EDGE_ENERGY_RATIO).nonzero().flatten()
+    keep = math.floor(keep_s * sample_rate + 0.5)
+    start = max(0, int(loud[0]) * block - keep)
+    end = min(length, (int(loud[-1]) + 1) * block + keep)
+    return (start, end) if end - start >= min_samples else (0, length)
 
 
 class FeatureExtractor(nn.Module):
@@ -153,6 +179,8 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"expected a waveform of shape (T,) or (B, T), got {tuple(wave.shape)}")
         x = x.to(torch.float32)
         cfg = self.cfg
+        if cfg.edge_pause_s is not None:
+            x, lengths = self._trim_edges(x, lengths)
         # center=True STFT with zero padding, as frames (B, n_frames, n_fft): same frames as
         # torch.stft, but the spectrum comes out (frames, freqs)-contiguous.
         magnitude, power = self._spectra(x)  # (B, F, n_frames) each, contiguous: what both products want
@@ -227,6 +255,21 @@ class FeatureExtractor(nn.Module):
             parts += [time_stat(delta, stat, delta_mean) for stat in cfg.delta_stats]
         out = torch.cat(parts, dim=-1)
         return out[0] if single else out
+
+    def _trim_edges(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Each clip of (B, T) cut to its `edge_span`; a batch is packed again from the left
+        with the new lengths (zero padding, as the caller's)."""
+        cfg = self.cfg
+        assert cfg.edge_pause_s is not None
+        sizes = [x.shape[-1]] * x.shape[0] if lengths is None else [int(n) for n in lengths]
+        spans = [edge_span(row[:n], cfg.sample_rate, cfg.edge_pause_s, cfg.min_samples) for row, n in zip(x, sizes)]
+        if x.shape[0] == 1 and lengths is None:
+            return x[:, spans[0][0] : spans[0][1]], None
+        new = torch.tensor([b - a for a, b in spans], device=x.device)
+        out = x.new_zeros((x.shape[0], int(new.max())))
+        for i, (a, b) in enumerate(spans):
+            out[i, : b - a] = x[i, a:b]
+        return out, new
 
     def _gate(self, db: Tensor, mask: Tensor | None) -> Tensor:
         """(B, frames) mask of the frames pooled: level (mean floored dB over the bands)

@@ -3,8 +3,9 @@
 
 use serde_json::json;
 use serlaq_core::features::dct::dct_matrix;
+use serlaq_core::features::edges::edge_span;
 use serlaq_core::features::mel::{hz_to_mel, mel_filterbank_dense, mel_to_hz_f32};
-use serlaq_core::features::reference::{dct_ref, dft_ref, features_ref};
+use serlaq_core::features::reference::{dct_ref, dft_ref, edge_span_ref, features_ref};
 use serlaq_core::features::spec::{DbReference, MelScale, Preset, MAX_CLIP_SECONDS, N_FFT_RANGE, SAMPLE_RATE_RANGE};
 use serlaq_core::features::{
     frame_count, frame_start, FeatureError, FeaturePlan, FeatureSpec, FrameAnalyzer, FrameRows,
@@ -223,6 +224,41 @@ fn frame_gates_match_reference_and_leave_pauses_out() {
 }
 
 #[test]
+fn edge_pauses_are_cut_as_the_reference_cuts_them() {
+    // (room tone gain, seconds of it at each end): the fast span equals the plain one, and
+    // a clip with `edge_pause_s` gives the features of its span without it
+    let rate = 8000;
+    let voice = signal(rate, 0.6, 2);
+    for (gain, secs) in [(1e-3f32, 1.0), (1e-3, 0.05), (0.05, 1.0), (0.0, 0.7), (1.0, 0.3)] {
+        let tone: Vec<f32> = signal(rate, secs, 9).iter().map(|v| v * gain).collect();
+        let wave = [&tone[..], &voice, &tone].concat();
+        for keep in [0.01, 0.15, 2.0] {
+            let span = edge_span(&wave, rate, keep, 256);
+            assert_eq!(span, edge_span_ref(&wave, rate, keep, 256), "gain {gain}, {secs} s, keep {keep}");
+            let kept = (keep * f64::from(rate)).round() as usize;
+            if gain < 1e-2 && secs > keep {
+                // quiet room tone (60 dB down, or digital silence) is cut to `keep` seconds
+                // of it, give or take the block the voice starts in (20 ms = 160 samples)
+                let lead = tone.len() - span.start;
+                assert!(lead >= kept && lead <= kept + 160, "gain {gain}, keep {keep}: lead-in of {lead} samples");
+            } else {
+                assert_eq!(span.start, 0, "gain {gain}, {secs} s, keep {keep}: nothing to cut in front");
+            }
+        }
+        let base = json!({"sample_rate": rate, "n_fft": 256, "hop_length": 64, "n_mels": 32, "n_mfcc": 13,
+            "mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"], "db_reference": "mean"});
+        let plain = spec(base.clone());
+        let mut trimmed = base;
+        trimmed["edge_pause_s"] = json!(0.15);
+        let trimmed = spec(trimmed);
+        let fast = FeaturePlan::new(&trimmed).unwrap().extract(&wave).unwrap();
+        assert_close("edge pause 0.15 s", &trimmed, &fast, &features_ref(&trimmed, &wave));
+        let span = edge_span(&wave, rate, 0.15, 256);
+        assert_eq!(fast, FeaturePlan::new(&plain).unwrap().extract(&wave[span]).unwrap(), "gain {gain}, {secs} s");
+    }
+}
+
+#[test]
 fn streaming_frames_equal_whole_clip_bit_for_bit() {
     for (name, spec) in specs() {
         let plan = FeaturePlan::new(&spec).unwrap();
@@ -334,6 +370,11 @@ fn spec_defaults_round_trip_and_old_headers() {
     assert_eq!(spec(floor.to_json_value()), floor);
     assert_eq!(floor.frame_floor_db, Some(10.0));
     assert_eq!(FeatureSpec::default().frame_gate_db, None);
+    // portable-trimmed = portable-nochroma keeping 0.15 s of quiet lead-in and tail
+    let trimmed = spec(json!({"preset": "portable-trimmed"}));
+    assert_eq!(trimmed, FeatureSpec { preset: Preset::PortableTrimmed, edge_pause_s: Some(0.15), ..nochroma.clone() });
+    assert_eq!(spec(trimmed.to_json_value()), trimmed);
+    assert_eq!((nochroma.edge_pause_s, FeatureSpec::default().edge_pause_s), (None, None));
     let names: Vec<String> = rich.blocks().into_iter().map(|b| b.0).collect();
     assert_eq!(names, ["mfcc_mean", "chroma_mean", "mel_mean", "mfcc_std", "chroma_std", "mel_std", "dmfcc_std"]);
 }
@@ -354,6 +395,7 @@ fn every_spec_error_names_field_and_bound() {
         (json!({"frame_gate_db": -3.0}), "features.frame_gate_db: -3 is outside (0, 300]"),
         (json!({"frame_gate_db": "30"}), "features.frame_gate_db: must be a number, got a string"),
         (json!({"frame_floor_db": 0.0}), "features.frame_floor_db: 0 is outside (0, 300]"),
+        (json!({"edge_pause_s": 61.0}), "features.edge_pause_s: 61 is outside (0, 60]"),
         (json!({"f_max": 20000.0}), "features.f_max: 20000 is outside (f_min, sample_rate / 2 = 11025]"),
         (json!({"f_min": 5000.0, "f_max": 4000.0}), "features.f_min: 5000 is outside [0, 4000)"),
         (json!({"chroma_tuning": 0.75}), "features.chroma_tuning: 0.75 is outside [-0.5, 0.5]"),

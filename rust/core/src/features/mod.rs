@@ -3,7 +3,7 @@
 //! dB with a top_db floor, orthonormal DCT-II MFCC, librosa chroma, time pooling.
 //!
 //! Structure: [`FeatureSpec`] (typed, bounded header) -> [`FeaturePlan`] (built once,
-//! `Send + Sync`) -> frames ([`FeaturePlan::analyze_clip`] for a whole clip,
+//! `Send + Sync`) -> a whole clip cut to its [`edges::edge_span`] (`edge_pause_s`) -> frames ([`FeaturePlan::analyze_clip`] for a whole clip,
 //! [`FrameAnalyzer`] for a stream; both give identical [`FrameRows`]) -> [`Pooler`] (a
 //! range of rows -> the feature vector). Whole clip = all frames + one pool.
 //!
@@ -21,6 +21,7 @@
 
 pub mod chroma;
 pub mod dct;
+pub mod edges;
 pub mod frames;
 pub mod mel;
 pub mod plan;

@@ -4,6 +4,7 @@
 
 use super::chroma::{chroma_filterbank, SparseChroma};
 use super::dct::dct_matrix;
+use super::edges::edge_span;
 use super::frames::{FrameRows, FrameScratch};
 use super::mel::{mel_filterbank_dense, SparseMel};
 use super::pool::{PoolScratch, Pooler};
@@ -251,12 +252,16 @@ impl FeaturePlan {
     }
 
     /// Whole clip (mono, at the spec rate) -> feature vector in `out` (`dim` values):
-    /// all frames, then one pool over them.
+    /// the clip cut to its edge span (`edge_pause_s`), all frames, then one pool over them.
     pub fn extract_into(&self, wave: &[f32], scratch: &mut Scratch, out: &mut [f32]) -> Result<(), FeatureError> {
         self.check_wave(wave)?;
         if out.len() != self.dim() {
             return Err(FeatureError::OutputLength { expected: self.dim(), got: out.len() });
         }
+        let wave = match self.spec.edge_pause_s {
+            Some(keep) => &wave[edge_span(wave, self.spec.sample_rate, keep, self.spec.min_samples())],
+            None => wave,
+        };
         scratch.rows.clear();
         self.analyze_clip(wave, &mut scratch.frame, &mut scratch.rows);
         let n = scratch.rows.len();

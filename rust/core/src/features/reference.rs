@@ -5,7 +5,9 @@
 
 use super::chroma::chroma_filterbank;
 use super::mel::mel_filterbank_dense;
-use super::spec::{ChromaSpectrum, DbReference, FeatureSpec, MelScale, Stat, FLOOR_QUANTILE};
+use super::spec::{
+    ChromaSpectrum, DbReference, FeatureSpec, MelScale, Stat, EDGE_BLOCK_S, EDGE_ENERGY_RATIO, FLOOR_QUANTILE,
+};
 use super::stft::window;
 use std::f64::consts::PI;
 
@@ -80,8 +82,33 @@ fn std_ref(rows: &[Vec<f64>], j: usize) -> f64 {
     (rows.iter().map(|r| (r[j] - m).powi(2)).sum::<f64>() / rows.len() as f64).sqrt()
 }
 
+/// `edge_pause_s` from its definition: every block's energy, the loud ones, the span
+/// around them (`edges::edge_span` is the fast twin).
+pub fn edge_span_ref(wave: &[f32], sample_rate: u32, keep_s: f64, min_samples: usize) -> std::ops::Range<usize> {
+    let block = ((EDGE_BLOCK_S * f64::from(sample_rate) + 0.5).floor() as usize).max(1);
+    let energies: Vec<f64> =
+        wave.chunks_exact(block).map(|b| b.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>()).collect();
+    let loudest = energies.iter().cloned().fold(0.0, f64::max);
+    let loud: Vec<usize> = (0..energies.len()).filter(|&i| energies[i] >= loudest * EDGE_ENERGY_RATIO).collect();
+    let (Some(&first), Some(&last)) = (loud.first(), loud.last()) else {
+        return 0..wave.len();
+    };
+    let keep = (keep_s * f64::from(sample_rate) + 0.5).floor() as i64;
+    let start = (first as i64 * block as i64 - keep).max(0) as usize;
+    let end = (((last + 1) * block) as i64 + keep).min(wave.len() as i64) as usize;
+    if end - start >= min_samples {
+        start..end
+    } else {
+        0..wave.len()
+    }
+}
+
 /// Whole clip -> feature vector, every step from its definition.
 pub fn features_ref(spec: &FeatureSpec, wave: &[f32]) -> Vec<f64> {
+    let wave = match spec.edge_pause_s {
+        Some(keep) => &wave[edge_span_ref(wave, spec.sample_rate, keep, spec.min_samples())],
+        None => wave,
+    };
     let (pw, db, ch) = frames_ref(spec, wave);
     let peak = db.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max);
     let floor = spec.top_db.map_or(f64::NEG_INFINITY, |t| peak - t);

@@ -29,6 +29,16 @@ pub const MAX_FRAME_GATE_DB: f64 = 300.0;
 pub const FLOOR_QUANTILE: f64 = 0.1;
 /// The gate of the `portable-gated` preset (dB below the loudest frame).
 pub const GATED_PRESET_DB: f64 = 30.0;
+/// Largest `edge_pause_s` (seconds); it must also be > 0.
+pub const MAX_EDGE_PAUSE_S: f64 = 60.0;
+/// `edge_pause_s`: a clip's level is measured in blocks this long (seconds, at the model rate).
+pub const EDGE_BLOCK_S: f64 = 0.02;
+/// `edge_pause_s`: a block is loud when its energy is within this many dB of the loudest block's.
+pub const EDGE_BELOW_DB: f64 = 40.0;
+/// `10^(-EDGE_BELOW_DB / 10)` as a literal, so no `pow` of any libm (WebAssembly's included) decides it.
+pub const EDGE_ENERGY_RATIO: f64 = 1e-4;
+/// The lead-in and tail the `portable-trimmed` preset keeps (seconds).
+pub const TRIMMED_PRESET_S: f64 = 0.15;
 /// Delta window bounds (odd).
 pub const DELTA_WIDTH_RANGE: (u64, u64) = (3, 31);
 /// Input audio rate bounds (what a file or waveform may have), Hz.
@@ -36,8 +46,12 @@ pub const INPUT_RATE_RANGE: (u64, u64) = (1000, 384_000);
 /// Longest whole clip (seconds); longer audio belongs to segment mode.
 pub const MAX_CLIP_SECONDS: u64 = 3600;
 
+/// Every preset name, in [`Preset`] order.
+pub const PRESET_NAMES: &[&str] =
+    &["paper", "rich", "portable", "portable-nochroma", "portable-gated", "portable-trimmed"];
+
 /// Every key of the `features` object, in `FeatureConfig` order.
-pub const KEYS: [&str; 20] = [
+pub const KEYS: [&str; 21] = [
     "preset",
     "sample_rate",
     "n_mfcc",
@@ -58,6 +72,7 @@ pub const KEYS: [&str; 20] = [
     "db_reference",
     "frame_gate_db",
     "frame_floor_db",
+    "edge_pause_s",
 ];
 
 /// The spectrum the chroma filterbank sees.
@@ -118,6 +133,7 @@ pub enum Preset {
     Portable,
     PortableNoChroma,
     PortableGated,
+    PortableTrimmed,
 }
 
 impl Preset {
@@ -128,6 +144,7 @@ impl Preset {
             Preset::Portable => "portable",
             Preset::PortableNoChroma => "portable-nochroma",
             Preset::PortableGated => "portable-gated",
+            Preset::PortableTrimmed => "portable-trimmed",
         }
     }
 }
@@ -214,6 +231,9 @@ pub struct FeatureSpec {
     /// [`FLOOR_QUANTILE`] of its frame levels): stationary noise in the pauses leaves the
     /// statistics too. With both gates a frame must pass both; `None` = no floor gate.
     pub frame_floor_db: Option<f64>,
+    /// Keep at most this many seconds before a whole clip's first and after its last loud
+    /// block ([`super::edges`]); `None` = the whole clip.
+    pub edge_pause_s: Option<f64>,
 }
 
 impl FeatureSpec {
@@ -221,7 +241,8 @@ impl FeatureSpec {
     /// `rich` = dB mel, mean + std pooling, std of delta-MFCC, 64 mel bands (272-d);
     /// `portable` = `rich` at 16 kHz (band 0-8 kHz, n_fft 1024, hop 256) with dB relative to the clip's mean;
     /// `portable-nochroma` = `portable` without the chroma blocks (`n_chroma: 0`, 248-d);
-    /// `portable-gated` = `portable-nochroma` pooling only frames within [`GATED_PRESET_DB`] dB of the loudest.
+    /// `portable-gated` = `portable-nochroma` pooling only frames within [`GATED_PRESET_DB`] dB of the loudest;
+    /// `portable-trimmed` = `portable-nochroma` keeping [`TRIMMED_PRESET_S`] of quiet lead-in and tail.
     pub fn preset(p: Preset) -> FeatureSpec {
         match p {
             Preset::Paper => FeatureSpec::default(),
@@ -247,6 +268,11 @@ impl FeatureSpec {
             Preset::PortableGated => FeatureSpec {
                 preset: Preset::PortableGated,
                 frame_gate_db: Some(GATED_PRESET_DB),
+                ..FeatureSpec::preset(Preset::PortableNoChroma)
+            },
+            Preset::PortableTrimmed => FeatureSpec {
+                preset: Preset::PortableTrimmed,
+                edge_pause_s: Some(TRIMMED_PRESET_S),
                 ..FeatureSpec::preset(Preset::PortableNoChroma)
             },
         }
@@ -277,6 +303,7 @@ impl Default for FeatureSpec {
             db_reference: DbReference::Absolute,
             frame_gate_db: None,
             frame_floor_db: None,
+            edge_pause_s: None,
         }
     }
 }
@@ -313,7 +340,7 @@ fn number(field: &'static str, v: &Value) -> Result<f64, SpecError> {
 }
 
 /// A dB width that is null (off) or a number in `(0, max]`.
-fn optional_db(field: &'static str, v: &Value, max: f64) -> Result<Option<f64>, SpecError> {
+fn optional_positive(field: &'static str, v: &Value, max: f64) -> Result<Option<f64>, SpecError> {
     if v.is_null() {
         return Ok(None);
     }
@@ -379,15 +406,14 @@ impl FeatureSpec {
         let get = |k: &str| map.get(k);
         let preset = match get("preset") {
             None => Preset::Paper,
-            Some(v) => {
-                match choice("preset", v, &["paper", "rich", "portable", "portable-nochroma", "portable-gated"])? {
-                    "paper" => Preset::Paper,
-                    "rich" => Preset::Rich,
-                    "portable" => Preset::Portable,
-                    "portable-nochroma" => Preset::PortableNoChroma,
-                    _ => Preset::PortableGated,
-                }
-            }
+            Some(v) => match choice("preset", v, PRESET_NAMES)? {
+                "paper" => Preset::Paper,
+                "rich" => Preset::Rich,
+                "portable" => Preset::Portable,
+                "portable-nochroma" => Preset::PortableNoChroma,
+                "portable-gated" => Preset::PortableGated,
+                _ => Preset::PortableTrimmed,
+            },
         };
         let mut s = FeatureSpec::preset(preset);
         if let Some(v) = get("sample_rate") {
@@ -447,7 +473,7 @@ impl FeatureSpec {
             return Err(SpecError::NumberOutOfRange { field: "f_min", value: s.f_min, bound: format!("[0, {f_max})") });
         }
         if let Some(v) = get("top_db") {
-            s.top_db = optional_db("top_db", v, MAX_TOP_DB)?;
+            s.top_db = optional_positive("top_db", v, MAX_TOP_DB)?;
         }
         if let Some(v) = get("chroma_spectrum") {
             s.chroma_spectrum = match choice("chroma_spectrum", v, &["magnitude", "power"])? {
@@ -497,10 +523,13 @@ impl FeatureSpec {
             };
         }
         if let Some(v) = get("frame_gate_db") {
-            s.frame_gate_db = optional_db("frame_gate_db", v, MAX_FRAME_GATE_DB)?;
+            s.frame_gate_db = optional_positive("frame_gate_db", v, MAX_FRAME_GATE_DB)?;
         }
         if let Some(v) = get("frame_floor_db") {
-            s.frame_floor_db = optional_db("frame_floor_db", v, MAX_FRAME_GATE_DB)?;
+            s.frame_floor_db = optional_positive("frame_floor_db", v, MAX_FRAME_GATE_DB)?;
+        }
+        if let Some(v) = get("edge_pause_s") {
+            s.edge_pause_s = optional_positive("edge_pause_s", v, MAX_EDGE_PAUSE_S)?;
         }
         Ok(s)
     }
@@ -537,6 +566,7 @@ impl FeatureSpec {
         m.insert("db_reference".into(), self.db_reference.as_str().into());
         m.insert("frame_gate_db".into(), self.frame_gate_db.map_or(Value::Null, Value::from));
         m.insert("frame_floor_db".into(), self.frame_floor_db.map_or(Value::Null, Value::from));
+        m.insert("edge_pause_s".into(), self.edge_pause_s.map_or(Value::Null, Value::from));
         Value::Object(m)
     }
 
