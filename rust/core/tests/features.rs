@@ -6,7 +6,9 @@ use serlaq_core::features::dct::dct_matrix;
 use serlaq_core::features::edges::edge_span;
 use serlaq_core::features::mel::{hz_to_mel, mel_filterbank_dense, mel_to_hz_f32};
 use serlaq_core::features::reference::{dct_ref, dft_ref, edge_span_ref, features_ref};
-use serlaq_core::features::spec::{DbReference, MelScale, Preset, MAX_CLIP_SECONDS, N_FFT_RANGE, SAMPLE_RATE_RANGE};
+use serlaq_core::features::spec::{
+    DbReference, MelScale, Preset, MAX_CLIP_SECONDS, N_FFT_RANGE, PRESET_NAMES, SAMPLE_RATE_RANGE,
+};
 use serlaq_core::features::{
     frame_count, frame_start, FeatureError, FeaturePlan, FeatureSpec, FrameAnalyzer, FrameRows,
 };
@@ -375,6 +377,11 @@ fn spec_defaults_round_trip_and_old_headers() {
     assert_eq!(trimmed, FeatureSpec { preset: Preset::PortableTrimmed, edge_pause_s: Some(0.15), ..nochroma.clone() });
     assert_eq!(spec(trimmed.to_json_value()), trimmed);
     assert_eq!((nochroma.edge_pause_s, FeatureSpec::default().edge_pause_s), (None, None));
+    // every name parses to the preset that writes it back (as_str indexes the one table)
+    for name in PRESET_NAMES {
+        let p = spec(json!({ "preset": name })).preset;
+        assert_eq!((p.as_str(), FeatureSpec::preset(p).preset), (name, p));
+    }
     let names: Vec<String> = rich.blocks().into_iter().map(|b| b.0).collect();
     assert_eq!(names, ["mfcc_mean", "chroma_mean", "mel_mean", "mfcc_std", "chroma_std", "mel_std", "dmfcc_std"]);
 }

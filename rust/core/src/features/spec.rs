@@ -46,9 +46,27 @@ pub const INPUT_RATE_RANGE: (u64, u64) = (1000, 384_000);
 /// Longest whole clip (seconds); longer audio belongs to segment mode.
 pub const MAX_CLIP_SECONDS: u64 = 3600;
 
-/// Every preset name, in [`Preset`] order.
-pub const PRESET_NAMES: &[&str] =
-    &["paper", "rich", "portable", "portable-nochroma", "portable-gated", "portable-trimmed"];
+/// Every preset with its name, in [`Preset`] declaration order (`as_str` indexes it by
+/// discriminant; a test holds the order): the one place a preset is spelled.
+const PRESETS: [(Preset, &str); 6] = [
+    (Preset::Paper, "paper"),
+    (Preset::Rich, "rich"),
+    (Preset::Portable, "portable"),
+    (Preset::PortableNoChroma, "portable-nochroma"),
+    (Preset::PortableGated, "portable-gated"),
+    (Preset::PortableTrimmed, "portable-trimmed"),
+];
+
+/// Every preset name, in [`Preset`] order (what a bad `preset` value's error lists).
+pub const PRESET_NAMES: [&str; PRESETS.len()] = {
+    let mut names = [""; PRESETS.len()];
+    let mut i = 0;
+    while i < PRESETS.len() {
+        names[i] = PRESETS[i].1;
+        i += 1;
+    }
+    names
+};
 
 /// Every key of the `features` object, in `FeatureConfig` order.
 pub const KEYS: [&str; 21] = [
@@ -138,14 +156,7 @@ pub enum Preset {
 
 impl Preset {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Preset::Paper => "paper",
-            Preset::Rich => "rich",
-            Preset::Portable => "portable",
-            Preset::PortableNoChroma => "portable-nochroma",
-            Preset::PortableGated => "portable-gated",
-            Preset::PortableTrimmed => "portable-trimmed",
-        }
+        PRESETS[self as usize].1
     }
 }
 
@@ -351,15 +362,13 @@ fn optional_positive(field: &'static str, v: &Value, max: f64) -> Result<Option<
     Ok(Some(x))
 }
 
-fn choice<'a>(field: &'static str, v: &'a Value, allowed: &'static [&'static str]) -> Result<&'a str, SpecError> {
+/// The position of `v` in `allowed`: callers index a table in the same order, so no
+/// catch-all arm can map a name the list does not hold.
+fn choice(field: &'static str, v: &Value, allowed: &'static [&'static str]) -> Result<usize, SpecError> {
     let Value::String(s) = v else {
         return Err(SpecError::WrongType { field, expected: "a string", got: kind(v) });
     };
-    if allowed.contains(&s.as_str()) {
-        Ok(s)
-    } else {
-        Err(SpecError::BadChoice { field, value: s.clone(), allowed })
-    }
+    allowed.iter().position(|a| a == s).ok_or_else(|| SpecError::BadChoice { field, value: s.clone(), allowed })
 }
 
 fn stats(field: &'static str, v: &Value) -> Result<Vec<Stat>, SpecError> {
@@ -368,10 +377,7 @@ fn stats(field: &'static str, v: &Value) -> Result<Vec<Stat>, SpecError> {
     };
     let mut out = Vec::new();
     for item in items {
-        let s = match choice(field, item, &["mean", "std"])? {
-            "mean" => Stat::Mean,
-            _ => Stat::Std,
-        };
+        let s = [Stat::Mean, Stat::Std][choice(field, item, &["mean", "std"])?];
         if out.contains(&s) {
             return Err(SpecError::DuplicateStat { field, stat: s.as_str() });
         }
@@ -406,14 +412,7 @@ impl FeatureSpec {
         let get = |k: &str| map.get(k);
         let preset = match get("preset") {
             None => Preset::Paper,
-            Some(v) => match choice("preset", v, PRESET_NAMES)? {
-                "paper" => Preset::Paper,
-                "rich" => Preset::Rich,
-                "portable" => Preset::Portable,
-                "portable-nochroma" => Preset::PortableNoChroma,
-                "portable-gated" => Preset::PortableGated,
-                _ => Preset::PortableTrimmed,
-            },
+            Some(v) => PRESETS[choice("preset", v, &PRESET_NAMES)?].0,
         };
         let mut s = FeatureSpec::preset(preset);
         if let Some(v) = get("sample_rate") {
@@ -476,10 +475,8 @@ impl FeatureSpec {
             s.top_db = optional_positive("top_db", v, MAX_TOP_DB)?;
         }
         if let Some(v) = get("chroma_spectrum") {
-            s.chroma_spectrum = match choice("chroma_spectrum", v, &["magnitude", "power"])? {
-                "magnitude" => ChromaSpectrum::Magnitude,
-                _ => ChromaSpectrum::Power,
-            };
+            s.chroma_spectrum = [ChromaSpectrum::Magnitude, ChromaSpectrum::Power]
+                [choice("chroma_spectrum", v, &["magnitude", "power"])?];
         }
         if let Some(v) = get("chroma_tuning") {
             let x = number("chroma_tuning", v)?;
@@ -494,10 +491,7 @@ impl FeatureSpec {
             s.chroma_tuning = x;
         }
         if let Some(v) = get("mel_scale") {
-            s.mel_scale = match choice("mel_scale", v, &["power", "db"])? {
-                "power" => MelScale::Power,
-                _ => MelScale::Db,
-            };
+            s.mel_scale = [MelScale::Power, MelScale::Db][choice("mel_scale", v, &["power", "db"])?];
         }
         if let Some(v) = get("stats") {
             s.stats = stats("stats", v)?;
@@ -516,11 +510,8 @@ impl FeatureSpec {
             s.delta_width = w as usize;
         }
         if let Some(v) = get("db_reference") {
-            s.db_reference = match choice("db_reference", v, &["absolute", "peak", "mean"])? {
-                "absolute" => DbReference::Absolute,
-                "peak" => DbReference::Peak,
-                _ => DbReference::Mean,
-            };
+            s.db_reference = [DbReference::Absolute, DbReference::Peak, DbReference::Mean]
+                [choice("db_reference", v, &["absolute", "peak", "mean"])?];
         }
         if let Some(v) = get("frame_gate_db") {
             s.frame_gate_db = optional_positive("frame_gate_db", v, MAX_FRAME_GATE_DB)?;
