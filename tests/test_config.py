@@ -33,7 +33,8 @@ def test_shipped_configs_validate(name: str) -> None:
     assert config.name == name
     assert config.run_dir == Path("runs") / name
     assert isinstance(config.features, FeatureConfig)
-    assert config.features.preset == "portable-nochroma" and config.features.dim == 248 and config.train.recipe == "tuned"
+    assert config.features.preset == "portable-trimmed" and config.features.dim == 248 and config.train.recipe == "tuned"
+    assert config.features.edge_pause_s == 0.15  # a quiet lead-in/tail is cut: trained on close-cut clips, read on recordings
     assert config.model.hidden == "3HL"
     assert (config.train.lr, config.train.batch_size, config.train.max_epochs, config.train.scheduler) == (1e-3, 32, 60, "cosine")
     assert config.model.dropout == 0.1
@@ -203,7 +204,7 @@ def test_the_paper_preset_is_one_switch_for_features_and_recipe() -> None:
     assert (paper.features.preset, paper.features.dim, paper.train.recipe) == ("paper", 180, "paper")
     assert (paper.train.max_epochs, paper.train.patience, paper.train.scheduler) == (200, 5, "none")
     default = load_config(root / "emodb.yaml", {})
-    assert (default.features.preset, default.features.dim, default.train.recipe) == ("portable-nochroma", 248, "tuned")
+    assert (default.features.preset, default.features.dim, default.train.recipe) == ("portable-trimmed", 248, "tuned")
     # an explicit recipe still wins
     mixed = load_config(root / "emodb.yaml", {"features.preset": "paper", "train.recipe": "tuned"})
     assert mixed.train.recipe == "tuned"

@@ -82,14 +82,14 @@ def test_rows_compressed_and_aggregated_over_folds(loso: tuple[Path, dict[str, A
     diffs = [f["rows"]["compressed"]["test"] - f["rows"]["fp32"]["test"] for f in data["folds"]]
     assert agg["compressed"]["paired_test_diff"][0] == pytest.approx(sum(diffs) / 3)
     assert data["meta"]["compress_settings"]["mode"] == "qat"
-    assert data["meta"]["features"]["preset"] == "portable-nochroma" and data["meta"]["train"]["recipe"] == "tuned"
+    assert data["meta"]["features"]["preset"] == "portable-trimmed" and data["meta"]["train"]["recipe"] == "tuned"
 
 
 def test_markdown_lists_every_fold_and_the_means(loso: tuple[Path, dict[str, Any]]) -> None:
     folder, data = loso
     md = (folder / "report.md").read_text()
     assert md == render_loso_markdown(data)
-    assert "Features: preset `portable-nochroma` (248-d); training recipe `tuned`" in md
+    assert "Features: preset `portable-trimmed` (248-d); training recipe `tuned`" in md
     for fold in data["folds"]:
         c = fold["rows"]["compressed"]
         assert f"| {fold['fold']} | {fold['speaker']} |" in md and f"| {c['avg_bits']:.3f} | {c['file_kb']:.1f} |" in md
@@ -118,9 +118,9 @@ def test_loso_refuses_options_it_does_not_use(run: RunResult, tmp_path: Path) ->
 def test_split_report_header_names_preset_and_recipe(run: RunResult, tmp_path: Path) -> None:
     folder = report(run.run_dir, qat_rows=False, table3=False, out=tmp_path / "split")
     data = json.loads((folder / "report.json").read_text())
-    assert data["meta"]["features"] == {"preset": "portable-nochroma", "dim": 248}
+    assert data["meta"]["features"] == {"preset": "portable-trimmed", "dim": 248}
     md = (folder / "report.md").read_text()
-    assert "Features: preset `portable-nochroma` (248-d); training recipe `tuned` (at most 6 epochs, no early stopping" in md
+    assert "Features: preset `portable-trimmed` (248-d); training recipe `tuned` (at most 6 epochs, no early stopping" in md
     del data["meta"]["features"]  # a report.json from before the line existed still renders
     assert "Features:" not in render_markdown(data)
 

@@ -10,9 +10,9 @@ Presets: `preset` names a bundle of defaults. Every field the user does not give
 from the preset's values (a before-validator), explicit keys override. `paper` is the
 paper's 180-d recipe (time means of 40 MFCC, 12 chroma, 128 power mel bands); `rich` adds
 what measured better on inner holdouts; `portable` is `rich` at a common 16 kHz with
-level-invariant dB values, `portable-nochroma` (the default) the same without chroma,
+level-invariant dB values, `portable-nochroma` the same without chroma,
 `portable-gated` the same pooled over the frames within 30 dB of the loudest, `portable-trimmed`
-the same as `portable-nochroma` with a quiet lead-in and tail cut to 0.15 s (see `PRESETS`). A stored dict without `preset`
+(the default) the same as `portable-nochroma` with a quiet lead-in and tail cut to 0.15 s (see `PRESETS`). A stored dict without `preset`
 (an old `.laq` header or checkpoint) must be read with `FeatureConfig.from_stored`, which
 reads it as `paper`: old files keep the features they were trained on whatever the
 current default preset is.
@@ -58,14 +58,15 @@ PRESETS["portable-nochroma"] = {**PRESETS["portable"], "n_chroma": 0}
 PRESETS["portable-gated"] = {**PRESETS["portable-nochroma"], "frame_gate_db": 30.0}
 # portable-nochroma with at most 0.15 s kept before the first and after the last loud block:
 # a recording that starts a second before the speaker reads as the corpora's close-cut
-# clips, which it leaves almost untouched (docs/features.md, "Edge pauses"). The `general`
-# model's preset since 2026-12-06.
+# clips, which it leaves almost untouched (docs/features.md, "Edge pauses"). The default and
+# the `general` model's preset since 2026-12-06.
 PRESETS["portable-trimmed"] = {**PRESETS["portable-nochroma"], "edge_pause_s": 0.15}
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets:
-# `portable-nochroma` since 2026-12-04 (better across corpora in every cell, no worse
-# in-corpus: docs/benchmarks.md); `portable` before it, `rich` before that: both keep
-# their rows.
-DEFAULT_PRESET: PresetName = "portable-nochroma"
+# `portable-trimmed` since 2026-12-06 (a model trained on close-cut clips no longer answers
+# one label for a recording with a quiet lead-in; in-corpus and across corpora within a
+# seed's spread: docs/features.md, "Edge pauses"); `portable-nochroma` from 2026-12-04,
+# `portable` before it, `rich` before that: each keeps its rows.
+DEFAULT_PRESET: PresetName = "portable-trimmed"
 
 # Numeric bounds, inclusive unless noted; the Rust FeatureSpec enforces the same numbers
 # (tests/test_features.py checks pydantic against this table).
