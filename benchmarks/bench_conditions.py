@@ -84,14 +84,14 @@ def tight(x: Any, rate: int, below_db: float) -> Any:
     return x[int(loud[0]) * block : (int(loud[-1]) + 1) * block]
 
 
-def test_clips(config_path: Path, sets: list[str]) -> list[Any]:
-    """The test split of the run `config_path` describes (recomputed from its seed)."""
+def test_clips(config_path: Path, sets: list[str], split: str = "test") -> list[Any]:
+    """The `split` clips (test by default) of the run `config_path` describes (recomputed from its seed)."""
     from serlaq.config import load_config
     from serlaq.data.datamodule import SERDataModule
 
     dm = SERDataModule(load_config(config_path, ["trainer.enable_progress_bar=false", *sets]))
     dm.setup()
-    return dm.split_clips("test")
+    return dm.split_clips(split)
 
 
 def degrade(clips: list[Any], transform: Condition, seed: int, out: Path) -> list[Path]:

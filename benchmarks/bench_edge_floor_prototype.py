@@ -38,16 +38,6 @@ sys.path.insert(0, str(HERE))
 import bench_conditions as conditions  # noqa: E402  (the degradations and the runtime scores)
 
 
-def split_clips(config: Path, sets: list[str], split: str) -> list[Any]:
-    """The `split` clips of the run `config` describes (recomputed from its seed)."""
-    from serlaq.config import load_config
-    from serlaq.data.datamodule import SERDataModule
-
-    dm = SERDataModule(load_config(config, ["trainer.enable_progress_bar=false", *sets]))
-    dm.setup()
-    return dm.split_clips(split)
-
-
 def floor_span(wave: np.ndarray, rate: int, keep_s: float, above_db: float, quantile: float) -> tuple[int, int]:
     """[start, end) kept: `keep_s` around the blocks within 40 dB of the loudest AND `above_db` over the floor."""
     block = max(1, int(np.floor(0.02 * rate + 0.5)))
@@ -93,7 +83,7 @@ def main() -> None:
     from serlaq.data import augment as A
 
     model = serlaq.load(args.model)
-    clips = split_clips(args.config, args.sets, args.split)
+    clips = conditions.test_clips(args.config, args.sets, args.split)
     table: dict[str, Callable[[Any, int, Any], Any]] = {
         "as recorded": lambda x, r, g: x,
         "white noise 30 dB SNR": lambda x, r, g: A.noise(x, r, 30.0, 0.0, g),
