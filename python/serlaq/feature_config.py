@@ -11,11 +11,11 @@ from the preset's values (a before-validator), explicit keys override. `paper` i
 paper's 180-d recipe (time means of 40 MFCC, 12 chroma, 128 power mel bands); `rich` adds
 what measured better on inner holdouts; `portable` is `rich` at a common 16 kHz with
 level-invariant dB values, `portable-nochroma` the same without chroma,
-`portable-gated` the same pooled over the frames within 30 dB of the loudest, `portable-trimmed`
-(the default) the same as `portable-nochroma` with a quiet lead-in and tail cut to 0.15 s (see `PRESETS`). A stored dict without `preset`
-(an old `.laq` header or checkpoint) must be read with `FeatureConfig.from_stored`, which
-reads it as `paper`: old files keep the features they were trained on whatever the
-current default preset is.
+`portable-gated` the same pooled over the frames within 30 dB of the loudest,
+`portable-trimmed` (the default) the same as `portable-nochroma` with a quiet lead-in and
+tail cut to 0.15 s (see `PRESETS`). A stored dict without `preset` (an old `.laq` header or
+checkpoint) must be read with `FeatureConfig.from_stored`, which reads it as `paper`: old
+files keep the features they were trained on whatever the current default preset is.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 //! dB with a top_db floor, orthonormal DCT-II MFCC, librosa chroma, time pooling.
 //!
 //! Structure: [`FeatureSpec`] (typed, bounded header) -> [`FeaturePlan`] (built once,
-//! `Send + Sync`) -> a whole clip cut to its [`edges::edge_span`] (`edge_pause_s`) -> frames ([`FeaturePlan::analyze_clip`] for a whole clip,
-//! [`FrameAnalyzer`] for a stream; both give identical [`FrameRows`]) -> [`Pooler`] (a
-//! range of rows -> the feature vector). Whole clip = all frames + one pool.
+//! `Send + Sync`) -> a whole clip cut to its [`edges::edge_span`] (`edge_pause_s`) ->
+//! frames ([`FeaturePlan::analyze_clip`] for a whole clip, [`FrameAnalyzer`] for a stream;
+//! both give identical [`FrameRows`]) -> [`Pooler`] (a range of rows -> the feature vector).
+//! Whole clip = all frames + one pool.
 //!
 //! Frames: a clip of `len` samples has [`frame_count`]`(len, n_fft, hop)` frames
 //! (`1 + len / hop` for an even `n_fft`); frame `t` covers clip samples
