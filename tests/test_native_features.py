@@ -113,6 +113,8 @@ RICH = {
     "both gates, dB re clip peak": {"preset": "rich", "frame_gate_db": 10.0, "frame_floor_db": 3.0, "db_reference": "peak"},
     "portable-trimmed preset": {"preset": "portable-trimmed"},
     "edge pause 0.01 s, 22.05 kHz": {"preset": "rich", "edge_pause_s": 0.01},
+    "portable-trimmed-floor preset": {"preset": "portable-trimmed-floor"},
+    "edge floor, 22.05 kHz": {"preset": "rich", "edge_pause_s": 0.05, "edge_floor": True},
 }
 
 
@@ -205,29 +207,43 @@ def _blocks(*runs: tuple[int, float]) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("wave", "keep_s", "span"),
+    ("wave", "keep_s", "floor", "span"),
     [
         # 50 silent blocks, 10 loud, 50 silent; 0.15 s = 2400 samples kept each side
-        (_blocks((50, None), (10, 0.0), (50, None)), 0.15, (50 * 320 - 2400, 60 * 320 + 2400)),
+        (_blocks((50, None), (10, 0.0), (50, None)), 0.15, False, (50 * 320 - 2400, 60 * 320 + 2400)),
         # a block 35 dB below the loudest is loud (within 40 dB); one 45 dB below is not
-        (_blocks((20, None), (5, -35.0), (10, 0.0), (20, -45.0)), 0.15, (20 * 320 - 2400, 35 * 320 + 2400)),
+        (_blocks((20, None), (5, -35.0), (10, 0.0), (20, -45.0)), 0.15, False, (20 * 320 - 2400, 35 * 320 + 2400)),
         # a lead-in shorter than what is kept: nothing cut at that end
-        (_blocks((3, -60.0), (10, 0.0), (40, -60.0)), 0.15, (0, 13 * 320 + 2400)),
+        (_blocks((3, -60.0), (10, 0.0), (40, -60.0)), 0.15, False, (0, 13 * 320 + 2400)),
         # the span would be shorter than one analysis window (1024 samples): the clip whole
-        (_blocks((10, None), (1, 0.0), (10, None)), 0.001, (0, 21 * 320)),
+        (_blocks((10, None), (1, 0.0), (10, None)), 0.001, False, (0, 21 * 320)),
         # digital silence: every block is as loud as the loudest
-        (_blocks((30, None)), 0.15, (0, 30 * 320)),
+        (_blocks((30, None)), 0.15, False, (0, 30 * 320)),
         # shorter than one block: nothing to measure
-        (np.ones(200, np.float32), 0.15, (0, 200)),
+        (np.ones(200, np.float32), 0.15, False, (0, 200)),
+        # room tone 25 dB under the voice: within 40 dB of the loudest, so kept whole ...
+        (_blocks((50, -25.0), (20, 0.0), (50, -25.0)), 0.15, False, (0, 120 * 320)),
+        # ... but at the clip's floor (its 10th percentile block), so the floor line cuts it
+        (_blocks((50, -25.0), (20, 0.0), (50, -25.0)), 0.15, True, (50 * 320 - 2400, 70 * 320 + 2400)),
+        # the floor is block (n - 1) // 10 in rising order: of 21 blocks the third quietest
+        # (-20 dB), not the two silent ones, so the -20 dB lead-in is cut to 0.05 s
+        (_blocks((2, None), (8, -20.0), (10, 0.0), (1, -20.0)), 0.05, True, (10 * 320 - 800, 21 * 320)),
+        # a floor of digital silence draws no second line: the 40 dB line alone
+        (_blocks((50, None), (10, 0.0), (50, None)), 0.15, True, (50 * 320 - 2400, 60 * 320 + 2400)),
+        # a flat level never stands 10 dB over its floor: the clip whole, not nothing
+        (_blocks((30, -10.0)), 0.15, True, (0, 30 * 320)),
     ],
-    ids=["silence around", "40 dB line", "short lead-in", "shorter than a window", "silent clip", "under one block"],
+    ids=[
+        "silence around", "40 dB line", "short lead-in", "shorter than a window", "silent clip", "under one block",
+        "noisy room, no floor line", "noisy room, floor line", "floor rank", "silent floor", "flat level",
+    ],
 )
-def test_edge_span_rule(wave: np.ndarray, keep_s: float, span: tuple[int, int]) -> None:
+def test_edge_span_rule(wave: np.ndarray, keep_s: float, floor: bool, span: tuple[int, int]) -> None:
     """The documented cut on blocks of known level, in torch, and in Rust through the
     features (a clip and its expected span give the same vector when the span is long enough)."""
-    assert edge_span(torch.from_numpy(wave), 16000, keep_s, 1024) == span
+    assert edge_span(torch.from_numpy(wave), 16000, keep_s, 1024, floor) == span
     if span[1] - span[0] >= 1024 and len(wave) >= 1024:
-        cfg = FeatureConfig(preset="portable-nochroma", edge_pause_s=keep_s)
+        cfg = FeatureConfig(preset="portable-nochroma", edge_pause_s=keep_s, edge_floor=floor)
         plain = FeatureConfig(preset="portable-nochroma")
         np.testing.assert_array_equal(_native.features(spec_json(cfg), wave), _native.features(spec_json(plain), wave[span[0] : span[1]]))
 

@@ -13,7 +13,8 @@ what measured better on inner holdouts; `portable` is `rich` at a common 16 kHz 
 level-invariant dB values, `portable-nochroma` the same without chroma,
 `portable-gated` the same pooled over the frames within 30 dB of the loudest,
 `portable-trimmed` (the default) the same as `portable-nochroma` with a quiet lead-in and
-tail cut to 0.15 s (see `PRESETS`). A stored dict without `preset` (an old `.laq` header or
+tail cut to 0.15 s, `portable-trimmed-floor` the same cut also through room tone that sits
+near the clip's own noise floor (see `PRESETS`). A stored dict without `preset` (an old `.laq` header or
 checkpoint) must be read with `FeatureConfig.from_stored`, which reads it as `paper`: old
 files keep the features they were trained on whatever the current default preset is.
 """
@@ -25,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PresetName = Literal["paper", "rich", "portable", "portable-nochroma", "portable-gated", "portable-trimmed"]
+PresetName = Literal["paper", "rich", "portable", "portable-nochroma", "portable-gated", "portable-trimmed", "portable-trimmed-floor"]
 Stat = Literal["mean", "std"]
 
 # Every value of a preset that differs from the field defaults below (the field defaults
@@ -61,6 +62,10 @@ PRESETS["portable-gated"] = {**PRESETS["portable-nochroma"], "frame_gate_db": 30
 # clips, which it leaves almost untouched (docs/features.md, "Edge pauses"). The default and
 # the `general` model's preset since 2026-12-06.
 PRESETS["portable-trimmed"] = {**PRESETS["portable-nochroma"], "edge_pause_s": 0.15}
+# portable-trimmed whose cut also passes blocks within 10 dB of the clip's noise floor: a
+# lead-in of room tone 20-30 dB under the voice (a noisy room) is cut too, where the 40 dB
+# line alone keeps it (docs/features.md, "Where the cut stops").
+PRESETS["portable-trimmed-floor"] = {**PRESETS["portable-trimmed"], "edge_floor": True}
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets:
 # `portable-trimmed` since 2026-12-06 (a model trained on close-cut clips no longer answers
 # one label for a recording with a quiet lead-in; in-corpus and across corpora within a
@@ -89,6 +94,9 @@ FLOOR_QUANTILE = 0.1  # a clip's noise floor for `frame_floor_db`: this quantile
 EDGE_BLOCK_S = 0.02  # `edge_pause_s`: a clip's level is measured in blocks this long (at the model rate)
 EDGE_BELOW_DB = 40.0  # `edge_pause_s`: a block is loud within this many dB of the loudest block's energy
 EDGE_ENERGY_RATIO = 1e-4  # 10 ** (-EDGE_BELOW_DB / 10) as a literal, as in the Rust spec (no libm pow decides it)
+EDGE_FLOOR_ABOVE_DB = 10.0  # `edge_floor`: a block is loud only this many dB over the clip's floor too
+EDGE_FLOOR_RATIO = 10.0  # 10 ** (EDGE_FLOOR_ABOVE_DB / 10) as a literal (as EDGE_ENERGY_RATIO)
+EDGE_FLOOR_DIVISOR = 10  # `edge_floor`: the floor is block energy number (n - 1) // 10 in rising order
 INPUT_RATE_BOUNDS = (1000, 384000)  # Hz a file or waveform may have before resampling
 MAX_CLIP_SECONDS = 3600.0  # longest whole clip; longer: an error pointing at segment mode
 
@@ -98,7 +106,7 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich, portable, portable-nochroma, portable-gated or portable-trimmed")
+    preset: PresetName = Field(DEFAULT_PRESET, description="named bundle of defaults: paper (180-d), rich, portable, portable-nochroma, portable-gated, portable-trimmed or portable-trimmed-floor")
     sample_rate: int = Field(22050, ge=1000, le=192000, description="every clip is resampled to this rate (Hz)")
     n_mfcc: int = Field(40, ge=1, le=512, description="MFCC coefficients")
     n_chroma: int = Field(12, ge=0, le=96, description="chroma bins per octave (0: no chroma block)")
@@ -148,6 +156,11 @@ class FeatureConfig(BaseModel):
         description="keep at most this many seconds before the clip's first and after its last 20 ms block within "
         "40 dB of its loudest block (a quiet lead-in and tail are cut before the features); None = the whole clip",
     )
+    edge_floor: bool = Field(
+        False,
+        description="with edge_pause_s: a block is loud only when also 10 dB over the clip's noise floor (its 10th "
+        "percentile block energy), so room tone in a noisy room is cut too",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -182,6 +195,8 @@ class FeatureConfig(BaseModel):
             raise ValueError(f"f_min ({self.f_min}) must be below f_max")
         if self.delta_width % 2 == 0:
             raise ValueError(f"delta_width ({self.delta_width}) must be odd")
+        if self.edge_floor and self.edge_pause_s is None:
+            raise ValueError("edge_floor needs edge_pause_s (the floor line refines the edge cut)")
         return self
 
     @classmethod

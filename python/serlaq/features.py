@@ -37,7 +37,8 @@ Output order is [MFCC, chroma, mel], as in the recipe. Beyond the paper (Feature
   (`torchaudio.functional.compute_deltas`, `delta_width` frames, each clip's edges
   replicated), appended as [dmfcc_s] for each s.
 - `edge_pause_s`: before any of the above, the clip is cut to `edge_span` (at most that many
-  seconds before its first and after its last loud block); `frame_gate_db` /
+  seconds before its first and after its last loud block; `edge_floor`: loud over the
+  clip's noise floor too); `frame_gate_db` /
   `frame_floor_db` choose which of the remaining frames are pooled (`_gate`).
 """
 
@@ -54,7 +55,14 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor, nn
 
-from serlaq.feature_config import EDGE_BLOCK_S, EDGE_ENERGY_RATIO, FLOOR_QUANTILE, FeatureConfig
+from serlaq.feature_config import (
+    EDGE_BLOCK_S,
+    EDGE_ENERGY_RATIO,
+    EDGE_FLOOR_DIVISOR,
+    EDGE_FLOOR_RATIO,
+    FLOOR_QUANTILE,
+    FeatureConfig,
+)
 
 __all__ = ["FEATURES_VERSION", "FeatureConfig", "FeatureExtractor", "chroma_filterbank", "edge_span"]
 
@@ -104,15 +112,18 @@ def chroma_filterbank(
     return weights[:, : n_fft // 2 + 1].to(torch.float32).contiguous()
 
 
-def edge_span(wave: Tensor, sample_rate: int, keep_s: float, min_samples: int) -> tuple[int, int]:
+def edge_span(wave: Tensor, sample_rate: int, keep_s: float, min_samples: int, floor: bool = False) -> tuple[int, int]:
     """[start, end) of a mono clip with at most `keep_s` seconds of quiet lead-in and tail.
 
     The clip is measured in blocks of `EDGE_BLOCK_S` (whole blocks from its start; a partial
     last block is not measured); a block is loud when its energy (sum of squares, float64) is
-    within 40 dB (`EDGE_ENERGY_RATIO`) of the loudest block's. The span runs from `keep_s` before the first
-    loud block to `keep_s` after the last, clipped to the clip. A clip shorter than one block,
-    or whose span would be shorter than `min_samples` (one analysis window), is kept whole.
-    The Rust runtime cuts the same span (`features/edges.rs`).
+    within 40 dB (`EDGE_ENERGY_RATIO`) of the loudest block's and, with `floor`, at least
+    10 dB (`EDGE_FLOOR_RATIO`) over the clip's noise floor: block energy number
+    `(n - 1) // EDGE_FLOOR_DIVISOR` in rising order (numpy's 10th percentile, method "lower").
+    The span runs from `keep_s` before the first loud block to `keep_s` after the last,
+    clipped to the clip. A clip shorter than one block, one with no loud block (a flat
+    level against the floor line), or one whose span would be shorter than `min_samples`
+    (one analysis window) is kept whole. The Rust runtime cuts the same span (`features/edges.rs`).
     """
     length = int(wave.shape[-1])
     block = max(1, math.floor(EDGE_BLOCK_S * sample_rate + 0.5))  # Rust's rounding, not round()'s ties to even
@@ -120,7 +131,13 @@ def edge_span(wave: Tensor, sample_rate: int, keep_s: float, min_samples: int) -
     if n == 0:
         return 0, length
     energy = wave[: n * block].double().reshape(n, block).square().sum(-1)
-    loud = (energy >= energy.max() * EDGE_ENERGY_RATIO).nonzero().flatten()
+    is_loud = energy >= energy.max() * EDGE_ENERGY_RATIO
+    if floor:
+        noise = energy.sort().values[(n - 1) // EDGE_FLOOR_DIVISOR]
+        is_loud &= energy >= noise * EDGE_FLOOR_RATIO
+    loud = is_loud.nonzero().flatten()
+    if len(loud) == 0:
+        return 0, length
     keep = math.floor(keep_s * sample_rate + 0.5)
     start = max(0, int(loud[0]) * block - keep)
     end = min(length, (int(loud[-1]) + 1) * block + keep)
@@ -262,7 +279,9 @@ class FeatureExtractor(nn.Module):
         cfg = self.cfg
         assert cfg.edge_pause_s is not None
         sizes = [x.shape[-1]] * x.shape[0] if lengths is None else [int(n) for n in lengths]
-        spans = [edge_span(row[:n], cfg.sample_rate, cfg.edge_pause_s, cfg.min_samples) for row, n in zip(x, sizes)]
+        spans = [
+            edge_span(row[:n], cfg.sample_rate, cfg.edge_pause_s, cfg.min_samples, cfg.edge_floor) for row, n in zip(x, sizes)
+        ]
         if x.shape[0] == 1 and lengths is None:
             return x[:, spans[0][0] : spans[0][1]], None
         new = torch.tensor([b - a for a, b in spans], device=x.device)

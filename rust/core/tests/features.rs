@@ -227,37 +227,54 @@ fn frame_gates_match_reference_and_leave_pauses_out() {
 
 #[test]
 fn edge_pauses_are_cut_as_the_reference_cuts_them() {
-    // (room tone gain, seconds of it at each end): the fast span equals the plain one, and
-    // a clip with `edge_pause_s` gives the features of its span without it
+    // (room tone gain, seconds of it at each end), with and without the floor line: the
+    // fast span equals the plain one, and a clip with `edge_pause_s` gives the features of
+    // its span without it
     let rate = 8000;
     let voice = signal(rate, 0.6, 2);
-    for (gain, secs) in [(1e-3f32, 1.0), (1e-3, 0.05), (0.05, 1.0), (0.0, 0.7), (1.0, 0.3)] {
+    for (gain, secs) in [(1e-3f32, 1.0), (1e-3, 0.05), (0.05, 1.0), (0.0, 0.7), (1.0, 0.3), (0.1, 1.0)] {
         let tone: Vec<f32> = signal(rate, secs, 9).iter().map(|v| v * gain).collect();
         let wave = [&tone[..], &voice, &tone].concat();
-        for keep in [0.01, 0.15, 2.0] {
-            let span = edge_span(&wave, rate, keep, 256);
-            assert_eq!(span, edge_span_ref(&wave, rate, keep, 256), "gain {gain}, {secs} s, keep {keep}");
-            let kept = (keep * f64::from(rate)).round() as usize;
-            if gain < 1e-2 && secs > keep {
+        for floor in [false, true] {
+            for keep in [0.01, 0.15, 2.0] {
+                let span = edge_span(&wave, rate, keep, 256, floor);
+                let at = format!("gain {gain}, {secs} s, keep {keep}, floor {floor}");
+                assert_eq!(span, edge_span_ref(&wave, rate, keep, 256, floor), "{at}");
+                let kept = (keep * f64::from(rate)).round() as usize;
                 // quiet room tone (60 dB down, or digital silence) is cut to `keep` seconds
-                // of it, give or take the block the voice starts in (20 ms = 160 samples)
-                let lead = tone.len() - span.start;
-                assert!(lead >= kept && lead <= kept + 160, "gain {gain}, keep {keep}: lead-in of {lead} samples");
-            } else {
-                assert_eq!(span.start, 0, "gain {gain}, {secs} s, keep {keep}: nothing to cut in front");
+                // of it, give or take the block the voice starts in (20 ms = 160 samples);
+                // with the floor line room tone 20-26 dB down (a noisy room) is cut too
+                if (gain < 1e-2 || (floor && gain < 0.2)) && secs > keep {
+                    let lead = tone.len() - span.start;
+                    assert!(lead >= kept && lead <= kept + 160, "{at}: lead-in of {lead} samples");
+                } else {
+                    assert_eq!(span.start, 0, "{at}: nothing to cut in front");
+                }
             }
+            let base = json!({"sample_rate": rate, "n_fft": 256, "hop_length": 64, "n_mels": 32, "n_mfcc": 13,
+                "mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"], "db_reference": "mean"});
+            let plain = spec(base.clone());
+            let mut trimmed = base;
+            trimmed["edge_pause_s"] = json!(0.15);
+            trimmed["edge_floor"] = json!(floor);
+            let trimmed = spec(trimmed);
+            let fast = FeaturePlan::new(&trimmed).unwrap().extract(&wave).unwrap();
+            assert_close("edge pause 0.15 s", &trimmed, &fast, &features_ref(&trimmed, &wave));
+            let span = edge_span(&wave, rate, 0.15, 256, floor);
+            let whole = FeaturePlan::new(&plain).unwrap().extract(&wave[span]).unwrap();
+            assert_eq!(fast, whole, "gain {gain}, {secs} s, floor {floor}");
         }
-        let base = json!({"sample_rate": rate, "n_fft": 256, "hop_length": 64, "n_mels": 32, "n_mfcc": 13,
-            "mel_scale": "db", "stats": ["mean", "std"], "delta_stats": ["std"], "db_reference": "mean"});
-        let plain = spec(base.clone());
-        let mut trimmed = base;
-        trimmed["edge_pause_s"] = json!(0.15);
-        let trimmed = spec(trimmed);
-        let fast = FeaturePlan::new(&trimmed).unwrap().extract(&wave).unwrap();
-        assert_close("edge pause 0.15 s", &trimmed, &fast, &features_ref(&trimmed, &wave));
-        let span = edge_span(&wave, rate, 0.15, 256);
-        assert_eq!(fast, FeaturePlan::new(&plain).unwrap().extract(&wave[span]).unwrap(), "gain {gain}, {secs} s");
     }
+}
+
+#[test]
+fn the_floor_line_keeps_a_flat_clip_whole() {
+    // a level that never stands 10 dB over its own floor (steady noise, a held tone) has no
+    // loud block against the floor line: the clip is kept whole, not cut to nothing
+    let rate = 8000;
+    let flat: Vec<f32> = signal(rate, 1.0, 4);
+    assert_eq!(edge_span(&flat, rate, 0.15, 256, true), 0..flat.len());
+    assert_eq!(edge_span_ref(&flat, rate, 0.15, 256, true), 0..flat.len());
 }
 
 #[test]
@@ -377,6 +394,11 @@ fn spec_defaults_round_trip_and_old_headers() {
     assert_eq!(trimmed, FeatureSpec { preset: Preset::PortableTrimmed, edge_pause_s: Some(0.15), ..nochroma.clone() });
     assert_eq!(spec(trimmed.to_json_value()), trimmed);
     assert_eq!((nochroma.edge_pause_s, FeatureSpec::default().edge_pause_s), (None, None));
+    // portable-trimmed-floor = portable-trimmed whose cut also stops at the clip's floor
+    let floored = spec(json!({"preset": "portable-trimmed-floor"}));
+    assert_eq!(floored, FeatureSpec { preset: Preset::PortableTrimmedFloor, edge_floor: true, ..trimmed.clone() });
+    assert_eq!(spec(floored.to_json_value()), floored);
+    assert!(!trimmed.edge_floor && !FeatureSpec::default().edge_floor);
     // every name parses to the preset that writes it back (as_str indexes the one table)
     for name in PRESET_NAMES {
         let p = spec(json!({ "preset": name })).preset;
@@ -403,6 +425,9 @@ fn every_spec_error_names_field_and_bound() {
         (json!({"frame_gate_db": "30"}), "features.frame_gate_db: must be a number, got a string"),
         (json!({"frame_floor_db": 0.0}), "features.frame_floor_db: 0 is outside (0, 300]"),
         (json!({"edge_pause_s": 61.0}), "features.edge_pause_s: 61 is outside (0, 60]"),
+        (json!({"edge_pause_s": 0.15, "edge_floor": 1}), "features.edge_floor: must be true or false, got a number"),
+        (json!({"edge_floor": true}), "features.edge_floor: true needs features.edge_pause_s"),
+        (json!({"preset": "portable-trimmed-floor", "edge_pause_s": null}), "features.edge_floor: true needs"),
         (json!({"f_max": 20000.0}), "features.f_max: 20000 is outside (f_min, sample_rate / 2 = 11025]"),
         (json!({"f_min": 5000.0, "f_max": 4000.0}), "features.f_min: 5000 is outside [0, 4000)"),
         (json!({"chroma_tuning": 0.75}), "features.chroma_tuning: 0.75 is outside [-0.5, 0.5]"),
@@ -420,7 +445,7 @@ fn every_spec_error_names_field_and_bound() {
         assert!(!msg.contains('\n'));
         kinds.insert(std::mem::discriminant(&e));
     }
-    assert_eq!(kinds.len(), 9, "every SpecError variant raised");
+    assert_eq!(kinds.len(), 10, "every SpecError variant raised");
     assert_eq!(N_FFT_RANGE, (16, 16384));
     assert_eq!(SAMPLE_RATE_RANGE, (1000, 192000));
 }

@@ -6,7 +6,7 @@
 //! and tail makes such a recording read like the close-cut clips, which it leaves almost
 //! untouched (docs/features.md, "Edge pauses").
 
-use super::spec::{EDGE_BLOCK_S, EDGE_ENERGY_RATIO};
+use super::spec::{EDGE_BLOCK_S, EDGE_ENERGY_RATIO, EDGE_FLOOR_DIVISOR, EDGE_FLOOR_RATIO};
 use std::ops::Range;
 
 /// `seconds` at `sample_rate` in whole samples, `floor(seconds * rate + 0.5)` (one rounding
@@ -25,14 +25,23 @@ fn energy(wave: &[f32], block: usize, i: usize) -> f64 {
     wave[i * block..(i + 1) * block].iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }
 
+/// The clip's noise floor for `edge_floor`: its block energy number `(n - 1) / EDGE_FLOOR_DIVISOR`
+/// in rising order (a selection over one buffer of the `n` block energies).
+fn noise_floor(wave: &[f32], block: usize, n: usize) -> f64 {
+    let mut energies: Vec<f64> = (0..n).map(|i| energy(wave, block, i)).collect();
+    let (_, floor, _) = energies.select_nth_unstable_by((n - 1) / EDGE_FLOOR_DIVISOR, f64::total_cmp);
+    *floor
+}
+
 /// The span of `wave` (mono, at `sample_rate`) kept with `keep_s` seconds of lead-in and
 /// tail: from `keep_s` before its first loud block to `keep_s` after its last, clipped to
 /// the clip. Blocks of [`edge_block`] samples are measured from the start (a partial last
 /// block is not); a block is loud when its energy is at least the loudest block's times
-/// [`EDGE_ENERGY_RATIO`]. A clip shorter than one block, or whose span would be shorter
-/// than `min_samples`, is kept whole. Two passes, no allocation: the loudest energy, then
-/// the first loud block from the front and the last from the back.
-pub fn edge_span(wave: &[f32], sample_rate: u32, keep_s: f64, min_samples: usize) -> Range<usize> {
+/// [`EDGE_ENERGY_RATIO`] and, with `floor`, at least the clip's [`noise_floor`] times
+/// [`EDGE_FLOOR_RATIO`]. A clip shorter than one block, with no loud block, or whose span
+/// would be shorter than `min_samples`, is kept whole. Without `floor` no allocation: the
+/// loudest energy, then the first loud block from the front and the last from the back.
+pub fn edge_span(wave: &[f32], sample_rate: u32, keep_s: f64, min_samples: usize, floor: bool) -> Range<usize> {
     let block = edge_block(sample_rate);
     let n = wave.len() / block;
     if n == 0 {
@@ -40,10 +49,15 @@ pub fn edge_span(wave: &[f32], sample_rate: u32, keep_s: f64, min_samples: usize
     }
     let loudest = (0..n).map(|i| energy(wave, block, i)).fold(0f64, f64::max);
     let threshold = loudest * EDGE_ENERGY_RATIO;
-    let loud = |i: &usize| energy(wave, block, *i) >= threshold;
-    // Every block is loud against a threshold of 0 (a silent clip): the span is the clip.
-    let first = (0..n).find(loud).unwrap_or(0);
-    let last = (0..n).rev().find(loud).unwrap_or(n - 1);
+    // 0 (no second line) when `floor` is off or the floor is digital silence.
+    let over_floor = if floor { noise_floor(wave, block, n) * EDGE_FLOOR_RATIO } else { 0.0 };
+    let loud = |i: &usize| {
+        let e = energy(wave, block, *i);
+        e >= threshold && e >= over_floor
+    };
+    let (Some(first), Some(last)) = ((0..n).find(loud), (0..n).rev().find(loud)) else {
+        return 0..wave.len(); // a flat level: nothing stands over the floor
+    };
     let keep = samples(keep_s, sample_rate);
     let start = (first * block).saturating_sub(keep);
     let end = ((last + 1) * block).saturating_add(keep).min(wave.len());

@@ -259,7 +259,9 @@ impl FeaturePlan {
             return Err(FeatureError::OutputLength { expected: self.dim(), got: out.len() });
         }
         let wave = match self.spec.edge_pause_s {
-            Some(keep) => &wave[edge_span(wave, self.spec.sample_rate, keep, self.spec.min_samples())],
+            Some(keep) => {
+                &wave[edge_span(wave, self.spec.sample_rate, keep, self.spec.min_samples(), self.spec.edge_floor)]
+            }
             None => wave,
         };
         scratch.rows.clear();

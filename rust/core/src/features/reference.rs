@@ -6,7 +6,8 @@
 use super::chroma::chroma_filterbank;
 use super::mel::mel_filterbank_dense;
 use super::spec::{
-    ChromaSpectrum, DbReference, FeatureSpec, MelScale, Stat, EDGE_BLOCK_S, EDGE_ENERGY_RATIO, FLOOR_QUANTILE,
+    ChromaSpectrum, DbReference, FeatureSpec, MelScale, Stat, EDGE_BLOCK_S, EDGE_ENERGY_RATIO, EDGE_FLOOR_DIVISOR,
+    EDGE_FLOOR_RATIO, FLOOR_QUANTILE,
 };
 use super::stft::window;
 use std::f64::consts::PI;
@@ -82,14 +83,26 @@ fn std_ref(rows: &[Vec<f64>], j: usize) -> f64 {
     (rows.iter().map(|r| (r[j] - m).powi(2)).sum::<f64>() / rows.len() as f64).sqrt()
 }
 
-/// `edge_pause_s` from its definition: every block's energy, the loud ones, the span
-/// around them (`edges::edge_span` is the fast twin).
-pub fn edge_span_ref(wave: &[f32], sample_rate: u32, keep_s: f64, min_samples: usize) -> std::ops::Range<usize> {
+/// `edge_pause_s` (and `edge_floor`) from its definition: every block's energy, the loud
+/// ones, the span around them (`edges::edge_span` is the fast twin). The floor is the
+/// sorted energies' element `(n - 1) / 10`.
+pub fn edge_span_ref(
+    wave: &[f32],
+    sample_rate: u32,
+    keep_s: f64,
+    min_samples: usize,
+    floor: bool,
+) -> std::ops::Range<usize> {
     let block = ((EDGE_BLOCK_S * f64::from(sample_rate) + 0.5).floor() as usize).max(1);
     let energies: Vec<f64> =
         wave.chunks_exact(block).map(|b| b.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>()).collect();
     let loudest = energies.iter().cloned().fold(0.0, f64::max);
-    let loud: Vec<usize> = (0..energies.len()).filter(|&i| energies[i] >= loudest * EDGE_ENERGY_RATIO).collect();
+    let mut sorted = energies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let noise = if floor && !sorted.is_empty() { sorted[(sorted.len() - 1) / EDGE_FLOOR_DIVISOR] } else { 0.0 };
+    let loud: Vec<usize> = (0..energies.len())
+        .filter(|&i| energies[i] >= loudest * EDGE_ENERGY_RATIO && energies[i] >= noise * EDGE_FLOOR_RATIO)
+        .collect();
     let (Some(&first), Some(&last)) = (loud.first(), loud.last()) else {
         return 0..wave.len();
     };
@@ -106,7 +119,7 @@ pub fn edge_span_ref(wave: &[f32], sample_rate: u32, keep_s: f64, min_samples: u
 /// Whole clip -> feature vector, every step from its definition.
 pub fn features_ref(spec: &FeatureSpec, wave: &[f32]) -> Vec<f64> {
     let wave = match spec.edge_pause_s {
-        Some(keep) => &wave[edge_span_ref(wave, spec.sample_rate, keep, spec.min_samples())],
+        Some(keep) => &wave[edge_span_ref(wave, spec.sample_rate, keep, spec.min_samples(), spec.edge_floor)],
         None => wave,
     };
     let (pw, db, ch) = frames_ref(spec, wave);

@@ -37,6 +37,13 @@ pub const EDGE_BLOCK_S: f64 = 0.02;
 pub const EDGE_BELOW_DB: f64 = 40.0;
 /// `10^(-EDGE_BELOW_DB / 10)` as a literal, so no `pow` of any libm (WebAssembly's included) decides it.
 pub const EDGE_ENERGY_RATIO: f64 = 1e-4;
+/// `edge_floor`: a block is loud only when its energy is also this many dB over the clip's floor.
+pub const EDGE_FLOOR_ABOVE_DB: f64 = 10.0;
+/// `10^(EDGE_FLOOR_ABOVE_DB / 10)` as a literal (as [`EDGE_ENERGY_RATIO`]).
+pub const EDGE_FLOOR_RATIO: f64 = 10.0;
+/// `edge_floor`: the clip's floor is its block energy number `(n - 1) / EDGE_FLOOR_DIVISOR`
+/// in rising order (numpy's 10th percentile, method "lower": integer arithmetic, no rounding).
+pub const EDGE_FLOOR_DIVISOR: usize = 10;
 /// The lead-in and tail the `portable-trimmed` preset keeps (seconds).
 pub const TRIMMED_PRESET_S: f64 = 0.15;
 /// Delta window bounds (odd).
@@ -48,13 +55,14 @@ pub const MAX_CLIP_SECONDS: u64 = 3600;
 
 /// Every preset with its name, in [`Preset`] declaration order (`as_str` indexes it by
 /// discriminant; a test holds the order): the one place a preset is spelled.
-const PRESETS: [(Preset, &str); 6] = [
+const PRESETS: [(Preset, &str); 7] = [
     (Preset::Paper, "paper"),
     (Preset::Rich, "rich"),
     (Preset::Portable, "portable"),
     (Preset::PortableNoChroma, "portable-nochroma"),
     (Preset::PortableGated, "portable-gated"),
     (Preset::PortableTrimmed, "portable-trimmed"),
+    (Preset::PortableTrimmedFloor, "portable-trimmed-floor"),
 ];
 
 /// Every preset name, in [`Preset`] order (what a bad `preset` value's error lists).
@@ -69,7 +77,7 @@ pub const PRESET_NAMES: [&str; PRESETS.len()] = {
 };
 
 /// Every key of the `features` object, in `FeatureConfig` order.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "preset",
     "sample_rate",
     "n_mfcc",
@@ -91,6 +99,7 @@ pub const KEYS: [&str; 21] = [
     "frame_gate_db",
     "frame_floor_db",
     "edge_pause_s",
+    "edge_floor",
 ];
 
 /// The spectrum the chroma filterbank sees.
@@ -152,6 +161,7 @@ pub enum Preset {
     PortableNoChroma,
     PortableGated,
     PortableTrimmed,
+    PortableTrimmedFloor,
 }
 
 impl Preset {
@@ -181,6 +191,8 @@ pub enum SpecError {
     EmptyStats,
     /// `delta_width` is even.
     EvenDeltaWidth { value: u64 },
+    /// `edge_floor` is true without `edge_pause_s`.
+    EdgeFloorWithoutPause,
 }
 
 impl fmt::Display for SpecError {
@@ -205,6 +217,9 @@ impl fmt::Display for SpecError {
             SpecError::DuplicateStat { field, stat } => write!(f, "features.{field}: {stat:?} appears twice"),
             SpecError::EmptyStats => write!(f, "features.stats: must name at least one statistic (mean, std)"),
             SpecError::EvenDeltaWidth { value } => write!(f, "features.delta_width: {value} is even, must be odd"),
+            SpecError::EdgeFloorWithoutPause => {
+                write!(f, "features.edge_floor: true needs features.edge_pause_s (the floor line refines the edge cut)")
+            }
         }
     }
 }
@@ -245,6 +260,9 @@ pub struct FeatureSpec {
     /// Keep at most this many seconds before a whole clip's first and after its last loud
     /// block ([`super::edges`]); `None` = the whole clip.
     pub edge_pause_s: Option<f64>,
+    /// With `edge_pause_s`: a block is loud only when also [`EDGE_FLOOR_ABOVE_DB`] over the
+    /// clip's noise floor (room tone in a noisy room is cut too).
+    pub edge_floor: bool,
 }
 
 impl FeatureSpec {
@@ -253,7 +271,8 @@ impl FeatureSpec {
     /// `portable` = `rich` at 16 kHz (band 0-8 kHz, n_fft 1024, hop 256) with dB relative to the clip's mean;
     /// `portable-nochroma` = `portable` without the chroma blocks (`n_chroma: 0`, 248-d);
     /// `portable-gated` = `portable-nochroma` pooling only frames within [`GATED_PRESET_DB`] dB of the loudest;
-    /// `portable-trimmed` = `portable-nochroma` keeping [`TRIMMED_PRESET_S`] of quiet lead-in and tail.
+    /// `portable-trimmed` = `portable-nochroma` keeping [`TRIMMED_PRESET_S`] of quiet lead-in and tail;
+    /// `portable-trimmed-floor` = `portable-trimmed` with `edge_floor` (quiet against the clip's floor too).
     pub fn preset(p: Preset) -> FeatureSpec {
         match p {
             Preset::Paper => FeatureSpec::default(),
@@ -286,6 +305,11 @@ impl FeatureSpec {
                 edge_pause_s: Some(TRIMMED_PRESET_S),
                 ..FeatureSpec::preset(Preset::PortableNoChroma)
             },
+            Preset::PortableTrimmedFloor => FeatureSpec {
+                preset: Preset::PortableTrimmedFloor,
+                edge_floor: true,
+                ..FeatureSpec::preset(Preset::PortableTrimmed)
+            },
         }
     }
 }
@@ -315,6 +339,7 @@ impl Default for FeatureSpec {
             frame_gate_db: None,
             frame_floor_db: None,
             edge_pause_s: None,
+            edge_floor: false,
         }
     }
 }
@@ -522,6 +547,15 @@ impl FeatureSpec {
         if let Some(v) = get("edge_pause_s") {
             s.edge_pause_s = optional_positive("edge_pause_s", v, MAX_EDGE_PAUSE_S)?;
         }
+        if let Some(v) = get("edge_floor") {
+            let Value::Bool(b) = v else {
+                return Err(SpecError::WrongType { field: "edge_floor", expected: "true or false", got: kind(v) });
+            };
+            s.edge_floor = *b;
+        }
+        if s.edge_floor && s.edge_pause_s.is_none() {
+            return Err(SpecError::EdgeFloorWithoutPause);
+        }
         Ok(s)
     }
 
@@ -558,6 +592,7 @@ impl FeatureSpec {
         m.insert("frame_gate_db".into(), self.frame_gate_db.map_or(Value::Null, Value::from));
         m.insert("frame_floor_db".into(), self.frame_floor_db.map_or(Value::Null, Value::from));
         m.insert("edge_pause_s".into(), self.edge_pause_s.map_or(Value::Null, Value::from));
+        m.insert("edge_floor".into(), self.edge_floor.into());
         Value::Object(m)
     }
 
