@@ -59,6 +59,7 @@ def conditions() -> dict[str, tuple[str, Condition]]:
         "bright-mic": ("tilt +3 dB per octave around 1 kHz", lambda x, r, g: A.eq(x, r, 3.0, 0.0)),
         "dark-mic": ("tilt -3 dB per octave around 1 kHz", lambda x, r, g: A.eq(x, r, -3.0, 0.0)),
         "padded": ("1 s pause at each end (noise 45 dB below the clip)", lambda x, r, g: pad(x, r, 1.0, 45.0, g)),
+        "padded-noisy": ("1 s pause at each end (noise 25 dB below the clip: a noisy room)", lambda x, r, g: pad(x, r, 1.0, 25.0, g)),
         "tight": ("leading and trailing quiet cut (20 ms blocks 35 dB below the loudest)", lambda x, r, g: tight(x, r, 35.0)),
         "quiet": ("30 dB quieter", lambda x, r, g: x * 10 ** (-30 / 20)),
         "faster": ("speed x1.1 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 1.1)),
