@@ -25,38 +25,43 @@ fn energy(wave: &[f32], block: usize, i: usize) -> f64 {
     wave[i * block..(i + 1) * block].iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }
 
-/// The clip's noise floor for `edge_floor`: its block energy number `(n - 1) / EDGE_FLOOR_DIVISOR`
-/// in rising order (a selection over one buffer of the `n` block energies).
-fn noise_floor(wave: &[f32], block: usize, n: usize) -> f64 {
-    let mut energies: Vec<f64> = (0..n).map(|i| energy(wave, block, i)).collect();
-    let (_, floor, _) = energies.select_nth_unstable_by((n - 1) / EDGE_FLOOR_DIVISOR, f64::total_cmp);
-    *floor
+/// The first and last of `n` blocks that `loud` accepts (from the front, then from the back).
+fn loud_ends(n: usize, loud: impl Fn(usize) -> bool) -> Option<(usize, usize)> {
+    Some(((0..n).find(|&i| loud(i))?, (0..n).rev().find(|&i| loud(i))?))
 }
 
 /// The span of `wave` (mono, at `sample_rate`) kept with `keep_s` seconds of lead-in and
 /// tail: from `keep_s` before its first loud block to `keep_s` after its last, clipped to
 /// the clip. Blocks of [`edge_block`] samples are measured from the start (a partial last
 /// block is not); a block is loud when its energy is at least the loudest block's times
-/// [`EDGE_ENERGY_RATIO`] and, with `floor`, at least the clip's [`noise_floor`] times
-/// [`EDGE_FLOOR_RATIO`]. A clip shorter than one block, with no loud block, or whose span
-/// would be shorter than `min_samples`, is kept whole. Without `floor` no allocation: the
-/// loudest energy, then the first loud block from the front and the last from the back.
+/// [`EDGE_ENERGY_RATIO`] and, with `floor`, at least the clip's noise floor (its block
+/// energy number `(n - 1) / EDGE_FLOOR_DIVISOR` in rising order) times [`EDGE_FLOOR_RATIO`].
+/// A clip shorter than one block, with no loud block, or whose span would be shorter than
+/// `min_samples`, is kept whole. One pass over the samples: without `floor` no allocation
+/// (the loudest energy, then the few edge blocks measured again), with it the block
+/// energies once and a selection over a copy of them.
 pub fn edge_span(wave: &[f32], sample_rate: u32, keep_s: f64, min_samples: usize, floor: bool) -> Range<usize> {
     let block = edge_block(sample_rate);
     let n = wave.len() / block;
     if n == 0 {
         return 0..wave.len();
     }
-    let loudest = (0..n).map(|i| energy(wave, block, i)).fold(0f64, f64::max);
-    let threshold = loudest * EDGE_ENERGY_RATIO;
-    // 0 (no second line) when `floor` is off or the floor is digital silence.
-    let over_floor = if floor { noise_floor(wave, block, n) * EDGE_FLOOR_RATIO } else { 0.0 };
-    let loud = |i: &usize| {
-        let e = energy(wave, block, *i);
-        e >= threshold && e >= over_floor
+    // `e >= a && e >= b` is `e >= max(a, b)` exactly: one line for both rules.
+    let ends = if floor {
+        let energies: Vec<f64> = (0..n).map(|i| energy(wave, block, i)).collect();
+        let loudest = energies.iter().copied().fold(0f64, f64::max);
+        let mut order = energies.clone();
+        let (_, noise, _) = order.select_nth_unstable_by((n - 1) / EDGE_FLOOR_DIVISOR, f64::total_cmp);
+        let line = (loudest * EDGE_ENERGY_RATIO).max(*noise * EDGE_FLOOR_RATIO);
+        loud_ends(n, |i| energies[i] >= line)
+    } else {
+        let loudest = (0..n).map(|i| energy(wave, block, i)).fold(0f64, f64::max);
+        let line = loudest * EDGE_ENERGY_RATIO;
+        loud_ends(n, |i| energy(wave, block, i) >= line)
     };
-    let (Some(first), Some(last)) = ((0..n).find(loud), (0..n).rev().find(loud)) else {
-        return 0..wave.len(); // a flat level: nothing stands over the floor
+    // No loud block: a flat level against the floor line (a silent clip passes the 40 dB line).
+    let Some((first, last)) = ends else {
+        return 0..wave.len();
     };
     let keep = samples(keep_s, sample_rate);
     let start = (first * block).saturating_sub(keep);
