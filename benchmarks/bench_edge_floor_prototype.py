@@ -14,6 +14,10 @@ both lines, as the shipped rule does. Applied at inference to the unchanged mode
 degraded clip is written as a float WAV, cut by the prototype, and both versions are scored
 through the runtime (which still applies the model's own cut to each).
 
+The 10th-percentile, 10 dB line is built since (`features.edge_floor`, the
+`portable-trimmed-floor` preset, the `general` model's): on such a model the prototype's
+column repeats the model's own cut, and the script stays to try other floors and lines.
+
 Clips: a split of the run config that trained the model (`--split val`, the default: an
 inner holdout, so a rule may be chosen on it; `test` only to report). Conditions: as
 recorded, white noise at 30 / 20 dB SNR through the whole clip (`bench_conditions`), and one
