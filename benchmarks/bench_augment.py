@@ -77,7 +77,7 @@ def main() -> None:
         for line in args.out.read_text().splitlines():
             r = json.loads(line)
             done.add((r["direction"], r["variant"], r["seed"]))
-    targets: dict[str, tuple[list[Any], np.ndarray]] = {}
+    targets: dict[tuple[str, str], tuple[list[Any], np.ndarray]] = {}
     for seed in args.seeds:  # seed-major: a run cut short still has every direction paired
         for direction in args.directions:
             source, target = direction.split("->")
@@ -98,10 +98,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 result = fit(config)
                 model = SERClassifier.load_from_checkpoint(config.run_dir / "model.ckpt", map_location="cpu").eval()
-                if target not in targets:
+                # the target's clips in this run's own features (a --set may change them)
+                key = (target, config.features.model_dump_json())
+                if key not in targets:
                     clips = discover(corpora[target][1], corpora[target][0])
                     ex = extract_features(clips, config.features, config.data.cache_dir, progress=False)
-                    targets[target] = (ex.clips, ex.X)
+                    targets[key] = (ex.clips, ex.X)
                 row = {
                     "direction": direction,
                     "variant": variant,
@@ -110,7 +112,7 @@ def main() -> None:
                     "sets": args.sets,  # transform parameters given with --set land here, not in "augment"
                     "preset": config.features.preset,
                     "source_test_accuracy": result.test_accuracy,
-                    **shared_label_score(model, *targets[target], per_speaker=True),
+                    **shared_label_score(model, *targets[key], per_speaker=True),
                     "seconds": round(time.perf_counter() - t0, 1),
                 }
                 with args.out.open("a") as f:

@@ -81,7 +81,7 @@ def main() -> None:
     if args.out.exists():
         done = {(r["fold"], r["variant"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())}
     args.work.mkdir(parents=True, exist_ok=True)
-    held: dict[str, tuple[list[Any], np.ndarray]] = {}
+    held: dict[tuple[str, str], tuple[list[Any], np.ndarray]] = {}
     for seed in args.seeds:  # seed-major: a run cut short still has every fold paired
         for fold in args.folds:
             corpus, speakers = FOLDS[fold]
@@ -105,10 +105,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 result = fit(config)
                 model = SERClassifier.load_from_checkpoint(config.run_dir / "model.ckpt", map_location="cpu").eval()
-                if fold not in held:
+                # the held-out clips in this variant's own features (a variant may change them)
+                key = (fold, config.features.model_dump_json())
+                if key not in held:
                     clips = [c for c in corpora[corpus] if c.speaker in speakers]
                     ex = extract_features(clips, config.features, config.data.cache_dir, progress=False)
-                    held[fold] = (ex.clips, ex.X)
+                    held[key] = (ex.clips, ex.X)
                 row = {
                     "fold": fold,
                     "variant": variant,
@@ -116,7 +118,7 @@ def main() -> None:
                     "sets": sets,
                     "preset": config.features.preset,
                     "source_test_accuracy": result.test_accuracy,
-                    **shared_label_score(model, *held[fold]),
+                    **shared_label_score(model, *held[key]),
                     "seconds": round(time.perf_counter() - t0, 1),
                 }
                 with args.out.open("a") as f:
