@@ -121,7 +121,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", type=Path, default=Path("/work/shared/datasets"))
     ap.add_argument("--corpora", nargs="+", default=["emodb", "emodb-2s"])
-    ap.add_argument("--presets", nargs="+", default=["paper", "rich"])
+    # the paper's, the old default, and what ships: `serlaq fit`'s default and the `general` model's
+    ap.add_argument("--presets", nargs="+", default=["paper", "rich", "portable-trimmed", "portable-trimmed-floor"])
     ap.add_argument("--time-corpus", default="emodb-2s")
     ap.add_argument("--time-clips", type=int, default=200)
     ap.add_argument("--no-librosa", action="store_true", help="skip the librosa recipe timing")
