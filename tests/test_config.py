@@ -90,11 +90,21 @@ def test_bad_values_are_rejected_with_the_key(tmp_path: Path) -> None:
         "laq: {margin: -1}\n": "laq.margin",
         "laq: {ood_features: maybe}\n": "laq.ood_features",
         "laq: {ood_floor: -1}\n": "laq.ood_floor",
+        "features: {edge_floor: maybe}\n": "features.edge_floor",
     }
     for text, key in cases.items():
         with pytest.raises(ConfigError) as info:
             load_config(write(tmp_path, text))
         assert f": {key}" in str(info.value), (text, str(info.value))
+
+
+def test_edge_floor_needs_the_edge_cut(tmp_path: Path) -> None:
+    """The floor line refines `edge_pause_s`; alone it would silently do nothing."""
+    with pytest.raises(ConfigError, match=r": features: edge_floor needs edge_pause_s"):
+        load_config(write(tmp_path, "features: {preset: portable-nochroma, edge_floor: true}\n"))
+    with pytest.raises(ConfigError, match=r"edge_floor needs edge_pause_s"):
+        load_config(write(tmp_path, "features: {preset: portable-trimmed-floor, edge_pause_s: null}\n"))
+    assert load_config(write(tmp_path, "features: {preset: portable-trimmed-floor}\n")).features.edge_floor
 
 
 def test_corpus_needs_its_directory(tmp_path: Path) -> None:
