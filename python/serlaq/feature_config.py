@@ -59,12 +59,13 @@ PRESETS["portable-nochroma"] = {**PRESETS["portable"], "n_chroma": 0}
 PRESETS["portable-gated"] = {**PRESETS["portable-nochroma"], "frame_gate_db": 30.0}
 # portable-nochroma with at most 0.15 s kept before the first and after the last loud block:
 # a recording that starts a second before the speaker reads as the corpora's close-cut
-# clips, which it leaves almost untouched (docs/features.md, "Edge pauses"). The default and
-# the `general` model's preset since 2026-12-06.
+# clips, which it leaves almost untouched (docs/features.md, "Edge pauses"). The default
+# since 2026-12-06.
 PRESETS["portable-trimmed"] = {**PRESETS["portable-nochroma"], "edge_pause_s": 0.15}
-# portable-trimmed whose cut also passes blocks within 10 dB of the clip's noise floor: a
-# lead-in of room tone 20-30 dB under the voice (a noisy room) is cut too, where the 40 dB
-# line alone keeps it (docs/features.md, "Where the cut stops").
+# portable-trimmed whose cut also takes the blocks within 10 dB of the clip's noise floor: a
+# lead-in of room tone 20-30 dB under the voice (a noisy room) goes too, where the 40 dB line
+# alone keeps it. The `general` model's preset since 2026-12-06; not the default (it also
+# takes soft word edges of clips that are nearly all voice: docs/features.md).
 PRESETS["portable-trimmed-floor"] = {**PRESETS["portable-trimmed"], "edge_floor": True}
 # The preset `FeatureConfig()` (and a config without `features.preset`) gets:
 # `portable-trimmed` since 2026-12-06 (a model trained on close-cut clips no longer answers
