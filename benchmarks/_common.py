@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+# The speakers cross-corpus choices are made on (docs/training-data.md): a model learnt from
+# EMODB is scored on TESS's OAF, one learnt from TESS on these five EMODB speakers; the rest of
+# each corpus is what the choice is then reported on.
+INNER_SPEAKERS = {"tess": ("OAF",), "emodb": ("03", "08", "09", "10", "11")}
 
 
 def inner_splits(config: Any, seed: int) -> dict[str, list[int]]:
@@ -57,10 +63,13 @@ def fit_compressed(config_path: Path, overrides: list[str], seed: int, laq_path:
     return result, out, out.write(laq_path), datamodule
 
 
-def shared_label_score(model: Any, clips: list[Any], features: Any, per_speaker: bool = False) -> dict[str, Any]:
+def shared_label_score(
+    model: Any, clips: list[Any], features: Any, per_speaker: bool = False, inner: Collection[str] = ()
+) -> dict[str, Any]:
     """UAR / accuracy / most-predicted share of a torch `SERClassifier` on the labels of
     `clips` it knows, answering among them (as `serlaq evaluate` does); with `per_speaker`,
-    each speaker's UAR too (`uar_per_speaker`)."""
+    each speaker's UAR too (`uar_per_speaker`); with `inner`, the UAR of those speakers' clips
+    pooled (`uar_inner`)."""
     import numpy as np
     import torch
 
@@ -82,9 +91,14 @@ def shared_label_score(model: Any, clips: list[Any], features: Any, per_speaker:
         "accuracy": float((pred == true).mean()),
         "top_share": float(np.bincount(pred, minlength=len(shared)).max() / len(pred)),
     }
+    speakers = np.array([str(clips[i].speaker) for i in keep])
     if per_speaker:
-        speakers = np.array([clips[i].speaker for i in keep])
-        out["uar_per_speaker"] = {str(s): uar(speakers == s) for s in sorted(set(speakers))}
+        out["uar_per_speaker"] = {s: uar(speakers == s) for s in sorted(set(speakers))}
+    if inner:
+        mask = np.isin(speakers, [str(s) for s in inner])
+        if not mask.any():
+            raise ValueError(f"none of the speakers {', '.join(inner)} is among the scored clips")
+        out["uar_inner"] = uar(mask)
     return out
 
 
@@ -99,13 +113,18 @@ def mean_sd(xs: list[float], sign: bool = False) -> str:
     return f"{m:+.1f} ± {sd:.1f}" if sign else f"{m:.1f} ± {sd:.1f}"
 
 
-def paired_table(rows: list[dict[str, Any]], group: str, last: tuple[str, Any]) -> None:
-    """Print a markdown table of result rows (keys `group`, `variant`, `seed`, `uar`,
-    `top_share`): per variant and group the UAR, its difference from `none` on the same
-    seed, and the most predicted label's share; `last` = (header, function of the variant's
-    rows and its per-group mean differences) for the final column."""
+def paired_table(rows: list[dict[str, Any]], group: str, last: tuple[str, Any], score: str = "uar") -> None:
+    """Print a markdown table of result rows (keys `group`, `variant`, `seed`, `score`,
+    `top_share`): per variant and group the score (a UAR), its difference from `none` on the
+    same seed with the seeds it is better / worse on, and the most predicted label's share;
+    `last` = (header, function of the variant's rows and its per-group mean differences) for
+    the final column."""
     import statistics
 
+    lacking = [r for r in rows if score not in r]
+    if lacking:
+        r = lacking[0]
+        raise SystemExit(f"{len(lacking)} result rows have no {score!r} (first: {r[group]} {r['variant']} seed {r['seed']}): written by an older run")
     by = {(r[group], r["variant"], r["seed"]): r for r in rows}
     groups = list(dict.fromkeys(r[group] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
@@ -115,10 +134,11 @@ def paired_table(rows: list[dict[str, Any]], group: str, last: tuple[str, Any]) 
         cells, mean_deltas = [], []
         for g in groups:
             seeds = sorted(s for (gg, vv, s) in by if gg == g and vv == v)
-            uar = [100 * by[(g, v, s)]["uar"] for s in seeds]
-            deltas = [100 * (by[(g, v, s)]["uar"] - by[(g, "none", s)]["uar"]) for s in seeds if (g, "none", s) in by]
+            uar = [100 * by[(g, v, s)][score] for s in seeds]
+            deltas = [100 * (by[(g, v, s)][score] - by[(g, "none", s)][score]) for s in seeds if (g, "none", s) in by]
             top = [100 * by[(g, v, s)]["top_share"] for s in seeds]
             mean_deltas.append(statistics.mean(deltas) if deltas else float("nan"))
-            paired = "–" if v == "none" else mean_sd(deltas, sign=True)
+            wins = f" ({sum(d > 0 for d in deltas)}/{sum(d < 0 for d in deltas)})" if deltas else ""
+            paired = "–" if v == "none" else mean_sd(deltas, sign=True) + wins
             cells.append(f"{mean_sd(uar)} (n={len(uar)}) | {paired} | {statistics.mean(top):.0f}" if uar else "– | – | –")
         print(f"| {v} | " + " | ".join(cells) + f" | {last[1]([r for r in rows if r['variant'] == v], mean_deltas)} |")

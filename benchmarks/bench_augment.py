@@ -11,10 +11,16 @@ variant, seed) is one `serlaq fit` of the default config with `data.augment` set
 variant (`copies` augmented copies per training clip; single-transform variants apply their
 transform to every copy, p = 1; `all` applies each with p = 0.5), paired against `none`
 on the same seed. The score is UAR on the labels both corpora share, the model answering
-among them (as `serlaq evaluate` does), and the share of the most predicted label. One JSON
-line per run is appended to --out (a rerun skips what is there), then the table is printed
-(`python benchmarks/bench_augment.py --table A.jsonl [B.jsonl ...]` prints it for files
+among them (as `serlaq evaluate` does), and the share of the most predicted label, on the
+whole other corpus and on its inner speakers (`uar_inner`: TESS's OAF, EMODB's 03, 08, 09,
+10 and 11 pooled, the speakers the switches are chosen on). One JSON line per run is
+appended to --out (a rerun skips what is there), then both tables are printed (`python
+benchmarks/bench_augment.py --table [--inner] A.jsonl [B.jsonl ...]` prints one for files
 written by several processes).
+
+A switch that is not an augmentation (a network width, a weight decay) runs as `--variants
+none --set KEY=VALUE --tag NAME`: its rows are named NAME and pair, in `--table`, against
+the `none` rows of a plain run on the same seeds.
 
 `--augment-seed N` fixes the augmentation draws across run seeds (the run seed still sets
 the split and the initialisation): the augmented features are then extracted once per
@@ -62,9 +68,13 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra config override key=value")
     ap.add_argument("--work", type=Path, default=Path("bench-augment-runs"))
     ap.add_argument("--out", type=Path, default=Path("bench-augment.jsonl"))
+    ap.add_argument(
+        "--tag", default=None,
+        help="name the rows of this run TAG (variant `none`) or VARIANT+TAG, so a run with --set pairs against a plain run's `none` in --table",
+    )  # fmt: skip
     args = ap.parse_args()
 
-    from _common import shared_label_score
+    from _common import INNER_SPEAKERS, shared_label_score
     from serlaq.config import load_config, parse_override
     from serlaq.data.cache import extract_features
     from serlaq.data.corpora import discover
@@ -82,11 +92,12 @@ def main() -> None:
         for direction in args.directions:
             source, target = direction.split("->")
             for variant in args.variants:
-                if (direction, variant, seed) in done:
+                label = variant if args.tag is None else args.tag if variant == "none" else f"{variant}+{args.tag}"
+                if (direction, label, seed) in done:
                     continue
                 overrides = {
                     "seed": seed,
-                    "name": f"{source}-{target}-{variant}-s{seed}",
+                    "name": f"{source}-{target}-{label}-s{seed}",
                     "out_dir": str(args.work),
                     "data.dataset": corpora[source][0],
                     "data.data_dir": str(corpora[source][1]),
@@ -106,32 +117,34 @@ def main() -> None:
                     targets[key] = (ex.clips, ex.X)
                 row = {
                     "direction": direction,
-                    "variant": variant,
+                    "variant": label,
                     "seed": seed,
                     "augment": overrides["data.augment"],
                     "sets": args.sets,  # transform parameters given with --set land here, not in "augment"
                     "preset": config.features.preset,
                     "source_test_accuracy": result.test_accuracy,
-                    **shared_label_score(model, *targets[key], per_speaker=True),
+                    **shared_label_score(model, *targets[key], per_speaker=True, inner=INNER_SPEAKERS[target]),
                     "seconds": round(time.perf_counter() - t0, 1),
                 }
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
-                print(f"{direction} {variant} seed {seed}: UAR {100 * row['uar']:.1f} top {100 * row['top_share']:.0f}% ({row['seconds']} s)", flush=True)
+                print(f"{direction} {label} seed {seed}: UAR {100 * row['uar']:.1f} top {100 * row['top_share']:.0f}% ({row['seconds']} s)", flush=True)
                 shutil.rmtree(config.run_dir, ignore_errors=True)
     table(args.out)
+    table(args.out, score="uar_inner")
 
 
-def table(*paths: Path) -> None:
+def table(*paths: Path, score: str = "uar") -> None:
     """The markdown table of one or more result files (runs split across processes)."""
     from _common import paired_table
 
     rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
-    paired_table(rows, "direction", ("mean paired", lambda _rows, deltas: f"{statistics.mean(deltas):+.1f}"))
+    paired_table(rows, "direction", ("mean paired", lambda _rows, deltas: f"{statistics.mean(deltas):+.1f}"), score=score)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--table":  # --table RESULTS.jsonl [MORE.jsonl ...]
-        table(*(Path(p) for p in sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "--table":  # --table [--inner] RESULTS.jsonl [MORE.jsonl ...]
+        inner = sys.argv[2:3] == ["--inner"]
+        table(*(Path(p) for p in sys.argv[2 + inner :]), score="uar_inner" if inner else "uar")
     else:
         main()

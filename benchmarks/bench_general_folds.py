@@ -37,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import INNER_SPEAKERS
 
 FOLDS = {
-    # fold: (corpus the scored speakers come from, those speakers)
-    "oaf": ("tess", ("OAF",)),
-    "emodb5": ("emodb", ("03", "08", "09", "10", "11")),
+    # fold: (corpus the scored speakers come from, those speakers): the one-corpus inner speakers
+    "oaf": ("tess", INNER_SPEAKERS["tess"]),
+    "emodb5": ("emodb", INNER_SPEAKERS["emodb"]),
 }
 
 
