@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-SINGLE = ("noise", "reverb", "eq", "resample", "gain", "speed", "pause")
+SINGLE = ("noise", "reverb", "eq", "resample", "gain", "speed", "pitch", "pause")
 
 
 def variant_augment(name: str, copies: int, seed: int | None) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ def spectrum_db(x: np.ndarray, lo: float, hi: float) -> float:
     return 10 * math.log10(p[(f >= lo) & (f < hi)].sum())
 
 
-ALL = {"pause": {}, "speed": {}, "reverb": {}, "eq": {}, "resample": {}, "noise": {}, "gain": {}}
+ALL = {"pause": {}, "speed": {}, "pitch": {}, "reverb": {}, "eq": {}, "resample": {}, "noise": {}, "gain": {}}
 
 
 def test_same_seed_same_samples_other_seed_or_copy_other_samples() -> None:
@@ -121,6 +121,22 @@ def test_speed_changes_duration_and_pitch() -> None:
     assert f0(y) == pytest.approx(180.0 * 1.1, rel=0.02)
 
 
+@pytest.mark.parametrize("semitones", [-3.0, -1.5, 2.0, 4.0])
+def test_pitch_moves_the_voice_and_keeps_the_tempo(semitones: float) -> None:
+    n = RATE
+    t = np.arange(n) / RATE
+    burst = (t >= 0.5) & (t < 0.7)  # a syllable half a second in: it must stay there
+    x = torch.from_numpy((0.3 * np.sin(2 * np.pi * 180.0 * t) * np.where(burst, 1.0, 0.05)).astype(np.float32))
+    y = A.pitch(x, RATE, semitones).numpy()
+    assert y.shape[0] == n and np.isfinite(y).all()
+    f0 = lambda s: np.fft.rfftfreq(s.shape[0], 1 / RATE)[np.argmax(np.abs(np.fft.rfft(s * np.hanning(s.shape[0]))))]  # noqa: E731
+    assert f0(y) == pytest.approx(180.0 * 2 ** (semitones / 12), rel=0.01)
+    envelope = np.convolve(np.abs(y), np.ones(160) / 160, mode="same")
+    loud = np.flatnonzero(envelope > 0.5 * envelope.max()) / RATE
+    assert loud[0] == pytest.approx(0.5, abs=0.02) and loud[-1] == pytest.approx(0.7, abs=0.02)
+    assert math.isclose(float(np.sqrt((y.astype(np.float64) ** 2).mean())), float(x.double().pow(2).mean().sqrt()), rel_tol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("section", "named"),
     [
@@ -131,6 +147,7 @@ def test_speed_changes_duration_and_pitch() -> None:
         ({"copies": 0, "gain": {}}, "data.augment.copies"),
         ({"resample": {"rates": [16000, 100]}}, "data.augment.resample.rates"),
         ({"speed": {"factor": [0.1, 1.0]}}, "data.augment.speed.factor"),
+        ({"pitch": {"semitones": [-24, 0]}}, "data.augment.pitch.semitones"),
         ({"reverb": {"rt60": [0.2, "long"]}}, "data.augment.reverb.rt60"),
         ({"echo": {}}, "unknown key 'data.augment.echo'"),
         ({"pause": {"seconds": [0.0, 60.0]}}, "data.augment.pause.seconds"),

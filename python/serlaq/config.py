@@ -137,6 +137,10 @@ def _bounds(lo: float, hi: float):  # type: ignore[no-untyped-def]
     return check
 
 
+# The transforms of `data.augment`, in the order a copy runs them (serlaq.data.augment).
+AUGMENT_ORDER = ("pause", "speed", "pitch", "reverb", "eq", "resample", "noise", "gain")
+
+
 class _Augment(_Section):
     p: float = Field(0.5, ge=0.0, le=1.0, description="probability that a copy gets this transform")
 
@@ -191,6 +195,11 @@ class SpeedAugment(_Augment):
     _factor = field_validator("factor")(_bounds(0.5, 2.0))
 
 
+class PitchAugment(_Augment):
+    semitones: tuple[float, float] = Field((-3.0, 3.0), description="pitch shift, semitones; the tempo is kept")
+    _semitones = field_validator("semitones")(_bounds(-12.0, 12.0))
+
+
 class AugmentConfig(_Section):
     """`data.augment`: waveform augmentation of the training split (serlaq.data.augment).
 
@@ -202,6 +211,7 @@ class AugmentConfig(_Section):
     seed: int | None = Field(None, description="augmentation seed; null = the run's seed")
     pause: PauseAugment | None = None
     speed: SpeedAugment | None = None
+    pitch: PitchAugment | None = None
     reverb: ReverbAugment | None = None
     eq: EqAugment | None = None
     resample: ResampleAugment | None = None
@@ -210,8 +220,8 @@ class AugmentConfig(_Section):
 
     @model_validator(mode="after")
     def _some(self) -> AugmentConfig:
-        if all(getattr(self, name) is None for name in ("pause", "speed", "reverb", "eq", "resample", "noise", "gain")):
-            raise ValueError("turns on no transform: give at least one of pause, speed, reverb, eq, resample, noise, gain (e.g. noise: {})")
+        if all(getattr(self, name) is None for name in AUGMENT_ORDER):
+            raise ValueError(f"turns on no transform: give at least one of {', '.join(AUGMENT_ORDER)} (e.g. noise: {{}})")
         return self
 
 

@@ -3,13 +3,15 @@
 Each training clip gets `copies` augmented versions besides its clean one. A copy runs the
 enabled transforms in a fixed order, each with its probability `p`:
 
-    pause -> speed -> reverb -> eq -> resample -> noise -> gain
+    pause -> speed -> pitch -> reverb -> eq -> resample -> noise -> gain
 
 - `pause`: a recording started before the speaker and stopped after: room tone (white
   noise `level_db` below the clip's RMS) of a length drawn from `seconds` before and,
   drawn again, after the clip.
 - `speed`: speed perturbation (tempo and pitch together, as in Kaldi's): the clip is read
   as if recorded at `factor` x the rate and resampled back.
+- `pitch`: the voice `semitones` higher or lower at the same tempo: a phase-vocoder time
+  stretch by the pitch ratio, then `speed` by that ratio (the stretch undone, the pitch moved).
 - `reverb`: a synthetic room: the clip convolved with direct sound plus an exponentially
   decaying noise tail of reverberation time `rt60` seconds, at a direct-to-reverberant
   energy ratio `drr_db`.
@@ -41,12 +43,14 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from serlaq.config import AUGMENT_ORDER
 from serlaq.data.audio import resample
 
 if TYPE_CHECKING:
     from serlaq.config import AugmentConfig
 
-ORDER = ("pause", "speed", "reverb", "eq", "resample", "noise", "gain")
+ORDER = AUGMENT_ORDER
+PITCH_FFT, PITCH_HOP = 512, 128  # 32 ms windows at 16 kHz: fine enough in time for a voice, in frequency for its pitch
 
 
 def seed_for(seed: int, digest: str, copy: int) -> int:
@@ -82,6 +86,21 @@ def _shape_spectrum(x: Tensor, gain: Tensor) -> Tensor:
 
 def speed(x: Tensor, rate: int, factor: float) -> Tensor:
     return torch.from_numpy(resample(x.numpy(), max(1, round(rate * factor)), rate).copy())
+
+
+def pitch(x: Tensor, rate: int, semitones: float) -> Tensor:
+    ratio = 2 ** (semitones / 12)
+    n = x.shape[-1]
+    if n < PITCH_FFT or ratio == 1.0:
+        return x
+    window = torch.hann_window(PITCH_FFT, dtype=torch.float64)
+    spec = torch.stft(x.double(), PITCH_FFT, PITCH_HOP, window=window, return_complex=True)
+    advance = torch.linspace(0, math.pi * PITCH_HOP, spec.shape[-2], dtype=torch.float64)[..., None]
+    stretched = AF.phase_vocoder(spec, 1 / ratio, advance)
+    longer = torch.istft(stretched, PITCH_FFT, PITCH_HOP, window=window, length=round(n * ratio))
+    y = speed(longer.float(), rate, ratio)
+    y = torch.nn.functional.pad(y[:n], (0, max(0, n - y.shape[-1])))
+    return _keep_rms(y, x)
 
 
 def reverb(x: Tensor, rate: int, rt60: float, drr_db: float, g: torch.Generator) -> Tensor:
@@ -147,6 +166,9 @@ def augment(x: Tensor, rate: int, cfg: AugmentConfig, g: torch.Generator) -> Ten
         elif name == "speed":
             factor = _uniform(g, spec.factor)
             x = speed(x, rate, factor) if apply else x
+        elif name == "pitch":
+            semitones = _uniform(g, spec.semitones)
+            x = pitch(x, rate, semitones) if apply else x
         elif name == "reverb":
             rt60, drr = _uniform(g, spec.rt60), _uniform(g, spec.drr_db)
             sub = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=g)))
