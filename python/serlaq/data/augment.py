@@ -43,14 +43,13 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from serlaq.config import AUGMENT_ORDER
+from serlaq.config import AUGMENT_ORDER as ORDER
 from serlaq.data.audio import resample
 
 if TYPE_CHECKING:
     from serlaq.config import AugmentConfig
 
-ORDER = AUGMENT_ORDER
-PITCH_FFT, PITCH_HOP = 512, 128  # 32 ms windows at 16 kHz: fine enough in time for a voice, in frequency for its pitch
+PITCH_FFT, PITCH_HOP = 512, 128  # at the clip's own rate: 32 ms at 16 kHz, 21 ms at 24 kHz, fine enough in time and frequency for a voice
 
 
 def seed_for(seed: int, digest: str, copy: int) -> int:
