@@ -189,6 +189,25 @@ def test_not_audio_corrupt_and_truncated(tmp_path: Path) -> None:
     _bad(damaged, r"corrupt audio \(decode error at|truncated audio")
 
 
+def test_wav_with_an_unfinished_riff_length_reads_like_soundfile(tmp_path: Path) -> None:
+    # Recorders that stop without finishing the header leave RIFF length 0; a file appended
+    # to has one too short for its data; a streaming writer's data length is 0xFFFFFFFF.
+    # soundfile (libsndfile) reads all three, and so must serlaq.
+    good = write_wav(tmp_path / "good.wav", tone(0.5), sample_rate=16000).read_bytes()
+    data_at = good.index(b"data")
+    want = load_audio(tmp_path / "good.wav", 16000)
+    for name, riff, data in [("zero", 0, None), ("short", 20, None), ("stream", None, 0xFFFFFFFF)]:
+        odd = bytearray(good)
+        if riff is not None:
+            odd[4:8] = riff.to_bytes(4, "little")
+        if data is not None:
+            odd[data_at + 4 : data_at + 8] = data.to_bytes(4, "little")
+        path = tmp_path / f"{name}.wav"
+        path.write_bytes(bytes(odd))
+        np.testing.assert_array_equal(load_audio(path, 16000), want, err_msg=name)
+        np.testing.assert_array_equal(_soundfile_mono(path), want, err_msg=name)
+
+
 def test_empty_and_silent(tmp_path: Path) -> None:
     _bad(write_wav(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32)), r"empty audio \(0 samples\)")
     _bad(write_wav(tmp_path / "zeros.wav", np.zeros(22050, dtype=np.float32)), r"all silent \(peak -inf dBFS")

@@ -401,6 +401,58 @@ fn from_source_checks_the_header_like_open() {
     assert_eq!(drain(audio::Decoder::from_source(Box::new(offset), "good.wav", None).unwrap()).unwrap(), want);
 }
 
+/// `wav` with its RIFF length (bytes 4..8) and its data chunk's length replaced.
+fn with_lengths(good: &[u8], riff: u32, data: u32) -> Vec<u8> {
+    let mut out = good.to_vec();
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    let at = out.windows(4).position(|w| w == b"data").unwrap();
+    out[at + 4..at + 8].copy_from_slice(&data.to_le_bytes());
+    out
+}
+
+#[test]
+fn wav_headers_with_unfinished_or_short_riff_lengths_decode_like_libsndfile() {
+    use std::io::{Cursor, Seek, SeekFrom};
+    use symphonia::core::io::{MediaSource, ReadOnlySource};
+    let y = tone(3000, 16000, 440.0, 0.5);
+    let good = wav(1, 1, 16000, 16, &pcm16(&y));
+    let n = 6000u32; // data bytes
+    let riff = good.len() as u32 - 8;
+    let want = load(&good, 16000).unwrap();
+    let dir = std::env::temp_dir().join(format!("serlaq-riff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // (RIFF length, data length): writers that never filled the RIFF length in (0), a RIFF
+    // length too short for its data chunk (a file appended to), a streaming data length
+    // (0xFFFFFFFF) under a RIFF length, both unknown; each reads all 3000 samples
+    for (riff_len, data_len) in [(0, n), (3, n), (riff / 2, n), (riff, u32::MAX), (0, u32::MAX), (u32::MAX, u32::MAX)] {
+        let bytes = with_lengths(&good, riff_len, data_len);
+        let what = format!("RIFF length {riff_len:#x}, data length {data_len:#x}");
+        assert_eq!(load(&bytes, 16000).unwrap(), want, "{what}");
+        let path = dir.join("odd.wav");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(audio::load(&path, 16000, 1).unwrap(), want, "{what}, from a file");
+        let mut offset = Cursor::new([b"junk".as_slice(), &bytes].concat());
+        offset.seek(SeekFrom::Start(4)).unwrap();
+        let sources: Vec<Box<dyn MediaSource>> =
+            vec![Box::new(offset), Box::new(ReadOnlySource::new(Cursor::new(bytes.clone())))];
+        for media in sources {
+            let d = audio::Decoder::from_source(media, "odd.wav", None).unwrap();
+            assert_eq!(drain(d).unwrap(), want, "{what}, from a source");
+        }
+    }
+    // the data length still bounds the samples, and one longer than the bytes still means a
+    // truncated file, whatever the RIFF length says
+    let half = with_lengths(&good, 0, n / 2);
+    assert_eq!(load(&half, 16000).unwrap(), want[..1500].to_vec());
+    let long = with_lengths(&good, 0, n + 2000);
+    let e = load(&long, 16000).expect_err("truncated");
+    assert_eq!(e.kind(), "truncated audio", "{e}");
+    // an unfinished header with no data at all is empty audio, not a decoder failure
+    let e = load(&with_lengths(&good[..44], 0, 0), 16000).expect_err("empty");
+    assert_eq!(e.kind(), "empty audio", "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn extensible_channel_masks_that_would_overflow_symphonia_are_refused() {
     // proptest found it: WAVE_FORMAT_EXTENSIBLE, mask 0x4 (one speaker), channel count 33

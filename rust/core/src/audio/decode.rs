@@ -126,6 +126,91 @@ fn check_channel_mask(mask: u32, channels: u16, source: &str) -> Result<(), Audi
     Ok(())
 }
 
+/// Whether symphonia would refuse a RIFF/WAVE header in `head` for its RIFF length alone:
+/// a length under 4 (writers that never went back to fill it in write 0), or one too short
+/// for a chunk it holds, the `data` chunk included (a file appended to, or a data length of
+/// `0xFFFFFFFF` from a streaming writer under a finished RIFF length). libsndfile reads such
+/// files, so the training side's reference decoder did; [`RiffLengthPatch`] makes symphonia
+/// read them the same way. Walks the chunks as symphonia's `ChunksReader` does (headers
+/// 2-byte aligned) up to the `data` chunk; a header it cannot see in `head` is left alone.
+fn riff_length_unusable(head: &[u8]) -> bool {
+    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return false;
+    }
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]));
+    let riff_len = u32_at(4);
+    if riff_len == u64::from(u32::MAX) {
+        return false; // symphonia's "length unknown": it reads chunks to the data chunk
+    }
+    if riff_len < 4 {
+        return true;
+    }
+    let parent = riff_len - 4;
+    let mut consumed = 0u64;
+    loop {
+        consumed += consumed & 1;
+        let at = 12 + consumed as usize;
+        if at + 8 > head.len() {
+            return false;
+        }
+        if consumed + 8 > parent {
+            return true; // symphonia would stop here without having seen the data chunk
+        }
+        consumed += 8;
+        let size = u32_at(at + 4);
+        if parent - consumed < size {
+            return true;
+        }
+        if &head[at..at + 4] == b"data" {
+            return false;
+        }
+        consumed += size;
+    }
+}
+
+/// A source whose bytes 4..8 from where it started (a RIFF header's length field) read as
+/// `0xFFFFFFFF`, symphonia's "length unknown"; every other byte, and seeking, pass through.
+struct RiffLengthPatch<'s> {
+    inner: Box<dyn MediaSource + 's>,
+    pos: u64,
+    field: std::ops::Range<u64>,
+}
+
+impl<'s> RiffLengthPatch<'s> {
+    fn new(mut inner: Box<dyn MediaSource + 's>) -> std::io::Result<RiffLengthPatch<'s>> {
+        let start = if inner.is_seekable() { inner.stream_position()? } else { 0 };
+        Ok(RiffLengthPatch { inner, pos: start, field: start + 4..start + 8 })
+    }
+}
+
+impl Read for RiffLengthPatch<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let (from, to) = (self.pos.max(self.field.start), (self.pos + n as u64).min(self.field.end));
+        for at in from..to {
+            buf[(at - self.pos) as usize] = 0xFF;
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for RiffLengthPatch<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+impl MediaSource for RiffLengthPatch<'_> {
+    fn is_seekable(&self) -> bool {
+        self.inner.is_seekable()
+    }
+    fn byte_len(&self) -> Option<u64> {
+        self.inner.byte_len()
+    }
+}
+
 /// An unseekable source whose first bytes were read ahead: serves them, then the rest.
 struct Replay<'s> {
     head: std::io::Cursor<Vec<u8>>,
@@ -259,6 +344,12 @@ impl<'s> Decoder<'s> {
     ) -> Result<Decoder<'s>, AudioError> {
         let claimed = sniff(head, ext);
         preflight_wav(head, &source)?;
+        let media: Box<dyn MediaSource + 's> = if riff_length_unusable(head) {
+            let io = |e: std::io::Error| AudioError::Io { source: source.clone(), message: e.to_string() };
+            Box::new(RiffLengthPatch::new(media).map_err(io)?)
+        } else {
+            media
+        };
         let unsupported =
             |detail: String| AudioError::Unsupported { source: source.clone(), format: claimed.clone(), detail };
         let mss = MediaSourceStream::new(media, Default::default());
