@@ -305,7 +305,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("/work/shared/datasets"), help="folder holding the two corpora")
     parser.add_argument("--train", default="emodb", help="training corpus folder under --data-root (emodb layout)")
     parser.add_argument("--target", default="emodb-2s", help="evaluation corpus folder under --data-root (layout: --target-dataset)")
-    parser.add_argument("--target-dataset", default="emodb", help="layout of --target (emodb, tess, savee, folder, auto)")
+    parser.add_argument("--target-dataset", default="emodb", help="layout of --target (emodb, tess, savee, ravdess, cremad, emovo, folder, auto)")
     parser.add_argument(
         "--target-speakers", type=lambda v: [s for s in v.split(",") if s], default=None,
         help="comma-separated speakers of --target to score (default: the held-out emodb speakers; '' = every clip)",

@@ -383,7 +383,7 @@ def time_cli(args: argparse.Namespace, cache_dir: Path, out_dir: Path) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="corpus root, e.g. ../shared/datasets/emodb-2s")
-    parser.add_argument("--dataset", default="emodb", help="corpus layout (emodb, tess, savee, folder, auto)")
+    parser.add_argument("--dataset", default="emodb", help="corpus layout (emodb, tess, savee, ravdess, cremad, emovo, folder, auto)")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "emodb.yaml")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (splits) to average over")
     parser.add_argument("--first-seed", type=int, default=0)

@@ -227,3 +227,274 @@ def test_tess_mistyped_speaker_prefix_is_its_speaker(tmp_path: Path, nested: boo
 def test_tess_naming_with_other_speakers_keeps_them(tmp_path: Path) -> None:
     touch(tmp_path, "Bob_back_angry.wav", "Ann_dog_sad.wav", "F_cat_happy.wav")
     assert sorted(c.speaker for c in discover(tmp_path, "tess")) == ["ANN", "BOB", "F"]  # "F" abbreviates no TESS speaker
+
+
+# --- RAVDESS, CREMA-D, EMOVO ------------------------------------------------------------
+
+RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fear", "07": "disgust", "08": "surprise"}
+CREMAD_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+EMOVO_EMOTIONS = {"dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fear", "rab": "angry", "sor": "surprise", "tri": "sad"}
+
+
+def ravdess_names() -> list[str]:
+    """Every emotion, speech and song, both intensities/statements/repetitions, in Actor_NN/ folders."""
+    names = []
+    for i, (code, _) in enumerate(RAVDESS_EMOTIONS.items()):
+        actor = ("01", "12", "24")[i % 3]
+        channel, intensity, statement, repetition = ("01", "02")[i % 2], ("01", "02")[i // 2 % 2], ("01", "02")[i // 4 % 2], ("02", "01")[i % 2]
+        names.append(f"Actor_{actor}/03-{channel}-{code}-{intensity}-{statement}-{repetition}-{actor}.wav")
+    return names
+
+
+def test_ravdess(tmp_path: Path) -> None:
+    touch(tmp_path, *ravdess_names())
+    clips = discover(tmp_path, "ravdess")
+    assert {(c.path.name, c.label, c.speaker) for c in clips} == {
+        ("03-01-01-01-01-02-01.wav", "neutral", "01"),
+        ("03-02-02-01-01-01-12.wav", "calm", "12"),
+        ("03-01-03-02-01-02-24.wav", "happy", "24"),
+        ("03-02-04-02-01-01-01.wav", "sad", "01"),
+        ("03-01-05-01-02-02-12.wav", "angry", "12"),
+        ("03-02-06-01-02-01-24.wav", "fear", "24"),
+        ("03-01-07-02-02-02-01.wav", "disgust", "01"),
+        ("03-02-08-02-02-01-12.wav", "surprise", "12"),
+    }
+    assert clips == sorted(clips)
+    assert discover(tmp_path) == clips  # auto
+    assert scan(tmp_path).layout == "ravdess"
+
+
+@pytest.mark.parametrize(
+    "stem,reason",
+    [
+        ("01-01-05-01-02-01-12", "RAVDESS modality 01 is audio-video; serlaq reads the audio-only files, modality 03"),
+        ("02-01-05-01-02-01-12", "RAVDESS modality 02 is video-only; serlaq reads the audio-only files, modality 03"),
+        ("04-01-05-01-02-01-12", "modality 04 is not 01-03"),
+        ("03-03-05-01-02-01-12", "vocal channel 03 is not 01 (speech) or 02 (song)"),
+        ("03-01-00-01-02-01-12", "unknown label: RAVDESS emotion 00 is not 01-08"),
+        ("03-01-09-01-02-01-12", "unknown label: RAVDESS emotion 09 is not 01-08"),
+        ("03-01-05-03-02-01-12", "intensity 03 is not 01-02"),
+        ("03-01-05-01-00-01-12", "statement 00 is not 01-02"),
+        ("03-01-05-01-02-03-12", "repetition 03 is not 01-02"),
+        ("03-01-05-01-02-01-25", "actor 25 is not 01-24"),
+        ("03-01-05-01-02-01-00", "actor 00 is not 01-24"),
+        ("03-01-05-01-02-01", "file name does not follow RAVDESS naming (e.g. Actor_12/03-01-05-01-02-01-12.wav)"),
+        ("3-1-5-1-2-1-12", "file name does not follow RAVDESS naming"),
+    ],
+)
+def test_ravdess_bad_field_names_it(tmp_path: Path, stem: str, reason: str) -> None:
+    touch(tmp_path, "Actor_12/03-01-05-01-02-01-12.wav", f"Actor_12/{stem}.wav")
+    [(path, got)] = scan(tmp_path, "ravdess").problems
+    assert path == tmp_path / "Actor_12" / f"{stem}.wav" and reason in got
+    with pytest.raises(DataError, match=f"{stem}\\.wav: "):
+        discover(tmp_path, "ravdess")
+
+
+def test_ravdess_auto_with_a_stray_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    touch(tmp_path, *ravdess_names(), "Actor_12/01-01-05-01-02-01-12.wav", "Actor_01/notes.wav")
+    assert scan(tmp_path).layout == "ravdess"  # most files follow RAVDESS naming
+    with pytest.raises(DataError, match=r"Actor_01/notes\.wav: file name does not follow RAVDESS naming .*and 1 more"):
+        discover(tmp_path)
+    assert [(p.name, r) for p, r in scan(tmp_path).problems][1] == (
+        "01-01-05-01-02-01-12.wav", "RAVDESS modality 01 is audio-video; serlaq reads the audio-only files, modality 03"
+    )
+    with caplog.at_level(logging.WARNING, logger="serlaq.data"):
+        clips = discover(tmp_path, on_error="skip")
+    assert sorted(c.path.relative_to(tmp_path).as_posix() for c in clips) == sorted(ravdess_names())
+    assert "skipped 2 of 10 files" in caplog.text
+
+
+def cremad_names() -> list[str]:
+    """Every emotion and every intensity spelling, flat in AudioWAV/ as CREMA-D ships."""
+    intensities = ("LO", "MD", "HI", "XX", "X", "XX")
+    actors = ("1001", "1045", "1091")
+    sentences = ("DFA", "IEO", "TIE", "IWW", "ITS", "WSI")
+    return [f"AudioWAV/{actors[i % 3]}_{sentences[i]}_{code}_{intensities[i]}.wav" for i, code in enumerate(CREMAD_EMOTIONS)]
+
+
+def test_cremad(tmp_path: Path) -> None:
+    touch(tmp_path, *cremad_names())
+    clips = discover(tmp_path, "cremad")
+    assert summary(clips, tmp_path) == [
+        ("AudioWAV/1001_DFA_ANG_LO.wav", "angry", "1001"),
+        ("AudioWAV/1001_IWW_HAP_XX.wav", "happy", "1001"),
+        ("AudioWAV/1045_IEO_DIS_MD.wav", "disgust", "1045"),
+        ("AudioWAV/1045_ITS_NEU_X.wav", "neutral", "1045"),
+        ("AudioWAV/1091_TIE_FEA_HI.wav", "fear", "1091"),
+        ("AudioWAV/1091_WSI_SAD_XX.wav", "sad", "1091"),
+    ]
+    assert discover(tmp_path) == clips  # auto
+    assert scan(tmp_path).layout == "cremad"
+
+
+@pytest.mark.parametrize(
+    "stem,reason",
+    [
+        ("1000_DFA_ANG_XX", "actor 1000 is not 1001-1091"),
+        ("1092_DFA_ANG_XX", "actor 1092 is not 1001-1091"),
+        ("1001_DFA_CAL_XX", "unknown label: CREMA-D emotion 'CAL' is not one of ANG, DIS, FEA, HAP, NEU, SAD"),
+        ("1001_DFA_ANG_MM", "intensity 'MM' is not one of LO, MD, HI, XX, X"),
+        ("1001_DFA_ANG", "file name does not follow CREMA-D naming (e.g. 1001_DFA_ANG_XX.wav)"),
+        ("1001_dfa_ang_xx", "file name does not follow CREMA-D naming"),
+        ("1001_DF_ANG_XX", "file name does not follow CREMA-D naming"),
+    ],
+)
+def test_cremad_bad_field_names_it(tmp_path: Path, stem: str, reason: str) -> None:
+    touch(tmp_path, "1001_DFA_ANG_XX.wav", f"{stem}.wav")
+    [(path, got)] = scan(tmp_path, "cremad").problems
+    assert path.name == f"{stem}.wav" and reason in got
+    with pytest.raises(DataError, match=f"{stem}\\.wav: "):
+        discover(tmp_path, "cremad")
+
+
+def test_cremad_auto_with_a_stray_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    touch(tmp_path, *cremad_names(), "AudioWAV/1001_DFA_XYZ_XX.wav")
+    assert scan(tmp_path).layout == "cremad"
+    with pytest.raises(DataError, match=r"1001_DFA_XYZ_XX\.wav: unknown label: CREMA-D emotion 'XYZ'"):
+        discover(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="serlaq.data"):
+        clips = discover(tmp_path, on_error="skip")
+    assert [c.path.relative_to(tmp_path).as_posix() for c in clips] == sorted(cremad_names())
+    assert "skipped 1 of 7 files (unknown label: 1)" in caplog.text
+
+
+def emovo_names() -> list[str]:
+    """Every emotion and speaker, in per-speaker folders as EMOVO ships."""
+    speakers = ("f1", "f2", "f3", "m1", "m2", "m3")
+    sentences = ("b1", "b3", "d2", "l1", "l4", "n1", "n5")
+    return [f"{speakers[i % 6]}/{code}-{speakers[i % 6]}-{sentences[i]}.wav" for i, code in enumerate(EMOVO_EMOTIONS)]
+
+
+def test_emovo(tmp_path: Path) -> None:
+    touch(tmp_path, *emovo_names())
+    clips = discover(tmp_path, "emovo")
+    assert summary(clips, tmp_path) == [
+        ("f1/dis-f1-b1.wav", "disgust", "f1"),
+        ("f1/tri-f1-n5.wav", "sad", "f1"),
+        ("f2/gio-f2-b3.wav", "happy", "f2"),
+        ("f3/neu-f3-d2.wav", "neutral", "f3"),
+        ("m1/pau-m1-l1.wav", "fear", "m1"),
+        ("m2/rab-m2-l4.wav", "angry", "m2"),
+        ("m3/sor-m3-n1.wav", "surprise", "m3"),
+    ]
+    assert discover(tmp_path) == clips  # auto
+    assert scan(tmp_path).layout == "emovo"
+    touch(tmp_path / "upper", "NEU-M2-L3.wav")  # a copy with upper-case names reads the same
+    assert summary(discover(tmp_path / "upper", "emovo"), tmp_path / "upper") == [("NEU-M2-L3.wav", "neutral", "m2")]
+
+
+@pytest.mark.parametrize(
+    "stem,reason",
+    [
+        ("ans-f1-b1", "unknown label: EMOVO emotion 'ans' is not one of dis, gio, neu, pau, rab, sor, tri"),
+        ("dis-f4-b1", "speaker 'f4' is not one of f1, f2, f3, m1, m2, m3"),
+        ("dis-x1-b1", "speaker 'x1' is not one of"),
+        ("dis-f1", "file name does not follow EMOVO naming (e.g. f1/dis-f1-b1.wav)"),
+        ("dis-f1-b", "file name does not follow EMOVO naming"),
+        ("disgust-f1-b1", "file name does not follow EMOVO naming"),
+    ],
+)
+def test_emovo_bad_field_names_it(tmp_path: Path, stem: str, reason: str) -> None:
+    touch(tmp_path, "f1/dis-f1-b1.wav", f"f1/{stem}.wav")
+    [(path, got)] = scan(tmp_path, "emovo").problems
+    assert path.name == f"{stem}.wav" and reason in got
+    with pytest.raises(DataError, match=f"{stem}\\.wav: "):
+        discover(tmp_path, "emovo")
+
+
+def test_emovo_auto_with_a_stray_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    touch(tmp_path, *emovo_names(), "m3/sor-m4-n1.wav")
+    assert scan(tmp_path).layout == "emovo"
+    with pytest.raises(DataError, match=r"sor-m4-n1\.wav: file name does not follow EMOVO naming: speaker 'm4'"):
+        discover(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="serlaq.data"):
+        clips = discover(tmp_path, on_error="skip")
+    assert [c.path.relative_to(tmp_path).as_posix() for c in clips] == sorted(emovo_names())
+    assert "skipped 1 of 8 files (file name does not follow EMOVO naming: 1)" in caplog.text
+
+
+# A sample of each named corpus's file names, in its usual folders.
+LAYOUT_SAMPLES = {
+    "emodb": ["wav/03a01Fa.wav", "wav/16b10Wb.wav", "wav/08a02Ld.wav", "wav/11a05Ea.wav", "wav/09b03Ac.wav", "wav/13a07Td.wav", "wav/10a01Nc.wav"],
+    "savee": ["DC_a01.wav", "JE_sa03.wav", "JK_su15.wav", "KL_n30.wav", "DC_d02.wav", "JE_f04.wav", "KL_h05.wav"],
+    "savee-folders": ["AudioData/DC/a01.wav", "AudioData/JK/sa02.wav", "AudioData/KL/su03.wav", "AudioData/JE/n15.wav"],
+    "tess": ["OAF_back_angry.wav", "OAF_bean_ps.wav", "YAF_dog_sad.wav", "YAF_chair_neutral.wav", "OAF_base_disgust.wav"],
+    "tess-folders": ["OAF_angry/OAF_back_angry.wav", "YAF_pleasant_surprised/YAF_bean_ps.wav", "OAF_neutral/OA_bite_neutral.wav", "YAF_fear/YAF_mess_fear.wav"],
+    "ravdess": ravdess_names(),
+    "cremad": cremad_names(),
+    "emovo": emovo_names(),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(LAYOUT_SAMPLES))
+def test_each_name_follows_exactly_one_layout(tmp_path: Path, sample: str) -> None:
+    from serlaq.data.corpora import _PARSERS
+
+    layout = sample.split("-")[0]
+    touch(tmp_path, *LAYOUT_SAMPLES[sample])
+    for name in LAYOUT_SAMPLES[sample]:
+        follows = {n for n, parse in _PARSERS.items() if not isinstance(parse(tmp_path / name), str)}
+        assert follows == {layout}, name
+    assert scan(tmp_path).layout == layout  # auto, as before for emodb/savee/tess
+    assert discover(tmp_path) == discover(tmp_path, layout)
+
+
+@pytest.mark.parametrize("sample", ["ravdess", "cremad", "emovo"])
+def test_named_corpus_sorted_into_label_folders_keeps_its_speakers(tmp_path: Path, sample: str) -> None:
+    # a copy re-sorted by emotion (`angry/03-01-05-01-02-01-12.wav`) is still read by its names:
+    # the folder layout would lose the speakers
+    by_name = {c.path.name: c for c in discover(touch(tmp_path / "orig", *LAYOUT_SAMPLES[sample]), sample)}
+    touch(tmp_path / "sorted", *(f"{c.label}/{name}" for name, c in by_name.items()))
+    clips = discover(tmp_path / "sorted")
+    assert scan(tmp_path / "sorted").layout == sample
+    assert {(c.path.name, c.label, c.speaker) for c in clips} == {(n, c.label, c.speaker) for n, c in by_name.items()}
+
+
+def test_folder_layouts_are_still_folders(tmp_path: Path, tiny_corpus: Path) -> None:
+    assert scan(tiny_corpus).layout == "folder"
+    touch(tmp_path, "Angry/x1.wav", "sadness/spk2/y.flac", "calm/c.ogg", "neutral/a-b-c.wav", "happy/1001_x.wav")
+    assert scan(tmp_path).layout == "folder"
+
+
+def test_layout_lists_agree() -> None:
+    """Every place that lists the corpus layouts lists the same ones."""
+    from typing import get_args
+
+    import typer
+
+    from serlaq import config
+    from serlaq.cli import app
+    from serlaq.data.corpora import _PARSERS, DATASETS
+
+    assert set(get_args(config.CorpusLayout)) == set(DATASETS)
+    assert set(get_args(config.Dataset)) == set(DATASETS) | {"synthetic", "multi"}
+    assert set(config.NAMED_CORPORA) == set(_PARSERS) == set(DATASETS) - {"auto", "folder", "csv"}
+    evaluate = typer.main.get_command(app).commands["evaluate"]  # type: ignore[attr-defined]
+    (option,) = [p for p in evaluate.params if p.name == "dataset"]
+    assert set(option.help.split(":", 1)[1].split("(")[0].replace("|", " ").split()) == set(DATASETS)
+
+
+def test_cannot_recognise_lists_every_layout(tmp_path: Path) -> None:
+    from serlaq.data.corpora import DATASETS
+
+    with pytest.raises(DataError, match="cannot recognise") as err:
+        discover(touch(tmp_path, "x/1.wav", "y/2.wav"))
+    assert str(err.value).endswith(f"(set dataset to one of {', '.join(d for d in DATASETS if d != 'auto')})")
+    assert "ravdess, cremad, emovo" in str(err.value)
+
+
+@pytest.mark.parametrize("dataset", ["ravdess", "cremad", "emovo"])
+def test_named_corpus_in_a_multi_corpus_run(tmp_path: Path, dataset: str) -> None:
+    from serlaq.config import load_config
+    from serlaq.data.multi import gather
+
+    names = {"ravdess": ravdess_names, "cremad": cremad_names, "emovo": emovo_names}[dataset]()
+    touch(tmp_path / "a", *names)
+    touch(tmp_path / "b", "wav/03a01Fa.wav", "wav/16b10Wb.wav")
+    config = load_config(None, {"data.corpora": [{"dataset": dataset, "data_dir": str(tmp_path / "a")}, {"dataset": "emodb", "data_dir": str(tmp_path / "b")}]})
+    assert [c.corpus_name for c in config.data.corpora] == [dataset, "emodb"]
+    found = gather(config.data.corpora)
+    assert found.corpus == [dataset] * len(names) + ["emodb"] * 2
+    single = discover(tmp_path / "a", dataset)
+    assert [c.speaker for c in found.clips[: len(names)]] == [f"{dataset}-{c.speaker}" for c in single]
+    assert found.sources[0]["dataset"] == dataset

@@ -158,7 +158,7 @@ def evaluate(
     model: Path = typer.Argument(..., help="packed model file (.laq)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="labelled corpus root (not needed with --manifest)"),
     dataset: str = typer.Option(
-        "auto", "--dataset", help="corpus layout: tess | emodb | savee | folder | csv | auto (default auto: from the file names; csv with --manifest)"
+        "auto", "--dataset", help="corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names; csv with --manifest)"
     ),
     manifest: Path | None = typer.Option(
         None, "--manifest", help="CSV manifest (path,label[,speaker]); relative paths in it are relative to the manifest's own folder"

@@ -26,8 +26,11 @@ from serlaq.feature_config import FeatureConfig
 from serlaq.io import atomic_write_text
 from serlaq.laq_config import LaqConfig
 
-Dataset = Literal["synthetic", "tess", "emodb", "savee", "folder", "csv", "auto", "multi"]
-CorpusLayout = Literal["tess", "emodb", "savee", "folder", "csv", "auto"]
+# The corpus layouts of `serlaq.data.corpora.DATASETS` (kept in step; a test checks it).
+Dataset = Literal["synthetic", "tess", "emodb", "savee", "ravdess", "cremad", "emovo", "folder", "csv", "auto", "multi"]
+CorpusLayout = Literal["tess", "emodb", "savee", "ravdess", "cremad", "emovo", "folder", "csv", "auto"]
+# The layouts that are one published corpus: a corpus read with one is named after it.
+NAMED_CORPORA = ("tess", "emodb", "savee", "ravdess", "cremad", "emovo")
 
 
 def default_cache_dir() -> Path:
@@ -107,7 +110,7 @@ class CorpusConfig(_Section):
     def corpus_name(self) -> str:
         if self.name is not None:
             return self.name
-        if self.dataset in ("tess", "emodb", "savee"):
+        if self.dataset in NAMED_CORPORA:
             return self.dataset
         source = self.manifest if self.manifest is not None else self.data_dir
         stem = re.sub(r"[^A-Za-z0-9_]+", "_", source.stem if source is not None else "") or self.dataset

@@ -10,11 +10,23 @@ Supported `dataset` values:
   letter at index 5 (W angry, L boredom, E disgust, A fear, F happy, T sad, N neutral).
 - `savee`: SAVEE, `DC_a01.wav` or `AudioData/DC/a01.wav` (speaker DC/JE/JK/KL; a anger,
   d disgust, f fear, h happy, n neutral, sa sad, su surprise).
+- `ravdess`: RAVDESS, `Actor_12/03-01-05-01-02-01-12.wav`: seven two-digit fields,
+  modality-channel-emotion-intensity-statement-repetition-actor; speaker = the actor
+  (01-24). Only modality 03 (audio-only) is read; vocal channel 01 speech and 02 song both
+  are. Emotion 01 neutral, 02 calm, 03 happy, 04 sad, 05 angry, 06 fear, 07 disgust,
+  08 surprise; every field is checked against its range.
+- `cremad`: CREMA-D, `1001_DFA_ANG_XX.wav`: actor (1001-1091) `_` sentence (three capitals)
+  `_` emotion (ANG angry, DIS disgust, FEA fear, HAP happy, NEU neutral, SAD sad) `_`
+  intensity (LO, MD, HI, XX or X); speaker = the actor.
+- `emovo`: EMOVO, `f1/dis-f1-b1.wav`: emotion `-` speaker (f1-f3, m1-m3) `-` sentence
+  (`b1`, `l3`, `n5`, ...); dis disgust, gio happy, neu neutral, pau fear, rab angry,
+  sor surprise, tri sad.
 - `folder`: `root/<label>/[<speaker>/...]/clip.wav`: the class is the top folder; the
   speaker is the next folder when there is one, else `unknown`.
 - `csv`: a manifest with rows `path,label[,speaker]` (header optional; with a header the
   columns are found by name); relative paths are resolved against the manifest's folder.
-- `auto`: the first of emodb / savee / tess whose naming every file follows, else
+- `auto`: the first of emodb / savee / tess / ravdess / cremad / emovo whose naming every
+  file follows (no file name follows two of them), else
   `folder` when the top folders are label names, else the named layout most files follow.
   A manifest (or a `.csv` as `root`) means `csv`.
 
@@ -44,7 +56,7 @@ log = logging.getLogger("serlaq.data")
 # What the native decoder reads (lower case, with the dot): discovery finds exactly the files
 # that `_native.load_audio` can decode, no list of its own.
 AUDIO_SUFFIXES = frozenset(_native.AUDIO_SUFFIXES)
-DATASETS = ("auto", "tess", "emodb", "savee", "folder", "csv")
+DATASETS = ("auto", "tess", "emodb", "savee", "ravdess", "cremad", "emovo", "folder", "csv")
 
 EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
 TESS_SPEAKERS = ("OAF", "YAF")  # older / younger adult female
@@ -53,6 +65,24 @@ SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": 
 _EMODB_RE = re.compile(r"^(\d\d)[a-z]\d\d([WLEAFTN])[a-z]\d?$")
 _SAVEE_RE = re.compile(r"^(?:([A-Z]{2})_)?(sa|su|a|d|f|h|n)(\d\d)$")
 _SAVEE_SPEAKER_RE = re.compile(r"^[A-Z]{2}$")
+
+RAVDESS_EMOTIONS = {
+    "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
+    "05": "angry", "06": "fear", "07": "disgust", "08": "surprise",
+}
+CREMAD_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+CREMAD_INTENSITIES = ("LO", "MD", "HI", "XX", "X")
+EMOVO_EMOTIONS = {
+    "dis": "disgust", "gio": "happy", "neu": "neutral", "pau": "fear",
+    "rab": "angry", "sor": "surprise", "tri": "sad",
+}
+EMOVO_SPEAKERS = ("f1", "f2", "f3", "m1", "m2", "m3")
+
+# The shape of each name; the fields are then checked one by one, so a reason can name the
+# field that is out of range.
+_RAVDESS_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_CREMAD_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})$")
+_EMOVO_RE = re.compile(r"^([a-z]{3})-([a-z]\d)-([a-z]+\d+)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -197,10 +227,65 @@ def _tess_speaker(prefix: str, folder: str) -> str:
     return matches[0] if len(matches) == 1 else prefix
 
 
+_RAVDESS_EXAMPLE = "e.g. Actor_12/03-01-05-01-02-01-12.wav"
+# (field, lowest, highest) for the fields after the emotion, in name order
+_RAVDESS_RANGES = (("intensity", 1, 2), ("statement", 1, 2), ("repetition", 1, 2), ("actor", 1, 24))
+
+
+def _parse_ravdess(path: Path) -> Parsed | str:
+    m = _RAVDESS_RE.match(path.stem)
+    if not m:
+        return f"file name does not follow RAVDESS naming ({_RAVDESS_EXAMPLE})"
+    modality, channel, emotion, *rest = m.groups()
+    if modality in ("01", "02"):
+        kind = "audio-video" if modality == "01" else "video-only"
+        return f"RAVDESS modality {modality} is {kind}; serlaq reads the audio-only files, modality 03"
+    if modality != "03":
+        return f"file name does not follow RAVDESS naming: modality {modality} is not 01-03 (audio-only files are 03)"
+    if channel not in ("01", "02"):
+        return f"file name does not follow RAVDESS naming: vocal channel {channel} is not 01 (speech) or 02 (song)"
+    if emotion not in RAVDESS_EMOTIONS:
+        return f"unknown label: RAVDESS emotion {emotion} is not 01-08 ({_RAVDESS_EXAMPLE})"
+    for (name, lo, hi), value in zip(_RAVDESS_RANGES, rest, strict=True):
+        if not lo <= int(value) <= hi:
+            return f"file name does not follow RAVDESS naming: {name} {value} is not {lo:02d}-{hi:02d} ({_RAVDESS_EXAMPLE})"
+    return RAVDESS_EMOTIONS[emotion], rest[-1]
+
+
+def _parse_cremad(path: Path) -> Parsed | str:
+    m = _CREMAD_RE.match(path.stem)
+    if not m:
+        return "file name does not follow CREMA-D naming (e.g. 1001_DFA_ANG_XX.wav)"
+    actor, _sentence, emotion, intensity = m.groups()
+    if not 1001 <= int(actor) <= 1091:
+        return f"file name does not follow CREMA-D naming: actor {actor} is not 1001-1091"
+    if emotion not in CREMAD_EMOTIONS:
+        return f"unknown label: CREMA-D emotion {emotion!r} is not one of {', '.join(CREMAD_EMOTIONS)}"
+    if intensity not in CREMAD_INTENSITIES:
+        return f"file name does not follow CREMA-D naming: intensity {intensity!r} is not one of {', '.join(CREMAD_INTENSITIES)}"
+    return CREMAD_EMOTIONS[emotion], actor
+
+
+def _parse_emovo(path: Path) -> Parsed | str:
+    m = _EMOVO_RE.match(path.stem.lower())
+    if not m:
+        return "file name does not follow EMOVO naming (e.g. f1/dis-f1-b1.wav)"
+    emotion, speaker, _sentence = m.groups()
+    if emotion not in EMOVO_EMOTIONS:
+        return f"unknown label: EMOVO emotion {emotion!r} is not one of {', '.join(EMOVO_EMOTIONS)}"
+    if speaker not in EMOVO_SPEAKERS:
+        return f"file name does not follow EMOVO naming: speaker {speaker!r} is not one of {', '.join(EMOVO_SPEAKERS)}"
+    return EMOVO_EMOTIONS[emotion], speaker
+
+
+# The named corpora, in the order `auto` tries them.
 _PARSERS: dict[str, Callable[[Path], Parsed | str]] = {
     "emodb": _parse_emodb,
     "savee": _parse_savee,
     "tess": _parse_tess,
+    "ravdess": _parse_ravdess,
+    "cremad": _parse_cremad,
+    "emovo": _parse_emovo,
 }
 
 
@@ -286,18 +371,18 @@ def _scan_csv(manifest: Path) -> Discovery:
 
 def _recognise(root: Path, files: list[Path]) -> str:
     parsed = {name: sum(not isinstance(parse(p), str) for p in files) for name, parse in _PARSERS.items()}
-    for name in ("emodb", "savee", "tess"):
+    for name in _PARSERS:
         if parsed[name] == len(files):
             return name
     top = {p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) >= 2}
     if top and all(canonical_label(t) is not None for t in top):
         return "folder"
-    best = max(("emodb", "savee", "tess"), key=lambda n: parsed[n])
+    best = max(_PARSERS, key=lambda n: parsed[n])
     if parsed[best] * 2 > len(files):
         return best
     if top and sum(canonical_label(t) is not None for t in top) * 2 > len(top):
         return "folder"
     raise DataError(
         f"{root}: cannot recognise the corpus layout of {len(files)} audio files "
-        f"(set dataset to one of tess, emodb, savee, folder, csv)"
+        f"(set dataset to one of {', '.join(d for d in DATASETS if d != 'auto')})"
     )

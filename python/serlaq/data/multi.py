@@ -2,7 +2,8 @@
 
 Each corpus is discovered with its own layout (`serlaq.data.corpora.discover`), so its
 labels are already canonical (`LABELS`: EMODB's letters, SAVEE's codes, TESS's folder
-names with `ps`/`pleasant_surprise` -> `surprise`). A corpus's `labels` mapping then
+names with `ps`/`pleasant_surprise` -> `surprise`, RAVDESS's numbers, CREMA-D's and
+EMOVO's codes). A corpus's `labels` mapping then
 renames (`{calm: neutral}`) or drops (`{boredom: null}`) labels, and `data.labels`
 keeps only the listed ones. In a multi-corpus run every speaker id is prefixed with the
 corpus name (`emodb-03`, `tess-OAF`): two corpora never share a speaker, so a
