@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from m4a import write_m4a
 
 from serlaq.data.corpora import Clip, canonical_label, discover, scan
 from serlaq.errors import DataError
@@ -178,6 +179,7 @@ _WRITE_AS = {
     ".mp3": ("MP3", "MPEG_LAYER_III"),
     ".aif": ("AIFF", "PCM_16"),
     ".aiff": ("AIFF", "PCM_16"),
+    ".m4a": ("M4A", "ALAC"),  # tests/m4a.py: soundfile writes no MP4
 }
 
 
@@ -196,7 +198,10 @@ def test_discovery_finds_exactly_what_the_decoder_reads(tmp_path: Path) -> None:
     folder.mkdir()
     for i, (suffix, (fmt, subtype)) in enumerate(sorted(_WRITE_AS.items())):
         name = f"c{i}{suffix.upper() if i % 2 else suffix}"  # suffixes match in any case
-        sf.write(str(folder / name), y, 16000, format=fmt, subtype=subtype)
+        if fmt == "M4A":
+            write_m4a(folder / name, (y * 32767).astype(np.int16), 16000)
+        else:
+            sf.write(str(folder / name), y, 16000, format=fmt, subtype=subtype)
     # formats soundfile writes that the decoder does not read: not audio for discovery
     sf.write(str(folder / "sun.au"), y, 16000, format="AU", subtype="PCM_16")
     sf.write(str(folder / "w64.w64"), y, 16000, format="W64", subtype="PCM_16")

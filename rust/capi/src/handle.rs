@@ -110,7 +110,7 @@ impl ModelHandle {
         self.scored(&wave, PCM_SOURCE)
     }
 
-    /// An encoded audio file held in memory (WAV, FLAC, OGG, MP3, AIFF) -> the same.
+    /// An encoded audio file held in memory (any format the build decodes: WAV, FLAC, OGG, MP3, AIFF, M4A) -> the same.
     pub fn predict_bytes(&self, data: &[u8]) -> Result<(Vec<f64>, f64), Error> {
         let spec = self.model.spec();
         let wave = audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;

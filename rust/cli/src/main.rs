@@ -42,11 +42,11 @@ enum Command {
 
 /// Predict the emotion of audio files: one line per file (path, label, confidence).
 ///
-/// WAV (PCM 8-32 bit, float, extensible), FLAC, OGG/Vorbis, MP3 and AIFF at any rate from
-/// 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's
-/// rate). Directories are searched recursively for audio files (sorted). A file that
-/// cannot be read gets one error line on stderr; the others are still predicted and the
-/// exit code is 1. Same labels and probabilities as `serlaq predict`.
+/// WAV (PCM 8-32 bit, float, extensible, mu/A-law, ADPCM), FLAC, OGG/Vorbis, MP3, AIFF
+/// and M4A (AAC-LC, ALAC) at any rate from 1 to 384 kHz and any channel count (audio is
+/// downmixed and resampled to the model's rate). Directories are searched recursively for
+/// audio files (sorted). A file that cannot be read gets one error line on stderr; the
+/// others are still predicted and the exit code is 1. Same labels and probabilities as `serlaq predict`.
 ///
 /// With --segments each file is cut into overlapping windows (default 2 s every 1 s);
 /// windows where the voice-activity gate finds too little speech are shown as "silence".

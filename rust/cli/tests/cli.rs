@@ -209,7 +209,11 @@ fn bad_files_are_one_line_each_and_the_rest_is_predicted() {
     // the error field keeps the decoder's message; the stderr line says it in plain words,
     // and --verbose shows the field's text
     assert_eq!(format!("serlaq-rt: error: {}", out[1]["error"].as_str().unwrap()), err_lines[1]);
-    assert!(err_lines[2].contains("not a WAV, FLAC, OGG/Vorbis, MP3 or AIFF file"), "{}", err_lines[2]);
+    assert!(
+        err_lines[2].contains("not a WAV, FLAC, OGG/Vorbis, MP3, AIFF or M4A (AAC, ALAC) file"),
+        "{}",
+        err_lines[2]
+    );
     assert!(!err_lines[2].contains("probe"), "{}", err_lines[2]);
     let verbose = fx.run(&["predict", "model.laq", "text.wav", "--verbose"]);
     assert_eq!(stderr(&verbose).trim_end(), format!("serlaq-rt: error: {}", out[3]["error"].as_str().unwrap()));
@@ -239,7 +243,7 @@ fn directories_are_searched_recursively_sorted_once() {
     let err = stderr(&o);
     assert_eq!(
         err.trim_end(),
-        "serlaq-rt: error: empty: directory holds no audio files (.aif, .aiff, .flac, .mp3, .oga, .ogg, .wav, .wave)"
+        "serlaq-rt: error: empty: directory holds no audio files (.aif, .aiff, .flac, .m4a, .mp3, .oga, .ogg, .wav, .wave)"
     );
     let paths: Vec<String> = stdout(&o)
         .lines()

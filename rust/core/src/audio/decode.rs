@@ -22,7 +22,10 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
 /// The file extensions (lower case, without the dot) of the formats decoded.
-pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "mp3", "aif", "aiff"];
+///
+/// `.mp4` and raw ADTS `.aac` decode too when a file is named, but a folder search does not
+/// take them: an `.mp4` in a corpus folder is more often a video than a recording.
+pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "mp3", "aif", "aiff", "m4a"];
 
 /// The formats decoded, by the names users know, each with its extensions: what help texts
 /// and error messages list (a test keeps it and [`SUFFIXES`] the same set).
@@ -32,6 +35,7 @@ pub const FORMATS: &[(&str, &[&str])] = &[
     ("OGG/Vorbis", &["ogg", "oga"]),
     ("MP3", &["mp3"]),
     ("AIFF", &["aif", "aiff"]),
+    ("M4A (AAC, ALAC)", &["m4a"]),
 ];
 
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
@@ -47,6 +51,8 @@ fn sniff(head: &[u8], ext: Option<&str>) -> String {
         [b'I', b'D', b'3', ..] => Some("MP3 (ID3 tag)"),
         [0xFF, b, ..] if b & 0xE0 == 0xE0 => Some("MPEG audio"),
         [b'F', b'O', b'R', b'M', ..] => Some("AIFF"),
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("MP4/M4A"),
+        [b'c', b'a', b'f', b'f', ..] => Some("CAF"),
         _ => None,
     };
     match (by_magic, ext) {

@@ -7,7 +7,7 @@
 
 use crate::audio::FORMATS;
 
-/// The decoded formats by name: "WAV, FLAC, OGG/Vorbis, MP3 or AIFF".
+/// The decoded formats by name: "WAV, FLAC, OGG/Vorbis, MP3, AIFF or M4A (AAC, ALAC)".
 pub fn format_names() -> String {
     let names: Vec<&str> = FORMATS.iter().map(|(name, _)| *name).collect();
     match names.split_last() {
@@ -25,6 +25,8 @@ fn known_name(format: &str) -> String {
         "flac" => "FLAC".into(),
         "ogg" => "OGG".into(),
         "mp3" => "MP3".into(),
+        "isomp4" => "MP4/M4A".into(),
+        "aac" => "AAC".into(),
         other => other.to_uppercase(),
     }
 }
@@ -35,7 +37,8 @@ const HINT: &str = "(--verbose shows the decoder's message)";
 ///
 /// "x.txt: cannot decode audio (format: unknown (extension .txt); no decodable audio
 /// stream found: ...)" becomes "x.txt: cannot decode audio: not a WAV, FLAC, OGG/Vorbis,
-/// MP3 or AIFF file, or damaged at its start (--verbose shows the decoder's message)".
+/// MP3, AIFF or M4A (AAC, ALAC) file, or damaged at its start (--verbose shows the
+/// decoder's message)".
 pub fn plain_error(message: &str) -> String {
     const UNSUPPORTED: &str = ": cannot decode audio (format: ";
     const CORRUPT: &str = ": corrupt audio (decode error at ";
@@ -81,17 +84,17 @@ mod tests {
         };
         assert_eq!(
             plain_error(&unknown.to_string()),
-            "notes.wav: cannot decode audio: not a WAV, FLAC, OGG/Vorbis, MP3 or AIFF file, or damaged at its start \
+            "notes.wav: cannot decode audio: not a WAV, FLAC, OGG/Vorbis, MP3, AIFF or M4A (AAC, ALAC) file, or damaged at its start \
              (--verbose shows the decoder's message)"
         );
         let codec = AudioError::Unsupported {
             source: "a.wav".into(),
             format: "wave (detected)".into(),
-            detail: "unsupported codec 0x204: adpcm".into(),
+            detail: "unsupported codec 0x31: gsm 6.10".into(),
         };
         assert_eq!(
             plain_error(&codec.to_string()),
-            "a.wav: cannot decode audio: a WAV file in an encoding serlaq does not decode (codec 0x204): convert it to \
+            "a.wav: cannot decode audio: a WAV file in an encoding serlaq does not decode (codec 0x31): convert it to \
              PCM WAV or FLAC (--verbose shows the decoder's message)"
         );
         let corrupt = AudioError::Corrupt { source: "x.flac".into(), at_seconds: 1.5, detail: "bad crc".into() };
