@@ -269,46 +269,6 @@ def test_ravdess(tmp_path: Path) -> None:
     assert scan(tmp_path).layout == "ravdess"
 
 
-@pytest.mark.parametrize(
-    "stem,reason",
-    [
-        ("01-01-05-01-02-01-12", "RAVDESS modality 01 is audio-video; serlaq reads the audio-only files, modality 03"),
-        ("02-01-05-01-02-01-12", "RAVDESS modality 02 is video-only; serlaq reads the audio-only files, modality 03"),
-        ("04-01-05-01-02-01-12", "modality 04 is not 01-03"),
-        ("03-03-05-01-02-01-12", "vocal channel 03 is not 01 (speech) or 02 (song)"),
-        ("03-01-00-01-02-01-12", "unknown label: RAVDESS emotion 00 is not 01-08"),
-        ("03-01-09-01-02-01-12", "unknown label: RAVDESS emotion 09 is not 01-08"),
-        ("03-01-05-03-02-01-12", "intensity 03 is not 01-02"),
-        ("03-01-05-01-00-01-12", "statement 00 is not 01-02"),
-        ("03-01-05-01-02-03-12", "repetition 03 is not 01-02"),
-        ("03-01-05-01-02-01-25", "actor 25 is not 01-24"),
-        ("03-01-05-01-02-01-00", "actor 00 is not 01-24"),
-        ("03-01-05-01-02-01", "file name does not follow RAVDESS naming (e.g. Actor_12/03-01-05-01-02-01-12.wav)"),
-        ("3-1-5-1-2-1-12", "file name does not follow RAVDESS naming"),
-    ],
-)
-def test_ravdess_bad_field_names_it(tmp_path: Path, stem: str, reason: str) -> None:
-    touch(tmp_path, "Actor_12/03-01-05-01-02-01-12.wav", f"Actor_12/{stem}.wav")
-    [(path, got)] = scan(tmp_path, "ravdess").problems
-    assert path == tmp_path / "Actor_12" / f"{stem}.wav" and reason in got
-    with pytest.raises(DataError, match=f"{stem}\\.wav: "):
-        discover(tmp_path, "ravdess")
-
-
-def test_ravdess_auto_with_a_stray_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    touch(tmp_path, *ravdess_names(), "Actor_12/01-01-05-01-02-01-12.wav", "Actor_01/notes.wav")
-    assert scan(tmp_path).layout == "ravdess"  # most files follow RAVDESS naming
-    with pytest.raises(DataError, match=r"Actor_01/notes\.wav: file name does not follow RAVDESS naming .*and 1 more"):
-        discover(tmp_path)
-    assert [(p.name, r) for p, r in scan(tmp_path).problems][1] == (
-        "01-01-05-01-02-01-12.wav", "RAVDESS modality 01 is audio-video; serlaq reads the audio-only files, modality 03"
-    )
-    with caplog.at_level(logging.WARNING, logger="serlaq.data"):
-        clips = discover(tmp_path, on_error="skip")
-    assert sorted(c.path.relative_to(tmp_path).as_posix() for c in clips) == sorted(ravdess_names())
-    assert "skipped 2 of 10 files" in caplog.text
-
-
 def cremad_names() -> list[str]:
     """Every emotion and every intensity spelling, flat in AudioWAV/ as CREMA-D ships."""
     intensities = ("LO", "MD", "HI", "XX", "X", "XX")
@@ -330,37 +290,6 @@ def test_cremad(tmp_path: Path) -> None:
     ]
     assert discover(tmp_path) == clips  # auto
     assert scan(tmp_path).layout == "cremad"
-
-
-@pytest.mark.parametrize(
-    "stem,reason",
-    [
-        ("1000_DFA_ANG_XX", "actor 1000 is not 1001-1091"),
-        ("1092_DFA_ANG_XX", "actor 1092 is not 1001-1091"),
-        ("1001_DFA_CAL_XX", "unknown label: CREMA-D emotion 'CAL' is not one of ANG, DIS, FEA, HAP, NEU, SAD"),
-        ("1001_DFA_ANG_MM", "intensity 'MM' is not one of LO, MD, HI, XX, X"),
-        ("1001_DFA_ANG", "file name does not follow CREMA-D naming (e.g. 1001_DFA_ANG_XX.wav)"),
-        ("1001_dfa_ang_xx", "file name does not follow CREMA-D naming"),
-        ("1001_DF_ANG_XX", "file name does not follow CREMA-D naming"),
-    ],
-)
-def test_cremad_bad_field_names_it(tmp_path: Path, stem: str, reason: str) -> None:
-    touch(tmp_path, "1001_DFA_ANG_XX.wav", f"{stem}.wav")
-    [(path, got)] = scan(tmp_path, "cremad").problems
-    assert path.name == f"{stem}.wav" and reason in got
-    with pytest.raises(DataError, match=f"{stem}\\.wav: "):
-        discover(tmp_path, "cremad")
-
-
-def test_cremad_auto_with_a_stray_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    touch(tmp_path, *cremad_names(), "AudioWAV/1001_DFA_XYZ_XX.wav")
-    assert scan(tmp_path).layout == "cremad"
-    with pytest.raises(DataError, match=r"1001_DFA_XYZ_XX\.wav: unknown label: CREMA-D emotion 'XYZ'"):
-        discover(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="serlaq.data"):
-        clips = discover(tmp_path, on_error="skip")
-    assert [c.path.relative_to(tmp_path).as_posix() for c in clips] == sorted(cremad_names())
-    assert "skipped 1 of 7 files (unknown label: 1)" in caplog.text
 
 
 def emovo_names() -> list[str]:
@@ -388,34 +317,82 @@ def test_emovo(tmp_path: Path) -> None:
     assert summary(discover(tmp_path / "upper", "emovo"), tmp_path / "upper") == [("NEU-M2-L3.wav", "neutral", "m2")]
 
 
-@pytest.mark.parametrize(
-    "stem,reason",
-    [
+# (layout, folder, a good name beside the bad one, the bad stem, words of its reason)
+BAD_NAMES = [
+    *(("ravdess", "Actor_12", "03-01-05-01-02-01-12", stem, reason) for stem, reason in [
+        ("01-01-05-01-02-01-12", "RAVDESS modality 01 is audio-video; serlaq reads the audio-only files, modality 03"),
+        ("02-01-05-01-02-01-12", "RAVDESS modality 02 is video-only; serlaq reads the audio-only files, modality 03"),
+        ("04-01-05-01-02-01-12", "modality 04 is not 01-03"),
+        ("03-03-05-01-02-01-12", "vocal channel 03 is not 01 (speech) or 02 (song)"),
+        ("03-01-00-01-02-01-12", "unknown label: RAVDESS emotion 00 is not 01-08"),
+        ("03-01-09-01-02-01-12", "unknown label: RAVDESS emotion 09 is not 01-08"),
+        ("03-01-05-03-02-01-12", "intensity 03 is not 01-02"),
+        ("03-01-05-01-00-01-12", "statement 00 is not 01-02"),
+        ("03-01-05-01-02-03-12", "repetition 03 is not 01-02"),
+        ("03-01-05-01-02-01-25", "actor 25 is not 01-24"),
+        ("03-01-05-01-02-01-00", "actor 00 is not 01-24"),
+        ("03-01-05-01-02-01", "file name does not follow RAVDESS naming (e.g. Actor_12/03-01-05-01-02-01-12.wav)"),
+        ("3-1-5-1-2-1-12", "file name does not follow RAVDESS naming"),
+    ]),
+    *(("cremad", "", "1001_DFA_ANG_XX", stem, reason) for stem, reason in [
+        ("1000_DFA_ANG_XX", "actor 1000 is not 1001-1091"),
+        ("1092_DFA_ANG_XX", "actor 1092 is not 1001-1091"),
+        ("1001_DFA_CAL_XX", "unknown label: CREMA-D emotion 'CAL' is not one of ANG, DIS, FEA, HAP, NEU, SAD"),
+        ("1001_DFA_ANG_MM", "intensity 'MM' is not one of LO, MD, HI, XX, X"),
+        ("1001_DFA_ANG", "file name does not follow CREMA-D naming (e.g. 1001_DFA_ANG_XX.wav)"),
+        ("1001_dfa_ang_xx", "file name does not follow CREMA-D naming"),
+        ("1001_DF_ANG_XX", "file name does not follow CREMA-D naming"),
+    ]),
+    *(("emovo", "f1", "dis-f1-b1", stem, reason) for stem, reason in [
         ("ans-f1-b1", "unknown label: EMOVO emotion 'ans' is not one of dis, gio, neu, pau, rab, sor, tri"),
         ("dis-f4-b1", "speaker 'f4' is not one of f1, f2, f3, m1, m2, m3"),
         ("dis-x1-b1", "speaker 'x1' is not one of"),
         ("dis-f1", "file name does not follow EMOVO naming (e.g. f1/dis-f1-b1.wav)"),
         ("dis-f1-b", "file name does not follow EMOVO naming"),
         ("disgust-f1-b1", "file name does not follow EMOVO naming"),
+    ]),
+]
+
+
+@pytest.mark.parametrize(("layout", "folder", "good", "stem", "reason"), BAD_NAMES)
+def test_a_bad_field_is_named(tmp_path: Path, layout: str, folder: str, good: str, stem: str, reason: str) -> None:
+    touch(tmp_path, (Path(folder) / f"{good}.wav").as_posix(), (Path(folder) / f"{stem}.wav").as_posix())
+    [(path, got)] = scan(tmp_path, layout).problems
+    assert path == tmp_path / folder / f"{stem}.wav" and reason in got
+    with pytest.raises(DataError, match=f"{stem}\\.wav: "):
+        discover(tmp_path, layout)
+
+
+@pytest.mark.parametrize(
+    ("layout", "names", "strays", "first_error", "skipped"),
+    [
+        (
+            "ravdess", "ravdess_names", ["Actor_12/01-01-05-01-02-01-12.wav", "Actor_01/notes.wav"],
+            r"Actor_01/notes\.wav: file name does not follow RAVDESS naming .*and 1 more", "skipped 2 of 10 files",
+        ),
+        (
+            "cremad", "cremad_names", ["AudioWAV/1001_DFA_XYZ_XX.wav"],
+            r"1001_DFA_XYZ_XX\.wav: unknown label: CREMA-D emotion 'XYZ'", "skipped 1 of 7 files (unknown label: 1)",
+        ),
+        (
+            "emovo", "emovo_names", ["m3/sor-m4-n1.wav"],
+            r"sor-m4-n1\.wav: file name does not follow EMOVO naming: speaker 'm4'",
+            "skipped 1 of 8 files (file name does not follow EMOVO naming: 1)",
+        ),
     ],
 )
-def test_emovo_bad_field_names_it(tmp_path: Path, stem: str, reason: str) -> None:
-    touch(tmp_path, "f1/dis-f1-b1.wav", f"f1/{stem}.wav")
-    [(path, got)] = scan(tmp_path, "emovo").problems
-    assert path.name == f"{stem}.wav" and reason in got
-    with pytest.raises(DataError, match=f"{stem}\\.wav: "):
-        discover(tmp_path, "emovo")
-
-
-def test_emovo_auto_with_a_stray_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    touch(tmp_path, *emovo_names(), "m3/sor-m4-n1.wav")
-    assert scan(tmp_path).layout == "emovo"
-    with pytest.raises(DataError, match=r"sor-m4-n1\.wav: file name does not follow EMOVO naming: speaker 'm4'"):
+def test_auto_keeps_a_layout_with_stray_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, layout: str, names: str, strays: list[str], first_error: str, skipped: str
+) -> None:
+    good = globals()[names]()
+    touch(tmp_path, *good, *strays)
+    assert scan(tmp_path).layout == layout  # most files follow the layout's naming
+    with pytest.raises(DataError, match=first_error):
         discover(tmp_path)
     with caplog.at_level(logging.WARNING, logger="serlaq.data"):
         clips = discover(tmp_path, on_error="skip")
-    assert [c.path.relative_to(tmp_path).as_posix() for c in clips] == sorted(emovo_names())
-    assert "skipped 1 of 8 files (file name does not follow EMOVO naming: 1)" in caplog.text
+    assert sorted(c.path.relative_to(tmp_path).as_posix() for c in clips) == sorted(good)
+    assert skipped in caplog.text
 
 
 # A sample of each named corpus's file names, in its usual folders.
