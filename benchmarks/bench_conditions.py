@@ -10,7 +10,9 @@ the same code): additive white / pink noise at an SNR, a synthetic room, a telep
 channel (resampled through 8 kHz: a 0-4 kHz band, low cut at 300 Hz), microphone colour (a spectral tilt),
 a quiet recording (-30 dB), a faster / slower voice (speed, pitch and tempo together), a
 pause at each end (one second of room tone 45 dB below the clip: a recording started before
-the speaker and stopped after) and the clip cut tight to its loud part.
+the speaker and stopped after), the clip cut tight to its loud part, and a phone's recording
+format (AAC-LC in an M4A at 64 and 32 kbit/s; these two need `ffmpeg` on the PATH to encode,
+and are left out with a note without it: serlaq decodes M4A itself).
 Each condition's draws come from one seeded generator per clip (`--seed`), so a rerun gives
 the same audio and the same figures.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -43,6 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (what it is, the transform of (wave tensor, rate, generator))
 Condition = Callable[[Any, int, Any], Any]
+
+# conditions that are a file format, not a transform: name -> ffmpeg's output arguments
+CODECS = {
+    "aac-64": ["-c:a", "aac", "-b:a", "64k"],
+    "aac-32": ["-c:a", "aac", "-b:a", "32k"],
+}
 
 
 def conditions() -> dict[str, tuple[str, Condition]]:
@@ -64,6 +73,8 @@ def conditions() -> dict[str, tuple[str, Condition]]:
         "quiet": ("30 dB quieter", lambda x, r, g: x * 10 ** (-30 / 20)),
         "faster": ("speed x1.1 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 1.1)),
         "slower": ("speed x0.9 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 0.9)),
+        "aac-64": ("AAC-LC in M4A at 64 kbit/s (a phone's voice memo)", lambda x, r, g: x),
+        "aac-32": ("AAC-LC in M4A at 32 kbit/s", lambda x, r, g: x),
     }
 
 
@@ -95,8 +106,11 @@ def test_clips(config_path: Path, sets: list[str], split: str = "test") -> list[
     return dm.split_clips(split)
 
 
-def degrade(clips: list[Any], transform: Condition, seed: int, out: Path) -> list[Path]:
-    """Each clip through `transform`, written as a float WAV at its own rate under `out`."""
+def degrade(clips: list[Any], transform: Condition, seed: int, out: Path, codec: list[str] | None = None) -> list[Path]:
+    """Each clip through `transform`, written as a float WAV at its own rate under `out`
+    (with `codec`, encoded by ffmpeg with those arguments into an M4A instead)."""
+    import subprocess
+
     import soundfile as sf
     import torch
 
@@ -108,6 +122,11 @@ def degrade(clips: list[Any], transform: Condition, seed: int, out: Path) -> lis
         y = transform(torch.from_numpy(np.ascontiguousarray(wave.mean(axis=1))), rate, g)
         path = out / f"{i:05d}.wav"
         sf.write(str(path), np.asarray(y, dtype=np.float32), rate, subtype="FLOAT")
+        if codec is not None:
+            encoded = path.with_suffix(".m4a")
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), *codec, str(encoded)], check=True)
+            path.unlink()
+            path = encoded
         paths.append(path)
     return paths
 
@@ -147,12 +166,15 @@ def main() -> None:
         raise SystemExit(f"--conditions: unknown {unknown} (known: {', '.join(table)})")
     if "clean" not in names:
         names.insert(0, "clean")
+    if shutil.which("ffmpeg") is None and any(n in CODECS for n in names):
+        print(f"no ffmpeg on the PATH to encode {', '.join(n for n in names if n in CODECS)}: left out", file=sys.stderr)
+        names = [n for n in names if n not in CODECS]
     clips = test_clips(args.config, args.sets)
     print(f"{args.model}: {len(clips)} test clips of {args.config.name}; threshold {model.ood_threshold:.2f}", file=sys.stderr, flush=True)
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-conditions-") as tmp:
         for name in names:
-            paths = degrade(clips, table[name][1], args.seed, Path(tmp) / name)
+            paths = degrade(clips, table[name][1], args.seed, Path(tmp) / name, CODECS.get(name))
             row = {"condition": name, "what": table[name][0], "zero_shot": score(model, paths, clips)}
             if args.adapt:
                 row["adapted"] = score(model.adapt(paths, source=f"bench_conditions {name}"), paths, clips)
