@@ -146,6 +146,28 @@ def check_on_error(value: str) -> None:
         fail(f"--on-error: must be fail or skip, got {value!r}", code=2)
 
 
+def parse_label_map(items: list[str]) -> dict[str, str | None]:
+    """`--map calm=neutral --map boredom=` -> {"calm": "neutral", "boredom": None}; a bad
+    item stops the command with one line naming it."""
+    from serlaq.labels import LABELS, canonical_label
+
+    mapping: dict[str, str | None] = {}
+    for item in items:
+        source, sep, target = item.partition("=")
+        src = canonical_label(source)
+        dst = canonical_label(target) if target.strip() else None
+        if not sep or src is None or (target.strip() and dst is None):
+            bad = source if src is None else target
+            why = "expected CORPUS_LABEL=MODEL_LABEL (or CORPUS_LABEL= to leave its clips out)" if not sep else (
+                f"{bad.strip()!r} is not a known label ({', '.join(LABELS)})"
+            )
+            fail(f"--map {item}: {why}", code=2)
+        if src in mapping:
+            fail(f"--map {item}: {src} is mapped twice", code=2)
+        mapping[src] = dst  # type: ignore[index]
+    return mapping
+
+
 def report_file_error(message: str, on_error: str, verbose: bool) -> None:
     """One stderr line for a file of a batch that could not be used, in plain words."""
     from serlaq.errors import plain_audio_error
@@ -172,6 +194,9 @@ def evaluate(
         False, "--all-labels", help="let the model answer any of its labels, also those the corpus has no clip of"
     ),
     speakers: str | None = typer.Option(None, "--speakers", help="comma-separated speaker ids: score only their clips"),
+    label_map: list[str] = typer.Option(
+        [], "--map", help="score a corpus label as one of the model's: --map calm=neutral (RAVDESS); --map boredom= leaves its clips out; repeatable"
+    ),
     on_error: str = typer.Option("fail", "--on-error", help="fail = a file whose name or label cannot be read stops the command, unreadable audio gets one error line and exit code 1; skip = both are left out with one line each, exit code 0"),
     verbose: bool = typer.Option(False, "--verbose", help="error lines keep the audio decoder's own detail"),
 ) -> None:
@@ -184,6 +209,8 @@ def evaluate(
     Example: serlaq evaluate model.laq --data-dir data/emodb --dataset emodb --out eval/
 
     Example: serlaq evaluate model.laq --manifest test.csv
+
+    Example: serlaq evaluate general --data-dir RAVDESS --map calm=neutral
     """
     import json
 
@@ -192,6 +219,7 @@ def evaluate(
     from serlaq.runtime import LaqModel
 
     check_on_error(on_error)
+    mapping = parse_label_map(label_map)
     if data_dir is None and manifest is None:
         fail("--data-dir: missing (the corpus folder; or --manifest FILE.csv)", code=2)
     if data_dir is not None and manifest is not None:
@@ -209,6 +237,7 @@ def evaluate(
             shared_only=not all_labels,
             speakers=[s for s in speakers.split(",") if s] if speakers else None,
             on_error=on_error,
+            label_map=mapping,
         )
     except DataError as exc:  # name the flag the user has, not the config key
         message = str(exc).replace("on_error=skip", "--on-error skip")

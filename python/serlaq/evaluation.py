@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,9 @@ class EvaluationReport:
     top_label: str = ""  # the most predicted label
     top_label_share: float = 0.0  # its share of the predictions
     warnings: list[str] = field(default_factory=list)  # e.g. the collapse warning
+    # corpus label -> the label it was scored as (None: left out), and the clips each moved
+    label_map: dict[str, str | None] = field(default_factory=dict)
+    mapped: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -60,6 +63,11 @@ class EvaluationReport:
             f"model     {self.model}",
             f"data      {self.data_dir} ({self.dataset}), {self.n_clips} clips scored",
         ]
+        if self.mapped:
+            parts = ", ".join(
+                f"{src} -> {self.label_map[src] or 'left out'} ({n})" for src, n in sorted(self.mapped.items())
+            )
+            lines.append(f"mapped    {sum(self.mapped.values())} clips by --map: {parts}")
         if self.excluded:
             parts = ", ".join(f"{lab} ({n})" for lab, n in sorted(self.excluded.items()))
             lines.append(f"excluded  {sum(self.excluded.values())} clips with labels the model does not know: {parts}")
@@ -164,11 +172,15 @@ def evaluate_corpus(
     shared_only: bool = True,
     speakers: Sequence[str] | None = None,
     on_error: str = "fail",
+    label_map: Mapping[str, str | None] | None = None,
 ) -> EvaluationReport:
     """Discover a corpus (`serlaq.data.corpora.discover`) and score the model on all of it
     (or on the clips of `speakers` only, e.g. speakers held out of training). `on_error`
-    "skip" leaves out files whose name or label cannot be read (one summary line)."""
+    "skip" leaves out files whose name or label cannot be read (one summary line).
+    `label_map` renames corpus labels before scoring (`{"calm": "neutral"}`: RAVDESS's
+    calm scored as neutral) or leaves their clips out (`{"boredom": None}`)."""
     from serlaq.data.corpora import discover
+    from serlaq.data.multi import map_labels
 
     clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error)
     if speakers is not None:
@@ -177,9 +189,15 @@ def evaluate_corpus(
     if not clips:
         which = f" of speakers {sorted(speakers)}" if speakers is not None else ""
         raise DataError(f"{data_dir}: no labelled audio clips{which} found (dataset {dataset!r})")
-    return evaluate_clips(
+    mapping = dict(label_map or {})
+    moved = Counter(c.label for c in clips if c.label in mapping)
+    if mapping:
+        clips = map_labels(clips, mapping, None, where=str(data_dir), keys="--map")
+    report = evaluate_clips(
         model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset, shared_only=shared_only
     )
+    report.label_map, report.mapped = mapping, dict(moved)
+    return report
 
 
 # --- outputs (written atomically) ----------------------------------------------------

@@ -244,6 +244,53 @@ def test_evaluate_excludes_unknown_labels_with_a_count(tones, corpus, tmp_path, 
     assert d["macro_f1"] == pytest.approx((f1_angry + 1.0 + f1_sad) / 3)
 
 
+def test_evaluate_map_scores_a_corpus_label_as_a_model_label(tones, corpus, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    # RAVDESS's "calm" is scored as "neutral" by convention: the tone model knows neutral
+    root = tmp_path / "with-calm"
+    shutil.copytree(corpus, root)
+    for j in range(2):
+        write_wav(root / "calm" / f"c{j}.wav", tone(600 * (0.95 + 0.04 * j), 16000, 0.5, seed=j), 16000)
+    base = ["evaluate", tones.path, "--data-dir", root, "--json", "--out", tmp_path / "e"]
+    code, out, err = run_cli(base, capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["excluded"] == {"calm": 2} and d["n_clips"] == 9 and d["mapped"] == {}
+    code, out, err = run_cli([*base, "--map", "calm=neutral"], capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["excluded"] == {} and d["n_clips"] == 11 and d["accuracy"] == 1.0
+    assert d["mapped"] == {"calm": 2} and d["label_map"] == {"calm": "neutral"}
+    assert {c["label"]: c["support"] for c in d["per_class"]}["neutral"] == 5
+    # an empty target leaves the label's clips out; the text report names every move
+    code, out, err = run_cli(
+        [*base[:-3], "--out", tmp_path / "e", "--map", "Calm=neutral", "--map", "sad="], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert "mapped    5 clips by --map: calm -> neutral (2), sad -> left out (3)" in out
+    assert "8 clips scored" in out
+
+
+@pytest.mark.parametrize(
+    ("item", "why"),
+    [
+        ("calm", "expected CORPUS_LABEL=MODEL_LABEL"),
+        ("calm=relaxed", "'relaxed' is not a known label"),
+        ("chill=neutral", "'chill' is not a known label"),
+    ],
+)
+def test_evaluate_map_refuses_a_bad_item_in_one_line(tones, corpus, tmp_path, capsys, monkeypatch, item, why):
+    code, _, err = run_cli(["evaluate", tones.path, "--data-dir", corpus, "--map", item], capsys, monkeypatch)
+    assert code == 2
+    assert_one_line_error(err, f"--map {item}: {why}")
+    code, _, err = run_cli(
+        ["evaluate", tones.path, "--data-dir", corpus, "--map", "calm=neutral", "--map", "CALM=sad"], capsys, monkeypatch
+    )
+    assert code == 2
+    assert_one_line_error(err, "calm is mapped twice")
+
+
 def test_evaluate_with_no_known_label_is_an_error(tones, tmp_path, capsys, monkeypatch):
     root = tmp_path / "other"
     write_wav(root / "happy" / "a.wav", tone(900, 16000), 16000)

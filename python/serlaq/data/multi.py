@@ -58,9 +58,14 @@ def gather(
 
 
 def map_labels(
-    clips: Sequence[Clip], mapping: Mapping[str, str | None], keep: Sequence[str] | None, where: str
+    clips: Sequence[Clip],
+    mapping: Mapping[str, str | None],
+    keep: Sequence[str] | None,
+    where: str,
+    keys: str = "data.labels / labels",
 ) -> list[Clip]:
-    """Rename / drop labels per `mapping`, then keep only `keep` (None = all); one log line on drops."""
+    """Rename / drop labels per `mapping`, then keep only `keep` (None = all); one log line on
+    drops. `keys` names the settings an empty result blames."""
     out, dropped = [], Counter()
     for clip in clips:
         label = mapping.get(clip.label, clip.label)
@@ -71,7 +76,7 @@ def map_labels(
     if dropped:
         log.info("%s: left out %d clips by label (%s)", where, sum(dropped.values()), ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
     if not out:
-        raise DataError(f"{where}: no clips left after the label mapping (data.labels / labels)")
+        raise DataError(f"{where}: no clips left after the label mapping ({keys})")
     return out
 
 
