@@ -87,13 +87,12 @@ def inner_clips(laq: Any, target: str, data_root: Path) -> tuple[np.ndarray, np.
 def ece_of(logits: np.ndarray, t: np.ndarray, y: np.ndarray, cols: list[int]) -> float:
     """ECE of softmax(logits / t) restricted to `cols` (the shared labels, renormalised)."""
     from serlaq import metrics
-    from serlaq.reports.cross import ECE_BINS
 
     z = logits / t[:, None]
     p = np.exp(z - z.max(1, keepdims=True))
     p = p[:, cols] / p[:, cols].sum(1, keepdims=True) if cols else p / p.sum(1, keepdims=True)
     pred, conf = p.argmax(1), p.max(1)
-    return metrics.expected_calibration_error(conf, pred == y, bins=ECE_BINS)
+    return metrics.expected_calibration_error(conf, pred == y)
 
 
 def main() -> None:

@@ -58,3 +58,26 @@ def test_find_laq_names_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "b.laq").write_bytes(b"x")
     with pytest.raises(ConfigError, match="2 .laq files"):
         find_laq(tmp_path)
+
+
+def test_cross_ece_is_the_one_evaluate_reports_and_torchmetrics_computes() -> None:
+    """The cross-corpus table and `serlaq evaluate` print one ECE: the same bins as
+    torchmetrics' multiclass calibration error (15, equal width), the training side's reference."""
+    import numpy as np
+
+    torch = pytest.importorskip("torch")
+    tm = pytest.importorskip("torchmetrics.functional.classification")
+    from serlaq.metrics import confidence_scores
+
+    labels = ["angry", "happy", "neutral", "sad"]
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(200, 4)) * 1.5
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    truth = rng.integers(0, 4, 200)
+    clips = [clip(i, labels[t]) for i, t in enumerate(truth)]
+    model = FakeModel(labels, {str(c.path): list(p) for c, p in zip(clips, proba)})
+    s = cross_scores(model, clips, labels)
+    assert s["ece"] == pytest.approx(confidence_scores(proba, truth)["ece"], abs=1e-12)
+    ref = tm.multiclass_calibration_error(torch.tensor(proba), torch.tensor(truth), num_classes=4, n_bins=15, norm="l1")
+    assert s["ece"] == pytest.approx(float(ref), abs=1e-6)
+

@@ -6,9 +6,8 @@ answers among the labels the model and the corpus share (its probabilities renor
 over them), and every clip with such a label is scored. Per corpus, zero-shot (the `.laq`
 as trained) and adapted (`LaqModel.adapt` on that corpus's own audio, labels unused, as
 `serlaq adapt` does), each with UAR, accuracy, the share of the most predicted label, the
-mean confidence and the expected calibration error (ECE: `metrics.expected_calibration_error`
-over `ECE_BINS` equal-width confidence bins, |accuracy - mean confidence| weighted by the
-bin's share of clips).
+mean confidence and the expected calibration error (ECE: `metrics.expected_calibration_error`,
+the one definition `serlaq evaluate`, `metrics.json` and `laq.json` use).
 Labels are only used to score, never to choose or adapt anything.
 """
 
@@ -21,8 +20,6 @@ from typing import Any
 import numpy as np
 
 from serlaq.errors import ConfigError, DataError
-
-ECE_BINS = 10
 
 
 def cross_scores(model: Any, clips: list[Any], labels: list[str]) -> dict[str, float]:
@@ -56,7 +53,7 @@ def proba_scores(proba: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[st
         "top_label": labels[int(counts.argmax())],
         "top_share": float(counts.max() / len(pred)),
         "mean_confidence": float(conf.mean()),
-        "ece": metrics.expected_calibration_error(conf, pred == y, bins=ECE_BINS),
+        "ece": metrics.expected_calibration_error(conf, pred == y),
     }
 
 
