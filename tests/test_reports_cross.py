@@ -81,3 +81,54 @@ def test_cross_ece_is_the_one_evaluate_reports_and_torchmetrics_computes() -> No
     ref = tm.multiclass_calibration_error(torch.tensor(proba), torch.tensor(truth), num_classes=4, n_bins=15, norm="l1")
     assert s["ece"] == pytest.approx(float(ref), abs=1e-6)
 
+
+def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serlaq report RUN --protocol cross --test-data DIR --map calm=neutral`: the corpus's calm
+    clips are scored as neutral and counted; a corpus too small to adapt on still gets its
+    zero-shot row, with the reason adaptation was not made."""
+    import json
+    import shutil
+    import sys
+
+    from rt_builders import shared_tone_model, tone, write_wav
+
+    from serlaq.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(shared_tone_model().path, run / "tones.laq")
+    data = tmp_path / "corpus"
+    for lab, f in {"angry": 1500.0, "calm": 600.0, "sad": 180.0, "boredom": 400.0}.items():
+        for j in range(2):
+            write_wav(data / lab / f"{lab}{j}.wav", tone(f * (0.95 + 0.04 * j), 16000, 0.5, seed=j), 16000)
+
+    def report(*extra: str) -> tuple[int, str, str]:
+        args = ["serlaq", "report", str(run), "--protocol", "cross", "--test-data", str(data), "--out", str(tmp_path / "r"), *extra]
+        monkeypatch.setattr(sys, "argv", args)
+        monkeypatch.setenv("COLUMNS", "200")
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out = capsys.readouterr()
+        return int(exc.value.code or 0), out.out, out.err
+
+    code, out, err = report("--map", "calm=neutral", "--map", "boredom=")
+    assert code == 0, err
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
+    assert row["labels"] == ["angry", "neutral", "sad"]
+    assert row["zero-shot"]["clips"] == 6 and row["zero-shot"]["uar"] == 1.0
+    assert row["mapped"] == {"boredom": 2, "calm": 2} and row["label_map"] == {"calm": "neutral", "boredom": None}
+    assert "4 clips by --map: boredom -> left out (2), calm -> neutral (2)" in out
+    assert "adapted" not in row and "clips" in row["not_adapted"]  # 8 clips of half a second: too little
+    assert "Not adapted (zero-shot only)" in out
+    # without the map, calm is no label of the model's: angry and sad alone are scored
+    code, out, err = report()
+    assert code == 0, err
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
+    assert row["labels"] == ["angry", "sad"] and "mapped" not in row
+    # --map belongs to the cross protocol
+    monkeypatch.setattr(sys, "argv", ["serlaq", "report", str(run), "--map", "calm=neutral"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code != 0 and "--map: only with --protocol cross" in capsys.readouterr().err

@@ -455,6 +455,9 @@ def report(
     test_data: list[Path] = typer.Option(
         [], "--test-data", help="--protocol cross: a corpus folder the model never heard (repeatable; layout detected)"
     ),
+    label_map: list[str] = typer.Option(
+        [], "--map", help="--protocol cross: score a corpus label as one of the model's in every --test-data corpus: --map calm=neutral; --map boredom= leaves its clips out; repeatable"
+    ),
 ) -> None:
     """Write the paper's tables and figures for a trained run: Table 4 (fp32, fixed 8..1 bits, LAQ, and QAT rows), Table 3 (importance weights), accuracy-vs-bits, per-layer bits and confusion-matrix plots, as Markdown + JSON + PNG.
 
@@ -467,6 +470,8 @@ def report(
     Example: serlaq report runs/emodb --protocol loso
 
     Example: serlaq report runs/emodb --protocol cross --test-data ../shared/datasets/tess
+
+    Example: serlaq report runs/emodb --protocol cross --test-data RAVDESS --map calm=neutral
     """
     require_train_extra("report")
     from serlaq.reports import report as run_report
@@ -478,7 +483,8 @@ def report(
 
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: run folder not found")
-        result = cross_report(LaqModel.load(find_laq(run_dir)), list(test_data))
+        mapping = parse_label_map(label_map)
+        result = cross_report(LaqModel.load(find_laq(run_dir)), list(test_data), label_map=mapping)
         folder = out if out is not None else run_dir / "report-cross"
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "report.json", result, indent=1)
@@ -486,8 +492,8 @@ def report(
         typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
         typer.echo(f"\nwrote {folder}/report.md, report.json")
         return
-    if test_data:
-        raise ConfigError("--test-data: only with --protocol cross")
+    if test_data or label_map:
+        raise ConfigError(f"{'--test-data' if test_data else '--map'}: only with --protocol cross")
 
     folder = run_report(
         run_dir,

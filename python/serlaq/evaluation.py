@@ -64,10 +64,9 @@ class EvaluationReport:
             f"data      {self.data_dir} ({self.dataset}), {self.n_clips} clips scored",
         ]
         if self.mapped:
-            parts = ", ".join(
-                f"{src} -> {self.label_map[src] or 'left out'} ({n})" for src, n in sorted(self.mapped.items())
-            )
-            lines.append(f"mapped    {sum(self.mapped.values())} clips by --map: {parts}")
+            from serlaq.data.multi import mapping_summary
+
+            lines.append(f"mapped    {mapping_summary(self.label_map, self.mapped)}")
         if self.excluded:
             parts = ", ".join(f"{lab} ({n})" for lab, n in sorted(self.excluded.items()))
             lines.append(f"excluded  {sum(self.excluded.values())} clips with labels the model does not know: {parts}")
@@ -180,7 +179,7 @@ def evaluate_corpus(
     `label_map` renames corpus labels before scoring (`{"calm": "neutral"}`: RAVDESS's
     calm scored as neutral) or leaves their clips out (`{"boredom": None}`)."""
     from serlaq.data.corpora import discover
-    from serlaq.data.multi import map_labels
+    from serlaq.data.multi import map_and_count
 
     clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error)
     if speakers is not None:
@@ -190,13 +189,11 @@ def evaluate_corpus(
         which = f" of speakers {sorted(speakers)}" if speakers is not None else ""
         raise DataError(f"{data_dir}: no labelled audio clips{which} found (dataset {dataset!r})")
     mapping = dict(label_map or {})
-    moved = Counter(c.label for c in clips if c.label in mapping)
-    if mapping:
-        clips = map_labels(clips, mapping, None, where=str(data_dir), keys="--map")
+    clips, moved = map_and_count(clips, mapping, where=str(data_dir))
     report = evaluate_clips(
         model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset, shared_only=shared_only
     )
-    report.label_map, report.mapped = mapping, dict(moved)
+    report.label_map, report.mapped = mapping, moved
     return report
 
 

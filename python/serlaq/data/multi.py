@@ -80,6 +80,26 @@ def map_labels(
     return out
 
 
+def map_and_count(
+    clips: Sequence[Clip], mapping: Mapping[str, str | None], where: str, keys: str = "--map"
+) -> tuple[list[Clip], dict[str, int]]:
+    """`map_labels` over every label (nothing kept out besides the drops), and the clips each
+    mapped corpus label moved: what `serlaq evaluate --map` and `serlaq report --protocol cross
+    --map` score and report."""
+    if not mapping:
+        return list(clips), {}
+    moved = Counter(c.label for c in clips if c.label in mapping)
+    return map_labels(clips, mapping, None, where=where, keys=keys), dict(sorted(moved.items()))
+
+
+def mapping_summary(mapping: Mapping[str, str | None], moved: Mapping[str, int]) -> str:
+    """`12 clips by --map: boredom -> left out (4), calm -> neutral (8)` (empty when nothing moved)."""
+    if not moved:
+        return ""
+    parts = ", ".join(f"{src} -> {mapping[src] or 'left out'} ({n})" for src, n in sorted(moved.items()))
+    return f"{sum(moved.values())} clips by --map: {parts}"
+
+
 def corpus_records(clips: Sequence[Clip], corpus: Sequence[str], sources: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per corpus: name, dataset, source, clips, speakers, labels {label: count} (of the clips used)."""
     records = []

@@ -14,12 +14,13 @@ Labels are only used to score, never to choose or adapt anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serlaq.errors import ConfigError, DataError
+from serlaq.errors import ConfigError, DataError, SerlaqError
 
 
 def cross_scores(model: Any, clips: list[Any], labels: list[str]) -> dict[str, float]:
@@ -57,28 +58,56 @@ def proba_scores(proba: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[st
     }
 
 
-def shared_clips(model: Any, data_dir: str | os.PathLike[str], dataset: str = "auto") -> tuple[list[Any], list[str]]:
-    """The clips of the corpus at `data_dir` whose label the model knows, and those shared labels (model order)."""
+def mapped_clips(
+    data_dir: str | os.PathLike[str], dataset: str = "auto", label_map: Mapping[str, str | None] | None = None
+) -> tuple[list[Any], dict[str, int]]:
+    """The labelled clips of the corpus at `data_dir`, with `label_map` applied as `serlaq evaluate --map`
+    applies it (`{"calm": "neutral"}` renames, `{"boredom": None}` leaves those clips out), and how many
+    clips each mapped corpus label moved."""
     from serlaq.data.corpora import scan
+    from serlaq.data.multi import map_and_count
 
-    clips = scan(Path(data_dir), dataset=dataset).clips
+    return map_and_count(scan(Path(data_dir), dataset=dataset).clips, label_map or {}, where=str(data_dir))
+
+
+def shared_labels(model: Any, clips: list[Any], data_dir: str | os.PathLike[str]) -> tuple[list[Any], list[str]]:
+    """`clips` whose label the model knows, and those shared labels (model order)."""
     present = {c.label for c in clips}
     labels = [lab for lab in model.labels if lab in present]
     if len(labels) < 2:
         raise DataError(
             f"{data_dir}: shares {len(labels)} label(s) with the model (corpus: {sorted(present)}; model: {list(model.labels)}): "
-            "at least 2 are needed to score"
+            "at least 2 are needed to score (--map CORPUS_LABEL=MODEL_LABEL scores a corpus label as one of the model's)"
         )
     return [c for c in clips if c.label in labels], labels
 
 
-def corpus_rows(model: Any, data_dir: str | os.PathLike[str], dataset: str = "auto", adapt: bool = True) -> dict[str, Any]:
-    """Zero-shot (and adapted) scores of `model` on one corpus."""
-    clips, labels = shared_clips(model, data_dir, dataset)
+def shared_clips(model: Any, data_dir: str | os.PathLike[str], dataset: str = "auto") -> tuple[list[Any], list[str]]:
+    """The clips of the corpus at `data_dir` whose label the model knows, and those shared labels (model order)."""
+    return shared_labels(model, mapped_clips(data_dir, dataset)[0], data_dir)
+
+
+def corpus_rows(
+    model: Any,
+    data_dir: str | os.PathLike[str],
+    dataset: str = "auto",
+    adapt: bool = True,
+    label_map: Mapping[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """Zero-shot (and adapted) scores of `model` on one corpus; with `label_map`, the mapping and the
+    clips it moved per corpus label (`label_map`, `mapped`)."""
+    clips, moved = mapped_clips(data_dir, dataset, label_map)
+    clips, labels = shared_labels(model, clips, data_dir)
     row: dict[str, Any] = {"data_dir": str(data_dir), "labels": labels, "zero-shot": cross_scores(model, clips, labels)}
+    if label_map:
+        row["label_map"], row["mapped"] = dict(label_map), moved
     if adapt:
-        adapted = model.adapt([Path(data_dir)], source=str(data_dir))
-        row["adapted"] = cross_scores(adapted, clips, labels)
+        try:
+            adapted = model.adapt([Path(data_dir)], source=str(data_dir))
+        except SerlaqError as exc:  # e.g. too little audio to adapt on: the zero-shot row still stands
+            row["not_adapted"] = str(exc)
+        else:
+            row["adapted"] = cross_scores(adapted, clips, labels)
     return row
 
 
@@ -92,21 +121,29 @@ def find_laq(run: Path) -> Path:
     return found[0]
 
 
-def cross_report(laq: Any, test_data: list[Path], dataset: str = "auto", adapt: bool | None = None) -> dict[str, Any]:
+def cross_report(
+    laq: Any,
+    test_data: list[Path],
+    dataset: str = "auto",
+    adapt: bool | None = None,
+    label_map: Mapping[str, str | None] | None = None,
+) -> dict[str, Any]:
     """Score a loaded `LaqModel` (a run's `.laq`, see `find_laq`) on every corpus of `test_data`;
-    `adapt` None = when the model has `adapt`."""
+    `adapt` None = when the model has `adapt`; `label_map` applies to every corpus (`corpus_rows`)."""
     if not test_data:
         raise ConfigError("--protocol cross: give at least one --test-data DIR (a corpus the model never heard)")
     for d in test_data:
         if not Path(d).is_dir():
             raise ConfigError(f"--test-data {d}: folder not found")
     adapt = hasattr(laq, "adapt") if adapt is None else adapt
-    rows = [corpus_rows(laq, d, dataset, adapt) for d in test_data]
+    rows = [corpus_rows(laq, d, dataset, adapt, label_map) for d in test_data]
     return {"protocol": "cross", "model": str(laq.path), "features": laq.feature_config.preset, "rows": rows}
 
 
 def render_cross_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: one row per (corpus, zero-shot/adapted)."""
+    """The report as Markdown: one row per (corpus, zero-shot/adapted), then the clips `--map` moved."""
+    from serlaq.data.multi import mapping_summary
+
     lines = [
         f"# Cross-corpus report: {report['model']} (features {report['features']})",
         "",
@@ -124,4 +161,10 @@ def render_cross_markdown(report: dict[str, Any]) -> str:
                 f"| {row['data_dir']} | {mode} | {s['clips']} | {100 * s['uar']:.1f} | {100 * s['accuracy']:.1f} | "
                 f"{s['top_label']} {100 * s['top_share']:.0f} % | {s['mean_confidence']:.2f} | {s['ece']:.3f} |"
             )
+    notes = [f"- {row['data_dir']}: {mapping_summary(row['label_map'], row['mapped'])}" for row in report["rows"] if row.get("mapped")]
+    if notes:
+        lines += ["", "Labels scored as the model's (`--map`):", "", *notes]
+    skipped = [f"- {row['data_dir']}: {row['not_adapted']}" for row in report["rows"] if "not_adapted" in row]
+    if skipped:
+        lines += ["", "Not adapted (zero-shot only):", "", *skipped]
     return "\n".join(lines) + "\n"
