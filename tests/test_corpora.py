@@ -163,7 +163,9 @@ def test_hidden_files_are_ignored(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name,label",
     [("Anger", "angry"), ("pleasant surprise", "surprise"), ("Pleasant_surprised", "surprise"), ("ps", "surprise"),
-     ("SADNESS", "sad"), ("calm", "calm"), ("Bored", "boredom"), ("excited", None)],
+     ("SADNESS", "sad"), ("calm", "calm"), ("Bored", "boredom"), ("excited", "excited"), ("Frustration", "frustrated"),
+     ("contempt", "contempt"), ("ANG", "angry"), ("hap", "happy"), ("exc", "excited"), ("fru", "frustrated"),
+     ("joyful", None), ("oth", None)],
 )
 def test_canonical_labels(name: str, label: str | None) -> None:
     assert canonical_label(name) == label

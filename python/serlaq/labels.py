@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import re
 
-LABELS: tuple[str, ...] = ("angry", "boredom", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The basic emotions of acted corpora, plus the three that natural-speech corpora annotate
+# (IEMOCAP's excited and frustrated, MSP-Podcast's contempt): a corpus that has them reads
+# without errors, and `--map excited=happy` (or `excited=` to leave them out) decides how
+# they are scored against a model that lacks them.
+LABELS: tuple[str, ...] = (
+    "angry", "boredom", "calm", "contempt", "disgust", "excited", "fear", "frustrated", "happy", "neutral", "sad", "surprise",
+)  # fmt: skip
 
 # Spellings found in public corpora and manifests -> canonical label.
 LABEL_ALIASES: dict[str, str] = {
@@ -29,6 +35,17 @@ LABEL_ALIASES: dict[str, str] = {
     "pleasant_surprised": "surprise",
     "pleasantsurprise": "surprise",
     "neu": "neutral",
+    "contemptuous": "contempt",
+    "excitement": "excited",
+    "frustration": "frustrated",
+    # IEMOCAP's three-letter codes, as its label files and most manifests made from them spell them
+    "ang": "angry",
+    "dis": "disgust",
+    "exc": "excited",
+    "fea": "fear",
+    "fru": "frustrated",
+    "hap": "happy",
+    "sur": "surprise",
 }
 
 

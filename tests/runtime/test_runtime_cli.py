@@ -272,6 +272,28 @@ def test_evaluate_map_scores_a_corpus_label_as_a_model_label(tones, corpus, tmp_
     assert "8 clips scored" in out
 
 
+def test_evaluate_reads_natural_speech_labels_and_maps_them(tones, corpus, tmp_path, capsys, monkeypatch):
+    """IEMOCAP's excited and frustrated (here as folders `exc/` and `Frustrated/`) are labels serlaq
+    knows: without --map their clips are counted as labels the model lacks, not read as errors;
+    --map scores them as the model's labels."""
+    import shutil
+
+    root = tmp_path / "natural"
+    shutil.copytree(corpus, root)
+    for folder, f in (("exc", 1500.0), ("Frustrated", 180.0)):
+        for j in range(2):
+            write_wav(root / folder / f"{folder}{j}.wav", tone(f * (0.95 + 0.04 * j), 16000, 0.5, seed=j), 16000)
+    base = ["evaluate", tones.path, "--data-dir", root, "--dataset", "folder", "--json", "--out", tmp_path / "e"]
+    code, out, err = run_cli(base, capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["excluded"] == {"excited": 2, "frustrated": 2} and d["n_clips"] == 9
+    code, out, err = run_cli([*base, "--map", "excitement=angry", "--map", "fru=sad"], capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["mapped"] == {"excited": 2, "frustrated": 2} and d["n_clips"] == 13 and d["accuracy"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("item", "why"),
     [
