@@ -82,6 +82,38 @@ def test_cross_ece_is_the_one_evaluate_reports_and_torchmetrics_computes() -> No
     assert s["ece"] == pytest.approx(float(ref), abs=1e-6)
 
 
+def run_report(
+    run: Path, data: Path, out: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> tuple[int, str, str]:
+    """`serlaq report RUN --protocol cross --test-data DATA --out OUT EXTRA...` in-process: (exit code, stdout, stderr)."""
+    import sys
+
+    from serlaq.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["serlaq", "report", str(run), "--protocol", "cross", "--test-data", str(data), "--out", str(out), *extra])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exc:
+        main()
+    got = capsys.readouterr()
+    return int(exc.value.code or 0), got.out, got.err
+
+
+def tone_run_and_corpus(tmp_path: Path, labels: dict[str, float], per_label: int = 2, seconds: float = 0.5) -> tuple[Path, Path]:
+    """A run folder holding the tone model's `.laq`, and a folder-per-class corpus of tones."""
+    import shutil
+
+    from rt_builders import shared_tone_model, tone, write_wav
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(shared_tone_model().path, run / "tones.laq")
+    data = tmp_path / "corpus"
+    for lab, f in labels.items():
+        for j in range(per_label):
+            write_wav(data / lab / f"{lab}{j}.wav", tone(f * (0.95 + 0.03 * j), 16000, seconds, seed=j), 16000)
+    return run, data
+
+
 def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,29 +121,14 @@ def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
     clips are scored as neutral and counted; a corpus too small to adapt on still gets its
     zero-shot row, with the reason adaptation was not made."""
     import json
-    import shutil
     import sys
-
-    from rt_builders import shared_tone_model, tone, write_wav
 
     from serlaq.cli import main
 
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copy(shared_tone_model().path, run / "tones.laq")
-    data = tmp_path / "corpus"
-    for lab, f in {"angry": 1500.0, "calm": 600.0, "sad": 180.0, "boredom": 400.0}.items():
-        for j in range(2):
-            write_wav(data / lab / f"{lab}{j}.wav", tone(f * (0.95 + 0.04 * j), 16000, 0.5, seed=j), 16000)
+    run, data = tone_run_and_corpus(tmp_path, {"angry": 1500.0, "calm": 600.0, "sad": 180.0, "boredom": 400.0})
 
     def report(*extra: str) -> tuple[int, str, str]:
-        args = ["serlaq", "report", str(run), "--protocol", "cross", "--test-data", str(data), "--out", str(tmp_path / "r"), *extra]
-        monkeypatch.setattr(sys, "argv", args)
-        monkeypatch.setenv("COLUMNS", "200")
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out = capsys.readouterr()
-        return int(exc.value.code or 0), out.out, out.err
+        return run_report(run, data, tmp_path / "r", capsys, monkeypatch, *extra)
 
     code, out, err = report("--map", "calm=neutral", "--map", "boredom=")
     assert code == 0, err
@@ -132,3 +149,30 @@ def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code != 0 and "--map: only with --protocol cross" in capsys.readouterr().err
+
+
+def test_report_cross_reads_a_manifest_adapts_on_its_files_and_counts_what_it_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--test-data m.csv`: the manifest's clips are scored and adapted on (its files, not its
+    folder's other audio); a row with an unknown label and one naming a missing file are left out,
+    counted and the first named."""
+    import json
+
+    from rt_builders import tone, write_wav
+
+    run, data = tone_run_and_corpus(tmp_path, {"angry": 1500.0, "neutral": 600.0, "sad": 180.0}, per_label=8, seconds=1.0)
+    rows = ["path,label"] + [f"{p.parent.name}/{p.name},{p.parent.name}" for p in sorted(data.rglob("*.wav"))]
+    for j in range(3):  # audio beside the manifest that it does not name: not adapted on
+        write_wav(data / "other" / f"x{j}.wav", tone(300.0, 16000, 1.0, seed=j), 16000)
+    rows += ["angry/angry0.wav,oth", "sad/gone.wav,sad"]
+    (data / "m.csv").write_text("\n".join(rows) + "\n")
+    code, out, err = run_report(run, data / "m.csv", tmp_path / "r", capsys, monkeypatch)
+    assert code == 0, err
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
+    assert row["zero-shot"]["clips"] == 24 and row["zero-shot"]["uar"] == 1.0
+    assert row["unusable"]["files"] == 2 and "oth" in row["unusable"]["first"]
+    assert row["adapted_on"] == 24, row.get("not_adapted")  # the manifest's 24 seconds, not the folder's 27
+    assert "Left out (unknown label, unreadable name or missing file)" in out
+    code, out, err = run_report(run, data / "nope.csv", tmp_path / "r", capsys, monkeypatch)
+    assert code != 0 and "not a corpus folder or a .csv manifest" in err

@@ -453,7 +453,7 @@ def report(
         help="split: the run's own split (the paper's tables); loso: leave-one-speaker-out folds of the run's config, fp32 and compressed, mean ± sd over folds; cross: the run's .laq on other corpora (--test-data), zero-shot and adapted",
     ),  # fmt: skip
     test_data: list[Path] = typer.Option(
-        [], "--test-data", help="--protocol cross: a corpus folder the model never heard (repeatable; layout detected)"
+        [], "--test-data", help="--protocol cross: a corpus the model never heard, a folder (layout detected) or a CSV manifest (rows path,label[,speaker]); repeatable"
     ),
     label_map: list[str] = typer.Option(
         [], "--map", help="--protocol cross: score a corpus label as one of the model's in every --test-data corpus: --map calm=neutral; --map boredom= leaves its clips out; repeatable"

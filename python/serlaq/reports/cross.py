@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,30 @@ def proba_scores(proba: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[st
     }
 
 
+@dataclass
+class CorpusClips:
+    """A corpus as the cross protocol reads it: its clips with `--map` applied, the clips each
+    mapped label moved, the audio to adapt on, and the files that could not be used."""
+
+    clips: list[Any]
+    moved: dict[str, int]
+    audio: list[Path]  # a folder, or a manifest's files (labels unused)
+    problems: list[tuple[Path, str]]
+
+
 def mapped_clips(
-    data_dir: str | os.PathLike[str], dataset: str = "auto", label_map: Mapping[str, str | None] | None = None
-) -> tuple[list[Any], dict[str, int]]:
-    """The labelled clips of the corpus at `data_dir`, with `label_map` applied as `serlaq evaluate --map`
-    applies it (`{"calm": "neutral"}` renames, `{"boredom": None}` leaves those clips out), and how many
-    clips each mapped corpus label moved."""
+    data: str | os.PathLike[str], dataset: str = "auto", label_map: Mapping[str, str | None] | None = None
+) -> CorpusClips:
+    """The labelled clips of the corpus at `data` (a folder, or a CSV manifest `path,label[,speaker]`),
+    with `label_map` applied as `serlaq evaluate --map` applies it (`{"calm": "neutral"}` renames,
+    `{"boredom": None}` leaves those clips out)."""
     from serlaq.data.corpora import scan
     from serlaq.data.multi import map_and_count
 
-    return map_and_count(scan(Path(data_dir), dataset=dataset).clips, label_map or {}, where=str(data_dir))
+    found = scan(Path(data), dataset=dataset)
+    clips, moved = map_and_count(found.clips, label_map or {}, where=str(data))
+    audio = [Path(data)] if Path(data).is_dir() else [c.path for c in found.clips]
+    return CorpusClips(clips, moved, audio, list(found.problems))
 
 
 def shared_labels(model: Any, clips: list[Any], data_dir: str | os.PathLike[str]) -> tuple[list[Any], list[str]]:
@@ -84,7 +99,7 @@ def shared_labels(model: Any, clips: list[Any], data_dir: str | os.PathLike[str]
 
 def shared_clips(model: Any, data_dir: str | os.PathLike[str], dataset: str = "auto") -> tuple[list[Any], list[str]]:
     """The clips of the corpus at `data_dir` whose label the model knows, and those shared labels (model order)."""
-    return shared_labels(model, mapped_clips(data_dir, dataset)[0], data_dir)
+    return shared_labels(model, mapped_clips(data_dir, dataset).clips, data_dir)
 
 
 def corpus_rows(
@@ -96,18 +111,22 @@ def corpus_rows(
 ) -> dict[str, Any]:
     """Zero-shot (and adapted) scores of `model` on one corpus; with `label_map`, the mapping and the
     clips it moved per corpus label (`label_map`, `mapped`)."""
-    clips, moved = mapped_clips(data_dir, dataset, label_map)
-    clips, labels = shared_labels(model, clips, data_dir)
+    corpus = mapped_clips(data_dir, dataset, label_map)
+    clips, labels = shared_labels(model, corpus.clips, data_dir)
     row: dict[str, Any] = {"data_dir": str(data_dir), "labels": labels, "zero-shot": cross_scores(model, clips, labels)}
     if label_map:
-        row["label_map"], row["mapped"] = dict(label_map), moved
+        row["label_map"], row["mapped"] = dict(label_map), corpus.moved
+    if corpus.problems:  # unknown labels, odd names, missing files: left out, counted, the first named
+        path, why = corpus.problems[0]
+        row["unusable"] = {"files": len(corpus.problems), "first": f"{path}: {why}"}
     if adapt:
         try:
-            adapted = model.adapt([Path(data_dir)], source=str(data_dir))
+            adapted = model.adapt(corpus.audio, source=str(data_dir))
         except SerlaqError as exc:  # e.g. too little audio to adapt on: the zero-shot row still stands
             row["not_adapted"] = str(exc)
         else:
             row["adapted"] = cross_scores(adapted, clips, labels)
+            row["adapted_on"] = adapted.adaptation.clips
     return row
 
 
@@ -131,10 +150,10 @@ def cross_report(
     """Score a loaded `LaqModel` (a run's `.laq`, see `find_laq`) on every corpus of `test_data`;
     `adapt` None = when the model has `adapt`; `label_map` applies to every corpus (`corpus_rows`)."""
     if not test_data:
-        raise ConfigError("--protocol cross: give at least one --test-data DIR (a corpus the model never heard)")
+        raise ConfigError("--protocol cross: give at least one --test-data DIR or CSV (a corpus the model never heard)")
     for d in test_data:
-        if not Path(d).is_dir():
-            raise ConfigError(f"--test-data {d}: folder not found")
+        if not (Path(d).is_dir() or (Path(d).is_file() and Path(d).suffix.lower() == ".csv")):
+            raise ConfigError(f"--test-data {d}: not a corpus folder or a .csv manifest")
     adapt = hasattr(laq, "adapt") if adapt is None else adapt
     rows = [corpus_rows(laq, d, dataset, adapt, label_map) for d in test_data]
     return {"protocol": "cross", "model": str(laq.path), "features": laq.feature_config.preset, "rows": rows}
@@ -164,6 +183,11 @@ def render_cross_markdown(report: dict[str, Any]) -> str:
     notes = [f"- {row['data_dir']}: {mapping_summary(row['label_map'], row['mapped'])}" for row in report["rows"] if row.get("mapped")]
     if notes:
         lines += ["", "Labels scored as the model's (`--map`):", "", *notes]
+    unusable = [
+        f"- {row['data_dir']}: {row['unusable']['files']} files (first: {row['unusable']['first']})" for row in report["rows"] if "unusable" in row
+    ]
+    if unusable:
+        lines += ["", "Left out (unknown label, unreadable name or missing file):", "", *unusable]
     skipped = [f"- {row['data_dir']}: {row['not_adapted']}" for row in report["rows"] if "not_adapted" in row]
     if skipped:
         lines += ["", "Not adapted (zero-shot only):", "", *skipped]
