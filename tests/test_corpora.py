@@ -453,9 +453,10 @@ def test_layout_lists_agree() -> None:
     assert set(get_args(config.CorpusLayout)) == set(DATASETS)
     assert set(get_args(config.Dataset)) == set(DATASETS) | {"synthetic", "multi"}
     assert set(config.NAMED_CORPORA) == set(_PARSERS) == set(DATASETS) - {"auto", "folder", "csv"}
-    evaluate = typer.main.get_command(app).commands["evaluate"]  # type: ignore[attr-defined]
-    (option,) = [p for p in evaluate.params if p.name == "dataset"]
-    assert set(option.help.split(":", 1)[1].split("(")[0].replace("|", " ").split()) == set(DATASETS)
+    for name in ("evaluate", "report"):  # report: --protocol cross
+        command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
+        (option,) = [p for p in command.params if p.name == "dataset"]
+        assert set(option.help.split("corpus layout:", 1)[1].split("(")[0].replace("|", " ").split()) == set(DATASETS)
 
 
 def test_cannot_recognise_lists_every_layout(tmp_path: Path) -> None:

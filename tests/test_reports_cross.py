@@ -130,7 +130,7 @@ def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
     def report(*extra: str) -> tuple[int, str, str]:
         return run_report(run, data, tmp_path / "r", capsys, monkeypatch, *extra)
 
-    code, out, err = report("--map", "calm=neutral", "--map", "boredom=")
+    code, out, err = report("--map", "calm=neutral", "--map", "boredom=", "--dataset", "folder")
     assert code == 0, err
     row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
     assert row["labels"] == ["angry", "neutral", "sad"]
@@ -144,11 +144,15 @@ def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
     assert code == 0, err
     row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
     assert row["labels"] == ["angry", "sad"] and "mapped" not in row
-    # --map belongs to the cross protocol
-    monkeypatch.setattr(sys, "argv", ["serlaq", "report", str(run), "--map", "calm=neutral"])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    assert exc.value.code != 0 and "--map: only with --protocol cross" in capsys.readouterr().err
+    # a layout that does not fit is refused by name
+    code, out, err = report("--dataset", "emodb")
+    assert code != 0 and "does not follow EMODB naming" in err, err
+    # --map and --dataset belong to the cross protocol
+    for flag, value in (("--map", "calm=neutral"), ("--dataset", "folder")):
+        monkeypatch.setattr(sys, "argv", ["serlaq", "report", str(run), flag, value])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        assert exc.value.code != 0 and f"{flag}: only with --protocol cross" in capsys.readouterr().err
 
 
 def test_report_cross_reads_a_manifest_adapts_on_its_files_and_counts_what_it_left_out(

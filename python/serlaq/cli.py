@@ -146,6 +146,9 @@ def check_on_error(value: str) -> None:
         fail(f"--on-error: must be fail or skip, got {value!r}", code=2)
 
 
+DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names; csv with --manifest)"
+
+
 def parse_label_map(items: list[str]) -> dict[str, str | None]:
     """`--map calm=neutral --map boredom=` -> {"calm": "neutral", "boredom": None}; a bad
     item stops the command with one line naming it."""
@@ -179,9 +182,7 @@ def report_file_error(message: str, on_error: str, verbose: bool) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="packed model file (.laq)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="labelled corpus root (not needed with --manifest)"),
-    dataset: str = typer.Option(
-        "auto", "--dataset", help="corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names; csv with --manifest)"
-    ),
+    dataset: str = typer.Option("auto", "--dataset", help=DATASET_HELP),
     manifest: Path | None = typer.Option(
         None, "--manifest", help="CSV manifest (path,label[,speaker]); relative paths in it are relative to the manifest's own folder"
     ),
@@ -455,6 +456,7 @@ def report(
     test_data: list[Path] = typer.Option(
         [], "--test-data", help="--protocol cross: a corpus the model never heard, a folder (layout detected) or a CSV manifest (rows path,label[,speaker]); repeatable"
     ),
+    dataset: str = typer.Option("auto", "--dataset", help=f"--protocol cross: {DATASET_HELP}, for every --test-data"),
     label_map: list[str] = typer.Option(
         [], "--map", help="--protocol cross: score a corpus label as one of the model's in every --test-data corpus: --map calm=neutral; --map boredom= leaves its clips out; repeatable"
     ),
@@ -484,7 +486,7 @@ def report(
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: run folder not found")
         mapping = parse_label_map(label_map)
-        result = cross_report(LaqModel.load(find_laq(run_dir)), list(test_data), label_map=mapping)
+        result = cross_report(LaqModel.load(find_laq(run_dir)), list(test_data), dataset=dataset, label_map=mapping)
         folder = out if out is not None else run_dir / "report-cross"
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "report.json", result, indent=1)
@@ -492,8 +494,9 @@ def report(
         typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
         typer.echo(f"\nwrote {folder}/report.md, report.json")
         return
-    if test_data or label_map:
-        raise ConfigError(f"{'--test-data' if test_data else '--map'}: only with --protocol cross")
+    cross_only = [name for name, given in (("--test-data", test_data), ("--map", label_map), ("--dataset", dataset != "auto")) if given]
+    if cross_only:
+        raise ConfigError(f"{cross_only[0]}: only with --protocol cross")
 
     folder = run_report(
         run_dir,

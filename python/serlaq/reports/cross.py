@@ -80,6 +80,9 @@ def mapped_clips(
     from serlaq.data.multi import map_and_count
 
     found = scan(Path(data), dataset=dataset)
+    if not found.clips:
+        first = f" (first of {len(found.problems)} left out: {found.problems[0][0]}: {found.problems[0][1]})" if found.problems else ""
+        raise DataError(f"{data}: no usable labelled clips ({found.layout} layout){first}")
     clips, moved = map_and_count(found.clips, label_map or {}, where=str(data))
     audio = [Path(data)] if Path(data).is_dir() else [c.path for c in found.clips]
     return CorpusClips(clips, moved, audio, list(found.problems))
