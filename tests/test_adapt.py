@@ -216,6 +216,48 @@ def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path
     assert sum("all silent" in l for l in err.splitlines()) == 3
 
 
+def test_labels_the_room_holds_are_the_only_answers(setup, tmp_path, capsys):
+    """A room of angry and sad speech only: told so, adapt balances over those two and the
+    adapted model never answers neutral; the record names the labels; a label the model lacks,
+    one given twice or a single one is one line, nothing written."""
+    model = serlaq.load(setup["model"])
+    room = [p for p, k in setup["room"] if LABELS[k] != "neutral"]
+    held, _ = run_adapt(model, room, labels=["Anger", "sad"], min_clips=10, min_speech_seconds=10.0)
+    rec = held.metadata["provenance"]["adaptations"][0]
+    assert rec["labels"] == ["angry", "sad"] and rec["adapted"] == ["normalization", "labels", "label_balance"]
+    assert rec["bias_shift"][LABELS.index("neutral")] == -1000.0
+    x = np.stack([model.features_from_file(p) for p in room])
+    proba = held.predict_proba(x)
+    assert proba[:, LABELS.index("neutral")].max() < 1e-9
+    assert {r.label for r in held.predict_files(room, workers=1)} <= {"angry", "sad"}
+    # the balance over the two alone: their mean probabilities on the room are equal
+    assert abs(proba[:, 0].mean() - proba[:, 2].mean()) < 0.02, proba.mean(0)
+    # without the balance the held labels keep their logits, the others are still out of reach
+    plain, _ = run_adapt(model, room, labels=["angry", "sad"], balance=False, min_clips=10, min_speech_seconds=10.0)
+    rec = plain.metadata["provenance"]["adaptations"][0]
+    assert rec["adapted"] == ["normalization", "labels"] and rec["bias_shift"] == [0.0, -1000.0, 0.0]
+    # bad names: one line each, before any audio is read
+    for labels, want in ((["angry", "calm"], '"calm" is not a label of the model (angry, neutral, sad)'),
+                         (["sad", "sad"], '"sad" is given twice'), (["sad"], "at least 2")):
+        with pytest.raises(AdaptError, match="adapt: labels: ") as info:
+            run_adapt(model, room, labels=labels)
+        assert want in str(info.value)
+    out = tmp_path / "two.laq"
+    code, stdout, err = run_serlaq(
+        ["adapt", str(setup["model"]), *room, "--out", str(out), "--labels", "angry,sad", "--labels", ""], capsys
+    )
+    assert code != 0 and "needs at least 20 clips" in err  # 16 clips: the minimum still holds
+    all_room = [p for p, _ in setup["room"]]
+    code, stdout, err = run_serlaq(["adapt", str(setup["model"]), *all_room, "--out", str(out), "--labels", "angry,sad"], capsys)
+    assert code == 0, err
+    assert "answers among angry, sad" in stdout
+    assert serlaq.load(out).metadata["provenance"]["adaptations"][0]["labels"] == ["angry", "sad"]
+    bad = tmp_path / "bad.laq"
+    code, _, err = run_serlaq(["adapt", str(setup["model"]), *all_room, "--out", str(bad), "--labels", "angry,boredom"], capsys)
+    assert code == 1 and err.strip().splitlines()[-1].endswith('"boredom" is not a label of the model (angry, neutral, sad)')
+    assert not bad.exists()
+
+
 def test_python_api_too_little_audio_raises_with_the_bad_files(setup):
     model = serlaq.load(setup["model"])
     with pytest.raises(AdaptError, match="too little audio") as info:

@@ -379,13 +379,15 @@ def adapt_model(
     min_speech_seconds: float = 20.0,
     balance: bool = True,
     std: str = "widen",
+    labels: list[str] = ...,
 ) -> dict[str, Any]:
     """`model` adapted to the audio files: {"bytes" (absent on error), "error" (one line or
     None), "failures" (one line per file left out), "clips", "seconds", "speech_seconds",
     "ood_before", "ood_after", "top_share_before", "top_share_after"}; `balance` shifts the
     output bias so the clips spread over the labels; `std` is the std rule ("widen": the
     larger of the model's and the clips' per feature, "target": the clips' own, "model":
-    the model's); ValueError for another. Writes nothing."""
+    the model's); ValueError for another; `labels` the model labels the audio holds (empty:
+    all): balanced over alone, the others set out of reach. Writes nothing."""
 def model_bytes(model: Model) -> bytes:
     """The model's whole .laq file."""
 def save_model_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -147,6 +148,12 @@ def check_on_error(value: str) -> None:
 
 
 DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names; csv with --manifest)"
+
+
+def adapted_labels(model: Any) -> list[str]:
+    """The labels the last adaptation of `model` answers among (empty: all of the model's)."""
+    records = (model.metadata.get("provenance") or {}).get("adaptations") or [{}]
+    return list(records[-1].get("labels") or [])
 
 
 def parse_label_map(items: list[str]) -> dict[str, str | None]:
@@ -294,12 +301,18 @@ def adapt(
         "widen", "--std",
         help="the adapted std per feature: widen = the larger of the model's and the audio's (a narrow room is not stretched), target = the audio's own, model = the model's (only the mean moves)",
     ),  # fmt: skip
+    labels: list[str] = typer.Option(
+        [], "--labels",
+        help="the labels the audio holds, when only some of the model's (e.g. --labels angry,happy,neutral,sad): the balance spreads the clips over these and the adapted model answers among them",
+    ),  # fmt: skip
 ) -> None:
     """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics are re-estimated on that audio (the feature mean becomes the audio's; the std widens where the audio is wider, --std), the output bias is shifted so the clips spread over the labels (--no-balance: not), and the result is written as a new .laq that records what it was adapted on. Needs no labels and no torch.
 
     Needs at least 20 readable clips with 20 s of speech in all (below that it says how much more); unreadable files are named on stderr and left out.
 
     Example: serlaq adapt model.laq recordings/ --out model-room.laq
+
+    Example: serlaq adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq
     """
     from serlaq.runtime import LaqModel
     from serlaq.runtime.adapt import STD_RULES, AdaptError, adapt as run_adapt, same_file
@@ -312,7 +325,10 @@ def adapt(
         fail(f"--out: {out} is the model being adapted; write the adapted model to a new file (the input stays untouched)", code=2)
     laq = LaqModel.load(model)
     try:
-        adapted, result = run_adapt(laq, inputs or [], manifest=manifest, workers=workers, balance=balance, std=std)
+        held = [name for item in labels for name in item.split(",") if name.strip()]
+        adapted, result = run_adapt(
+            laq, inputs or [], manifest=manifest, workers=workers, balance=balance, std=std, labels=held
+        )
     except AdaptError as exc:
         for f in exc.failures:
             typer.echo(f"serlaq: error: {f}", err=True)
@@ -324,7 +340,9 @@ def adapt(
         f"adapted {model} on {result.clips} clips ({result.seconds:.1f} s, {result.speech_seconds:.1f} s of speech)"
         + (f", {len(result.failures)} files left out" if result.failures else "")
         + f"; median out-of-domain score {result.ood_before:.2f} -> {result.ood_after:.2f}"
-        + f"; most predicted label {100 * result.top_share_before:.0f}% -> {100 * result.top_share_after:.0f}% of the clips; wrote {out}"
+        + f"; most predicted label {100 * result.top_share_before:.0f}% -> {100 * result.top_share_after:.0f}% of the clips"
+        + (f"; answers among {', '.join(recorded)}" if (recorded := adapted_labels(adapted)) else "")
+        + f"; wrote {out}"
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from serlaq import _native
 from serlaq.errors import SerlaqError
+from serlaq.labels import canonical_label
 from serlaq.runtime.inputs import find_audio_files, resolve_threads
 
 __all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "STD_RULES", "AdaptError", "AdaptResult", "adapt", "manifest_paths", "same_file"]
@@ -103,13 +104,20 @@ def adapt(
     min_speech_seconds: float = MIN_SPEECH_SECONDS,
     balance: bool = True,
     std: str = "widen",
+    labels: Sequence[str] | None = None,
 ) -> tuple[Any, AdaptResult]:
     """`model` (a `LaqModel`) adapted to the audio of `inputs` (files, folders searched recursively)
     and/or the files of `manifest`; `balance` also shifts the output bias so those clips
-    spread over the labels; `std` is one of `STD_RULES`. Unreadable files are left out and
-    listed in the result; raises `AdaptError` when there is too little usable audio."""
+    spread over the labels; `std` is one of `STD_RULES`; `labels` (spellings as a corpus's:
+    "Anger" is angry) the labels the audio holds: the balance spreads the clips over these
+    alone and the model answers among them. Unreadable files are left out and listed in the
+    result; raises `AdaptError` when there is too little usable audio or a label is not the
+    model's."""
     if std not in STD_RULES:
         raise ValueError(f"std: unknown rule {std!r} (accepted: {', '.join(STD_RULES)})")
+    if isinstance(labels, str):
+        raise ValueError("labels: a list of label names, not one string")
+    held = [canonical_label(name) or name.strip() for name in labels or ()]
     items = [os.fspath(p) for p in inputs]
     if isinstance(inputs, (str, os.PathLike)):
         items = [os.fspath(inputs)]
@@ -131,6 +139,7 @@ def adapt(
         min_speech_seconds=min_speech_seconds,
         balance=balance,
         std=std,
+        labels=held,
     )
     failures += list(out["failures"])
     if out["error"] is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from serlaq import _native
@@ -89,20 +89,26 @@ class LaqModel:
         source: str | None = None,
         balance: bool = True,
         std: str = "widen",
+        labels: Sequence[str] | None = None,
     ) -> LaqModel:
         """A copy of this model adapted to a new room from unlabelled audio: its input
         statistics re-estimated on `paths` (files, folders searched recursively) and/or
         the files of a CSV `manifest` (labels ignored), and (`balance`) its output bias
         shifted so those clips spread over the labels. The mean becomes the audio's; the
         std (`std`) the larger of the model's and the audio's per feature ("widen"), the
-        audio's own ("target") or the model's ("model"). The adapted model records what it
+        audio's own ("target") or the model's ("model"). `labels`: the labels the audio
+        holds, when you know it holds only some of the model's (a room of angry, happy,
+        neutral and sad speech): the balance spreads the clips over these alone and the
+        model's other labels are set out of reach. The adapted model records what it
         was adapted on in `metadata["provenance"]["adaptations"]`; `.save(path)` writes it.
         Unreadable files are left out (listed in `.adaptation.failures`); too little usable
         audio raises `serlaq.runtime.adapt.AdaptError` saying how much more is needed.
         """
         from serlaq.runtime.adapt import adapt
 
-        model, result = adapt(self, paths, manifest=manifest, workers=workers, source=source, balance=balance, std=std)
+        model, result = adapt(
+            self, paths, manifest=manifest, workers=workers, source=source, balance=balance, std=std, labels=labels
+        )
         model.adaptation = result
         return model
 

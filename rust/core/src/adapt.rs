@@ -18,7 +18,9 @@
 //!    of Saerens et al. 2002's prior correction, with a uniform prior): it assumes the
 //!    new room's recordings are not dominated by one emotion, which `--no-balance` drops.
 //!    Measured on the inner cross-corpus folds (docs/adapt.md): +2 to +6 UAR, and the
-//!    most predicted label's share falls to about a fifth.
+//!    most predicted label's share falls to about a fifth. Told which labels the audio
+//!    holds ([`AdaptOptions::labels`]), it balances over those alone and sets the others
+//!    out of reach ([`ABSENT_SHIFT`]): a room of four emotions is not pushed toward eight.
 //!
 //! The weights, labels, calibration and every other field are kept byte for byte; the
 //! file's `provenance.adaptations` list gains one record of what was done
@@ -94,6 +96,10 @@ pub struct AdaptOptions {
     pub balance: bool,
     /// Which std the target's features are standardized with (step 1).
     pub std: StdRule,
+    /// The labels the new audio holds (empty: all of the model's). The balance spreads the
+    /// clips over these alone, and the model's other labels are set [`ABSENT_SHIFT`] below,
+    /// so the adapted model answers among these.
+    pub labels: Vec<String>,
 }
 
 impl Default for AdaptOptions {
@@ -106,6 +112,7 @@ impl Default for AdaptOptions {
             min_speech_seconds: MIN_SPEECH_SECONDS,
             balance: true,
             std: StdRule::Widen,
+            labels: Vec::new(),
         }
     }
 }
@@ -134,6 +141,8 @@ pub enum AdaptError {
     NoUsableAudio { failures: Vec<String> },
     /// Too little audio to estimate the statistics well.
     TooLittle { clips: usize, speech_seconds: f64, min_clips: usize, min_speech_seconds: f64, failures: Vec<String> },
+    /// [`AdaptOptions::labels`] names a label the model lacks, one twice, or fewer than two.
+    Labels(String),
     /// The new file could not be built (a bug: the old one was valid).
     Build(LaqError),
 }
@@ -161,6 +170,7 @@ impl fmt::Display for AdaptError {
                     need.join(" and ")
                 )
             }
+            AdaptError::Labels(why) => write!(f, "adapt: labels: {why}"),
             AdaptError::Build(e) => write!(f, "adapt: cannot build the adapted model: {e}"),
         }
     }
@@ -266,6 +276,55 @@ pub fn statistics(rows: &[Vec<f32>], model_std: &[f32], rule: StdRule) -> (Vec<f
     (mean.into_iter().map(|m| m as f32).collect(), std)
 }
 
+/// Bias shift (logit units) of a label the new audio does not hold ([`AdaptOptions::labels`]):
+/// far below any logit difference these networks produce, so such a label is never the
+/// answer and softmax gives it no share at a stored temperature.
+pub const ABSENT_SHIFT: f64 = -1000.0;
+
+/// The columns of `wanted` among the model's `labels` (in the model's order); an unknown or
+/// repeated name, or fewer than two, is an error naming it.
+pub fn held_columns(labels: &[String], wanted: &[String]) -> Result<Vec<usize>, AdaptError> {
+    let mut held = Vec::with_capacity(wanted.len());
+    for name in wanted {
+        let Some(c) = labels.iter().position(|l| l == name) else {
+            return Err(AdaptError::Labels(format!("{name:?} is not a label of the model ({})", labels.join(", "))));
+        };
+        if held.contains(&c) {
+            return Err(AdaptError::Labels(format!("{name:?} is given twice")));
+        }
+        held.push(c);
+    }
+    if held.len() < 2 {
+        return Err(AdaptError::Labels(format!("{} given; at least 2 are needed to answer among", held.len())));
+    }
+    held.sort_unstable();
+    Ok(held)
+}
+
+/// The output-bias shift of an adaptation: with `held` (the labels the audio holds, by
+/// column) the balance over those columns alone (when `balance`) and [`ABSENT_SHIFT`] for
+/// the rest; without, the balance over every label (when `balance`). `None`: no shift.
+pub fn output_shift(
+    logits: &[f32],
+    classes: usize,
+    temperature: f64,
+    balance: bool,
+    held: Option<&[usize]>,
+) -> Option<Vec<f64>> {
+    let Some(held) = held else {
+        return balance.then(|| balance_shift(logits, classes, temperature));
+    };
+    let mut shift = vec![ABSENT_SHIFT; classes];
+    let inner = if balance {
+        let sub: Vec<f32> = logits.chunks_exact(classes).flat_map(|r| held.iter().map(|&c| r[c])).collect();
+        balance_shift(&sub, held.len(), temperature)
+    } else {
+        vec![0.0; held.len()]
+    };
+    held.iter().zip(inner).for_each(|(&c, v)| shift[c] = v);
+    Some(shift)
+}
+
 /// Largest bias shift (logit units) the balance step may apply to one label: a label the
 /// model never gives on the target is raised this far and no further.
 pub const BALANCE_LIMIT: f64 = 8.0;
@@ -346,6 +405,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// cannot be used are left out and named in [`Adapted::failures`]; below the minimum of
 /// usable audio nothing is built.
 pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Adapted, AdaptError> {
+    let held = if opts.labels.is_empty() { None } else { Some(held_columns(model.labels(), &opts.labels)?) };
     let mut good = Vec::with_capacity(paths.len());
     let mut failures = Vec::new();
     for r in clips(model, paths, opts.threads) {
@@ -402,10 +462,18 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
     });
     let classes = model.num_classes();
     let top_share_before = top_share(&logits, classes, &vec![0f64; classes]);
-    let (bytes, top_share_after) = if opts.balance {
-        let shift = balance_shift(&logits, classes, model.temperature());
+    let shift = output_shift(&logits, classes, model.temperature(), opts.balance, held.as_deref());
+    let (bytes, top_share_after) = if let Some(shift) = shift {
         if let Some(steps) = record["adapted"].as_array_mut() {
-            steps.push(json!("label_balance"));
+            if held.is_some() {
+                steps.push(json!("labels"));
+            }
+            if opts.balance {
+                steps.push(json!("label_balance"));
+            }
+        }
+        if let Some(held) = &held {
+            record["labels"] = json!(held.iter().map(|&c| model.labels()[c].as_str()).collect::<Vec<_>>());
         }
         record["bias_shift"] = json!(shift.iter().map(|v| (v * 1e4).round() / 1e4).collect::<Vec<_>>());
         let shift32: Vec<f32> = shift.iter().map(|&v| v as f32).collect();
@@ -601,6 +669,42 @@ mod tests {
         }
         assert!(top_share(&logits, 3, &shift) < 0.5);
         assert!(shift.iter().sum::<f64>().abs() < 1e-6);
+    }
+
+    #[test]
+    fn held_labels_are_balanced_alone_and_the_others_never_answer() {
+        // 4 classes; the audio holds classes 1 and 3 only, and the raw output prefers 0 and 2
+        let logits: Vec<f32> = (0..40).flat_map(|i| [4.0, (i % 2) as f32, 3.0, 1.0 - (i % 2) as f32]).collect();
+        let shift = output_shift(&logits, 4, 1.0, true, Some(&[1, 3])).unwrap();
+        assert_eq!((shift[0], shift[2]), (ABSENT_SHIFT, ABSENT_SHIFT));
+        assert!((shift[1] + shift[3]).abs() < 1e-9, "{shift:?}"); // centred among the held
+        let q = mean_probabilities(&logits, 4, 1.0, &shift);
+        assert!((q[1] - 0.5).abs() < 1e-4 && (q[3] - 0.5).abs() < 1e-4, "{q:?}");
+        for row in logits.chunks_exact(4) {
+            let best =
+                (0..4).max_by(|&a, &b| (f64::from(row[a]) + shift[a]).total_cmp(&(f64::from(row[b]) + shift[b])));
+            assert!(matches!(best, Some(1 | 3)));
+        }
+        // without the balance the held keep their logits; without labels, the old balance
+        assert_eq!(
+            output_shift(&logits, 4, 1.0, false, Some(&[1, 3])).unwrap(),
+            vec![ABSENT_SHIFT, 0.0, ABSENT_SHIFT, 0.0]
+        );
+        assert_eq!(output_shift(&logits, 4, 1.0, true, None).unwrap(), balance_shift(&logits, 4, 1.0));
+        assert_eq!(output_shift(&logits, 4, 1.0, false, None), None);
+    }
+
+    #[test]
+    fn held_columns_name_what_is_wrong() {
+        let labels: Vec<String> = ["angry", "happy", "neutral", "sad"].map(String::from).to_vec();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(held_columns(&labels, &names(&["sad", "angry"])).unwrap(), vec![0, 3]);
+        let e = held_columns(&labels, &names(&["sad", "calm"])).unwrap_err().to_string();
+        assert!(e.contains("\"calm\" is not a label of the model (angry, happy, neutral, sad)"), "{e}");
+        let e = held_columns(&labels, &names(&["sad", "sad"])).unwrap_err().to_string();
+        assert!(e.contains("\"sad\" is given twice"), "{e}");
+        let e = held_columns(&labels, &names(&["sad"])).unwrap_err().to_string();
+        assert!(e.contains("at least 2"), "{e}");
     }
 
     #[test]

@@ -75,6 +75,7 @@ fn adapt_rewrites_the_statistics_and_records_provenance() {
         min_speech_seconds: 5.0,
         balance: false,
         std: StdRule::Target,
+        labels: Vec::new(),
     };
     // too little audio: says how much more, names the bad files
     match adapt(&model, &all, &opts(10)) {

@@ -15,10 +15,12 @@ use std::path::PathBuf;
 /// file, absent when nothing was built), `error` (one line, or None), `failures` (one
 /// line per file left out), `clips`, `seconds`, `speech_seconds`, `ood_before`,
 /// `ood_after`, `top_share_before`, `top_share_after`. `std` names the std rule (`widen`,
-/// `target`, `model`). Nothing is written: saving is the caller's (atomically).
+/// `target`, `model`); `labels` the labels the audio holds (empty: all). Nothing is written:
+/// saving is the caller's (atomically).
 #[pyfunction]
 #[pyo3(signature = (model, paths, source = String::new(), created = None, threads = 0,
-    min_clips = adapt::MIN_CLIPS, min_speech_seconds = adapt::MIN_SPEECH_SECONDS, balance = true, std = "widen"))]
+    min_clips = adapt::MIN_CLIPS, min_speech_seconds = adapt::MIN_SPEECH_SECONDS, balance = true, std = "widen",
+    labels = Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn adapt_model<'py>(
     py: Python<'py>,
@@ -31,12 +33,13 @@ fn adapt_model<'py>(
     min_speech_seconds: f64,
     balance: bool,
     std: &str,
+    labels: Vec<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
     if !min_speech_seconds.is_finite() || min_speech_seconds < 0.0 {
         return Err(PyValueError::new_err(format!("min_speech_seconds must be >= 0, got {min_speech_seconds}")));
     }
     let std = StdRule::parse(std).map_err(PyValueError::new_err)?;
-    let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds, balance, std };
+    let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds, balance, std, labels };
     let inner = &model.inner;
     let r = py.detach(|| guarded(|| adapt::adapt(inner, &paths, &opts))).map_err(panic_err)?;
     let out = PyDict::new(py);
@@ -57,7 +60,7 @@ fn adapt_model<'py>(
             out.set_item("error", e.to_string())?;
             let failures = match e {
                 AdaptError::NoUsableAudio { failures } | AdaptError::TooLittle { failures, .. } => failures,
-                AdaptError::Build(_) => Vec::new(),
+                AdaptError::Labels(_) | AdaptError::Build(_) => Vec::new(),
             };
             out.set_item("failures", failures)?;
         }
