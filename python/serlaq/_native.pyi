@@ -383,11 +383,14 @@ def adapt_model(
 ) -> dict[str, Any]:
     """`model` adapted to the audio files: {"bytes" (absent on error), "error" (one line or
     None), "failures" (one line per file left out), "clips", "seconds", "speech_seconds",
-    "ood_before", "ood_after", "top_share_before", "top_share_after"}; `balance` shifts the
+    "ood_before", "ood_after", "top_share_before", "top_share_after", "summary" (what was
+    done, as `serlaq adapt` and `serlaq-rt adapt` print it)}; `balance` shifts the
     output bias so the clips spread over the labels; `std` is the std rule ("widen": the
     larger of the model's and the clips' per feature, "target": the clips' own, "model":
     the model's); ValueError for another; `labels` the model labels the audio holds (empty:
     all): balanced over alone, the others set out of reach. Writes nothing."""
+def adapt_source(inputs: list[str]) -> str:
+    """The `source` an adaptation records: the inputs, or the first three and how many more."""
 def model_bytes(model: Model) -> bytes:
     """The model's whole .laq file."""
 def save_model_bytes(path: str | os.PathLike[str], data: bytes) -> None:

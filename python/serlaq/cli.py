@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -148,12 +147,6 @@ def check_on_error(value: str) -> None:
 
 
 DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names; csv with --manifest)"
-
-
-def adapted_labels(model: Any) -> list[str]:
-    """The labels the last adaptation of `model` answers among (empty: all of the model's)."""
-    records = (model.metadata.get("provenance") or {}).get("adaptations") or [{}]
-    return list(records[-1].get("labels") or [])
 
 
 def parse_label_map(items: list[str]) -> dict[str, str | None]:
@@ -336,14 +329,7 @@ def adapt(
     for f in result.failures:
         typer.echo(f"serlaq: error: {f}", err=True)
     adapted.save(out)
-    typer.echo(
-        f"adapted {model} on {result.clips} clips ({result.seconds:.1f} s, {result.speech_seconds:.1f} s of speech)"
-        + (f", {len(result.failures)} files left out" if result.failures else "")
-        + f"; median out-of-domain score {result.ood_before:.2f} -> {result.ood_after:.2f}"
-        + f"; most predicted label {100 * result.top_share_before:.0f}% -> {100 * result.top_share_after:.0f}% of the clips"
-        + (f"; answers among {', '.join(recorded)}" if (recorded := adapted_labels(adapted)) else "")
-        + f"; wrote {out}"
-    )
+    typer.echo(f"adapted {model} {result.summary}; wrote {out}")
 
 
 @app.command()

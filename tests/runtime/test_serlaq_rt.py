@@ -267,3 +267,34 @@ def test_segments_options_match_python_cli(seg_files: Path) -> None:
     for extra in (["--window", "3"], ["--hop", "1", "--no-vad"], ["--vad-db", "-40", "--min-speech", "0.1"]):
         got = same_run(["predict", "tones.laq", "rec", *extra], seg_files)
         assert got.returncode == 2 and got.stderr.endswith(": only with --segments\n"), extra
+
+
+def test_adapt_matches_python_cli(tmp_path: Path) -> None:
+    """`serlaq-rt adapt` and `serlaq adapt`: the same file, byte for byte, the same line and
+    the same error lines (a bad file; a label the model lacks), each under its tool's name."""
+    reason = python_runtime_missing()
+    if reason or not hasattr(_native, "adapt_source"):
+        pytest.skip(reason or "serlaq._native lacks adapt_source: rebuild")
+    random_model(tmp_path / "model.laq", seed=5)  # angry, happy, neutral, sad
+    for i in range(24):
+        write_wav(tmp_path / "room" / f"c{i:02d}.wav", tone([180.0, 600.0, 1500.0][i % 3] * (0.9 + 0.01 * i), 16000, 1.0, seed=i), 16000)
+    (tmp_path / "room" / "bad.wav").write_bytes(b"RIFF....not audio")
+    (tmp_path / "rt").mkdir()
+    (tmp_path / "py").mkdir()
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1796000000"}
+    for extra in ([], ["--labels", "angry,sad"], ["--no-balance", "--std", "target"]):
+        args = ["adapt", "model.laq", "room", *extra]
+        got = subprocess.run([str(rt_binary()), *args, "--out", "rt/m.laq"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+        code = "import sys; from serlaq.cli import main; sys.argv = ['serlaq', *sys.argv[1:]]; main()"
+        want = subprocess.run([sys.executable, "-c", code, *args, "--out", "py/m.laq"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        assert got.returncode == want.returncode == 0, (got.stderr, want.stderr)
+        assert (tmp_path / "rt" / "m.laq").read_bytes() == (tmp_path / "py" / "m.laq").read_bytes(), extra
+        assert got.stdout.replace("rt/m.laq", "OUT") == want.stdout.replace("py/m.laq", "OUT"), (got.stdout, want.stdout)
+        assert [ln.replace("serlaq-rt: ", "", 1) for ln in got.stderr.splitlines()] == [
+            ln.replace("serlaq: ", "", 1) for ln in want.stderr.splitlines()
+        ]
+    got = rt("adapt", "model.laq", "room", "--out", "rt/x.laq", "--labels", "calm,sad", cwd=tmp_path)
+    want = serlaq("adapt", "model.laq", "room", "--out", "py/x.laq", "--labels", "calm,sad", cwd=tmp_path)
+    assert got.returncode == want.returncode == 1
+    assert got.stderr.splitlines()[-1].replace("serlaq-rt: ", "", 1) == want.stderr.splitlines()[-1].replace("serlaq: ", "", 1)
+    assert not (tmp_path / "rt" / "x.laq").exists() and not (tmp_path / "py" / "x.laq").exists()

@@ -45,7 +45,8 @@ class AdaptError(SerlaqError):
 class AdaptResult:
     """What an adaptation used: clip count, seconds, speech seconds, the files left out,
     the median out-of-domain score of the clips before and after, and the share of the
-    clips given the most predicted label before and after."""
+    clips given the most predicted label before and after; `summary`: all that in one line, as
+    `serlaq adapt` and `serlaq-rt adapt` print it (`serlaq_core::adapt::Adapted::summary`)."""
 
     clips: int
     seconds: float
@@ -55,6 +56,7 @@ class AdaptResult:
     top_share_before: float
     top_share_after: float
     failures: list[str] = field(default_factory=list)
+    summary: str = ""
 
 
 def manifest_paths(manifest: str | os.PathLike[str]) -> list[str]:
@@ -128,8 +130,7 @@ def adapt(
     if not files:
         raise AdaptError("adapt: no audio files given" + (f" ({failures[0]})" if failures else ""), failures)
     if source is None:
-        parts = ([os.fspath(manifest)] if manifest is not None else []) + items
-        source = ", ".join(parts) if len(parts) <= 3 else f"{', '.join(parts[:3])} and {len(parts) - 3} more"
+        source = _native.adapt_source(([os.fspath(manifest)] if manifest is not None else []) + items)
     out = _native.adapt_model(
         model._native,
         files,
@@ -154,4 +155,5 @@ def adapt(
         top_share_before=float(out["top_share_before"]),
         top_share_after=float(out["top_share_after"]),
         failures=failures,
+        summary=str(out["summary"]),
     )

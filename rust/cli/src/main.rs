@@ -10,6 +10,8 @@
 mod serve;
 
 use clap::{Args, Parser, Subcommand};
+use serlaq_core::adapt::{self, AdaptError, AdaptOptions, StdRule};
+use serlaq_core::format;
 use serlaq_core::runtime::{
     self, check_options, pathlib, predict_inputs, segment_inputs, BatchOptions, Format, Model, ModelInfo, ModelSource,
     Outcome, ResultWriter, RunningNorm, SegmentItem, SegmentOptions, SegmentWriter, Stop, Vad,
@@ -37,6 +39,7 @@ struct Cli {
 enum Command {
     Predict(PredictArgs),
     Info(InfoArgs),
+    Adapt(AdaptArgs),
     Serve(serve::ServeArgs),
 }
 
@@ -124,6 +127,41 @@ struct InfoArgs {
     json: bool,
 }
 
+/// Adapt a model to a new room, microphone or corpus from unlabelled audio: its input
+/// statistics are re-estimated on that audio (the feature mean becomes the audio's; the std
+/// widens where the audio is wider, --std), the output bias is shifted so the clips spread
+/// over the labels (--no-balance: not; --labels: over the labels the audio holds, and the
+/// model answers among them), and the result is written as a new .laq that records what it
+/// was adapted on. Needs at least 20 readable clips with 20 s of speech; unreadable files
+/// are named on stderr and left out. Same file, bytes and line as `serlaq adapt`.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  serlaq-rt adapt model.laq recordings/ --out model-room.laq\n  serlaq-rt adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq"
+)]
+struct AdaptArgs {
+    /// packed model file (.laq) to adapt, or `general` for the general model shipped inside
+    model: PathBuf,
+    /// unlabelled audio of the new room: files and/or directories (searched recursively)
+    #[arg(required = true, num_args = 1..)]
+    inputs: Vec<OsString>,
+    /// the adapted model (.laq), written atomically; must differ from MODEL
+    #[arg(long, required = true)]
+    out: PathBuf,
+    /// statistics only: no shift of the output bias (recordings mostly of one emotion)
+    #[arg(long = "no-balance")]
+    no_balance: bool,
+    /// the adapted std per feature: widen (the larger of the model's and the audio's),
+    /// target (the audio's own), model (the model's: only the mean moves)
+    #[arg(long, default_value = "widen", value_parser = StdRule::parse)]
+    std: StdRule,
+    /// the labels the audio holds, when only some of the model's (comma-separated, repeatable)
+    #[arg(long, value_delimiter = ',', value_name = "LABELS")]
+    labels: Vec<String>,
+    /// native threads for decoding + features (default: all cores)
+    #[arg(long, visible_alias = "workers", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
+}
+
 /// A failure that ends the command: one line, exit code 1.
 struct Fatal(String);
 
@@ -139,6 +177,7 @@ fn main() -> ExitCode {
     let r = catch_unwind(AssertUnwindSafe(|| match cli.command {
         Command::Predict(a) => predict(a),
         Command::Info(a) => info(a),
+        Command::Adapt(a) => adapt_model(a),
         Command::Serve(a) => serve::serve(a).map(|()| ExitCode::SUCCESS).map_err(Fatal),
     }));
     match r {
@@ -170,6 +209,48 @@ fn info(a: InfoArgs) -> Result<ExitCode, Fatal> {
     let text = if a.json { runtime::json::to_pretty(&info) } else { info.text() };
     let mut out = io::stdout().lock();
     out.write_all(format!("{text}\n").as_bytes()).and_then(|_| out.flush()).map_err(stdout_err)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
+    let same =
+        |x: &Path, y: &Path| matches!((std::fs::canonicalize(x), std::fs::canonicalize(y)), (Ok(p), Ok(q)) if p == q);
+    if same(&a.model, &a.out) {
+        return usage_error(&format!(
+            "--out: {} is the model being adapted; write the adapted model to a new file (the input stays untouched)",
+            a.out.display()
+        ));
+    }
+    let model = load_model(&a.model)?;
+    let (files, errors) = runtime::find_audio_files(&a.inputs);
+    if files.is_empty() {
+        let first = errors.first().map(|e| format!(" ({})", e.message)).unwrap_or_default();
+        return Err(Fatal(format!("adapt: no audio files given{first}")));
+    }
+    errors.iter().for_each(|e| eprintln!("serlaq-rt: error: {}", e.message));
+    let inputs: Vec<String> = a.inputs.iter().map(|i| i.to_string_lossy().into_owned()).collect();
+    let opts = AdaptOptions {
+        threads: runtime::resolve_threads(a.threads.map(|n| n as usize), files.len()),
+        source: adapt::source_text(&inputs),
+        balance: !a.no_balance,
+        std: a.std,
+        labels: a.labels.into_iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+        ..AdaptOptions::default()
+    };
+    let done = match adapt::adapt(&model, &files, &opts) {
+        Ok(done) => done,
+        Err(e) => {
+            if let AdaptError::NoUsableAudio { failures } | AdaptError::TooLittle { failures, .. } = &e {
+                failures.iter().for_each(|f| eprintln!("serlaq-rt: error: {f}"));
+            }
+            return Err(Fatal(e.to_string()));
+        }
+    };
+    done.failures.iter().for_each(|f| eprintln!("serlaq-rt: error: {f}"));
+    format::write_atomic(&a.out, &done.bytes).map_err(|e| Fatal(format!("--out: {}: {e}", a.out.display())))?;
+    let line = format!("adapted {} {}; wrote {}\n", a.model.display(), done.summary(), a.out.display());
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes()).and_then(|_| out.flush()).map_err(stdout_err)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -744,3 +744,54 @@ fn segments_options_damage_and_usage_errors() {
         assert!(o.stdout.is_empty());
     }
 }
+
+#[test]
+fn adapt_writes_a_model_that_records_it_and_refuses_bad_input_in_one_line() {
+    let fx = Fixture::new("adapt");
+    for i in 0..24u64 {
+        fx.wav(&format!("room/c{i:02}.wav"), i % 3, 16000, 1);
+    }
+    std::fs::write(fx.p("room/bad.wav"), b"RIFF....not audio").unwrap();
+    let before = std::fs::read(fx.p("model.laq")).unwrap();
+
+    let o = fx.run(&["adapt", "model.laq", "room", "--out", "a.laq", "--labels", "angry,sad"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("adapted model.laq on 24 clips (24.0 s"), "{out}");
+    assert!(
+        out.contains(", 1 files left out;") && out.trim_end().ends_with("; answers among angry, sad; wrote a.laq"),
+        "{out}"
+    );
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("serlaq-rt: error: room/bad.wav"), "{err}");
+    let adapted = Model::from_laq(LaqFile::open(&fx.p("a.laq")).unwrap()).unwrap();
+    let meta: Value = serde_json::from_str(adapted.metadata_json()).unwrap();
+    let record = &meta["provenance"]["adaptations"][0];
+    assert_eq!(record["labels"], json!(["angry", "sad"]));
+    assert_eq!(record["clips"], json!(24));
+    assert_eq!(record["adapted"], json!(["normalization", "labels", "label_balance"]));
+
+    // the model as --out, too little audio, a label the model lacks: one line, nothing written
+    let o = fx.run(&["adapt", "model.laq", "room", "--out", "model.laq"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--out: model.laq is the model being adapted"), "{}", stderr(&o));
+    for (args, want) in [
+        (vec!["adapt", "model.laq", "room/c00.wav", "room/c01.wav", "--out", "b.laq"], "needs at least 20 clips"),
+        (
+            vec!["adapt", "model.laq", "room", "--out", "b.laq", "--labels", "angry,calm"],
+            "\"calm\" is not a label of the model (angry, happy, sad)",
+        ),
+        (
+            vec!["adapt", "model.laq", "nowhere", "--out", "b.laq"],
+            "adapt: no audio files given (nowhere: no such file or directory)",
+        ),
+    ] {
+        let o = fx.run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let last = stderr(&o).lines().last().unwrap_or_default().to_string();
+        assert!(last.starts_with("serlaq-rt: error: ") && last.contains(want), "{args:?}: {last}");
+        assert!(!fx.p("b.laq").exists());
+    }
+    assert_eq!(std::fs::read(fx.p("model.laq")).unwrap(), before);
+}

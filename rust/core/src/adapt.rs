@@ -132,6 +132,41 @@ pub struct Adapted {
     /// Share of the clips given the most predicted label, before and after.
     pub top_share_before: f64,
     pub top_share_after: f64,
+    /// The labels the adapted model answers among ([`AdaptOptions::labels`]; empty: all).
+    pub labels: Vec<String>,
+}
+
+impl Adapted {
+    /// What was done, as every face prints it after `adapted MODEL ` and before `; wrote OUT`:
+    /// `on 24 clips (36.0 s, 30.1 s of speech); median out-of-domain score 2.10 -> 1.00; most
+    /// predicted label 80% -> 30% of the clips`, with the files left out and the labels held.
+    pub fn summary(&self) -> String {
+        let mut s = format!("on {} clips ({:.1} s, {:.1} s of speech)", self.clips, self.seconds, self.speech_seconds);
+        if !self.failures.is_empty() {
+            s += &format!(", {} files left out", self.failures.len());
+        }
+        s += &format!(
+            "; median out-of-domain score {:.2} -> {:.2}; most predicted label {:.0}% -> {:.0}% of the clips",
+            self.ood_before,
+            self.ood_after,
+            100.0 * self.top_share_before,
+            100.0 * self.top_share_after
+        );
+        if !self.labels.is_empty() {
+            s += &format!("; answers among {}", self.labels.join(", "));
+        }
+        s
+    }
+}
+
+/// The `source` an adaptation records for the inputs it was given: all of them, or the
+/// first three and how many more.
+pub fn source_text(inputs: &[String]) -> String {
+    if inputs.len() <= 3 {
+        inputs.join(", ")
+    } else {
+        format!("{} and {} more", inputs[..3].join(", "), inputs.len() - 3)
+    }
 }
 
 /// Why no adaptation was written; `Display` is one line.
@@ -496,6 +531,7 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
         ood_after,
         top_share_before,
         top_share_after,
+        labels: held.map(|h| h.iter().map(|&c| model.labels()[c].clone()).collect()).unwrap_or_default(),
     })
 }
 
@@ -692,6 +728,14 @@ mod tests {
         );
         assert_eq!(output_shift(&logits, 4, 1.0, true, None).unwrap(), balance_shift(&logits, 4, 1.0));
         assert_eq!(output_shift(&logits, 4, 1.0, false, None), None);
+    }
+
+    #[test]
+    fn source_names_three_inputs_then_counts() {
+        let names = |n: usize| (0..n).map(|i| format!("d{i}")).collect::<Vec<_>>();
+        assert_eq!(source_text(&names(1)), "d0");
+        assert_eq!(source_text(&names(3)), "d0, d1, d2");
+        assert_eq!(source_text(&names(5)), "d0, d1, d2 and 2 more");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 /// Adapts `model` to the audio `paths` (files). Returns a dict: `bytes` (the new `.laq`
 /// file, absent when nothing was built), `error` (one line, or None), `failures` (one
 /// line per file left out), `clips`, `seconds`, `speech_seconds`, `ood_before`,
-/// `ood_after`, `top_share_before`, `top_share_after`. `std` names the std rule (`widen`,
+/// `ood_after`, `top_share_before`, `top_share_after`, `summary` (what was done, one line,
+/// as every face prints it). `std` names the std rule (`widen`,
 /// `target`, `model`); `labels` the labels the audio holds (empty: all). Nothing is written:
 /// saving is the caller's (atomically).
 #[pyfunction]
@@ -45,6 +46,7 @@ fn adapt_model<'py>(
     let out = PyDict::new(py);
     match r {
         Ok(a) => {
+            out.set_item("summary", a.summary())?;
             out.set_item("bytes", PyBytes::new(py, &a.bytes))?;
             out.set_item("error", py.None())?;
             out.set_item("failures", a.failures)?;
@@ -66,6 +68,12 @@ fn adapt_model<'py>(
         }
     }
     Ok(out)
+}
+
+/// The `source` an adaptation records for its inputs (`serlaq_core::adapt::source_text`).
+#[pyfunction]
+fn adapt_source(inputs: Vec<String>) -> String {
+    adapt::source_text(&inputs)
 }
 
 /// `(temperature, ood_threshold)` of a loaded model (1 and the default when the file
@@ -120,6 +128,7 @@ fn general_model_bytes(py: Python<'_>) -> Option<Bound<'_, PyBytes>> {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adapt_model, m)?)?;
+    m.add_function(wrap_pyfunction!(adapt_source, m)?)?;
     m.add_function(wrap_pyfunction!(model_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(general_model_bytes, m)?)?;
     m.add("GENERAL", serlaq_core::general::GENERAL)?;
