@@ -180,3 +180,18 @@ def test_report_cross_reads_a_manifest_adapts_on_its_files_and_counts_what_it_le
     assert "Left out (unknown label, unreadable name or missing file)" in out
     code, out, err = run_report(run, data / "nope.csv", tmp_path / "r", capsys, monkeypatch)
     assert code != 0 and "not a corpus folder or a .csv manifest" in err
+
+
+def test_report_cross_bad_map_or_layout_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, data = tone_run_and_corpus(tmp_path, {"angry": 1500.0, "sad": 180.0})
+    for extra, want in (
+        (("--map", "calm"), "--map calm: expected CORPUS_LABEL=MODEL_LABEL"),
+        (("--map", "chill=neutral"), "--map chill=neutral: 'chill' is not a known label"),
+        (("--dataset", "timit"), "dataset: unknown corpus layout 'timit'"),
+    ):
+        code, _, err = run_report(run, data, tmp_path / "r", capsys, monkeypatch, *extra)
+        lines = err.strip().splitlines()
+        assert code != 0 and len(lines) == 1 and want in lines[0], err
+        assert not (tmp_path / "r" / "report.json").exists()
