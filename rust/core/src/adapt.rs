@@ -169,6 +169,12 @@ pub fn source_text(inputs: &[String]) -> String {
     }
 }
 
+/// The labels of a comma-separated list as the faces take it (`angry, sad,` is two):
+/// each trimmed, empty items dropped; names are checked by [`held_columns`].
+pub fn parse_labels(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
 /// Why no adaptation was written; `Display` is one line.
 #[derive(Debug)]
 pub enum AdaptError {
@@ -213,7 +219,8 @@ impl fmt::Display for AdaptError {
 
 impl std::error::Error for AdaptError {}
 
-/// One file's contribution: its raw feature vector and its durations.
+/// One clip's contribution: its raw feature vector and its durations.
+#[derive(Debug)]
 struct Clip {
     features: Vec<f32>,
     seconds: f64,
@@ -240,29 +247,35 @@ fn speech_seconds(wave: &[f32], rate: u32) -> f64 {
     voiced as f64 / f64::from(rate)
 }
 
-fn clip(model: &Model, path: &Path) -> Result<Clip, String> {
-    let name = path.display().to_string();
-    let run = || -> Result<Clip, ModelError> {
-        let spec = model.spec();
-        let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
-        let features = model.features_wave(&wave).map_err(|e| match e {
-            ModelError::Features(f) => {
-                ModelError::Audio(AudioError::Internal { source: name.clone(), detail: f.to_string() })
-            }
-            other => other,
-        })?;
-        Ok(Clip {
-            features,
-            seconds: wave.len() as f64 / f64::from(spec.sample_rate),
-            speech_seconds: speech_seconds(&wave, spec.sample_rate),
-        })
-    };
-    match catch_unwind(AssertUnwindSafe(run)) {
+/// A decoded wave at the model's rate -> its clip; feature errors are named by `source`.
+fn wave_clip(model: &Model, wave: &[f32], source: &str) -> Result<Clip, ModelError> {
+    let rate = model.spec().sample_rate;
+    let features = model.features_wave(wave).map_err(|e| match e {
+        ModelError::Features(f) => {
+            ModelError::Audio(AudioError::Internal { source: source.to_string(), detail: f.to_string() })
+        }
+        other => other,
+    })?;
+    Ok(Clip { features, seconds: wave.len() as f64 / f64::from(rate), speech_seconds: speech_seconds(wave, rate) })
+}
+
+/// Runs `f` with panics caught; every failure becomes one line naming `source`.
+fn caught(source: &str, f: impl FnOnce() -> Result<Clip, ModelError>) -> Result<Clip, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
-        Ok(Err(e)) => Err(format!("{name}: {e}")),
-        Err(_) => Err(format!("{name}: internal error (a panic in serlaq; please report)")),
+        Ok(Err(e)) => Err(format!("{source}: {e}")),
+        Err(_) => Err(format!("{source}: internal error (a panic in serlaq; please report)")),
     }
+}
+
+fn clip(model: &Model, path: &Path) -> Result<Clip, String> {
+    let name = path.display().to_string();
+    caught(&name, || {
+        let spec = model.spec();
+        let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
+        wave_clip(model, &wave, &name)
+    })
 }
 
 /// Features of every file (input order), on `threads` native threads.
@@ -277,6 +290,74 @@ fn clips(model: &Model, paths: &[PathBuf], threads: usize) -> Vec<Result<Clip, S
     match builder.build() {
         Ok(pool) => pool.install(|| paths.par_iter().map(|p| clip(model, p)).collect()),
         Err(_) => paths.iter().map(|p| clip(model, p)).collect(),
+    }
+}
+
+/// Most clips one adaptation gathers: a device adding clips for ever must hit a bound
+/// (each clip keeps its feature vector, about 1 KB) long before memory does.
+pub const MAX_CLIPS: usize = 100_000;
+
+/// The clips gathered for an adaptation, one at a time: each keeps its feature vector and
+/// durations, not its audio, so a device can gather a room's clips over hours in about
+/// 1 KB each and adapt when [`Gathered::enough`] says so. [`adapt`] fills one from files;
+/// the C ABI and the WebAssembly module fill one from samples or encoded bytes.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    clips: Vec<Clip>,
+    failures: Vec<String>,
+    /// What the clips came from, in first-seen order, each name once ([`source_text`]).
+    sources: Vec<String>,
+}
+
+impl Gathered {
+    pub fn new() -> Gathered {
+        Gathered::default()
+    }
+
+    fn push(&mut self, r: Result<Clip, String>, source: &str) -> Result<(), String> {
+        let c = r?;
+        if self.clips.len() >= MAX_CLIPS {
+            return Err(format!("{source}: the adaptation already holds {MAX_CLIPS} clips, the most it takes"));
+        }
+        if !self.sources.iter().any(|s| s == source) {
+            self.sources.push(source.to_string());
+        }
+        self.clips.push(c);
+        Ok(())
+    }
+
+    /// Adds a decoded wave already at the model's rate (`audio::prepare` / `load_bytes`
+    /// give one); `source` names it in errors and in the record. An error leaves the
+    /// gathered clips as they were.
+    pub fn add_wave(&mut self, model: &Model, wave: &[f32], source: &str) -> Result<(), String> {
+        let r = caught(source, || wave_clip(model, wave, source));
+        self.push(r, source)
+    }
+
+    /// Adds an audio file (decoded and resampled as `serlaq predict` does).
+    pub fn add_file(&mut self, model: &Model, path: &Path) -> Result<(), String> {
+        let r = clip(model, path);
+        self.push(r, &path.display().to_string())
+    }
+
+    /// Clips gathered so far.
+    pub fn clips(&self) -> usize {
+        self.clips.len()
+    }
+
+    /// Seconds of speech in them (what [`MIN_SPEECH_SECONDS`] counts).
+    pub fn speech_seconds(&self) -> f64 {
+        self.clips.iter().map(|c| c.speech_seconds).sum()
+    }
+
+    /// Whether an adaptation with `opts` would have enough audio.
+    pub fn enough(&self, opts: &AdaptOptions) -> bool {
+        self.clips() >= opts.min_clips && self.speech_seconds() >= opts.min_speech_seconds
+    }
+
+    /// What the clips came from, as an adaptation records it.
+    pub fn source(&self) -> String {
+        source_text(&self.sources)
     }
 }
 
@@ -440,16 +521,28 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// cannot be used are left out and named in [`Adapted::failures`]; below the minimum of
 /// usable audio nothing is built.
 pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Adapted, AdaptError> {
-    let held = if opts.labels.is_empty() { None } else { Some(held_columns(model.labels(), &opts.labels)?) };
-    let mut good = Vec::with_capacity(paths.len());
-    let mut failures = Vec::new();
-    for r in clips(model, paths, opts.threads) {
-        match r {
-            Ok(c) => good.push(c),
-            Err(e) => failures.push(e),
+    // the labels are checked before any audio is read
+    if !opts.labels.is_empty() {
+        held_columns(model.labels(), &opts.labels)?;
+    }
+    let mut gathered = Gathered::new();
+    for (r, p) in clips(model, paths, opts.threads).into_iter().zip(paths) {
+        if let Err(e) = gathered.push(r, &p.display().to_string()) {
+            gathered.failures.push(e);
         }
     }
-    if good.is_empty() {
+    adapt_gathered(model, &gathered, opts)
+}
+
+/// Adapts `model` to the clips gathered (see [`Gathered`]); below the minimum of usable
+/// audio nothing is built (and more clips may be gathered). `opts.source` empty: the record
+/// names what the clips came from.
+pub fn adapt_gathered(model: &Model, gathered: &Gathered, opts: &AdaptOptions) -> Result<Adapted, AdaptError> {
+    let held = if opts.labels.is_empty() { None } else { Some(held_columns(model.labels(), &opts.labels)?) };
+    let source = if opts.source.is_empty() { gathered.source() } else { opts.source.clone() };
+    let (good, failures) = (&gathered.clips, gathered.failures.clone());
+    // nothing gathered yet (an adapter just made) is too little, not a batch of bad files
+    if good.is_empty() && !failures.is_empty() {
         return Err(AdaptError::NoUsableAudio { failures });
     }
     let seconds: f64 = good.iter().map(|c| c.seconds).sum();
@@ -463,7 +556,7 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
             failures,
         });
     }
-    let rows: Vec<Vec<f32>> = good.into_iter().map(|c| c.features).collect();
+    let rows: Vec<Vec<f32>> = good.iter().map(|c| c.features.clone()).collect();
     let (_, old_std) = model.normalization();
     let (mean, std) = statistics(&rows, old_std, opts.std);
     let ood_before = median(rows.iter().filter_map(|r| model.ood_score(r).ok()).collect());
@@ -491,7 +584,7 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
         "created": created,
         "clips": rows.len(),
         "seconds": (seconds * 100.0).round() / 100.0,
-        "source": opts.source,
+        "source": source,
         "adapted": if reference.is_some() { json!(["normalization", "ood_reference"]) } else { json!(["normalization"]) },
         "std": opts.std.name(),
     });

@@ -182,3 +182,53 @@ fn adapt_rewrites_the_statistics_and_records_provenance() {
     assert!(balanced.top_share_after <= balanced.top_share_before);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A device gathers its room's clips one at a time, from samples or bytes it holds in
+/// memory: the same clips give the same file as adapting from their files, and a clip that
+/// fails is refused alone.
+#[test]
+fn gathered_clips_adapt_as_their_files_do() {
+    use serlaq_core::adapt::{adapt_gathered, Gathered};
+    use serlaq_core::audio;
+    let dir = std::env::temp_dir().join(format!("serlaq-gather-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = load(model_bytes(|_, _, _| {})).unwrap();
+    let paths = tone_clips(&dir, 6);
+    let opts = AdaptOptions {
+        threads: 1,
+        source: "room-b/".into(),
+        created: Some("2026-12-04T06:00:00Z".into()),
+        min_clips: 6,
+        min_speech_seconds: 5.0,
+        ..AdaptOptions::default()
+    };
+    let from_files = adapt(&model, &paths, &opts).unwrap();
+
+    let spec = model.spec();
+    let mut g = Gathered::new();
+    for (k, p) in paths.iter().enumerate() {
+        let bytes = std::fs::read(p).unwrap();
+        let wave = audio::load_bytes(&bytes, "<bytes>", spec.sample_rate, spec.min_samples()).unwrap();
+        assert!(!g.enough(&opts), "{k} clips are not enough");
+        g.add_wave(&model, &wave, "<bytes>").unwrap();
+    }
+    // a clip too short for the features is refused alone, named by its source
+    let e = g.add_wave(&model, &[0.1; 10], "<pcm>").unwrap_err();
+    assert!(e.starts_with("<pcm>: ") && !e.contains('\n'), "{e}");
+    assert_eq!(g.clips(), 6);
+    assert!((g.speech_seconds() - from_files.speech_seconds).abs() < 1e-9);
+    assert!(g.enough(&opts));
+    assert_eq!(g.source(), "<bytes>");
+    let gathered = adapt_gathered(&model, &g, &opts).unwrap();
+    assert_eq!(gathered.bytes, from_files.bytes);
+
+    // with no source given, the record names what the clips came from
+    let mut g = Gathered::new();
+    paths.iter().for_each(|p| g.add_file(&model, p).unwrap());
+    let named = adapt_gathered(&model, &g, &AdaptOptions { source: String::new(), ..opts.clone() }).unwrap();
+    let meta: Value = serde_json::from_str(load(named.bytes).unwrap().metadata_json()).unwrap();
+    let want =
+        format!("{} and 3 more", paths[..3].iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    assert_eq!(meta["provenance"]["adaptations"][0]["source"], json!(want));
+    std::fs::remove_dir_all(&dir).ok();
+}
