@@ -3,7 +3,7 @@ library's exports with the struct layout Rust uses; examples/c/predict.c, built 
 from the header alone (shared and static), gives serlaq-rt's labels, probabilities (to
 1e-6), out-of-domain scores and segments, and serlaq-rt's warning when most files lie far
 from the model's home (none at home); bad files give one error line and the others still
-run."""
+run. examples/c/adapt.c writes the file `serlaq-rt adapt` writes from the same clips."""
 
 from __future__ import annotations
 
@@ -27,19 +27,24 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return out, build_fixtures(out)
 
 
-@pytest.fixture(scope="module", params=["shared", "static"])
-def predict_bin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_example(name: str, link: str, out_dir: Path) -> Path:
+    """examples/c/NAME.c built with gcc from the header alone, linked `shared` or `static`."""
     gcc = tool("gcc")
     need(CAPI / "libserlaq.a", "make capi")
-    exe = tmp_path_factory.mktemp("bin") / f"predict-{request.param}"
-    src = ROOT / "examples" / "c" / "predict.c"
-    if request.param == "shared":  # the issue's command line, plus an rpath to run in place
+    exe = out_dir / f"{name}-{link}"
+    src = ROOT / "examples" / "c" / f"{name}.c"
+    if link == "shared":  # the issue's command line, plus an rpath to run in place
         cmd = [gcc, *CFLAGS, str(src), f"-I{CAPI}", f"-L{CAPI}", "-lserlaq", f"-Wl,-rpath,{CAPI}", "-o", str(exe)]
     else:
         cmd = [gcc, *CFLAGS, str(src), f"-I{CAPI}", str(CAPI / "libserlaq.a"), "-lm", "-lpthread", "-ldl", "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return exe
+
+
+@pytest.fixture(scope="module", params=["shared", "static"])
+def predict_bin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_example("predict", request.param, tmp_path_factory.mktemp("bin"))
 
 
 def header_functions() -> set[str]:
@@ -72,6 +77,8 @@ _Static_assert(offsetof(serlaq_segment, confidence) == 52, "confidence");
 _Static_assert(sizeof(serlaq_stream_options) == 40, "options size");
 _Static_assert(offsetof(serlaq_stream_options, vad) == 16, "vad");
 _Static_assert(offsetof(serlaq_stream_options, vad_db) == 24, "vad_db");
+_Static_assert(offsetof(serlaq_adapt_options, labels) == 8, "labels");
+_Static_assert(offsetof(serlaq_adapt_options, source) == 8 + sizeof(const char *), "source");
 int main(void) { return 0; }
 """)
     header_dir = ROOT / "rust" / "capi" / "include"  # the header's source: no build needed to check it
@@ -179,3 +186,38 @@ def test_c_program_bad_model_is_one_line(tmp_path: Path, predict_bin: Path) -> N
         assert r.returncode == 1 and r.stdout == ""
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_c_adapt_writes_serlaq_rt_adapts_file(fixtures: tuple[Path, dict], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device adapts through the C ABI: examples/c/adapt.c on 24 clips (and one that is
+    not audio) writes serlaq-rt adapt's file byte for byte, with and without --labels; too
+    few clips is one line, nothing written."""
+    out, _ = fixtures
+    exe = build_example("adapt", "shared", tmp_path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764835200")  # the record's date, in both tools
+    from rt_builders import tone, write_wav
+
+    clips = [write_wav(tmp_path / f"room{k}.wav", tone(180 + 40 * k, 16000, 1.5, seed=k, amplitude=0.2 + 0.02 * k),
+                       16000).name for k in range(24)]
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all " * 10)
+    model = str(out / "model.laq")
+    for labels in [[], ["--labels", "sad,angry"]]:
+        r = subprocess.run([str(exe), model, "c.laq", *labels, *clips[:12], "junk.wav", *clips[12:]], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.startswith("error: junk.wav: ") and len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stdout.startswith(f"adapted {model} on 24 clips (") and "1 left out" in r.stdout, r.stdout
+        rt = subprocess.run([str(serlaq_rt()), "adapt", model, *clips, "--out", "rt.laq", *labels], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+        assert rt.returncode == 0, rt.stderr
+        assert (tmp_path / "c.laq").read_bytes() == (tmp_path / "rt.laq").read_bytes(), labels
+    # the adapted file is a model: serlaq-rt predicts with it, among the labels held
+    got = rt_json(tmp_path / "c.laq", tmp_path / clips[0])[0]
+    assert got["label"] in ("sad", "angry") and got["probabilities"]["happy"] < 1e-6
+    # too few clips: how many more, nothing written
+    r = subprocess.run([str(exe), model, "few.laq", *clips[:5]], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and r.stdout == "" and not (tmp_path / "few.laq").exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "15 more clips" in lines[0], r.stderr

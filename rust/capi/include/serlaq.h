@@ -28,13 +28,21 @@
  * a non-NULL pointer is valid or that `probs` has room for num_labels floats: that is
  * the caller's part.
  *
+ * Adapt to the room the device sits in (`serlaq adapt`, from clips it recorded):
+ *     serlaq_adapter *a = serlaq_adapter_new(m);
+ *     serlaq_adapter_add_pcm(a, clip, n, 16000);      // one utterance each; >= 20 clips, 20 s of speech
+ *     serlaq_model *room = NULL;
+ *     if (serlaq_adapter_finish(a, NULL, &room) == SERLAQ_OK) serlaq_model_save(room, "room.laq");
+ *
  * Threads: a serlaq_model is read-only once opened: any number of threads may call the
- * predict functions with the same model at once. A serlaq_stream is used by one thread at
- * a time (it may move between threads). serlaq_last_error() is per thread.
+ * predict functions with the same model at once. A serlaq_stream or serlaq_adapter is
+ * used by one thread at a time (it may move between threads). serlaq_last_error() is per
+ * thread.
  *
  * Memory: every pointer the library returns is owned by it. Free a model with
- * serlaq_model_free and a stream with serlaq_stream_free; a stream keeps its model's data
- * alive, so the model may be freed first.
+ * serlaq_model_free, a stream with serlaq_stream_free and an adapter with
+ * serlaq_adapter_free; streams and adapters keep their model's data alive, so the model
+ * may be freed first.
  */
 #ifndef SERLAQ_H
 #define SERLAQ_H
@@ -49,16 +57,20 @@ extern "C" {
 /* Status codes (int results). Counts (stream functions) are >= 0, errors < 0. */
 #define SERLAQ_OK 0
 #define SERLAQ_ERR_ARGUMENT (-1) /* NULL pointer, zero length, index or option out of range */
-#define SERLAQ_ERR_MODEL (-2)    /* model file unreadable or not a valid .laq model */
+#define SERLAQ_ERR_MODEL (-2)    /* model file unreadable (or unwritable) or not a valid .laq model */
 #define SERLAQ_ERR_AUDIO (-3)    /* audio unreadable, corrupt, unsupported, too short, NaN, rate out of range */
 #define SERLAQ_ERR_STREAM (-4)   /* stream misuse: push after flush, NaN in a chunk, too short at flush */
 #define SERLAQ_ERR_INTERNAL (-5) /* a bug in serlaq (caught); please report the message */
+#define SERLAQ_ERR_TOO_LITTLE (-6) /* adapter: too little audio yet; the message says how much more */
 
 /* A loaded model (opaque). */
 typedef struct serlaq_model serlaq_model;
 
 /* A live stream being cut into windows (opaque). */
 typedef struct serlaq_stream serlaq_stream;
+
+/* Clips of a new room gathered for an adaptation (opaque). */
+typedef struct serlaq_adapter serlaq_adapter;
 
 /* How a stream is cut: windows of `window` seconds every `hop` seconds (rounded to whole
  * STFT hops of the model); with `vad` != 0 a window is "silence" (not classified) unless
@@ -177,6 +189,61 @@ int serlaq_stream_next_ood(serlaq_stream *s, serlaq_segment *seg, float *probs, 
 
 /* Frees a stream; NULL is ignored. */
 void serlaq_stream_free(serlaq_stream *s);
+
+/* Writes the model's .laq file to `path` atomically (a temporary file renamed over it: a
+ * reader sees the old file or the whole new one). SERLAQ_ERR_MODEL names the path. */
+int serlaq_model_save(const serlaq_model *m, const char *path);
+
+/* Adaptation (`serlaq adapt`, docs/adapt.md): unlabelled clips of a new room, microphone
+ * or corpus re-estimate the model's input statistics and balance its output over the
+ * labels. The adapted model equals what `serlaq adapt` writes from the same clips (its
+ * provenance record dated by SOURCE_DATE_EPOCH or now).
+ *
+ * How it adapts. `balance` != 0 (default): shift the output bias so the clips spread over
+ * the labels (0: the recordings are mostly one emotion). `std_rule`: each feature's std
+ * from the larger of the model's and the clips' (SERLAQ_STD_WIDEN, default), the clips'
+ * own (SERLAQ_STD_TARGET) or the model's (SERLAQ_STD_MODEL). `labels`: NULL (all) or the
+ * labels the audio holds, comma-separated model labels ("angry,happy,neutral,sad"); the
+ * adapted model answers among them. `source`: NULL or what to record as the clips' source
+ * (default: "<pcm>", "<bytes>" or the files' paths). Get the defaults from
+ * serlaq_adapt_default_options(). */
+#define SERLAQ_STD_WIDEN 0
+#define SERLAQ_STD_TARGET 1
+#define SERLAQ_STD_MODEL 2
+typedef struct serlaq_adapt_options {
+    int32_t balance;
+    int32_t std_rule;
+    const char *labels;
+    const char *source;
+} serlaq_adapt_options;
+
+serlaq_adapt_options serlaq_adapt_default_options(void);
+
+/* Starts gathering clips for `m`; NULL on error. Each clip keeps about 1 KB (its
+ * features, not its audio); at most 100000 clips. */
+serlaq_adapter *serlaq_adapter_new(const serlaq_model *m);
+
+/* Adds one clip (an utterance, as `serlaq adapt` takes files): an audio file, `n` mono
+ * samples at `sample_rate` Hz, or an encoded file in memory. Returns the number of clips
+ * gathered (>= 1), or < 0 (SERLAQ_ERR_AUDIO: this clip is unusable and left out; the
+ * adapter stays usable). */
+int serlaq_adapter_add_file(serlaq_adapter *a, const char *path);
+int serlaq_adapter_add_pcm(serlaq_adapter *a, const float *samples, size_t n, uint32_t sample_rate);
+int serlaq_adapter_add_bytes(serlaq_adapter *a, const uint8_t *data, size_t len);
+
+/* Seconds of speech in the clips gathered (adaptation needs 20 s in 20 clips); 0 for NULL. */
+double serlaq_adapter_speech_seconds(serlaq_adapter *a);
+
+/* Adapts the model to the clips gathered (`opts` NULL = defaults) and writes the adapted
+ * model to *out (free it with serlaq_model_free). SERLAQ_ERR_TOO_LITTLE: fewer than 20
+ * clips or 20 s of speech, the message says how much more; the clips stay, add more and
+ * call again. SERLAQ_ERR_ARGUMENT: a bad option (an unknown label, one twice, fewer than
+ * two). *out is untouched on error. The adapter may be finished again (e.g. with other
+ * options). */
+int serlaq_adapter_finish(serlaq_adapter *a, const serlaq_adapt_options *opts, serlaq_model **out);
+
+/* Frees an adapter; NULL is ignored. */
+void serlaq_adapter_free(serlaq_adapter *a);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
 //! (same `#[repr(C)]` layout on both; the header's static asserts and a test pin it).
 #![allow(non_camel_case_types)]
 
+use serlaq_core::adapt::StdRule;
 use serlaq_core::segments::{
     Segment, SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW,
 };
@@ -71,4 +72,31 @@ impl serlaq_segment {
             confidence,
         }
     }
+}
+
+/// How an adapter adapts (`serlaq_adapt_options` in C); the strings are read when it
+/// finishes. `std_rule` indexes [`StdRule::ALL`] (`SERLAQ_STD_WIDEN` 0, `_TARGET` 1,
+/// `_MODEL` 2).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct serlaq_adapt_options {
+    pub balance: i32,
+    pub std_rule: i32,
+    pub labels: *const std::ffi::c_char,
+    pub source: *const std::ffi::c_char,
+}
+
+impl Default for serlaq_adapt_options {
+    fn default() -> Self {
+        serlaq_adapt_options { balance: 1, std_rule: 0, labels: std::ptr::null(), source: std::ptr::null() }
+    }
+}
+
+/// The std rule numbered `n` in the ABI (the order of [`StdRule::ALL`]), or an argument
+/// error naming the numbers.
+pub fn std_rule(n: i32) -> Result<StdRule, crate::error::Error> {
+    usize::try_from(n).ok().and_then(|i| StdRule::ALL.get(i).copied()).ok_or_else(|| {
+        let names: Vec<String> = StdRule::ALL.iter().enumerate().map(|(i, r)| format!("{i} ({})", r.name())).collect();
+        crate::error::Error::argument(format!("std_rule {n} is not one of {}", names.join(", ")))
+    })
 }

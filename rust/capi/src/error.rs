@@ -16,6 +16,9 @@ pub const ERR_AUDIO: i32 = -3;
 pub const ERR_STREAM: i32 = -4;
 /// A bug in serlaq (a caught panic); the message says where.
 pub const ERR_INTERNAL: i32 = -5;
+/// An adaptation has too little audio yet; the message says how much more it needs, and
+/// the adapter takes more clips.
+pub const ERR_TOO_LITTLE: i32 = -6;
 
 /// A failed call: its code and its one-line message.
 #[derive(Debug, Clone, PartialEq)]

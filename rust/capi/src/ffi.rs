@@ -3,15 +3,17 @@
 //! negative code plus the thread's last error.
 #![allow(non_camel_case_types)]
 
-use crate::abi::{serlaq_segment, serlaq_stream_options};
+use crate::abi::{serlaq_adapt_options, serlaq_segment, serlaq_stream_options, std_rule};
 use crate::error::{self, guard, status, Error};
-use crate::handle::{ModelHandle, StreamHandle};
-use crate::ptr::{boxed, model, path, slice, stream, write_probs};
+use crate::handle::{AdapterHandle, ModelHandle, StreamHandle};
+use crate::ptr::{adapter, boxed, model, opt_text, path, slice, stream, write_probs};
+use serlaq_core::adapt::{parse_labels, AdaptOptions};
 use serlaq_core::segments::RunningNorm;
 use std::ffi::{c_char, c_int};
 
 pub type serlaq_model = ModelHandle;
 pub type serlaq_stream = StreamHandle;
+pub type serlaq_adapter = AdapterHandle;
 
 #[no_mangle]
 pub extern "C" fn serlaq_version() -> *const c_char {
@@ -290,6 +292,114 @@ pub unsafe extern "C" fn serlaq_stream_free(s: *mut serlaq_stream) {
     if !s.is_null() {
         let _ = guard(|| {
             drop(Box::from_raw(s));
+            Ok(())
+        });
+    }
+}
+
+/// # Safety
+/// `m`: NULL or a live model; `path`: NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_model_save(m: *const serlaq_model, path_: *const c_char) -> c_int {
+    status(|| model(m)?.save(&path(path_)?))
+}
+
+#[no_mangle]
+pub extern "C" fn serlaq_adapt_default_options() -> serlaq_adapt_options {
+    serlaq_adapt_options::default()
+}
+
+/// # Safety
+/// `m`: NULL or a live model.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_adapter_new(m: *const serlaq_model) -> *mut serlaq_adapter {
+    boxed(guard(|| Ok(AdapterHandle::new(model(m)?))))
+}
+
+/// A count as a C int (the adapter's clips are bounded far below `INT_MAX`).
+fn count(n: usize) -> c_int {
+    c_int::try_from(n).unwrap_or(c_int::MAX)
+}
+
+/// # Safety
+/// `a`: NULL or a live adapter; `path`: NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_adapter_add_file(a: *mut serlaq_adapter, path_: *const c_char) -> c_int {
+    guard(|| adapter(a)?.add_file(&path(path_)?)).map_or_else(|code| code, count)
+}
+
+/// # Safety
+/// `a`: NULL or a live adapter; `samples`: NULL or `n` readable floats.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_adapter_add_pcm(
+    a: *mut serlaq_adapter,
+    samples: *const f32,
+    n: usize,
+    sample_rate: u32,
+) -> c_int {
+    guard(|| adapter(a)?.add_pcm(slice(samples, n, "samples")?, sample_rate)).map_or_else(|code| code, count)
+}
+
+/// # Safety
+/// `a`: NULL or a live adapter; `data`: NULL or `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_adapter_add_bytes(a: *mut serlaq_adapter, data: *const u8, len: usize) -> c_int {
+    guard(|| adapter(a)?.add_bytes(slice(data, len, "data")?)).map_or_else(|code| code, count)
+}
+
+/// # Safety
+/// `a`: NULL or a live adapter.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_adapter_speech_seconds(a: *mut serlaq_adapter) -> f64 {
+    guard(|| Ok(adapter(a)?.speech_seconds())).unwrap_or(0.0)
+}
+
+/// The core's options from the C struct (NULL: the defaults).
+///
+/// # Safety
+/// `o`: NULL or a readable struct whose strings are NULL or NUL-terminated.
+unsafe fn adapt_options(o: *const serlaq_adapt_options) -> Result<AdaptOptions, Error> {
+    let o = o.as_ref().copied().unwrap_or_default();
+    let std = std_rule(o.std_rule)?;
+    Ok(AdaptOptions {
+        balance: o.balance != 0,
+        std,
+        labels: opt_text(o.labels, "labels")?.map(|l| parse_labels(&l)).unwrap_or_default(),
+        source: opt_text(o.source, "source")?.unwrap_or_default(),
+        ..AdaptOptions::default()
+    })
+}
+
+/// # Safety
+/// `a`: NULL or a live adapter; `opts`: NULL (defaults) or a readable options struct;
+/// `out`: NULL or a writable model pointer.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_adapter_finish(
+    a: *mut serlaq_adapter,
+    opts: *const serlaq_adapt_options,
+    out: *mut *mut serlaq_model,
+) -> c_int {
+    status(|| {
+        let a = adapter(a)?;
+        if out.is_null() {
+            return Err(Error::argument("out is NULL"));
+        }
+        if !(out as usize).is_multiple_of(std::mem::align_of::<*mut serlaq_model>()) {
+            return Err(Error::argument("out is not aligned for a pointer"));
+        }
+        let made = a.finish(&adapt_options(opts)?)?;
+        *out = Box::into_raw(Box::new(made));
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `a`: NULL or an adapter from this library, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn serlaq_adapter_free(a: *mut serlaq_adapter) {
+    if !a.is_null() {
+        let _ = guard(|| {
+            drop(Box::from_raw(a));
             Ok(())
         });
     }

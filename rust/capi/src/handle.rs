@@ -1,9 +1,11 @@
 //! The handles the C ABI and the WebAssembly module hand out, over the runtime facade
 //! (`serlaq_core::runtime`) and the core: a loaded model (shared read-only, labels kept as
-//! C strings) and a segment stream (owned by one caller at a time). Only transport lives
-//! here: errors become (code, one line), inputs are passed on unchanged.
+//! C strings), a segment stream and an adapter gathering a room's clips (each owned by
+//! one caller at a time). Only transport lives here: errors become (code, one line),
+//! inputs are passed on unchanged.
 
-use crate::error::{Error, ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM};
+use crate::error::{Error, ERR_ARGUMENT, ERR_AUDIO, ERR_INTERNAL, ERR_MODEL, ERR_STREAM, ERR_TOO_LITTLE};
+use serlaq_core::adapt::{adapt_gathered, AdaptError, AdaptOptions, Gathered};
 use serlaq_core::audio::{self, AudioError, Layout};
 use serlaq_core::model::{Model, ModelError};
 use serlaq_core::runtime::{predict_scored, ModelSource};
@@ -70,6 +72,18 @@ impl ModelHandle {
     /// Validates a `.laq` file held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<ModelHandle, Error> {
         ModelHandle::load(ModelSource::Bytes { name: BYTES_SOURCE.into(), bytes })
+    }
+
+    /// The model's `.laq` bytes, as loaded (an adapted model's as built).
+    pub fn bytes(&self) -> &[u8] {
+        self.model.file().as_bytes()
+    }
+
+    /// Writes the model's `.laq` bytes to `path` atomically (the old file or the whole
+    /// new one, never a part).
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        serlaq_core::format::write_atomic(path, self.bytes())
+            .map_err(|e| Error::new(ERR_MODEL, format!("{}: cannot write the model: {e}", path.display())))
     }
 
     pub fn model(&self) -> &Model {
@@ -196,5 +210,68 @@ impl StreamHandle {
 
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+}
+
+/// A room's clips gathered one at a time for `serlaq_core::adapt` (the C ABI's
+/// `serlaq_adapter`). It keeps each clip's features, not its audio, and its model alive.
+#[derive(Debug)]
+pub struct AdapterHandle {
+    model: Arc<Model>,
+    gathered: Gathered,
+}
+
+impl AdapterHandle {
+    pub fn new(model: &ModelHandle) -> AdapterHandle {
+        AdapterHandle { model: Arc::clone(&model.model), gathered: Gathered::new() }
+    }
+
+    fn added(&self, r: Result<(), String>) -> Result<usize, Error> {
+        r.map(|()| self.gathered.clips()).map_err(|e| Error::new(ERR_AUDIO, e))
+    }
+
+    /// Adds an audio file; returns the clips gathered so far.
+    pub fn add_file(&mut self, path: &Path) -> Result<usize, Error> {
+        let r = self.gathered.add_file(&self.model, path);
+        self.added(r)
+    }
+
+    /// Adds mono samples at `rate` Hz (the checks of a decoded file applied).
+    pub fn add_pcm(&mut self, samples: &[f32], rate: u32) -> Result<usize, Error> {
+        let spec = self.model.spec();
+        let wave = audio::prepare(samples, 1, Layout::Planar, rate, spec.sample_rate, spec.min_samples(), PCM_SOURCE)
+            .map_err(audio_err)?;
+        let r = self.gathered.add_wave(&self.model, &wave, PCM_SOURCE);
+        self.added(r)
+    }
+
+    /// Adds an encoded audio file held in memory.
+    pub fn add_bytes(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let spec = self.model.spec();
+        let wave = audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;
+        let r = self.gathered.add_wave(&self.model, &wave, BYTES_SOURCE);
+        self.added(r)
+    }
+
+    pub fn clips(&self) -> usize {
+        self.gathered.clips()
+    }
+
+    pub fn speech_seconds(&self) -> f64 {
+        self.gathered.speech_seconds()
+    }
+
+    /// The adapted model (its `.laq` bytes validated as any loaded file's). Too little
+    /// audio is [`ERR_TOO_LITTLE`] and the clips stay gathered: add more and finish again.
+    pub fn finish(&self, opts: &AdaptOptions) -> Result<ModelHandle, Error> {
+        let done = adapt_gathered(&self.model, &self.gathered, opts).map_err(|e| {
+            let code = match e {
+                AdaptError::TooLittle { .. } | AdaptError::NoUsableAudio { .. } => ERR_TOO_LITTLE,
+                AdaptError::Labels(_) => ERR_ARGUMENT,
+                AdaptError::Build(_) => ERR_INTERNAL,
+            };
+            Error::new(code, e.to_string())
+        })?;
+        ModelHandle::from_bytes(done.bytes)
     }
 }

@@ -3,7 +3,7 @@
 //! Nothing here can check that a non-NULL pointer is live: that is the caller's contract.
 
 use crate::error::Error;
-use crate::handle::{ModelHandle, StreamHandle};
+use crate::handle::{AdapterHandle, ModelHandle, StreamHandle};
 use std::ffi::{c_char, CStr};
 use std::path::PathBuf;
 
@@ -46,6 +46,26 @@ pub unsafe fn model<'a>(m: *const ModelHandle) -> Result<&'a ModelHandle, Error>
 /// `s`: NULL or a live handle from this library, used by no one else during `'a`.
 pub unsafe fn stream<'a>(s: *mut StreamHandle) -> Result<&'a mut StreamHandle, Error> {
     s.as_mut().ok_or_else(|| Error::argument("stream is NULL"))
+}
+
+/// An adapter handle from C (NULL is an argument error).
+///
+/// # Safety
+/// `a`: NULL or a live handle from this library, used by no one else during `'a`.
+pub unsafe fn adapter<'a>(a: *mut AdapterHandle) -> Result<&'a mut AdapterHandle, Error> {
+    a.as_mut().ok_or_else(|| Error::argument("adapter is NULL"))
+}
+
+/// An optional text argument: NULL is `None`; otherwise UTF-8 (else an argument error
+/// naming `what`).
+///
+/// # Safety
+/// `p`: NULL or a readable NUL-terminated string.
+pub unsafe fn opt_text(p: *const c_char, what: &str) -> Result<Option<String>, Error> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    CStr::from_ptr(p).to_str().map(|s| Some(s.to_string())).map_err(|_| Error::argument(format!("{what} is not UTF-8")))
 }
 
 /// A path from C: a NUL-terminated string (NULL and empty are argument errors).

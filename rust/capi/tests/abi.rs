@@ -3,8 +3,8 @@
 //! model, bad audio, stream misuse) giving its code and a one-line last error.
 
 use serde_json::json;
-use serlaq::abi::{serlaq_segment, serlaq_stream_options};
-use serlaq::error::{ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM, OK};
+use serlaq::abi::{serlaq_adapt_options, serlaq_segment, serlaq_stream_options};
+use serlaq::error::{ERR_ARGUMENT, ERR_AUDIO, ERR_MODEL, ERR_STREAM, ERR_TOO_LITTLE, OK};
 use serlaq::ffi::*;
 use serlaq_core::audio::{self, Layout};
 use serlaq_core::features::FeatureSpec;
@@ -508,4 +508,114 @@ fn segment_layout_is_the_headers() {
     assert_eq!(size_of::<serlaq_stream_options>(), 40);
     assert_eq!(offset_of!(serlaq_stream_options, vad), 16);
     assert_eq!(offset_of!(serlaq_stream_options, vad_db), 24);
+    assert_eq!(offset_of!(serlaq_adapt_options, labels), 8);
+    assert_eq!(offset_of!(serlaq_adapt_options, source), 8 + size_of::<*const u8>());
+}
+
+/// A clip of the adaptation tests: 1.5 s of a tone that differs per clip, at `rate`.
+fn room_clip(k: usize, rate: u32) -> Vec<f32> {
+    tone(rate, 1.5, 150.0 + 37.0 * k as f32, 0.1 + 0.02 * (k % 5) as f32)
+}
+
+/// A device adapts to its room through the C ABI: clips gathered one at a time from files,
+/// encoded bytes and samples; too little audio says how much more and keeps the clips; the
+/// adapted model is `serlaq adapt`'s file byte for byte and saves atomically.
+#[test]
+fn adapter_gathers_clips_and_gives_the_core_adaptation() {
+    // the record's date, as `serlaq adapt` takes it, so the bytes can be compared
+    std::env::set_var("SOURCE_DATE_EPOCH", "1764835200");
+    let m = open_model();
+    let files: Vec<PathBuf> = (0..24).map(|k| tmp(&format!("room{k}.wav"), &wav(8000, &room_clip(k, 8000)))).collect();
+    let labels = CString::new("sad, angry").unwrap();
+    let source = CString::new("kitchen").unwrap();
+    let opts =
+        serlaq_adapt_options { std_rule: 1, labels: labels.as_ptr(), source: source.as_ptr(), ..Default::default() };
+    unsafe {
+        let a = serlaq_adapter_new(m.0);
+        assert!(!a.is_null(), "{}", last());
+        let mut out: *mut serlaq_model = null_mut();
+        failed(serlaq_adapter_finish(a, null(), &mut out), ERR_TOO_LITTLE, "0 usable clips");
+        for (k, f) in files.iter().enumerate() {
+            let got = if k % 2 == 0 {
+                serlaq_adapter_add_file(a, cstr(f).as_ptr())
+            } else {
+                let b = std::fs::read(f).unwrap();
+                serlaq_adapter_add_bytes(a, b.as_ptr(), b.len())
+            };
+            assert_eq!(got, k as i32 + 1, "{}", last());
+            if k == 9 {
+                failed(serlaq_adapter_finish(a, &opts, &mut out), ERR_TOO_LITTLE, "10 more clips");
+                assert!(out.is_null());
+                // a bad clip is refused alone; the count stays
+                let junk = b"RIFF....WAVE not audio";
+                failed(serlaq_adapter_add_bytes(a, junk.as_ptr(), junk.len()), ERR_AUDIO, "<bytes>");
+                let nan = [f32::NAN; 8000];
+                failed(serlaq_adapter_add_pcm(a, nan.as_ptr(), nan.len(), 8000), ERR_AUDIO, "<pcm>");
+            }
+        }
+        assert!(serlaq_adapter_speech_seconds(a) >= 20.0, "{}", serlaq_adapter_speech_seconds(a));
+        // bad options: named, nothing made
+        let bad_label = CString::new("angry,bored").unwrap();
+        let one_label = CString::new("angry").unwrap();
+        for (o, code, needle) in [
+            (serlaq_adapt_options { std_rule: 7, ..opts }, ERR_ARGUMENT, "std_rule 7"),
+            (serlaq_adapt_options { labels: bad_label.as_ptr(), ..opts }, ERR_ARGUMENT, "\"bored\" is not a label"),
+            (serlaq_adapt_options { labels: one_label.as_ptr(), ..opts }, ERR_ARGUMENT, "at least 2"),
+        ] {
+            failed(serlaq_adapter_finish(a, &o, &mut out), code, needle);
+            assert!(out.is_null());
+        }
+        failed(serlaq_adapter_finish(a, &opts, null_mut()), ERR_ARGUMENT, "out is NULL");
+        assert_eq!(serlaq_adapter_finish(a, &opts, &mut out), OK, "{}", last());
+        let saved = tmp("room.laq", b"old");
+        assert_eq!(serlaq_model_save(out, cstr(&saved).as_ptr()), OK, "{}", last());
+        failed(serlaq_model_save(out, c"/nonexistent-dir/x.laq".as_ptr()), ERR_MODEL, "/nonexistent-dir/x.laq");
+        // the file `serlaq adapt` writes from the same clips and options
+        let core = serlaq_core::adapt::adapt(
+            &core_model(),
+            &files,
+            &serlaq_core::adapt::AdaptOptions {
+                threads: 1,
+                std: serlaq_core::adapt::StdRule::Target,
+                labels: vec!["sad".into(), "angry".into()],
+                source: "kitchen".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&saved).unwrap(), core.bytes);
+        // the adapted model answers among the labels held, and is a model like any other
+        let x = room_clip(3, 8000);
+        let mut p = [0f32; 3];
+        assert_eq!(serlaq_predict_pcm(out, x.as_ptr(), x.len(), 8000, p.as_mut_ptr()), OK);
+        assert!(p[1] < 1e-6, "happy is not held: {p:?}");
+        serlaq_model_free(out);
+        serlaq_adapter_free(a);
+    }
+    // samples at another rate, the model freed before the adapter finishes; the record
+    // names what the clips came from
+    unsafe {
+        let m = open_model();
+        let a = serlaq_adapter_new(m.0);
+        drop(m);
+        for k in 0..20 {
+            let x = room_clip(k, 16000);
+            assert_eq!(serlaq_adapter_add_pcm(a, x.as_ptr(), x.len(), 16000), k as i32 + 1, "{}", last());
+        }
+        let mut out: *mut serlaq_model = null_mut();
+        assert_eq!(serlaq_adapter_finish(a, null(), &mut out), OK, "{}", last());
+        let saved = tmp("pcm.laq", b"");
+        assert_eq!(serlaq_model_save(out, cstr(&saved).as_ptr()), OK);
+        let meta: serde_json::Value = serde_json::from_str(
+            Model::from_laq(LaqFile::from_bytes(std::fs::read(&saved).unwrap()).unwrap()).unwrap().metadata_json(),
+        )
+        .unwrap();
+        let record = &meta["provenance"]["adaptations"][0];
+        assert_eq!(record["source"], json!("<pcm>"));
+        assert_eq!(record["clips"], json!(20));
+        assert_eq!(record["adapted"], json!(["normalization", "label_balance"]));
+        serlaq_model_free(out);
+        serlaq_adapter_free(a);
+        failed(serlaq_adapter_add_pcm(null_mut(), null(), 0, 8000), ERR_ARGUMENT, "adapter is NULL");
+    }
 }
