@@ -1,7 +1,8 @@
 //! Arbitrary bytes through the C entry points of serlaq.h, as a C caller would make them:
 //! as a model (`serlaq_model_from_bytes`, then labels and a prediction), as encoded audio
 //! (`serlaq_predict_bytes`), as PCM at a derived rate (`serlaq_predict_pcm`), and as a
-//! stream with derived options, chunk sizes and NaNs (`serlaq_stream_*`). Every call
+//! stream with derived options, chunk sizes and NaNs (`serlaq_stream_*`), and as clips
+//! gathered for an adaptation with derived options (`serlaq_adapter_*`). Every call
 //! returns a code; every failure leaves a non-empty one-line `serlaq_last_error()`. Never
 //! a panic (they are caught at the boundary, and a caught one is a finding here), hang
 //! or unbounded allocation.
@@ -9,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use serlaq::abi::{serlaq_segment, serlaq_stream_options};
+use serlaq::abi::{serlaq_adapt_options, serlaq_segment, serlaq_stream_options};
 use serlaq::error::ERR_INTERNAL;
 use serlaq::ffi::*;
 use serlaq_core::features::FeatureSpec;
@@ -39,6 +40,16 @@ fn model() -> *const serlaq_model {
     }) as *const serlaq_model
 }
 
+/// 20 clips of 1.5 s at 8 kHz, each a different tone: enough audio to adapt on.
+fn good_clips() -> &'static [Vec<f32>] {
+    static C: OnceLock<Vec<Vec<f32>>> = OnceLock::new();
+    C.get_or_init(|| {
+        (0..20)
+            .map(|k| (0..12_000).map(|i| 0.2 * (i as f32 * (0.05 + 0.01 * k as f32)).sin() + 0.01 * ((i * 7 + k) % 5) as f32).collect())
+            .collect()
+    })
+}
+
 fn check(code: i32) {
     if code < 0 {
         assert_ne!(code, ERR_INTERNAL, "a panic was caught: {}", last());
@@ -63,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
     let mut probs = [0f32; 64];
     unsafe {
-        match sel % 4 {
+        match sel % 5 {
             0 => {
                 let m = serlaq_model_from_bytes(rest.as_ptr(), rest.len());
                 if m.is_null() {
@@ -85,6 +96,39 @@ fuzz_target!(|data: &[u8]| {
                 let rate = u32_at(rest, 0) % 400_000;
                 let x = floats(rest.get(4..).unwrap_or(&[]));
                 check(serlaq_predict_pcm(model(), x.as_ptr(), x.len(), rate, probs.as_mut_ptr()));
+            }
+            3 => {
+                // with bit 2 of the selector, 20 good clips first, so that finishing (the
+                // statistics, the balance, the labels, the new file) runs on every such input;
+                // then the input's clips split at each 0xFF byte: odd ones as encoded files,
+                // even ones as PCM
+                let a = serlaq_adapter_new(model());
+                if sel & 4 != 0 {
+                    for clip in good_clips() {
+                        assert_eq!(serlaq_adapter_add_pcm(a, clip.as_ptr(), clip.len(), 8000) > 0, true, "{}", last());
+                    }
+                }
+                for (i, clip) in rest.split(|&b| b == 0xFF).enumerate() {
+                    if i % 2 == 1 {
+                        check(serlaq_adapter_add_bytes(a, clip.as_ptr(), clip.len()));
+                    } else {
+                        let x = floats(clip);
+                        check(serlaq_adapter_add_pcm(a, x.as_ptr(), x.len(), 8000 + u32::from(sel)));
+                    }
+                }
+                let labels: Vec<u8> = rest.iter().take(12).map(|&b| if b == 0 { b',' } else { b }).chain([0]).collect();
+                let opts = serlaq_adapt_options {
+                    balance: i32::from(sel & 8),
+                    std_rule: i32::from(sel >> 5) - 2,
+                    labels: if sel & 16 != 0 { labels.as_ptr().cast() } else { std::ptr::null() },
+                    source: std::ptr::null(),
+                };
+                let mut out = std::ptr::null_mut();
+                let code = serlaq_adapter_finish(a, &opts, &mut out);
+                check(code);
+                assert_eq!(out.is_null(), code != 0);
+                serlaq_model_free(out);
+                serlaq_adapter_free(a);
             }
             _ => {
                 let rate = u32_at(rest, 0) % 100_000;
