@@ -258,6 +258,28 @@ def test_labels_the_room_holds_are_the_only_answers(setup, tmp_path, capsys):
     assert not bad.exists()
 
 
+def test_waveforms_in_memory_adapt_as_their_files_do(setup, monkeypatch):
+    """Clips a program holds as arrays (a microphone's utterances) adapt the model as the
+    same clips' files do; one that cannot be used is named by its place and left out."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796000000")
+    model = serlaq.load(setup["model"])
+    paths = [p for p, _ in setup["room"]]
+    waves, rates = zip(*(sf.read(p, dtype="int16") for p in paths))  # PCM integers, as a microphone gives
+    from_files = model.adapt(paths, source="kitchen")
+    from_waves = model.adapt([*waves[:5], np.full(4000, np.nan, np.float32), *waves[5:]], sample_rate=rates[0],
+                             source="kitchen")
+    assert from_waves.adaptation.failures == ["waveform 5: NaN/inf samples (4000 of 4000)"]
+    assert from_waves.adaptation.clips == from_files.adaptation.clips == 24
+    assert _native.model_bytes(from_waves._native) == _native.model_bytes(from_files._native)
+    # mixed with files, the record names both
+    mixed = model.adapt([paths[0], *waves[1:]], sample_rate=rates[0])
+    assert mixed.metadata["provenance"]["adaptations"][0]["source"] == f"{paths[0]}, 23 waveforms"
+    assert accuracy(mixed, setup["room"]) >= accuracy(model, setup["room"]) + 0.25
+    # a waveform needs its rate; with none usable, one error naming the first
+    with pytest.raises(AdaptError, match=r"no usable audio given \(waveform 0: needs its sample rate"):
+        model.adapt(list(waves))
+
+
 def test_python_api_too_little_audio_raises_with_the_bad_files(setup):
     model = serlaq.load(setup["model"])
     with pytest.raises(AdaptError, match="too little audio") as info:

@@ -380,9 +380,11 @@ def adapt_model(
     balance: bool = True,
     std: str = "widen",
     labels: list[str] = ...,
+    waves: list[tuple[str, NDArray[np.float32]]] = ...,
 ) -> dict[str, Any]:
-    """`model` adapted to the audio files: {"bytes" (absent on error), "error" (one line or
-    None), "failures" (one line per file left out), "clips", "seconds", "speech_seconds",
+    """`model` adapted to the audio files and `waves` ((name, mono float32 at the model's
+    rate) pairs: prepared waveforms): {"bytes" (absent on error), "error" (one line or
+    None), "failures" (one line per file or wave left out), "clips", "seconds", "speech_seconds",
     "ood_before", "ood_after", "top_share_before", "top_share_after", "summary" (what was
     done, as `serlaq adapt` and `serlaq-rt adapt` print it)}; `balance` shifts the
     output bias so the clips spread over the labels; `std` is the std rule ("widen": the

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from serlaq import _native
-from serlaq.errors import SerlaqError
+from serlaq.errors import AudioError, SerlaqError
 from serlaq.labels import canonical_label
 from serlaq.runtime.inputs import find_audio_files, resolve_threads
 
@@ -57,6 +57,23 @@ class AdaptResult:
     top_share_after: float
     failures: list[str] = field(default_factory=list)
     summary: str = ""
+
+
+def _prepared_waves(model: Any, given: list[Any], sample_rate: int | None) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The waveforms among `given` (anything not a path), each prepared as a decoded file
+    is (mono float32 at the model's rate) and named `waveform N` by its place; those that
+    cannot be used -> one line each."""
+    waves, failures = [], []
+    for i, w in enumerate(given):
+        if isinstance(w, (str, os.PathLike)):
+            continue
+        name = f"waveform {i}"
+        try:
+            waves.append((name, model.prepare_waveform(w, sample_rate, source=name)))
+        except (AudioError, TypeError, ValueError) as exc:
+            message = str(exc)
+            failures.append(message if message.startswith(name) else f"{name}: {message}")
+    return waves, failures
 
 
 def manifest_paths(manifest: str | os.PathLike[str]) -> list[str]:
@@ -98,7 +115,7 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 def adapt(
     model: Any,
-    inputs: Iterable[str | os.PathLike[str]] = (),
+    inputs: Iterable[Any] = (),
     manifest: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     source: str | None = None,
@@ -107,12 +124,15 @@ def adapt(
     balance: bool = True,
     std: str = "widen",
     labels: Sequence[str] | None = None,
+    sample_rate: int | None = None,
 ) -> tuple[Any, AdaptResult]:
-    """`model` (a `LaqModel`) adapted to the audio of `inputs` (files, folders searched recursively)
-    and/or the files of `manifest`; `balance` also shifts the output bias so those clips
-    spread over the labels; `std` is one of `STD_RULES`; `labels` (spellings as a corpus's:
-    "Anger" is angry) the labels the audio holds: the balance spreads the clips over these
-    alone and the model answers among them. Unreadable files are left out and listed in the
+    """`model` (a `LaqModel`) adapted to the audio of `inputs` (files, folders searched
+    recursively, and waveforms: numpy arrays or torch tensors of one clip each, at
+    `sample_rate`) and/or the files of `manifest`; `balance` also shifts the output bias so
+    those clips spread over the labels; `std` is one of `STD_RULES`; `labels` (spellings as
+    a corpus's: "Anger" is angry) the labels the audio holds: the balance spreads the clips
+    over these alone and the model answers among them. Unreadable files and unusable
+    waveforms (named `waveform N`, N its place in `inputs`) are left out and listed in the
     result; raises `AdaptError` when there is too little usable audio or a label is not the
     model's."""
     if std not in STD_RULES:
@@ -120,20 +140,24 @@ def adapt(
     if isinstance(labels, str):
         raise ValueError("labels: a list of label names, not one string")
     held = [canonical_label(name) or name.strip() for name in labels or ()]
-    items = [os.fspath(p) for p in inputs]
-    if isinstance(inputs, (str, os.PathLike)):
-        items = [os.fspath(inputs)]
+    given = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    items = [os.fspath(p) for p in given if isinstance(p, (str, os.PathLike))]
+    waves, failures = _prepared_waves(model, given, sample_rate)
     listed = manifest_paths(manifest) if manifest is not None else []
-    files, errors = find_audio_files(items)
+    files, errors = find_audio_files(items) if items else ([], [])
     files = list(dict.fromkeys([*files, *listed]))
-    failures = [msg for _, msg in errors]
-    if not files:
-        raise AdaptError("adapt: no audio files given" + (f" ({failures[0]})" if failures else ""), failures)
+    failures = [msg for _, msg in errors] + failures
+    if not files and not waves:
+        what = "no audio files given" if len(waves) == len(given) - len(items) == 0 else "no usable audio given"
+        raise AdaptError(f"adapt: {what}" + (f" ({failures[0]})" if failures else ""), failures)
     if source is None:
-        source = _native.adapt_source(([os.fspath(manifest)] if manifest is not None else []) + items)
+        named = ([os.fspath(manifest)] if manifest is not None else []) + items
+        count = len(given) - len(items)
+        source = _native.adapt_source(named + ([f"{count} waveform{'s' * (count != 1)}"] if count else []))
     out = _native.adapt_model(
         model._native,
         files,
+        waves=waves,
         source=source,
         threads=resolve_threads(workers, len(files)),
         min_clips=min_clips,

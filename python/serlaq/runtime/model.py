@@ -83,17 +83,20 @@ class LaqModel:
 
     def adapt(
         self,
-        paths: Iterable[PathLike] | PathLike = (),
+        paths: Iterable[Any] | PathLike = (),
         manifest: PathLike | None = None,
         workers: int | None = None,
         source: str | None = None,
         balance: bool = True,
         std: str = "widen",
         labels: Sequence[str] | None = None,
+        sample_rate: int | None = None,
     ) -> LaqModel:
         """A copy of this model adapted to a new room from unlabelled audio: its input
-        statistics re-estimated on `paths` (files, folders searched recursively) and/or
-        the files of a CSV `manifest` (labels ignored), and (`balance`) its output bias
+        statistics re-estimated on `paths` (files, folders searched recursively, and
+        waveforms: numpy arrays or torch tensors of one utterance each, at `sample_rate`,
+        e.g. clips recorded from a microphone) and/or the files of a CSV `manifest`
+        (labels ignored), and (`balance`) its output bias
         shifted so those clips spread over the labels. The mean becomes the audio's; the
         std (`std`) the larger of the model's and the audio's per feature ("widen"), the
         audio's own ("target") or the model's ("model"). `labels`: the labels the audio
@@ -107,7 +110,15 @@ class LaqModel:
         from serlaq.runtime.adapt import adapt
 
         model, result = adapt(
-            self, paths, manifest=manifest, workers=workers, source=source, balance=balance, std=std, labels=labels
+            self,
+            paths,
+            manifest=manifest,
+            workers=workers,
+            source=source,
+            balance=balance,
+            std=std,
+            labels=labels,
+            sample_rate=sample_rate,
         )
         model.adaptation = result
         return model
@@ -247,17 +258,18 @@ class LaqModel:
 
         return self._native.features_wave(np.ascontiguousarray(np.asarray(wave).reshape(-1), dtype=np.float32))
 
-    def prepare_waveform(self, wave: Any, sample_rate: int | None) -> np.ndarray:
+    def prepare_waveform(self, wave: Any, sample_rate: int | None, source: str = "waveform") -> np.ndarray:
         """An in-memory waveform (any dtype, 1-D or 2-D, any rate) -> validated mono
-        float32 at the model's rate: the native path a decoded file takes."""
+        float32 at the model's rate: the native path a decoded file takes. Errors name
+        `source`."""
         from serlaq.waveform import planar_float32
 
         if sample_rate is None:
-            raise AudioError("waveform: needs its sample rate, e.g. predict(wave, sample_rate=16000)")
+            raise AudioError(f"{source}: needs its sample rate, e.g. predict(wave, sample_rate=16000)")
         if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__") or int(sample_rate) < 1:
-            raise AudioError(f"waveform: sample_rate must be a positive integer, got {sample_rate!r}")
-        planar = planar_float32(wave, source="waveform")
-        return _native.prepare_waveform(planar, int(sample_rate), self.sample_rate, self.min_samples, "waveform")
+            raise AudioError(f"{source}: sample_rate must be a positive integer, got {sample_rate!r}")
+        planar = planar_float32(wave, source=source)
+        return _native.prepare_waveform(planar, int(sample_rate), self.sample_rate, self.min_samples, source)
 
     # -- predictions -------------------------------------------------------------------
 

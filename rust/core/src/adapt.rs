@@ -340,6 +340,23 @@ impl Gathered {
         self.push(r, &path.display().to_string())
     }
 
+    /// Adds a batch of files, decoded on `threads` native threads (0: rayon's default),
+    /// in their order; each file that cannot be used is left out and named in
+    /// [`Adapted::failures`].
+    pub fn add_files(&mut self, model: &Model, paths: &[PathBuf], threads: usize) {
+        for (r, p) in clips(model, paths, threads).into_iter().zip(paths) {
+            if let Err(e) = self.push(r, &p.display().to_string()) {
+                self.failures.push(e);
+            }
+        }
+    }
+
+    /// Records a clip the caller could not use (one line naming it): it is counted among
+    /// the clips left out, as a file that failed to decode is.
+    pub fn left_out(&mut self, why: String) {
+        self.failures.push(why);
+    }
+
     /// Clips gathered so far.
     pub fn clips(&self) -> usize {
         self.clips.len()
@@ -526,11 +543,7 @@ pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Ad
         held_columns(model.labels(), &opts.labels)?;
     }
     let mut gathered = Gathered::new();
-    for (r, p) in clips(model, paths, opts.threads).into_iter().zip(paths) {
-        if let Err(e) = gathered.push(r, &p.display().to_string()) {
-            gathered.failures.push(e);
-        }
-    }
+    gathered.add_files(model, paths, opts.threads);
     adapt_gathered(model, &gathered, opts)
 }
 

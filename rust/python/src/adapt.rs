@@ -11,7 +11,9 @@ use serlaq_core::format::{self, LaqFile};
 use serlaq_core::model::Model;
 use std::path::PathBuf;
 
-/// Adapts `model` to the audio `paths` (files). Returns a dict: `bytes` (the new `.laq`
+/// Adapts `model` to the audio `paths` (files) and `waves` (`(name, mono float32 at the
+/// model's rate)` pairs: waveforms already prepared; a wave that cannot be used is left out
+/// under its name, as a file is). Returns a dict: `bytes` (the new `.laq`
 /// file, absent when nothing was built), `error` (one line, or None), `failures` (one
 /// line per file left out), `clips`, `seconds`, `speech_seconds`, `ood_before`,
 /// `ood_after`, `top_share_before`, `top_share_after`, `summary` (what was done, one line,
@@ -21,7 +23,7 @@ use std::path::PathBuf;
 #[pyfunction]
 #[pyo3(signature = (model, paths, source = String::new(), created = None, threads = 0,
     min_clips = adapt::MIN_CLIPS, min_speech_seconds = adapt::MIN_SPEECH_SECONDS, balance = true, std = "widen",
-    labels = Vec::new()))]
+    labels = Vec::new(), waves = Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn adapt_model<'py>(
     py: Python<'py>,
@@ -35,14 +37,33 @@ fn adapt_model<'py>(
     balance: bool,
     std: &str,
     labels: Vec<String>,
+    waves: Vec<(String, Bound<'py, PyAny>)>,
 ) -> PyResult<Bound<'py, PyDict>> {
     if !min_speech_seconds.is_finite() || min_speech_seconds < 0.0 {
         return Err(PyValueError::new_err(format!("min_speech_seconds must be >= 0, got {min_speech_seconds}")));
     }
     let std = StdRule::parse(std).map_err(PyValueError::new_err)?;
+    let waves: Vec<(String, Vec<f32>)> = waves
+        .into_iter()
+        .map(|(name, w)| Ok((name, f32_array(&w, "wave")?.values().into_owned())))
+        .collect::<PyResult<_>>()?;
     let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds, balance, std, labels };
     let inner = &model.inner;
-    let r = py.detach(|| guarded(|| adapt::adapt(inner, &paths, &opts))).map_err(panic_err)?;
+    let run = || -> Result<adapt::Adapted, AdaptError> {
+        // the labels are checked before any audio is read
+        if !opts.labels.is_empty() {
+            adapt::held_columns(inner.labels(), &opts.labels)?;
+        }
+        let mut gathered = adapt::Gathered::new();
+        gathered.add_files(inner, &paths, opts.threads);
+        for (name, w) in &waves {
+            if let Err(e) = gathered.add_wave(inner, w, name) {
+                gathered.left_out(e);
+            }
+        }
+        adapt::adapt_gathered(inner, &gathered, &opts)
+    };
+    let r = py.detach(|| guarded(run)).map_err(panic_err)?;
     let out = PyDict::new(py);
     match r {
         Ok(a) => {
