@@ -280,6 +280,24 @@ def test_waveforms_in_memory_adapt_as_their_files_do(setup, monkeypatch):
         model.adapt(list(waves))
 
 
+def test_one_long_recording_of_the_room_is_enough(setup, tmp_path, capsys):
+    """A long recording (here the room's clips joined, twice over: 72 s) counts as its 2-s
+    speech windows, so `serlaq adapt` on that one file adapts, and as well as on the clips."""
+    model = serlaq.load(setup["model"])
+    waves = [sf.read(p, dtype="float32") for p, _ in setup["room"]]
+    rate = waves[0][1]
+    joined = tmp_path / "afternoon.wav"
+    sf.write(str(joined), np.concatenate([w for w, _ in waves] * 2), rate, subtype="FLOAT")
+    out = tmp_path / "afternoon.laq"
+    code, stdout, err = run_serlaq(["adapt", str(setup["model"]), str(joined), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert stdout.startswith(f"adapted {setup['model']} on 36 clips (72.0 s, "), stdout
+    adapted = serlaq.load(out)
+    assert adapted.metadata["provenance"]["adaptations"][0]["clips"] == 36
+    away, back = accuracy(model, setup["room"]), accuracy(adapted, setup["room"])
+    assert back >= away + 0.25 and back >= accuracy(model.adapt([p for p, _ in setup["room"]]), setup["room"]) - 0.1
+
+
 def test_python_api_too_little_audio_raises_with_the_bad_files(setup):
     model = serlaq.load(setup["model"])
     with pytest.raises(AdaptError, match="too little audio") as info:

@@ -301,7 +301,7 @@ def adapt(
 ) -> None:
     """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics are re-estimated on that audio (the feature mean becomes the audio's; the std widens where the audio is wider, --std), the output bias is shifted so the clips spread over the labels (--no-balance: not), and the result is written as a new .laq that records what it was adapted on. Needs no labels and no torch.
 
-    Needs at least 20 readable clips with 20 s of speech in all (below that it says how much more); unreadable files are named on stderr and left out.
+    Needs at least 20 readable clips with 20 s of speech in all (below that it says how much more); a recording longer than 30 s counts as its 2-s windows that hold speech; unreadable files are named on stderr and left out.
 
     Example: serlaq adapt model.laq recordings/ --out model-room.laq
 

@@ -224,8 +224,9 @@ serlaq_adapt_options serlaq_adapt_default_options(void);
 serlaq_adapter *serlaq_adapter_new(const serlaq_model *m);
 
 /* Adds one clip (an utterance, as `serlaq adapt` takes files): an audio file, `n` mono
- * samples at `sample_rate` Hz, or an encoded file in memory. Returns the number of clips
- * gathered (>= 1), or < 0 (SERLAQ_ERR_AUDIO: this clip is unusable and left out; the
+ * samples at `sample_rate` Hz, or an encoded file in memory. A recording longer than 30 s
+ * is cut into 2-s windows, each window that holds speech one clip. Returns the number of
+ * clips gathered (>= 1), or < 0 (SERLAQ_ERR_AUDIO: this clip is unusable and left out; the
  * adapter stays usable). */
 int serlaq_adapter_add_file(serlaq_adapter *a, const char *path);
 int serlaq_adapter_add_pcm(serlaq_adapter *a, const float *samples, size_t n, uint32_t sample_rate);

@@ -132,8 +132,9 @@ struct InfoArgs {
 /// widens where the audio is wider, --std), the output bias is shifted so the clips spread
 /// over the labels (--no-balance: not; --labels: over the labels the audio holds, and the
 /// model answers among them), and the result is written as a new .laq that records what it
-/// was adapted on. Needs at least 20 readable clips with 20 s of speech; unreadable files
-/// are named on stderr and left out. Same file, bytes and line as `serlaq adapt`.
+/// was adapted on. Needs at least 20 readable clips with 20 s of speech (a recording longer
+/// than 30 s counts as its 2-s windows that hold speech); unreadable files are named on
+/// stderr and left out. Same file, bytes and line as `serlaq adapt`.
 #[derive(Args)]
 #[command(
     after_help = "Example:\n  serlaq-rt adapt model.laq recordings/ --out model-room.laq\n  serlaq-rt adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq"

@@ -233,9 +233,16 @@ pub const SPEECH_RANGE_DB: f64 = 30.0;
 /// Absolute floor of a speech frame (dBFS): below it, nothing is speech.
 pub const SPEECH_FLOOR_DB: f64 = -80.0;
 
-/// Seconds of 25 ms frames within [`SPEECH_RANGE_DB`] of the clip's loudest frame and
-/// above [`SPEECH_FLOOR_DB`].
-fn speech_seconds(wave: &[f32], rate: u32) -> f64 {
+/// A recording longer than this (seconds) is not one utterance: it is cut into windows of
+/// [`LONG_WINDOW_SECONDS`], each holding speech a clip of its own ([`wave_clips`]).
+pub const LONG_RECORDING_SECONDS: f64 = 30.0;
+/// The windows a long recording is cut into: the length `--segments` classifies by default,
+/// so the statistics are those of what the adapted model will be given.
+pub const LONG_WINDOW_SECONDS: f64 = crate::segments::DEFAULT_WINDOW;
+
+/// Each 25 ms frame's sample count and whether it is speech: within [`SPEECH_RANGE_DB`] of
+/// the wave's loudest frame and above [`SPEECH_FLOOR_DB`].
+fn speech_frames(wave: &[f32], rate: u32) -> Vec<(usize, bool)> {
     let frame = (rate as usize / 40).max(1);
     let power: Vec<(usize, f64)> = wave
         .chunks(frame)
@@ -243,24 +250,57 @@ fn speech_seconds(wave: &[f32], rate: u32) -> f64 {
         .collect();
     let loudest = power.iter().map(|&(_, p)| p).fold(0.0, f64::max);
     let threshold = (loudest * 10f64.powf(-SPEECH_RANGE_DB / 10.0)).max(10f64.powf(SPEECH_FLOOR_DB / 10.0));
-    let voiced: usize = power.iter().filter(|&&(_, p)| p >= threshold).map(|&(n, _)| n).sum();
-    voiced as f64 / f64::from(rate)
+    power.into_iter().map(|(n, p)| (n, p >= threshold)).collect()
 }
 
-/// A decoded wave at the model's rate -> its clip; feature errors are named by `source`.
-fn wave_clip(model: &Model, wave: &[f32], source: &str) -> Result<Clip, ModelError> {
+fn voiced_seconds(frames: &[(usize, bool)], rate: u32) -> f64 {
+    frames.iter().filter(|f| f.1).map(|f| f.0).sum::<usize>() as f64 / f64::from(rate)
+}
+
+/// A decoded wave at the model's rate -> its clips; feature errors are named by `source`.
+/// An utterance is one clip. A long recording ([`LONG_RECORDING_SECONDS`]) is cut into
+/// back-to-back windows of [`LONG_WINDOW_SECONDS`] (the tail shorter than one is dropped),
+/// and each window whose speech frames (judged against the whole recording's loudest)
+/// make up at least `segments::DEFAULT_MIN_SPEECH` of it is a clip: a long recording of a
+/// room counts as the many utterances it holds, not as one, and its pauses are left out.
+fn wave_clips(model: &Model, wave: &[f32], source: &str) -> Result<Vec<Clip>, ModelError> {
     let rate = model.spec().sample_rate;
-    let features = model.features_wave(wave).map_err(|e| match e {
-        ModelError::Features(f) => {
-            ModelError::Audio(AudioError::Internal { source: source.to_string(), detail: f.to_string() })
+    let features = |w: &[f32]| {
+        model.features_wave(w).map_err(|e| match e {
+            ModelError::Features(f) => {
+                ModelError::Audio(AudioError::Internal { source: source.to_string(), detail: f.to_string() })
+            }
+            other => other,
+        })
+    };
+    let frames = speech_frames(wave, rate);
+    let seconds = wave.len() as f64 / f64::from(rate);
+    if seconds <= LONG_RECORDING_SECONDS {
+        let speech_seconds = voiced_seconds(&frames, rate);
+        return Ok(vec![Clip { features: features(wave)?, seconds, speech_seconds }]);
+    }
+    let window = (LONG_WINDOW_SECONDS * f64::from(rate)).round() as usize;
+    let per_frame = (rate as usize / 40).max(1);
+    let mut clips = Vec::new();
+    for (k, piece) in wave.chunks_exact(window).enumerate() {
+        let first = k * window / per_frame;
+        let span = &frames[first..((k + 1) * window).div_ceil(per_frame).min(frames.len())];
+        let speech_seconds = voiced_seconds(span, rate);
+        if speech_seconds >= crate::segments::DEFAULT_MIN_SPEECH * LONG_WINDOW_SECONDS {
+            clips.push(Clip { features: features(piece)?, seconds: LONG_WINDOW_SECONDS, speech_seconds });
         }
-        other => other,
-    })?;
-    Ok(Clip { features, seconds: wave.len() as f64 / f64::from(rate), speech_seconds: speech_seconds(wave, rate) })
+    }
+    if clips.is_empty() {
+        return Err(ModelError::Audio(AudioError::Internal {
+            source: source.to_string(),
+            detail: format!("no {LONG_WINDOW_SECONDS} s window of the recording holds speech"),
+        }));
+    }
+    Ok(clips)
 }
 
 /// Runs `f` with panics caught; every failure becomes one line naming `source`.
-fn caught(source: &str, f: impl FnOnce() -> Result<Clip, ModelError>) -> Result<Clip, String> {
+fn caught(source: &str, f: impl FnOnce() -> Result<Vec<Clip>, ModelError>) -> Result<Vec<Clip>, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
@@ -269,17 +309,17 @@ fn caught(source: &str, f: impl FnOnce() -> Result<Clip, ModelError>) -> Result<
     }
 }
 
-fn clip(model: &Model, path: &Path) -> Result<Clip, String> {
+fn clip(model: &Model, path: &Path) -> Result<Vec<Clip>, String> {
     let name = path.display().to_string();
     caught(&name, || {
         let spec = model.spec();
         let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
-        wave_clip(model, &wave, &name)
+        wave_clips(model, &wave, &name)
     })
 }
 
 /// Features of every file (input order), on `threads` native threads.
-fn clips(model: &Model, paths: &[PathBuf], threads: usize) -> Vec<Result<Clip, String>> {
+fn clips(model: &Model, paths: &[PathBuf], threads: usize) -> Vec<Result<Vec<Clip>, String>> {
     if threads == 1 || paths.len() <= 1 {
         return paths.iter().map(|p| clip(model, p)).collect();
     }
@@ -314,15 +354,15 @@ impl Gathered {
         Gathered::default()
     }
 
-    fn push(&mut self, r: Result<Clip, String>, source: &str) -> Result<(), String> {
+    fn push(&mut self, r: Result<Vec<Clip>, String>, source: &str) -> Result<(), String> {
         let c = r?;
-        if self.clips.len() >= MAX_CLIPS {
-            return Err(format!("{source}: the adaptation already holds {MAX_CLIPS} clips, the most it takes"));
+        if self.clips.len() + c.len() > MAX_CLIPS {
+            return Err(format!("{source}: the adaptation would hold more than {MAX_CLIPS} clips, the most it takes"));
         }
         if !self.sources.iter().any(|s| s == source) {
             self.sources.push(source.to_string());
         }
-        self.clips.push(c);
+        self.clips.extend(c);
         Ok(())
     }
 
@@ -330,7 +370,7 @@ impl Gathered {
     /// give one); `source` names it in errors and in the record. An error leaves the
     /// gathered clips as they were.
     pub fn add_wave(&mut self, model: &Model, wave: &[f32], source: &str) -> Result<(), String> {
-        let r = caught(source, || wave_clip(model, wave, source));
+        let r = caught(source, || wave_clips(model, wave, source));
         self.push(r, source)
     }
 

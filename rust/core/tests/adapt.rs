@@ -232,3 +232,52 @@ fn gathered_clips_adapt_as_their_files_do() {
     assert_eq!(meta["provenance"]["adaptations"][0]["source"], json!(want));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A long recording of a room (a call, an afternoon) is the many utterances it holds: cut
+/// into 2-s windows, its pauses left out, each speech window a clip, exactly as if those
+/// windows had been given one by one; an utterance stays one clip.
+#[test]
+fn a_long_recording_adapts_as_its_speech_windows() {
+    use serlaq_core::adapt::{adapt_gathered, Gathered, LONG_RECORDING_SECONDS, LONG_WINDOW_SECONDS};
+    let model = load(model_bytes(|_, _, _| {})).unwrap();
+    let rate = 8000usize;
+    let window = (LONG_WINDOW_SECONDS * rate as f64) as usize;
+    // 24 windows: every fourth one room tone 50 dB down (a pause), the others tones
+    let pieces: Vec<Vec<f32>> = (0..24)
+        .map(|k| {
+            let (amp, f) = if k % 4 == 3 { (0.0006, 0.3) } else { (0.2, 0.03 + 0.004 * k as f32) };
+            (0..window).map(|i| amp * (i as f32 * f).sin() + 0.0002 * ((i * 31 + k) % 7) as f32).collect()
+        })
+        .collect();
+    let long: Vec<f32> = pieces.concat();
+    assert!(long.len() as f64 / rate as f64 > LONG_RECORDING_SECONDS);
+    let opts = AdaptOptions {
+        source: "call.wav".into(),
+        created: Some("2026-12-04T06:00:00Z".into()),
+        min_clips: 10,
+        min_speech_seconds: 10.0,
+        ..AdaptOptions::default()
+    };
+    let mut whole = Gathered::new();
+    whole.add_wave(&model, &long, "call.wav").unwrap();
+    assert_eq!(whole.clips(), 18, "the 6 pauses are left out");
+    let mut one_by_one = Gathered::new();
+    for (k, p) in pieces.iter().enumerate().filter(|(k, _)| k % 4 != 3) {
+        one_by_one.add_wave(&model, p, &format!("window {k}")).unwrap();
+    }
+    assert!((whole.speech_seconds() - one_by_one.speech_seconds()).abs() < 0.2);
+    let a = adapt_gathered(&model, &whole, &opts).unwrap();
+    let b = adapt_gathered(&model, &one_by_one, &opts).unwrap();
+    assert_eq!(a.clips, 18);
+    assert_eq!(a.bytes, b.bytes, "the same statistics, balance and record");
+    // an utterance (here 30 s, the limit) stays one clip
+    let mut short = Gathered::new();
+    short.add_wave(&model, &long[..(LONG_RECORDING_SECONDS as usize * rate)], "utterance").unwrap();
+    assert_eq!(short.clips(), 1);
+    // a long recording of room tone alone: one line naming it
+    let quiet = vec![0.0004f32; 40 * rate];
+    let mut q = Gathered::new();
+    let e = q.add_wave(&model, &[&quiet[..], &pieces[0][..rate / 100]].concat(), "hall.wav").unwrap_err();
+    assert!(e.starts_with("hall.wav: ") && e.contains("holds speech") && !e.contains('\n'), "{e}");
+    assert_eq!(q.clips(), 0);
+}
