@@ -26,7 +26,7 @@
 //! file's `provenance.adaptations` list gains one record of what was done
 //! (`docs/laq-format.md`).
 
-use crate::audio::{self, AudioError};
+use crate::audio;
 use crate::format::{self, LaqError, LayerInput, TensorInput};
 use crate::model::{Model, ModelError};
 use crate::ood::HiddenReference;
@@ -240,80 +240,86 @@ pub const LONG_RECORDING_SECONDS: f64 = 30.0;
 /// so the statistics are those of what the adapted model will be given.
 pub const LONG_WINDOW_SECONDS: f64 = crate::segments::DEFAULT_WINDOW;
 
-/// Each 25 ms frame's sample count and whether it is speech: within [`SPEECH_RANGE_DB`] of
-/// the wave's loudest frame and above [`SPEECH_FLOOR_DB`].
-fn speech_frames(wave: &[f32], rate: u32) -> Vec<(usize, bool)> {
+/// Each 25 ms frame's sample count and mean-square level.
+fn frame_powers(wave: &[f32], rate: u32) -> Vec<(usize, f64)> {
     let frame = (rate as usize / 40).max(1);
-    let power: Vec<(usize, f64)> = wave
-        .chunks(frame)
+    wave.chunks(frame)
         .map(|c| (c.len(), c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / c.len() as f64))
-        .collect();
-    let loudest = power.iter().map(|&(_, p)| p).fold(0.0, f64::max);
-    let threshold = (loudest * 10f64.powf(-SPEECH_RANGE_DB / 10.0)).max(10f64.powf(SPEECH_FLOOR_DB / 10.0));
-    power.into_iter().map(|(n, p)| (n, p >= threshold)).collect()
+        .collect()
 }
 
-fn voiced_seconds(frames: &[(usize, bool)], rate: u32) -> f64 {
-    frames.iter().filter(|f| f.1).map(|f| f.0).sum::<usize>() as f64 / f64::from(rate)
+/// The mean-square level a speech frame reaches: within [`SPEECH_RANGE_DB`] of the loudest
+/// frame and above [`SPEECH_FLOOR_DB`].
+fn speech_threshold(powers: &[(usize, f64)]) -> f64 {
+    let loudest = powers.iter().map(|&(_, p)| p).fold(0.0, f64::max);
+    (loudest * 10f64.powf(-SPEECH_RANGE_DB / 10.0)).max(10f64.powf(SPEECH_FLOOR_DB / 10.0))
+}
+
+/// Seconds of the frames at or above `threshold`.
+fn voiced_seconds(powers: &[(usize, f64)], threshold: f64, rate: u32) -> f64 {
+    powers.iter().filter(|f| f.1 >= threshold).map(|f| f.0).sum::<usize>() as f64 / f64::from(rate)
 }
 
 /// A decoded wave at the model's rate -> its clips; feature errors are named by `source`.
 /// An utterance is one clip. A long recording ([`LONG_RECORDING_SECONDS`]) is cut into
 /// back-to-back windows of [`LONG_WINDOW_SECONDS`] (the tail shorter than one is dropped),
-/// and each window whose speech frames (judged against the whole recording's loudest)
-/// make up at least `segments::DEFAULT_MIN_SPEECH` of it is a clip: a long recording of a
-/// room counts as the many utterances it holds, not as one, and its pauses are left out.
-fn wave_clips(model: &Model, wave: &[f32], source: &str) -> Result<Vec<Clip>, ModelError> {
+/// and each window whose speech frames make up at least the share `--segments` asks of a
+/// speech window (`segments::DEFAULT_MIN_SPEECH`) is a clip: a long recording of a room
+/// counts as the many utterances it holds, not as one, and its pauses are left out. There
+/// a speech frame is judged against the whole recording's loudest and must also reach the
+/// default gate of `--segments` (`segments::DEFAULT_VAD_DB`): an hour of room tone is no
+/// speech, however quiet the room.
+fn wave_clips(model: &Model, wave: &[f32], source: &str) -> Result<Vec<Clip>, String> {
     let rate = model.spec().sample_rate;
-    let features = |w: &[f32]| {
-        model.features_wave(w).map_err(|e| match e {
-            ModelError::Features(f) => {
-                ModelError::Audio(AudioError::Internal { source: source.to_string(), detail: f.to_string() })
-            }
-            other => other,
-        })
-    };
-    let frames = speech_frames(wave, rate);
+    let features = |w: &[f32]| model.features_wave(w).map_err(|e| model_error(source, e));
+    let powers = frame_powers(wave, rate);
+    let threshold = speech_threshold(&powers);
     let seconds = wave.len() as f64 / f64::from(rate);
     if seconds <= LONG_RECORDING_SECONDS {
-        let speech_seconds = voiced_seconds(&frames, rate);
+        let speech_seconds = voiced_seconds(&powers, threshold, rate);
         return Ok(vec![Clip { features: features(wave)?, seconds, speech_seconds }]);
     }
+    let gate = crate::segments::DEFAULT_VAD_DB;
+    let threshold = threshold.max(10f64.powf(gate / 10.0));
     let window = (LONG_WINDOW_SECONDS * f64::from(rate)).round() as usize;
     let per_frame = (rate as usize / 40).max(1);
     let mut clips = Vec::new();
     for (k, piece) in wave.chunks_exact(window).enumerate() {
         let first = k * window / per_frame;
-        let span = &frames[first..((k + 1) * window).div_ceil(per_frame).min(frames.len())];
-        let speech_seconds = voiced_seconds(span, rate);
+        let span = &powers[first..((k + 1) * window).div_ceil(per_frame).min(powers.len())];
+        let speech_seconds = voiced_seconds(span, threshold, rate);
         if speech_seconds >= crate::segments::DEFAULT_MIN_SPEECH * LONG_WINDOW_SECONDS {
             clips.push(Clip { features: features(piece)?, seconds: LONG_WINDOW_SECONDS, speech_seconds });
         }
     }
     if clips.is_empty() {
-        return Err(ModelError::Audio(AudioError::Internal {
-            source: source.to_string(),
-            detail: format!("no {LONG_WINDOW_SECONDS} s window of the recording holds speech"),
-        }));
+        return Err(format!(
+            "{source}: no speech in this {seconds:.1}-s recording (no {LONG_WINDOW_SECONDS}-s window has a quarter \
+             of its frames at {gate} dBFS or more and within {SPEECH_RANGE_DB} dB of the loudest)"
+        ));
     }
     Ok(clips)
 }
 
-/// Runs `f` with panics caught; every failure becomes one line naming `source`.
-fn caught(source: &str, f: impl FnOnce() -> Result<Vec<Clip>, ModelError>) -> Result<Vec<Clip>, String> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
-        Ok(Err(e)) => Err(format!("{source}: {e}")),
-        Err(_) => Err(format!("{source}: internal error (a panic in serlaq; please report)")),
+/// A model error of one clip as one line naming it.
+fn model_error(source: &str, e: ModelError) -> String {
+    match e {
+        ModelError::Audio(a) => a.to_string(),
+        other => format!("{source}: {other}"),
     }
+}
+
+/// Runs `f` with panics caught; a panic becomes one line naming `source`.
+fn caught(source: &str, f: impl FnOnce() -> Result<Vec<Clip>, String>) -> Result<Vec<Clip>, String> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(format!("{source}: internal error (a panic in serlaq; please report)")))
 }
 
 fn clip(model: &Model, path: &Path) -> Result<Vec<Clip>, String> {
     let name = path.display().to_string();
     caught(&name, || {
         let spec = model.spec();
-        let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
+        let wave = audio::load(path, spec.sample_rate, spec.min_samples()).map_err(|e| e.to_string())?;
         wave_clips(model, &wave, &name)
     })
 }
