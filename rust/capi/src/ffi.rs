@@ -6,7 +6,7 @@
 use crate::abi::{serlaq_adapt_options, serlaq_segment, serlaq_stream_options, std_rule};
 use crate::error::{self, guard, status, Error};
 use crate::handle::{AdapterHandle, ModelHandle, StreamHandle};
-use crate::ptr::{adapter, boxed, model, opt_text, path, slice, stream, write_probs};
+use crate::ptr::{adapter, boxed, free_boxed, model, opt_text, path, slice, stream, write_probs};
 use serlaq_core::adapt::{parse_labels, AdaptOptions};
 use serlaq_core::segments::RunningNorm;
 use std::ffi::{c_char, c_int};
@@ -43,12 +43,7 @@ pub unsafe extern "C" fn serlaq_model_from_bytes(data: *const u8, len: usize) ->
 /// `m`: NULL or a model from this library, not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn serlaq_model_free(m: *mut serlaq_model) {
-    if !m.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(m));
-            Ok(())
-        });
-    }
+    free_boxed(m)
 }
 
 /// # Safety
@@ -289,12 +284,7 @@ pub unsafe extern "C" fn serlaq_stream_next_ood(
 /// `s`: NULL or a stream from this library, not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn serlaq_stream_free(s: *mut serlaq_stream) {
-    if !s.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(s));
-            Ok(())
-        });
-    }
+    free_boxed(s)
 }
 
 /// # Safety
@@ -397,10 +387,5 @@ pub unsafe extern "C" fn serlaq_adapter_finish(
 /// `a`: NULL or an adapter from this library, not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn serlaq_adapter_free(a: *mut serlaq_adapter) {
-    if !a.is_null() {
-        let _ = guard(|| {
-            drop(Box::from_raw(a));
-            Ok(())
-        });
-    }
+    free_boxed(a)
 }

@@ -32,6 +32,19 @@ fn run_err(source: &str, e: ModelError) -> Error {
     }
 }
 
+/// Mono samples at `rate` Hz -> the model's rate, with the checks of a decoded file.
+fn pcm_wave(model: &Model, samples: &[f32], rate: u32) -> Result<Vec<f32>, Error> {
+    let spec = model.spec();
+    audio::prepare(samples, 1, Layout::Planar, rate, spec.sample_rate, spec.min_samples(), PCM_SOURCE)
+        .map_err(audio_err)
+}
+
+/// An encoded file in memory -> mono samples at the model's rate.
+fn bytes_wave(model: &Model, data: &[u8]) -> Result<Vec<f32>, Error> {
+    let spec = model.spec();
+    audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)
+}
+
 fn segment_err(e: SegmentError) -> Error {
     let code = match e {
         SegmentError::Option { .. } => ERR_ARGUMENT,
@@ -118,17 +131,12 @@ impl ModelHandle {
     /// Mono samples at `rate` Hz -> the same (resampled to the model's rate first, the
     /// checks of a decoded file applied).
     pub fn predict_pcm(&self, samples: &[f32], rate: u32) -> Result<(Vec<f64>, f64), Error> {
-        let spec = self.model.spec();
-        let wave = audio::prepare(samples, 1, Layout::Planar, rate, spec.sample_rate, spec.min_samples(), PCM_SOURCE)
-            .map_err(audio_err)?;
-        self.scored(&wave, PCM_SOURCE)
+        self.scored(&pcm_wave(&self.model, samples, rate)?, PCM_SOURCE)
     }
 
     /// An encoded audio file held in memory (any format the build decodes: WAV, FLAC, OGG, MP3, AIFF, M4A) -> the same.
     pub fn predict_bytes(&self, data: &[u8]) -> Result<(Vec<f64>, f64), Error> {
-        let spec = self.model.spec();
-        let wave = audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;
-        self.scored(&wave, BYTES_SOURCE)
+        self.scored(&bytes_wave(&self.model, data)?, BYTES_SOURCE)
     }
 
     fn scored(&self, wave: &[f32], source: &str) -> Result<(Vec<f64>, f64), Error> {
@@ -238,17 +246,14 @@ impl AdapterHandle {
 
     /// Adds mono samples at `rate` Hz (the checks of a decoded file applied).
     pub fn add_pcm(&mut self, samples: &[f32], rate: u32) -> Result<usize, Error> {
-        let spec = self.model.spec();
-        let wave = audio::prepare(samples, 1, Layout::Planar, rate, spec.sample_rate, spec.min_samples(), PCM_SOURCE)
-            .map_err(audio_err)?;
+        let wave = pcm_wave(&self.model, samples, rate)?;
         let r = self.gathered.add_wave(&self.model, &wave, PCM_SOURCE);
         self.added(r)
     }
 
     /// Adds an encoded audio file held in memory.
     pub fn add_bytes(&mut self, data: &[u8]) -> Result<usize, Error> {
-        let spec = self.model.spec();
-        let wave = audio::load_bytes(data, BYTES_SOURCE, spec.sample_rate, spec.min_samples()).map_err(audio_err)?;
+        let wave = bytes_wave(&self.model, data)?;
         let r = self.gathered.add_wave(&self.model, &wave, BYTES_SOURCE);
         self.added(r)
     }

@@ -124,6 +124,19 @@ pub unsafe fn write_probs<T: Prob>(p: &[f64], out: *mut T) -> Result<(), Error> 
     Ok(())
 }
 
+/// Frees a handle from [`boxed`]; NULL is ignored, a panic in its drop caught.
+///
+/// # Safety
+/// `p`: NULL or a pointer from [`boxed`], not freed before.
+pub unsafe fn free_boxed<T>(p: *mut T) {
+    if !p.is_null() {
+        let _ = crate::error::guard(|| {
+            drop(Box::from_raw(p));
+            Ok(())
+        });
+    }
+}
+
 pub fn boxed<T>(r: Result<T, i32>) -> *mut T {
     r.map_or(std::ptr::null_mut(), |v| Box::into_raw(Box::new(v)))
 }
