@@ -584,12 +584,29 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// cannot be used are left out and named in [`Adapted::failures`]; below the minimum of
 /// usable audio nothing is built.
 pub fn adapt(model: &Model, paths: &[PathBuf], opts: &AdaptOptions) -> Result<Adapted, AdaptError> {
+    adapt_with_waves(model, paths, &[], opts)
+}
+
+/// [`adapt`] on files and on `waves`: `(name, mono samples at the model's rate)`, e.g. a
+/// program's recordings held in memory; a wave that cannot be used is left out under its
+/// name, as a file is.
+pub fn adapt_with_waves(
+    model: &Model,
+    paths: &[PathBuf],
+    waves: &[(String, Vec<f32>)],
+    opts: &AdaptOptions,
+) -> Result<Adapted, AdaptError> {
     // the labels are checked before any audio is read
     if !opts.labels.is_empty() {
         held_columns(model.labels(), &opts.labels)?;
     }
     let mut gathered = Gathered::new();
     gathered.add_files(model, paths, opts.threads);
+    for (name, wave) in waves {
+        if let Err(e) = gathered.add_wave(model, wave, name) {
+            gathered.left_out(e);
+        }
+    }
     adapt_gathered(model, &gathered, opts)
 }
 

@@ -49,21 +49,7 @@ fn adapt_model<'py>(
         .collect::<PyResult<_>>()?;
     let opts = AdaptOptions { threads, source, created, min_clips, min_speech_seconds, balance, std, labels };
     let inner = &model.inner;
-    let run = || -> Result<adapt::Adapted, AdaptError> {
-        // the labels are checked before any audio is read
-        if !opts.labels.is_empty() {
-            adapt::held_columns(inner.labels(), &opts.labels)?;
-        }
-        let mut gathered = adapt::Gathered::new();
-        gathered.add_files(inner, &paths, opts.threads);
-        for (name, w) in &waves {
-            if let Err(e) = gathered.add_wave(inner, w, name) {
-                gathered.left_out(e);
-            }
-        }
-        adapt::adapt_gathered(inner, &gathered, &opts)
-    };
-    let r = py.detach(|| guarded(run)).map_err(panic_err)?;
+    let r = py.detach(|| guarded(|| adapt::adapt_with_waves(inner, &paths, &waves, &opts))).map_err(panic_err)?;
     let out = PyDict::new(py);
     match r {
         Ok(a) => {
