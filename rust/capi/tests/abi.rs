@@ -618,4 +618,20 @@ fn adapter_gathers_clips_and_gives_the_core_adaptation() {
         serlaq_adapter_free(a);
         failed(serlaq_adapter_add_pcm(null_mut(), null(), 0, 8000), ERR_ARGUMENT, "adapter is NULL");
     }
+    // every other entry point given NULL or a missing file: its code and one line
+    unsafe {
+        assert!(serlaq_adapter_new(null()).is_null());
+        assert!(last().contains("model is NULL"), "{}", last());
+        assert_eq!(serlaq_adapter_speech_seconds(null_mut()), 0.0);
+        failed(serlaq_model_save(null(), c"x.laq".as_ptr()), ERR_ARGUMENT, "model is NULL");
+        let m = open_model();
+        failed(serlaq_model_save(m.0, null()), ERR_ARGUMENT, "path is NULL");
+        let a = serlaq_adapter_new(m.0);
+        failed(serlaq_adapter_add_file(a, null()), ERR_ARGUMENT, "path is NULL");
+        failed(serlaq_adapter_add_file(a, c"/nonexistent/room.wav".as_ptr()), ERR_AUDIO, "/nonexistent/room.wav");
+        failed(serlaq_adapter_add_bytes(a, null(), 0), ERR_ARGUMENT, "data is NULL");
+        assert_eq!(serlaq_adapter_speech_seconds(a), 0.0, "nothing was gathered");
+        serlaq_adapter_free(a);
+        serlaq_adapter_free(null_mut());
+    }
 }
