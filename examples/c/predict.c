@@ -14,6 +14,8 @@
  *                                        the same, the stream adapting to its room
  *                                        (serlaq_stream_running_norm, default numbers)
  *
+ * MODEL.laq may be `general`: the shipped model built into the library.
+ *
  * Build: gcc predict.c -Idist/capi -Ldist/capi -lserlaq -o predict
  * A file that fails gets one line on stderr (the others are still predicted); exit 1.
  */

@@ -128,6 +128,21 @@ def test_c_program_matches_serlaq_rt(fixtures: tuple[Path, dict], predict_bin: P
         assert ood == pytest.approx(want["ood"], rel=1e-8) and ood > expected["ood_threshold"], path
 
 
+def test_c_program_opens_the_general_model_by_name(fixtures: tuple[Path, dict], predict_bin: Path) -> None:
+    # the library carries the shipped model: a device needs no .laq file to start
+    out, expected = fixtures
+    paths = [f["path"] for f in expected["files"]]
+    r = subprocess.run([str(predict_bin), "general", *paths], cwd=out, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = parse_lines(r.stdout)
+    want = rt_json("general", *(out / p for p in paths))
+    assert [label for _, label, _, _ in rows] == [w["label"] for w in want]
+    for (path, _, probs, _), w in zip(rows, want):
+        assert probs.keys() == w["probabilities"].keys()
+        for k, v in w["probabilities"].items():
+            assert abs(probs[k] - v) <= 1e-6, (path, k)
+
+
 def test_c_program_at_home_has_no_warning(fixtures: tuple[Path, dict], predict_bin: Path) -> None:
     out, expected = fixtures
     paths = [f["path"] for f in expected["home_files"]]

@@ -15,8 +15,9 @@
  *     free(p);
  *     serlaq_model_free(m);
  *
- * Audio: WAV (PCM 8-32 bit, float, extensible), FLAC, OGG/Vorbis, MP3 and AIFF, any
- * channel count (averaged), any rate from 1 to 384 kHz (resampled to the model's rate).
+ * Audio: WAV (PCM 8-32 bit, float, extensible, A-law, mu-law, IMA/MS ADPCM), FLAC,
+ * OGG/Vorbis, MP3, AIFF and M4A (AAC, ALAC), any channel count (averaged), any rate from
+ * 1 to 384 kHz (resampled to the model's rate).
  * Probabilities are in label order (serlaq_model_label(m, i) is the label of probs[i]) and
  * sum to 1; they equal `serlaq predict --format json` (computed in double, returned as float).
  *
@@ -104,7 +105,9 @@ const char *serlaq_version(void);
  * failing call on the same thread. Never NULL. */
 const char *serlaq_last_error(void);
 
-/* Opens and validates a .laq file. NULL on error (serlaq_last_error names the file). */
+/* Opens and validates a .laq file. NULL on error (serlaq_last_error names the file).
+ * The name "general" opens the general model built into the library (no file needed;
+ * "./general" for a file of that name). */
 serlaq_model *serlaq_model_open(const char *path);
 
 /* The same from `len` bytes in memory (copied; the caller keeps its buffer). */

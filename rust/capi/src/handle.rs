@@ -77,9 +77,11 @@ impl ModelHandle {
         Ok(ModelHandle { model: Arc::new(model), labels })
     }
 
-    /// Reads and validates a `.laq` file; errors name the file.
+    /// Reads and validates a `.laq` file; errors name the file. The name `general` is the
+    /// general model built into the library, as in every other face (`./general` for a
+    /// file of that name).
     pub fn open(path: &Path) -> Result<ModelHandle, Error> {
-        ModelHandle::load(ModelSource::Path(path.to_path_buf()))
+        ModelHandle::load(ModelSource::from_arg(path))
     }
 
     /// Validates a `.laq` file held in memory.

@@ -205,6 +205,31 @@ fn file_bytes_and_pcm_give_the_core_probabilities() {
     }
 }
 
+/// The name `general` opens the general model built into the library, as every other face
+/// resolves it; `./general` is a path (here: no such file).
+#[test]
+fn general_opens_by_name() {
+    unsafe {
+        let m = serlaq_model_open(c"general".as_ptr());
+        match serlaq_core::general::general_model_bytes() {
+            Some(shipped) => {
+                assert!(!m.is_null(), "{}", last());
+                let m = M(m);
+                let saved = tmp("general-copy.laq", b"");
+                assert_eq!(serlaq_model_save(m.0, cstr(&saved).as_ptr()), OK, "{}", last());
+                assert_eq!(std::fs::read(&saved).unwrap(), shipped);
+                assert!(serlaq_model_num_labels(m.0) >= 2);
+            }
+            None => {
+                assert!(m.is_null());
+                failed(ERR_MODEL, ERR_MODEL, "ships no general model");
+            }
+        }
+        assert!(serlaq_model_open(c"./general".as_ptr()).is_null());
+        failed(ERR_MODEL, ERR_MODEL, "./general");
+    }
+}
+
 #[test]
 fn bad_models_are_errors() {
     unsafe {
