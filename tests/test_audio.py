@@ -21,7 +21,7 @@ from m4a import write_m4a
 
 from serlaq import _native
 from serlaq.data.audio import AUDIO_SUFFIXES, SILENCE_PEAK, load_audio, prepare_waveform, resample
-from serlaq.errors import AudioError, SerlaqError
+from serlaq.errors import AudioError, SerlaqError, plain_audio_error
 
 # Lossy codecs decoded by symphonia vs libsndfile (libvorbis / mpg123): measured 2.7e-7
 # (Vorbis) and 1.3e-6 (MP3) on a 0.5-amplitude 440 Hz tone.
@@ -67,6 +67,8 @@ SUBTYPES = [
     ("AIFF", "ULAW", "aiff"),
     ("WAV", "ULAW", "wav"),
     ("WAV", "ALAW", "wav"),
+    ("RF64", "PCM_16", "wav"),
+    ("RF64", "FLOAT", "wav"),
 ]
 
 
@@ -165,6 +167,26 @@ def test_adpcm_wav_decodes_like_soundfile(tmp_path: Path) -> None:
         assert out.shape == ref.shape, subtype
         np.testing.assert_allclose(out, ref, atol=step, err_msg=subtype)
         assert np.abs(out[400:7600] - y[400:7600]).max() < 0.05, subtype  # after the step adapts, before padding
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "ext", "name"), [
+    ("AU", "PCM_16", "au", "AU"),
+    ("CAF", "PCM_16", "caf", "CAF"),
+    ("W64", "PCM_16", "w64", "Wave64"),
+    ("OGG", "OPUS", "opus", "OGG/Opus"),
+])
+def test_formats_not_decoded_are_named(tmp_path: Path, fmt: str, subtype: str, ext: str, name: str) -> None:
+    # files libsndfile writes (so a user may well hold them) that the runtime does not
+    # decode: the line a person reads says what the file is, not that it may be damaged
+    if subtype not in sf.available_subtypes(fmt):
+        pytest.skip(f"this libsndfile cannot write {fmt}/{subtype}")
+    path = tmp_path / f"memo.{ext}"
+    sf.write(str(path), tone(0.5, 48000 if subtype == "OPUS" else 16000), 48000 if subtype == "OPUS" else 16000,
+             format=fmt, subtype=subtype)
+    with pytest.raises(AudioError) as err:
+        load_audio(path, 16000)
+    line = plain_audio_error(str(err.value))
+    assert line.startswith(f"{path}: cannot decode audio: ") and f" {name} file, a format serlaq does not decode" in line
 
 
 def test_suffixes_cover_the_decoded_formats() -> None:

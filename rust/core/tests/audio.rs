@@ -453,6 +453,117 @@ fn wav_headers_with_unfinished_or_short_riff_lengths_decode_like_libsndfile() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `good` (a RIFF/WAVE file from [`wav`]) as RF64: "RF64", every 32-bit length 0xFFFFFFFF
+/// and the real ones in a `ds64` chunk first (`data_len` as it states the data's length,
+/// `None` for no `ds64` at all), then `trailer` (a chunk after the data) appended.
+fn rf64(good: &[u8], data_len: Option<u64>, trailer: &[u8]) -> Vec<u8> {
+    let at = good.windows(4).position(|w| w == b"data").unwrap();
+    let mut chunks = good[12..].to_vec();
+    chunks[at - 12 + 4..at - 12 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut out = b"RF64\xFF\xFF\xFF\xFFWAVE".to_vec();
+    if let Some(len) = data_len {
+        out.extend_from_slice(b"ds64");
+        out.extend_from_slice(&28u32.to_le_bytes());
+        out.extend_from_slice(&((good.len() + 36 + trailer.len() - 8) as u64).to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(len / 2).to_le_bytes()); // frames of 16-bit mono
+        out.extend_from_slice(&0u32.to_le_bytes());
+    }
+    out.extend_from_slice(&chunks);
+    out.extend_from_slice(trailer);
+    out
+}
+
+#[test]
+fn rf64_reads_as_the_wav_it_holds() {
+    // RF64 (EBU Tech 3306): what broadcast recorders, ffmpeg and libsndfile write for long
+    // recordings. libsndfile, the training side's decoder, reads it; so must the runtime.
+    use std::io::{Cursor, Seek, SeekFrom};
+    use symphonia::core::io::{MediaSource, ReadOnlySource};
+    let y = tone(3000, 16000, 440.0, 0.5);
+    let good = wav(1, 1, 16000, 16, &pcm16(&y));
+    let want = load(&good, 16000).unwrap();
+    let n = 6000u64; // data bytes
+                     // a chunk after the data: only the ds64 length keeps it out of the samples
+    let trailer = [b"LIST".as_slice(), &8u32.to_le_bytes(), b"INFOjunk"].concat();
+    let dir = std::env::temp_dir().join(format!("serlaq-rf64-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (what, bytes) in
+        [("ds64 and a trailing chunk", rf64(&good, Some(n), &trailer)), ("no ds64", rf64(&good, None, b""))]
+    {
+        assert_eq!(&bytes[..4], b"RF64");
+        assert_eq!(load(&bytes, 16000).unwrap(), want, "{what}");
+        let path = dir.join("long.wav");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(audio::load(&path, 16000, 1).unwrap(), want, "{what}, from a file");
+        let mut offset = Cursor::new([b"junk".as_slice(), &bytes].concat());
+        offset.seek(SeekFrom::Start(4)).unwrap();
+        let sources: Vec<Box<dyn MediaSource>> =
+            vec![Box::new(offset), Box::new(ReadOnlySource::new(Cursor::new(bytes.clone())))];
+        for media in sources {
+            let d = audio::Decoder::from_source(media, "long.wav", None).unwrap();
+            assert_eq!(drain(d).unwrap(), want, "{what}, from a source");
+        }
+    }
+    // the ds64 length bounds the samples, and one longer than the bytes is a truncated file
+    assert_eq!(load(&rf64(&good, Some(n / 2), &trailer), 16000).unwrap(), want[..1500].to_vec());
+    let e = load(&rf64(&good, Some(n + 2000), b""), 16000).expect_err("truncated");
+    assert_eq!(e.kind(), "truncated audio", "{e}");
+    // data longer than 32 bits can say is read to the end of the file
+    assert_eq!(load(&rf64(&good, Some(5 << 30), b""), 16000).unwrap(), want);
+    // its fmt chunk is checked before symphonia reads it, as a RIFF file's is
+    let mut bad = rf64(&good, Some(n), b"");
+    let fmt = bad.windows(4).position(|w| w == b"fmt ").unwrap();
+    bad[fmt + 10] = 0x56; // channel count 0x5600
+    let e = load(&bad, 16000).expect_err("channels");
+    assert_eq!(e.kind(), "unsupported channel count", "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn formats_serlaq_does_not_decode_are_named() {
+    // a browser's WebM recording, a WavPack or an AU file is not "damaged": the one line a
+    // person reads names what the file is and how to convert it
+    use serlaq_core::runtime::plain_error;
+    let mut ogg_opus = b"OggS\x00\x02".to_vec();
+    ogg_opus.extend_from_slice(&[0; 20]);
+    ogg_opus.extend_from_slice(&[1, 19]);
+    ogg_opus.extend_from_slice(b"OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00");
+    let cases: [(&str, Vec<u8>); 7] = [
+        ("AU", b".snd\x00\x00\x00\x18".to_vec()),
+        ("CAF", b"caff\x00\x01\x00\x00".to_vec()),
+        ("Wave64", b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb".to_vec()),
+        ("WavPack", b"wvpk\x20\x00\x00\x00".to_vec()),
+        ("WebM/Matroska", b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81".to_vec()),
+        ("AMR", b"#!AMR\n".to_vec()),
+        ("OGG/Opus", ogg_opus),
+    ];
+    assert_eq!(cases.iter().map(|(name, _)| *name).collect::<Vec<_>>(), audio::UNDECODED);
+    for (name, head) in cases {
+        let mut bytes = head;
+        bytes.resize(600, 0);
+        let err = audio::load_bytes(&bytes, "memo", 16000, 1).expect_err(name);
+        assert_eq!(err.kind(), "cannot decode audio", "{err}");
+        let line = plain_error(&err.to_string());
+        let article = if name.starts_with(['A', 'O']) { "an" } else { "a" };
+        assert!(
+            line.starts_with(&format!(
+                "memo: cannot decode audio: {article} {name} file, a format serlaq does not decode"
+            )),
+            "{line}"
+        );
+    }
+    // a WAV holding a codec symphonia does not read (MP3, tag 0x0055) is a WAV, not "damaged"
+    let mut mp3_in_wav = wav(1, 1, 16000, 16, &[0u8; 400]);
+    mp3_in_wav[20..22].copy_from_slice(&0x55u16.to_le_bytes()); // the fmt chunk's tag
+    let err = audio::load_bytes(&mp3_in_wav, "x.wav", 16000, 1).expect_err("0x55");
+    assert!(
+        plain_error(&err.to_string())
+            .starts_with("x.wav: cannot decode audio: a WAV file in an encoding serlaq does not decode (codec 0x0055)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn extensible_channel_masks_that_would_overflow_symphonia_are_refused() {
     // proptest found it: WAVE_FORMAT_EXTENSIBLE, mask 0x4 (one speaker), channel count 33

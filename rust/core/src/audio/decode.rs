@@ -38,6 +38,10 @@ pub const FORMATS: &[(&str, &[&str])] = &[
     ("M4A (AAC, ALAC)", &["m4a"]),
 ];
 
+/// Formats [`sniff`] recognises by their first bytes that serlaq does not decode: an error
+/// about such a file names the format (a browser's WebM recording is not "damaged").
+pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "WebM/Matroska", "AMR", "OGG/Opus"];
+
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
 const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
 
@@ -53,7 +57,19 @@ fn sniff(head: &[u8], ext: Option<&str>) -> String {
         [b'F', b'O', b'R', b'M', ..] => Some("AIFF"),
         [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("MP4/M4A"),
         [b'c', b'a', b'f', b'f', ..] => Some("CAF"),
+        [b'.', b's', b'n', b'd', ..] => Some("AU"),
+        [b'r', b'i', b'f', b'f', 0x2E, 0x91, 0xCF, 0x11, ..] => Some("Wave64"),
+        [b'w', b'v', b'p', b'k', ..] => Some("WavPack"),
+        [0x1A, 0x45, 0xDF, 0xA3, ..] => Some("WebM/Matroska"),
+        [b'#', b'!', b'A', b'M', b'R', ..] => Some("AMR"),
         _ => None,
+    };
+    // an Ogg stream's first page names its codec in the packet it carries
+    let by_magic = match by_magic {
+        Some("OGG") if head.len() >= 36 && head[..64.min(head.len())].windows(8).any(|w| w == b"OpusHead") => {
+            Some("OGG/Opus")
+        }
+        other => other,
     };
     match (by_magic, ext) {
         (Some(m), _) => m.to_string(),
@@ -69,7 +85,7 @@ const HEAD_LEN: usize = 1 << 16;
 /// count, rate and sample width (symphonia multiplies them without overflow checks).
 /// A header this does not find is left to symphonia.
 fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
-    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+    if head.len() < 12 || !matches!(&head[..4], b"RIFF" | b"RF64") || &head[8..12] != b"WAVE" {
         return Ok(());
     }
     let u16_at = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
@@ -91,7 +107,17 @@ fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
                 1 => &[8, 16, 24, 32],
                 3 => &[32, 64],
                 0xFFFE => &[8, 16, 24, 32, 64],
-                _ => return Ok(()), // other codecs: symphonia names them or decodes them
+                // the other tags symphonia reads (ADPCM when built with it, A-law, mu-law)
+                2 | 6 | 7 | 0x11 => return Ok(()),
+                // symphonia refuses the rest as "unsupported wave format"; the tag tells a user
+                // what the WAV holds (0x0055: MP3, 0x0031: GSM 6.10, ...)
+                _ => {
+                    return Err(AudioError::Unsupported {
+                        source: source.into(),
+                        format: "WAV".into(),
+                        detail: format!("unsupported codec {tag:#06x}: the fmt chunk's format tag"),
+                    })
+                }
             };
             if !widths.contains(&bits) {
                 return Err(AudioError::Unsupported {
@@ -136,7 +162,7 @@ fn check_channel_mask(mask: u32, channels: u16, source: &str) -> Result<(), Audi
 /// a length under 4 (writers that never went back to fill it in write 0), or one too short
 /// for a chunk it holds, the `data` chunk included (a file appended to, or a data length of
 /// `0xFFFFFFFF` from a streaming writer under a finished RIFF length). libsndfile reads such
-/// files, so the training side's reference decoder did; [`RiffLengthPatch`] makes symphonia
+/// files, so the training side's reference decoder did; [`HeaderPatch`] makes symphonia
 /// read them the same way. Walks the chunks as symphonia's `ChunksReader` does (headers
 /// 2-byte aligned) up to the `data` chunk; a header it cannot see in `head` is left alone.
 fn riff_length_unusable(head: &[u8]) -> bool {
@@ -174,41 +200,82 @@ fn riff_length_unusable(head: &[u8]) -> bool {
     }
 }
 
-/// A source whose bytes 4..8 from where it started (a RIFF header's length field) read as
-/// `0xFFFFFFFF`, symphonia's "length unknown"; every other byte, and seeking, pass through.
-struct RiffLengthPatch<'s> {
-    inner: Box<dyn MediaSource + 's>,
-    pos: u64,
-    field: std::ops::Range<u64>,
+/// An RF64 header in `head` (a WAV whose 32-bit lengths are 0xFFFFFFFF, the real ones in a
+/// `ds64` chunk: broadcast recorders, and ffmpeg or libsndfile for long recordings). It is
+/// read as the RIFF/WAVE file it is otherwise: "RF64" as "RIFF", the RIFF length unknown,
+/// and the data chunk's length from `ds64` where it fits 32 bits and the chunk is in `head`
+/// (longer data, or a data chunk beyond `head`, is read to the end of the file).
+fn rf64_patches(head: &[u8]) -> Option<Vec<(u64, [u8; 4])>> {
+    if head.len() < 12 || &head[..4] != b"RF64" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut patches = vec![(0, *b"RIFF"), (4, [0xFF; 4])];
+    let u32_at = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let u64_at = |at: usize| u64::from(u32_at(at)) | (u64::from(u32_at(at + 4)) << 32);
+    // ds64: RIFF size (8 bytes), data size (8), sample count (8), table length (4), table
+    let data_len = match head.get(12..20) {
+        Some(h) if &h[..4] == b"ds64" && u32_at(16) >= 16 && head.len() >= 36 => u64_at(28),
+        _ => return Some(patches),
+    };
+    let mut pos = 12usize;
+    while pos + 8 <= head.len() {
+        let size = u32_at(pos + 4) as usize;
+        if &head[pos..pos + 4] == b"data" {
+            if let Ok(len) = u32::try_from(data_len) {
+                if len != u32::MAX {
+                    patches.push((pos as u64 + 4, len.to_le_bytes()));
+                }
+            }
+            break;
+        }
+        pos = match (pos + 8).checked_add(size + (size & 1)) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    Some(patches)
 }
 
-impl<'s> RiffLengthPatch<'s> {
-    fn new(mut inner: Box<dyn MediaSource + 's>) -> std::io::Result<RiffLengthPatch<'s>> {
+/// A source with some 4-byte fields of its header rewritten as it is read (offsets from
+/// where it started): a RIFF length symphonia would refuse read as `0xFFFFFFFF`, its
+/// "length unknown", or an RF64 header read as RIFF ([`rf64_patches`]). Every other byte,
+/// and seeking, pass through.
+struct HeaderPatch<'s> {
+    inner: Box<dyn MediaSource + 's>,
+    pos: u64,
+    patches: Vec<(u64, [u8; 4])>,
+}
+
+impl<'s> HeaderPatch<'s> {
+    fn new(mut inner: Box<dyn MediaSource + 's>, patches: Vec<(u64, [u8; 4])>) -> std::io::Result<HeaderPatch<'s>> {
         let start = if inner.is_seekable() { inner.stream_position()? } else { 0 };
-        Ok(RiffLengthPatch { inner, pos: start, field: start + 4..start + 8 })
+        let patches = patches.into_iter().map(|(at, bytes)| (start + at, bytes)).collect();
+        Ok(HeaderPatch { inner, pos: start, patches })
     }
 }
 
-impl Read for RiffLengthPatch<'_> {
+impl Read for HeaderPatch<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let (from, to) = (self.pos.max(self.field.start), (self.pos + n as u64).min(self.field.end));
-        for at in from..to {
-            buf[(at - self.pos) as usize] = 0xFF;
+        for (at, bytes) in &self.patches {
+            let (from, to) = (self.pos.max(*at), (self.pos + n as u64).min(at + 4));
+            for i in from..to {
+                buf[(i - self.pos) as usize] = bytes[(i - at) as usize];
+            }
         }
         self.pos += n as u64;
         Ok(n)
     }
 }
 
-impl Seek for RiffLengthPatch<'_> {
+impl Seek for HeaderPatch<'_> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
         self.pos = self.inner.seek(to)?;
         Ok(self.pos)
     }
 }
 
-impl MediaSource for RiffLengthPatch<'_> {
+impl MediaSource for HeaderPatch<'_> {
     fn is_seekable(&self) -> bool {
         self.inner.is_seekable()
     }
@@ -350,11 +417,16 @@ impl<'s> Decoder<'s> {
     ) -> Result<Decoder<'s>, AudioError> {
         let claimed = sniff(head, ext);
         preflight_wav(head, &source)?;
-        let media: Box<dyn MediaSource + 's> = if riff_length_unusable(head) {
-            let io = |e: std::io::Error| AudioError::Io { source: source.clone(), message: e.to_string() };
-            Box::new(RiffLengthPatch::new(media).map_err(io)?)
-        } else {
+        let patches = match rf64_patches(head) {
+            Some(p) => p,
+            None if riff_length_unusable(head) => vec![(4, [0xFF; 4])],
+            None => Vec::new(),
+        };
+        let media: Box<dyn MediaSource + 's> = if patches.is_empty() {
             media
+        } else {
+            let io = |e: std::io::Error| AudioError::Io { source: source.clone(), message: e.to_string() };
+            Box::new(HeaderPatch::new(media, patches).map_err(io)?)
         };
         let unsupported =
             |detail: String| AudioError::Unsupported { source: source.clone(), format: claimed.clone(), detail };
@@ -367,7 +439,8 @@ impl<'s> Decoder<'s> {
             .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
             .map_err(|e| unsupported(format!("no decodable audio stream found: {}", sym_detail(&e))))?;
         let format_name = format.format_info().short_name;
-        let claimed = format!("{format_name} (detected)");
+        // a codec recognised from the first bytes (Opus in OGG) is named, not only its container
+        let claimed = if UNDECODED.contains(&claimed.as_str()) { claimed } else { format!("{format_name} (detected)") };
         let unsupported =
             |detail: String| AudioError::Unsupported { source: source.clone(), format: claimed.clone(), detail };
         let track = format.default_track(TrackType::Audio).ok_or_else(|| unsupported("no audio track".into()))?;

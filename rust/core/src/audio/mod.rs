@@ -19,7 +19,7 @@ pub mod error;
 pub mod limits;
 pub mod resample;
 
-pub use decode::{Decoder, FORMATS, SUFFIXES};
+pub use decode::{Decoder, FORMATS, SUFFIXES, UNDECODED};
 pub use error::{AudioError, ALL_KINDS};
 pub use resample::{output_len, resample, resample_ref, Resampler};
 

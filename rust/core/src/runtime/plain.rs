@@ -5,7 +5,7 @@
 //! human-facing line is rewritten. The input is the one-line `Display` of
 //! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
 
-use crate::audio::FORMATS;
+use crate::audio::{FORMATS, UNDECODED};
 
 /// The decoded formats by name: "WAV, FLAC, OGG/Vorbis, MP3, AIFF or M4A (AAC, ALAC)".
 pub fn format_names() -> String {
@@ -31,6 +31,16 @@ fn known_name(format: &str) -> String {
     }
 }
 
+/// "a" or "an" before a format's name as it is read aloud ("an OGG", "an MP3", "a WAV").
+fn article(name: &str) -> &'static str {
+    let vowel = name.starts_with(['A', 'E', 'I', 'O', 'U']) || name.starts_with("MP") || name.starts_with("M4");
+    if vowel {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 const HINT: &str = "(--verbose shows the decoder's message)";
 
 /// `message` in plain words; other messages (plain already) pass unchanged.
@@ -45,16 +55,25 @@ pub fn plain_error(message: &str) -> String {
     if let (Some(at), Some(body)) = (message.rfind(UNSUPPORTED), message.strip_suffix(')')) {
         let (source, rest) = (&message[..at], &body[at + UNSUPPORTED.len()..]);
         if let Some((format, detail)) = rest.split_once("; ") {
-            let what = if detail.contains("no decodable audio stream") || format.starts_with("unknown") {
+            let named = format.trim_end_matches(" (detected)");
+            let what = if UNDECODED.contains(&named) {
+                format!(
+                    "{} {named} file, a format serlaq does not decode: convert it to WAV or FLAC \
+                     (e.g. ffmpeg -i IN -ac 1 OUT.wav)",
+                    article(named)
+                )
+            } else if detail.contains("no decodable audio stream") || format.starts_with("unknown") {
                 format!("not a {} file, or damaged at its start", format_names())
             } else if let Some(codec) = detail.split("unsupported codec ").nth(1).and_then(|c| c.split(':').next()) {
+                let name = known_name(format);
                 format!(
-                    "a {} file in an encoding serlaq does not decode (codec {}): convert it to PCM WAV or FLAC",
-                    known_name(format),
+                    "{} {name} file in an encoding serlaq does not decode (codec {}): convert it to PCM WAV or FLAC",
+                    article(&name),
                     codec.trim()
                 )
             } else {
-                format!("a {} file serlaq cannot read", known_name(format))
+                let name = known_name(format);
+                format!("{} {name} file serlaq cannot read", article(&name))
             };
             return format!("{source}: cannot decode audio: {what} {HINT}");
         }
@@ -96,6 +115,24 @@ mod tests {
             plain_error(&codec.to_string()),
             "a.wav: cannot decode audio: a WAV file in an encoding serlaq does not decode (codec 0x31): convert it to \
              PCM WAV or FLAC (--verbose shows the decoder's message)"
+        );
+        let ogg = AudioError::Unsupported {
+            source: "a.ogg".into(),
+            format: "ogg (detected)".into(),
+            detail: "unsupported codec 0x2000: speex".into(),
+        };
+        assert!(plain_error(&ogg.to_string()).starts_with("a.ogg: cannot decode audio: an OGG file in an encoding"));
+        let webm = AudioError::Unsupported {
+            source: "memo.webm".into(),
+            format: "WebM/Matroska".into(),
+            detail:
+                "no decodable audio stream found: unsupported feature: core (probe): no suitable format reader found"
+                    .into(),
+        };
+        assert_eq!(
+            plain_error(&webm.to_string()),
+            "memo.webm: cannot decode audio: a WebM/Matroska file, a format serlaq does not decode: convert it to WAV \
+             or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav) (--verbose shows the decoder's message)"
         );
         let corrupt = AudioError::Corrupt { source: "x.flac".into(), at_seconds: 1.5, detail: "bad crc".into() };
         assert_eq!(
