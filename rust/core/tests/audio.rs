@@ -553,6 +553,15 @@ fn formats_serlaq_does_not_decode_are_named() {
             "{line}"
         );
     }
+    // a 0-byte file (a recording that never started) is empty, from a path or from bytes
+    let empty = std::env::temp_dir().join(format!("serlaq-empty-{}.wav", std::process::id()));
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(audio::load(&empty, 16000, 1).unwrap_err().kind(), "empty audio");
+    std::fs::remove_file(&empty).ok();
+    assert_eq!(
+        audio::load_bytes(b"", "none.wav", 16000, 1).unwrap_err().to_string(),
+        "none.wav: empty audio (0 samples)"
+    );
     // a WAV holding a codec symphonia does not read (MP3, tag 0x0055) is a WAV, not "damaged"
     let mut mp3_in_wav = wav(1, 1, 16000, 16, &[0u8; 400]);
     mp3_in_wav[20..22].copy_from_slice(&0x55u16.to_le_bytes()); // the fmt chunk's tag

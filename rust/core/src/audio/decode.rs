@@ -415,6 +415,9 @@ impl<'s> Decoder<'s> {
         ext: Option<&str>,
         source: String,
     ) -> Result<Decoder<'s>, AudioError> {
+        if head.is_empty() {
+            return Err(AudioError::Empty { source }); // a 0-byte file is not "damaged at its start"
+        }
         let claimed = sniff(head, ext);
         preflight_wav(head, &source)?;
         let patches = match rf64_patches(head) {
