@@ -291,7 +291,7 @@ def test_one_long_recording_of_the_room_is_enough(setup, tmp_path, capsys):
     out = tmp_path / "afternoon.laq"
     code, stdout, err = run_serlaq(["adapt", str(setup["model"]), str(joined), "--out", str(out)], capsys)
     assert code == 0, err
-    assert stdout.startswith(f"adapted {setup['model']} on 36 clips (72.0 s, "), stdout
+    assert stdout.startswith(f"adapted {setup['model']} on 36 clips (36 of them windows of 1 long recording; 72.0 s, "), stdout
     adapted = serlaq.load(out)
     assert adapted.metadata["provenance"]["adaptations"][0]["clips"] == 36
     away, back = accuracy(model, setup["room"]), accuracy(adapted, setup["room"])

@@ -122,6 +122,9 @@ impl Default for AdaptOptions {
 pub struct Adapted {
     pub bytes: Vec<u8>,
     pub clips: usize,
+    /// How many of the clips are windows of long recordings, and of how many recordings.
+    pub windows: usize,
+    pub recordings: usize,
     pub seconds: f64,
     pub speech_seconds: f64,
     /// One line per file left out, naming it.
@@ -141,7 +144,13 @@ impl Adapted {
     /// `on 24 clips (36.0 s, 30.1 s of speech); median out-of-domain score 2.10 -> 1.00; most
     /// predicted label 80% -> 30% of the clips`, with the files left out and the labels held.
     pub fn summary(&self) -> String {
-        let mut s = format!("on {} clips ({:.1} s, {:.1} s of speech)", self.clips, self.seconds, self.speech_seconds);
+        let cut = match (self.windows, self.recordings) {
+            (0, _) => String::new(),
+            (w, 1) => format!("{w} of them windows of 1 long recording; "),
+            (w, r) => format!("{w} of them windows of {r} long recordings; "),
+        };
+        let mut s =
+            format!("on {} clips ({cut}{:.1} s, {:.1} s of speech)", self.clips, self.seconds, self.speech_seconds);
         if !self.failures.is_empty() {
             s += &format!(", {} files left out", self.failures.len());
         }
@@ -225,6 +234,8 @@ struct Clip {
     features: Vec<f32>,
     seconds: f64,
     speech_seconds: f64,
+    /// A window of a recording longer than [`LONG_RECORDING_SECONDS`], not a whole clip.
+    window: bool,
 }
 
 /// Frames within this many dB of a clip's loudest frame count as speech: relative, so a
@@ -277,7 +288,7 @@ fn wave_clips(model: &Model, wave: &[f32], source: &str) -> Result<Vec<Clip>, St
     let seconds = wave.len() as f64 / f64::from(rate);
     if seconds <= LONG_RECORDING_SECONDS {
         let speech_seconds = voiced_seconds(&powers, threshold, rate);
-        return Ok(vec![Clip { features: features(wave)?, seconds, speech_seconds }]);
+        return Ok(vec![Clip { features: features(wave)?, seconds, speech_seconds, window: false }]);
     }
     let gate = crate::segments::DEFAULT_VAD_DB;
     let threshold = threshold.max(10f64.powf(gate / 10.0));
@@ -289,7 +300,7 @@ fn wave_clips(model: &Model, wave: &[f32], source: &str) -> Result<Vec<Clip>, St
         let span = &powers[first..((k + 1) * window).div_ceil(per_frame).min(powers.len())];
         let speech_seconds = voiced_seconds(span, threshold, rate);
         if speech_seconds >= crate::segments::DEFAULT_MIN_SPEECH * LONG_WINDOW_SECONDS {
-            clips.push(Clip { features: features(piece)?, seconds: LONG_WINDOW_SECONDS, speech_seconds });
+            clips.push(Clip { features: features(piece)?, seconds: LONG_WINDOW_SECONDS, speech_seconds, window: true });
         }
     }
     if clips.is_empty() {
@@ -353,6 +364,8 @@ pub struct Gathered {
     failures: Vec<String>,
     /// What the clips came from, in first-seen order, each name once ([`source_text`]).
     sources: Vec<String>,
+    /// Recordings longer than [`LONG_RECORDING_SECONDS`] among them (cut into windows).
+    recordings: usize,
 }
 
 impl Gathered {
@@ -368,6 +381,7 @@ impl Gathered {
         if !self.sources.iter().any(|s| s == source) {
             self.sources.push(source.to_string());
         }
+        self.recordings += usize::from(c.iter().any(|clip| clip.window));
         self.clips.extend(c);
         Ok(())
     }
@@ -693,6 +707,8 @@ pub fn adapt_gathered(model: &Model, gathered: &Gathered, opts: &AdaptOptions) -
     Ok(Adapted {
         bytes,
         clips: rows.len(),
+        windows: good.iter().filter(|c| c.window).count(),
+        recordings: gathered.recordings,
         seconds,
         speech_seconds: speech,
         failures,

@@ -270,6 +270,14 @@ fn a_long_recording_adapts_as_its_speech_windows() {
     let b = adapt_gathered(&model, &one_by_one, &opts).unwrap();
     assert_eq!(a.clips, 18);
     assert_eq!(a.bytes, b.bytes, "the same statistics, balance and record");
+    // the summary says where the clips came from
+    assert_eq!((a.windows, a.recordings, b.windows, b.recordings), (18, 1, 0, 0));
+    assert!(
+        a.summary().starts_with("on 18 clips (18 of them windows of 1 long recording; 36.0 s, "),
+        "{}",
+        a.summary()
+    );
+    assert!(b.summary().starts_with("on 18 clips (36.0 s, "), "{}", b.summary());
     // an utterance (here 30 s, the limit) stays one clip
     let mut short = Gathered::new();
     short.add_wave(&model, &long[..(LONG_RECORDING_SECONDS as usize * rate)], "utterance").unwrap();
