@@ -7,6 +7,10 @@
 //! with [`serlaq_dealloc`]. Built with `panic = "abort"`: a panic traps
 //! (`WebAssembly.RuntimeError`); the panic hook first stores its message as the last
 //! error, and `serlaq.js` reloads the module after a trap.
+//!
+//! The exports take their plain names on wasm32 only: several share a name with the C
+//! library's (`serlaq_model_free`, `serlaq_stream_push`, ...), and a native build of the
+//! whole workspace (`cargo test --workspace`, clippy) links both crates into one binary.
 
 use serlaq::abi::serlaq_stream_options;
 use serlaq::error::{self, guard, status, Error, ERR_INTERNAL};
@@ -29,13 +33,13 @@ fn set_out(json: String) {
 }
 
 /// Where the last result's JSON (UTF-8) starts in memory.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn serlaq_out_ptr() -> *const u8 {
     OUT.with(|o| o.borrow().as_ptr())
 }
 
 /// Its length in bytes.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn serlaq_out_len() -> usize {
     OUT.with(|o| o.borrow().len())
 }
@@ -48,7 +52,7 @@ fn prediction(m: &ModelHandle, (proba, ood): (Vec<f64>, f64)) {
 const ALIGN: usize = 8;
 
 /// `n` bytes of module memory for an input or output (NULL for 0 or too much).
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn serlaq_alloc(n: usize) -> *mut u8 {
     match Layout::from_size_align(n, ALIGN) {
         Ok(l) if n > 0 => unsafe { alloc(l) },
@@ -58,7 +62,7 @@ pub extern "C" fn serlaq_alloc(n: usize) -> *mut u8 {
 
 /// # Safety
 /// `p`: NULL or a pointer from `serlaq_alloc(n)` with the same `n`, not freed before.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_dealloc(p: *mut u8, n: usize) {
     if let (false, Ok(l)) = (p.is_null(), Layout::from_size_align(n, ALIGN)) {
         dealloc(p, l)
@@ -66,34 +70,34 @@ pub unsafe extern "C" fn serlaq_dealloc(p: *mut u8, n: usize) {
 }
 
 /// Records a panic's message as the last error before the trap.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn serlaq_init() {
     std::panic::set_hook(Box::new(|info| {
         error::set_last(&Error::new(ERR_INTERNAL, format!("internal error in serlaq (please report): {info}")));
     }));
 }
 
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn serlaq_last_error() -> *const c_char {
     error::last_ptr()
 }
 
 /// The code of the last error (for calls that return a handle, NULL on failure).
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub extern "C" fn serlaq_last_error_code() -> i32 {
     error::last_code()
 }
 
 /// # Safety
 /// `data`: NULL or `len` readable bytes.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_model_from_bytes(data: *const u8, len: usize) -> *mut ModelHandle {
     boxed(guard(|| ModelHandle::from_bytes(slice(data, len, "data")?.to_vec())))
 }
 
 /// # Safety
 /// `m`: NULL or a live model.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_model_free(m: *mut ModelHandle) {
     if !m.is_null() {
         drop(Box::from_raw(m));
@@ -102,21 +106,21 @@ pub unsafe extern "C" fn serlaq_model_free(m: *mut ModelHandle) {
 
 /// # Safety
 /// `m`: NULL or a live model.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_model_num_labels(m: *const ModelHandle) -> usize {
     guard(|| Ok(model(m)?.num_labels())).unwrap_or(0)
 }
 
 /// # Safety
 /// `m`: NULL or a live model.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_model_label(m: *const ModelHandle, i: usize) -> *const c_char {
     guard(|| Ok(model(m)?.label(i)?.as_ptr())).unwrap_or(std::ptr::null())
 }
 
 /// # Safety
 /// `m`: NULL or a live model.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_model_sample_rate(m: *const ModelHandle) -> u32 {
     guard(|| Ok(model(m)?.sample_rate())).unwrap_or(0)
 }
@@ -126,7 +130,7 @@ pub unsafe extern "C" fn serlaq_model_sample_rate(m: *const ModelHandle) -> u32 
 ///
 /// # Safety
 /// `m`: NULL or a live model.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_model_ood_threshold(m: *const ModelHandle) -> f64 {
     guard(|| Ok(model(m)?.ood_threshold())).unwrap_or(0.0)
 }
@@ -135,7 +139,7 @@ pub unsafe extern "C" fn serlaq_model_ood_threshold(m: *const ModelHandle) -> f6
 ///
 /// # Safety
 /// `samples`: `n` floats.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_predict_pcm(
     m: *const ModelHandle,
     samples: *const f32,
@@ -153,7 +157,7 @@ pub unsafe extern "C" fn serlaq_predict_pcm(
 ///
 /// # Safety
 /// `data`: `len` bytes.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_predict_bytes(m: *const ModelHandle, data: *const u8, len: usize) -> i32 {
     status(|| {
         let m = model(m)?;
@@ -164,7 +168,7 @@ pub unsafe extern "C" fn serlaq_predict_bytes(m: *const ModelHandle, data: *cons
 
 /// # Safety
 /// `m`: NULL or a live model. `vad` 0 turns the voice-activity gate off.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_stream_new(
     m: *const ModelHandle,
     sample_rate: u32,
@@ -183,7 +187,7 @@ pub unsafe extern "C" fn serlaq_stream_new(
 ///
 /// # Safety
 /// `s`: NULL or a live stream.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_stream_running_norm(
     s: *mut StreamHandle,
     prior: f64,
@@ -198,7 +202,7 @@ pub unsafe extern "C" fn serlaq_stream_running_norm(
 ///
 /// # Safety
 /// `out`: room for 7 doubles.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_stream_defaults(out: *mut f64) -> i32 {
     let d = serlaq_stream_options::default();
     let r = RunningNorm::default();
@@ -218,7 +222,7 @@ fn windows(s: &mut StreamHandle, r: Result<usize, Error>) -> Result<i32, Error> 
 
 /// # Safety
 /// `s`: a live stream; `samples`: `n` floats (`n` may be 0).
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_stream_push(s: *mut StreamHandle, samples: *const f32, n: usize) -> i32 {
     guard(|| {
         let s = stream(s)?;
@@ -231,7 +235,7 @@ pub unsafe extern "C" fn serlaq_stream_push(s: *mut StreamHandle, samples: *cons
 
 /// # Safety
 /// `s`: a live stream.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_stream_flush(s: *mut StreamHandle) -> i32 {
     guard(|| {
         let s = stream(s)?;
@@ -243,7 +247,7 @@ pub unsafe extern "C" fn serlaq_stream_flush(s: *mut StreamHandle) -> i32 {
 
 /// # Safety
 /// `s`: NULL or a live stream.
-#[no_mangle]
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_stream_free(s: *mut StreamHandle) {
     if !s.is_null() {
         drop(Box::from_raw(s));
