@@ -401,6 +401,24 @@ fn from_source_checks_the_header_like_open() {
     assert_eq!(drain(audio::Decoder::from_source(Box::new(offset), "good.wav", None).unwrap()).unwrap(), want);
 }
 
+/// `bytes` decode to `want` (at 16 kHz) from memory, from a file written at `path`, from a
+/// seekable source positioned after leading junk and from an unseekable one.
+fn reads_as(bytes: &[u8], want: &[f32], path: &std::path::Path, what: &str) {
+    use std::io::{Cursor, Seek, SeekFrom};
+    use symphonia::core::io::{MediaSource, ReadOnlySource};
+    assert_eq!(load(bytes, 16000).unwrap(), want, "{what}");
+    std::fs::write(path, bytes).unwrap();
+    assert_eq!(audio::load(path, 16000, 1).unwrap(), want, "{what}, from a file");
+    let mut offset = Cursor::new([b"junk".as_slice(), bytes].concat());
+    offset.seek(SeekFrom::Start(4)).unwrap();
+    let sources: Vec<Box<dyn MediaSource>> =
+        vec![Box::new(offset), Box::new(ReadOnlySource::new(Cursor::new(bytes.to_vec())))];
+    for media in sources {
+        let d = audio::Decoder::from_source(media, "odd.wav", None).unwrap();
+        assert_eq!(drain(d).unwrap(), want, "{what}, from a source");
+    }
+}
+
 /// `wav` with its RIFF length (bytes 4..8) and its data chunk's length replaced.
 fn with_lengths(good: &[u8], riff: u32, data: u32) -> Vec<u8> {
     let mut out = good.to_vec();
@@ -412,8 +430,6 @@ fn with_lengths(good: &[u8], riff: u32, data: u32) -> Vec<u8> {
 
 #[test]
 fn wav_headers_with_unfinished_or_short_riff_lengths_decode_like_libsndfile() {
-    use std::io::{Cursor, Seek, SeekFrom};
-    use symphonia::core::io::{MediaSource, ReadOnlySource};
     let y = tone(3000, 16000, 440.0, 0.5);
     let good = wav(1, 1, 16000, 16, &pcm16(&y));
     let n = 6000u32; // data bytes
@@ -426,19 +442,7 @@ fn wav_headers_with_unfinished_or_short_riff_lengths_decode_like_libsndfile() {
     // (0xFFFFFFFF) under a RIFF length, both unknown; each reads all 3000 samples
     for (riff_len, data_len) in [(0, n), (3, n), (riff / 2, n), (riff, u32::MAX), (0, u32::MAX), (u32::MAX, u32::MAX)] {
         let bytes = with_lengths(&good, riff_len, data_len);
-        let what = format!("RIFF length {riff_len:#x}, data length {data_len:#x}");
-        assert_eq!(load(&bytes, 16000).unwrap(), want, "{what}");
-        let path = dir.join("odd.wav");
-        std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(audio::load(&path, 16000, 1).unwrap(), want, "{what}, from a file");
-        let mut offset = Cursor::new([b"junk".as_slice(), &bytes].concat());
-        offset.seek(SeekFrom::Start(4)).unwrap();
-        let sources: Vec<Box<dyn MediaSource>> =
-            vec![Box::new(offset), Box::new(ReadOnlySource::new(Cursor::new(bytes.clone())))];
-        for media in sources {
-            let d = audio::Decoder::from_source(media, "odd.wav", None).unwrap();
-            assert_eq!(drain(d).unwrap(), want, "{what}, from a source");
-        }
+        reads_as(&bytes, &want, &dir.join("odd.wav"), &format!("RIFF length {riff_len:#x}, data length {data_len:#x}"));
     }
     // the data length still bounds the samples, and one longer than the bytes still means a
     // truncated file, whatever the RIFF length says
@@ -478,8 +482,6 @@ fn rf64(good: &[u8], data_len: Option<u64>, trailer: &[u8]) -> Vec<u8> {
 fn rf64_reads_as_the_wav_it_holds() {
     // RF64 (EBU Tech 3306): what broadcast recorders, ffmpeg and libsndfile write for long
     // recordings. libsndfile, the training side's decoder, reads it; so must the runtime.
-    use std::io::{Cursor, Seek, SeekFrom};
-    use symphonia::core::io::{MediaSource, ReadOnlySource};
     let y = tone(3000, 16000, 440.0, 0.5);
     let good = wav(1, 1, 16000, 16, &pcm16(&y));
     let want = load(&good, 16000).unwrap();
@@ -492,18 +494,7 @@ fn rf64_reads_as_the_wav_it_holds() {
         [("ds64 and a trailing chunk", rf64(&good, Some(n), &trailer)), ("no ds64", rf64(&good, None, b""))]
     {
         assert_eq!(&bytes[..4], b"RF64");
-        assert_eq!(load(&bytes, 16000).unwrap(), want, "{what}");
-        let path = dir.join("long.wav");
-        std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(audio::load(&path, 16000, 1).unwrap(), want, "{what}, from a file");
-        let mut offset = Cursor::new([b"junk".as_slice(), &bytes].concat());
-        offset.seek(SeekFrom::Start(4)).unwrap();
-        let sources: Vec<Box<dyn MediaSource>> =
-            vec![Box::new(offset), Box::new(ReadOnlySource::new(Cursor::new(bytes.clone())))];
-        for media in sources {
-            let d = audio::Decoder::from_source(media, "long.wav", None).unwrap();
-            assert_eq!(drain(d).unwrap(), want, "{what}, from a source");
-        }
+        reads_as(&bytes, &want, &dir.join("long.wav"), what);
     }
     // the ds64 length bounds the samples, and one longer than the bytes is a truncated file
     assert_eq!(load(&rf64(&good, Some(n / 2), &trailer), 16000).unwrap(), want[..1500].to_vec());
