@@ -43,10 +43,12 @@ WASM_ENV = PATH=/usr/bin:$$PATH RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UN
 	RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
 # Decoders besides WAV, e.g. WASM_FEATURES=mp3,flac (docs/deploy.md: what each costs).
 WASM_FEATURES ?=
+# Where the package goes (`wasm-adapt` builds a second one with the adapter).
+WASM_DIST ?= dist/wasm
 WASM_OPT_FLAGS = -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
 	--enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 
-.PHONY: capi wasm test-edge
+.PHONY: capi wasm wasm-adapt test-edge
 capi:
 	cargo build --release -p serlaq-capi -p serlaq-rt
 	mkdir -p dist/capi
@@ -54,13 +56,17 @@ capi:
 
 wasm:
 	$(WASM_ENV) cargo build -p serlaq-wasm --profile wasm -Zbuild-std=std,panic_abort --target $(WASM_TARGET) --features "$(WASM_FEATURES)"
-	mkdir -p dist/wasm
-	wasm-opt $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/wasm/serlaq_wasm.wasm -o dist/wasm/serlaq.wasm
-	cp rust/wasm/js/serlaq.js rust/wasm/web/index.html rust/wasm/web/app.js dist/wasm/
-	if [ -f rust/core/models/general.laq ]; then cp rust/core/models/general.laq dist/wasm/model.laq; fi
-	@gzip -9 -c dist/wasm/serlaq.wasm | wc -c | xargs printf 'dist/wasm/serlaq.wasm: %s bytes gzip -9\n'
+	mkdir -p $(WASM_DIST)
+	wasm-opt $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/wasm/serlaq_wasm.wasm -o $(WASM_DIST)/serlaq.wasm
+	cp rust/wasm/js/serlaq.js rust/wasm/web/index.html rust/wasm/web/app.js $(WASM_DIST)/
+	if [ -f rust/core/models/general.laq ]; then cp rust/core/models/general.laq $(WASM_DIST)/model.laq; fi
+	@gzip -9 -c $(WASM_DIST)/serlaq.wasm | wc -c | xargs printf '$(WASM_DIST)/serlaq.wasm: %s bytes gzip -9\n'
 
-test-edge: capi wasm
+# The module with the adapter (Model.adapter() in serlaq.js): dist/wasm-adapt/.
+wasm-adapt:
+	$(MAKE) wasm WASM_FEATURES="$(WASM_FEATURES) adapt" WASM_DIST=dist/wasm-adapt
+
+test-edge: capi wasm wasm-adapt
 	cargo test -p serlaq-capi
 	SERLAQ_EDGE_REQUIRED=1 $(PYTHON) -m pytest -q tests/edge
 

@@ -41,6 +41,42 @@ def test_node_api_matches_native(fixtures: tuple[Path, dict]) -> None:
     assert re.search(r"^# pass [1-9]", r.stdout, re.M) and re.search(r"^# fail 0$", r.stdout, re.M), r.stdout
 
 
+def test_node_adapter_matches_serlaq_rt_adapt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module built with the adapter (`make wasm-adapt`): Model.adapter() on 24 clips
+    (and one that is not audio) gives the model `serlaq-rt adapt` writes from them, with
+    and without labels (rust/wasm/tests/adapt.test.mjs); the default module has none."""
+    from edge_fixtures import fixture_model, rt_json, serlaq_rt
+    from rt_builders import tone, write_wav
+
+    adapt_dist = need(DIST / "wasm-adapt" / "serlaq.wasm", "make wasm-adapt").parent
+    need(WASM / "serlaq.wasm", "make wasm")
+    fixture_model(tmp_path / "model.laq")
+    clips = [write_wav(tmp_path / f"room{k}.wav", tone(180 + 40 * k, 16000, 1.5, seed=k, amplitude=0.2 + 0.02 * k),
+                       16000).name for k in range(24)]
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all " * 10)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764835200")
+    cases = []
+    for name, labels in [("all", []), ("held", ["sad", "angry"])]:
+        extra = ["--labels", ",".join(labels)] if labels else []
+        rt = subprocess.run([str(serlaq_rt()), "adapt", "model.laq", *clips,
+                             "--out", f"{name}.laq", *extra], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert rt.returncode == 0, rt.stderr
+        record = json.loads(subprocess.run([str(serlaq_rt()), "info",
+                                            str(tmp_path / f"{name}.laq"), "--json"],
+                                           capture_output=True, text=True, check=True).stdout)
+        adaptation = record["provenance"]["adaptations"][-1]
+        cases.append({"labels": labels, "file": f"{name}.laq", "source": adaptation["source"],
+                      "created": adaptation["created"],
+                      "predictions": rt_json(tmp_path / f"{name}.laq", *(tmp_path / c for c in clips[:4]))})
+    (tmp_path / "adapt.json").write_text(json.dumps({"clips": clips, "cases": cases}))
+    env = dict(os.environ, SERLAQ_FIXTURES=str(tmp_path), SERLAQ_WASM_DIR=str(adapt_dist),
+               SERLAQ_WASM_DEFAULT_DIR=str(WASM))
+    r = subprocess.run([tool("node"), "--test", str(ROOT / "rust" / "wasm" / "tests" / "adapt.test.mjs")], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    assert re.search(r"^# pass [1-9]", r.stdout, re.M) and re.search(r"^# fail 0$", r.stdout, re.M), r.stdout
+
+
 class _Site(http.server.SimpleHTTPRequestHandler):
     """The package folder, plus POST /report where the page leaves its result."""
 

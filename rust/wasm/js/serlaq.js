@@ -13,12 +13,23 @@
 //                                                            // WASM_FEATURES=mp3,flac` adds more)
 //   const s = model.stream(48000, {window: 2, hop: 1});      // live audio
 //   s.push(chunk);  s.flush();                               // -> finished windows (segments)
+//   model.bytes();                                           // the .laq file (Uint8Array)
+//
+// Adapting to a room (a module built with `make wasm-adapt`; the default module has no
+// adapter, docs/deploy.md), as `serlaq adapt` does, from clips recorded there:
+//   const a = model.adapter();
+//   a.addPcm(utterance, 48000);  a.addFile(bytes);           // -> clips so far
+//   a.speechSeconds;                                         // 20 s of speech are needed
+//   const mine = a.finish({labels: ["angry", "neutral"]});   // a Model; mine.bytes() to keep
 //
 // Errors are thrown as SerlaqError (`.kind`: "argument", "model", "audio", "stream",
 // "internal") with the one-line message of the runtime. A model is freed by the garbage
 // collector's owner, or at once with model.free().
 
-const KINDS = { [-1]: "argument", [-2]: "model", [-3]: "audio", [-4]: "stream", [-5]: "internal" };
+const KINDS = { [-1]: "argument", [-2]: "model", [-3]: "audio", [-4]: "stream", [-5]: "internal", [-6]: "too-little" };
+
+// The adapter's std rules, in the ABI's order (`SERLAQ_STD_WIDEN`, `_TARGET`, `_MODEL`).
+const STD_RULES = ["widen", "target", "model"];
 
 export class SerlaqError extends Error {
   constructor(message, kind) {
@@ -93,6 +104,11 @@ class Runtime {
       this.x.serlaq_dealloc(p, Math.max(src.byteLength, 8));
     }
   }
+  // Runs fn(ptr, length) with `text` copied into module memory as UTF-8.
+  withText(text, fn) {
+    const bytes = new TextEncoder().encode(String(text));
+    return bytes.length === 0 ? fn(0, 0) : this.withInput(bytes, fn);
+  }
   withOutput(bytes, fn) {
     const p = this.alloc(bytes);
     try {
@@ -120,7 +136,7 @@ export class Model {
   #rt;
   #ptr;
   #bytes;
-  #streams = new Set();
+  #handles = new Set(); // its streams and adapters: they die with the instance after a trap
 
   constructor(rt, ptr, bytes) {
     this.#rt = rt;
@@ -161,8 +177,8 @@ export class Model {
       } catch {
         message = "";
       }
-      for (const s of this.#streams) s._kill();
-      this.#streams.clear();
+      for (const h of this.#handles) h._kill();
+      this.#handles.clear();
       const fresh = new Runtime(rt.module);
       this.#rt = fresh;
       if (this.#ptr !== 0) this.#ptr = fresh.withInput(this.#bytes, (p, n) => fresh.x.serlaq_model_from_bytes(p, n));
@@ -211,12 +227,31 @@ export class Model {
       runningNorm: false, runningPrior: d[5], runningHorizon: d[6], runningBalance: true, ...options,
     };
     const s = new Stream(this, rate, o);
-    this.#streams.add(s);
+    this.#handles.add(s);
     return s;
   }
 
-  _forget(stream) {
-    this.#streams.delete(stream);
+  /** The model's .laq file (a copy): an adapted model's to keep, e.g. as a download. */
+  bytes() {
+    return new Uint8Array(this.#bytes);
+  }
+
+  /**
+   * Gathers clips of a new room to adapt this model to (`serlaq adapt`); needs a module
+   * built with the adapter (`make wasm-adapt`).
+   */
+  adapter() {
+    this.#live();
+    if (typeof this.#rt.x.serlaq_adapter_new !== "function") {
+      throw new SerlaqError("this serlaq.wasm has no adapter: build it with `make wasm-adapt`", "argument");
+    }
+    const a = new Adapter(this);
+    this.#handles.add(a);
+    return a;
+  }
+
+  _forget(handle) {
+    this.#handles.delete(handle);
   }
 
   /** Frees the model's memory now (its open streams keep working until freed). */
@@ -288,6 +323,95 @@ export class Stream {
   }
 }
 
+export class Adapter {
+  #model;
+  #rt;
+  #ptr;
+
+  constructor(model) {
+    this.#model = model;
+    model.call((rt, m) => {
+      const ptr = rt.x.serlaq_adapter_new(m);
+      if (ptr === 0) throw rt.error(rt.x.serlaq_last_error_code());
+      this.#rt = rt;
+      this.#ptr = ptr;
+    });
+  }
+
+  _kill() {
+    this.#ptr = 0;
+    this.#rt = null;
+  }
+
+  #run(fn) {
+    if (this.#ptr === 0) throw new SerlaqError("the adapter was freed (or its module was reset after an internal error)", "argument");
+    return this.#model.call(() => fn(this.#rt, this.#ptr));
+  }
+
+  #added(rt, k) {
+    if (k < 0) throw rt.error(k);
+    return k;
+  }
+
+  /** One clip: mono float32 samples at `sampleRate` Hz. Returns the clips gathered; an
+   * unusable clip throws (kind "audio") and is left out, the others stay. */
+  addPcm(samples, sampleRate) {
+    const x = samplesOf(samples);
+    const rate = checkRate(sampleRate);
+    return this.#run((rt, a) => this.#added(rt, rt.withInput(x, (p, n) => rt.x.serlaq_adapter_add_pcm(a, p, n, rate))));
+  }
+
+  /** One clip from an encoded file (ArrayBuffer / Uint8Array); longer than 30 s: its speech
+   * windows. Returns the clips gathered. */
+  addFile(data) {
+    let bytes;
+    if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else throw new SerlaqError("addFile needs an ArrayBuffer or a Uint8Array", "argument");
+    return this.#run((rt, a) => this.#added(rt, rt.withInput(bytes, (p, n) => rt.x.serlaq_adapter_add_bytes(a, p, n))));
+  }
+
+  /** Seconds of speech gathered (an adaptation needs 20, and 20 clips). */
+  get speechSeconds() {
+    return this.#run((rt, a) => rt.x.serlaq_adapter_speech_seconds(a));
+  }
+
+  /**
+   * The adapted Model. Options: labels (the ones the room's audio holds; default all),
+   * balance (default true), std ("widen", "target" or "model"), source (recorded in the
+   * file; default the clips' names), created (a Date or ISO-8601 text; default now).
+   * Too little audio throws kind "too-little", saying how much more; the clips stay, so
+   * add more and finish again.
+   */
+  finish(options = {}) {
+    const o = { labels: [], balance: true, std: "widen", source: "", created: new Date(), ...options };
+    const std = STD_RULES.indexOf(o.std);
+    if (std < 0) throw new SerlaqError(`std must be one of ${STD_RULES.join(", ")} (got ${o.std})`, "argument");
+    const labels = Array.isArray(o.labels) ? o.labels.join(",") : String(o.labels);
+    const created = o.created instanceof Date ? o.created.toISOString().replace(/\.\d{3}Z$/, "Z") : String(o.created);
+    const bytes = this.#run((rt, a) => {
+      const m = rt.withText(labels, (lp, ln) =>
+        rt.withText(o.source, (sp, sn) =>
+          rt.withText(created, (cp, cn) => rt.x.serlaq_adapter_finish(a, o.balance ? 1 : 0, std, lp, ln, sp, sn, cp, cn))));
+      if (m === 0) throw rt.error(rt.x.serlaq_last_error_code());
+      try {
+        return new Uint8Array(rt.x.memory.buffer, rt.x.serlaq_model_bytes_ptr(m), rt.x.serlaq_model_bytes_len(m)).slice();
+      } finally {
+        rt.x.serlaq_model_free(m);
+      }
+    });
+    return Model.create(this.#rt, bytes);
+  }
+
+  free() {
+    if (this.#ptr !== 0) {
+      this.#rt.x.serlaq_adapter_free(this.#ptr);
+      this._kill();
+    }
+    this.#model._forget(this);
+  }
+}
+
 export const Serlaq = {
   /**
    * Loads a model: `source` is a URL (string or URL; file: URLs in node), an ArrayBuffer,
@@ -296,7 +420,8 @@ export const Serlaq = {
    */
   async load(source, options = {}) {
     const [module, bytes] = await Promise.all([compileModule(options.wasm), readBytes(source)]);
-    return Model.create(new Runtime(module), bytes.slice());
+    // a copy (a node Buffer's slice() would be a view of the caller's memory)
+    return Model.create(new Runtime(module), new Uint8Array(bytes));
   },
 };
 

@@ -12,6 +12,9 @@
 //! library's (`serlaq_model_free`, `serlaq_stream_push`, ...), and a native build of the
 //! whole workspace (`cargo test --workspace`, clippy) links both crates into one binary.
 
+#[cfg(feature = "adapt")]
+pub mod adapt;
+
 use serlaq::abi::serlaq_stream_options;
 use serlaq::error::{self, guard, status, Error, ERR_INTERNAL};
 use serlaq::handle::{ModelHandle, StreamHandle};

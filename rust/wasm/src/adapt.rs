@@ -1,0 +1,122 @@
+//! The adapter (`serlaq.h`'s `serlaq_adapter_*`) for JavaScript, in a module built with the
+//! `adapt` feature (`make wasm-adapt`): a page adapts its model to the room its microphone
+//! is in from clips it recorded, and gets the adapted `.laq` bytes to keep. Off in the
+//! default module, which it would take past its size budget (docs/deploy.md).
+
+use serlaq::abi::std_rule;
+use serlaq::error::{guard, Error};
+use serlaq::handle::{AdapterHandle, ModelHandle};
+use serlaq::ptr::{adapter, boxed, free_boxed, model, slice};
+use serlaq_core::adapt::{parse_labels, AdaptOptions};
+
+/// # Safety
+/// `m`: NULL or a live model.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub unsafe extern "C" fn serlaq_adapter_new(m: *const ModelHandle) -> *mut AdapterHandle {
+    boxed(guard(|| Ok(AdapterHandle::new(model(m)?))))
+}
+
+fn count(r: Result<usize, Error>) -> Result<i32, Error> {
+    r.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+/// Mono samples at `sample_rate` Hz as one clip; returns the clips gathered (< 0: an
+/// error, and this clip is left out).
+///
+/// # Safety
+/// `a`: NULL or a live adapter; `samples`: `n` floats.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub unsafe extern "C" fn serlaq_adapter_add_pcm(
+    a: *mut AdapterHandle,
+    samples: *const f32,
+    n: usize,
+    sample_rate: u32,
+) -> i32 {
+    guard(|| count(adapter(a)?.add_pcm(slice(samples, n, "samples")?, sample_rate))).unwrap_or_else(|code| code)
+}
+
+/// An encoded audio file as one clip (or, longer than 30 s, its speech windows).
+///
+/// # Safety
+/// `a`: NULL or a live adapter; `data`: `len` bytes.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub unsafe extern "C" fn serlaq_adapter_add_bytes(a: *mut AdapterHandle, data: *const u8, len: usize) -> i32 {
+    guard(|| count(adapter(a)?.add_bytes(slice(data, len, "data")?))).unwrap_or_else(|code| code)
+}
+
+/// # Safety
+/// `a`: NULL or a live adapter.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub unsafe extern "C" fn serlaq_adapter_speech_seconds(a: *mut AdapterHandle) -> f64 {
+    guard(|| Ok(adapter(a)?.speech_seconds())).unwrap_or(0.0)
+}
+
+/// UTF-8 text from JavaScript (`len` 0: empty, whatever `p` is).
+unsafe fn text(p: *const u8, len: usize, what: &str) -> Result<String, Error> {
+    if len == 0 {
+        return Ok(String::new());
+    }
+    std::str::from_utf8(slice(p, len, what)?)
+        .map(str::to_string)
+        .map_err(|_| Error::argument(format!("{what} is not UTF-8")))
+}
+
+/// The adapted model, or NULL (the last error: too little audio, with the clips kept, or a
+/// bad option). `labels` is comma-separated (empty: all of the model's); `source` empty:
+/// the clips' names; `created` is the record's ISO-8601 UTC time (the module has no clock).
+///
+/// # Safety
+/// `a`: NULL or a live adapter; each text pointer: its length in readable bytes.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn serlaq_adapter_finish(
+    a: *mut AdapterHandle,
+    balance: i32,
+    std: i32,
+    labels: *const u8,
+    labels_len: usize,
+    source: *const u8,
+    source_len: usize,
+    created: *const u8,
+    created_len: usize,
+) -> *mut ModelHandle {
+    boxed(guard(|| {
+        let a = adapter(a)?;
+        let created = text(created, created_len, "created")?;
+        if created.is_empty() {
+            return Err(Error::argument("created is empty (the module has no clock: pass the time)"));
+        }
+        let opts = AdaptOptions {
+            balance: balance != 0,
+            std: std_rule(std)?,
+            labels: parse_labels(&text(labels, labels_len, "labels")?),
+            source: text(source, source_len, "source")?,
+            created: Some(created),
+            ..AdaptOptions::default()
+        };
+        a.finish(&opts)
+    }))
+}
+
+/// # Safety
+/// `a`: NULL or a live adapter, not freed before.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub unsafe extern "C" fn serlaq_adapter_free(a: *mut AdapterHandle) {
+    free_boxed(a)
+}
+
+/// Where a model's `.laq` bytes start in module memory (an adapted model's, to keep).
+///
+/// # Safety
+/// `m`: NULL or a live model.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub unsafe extern "C" fn serlaq_model_bytes_ptr(m: *const ModelHandle) -> *const u8 {
+    guard(|| Ok(model(m)?.bytes().as_ptr())).unwrap_or(std::ptr::null())
+}
+
+/// # Safety
+/// `m`: NULL or a live model.
+#[cfg_attr(target_arch = "wasm32", no_mangle)]
+pub unsafe extern "C" fn serlaq_model_bytes_len(m: *const ModelHandle) -> usize {
+    guard(|| Ok(model(m)?.bytes().len())).unwrap_or(0)
+}
