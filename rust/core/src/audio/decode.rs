@@ -131,7 +131,8 @@ fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
             }
             return Ok(());
         }
-        pos = match start.checked_add(size + (size & 1)) {
+        // checked: on wasm32 a usize holds no more than a 32-bit chunk size plus its pad
+        pos = match size.checked_add(size & 1).and_then(|padded| start.checked_add(padded)) {
             Some(next) => next,
             None => return Ok(()),
         };
@@ -228,7 +229,7 @@ fn rf64_patches(head: &[u8]) -> Option<Vec<(u64, [u8; 4])>> {
             }
             break;
         }
-        pos = match (pos + 8).checked_add(size + (size & 1)) {
+        pos = match size.checked_add(size & 1).and_then(|padded| (pos + 8).checked_add(padded)) {
             Some(next) => next,
             None => break,
         };
