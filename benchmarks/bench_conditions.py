@@ -11,8 +11,9 @@ channel (resampled through 8 kHz: a 0-4 kHz band, low cut at 300 Hz), microphone
 a quiet recording (-30 dB), a faster / slower voice (speed, pitch and tempo together), a
 pause at each end (one second of room tone 45 dB below the clip: a recording started before
 the speaker and stopped after), the clip cut tight to its loud part, and a phone's recording
-format (AAC-LC in an M4A at 64 and 32 kbit/s; these two need `ffmpeg` on the PATH to encode,
-and are left out with a note without it: serlaq decodes M4A itself).
+format (AAC-LC in an M4A at 64 and 32 kbit/s), or a recorder's (MP3 at 64 and 24 kbit/s,
+8-bit PCM, mu-law, IMA ADPCM): the formats need `ffmpeg` on the PATH to encode, and are left out with
+a note without it (serlaq decodes them itself).
 Each condition's draws come from one seeded generator per clip (`--seed`), so a rerun gives
 the same audio and the same figures.
 
@@ -47,10 +48,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # name -> (what it is, the transform of (wave tensor, rate, generator))
 Condition = Callable[[Any, int, Any], Any]
 
-# conditions that are a file format, not a transform: name -> ffmpeg's output arguments
+# conditions that are a file format, not a transform: name -> (suffix, ffmpeg's output arguments)
 CODECS = {
-    "aac-64": ["-c:a", "aac", "-b:a", "64k"],
-    "aac-32": ["-c:a", "aac", "-b:a", "32k"],
+    "aac-64": (".m4a", ["-c:a", "aac", "-b:a", "64k"]),
+    "aac-32": (".m4a", ["-c:a", "aac", "-b:a", "32k"]),
+    "mp3-64": (".mp3", ["-c:a", "libmp3lame", "-b:a", "64k"]),
+    "mp3-24": (".mp3", ["-c:a", "libmp3lame", "-b:a", "24k"]),
+    "pcm-u8": (".wav", ["-c:a", "pcm_u8"]),
+    "mulaw": (".wav", ["-c:a", "pcm_mulaw"]),
+    "adpcm-ima": (".wav", ["-c:a", "adpcm_ima_wav"]),
 }
 
 
@@ -75,6 +81,11 @@ def conditions() -> dict[str, tuple[str, Condition]]:
         "slower": ("speed x0.9 (pitch and tempo)", lambda x, r, g: A.speed(x, r, 0.9)),
         "aac-64": ("AAC-LC in M4A at 64 kbit/s (a phone's voice memo)", lambda x, r, g: x),
         "aac-32": ("AAC-LC in M4A at 32 kbit/s", lambda x, r, g: x),
+        "mp3-64": ("MP3 at 64 kbit/s (LAME)", lambda x, r, g: x),
+        "mp3-24": ("MP3 at 24 kbit/s (LAME; a low-pass near 5.5 kHz)", lambda x, r, g: x),
+        "pcm-u8": ("8-bit PCM WAV (quantisation noise about 48 dB under full scale)", lambda x, r, g: x),
+        "mulaw": ("mu-law WAV (8 bits, logarithmic: telephone corpora)", lambda x, r, g: x),
+        "adpcm-ima": ("IMA ADPCM WAV (4 bits a sample: a voice recorder's)", lambda x, r, g: x),
     }
 
 
@@ -106,9 +117,10 @@ def test_clips(config_path: Path, sets: list[str], split: str = "test") -> list[
     return dm.split_clips(split)
 
 
-def degrade(clips: list[Any], transform: Condition, seed: int, out: Path, codec: list[str] | None = None) -> list[Path]:
+def degrade(clips: list[Any], transform: Condition, seed: int, out: Path,
+            codec: tuple[str, list[str]] | None = None) -> list[Path]:
     """Each clip through `transform`, written as a float WAV at its own rate under `out`
-    (with `codec`, encoded by ffmpeg with those arguments into an M4A instead)."""
+    (with `codec`, (suffix, arguments): encoded by ffmpeg into that format instead)."""
     import subprocess
 
     import soundfile as sf
@@ -123,8 +135,9 @@ def degrade(clips: list[Any], transform: Condition, seed: int, out: Path, codec:
         path = out / f"{i:05d}.wav"
         sf.write(str(path), np.asarray(y, dtype=np.float32), rate, subtype="FLOAT")
         if codec is not None:
-            encoded = path.with_suffix(".m4a")
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), *codec, str(encoded)], check=True)
+            suffix, arguments = codec
+            encoded = path.with_name(f"{i:05d}-coded{suffix}")
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), *arguments, str(encoded)], check=True)
             path.unlink()
             path = encoded
         paths.append(path)
