@@ -263,15 +263,49 @@ export class Model {
   }
 }
 
-export class Stream {
+// A handle that belongs to a model (a stream, an adapter): it dies with the module instance
+// after a trap (the model's call() resets the instance) and is freed with free().
+class Handle {
   #model;
-  #rt;
-  #ptr;
+  #rt = null;
+  #ptr = 0;
+  #what;
+  #kind;
+  #release;
 
-  constructor(model, rate, o) {
+  constructor(model, what, kind, make, release) {
     this.#model = model;
-    this.sampleRate = rate;
+    this.#what = what;
+    this.#kind = kind;
+    this.#release = release;
     model.call((rt, m) => {
+      this.#ptr = make(rt, m);
+      this.#rt = rt;
+    });
+  }
+
+  _kill() {
+    this.#ptr = 0;
+    this.#rt = null;
+  }
+
+  _run(fn) {
+    if (this.#ptr === 0) throw new SerlaqError(`the ${this.#what} was freed (or its module was reset after an internal error)`, this.#kind);
+    return this.#model.call(() => fn(this.#rt, this.#ptr));
+  }
+
+  free() {
+    if (this.#ptr !== 0) {
+      this.#release(this.#rt, this.#ptr);
+      this._kill();
+    }
+    this.#model._forget(this);
+  }
+}
+
+export class Stream extends Handle {
+  constructor(model, rate, o) {
+    const make = (rt, m) => {
       const nums = [o.window, o.hop, o.vadDb, o.minSpeech].map(Number);
       const ptr = rt.x.serlaq_stream_new(m, rate, nums[0], nums[1], o.vad ? 1 : 0, nums[2], nums[3]);
       if (ptr === 0) throw rt.error(rt.x.serlaq_last_error_code());
@@ -283,21 +317,16 @@ export class Stream {
           throw e;
         }
       }
-      this.#rt = rt;
-      this.#ptr = ptr;
-    });
+      return ptr;
+    };
+    super(model, "stream", "stream", make, (rt, s) => rt.x.serlaq_stream_free(s));
+    this.sampleRate = rate;
   }
 
-  _kill() {
-    this.#ptr = 0;
-    this.#rt = null;
-  }
-
-  #run(fn) {
-    if (this.#ptr === 0) throw new SerlaqError("the stream was freed (or its module was reset after an internal error)", "stream");
-    return this.#model.call(() => {
-      const rt = this.#rt;
-      const k = fn(rt, this.#ptr);
+  // the windows a call finished (it returns how many, or < 0: an error)
+  #windows(fn) {
+    return this._run((rt, s) => {
+      const k = fn(rt, s);
       if (k < 0) throw rt.error(k);
       return rt.out();
     });
@@ -306,46 +335,23 @@ export class Stream {
   /** Appends samples (any chunk size); returns the windows they finished. */
   push(samples) {
     const x = samplesOf(samples);
-    return this.#run((rt, s) => (x.length === 0 ? rt.x.serlaq_stream_push(s, 0, 0) : rt.withInput(x, (p, n) => rt.x.serlaq_stream_push(s, p, n))));
+    return this.#windows((rt, s) => (x.length === 0 ? rt.x.serlaq_stream_push(s, 0, 0) : rt.withInput(x, (p, n) => rt.x.serlaq_stream_push(s, p, n))));
   }
 
   /** Ends the stream; returns the last windows. */
   flush() {
-    return this.#run((rt, s) => rt.x.serlaq_stream_flush(s));
-  }
-
-  free() {
-    if (this.#ptr !== 0) {
-      this.#rt.x.serlaq_stream_free(this.#ptr);
-      this._kill();
-    }
-    this.#model._forget(this);
+    return this.#windows((rt, s) => rt.x.serlaq_stream_flush(s));
   }
 }
 
-export class Adapter {
-  #model;
-  #rt;
-  #ptr;
-
+export class Adapter extends Handle {
   constructor(model) {
-    this.#model = model;
-    model.call((rt, m) => {
+    const make = (rt, m) => {
       const ptr = rt.x.serlaq_adapter_new(m);
       if (ptr === 0) throw rt.error(rt.x.serlaq_last_error_code());
-      this.#rt = rt;
-      this.#ptr = ptr;
-    });
-  }
-
-  _kill() {
-    this.#ptr = 0;
-    this.#rt = null;
-  }
-
-  #run(fn) {
-    if (this.#ptr === 0) throw new SerlaqError("the adapter was freed (or its module was reset after an internal error)", "argument");
-    return this.#model.call(() => fn(this.#rt, this.#ptr));
+      return ptr;
+    };
+    super(model, "adapter", "argument", make, (rt, a) => rt.x.serlaq_adapter_free(a));
   }
 
   #added(rt, k) {
@@ -358,7 +364,7 @@ export class Adapter {
   addPcm(samples, sampleRate) {
     const x = samplesOf(samples);
     const rate = checkRate(sampleRate);
-    return this.#run((rt, a) => this.#added(rt, rt.withInput(x, (p, n) => rt.x.serlaq_adapter_add_pcm(a, p, n, rate))));
+    return this._run((rt, a) => this.#added(rt, rt.withInput(x, (p, n) => rt.x.serlaq_adapter_add_pcm(a, p, n, rate))));
   }
 
   /** One clip from an encoded file (ArrayBuffer / Uint8Array); longer than 30 s: its speech
@@ -368,12 +374,12 @@ export class Adapter {
     if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
     else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     else throw new SerlaqError("addFile needs an ArrayBuffer or a Uint8Array", "argument");
-    return this.#run((rt, a) => this.#added(rt, rt.withInput(bytes, (p, n) => rt.x.serlaq_adapter_add_bytes(a, p, n))));
+    return this._run((rt, a) => this.#added(rt, rt.withInput(bytes, (p, n) => rt.x.serlaq_adapter_add_bytes(a, p, n))));
   }
 
   /** Seconds of speech gathered (an adaptation needs 20, and 20 clips). */
   get speechSeconds() {
-    return this.#run((rt, a) => rt.x.serlaq_adapter_speech_seconds(a));
+    return this._run((rt, a) => rt.x.serlaq_adapter_speech_seconds(a));
   }
 
   /**
@@ -389,26 +395,20 @@ export class Adapter {
     if (std < 0) throw new SerlaqError(`std must be one of ${STD_RULES.join(", ")} (got ${o.std})`, "argument");
     const labels = Array.isArray(o.labels) ? o.labels.join(",") : String(o.labels);
     const created = o.created instanceof Date ? o.created.toISOString().replace(/\.\d{3}Z$/, "Z") : String(o.created);
-    const bytes = this.#run((rt, a) => {
+    return this._run((rt, a) => {
       const m = rt.withText(labels, (lp, ln) =>
         rt.withText(o.source, (sp, sn) =>
           rt.withText(created, (cp, cn) => rt.x.serlaq_adapter_finish(a, o.balance ? 1 : 0, std, lp, ln, sp, sn, cp, cn))));
       if (m === 0) throw rt.error(rt.x.serlaq_last_error_code());
+      let bytes;
       try {
-        return new Uint8Array(rt.x.memory.buffer, rt.x.serlaq_model_bytes_ptr(m), rt.x.serlaq_model_bytes_len(m)).slice();
+        bytes = new Uint8Array(rt.x.memory.buffer, rt.x.serlaq_model_bytes_ptr(m), rt.x.serlaq_model_bytes_len(m)).slice();
       } finally {
         rt.x.serlaq_model_free(m);
       }
+      // the JavaScript model keeps the bytes, so it can reload after a trap like any other
+      return Model.create(rt, bytes);
     });
-    return Model.create(this.#rt, bytes);
-  }
-
-  free() {
-    if (this.#ptr !== 0) {
-      this.#rt.x.serlaq_adapter_free(this.#ptr);
-      this._kill();
-    }
-    this.#model._forget(this);
   }
 }
 
