@@ -83,7 +83,7 @@ def conditions() -> dict[str, tuple[str, Condition]]:
         "aac-32": ("AAC-LC in M4A at 32 kbit/s", lambda x, r, g: x),
         "mp3-64": ("MP3 at 64 kbit/s (LAME)", lambda x, r, g: x),
         "mp3-24": ("MP3 at 24 kbit/s (LAME; a low-pass near 5.5 kHz)", lambda x, r, g: x),
-        "pcm-u8": ("8-bit PCM WAV (quantisation noise about 48 dB under full scale)", lambda x, r, g: x),
+        "pcm-u8": ("8-bit PCM WAV (quantisation noise about 53 dB under full scale)", lambda x, r, g: x),
         "mulaw": ("mu-law WAV (8 bits, logarithmic: telephone corpora)", lambda x, r, g: x),
         "adpcm-ima": ("IMA ADPCM WAV (4 bits a sample: a voice recorder's)", lambda x, r, g: x),
     }
