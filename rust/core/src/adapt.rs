@@ -251,10 +251,14 @@ pub const LONG_RECORDING_SECONDS: f64 = 30.0;
 /// so the statistics are those of what the adapted model will be given.
 pub const LONG_WINDOW_SECONDS: f64 = crate::segments::DEFAULT_WINDOW;
 
+/// Samples in one 25 ms frame of the speech measure.
+fn frame_len(rate: u32) -> usize {
+    (rate as usize / 40).max(1)
+}
+
 /// Each 25 ms frame's sample count and mean-square level.
 fn frame_powers(wave: &[f32], rate: u32) -> Vec<(usize, f64)> {
-    let frame = (rate as usize / 40).max(1);
-    wave.chunks(frame)
+    wave.chunks(frame_len(rate))
         .map(|c| (c.len(), c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / c.len() as f64))
         .collect()
 }
@@ -293,7 +297,7 @@ fn wave_clips(model: &Model, wave: &[f32], source: &str) -> Result<Vec<Clip>, St
     let gate = crate::segments::DEFAULT_VAD_DB;
     let threshold = threshold.max(10f64.powf(gate / 10.0));
     let window = (LONG_WINDOW_SECONDS * f64::from(rate)).round() as usize;
-    let per_frame = (rate as usize / 40).max(1);
+    let per_frame = frame_len(rate);
     let mut clips = Vec::new();
     for (k, piece) in wave.chunks_exact(window).enumerate() {
         let first = k * window / per_frame;
@@ -441,17 +445,17 @@ impl Gathered {
 /// Per-feature mean of the rows and the std `rule` gives from their population std
 /// (float64 sums) and the model's own; a std below [`STD_FLOOR`] times the model's own is
 /// raised to it.
-pub fn statistics(rows: &[Vec<f32>], model_std: &[f32], rule: StdRule) -> (Vec<f32>, Vec<f32>) {
+pub fn statistics<R: AsRef<[f32]>>(rows: &[R], model_std: &[f32], rule: StdRule) -> (Vec<f32>, Vec<f32>) {
     let d = model_std.len();
     let n = rows.len().max(1) as f64;
     let mut mean = vec![0f64; d];
     for r in rows {
-        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += f64::from(v));
+        mean.iter_mut().zip(r.as_ref()).for_each(|(m, &v)| *m += f64::from(v));
     }
     mean.iter_mut().for_each(|m| *m /= n);
     let mut var = vec![0f64; d];
     for r in rows {
-        var.iter_mut().zip(r).zip(&mean).for_each(|((s, &v), &m)| *s += (f64::from(v) - m).powi(2));
+        var.iter_mut().zip(r.as_ref()).zip(&mean).for_each(|((s, &v), &m)| *s += (f64::from(v) - m).powi(2));
     }
     let std = var
         .iter()
@@ -646,7 +650,7 @@ pub fn adapt_gathered(model: &Model, gathered: &Gathered, opts: &AdaptOptions) -
             failures,
         });
     }
-    let rows: Vec<Vec<f32>> = good.iter().map(|c| c.features.clone()).collect();
+    let rows: Vec<&[f32]> = good.iter().map(|c| c.features.as_slice()).collect();
     let (_, old_std) = model.normalization();
     let (mean, std) = statistics(&rows, old_std, opts.std);
     let ood_before = median(rows.iter().filter_map(|r| model.ood_score(r).ok()).collect());
