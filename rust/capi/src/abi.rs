@@ -2,7 +2,7 @@
 //! (same `#[repr(C)]` layout on both; the header's static asserts and a test pin it).
 #![allow(non_camel_case_types)]
 
-use serlaq_core::adapt::StdRule;
+use serlaq_core::adapt::{parse_labels, AdaptOptions, StdRule};
 use serlaq_core::segments::{
     Segment, SegmentOptions, Vad, DEFAULT_HOP, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, DEFAULT_WINDOW,
 };
@@ -90,6 +90,24 @@ impl Default for serlaq_adapt_options {
     fn default() -> Self {
         serlaq_adapt_options { balance: 1, std_rule: 0, labels: std::ptr::null(), source: std::ptr::null() }
     }
+}
+
+/// The core's adaptation options from the ABI's: `balance` (0 off), the std rule's
+/// number, the labels held as comma-separated text (empty: all) and the recorded source
+/// (empty: the clips' names). The C struct and the WebAssembly arguments both come here.
+pub fn adapt_options(
+    balance: i32,
+    std: i32,
+    labels: &str,
+    source: String,
+) -> Result<AdaptOptions, crate::error::Error> {
+    Ok(AdaptOptions {
+        balance: balance != 0,
+        std: std_rule(std)?,
+        labels: parse_labels(labels),
+        source,
+        ..AdaptOptions::default()
+    })
 }
 
 /// The std rule numbered `n` in the ABI (the order of [`StdRule::ALL`]), or an argument

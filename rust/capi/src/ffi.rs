@@ -3,11 +3,11 @@
 //! negative code plus the thread's last error.
 #![allow(non_camel_case_types)]
 
-use crate::abi::{serlaq_adapt_options, serlaq_segment, serlaq_stream_options, std_rule};
+use crate::abi::{adapt_options, serlaq_adapt_options, serlaq_segment, serlaq_stream_options};
 use crate::error::{self, guard, status, Error};
 use crate::handle::{AdapterHandle, ModelHandle, StreamHandle};
-use crate::ptr::{adapter, boxed, free_boxed, model, opt_text, path, slice, stream, write_probs};
-use serlaq_core::adapt::{parse_labels, AdaptOptions};
+use crate::ptr::{adapter, boxed, count, free_boxed, model, opt_text, path, slice, stream, write_probs};
+use serlaq_core::adapt::AdaptOptions;
 use serlaq_core::segments::RunningNorm;
 use std::ffi::{c_char, c_int};
 
@@ -306,11 +306,6 @@ pub unsafe extern "C" fn serlaq_adapter_new(m: *const serlaq_model) -> *mut serl
     boxed(guard(|| Ok(AdapterHandle::new(model(m)?))))
 }
 
-/// A count as a C int (the adapter's clips are bounded far below `INT_MAX`).
-fn count(n: usize) -> c_int {
-    c_int::try_from(n).unwrap_or(c_int::MAX)
-}
-
 /// # Safety
 /// `a`: NULL or a live adapter; `path`: NULL or a NUL-terminated string.
 #[no_mangle]
@@ -348,16 +343,10 @@ pub unsafe extern "C" fn serlaq_adapter_speech_seconds(a: *mut serlaq_adapter) -
 ///
 /// # Safety
 /// `o`: NULL or a readable struct whose strings are NULL or NUL-terminated.
-unsafe fn adapt_options(o: *const serlaq_adapt_options) -> Result<AdaptOptions, Error> {
+unsafe fn c_adapt_options(o: *const serlaq_adapt_options) -> Result<AdaptOptions, Error> {
     let o = o.as_ref().copied().unwrap_or_default();
-    let std = std_rule(o.std_rule)?;
-    Ok(AdaptOptions {
-        balance: o.balance != 0,
-        std,
-        labels: opt_text(o.labels, "labels")?.map(|l| parse_labels(&l)).unwrap_or_default(),
-        source: opt_text(o.source, "source")?.unwrap_or_default(),
-        ..AdaptOptions::default()
-    })
+    let labels = opt_text(o.labels, "labels")?.unwrap_or_default();
+    adapt_options(o.balance, o.std_rule, &labels, opt_text(o.source, "source")?.unwrap_or_default())
 }
 
 /// # Safety
@@ -377,7 +366,7 @@ pub unsafe extern "C" fn serlaq_adapter_finish(
         if !(out as usize).is_multiple_of(std::mem::align_of::<*mut serlaq_model>()) {
             return Err(Error::argument("out is not aligned for a pointer"));
         }
-        let made = a.finish(&adapt_options(opts)?)?;
+        let made = a.finish(&c_adapt_options(opts)?)?;
         *out = Box::into_raw(Box::new(made));
         Ok(())
     })

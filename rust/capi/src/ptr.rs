@@ -137,6 +137,11 @@ pub unsafe fn free_boxed<T>(p: *mut T) {
     }
 }
 
+/// A count as a C int (the adapter's clips are bounded far below `INT_MAX`).
+pub fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 pub fn boxed<T>(r: Result<T, i32>) -> *mut T {
     r.map_or(std::ptr::null_mut(), |v| Box::into_raw(Box::new(v)))
 }

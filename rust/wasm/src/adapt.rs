@@ -3,21 +3,17 @@
 //! is in from clips it recorded, and gets the adapted `.laq` bytes to keep. Off in the
 //! default module, which it would take past its size budget (docs/deploy.md).
 
-use serlaq::abi::std_rule;
+use serlaq::abi::adapt_options;
 use serlaq::error::{guard, Error};
 use serlaq::handle::{AdapterHandle, ModelHandle};
-use serlaq::ptr::{adapter, boxed, free_boxed, model, slice};
-use serlaq_core::adapt::{parse_labels, AdaptOptions};
+use serlaq::ptr::{adapter, boxed, count, free_boxed, model, slice};
+use serlaq_core::adapt::AdaptOptions;
 
 /// # Safety
 /// `m`: NULL or a live model.
 #[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_adapter_new(m: *const ModelHandle) -> *mut AdapterHandle {
     boxed(guard(|| Ok(AdapterHandle::new(model(m)?))))
-}
-
-fn count(r: Result<usize, Error>) -> Result<i32, Error> {
-    r.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
 /// Mono samples at `sample_rate` Hz as one clip; returns the clips gathered (< 0: an
@@ -32,7 +28,7 @@ pub unsafe extern "C" fn serlaq_adapter_add_pcm(
     n: usize,
     sample_rate: u32,
 ) -> i32 {
-    guard(|| count(adapter(a)?.add_pcm(slice(samples, n, "samples")?, sample_rate))).unwrap_or_else(|code| code)
+    guard(|| adapter(a)?.add_pcm(slice(samples, n, "samples")?, sample_rate)).map_or_else(|code| code, count)
 }
 
 /// An encoded audio file as one clip (or, longer than 30 s, its speech windows).
@@ -41,7 +37,7 @@ pub unsafe extern "C" fn serlaq_adapter_add_pcm(
 /// `a`: NULL or a live adapter; `data`: `len` bytes.
 #[cfg_attr(target_arch = "wasm32", no_mangle)]
 pub unsafe extern "C" fn serlaq_adapter_add_bytes(a: *mut AdapterHandle, data: *const u8, len: usize) -> i32 {
-    guard(|| count(adapter(a)?.add_bytes(slice(data, len, "data")?))).unwrap_or_else(|code| code)
+    guard(|| adapter(a)?.add_bytes(slice(data, len, "data")?)).map_or_else(|code| code, count)
 }
 
 /// # Safety
@@ -86,15 +82,9 @@ pub unsafe extern "C" fn serlaq_adapter_finish(
         if created.is_empty() {
             return Err(Error::argument("created is empty (the module has no clock: pass the time)"));
         }
-        let opts = AdaptOptions {
-            balance: balance != 0,
-            std: std_rule(std)?,
-            labels: parse_labels(&text(labels, labels_len, "labels")?),
-            source: text(source, source_len, "source")?,
-            created: Some(created),
-            ..AdaptOptions::default()
-        };
-        a.finish(&opts)
+        let labels = text(labels, labels_len, "labels")?;
+        let opts = adapt_options(balance, std, &labels, text(source, source_len, "source")?)?;
+        a.finish(&AdaptOptions { created: Some(created), ..opts })
     }))
 }
 
