@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,19 @@ def fit_tiny(root: Path, name: str = "tiny", **overrides: Any) -> RunResult:
 def tiny_set_args(**overrides: Any) -> list[str]:
     """TINY_RUN (plus overrides) as `serlaq fit` options: --set KEY=VALUE, values written as YAML (JSON)."""
     return [arg for key, value in {**TINY_RUN, **overrides}.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+
+
+def default_signals() -> None:
+    """`preexec_fn` for a child process a test signals: SIGINT and SIGTERM as a terminal gives them.
+
+    A child inherits its parent's signal mask and ignored signals: a shell runs background jobs
+    with SIGINT ignored, and a CI runner may start the tests with SIGINT blocked, which leaves a
+    Ctrl-C pending forever (the child trains on). The test is about serlaq's handling, not theirs.
+    """
+    wanted = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, wanted)
+    for signum in wanted:
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def run_serlaq(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

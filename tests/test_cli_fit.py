@@ -19,7 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import DEMO_CONFIG, run_serlaq, tiny_set_args
+from conftest import DEMO_CONFIG, default_signals, run_serlaq, tiny_set_args
 
 import serlaq
 from serlaq.cli import app
@@ -125,12 +125,10 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_continues(
     run_dir = tmp_path / "long"
     endless = ["--set", "train.max_epochs=1000000", "--set", "train.patience=1000000"]
     command = [sys.executable, "-m", "serlaq.cli", "fit", "--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY, *endless]
-    # a shell runs background jobs with SIGINT ignored, and children inherit that: give the
-    # child the default disposition, so the test works however pytest was started
+    # the Ctrl-C must reach the child however pytest was started (see `default_signals`)
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals
+    )
     try:
         deadline = time.monotonic() + 180
         while not (run_dir / "last.ckpt").exists():

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import default_signals
+
 sys.path.insert(0, str(Path(__file__).parent / "runtime"))
 from rt_builders import random_model, shared_tone_model, tone, write_wav  # noqa: E402
 
@@ -67,7 +69,7 @@ def setup(tmp_path_factory):
     server = subprocess.Popen(
         [sys.executable, "-m", "serlaq.cli", "serve", "--model", f"tones={model.path}", "--model", f"far={far.path}",
          "--port", str(port)],
-        env=env, stderr=subprocess.PIPE, text=True,
+        env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
     )
     line = server.stderr.readline()
     assert f"127.0.0.1:{port}" in line, line
@@ -81,7 +83,12 @@ def setup(tmp_path_factory):
 
     yield {"url": f"http://127.0.0.1:{port}/", "wav": wav, "rows": offline(model.path), "far_rows": offline(far.path)}
     server.terminate()
-    server.wait(timeout=20)
+    try:
+        server.wait(timeout=20)  # SIGTERM is a graceful stop: not stopping is a failure
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 def browser(extra: list[str]) -> webdriver.Chrome:
