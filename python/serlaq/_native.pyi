@@ -361,6 +361,14 @@ def summarize(
 def find_audio_files(inputs: list[str | os.PathLike[str]]) -> tuple[list[str], list[tuple[str, str]]]:
     """Files and directories -> (audio files, [(input, one-line message)])."""
 
+def find_listed_audio_files(
+    inputs: list[str | os.PathLike[str]], manifest: str | os.PathLike[str] | None = None
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """`find_audio_files(inputs)` followed by the audio paths a CSV manifest lists
+    (`path[,label[,speaker]]`, a header optional, labels ignored, relative paths resolved
+    against the manifest's folder), each file once however it is spelled; ValueError with
+    one line naming the manifest when it cannot be read or lists nothing."""
+
 def resolve_threads(requested: int | None, n_files: int) -> int:
     """Threads for a batch of `n_files` (None: every core)."""
 

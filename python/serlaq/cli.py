@@ -305,6 +305,8 @@ def adapt(
 
     Example: serlaq adapt model.laq recordings/ --out model-room.laq
 
+    Example: serlaq adapt general --manifest room.csv --out room.laq
+
     Example: serlaq adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq
     """
     from serlaq.runtime import LaqModel

@@ -269,7 +269,7 @@ def test_segments_options_match_python_cli(seg_files: Path) -> None:
         assert got.returncode == 2 and got.stderr.endswith(": only with --segments\n"), extra
 
 
-def test_adapt_matches_python_cli(tmp_path: Path) -> None:
+def test_adapt_matches_python_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`serlaq-rt adapt` and `serlaq adapt`: the same file, byte for byte, the same line and
     the same error lines (a bad file; a label the model lacks), each under its tool's name."""
     reason = python_runtime_missing()
@@ -293,6 +293,31 @@ def test_adapt_matches_python_cli(tmp_path: Path) -> None:
         assert [ln.replace("serlaq-rt: ", "", 1) for ln in got.stderr.splitlines()] == [
             ln.replace("serlaq: ", "", 1) for ln in want.stderr.splitlines()
         ]
+    # --manifest: a header, labels (ignored), paths relative to its own folder, one missing
+    # clip; beside the folder that holds the same clips, each clip is taken once
+    (tmp_path / "lists").mkdir()
+    rows = [f"../room/c{i:02d}.wav,{'angry' if i % 2 else 'sad'}" for i in range(0, 24, 2)] + ["../room/gone.wav,sad"]
+    (tmp_path / "lists" / "room.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796000000")  # one creation date in both files
+    outcomes = []
+    for args in (["--manifest", "lists/room.csv", "room"], ["--manifest", "lists/room.csv"], ["--manifest", "lists/none.csv", "room"], []):
+        got = rt("adapt", "model.laq", *args, "--out", "rt/m.laq", cwd=tmp_path)
+        want = serlaq("adapt", "model.laq", *args, "--out", "py/m.laq", cwd=tmp_path)
+        assert got.returncode == want.returncode, (args, got.stderr, want.stderr)
+        assert got.stdout.replace("rt/m.laq", "OUT") == want.stdout.replace("py/m.laq", "OUT"), (got.stdout, want.stdout)
+        assert [ln.replace("serlaq-rt: ", "", 1) for ln in got.stderr.splitlines()] == [
+            ln.replace("serlaq: ", "", 1) for ln in want.stderr.splitlines()
+        ]
+        if want.returncode == 0:
+            assert (tmp_path / "rt" / "m.laq").read_bytes() == (tmp_path / "py" / "m.laq").read_bytes(), args
+        outcomes.append((want.returncode, want.stdout + want.stderr))
+    (both, both_text), (alone, alone_text), (missing, missing_text), (nothing, nothing_text) = outcomes
+    assert both == 0 and "on 24 clips" in both_text, both_text
+    assert "source lists/room.csv, room," in rt("info", "py/m.laq", cwd=tmp_path).stdout  # the provenance names both
+    assert both_text.count("gone.wav") == both_text.count("bad.wav") == 1
+    assert alone == 1 and "12 usable clips" in alone_text and "(8 more clips" in alone_text and "gone.wav" in alone_text
+    assert missing == 1 and missing_text == "serlaq: error: lists/none.csv: manifest not found\n"
+    assert nothing == 2 and nothing_text == "serlaq: error: adapt: give audio files or folders, or --manifest CSV\n"
     got = rt("adapt", "model.laq", "room", "--out", "rt/x.laq", "--labels", "calm,sad", cwd=tmp_path)
     want = serlaq("adapt", "model.laq", "room", "--out", "py/x.laq", "--labels", "calm,sad", cwd=tmp_path)
     assert got.returncode == want.returncode == 1

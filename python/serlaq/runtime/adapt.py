@@ -11,7 +11,6 @@ recursively, or a CSV manifest whose labels are ignored) and turns the outcome i
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +20,9 @@ from typing import Any
 from serlaq import _native
 from serlaq.errors import AudioError, SerlaqError
 from serlaq.labels import canonical_label
-from serlaq.runtime.inputs import find_audio_files, resolve_threads
+from serlaq.runtime.inputs import resolve_threads
 
-__all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "STD_RULES", "AdaptError", "AdaptResult", "adapt", "manifest_paths", "same_file"]
+__all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "STD_RULES", "AdaptError", "AdaptResult", "adapt", "same_file"]
 
 #: The least audio an adaptation accepts (measured in docs/adapt.md; the Rust core's).
 MIN_CLIPS = 20
@@ -76,35 +75,6 @@ def _prepared_waves(model: Any, given: list[Any], sample_rate: int | None) -> tu
     return waves, failures
 
 
-def manifest_paths(manifest: str | os.PathLike[str]) -> list[str]:
-    """The audio paths of a CSV manifest (`path[,label[,speaker]]`, header optional; with
-    a header the `path` column is found by name). Labels are ignored; relative paths are
-    resolved against the manifest's folder."""
-    m = Path(manifest)
-    try:
-        text = m.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SerlaqError(f"{m}: manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SerlaqError(f"{m}: cannot read manifest ({exc})") from None
-    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise SerlaqError(f"{m}: manifest has no rows")
-    col = 0
-    header = [c.strip().lower() for c in rows[0]]
-    if "path" in header or "file" in header:
-        col = header.index("path") if "path" in header else header.index("file")
-        rows = rows[1:]
-    out = []
-    for r in rows:
-        if col < len(r) and r[col].strip():
-            p = Path(r[col].strip())
-            out.append(str(p if p.is_absolute() else m.parent / p))
-    if not out:
-        raise SerlaqError(f"{m}: manifest names no audio files")
-    return out
-
-
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether two paths name one file (an existing one, or the same resolved path)."""
     try:
@@ -143,9 +113,10 @@ def adapt(
     given = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     items = [os.fspath(p) for p in given if isinstance(p, (str, os.PathLike))]
     waves, failures = _prepared_waves(model, given, sample_rate)
-    listed = manifest_paths(manifest) if manifest is not None else []
-    files, errors = find_audio_files(items) if items else ([], [])
-    files = list(dict.fromkeys([*files, *listed]))
+    try:  # each file once, however the folders and the manifest spell it
+        files, errors = _native.find_listed_audio_files(items, None if manifest is None else os.fspath(manifest))
+    except ValueError as exc:  # the manifest cannot be read
+        raise SerlaqError(str(exc)) from None
     failures = [msg for _, msg in errors] + failures
     if not files and not waves:
         what = "no audio files given" if len(waves) == len(given) - len(items) == 0 else "no usable audio given"

@@ -137,14 +137,18 @@ struct InfoArgs {
 /// stderr and left out. Same file, bytes and line as `serlaq adapt`.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  serlaq-rt adapt model.laq recordings/ --out model-room.laq\n  serlaq-rt adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq"
+    after_help = "Example:\n  serlaq-rt adapt model.laq recordings/ --out model-room.laq\n  serlaq-rt adapt general --manifest room.csv --out room.laq\n  serlaq-rt adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq"
 )]
 struct AdaptArgs {
     /// packed model file (.laq) to adapt, or `general` for the general model shipped inside
     model: PathBuf,
     /// unlabelled audio of the new room: files and/or directories (searched recursively)
-    #[arg(required = true, num_args = 1..)]
+    #[arg(num_args = 1..)]
     inputs: Vec<OsString>,
+    /// a CSV manifest of the audio (path[,label[,speaker]]; labels are ignored; relative
+    /// paths are relative to the manifest's own folder)
+    #[arg(long, value_name = "CSV")]
+    manifest: Option<PathBuf>,
     /// the adapted model (.laq), written atomically; must differ from MODEL
     #[arg(long, required = true)]
     out: PathBuf,
@@ -214,6 +218,9 @@ fn info(a: InfoArgs) -> Result<ExitCode, Fatal> {
 }
 
 fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
+    if a.inputs.is_empty() && a.manifest.is_none() {
+        return usage_error("adapt: give audio files or folders, or --manifest CSV");
+    }
     let same =
         |x: &Path, y: &Path| matches!((std::fs::canonicalize(x), std::fs::canonicalize(y)), (Ok(p), Ok(q)) if p == q);
     if same(&a.model, &a.out) {
@@ -223,13 +230,14 @@ fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
         ));
     }
     let model = load_model(&a.model)?;
-    let (files, errors) = runtime::find_audio_files(&a.inputs);
+    let (files, errors) = runtime::find_listed_audio_files(&a.inputs, a.manifest.as_deref()).map_err(Fatal)?;
     if files.is_empty() {
         let first = errors.first().map(|e| format!(" ({})", e.message)).unwrap_or_default();
         return Err(Fatal(format!("adapt: no audio files given{first}")));
     }
     errors.iter().for_each(|e| eprintln!("serlaq-rt: error: {}", e.message));
-    let inputs: Vec<String> = a.inputs.iter().map(|i| i.to_string_lossy().into_owned()).collect();
+    let named = a.manifest.iter().map(|m| m.as_os_str()).chain(a.inputs.iter().map(|i| i.as_os_str()));
+    let inputs: Vec<String> = named.map(|i| i.to_string_lossy().into_owned()).collect();
     let opts = AdaptOptions {
         threads: runtime::resolve_threads(a.threads.map(|n| n as usize), files.len()),
         source: adapt::source_text(&inputs),

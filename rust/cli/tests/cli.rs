@@ -759,7 +759,7 @@ fn adapt_writes_a_model_that_records_it_and_refuses_bad_input_in_one_line() {
     let out = stdout(&o);
     assert!(out.starts_with("adapted model.laq on 24 clips (24.0 s"), "{out}");
     assert!(
-        out.contains(", 1 files left out;") && out.trim_end().ends_with("; answers among angry, sad; wrote a.laq"),
+        out.contains(", 1 file left out;") && out.trim_end().ends_with("; answers among angry, sad; wrote a.laq"),
         "{out}"
     );
     let err = stderr(&o);

@@ -151,8 +151,10 @@ impl Adapted {
         };
         let mut s =
             format!("on {} clips ({cut}{:.1} s, {:.1} s of speech)", self.clips, self.seconds, self.speech_seconds);
-        if !self.failures.is_empty() {
-            s += &format!(", {} files left out", self.failures.len());
+        match self.failures.len() {
+            0 => {}
+            1 => s += ", 1 file left out",
+            n => s += &format!(", {n} files left out"),
         }
         s += &format!(
             "; median out-of-domain score {:.2} -> {:.2}; most predicted label {:.0}% -> {:.0}% of the clips",

@@ -204,12 +204,30 @@ fn summarize(windows: Vec<(u64, f64, f64, Option<String>)>) -> SummaryTuple {
     (t.duration, t.segments, t.speech_segments, t.speech_seconds, t.emotions.0, t.emotion_seconds.0)
 }
 
+/// (audio files, [(input, one-line message)]), paths as text.
+type Found = (Vec<String>, Vec<(String, String)>);
+
+fn found(files: Vec<PathBuf>, errors: Vec<runtime::InputError>) -> Found {
+    (files.iter().map(|p| p.display().to_string()).collect(), errors.into_iter().map(|e| (e.path, e.message)).collect())
+}
+
 /// Files and directories -> (audio files, [(input, one-line message)]).
 #[pyfunction]
-fn find_audio_files(inputs: Vec<PathBuf>) -> (Vec<String>, Vec<(String, String)>) {
+fn find_audio_files(inputs: Vec<PathBuf>) -> Found {
     let inputs: Vec<OsString> = inputs.into_iter().map(PathBuf::into_os_string).collect();
     let (files, errors) = runtime::find_audio_files(&inputs);
-    (files.iter().map(|p| p.display().to_string()).collect(), errors.into_iter().map(|e| (e.path, e.message)).collect())
+    found(files, errors)
+}
+
+/// `find_audio_files` of `inputs` followed by the files `manifest` lists, each file once
+/// however it is spelled; ValueError naming an unreadable manifest.
+#[pyfunction]
+#[pyo3(signature = (inputs, manifest=None))]
+fn find_listed_audio_files(inputs: Vec<PathBuf>, manifest: Option<PathBuf>) -> PyResult<Found> {
+    let inputs: Vec<OsString> = inputs.into_iter().map(PathBuf::into_os_string).collect();
+    let (files, errors) =
+        runtime::find_listed_audio_files(&inputs, manifest.as_deref()).map_err(PyValueError::new_err)?;
+    Ok(found(files, errors))
 }
 
 /// A failure line in plain words (the translation `serlaq-rt` applies too).
@@ -230,6 +248,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(segments_to, m)?)?;
     m.add_function(wrap_pyfunction!(summarize, m)?)?;
     m.add_function(wrap_pyfunction!(find_audio_files, m)?)?;
+    m.add_function(wrap_pyfunction!(find_listed_audio_files, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_threads, m)?)?;
     m.add_function(wrap_pyfunction!(plain_error, m)?)?;
     Ok(())

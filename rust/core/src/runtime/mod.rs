@@ -3,7 +3,9 @@
 //! adds only its transport.
 //!
 //! - [`source`]: [`ModelSource`] (a path, bytes) -> a validated [`Model`], one-line errors.
-//! - [`files`]: which files a batch runs on ([`find_audio_files`]) and on how many threads.
+//! - [`files`]: which files a batch runs on ([`find_audio_files`]) and on how many threads;
+//!   [`manifest`]: the audio paths a CSV manifest lists ([`manifest_paths`]), with those of
+//!   files and folders ([`find_listed_audio_files`]).
 //! - [`batch`]: files -> [`Outcome`]s in input order on a thread pool, per-file failures.
 //! - [`segments`]: files and live streams -> [`SegmentRecord`]s, summaries, failures.
 //! - [`records`]: the result records; their serde form is their JSON.
@@ -11,13 +13,14 @@
 //!   the same bytes); [`writer`]: table / json / jsonl / csv, streamed.
 //! - [`info`]: what a model file holds ([`ModelInfo`]), as text and JSON.
 //!
-//! Modules, bottom up: `json`, `records`, `files`, `source` -> `writer`, `batch`,
+//! Modules, bottom up: `json`, `records`, `files` -> `manifest`; `source` -> `writer`, `batch`,
 //! `segments`, `info`.
 
 pub mod batch;
 pub mod files;
 pub mod info;
 pub mod json;
+pub mod manifest;
 pub mod plain;
 pub mod records;
 pub mod segments;
@@ -31,6 +34,7 @@ pub use crate::segments::{
 pub use batch::{outcome, predict_each, predict_inputs, predict_one, predict_scored, BatchOptions};
 pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
 pub use info::{Confidence, LayerRow, ModelInfo};
+pub use manifest::{find_listed_audio_files, manifest_paths};
 pub use plain::{format_names, plain_error};
 pub use records::{
     ood_warning, segment_ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord,

@@ -1,0 +1,184 @@
+//! The audio paths of a CSV manifest, for adaptation: rows `path[,label[,speaker]]`, a
+//! header optional (with one, the `path` or `file` column is found by name). Labels are
+//! ignored, adaptation being unsupervised. Relative paths are relative to the manifest's
+//! own folder, never to the working directory, as `serlaq evaluate --manifest` reads them.
+//! One definition for `serlaq adapt`, `LaqModel.adapt` and `serlaq-rt adapt`.
+
+use super::files::{find_audio_files, pathlib, InputError};
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The most a manifest may hold. A million rows of paths fit in far less; a larger file is
+/// not a manifest, and is refused before it is read into memory.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// The audio paths `manifest` lists, in its order, or one line naming the manifest and
+/// what is wrong with it.
+pub fn manifest_paths(manifest: &Path) -> Result<Vec<PathBuf>, String> {
+    let manifest = &pathlib(manifest); // named as every other input is (`./room.csv` is `room.csv`)
+    let shown = manifest.display();
+    let text = read_text(manifest).map_err(|why| format!("{shown}: {why}"))?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("{shown}: cannot read manifest ({e})"))?;
+        if record.iter().any(|cell| !cell.trim().is_empty()) {
+            rows.push(record);
+        }
+    }
+    let Some(first) = rows.first() else {
+        return Err(format!("{shown}: manifest has no rows"));
+    };
+    let header: Vec<String> = first.iter().map(|c| c.trim().to_lowercase()).collect();
+    let named = |name: &str| header.iter().position(|c| c == name);
+    let (column, skip) = match named("path").or_else(|| named("file")) {
+        Some(column) => (column, 1),
+        None => (0, 0),
+    };
+    let folder = manifest.parent().unwrap_or(Path::new(""));
+    let paths: Vec<PathBuf> = rows[skip..]
+        .iter()
+        .filter_map(|row| row.get(column).map(str::trim).filter(|cell| !cell.is_empty()))
+        .map(|cell| {
+            let p = Path::new(cell);
+            pathlib(&if p.is_absolute() { p.to_path_buf() } else { folder.join(p) })
+        })
+        .collect();
+    if paths.is_empty() {
+        return Err(format!("{shown}: manifest names no audio files"));
+    }
+    Ok(paths)
+}
+
+/// The audio files of `inputs` (files, and folders searched as [`find_audio_files`] does)
+/// followed by those `manifest` lists: each file once, at its first place, however it is
+/// spelled (`room/a.wav` and a manifest's `lists/../room/a.wav` are one clip, not two).
+/// An unreadable manifest is the error; a missing input is one of the input errors.
+pub fn find_listed_audio_files(
+    inputs: &[OsString],
+    manifest: Option<&Path>,
+) -> Result<(Vec<PathBuf>, Vec<InputError>), String> {
+    let listed = match manifest {
+        Some(m) => manifest_paths(m)?,
+        None => Vec::new(),
+    };
+    let (mut files, errors) = find_audio_files(inputs);
+    files.extend(listed);
+    let mut seen = HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    Ok((files, errors))
+}
+
+/// The manifest's text (UTF-8, a byte-order mark dropped), or why it cannot be had.
+fn read_text(manifest: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(manifest).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "manifest not found".to_string(),
+        _ => format!("cannot read manifest ({e})"),
+    })?;
+    let meta = file.metadata().map_err(|e| format!("cannot read manifest ({e})"))?;
+    if meta.is_dir() {
+        return Err("is a directory, not a manifest (a CSV file of path[,label[,speaker]] rows)".to_string());
+    }
+    let too_large = || format!("manifest is larger than {} MiB: not a list of audio paths", MAX_MANIFEST_BYTES >> 20);
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    // `take` also bounds a file that grows while it is read, and a pipe, whose size is unknown
+    file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read manifest ({e})"))?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(too_large());
+    }
+    let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(text.to_string()),
+        Err(e) => Err(format!("cannot read manifest (not UTF-8 text: {e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder of this test's own under the system's temporary directory.
+    fn folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("serlaq-manifest-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn paths_of(name: &str, text: &[u8]) -> Result<Vec<PathBuf>, String> {
+        let dir = folder(name);
+        let manifest = dir.join("room.csv");
+        std::fs::write(&manifest, text).unwrap();
+        let got = manifest_paths(&manifest);
+        std::fs::remove_dir_all(&dir).unwrap();
+        got.map(|paths| paths.iter().map(|p| p.strip_prefix(&dir).unwrap_or(p).to_path_buf()).collect())
+    }
+
+    #[test]
+    fn rows_relative_to_the_manifest_labels_ignored() {
+        let text = b"clips/a.wav,angry,s1\n\n ./clips/b.wav , sad\n/abs/c.wav\n,,\n";
+        let want = ["clips/a.wav", "clips/b.wav", "/abs/c.wav"].map(PathBuf::from);
+        assert_eq!(paths_of("plain", text).unwrap(), want);
+    }
+
+    #[test]
+    fn a_header_names_the_path_column() {
+        let text = "\u{feff}Speaker,Label,PATH\ns1,angry,a.wav\ns2,sad,\"b, c.wav\"\n";
+        assert_eq!(paths_of("header", text.as_bytes()).unwrap(), ["a.wav", "b, c.wav"].map(PathBuf::from));
+        let text = b"file,label\nx.flac,happy\n";
+        assert_eq!(paths_of("file", text).unwrap(), [PathBuf::from("x.flac")]);
+    }
+
+    #[test]
+    fn bad_manifests_are_one_line_naming_the_file() {
+        let err = |name: &str, text: &[u8]| paths_of(name, text).unwrap_err();
+        assert!(err("empty", b"").ends_with("room.csv: manifest has no rows"));
+        assert!(err("blank", b" , \n\n").ends_with("room.csv: manifest has no rows"));
+        assert!(err("header-only", b"path,label\n").ends_with("room.csv: manifest names no audio files"));
+        assert!(err("binary", b"a.wav\n\xff\xfe\n").contains("room.csv: cannot read manifest (not UTF-8 text"));
+        let missing = manifest_paths(Path::new("/nonexistent/serlaq/room.csv")).unwrap_err();
+        assert_eq!(missing, "/nonexistent/serlaq/room.csv: manifest not found");
+        let dir = folder("dir");
+        let refused = manifest_paths(&dir).unwrap_err();
+        assert!(refused.starts_with(&format!("{}: is a directory", dir.display())), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_clip_named_twice_is_taken_once() {
+        let dir = folder("twice");
+        std::fs::create_dir_all(dir.join("room")).unwrap();
+        std::fs::create_dir_all(dir.join("lists")).unwrap();
+        for name in ["a.wav", "b.wav"] {
+            std::fs::write(dir.join("room").join(name), b"RIFF").unwrap();
+        }
+        std::fs::write(dir.join("lists/room.csv"), "../room/b.wav\n../room/c.wav\n../room/b.wav\n").unwrap();
+        let manifest = dir.join("lists/room.csv");
+        let (files, errors) = find_listed_audio_files(&[dir.join("room").into()], Some(&manifest)).unwrap();
+        let spelled: Vec<_> = files.iter().map(|f| f.strip_prefix(&dir).unwrap().to_path_buf()).collect();
+        // c.wav does not exist: it stays, to be named when it is read
+        assert_eq!(spelled, ["room/a.wav", "room/b.wav", "lists/../room/c.wav"].map(PathBuf::from));
+        assert!(errors.is_empty());
+        let none = find_listed_audio_files(&[dir.join("gone").into()], None).unwrap();
+        assert_eq!((none.0.len(), none.1.len()), (0, 1));
+        let bad = find_listed_audio_files(&[], Some(&dir.join("lists/none.csv"))).unwrap_err();
+        assert!(bad.ends_with("none.csv: manifest not found"), "{bad}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_huge_file_is_refused_without_reading_it_all() {
+        let dir = folder("huge");
+        let manifest = dir.join("room.csv");
+        let file = std::fs::File::create(&manifest).unwrap();
+        file.set_len(MAX_MANIFEST_BYTES + 1).unwrap(); // sparse: no disk used
+        let err = manifest_paths(&manifest).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.ends_with("manifest is larger than 64 MiB: not a list of audio paths"), "{err}");
+    }
+}
