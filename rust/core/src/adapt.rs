@@ -202,23 +202,25 @@ pub enum AdaptError {
 impl fmt::Display for AdaptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AdaptError::NoUsableAudio { failures } => {
-                write!(f, "adapt: none of the {} files holds usable audio", failures.len())
-            }
+            AdaptError::NoUsableAudio { failures } => match failures.len() {
+                1 => write!(f, "adapt: the one file given holds no usable audio"),
+                n => write!(f, "adapt: none of the {n} files holds usable audio"),
+            },
             AdaptError::TooLittle { clips, speech_seconds, min_clips, min_speech_seconds, .. } => {
                 let more_clips = min_clips.saturating_sub(*clips);
                 let more_secs = (min_speech_seconds - speech_seconds).max(0.0);
                 let mut need = Vec::new();
                 if more_clips > 0 {
-                    need.push(format!("{more_clips} more clips"));
+                    need.push(counted(more_clips, "more clip"));
                 }
                 if more_secs > 0.0 {
                     need.push(format!("{more_secs:.1} more seconds of speech"));
                 }
                 write!(
                     f,
-                    "adapt: too little audio to adapt reliably: {clips} usable clips with {speech_seconds:.1} s of \
-                     speech; needs at least {min_clips} clips and {min_speech_seconds:.0} s of speech ({})",
+                    "adapt: too little audio to adapt reliably: {} with {speech_seconds:.1} s of speech; needs at \
+                     least {min_clips} clips and {min_speech_seconds:.0} s of speech ({})",
+                    counted(*clips, "usable clip"),
                     need.join(" and ")
                 )
             }
@@ -229,6 +231,11 @@ impl fmt::Display for AdaptError {
 }
 
 impl std::error::Error for AdaptError {}
+
+/// `1 usable clip`, `3 usable clips`.
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
 
 /// One clip's contribution: its raw feature vector and its durations.
 #[derive(Debug)]

@@ -94,6 +94,11 @@ fn adapt_rewrites_the_statistics_and_records_provenance() {
         Err(e @ AdaptError::NoUsableAudio { .. }) => assert!(e.to_string().contains("none of the 2 files")),
         other => panic!("expected NoUsableAudio, got {other:?}"),
     }
+    // one of each is said as one
+    let one = adapt(&model, &paths[..1], &opts(2)).unwrap_err().to_string();
+    assert!(one.contains(": 1 usable clip with ") && one.contains("(1 more clip and "), "{one}");
+    let one = adapt(&model, std::slice::from_ref(&junk), &opts(1)).unwrap_err().to_string();
+    assert_eq!(one, "adapt: the one file given holds no usable audio");
 
     let out = adapt(&model, &all, &opts(5)).unwrap();
     assert_eq!(out.clips, 6);

@@ -94,7 +94,10 @@ fn read_text(manifest: &Path) -> Result<String, String> {
     let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
     match std::str::from_utf8(body) {
         Ok(text) => Ok(text.to_string()),
-        Err(e) => Err(format!("cannot read manifest (not UTF-8 text: {e})")),
+        // e.g. an audio file given as the manifest
+        Err(e) => {
+            Err(format!("not a manifest: not UTF-8 text ({e}); a manifest is CSV text, rows path[,label[,speaker]]"))
+        }
     }
 }
 
@@ -140,7 +143,7 @@ mod tests {
         assert!(err("empty", b"").ends_with("room.csv: manifest has no rows"));
         assert!(err("blank", b" , \n\n").ends_with("room.csv: manifest has no rows"));
         assert!(err("header-only", b"path,label\n").ends_with("room.csv: manifest names no audio files"));
-        assert!(err("binary", b"a.wav\n\xff\xfe\n").contains("room.csv: cannot read manifest (not UTF-8 text"));
+        assert!(err("binary", b"a.wav\n\xff\xfe\n").contains("room.csv: not a manifest: not UTF-8 text ("));
         let missing = manifest_paths(Path::new("/nonexistent/serlaq/room.csv")).unwrap_err();
         assert_eq!(missing, "/nonexistent/serlaq/room.csv: manifest not found");
         let dir = folder("dir");
