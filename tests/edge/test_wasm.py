@@ -101,19 +101,14 @@ def chromium() -> str:
     return tool("chromium")
 
 
-@pytest.mark.parametrize("model", ["model.laq", "home.laq"], ids=["far", "home"])
-def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path, model: str) -> None:
-    out, expected = fixtures
-    site = tmp_path / "site"
-    shutil.copytree(WASM, site)
-    shutil.copy(out / model, site / model)
-    clip = expected["files" if model == "model.laq" else "home_files"][1]
-    shutil.copy(out / clip["path"], site / "clip.wav")
+def page_report(site: Path, tmp_path: Path, fragment: str) -> dict:
+    """The JSON the page at `site` POSTs to /report, opened in headless Chromium with
+    `#fragment&report=/report` from a loopback server."""
     reports: queue.Queue[str] = queue.Queue()
     handler = type("Site", (_Site,), {"reports": reports})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/index.html#model={model}&audio=clip.wav&report=/report"
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html#{fragment}&report=/report"
     log = tmp_path / "chromium.log"
     with log.open("w") as errf:
         browser = subprocess.Popen([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -133,8 +128,20 @@ def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path, 
         server.shutdown()
         server.server_close()
     assert body, f"the page reported nothing in 120 s: {log.read_text()[-3000:]}"
-    result = json.loads(body)
+    return json.loads(body)
+
+
+@pytest.mark.parametrize("model", ["model.laq", "home.laq"], ids=["far", "home"])
+def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path, model: str) -> None:
+    out, expected = fixtures
+    site = tmp_path / "site"
+    shutil.copytree(WASM, site)
+    shutil.copy(out / model, site / model)
+    clip = expected["files" if model == "model.laq" else "home_files"][1]
+    shutil.copy(out / clip["path"], site / "clip.wav")
+    result = page_report(site, tmp_path, f"model={model}&audio=clip.wav")
     assert "error" not in result, result
+    assert result["canAdapt"] is False and result["adapted"] is None  # the default module: no adapt panel
     assert result["clip"]["label"] == clip["label"]
     got = result["clip"]["probabilities"]
     assert got.keys() == clip["probabilities"].keys()
@@ -154,3 +161,39 @@ def test_page_in_headless_chromium(fixtures: tuple[Path, dict], tmp_path: Path, 
         assert f"{ood:.2f}, threshold {threshold:.2f}" in result["note"] and "serlaq adapt" in result["note"]
     else:
         assert ood <= threshold and result["note"] == "", result["note"]
+
+
+@pytest.mark.parametrize("count", [24, 5])
+def test_page_adapts_on_recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """The page of the module built with the adapter: recordings chosen (here `#adapt=`, one
+    not audio) adapt the model as `serlaq-rt adapt` does on them, and the clip then
+    classified is answered by the adapted model (probabilities within 1e-4: portable
+    features in the module, AVX2 natively); with too few, the page says how many more."""
+    from edge_fixtures import fixture_model, rt_json, serlaq_rt
+    from rt_builders import tone, write_wav
+
+    site = tmp_path / "site"
+    shutil.copytree(need(DIST / "wasm-adapt" / "serlaq.wasm", "make wasm-adapt").parent, site)
+    fixture_model(site / "model.laq")
+    clips = [write_wav(site / f"room{k}.wav", tone(180 + 40 * k, 16000, 1.5, seed=k, amplitude=0.2 + 0.02 * k),
+                       16000).name for k in range(count)]
+    (site / "junk.wav").write_bytes(b"not audio at all " * 10)
+    result = page_report(site, tmp_path, f"model=model.laq&adapt={','.join([*clips, 'junk.wav'])}&audio={clips[3]}")
+    assert result["canAdapt"] is True  # the panel is shown
+    adapted = result["adapted"]
+    assert len(adapted["failures"]) == 1 and adapted["failures"][0].startswith("junk.wav: "), adapted
+    if count < 20:
+        assert adapted["error"].endswith("(15 more clips and 12.5 more seconds of speech)"), adapted
+        want = rt_json(site / "model.laq", site / clips[3])[0]  # the model as it was
+    else:
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764835200")
+        rt = subprocess.run([str(serlaq_rt()), "adapt", "model.laq", *clips, "--out", str(tmp_path / "rt.laq")],
+                            cwd=site, capture_output=True, text=True, timeout=120)
+        assert rt.returncode == 0, rt.stderr
+        assert adapted["clips"] == count and adapted["speechSeconds"] == pytest.approx(1.5 * count, abs=0.5)
+        want = rt_json(tmp_path / "rt.laq", site / clips[3])[0]
+        before = rt_json(site / "model.laq", site / clips[3])[0]
+        assert max(abs(before["probabilities"][k] - v) for k, v in want["probabilities"].items()) > 0.01  # it moved
+    got = result["clip"]
+    assert got["label"] == want["label"], (got, want)
+    assert all(abs(got["probabilities"][k] - v) <= 1e-4 for k, v in want["probabilities"].items()), (got, want)

@@ -236,13 +236,18 @@ export class Model {
     return new Uint8Array(this.#bytes);
   }
 
+  /** Whether this module can adapt (built with `make wasm-adapt`): see adapter(). */
+  get canAdapt() {
+    return typeof this.#rt.x.serlaq_adapter_new === "function";
+  }
+
   /**
    * Gathers clips of a new room to adapt this model to (`serlaq adapt`); needs a module
    * built with the adapter (`make wasm-adapt`).
    */
   adapter() {
     this.#live();
-    if (typeof this.#rt.x.serlaq_adapter_new !== "function") {
+    if (!this.canAdapt) {
       throw new SerlaqError("this serlaq.wasm has no adapter: build it with `make wasm-adapt`", "argument");
     }
     const a = new Adapter(this);

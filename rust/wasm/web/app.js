@@ -1,7 +1,8 @@
 // The page: a model from this folder (model.laq) or dropped, an audio file dropped or the
 // microphone, a timeline of windows drawn as they finish. Everything runs here.
-// `#model=URL&audio=URL` (same origin) loads both at start; `&report=URL` also POSTs the
-// result JSON to that same-origin URL (automation: the page test reads it there).
+// `#model=URL&audio=URL` (same origin) loads both at start, `&adapt=URL,URL,...` adapts the
+// model on those recordings first; `&report=URL` also POSTs the result JSON to that
+// same-origin URL (automation: the page test reads it there).
 import { Serlaq } from "./serlaq.js";
 
 const $ = (id) => document.getElementById(id);
@@ -9,6 +10,8 @@ const COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 let model = null;
 let segments = [];
 let live = null;
+let adapter = null; // recordings gathered to adapt the model on, kept until it adapts
+let adapted = null; // what the last adaptation took and left out (in the report)
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -66,7 +69,7 @@ function homeNote(clip) {
 }
 
 function report(obj) {
-  $("result").textContent = JSON.stringify(obj);
+  $("result").textContent = JSON.stringify({ ...obj, adapted, canAdapt: !$("adaptPanel").hidden });
   $("result").dataset.done = "1";
   const to = new URLSearchParams(location.hash.slice(1)).get("report");
   if (to && new URL(to, location.href).origin === location.origin) {
@@ -74,12 +77,58 @@ function report(obj) {
   }
 }
 
-async function useModel(bytes, name) {
+function setModel(next) {
+  adapter?.free();
+  adapter = null;
   model?.free();
-  model = await Serlaq.load(bytes);
+  model = next;
   $("mic").disabled = !navigator.mediaDevices?.getUserMedia;
+  $("adaptPanel").hidden = !model.canAdapt; // the module built with `make wasm-adapt`
   legend();
+}
+
+async function useModel(bytes, name) {
+  setModel(await Serlaq.load(bytes));
+  adapted = null;
+  $("download").hidden = true;
+  $("adaptNote").textContent = "";
   status(`Model ${name}: ${model.labels.join(", ")} (${model.sampleRate} Hz).`);
+}
+
+// `serlaq adapt` on this device: each file is a clip (a recording longer than 30 s, its
+// speech windows), a file that is not usable audio is named and left out. Too little audio
+// keeps the clips and says how much more; otherwise the adapted model replaces this one.
+async function adaptOn(files) {
+  if (!model) return status("Drop a .laq model first.", true);
+  adapter ??= model.adapter();
+  const failures = [];
+  let clips = 0;
+  for (const { name, bytes } of files) {
+    try {
+      clips = adapter.addFile(bytes);
+    } catch (e) {
+      failures.push(`${name}: ${e.message}`);
+    }
+  }
+  const left = failures.length ? ` Left out: ${failures.join("; ")}.` : "";
+  let next;
+  try {
+    next = adapter.finish({ source: `${clips} clips in the browser` });
+  } catch (e) {
+    if (e.kind !== "too-little") throw e;
+    $("adaptNote").textContent = `${e.message}: choose more recordings (the ones so far are kept).${left}`;
+    adapted = { error: e.message, failures };
+    return;
+  }
+  const speech = adapter.speechSeconds;
+  setModel(next);
+  adapted = { clips, speechSeconds: speech, failures };
+  const link = $("download");
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([model.bytes()], { type: "application/octet-stream" }));
+  link.hidden = false;
+  $("adaptNote").textContent = `Adapted on ${clips} clips (${speech.toFixed(1)} s of speech): the model now answers for this room.${left}`;
+  status(`Adapted model: ${model.labels.join(", ")}.`);
 }
 
 // The browser decodes for the timeline (resampled to the model's rate); the clip result
@@ -191,6 +240,11 @@ async function start() {
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => (e.preventDefault(), drop.classList.remove("over"), handleAll(e.dataTransfer.files)));
   $("pick").addEventListener("change", (e) => handleAll(e.target.files));
+  $("adaptFiles").addEventListener("change", async (e) => {
+    const files = await Promise.all([...e.target.files].map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+    e.target.value = ""; // the same files may be chosen again
+    adaptOn(files).catch((err) => status(`adapt: ${err.message}`, true));
+  });
   $("mic").addEventListener("click", () => toggleMic().catch((e) => status(`microphone: ${e.message}`, true)));
   const params = new URLSearchParams(location.hash.slice(1));
   try {
@@ -198,6 +252,12 @@ async function start() {
     const r = await fetch(m);
     if (r.ok) await useModel(new Uint8Array(await r.arrayBuffer()), m);
     else status("Drop a .laq model to start.");
+    const ad = params.get("adapt");
+    if (ad) {
+      const urls = ad.split(",").filter(Boolean);
+      await adaptOn(await Promise.all(urls.map(async (u) => ({ name: u, bytes: await fetchBytes(u) }))));
+      if (!params.get("audio")) report({});
+    }
     const a = params.get("audio");
     if (a) await useAudio(await fetchBytes(a), a);
   } catch (e) {
