@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_serlaq-rt");
+const EPOCH: &str = "1764835200";
 mod common;
 use common::{clip, laq_bytes, lcg, wav_bytes};
 
@@ -48,6 +49,7 @@ impl Server {
         args.extend_from_slice(extra);
         let mut child = Command::new(BIN)
             .args(&args)
+            .env("SOURCE_DATE_EPOCH", EPOCH) // an adapted file's date, as the CLI's below
             .current_dir(&dir)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -64,7 +66,7 @@ impl Server {
     }
 
     fn cli(&self, args: &[&str]) -> Vec<u8> {
-        Command::new(BIN).args(args).current_dir(&self.dir).output().unwrap().stdout
+        Command::new(BIN).args(args).env("SOURCE_DATE_EPOCH", EPOCH).current_dir(&self.dir).output().unwrap().stdout
     }
 
     fn connect(&self) -> TcpStream {
@@ -285,6 +287,60 @@ fn endpoints_answer_what_the_cli_prints() {
     assert!(m.contains("serlaq_open_streams 0"), "{m}");
     assert!(m.contains("serlaq_audio_seconds_total"), "{m}");
     assert!(m.contains("serlaq_http_request_duration_seconds_bucket"), "{m}");
+}
+
+#[test]
+fn adapt_answers_the_file_serlaq_rt_adapt_writes() {
+    let srv = Server::start("adapt", &[]);
+    let names: Vec<String> = (0..24).map(|k| format!("c{k:02}.wav")).collect();
+    for (k, name) in names.iter().enumerate() {
+        let rate = [8000, 16000, 22050][k % 3];
+        let wave = clip(k as u64 % 3, rate, 1.2 + 0.05 * k as f32);
+        std::fs::write(srv.dir.join(name), wav_bytes(rate, 1, &wave)).unwrap();
+    }
+    let mut given: Vec<&str> = names.iter().map(String::as_str).collect();
+    given.insert(5, "bad.wav");
+    let files: Vec<(&str, Vec<u8>)> = given.iter().map(|n| (*n, srv.file(n))).collect();
+    let parts: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let (ctype, body) = multipart(&parts);
+    for (query, cli_extra) in
+        [("", vec![]), ("?model=other&labels=angry,sad&std=target", vec!["--labels", "angry,sad", "--std", "target"])]
+    {
+        let (status, head, got) = srv.req("POST", &format!("/v1/adapt{query}"), &[("Content-Type", &ctype)], &body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&got));
+        let mut args = vec!["adapt", "model.laq"];
+        args.extend(&given);
+        args.extend(["--out", "cli.laq"]);
+        args.extend(&cli_extra);
+        let line = String::from_utf8(srv.cli(&args)).unwrap();
+        assert_eq!(got, srv.file("cli.laq"), "{query}: not the file serlaq-rt adapt writes");
+        let summary =
+            line.strip_prefix("adapted model.laq ").and_then(|l| l.strip_suffix("; wrote cli.laq\n")).unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains(&format!("x-serlaq-summary: {}", summary.to_ascii_lowercase())), "{head}\n{summary}");
+        assert!(
+            head.contains("x-serlaq-left-out: bad.wav: ") && head.contains("content-type: application/octet-stream")
+        );
+        let name = if query.is_empty() { "emo" } else { "other" };
+        assert!(head.contains(&format!("content-disposition: attachment; filename=\"{name}-adapted.laq\"")), "{head}");
+    }
+    // too little: how much more, and the file left out, in one line
+    let (ctype, body) = multipart(&parts[..6]);
+    let r = srv.req("POST", "/v1/adapt", &[("Content-Type", &ctype)], &body);
+    let (status, error, detail) = error_of(&r);
+    assert_eq!((status, error.as_str()), (422, "too little audio"), "{detail}");
+    assert!(detail.contains("(15 more clips and ") && detail.ends_with("; left out: bad.wav: cannot decode audio (format: unknown (extension .wav); no decodable audio stream found: unsupported feature: core (probe): no suitable format reader found)"), "{detail}");
+    // a label the model lacks, an unknown option, an unknown model: 400 naming it
+    for (query, want) in [
+        ("labels=calm,sad", "adapt: labels: "),
+        ("window=2", "window: unknown parameter"),
+        ("model=nope", "no model named \"nope\""),
+    ] {
+        let r = srv.req("POST", &format!("/v1/adapt?{query}"), &[("Content-Type", &ctype)], &body);
+        let (status, _, detail) = error_of(&r);
+        assert_eq!(status, 400, "{query}: {detail}");
+        assert!(detail.starts_with(want), "{query}: {detail}");
+    }
 }
 
 #[test]

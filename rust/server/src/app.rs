@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::state::{query_pairs, AppState};
-use crate::{page, predict, stream};
+use crate::{adapt, page, predict, stream};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -17,6 +17,7 @@ pub fn router(state: Arc<AppState>, cors: &[String]) -> Result<Router, String> {
     let api = Router::new()
         .route("/v1/predict", post(predict::predict))
         .route("/v1/segments", post(predict::segments))
+        .route("/v1/adapt", post(adapt::adapt))
         .route("/v1/stream", get(stream::stream))
         .route("/v1/models", get(models))
         .route("/metrics", get(metrics))

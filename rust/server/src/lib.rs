@@ -9,9 +9,11 @@
 //! - `state`: models, limits, API key, metrics, concurrency slots, bounded body reading.
 //! - `app`: routes, API key and metrics middleware.
 //! - `predict`: `POST /v1/predict`, `POST /v1/segments`.
+//! - `adapt`: `POST /v1/adapt`, the adapted model's file from uploaded clips.
 //! - `stream`: `GET /v1/stream`, the WebSocket protocol.
 //! - `page`: the self-contained page at `/`.
 
+mod adapt;
 mod app;
 mod config;
 mod error;

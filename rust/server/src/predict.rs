@@ -108,14 +108,14 @@ pub fn params(query: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
 }
 
 /// One uploaded file: its name (results' `path`) and bytes.
-struct Upload {
-    name: String,
-    bytes: Bytes,
+pub(crate) struct Upload {
+    pub name: String,
+    pub bytes: Bytes,
 }
 
 /// The files of a request: the raw body (named `?name=`, default `-`), or every part of a
 /// `multipart/form-data` body (named by its filename, else its field name).
-async fn uploads(
+pub(crate) async fn uploads(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -162,13 +162,13 @@ async fn uploads(
 }
 
 /// Why one file gave no result: too long for this server, or the runtime's one line.
-enum FileError {
+pub(crate) enum FileError {
     TooLong(String),
     Failed(String),
 }
 
 impl FileError {
-    fn message(&self) -> &str {
+    pub fn message(&self) -> &str {
         match self {
             FileError::TooLong(m) | FileError::Failed(m) => m,
         }
@@ -188,7 +188,7 @@ fn ext(name: &str) -> Option<&str> {
 
 /// Opens `bytes` and checks its duration against `max_seconds` (from the header; when
 /// the format does not say, by decoding once and counting).
-fn open_checked<'b>(bytes: &'b [u8], name: &str, max_seconds: f64) -> Result<Decoder<'b>, FileError> {
+pub(crate) fn open_checked<'b>(bytes: &'b [u8], name: &str, max_seconds: f64) -> Result<Decoder<'b>, FileError> {
     let decoder = Decoder::from_bytes(bytes, name, ext(name)).map_err(|e| FileError::Failed(e.to_string()))?;
     let rate = f64::from(decoder.sample_rate().max(1));
     let too_long = |frames: u64| {
@@ -255,7 +255,7 @@ pub async fn predict(
         files.iter().map(|f| (f.name.clone(), predict_one(&model, f, max_seconds))).collect::<Vec<_>>()
     })
     .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "a prediction task failed"))?;
+    .map_err(|_| internal_task())?;
     if !multipart {
         if let (_, Err(e)) = &results[0] {
             return Err(e.api());
@@ -276,6 +276,11 @@ pub async fn predict(
     }
     w.close().map_err(internal)?;
     Ok(json_response(StatusCode::OK, p.format, out))
+}
+
+/// A blocking task that did not finish (it panicked past its own guard).
+pub(crate) fn internal_task() -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "a worker task failed")
 }
 
 fn internal(e: io::Error) -> ApiError {

@@ -1,0 +1,160 @@
+//! `POST /v1/adapt`: `serlaq adapt` over HTTP. The clips uploaded (multipart, each file a
+//! clip; or one raw body, e.g. a long recording, which counts as its speech windows) adapt
+//! the named model, and the answer is the adapted `.laq` file: byte for byte what
+//! `serlaq-rt adapt` writes from the same files and options (dated now, or by
+//! `SOURCE_DATE_EPOCH`). Nothing is kept: the server goes on serving the models it was
+//! started with; serve the file with `--model NAME=FILE` to use it.
+
+use crate::error::ApiError;
+use crate::predict::{internal_task, open_checked, uploads};
+use crate::state::{query_pairs, AppState};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serlaq_core::adapt::{adapt_gathered, parse_labels, source_text, AdaptError, AdaptOptions, Gathered, StdRule};
+use serlaq_core::audio;
+use serlaq_core::runtime::panic_text;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+const KEYS: [&str; 5] = ["model", "labels", "balance", "std", "source"];
+
+/// The query, each value checked and named in the error: `model`, `labels` (comma-separated),
+/// `balance` (true/false), `std` (widen, target, model), `source` (recorded in the file;
+/// default the uploads' names, as `serlaq adapt` records the files it is given).
+fn options(query: Option<&str>) -> Result<(Option<String>, AdaptOptions), ApiError> {
+    let bad = |detail: String| ApiError::bad_request("bad parameter", detail);
+    let mut model = None;
+    let mut opts = AdaptOptions::default();
+    for (k, v) in query_pairs(query.unwrap_or("")) {
+        match k.as_str() {
+            "api_key" => {}
+            "model" => model = Some(v),
+            "labels" => opts.labels = parse_labels(&v),
+            "balance" => {
+                opts.balance = match v.as_str() {
+                    "" | "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(bad(format!("balance: {v:?} is not true or false"))),
+                }
+            }
+            "std" => opts.std = StdRule::parse(&v).map_err(bad)?,
+            "source" => opts.source = v,
+            _ => return Err(bad(format!("{k}: unknown parameter (accepted: {})", KEYS.join(", ")))),
+        }
+    }
+    Ok((model, opts))
+}
+
+/// A header value of `text` with every byte outside printable ASCII written `\xNN` (a file
+/// name may be any UTF-8; a header may not).
+fn ascii_header(text: &str) -> HeaderValue {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+fn refusal(e: AdaptError) -> ApiError {
+    let left = |failures: &[String]| match failures.len() {
+        0 => String::new(),
+        _ => format!("; left out: {}", failures.join("; ")),
+    };
+    match &e {
+        AdaptError::TooLittle { failures, .. } | AdaptError::NoUsableAudio { failures } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too little audio", format!("{e}{}", left(failures)))
+        }
+        AdaptError::Labels(_) => ApiError::bad_request("bad parameter", e.to_string()),
+        AdaptError::Build(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e.to_string()),
+    }
+}
+
+/// `POST /v1/adapt?model=&labels=&balance=&std=&source=`: 200 with the adapted `.laq`
+/// (`application/octet-stream`), its summary line in `X-Serlaq-Summary` (what `serlaq
+/// adapt` prints after the model's name) and the files left out, one line each, in
+/// `X-Serlaq-Left-Out` (joined by ` | `); 422 `too little audio` says how much more.
+pub async fn adapt(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (name, opts) = options(query.as_deref())?;
+    let entry = state.models.get(name.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
+    let model = entry.model.clone();
+    // a label the model lacks is refused before any audio is read
+    if let Err(e @ AdaptError::Labels(_)) = adapt_gathered(&model, &Gathered::new(), &opts) {
+        return Err(refusal(e));
+    }
+    let _slot = state.work_slot().await?;
+    let (files, _) = uploads(&state, &headers, body, Some("-")).await?;
+    let mut opts = opts;
+    if opts.source.is_empty() {
+        // every file given, as `serlaq adapt` records its arguments, the unusable ones too
+        opts.source = source_text(&files.iter().map(|f| f.name.clone()).collect::<Vec<_>>());
+    }
+    let max_seconds = state.limits.max_audio_seconds;
+    let file_name = format!("{}-adapted.laq", entry.name);
+    let done = tokio::task::spawn_blocking(move || {
+        let spec = model.spec();
+        let mut gathered = Gathered::new();
+        for up in &files {
+            let wave = catch_unwind(AssertUnwindSafe(|| {
+                let decoder = open_checked(&up.bytes, &up.name, max_seconds).map_err(|e| e.message().to_string())?;
+                audio::load_from(decoder, spec.sample_rate, spec.min_samples()).map_err(|e| e.to_string())
+            }))
+            .unwrap_or_else(|p| Err(format!("{}: {}", up.name, panic_text(&*p))));
+            // the features are computed under the gatherer's own guard
+            if let Err(why) = wave.and_then(|w| gathered.add_wave(&model, &w, &up.name)) {
+                gathered.left_out(why);
+            }
+        }
+        adapt_gathered(&model, &gathered, &opts)
+    })
+    .await
+    .map_err(|_| internal_task())?
+    .map_err(refusal)?;
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    let head = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+        (header::CONTENT_DISPOSITION, ascii_header(&disposition)),
+        (header::HeaderName::from_static("x-serlaq-summary"), ascii_header(&done.summary())),
+        (header::HeaderName::from_static("x-serlaq-left-out"), ascii_header(&done.failures.join(" | "))),
+    ];
+    Ok((StatusCode::OK, head, done.bytes).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_stay_ascii_and_say_the_bytes() {
+        assert_eq!(ascii_header("a.wav: too short").to_str().unwrap(), "a.wav: too short");
+        assert_eq!(ascii_header("é\\\n").to_str().unwrap(), "\\xc3\\xa9\\x5c\\x0a");
+    }
+
+    #[test]
+    fn every_option_is_checked_by_name() {
+        let (model, o) = options(Some("model=emo&labels=sad,%20angry&balance=false&std=target&source=hall")).unwrap();
+        assert_eq!(model.as_deref(), Some("emo"));
+        assert_eq!(
+            (o.labels, o.balance, o.std, o.source.as_str()),
+            (vec!["sad".into(), "angry".into()], false, StdRule::Target, "hall")
+        );
+        for (q, want) in [
+            ("std=wide", "std: unknown rule \"wide\""),
+            ("balance=maybe", "balance: \"maybe\" is not true or false"),
+            ("window=2", "window: unknown parameter (accepted: model, labels, balance, std, source)"),
+        ] {
+            let e = options(Some(q)).unwrap_err();
+            assert!(e.detail.starts_with(want), "{q}: {}", e.detail);
+        }
+    }
+}
