@@ -43,6 +43,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's chromium and chromium-driver (apt install chromium chromium-driver)",
 )
 ROOT = Path(__file__).resolve().parents[1]
+EPOCH = "1764835200"
 
 
 def free_port() -> int:
@@ -65,7 +66,7 @@ def setup(tmp_path_factory):
     wav = write_wav(tmp / "talk.wav", clip, sr)
     far = random_model(tmp / "far.laq")  # input statistics nothing like real features: far from home
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), SOURCE_DATE_EPOCH=EPOCH)  # an adapted file's date
     server = subprocess.Popen(
         [sys.executable, "-m", "serlaq.cli", "serve", "--model", f"tones={model.path}", "--model", f"far={far.path}",
          "--port", str(port)],
@@ -81,7 +82,8 @@ def setup(tmp_path_factory):
         ).stdout
         return [json.loads(ln) for ln in out.splitlines()]
 
-    yield {"url": f"http://127.0.0.1:{port}/", "wav": wav, "rows": offline(model.path), "far_rows": offline(far.path)}
+    yield {"url": f"http://127.0.0.1:{port}/", "wav": wav, "rows": offline(model.path), "far_rows": offline(far.path),
+           "far": far.path, "env": env}
     server.terminate()
     try:
         server.wait(timeout=20)  # SIGTERM is a graceful stop: not stopping is a failure
@@ -212,3 +214,46 @@ def test_microphone_timeline_matches_offline(setup):
         assert drv.execute_script("return document.getElementById('timeline').width") > 0
     finally:
         drv.quit()
+
+
+@pytest.mark.parametrize("count", [24, 5])
+def test_adapt_on_recordings_gives_the_file_serlaq_adapt_writes(setup, tmp_path, count):
+    """Recordings chosen in "Adapt the model to your room" (one not audio) go to /v1/adapt:
+    the page offers the adapted model as a download, the file `serlaq adapt` writes from
+    the same recordings; with too few it says how many more."""
+    clips = [write_wav(tmp_path / f"room{k:02d}.wav", tone(180.0 + 40 * k, 16000, 1.5, seed=k, amplitude=0.2 + 0.02 * k),
+                       16000) for k in range(count)]  # fmt: skip
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all " * 10)
+    drv = browser([])
+    try:
+        drv.get(setup["url"])
+        Select(drv.find_element(By.ID, "model")).select_by_value("far")
+        drv.find_element(By.CSS_SELECTOR, "#adaptbox summary").click()
+        drv.find_element(By.ID, "adaptfiles").send_keys("\n".join(str(p) for p in [*clips, junk]))
+        end = time.monotonic() + 60
+        while drv.find_element(By.ID, "adaptnote").get_attribute("data-done") != "1":
+            assert time.monotonic() < end, drv.find_element(By.ID, "adaptnote").text
+            time.sleep(0.2)
+        note = drv.find_element(By.ID, "adaptnote").text
+        link = drv.find_element(By.ID, "adaptlink")
+        if count < 20:
+            assert note.startswith("Not adapted: adapt: too little audio") and "(15 more clips and " in note, note
+            assert "left out: junk.wav: " in note and not link.is_displayed()
+            return
+        assert note.startswith("Adapted far on 24 clips (") and "Left out: junk.wav: " in note, note
+        assert "serlaq serve --model room=far-adapted.laq" in note and link.is_displayed()
+        downloads = tmp_path / "downloads"
+        drv.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        link.click()  # as a user saves it
+        saved = downloads / "far-adapted.laq"
+        while not saved.exists():
+            assert time.monotonic() < end, f"no download in {downloads}"
+            time.sleep(0.2)
+        got = saved.read_bytes()
+    finally:
+        drv.quit()
+    names = [p.name for p in [*clips, junk]]
+    subprocess.run([sys.executable, "-m", "serlaq.cli", "adapt", str(setup["far"]), *names, "--out", "want.laq"],
+                   cwd=tmp_path, env=setup["env"], capture_output=True, text=True, check=True)  # fmt: skip
+    assert got == (tmp_path / "want.laq").read_bytes()
