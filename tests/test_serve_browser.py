@@ -218,7 +218,7 @@ def test_microphone_timeline_matches_offline(setup):
 
 @pytest.mark.parametrize("count", [24, 5])
 def test_adapt_on_recordings_gives_the_file_serlaq_adapt_writes(setup, tmp_path, count):
-    """Recordings chosen in "Adapt the model to your room" (one not audio) go to /v1/adapt:
+    """Recordings chosen in "Adapt on recordings of your room" (one not audio) go to /v1/adapt:
     the page offers the adapted model as a download, the file `serlaq adapt` writes from
     the same recordings; with too few it says how many more."""
     clips = [write_wav(tmp_path / f"room{k:02d}.wav", tone(180.0 + 40 * k, 16000, 1.5, seed=k, amplitude=0.2 + 0.02 * k),
