@@ -185,6 +185,8 @@ def test_page_adapts_on_recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     if count < 20:
         assert adapted["error"].endswith("(15 more clips and 12.5 more seconds of speech)"), adapted
         want = rt_json(site / "model.laq", site / clips[3])[0]  # the model as it was
+        # far from home, and this page can adapt: the note says where
+        assert 'recordings chosen under "Adapt the model" above' in result["note"], result["note"]
     else:
         monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764835200")
         rt = subprocess.run([str(serlaq_rt()), "adapt", "model.laq", *clips, "--out", str(tmp_path / "rt.laq")],

@@ -58,10 +58,12 @@ function homeNote(clip) {
   const speech = segments.filter((s) => s.speech);
   const far = speech.filter((s) => s.ood > t).length;
   let text = "";
+  // the adapter module's page can adapt here: the note says so
+  const how = model.canAdapt ? "serlaq adapt, or recordings chosen under \"Adapt the model\" above" : "serlaq adapt";
   if (clip ? clip.ood > t : speech.length >= 2 && 2 * far > speech.length) {
     text = clip
-      ? `This clip lies far outside the model's training distribution (out-of-domain score ${clip.ood.toFixed(2)}, threshold ${t.toFixed(2)}): its answer is unreliable; adapt the model to this audio first (serlaq adapt).`
-      : `${far} of ${speech.length} speech windows lie far outside the model's training distribution (threshold ${t.toFixed(2)}): their answers are unreliable; adapt the model to this audio first (serlaq adapt), or tick "Adapt to this room".`;
+      ? `This clip lies far outside the model's training distribution (out-of-domain score ${clip.ood.toFixed(2)}, threshold ${t.toFixed(2)}): its answer is unreliable; adapt the model to this audio first (${how}).`
+      : `${far} of ${speech.length} speech windows lie far outside the model's training distribution (threshold ${t.toFixed(2)}): their answers are unreliable; adapt the model to this audio first (${how}), or tick "Adapt to this room".`;
   }
   $("ood").textContent = text;
   $("ood").hidden = !text;
