@@ -61,6 +61,25 @@ fn ascii_header(text: &str) -> HeaderValue {
     HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
+/// Most bytes of the `X-Serlaq-Left-Out` header: the names come from the client, and a
+/// client's own limit on a response head is often 16-64 KiB.
+const LEFT_OUT_HEADER_BYTES: usize = 8 << 10;
+
+/// The files left out, joined by ` | `, as many as fit in [`LEFT_OUT_HEADER_BYTES`], then how
+/// many more.
+fn left_out_header(failures: &[String]) -> HeaderValue {
+    let mut text = String::new();
+    for (i, f) in failures.iter().enumerate() {
+        let line = if i == 0 { f.clone() } else { format!(" | {f}") };
+        if ascii_header(&(text.clone() + &line)).len() > LEFT_OUT_HEADER_BYTES {
+            text += &format!(" | ... and {} more", failures.len() - i);
+            break;
+        }
+        text += &line;
+    }
+    ascii_header(&text)
+}
+
 fn refusal(e: AdaptError) -> ApiError {
     let left = |failures: &[String]| match failures.len() {
         0 => String::new(),
@@ -125,7 +144,7 @@ pub async fn adapt(
         (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
         (header::CONTENT_DISPOSITION, ascii_header(&disposition)),
         (header::HeaderName::from_static("x-serlaq-summary"), ascii_header(&done.summary())),
-        (header::HeaderName::from_static("x-serlaq-left-out"), ascii_header(&done.failures.join(" | "))),
+        (header::HeaderName::from_static("x-serlaq-left-out"), left_out_header(&done.failures)),
     ];
     Ok((StatusCode::OK, head, done.bytes).into_response())
 }
@@ -138,6 +157,18 @@ mod tests {
     fn headers_stay_ascii_and_say_the_bytes() {
         assert_eq!(ascii_header("a.wav: too short").to_str().unwrap(), "a.wav: too short");
         assert_eq!(ascii_header("é\\\n").to_str().unwrap(), "\\xc3\\xa9\\x5c\\x0a");
+    }
+
+    #[test]
+    fn the_left_out_header_is_bounded() {
+        let few = ["a.wav: empty audio".to_string(), "b.wav: too short".to_string()];
+        assert_eq!(left_out_header(&few).to_str().unwrap(), "a.wav: empty audio | b.wav: too short");
+        let many: Vec<String> = (0..64).map(|i| format!("{}{i}.wav: empty audio", "\u{e9}".repeat(200))).collect();
+        let h = left_out_header(&many);
+        assert!(h.len() <= LEFT_OUT_HEADER_BYTES + 32, "{}", h.len());
+        let shown = h.to_str().unwrap();
+        let n = shown.matches(" | ").count(); // the lines kept, then "... and K more"
+        assert!(n >= 2 && shown.ends_with(&format!(" | ... and {} more", 64 - n)), "{shown}");
     }
 
     #[test]
