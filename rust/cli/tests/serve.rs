@@ -330,6 +330,10 @@ fn adapt_answers_the_file_serlaq_rt_adapt_writes() {
     let (status, error, detail) = error_of(&r);
     assert_eq!((status, error.as_str()), (422, "too little audio"), "{detail}");
     assert!(detail.contains("(15 more clips and ") && detail.ends_with("; left out: bad.wav: cannot decode audio (format: unknown (extension .wav); no decodable audio stream found: unsupported feature: core (probe): no suitable format reader found)"), "{detail}");
+    // one raw body is one clip (a recording longer than 30 s would be its windows)
+    let r = srv.post("/v1/adapt", &srv.file("talk.wav"));
+    let (status, _, detail) = error_of(&r);
+    assert!(status == 422 && detail.contains(": 1 usable clip with ") && detail.contains("(19 more clips"), "{detail}");
     // a label the model lacks, an unknown option, an unknown model: 400 naming it
     for (query, want) in [
         ("labels=calm,sad", "adapt: labels: "),

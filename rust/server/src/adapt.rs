@@ -139,6 +139,7 @@ pub async fn adapt(
     .await
     .map_err(|_| internal_task())?
     .map_err(refusal)?;
+    state.metrics.add_audio(done.seconds);
     let disposition = format!("attachment; filename=\"{file_name}\"");
     let head = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
