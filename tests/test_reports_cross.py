@@ -195,3 +195,39 @@ def test_report_cross_bad_map_or_layout_is_one_line(
         lines = err.strip().splitlines()
         assert code != 0 and len(lines) == 1 and want in lines[0], err
         assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_report_cross_scores_a_laq_file_or_general_given_instead_of_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serlaq report MODEL.laq|general --protocol cross`: the model file scores as its run
+    folder does (report beside it by default); `general` is the shipped model (report in
+    ./general-report-cross); a path that is neither is one line."""
+    import json
+    import sys
+
+    from serlaq.cli import main
+
+    run, data = tone_run_and_corpus(tmp_path, {"angry": 1500.0, "neutral": 600.0, "sad": 180.0})
+    monkeypatch.chdir(tmp_path)
+
+    def report(target: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["serlaq", "report", target, "--protocol", "cross", "--test-data", str(data)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        got = capsys.readouterr()
+        return int(exc.value.code or 0), got.out, got.err
+
+    assert report(str(run))[0] == 0
+    by_run = json.loads((run / "report-cross" / "report.json").read_text())
+    code, _, err = report(str(run / "tones.laq"))
+    assert code == 0, err
+    by_file = json.loads((run / "tones-report-cross" / "report.json").read_text())
+    assert by_file["rows"] == by_run["rows"]
+    code, out, err = report("general")
+    assert code == 0, err
+    general = json.loads((tmp_path / "general-report-cross" / "report.json").read_text())
+    assert general["model"] == "general" and general["rows"][0]["labels"] == ["angry", "neutral", "sad"]
+    assert "wrote general-report-cross/report.md" in out
+    code, _, err = report("nope.laq")
+    assert code != 0 and err.strip() == "serlaq: error: nope.laq: not found (a run folder, a .laq file or `general`)"

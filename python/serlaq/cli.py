@@ -449,12 +449,17 @@ def compress(
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="a run folder of serlaq fit (holds model.ckpt and config.yaml)"),
+    run_dir: Path = typer.Argument(
+        ..., help="a run folder of serlaq fit (holds model.ckpt and config.yaml); with --protocol cross also a .laq file or `general`"
+    ),
     seeds: int = typer.Option(1, "--seeds", min=1, help="seeds of the same config (the run's seed first; others are trained): mean ± sd"),
     hl_sweep: bool = typer.Option(False, "--hl-sweep", help="also train and compare the Table-2 variants 2HL..9HL (slower)"),
     qat_rows: bool = typer.Option(True, "--qat-rows/--no-qat-rows", help="include the QAT rows and the fp32 + extra epochs control"),
     table3: bool = typer.Option(True, "--table3/--no-table3", help="include the importance-weight sweep (Table 3)"),
-    out: Path | None = typer.Option(None, "--out", help="report folder (default: RUN_DIR/report, RUN_DIR/report-loso with --protocol loso)"),
+    out: Path | None = typer.Option(
+        None, "--out",
+        help="report folder (default: RUN_DIR/report, RUN_DIR/report-loso with --protocol loso, RUN_DIR/report-cross with --protocol cross: for a .laq file NAME-report-cross beside it, for general ./general-report-cross)",
+    ),  # fmt: skip
     protocol: str = typer.Option(
         "split", "--protocol",
         help="split: the run's own split (the paper's tables); loso: leave-one-speaker-out folds of the run's config, fp32 and compressed, mean ± sd over folds; cross: the run's .laq on other corpora (--test-data), zero-shot and adapted",
@@ -473,13 +478,15 @@ def report(
 
     Example: serlaq report runs/emodb --seeds 5
 
-    With --protocol cross: the run's compressed .laq scored on each --test-data corpus on the labels they share, zero-shot and after `serlaq adapt` on that corpus's own audio (labels unused): UAR, accuracy, the most predicted label's share, mean confidence and ECE, in RUN_DIR/report-cross/ (or --out).
+    With --protocol cross: the run's compressed .laq (or a .laq file, or `general`, given instead of RUN_DIR) scored on each --test-data corpus on the labels they share, zero-shot and after `serlaq adapt` on that corpus's own audio (labels unused): UAR, accuracy, the most predicted label's share, mean confidence and ECE, in RUN_DIR/report-cross/ (or --out).
 
     Example: serlaq report runs/emodb --protocol loso
 
     Example: serlaq report runs/emodb --protocol cross --test-data ../shared/datasets/tess
 
     Example: serlaq report runs/emodb --protocol cross --test-data RAVDESS --map calm=neutral
+
+    Example: serlaq report general --protocol cross --test-data my_corpus/
     """
     require_train_extra("report")
     from serlaq.reports import report as run_report
@@ -489,11 +496,20 @@ def report(
         from serlaq.reports.cross import cross_report, find_laq, render_cross_markdown
         from serlaq.runtime import LaqModel
 
-        if not run_dir.is_dir():
-            raise ConfigError(f"{run_dir}: run folder not found")
+        from serlaq import _native
+
+        # the model scored: a run folder's .laq, a .laq file, or the shipped general model
+        if str(run_dir) == _native.GENERAL:
+            model_file, default_out = str(run_dir), Path(f"{_native.GENERAL}-report-cross")
+        elif run_dir.is_dir():
+            model_file, default_out = find_laq(run_dir), run_dir / "report-cross"
+        elif run_dir.is_file():
+            model_file, default_out = run_dir, run_dir.with_name(f"{run_dir.stem}-report-cross")
+        else:
+            raise ConfigError(f"{run_dir}: not found (a run folder, a .laq file or `general`)")
         mapping = parse_label_map(label_map)
-        result = cross_report(LaqModel.load(find_laq(run_dir)), list(test_data), dataset=dataset, label_map=mapping)
-        folder = out if out is not None else run_dir / "report-cross"
+        result = cross_report(LaqModel.load(model_file), list(test_data), dataset=dataset, label_map=mapping)
+        folder = out if out is not None else default_out
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "report.json", result, indent=1)
         atomic_write_text(folder / "report.md", render_cross_markdown(result))
