@@ -148,7 +148,7 @@ def score(model: Any, paths: list[Path], clips: list[Any]) -> dict[str, Any]:
     """Runtime scores on the degraded files, answering among the labels the clips have."""
     from dataclasses import replace
 
-    from serlaq.reports.cross import cross_scores
+    from serlaq.cross_corpus import cross_scores
 
     labels = [lab for lab in model.labels if lab in {c.label for c in clips}]
     row = cross_scores(model, [replace(c, path=p) for p, c in zip(paths, clips)], labels)

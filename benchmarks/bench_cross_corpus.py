@@ -194,7 +194,7 @@ def stream_scores(laq: Any, recording: tuple[np.ndarray, np.ndarray, int], label
     normalisation (the stream adapts itself to the corpus as it plays; the first windows see
     mostly the model's statistics), `balance`: its label balance too (the default of
     `running_norm`)."""
-    from serlaq.reports.cross import proba_scores
+    from serlaq.cross_corpus import proba_scores
 
     wave, y, n = recording
     rate = laq.sample_rate
@@ -208,7 +208,7 @@ def stream_scores(laq: Any, recording: tuple[np.ndarray, np.ndarray, int], label
 def run_pair(args: argparse.Namespace, source: str, target: str, preset: str, seed: int, tmp: Path) -> dict[str, Any]:
     """Train on `source` (its config, `preset`, `seed`), compress, score on `target` zero-shot (and adapted)."""
     from _common import fit_compressed
-    from serlaq.reports.cross import corpus_rows, cross_scores, shared_clips
+    from serlaq.cross_corpus import corpus_rows, cross_scores, shared_clips
     from serlaq.runtime import LaqModel
 
     name = f"{source}-{target}-{preset}-s{seed}"

@@ -76,7 +76,7 @@ def train(args: argparse.Namespace, source: str, seed: int, tmp: Path) -> tuple[
 
 def inner_clips(laq: Any, target: str, data_root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features (Rust runtime) and shared-label ids of the inner speakers of `target`."""
-    from serlaq.reports.cross import shared_clips
+    from serlaq.cross_corpus import shared_clips
 
     clips, labels = shared_clips(laq, data_root / target, target)
     clips = [c for c in clips if c.speaker in INNER[target]]

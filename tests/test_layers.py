@@ -43,7 +43,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "model": ("serlaq.model", "serlaq.lightning_utils"),
     "laq": ("serlaq.laq",),
     "training": ("serlaq.training",),
-    "evaluation": ("serlaq.evaluation",),
+    "evaluation": ("serlaq.evaluation", "serlaq.cross_corpus"),
     "reports": ("serlaq.reports",),
     "cli": ("serlaq.cli", "serlaq"),
 }

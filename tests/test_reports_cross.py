@@ -1,4 +1,4 @@
-"""`serlaq.reports.cross`: the cross-corpus scores (UAR, accuracy, top-label share, confidence, ECE)."""
+"""`serlaq.cross_corpus`: the cross-corpus scores (UAR, accuracy, top-label share, confidence, ECE)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from serlaq.data.corpora import Clip
 from serlaq.errors import ConfigError
-from serlaq.reports.cross import cross_scores, find_laq, render_cross_markdown
+from serlaq.cross_corpus import cross_scores, find_laq, render_cross_markdown
 from serlaq.runtime import Prediction
 
 

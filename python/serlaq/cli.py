@@ -488,15 +488,11 @@ def report(
 
     Example: serlaq report general --protocol cross --test-data my_corpus/
     """
-    require_train_extra("report")
-    from serlaq.reports import report as run_report
-
-    if protocol == "cross":
-        from serlaq.io import atomic_write_json, atomic_write_text
-        from serlaq.reports.cross import cross_report, find_laq, render_cross_markdown
-        from serlaq.runtime import LaqModel
-
+    if protocol == "cross":  # scoring a .laq: the runtime alone (no torch)
         from serlaq import _native
+        from serlaq.cross_corpus import cross_report, find_laq, render_cross_markdown
+        from serlaq.io import atomic_write_json, atomic_write_text
+        from serlaq.runtime import LaqModel
 
         # the model scored: a run folder's .laq, a .laq file, or the shipped general model
         if str(run_dir) == _native.GENERAL:
@@ -516,6 +512,9 @@ def report(
         typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
         typer.echo(f"\nwrote {folder}/report.md, report.json")
         return
+    require_train_extra("report")
+    from serlaq.reports import report as run_report
+
     cross_only = [name for name, given in (("--test-data", test_data), ("--map", label_map), ("--dataset", dataset != "auto")) if given]
     if cross_only:
         raise ConfigError(f"{cross_only[0]}: only with --protocol cross")

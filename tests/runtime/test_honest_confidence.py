@@ -138,6 +138,12 @@ def test_general_resolves_in_load_and_every_command(general, corpus, tmp_path, c
     assert code == 0, err
     mine = LaqModel.load(tmp_path / "mine.laq")
     assert mine.metadata["provenance"]["adaptations"][0]["clips"] == 22
+    # the cross-corpus table (a runtime-only install runs this file: no torch needed)
+    args = ["report", "general", "--protocol", "cross", "--test-data", corpus, "--dataset", "folder", "--out", tmp_path / "r"]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0 and "wrote " in out, err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["model"] == "general" and report["rows"][0]["zero-shot"]["clips"] > 0
 
 
 def test_general_in_a_build_without_it_is_one_line(monkeypatch, capsys, tmp_path):

@@ -1,4 +1,6 @@
 """Cross-corpus scores of a compressed model on corpora it never heard (issue 18's protocol).
+Beside `evaluation`, in its layer: a `.laq` scored on labelled corpora, no torch, so
+`serlaq report --protocol cross` runs in a runtime-only install.
 
 `serlaq report RUN --protocol cross --test-data DIR [--test-data DIR2 ...]` and
 `benchmarks/bench_cross_corpus.py --protocol corpus` share `cross_scores`: the model
