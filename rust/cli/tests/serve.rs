@@ -324,6 +324,11 @@ fn adapt_answers_the_file_serlaq_rt_adapt_writes() {
         let name = if query.is_empty() { "emo" } else { "other" };
         assert!(head.contains(&format!("content-disposition: attachment; filename=\"{name}-adapted.laq\"")), "{head}");
     }
+    // nothing left out: no such header
+    let good: Vec<(&str, &[u8])> = parts.iter().filter(|(n, _)| *n != "bad.wav").copied().collect();
+    let (ctype, body) = multipart(&good);
+    let (status, head, _) = srv.req("POST", "/v1/adapt", &[("Content-Type", &ctype)], &body);
+    assert!(status == 200 && !head.to_ascii_lowercase().contains("x-serlaq-left-out"), "{head}");
     // too little: how much more, and the file left out, in one line
     let (ctype, body) = multipart(&parts[..6]);
     let r = srv.req("POST", "/v1/adapt", &[("Content-Type", &ctype)], &body);

@@ -141,13 +141,17 @@ pub async fn adapt(
     .map_err(refusal)?;
     state.metrics.add_audio(done.seconds);
     let disposition = format!("attachment; filename=\"{file_name}\"");
-    let head = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
-        (header::CONTENT_DISPOSITION, ascii_header(&disposition)),
-        (header::HeaderName::from_static("x-serlaq-summary"), ascii_header(&done.summary())),
-        (header::HeaderName::from_static("x-serlaq-left-out"), left_out_header(&done.failures)),
-    ];
-    Ok((StatusCode::OK, head, done.bytes).into_response())
+    let summary = ascii_header(&done.summary());
+    let left_out = (!done.failures.is_empty()).then(|| left_out_header(&done.failures));
+    let mut response = (StatusCode::OK, done.bytes).into_response();
+    let head = response.headers_mut();
+    head.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    head.insert(header::CONTENT_DISPOSITION, ascii_header(&disposition));
+    head.insert(header::HeaderName::from_static("x-serlaq-summary"), summary);
+    if let Some(lines) = left_out {
+        head.insert(header::HeaderName::from_static("x-serlaq-left-out"), lines);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
