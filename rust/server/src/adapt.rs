@@ -105,7 +105,7 @@ pub async fn adapt(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (name, opts) = options(query.as_deref())?;
-    let entry = state.models.get(name.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
+    let entry = state.model(name.as_deref())?;
     let model = entry.model.clone();
     // a label the model lacks is refused before any audio is read
     if let Err(e @ AdaptError::Labels(_)) = adapt_gathered(&model, &Gathered::new(), &opts) {

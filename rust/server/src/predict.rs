@@ -246,7 +246,7 @@ pub async fn predict(
     body: Body,
 ) -> Result<Response, ApiError> {
     let p = params(query.as_deref(), &["model", "top_k", "name", "format"])?;
-    let entry = state.models.get(p.model.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
+    let entry = state.model(p.model.as_deref())?;
     let model = entry.model.clone();
     let _slot = state.work_slot().await?;
     let (files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
@@ -332,7 +332,7 @@ pub async fn segments(
         "running_balance",
     ];
     let p = params(query.as_deref(), &allowed)?;
-    let entry = state.models.get(p.model.as_deref()).map_err(|e| ApiError::bad_request("unknown model", e))?;
+    let entry = state.model(p.model.as_deref())?;
     let model = entry.model.clone();
     check_options(&model, &p.opts).map_err(|e| ApiError::bad_request("bad parameter", e))?;
     let slot = state.work_slot().await?;

@@ -5,7 +5,7 @@
 use crate::config::{Limits, ServerConfig};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::models::Registry;
+use crate::models::{Entry, Registry};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -43,6 +43,12 @@ impl AppState {
             work: Arc::new(Semaphore::new(l.max_concurrent)),
             streams: Arc::new(Semaphore::new(l.max_streams)),
         })
+    }
+
+    /// The model a request names (the default for `None`), or 400 `unknown model` naming
+    /// the ones served.
+    pub fn model(&self, name: Option<&str>) -> Result<&Entry, ApiError> {
+        self.models.get(name).map_err(|e| ApiError::bad_request("unknown model", e))
     }
 
     /// A slot for one audio request, waiting up to `read_timeout` (then 503 `busy`).
