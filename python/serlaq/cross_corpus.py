@@ -161,7 +161,8 @@ def cross_report(
             raise ConfigError(f"--test-data {d}: not a corpus folder or a .csv manifest")
     adapt = hasattr(laq, "adapt") if adapt is None else adapt
     rows = [corpus_rows(laq, d, dataset, adapt, label_map) for d in test_data]
-    return {"protocol": "cross", "model": str(laq.path), "features": laq.feature_config.preset, "rows": rows}
+    # the stored spec's preset (a file without one has the paper's features): no pydantic needed
+    return {"protocol": "cross", "model": str(laq.path), "features": laq.feature_spec.get("preset", "paper"), "rows": rows}
 
 
 def render_cross_markdown(report: dict[str, Any]) -> str:
