@@ -6,13 +6,15 @@
 //! started with; serve the file with `--model NAME=FILE` to use it.
 
 use crate::error::ApiError;
-use crate::predict::{internal_task, open_checked, uploads};
+use crate::predict::{flag, internal_task, open_checked, uploads};
 use crate::state::{query_pairs, AppState};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serlaq_core::adapt::{adapt_gathered, parse_labels, source_text, AdaptError, AdaptOptions, Gathered, StdRule};
+use serlaq_core::adapt::{
+    adapt_gathered, held_columns, parse_labels, source_text, AdaptError, AdaptOptions, Gathered, StdRule,
+};
 use serlaq_core::audio;
 use serlaq_core::runtime::panic_text;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,13 +34,7 @@ fn options(query: Option<&str>) -> Result<(Option<String>, AdaptOptions), ApiErr
             "api_key" => {}
             "model" => model = Some(v),
             "labels" => opts.labels = parse_labels(&v),
-            "balance" => {
-                opts.balance = match v.as_str() {
-                    "" | "1" | "true" => true,
-                    "0" | "false" => false,
-                    _ => return Err(bad(format!("balance: {v:?} is not true or false"))),
-                }
-            }
+            "balance" => opts.balance = flag("balance", &v)?,
             "std" => opts.std = StdRule::parse(&v).map_err(bad)?,
             "source" => opts.source = v,
             _ => return Err(bad(format!("{k}: unknown parameter (accepted: {})", KEYS.join(", ")))),
@@ -50,6 +46,11 @@ fn options(query: Option<&str>) -> Result<(Option<String>, AdaptOptions), ApiErr
 /// A header value of `text` with every byte outside printable ASCII written `\xNN` (a file
 /// name may be any UTF-8; a header may not).
 fn ascii_header(text: &str) -> HeaderValue {
+    HeaderValue::from_str(&escaped(text)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// `text` with every byte outside printable ASCII (and `\\`) written `\\xNN`.
+fn escaped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if (0x20..0x7f).contains(&b) && b != b'\\' {
@@ -58,7 +59,7 @@ fn ascii_header(text: &str) -> HeaderValue {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
-    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    out
 }
 
 /// Most bytes of the `X-Serlaq-Left-Out` header: the names come from the client, and a
@@ -68,16 +69,18 @@ const LEFT_OUT_HEADER_BYTES: usize = 8 << 10;
 /// The files left out, joined by ` | `, as many as fit in [`LEFT_OUT_HEADER_BYTES`], then how
 /// many more.
 fn left_out_header(failures: &[String]) -> HeaderValue {
-    let mut text = String::new();
+    let mut shown: Vec<String> = Vec::new();
+    let mut bytes = 0;
     for (i, f) in failures.iter().enumerate() {
-        let line = if i == 0 { f.clone() } else { format!(" | {f}") };
-        if ascii_header(&(text.clone() + &line)).len() > LEFT_OUT_HEADER_BYTES {
-            text += &format!(" | ... and {} more", failures.len() - i);
+        let line = escaped(f);
+        bytes += line.len() + if i == 0 { 0 } else { 3 };
+        if bytes > LEFT_OUT_HEADER_BYTES {
+            shown.push(format!("... and {} more", failures.len() - i));
             break;
         }
-        text += &line;
+        shown.push(line);
     }
-    ascii_header(&text)
+    HeaderValue::from_str(&shown.join(" | ")).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 fn refusal(e: AdaptError) -> ApiError {
@@ -108,8 +111,8 @@ pub async fn adapt(
     let entry = state.model(name.as_deref())?;
     let model = entry.model.clone();
     // a label the model lacks is refused before any audio is read
-    if let Err(e @ AdaptError::Labels(_)) = adapt_gathered(&model, &Gathered::new(), &opts) {
-        return Err(refusal(e));
+    if !opts.labels.is_empty() {
+        held_columns(model.labels(), &opts.labels).map_err(refusal)?;
     }
     let _slot = state.work_slot().await?;
     let (files, _) = uploads(&state, &headers, body, Some("-")).await?;

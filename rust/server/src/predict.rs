@@ -35,7 +35,7 @@ fn number(field: &str, v: &str) -> Result<f64, ApiError> {
 }
 
 /// A true/false query value (`""`, `1`, `true` / `0`, `false`).
-fn flag(key: &str, v: &str) -> Result<bool, ApiError> {
+pub(crate) fn flag(key: &str, v: &str) -> Result<bool, ApiError> {
     match v {
         "" | "1" | "true" => Ok(true),
         "0" | "false" => Ok(false),
