@@ -103,6 +103,11 @@ def test_csv_manifest_with_and_without_header(tmp_path: Path) -> None:
     clips = discover(tmp_path / "lists" / "plain.csv")  # auto: a .csv root is a manifest
     assert [(c.path.name, c.label, c.speaker) for c in clips] == [("a.wav", "neutral", "bob"), ("c.wav", "sad", "unknown")]
     assert clips[1].path == tmp_path / "lists" / ".." / "audio" / "c.wav"
+    # the column names users' spreadsheets have; a quoted path may hold a comma
+    touch(tmp_path / "audio", "d, e.wav")
+    (tmp_path / "named.csv").write_text('File,Emotion,Speaker\n"audio/d, e.wav",sadness,s9\n')
+    clips = discover(tmp_path, "csv", manifest=tmp_path / "named.csv")
+    assert summary(clips, tmp_path) == [("audio/d, e.wav", "sad", "s9")]
 
 
 def test_csv_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -116,12 +121,22 @@ def test_csv_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert [c.path.name for c in clips] == ["a.wav"]
     assert "skipped 2 of 3 files (unknown label: 1, file not found: 1)" in caplog.text
     m.write_text("path,label\na.wav\n")
-    with pytest.raises(DataError, match="line 2: expected columns path,label"):
+    with pytest.raises(DataError, match="m.csv line 2: expected columns path,label\\[,speaker\\], got no label"):
+        discover(tmp_path, "csv", manifest=m)
+    m.write_text("a.wav,happy\n\n,sad\n")  # the line counts the blank one
+    with pytest.raises(DataError, match="m.csv line 3: expected columns path,label\\[,speaker\\], got no path"):
+        discover(tmp_path, "csv", manifest=m)
+    m.write_bytes(b"RIFF\xff\xfe")  # audio given as the manifest
+    with pytest.raises(DataError, match="m.csv: not a manifest: not UTF-8 text"):
+        discover(tmp_path, "csv", manifest=m)
+    with open(m, "wb") as f:  # sparse: refused before it is read
+        f.truncate((64 << 20) + 1)
+    with pytest.raises(DataError, match="m.csv: manifest is larger than 64 MiB"):
         discover(tmp_path, "csv", manifest=m)
     with pytest.raises(DataError, match="manifest not found"):
         discover(tmp_path, "csv", manifest=tmp_path / "nope.csv")
     (tmp_path / "empty.csv").write_text("\n")
-    with pytest.raises(DataError, match="manifest is empty"):
+    with pytest.raises(DataError, match="empty.csv: manifest has no rows"):
         discover(tmp_path, "csv", manifest=tmp_path / "empty.csv")
 
 

@@ -369,6 +369,13 @@ def find_listed_audio_files(
     against the manifest's folder), each file once however it is spelled; ValueError with
     one line naming the manifest when it cannot be read or lists nothing."""
 
+def manifest_rows(manifest: str | os.PathLike[str]) -> list[tuple[int, str | None, str | None, str | None]]:
+    """A CSV manifest's rows in its order: (line, path, label, speaker), a cell left empty
+    None. Rows `path[,label[,speaker]]`, or a header naming the `path` (or `file`), `label`
+    (or `emotion`) and `speaker` columns; paths resolved against the manifest's folder
+    (`~/` the home folder). ValueError with one line naming the manifest when it cannot be
+    read (over 64 MiB, not UTF-8, not CSV) or has no rows."""
+
 def resolve_threads(requested: int | None, n_files: int) -> int:
     """Threads for a batch of `n_files` (None: every core)."""
 

@@ -24,7 +24,9 @@ Supported `dataset` values:
 - `folder`: `root/<label>/[<speaker>/...]/clip.wav`: the class is the top folder; the
   speaker is the next folder when there is one, else `unknown`.
 - `csv`: a manifest with rows `path,label[,speaker]` (header optional; with a header the
-  columns are found by name); relative paths are resolved against the manifest's folder.
+  `path` or `file`, `label` or `emotion` and `speaker` columns are found by name); relative
+  paths are resolved against the manifest's folder. The core reads it
+  (`serlaq_core::runtime::manifest`, as adaptation does): at most 64 MiB of UTF-8 text.
 - `auto`: the first of emodb / savee / tess / ravdess / cremad / emovo whose naming every
   file follows (no file name follows two of them), else
   `folder` when the top folders are label names, else the named layout most files follow.
@@ -39,7 +41,6 @@ with one summary line (`on_error="skip"`).
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from collections import Counter
@@ -323,45 +324,26 @@ def _scan_folder(root: Path, files: Iterable[Path]) -> Discovery:
 
 
 def _scan_csv(manifest: Path) -> Discovery:
-    if not manifest.exists():
-        raise DataError(f"{manifest}: manifest not found")
-    if not manifest.is_file():
-        raise DataError(f"{manifest}: manifest is not a file")
+    """The clips a manifest lists, read by the core's one manifest reader (adaptation's too)."""
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{manifest}: cannot read manifest ({exc})") from None
-    rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines()), start=1) if any(c.strip() for c in row)]
-    if not rows:
-        raise DataError(f"{manifest}: manifest is empty")
-    cols = {"path": 0, "label": 1, "speaker": 2}
-    first = [c.strip().lower() for c in rows[0][1]]
-    if "path" in first and "label" in first:
-        cols = {name: first.index(name) for name in ("path", "label", "speaker") if name in first}
-        rows = rows[1:]
-    base = manifest.parent
+        rows = _native.manifest_rows(manifest)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     found = Discovery(root=manifest, layout="csv")
-    for line, row in rows:
+    for line, raw_path, raw_label, speaker in rows:
         where = f"{manifest} line {line}"
-        need = max(cols["path"], cols["label"]) + 1
-        if len(row) < need:
-            raise DataError(f"{where}: expected columns path,label[,speaker], got {len(row)} field(s)")
-        raw_path = row[cols["path"]].strip()
-        path = Path(raw_path).expanduser()
-        if not path.is_absolute():
-            path = base / path
-        label = canonical_label(row[cols["label"]])
+        if raw_path is None or raw_label is None:
+            missing = "path" if raw_path is None else "label"
+            raise DataError(f"{where}: expected columns path,label[,speaker], got no {missing}")
+        path = Path(raw_path)
+        label = canonical_label(raw_label)
         if label is None:
-            found.problems.append(
-                (path, f"unknown label: {row[cols['label']].strip()!r} ({where}; known: {', '.join(LABELS)})")
-            )
+            found.problems.append((path, f"unknown label: {raw_label!r} ({where}; known: {', '.join(LABELS)})"))
             continue
         if not path.is_file():
             found.problems.append((path, f"file not found ({where})"))
             continue
-        sp = cols.get("speaker")
-        speaker = row[sp].strip() if sp is not None and sp < len(row) and row[sp].strip() else "unknown"
-        found.clips.append(Clip(path, label, speaker))
+        found.clips.append(Clip(path, label, speaker or "unknown"))
     found.clips.sort()
     return found
 

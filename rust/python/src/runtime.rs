@@ -230,6 +230,16 @@ fn find_listed_audio_files(inputs: Vec<PathBuf>, manifest: Option<PathBuf>) -> P
     Ok(found(files, errors))
 }
 
+/// A manifest's rows in its order: (line, path, label, speaker), a cell left empty None;
+/// ValueError naming an unreadable manifest or one without rows.
+#[pyfunction]
+fn manifest_rows(manifest: PathBuf) -> PyResult<Vec<ManifestRowTuple>> {
+    let rows = runtime::manifest_rows(&manifest).map_err(PyValueError::new_err)?;
+    Ok(rows.into_iter().map(|r| (r.line, r.path.map(|p| p.display().to_string()), r.label, r.speaker)).collect())
+}
+
+type ManifestRowTuple = (u64, Option<String>, Option<String>, Option<String>);
+
 /// A failure line in plain words (the translation `serlaq-rt` applies too).
 #[pyfunction]
 fn plain_error(message: &str) -> String {
@@ -249,6 +259,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(summarize, m)?)?;
     m.add_function(wrap_pyfunction!(find_audio_files, m)?)?;
     m.add_function(wrap_pyfunction!(find_listed_audio_files, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest_rows, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_threads, m)?)?;
     m.add_function(wrap_pyfunction!(plain_error, m)?)?;
     Ok(())

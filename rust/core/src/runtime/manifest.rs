@@ -1,8 +1,10 @@
-//! The audio paths of a CSV manifest, for adaptation: rows `path[,label[,speaker]]`, a
-//! header optional (with one, the `path` or `file` column is found by name). Labels are
-//! ignored, adaptation being unsupervised. Relative paths are relative to the manifest's
-//! own folder, never to the working directory, as `serlaq evaluate --manifest` reads them.
-//! One definition for `serlaq adapt`, `LaqModel.adapt` and `serlaq-rt adapt`.
+//! A CSV manifest: rows `path[,label[,speaker]]`, a header optional (with one, the `path`
+//! or `file` column, the `label` or `emotion` column and the `speaker` column are found by
+//! name). Relative paths are relative to the manifest's own folder, never to the working
+//! directory; `~/` is the home folder. One reader for training and evaluation corpora
+//! ([`manifest_rows`], labels kept) and for adaptation ([`manifest_paths`], labels ignored,
+//! adaptation being unsupervised): `serlaq fit/evaluate --manifest`, `serlaq adapt`,
+//! `LaqModel.adapt` and `serlaq-rt adapt`.
 
 use super::files::{find_audio_files, pathlib, InputError};
 use std::collections::HashSet;
@@ -14,42 +16,89 @@ use std::path::{Path, PathBuf};
 /// not a manifest, and is refused before it is read into memory.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
-/// The audio paths `manifest` lists, in its order, or one line naming the manifest and
-/// what is wrong with it.
-pub fn manifest_paths(manifest: &Path) -> Result<Vec<PathBuf>, String> {
+/// One row of a manifest. A cell left empty (or a row too short to hold it) is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRow {
+    /// The line the row starts on (1-based, the header counted), for errors.
+    pub line: u64,
+    /// The audio path, resolved against the manifest's folder.
+    pub path: Option<PathBuf>,
+    /// The label as written (trimmed); mapping it to a model's labels is the caller's.
+    pub label: Option<String>,
+    /// The speaker as written (trimmed).
+    pub speaker: Option<String>,
+}
+
+/// The rows of `manifest` in its order (blank rows and the header left out), or one line
+/// naming the manifest and what is wrong with it: unreadable, over [`MAX_MANIFEST_BYTES`],
+/// not UTF-8, not CSV, or no rows after the header.
+pub fn manifest_rows(manifest: &Path) -> Result<Vec<ManifestRow>, String> {
     let manifest = &pathlib(manifest); // named as every other input is (`./room.csv` is `room.csv`)
     let shown = manifest.display();
     let text = read_text(manifest).map_err(|why| format!("{shown}: {why}"))?;
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-    let mut rows = Vec::new();
+    let mut records = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| format!("{shown}: cannot read manifest ({e})"))?;
         if record.iter().any(|cell| !cell.trim().is_empty()) {
-            rows.push(record);
+            records.push(record);
         }
     }
-    let Some(first) = rows.first() else {
+    let Some(first) = records.first() else {
         return Err(format!("{shown}: manifest has no rows"));
     };
     let header: Vec<String> = first.iter().map(|c| c.trim().to_lowercase()).collect();
-    let named = |name: &str| header.iter().position(|c| c == name);
-    let (column, skip) = match named("path").or_else(|| named("file")) {
-        Some(column) => (column, 1),
-        None => (0, 0),
+    let named = |names: &[&str]| header.iter().position(|c| names.contains(&c.as_str()));
+    let (columns, skip) = match named(&["path", "file"]) {
+        Some(path) => ([Some(path), named(&["label", "emotion"]), named(&["speaker"])], 1),
+        None => ([Some(0), Some(1), Some(2)], 0),
     };
     let folder = manifest.parent().unwrap_or(Path::new(""));
-    let paths: Vec<PathBuf> = rows[skip..]
+    let rows: Vec<ManifestRow> = records[skip..]
         .iter()
-        .filter_map(|row| row.get(column).map(str::trim).filter(|cell| !cell.is_empty()))
-        .map(|cell| {
-            let p = Path::new(cell);
-            pathlib(&if p.is_absolute() { p.to_path_buf() } else { folder.join(p) })
+        .map(|record| {
+            let cell = |column: Option<usize>| {
+                column.and_then(|c| record.get(c)).map(str::trim).filter(|c| !c.is_empty()).map(str::to_string)
+            };
+            ManifestRow {
+                line: record.position().map_or(0, |p| line_at(&text, p.byte() as usize)),
+                path: cell(columns[0]).map(|p| resolve(folder, &p)),
+                label: cell(columns[1]),
+                speaker: cell(columns[2]),
+            }
         })
         .collect();
-    if paths.is_empty() {
+    if rows.is_empty() {
         return Err(format!("{shown}: manifest names no audio files"));
     }
+    Ok(rows)
+}
+
+/// The audio paths `manifest` lists, in its order, or one line naming the manifest and
+/// what is wrong with it. Labels and speakers are ignored, and so are rows without a path.
+pub fn manifest_paths(manifest: &Path) -> Result<Vec<PathBuf>, String> {
+    let paths: Vec<PathBuf> = manifest_rows(manifest)?.into_iter().filter_map(|row| row.path).collect();
+    if paths.is_empty() {
+        return Err(format!("{}: manifest names no audio files", pathlib(manifest).display()));
+    }
     Ok(paths)
+}
+
+/// The 1-based line of the record starting at byte `start`. The csv crate's own line
+/// count places a record after a blank line on that blank line.
+fn line_at(text: &str, start: usize) -> u64 {
+    let head = text.as_bytes().get(..start).unwrap_or(text.as_bytes());
+    let blank = text.as_bytes().get(start..).unwrap_or(&[]).iter().take_while(|b| matches!(b, b'\n' | b'\r'));
+    let newlines = head.iter().filter(|&&b| b == b'\n').count() + blank.filter(|&&b| b == b'\n').count();
+    newlines as u64 + 1
+}
+
+/// A manifest's path cell as a path: `~/` from the home folder, a relative one from the
+/// manifest's folder.
+fn resolve(folder: &Path, cell: &str) -> PathBuf {
+    let home = cell.strip_prefix("~/").and_then(|rest| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(rest)));
+    let p = home.unwrap_or_else(|| PathBuf::from(cell));
+    pathlib(&if p.is_absolute() { p } else { folder.join(p) })
 }
 
 /// The audio files of `inputs` (files, and folders searched as [`find_audio_files`] does)
@@ -135,6 +184,39 @@ mod tests {
         assert_eq!(paths_of("header", text.as_bytes()).unwrap(), ["a.wav", "b, c.wav"].map(PathBuf::from));
         let text = b"file,label\nx.flac,happy\n";
         assert_eq!(paths_of("file", text).unwrap(), [PathBuf::from("x.flac")]);
+    }
+
+    #[test]
+    fn rows_keep_label_speaker_and_line() {
+        let dir = folder("rows");
+        let manifest = dir.join("corpus.csv");
+        std::fs::write(&manifest, "Speaker,Emotion,File\n\ns1,angry,a.wav\ns2,,\"b\nc.wav\"\n,sad,\n~/d.wav\n")
+            .unwrap();
+        let rows = manifest_rows(&manifest).unwrap();
+        let row = |line, path: Option<PathBuf>, label: Option<&str>, speaker: Option<&str>| ManifestRow {
+            line,
+            path,
+            label: label.map(str::to_string),
+            speaker: speaker.map(str::to_string),
+        };
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+        let want = [
+            row(3, Some(dir.join("a.wav")), Some("angry"), Some("s1")),
+            row(4, Some(dir.join("b\nc.wav")), None, Some("s2")),
+            // a row without a path is kept, for the caller to name its line
+            row(6, None, Some("sad"), None),
+            // the header named the columns: this row's one cell is the speaker's
+            row(7, None, None, Some("~/d.wav")),
+        ];
+        assert_eq!(rows, want);
+        std::fs::write(&manifest, "a.wav,happy,s1\n~/d.wav,sad\nx.wav\n").unwrap();
+        let want = [
+            row(1, Some(dir.join("a.wav")), Some("happy"), Some("s1")),
+            row(2, Some(home.join("d.wav")), Some("sad"), None),
+            row(3, Some(dir.join("x.wav")), None, None),
+        ];
+        assert_eq!(manifest_rows(&manifest).unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

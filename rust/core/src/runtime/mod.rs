@@ -4,7 +4,8 @@
 //!
 //! - [`source`]: [`ModelSource`] (a path, bytes) -> a validated [`Model`], one-line errors.
 //! - [`files`]: which files a batch runs on ([`find_audio_files`]) and on how many threads;
-//!   [`manifest`]: the audio paths a CSV manifest lists ([`manifest_paths`]), with those of
+//!   [`manifest`]: a CSV manifest's rows ([`manifest_rows`]: path, label, speaker, for
+//!   training and evaluation corpora), its audio paths ([`manifest_paths`]), with those of
 //!   files and folders ([`find_listed_audio_files`]).
 //! - [`batch`]: files -> [`Outcome`]s in input order on a thread pool, per-file failures.
 //! - [`segments`]: files and live streams -> [`SegmentRecord`]s, summaries, failures.
@@ -34,7 +35,7 @@ pub use crate::segments::{
 pub use batch::{outcome, predict_each, predict_inputs, predict_one, predict_scored, BatchOptions};
 pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
 pub use info::{Confidence, LayerRow, ModelInfo};
-pub use manifest::{find_listed_audio_files, manifest_paths};
+pub use manifest::{find_listed_audio_files, manifest_paths, manifest_rows, ManifestRow};
 pub use plain::{format_names, plain_error};
 pub use records::{
     ood_warning, segment_ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord,
