@@ -306,6 +306,13 @@ def test_wav_with_an_unfinished_riff_length_reads_like_soundfile(tmp_path: Path)
         path.write_bytes(bytes(odd))
         np.testing.assert_array_equal(load_audio(path, 16000), want, err_msg=name)
         np.testing.assert_array_equal(_soundfile_mono(path), want, err_msg=name)
+    # A data length left at 0 over the samples: soundfile reads nothing, ffmpeg (and serlaq)
+    # the samples to the end of the file.
+    odd = bytearray(good)
+    odd[data_at + 4 : data_at + 8] = bytes(4)
+    (tmp_path / "unfinished.wav").write_bytes(bytes(odd))
+    np.testing.assert_array_equal(load_audio(tmp_path / "unfinished.wav", 16000), want)
+    assert _soundfile_mono(tmp_path / "unfinished.wav").size == 0
 
 
 def test_empty_and_silent(tmp_path: Path) -> None:

@@ -429,7 +429,7 @@ fn with_lengths(good: &[u8], riff: u32, data: u32) -> Vec<u8> {
 }
 
 #[test]
-fn wav_headers_with_unfinished_or_short_riff_lengths_decode_like_libsndfile() {
+fn wav_headers_with_unfinished_or_short_lengths_still_decode() {
     let y = tone(3000, 16000, 440.0, 0.5);
     let good = wav(1, 1, 16000, 16, &pcm16(&y));
     let n = 6000u32; // data bytes
@@ -453,6 +453,17 @@ fn wav_headers_with_unfinished_or_short_riff_lengths_decode_like_libsndfile() {
     assert_eq!(e.kind(), "truncated audio", "{e}");
     // an unfinished header with no data at all is empty audio, not a decoder failure
     let e = load(&with_lengths(&good[..44], 0, 0), 16000).expect_err("empty");
+    assert_eq!(e.kind(), "empty audio", "{e}");
+    // a data length never filled in (0) over the samples: read to the end, as ffmpeg does,
+    // whatever the RIFF length says
+    for riff_len in [0, 36, riff] {
+        let bytes = with_lengths(&good, riff_len, 0);
+        reads_as(&bytes, &want, &dir.join("odd.wav"), &format!("RIFF length {riff_len:#x}, data length 0"));
+    }
+    // an empty data chunk before another chunk is empty, not that chunk read as samples
+    let mut listed = with_lengths(&good[..44], 36 + 14, 0);
+    listed.extend_from_slice(b"LIST\x06\0\0\0INFOab");
+    let e = load(&listed, 16000).expect_err("empty");
     assert_eq!(e.kind(), "empty audio", "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }

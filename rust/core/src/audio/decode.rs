@@ -201,6 +201,30 @@ fn riff_length_unusable(head: &[u8]) -> bool {
     }
 }
 
+/// Where the 4-byte length of an unfinished `data` chunk stands in `head`: a RIFF/WAVE
+/// file whose data chunk declares 0 bytes while samples follow it (a recorder stopped before
+/// it went back to fill the length in). ffmpeg reads such a file to its end, and so does
+/// serlaq (libsndfile reads nothing). Bytes after the header that read as another chunk's id
+/// (four printable ASCII characters: an empty data chunk before `LIST`, `id3 `, ...) leave
+/// the file as it is: empty.
+fn unfinished_data_length(head: &[u8]) -> Option<u64> {
+    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut pos = 12usize;
+    while pos + 8 <= head.len() {
+        let size = u32::from_le_bytes([head[pos + 4], head[pos + 5], head[pos + 6], head[pos + 7]]);
+        if &head[pos..pos + 4] == b"data" {
+            let next = head.get(pos + 8..pos + 12)?;
+            let chunk_id = next.iter().all(|b| (0x20..=0x7E).contains(b));
+            return (size == 0 && !chunk_id).then_some(pos as u64 + 4);
+        }
+        let padded = (size as usize).checked_add(size as usize & 1)?;
+        pos = (pos + 8).checked_add(padded)?;
+    }
+    None
+}
+
 /// An RF64 header in `head` (a WAV whose 32-bit lengths are 0xFFFFFFFF, the real ones in a
 /// `ds64` chunk: broadcast recorders, and ffmpeg or libsndfile for long recordings). It is
 /// read as the RIFF/WAVE file it is otherwise: "RF64" as "RIFF", the RIFF length unknown,
@@ -239,7 +263,8 @@ fn rf64_patches(head: &[u8]) -> Option<Vec<(u64, [u8; 4])>> {
 
 /// A source with some 4-byte fields of its header rewritten as it is read (offsets from
 /// where it started): a RIFF length symphonia would refuse read as `0xFFFFFFFF`, its
-/// "length unknown", or an RF64 header read as RIFF ([`rf64_patches`]). Every other byte,
+/// "length unknown", an unfinished data length read the same way
+/// ([`unfinished_data_length`]), or an RF64 header read as RIFF ([`rf64_patches`]). Every other byte,
 /// and seeking, pass through.
 struct HeaderPatch<'s> {
     inner: Box<dyn MediaSource + 's>,
@@ -421,10 +446,12 @@ impl<'s> Decoder<'s> {
         }
         let claimed = sniff(head, ext);
         preflight_wav(head, &source)?;
-        let patches = match rf64_patches(head) {
-            Some(p) => p,
-            None if riff_length_unusable(head) => vec![(4, [0xFF; 4])],
-            None => Vec::new(),
+        let patches = match (rf64_patches(head), unfinished_data_length(head)) {
+            (Some(p), _) => p,
+            // both lengths unknown: symphonia reads the data chunk to the end of the file
+            (None, Some(at)) => vec![(4, [0xFF; 4]), (at, [0xFF; 4])],
+            (None, None) if riff_length_unusable(head) => vec![(4, [0xFF; 4])],
+            (None, None) => Vec::new(),
         };
         let media: Box<dyn MediaSource + 's> = if patches.is_empty() {
             media
