@@ -468,6 +468,47 @@ fn wav_headers_with_unfinished_or_short_lengths_still_decode() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `good` (a RIFF/WAVE file from [`wav`]) with `chunk` (id, body) inserted before its data
+/// chunk, padded, and the RIFF length grown to match.
+fn with_chunk(good: &[u8], id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let at = good.windows(4).position(|w| w == b"data").unwrap();
+    let mut out = good[..at].to_vec();
+    out.extend_from_slice(id);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    if body.len() % 2 == 1 {
+        out.push(0);
+    }
+    out.extend_from_slice(&good[at..]);
+    let riff = out.len() as u32 - 8;
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    out
+}
+
+#[test]
+fn metadata_chunks_before_the_data_are_read_past() {
+    let y = tone(3000, 16000, 440.0, 0.5);
+    let good = wav(1, 1, 16000, 16, &pcm16(&y));
+    let want = load(&good, 16000).unwrap();
+    let dir = std::env::temp_dir().join(format!("serlaq-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut info = b"INFOICMT\x05\0\0\0hello\0".to_vec();
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("a well-formed INFO list", info.clone()),
+        // an entry longer than its list: symphonia alone refuses the whole file for it
+        ("an INFO entry past its list", b"INFOICMT\xff\xff\0\0hello".to_vec()),
+        ("a list of bytes that are no entries", vec![1u8; 200_001]),
+        ("a malformed list reaching past the 64 KiB read ahead", {
+            info.extend(std::iter::repeat_n(b'x', 100_000));
+            info
+        }),
+    ];
+    for (what, body) in cases {
+        reads_as(&with_chunk(&good, b"LIST", &body), &want, &dir.join("listed.wav"), what);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `good` (a RIFF/WAVE file from [`wav`]) as RF64: "RF64", every 32-bit length 0xFFFFFFFF
 /// and the real ones in a `ds64` chunk first (`data_len` as it states the data's length,
 /// `None` for no `ds64` at all), then `trailer` (a chunk after the data) appended.

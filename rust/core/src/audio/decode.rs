@@ -81,20 +81,32 @@ fn sniff(head: &[u8], ext: Option<&str>) -> String {
 /// Bytes of a file's start read for [`sniff`] and [`preflight_wav`].
 const HEAD_LEN: usize = 1 << 16;
 
+/// The chunks of a RIFF/WAVE (or RF64) header whose 8-byte headers lie in `head`, in
+/// order: (offset of the chunk's id, id, declared size). Each size, padded to 2 bytes,
+/// leads to the next; the walk stops at the first header beyond `head` (or an offset past
+/// `usize`: on wasm32 it holds no more than a 32-bit chunk size plus its pad).
+fn wav_chunks(head: &[u8]) -> impl Iterator<Item = (usize, [u8; 4], u32)> + '_ {
+    let wave = head.len() >= 12 && matches!(&head[..4], b"RIFF" | b"RF64") && &head[8..12] == b"WAVE";
+    let mut next = wave.then_some(12usize);
+    std::iter::from_fn(move || {
+        let at = next?;
+        let h = head.get(at..at.checked_add(8)?)?;
+        let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        next = (size as usize).checked_add(size as usize & 1).and_then(|padded| (at + 8).checked_add(padded));
+        Some((at, [h[0], h[1], h[2], h[3]], size))
+    })
+}
+
 /// Bounds a RIFF/WAVE `fmt ` chunk found in `head` before symphonia reads it: channel
 /// count, rate and sample width (symphonia multiplies them without overflow checks).
 /// A header this does not find is left to symphonia.
 fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
-    if head.len() < 12 || !matches!(&head[..4], b"RIFF" | b"RF64") || &head[8..12] != b"WAVE" {
-        return Ok(());
-    }
     let u16_at = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
     let u32_at = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-    let mut pos = 12usize;
-    while pos + 8 <= head.len() {
-        let size = u32_at(pos + 4) as usize;
+    for (pos, id, size) in wav_chunks(head) {
+        let size = size as usize;
         let start = pos + 8;
-        if &head[pos..pos + 4] == b"fmt " {
+        if &id == b"fmt " {
             if size < 16 || start + 16 > head.len() {
                 return Ok(());
             }
@@ -131,11 +143,6 @@ fn preflight_wav(head: &[u8], source: &str) -> Result<(), AudioError> {
             }
             return Ok(());
         }
-        // checked: on wasm32 a usize holds no more than a 32-bit chunk size plus its pad
-        pos = match size.checked_add(size & 1).and_then(|padded| start.checked_add(padded)) {
-            Some(next) => next,
-            None => return Ok(()),
-        };
     }
     Ok(())
 }
@@ -208,21 +215,25 @@ fn riff_length_unusable(head: &[u8]) -> bool {
 /// (four printable ASCII characters: an empty data chunk before `LIST`, `id3 `, ...) leave
 /// the file as it is: empty.
 fn unfinished_data_length(head: &[u8]) -> Option<u64> {
-    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
-        return None;
+    if !head.starts_with(b"RIFF") {
+        return None; // RF64 states its lengths in `ds64` ([`rf64_patches`])
     }
-    let mut pos = 12usize;
-    while pos + 8 <= head.len() {
-        let size = u32::from_le_bytes([head[pos + 4], head[pos + 5], head[pos + 6], head[pos + 7]]);
-        if &head[pos..pos + 4] == b"data" {
-            let next = head.get(pos + 8..pos + 12)?;
-            let chunk_id = next.iter().all(|b| (0x20..=0x7E).contains(b));
-            return (size == 0 && !chunk_id).then_some(pos as u64 + 4);
-        }
-        let padded = (size as usize).checked_add(size as usize & 1)?;
-        pos = (pos + 8).checked_add(padded)?;
-    }
-    None
+    let (pos, _, size) = wav_chunks(head).find(|(_, id, _)| id == b"data")?;
+    let after = head.get(pos + 8..pos + 12)?;
+    let chunk_id = after.iter().all(|b| (0x20..=0x7E).contains(b));
+    (size == 0 && !chunk_id).then_some(pos as u64 + 4)
+}
+
+/// The `LIST` chunks before the `data` chunk in `head`, each to be read as `JUNK`, a chunk
+/// symphonia skips. serlaq reads no metadata from them, and symphonia refuses the whole
+/// file for a malformed one (an INFO entry longer than its list), which libsndfile and
+/// ffmpeg read past.
+fn list_chunks(head: &[u8]) -> Vec<(u64, [u8; 4])> {
+    wav_chunks(head)
+        .take_while(|(_, id, _)| id != b"data")
+        .filter(|(_, id, _)| id == b"LIST")
+        .map(|(pos, _, _)| (pos as u64, *b"JUNK"))
+        .collect()
 }
 
 /// An RF64 header in `head` (a WAV whose 32-bit lengths are 0xFFFFFFFF, the real ones in a
@@ -242,21 +253,12 @@ fn rf64_patches(head: &[u8]) -> Option<Vec<(u64, [u8; 4])>> {
         Some(h) if &h[..4] == b"ds64" && u32_at(16) >= 16 && head.len() >= 36 => u64_at(28),
         _ => return Some(patches),
     };
-    let mut pos = 12usize;
-    while pos + 8 <= head.len() {
-        let size = u32_at(pos + 4) as usize;
-        if &head[pos..pos + 4] == b"data" {
-            if let Ok(len) = u32::try_from(data_len) {
-                if len != u32::MAX {
-                    patches.push((pos as u64 + 4, len.to_le_bytes()));
-                }
+    if let Some((pos, _, _)) = wav_chunks(head).find(|(_, id, _)| id == b"data") {
+        if let Ok(len) = u32::try_from(data_len) {
+            if len != u32::MAX {
+                patches.push((pos as u64 + 4, len.to_le_bytes()));
             }
-            break;
         }
-        pos = match size.checked_add(size & 1).and_then(|padded| (pos + 8).checked_add(padded)) {
-            Some(next) => next,
-            None => break,
-        };
     }
     Some(patches)
 }
@@ -264,7 +266,8 @@ fn rf64_patches(head: &[u8]) -> Option<Vec<(u64, [u8; 4])>> {
 /// A source with some 4-byte fields of its header rewritten as it is read (offsets from
 /// where it started): a RIFF length symphonia would refuse read as `0xFFFFFFFF`, its
 /// "length unknown", an unfinished data length read the same way
-/// ([`unfinished_data_length`]), or an RF64 header read as RIFF ([`rf64_patches`]). Every other byte,
+/// ([`unfinished_data_length`]), an RF64 header read as RIFF ([`rf64_patches`]), or a
+/// `LIST` chunk's id read as `JUNK` ([`list_chunks`]). Every other byte,
 /// and seeking, pass through.
 struct HeaderPatch<'s> {
     inner: Box<dyn MediaSource + 's>,
@@ -446,13 +449,14 @@ impl<'s> Decoder<'s> {
         }
         let claimed = sniff(head, ext);
         preflight_wav(head, &source)?;
-        let patches = match (rf64_patches(head), unfinished_data_length(head)) {
+        let mut patches = match (rf64_patches(head), unfinished_data_length(head)) {
             (Some(p), _) => p,
             // both lengths unknown: symphonia reads the data chunk to the end of the file
             (None, Some(at)) => vec![(4, [0xFF; 4]), (at, [0xFF; 4])],
             (None, None) if riff_length_unusable(head) => vec![(4, [0xFF; 4])],
             (None, None) => Vec::new(),
         };
+        patches.extend(list_chunks(head));
         let media: Box<dyn MediaSource + 's> = if patches.is_empty() {
             media
         } else {
