@@ -243,6 +243,10 @@ def test_adapt_on_recordings_gives_the_file_serlaq_adapt_writes(setup, tmp_path,
             return
         assert note.startswith("Adapted far on 24 clips (") and "Left out: junk.wav: " in note, note
         assert "serlaq serve --model room=far-adapted.laq" in note and link.is_displayed()
+        # the server serves the adapted model too, and the page has selected it
+        assert "The page now answers with far-room, which this server keeps until it stops" in note, note
+        chosen = Select(drv.find_element(By.ID, "model")).first_selected_option
+        assert (chosen.get_attribute("value"), chosen.text) == ("far-room", "far-room (adapted here)")
         downloads = tmp_path / "downloads"
         drv.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         link.click()  # as a user saves it
@@ -251,9 +255,21 @@ def test_adapt_on_recordings_gives_the_file_serlaq_adapt_writes(setup, tmp_path,
             assert time.monotonic() < end, f"no download in {downloads}"
             time.sleep(0.2)
         got = saved.read_bytes()
+        # a recording dropped now is answered by the adapted model
+        drv.find_element(By.ID, "file").send_keys(str(setup["wav"]))
+        wait_summary(drv, 30)
+        page = page_windows(drv)
     finally:
         drv.quit()
     names = [p.name for p in [*clips, junk]]
     subprocess.run([sys.executable, "-m", "serlaq.cli", "adapt", str(setup["far"]), *names, "--out", "want.laq"],
                    cwd=tmp_path, env=setup["env"], capture_output=True, text=True, check=True)  # fmt: skip
     assert got == (tmp_path / "want.laq").read_bytes()
+    out = subprocess.run([sys.executable, "-m", "serlaq.cli", "predict", "want.laq", str(setup["wav"]), "--segments",
+                          "--format", "jsonl"], cwd=tmp_path, env=setup["env"], capture_output=True, text=True, check=True)  # fmt: skip
+    want = [r for r in map(json.loads, out.stdout.splitlines()) if "start" in r]
+    assert [(g["label"], float(g["confidence"]) if g["speech"] == "true" else None) for g in page] == [
+        (r["label"], r["confidence"] if r["speech"] else None) for r in want
+    ]
+    check_ood(page, want)
+    assert want != [r for r in setup["far_rows"] if "start" in r]  # not the unadapted model's answers

@@ -547,6 +547,10 @@ def serve(
     max_streams: int | None = typer.Option(None, "--max-streams", help="WebSocket streams open at once (default 256)"),
     read_timeout: float | None = typer.Option(None, "--read-timeout", help="seconds to send a request head or body (default 10)"),
     idle_timeout: float | None = typer.Option(None, "--idle-timeout", help="seconds a WebSocket may stay silent (default 10)"),
+    max_adapted: int | None = typer.Option(
+        None, "--max-adapted", min=0,
+        help="adapted models POST /v1/adapt?serve=NAME may add, kept in memory until the server stops (default 16; 0: none)",
+    ),  # fmt: skip
 ) -> None:
     """Serve models over HTTP and WebSocket, with a live page at / (microphone or file).
 
@@ -567,7 +571,7 @@ def serve(
         _native.serve(
             models, host, port, api_key=api_key, cors=cors, threads=threads, max_body=max_body,
             max_audio_seconds=max_audio_seconds, max_concurrent=max_concurrent, max_streams=max_streams,
-            read_timeout=read_timeout, idle_timeout=idle_timeout,
+            read_timeout=read_timeout, idle_timeout=idle_timeout, max_adapted=max_adapted,
         )
     except ValueError as exc:
         fail(str(exc))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Serve models over HTTP and WebSocket, with a live page at `/` (microphone or file).
 ///
-/// Endpoints: POST /v1/predict, POST /v1/segments, GET /v1/stream (WebSocket),
+/// Endpoints: POST /v1/predict, POST /v1/segments, POST /v1/adapt, GET /v1/stream (WebSocket),
 /// GET /v1/models, /healthz, /metrics; see docs/serve.md. Binds to 127.0.0.1 unless told
 /// otherwise; set an API key before binding anywhere else.
 #[derive(Args)]
@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// seconds a WebSocket may stay silent
     #[arg(long = "idle-timeout", value_name = "S", default_value_t = Limits::default().idle_timeout.as_secs_f64())]
     pub idle_timeout: f64,
+    /// adapted models POST /v1/adapt?serve=NAME may add, kept in memory until the server
+    /// stops (0: none)
+    #[arg(long = "max-adapted", value_name = "N", default_value_t = Limits::default().max_adapted)]
+    pub max_adapted: usize,
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration, String> {
@@ -88,6 +92,7 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 read_timeout: seconds("--read-timeout", self.read_timeout)?,
                 idle_timeout: seconds("--idle-timeout", self.idle_timeout)?,
+                max_adapted: self.max_adapted,
                 ..Limits::default()
             },
         })

@@ -353,6 +353,68 @@ fn adapt_answers_the_file_serlaq_rt_adapt_writes() {
 }
 
 #[test]
+fn adapt_with_serve_adds_the_adapted_model_to_the_server() {
+    let srv = Server::start("adapt-serve", &["--max-adapted", "2"]);
+    let names: Vec<String> = (0..24).map(|k| format!("c{k:02}.wav")).collect();
+    for (k, name) in names.iter().enumerate() {
+        let rate = [8000, 16000, 22050][k % 3];
+        std::fs::write(srv.dir.join(name), wav_bytes(rate, 1, &clip(k as u64 % 3, rate, 1.2 + 0.05 * k as f32)))
+            .unwrap();
+    }
+    let files: Vec<(&str, Vec<u8>)> = names.iter().map(|n| (n.as_str(), srv.file(n))).collect();
+    let parts: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let (ctype, body) = multipart(&parts);
+    let adapt = |query: &str| srv.req("POST", &format!("/v1/adapt?{query}"), &[("Content-Type", &ctype)], &body);
+    let listing = || -> Value { serde_json::from_slice(&srv.get("/v1/models").2).unwrap() };
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    let predict = |model: &str| text(srv.post(&format!("/v1/predict?name=b.wav&model={model}"), &srv.file("b.wav")).2);
+    let cli_predict = |laq: &str| text(srv.cli(&["predict", laq, "b.wav", "--format", "json"]));
+
+    // the answer is the adapted file, and the server now serves it under the name asked
+    let (status, head, laq) = adapt("serve=room");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&laq));
+    assert!(head.to_ascii_lowercase().contains("x-serlaq-served-as: room"), "{head}");
+    std::fs::write(srv.dir.join("room.laq"), &laq).unwrap();
+    let v = listing();
+    assert_eq!(v["max_adapted"], 2);
+    let served: Vec<(&str, bool)> =
+        v["models"].as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap(), m["adapted"] == true)).collect();
+    assert_eq!(served, [("emo", false), ("other", false), ("room", true)]);
+    let info: Value = serde_json::from_slice(&srv.cli(&["info", "room.laq", "--json"])).unwrap();
+    assert_eq!(v["models"][2]["info"]["provenance"], info["provenance"]);
+    // it answers as the downloaded file does, not as the model it was adapted from
+    assert_eq!(predict("room"), cli_predict("room.laq"));
+    assert_ne!(predict("room"), predict("emo"));
+
+    // refused before any audio is read: a name the server started with, not a model name
+    for (query, want) in [
+        ("serve=emo", "serve: \"emo\" is a model this server was started with; choose another name"),
+        ("serve=a%20b", "serve: model name \"a b\": character ' ' not allowed (letters, digits, . _ -)"),
+    ] {
+        let (status, error, detail) = error_of(&srv.req("POST", &format!("/v1/adapt?{query}"), &[], b"x"));
+        assert_eq!((status, error.as_str(), detail.as_str()), (400, "bad parameter", want), "{query}");
+    }
+    // the same name again replaces its model; a second name fits; a third is refused
+    let (status, _, again) = adapt("serve=room&model=other&std=target");
+    assert_eq!(status, 200);
+    std::fs::write(srv.dir.join("room2.laq"), &again).unwrap();
+    assert_ne!(again, laq);
+    assert_eq!(predict("room"), cli_predict("room2.laq"));
+    assert_eq!(adapt("serve=hall").0, 200);
+    let (status, error, detail) = error_of(&adapt("serve=third"));
+    assert_eq!((status, error.as_str()), (409, "too many adapted models"), "{detail}");
+    assert!(detail.ends_with("serve under one of their names to replace it: room, hall"), "{detail}");
+    // without serve, nothing is kept
+    assert_eq!(adapt("").0, 200);
+    assert_eq!(listing()["models"].as_array().unwrap().len(), 4);
+
+    // a server told to keep none
+    let none = Server::start("adapt-serve-none", &["--max-adapted", "0"]);
+    let (status, _, detail) = error_of(&none.req("POST", "/v1/adapt?serve=room", &[], b"x"));
+    assert_eq!((status, detail.as_str()), (400, "serve: this server keeps no adapted models (--max-adapted 0)"));
+}
+
+#[test]
 fn websocket_equals_offline_segmentation() {
     let srv = Server::start("ws", &[]);
     let wav = srv.file("talk.wav");

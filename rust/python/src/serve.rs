@@ -18,7 +18,7 @@ fn seconds(what: &str, v: f64) -> PyResult<Duration> {
 /// models: [(name, path)]; the limits as `serlaq-rt serve` takes them (docs/serve.md).
 #[pyfunction]
 #[pyo3(signature = (models, host, port, api_key=None, cors=Vec::new(), threads=0, max_body=None, max_audio_seconds=None,
-    max_files=None, max_concurrent=None, max_streams=None, max_connections=None, read_timeout=None, idle_timeout=None))]
+    max_files=None, max_concurrent=None, max_streams=None, max_connections=None, read_timeout=None, idle_timeout=None, max_adapted=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn serve(
     py: Python<'_>,
@@ -36,6 +36,7 @@ pub fn serve(
     max_connections: Option<usize>,
     read_timeout: Option<f64>,
     idle_timeout: Option<f64>,
+    max_adapted: Option<usize>,
 ) -> PyResult<()> {
     let d = Limits::default();
     let mut named = Vec::new();
@@ -59,6 +60,7 @@ pub fn serve(
             max_connections: max_connections.unwrap_or(d.max_connections),
             read_timeout: read_timeout.map_or(Ok(d.read_timeout), |v| seconds("read_timeout", v))?,
             idle_timeout: idle_timeout.map_or(Ok(d.idle_timeout), |v| seconds("idle_timeout", v))?,
+            max_adapted: max_adapted.unwrap_or(d.max_adapted),
             ..d
         },
     };

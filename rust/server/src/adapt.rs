@@ -2,10 +2,12 @@
 //! clip; or one raw body, e.g. a long recording, which counts as its speech windows) adapt
 //! the named model, and the answer is the adapted `.laq` file: byte for byte what
 //! `serlaq-rt adapt` writes from the same files and options (dated now, or by
-//! `SOURCE_DATE_EPOCH`). Nothing is kept: the server goes on serving the models it was
-//! started with; serve the file with `--model NAME=FILE` to use it.
+//! `SOURCE_DATE_EPOCH`). With `serve=NAME` the server also serves the adapted model under
+//! that name from then on (`models::Registry`: in memory, at most `--max-adapted`, gone when
+//! the server stops); without it nothing is kept.
 
 use crate::error::ApiError;
+use crate::models::ServeError;
 use crate::predict::{flag, internal_task, open_checked, uploads};
 use crate::state::{query_pairs, AppState};
 use axum::body::Body;
@@ -16,23 +18,34 @@ use serlaq_core::adapt::{
     adapt_gathered, held_columns, parse_labels, source_text, AdaptError, AdaptOptions, Gathered, StdRule,
 };
 use serlaq_core::audio;
-use serlaq_core::runtime::panic_text;
+use serlaq_core::runtime::{panic_text, ModelSource};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-const KEYS: [&str; 5] = ["model", "labels", "balance", "std", "source"];
+const KEYS: [&str; 6] = ["model", "labels", "balance", "std", "source", "serve"];
+
+/// What a request asks: the model to adapt, how, and the name to serve the result under.
+#[derive(Debug)]
+struct Request {
+    model: Option<String>,
+    opts: AdaptOptions,
+    serve: Option<String>,
+}
 
 /// The query, each value checked and named in the error: `model`, `labels` (comma-separated),
 /// `balance` (true/false), `std` (widen, target, model), `source` (recorded in the file;
-/// default the uploads' names, as `serlaq adapt` records the files it is given).
-fn options(query: Option<&str>) -> Result<(Option<String>, AdaptOptions), ApiError> {
+/// default the uploads' names, as `serlaq adapt` records the files it is given), `serve`
+/// (a model name).
+fn options(query: Option<&str>) -> Result<Request, ApiError> {
     let bad = |detail: String| ApiError::bad_request("bad parameter", detail);
     let mut model = None;
+    let mut serve = None;
     let mut opts = AdaptOptions::default();
     for (k, v) in query_pairs(query.unwrap_or("")) {
         match k.as_str() {
             "api_key" => {}
             "model" => model = Some(v),
+            "serve" => serve = Some(v),
             "labels" => opts.labels = parse_labels(&v),
             "balance" => opts.balance = flag("balance", &v)?,
             "std" => opts.std = StdRule::parse(&v).map_err(bad)?,
@@ -40,7 +53,14 @@ fn options(query: Option<&str>) -> Result<(Option<String>, AdaptOptions), ApiErr
             _ => return Err(bad(format!("{k}: unknown parameter (accepted: {})", KEYS.join(", ")))),
         }
     }
-    Ok((model, opts))
+    Ok(Request { model, opts, serve })
+}
+
+fn serve_refusal(e: ServeError) -> ApiError {
+    match e {
+        ServeError::Name(detail) => ApiError::bad_request("bad parameter", detail),
+        ServeError::Full(detail) => ApiError::new(StatusCode::CONFLICT, "too many adapted models", detail),
+    }
 }
 
 /// A header value of `text` with every byte outside printable ASCII written `\xNN` (a file
@@ -97,22 +117,28 @@ fn refusal(e: AdaptError) -> ApiError {
     }
 }
 
-/// `POST /v1/adapt?model=&labels=&balance=&std=&source=`: 200 with the adapted `.laq`
+/// `POST /v1/adapt?model=&labels=&balance=&std=&source=&serve=`: 200 with the adapted `.laq`
 /// (`application/octet-stream`), its summary line in `X-Serlaq-Summary` (what `serlaq
-/// adapt` prints after the model's name) and the files left out, one line each, in
-/// `X-Serlaq-Left-Out` (joined by ` | `); 422 `too little audio` says how much more.
+/// adapt` prints after the model's name), the files left out, one line each, in
+/// `X-Serlaq-Left-Out` (joined by ` | `) and, with `serve`, the name it is now served under
+/// in `X-Serlaq-Served-As`; 422 `too little audio` says how much more, 409 `too many adapted
+/// models` names the ones served.
 pub async fn adapt(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (name, opts) = options(query.as_deref())?;
+    let Request { model: name, opts, serve } = options(query.as_deref())?;
     let entry = state.model(name.as_deref())?;
     let model = entry.model.clone();
-    // a label the model lacks is refused before any audio is read
+    // a label the model lacks, or a name it cannot be served under, is refused before any
+    // audio is read
     if !opts.labels.is_empty() {
         held_columns(model.labels(), &opts.labels).map_err(refusal)?;
+    }
+    if let Some(serve) = &serve {
+        state.models.check_serve(serve).map_err(serve_refusal)?;
     }
     let _slot = state.work_slot().await?;
     let (files, _) = uploads(&state, &headers, body, Some("-")).await?;
@@ -123,7 +149,9 @@ pub async fn adapt(
     }
     let max_seconds = state.limits.max_audio_seconds;
     let file_name = format!("{}-adapted.laq", entry.name);
-    let done = tokio::task::spawn_blocking(move || {
+    let origin = file_name.clone();
+    let keep = serve.is_some();
+    let (done, adapted) = tokio::task::spawn_blocking(move || {
         let spec = model.spec();
         let mut gathered = Gathered::new();
         for up in &files {
@@ -137,12 +165,24 @@ pub async fn adapt(
                 gathered.left_out(why);
             }
         }
-        adapt_gathered(&model, &gathered, &opts)
+        let done = adapt_gathered(&model, &gathered, &opts).map_err(refusal)?;
+        // the model to serve is read back from the file's bytes, as a client would load it
+        let adapted = match keep {
+            true => Some(
+                ModelSource::Bytes { name: origin, bytes: done.bytes.clone() }
+                    .load()
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e.to_string()))?,
+            ),
+            false => None,
+        };
+        Ok::<_, ApiError>((done, adapted))
     })
     .await
-    .map_err(|_| internal_task())?
-    .map_err(refusal)?;
+    .map_err(|_| internal_task())??;
     state.metrics.add_audio(done.seconds);
+    if let (Some(serve), Some(adapted)) = (&serve, adapted) {
+        state.models.serve_adapted(serve, adapted, &file_name).map_err(serve_refusal)?;
+    }
     let disposition = format!("attachment; filename=\"{file_name}\"");
     let summary = ascii_header(&done.summary());
     let left_out = (!done.failures.is_empty()).then(|| left_out_header(&done.failures));
@@ -153,6 +193,9 @@ pub async fn adapt(
     head.insert(header::HeaderName::from_static("x-serlaq-summary"), summary);
     if let Some(lines) = left_out {
         head.insert(header::HeaderName::from_static("x-serlaq-left-out"), lines);
+    }
+    if let Some(serve) = &serve {
+        head.insert(header::HeaderName::from_static("x-serlaq-served-as"), ascii_header(serve));
     }
     Ok(response)
 }
@@ -181,8 +224,9 @@ mod tests {
 
     #[test]
     fn every_option_is_checked_by_name() {
-        let (model, o) = options(Some("model=emo&labels=sad,%20angry&balance=false&std=target&source=hall")).unwrap();
-        assert_eq!(model.as_deref(), Some("emo"));
+        let r = options(Some("model=emo&labels=sad,%20angry&balance=false&std=target&source=hall&serve=room")).unwrap();
+        assert_eq!((r.model.as_deref(), r.serve.as_deref()), (Some("emo"), Some("room")));
+        let o = r.opts;
         assert_eq!(
             (o.labels, o.balance, o.std, o.source.as_str()),
             (vec!["sad".into(), "angry".into()], false, StdRule::Target, "hall")
@@ -190,7 +234,7 @@ mod tests {
         for (q, want) in [
             ("std=wide", "std: unknown rule \"wide\""),
             ("balance=maybe", "balance: \"maybe\" is not true or false"),
-            ("window=2", "window: unknown parameter (accepted: model, labels, balance, std, source)"),
+            ("window=2", "window: unknown parameter (accepted: model, labels, balance, std, source, serve)"),
         ] {
             let e = options(Some(q)).unwrap_err();
             assert!(e.detail.starts_with(want), "{q}: {}", e.detail);

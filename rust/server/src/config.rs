@@ -29,6 +29,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Largest WebSocket message (larger: closed with code 1009).
     pub max_message_bytes: usize,
+    /// Adapted models `POST /v1/adapt?serve=NAME` may add, held in memory until the server
+    /// stops (409 `too many adapted models` beyond; 0: none, the server keeps nothing).
+    pub max_adapted: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +46,7 @@ impl Default for Limits {
             read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             max_message_bytes: 1 << 20,
+            max_adapted: 16,
         }
     }
 }

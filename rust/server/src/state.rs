@@ -36,7 +36,7 @@ impl AppState {
             return Err("api key: empty".into());
         }
         Ok(AppState {
-            models: Registry::load(&config.models)?,
+            models: Registry::load(&config.models, l.max_adapted)?,
             limits: l.clone(),
             api_key: config.api_key.clone(),
             metrics: Metrics::new(),
@@ -47,7 +47,7 @@ impl AppState {
 
     /// The model a request names (the default for `None`), or 400 `unknown model` naming
     /// the ones served.
-    pub fn model(&self, name: Option<&str>) -> Result<&Entry, ApiError> {
+    pub fn model(&self, name: Option<&str>) -> Result<Arc<Entry>, ApiError> {
         self.models.get(name).map_err(|e| ApiError::bad_request("unknown model", e))
     }
 
