@@ -418,3 +418,26 @@ def model_calibration(model: Model) -> tuple[float, float]:
     """(calibration temperature, out-of-domain threshold) of a model."""
 def model_ood_scores(model: Model, features: NDArray[np.floating]) -> list[float]:
     """RMS z-scores of raw feature rows (n, d) or one vector (d,)."""
+
+# -- the server (rust/python/src/serve.rs) --------------------------------------------
+
+def serve(
+    models: list[tuple[str, str | os.PathLike[str]]],
+    host: str,
+    port: int,
+    api_key: str | None = None,
+    cors: list[str] = ...,
+    threads: int = 0,
+    max_body: int | None = None,
+    max_audio_seconds: float | None = None,
+    max_files: int | None = None,
+    max_concurrent: int | None = None,
+    max_streams: int | None = None,
+    max_connections: int | None = None,
+    read_timeout: float | None = None,
+    idle_timeout: float | None = None,
+    max_adapted: int | None = None,
+) -> None:
+    """Run `serlaq-rt serve`'s server on `models` ([(name, path or "general")], the first the
+    default) with the GIL released, until Ctrl-C or SIGTERM; None = the documented default
+    (docs/serve.md). ValueError (one line) for a bad name, model, limit or address."""
