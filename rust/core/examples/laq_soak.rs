@@ -8,7 +8,9 @@
 //!
 //! Usage: cargo run --release --example laq_soak -- [--seconds N] [--seed S] [--crashes DIR]
 
-use serlaq_core::format::{checksum, encode, LaqError, LaqFile, LayerInput, Quantizer, ReadOptions, TensorInput};
+use serlaq_core::format::{
+    checksum, encode, LaqError, LaqFile, LayerInput, OwnedLayer, Quantizer, ReadOptions, TensorInput,
+};
 use serlaq_core::gemv::{qgemm_with, Kernel, QMatrix};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -41,22 +43,10 @@ fn seed_file(rng: &mut Rng) -> Vec<u8> {
         let zero: Vec<f32> = (0..n).map(|_| rng.below(256) as f32).collect();
         let bias: Option<Vec<f32>> =
             (rng.below(3) > 0).then(|| (0..rows).map(|_| rng.below(100) as f32 - 50.0).collect());
-        owned.push((format!("net.{}", 3 * i), rows, cols, bits, codes, scale, zero, bias));
+        let name = format!("net.{}", 3 * i);
+        owned.push(OwnedLayer { name, rows, cols, bits, quantizer: Quantizer::Affine, codes, scale, zero, bias });
     }
-    let layers: Vec<LayerInput> = owned
-        .iter()
-        .map(|(name, rows, cols, bits, codes, scale, zero, bias)| LayerInput {
-            name,
-            rows: *rows,
-            cols: *cols,
-            bits: *bits,
-            quantizer: Quantizer::Affine,
-            codes,
-            scale,
-            zero,
-            bias: bias.as_deref(),
-        })
-        .collect();
+    let layers: Vec<LayerInput> = owned.iter().map(OwnedLayer::input).collect();
     let mean: Vec<f32> = (0..7).map(|i| i as f32).collect();
     let tensors = [
         TensorInput { name: "norm.mean", shape: &[7], data: &mean },

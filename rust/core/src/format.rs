@@ -643,6 +643,51 @@ pub struct TensorInput<'a> {
     pub data: &'a [f32],
 }
 
+/// A [`LayerInput`] that owns its data: what a writer builds (the Python bindings from
+/// their dicts, tests, examples) before lending it to [`encode`] / [`write`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedLayer {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub bits: u32,
+    pub quantizer: Quantizer,
+    pub codes: Vec<u8>,
+    pub scale: Vec<f32>,
+    pub zero: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl OwnedLayer {
+    pub fn input(&self) -> LayerInput<'_> {
+        LayerInput {
+            name: &self.name,
+            rows: self.rows,
+            cols: self.cols,
+            bits: self.bits,
+            quantizer: self.quantizer,
+            codes: &self.codes,
+            scale: &self.scale,
+            zero: &self.zero,
+            bias: self.bias.as_deref(),
+        }
+    }
+}
+
+/// A [`TensorInput`] that owns its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl OwnedTensor {
+    pub fn input(&self) -> TensorInput<'_> {
+        TensorInput { name: &self.name, shape: &self.shape, data: &self.data }
+    }
+}
+
 fn pad_to(buf: &mut Vec<u8>, align: usize, byte: u8) {
     let n = buf.len().div_ceil(align) * align;
     buf.resize(n, byte);

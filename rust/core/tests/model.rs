@@ -6,7 +6,9 @@ mod common;
 use common::wav_bytes;
 use serde_json::{json, Value};
 use serlaq_core::features::FeatureSpec;
-use serlaq_core::format::{checksum, encode, LaqFile, LayerInput, Quantizer, ReadOptions, TensorInput};
+use serlaq_core::format::{
+    checksum, encode, LaqFile, LayerInput, OwnedLayer, OwnedTensor, Quantizer, ReadOptions, TensorInput,
+};
 use serlaq_core::model::{Model, ModelError};
 
 /// Packed forward (float32 GEMM kernels) against float64 dequantized dot products,
@@ -14,13 +16,11 @@ use serlaq_core::model::{Model, ModelError};
 /// dot products through three layers); the bound leaves room for other kernels.
 const FORWARD_REL: f64 = 1e-4;
 
-/// name, rows, cols, bits, codes, scale, zero, bias
-type Layer = (String, usize, usize, u32, Vec<u8>, Vec<f32>, Vec<f32>, Option<Vec<f32>>);
-
+/// A model as the writer takes it, so a test can change any part before encoding it.
 struct Net {
     meta: Value,
-    layers: Vec<Layer>,
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    layers: Vec<OwnedLayer>,
+    tensors: Vec<OwnedTensor>,
 }
 
 fn lcg(state: &mut u64) -> u64 {
@@ -48,7 +48,8 @@ fn net() -> Net {
         let scale: Vec<f32> = (0..k).map(|_| 0.01 + (lcg(&mut st) % 100) as f32 / 1000.0).collect();
         let zero = vec![((1u32 << bits) / 2) as f32; k];
         let bias = (i != 2).then(|| (0..rows).map(|_| (lcg(&mut st) % 100) as f32 / 100.0 - 0.5).collect());
-        layers.push((format!("net.{i}"), rows, cols, bits, codes, scale, zero, bias));
+        let name = format!("net.{i}");
+        layers.push(OwnedLayer { name, rows, cols, bits, quantizer: Quantizer::Affine, codes, scale, zero, bias });
     }
     let mean: Vec<f32> = (0..d).map(|i| (i % 7) as f32 - 3.0).collect();
     let std: Vec<f32> = (0..d).map(|i| 0.5 + (i % 5) as f32).collect();
@@ -59,28 +60,14 @@ fn net() -> Net {
         "normalization": {"mean": "norm.mean", "std": "norm.std"},
         "serlaq_version": "test",
     });
-    Net { meta, layers, tensors: vec![("norm.mean".into(), vec![d], mean), ("norm.std".into(), vec![d], std)] }
+    let tensor = |name: &str, data: Vec<f32>| OwnedTensor { name: name.into(), shape: vec![d], data };
+    Net { meta, layers, tensors: vec![tensor("norm.mean", mean), tensor("norm.std", std)] }
 }
 
 impl Net {
     fn bytes(&self) -> Vec<u8> {
-        let layers: Vec<LayerInput> = self
-            .layers
-            .iter()
-            .map(|(name, rows, cols, bits, codes, scale, zero, bias)| LayerInput {
-                name,
-                rows: *rows,
-                cols: *cols,
-                bits: *bits,
-                quantizer: Quantizer::Affine,
-                codes,
-                scale,
-                zero,
-                bias: bias.as_deref(),
-            })
-            .collect();
-        let tensors: Vec<TensorInput> =
-            self.tensors.iter().map(|(name, shape, data)| TensorInput { name, shape, data }).collect();
+        let layers: Vec<LayerInput> = self.layers.iter().map(OwnedLayer::input).collect();
+        let tensors: Vec<TensorInput> = self.tensors.iter().map(OwnedTensor::input).collect();
         encode(&self.meta.to_string(), &layers, &tensors).expect("valid file")
     }
     fn model(&self) -> Result<Model, ModelError> {
@@ -88,9 +75,9 @@ impl Net {
     }
     /// Plain float64 MLP on the dequantized weights.
     fn forward_ref(&self, x: &[f32]) -> Vec<f64> {
-        let (mean, std) = (&self.tensors[0].2, &self.tensors[1].2);
+        let (mean, std) = (&self.tensors[0].data, &self.tensors[1].data);
         let mut h: Vec<f64> = x.iter().zip(mean).zip(std).map(|((&v, &m), &s)| f64::from((v - m) / s)).collect();
-        for (i, (_, rows, cols, _, codes, scale, zero, bias)) in self.layers.iter().enumerate() {
+        for (i, OwnedLayer { rows, cols, codes, scale, zero, bias, .. }) in self.layers.iter().enumerate() {
             let mut y = vec![0f64; *rows];
             for r in 0..*rows {
                 let k = if scale.len() == 1 { 0 } else { r };
@@ -201,12 +188,12 @@ fn every_metadata_error_kind() {
         ),
         (
             Box::new(|n: &mut Net| {
-                n.tensors[0].2.push(0.0);
-                n.tensors[0].1 = vec![n.tensors[0].2.len()];
+                n.tensors[0].data.push(0.0);
+                n.tensors[0].shape = vec![n.tensors[0].data.len()];
             }),
             "metadata field 'normalization.mean' tensor \"norm.mean\" has",
         ),
-        (Box::new(|n: &mut Net| n.tensors[1].2[3] = 0.0), "'normalization.std' must be strictly positive (value 3"),
+        (Box::new(|n: &mut Net| n.tensors[1].data[3] = 0.0), "'normalization.std' must be strictly positive (value 3"),
         (meta_edit(|m| m["features"]["n_fft"] = json!(1u64 << 30)), "metadata features.n_fft: 1073741824 is outside"),
     ];
     let mut kinds = std::collections::HashSet::new();
@@ -223,7 +210,7 @@ fn every_metadata_error_kind() {
     // the format reader refuses them first; the model keeps its own check in case the
     // reader's rules change.
     let mut n = net();
-    n.tensors[0].2[0] = 1234.5;
+    n.tensors[0].data[0] = 1234.5;
     let mut bytes = n.bytes();
     let needle = 1234.5f32.to_le_bytes();
     let at = bytes.windows(4).position(|w| w == needle).unwrap();

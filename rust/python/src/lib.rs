@@ -14,7 +14,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serlaq_core::bitpack::{self, packed_len};
-use serlaq_core::format::{self, LaqError, LayerInput, Quantizer, TensorInput};
+use serlaq_core::format::{self, LaqError, LayerInput, OwnedLayer, OwnedTensor, Quantizer, TensorInput};
 use serlaq_core::gemv::{self, Kernel, QMatrix};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -267,18 +267,6 @@ fn qgemm<'py>(
 }
 
 /// Owned inputs of one layer for the writer.
-struct OwnedLayer {
-    name: String,
-    bits: u32,
-    quantizer: Quantizer,
-    rows: usize,
-    cols: usize,
-    codes: Vec<u8>,
-    scale: Vec<f32>,
-    zero: Vec<f32>,
-    bias: Option<Vec<f32>>,
-}
-
 const LAYER_KEYS: [&str; 7] = ["name", "bits", "quantizer", "codes", "scale", "zero", "bias"];
 
 fn layer_from_dict(i: usize, d: &Bound<'_, PyAny>) -> PyResult<OwnedLayer> {
@@ -333,28 +321,14 @@ fn write_laq(
 ) -> PyResult<()> {
     let owned: Vec<OwnedLayer> =
         layers.iter().enumerate().map(|(i, d)| layer_from_dict(i, &d)).collect::<PyResult<_>>()?;
-    let mut owned_tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut owned_tensors: Vec<OwnedTensor> = Vec::new();
     for (k, v) in tensors.iter() {
         let name: String = k.extract().map_err(|_| PyTypeError::new_err("tensor names must be str"))?;
         let a = f32_array(&v, &format!("tensor {name:?}"))?;
-        owned_tensors.push((name, a.shape(), a.values().into_owned()));
+        owned_tensors.push(OwnedTensor { shape: a.shape(), data: a.values().into_owned(), name });
     }
-    let layer_inputs: Vec<LayerInput> = owned
-        .iter()
-        .map(|l| LayerInput {
-            name: &l.name,
-            rows: l.rows,
-            cols: l.cols,
-            bits: l.bits,
-            quantizer: l.quantizer,
-            codes: &l.codes,
-            scale: &l.scale,
-            zero: &l.zero,
-            bias: l.bias.as_deref(),
-        })
-        .collect();
-    let tensor_inputs: Vec<TensorInput> =
-        owned_tensors.iter().map(|(n, s, d)| TensorInput { name: n, shape: s, data: d }).collect();
+    let layer_inputs: Vec<LayerInput> = owned.iter().map(OwnedLayer::input).collect();
+    let tensor_inputs: Vec<TensorInput> = owned_tensors.iter().map(OwnedTensor::input).collect();
     let origin = path.display().to_string();
     py.detach(|| format::write(&path, metadata_json, &layer_inputs, &tensor_inputs)).map_err(|e| laq_err(e, &origin))
 }

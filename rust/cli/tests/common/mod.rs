@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use serlaq_core::features::FeatureSpec;
-use serlaq_core::format::{encode, LayerInput, Quantizer, TensorInput};
+use serlaq_core::format::{encode, LayerInput, OwnedLayer, Quantizer, TensorInput};
 
 pub const LABELS: [&str; 3] = ["angry", "happy", "sad"];
 
@@ -40,23 +40,20 @@ pub fn laq_bytes_with_ood_threshold(threshold: f64) -> Vec<u8> {
         let scale: Vec<f32> = (0..k).map(|_| 0.004 + (lcg(&mut st) % 100) as f32 / 5000.0).collect();
         let zero = vec![((1u32 << bits) / 2) as f32; k];
         let bias: Option<Vec<f32>> = has_bias.then(|| (0..rows).map(|_| (lcg(&mut st) % 100) as f32 / 50.0).collect());
-        owned.push((name, rows, cols, bits, codes, scale, zero, bias));
-        cols = rows;
-    }
-    let layers: Vec<LayerInput> = owned
-        .iter()
-        .map(|(name, rows, cols, bits, codes, scale, zero, bias)| LayerInput {
-            name,
-            rows: *rows,
-            cols: *cols,
-            bits: *bits,
+        owned.push(OwnedLayer {
+            name: name.into(),
+            rows,
+            cols,
+            bits,
             quantizer: Quantizer::Affine,
             codes,
             scale,
             zero,
-            bias: bias.as_deref(),
-        })
-        .collect();
+            bias,
+        });
+        cols = rows;
+    }
+    let layers: Vec<LayerInput> = owned.iter().map(OwnedLayer::input).collect();
     // standardization around typical values of this spec, so labels vary between clips
     let mean: Vec<f32> = (0..d).map(|i| if i < 10 { -20.0 } else { 0.1 }).collect();
     let std: Vec<f32> = (0..d).map(|i| if i < 10 { 10.0 } else { 0.5 }).collect();
