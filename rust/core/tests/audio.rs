@@ -332,6 +332,8 @@ fn every_error_kind_is_raised_and_one_line() {
     let nan: Vec<u8> = [0.5f32, f32::NAN, f32::INFINITY, 0.1].iter().flat_map(|v| v.to_le_bytes()).collect();
     check(load(&wav(3, 1, 16000, 32, &nan), 16000), "NaN/inf samples");
     check(load(&wav(1, 1, 16000, 16, &vec![0u8; 8000]), 16000), "all silent");
+    let huge: Vec<u8> = y.iter().flat_map(|v| (v * 4e18).to_le_bytes()).collect();
+    check(load(&wav(3, 1, 16000, 32, &huge), 16000), "samples out of range");
     check(audio::load_bytes(&good, "a.wav", 16000, 5000), "too short");
     check(load(&wav(1, 1, 500, 16, &pcm16(&y)), 16000), "unsupported sample rate");
     check(load(&good, 50), "unsupported sample rate");
@@ -360,6 +362,24 @@ fn every_error_kind_is_raised_and_one_line() {
     }
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(seen, ALL_KINDS.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>());
+}
+
+#[test]
+fn loud_float_audio_reads_and_damaged_data_is_named() {
+    let y = tone(4000, 16000, 200.0, 0.5);
+    let float =
+        |scale: f32| wav(3, 1, 16000, 32, &y.iter().flat_map(|v| (v * scale).to_le_bytes()).collect::<Vec<u8>>());
+    // an integer recording stored as float without scaling (int32's range) is still audio
+    assert_eq!(load(&float(2.0f32.powi(31)), 16000).unwrap().len(), 4000);
+    let e = load(&float(4e18), 16000).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "clip.wav: samples out of range (peak 2.0e18: audio samples lie within about -1..1, and a peak beyond 1e12 is damaged data)"
+    );
+    // a waveform handed over in memory gets the same check
+    let w: Vec<f32> = y.iter().map(|v| v * 4e18).collect();
+    let e = audio::prepare(&w, 1, Layout::Planar, 16000, 16000, 1, "w").unwrap_err();
+    assert_eq!(e.kind(), "samples out of range", "{e}");
 }
 
 /// Every mono chunk of a decoder.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::wav_bytes;
+use common::{float_wav_bytes, wav_bytes};
 use serde_json::{json, Value};
 use serlaq_core::audio::{resample, AudioError};
 use serlaq_core::features::{FeaturePlan, FrameRows};
@@ -355,6 +355,17 @@ fn file_equals_stream_and_truncation_keeps_what_came_before() {
     let missing = segment_file(&m, &dir.join("nope.wav"), &opts);
     assert!(missing.segments.is_empty());
     assert!(matches!(missing.error, Some(SegmentError::Audio(AudioError::NotFound { .. }))));
+
+    // damaged float data from 4.0 s: named as a whole-clip read names it, after the windows
+    // before it (not as a window's features gone NaN)
+    let mut loud = pcm.clone();
+    loud[44100..].iter_mut().for_each(|v| *v *= 1e18);
+    let damaged = dir.join("damaged.wav");
+    std::fs::write(&damaged, float_wav_bytes(11025, &loud)).unwrap();
+    let out = segment_file(&m, &damaged, &opts);
+    let e = out.error.expect("out of range");
+    assert!(e.to_string().starts_with(&format!("{}: samples out of range (peak ", damaged.display())), "{e}");
+    assert!(!out.segments.is_empty() && out.segments.last().unwrap().end_seconds <= 4.0 + 1e-9);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -24,6 +24,8 @@ pub enum AudioError {
     Empty { source: String },
     /// NaN or infinite samples: `count` of the `total` samples (all channels).
     NonFinite { source: String, count: u64, total: u64 },
+    /// A peak beyond [`super::limits::MAX_PEAK`]: damaged data, not a recording.
+    OutOfRange { source: String, peak: f64 },
     /// The peak is below [`super::limits::SILENCE_PEAK_DBFS`] (`-inf` for digital silence).
     Silent { source: String, peak_dbfs: f64 },
     /// Fewer than `min_samples` samples after resampling to `target_rate`.
@@ -51,6 +53,7 @@ pub const ALL_KINDS: &[&str] = &[
     "truncated audio",
     "empty audio",
     "NaN/inf samples",
+    "samples out of range",
     "all silent",
     "too short",
     "unsupported sample rate",
@@ -73,13 +76,14 @@ impl AudioError {
             Truncated { .. } => ALL_KINDS[5],
             Empty { .. } => ALL_KINDS[6],
             NonFinite { .. } => ALL_KINDS[7],
-            Silent { .. } => ALL_KINDS[8],
-            TooShort { .. } => ALL_KINDS[9],
-            Rate { .. } => ALL_KINDS[10],
-            Channels { .. } => ALL_KINDS[11],
-            TooLong { .. } => ALL_KINDS[12],
-            Shape { .. } => ALL_KINDS[13],
-            Internal { .. } => ALL_KINDS[14],
+            OutOfRange { .. } => ALL_KINDS[8],
+            Silent { .. } => ALL_KINDS[9],
+            TooShort { .. } => ALL_KINDS[10],
+            Rate { .. } => ALL_KINDS[11],
+            Channels { .. } => ALL_KINDS[12],
+            TooLong { .. } => ALL_KINDS[13],
+            Shape { .. } => ALL_KINDS[14],
+            Internal { .. } => ALL_KINDS[15],
         }
     }
 
@@ -95,6 +99,7 @@ impl AudioError {
             | Truncated { source, .. }
             | Empty { source }
             | NonFinite { source, .. }
+            | OutOfRange { source, .. }
             | Silent { source, .. }
             | TooShort { source, .. }
             | Rate { source, .. }
@@ -113,7 +118,7 @@ pub(crate) fn one_line(text: &str) -> String {
 
 impl fmt::Display for AudioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use super::limits::{MAX_CHANNELS, MAX_SECONDS, SILENCE_PEAK_DBFS};
+        use super::limits::{MAX_CHANNELS, MAX_PEAK, MAX_SECONDS, SILENCE_PEAK_DBFS};
         use AudioError::*;
         write!(f, "{}: {}", one_line(self.source_name()), self.kind())?;
         match self {
@@ -128,6 +133,9 @@ impl fmt::Display for AudioError {
             }
             Empty { .. } => write!(f, " (0 samples)"),
             NonFinite { count, total, .. } => write!(f, " ({count} of {total})"),
+            OutOfRange { peak, .. } => {
+                write!(f, " (peak {peak:.1e}: audio samples lie within about -1..1, and a peak beyond {MAX_PEAK:.0e} is damaged data)")
+            }
             Silent { peak_dbfs, .. } => {
                 let level = if peak_dbfs.is_finite() { format!("{peak_dbfs:.1}") } else { "-inf".to_string() };
                 write!(f, " (peak {level} dBFS, threshold {SILENCE_PEAK_DBFS:.0} dBFS)")

@@ -17,6 +17,11 @@ pub const MAX_SECONDS: u64 = 3_600;
 /// 16-bit PCM, i.e. only dither or quantization noise.
 pub const SILENCE_PEAK_DBFS: f64 = -80.0;
 
+/// The largest peak |sample| a clip may have. Float audio lies within about ±1, and an
+/// integer recording stored as float without scaling reaches 2^31; a peak beyond 1e12 is
+/// no recording but damaged data, and near 1e15 the features' power sums overflow `f32`.
+pub const MAX_PEAK: f32 = 1e12;
+
 /// [`SILENCE_PEAK_DBFS`] as a linear amplitude (`10^(-80/20)` = 1e-4).
 pub fn silence_peak() -> f32 {
     10f64.powf(SILENCE_PEAK_DBFS / 20.0) as f32

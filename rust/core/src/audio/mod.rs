@@ -9,8 +9,8 @@
 //!   filter), used by both the runtime and training.
 //! - [`AudioError`]: one variant per failure, `Display` = "<source>: <kind> (<details>)".
 //!
-//! Validation, in this order: empty, NaN/inf samples (counted over all channels), all
-//! silent (peak of the mono signal below [`limits::SILENCE_PEAK_DBFS`]), too short (fewer
+//! Validation, in this order: empty, NaN/inf samples (counted over all channels), a peak
+//! beyond [`limits::MAX_PEAK`] (damaged data), all silent (peak of the mono signal below [`limits::SILENCE_PEAK_DBFS`]), too short (fewer
 //! than `min_samples` after resampling). Rates, channel counts and durations from a header
 //! are bounded ([`limits`]) before anything is allocated from them.
 
@@ -23,7 +23,7 @@ pub use decode::{Decoder, FORMATS, SUFFIXES, UNDECODED};
 pub use error::{AudioError, ALL_KINDS};
 pub use resample::{output_len, resample, resample_ref, Resampler};
 
-use limits::{silence_peak, MAX_CHANNELS, MAX_SECONDS};
+use limits::{silence_peak, MAX_CHANNELS, MAX_PEAK, MAX_SECONDS};
 use resample::{check_input_rate, check_target_rate};
 use std::borrow::Cow;
 use std::path::Path;
@@ -31,7 +31,7 @@ use std::path::Path;
 /// A file or byte buffer as mono `f32` chunks at `target_rate`, decoded incrementally.
 ///
 /// NaN/inf samples end the stream with [`AudioError::NonFinite`] at the packet holding
-/// them; a truncated or corrupt file yields the chunks before the damage, then the error.
+/// them, a peak beyond [`limits::MAX_PEAK`] with [`AudioError::OutOfRange`]; a truncated or corrupt file yields the chunks before the damage, then the error.
 /// Silence and length are not judged here (a stream's consumer decides per segment).
 #[derive(Debug)]
 pub struct AudioReader<'s> {
@@ -95,6 +95,11 @@ impl<'s> AudioReader<'s> {
                     });
                 }
                 self.peak = self.mono.iter().fold(self.peak, |m, v| m.max(v.abs()));
+                if self.peak > MAX_PEAK {
+                    self.finished = true;
+                    let source = self.decoder.source().to_string();
+                    return Err(AudioError::OutOfRange { source, peak: self.peak as f64 });
+                }
                 self.resampler.push(&self.mono, &mut self.out).map_err(|e| rename(e, self.decoder.source()))?;
             } else {
                 self.finished = true;
@@ -138,6 +143,9 @@ impl Checks<'_> {
         if self.nonfinite > 0 || !self.peak.is_finite() {
             let total = self.frames * self.channels as u64;
             return Err(AudioError::NonFinite { source, count: self.nonfinite.max(1), total });
+        }
+        if self.peak > MAX_PEAK {
+            return Err(AudioError::OutOfRange { source, peak: self.peak as f64 });
         }
         if self.peak < silence_peak() {
             let peak_dbfs = if self.peak == 0.0 { f64::NEG_INFINITY } else { 20.0 * (self.peak as f64).log10() };

@@ -3,6 +3,7 @@
 //! its decoded samples would.
 
 use super::{Segment, SegmentError, SegmentOptions, Segmenter};
+use crate::audio::limits::MAX_PEAK;
 use crate::audio::{AudioError, Decoder};
 use crate::model::Model;
 use std::path::Path;
@@ -46,10 +47,17 @@ pub fn segment_file_each(
     let mut mono = Vec::new();
     let stop = loop {
         match decoder.next_mono(&mut mono) {
-            Ok(true) => match seg.push(model, &mono) {
-                Ok(done) => done.iter().for_each(&mut on_segment),
-                Err(e) => break Some(e),
-            },
+            Ok(true) => {
+                // damaged data, named as a whole-clip read names it (not as a window's features)
+                let peak = mono.iter().fold(0f32, |m, v| m.max(v.abs()));
+                if peak > MAX_PEAK {
+                    break Some(AudioError::OutOfRange { source: source.clone(), peak: peak as f64 }.into());
+                }
+                match seg.push(model, &mono) {
+                    Ok(done) => done.iter().for_each(&mut on_segment),
+                    Err(e) => break Some(e),
+                }
+            }
             Ok(false) => break None,
             Err(e) => break Some(SegmentError::Audio(e)),
         }

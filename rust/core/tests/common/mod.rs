@@ -82,20 +82,32 @@ pub fn load(bytes: Vec<u8>) -> Result<Model, ModelError> {
 pub fn wav_bytes(rate: u32, samples: &[f32]) -> Vec<u8> {
     let data: Vec<u8> =
         samples.iter().flat_map(|&v| ((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    mono_wav(rate, 1, 16, &data)
+}
+
+/// Mono 32-bit float WAV bytes of `samples` as they are (no clamping) at `rate`.
+pub fn float_wav_bytes(rate: u32, samples: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    mono_wav(rate, 3, 32, &data)
+}
+
+/// A mono RIFF/WAVE file of `data` (format tag 1: PCM, 3: float).
+fn mono_wav(rate: u32, tag: u16, bits: u16, data: &[u8]) -> Vec<u8> {
+    let align = bits / 8;
     let mut out = Vec::new();
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&tag.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes());
     out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(align)).to_le_bytes());
+    out.extend_from_slice(&align.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
+    out.extend_from_slice(data);
     out
 }
 
