@@ -61,7 +61,7 @@ pub fn manifest_rows(manifest: &Path) -> Result<Vec<ManifestRow>, String> {
                 column.and_then(|c| record.get(c)).map(str::trim).filter(|c| !c.is_empty()).map(str::to_string)
             };
             ManifestRow {
-                line: record.position().map_or(0, |p| line_at(&text, p.byte() as usize)),
+                line: record.position().map_or(0, |p| line_of(&text, p)),
                 path: cell(columns[0]).map(|p| resolve(folder, &p)),
                 label: cell(columns[1]),
                 speaker: cell(columns[2]),
@@ -84,13 +84,13 @@ pub fn manifest_paths(manifest: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(paths)
 }
 
-/// The 1-based line of the record starting at byte `start`. The csv crate's own line
-/// count places a record after a blank line on that blank line.
-fn line_at(text: &str, start: usize) -> u64 {
-    let head = text.as_bytes().get(..start).unwrap_or(text.as_bytes());
-    let blank = text.as_bytes().get(start..).unwrap_or(&[]).iter().take_while(|b| matches!(b, b'\n' | b'\r'));
-    let newlines = head.iter().filter(|&&b| b == b'\n').count() + blank.filter(|&&b| b == b'\n').count();
-    newlines as u64 + 1
+/// The 1-based line a record starts on. The csv crate places a record that follows blank
+/// lines on the first of them: those are counted here (only the blank run is read, so a
+/// manifest of many rows stays linear).
+fn line_of(text: &str, at: &csv::Position) -> u64 {
+    let after = text.as_bytes().get(at.byte() as usize..).unwrap_or(&[]);
+    let blank = after.iter().take_while(|b| matches!(b, b'\n' | b'\r')).filter(|&&b| b == b'\n').count();
+    at.line() + blank as u64
 }
 
 /// A manifest's path cell as a path: `~/` from the home folder, a relative one from the
