@@ -112,3 +112,10 @@ def test_help_lists_the_decoders_formats_and_states_defaults(command, capsys, mo
         assert "(default: off, the best label only)" in " ".join(text.replace("│", " ").split())
     else:
         assert "relative to the manifest's own folder" in " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("bad", ["-1", "many"])
+def test_serve_refuses_a_max_adapted_that_is_no_count(bad, capsys, monkeypatch):
+    """Refused before anything is bound, naming the flag (the server never starts)."""
+    code, _, err = run_cli(["serve", "--model", "g=general", "--port", "0", "--max-adapted", bad], capsys, monkeypatch)
+    assert code == 2 and "--max-adapted" in err, err

@@ -636,6 +636,13 @@ fn bad_start_is_one_line() {
     assert!(err.contains("model x: /nonexistent/m.laq"), "{err}");
     let out = Command::new(BIN).args(["serve", "--model", "a b=m.laq"]).output().unwrap();
     assert!(String::from_utf8(out.stderr).unwrap().contains("not allowed"));
+    // a limit that is no count is refused at the start, naming the flag
+    for bad in ["-1", "many"] {
+        let out = Command::new(BIN).args(["serve", "--model", "x=m.laq", "--max-adapted", bad]).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--max-adapted") || err.contains("'-1'"), "{bad}: {err}");
+    }
 }
 
 fn ws_texts(ws: &mut tungstenite::WebSocket<TcpStream>) -> (Vec<String>, Option<u16>) {
