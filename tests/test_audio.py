@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 from conftest import tone, write_wav
 from m4a import write_m4a
+from webm import write_webm
 
 from serlaq import _native
 from serlaq.data.audio import AUDIO_SUFFIXES, SILENCE_PEAK, load_audio, prepare_waveform, resample
@@ -173,7 +174,6 @@ def test_adpcm_wav_decodes_like_soundfile(tmp_path: Path) -> None:
     ("AU", "PCM_16", "au", "AU"),
     ("CAF", "PCM_16", "caf", "CAF"),
     ("W64", "PCM_16", "w64", "Wave64"),
-    ("OGG", "OPUS", "opus", "OGG/Opus"),
 ])
 def test_formats_not_decoded_are_named(tmp_path: Path, fmt: str, subtype: str, ext: str, name: str) -> None:
     # files libsndfile writes (so a user may well hold them) that the runtime does not
@@ -181,16 +181,50 @@ def test_formats_not_decoded_are_named(tmp_path: Path, fmt: str, subtype: str, e
     if subtype not in sf.available_subtypes(fmt):
         pytest.skip(f"this libsndfile cannot write {fmt}/{subtype}")
     path = tmp_path / f"memo.{ext}"
-    sf.write(str(path), tone(0.5, 48000 if subtype == "OPUS" else 16000), 48000 if subtype == "OPUS" else 16000,
-             format=fmt, subtype=subtype)
+    sf.write(str(path), tone(0.5, 16000), 16000, format=fmt, subtype=subtype)
     with pytest.raises(AudioError) as err:
         load_audio(path, 16000)
     line = plain_audio_error(str(err.value))
     assert line.startswith(f"{path}: cannot decode audio: ") and f" {name} file, a format serlaq does not decode" in line
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_opus_reads_as_libopus_decodes_it(tmp_path: Path, channels: int) -> None:
+    # libsndfile's Ogg Opus (libopus encodes and decodes it): the runtime's decoder (ropus,
+    # libopus' fixed-point decoder ported) gives the same samples, pre-skip and end trim
+    # included, within a few 16-bit steps of libopus' float output
+    if "OPUS" not in sf.available_subtypes("OGG"):
+        pytest.skip("this libsndfile cannot write OGG/OPUS")
+    y = tone(1.3, 48000, freq=330.0)
+    if channels == 2:
+        y = np.stack([y, 0.5 * y[::-1]], axis=1)
+    path = tmp_path / "voice-note.opus"
+    sf.write(str(path), y, 48000, format="OGG", subtype="OPUS")
+    out, ref = load_audio(path, 48000), _soundfile_mono(path)
+    assert out.shape == ref.shape == (62400,)
+    assert np.abs(out - ref).max() < 8 / 32768
+    mono = y if channels == 1 else y.mean(axis=1)
+    assert np.abs(out - mono)[4800:-4800].max() < 0.1  # aligned: the pre-skip is dropped
+    # and at a model's rate, by the one resampler
+    np.testing.assert_allclose(load_audio(path, 16000), resample(out, 48000, 16000), atol=1e-6)
+
+
+def test_webm_holds_the_same_opus_as_ogg(tmp_path: Path) -> None:
+    # the same libopus packets in WebM (a browser's container: no end trim) read as the Ogg
+    # file does, sample for sample, then the last packet's padding
+    if "OPUS" not in sf.available_subtypes("OGG"):
+        pytest.skip("this libsndfile cannot write OGG/OPUS")
+    y = tone(1.0, 48000, freq=250.0)
+    ogg = tmp_path / "a.opus"
+    sf.write(str(ogg), y, 48000, format="OGG", subtype="OPUS")
+    webm = write_webm(tmp_path / "a.webm", y, 48000)
+    a, b = load_audio(ogg, 48000), load_audio(webm, 48000)
+    assert a.size == 48000 and 48000 <= b.size < 48000 + 960
+    np.testing.assert_array_equal(b[:a.size], a)
+
+
 def test_suffixes_cover_the_decoded_formats() -> None:
-    assert {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".m4a"} <= set(AUDIO_SUFFIXES)
+    assert {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".m4a", ".webm"} <= set(AUDIO_SUFFIXES)
     assert _native.AUDIO_SUFFIXES == AUDIO_SUFFIXES
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from m4a import write_m4a
+from webm import write_webm
 
 from serlaq.data.corpora import Clip, canonical_label, discover, scan
 from serlaq.errors import DataError
@@ -197,6 +198,8 @@ _WRITE_AS = {
     ".aif": ("AIFF", "PCM_16"),
     ".aiff": ("AIFF", "PCM_16"),
     ".m4a": ("M4A", "ALAC"),  # tests/m4a.py: soundfile writes no MP4
+    ".opus": ("OGG", "OPUS"),
+    ".webm": ("WEBM", "OPUS"),  # tests/webm.py: libsndfile's Opus packets in WebM
 }
 
 
@@ -217,6 +220,8 @@ def test_discovery_finds_exactly_what_the_decoder_reads(tmp_path: Path) -> None:
         name = f"c{i}{suffix.upper() if i % 2 else suffix}"  # suffixes match in any case
         if fmt == "M4A":
             write_m4a(folder / name, (y * 32767).astype(np.int16), 16000)
+        elif fmt == "WEBM":
+            write_webm(folder / name, y, 16000)
         else:
             sf.write(str(folder / name), y, 16000, format=fmt, subtype=subtype)
     # formats soundfile writes that the decoder does not read: not audio for discovery
@@ -226,7 +231,7 @@ def test_discovery_finds_exactly_what_the_decoder_reads(tmp_path: Path) -> None:
     assert sorted(c.path.suffix.lower() for c in found) == sorted(_WRITE_AS)
     for clip in found:
         wave = _native.load_audio(clip.path, 16000, 1)
-        assert abs(wave.size - 8000) <= 1152, clip.path  # MP3 pads up to a frame
+        assert abs(wave.size - 8000) <= 1152, clip.path  # MP3 pads up to a frame, WebM keeps Opus' last
     for name in ("sun.au", "w64.w64"):
         with pytest.raises(AudioError):
             _native.load_audio(folder / name, 16000, 1)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -83,7 +84,7 @@ def setup(tmp_path_factory):
         return [json.loads(ln) for ln in out.splitlines()]
 
     yield {"url": f"http://127.0.0.1:{port}/", "wav": wav, "rows": offline(model.path), "far_rows": offline(far.path),
-           "far": far.path, "env": env}
+           "far": far.path, "model": model.path, "env": env}
     server.terminate()
     try:
         server.wait(timeout=20)  # SIGTERM is a graceful stop: not stopping is a failure
@@ -212,6 +213,54 @@ def test_microphone_timeline_matches_offline(setup):
         assert live[:3] == ["angry", "silence", "sad"], (live, offline, [(g["start"], g["label"]) for g in got])
         # the page draws what it listed
         assert drv.execute_script("return document.getElementById('timeline').width") > 0
+    finally:
+        drv.quit()
+
+
+RECORD_JS = """
+const [mime, seconds, done] = arguments;
+navigator.mediaDevices.getUserMedia({audio: true}).then((stream) => {
+  const rec = new MediaRecorder(stream, {mimeType: mime}), parts = [];
+  rec.ondataavailable = (e) => parts.push(e.data);
+  rec.onstop = async () => {
+    const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    stream.getTracks().forEach((t) => t.stop());
+    done(btoa(s));
+  };
+  rec.start(1000);
+  setTimeout(() => rec.stop(), seconds * 1000);
+}).catch((e) => done("error: " + e));
+"""
+
+
+def test_a_browsers_own_recording_is_read(setup, tmp_path):
+    """What a browser records (MediaRecorder: WebM with Opus, a segment of unknown length),
+    saved and dropped on the page, gives the timeline of the recording it holds, and the
+    same windows as `serlaq predict --segments` on the saved file."""
+    drv = browser(["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                   f"--use-file-for-fake-audio-capture={setup['wav']}%noloop"])
+    try:
+        drv.get(setup["url"])
+        drv.set_script_timeout(40)
+        b64 = drv.execute_async_script(RECORD_JS, "audio/webm;codecs=opus", 12)
+        assert not b64.startswith("error"), b64
+        memo = tmp_path / "memo.webm"
+        memo.write_bytes(base64.b64decode(b64))
+        assert memo.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM file
+        drv.find_element(By.ID, "file").send_keys(str(memo))
+        wait_summary(drv, 30)
+        got = page_windows(drv)
+        live = runs([g["label"] for g in got])
+        while live and live[0] == "silence":  # the capture starts a moment before the file
+            live.pop(0)
+        assert live[:3] == ["angry", "silence", "sad"], (live, [(g["start"], g["label"]) for g in got])
+        out = subprocess.run(
+            [sys.executable, "-m", "serlaq.cli", "predict", str(setup["model"]), str(memo), "--segments", "--format",
+             "jsonl"], env=setup["env"], capture_output=True, text=True, check=True).stdout
+        want = [r for r in map(json.loads, out.splitlines()) if "start" in r]
+        assert [(float(g["start"]), g["label"]) for g in got] == [(r["start"], r["label"]) for r in want]
     finally:
         drv.quit()
 

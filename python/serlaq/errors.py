@@ -28,7 +28,7 @@ class ConfigError(SerlaqError, ValueError):
 
 
 def audio_formats() -> str:
-    """The formats the native decoder reads, by name ("WAV, FLAC, OGG/Vorbis, MP3, AIFF or M4A ...")."""
+    """The formats the native decoder reads, by name ("WAV, FLAC, OGG (Vorbis, Opus), MP3, ...")."""
     from serlaq import _native
 
     names = list(_native.AUDIO_FORMATS)

@@ -1,7 +1,8 @@
 """Audio files -> validated mono float32 waveforms at one sample rate, through `_native`.
 
 Decoding (symphonia: WAV PCM 8/16/24/32 and float, WAVE_FORMAT_EXTENSIBLE, mu-law,
-A-law and IMA/MS ADPCM, FLAC, OGG/Vorbis, MP3, AIFF, M4A with AAC-LC or ALAC), the
+A-law and IMA/MS ADPCM, FLAC, OGG/Vorbis, MP3, AIFF, M4A with AAC-LC or ALAC; ropus:
+Opus in OGG and WebM), the
 downmix (mean of channels), resampling (one rubato sinc
 resampler for every rate pair, the same one the runtime uses) and validation all run in
 Rust (`rust/core/src/audio/`), packet by packet. This module only adapts in-memory

@@ -16,7 +16,7 @@
  *     serlaq_model_free(m);
  *
  * Audio: WAV (PCM 8-32 bit, float, extensible, A-law, mu-law, IMA/MS ADPCM), FLAC,
- * OGG/Vorbis, MP3, AIFF and M4A (AAC, ALAC), any channel count (averaged), any rate from
+ * OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) and WebM (Opus), any channel count (averaged), any rate from
  * 1 to 384 kHz (resampled to the model's rate).
  * Probabilities are in label order (serlaq_model_label(m, i) is the label of probs[i]) and
  * sum to 1; they equal `serlaq predict --format json` (computed in double, returned as float).

@@ -45,8 +45,8 @@ enum Command {
 
 /// Predict the emotion of audio files: one line per file (path, label, confidence).
 ///
-/// WAV (PCM 8-32 bit, float, extensible, mu/A-law, ADPCM), FLAC, OGG/Vorbis, MP3, AIFF
-/// and M4A (AAC-LC, ALAC) at any rate from 1 to 384 kHz and any channel count (audio is
+/// WAV (PCM 8-32 bit, float, extensible, mu/A-law, ADPCM), FLAC, OGG (Vorbis, Opus), MP3,
+/// AIFF, M4A (AAC-LC, ALAC) and WebM (Opus: a browser's recording) at any rate from 1 to 384 kHz and any channel count (audio is
 /// downmixed and resampled to the model's rate). Directories are searched recursively for
 /// audio files (sorted). A file that cannot be read gets one error line on stderr; the
 /// others are still predicted and the exit code is 1. Same labels and probabilities as `serlaq predict`.

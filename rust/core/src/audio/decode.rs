@@ -7,6 +7,8 @@
 
 use super::error::{one_line, AudioError};
 use super::limits::MAX_CHANNELS;
+#[cfg(feature = "opus")]
+use super::opus::{OpusDecoder, OpusHead, OPUS_RATE};
 use super::resample::check_input_rate;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -14,7 +16,10 @@ use std::path::Path;
 use symphonia::core::audio::conv::FromSample;
 use symphonia::core::audio::sample::Sample;
 use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef};
+#[cfg(feature = "opus")]
+use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::registry::CodecRegistry;
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
@@ -24,22 +29,29 @@ use symphonia::core::meta::MetadataOptions;
 /// The file extensions (lower case, without the dot) of the formats decoded.
 ///
 /// `.mp4` and raw ADTS `.aac` decode too when a file is named, but a folder search does not
-/// take them: an `.mp4` in a corpus folder is more often a video than a recording.
-pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "mp3", "aif", "aiff", "m4a"];
+/// take them: an `.mp4` in a corpus folder is more often a video than a recording. `.webm`
+/// is taken: it is what a browser records audio into (of a video, its sound is read).
+pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "m4a", "webm"];
 
 /// The formats decoded, by the names users know, each with its extensions: what help texts
 /// and error messages list (a test keeps it and [`SUFFIXES`] the same set).
 pub const FORMATS: &[(&str, &[&str])] = &[
     ("WAV", &["wav", "wave"]),
     ("FLAC", &["flac"]),
-    ("OGG/Vorbis", &["ogg", "oga"]),
+    ("OGG (Vorbis, Opus)", &["ogg", "oga", "opus"]),
     ("MP3", &["mp3"]),
     ("AIFF", &["aif", "aiff"]),
     ("M4A (AAC, ALAC)", &["m4a"]),
+    ("WebM (Opus, Vorbis)", &["webm"]),
 ];
 
 /// Formats [`sniff`] recognises by their first bytes that serlaq does not decode: an error
 /// about such a file names the format (a browser's WebM recording is not "damaged").
+#[cfg(feature = "opus")]
+pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "AMR"];
+/// Formats [`sniff`] recognises by their first bytes that serlaq does not decode: an error
+/// about such a file names the format (a browser's WebM recording is not "damaged").
+#[cfg(not(feature = "opus"))]
 pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "WebM/Matroska", "AMR", "OGG/Opus"];
 
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
@@ -472,7 +484,11 @@ impl<'s> Decoder<'s> {
         }
         let format = symphonia::default::get_probe()
             .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
-            .map_err(|e| unsupported(format!("no decodable audio stream found: {}", sym_detail(&e))))?;
+            .map_err(|e| match opus_header_problem(head) {
+                // symphonia's OGG reader skips a stream whose Opus header it refuses: say why
+                Some(detail) => AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail },
+                None => unsupported(format!("no decodable audio stream found: {}", sym_detail(&e))),
+            })?;
         let format_name = format.format_info().short_name;
         // a codec recognised from the first bytes (Opus in OGG) is named, not only its container
         let claimed = if UNDECODED.contains(&claimed.as_str()) { claimed } else { format!("{format_name} (detected)") };
@@ -485,7 +501,19 @@ impl<'s> Decoder<'s> {
             .and_then(|p| p.audio())
             .ok_or_else(|| unsupported("the audio track has no codec parameters".into()))?
             .clone();
-        let rate = params.sample_rate.ok_or_else(|| unsupported("the header gives no sample rate".into()))?;
+        #[cfg(feature = "opus")]
+        let rate = if params.codec == CODEC_ID_OPUS {
+            // the header parsed here names what is wrong with it; Opus decodes at 48 kHz
+            // whatever rate a container records (WebM gives the encoder's input rate)
+            OpusHead::parse(params.extra_data.as_deref().unwrap_or_default())
+                .map_err(|detail| AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail })?;
+            Some(OPUS_RATE)
+        } else {
+            params.sample_rate
+        };
+        #[cfg(not(feature = "opus"))]
+        let rate = params.sample_rate;
+        let rate = rate.ok_or_else(|| unsupported("the header gives no sample rate".into()))?;
         let rate = check_input_rate(rate as u64, &source)?;
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         if channels == 0 || channels > MAX_CHANNELS {
@@ -493,7 +521,7 @@ impl<'s> Decoder<'s> {
         }
         let declared_frames = track.num_frames.filter(|_| EXACT_LENGTH_FORMATS.contains(&format_name));
         let track_id = track.id;
-        let decoder = symphonia::default::get_codecs()
+        let decoder = codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
             .map_err(|e| unsupported(format!("unsupported codec {}: {}", params.codec, sym_detail(&e))))?;
         Ok(Decoder {
@@ -611,6 +639,40 @@ impl<'s> Decoder<'s> {
             }
         }
     }
+}
+
+/// What is wrong with the Opus header on an OGG file's first page, if that is what it holds.
+#[cfg(feature = "opus")]
+fn opus_header_problem(head: &[u8]) -> Option<String> {
+    let segments = usize::from(*head.get(26)?);
+    let lacing = head.get(27..27 + segments)?;
+    // the first packet: lacing values up to and including the first below 255
+    let len =
+        lacing.iter().position(|&l| l < 255).map(|i| lacing[..=i].iter().map(|&l| usize::from(l)).sum::<usize>())?;
+    let packet = head.get(27 + segments..27 + segments + len)?;
+    (head.starts_with(b"OggS") && packet.starts_with(b"OpusHead")).then(|| OpusHead::parse(packet).err())?
+}
+
+#[cfg(not(feature = "opus"))]
+fn opus_header_problem(_head: &[u8]) -> Option<String> {
+    None
+}
+
+/// symphonia's decoders and, where built, Opus.
+#[cfg(feature = "opus")]
+fn codecs() -> &'static CodecRegistry {
+    static CODECS: std::sync::LazyLock<CodecRegistry> = std::sync::LazyLock::new(|| {
+        let mut registry = CodecRegistry::new();
+        symphonia::default::register_enabled_codecs(&mut registry);
+        registry.register_audio_decoder::<OpusDecoder>();
+        registry
+    });
+    &CODECS
+}
+
+#[cfg(not(feature = "opus"))]
+fn codecs() -> &'static CodecRegistry {
+    symphonia::default::get_codecs()
 }
 
 fn sym_detail(e: &SymError) -> String {

@@ -17,6 +17,8 @@
 pub mod decode;
 pub mod error;
 pub mod limits;
+#[cfg(feature = "opus")]
+pub mod opus;
 pub mod resample;
 
 pub use decode::{Decoder, FORMATS, SUFFIXES, UNDECODED};

@@ -7,7 +7,8 @@
 
 use crate::audio::{FORMATS, UNDECODED};
 
-/// The decoded formats by name: "WAV, FLAC, OGG/Vorbis, MP3, AIFF or M4A (AAC, ALAC)".
+/// The decoded formats by name: "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or
+/// WebM (Opus, Vorbis)".
 pub fn format_names() -> String {
     let names: Vec<&str> = FORMATS.iter().map(|(name, _)| *name).collect();
     match names.split_last() {
@@ -26,6 +27,7 @@ fn known_name(format: &str) -> String {
         "ogg" => "OGG".into(),
         "mp3" => "MP3".into(),
         "isomp4" => "MP4/M4A".into(),
+        "matroska" => "WebM/Matroska".into(),
         "aac" => "AAC".into(),
         other => other.to_uppercase(),
     }
@@ -46,9 +48,9 @@ const HINT: &str = "(--verbose shows the decoder's message)";
 /// `message` in plain words; other messages (plain already) pass unchanged.
 ///
 /// "x.txt: cannot decode audio (format: unknown (extension .txt); no decodable audio
-/// stream found: ...)" becomes "x.txt: cannot decode audio: not a WAV, FLAC, OGG/Vorbis,
-/// MP3, AIFF or M4A (AAC, ALAC) file, or damaged at its start (--verbose shows the
-/// decoder's message)".
+/// stream found: ...)" becomes "x.txt: cannot decode audio: not a WAV, FLAC, OGG (Vorbis,
+/// Opus), MP3, AIFF, M4A (AAC, ALAC) or WebM (Opus, Vorbis) file, or damaged at its start
+/// (--verbose shows the decoder's message)".
 pub fn plain_error(message: &str) -> String {
     const UNSUPPORTED: &str = ": cannot decode audio (format: ";
     const CORRUPT: &str = ": corrupt audio (decode error at ";
@@ -103,7 +105,8 @@ mod tests {
         };
         assert_eq!(
             plain_error(&unknown.to_string()),
-            "notes.wav: cannot decode audio: not a WAV, FLAC, OGG/Vorbis, MP3, AIFF or M4A (AAC, ALAC) file, or damaged at its start \
+            "notes.wav: cannot decode audio: not a WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or WebM (Opus, Vorbis) \
+             file, or damaged at its start \
              (--verbose shows the decoder's message)"
         );
         let codec = AudioError::Unsupported {
@@ -122,16 +125,16 @@ mod tests {
             detail: "unsupported codec 0x2000: speex".into(),
         };
         assert!(plain_error(&ogg.to_string()).starts_with("a.ogg: cannot decode audio: an OGG file in an encoding"));
-        let webm = AudioError::Unsupported {
-            source: "memo.webm".into(),
-            format: "WebM/Matroska".into(),
+        let amr = AudioError::Unsupported {
+            source: "memo.amr".into(),
+            format: "AMR".into(),
             detail:
                 "no decodable audio stream found: unsupported feature: core (probe): no suitable format reader found"
                     .into(),
         };
         assert_eq!(
-            plain_error(&webm.to_string()),
-            "memo.webm: cannot decode audio: a WebM/Matroska file, a format serlaq does not decode: convert it to WAV \
+            plain_error(&amr.to_string()),
+            "memo.amr: cannot decode audio: an AMR file, a format serlaq does not decode: convert it to WAV \
              or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav) (--verbose shows the decoder's message)"
         );
         let corrupt = AudioError::Corrupt { source: "x.flac".into(), at_seconds: 1.5, detail: "bad crc".into() };
