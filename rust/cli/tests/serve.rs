@@ -591,6 +591,27 @@ fn every_limit_and_bad_input_answers_its_4xx() {
 }
 
 #[test]
+fn refusals_made_before_the_body_is_read_reach_a_client_that_sends_it_whole() {
+    // curl and a browser's fetch send the whole body before reading the answer: a refusal
+    // given before the body is read must still take the body in, or they see the
+    // connection reset (write failed, or the answer lost), not the refusal
+    let srv = Server::start("early", &["--max-adapted", "1"]);
+    let big = vec![7u8; 8 << 20]; // far more than a socket's buffers hold
+    for (target, status, error) in [
+        ("/v1/predict?colour=red", 400, "bad parameter"),
+        ("/v1/predict?model=nope", 400, "unknown model"),
+        ("/v1/segments?hop=nan", 400, "bad parameter"),
+        ("/v1/adapt?serve=emo", 400, "bad parameter"),
+        ("/v1/adapt?labels=joy", 400, "bad parameter"),
+    ] {
+        let (s, e, d) = error_of(&srv.post(target, &big));
+        assert_eq!((s, e.as_str()), (status, error), "{target}: {d}");
+    }
+    // and the server goes on answering
+    assert_eq!(srv.post("/v1/predict?name=b.wav", &srv.file("b.wav")).0, 200);
+}
+
+#[test]
 fn api_key_and_cors_when_asked() {
     let srv = Server::start("key", &["--api-key", "s3cret", "--cors", "http://app.example"]);
     let wav = srv.file("b.wav");

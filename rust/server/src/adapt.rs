@@ -129,18 +129,24 @@ pub async fn adapt(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Request { model: name, opts, serve } = options(query.as_deref())?;
-    let entry = state.model(name.as_deref())?;
-    let model = entry.model.clone();
     // a label the model lacks, or a name it cannot be served under, is refused before any
-    // audio is read
-    if !opts.labels.is_empty() {
-        held_columns(model.labels(), &opts.labels).map_err(refusal)?;
-    }
-    if let Some(serve) = &serve {
-        state.models.check_serve(serve).map_err(serve_refusal)?;
-    }
-    let _slot = state.work_slot().await?;
+    // audio is decoded
+    let checked = async {
+        let Request { model: name, opts, serve } = options(query.as_deref())?;
+        let entry = state.model(name.as_deref())?;
+        if !opts.labels.is_empty() {
+            held_columns(entry.model.labels(), &opts.labels).map_err(refusal)?;
+        }
+        if let Some(serve) = &serve {
+            state.models.check_serve(serve).map_err(serve_refusal)?;
+        }
+        Ok::<_, ApiError>((opts, serve, entry, state.work_slot().await?))
+    };
+    let (opts, serve, entry, _slot) = match checked.await {
+        Ok(v) => v,
+        Err(e) => return Err(state.refuse(&headers, body, e).await),
+    };
+    let model = entry.model.clone();
     let (files, _) = uploads(&state, &headers, body, Some("-")).await?;
     let mut opts = opts;
     if opts.source.is_empty() {

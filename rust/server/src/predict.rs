@@ -245,10 +245,16 @@ pub async fn predict(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let p = params(query.as_deref(), &["model", "top_k", "name", "format"])?;
-    let entry = state.model(p.model.as_deref())?;
+    let checked = async {
+        let p = params(query.as_deref(), &["model", "top_k", "name", "format"])?;
+        let entry = state.model(p.model.as_deref())?;
+        Ok::<_, ApiError>((p, entry, state.work_slot().await?))
+    };
+    let (p, entry, _slot) = match checked.await {
+        Ok(v) => v,
+        Err(e) => return Err(state.refuse(&headers, body, e).await),
+    };
     let model = entry.model.clone();
-    let _slot = state.work_slot().await?;
     let (files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
     let max_seconds = state.limits.max_audio_seconds;
     let results = tokio::task::spawn_blocking(move || {
@@ -331,11 +337,17 @@ pub async fn segments(
         "running_norm",
         "running_balance",
     ];
-    let p = params(query.as_deref(), &allowed)?;
-    let entry = state.model(p.model.as_deref())?;
+    let checked = async {
+        let p = params(query.as_deref(), &allowed)?;
+        let entry = state.model(p.model.as_deref())?;
+        check_options(&entry.model, &p.opts).map_err(|e| ApiError::bad_request("bad parameter", e))?;
+        Ok::<_, ApiError>((p, entry, state.work_slot().await?))
+    };
+    let (p, entry, slot) = match checked.await {
+        Ok(v) => v,
+        Err(e) => return Err(state.refuse(&headers, body, e).await),
+    };
     let model = entry.model.clone();
-    check_options(&model, &p.opts).map_err(|e| ApiError::bad_request("bad parameter", e))?;
-    let slot = state.work_slot().await?;
     let (mut files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
     if multipart && files.len() != 1 {
         return Err(ApiError::bad_request(

@@ -74,6 +74,25 @@ impl AppState {
         })
     }
 
+    /// `e`, after the body it answers is read to its end and dropped (within `max_body_bytes`
+    /// and `read_timeout`; nothing is kept). A refusal made before the body is read (a bad
+    /// parameter, an unknown model, busy) would otherwise close a connection with unread
+    /// bytes in it, and a client that sends its whole body before reading (curl, a browser's
+    /// fetch) would see the connection reset, not the answer.
+    pub async fn refuse(&self, headers: &HeaderMap, body: Body, e: ApiError) -> ApiError {
+        let max = self.limits.max_body_bytes;
+        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return e; // more than would ever be read: closed unread, as a 413 is
+        }
+        let drain = async {
+            let mut body = Limited::new(body, max);
+            while let Some(Ok(_)) = body.frame().await {}
+        };
+        let _ = tokio::time::timeout(self.limits.read_timeout, drain).await;
+        e
+    }
+
     /// Reads a whole body: 413 `body too large` over `max_body_bytes` (at once when the
     /// Content-Length says so), 408 `body timeout` when it does not arrive within
     /// `read_timeout`.
