@@ -11,8 +11,9 @@ channel (resampled through 8 kHz: a 0-4 kHz band, low cut at 300 Hz), microphone
 a quiet recording (-30 dB), a faster / slower voice (speed, pitch and tempo together), a
 pause at each end (one second of room tone 45 dB below the clip: a recording started before
 the speaker and stopped after), the clip cut tight to its loud part, and a phone's recording
-format (AAC-LC in an M4A at 64 and 32 kbit/s), or a recorder's (MP3 at 64 and 24 kbit/s,
-8-bit PCM, mu-law, IMA ADPCM): the formats need `ffmpeg` on the PATH to encode, and are left out with
+format (AAC-LC in an M4A at 64 and 32 kbit/s), a recorder's (MP3 at 64 and 24 kbit/s,
+8-bit PCM, mu-law, IMA ADPCM), a messenger's or a browser's (Opus in OGG at 24 and 12
+kbit/s, in WebM at 32 kbit/s): the formats need `ffmpeg` on the PATH to encode, and are left out with
 a note without it (serlaq decodes them itself).
 Each condition's draws come from one seeded generator per clip (`--seed`), so a rerun gives
 the same audio and the same figures.
@@ -57,6 +58,9 @@ CODECS = {
     "pcm-u8": (".wav", ["-c:a", "pcm_u8"]),
     "mulaw": (".wav", ["-c:a", "pcm_mulaw"]),
     "adpcm-ima": (".wav", ["-c:a", "adpcm_ima_wav"]),
+    "opus-24": (".opus", ["-c:a", "libopus", "-b:a", "24k"]),
+    "opus-12": (".opus", ["-c:a", "libopus", "-b:a", "12k", "-application", "voip"]),
+    "webm-32": (".webm", ["-c:a", "libopus", "-b:a", "32k"]),
 }
 
 
@@ -86,6 +90,9 @@ def conditions() -> dict[str, tuple[str, Condition]]:
         "pcm-u8": ("8-bit PCM WAV (quantisation noise about 53 dB under full scale)", lambda x, r, g: x),
         "mulaw": ("mu-law WAV (8 bits, logarithmic: telephone corpora)", lambda x, r, g: x),
         "adpcm-ima": ("IMA ADPCM WAV (4 bits a sample: a voice recorder's)", lambda x, r, g: x),
+        "opus-24": ("Opus in OGG at 24 kbit/s (a messenger's voice note)", lambda x, r, g: x),
+        "opus-12": ("Opus in OGG at 12 kbit/s, VoIP mode (SILK: a voice note on a poor connection)", lambda x, r, g: x),
+        "webm-32": ("Opus in WebM at 32 kbit/s (a browser's MediaRecorder)", lambda x, r, g: x),
     }
 
 
