@@ -21,3 +21,20 @@ pub async fn page() -> impl IntoResponse {
         PAGE,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PAGE;
+
+    #[test]
+    fn file_pickers_offer_every_format_the_runtime_decodes() {
+        // a picker filters by `accept`: a format missing there is hidden from the user
+        // (`audio/*` does not cover `.webm`, which systems type as video)
+        let accepts: Vec<&str> = PAGE.split("accept=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
+        assert_eq!(accepts.len(), 2, "the recording and the adaptation pickers");
+        for accept in accepts {
+            let listed: Vec<&str> = accept.split(',').filter_map(|e| e.strip_prefix('.')).collect();
+            assert_eq!(listed, serlaq_core::audio::SUFFIXES, "{accept}");
+        }
+    }
+}
