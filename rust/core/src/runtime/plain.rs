@@ -66,6 +66,10 @@ pub fn plain_error(message: &str) -> String {
                 )
             } else if detail.contains("no decodable audio stream") || format.starts_with("unknown") {
                 format!("not a {} file, or damaged at its start", format_names())
+            } else if detail == "no audio track" {
+                // a video with no sound (a WebM or an MP4 from a screen recorder)
+                let name = known_name(format);
+                format!("{} {name} file with no audio track", article(&name))
             } else if let Some(codec) = detail.split("unsupported codec ").nth(1).and_then(|c| c.split(':').next()) {
                 let name = known_name(format);
                 format!(
@@ -136,6 +140,15 @@ mod tests {
             plain_error(&amr.to_string()),
             "memo.amr: cannot decode audio: an AMR file, a format serlaq does not decode: convert it to WAV \
              or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav) (--verbose shows the decoder's message)"
+        );
+        let silent_video = AudioError::Unsupported {
+            source: "screen.webm".into(),
+            format: "matroska (detected)".into(),
+            detail: "no audio track".into(),
+        };
+        assert_eq!(
+            plain_error(&silent_video.to_string()),
+            "screen.webm: cannot decode audio: a WebM/Matroska file with no audio track (--verbose shows the decoder's message)"
         );
         let corrupt = AudioError::Corrupt { source: "x.flac".into(), at_seconds: 1.5, detail: "bad crc".into() };
         assert_eq!(
