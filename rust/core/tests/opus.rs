@@ -307,6 +307,14 @@ fn bad_opus_headers_and_packets_are_named() {
             "gives 0 streams",
         ),
     ];
+    // a valid header of a family symphonia's OGG reader does not take (255: unidentified)
+    let mut family255 = opus_head(2, 0);
+    family255[18] = 255;
+    family255.extend_from_slice(&[2, 0, 0, 1]);
+    let err = decode(&ogg_opus(&family255, &packets, 20_000), "amb.opus").unwrap_err();
+    assert!(err.to_string().contains("mapping family 255 with 2 channels is not read"), "{err}");
+    let line = serlaq_core::runtime::plain_error(&err.to_string());
+    assert!(line.starts_with("amb.opus: cannot decode audio: an OGG/Opus file serlaq cannot read"), "{line}");
     for (what, head, want) in cases {
         for (bytes, name) in
             [(ogg_opus(&head, &packets, 20_000), "h.opus"), (webm_opus(&head, &packets, 2, 48e3), "h.webm")]

@@ -486,7 +486,8 @@ impl<'s> Decoder<'s> {
             .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
             .map_err(|e| match opus_header_problem(head) {
                 // symphonia's OGG reader skips a stream whose Opus header it refuses: say why
-                Some(detail) => AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail },
+                Some((true, detail)) => AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail },
+                Some((false, detail)) => unsupported(detail),
                 None => unsupported(format!("no decodable audio stream found: {}", sym_detail(&e))),
             })?;
         let format_name = format.format_info().short_name;
@@ -641,20 +642,35 @@ impl<'s> Decoder<'s> {
     }
 }
 
-/// What is wrong with the Opus header on an OGG file's first page, if that is what it holds.
+/// What is wrong with the Opus header on an OGG file's first page, if that is what it holds:
+/// (true: damaged, false: valid but not read, the detail).
 #[cfg(feature = "opus")]
-fn opus_header_problem(head: &[u8]) -> Option<String> {
+fn opus_header_problem(head: &[u8]) -> Option<(bool, String)> {
     let segments = usize::from(*head.get(26)?);
     let lacing = head.get(27..27 + segments)?;
     // the first packet: lacing values up to and including the first below 255
     let len =
         lacing.iter().position(|&l| l < 255).map(|i| lacing[..=i].iter().map(|&l| usize::from(l)).sum::<usize>())?;
     let packet = head.get(27 + segments..27 + segments + len)?;
-    (head.starts_with(b"OggS") && packet.starts_with(b"OpusHead")).then(|| OpusHead::parse(packet).err())?
+    if !(head.starts_with(b"OggS") && packet.starts_with(b"OpusHead")) {
+        return None;
+    }
+    match OpusHead::parse(packet) {
+        Err(problem) => Some((true, problem)),
+        // a valid header symphonia's OGG reader does not take (families 0 and 1 only)
+        Ok(h) if packet[18] > 1 || h.channels > 8 => Some((
+            false,
+            format!(
+                "Opus channel mapping family {} with {} channels is not read (families 0 and 1, up to 8 channels)",
+                packet[18], h.channels
+            ),
+        )),
+        Ok(_) => None,
+    }
 }
 
 #[cfg(not(feature = "opus"))]
-fn opus_header_problem(_head: &[u8]) -> Option<String> {
+fn opus_header_problem(_head: &[u8]) -> Option<(bool, String)> {
     None
 }
 

@@ -29,6 +29,8 @@ fn known_name(format: &str) -> String {
         "isomp4" => "MP4/M4A".into(),
         "matroska" => "WebM/Matroska".into(),
         "aac" => "AAC".into(),
+        // a name from the first bytes ("OGG/Opus", "WebM/Matroska") is the user's already
+        other if other.chars().any(|c| c.is_ascii_uppercase()) => other.into(),
         other => other.to_uppercase(),
     }
 }
