@@ -307,6 +307,9 @@ fn bad_opus_headers_and_packets_are_named() {
             "gives 0 streams",
         ),
     ];
+    // WebM states the channels twice: they must agree
+    let err = decode(&webm_opus(&opus_head(1, 0), &packets, 2, 48e3), "two.webm").unwrap_err();
+    assert!(err.to_string().contains("the Opus header gives 1 channels, the container 2"), "{err}");
     // a valid header of a family symphonia's OGG reader does not take (255: unidentified)
     let mut family255 = opus_head(2, 0);
     family255[18] = 255;

@@ -506,8 +506,14 @@ impl<'s> Decoder<'s> {
         let rate = if params.codec == CODEC_ID_OPUS {
             // the header parsed here names what is wrong with it; Opus decodes at 48 kHz
             // whatever rate a container records (WebM gives the encoder's input rate)
-            OpusHead::parse(params.extra_data.as_deref().unwrap_or_default())
-                .map_err(|detail| AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail })?;
+            let corrupt = |detail| AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail };
+            let head = OpusHead::parse(params.extra_data.as_deref().unwrap_or_default()).map_err(corrupt)?;
+            // WebM states the channel count twice (its track and the Opus header)
+            let stated = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
+            if head.channels != stated {
+                let (h, c) = (head.channels, stated);
+                return Err(corrupt(format!("the Opus header gives {h} channels, the container {c}")));
+            }
             Some(OPUS_RATE)
         } else {
             params.sample_rate
