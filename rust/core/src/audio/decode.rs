@@ -502,6 +502,7 @@ impl<'s> Decoder<'s> {
             .and_then(|p| p.audio())
             .ok_or_else(|| unsupported("the audio track has no codec parameters".into()))?
             .clone();
+        let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         #[cfg(feature = "opus")]
         let rate = if params.codec == CODEC_ID_OPUS {
             // the header parsed here names what is wrong with it; Opus decodes at 48 kHz
@@ -509,10 +510,9 @@ impl<'s> Decoder<'s> {
             let corrupt = |detail| AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail };
             let head = OpusHead::parse(params.extra_data.as_deref().unwrap_or_default()).map_err(corrupt)?;
             // WebM states the channel count twice (its track and the Opus header)
-            let stated = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
-            if head.channels != stated {
-                let (h, c) = (head.channels, stated);
-                return Err(corrupt(format!("the Opus header gives {h} channels, the container {c}")));
+            if head.channels != channels {
+                let h = head.channels;
+                return Err(corrupt(format!("the Opus header gives {h} channels, the container {channels}")));
             }
             Some(OPUS_RATE)
         } else {
@@ -522,7 +522,6 @@ impl<'s> Decoder<'s> {
         let rate = params.sample_rate;
         let rate = rate.ok_or_else(|| unsupported("the header gives no sample rate".into()))?;
         let rate = check_input_rate(rate as u64, &source)?;
-        let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         if channels == 0 || channels > MAX_CHANNELS {
             return Err(AudioError::Channels { source, channels: channels as u64 });
         }

@@ -138,10 +138,10 @@ impl OpusDecoder {
         };
         self.buf.clear();
         self.buf.resize_uninit(frames);
-        let channels = self.head.channels;
+        let (channels, scale) = (self.head.channels, self.head.gain / 32768.0);
         for (c, plane) in self.buf.iter_planes_mut().enumerate() {
             for (d, frame) in plane.iter_mut().zip(self.interleaved.chunks_exact(channels)) {
-                *d = f32::from(frame[c]) / 32768.0 * self.head.gain;
+                *d = f32::from(frame[c]) * scale;
             }
         }
         // the container's trims (OGG's end of stream), then what is left of the pre-skip
