@@ -131,7 +131,7 @@ pub async fn adapt(
 ) -> Result<Response, ApiError> {
     // a label the model lacks, or a name it cannot be served under, is refused before any
     // audio is decoded
-    let checked = async {
+    let checks = async {
         let Request { model: name, opts, serve } = options(query.as_deref())?;
         let entry = state.model(name.as_deref())?;
         if !opts.labels.is_empty() {
@@ -140,12 +140,9 @@ pub async fn adapt(
         if let Some(serve) = &serve {
             state.models.check_serve(serve).map_err(serve_refusal)?;
         }
-        Ok::<_, ApiError>((opts, serve, entry, state.work_slot().await?))
+        Ok((opts, serve, entry, state.work_slot().await?))
     };
-    let (opts, serve, entry, _slot) = match checked.await {
-        Ok(v) => v,
-        Err(e) => return Err(state.refuse(&headers, body, e).await),
-    };
+    let ((opts, serve, entry, _slot), body) = state.before_body(&headers, body, checks).await?;
     let model = entry.model.clone();
     let (files, _) = uploads(&state, &headers, body, Some("-")).await?;
     let mut opts = opts;

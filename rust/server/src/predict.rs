@@ -245,15 +245,12 @@ pub async fn predict(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let checked = async {
+    let checks = async {
         let p = params(query.as_deref(), &["model", "top_k", "name", "format"])?;
         let entry = state.model(p.model.as_deref())?;
-        Ok::<_, ApiError>((p, entry, state.work_slot().await?))
+        Ok((p, entry, state.work_slot().await?))
     };
-    let (p, entry, _slot) = match checked.await {
-        Ok(v) => v,
-        Err(e) => return Err(state.refuse(&headers, body, e).await),
-    };
+    let ((p, entry, _slot), body) = state.before_body(&headers, body, checks).await?;
     let model = entry.model.clone();
     let (files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
     let max_seconds = state.limits.max_audio_seconds;
@@ -337,16 +334,13 @@ pub async fn segments(
         "running_norm",
         "running_balance",
     ];
-    let checked = async {
+    let checks = async {
         let p = params(query.as_deref(), &allowed)?;
         let entry = state.model(p.model.as_deref())?;
         check_options(&entry.model, &p.opts).map_err(|e| ApiError::bad_request("bad parameter", e))?;
-        Ok::<_, ApiError>((p, entry, state.work_slot().await?))
+        Ok((p, entry, state.work_slot().await?))
     };
-    let (p, entry, slot) = match checked.await {
-        Ok(v) => v,
-        Err(e) => return Err(state.refuse(&headers, body, e).await),
-    };
+    let ((p, entry, slot), body) = state.before_body(&headers, body, checks).await?;
     let model = entry.model.clone();
     let (mut files, multipart) = uploads(&state, &headers, body, p.name.as_deref()).await?;
     if multipart && files.len() != 1 {

@@ -74,12 +74,26 @@ impl AppState {
         })
     }
 
+    /// The checks a handler makes before it reads the body (`checks`), with the body handed
+    /// back when they pass; when one fails, its refusal after [`refuse`](Self::refuse).
+    pub async fn before_body<T>(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        checks: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<(T, Body), ApiError> {
+        match checks.await {
+            Ok(v) => Ok((v, body)),
+            Err(e) => Err(self.refuse(headers, body, e).await),
+        }
+    }
+
     /// `e`, after the body it answers is read to its end and dropped (within `max_body_bytes`
     /// and `read_timeout`; nothing is kept). A refusal made before the body is read (a bad
     /// parameter, an unknown model, busy) would otherwise close a connection with unread
     /// bytes in it, and a client that sends its whole body before reading (curl, a browser's
     /// fetch) would see the connection reset, not the answer.
-    pub async fn refuse(&self, headers: &HeaderMap, body: Body, e: ApiError) -> ApiError {
+    async fn refuse(&self, headers: &HeaderMap, body: Body, e: ApiError) -> ApiError {
         let max = self.limits.max_body_bytes;
         let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max as u64) {
