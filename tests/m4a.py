@@ -4,7 +4,8 @@ No encoder is available offline (soundfile writes no MP4), so the frames use ALA
 verbatim mode (each element flagged uncompressed, the samples stored raw): a valid stream
 that every ALAC decoder must read back bit for bit. The container holds the boxes a player
 needs and nothing else: ftyp, moov (mvhd, trak: tkhd, mdia: mdhd, hdlr, minf: smhd, dinf,
-stbl: stsd with the ALAC magic cookie, stts, stsc, stsz, stco) and mdat.
+stbl: stsd with the ALAC magic cookie, stts, stsc, stsz, stco) and mdat, and an edit list
+(trak: edts: elst) when one is asked for.
 """
 
 from __future__ import annotations
@@ -62,8 +63,14 @@ def _full_box(kind: bytes, *payload: bytes, flags: int = 0) -> bytes:
 _MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 
 
-def write_m4a(path: Path, samples: np.ndarray, sample_rate: int) -> Path:
-    """Write int16 `samples` ((n,) mono or (n, 2) stereo) to `path` as ALAC in M4A."""
+def write_m4a(
+    path: Path, samples: np.ndarray, sample_rate: int, edits: list[tuple[int, int]] | None = None, version: int = 0
+) -> Path:
+    """Write int16 `samples` ((n,) mono or (n, 2) stereo) to `path` as ALAC in M4A.
+
+    `edits`: the track's edit list, (duration, media time) per entry in samples (media time
+    -1: an empty edit), played at rate 1; `version` 1 writes its 64-bit form.
+    """
     block = np.asarray(samples, dtype=np.int16)
     if block.ndim == 1:
         block = block[:, None]
@@ -108,7 +115,13 @@ def write_m4a(path: Path, samples: np.ndarray, sample_rate: int) -> Path:
         mvhd = _full_box(
             b"mvhd", struct.pack(">IIIIIH10x", 0, 0, sample_rate, n, 0x10000, 0x100), _MATRIX, bytes(24), struct.pack(">I", 2)
         )
-        return _box(b"moov", mvhd, _box(b"trak", tkhd, mdia))
+        trak = [tkhd, mdia]
+        if edits is not None:
+            entry_format = ">IiHH" if version == 0 else ">QqHH"
+            rows = (struct.pack(entry_format, duration, media_time, 1, 0) for duration, media_time in edits)
+            elst = _box(b"elst", struct.pack(">BxxxI", version, len(edits)), *rows)
+            trak.insert(1, _box(b"edts", elst))
+        return _box(b"moov", mvhd, _box(b"trak", *trak))
 
     ftyp = _box(b"ftyp", b"M4A ", struct.pack(">I", 0), b"M4A mp42isom")
     head_len = len(ftyp) + len(moov(0)) + 8  # the moov's size does not depend on the offset

@@ -7,6 +7,8 @@
 
 use super::error::{one_line, AudioError};
 use super::limits::MAX_CHANNELS;
+#[cfg(feature = "m4a")]
+use super::mp4;
 #[cfg(feature = "opus")]
 use super::opus::{OpusDecoder, OpusHead, OPUS_RATE};
 use super::resample::check_input_rate;
@@ -365,6 +367,8 @@ pub struct Decoder<'s> {
     rate: u32,
     channels: usize,
     declared_frames: Option<u64>,
+    /// Leading frames still to drop: an MP4 edit list's priming ([`mp4`]).
+    skip: u64,
     frames: u64,
     nonfinite: u64,
     done: bool,
@@ -451,7 +455,7 @@ impl<'s> Decoder<'s> {
     }
 
     fn new(
-        media: Box<dyn MediaSource + 's>,
+        #[allow(unused_mut)] mut media: Box<dyn MediaSource + 's>,
         head: &[u8],
         ext: Option<&str>,
         source: String,
@@ -469,6 +473,14 @@ impl<'s> Decoder<'s> {
             (None, None) => Vec::new(),
         };
         patches.extend(list_chunks(head));
+        // the edit lists symphonia leaves unapplied; an unseekable stream's are read from its
+        // start (where a streamable MP4 keeps them)
+        #[cfg(feature = "m4a")]
+        let edits = match claimed.as_str() {
+            "MP4/M4A" if media.is_seekable() => mp4::start_edits(&mut *media),
+            "MP4/M4A" => mp4::start_edits(&mut std::io::Cursor::new(head)),
+            _ => Vec::new(),
+        };
         let media: Box<dyn MediaSource + 's> = if patches.is_empty() {
             media
         } else {
@@ -527,6 +539,10 @@ impl<'s> Decoder<'s> {
         }
         let declared_frames = track.num_frames.filter(|_| EXACT_LENGTH_FORMATS.contains(&format_name));
         let track_id = track.id;
+        #[cfg(feature = "m4a")]
+        let skip = edits.iter().find(|e| e.track_id == track_id).map_or(0, |e| e.skip_frames(rate));
+        #[cfg(not(feature = "m4a"))]
+        let skip = 0;
         let decoder = codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
             .map_err(|e| unsupported(format!("unsupported codec {}: {}", params.codec, sym_detail(&e))))?;
@@ -539,6 +555,7 @@ impl<'s> Decoder<'s> {
             rate,
             channels,
             declared_frames,
+            skip,
             frames: 0,
             nonfinite: 0,
             done: false,
@@ -637,8 +654,11 @@ impl<'s> Decoder<'s> {
                 self.done = true;
                 return Err(self.corrupt(detail));
             }
-            let frames = buf.frames();
             self.nonfinite += downmix_generic(&buf, mono);
+            let drop = mono.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+            mono.drain(..drop);
+            self.skip -= drop as u64;
+            let frames = mono.len();
             self.frames += frames as u64;
             if frames > 0 {
                 return Ok(true);

@@ -17,6 +17,8 @@
 pub mod decode;
 pub mod error;
 pub mod limits;
+#[cfg(feature = "m4a")]
+pub mod mp4;
 #[cfg(feature = "opus")]
 pub mod opus;
 pub mod resample;
