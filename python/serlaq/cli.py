@@ -58,7 +58,7 @@ def warn_if_synthetic(metadata: dict) -> None:
 @app.command()
 def predict(
     model: Path = typer.Argument(..., help="packed model file (.laq)"),
-    inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively for audio files)"),
+    inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively for audio files); - reads standard input (a pipe is segmented as it comes; a file called - is ./-)"),
     fmt: str = typer.Option("table", "--format", help="table | json | jsonl | csv (jsonl/csv/table stream as results come)"),
     as_json: bool = typer.Option(False, "--json", help="same as --format json"),
     top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels with their probabilities (default: off, the best label only)"),

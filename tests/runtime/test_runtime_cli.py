@@ -133,6 +133,22 @@ def test_predict_lines_json_and_top_k(tones, tmp_path, capsys, monkeypatch):
     assert sum(d[1]["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_predict_a_dash_reads_standard_input(tones, tmp_path):
+    # the real process (the native reader takes file descriptor 0 itself): `ffmpeg ... -f wav - |
+    # serlaq predict MODEL -` gives the file's own row, named "-", and with --segments its windows
+    hi = write_wav(tmp_path / "hi.wav", tone(1480, 44100, 2.5, 2), 44100)
+    cli = [sys.executable, "-m", "serlaq.cli", "predict", str(tones.path)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], input=hi.read_bytes().decode("latin-1"), capture_output=True, text=True,
+                              encoding="latin-1", timeout=120)
+
+    for extra in ([], ["--segments", "--format", "jsonl"]):
+        piped, from_file = run("-", *extra), run(str(hi), *extra)
+        assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+        assert piped.stdout == from_file.stdout.replace(str(hi), "-") and piped.stdout.startswith(("-\t", '{"path": "-"'))
+
+
 def test_predict_bad_files_are_reported_and_the_rest_still_predicted(tones, tmp_path, capsys, monkeypatch):
     good = write_wav(tmp_path / "good.wav", tone(600, 16000), 16000)
     empty = write_wav(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)

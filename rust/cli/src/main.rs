@@ -59,12 +59,13 @@ enum Command {
 /// output as `serlaq predict --segments`.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  serlaq-rt predict model.laq clip.wav recordings/ --top-k 3 --format jsonl\n  serlaq-rt predict model.laq call.wav --segments --hop 0.5 --format jsonl"
+    after_help = "Example:\n  serlaq-rt predict model.laq clip.wav recordings/ --top-k 3 --format jsonl\n  serlaq-rt predict model.laq call.wav --segments --hop 0.5 --format jsonl\n  arecord -f S16_LE -r 16000 -t wav - | serlaq-rt predict general - --segments"
 )]
 struct PredictArgs {
     /// packed model file (.laq), or `general` for the general model shipped inside
     model: PathBuf,
-    /// audio files and/or directories (searched recursively)
+    /// audio files and/or directories (searched recursively); `-` reads standard input
+    /// (a pipe is segmented as it comes; a file called `-` is `./-`)
     #[arg(required = true, num_args = 1..)]
     inputs: Vec<OsString>,
     /// output format (jsonl/csv/table stream as results come)

@@ -796,3 +796,98 @@ fn adapt_writes_a_model_that_records_it_and_refuses_bad_input_in_one_line() {
     }
     assert_eq!(std::fs::read(fx.p("model.laq")).unwrap(), before);
 }
+
+// --- standard input -----------------------------------------------------------------------
+
+impl Fixture {
+    /// Runs the binary with `stdin` as its standard input.
+    fn run_with_stdin(&self, args: &[&str], stdin: std::process::Stdio) -> Output {
+        Command::new(BIN).args(args).current_dir(&self.dir).stdin(stdin).output().unwrap()
+    }
+    /// Runs the binary with `bytes` written into a pipe on its standard input.
+    fn run_piped(&self, args: &[&str], bytes: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let bytes = bytes.to_vec();
+        // written from a thread: the child may answer before it has read everything
+        let writer = std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+}
+
+#[test]
+fn a_dash_reads_standard_input_piped_or_redirected() {
+    let fx = Fixture::new("stdin");
+    let a = fx.wav("a.wav", 1, 16000, 2);
+    let bytes = std::fs::read(&a).unwrap();
+    let line = stdout(&fx.run(&["predict", "model.laq", "a.wav", "--format", "jsonl"]));
+    let want = line.replacen("\"path\": \"a.wav\"", "\"path\": \"-\"", 1);
+    // a pipe, and a file redirected (`< a.wav`: seekable), give the file's own record
+    let piped = fx.run_piped(&["predict", "model.laq", "-", "--format", "jsonl"], &bytes);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert_eq!(stdout(&piped), want);
+    let redirected =
+        fx.run_with_stdin(&["predict", "model.laq", "-", "--format", "jsonl"], std::fs::File::open(&a).unwrap().into());
+    assert_eq!(stdout(&redirected), want);
+    // with files, in input order, read once
+    let o = fx.run_piped(&["predict", "model.laq", "a.wav", "-", "-"], &bytes);
+    let text = stdout(&o);
+    let rows: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(rows, ["a.wav", "-"], "{}", stderr(&o));
+    // nothing on it: one line naming standard input, exit code 1
+    let o = fx.run_with_stdin(&["predict", "model.laq", "-"], std::process::Stdio::null());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "serlaq-rt: error: standard input: empty audio (0 samples)\n");
+    // a file called `-` is reached as ./- (and written so), not as standard input
+    std::fs::copy(&a, fx.p("-")).unwrap();
+    let o = fx.run_with_stdin(&["predict", "model.laq", "./-"], std::process::Stdio::null());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("./-\t"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_recording_piped_in_is_segmented_as_its_file_is() {
+    // what a recorder streaming to a pipe writes (ffmpeg -f wav -, arecord -t wav): both
+    // lengths unknown; its windows are the file's, each written as it completes
+    let fx = Fixture::new("stdin-seg");
+    let mut bytes = fx.recording("rec.wav");
+    bytes[4..8].copy_from_slice(&[0xFF; 4]);
+    bytes[40..44].copy_from_slice(&[0xFF; 4]);
+    let want = stdout(&fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--format", "jsonl"]));
+    assert!(want.lines().count() > 5, "{want}");
+    let o = fx.run_piped(&["predict", "model.laq", "-", "--segments", "--format", "jsonl"], &bytes);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), want.replace("\"path\": \"rec.wav\"", "\"path\": \"-\""));
+}
+
+#[test]
+fn an_m4a_whose_index_follows_its_audio_is_named_as_out_of_a_pipes_reach() {
+    // ffmpeg and most recorders write the MP4 index (moov) last; a pipe cannot go back for it
+    let fx = Fixture::new("stdin-mp4");
+    let boxed = |kind: &[u8; 4], body: &[u8]| [&(8 + body.len() as u32).to_be_bytes()[..], kind, body].concat();
+    let mp4 = [boxed(b"ftyp", b"M4A \0\0\0\0M4A "), boxed(b"mdat", &[0u8; 4000]), boxed(b"moov", &[0u8; 64])].concat();
+    let o = fx.run_piped(&["predict", "model.laq", "-"], &mp4);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.starts_with("serlaq-rt: error: standard input: cannot decode audio: an M4A/MP4 file whose index follows its audio, out of a pipe's reach: give its path, redirect it (< FILE)"), "{err}");
+    // the same bytes from a file are judged as a file's (here: no audio track to read)
+    std::fs::write(fx.p("odd.m4a"), &mp4).unwrap();
+    let err = stderr(&fx.run(&["predict", "model.laq", "odd.m4a"]));
+    assert!(err.starts_with("serlaq-rt: error: odd.m4a: ") && !err.contains("pipe"), "{err}");
+    // and redirected (`< odd.m4a`), standard input is that file: it can go back
+    let file = std::fs::File::open(fx.p("odd.m4a")).unwrap();
+    let err = stderr(&fx.run_with_stdin(&["predict", "model.laq", "-"], file.into()));
+    assert!(err.starts_with("serlaq-rt: error: standard input: ") && !err.contains("pipe"), "{err}");
+}

@@ -642,7 +642,7 @@ impl Model {
         self.features_wave(&wave).map_err(|e| match e {
             // the loader bounds length already; name the file if anything else is wrong
             ModelError::Features(f) => {
-                ModelError::Audio(AudioError::Internal { source: path.display().to_string(), detail: f.to_string() })
+                ModelError::Audio(AudioError::Internal { source: audio::source_name(path), detail: f.to_string() })
             }
             other => other,
         })

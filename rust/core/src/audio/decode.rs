@@ -25,7 +25,7 @@ use symphonia::core::codecs::registry::CodecRegistry;
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
 /// The file extensions (lower case, without the dot) of the formats decoded.
@@ -55,6 +55,23 @@ pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "AMR"];
 /// about such a file names the format (a browser's WebM recording is not "damaged").
 #[cfg(not(feature = "opus"))]
 pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "WebM/Matroska", "AMR", "OGG/Opus"];
+
+/// The path that names standard input, as Unix tools take it: `ffmpeg -i talk.mp4 -f wav - |
+/// serlaq-rt predict general - --segments`. A file called `-` is reached as `./-`.
+pub const STDIN_PATH: &str = "-";
+
+/// How errors name the input at `path`: "standard input" for [`STDIN_PATH`].
+pub fn source_name(path: &Path) -> String {
+    if path.as_os_str() == STDIN_PATH {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Why an MP4 read as a stream (a pipe) gave no audio: its index (the `moov` box, which
+/// ffmpeg and most recorders write last) lies past the audio, and a stream cannot go back.
+pub const MP4_INDEX_AFTER_AUDIO: &str = "its index (moov) follows the audio, which a stream cannot go back to";
 
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
 const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
@@ -386,8 +403,11 @@ impl std::fmt::Debug for Decoder<'_> {
 }
 
 impl Decoder<'static> {
-    /// Opens `path` and reads its header (no samples yet).
+    /// Opens `path` and reads its header (no samples yet); [`STDIN_PATH`] is standard input.
     pub fn open(path: &Path) -> Result<Decoder<'static>, AudioError> {
+        if path.as_os_str() == STDIN_PATH {
+            return Decoder::stdin();
+        }
         let source = path.display().to_string();
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => AudioError::NotFound { source: source.clone() },
@@ -409,6 +429,34 @@ impl Decoder<'static> {
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
         Decoder::new(Box::new(file), &head[..got], ext.as_deref(), source)
+    }
+
+    /// Standard input, read once. Redirected from a file it is that file (seekable: an
+    /// M4A's index at its end is reached); a pipe is read as it comes, so a live recording
+    /// piped in is segmented as it is spoken. A terminal is refused: nothing would come.
+    pub fn stdin() -> Result<Decoder<'static>, AudioError> {
+        use std::io::IsTerminal;
+        let source = source_name(Path::new(STDIN_PATH));
+        let io = |message: String| AudioError::Io { source: source.clone(), message };
+        if std::io::stdin().is_terminal() {
+            return Err(io("it is a terminal: pipe or redirect the audio into it (e.g. `arecord -f S16_LE -r 16000 \
+                           -t wav - | serlaq-rt predict MODEL - --segments`)"
+                .into()));
+        }
+        #[cfg(unix)]
+        let media: Box<dyn MediaSource> = {
+            use std::os::fd::AsFd;
+            let file = File::from(std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| io(e.to_string()))?);
+            if file.metadata().is_ok_and(|m| m.is_file()) {
+                Box::new(file)
+            } else {
+                // a pipe's length and position are not a file's: read it as a stream
+                Box::new(ReadOnlySource::new(file))
+            }
+        };
+        #[cfg(not(unix))]
+        let media: Box<dyn MediaSource> = Box::new(ReadOnlySource::new(std::io::stdin()));
+        Decoder::from_source(media, &source, None)
     }
 }
 
@@ -473,11 +521,12 @@ impl<'s> Decoder<'s> {
             (None, None) => Vec::new(),
         };
         patches.extend(list_chunks(head));
+        let seekable = media.is_seekable();
         // the edit lists symphonia leaves unapplied; an unseekable stream's are read from its
         // start (where a streamable MP4 keeps them)
         #[cfg(feature = "m4a")]
         let edits = match claimed.as_str() {
-            "MP4/M4A" if media.is_seekable() => mp4::start_edits(&mut *media),
+            "MP4/M4A" if seekable => mp4::start_edits(&mut *media),
             "MP4/M4A" => mp4::start_edits(&mut std::io::Cursor::new(head)),
             _ => Vec::new(),
         };
@@ -500,6 +549,9 @@ impl<'s> Decoder<'s> {
                 // symphonia's OGG reader skips a stream whose Opus header it refuses: say why
                 Some((true, detail)) => AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail },
                 Some((false, detail)) => unsupported(detail),
+                None if claimed == "MP4/M4A" && !seekable && !mp4_index_first(head) => {
+                    unsupported(MP4_INDEX_AFTER_AUDIO.to_string())
+                }
                 None => unsupported(format!("no decodable audio stream found: {}", sym_detail(&e))),
             })?;
         let format_name = format.format_info().short_name;
@@ -665,6 +717,25 @@ impl<'s> Decoder<'s> {
             }
         }
     }
+}
+
+/// Whether an MP4's index (`moov`) comes before its audio (`mdat`) in the top-level boxes
+/// (false when `head` ends before either is found: a large `mdat` went first).
+fn mp4_index_first(head: &[u8]) -> bool {
+    let mut at = 0usize;
+    while let Some(b) = head.get(at..at + 8) {
+        match &b[4..8] {
+            b"moov" => return true,
+            b"mdat" => return false,
+            _ => {}
+        }
+        match u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize {
+            0 | 1 => return false, // to the end, or a 64-bit size: the audio follows
+            n if n < 8 => return false,
+            n => at = at.saturating_add(n),
+        }
+    }
+    false
 }
 
 /// What is wrong with the Opus header on an OGG file's first page, if that is what it holds:

@@ -23,7 +23,7 @@ pub mod mp4;
 pub mod opus;
 pub mod resample;
 
-pub use decode::{Decoder, FORMATS, SUFFIXES, UNDECODED};
+pub use decode::{source_name, Decoder, FORMATS, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES, UNDECODED};
 pub use error::{AudioError, ALL_KINDS};
 pub use resample::{output_len, resample, resample_ref, Resampler};
 
@@ -50,7 +50,7 @@ pub struct AudioReader<'s> {
 impl AudioReader<'static> {
     /// Opens `path` (header only); chunks come from [`next_chunk`](Self::next_chunk).
     pub fn open(path: &Path, target_rate: u32) -> Result<AudioReader<'static>, AudioError> {
-        check_target_rate(target_rate as u64, &path.display().to_string())?;
+        check_target_rate(target_rate as u64, &source_name(path))?;
         AudioReader::new(Decoder::open(path)?, target_rate)
     }
 }
@@ -179,7 +179,7 @@ const MAX_RESERVE: u64 = 1 << 24;
 
 /// A whole file as validated mono `f32` at `target_rate` (see the module docs).
 pub fn load(path: &Path, target_rate: u32, min_samples: usize) -> Result<Vec<f32>, AudioError> {
-    check_target_rate(target_rate as u64, &path.display().to_string())?;
+    check_target_rate(target_rate as u64, &source_name(path))?;
     load_from(Decoder::open(path)?, target_rate, min_samples)
 }
 

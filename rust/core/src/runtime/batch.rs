@@ -23,7 +23,7 @@ pub struct BatchOptions {
 
 /// One file -> class probabilities, or the one line naming the file and what is wrong.
 pub fn predict_one(model: &Model, path: &Path) -> Result<Vec<f64>, String> {
-    let name = path.display().to_string();
+    let name = crate::audio::source_name(path);
     match catch_unwind(AssertUnwindSafe(|| model.predict_file(path))) {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
@@ -35,7 +35,7 @@ pub fn predict_one(model: &Model, path: &Path) -> Result<Vec<f64>, String> {
 /// One file -> class probabilities and its out-of-domain score, or the one line naming
 /// the file and what is wrong (the features are computed once for both).
 pub fn predict_scored(model: &Model, path: &Path) -> Result<(Vec<f64>, f64), String> {
-    let name = path.display().to_string();
+    let name = crate::audio::source_name(path);
     let run = || -> Result<(Vec<f64>, f64), ModelError> { model.predict_features(&model.features_file(path)?) };
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(p)) => Ok(p),

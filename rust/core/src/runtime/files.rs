@@ -5,9 +5,10 @@
 //! symlinked directories are not descended, unreadable directories are skipped, as
 //! Python's `Path.rglob`); its files come sorted. A file named explicitly is always
 //! tried, whatever its suffix. Paths are written as `pathlib` writes them (`./a.wav` is
-//! `a.wav`, `dir/` is `dir`), and each path comes once, at its first place.
+//! `a.wav`, `dir/` is `dir`), and each path comes once, at its first place. `-` is standard
+//! input ([`STDIN_PATH`]); a file called `-` keeps its `./`.
 
-use crate::audio::SUFFIXES;
+use crate::audio::{STDIN_PATH, SUFFIXES};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
@@ -24,6 +25,10 @@ pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) 
     let mut files: Vec<PathBuf> = Vec::new();
     let mut errors = Vec::new();
     for item in inputs {
+        if item == STDIN_PATH {
+            files.push(PathBuf::from(STDIN_PATH));
+            continue;
+        }
         let p = pathlib(Path::new(item));
         let shown = p.display().to_string();
         if p.is_dir() {
@@ -38,7 +43,8 @@ pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) 
             }
             files.extend(found);
         } else if p.exists() {
-            files.push(p);
+            // bare, `-` would name standard input
+            files.push(if p.as_os_str() == STDIN_PATH { Path::new(".").join(p) } else { p });
         } else {
             errors.push(InputError { path: shown.clone(), message: format!("{shown}: no such file or directory") });
         }

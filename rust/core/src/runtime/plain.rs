@@ -5,7 +5,7 @@
 //! human-facing line is rewritten. The input is the one-line `Display` of
 //! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
 
-use crate::audio::{FORMATS, UNDECODED};
+use crate::audio::{FORMATS, MP4_INDEX_AFTER_AUDIO, UNDECODED};
 
 /// The decoded formats by name: "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or
 /// WebM (Opus, Vorbis)".
@@ -66,6 +66,10 @@ pub fn plain_error(message: &str) -> String {
                      (e.g. ffmpeg -i IN -ac 1 OUT.wav)",
                     article(named)
                 )
+            } else if detail == MP4_INDEX_AFTER_AUDIO {
+                "an M4A/MP4 file whose index follows its audio, out of a pipe's reach: give its path, redirect \
+                 it (< FILE), or move the index first (ffmpeg -i IN -c copy -movflags +faststart OUT.m4a)"
+                    .to_string()
             } else if detail.contains("no decodable audio stream") || format.starts_with("unknown") {
                 format!("not a {} file, or damaged at its start", format_names())
             } else if detail == "no audio track" {

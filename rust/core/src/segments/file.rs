@@ -35,7 +35,7 @@ pub fn segment_file_each(
     opts: &SegmentOptions,
     mut on_segment: impl FnMut(&Segment),
 ) -> Option<SegmentError> {
-    let source = path.display().to_string();
+    let source = crate::audio::source_name(path);
     let mut decoder = match Decoder::open(path) {
         Ok(d) => d,
         Err(e) => return Some(e.into()),
