@@ -131,7 +131,8 @@ uint32_t serlaq_model_sample_rate(const serlaq_model *model);
 double serlaq_model_ood_threshold(const serlaq_model *model);
 
 /* Decodes an audio file and writes one probability per label to `probs`
- * (num_labels floats). 0 = ok, < 0 = error (probs untouched). */
+ * (num_labels floats). 0 = ok, < 0 = error (probs untouched). The path "-" is the
+ * process's standard input (as the command-line tools take it); a file called "-" is "./-". */
 int serlaq_predict_file(const serlaq_model *m, const char *path, float *probs);
 
 /* The same for `n` mono float samples (nominally -1..1) at `sample_rate` Hz. */
