@@ -252,6 +252,30 @@ def test_webm_holds_the_same_opus_as_ogg(tmp_path: Path) -> None:
     np.testing.assert_array_equal(b[:a.size], a)
 
 
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_a_chained_ogg_reads_as_its_parts_joined(tmp_path: Path, subtype: str) -> None:
+    # OGG files joined end to end (`cat a.ogg b.ogg`, a radio recording): each logical stream
+    # brings its own headers, so each gets a new decoder, and the parts follow one another
+    if subtype not in sf.available_subtypes("OGG"):
+        pytest.skip(f"this libsndfile cannot write OGG/{subtype}")
+    rate = 48000 if subtype == "OPUS" else 16000
+    a, b, joined = tmp_path / "a.ogg", tmp_path / "b.ogg", tmp_path / "joined.ogg"
+    sf.write(str(a), tone(0.8, rate, freq=220.0), rate, format="OGG", subtype=subtype)
+    sf.write(str(b), tone(0.6, rate, freq=440.0), rate, format="OGG", subtype=subtype)
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    want = np.concatenate([load_audio(a, rate), load_audio(b, rate)])
+    np.testing.assert_array_equal(load_audio(joined, rate), want)
+    if subtype == "VORBIS":
+        # at two rates: one line naming the change and where, not "damaged"
+        c, mixed = tmp_path / "c.ogg", tmp_path / "mixed.ogg"
+        sf.write(str(c), tone(0.6, 22050, freq=440.0), 22050, format="OGG", subtype=subtype)
+        mixed.write_bytes(a.read_bytes() + c.read_bytes())
+        with pytest.raises(AudioError) as exc:
+            load_audio(mixed, 16000)
+        assert "the stream changes from 16000 Hz x 1 channels to 22050 Hz x 1 channels" in str(exc.value)
+        assert plain_audio_error(str(exc.value)).startswith(f"{mixed}: the audio changes from 16000 Hz x 1 channels to 22050")
+
+
 def test_suffixes_cover_the_decoded_formats() -> None:
     assert {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".m4a", ".webm"} <= set(AUDIO_SUFFIXES)
     assert _native.AUDIO_SUFFIXES == AUDIO_SUFFIXES

@@ -384,6 +384,8 @@ pub struct Decoder<'s> {
     rate: u32,
     channels: usize,
     declared_frames: Option<u64>,
+    /// The format as error lines name it (what the first bytes claim, or what was detected).
+    claimed: String,
     /// Leading frames still to drop: an MP4 edit list's priming ([`mp4`]).
     skip: u64,
     frames: u64,
@@ -557,61 +559,42 @@ impl<'s> Decoder<'s> {
         let format_name = format.format_info().short_name;
         // a codec recognised from the first bytes (Opus in OGG) is named, not only its container
         let claimed = if UNDECODED.contains(&claimed.as_str()) { claimed } else { format!("{format_name} (detected)") };
-        let unsupported =
-            |detail: String| AudioError::Unsupported { source: source.clone(), format: claimed.clone(), detail };
-        let track = format.default_track(TrackType::Audio).ok_or_else(|| unsupported("no audio track".into()))?;
-        let params = track
-            .codec_params
-            .as_ref()
-            .and_then(|p| p.audio())
-            .ok_or_else(|| unsupported("the audio track has no codec parameters".into()))?
-            .clone();
-        let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
-        #[cfg(feature = "opus")]
-        let rate = if params.codec == CODEC_ID_OPUS {
-            // the header parsed here names what is wrong with it; Opus decodes at 48 kHz
-            // whatever rate a container records (WebM gives the encoder's input rate)
-            let corrupt = |detail| AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail };
-            let head = OpusHead::parse(params.extra_data.as_deref().unwrap_or_default()).map_err(corrupt)?;
-            // WebM states the channel count twice (its track and the Opus header)
-            if head.channels != channels {
-                let h = head.channels;
-                return Err(corrupt(format!("the Opus header gives {h} channels, the container {channels}")));
-            }
-            Some(OPUS_RATE)
-        } else {
-            params.sample_rate
-        };
-        #[cfg(not(feature = "opus"))]
-        let rate = params.sample_rate;
-        let rate = rate.ok_or_else(|| unsupported("the header gives no sample rate".into()))?;
-        let rate = check_input_rate(rate as u64, &source)?;
-        if channels == 0 || channels > MAX_CHANNELS {
-            return Err(AudioError::Channels { source, channels: channels as u64 });
-        }
+        let track = open_track(&*format, &source, &claimed, 0.0)?;
         let declared_frames = track.num_frames.filter(|_| EXACT_LENGTH_FORMATS.contains(&format_name));
-        let track_id = track.id;
         #[cfg(feature = "m4a")]
-        let skip = edits.iter().find(|e| e.track_id == track_id).map_or(0, |e| e.skip_frames(rate));
+        let skip = edits.iter().find(|e| e.track_id == track.id).map_or(0, |e| e.skip_frames(track.rate));
         #[cfg(not(feature = "m4a"))]
         let skip = 0;
-        let decoder = codecs()
-            .make_audio_decoder(&params, &AudioDecoderOptions::default())
-            .map_err(|e| unsupported(format!("unsupported codec {}: {}", params.codec, sym_detail(&e))))?;
         Ok(Decoder {
             format,
-            decoder,
-            track_id,
+            decoder: track.decoder,
+            track_id: track.id,
             source,
+            claimed,
             format_name,
-            rate,
-            channels,
+            rate: track.rate,
+            channels: track.channels,
             declared_frames,
             skip,
             frames: 0,
             nonfinite: 0,
             done: false,
         })
+    }
+
+    /// The next logical stream of a chained OGG (files joined end to end, a radio
+    /// recording): its own headers, so a new decoder, at the same rate and channel count.
+    fn next_stream(&mut self) -> Result<(), AudioError> {
+        let track = open_track(&*self.format, &self.source, &self.claimed, self.seconds())?;
+        if (track.rate, track.channels) != (self.rate, self.channels) {
+            return Err(self.corrupt(format!(
+                "the stream changes from {} Hz x {} channels to {} Hz x {} channels",
+                self.rate, self.channels, track.rate, track.channels
+            )));
+        }
+        self.track_id = track.id;
+        self.decoder = track.decoder;
+        Ok(())
     }
 
     /// The name errors use for this input.
@@ -675,6 +658,13 @@ impl<'s> Decoder<'s> {
             let packet = match self.format.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => return self.end(),
+                Err(SymError::ResetRequired) => match self.next_stream() {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        self.done = true;
+                        return Err(e);
+                    }
+                },
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return self.end(),
                 Err(SymError::IoError(e)) => {
                     self.done = true;
@@ -736,6 +726,60 @@ fn mp4_index_first(head: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// A format reader's audio track, ready to decode.
+struct Track {
+    id: u32,
+    rate: u32,
+    channels: usize,
+    num_frames: Option<u64>,
+    decoder: Box<dyn AudioDecoder>,
+}
+
+/// The default audio track of `format` with its decoder; its header's faults are named
+/// (`at_seconds`: where in the input the track starts).
+fn open_track(
+    format: &dyn FormatReader,
+    source: &str,
+    claimed: &str,
+    #[cfg_attr(not(feature = "opus"), allow(unused_variables))] at_seconds: f64,
+) -> Result<Track, AudioError> {
+    let unsupported =
+        |detail: String| AudioError::Unsupported { source: source.to_string(), format: claimed.to_string(), detail };
+    let track = format.default_track(TrackType::Audio).ok_or_else(|| unsupported("no audio track".into()))?;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| unsupported("the audio track has no codec parameters".into()))?;
+    let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
+    #[cfg(feature = "opus")]
+    let rate = if params.codec == CODEC_ID_OPUS {
+        // the header parsed here names what is wrong with it; Opus decodes at 48 kHz
+        // whatever rate a container records (WebM gives the encoder's input rate)
+        let corrupt = |detail| AudioError::Corrupt { source: source.to_string(), at_seconds, detail };
+        let head = OpusHead::parse(params.extra_data.as_deref().unwrap_or_default()).map_err(corrupt)?;
+        // WebM states the channel count twice (its track and the Opus header)
+        if head.channels != channels {
+            let h = head.channels;
+            return Err(corrupt(format!("the Opus header gives {h} channels, the container {channels}")));
+        }
+        Some(OPUS_RATE)
+    } else {
+        params.sample_rate
+    };
+    #[cfg(not(feature = "opus"))]
+    let rate = params.sample_rate;
+    let rate = rate.ok_or_else(|| unsupported("the header gives no sample rate".into()))?;
+    let rate = check_input_rate(rate as u64, source)?;
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(AudioError::Channels { source: source.to_string(), channels: channels as u64 });
+    }
+    let decoder = codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default())
+        .map_err(|e| unsupported(format!("unsupported codec {}: {}", params.codec, sym_detail(&e))))?;
+    Ok(Track { id: track.id, rate, channels, num_frames: track.num_frames, decoder })
 }
 
 /// What is wrong with the Opus header on an OGG file's first page, if that is what it holds:

@@ -92,7 +92,15 @@ pub fn plain_error(message: &str) -> String {
     }
     if let (Some(at), Some(body)) = (message.rfind(CORRUPT), message.strip_suffix(')')) {
         let rest = &body[at + CORRUPT.len()..];
-        if let Some((seconds, _)) = rest.split_once(" s: ") {
+        if let Some((seconds, detail)) = rest.split_once(" s: ") {
+            if let Some(change) = detail.strip_prefix("the stream changes ") {
+                // not damage: joined recordings (a chained OGG) at two rates or channel counts
+                return format!(
+                    "{}: the audio changes {change} at {seconds} s; one file is read at one rate: convert it \
+                     (e.g. ffmpeg -i IN -ar 16000 -ac 1 OUT.wav)",
+                    &message[..at]
+                );
+            }
             return format!("{}: corrupt audio: the data is damaged at {seconds} s {HINT}", &message[..at]);
         }
     }
