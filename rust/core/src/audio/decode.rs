@@ -50,11 +50,11 @@ pub const FORMATS: &[(&str, &[&str])] = &[
 /// Formats [`sniff`] recognises by their first bytes that serlaq does not decode: an error
 /// about such a file names the format (a browser's WebM recording is not "damaged").
 #[cfg(feature = "opus")]
-pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "AMR"];
+pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "AMR", "WMA/ASF"];
 /// Formats [`sniff`] recognises by their first bytes that serlaq does not decode: an error
 /// about such a file names the format (a browser's WebM recording is not "damaged").
 #[cfg(not(feature = "opus"))]
-pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "WebM/Matroska", "AMR", "OGG/Opus"];
+pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "WebM/Matroska", "AMR", "OGG/Opus", "WMA/ASF"];
 
 /// The path that names standard input, as Unix tools take it: `ffmpeg -i talk.mp4 -f wav - |
 /// serlaq-rt predict general - --segments`. A file called `-` is reached as `./-`.
@@ -93,6 +93,8 @@ fn sniff(head: &[u8], ext: Option<&str>) -> String {
         [b'w', b'v', b'p', b'k', ..] => Some("WavPack"),
         [0x1A, 0x45, 0xDF, 0xA3, ..] => Some("WebM/Matroska"),
         [b'#', b'!', b'A', b'M', b'R', ..] => Some("AMR"),
+        // the ASF header object's GUID (Windows Media Audio, an old Windows voice recorder's)
+        [0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11, ..] => Some("WMA/ASF"),
         _ => None,
     };
     // an Ogg stream's first page names its codec in the packet it carries
