@@ -507,7 +507,7 @@ impl<'s> Decoder<'s> {
     }
 
     fn new(
-        #[allow(unused_mut)] mut media: Box<dyn MediaSource + 's>,
+        #[cfg_attr(not(feature = "m4a"), allow(unused_mut))] mut media: Box<dyn MediaSource + 's>,
         head: &[u8],
         ext: Option<&str>,
         source: String,
