@@ -186,6 +186,21 @@ def test_m4a_aac_decodes_a_tone(tmp_path: Path) -> None:
     np.testing.assert_allclose(y, ref, atol=LOSSY_DECODER_TOL)
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg to encode MPEG layer II (nothing else offline can)")
+def test_mp2_decodes_as_ffmpeg_decodes_it(tmp_path: Path) -> None:
+    # MPEG-1 layer II, broadcast and DVD archives' audio: read when a file is named (a folder
+    # search leaves .mp2 out), to ffmpeg's own samples (both decoders in float)
+    path = tmp_path / "archive.mp2"
+    cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1.5:sample_rate=48000"]
+    subprocess.run([*cmd, "-c:a", "mp2", "-b:a", "192k", str(path)], check=True)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "f32le", "-"], capture_output=True, check=True)
+    ref = np.frombuffer(raw.stdout, dtype=np.float32)
+    y = load_audio(path, 48000)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, atol=1e-4)
+    assert ".mp2" not in AUDIO_SUFFIXES
+
+
 def test_adpcm_wav_decodes_like_soundfile(tmp_path: Path) -> None:
     # IMA and MS ADPCM WAVs (voice recorders, old corpora): libsndfile and symphonia round
     # ADPCM's steps differently, so the two agree to one quantizer step, not to the bit

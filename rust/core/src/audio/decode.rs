@@ -30,8 +30,9 @@ use symphonia::core::meta::MetadataOptions;
 
 /// The file extensions (lower case, without the dot) of the formats decoded.
 ///
-/// `.mp4` and raw ADTS `.aac` decode too when a file is named, but a folder search does not
-/// take them: an `.mp4` in a corpus folder is more often a video than a recording. `.webm`
+/// `.mp4`, raw ADTS `.aac` and MPEG layer I/II (`.mp2`: broadcast archives) decode too when
+/// a file is named, but a folder search does not take them: an `.mp4` in a corpus folder is
+/// more often a video than a recording, and the others are rare. `.webm`
 /// is taken: it is what a browser records audio into (of a video, its sound is read).
 pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "m4a", "webm"];
 
