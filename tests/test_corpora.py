@@ -198,6 +198,7 @@ _WRITE_AS = {
     ".aif": ("AIFF", "PCM_16"),
     ".aiff": ("AIFF", "PCM_16"),
     ".m4a": ("M4A", "ALAC"),  # tests/m4a.py: soundfile writes no MP4
+    ".caf": ("CAF", "ALAC_16"),
     ".opus": ("OGG", "OPUS"),
     ".webm": ("WEBM", "OPUS"),  # tests/webm.py: libsndfile's Opus packets in WebM
 }

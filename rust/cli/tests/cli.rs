@@ -210,8 +210,9 @@ fn bad_files_are_one_line_each_and_the_rest_is_predicted() {
     // and --verbose shows the field's text
     assert_eq!(format!("serlaq-rt: error: {}", out[1]["error"].as_str().unwrap()), err_lines[1]);
     assert!(
-        err_lines[2]
-            .contains("not a WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or WebM (Opus, Vorbis) file"),
+        err_lines[2].contains(
+            "not a WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC), CAF or WebM (Opus, Vorbis) file"
+        ),
         "{}",
         err_lines[2]
     );
@@ -244,7 +245,7 @@ fn directories_are_searched_recursively_sorted_once() {
     let err = stderr(&o);
     assert_eq!(
         err.trim_end(),
-        "serlaq-rt: error: empty: directory holds no audio files (.aif, .aiff, .flac, .m4a, .mp3, .oga, .ogg, .opus, .wav, .wave, .webm)"
+        "serlaq-rt: error: empty: directory holds no audio files (.aif, .aiff, .caf, .flac, .m4a, .mp3, .oga, .ogg, .opus, .wav, .wave, .webm)"
     );
     let paths: Vec<String> = stdout(&o)
         .lines()

@@ -34,7 +34,8 @@ use symphonia::core::meta::MetadataOptions;
 /// a file is named, but a folder search does not take them: an `.mp4` in a corpus folder is
 /// more often a video than a recording, and the others are rare. `.webm`
 /// is taken: it is what a browser records audio into (of a video, its sound is read).
-pub const SUFFIXES: &[&str] = &["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "m4a", "webm"];
+pub const SUFFIXES: &[&str] =
+    &["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "m4a", "caf", "webm"];
 
 /// The formats decoded, by the names users know, each with its extensions: what help texts
 /// and error messages list (a test keeps it and [`SUFFIXES`] the same set).
@@ -45,17 +46,25 @@ pub const FORMATS: &[(&str, &[&str])] = &[
     ("MP3", &["mp3"]),
     ("AIFF", &["aif", "aiff"]),
     ("M4A (AAC, ALAC)", &["m4a"]),
+    ("CAF", &["caf"]),
     ("WebM (Opus, Vorbis)", &["webm"]),
 ];
 
-/// Formats [`sniff`] recognises by their first bytes that serlaq does not decode: an error
-/// about such a file names the format (a browser's WebM recording is not "damaged").
-#[cfg(feature = "opus")]
-pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "AMR", "WMA/ASF"];
-/// Formats [`sniff`] recognises by their first bytes that serlaq does not decode: an error
-/// about such a file names the format (a browser's WebM recording is not "damaged").
-#[cfg(not(feature = "opus"))]
-pub const UNDECODED: &[&str] = &["AU", "CAF", "Wave64", "WavPack", "WebM/Matroska", "AMR", "OGG/Opus", "WMA/ASF"];
+/// Formats [`sniff`] recognises by their first bytes that this build does not decode: an
+/// error about such a file names the format (a browser's WebM recording is not "damaged").
+pub const UNDECODED: &[&str] = &[
+    "AU",
+    #[cfg(not(feature = "m4a"))]
+    "CAF",
+    "Wave64",
+    "WavPack",
+    #[cfg(not(feature = "opus"))]
+    "WebM/Matroska",
+    "AMR",
+    #[cfg(not(feature = "opus"))]
+    "OGG/Opus",
+    "WMA/ASF",
+];
 
 /// The path that names standard input, as Unix tools take it: `ffmpeg -i talk.mp4 -f wav - |
 /// serlaq-rt predict general - --segments`. A file called `-` is reached as `./-`.
@@ -297,6 +306,74 @@ fn rf64_patches(head: &[u8]) -> Option<Vec<(u64, [u8; 4])>> {
     Some(patches)
 }
 
+/// Where a CAF's last chunk, its audio data, ends, when a few bytes follow it (libsndfile
+/// pads an odd chunk to an even length; CAF has no padding): symphonia would read them as
+/// the next chunk's header and refuse the file. Chunk headers are found by seeking.
+#[cfg(feature = "m4a")]
+fn caf_data_end(media: &mut dyn MediaSource) -> Option<u64> {
+    let (len, start) = (media.byte_len()?, media.stream_position().ok()?);
+    let mut at = start.checked_add(8)?; // after "caff", version and flags
+    let mut found = None;
+    for _ in 0..4096 {
+        let mut head = [0u8; 12];
+        if media.seek(SeekFrom::Start(at)).is_err() || media.read_exact(&mut head).is_err() {
+            break;
+        }
+        let size = i64::from_be_bytes([head[4], head[5], head[6], head[7], head[8], head[9], head[10], head[11]]);
+        let Some(end) = u64::try_from(size).ok().and_then(|s| (at + 12).checked_add(s)) else { break };
+        if &head[..4] == b"data" && end < len && len - end < 12 {
+            found = Some(end);
+            break;
+        }
+        at = end;
+    }
+    let _ = media.seek(SeekFrom::Start(start));
+    found
+}
+
+/// A seekable source read as if it ended at `end` (an absolute offset).
+#[cfg(feature = "m4a")]
+struct Ending<'s> {
+    inner: Box<dyn MediaSource + 's>,
+    pos: u64,
+    end: u64,
+}
+
+#[cfg(feature = "m4a")]
+impl Read for Ending<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX);
+        let take = buf.len().min(room);
+        let n = self.inner.read(&mut buf[..take])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(feature = "m4a")]
+impl Seek for Ending<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let to = match to {
+            SeekFrom::End(d) => {
+                SeekFrom::Start(self.end.checked_add_signed(d).ok_or(std::io::ErrorKind::InvalidInput)?)
+            }
+            other => other,
+        };
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(feature = "m4a")]
+impl MediaSource for Ending<'_> {
+    fn is_seekable(&self) -> bool {
+        true
+    }
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.end)
+    }
+}
+
 /// A source with some 4-byte fields of its header rewritten as it is read (offsets from
 /// where it started): a RIFF length symphonia would refuse read as `0xFFFFFFFF`, its
 /// "length unknown", an unfinished data length read the same way
@@ -527,6 +604,17 @@ impl<'s> Decoder<'s> {
         };
         patches.extend(list_chunks(head));
         let seekable = media.is_seekable();
+        #[cfg(feature = "m4a")]
+        let mut media: Box<dyn MediaSource + 's> =
+            match (claimed == "CAF" && seekable).then(|| caf_data_end(&mut *media)) {
+                Some(Some(end)) => {
+                    let pos = media
+                        .stream_position()
+                        .map_err(|e| AudioError::Io { source: source.clone(), message: e.to_string() })?;
+                    Box::new(Ending { inner: media, pos, end })
+                }
+                _ => media,
+            };
         // the edit lists symphonia leaves unapplied; an unseekable stream's are read from its
         // start (where a streamable MP4 keeps them)
         #[cfg(feature = "m4a")]

@@ -51,7 +51,7 @@ const HINT: &str = "(--verbose shows the decoder's message)";
 ///
 /// "x.txt: cannot decode audio (format: unknown (extension .txt); no decodable audio
 /// stream found: ...)" becomes "x.txt: cannot decode audio: not a WAV, FLAC, OGG (Vorbis,
-/// Opus), MP3, AIFF, M4A (AAC, ALAC) or WebM (Opus, Vorbis) file, or damaged at its start
+/// Opus), MP3, AIFF, M4A (AAC, ALAC), CAF or WebM (Opus, Vorbis) file, or damaged at its start
 /// (--verbose shows the decoder's message)".
 pub fn plain_error(message: &str) -> String {
     const UNSUPPORTED: &str = ": cannot decode audio (format: ";
@@ -85,7 +85,12 @@ pub fn plain_error(message: &str) -> String {
                 )
             } else {
                 let name = known_name(format);
-                format!("{} {name} file serlaq cannot read", article(&name))
+                // a file the container's reader refuses (a CAF whose packet table symphonia
+                // misreads): ffmpeg reads more variants than serlaq does
+                format!(
+                    "{} {name} file serlaq cannot read: convert it to WAV or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav)",
+                    article(&name)
+                )
             };
             return format!("{source}: cannot decode audio: {what} {HINT}");
         }
@@ -123,7 +128,7 @@ mod tests {
         };
         assert_eq!(
             plain_error(&unknown.to_string()),
-            "notes.wav: cannot decode audio: not a WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or WebM (Opus, Vorbis) \
+            "notes.wav: cannot decode audio: not a WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC), CAF or WebM (Opus, Vorbis) \
              file, or damaged at its start \
              (--verbose shows the decoder's message)"
         );
