@@ -231,6 +231,48 @@ def test_caf_decodes_as_libsndfile_reads_it(tmp_path: Path, subtype: str) -> Non
     np.testing.assert_array_equal(out, ref)
 
 
+def test_damaged_caf_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    # CAF's chunk sizes are 64-bit and its description sizes the decoder's buffers: a header
+    # claiming packets of 2^31 frames is refused before any is decoded (it took seconds, then
+    # "too long"), and a soak of damaged copies gives samples or one line, never a panic
+    if "ALAC_16" not in sf.available_subtypes("CAF"):
+        pytest.skip("this libsndfile cannot write CAF/ALAC_16")
+    y = np.stack([tone(0.4, 16000, freq=220.0), tone(0.4, 16000, freq=330.0)], axis=1)
+    goods = []
+    for subtype in ("PCM_16", "ALAC_16"):
+        sf.write(str(tmp_path / "good.caf"), y, 16000, format="CAF", subtype=subtype)
+        goods.append((tmp_path / "good.caf").read_bytes())
+    bad = bytearray(goods[0])
+    at = bad.find(b"desc") + 12 + 20  # the description's frames per packet
+    bad[at : at + 4] = (2**31).to_bytes(4, "big")
+    (tmp_path / "huge.caf").write_bytes(bytes(bad))
+    with pytest.raises(AudioError, match="packets of 2147483648 frames"):
+        load_audio(tmp_path / "huge.caf", 16000)
+    rng = np.random.default_rng(2)
+    refused = 0
+    for n in range(400):
+        good = goods[n % 2]
+        heads = [j for j in range(8, len(good) - 12) if good[j : j + 4] in (b"desc", b"kuki", b"pakt", b"data")]
+        bad = bytearray(good)
+        if n % 3 == 0:
+            for at in rng.integers(0, 200, size=int(rng.integers(1, 6))):
+                bad[at] ^= int(rng.integers(1, 256))
+        elif n % 3 == 1:
+            j = int(rng.choice(heads))
+            size = int(rng.choice([-1, 0, 7, 12, 2**31, 2**62, int.from_bytes(bad[j + 4 : j + 12], "big") + int(rng.integers(-9, 9))]))
+            bad[j + 4 : j + 12] = size.to_bytes(8, "big", signed=True)
+        else:
+            bad = bad[: int(rng.integers(8, len(bad)))]
+        path = tmp_path / f"bad{n}.caf"
+        path.write_bytes(bytes(bad))
+        try:
+            load_audio(path, 16000, min_samples=1)
+        except AudioError as exc:
+            refused += 1
+            assert str(exc).startswith(str(path)) and "\n" not in str(exc) and "panic" not in str(exc), exc
+    assert refused > 100
+
+
 @pytest.mark.parametrize(("fmt", "subtype", "ext", "name"), [
     ("AU", "PCM_16", "au", "AU"),
     ("W64", "PCM_16", "w64", "Wave64"),

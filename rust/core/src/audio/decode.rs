@@ -6,7 +6,7 @@
 //! conversions, exact in float32 except int32, which is rounded once like libsndfile's).
 
 use super::error::{one_line, AudioError};
-use super::limits::MAX_CHANNELS;
+use super::limits::{MAX_CHANNELS, MAX_PACKET_FRAMES};
 #[cfg(feature = "m4a")]
 use super::mp4;
 #[cfg(feature = "opus")]
@@ -18,6 +18,7 @@ use std::path::Path;
 use symphonia::core::audio::conv::FromSample;
 use symphonia::core::audio::sample::Sample;
 use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef};
+use symphonia::core::codecs::audio::well_known::CODEC_ID_ADPCM_IMA_QT;
 #[cfg(feature = "opus")]
 use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
@@ -830,12 +831,7 @@ struct Track {
 
 /// The default audio track of `format` with its decoder; its header's faults are named
 /// (`at_seconds`: where in the input the track starts).
-fn open_track(
-    format: &dyn FormatReader,
-    source: &str,
-    claimed: &str,
-    #[cfg_attr(not(feature = "opus"), allow(unused_variables))] at_seconds: f64,
-) -> Result<Track, AudioError> {
+fn open_track(format: &dyn FormatReader, source: &str, claimed: &str, at_seconds: f64) -> Result<Track, AudioError> {
     let unsupported =
         |detail: String| AudioError::Unsupported { source: source.to_string(), format: claimed.to_string(), detail };
     let track = format.default_track(TrackType::Audio).ok_or_else(|| unsupported("no audio track".into()))?;
@@ -866,6 +862,19 @@ fn open_track(
     let rate = check_input_rate(rate as u64, source)?;
     if channels == 0 || channels > MAX_CHANNELS {
         return Err(AudioError::Channels { source: source.to_string(), channels: channels as u64 });
+    }
+    let corrupt = |detail| AudioError::Corrupt { source: source.to_string(), at_seconds, detail };
+    let packet = params.max_frames_per_packet.max(params.frames_per_block).unwrap_or(0);
+    if packet > MAX_PACKET_FRAMES {
+        return Err(corrupt(format!(
+            "the header gives packets of {packet} frames, beyond any codec's {MAX_PACKET_FRAMES}"
+        )));
+    }
+    // an IMA4 block always holds 64 frames, and symphonia's decoder writes 64 whatever a
+    // (CAF) header says: another count would index past its buffer
+    if params.codec == CODEC_ID_ADPCM_IMA_QT && params.frames_per_block.is_some_and(|n| n != 64) {
+        let n = params.frames_per_block.unwrap_or_default();
+        return Err(corrupt(format!("the header gives IMA4 blocks of {n} frames; IMA4's hold 64")));
     }
     let decoder = codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())

@@ -10,6 +10,10 @@ pub const MIN_TARGET_RATE: u32 = 1_000;
 pub const MAX_TARGET_RATE: u32 = 384_000;
 /// Most channels a file or waveform may have (downmixed to mono).
 pub const MAX_CHANNELS: usize = 64;
+/// Most frames one packet may hold, as a header states it: a decoder's buffer is sized from
+/// it. Real codecs stay far below (FLAC's largest block is 65,535 frames; an IMA ADPCM
+/// WAV's largest, 131,063); a damaged CAF may claim billions.
+pub const MAX_PACKET_FRAMES: u64 = 1 << 18;
 /// Longest clip read whole ([`crate::audio::load`], [`crate::audio::prepare`]), in seconds.
 /// Longer recordings go through [`crate::audio::AudioReader`] (segment mode).
 pub const MAX_SECONDS: u64 = 3_600;
