@@ -133,6 +133,21 @@ def test_an_m4a_edit_list_start_is_where_the_recording_starts(tmp_path: Path, ve
     np.testing.assert_array_equal(load_audio(path, 11025, min_samples=1), load_audio(plain, 11025, min_samples=1))
 
 
+def _refused_in_one_line(tmp_path: Path, suffix: str, damaged: list[bytes]) -> int:
+    """Reads each damaged copy: samples, or one AudioError line naming the file (never a
+    panic's message). Returns how many were refused."""
+    refused = 0
+    for n, bad in enumerate(damaged):
+        path = tmp_path / f"bad{n}{suffix}"
+        path.write_bytes(bad)
+        try:
+            load_audio(path, 16000, min_samples=1)
+        except AudioError as exc:
+            refused += 1
+            assert str(exc).startswith(str(path)) and "\n" not in str(exc) and "panic" not in str(exc), exc
+    return refused
+
+
 def test_damaged_m4a_files_are_refused_in_one_line(tmp_path: Path) -> None:
     # An MP4 is a tree of length-prefixed boxes read by a parser serlaq did not write: a
     # soak over damaged copies (flipped bytes, box lengths rewritten, cut short) must give
@@ -141,7 +156,7 @@ def test_damaged_m4a_files_are_refused_in_one_line(tmp_path: Path) -> None:
     good = write_m4a(tmp_path / "good.m4a", pcm, 16000, edits=[(5000, 300)]).read_bytes()  # edits read too
     boxes = [i - 4 for i in range(4, len(good) - 4) if good[i : i + 4].isalpha() and good[i : i + 4].islower()]
     rng = np.random.default_rng(1)
-    refused = 0
+    damaged = []
     for n in range(300):
         bad = bytearray(good)
         kind = n % 3
@@ -154,14 +169,8 @@ def test_damaged_m4a_files_are_refused_in_one_line(tmp_path: Path) -> None:
             bad[at : at + 4] = (size % 2**32).to_bytes(4, "big")
         else:  # cut short
             bad = bad[: int(rng.integers(8, len(bad)))]
-        path = tmp_path / f"bad{n}.m4a"
-        path.write_bytes(bytes(bad))
-        try:
-            load_audio(path, 16000, min_samples=1)
-        except AudioError as exc:
-            refused += 1
-            assert str(exc).startswith(str(path)) and "\n" not in str(exc), exc
-    assert refused > 100  # the soak reached the parser's error paths, not only harmless bytes
+        damaged.append(bytes(bad))
+    assert _refused_in_one_line(tmp_path, ".m4a", damaged) > 100  # the soak reached the parser's error paths
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg to encode AAC (nothing else offline can)")
@@ -249,7 +258,7 @@ def test_damaged_caf_files_are_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="packets of 2147483648 frames"):
         load_audio(tmp_path / "huge.caf", 16000)
     rng = np.random.default_rng(2)
-    refused = 0
+    damaged = []
     for n in range(400):
         good = goods[n % 2]
         heads = [j for j in range(8, len(good) - 12) if good[j : j + 4] in (b"desc", b"kuki", b"pakt", b"data")]
@@ -263,14 +272,8 @@ def test_damaged_caf_files_are_refused_in_one_line(tmp_path: Path) -> None:
             bad[j + 4 : j + 12] = size.to_bytes(8, "big", signed=True)
         else:
             bad = bad[: int(rng.integers(8, len(bad)))]
-        path = tmp_path / f"bad{n}.caf"
-        path.write_bytes(bytes(bad))
-        try:
-            load_audio(path, 16000, min_samples=1)
-        except AudioError as exc:
-            refused += 1
-            assert str(exc).startswith(str(path)) and "\n" not in str(exc) and "panic" not in str(exc), exc
-    assert refused > 100
+        damaged.append(bytes(bad))
+    assert _refused_in_one_line(tmp_path, ".caf", damaged) > 100
 
 
 @pytest.mark.parametrize(("fmt", "subtype", "ext", "name"), [
