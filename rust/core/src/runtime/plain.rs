@@ -66,6 +66,11 @@ pub fn plain_error(message: &str) -> String {
                      (e.g. ffmpeg -i IN -ac 1 OUT.wav)",
                     article(named)
                 )
+            } else if detail.ends_with("aifc: compression type not supported") {
+                // AIFF-C holding IMA4, MACE or another codec symphonia's reader does not take
+                "an AIFF-C file in an encoding serlaq does not decode: convert it to PCM WAV or FLAC \
+                 (e.g. ffmpeg -i IN -ac 1 OUT.wav)"
+                    .to_string()
             } else if detail == MP4_INDEX_AFTER_AUDIO {
                 "an M4A/MP4 file whose index follows its audio, out of a pipe's reach: give its path, redirect \
                  it (< FILE), or move the index first (ffmpeg -i IN -c copy -movflags +faststart OUT.m4a)"
@@ -131,6 +136,18 @@ mod tests {
             "notes.wav: cannot decode audio: not a WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC), CAF or WebM (Opus, Vorbis) \
              file, or damaged at its start \
              (--verbose shows the decoder's message)"
+        );
+        // an AIFF-C whose codec the reader refuses (IMA4 from an old Mac) is not "damaged"
+        let aifc = AudioError::Unsupported {
+            source: "mac.aifc".into(),
+            format: "AIFF".into(),
+            detail: "no decodable audio stream found: unsupported feature: aifc: compression type not supported".into(),
+        };
+        assert!(
+            plain_error(&aifc.to_string())
+                .starts_with("mac.aifc: cannot decode audio: an AIFF-C file in an encoding serlaq does not decode"),
+            "{}",
+            plain_error(&aifc.to_string())
         );
         let codec = AudioError::Unsupported {
             source: "a.wav".into(),
