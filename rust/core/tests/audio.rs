@@ -640,6 +640,63 @@ fn formats_serlaq_does_not_decode_are_named() {
     );
 }
 
+/// An AIFF-C file: 16 kHz mono, 16 bits, `data` under compression `code`.
+fn aifc(code: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut comm = Vec::new();
+    comm.extend_from_slice(&1u16.to_be_bytes());
+    comm.extend_from_slice(&((data.len() / 2) as u32).to_be_bytes());
+    comm.extend_from_slice(&16u16.to_be_bytes());
+    comm.extend_from_slice(&[0x40, 0x0C, 0xFA, 0, 0, 0, 0, 0, 0, 0]); // 16000 as an 80-bit float
+    comm.extend_from_slice(code);
+    comm.extend_from_slice(&[0, 0]); // an empty name, padded
+    let mut body = b"AIFC".to_vec();
+    for (id, chunk) in [
+        (b"FVER", 0xA280_5140u32.to_be_bytes().to_vec()),
+        (b"COMM", comm),
+        (b"SSND", {
+            let mut ssnd = vec![0u8; 8];
+            ssnd.extend_from_slice(data);
+            ssnd
+        }),
+    ] {
+        body.extend_from_slice(id);
+        body.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+        body.extend_from_slice(&chunk);
+    }
+    let mut file = b"FORM".to_vec();
+    file.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    file.extend_from_slice(&body);
+    file
+}
+
+#[test]
+fn an_aifc_in_a_compression_the_reader_refuses_is_named_by_its_code() {
+    use serlaq_core::runtime::plain_error;
+    let tone: Vec<u8> = (0..1600).flat_map(|i| (((i as f32 * 0.1).sin() * 8000.0) as i16).to_be_bytes()).collect();
+    // PCM under its AIFF-C codes reads
+    let pcm = audio::load_bytes(&aifc(b"NONE", &tone), "pcm.aifc", 16000, 1).expect("NONE");
+    assert_eq!(pcm.len(), 1600);
+    // IMA4 from an old Mac (and MACE) is named by its code, whatever the code's case
+    for code in [b"ima4", b"MAC3"] {
+        let err = audio::load_bytes(&aifc(code, &tone), "mac.aifc", 16000, 1).expect_err("unread code");
+        let name = std::str::from_utf8(code).unwrap();
+        assert_eq!(err.kind(), "cannot decode audio", "{err}");
+        assert!(
+            plain_error(&err.to_string()).starts_with(&format!(
+                "mac.aifc: cannot decode audio: an AIFF-C file in an encoding serlaq does not decode (compression '{name}')"
+            )),
+            "{}",
+            plain_error(&err.to_string())
+        );
+    }
+    // an unprintable code is shown as '?' and a cut-short COMM is not read past its end
+    let err = audio::load_bytes(&aifc(b"\x01\nab", &tone), "odd.aifc", 16000, 1).expect_err("odd code");
+    assert!(err.to_string().ends_with("compression not decoded: ??ab)"), "{err}");
+    let cut = aifc(b"ima4", &tone)[..40].to_vec();
+    let err = audio::load_bytes(&cut, "cut.aifc", 16000, 1).expect_err("cut");
+    assert!(!err.to_string().contains("compression not decoded"), "{err}");
+}
+
 #[test]
 fn extensible_channel_masks_that_would_overflow_symphonia_are_refused() {
     // proptest found it: WAVE_FORMAT_EXTENSIBLE, mask 0x4 (one speaker), channel count 33

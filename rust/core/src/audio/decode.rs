@@ -84,6 +84,9 @@ pub fn source_name(path: &Path) -> String {
 /// ffmpeg and most recorders write last) lies past the audio, and a stream cannot go back.
 pub const MP4_INDEX_AFTER_AUDIO: &str = "its index (moov) follows the audio, which a stream cannot go back to";
 
+/// The detail of an AIFF-C whose compression the reader does not take, before its code.
+pub const AIFC_UNREAD: &str = "AIFF-C compression not decoded: ";
+
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
 const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
 
@@ -643,10 +646,7 @@ impl<'s> Decoder<'s> {
                 // symphonia's OGG reader skips a stream whose Opus header it refuses: say why
                 Some((true, detail)) => AudioError::Corrupt { source: source.clone(), at_seconds: 0.0, detail },
                 Some((false, detail)) => unsupported(detail),
-                None if claimed == "MP4/M4A" && !seekable && !mp4_index_first(head) => {
-                    unsupported(MP4_INDEX_AFTER_AUDIO.to_string())
-                }
-                None => unsupported(format!("no decodable audio stream found: {}", sym_detail(&e))),
+                None => unsupported(probe_failure(&claimed, head, seekable, &e)),
             })?;
         let format_name = format.format_info().short_name;
         // a codec recognised from the first bytes (Opus in OGG) is named, not only its container
@@ -801,23 +801,47 @@ impl<'s> Decoder<'s> {
     }
 }
 
-/// Whether an MP4's index (`moov`) comes before its audio (`mdat`) in the top-level boxes
-/// (false when `head` ends before either is found: a large `mdat` went first).
-fn mp4_index_first(head: &[u8]) -> bool {
-    let mut at = 0usize;
-    while let Some(b) = head.get(at..at + 8) {
-        match &b[4..8] {
-            b"moov" => return true,
-            b"mdat" => return false,
-            _ => {}
-        }
-        match u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize {
-            0 | 1 => return false, // to the end, or a 64-bit size: the audio follows
-            n if n < 8 => return false,
-            n => at = at.saturating_add(n),
+/// Why no reader took a file, where the first bytes say more than symphonia's message.
+fn probe_failure(claimed: &str, head: &[u8], seekable: bool, e: &SymError) -> String {
+    #[cfg(feature = "m4a")]
+    if claimed == "MP4/M4A" && !seekable && !mp4::index_first(head) {
+        return MP4_INDEX_AFTER_AUDIO.to_string();
+    }
+    #[cfg(not(feature = "m4a"))]
+    let _ = seekable;
+    if claimed == "AIFF" {
+        if let Some(code) = aifc_unread_compression(head) {
+            return format!("{AIFC_UNREAD}{code}");
         }
     }
-    false
+    format!("no decodable audio stream found: {}", sym_detail(e))
+}
+
+/// The AIFF-C compression codes symphonia's AIFF reader takes (symphonia-format-riff's
+/// `aiff/chunks.rs`; either case): PCM in its byte orders and widths, floats, A-law, mu-law.
+const AIFC_READ: &[&[u8; 4]] =
+    &[b"none", b"alaw", b"ulaw", b"in24", b"in32", b"23ni", b"fl32", b"fl64", b"sowt", b"twos", b"raw "];
+
+/// An AIFF-C's compression code, printable, when the reader does not take it (IMA4 from an
+/// old Mac, MACE, QDesign): the `COMM` chunk found among the chunks in `head`.
+fn aifc_unread_compression(head: &[u8]) -> Option<String> {
+    if head.len() < 12 || &head[..4] != b"FORM" || &head[8..12] != b"AIFC" {
+        return None;
+    }
+    let mut at = 12usize;
+    while let Some(chunk) = head.get(at..at + 8) {
+        let size = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as usize;
+        if &chunk[..4] == b"COMM" {
+            // channels (2), frames (4), bits (2), rate (80-bit float), then the code
+            let code: [u8; 4] = head.get(at + 8 + 18..at + 8 + 22)?.try_into().ok()?;
+            let read = AIFC_READ.iter().any(|known| known.eq_ignore_ascii_case(&code));
+            let shown = code.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' });
+            return (!read).then(|| shown.collect());
+        }
+        // chunks are padded to an even size
+        at = at.checked_add(8)?.checked_add(size)?.checked_add(size & 1)?;
+    }
+    None
 }
 
 /// A format reader's audio track, ready to decode.

@@ -23,7 +23,7 @@ pub mod mp4;
 pub mod opus;
 pub mod resample;
 
-pub use decode::{source_name, Decoder, FORMATS, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES, UNDECODED};
+pub use decode::{source_name, Decoder, AIFC_UNREAD, FORMATS, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES, UNDECODED};
 pub use error::{AudioError, ALL_KINDS};
 pub use resample::{output_len, resample, resample_ref, Resampler};
 

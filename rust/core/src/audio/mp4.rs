@@ -10,7 +10,7 @@
 //! or nested too deep ends the search with no edits found, never an error: symphonia's own
 //! reader judges the file.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 
 /// The boxes looked at, at most, in one file (a hostile file of 8-byte boxes stops here).
 const MAX_BOXES: usize = 4096;
@@ -50,6 +50,25 @@ pub fn start_edits<R: Read + Seek + ?Sized>(media: &mut R) -> Vec<Edit> {
     let edits = walk.file().unwrap_or_default();
     let _ = walk.media.seek(SeekFrom::Start(at));
     edits
+}
+
+/// Whether the index (`moov`) comes before the audio (`mdat`) among the top-level boxes
+/// whose headers lie in `head`, a file's first bytes (false when `head` ends before either:
+/// a large `mdat` went first, out of a pipe's reach).
+pub fn index_first(head: &[u8]) -> bool {
+    let mut walk = Walk { media: &mut Cursor::new(head), boxes: 0, base: 0 };
+    let mut at = 0u64;
+    while let Some((kind, size, _)) = walk.header(at, u64::MAX) {
+        match &kind {
+            b"moov" => return true,
+            b"mdat" => return false,
+            _ => match at.checked_add(size) {
+                Some(next) => at = next,
+                None => return false,
+            },
+        }
+    }
+    false
 }
 
 struct Walk<'m, R: ?Sized> {
@@ -148,29 +167,36 @@ impl<R: Read + Seek + ?Sized> Walk<'_, R> {
         let mut found = Vec::new();
         let mut at = start;
         while at < end {
-            self.boxes += 1;
-            if self.boxes > MAX_BOXES || end - at < 8 {
-                return None;
-            }
-            self.media.seek(SeekFrom::Start(at)).ok()?;
-            let mut head = [0u8; 16];
-            self.media.read_exact(&mut head[..8]).ok()?;
-            let kind: [u8; 4] = head[4..8].try_into().ok()?;
-            let (size, header) = match be32(&head[..4]) {
-                0 => (end - at, 8), // to the end of its parent (or of the file)
-                1 => {
-                    self.media.read_exact(&mut head[8..16]).ok()?;
-                    (be64(&head[8..16]), 16)
-                }
-                n => (u64::from(n), 8),
-            };
-            if size < header || size > end - at {
+            let (kind, size, header) = self.header(at, end)?;
+            if size > end - at {
                 return None;
             }
             found.push(BoxAt { kind, start: at + header, end: at + size });
             at += size;
         }
         Some(found)
+    }
+
+    /// The box header at `at` inside a parent ending at `end`: (type, size, header length);
+    /// `None` past [`MAX_BOXES`], when fewer than 8 bytes remain, or for a size under its header.
+    fn header(&mut self, at: u64, end: u64) -> Option<([u8; 4], u64, u64)> {
+        self.boxes += 1;
+        if self.boxes > MAX_BOXES || end.checked_sub(at)? < 8 {
+            return None;
+        }
+        self.media.seek(SeekFrom::Start(at)).ok()?;
+        let mut head = [0u8; 16];
+        self.media.read_exact(&mut head[..8]).ok()?;
+        let kind: [u8; 4] = head[4..8].try_into().ok()?;
+        let (size, header) = match be32(&head[..4]) {
+            0 => (end - at, 8), // to the end of its parent (or of the file)
+            1 => {
+                self.media.read_exact(&mut head[8..16]).ok()?;
+                (be64(&head[8..16]), 16)
+            }
+            n => (u64::from(n), 8),
+        };
+        (size >= header).then_some((kind, size, header))
     }
 
     /// The first `len` bytes of a box's payload (`None` if it holds fewer).
@@ -333,5 +359,27 @@ mod tests {
     fn a_huge_media_time_saturates() {
         let edit = Edit { track_id: 1, media_time: u64::MAX, timescale: 1 };
         assert_eq!(edit.skip_frames(384_000), u64::MAX);
+    }
+
+    #[test]
+    fn the_index_is_found_first_or_after_the_audio_in_a_files_head() {
+        let moov = boxed(b"moov", &[]);
+        let mdat = boxed(b"mdat", &[&[0u8; 64]]);
+        let ftyp = boxed(b"ftyp", &[b"M4A \0\0\0\0"]);
+        let mut wide_free = vec![0, 0, 0, 1];
+        wide_free.extend_from_slice(b"free");
+        wide_free.extend_from_slice(&24u64.to_be_bytes());
+        wide_free.extend_from_slice(&[0u8; 8]);
+        assert!(index_first(&[ftyp.clone(), moov.clone(), mdat.clone()].concat()));
+        assert!(index_first(&[ftyp.clone(), wide_free, moov.clone()].concat()));
+        assert!(!index_first(&[ftyp.clone(), mdat.clone(), moov.clone()].concat()));
+        // the head ends inside a large mdat, or before either box; a box to the end of the
+        // file or sized under its header ends the walk
+        let big_mdat = [ftyp.clone(), vec![0x7F, 0, 0, 0], b"mdat".to_vec()].concat();
+        assert!(!index_first(&big_mdat));
+        assert!(!index_first(&ftyp));
+        assert!(!index_first(&[ftyp.clone(), vec![0, 0, 0, 0], b"free".to_vec(), moov.clone()].concat()));
+        assert!(!index_first(&[ftyp, vec![0, 0, 0, 4], b"free".to_vec(), moov].concat()));
+        assert!(!index_first(&[]));
     }
 }

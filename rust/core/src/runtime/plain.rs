@@ -5,7 +5,7 @@
 //! human-facing line is rewritten. The input is the one-line `Display` of
 //! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
 
-use crate::audio::{FORMATS, MP4_INDEX_AFTER_AUDIO, UNDECODED};
+use crate::audio::{AIFC_UNREAD, FORMATS, MP4_INDEX_AFTER_AUDIO, UNDECODED};
 
 /// The decoded formats by name: "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or
 /// WebM (Opus, Vorbis)".
@@ -66,11 +66,12 @@ pub fn plain_error(message: &str) -> String {
                      (e.g. ffmpeg -i IN -ac 1 OUT.wav)",
                     article(named)
                 )
-            } else if detail.ends_with("aifc: compression type not supported") {
-                // AIFF-C holding IMA4, MACE or another codec symphonia's reader does not take
-                "an AIFF-C file in an encoding serlaq does not decode: convert it to PCM WAV or FLAC \
-                 (e.g. ffmpeg -i IN -ac 1 OUT.wav)"
-                    .to_string()
+            } else if let Some(code) = detail.strip_prefix(AIFC_UNREAD) {
+                // IMA4 from an old Mac, MACE or another codec the reader does not take
+                format!(
+                    "an AIFF-C file in an encoding serlaq does not decode (compression '{code}'): convert it to PCM \
+                     WAV or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav)"
+                )
             } else if detail == MP4_INDEX_AFTER_AUDIO {
                 "an M4A/MP4 file whose index follows its audio, out of a pipe's reach: give its path, redirect \
                  it (< FILE), or move the index first (ffmpeg -i IN -c copy -movflags +faststart OUT.m4a)"
@@ -141,11 +142,12 @@ mod tests {
         let aifc = AudioError::Unsupported {
             source: "mac.aifc".into(),
             format: "AIFF".into(),
-            detail: "no decodable audio stream found: unsupported feature: aifc: compression type not supported".into(),
+            detail: format!("{AIFC_UNREAD}ima4"),
         };
         assert!(
-            plain_error(&aifc.to_string())
-                .starts_with("mac.aifc: cannot decode audio: an AIFF-C file in an encoding serlaq does not decode"),
+            plain_error(&aifc.to_string()).starts_with(
+                "mac.aifc: cannot decode audio: an AIFF-C file in an encoding serlaq does not decode (compression 'ima4')"
+            ),
             "{}",
             plain_error(&aifc.to_string())
         );
