@@ -215,3 +215,11 @@ def test_speaker_copies_add_rows_normalized_per_speaker(corpora: Path, cache: Pa
         assert np.abs(z[rows].mean(axis=0)).max() < 1e-3, spk
         assert np.abs(z[rows][:, varied].std(axis=0) - 1.0).max() < 1e-3, spk
     assert copied == 2  # both TESS speakers, no EMODB one
+
+
+def test_a_single_corpus_read_with_auto_records_the_layout_it_read(corpora: Path, cache: Path) -> None:
+    # what `serlaq evaluate` later matches a corpus against (the training-corpus warning)
+    base = {"data.data_dir": str(corpora / "emodb"), "data.cache_dir": str(cache), "data.workers": 1}
+    dm = setup(load_config(None, {**base, "data.dataset": "auto"}))
+    [record] = dm.summary["corpora"]
+    assert record["dataset"] == "emodb" and dm.summary["layout"] == "emodb"

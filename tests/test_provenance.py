@@ -139,6 +139,11 @@ def test_a_multi_corpus_datamodule_names_its_corpora() -> None:
     prov = datamodule_provenance(single, scores)
     assert prov["corpora"] == [{"name": "emodb", "dataset": "emodb", "clips": 2, "speakers": 2, "labels": {"angry": 1, "sad": 1}}]
     assert prov["split"]["seed"] == 4 and prov["synthetic"] is False  # "wav/" is named by its parent folder
+    # one corpus read with dataset auto: the datamodule lists it by the layout it read, named by its folder
+    auto = load_config(None, {"data.dataset": "auto", "data.data_dir": "/data/emodb/wav"})
+    read = {**listed[0], "name": "auto"}
+    prov = datamodule_provenance(SimpleNamespace(**{**vars(single), "config": auto, "summary": {"corpora": [read]}}), scores)
+    assert [(c["name"], c["dataset"]) for c in prov["corpora"]] == [("emodb", "emodb")]
     multi = SimpleNamespace(**{**vars(single), "summary": {"corpora": listed}})
     prov = datamodule_provenance(multi, scores)
     assert [c["name"] for c in prov["corpora"]] == ["emodb", "tess"] and "source" not in prov["corpora"][0]

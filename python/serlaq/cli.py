@@ -505,6 +505,9 @@ def report(
             raise ConfigError(f"{run_dir}: not found (a run folder, a .laq file or `general`)")
         mapping = parse_label_map(label_map)
         result = cross_report(LaqModel.load(model_file), list(test_data), dataset=dataset, label_map=mapping)
+        for row in result["rows"]:
+            if "warning" in row:
+                typer.echo(f"serlaq: warning: {row['data_dir']}: {row['warning']}", err=True)
         folder = out if out is not None else default_out
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "report.json", result, indent=1)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from serlaq.errors import ConfigError, DataError, SerlaqError
+from serlaq.provenance import heard_corpus_warning
 
 
 def cross_scores(model: Any, clips: list[Any], labels: list[str]) -> dict[str, float]:
@@ -70,6 +71,7 @@ class CorpusClips:
     moved: dict[str, int]
     audio: list[Path]  # a folder, or a manifest's files (labels unused)
     problems: list[tuple[Path, str]]
+    layout: str = ""  # the layout read ("auto" resolved)
 
 
 def mapped_clips(
@@ -87,7 +89,7 @@ def mapped_clips(
         raise DataError(f"{data}: no usable labelled clips ({found.layout} layout){first}")
     clips, moved = map_and_count(found.clips, label_map or {}, where=str(data))
     audio = [Path(data)] if Path(data).is_dir() else [c.path for c in found.clips]
-    return CorpusClips(clips, moved, audio, list(found.problems))
+    return CorpusClips(clips, moved, audio, list(found.problems), found.layout)
 
 
 def shared_labels(model: Any, clips: list[Any], data_dir: str | os.PathLike[str]) -> tuple[list[Any], list[str]]:
@@ -119,6 +121,9 @@ def corpus_rows(
     corpus = mapped_clips(data_dir, dataset, label_map)
     clips, labels = shared_labels(model, corpus.clips, data_dir)
     row: dict[str, Any] = {"data_dir": str(data_dir), "labels": labels, "zero-shot": cross_scores(model, clips, labels)}
+    heard = heard_corpus_warning(getattr(model, "metadata", {}), corpus.layout)
+    if heard:  # not a cross-corpus figure at all
+        row["warning"] = heard.removeprefix("warning: ")
     if label_map:
         row["label_map"], row["mapped"] = dict(label_map), corpus.moved
     if corpus.problems:  # unknown labels, odd names, missing files: left out, counted, the first named
@@ -186,6 +191,9 @@ def render_cross_markdown(report: dict[str, Any]) -> str:
                 f"| {row['data_dir']} | {mode} | {s['clips']} | {100 * s['uar']:.1f} | {100 * s['accuracy']:.1f} | "
                 f"{s['top_label']} {100 * s['top_share']:.0f} % | {s['mean_confidence']:.2f} | {s['ece']:.3f} |"
             )
+    heard = [f"- {row['data_dir']}: {row['warning']}" for row in report["rows"] if "warning" in row]
+    if heard:
+        lines += ["", "Not a cross-corpus test:", "", *heard]
     notes = [f"- {row['data_dir']}: {mapping_summary(row['label_map'], row['mapped'])}" for row in report["rows"] if row.get("mapped")]
     if notes:
         lines += ["", "Labels scored as the model's (`--map`):", "", *notes]

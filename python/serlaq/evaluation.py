@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from serlaq.errors import DataError
 from serlaq.io import atomic_write_bytes, atomic_write_json
 from serlaq.metrics import ClassScores, collapse_warning, confidence_scores, label_scores, top_label_share
+from serlaq.provenance import heard_corpus_warning
 
 if TYPE_CHECKING:
     from serlaq.data.corpora import Clip
@@ -48,7 +49,8 @@ class EvaluationReport:
     ece: float = 0.0  # expected calibration error, 15 equal-width bins (serlaq.metrics)
     top_label: str = ""  # the most predicted label
     top_label_share: float = 0.0  # its share of the predictions
-    warnings: list[str] = field(default_factory=list)  # e.g. the collapse warning
+    warnings: list[str] = field(default_factory=list)  # the collapse and training-corpus warnings
+    layout: str = ""  # the corpus layout read ("auto" resolved: "tess", "folder", "csv", ...)
     # corpus label -> the label it was scored as (None: left out), and the clips each moved
     label_map: dict[str, str | None] = field(default_factory=dict)
     mapped: dict[str, int] = field(default_factory=dict)
@@ -58,10 +60,15 @@ class EvaluationReport:
         d["failures"] = [f.to_dict() for f in self.failures]
         return d
 
+    def _layout_text(self) -> str:
+        if self.layout and self.layout != self.dataset:
+            return f"{self.dataset}: {self.layout}"
+        return self.dataset
+
     def format_text(self) -> str:
         lines = [
             f"model     {self.model}",
-            f"data      {self.data_dir} ({self.dataset}), {self.n_clips} clips scored",
+            f"data      {self.data_dir} ({self._layout_text()}), {self.n_clips} clips scored",
         ]
         if self.mapped:
             from serlaq.data.multi import mapping_summary
@@ -178,10 +185,11 @@ def evaluate_corpus(
     "skip" leaves out files whose name or label cannot be read (one summary line).
     `label_map` renames corpus labels before scoring (`{"calm": "neutral"}`: RAVDESS's
     calm scored as neutral) or leaves their clips out (`{"boredom": None}`)."""
-    from serlaq.data.corpora import discover
+    from serlaq.data.corpora import discover_found
     from serlaq.data.multi import map_and_count
 
-    clips = discover(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error)
+    found = discover_found(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error)
+    clips = found.clips
     if speakers is not None:
         wanted = set(speakers)
         clips = [c for c in clips if c.speaker in wanted]
@@ -194,6 +202,10 @@ def evaluate_corpus(
         model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset, shared_only=shared_only
     )
     report.label_map, report.mapped = mapping, moved
+    report.layout = found.layout
+    heard = heard_corpus_warning(model.metadata, found.layout)
+    if heard:
+        report.warnings.append(heard)
     return report
 
 

@@ -1,7 +1,8 @@
 """Where a model comes from: the `provenance` record of a `.laq` file's metadata.
 
-Written by training (`serlaq fit`, `serlaq compress`), read by `serlaq info` and by
-`predict`'s warning for models trained on the synthetic demo corpus. The keys are the
+Written by training (`serlaq fit`, `serlaq compress`), read by `serlaq info`, by
+`predict`'s warning for models trained on the synthetic demo corpus and by `evaluate`'s
+(and the cross report's) warning for a corpus the model was trained on. The keys are the
 ones `docs/laq-format.md` lists; every one is optional to a reader, so files written
 before provenance existed still load. Plain data only (no torch): the runtime reads it.
 
@@ -86,3 +87,32 @@ def trained_on_synthetic(metadata: Mapping[str, Any] | None) -> bool:
     """True when a file's metadata says every corpus it was trained on is synthetic."""
     prov = (metadata or {}).get("provenance")
     return isinstance(prov, Mapping) and prov.get("synthetic") is True
+
+
+#: Layouts that name one published corpus by its file naming (a folder or a manifest names none).
+_FOLDER_LAYOUTS = ("folder", "csv", "synthetic")
+
+
+def heard_corpus_warning(metadata: Mapping[str, Any], layout: str) -> str | None:
+    """One line when the model was built from the corpus being scored: a corpus read by its
+    own file naming (`tess`, `emodb`, ...) that the model's provenance lists. Its clips then
+    include the ones it was trained on, so the scores say nothing about new recordings."""
+    if not layout or layout in _FOLDER_LAYOUTS:
+        return None
+    provenance = metadata.get("provenance") if isinstance(metadata, Mapping) else None
+    corpora = provenance.get("corpora") if isinstance(provenance, Mapping) else None
+    if not isinstance(corpora, list):
+        return None
+    heard = [c for c in corpora if isinstance(c, Mapping) and c.get("dataset") == layout]
+    if not heard:
+        return None
+    clips = heard[0].get("clips")
+    size = f", {clips} clips" if isinstance(clips, int) else ""
+    scores = provenance.get("scores")
+    test = scores.get("test") if isinstance(scores, Mapping) else None
+    uar = test.get("uar") if isinstance(test, Mapping) else None
+    held_out = f"; its held-out test split scored UAR {100 * uar:.1f}% (serlaq info)" if isinstance(uar, (int, float)) else ""
+    return (
+        f"warning: the model was trained on this corpus ({layout}{size}): these scores include clips "
+        f"it learned from, not new recordings{held_out}"
+    )

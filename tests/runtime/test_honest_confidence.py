@@ -92,6 +92,57 @@ def test_evaluate_warns_on_a_collapsed_run_and_not_on_a_healthy_one(corpus, tmp_
     assert 0.0 <= report["ece"] <= 1.0 and report["ece"] == pytest.approx(1.0 - report["mean_confidence"])
 
 
+def model_built_from(path: Path, dataset: str) -> Path:
+    """The tone model with a provenance naming `dataset` as the corpus it was trained on."""
+    m = shared_tone_model()
+    meta = dict(m.metadata)
+    meta["provenance"] = {
+        "corpora": [{"name": dataset, "dataset": dataset, "clips": 9, "speakers": 1, "labels": {}}],
+        "scores": {"test": {"accuracy": 0.9, "uar": 0.875}},
+        "synthetic": False,
+    }
+    write_model(path, m.weights, m.biases, m.bits, m.labels, m.mean, m.std, per_channel=True, meta=meta)
+    return path
+
+
+def test_evaluate_warns_when_the_corpus_is_one_the_model_was_trained_on(tmp_path, capsys, monkeypatch):
+    # EMODB's own naming (speaker, text, emotion letter: W angry, N neutral, T sad), so the
+    # layout is read as `emodb` whichever folder it sits in
+    emodb = tmp_path / "berlin"
+    for j, (letter, f) in enumerate([("W", 1500.0), ("N", 600.0), ("T", 180.0)] * 2):
+        write_wav(emodb / f"03a0{j}{letter}a.wav", tone(f * (0.95 + 0.01 * j), 16000, 0.5, seed=j), 16000)
+    folders = tmp_path / "by-label"  # the same clips in label folders
+    for clip in emodb.iterdir():
+        label = {"W": "angry", "N": "neutral", "T": "sad"}[clip.stem[5]]
+        (folders / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(clip, folders / label / clip.name)
+    heard = model_built_from(tmp_path / "emodb.laq", "emodb")
+    code, out, err = run_cli(["evaluate", heard, "--data-dir", emodb, "--out", tmp_path / "e1"], capsys, monkeypatch)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == [
+        "serlaq: warning: the model was trained on this corpus (emodb, 9 clips): these scores include clips it "
+        "learned from, not new recordings; its held-out test split scored UAR 87.5% (serlaq info)"
+    ]
+    assert "(auto: emodb)" in out
+    report = json.loads((tmp_path / "e1" / "evaluation.json").read_text())
+    assert report["warnings"] == [warnings[0].removeprefix("serlaq: ")] and report["layout"] == "emodb"
+    # the cross report says the same of that row
+    code, out, err = run_cli(["report", heard, "--protocol", "cross", "--test-data", emodb, "--out", tmp_path / "r"],
+                             capsys, monkeypatch)
+    assert code == 0, err
+    assert "Not a cross-corpus test" in out and "trained on this corpus (emodb" in err
+    # another corpus (TESS), the same clips read as a plain folder, or a model with no
+    # provenance: no such line
+    for model, args in [
+        (model_built_from(tmp_path / "tess.laq", "tess"), ["--data-dir", emodb]),
+        (heard, ["--data-dir", folders, "--dataset", "folder"]),
+        (shared_tone_model().path, ["--data-dir", emodb]),
+    ]:
+        code, out, err = run_cli(["evaluate", model, *args, "--out", tmp_path / "e2"], capsys, monkeypatch)
+        assert code == 0 and "trained on this corpus" not in err, (model, args, err)
+
+
 def test_the_stored_temperature_divides_the_logits(tmp_path):
     plain = LaqModel.load(shared_tone_model().path)
     hot = LaqModel.load(collapsed_model(tmp_path / "t.laq", temperature=3.0))

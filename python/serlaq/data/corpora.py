@@ -117,6 +117,16 @@ def discover(
     usable clips, or (with `on_error="fail"`) the first file that cannot be used.
     With `on_error="skip"` the left-out files are logged as one warning with counts.
     """
+    return discover_found(root, dataset, manifest, on_error).clips
+
+
+def discover_found(
+    root: str | Path,
+    dataset: str = "auto",
+    manifest: str | Path | None = None,
+    on_error: str = "fail",
+) -> Discovery:
+    """`discover`, keeping the layout read (`"auto"` resolved: `"tess"`, `"folder"`, ...)."""
     if on_error not in ("fail", "skip"):
         raise DataError(f"on_error: expected 'fail' or 'skip', got {on_error!r}")
     found = scan(root, dataset, manifest)
@@ -128,7 +138,7 @@ def discover(
         log.warning("%s", skip_summary(found.root, found.problems, total=len(found.clips) + len(found.problems)))
     if not found.clips:
         raise DataError(f"{found.root}: no usable audio clips ({found.layout} layout)")
-    return found.clips
+    return found
 
 
 def skip_summary(root: Path | str, problems: list[tuple[Path, str]], total: int | None = None) -> str:

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from serlaq.config import RunConfig
 from serlaq.data.cache import extract_augmented, extract_features
-from serlaq.data.corpora import Clip, discover
+from serlaq.data.corpora import Clip, discover, discover_found
 from serlaq.data.multi import balance_weights, corpus_records, gather, map_labels
 from serlaq.data.splits import split_indices
 from serlaq.errors import DataError
@@ -248,12 +248,15 @@ class SERDataModule(L.LightningDataModule):
             root = data.data_dir if data.data_dir is not None else data.manifest.parent  # type: ignore[union-attr]
             if data.dataset != "csv" and not root.exists():
                 raise DataError(f"{root}: corpus directory not found (set data.data_dir or pass --data-dir DIR)")
-            self._corpus.update(source=str(root), layout=data.dataset)
-            clips = discover(root, data.dataset, manifest=data.manifest, on_error=data.on_error)
+            found = discover_found(root, data.dataset, manifest=data.manifest, on_error=data.on_error)
+            # "auto" is recorded as the layout it read, so `evaluate` knows the corpus again
+            self._corpus.update(source=str(root), layout=found.layout)
+            clips = found.clips
         if data.labels is not None:
             clips = map_labels(clips, {}, data.labels, where=str(self._corpus["source"]))
         self._found_corpus = [data.dataset] * len(clips)
-        self._sources = [{"name": data.dataset, "dataset": data.dataset, "source": self._corpus["source"]}]
+        layout = self._corpus["layout"]
+        self._sources = [{"name": data.dataset, "dataset": layout, "source": self._corpus["source"]}]
         return clips
 
     def _synthetic_corpus(self) -> Path:

@@ -112,6 +112,8 @@ def datamodule_provenance(datamodule: Any, scores: Mapping[str, Mapping[str, flo
     listed = (getattr(datamodule, "summary", None) or {}).get("corpora")
     if listed:  # a multi-corpus datamodule names each corpus itself (the local path is left out)
         corpora = [{k: c[k] for k in ("name", "dataset", "clips", "speakers", "labels")} for c in listed]
+        if config.data.corpora is None and len(corpora) == 1:  # one corpus is named by its folder
+            corpora[0]["name"] = corpus_name(config)
         groups = {(str(c["name"]), str(c["dataset"])): [] for c in corpora}
     explicit = getattr(datamodule, "_explicit", None) is not None
     protocol = "explicit" if explicit else ("speaker_independent" if config.data.speaker_independent else "stratified")
