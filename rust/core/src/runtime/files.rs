@@ -11,6 +11,7 @@
 use crate::audio::{STDIN_PATH, SUFFIXES};
 use std::collections::HashSet;
 use std::ffi::OsString;
+use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
 /// An input that gives no file: the path as written, and the one-line message.
@@ -46,12 +47,37 @@ pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) 
             // bare, `-` would name standard input
             files.push(if p.as_os_str() == STDIN_PATH { Path::new(".").join(p) } else { p });
         } else {
-            errors.push(InputError { path: shown.clone(), message: format!("{shown}: no such file or directory") });
+            errors.push(InputError { path: shown.clone(), message: format!("{shown}: {}", missing_reason(&p)) });
         }
     }
     let mut seen = HashSet::new();
     files.retain(|f| seen.insert(f.clone()));
     (files, errors)
+}
+
+/// Why a path that does not exist as a file or folder cannot be read: missing, a link to
+/// nothing (or a loop of links), or a folder on the way that may not be entered.
+fn missing_reason(p: &Path) -> String {
+    let Err(err) = std::fs::metadata(p) else { return "no such file or directory".into() };
+    if std::fs::symlink_metadata(p).is_ok() {
+        return match err.kind() {
+            ErrorKind::NotFound => "a link to a file that does not exist".into(),
+            _ => format!("a link that cannot be followed ({})", os_words(&err)),
+        };
+    }
+    match err.kind() {
+        ErrorKind::PermissionDenied => "permission denied (a folder on its path cannot be entered)".into(),
+        ErrorKind::NotFound => "no such file or directory".into(),
+        _ => os_words(&err),
+    }
+}
+
+/// An OS error's words, lower case, without "(os error N)".
+fn os_words(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    let words = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = words.chars();
+    chars.next().map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// Threads for a batch of `n_files`: `requested` when given, otherwise every core;
@@ -127,5 +153,25 @@ mod tests {
         assert!(!is_audio_name(Path::new(".wav")));
         assert!(!is_audio_name(Path::new("a.txt")));
         assert!(suffix_list().starts_with(".aif, .aiff"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_path_that_cannot_be_read_says_why() {
+        let dir = std::env::temp_dir().join(format!("serlaq-links-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (dangling, a, b) = (dir.join("gone.wav"), dir.join("a.wav"), dir.join("b.wav"));
+        std::os::unix::fs::symlink(dir.join("moved.wav"), &dangling).unwrap();
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let inputs: Vec<OsString> =
+            [&dangling, &a, &dir.join("none.wav")].iter().map(|p| p.as_os_str().into()).collect();
+        let (files, errors) = find_audio_files(&inputs);
+        assert!(files.is_empty());
+        let why: Vec<&str> = errors.iter().map(|e| e.message.rsplit(".wav: ").next().unwrap()).collect();
+        assert_eq!(why[0], "a link to a file that does not exist");
+        assert_eq!(why[1], "a link that cannot be followed (too many levels of symbolic links)");
+        assert_eq!(why[2], "no such file or directory");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
