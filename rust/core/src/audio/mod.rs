@@ -14,6 +14,8 @@
 //! than `min_samples` after resampling). Rates, channel counts and durations from a header
 //! are bounded ([`limits`]) before anything is allocated from them.
 
+#[cfg(feature = "m4a")]
+mod caf;
 pub mod decode;
 pub mod error;
 pub mod limits;
@@ -22,6 +24,7 @@ pub mod mp4;
 #[cfg(feature = "opus")]
 pub mod opus;
 pub mod resample;
+mod wav;
 
 pub use decode::{source_name, Decoder, AIFC_UNREAD, FORMATS, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES, UNDECODED};
 pub use error::{AudioError, ALL_KINDS};
