@@ -210,6 +210,63 @@ def test_mp2_decodes_as_ffmpeg_decodes_it(tmp_path: Path) -> None:
     assert ".mp2" not in AUDIO_SUFFIXES
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg to encode IMA4 (nothing else offline can)")
+def test_an_ima4_aifc_reads_as_its_caf_twin(tmp_path: Path) -> None:
+    # IMA4 AIFF-C (old Macs' recordings) is read through the CAF reader, which takes the same
+    # packets: the samples of the same packets in a CAF, bit for bit, ffmpeg's length, and
+    # ffmpeg's samples to IMA ADPCM's rounding (symphonia rounds the step exactly, ffmpeg
+    # and Apple shift: about 30 dB apart, both about 20 dB from the source)
+    src = tmp_path / "src.wav"
+    sf.write(str(src), np.stack([tone(0.9, 44100, freq=220.0), tone(0.9, 44100, freq=330.0)], axis=1) * 0.5, 44100)
+    for channels in (1, 2):
+        aifc, caf = tmp_path / f"old{channels}.aifc", tmp_path / f"old{channels}.caf"
+        for path, fmt in ((aifc, "aiff"), (caf, "caf")):
+            cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-ac", str(channels), "-c:a", "adpcm_ima_qt"]
+            subprocess.run([*cmd, "-f", fmt, str(path)], check=True)
+        assert aifc.read_bytes()[8:12] == b"AIFC" and b"ima4" in aifc.read_bytes()[:64]
+        y = load_audio(aifc, 44100)
+        np.testing.assert_array_equal(y, load_audio(caf, 44100))
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(aifc), "-f", "f32le", "-"], capture_output=True, check=True)
+        ref = np.frombuffer(raw.stdout, dtype=np.float32).reshape(-1, channels).mean(axis=1)
+        assert y.shape == ref.shape
+        assert 10 * np.log10(np.sum(ref**2) / np.sum((y - ref) ** 2)) > 25
+
+
+def test_damaged_ima4_aifc_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    # the view that shows an IMA4 AIFF-C to the CAF reader trusts no header field: channel
+    # counts, packet counts, rates, the sound data's offset and chunk sizes rewritten, bytes
+    # flipped, files cut short give samples or one line, never a panic or a hang
+    rng = np.random.default_rng(3)
+    packets = b"".join(b"\x00\x20" + rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(2 * 120))
+    comm = (2).to_bytes(2, "big") + (120).to_bytes(4, "big") + (16).to_bytes(2, "big")
+    comm += bytes([0x40, 0x0C, 0xFA, 0, 0, 0, 0, 0, 0, 0]) + b"ima4" + b"\x00\x00"
+    ssnd = bytes(8) + packets
+    body = b"AIFC" + b"COMM" + len(comm).to_bytes(4, "big") + comm + b"SSND" + len(ssnd).to_bytes(4, "big") + ssnd
+    good = b"FORM" + len(body).to_bytes(4, "big") + body
+    assert _load_written(tmp_path / "good.aifc", good).size == 120 * 64
+    fields = [good.find(b"COMM") + 8 + k for k in (0, 2, 8)] + [good.find(b"SSND") + k for k in (4, 8)] + [4]
+    damaged = []
+    for n in range(300):
+        bad = bytearray(good)
+        kind = n % 3
+        if kind == 0:  # a header field rewritten (0, tiny, huge, off by a little)
+            at = int(rng.choice(fields))
+            value = int(rng.choice([0, 1, 7, 0xFFFF, 0xFFFFFFFF, 0x7FFFFFFF, int.from_bytes(bad[at : at + 4], "big") + int(rng.integers(-9, 9))]))
+            bad[at : at + 4] = (value % 2**32).to_bytes(4, "big")
+        elif kind == 1:  # flipped bytes
+            for at in rng.integers(0, len(bad), size=int(rng.integers(1, 8))):
+                bad[at] ^= int(rng.integers(1, 256))
+        else:  # cut short
+            bad = bad[: int(rng.integers(8, len(bad)))]
+        damaged.append(bytes(bad))
+    assert _refused_in_one_line(tmp_path, ".aifc", damaged) > 50
+
+
+def _load_written(path: Path, data: bytes) -> np.ndarray:
+    path.write_bytes(data)
+    return load_audio(path, 16000, min_samples=1)
+
+
 def test_adpcm_wav_decodes_like_soundfile(tmp_path: Path) -> None:
     # IMA and MS ADPCM WAVs (voice recorders, old corpora): libsndfile and symphonia round
     # ADPCM's steps differently, so the two agree to one quantizer step, not to the bit

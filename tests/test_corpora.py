@@ -197,6 +197,7 @@ _WRITE_AS = {
     ".mp3": ("MP3", "MPEG_LAYER_III"),
     ".aif": ("AIFF", "PCM_16"),
     ".aiff": ("AIFF", "PCM_16"),
+    ".aifc": ("AIFF", "FLOAT"),  # libsndfile writes float AIFF as AIFF-C (fl32)
     ".m4a": ("M4A", "ALAC"),  # tests/m4a.py: soundfile writes no MP4
     ".caf": ("CAF", "ALAC_16"),
     ".opus": ("OGG", "OPUS"),

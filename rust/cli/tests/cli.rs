@@ -245,7 +245,7 @@ fn directories_are_searched_recursively_sorted_once() {
     let err = stderr(&o);
     assert_eq!(
         err.trim_end(),
-        "serlaq-rt: error: empty: directory holds no audio files (.aif, .aiff, .caf, .flac, .m4a, .mp3, .oga, .ogg, .opus, .wav, .wave, .webm)"
+        "serlaq-rt: error: empty: directory holds no audio files (.aif, .aifc, .aiff, .caf, .flac, .m4a, .mp3, .oga, .ogg, .opus, .wav, .wave, .webm)"
     );
     let paths: Vec<String> = stdout(&o)
         .lines()
@@ -891,4 +891,60 @@ fn an_m4a_whose_index_follows_its_audio_is_named_as_out_of_a_pipes_reach() {
     let file = std::fs::File::open(fx.p("odd.m4a")).unwrap();
     let err = stderr(&fx.run_with_stdin(&["predict", "model.laq", "-"], file.into()));
     assert!(err.starts_with("serlaq-rt: error: standard input: ") && !err.contains("pipe"), "{err}");
+}
+
+#[test]
+fn caf_and_ima4_aifc_are_read_from_a_file_and_named_out_of_a_pipe() {
+    // symphonia's CAF reader needs to seek (an IMA4 AIFF-C is read through it): from a pipe
+    // each is named with the remedy; redirected (`< FILE`) or by path it is read
+    let fx = Fixture::new("stdin-caf");
+    let mut state = 0x9E37_79B9u32;
+    let mut noise = || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let chunk = |id: &[u8; 4], body: &[u8]| [&id[..], &(body.len() as u32).to_be_bytes(), body].concat();
+    let mut packets = Vec::new();
+    for _ in 0..400 {
+        packets.extend_from_slice(&[0x00, 0x20]); // predictor 0, step index 32
+        packets.extend((0..32).map(|_| noise() as u8));
+    }
+    let mut comm = 1u16.to_be_bytes().to_vec();
+    comm.extend_from_slice(&400u32.to_be_bytes());
+    comm.extend_from_slice(&16u16.to_be_bytes());
+    comm.extend_from_slice(&[0x40, 0x0C, 0xFA, 0, 0, 0, 0, 0, 0, 0, b'i', b'm', b'a', b'4', 0, 0]);
+    let body = [&b"AIFC"[..], &chunk(b"COMM", &comm), &chunk(b"SSND", &[&[0u8; 8][..], &packets].concat())].concat();
+    let aifc = [&b"FORM"[..], &(body.len() as u32).to_be_bytes(), &body].concat();
+    let samples: Vec<u8> = (0..32000).flat_map(|_| ((noise() as i16) / 4).to_be_bytes()).collect();
+    let mut desc = 16000f64.to_be_bytes().to_vec();
+    desc.extend_from_slice(b"lpcm");
+    for field in [6u32, 2, 1, 1, 16] {
+        desc.extend_from_slice(&field.to_be_bytes()); // big-endian signed, 2 bytes, 1 frame, mono, 16 bits
+    }
+    let caf_chunk = |id: &[u8; 4], body: &[u8]| [&id[..], &(body.len() as i64).to_be_bytes(), body].concat();
+    let caf = [
+        &b"caff\x00\x01\x00\x00"[..],
+        &caf_chunk(b"desc", &desc),
+        &caf_chunk(b"data", &[&[0u8; 4][..], &samples].concat()),
+    ]
+    .concat();
+    for (name, bytes, format) in [("old.aifc", aifc, "an AIFF-C (IMA4)"), ("memo.caf", caf, "a CAF")] {
+        std::fs::write(fx.p(name), &bytes).unwrap();
+        let o = fx.run_piped(&["predict", "model.laq", "-"], &bytes);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert!(
+            stderr(&o).starts_with(&format!(
+                "serlaq-rt: error: standard input: cannot decode audio: {format} file, which serlaq reads from a file, not a pipe: give its path or redirect it (< FILE)"
+            )),
+            "{name}: {}",
+            stderr(&o)
+        );
+        let by_path = fx.run(&["predict", "model.laq", name]);
+        assert!(by_path.status.success(), "{name}: {}", stderr(&by_path));
+        let file = std::fs::File::open(fx.p(name)).unwrap();
+        let redirected = fx.run_with_stdin(&["predict", "model.laq", "-"], file.into());
+        assert_eq!(stdout(&redirected), stdout(&by_path).replacen(name, "-", 1), "{name}");
+    }
 }

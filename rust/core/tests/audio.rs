@@ -642,9 +642,16 @@ fn formats_serlaq_does_not_decode_are_named() {
 
 /// An AIFF-C file: 16 kHz mono, 16 bits, `data` under compression `code`.
 fn aifc(code: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    aifc_with(code, 1, (data.len() / 2) as u32, 0, data, &[])
+}
+
+/// An AIFF-C file at 16 kHz: `channels`, `frames` as COMM counts them (IMA4: packets), the
+/// SSND chunk's sound data `offset` bytes in (those bytes zero), then `data`, then `after`
+/// (whole chunks).
+fn aifc_with(code: &[u8; 4], channels: u16, frames: u32, offset: u32, data: &[u8], after: &[u8]) -> Vec<u8> {
     let mut comm = Vec::new();
-    comm.extend_from_slice(&1u16.to_be_bytes());
-    comm.extend_from_slice(&((data.len() / 2) as u32).to_be_bytes());
+    comm.extend_from_slice(&channels.to_be_bytes());
+    comm.extend_from_slice(&frames.to_be_bytes());
     comm.extend_from_slice(&16u16.to_be_bytes());
     comm.extend_from_slice(&[0x40, 0x0C, 0xFA, 0, 0, 0, 0, 0, 0, 0]); // 16000 as an 80-bit float
     comm.extend_from_slice(code);
@@ -654,7 +661,9 @@ fn aifc(code: &[u8; 4], data: &[u8]) -> Vec<u8> {
         (b"FVER", 0xA280_5140u32.to_be_bytes().to_vec()),
         (b"COMM", comm),
         (b"SSND", {
-            let mut ssnd = vec![0u8; 8];
+            let mut ssnd = offset.to_be_bytes().to_vec();
+            ssnd.extend_from_slice(&[0u8; 4]); // block size
+            ssnd.resize(8 + offset as usize, 0);
             ssnd.extend_from_slice(data);
             ssnd
         }),
@@ -662,7 +671,11 @@ fn aifc(code: &[u8; 4], data: &[u8]) -> Vec<u8> {
         body.extend_from_slice(id);
         body.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
         body.extend_from_slice(&chunk);
+        if chunk.len() % 2 == 1 {
+            body.push(0);
+        }
     }
+    body.extend_from_slice(after);
     let mut file = b"FORM".to_vec();
     file.extend_from_slice(&(body.len() as u32).to_be_bytes());
     file.extend_from_slice(&body);
@@ -676,10 +689,11 @@ fn an_aifc_in_a_compression_the_reader_refuses_is_named_by_its_code() {
     // PCM under its AIFF-C codes reads
     let pcm = audio::load_bytes(&aifc(b"NONE", &tone), "pcm.aifc", 16000, 1).expect("NONE");
     assert_eq!(pcm.len(), 1600);
-    // IMA4 from an old Mac (and MACE) is named by its code, whatever the code's case
-    for code in [b"ima4", b"MAC3"] {
+    // MACE (and IMA4 in a build without the CAF reader) is named by its code, whatever its case
+    let codes: &[&[u8; 4]] = if cfg!(feature = "m4a") { &[b"MAC3", b"mac6"] } else { &[b"ima4", b"MAC3"] };
+    for code in codes {
         let err = audio::load_bytes(&aifc(code, &tone), "mac.aifc", 16000, 1).expect_err("unread code");
-        let name = std::str::from_utf8(code).unwrap();
+        let name = std::str::from_utf8(&code[..]).unwrap();
         assert_eq!(err.kind(), "cannot decode audio", "{err}");
         assert!(
             plain_error(&err.to_string()).starts_with(&format!(
@@ -692,9 +706,66 @@ fn an_aifc_in_a_compression_the_reader_refuses_is_named_by_its_code() {
     // an unprintable code is shown as '?' and a cut-short COMM is not read past its end
     let err = audio::load_bytes(&aifc(b"\x01\nab", &tone), "odd.aifc", 16000, 1).expect_err("odd code");
     assert!(err.to_string().ends_with("compression not decoded: ??ab)"), "{err}");
-    let cut = aifc(b"ima4", &tone)[..40].to_vec();
+    let cut = aifc(b"MAC3", &tone)[..40].to_vec();
     let err = audio::load_bytes(&cut, "cut.aifc", 16000, 1).expect_err("cut");
     assert!(!err.to_string().contains("compression not decoded"), "{err}");
+}
+
+/// `packets` IMA4 packets per channel of noise-like nibbles, each with a valid preamble.
+fn ima4_packets(packets: usize, channels: usize) -> Vec<u8> {
+    let mut state = 0x2545_F491u32;
+    let mut data = Vec::new();
+    for _ in 0..packets * channels {
+        data.extend_from_slice(&[0x00, 0x20]); // predictor 0, step index 32
+        data.extend((0..32).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        }));
+    }
+    data
+}
+
+#[cfg(feature = "m4a")]
+#[test]
+fn an_ima4_aifc_reads_as_its_packets_say() {
+    // IMA4, what old Macs recorded AIFF-C in: read through the CAF reader, which takes the
+    // same packets; the sound data starts at SSND's offset and ends at COMM's count
+    let packets = ima4_packets(50, 1);
+    let plain = audio::load_bytes(&aifc_with(b"ima4", 1, 50, 0, &packets, &[]), "mac.aifc", 16000, 1).expect("ima4");
+    assert_eq!(plain.len(), 50 * 64);
+    assert!(plain.iter().any(|&x| x.abs() > 0.01), "silence");
+    let mut anno = b"ANNO".to_vec();
+    anno.extend_from_slice(&6u32.to_be_bytes());
+    anno.extend_from_slice(b"a memo");
+    let shifted = aifc_with(b"IMA4", 1, 50, 6, &packets, &anno);
+    assert_eq!(audio::load_bytes(&shifted, "shifted.aifc", 16000, 1).expect("offset"), plain);
+    let counted = audio::load_bytes(&aifc_with(b"ima4", 1, 40, 0, &packets, &[]), "c.aifc", 16000, 1).expect("40");
+    assert_eq!(counted[..], plain[..40 * 64]);
+    // a half packet at the end is not read
+    let torn = aifc_with(b"ima4", 1, 50, 0, &packets[..packets.len() - 17], &[]);
+    assert_eq!(audio::load_bytes(&torn, "torn.aifc", 16000, 1).expect("torn")[..], plain[..49 * 64]);
+    // stereo: each packet holds the left channel's 34 bytes, then the right's
+    let both = ima4_packets(20, 2);
+    let stereo = audio::load_bytes(&aifc_with(b"ima4", 2, 20, 0, &both, &[]), "st.aifc", 16000, 1).expect("stereo");
+    assert_eq!(stereo.len(), 20 * 64);
+    // hostile headers: no channels, an infinite rate, an offset past the chunk
+    let good = aifc_with(b"ima4", 1, 50, 0, &packets, &[]);
+    let comm = good.windows(4).position(|w| w == b"COMM").unwrap() + 8;
+    let ssnd = good.windows(4).position(|w| w == b"SSND").unwrap() + 8;
+    let mut infinite = good.clone();
+    infinite[comm + 8..comm + 18].copy_from_slice(&[0x7F, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+    let mut past = good.clone();
+    past[ssnd..ssnd + 4].copy_from_slice(&0xFFFF_0000u32.to_be_bytes());
+    for (what, bad) in
+        [("no channels", aifc_with(b"ima4", 0, 50, 0, &packets, &[])), ("rate", infinite), ("offset", past)]
+    {
+        match audio::load_bytes(&bad, "bad.aifc", 16000, 1) {
+            Ok(y) => panic!("{what}: {} samples", y.len()),
+            Err(err) => assert!(err.to_string().starts_with("bad.aifc: "), "{what}: {err}"),
+        }
+    }
 }
 
 #[test]

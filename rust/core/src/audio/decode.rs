@@ -5,6 +5,7 @@
 //! (int16 / 2^15, 24-bit / 2^23, int32 / 2^31, u8 (x - 128) / 128: symphonia's sample
 //! conversions, exact in float32 except int32, which is rounded once like libsndfile's).
 
+use super::aiff;
 #[cfg(feature = "m4a")]
 use super::caf;
 use super::error::{one_line, AudioError};
@@ -39,7 +40,7 @@ use symphonia::core::meta::MetadataOptions;
 /// more often a video than a recording, and the others are rare. `.webm`
 /// is taken: it is what a browser records audio into (of a video, its sound is read).
 pub const SUFFIXES: &[&str] =
-    &["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "m4a", "caf", "webm"];
+    &["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "m4a", "caf", "webm"];
 
 /// The formats decoded, by the names users know, each with its extensions: what help texts
 /// and error messages list (a test keeps it and [`SUFFIXES`] the same set).
@@ -48,7 +49,7 @@ pub const FORMATS: &[(&str, &[&str])] = &[
     ("FLAC", &["flac"]),
     ("OGG (Vorbis, Opus)", &["ogg", "oga", "opus"]),
     ("MP3", &["mp3"]),
-    ("AIFF", &["aif", "aiff"]),
+    ("AIFF", &["aif", "aiff", "aifc"]),
     ("M4A (AAC, ALAC)", &["m4a"]),
     ("CAF", &["caf"]),
     ("WebM (Opus, Vorbis)", &["webm"]),
@@ -87,8 +88,14 @@ pub fn source_name(path: &Path) -> String {
 /// ffmpeg and most recorders write last) lies past the audio, and a stream cannot go back.
 pub const MP4_INDEX_AFTER_AUDIO: &str = "its index (moov) follows the audio, which a stream cannot go back to";
 
+/// Why a format that needs to seek gave no audio from a stream (a pipe): CAF, IMA4 AIFF-C.
+pub const FILE_ONLY: &str = "read from a file only: its reader needs to seek, which a stream cannot";
+
 /// The detail of an AIFF-C whose compression the reader does not take, before its code.
 pub const AIFC_UNREAD: &str = "AIFF-C compression not decoded: ";
+
+/// How messages name an AIFF-C in IMA4 (Apple's IMA ADPCM), which the CAF reader decodes.
+const IMA4_AIFC: &str = "AIFF-C (IMA4)";
 
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
 const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
@@ -300,21 +307,32 @@ impl<'s> Decoder<'s> {
         if head.is_empty() {
             return Err(AudioError::Empty { source }); // a 0-byte file is not "damaged at its start"
         }
-        let claimed = sniff(head, ext);
+        let mut claimed = sniff(head, ext);
+        if claimed == "AIFF" && aiff::is_ima4(head) {
+            claimed = IMA4_AIFC.to_string();
+        }
         wav::preflight(head, &source)?;
         let patches = wav::patches(head);
         let seekable = media.is_seekable();
         #[cfg(feature = "m4a")]
-        let mut media: Box<dyn MediaSource + 's> =
-            match (claimed == "CAF" && seekable).then(|| caf::data_end(&mut *media)) {
-                Some(Some(end)) => {
-                    let pos = media
-                        .stream_position()
-                        .map_err(|e| AudioError::Io { source: source.clone(), message: e.to_string() })?;
-                    Box::new(caf::Ending { inner: media, pos, end })
-                }
-                _ => media,
-            };
+        let media: Box<dyn MediaSource + 's> = match (claimed == "CAF" && seekable).then(|| caf::data_end(&mut *media))
+        {
+            Some(Some(end)) => {
+                let pos = media
+                    .stream_position()
+                    .map_err(|e| AudioError::Io { source: source.clone(), message: e.to_string() })?;
+                Box::new(caf::Ending { inner: media, pos, end })
+            }
+            _ => media,
+        };
+        // an IMA4 AIFF-C is read by the CAF reader (symphonia's AIFF reader refuses IMA4)
+        #[cfg(feature = "m4a")]
+        let (mut media, ima4) = match claimed == IMA4_AIFC {
+            true => aiff::Ima4AsCaf::wrap(media, head).map_or_else(|media| (media, false), |view| (view, true)),
+            false => (media, false),
+        };
+        #[cfg(not(feature = "m4a"))]
+        let ima4 = false;
         // the edit lists symphonia leaves unapplied; an unseekable stream's are read from its
         // start (where a streamable MP4 keeps them)
         #[cfg(feature = "m4a")]
@@ -344,7 +362,7 @@ impl<'s> Decoder<'s> {
                 Some((false, detail)) => unsupported(detail),
                 None => unsupported(probe_failure(&claimed, head, seekable, &e)),
             })?;
-        let format_name = format.format_info().short_name;
+        let format_name = if ima4 { "aiff" } else { format.format_info().short_name };
         // a codec recognised from the first bytes (Opus in OGG) is named, not only its container
         let claimed = if UNDECODED.contains(&claimed.as_str()) { claimed } else { format!("{format_name} (detected)") };
         let track = open_track(&*format, &source, &claimed, 0.0)?;
@@ -503,41 +521,19 @@ fn probe_failure(claimed: &str, head: &[u8], seekable: bool, e: &SymError) -> St
     if claimed == "MP4/M4A" && !seekable && !mp4::index_first(head) {
         return MP4_INDEX_AFTER_AUDIO.to_string();
     }
+    // symphonia's CAF reader (an IMA4 AIFF-C's too) needs to seek
+    #[cfg(feature = "m4a")]
+    if !seekable && (claimed == "CAF" || claimed == IMA4_AIFC) {
+        return FILE_ONLY.to_string();
+    }
     #[cfg(not(feature = "m4a"))]
     let _ = seekable;
-    if claimed == "AIFF" {
-        if let Some(code) = aifc_unread_compression(head) {
+    if claimed == "AIFF" || claimed == IMA4_AIFC {
+        if let Some(code) = aiff::unread_compression(head) {
             return format!("{AIFC_UNREAD}{code}");
         }
     }
     format!("no decodable audio stream found: {}", sym_detail(e))
-}
-
-/// The AIFF-C compression codes symphonia's AIFF reader takes (symphonia-format-riff's
-/// `aiff/chunks.rs`; either case): PCM in its byte orders and widths, floats, A-law, mu-law.
-const AIFC_READ: &[&[u8; 4]] =
-    &[b"none", b"alaw", b"ulaw", b"in24", b"in32", b"23ni", b"fl32", b"fl64", b"sowt", b"twos", b"raw "];
-
-/// An AIFF-C's compression code, printable, when the reader does not take it (IMA4 from an
-/// old Mac, MACE, QDesign): the `COMM` chunk found among the chunks in `head`.
-fn aifc_unread_compression(head: &[u8]) -> Option<String> {
-    if head.len() < 12 || &head[..4] != b"FORM" || &head[8..12] != b"AIFC" {
-        return None;
-    }
-    let mut at = 12usize;
-    while let Some(chunk) = head.get(at..at + 8) {
-        let size = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as usize;
-        if &chunk[..4] == b"COMM" {
-            // channels (2), frames (4), bits (2), rate (80-bit float), then the code
-            let code: [u8; 4] = head.get(at + 8 + 18..at + 8 + 22)?.try_into().ok()?;
-            let read = AIFC_READ.iter().any(|known| known.eq_ignore_ascii_case(&code));
-            let shown = code.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' });
-            return (!read).then(|| shown.collect());
-        }
-        // chunks are padded to an even size
-        at = at.checked_add(8)?.checked_add(size)?.checked_add(size & 1)?;
-    }
-    None
 }
 
 /// A format reader's audio track, ready to decode.

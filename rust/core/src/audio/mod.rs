@@ -14,6 +14,7 @@
 //! than `min_samples` after resampling). Rates, channel counts and durations from a header
 //! are bounded ([`limits`]) before anything is allocated from them.
 
+mod aiff;
 #[cfg(feature = "m4a")]
 mod caf;
 pub mod decode;
@@ -26,7 +27,9 @@ pub mod opus;
 pub mod resample;
 mod wav;
 
-pub use decode::{source_name, Decoder, AIFC_UNREAD, FORMATS, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES, UNDECODED};
+pub use decode::{
+    source_name, Decoder, AIFC_UNREAD, FILE_ONLY, FORMATS, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES, UNDECODED,
+};
 pub use error::{AudioError, ALL_KINDS};
 pub use resample::{output_len, resample, resample_ref, Resampler};
 

@@ -152,7 +152,8 @@ mod tests {
         assert!(is_audio_name(Path::new("a.tar.flac")));
         assert!(!is_audio_name(Path::new(".wav")));
         assert!(!is_audio_name(Path::new("a.txt")));
-        assert!(suffix_list().starts_with(".aif, .aiff"));
+        assert!(suffix_list().starts_with(".aif, .aifc, .aiff"));
+        assert!(is_audio_name(Path::new("old.AIFC")));
     }
 
     #[cfg(unix)]

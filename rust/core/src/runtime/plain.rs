@@ -5,7 +5,7 @@
 //! human-facing line is rewritten. The input is the one-line `Display` of
 //! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
 
-use crate::audio::{AIFC_UNREAD, FORMATS, MP4_INDEX_AFTER_AUDIO, UNDECODED};
+use crate::audio::{AIFC_UNREAD, FILE_ONLY, FORMATS, MP4_INDEX_AFTER_AUDIO, UNDECODED};
 
 /// The decoded formats by name: "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or
 /// WebM (Opus, Vorbis)".
@@ -71,6 +71,12 @@ pub fn plain_error(message: &str) -> String {
                 format!(
                     "an AIFF-C file in an encoding serlaq does not decode (compression '{code}'): convert it to PCM \
                      WAV or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav)"
+                )
+            } else if detail == FILE_ONLY {
+                let name = known_name(format);
+                format!(
+                    "{} {name} file, which serlaq reads from a file, not a pipe: give its path or redirect it (< FILE)",
+                    article(&name)
                 )
             } else if detail == MP4_INDEX_AFTER_AUDIO {
                 "an M4A/MP4 file whose index follows its audio, out of a pipe's reach: give its path, redirect \
