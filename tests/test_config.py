@@ -165,6 +165,9 @@ def test_override_errors_name_the_override() -> None:
         parse_override("train.lr")
     with pytest.raises(ConfigError, match=r"train.lr is not a section"):
         load_config(CONFIGS / "demo.yaml", ["train.lr.x=1"])
+    # a list too short is named by the --set that gave it, with the missing item
+    with pytest.raises(ConfigError, match=r"^--set data\.split: data\.split\[2\]: Field required"):
+        load_config(CONFIGS / "demo.yaml", ["data.split=[0.5,0.5]"])
 
 
 def test_command_flags_override_the_file(tmp_path: Path) -> None:

@@ -608,7 +608,12 @@ def _describe(exc: ValidationError, source: str, overridden: set[str]) -> str:
     errors = exc.errors(include_url=False)
     err = errors[0]
     key = _dotted_key(err["loc"])
-    origin = next((f"--set {k}" for k in overridden if key == k or key.startswith(k + ".") or k.startswith(key + ".")), source)
+    # the --set that gave the value: the key itself, a section above it, a key inside it, or
+    # the list it indexes (`--set data.split=[0.5,0.5]` fails as data.split[2])
+    origin = next(
+        (f"--set {k}" for k in overridden if key == k or key.startswith((k + ".", k + "[")) or k.startswith(key + ".")),
+        source,
+    )
     kind = err["type"]
     if kind == "extra_forbidden":
         parent = err["loc"][:-1]
