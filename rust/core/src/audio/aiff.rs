@@ -109,8 +109,8 @@ impl<'s> Ima4AsCaf<'s> {
 /// starts in the file and its length in bytes.
 #[cfg(feature = "m4a")]
 fn layout(head: &[u8]) -> Option<(Vec<u8>, u64, u64)> {
-    let (channels, packets, rate, _) = common(head)?;
-    if !is_ima4(head) || channels == 0 || usize::from(channels) > super::limits::MAX_CHANNELS {
+    let (channels, packets, rate, code) = common(head)?;
+    if !code.eq_ignore_ascii_case(b"ima4") || channels == 0 || usize::from(channels) > super::limits::MAX_CHANNELS {
         return None;
     }
     let rate = extended(rate)?;

@@ -7,7 +7,7 @@ use symphonia::core::io::MediaSource;
 /// Where a CAF's last chunk, its audio data, ends, when a few bytes follow it (libsndfile
 /// pads an odd chunk to an even length; CAF has no padding): symphonia would read them as
 /// the next chunk's header and refuse the file. Chunk headers are found by seeking.
-pub(super) fn data_end(media: &mut dyn MediaSource) -> Option<u64> {
+fn data_end(media: &mut dyn MediaSource) -> Option<u64> {
     let (len, start) = (media.byte_len()?, media.stream_position().ok()?);
     let mut at = start.checked_add(8)?; // after "caff", version and flags
     let mut found = None;
@@ -30,9 +30,23 @@ pub(super) fn data_end(media: &mut dyn MediaSource) -> Option<u64> {
 
 /// A seekable source read as if it ended at `end` (an absolute offset).
 pub(super) struct Ending<'s> {
-    pub(super) inner: Box<dyn MediaSource + 's>,
-    pub(super) pos: u64,
-    pub(super) end: u64,
+    inner: Box<dyn MediaSource + 's>,
+    pos: u64,
+    end: u64,
+}
+
+impl<'s> Ending<'s> {
+    /// A CAF (positioned at its start) read to the end of its data chunk when a few bytes
+    /// follow it; any other source (a stream, a CAF that ends where its data does) as it is.
+    pub(super) fn wrap(mut media: Box<dyn MediaSource + 's>) -> Box<dyn MediaSource + 's> {
+        if !media.is_seekable() {
+            return media;
+        }
+        match (data_end(&mut *media), media.stream_position()) {
+            (Some(end), Ok(pos)) => Box::new(Ending { inner: media, pos, end }),
+            _ => media,
+        }
+    }
 }
 
 impl Read for Ending<'_> {

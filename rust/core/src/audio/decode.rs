@@ -299,7 +299,7 @@ impl<'s> Decoder<'s> {
     }
 
     fn new(
-        #[cfg_attr(not(feature = "m4a"), allow(unused_mut))] mut media: Box<dyn MediaSource + 's>,
+        media: Box<dyn MediaSource + 's>,
         head: &[u8],
         ext: Option<&str>,
         source: String,
@@ -315,16 +315,7 @@ impl<'s> Decoder<'s> {
         let patches = wav::patches(head);
         let seekable = media.is_seekable();
         #[cfg(feature = "m4a")]
-        let media: Box<dyn MediaSource + 's> = match (claimed == "CAF" && seekable).then(|| caf::data_end(&mut *media))
-        {
-            Some(Some(end)) => {
-                let pos = media
-                    .stream_position()
-                    .map_err(|e| AudioError::Io { source: source.clone(), message: e.to_string() })?;
-                Box::new(caf::Ending { inner: media, pos, end })
-            }
-            _ => media,
-        };
+        let media = if claimed == "CAF" { caf::Ending::wrap(media) } else { media };
         // an IMA4 AIFF-C is read by the CAF reader (symphonia's AIFF reader refuses IMA4)
         #[cfg(feature = "m4a")]
         let (mut media, ima4) = match claimed == IMA4_AIFC {
