@@ -585,7 +585,7 @@ fn rf64_reads_as_the_wav_it_holds() {
 
 #[test]
 fn formats_serlaq_does_not_decode_are_named() {
-    // a browser's WebM recording, a WavPack or an AU file is not "damaged": the one line a
+    // a browser's WebM recording, a WavPack, an AC-3 or an AU file is not "damaged": the one line a
     // person reads names what the file is and how to convert it
     use serlaq_core::runtime::plain_error;
     let mut ogg_opus = b"OggS\x00\x02".to_vec();
@@ -599,12 +599,13 @@ fn formats_serlaq_does_not_decode_are_named() {
         ("WavPack", b"wvpk\x20\x00\x00\x00".to_vec()),
         ("WebM/Matroska", b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81".to_vec()),
         ("AMR", b"#!AMR\n".to_vec()),
+        ("AC-3", b"\x0b\x77\x4e\x1e\x14\x40".to_vec()),
         ("OGG/Opus", ogg_opus),
         ("WMA/ASF", b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c".to_vec()),
     ];
     // built with Opus (the default), OGG/Opus and WebM decode (tests/opus.rs); with M4A, CAF
     cases.retain(|(name, _)| audio::UNDECODED.contains(name));
-    assert_eq!(cases.len(), 8 - if cfg!(feature = "opus") { 2 } else { 0 } - if cfg!(feature = "m4a") { 1 } else { 0 });
+    assert_eq!(cases.len(), 9 - if cfg!(feature = "opus") { 2 } else { 0 } - if cfg!(feature = "m4a") { 1 } else { 0 });
     assert_eq!(cases.iter().map(|(name, _)| *name).collect::<Vec<_>>(), audio::UNDECODED);
     for (name, head) in cases {
         let mut bytes = head;
@@ -763,7 +764,19 @@ fn an_ima4_aifc_reads_as_its_packets_say() {
     {
         match audio::load_bytes(&bad, "bad.aifc", 16000, 1) {
             Ok(y) => panic!("{what}: {} samples", y.len()),
-            Err(err) => assert!(err.to_string().starts_with("bad.aifc: "), "{what}: {err}"),
+            Err(err) => {
+                assert!(err.to_string().starts_with("bad.aifc: "), "{what}: {err}");
+                // this build decodes IMA4: the header is named, not the encoding
+                if cfg!(feature = "m4a") {
+                    let plain = serlaq_core::runtime::plain_error(&err.to_string());
+                    assert!(
+                        plain.starts_with(
+                            "bad.aifc: cannot decode audio: an AIFF-C (IMA4) file whose header is damaged"
+                        ),
+                        "{what}: {plain}"
+                    );
+                }
+            }
         }
     }
 }

@@ -66,6 +66,7 @@ pub const UNDECODED: &[&str] = &[
     #[cfg(not(feature = "opus"))]
     "WebM/Matroska",
     "AMR",
+    "AC-3",
     #[cfg(not(feature = "opus"))]
     "OGG/Opus",
     "WMA/ASF",
@@ -97,6 +98,10 @@ pub const AIFC_UNREAD: &str = "AIFF-C compression not decoded: ";
 /// How messages name an AIFF-C in IMA4 (Apple's IMA ADPCM), which the CAF reader decodes.
 const IMA4_AIFC: &str = "AIFF-C (IMA4)";
 
+/// The detail of an IMA4 AIFF-C whose header does not describe sound data that can be read.
+pub const IMA4_DAMAGED: &str =
+    "damaged header: COMM or SSND does not describe readable IMA4 sound data (channels, rate, offset)";
+
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
 const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
 
@@ -117,6 +122,8 @@ fn sniff(head: &[u8], ext: Option<&str>) -> String {
         [b'w', b'v', b'p', b'k', ..] => Some("WavPack"),
         [0x1A, 0x45, 0xDF, 0xA3, ..] => Some("WebM/Matroska"),
         [b'#', b'!', b'A', b'M', b'R', ..] => Some("AMR"),
+        // Dolby Digital's sync word: a film's or a DVD's soundtrack saved as .ac3
+        [0x0B, 0x77, ..] => Some("AC-3"),
         // the ASF header object's GUID (Windows Media Audio, an old Windows voice recorder's)
         [0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11, ..] => Some("WMA/ASF"),
         _ => None,
@@ -516,6 +523,11 @@ fn probe_failure(claimed: &str, head: &[u8], seekable: bool, e: &SymError) -> St
     #[cfg(feature = "m4a")]
     if !seekable && (claimed == "CAF" || claimed == IMA4_AIFC) {
         return FILE_ONLY.to_string();
+    }
+    // this build decodes IMA4: the view refused the file's header, so the header is at fault
+    #[cfg(feature = "m4a")]
+    if claimed == IMA4_AIFC {
+        return format!("{IMA4_DAMAGED}: {}", sym_detail(e));
     }
     #[cfg(not(feature = "m4a"))]
     let _ = seekable;

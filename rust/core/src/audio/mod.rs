@@ -28,7 +28,8 @@ pub mod resample;
 mod wav;
 
 pub use decode::{
-    source_name, Decoder, AIFC_UNREAD, FILE_ONLY, FORMATS, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES, UNDECODED,
+    source_name, Decoder, AIFC_UNREAD, FILE_ONLY, FORMATS, IMA4_DAMAGED, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES,
+    UNDECODED,
 };
 pub use error::{AudioError, ALL_KINDS};
 pub use resample::{output_len, resample, resample_ref, Resampler};

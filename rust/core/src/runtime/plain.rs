@@ -5,7 +5,7 @@
 //! human-facing line is rewritten. The input is the one-line `Display` of
 //! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
 
-use crate::audio::{AIFC_UNREAD, FILE_ONLY, FORMATS, MP4_INDEX_AFTER_AUDIO, UNDECODED};
+use crate::audio::{AIFC_UNREAD, FILE_ONLY, FORMATS, IMA4_DAMAGED, MP4_INDEX_AFTER_AUDIO, UNDECODED};
 
 /// The decoded formats by name: "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or
 /// WebM (Opus, Vorbis)".
@@ -72,6 +72,11 @@ pub fn plain_error(message: &str) -> String {
                     "an AIFF-C file in an encoding serlaq does not decode (compression '{code}'): convert it to PCM \
                      WAV or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav)"
                 )
+            } else if detail.starts_with(IMA4_DAMAGED) {
+                // the encoding is read; this file's COMM or SSND chunk is not
+                "an AIFF-C (IMA4) file whose header is damaged: its COMM or SSND chunk does not describe \
+                 readable sound data"
+                    .to_string()
             } else if detail == FILE_ONLY {
                 let name = known_name(format);
                 format!(
