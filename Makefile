@@ -28,6 +28,8 @@ demo: install
 test: install
 	cargo test
 	cargo test -p serlaq-core --features avx512
+	# the WAV-only decoder the WebAssembly module starts from (docs/deploy.md)
+	cargo test -p serlaq-core --no-default-features
 	$(PYTHON) -m pytest -q
 
 bench: install

@@ -684,6 +684,7 @@ fn aifc_with(code: &[u8; 4], channels: u16, frames: u32, offset: u32, data: &[u8
 }
 
 #[test]
+#[cfg(feature = "aiff")]
 fn an_aifc_in_a_compression_the_reader_refuses_is_named_by_its_code() {
     use serlaq_core::runtime::plain_error;
     let tone: Vec<u8> = (0..1600).flat_map(|i| (((i as f32 * 0.1).sin() * 8000.0) as i16).to_be_bytes()).collect();
