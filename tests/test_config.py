@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,21 @@ def test_bad_values_are_rejected_with_the_key(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_config(write(tmp_path, text))
         assert f": {key}" in str(info.value), (text, str(info.value))
+
+
+def test_a_split_without_val_or_test_is_refused_before_training(tmp_path: Path) -> None:
+    """[0.8, 0.2, 0.0] trained to the end and then failed writing metrics.json (NaN test
+    scores); [0.9, 0.0, 0.1] failed in early stopping. Both are refused at load, saying why."""
+    cases = {
+        "[0.8, 0.2, 0.0]": "the test fraction must be above 0, got [0.8, 0.2, 0.0]: fit, metrics.json and laq.json",
+        "[0.9, 0.0, 0.1]": "the val fraction must be above 0, got [0.9, 0.0, 0.1]: fit picks its checkpoint",
+        "[.nan, 0.5, 0.5]": "train/val/test fractions must be within 0..1 and sum to 1, got [nan, 0.5, 0.5]",
+    }
+    for split, message in cases.items():
+        path = write(tmp_path, f"data: {{split: {split}}}\n")
+        with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: data.split: {message}")):
+            load_config(path)
+    assert load_config(write(tmp_path, "data: {split: [0.85, 0.1, 0.05]}\n")).data.split == (0.85, 0.1, 0.05)
 
 
 def test_edge_floor_needs_the_edge_cut(tmp_path: Path) -> None:

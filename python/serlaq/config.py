@@ -255,8 +255,21 @@ class DataConfig(_Section):
     @field_validator("split")
     @classmethod
     def _fractions(cls, split: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(f < 0 for f in split) or split[0] <= 0 or abs(sum(split) - 1.0) > 1e-6:
-            raise ValueError(f"train/val/test fractions must be >= 0 with train > 0 and sum to 1, got {list(split)}")
+        if not all(0 <= f <= 1 for f in split) or abs(sum(split) - 1.0) > 1e-6:
+            raise ValueError(f"train/val/test fractions must be within 0..1 and sum to 1, got {list(split)}")
+        # a run needs all three; refused here, before features and training, not by a crash at the end
+        if split[0] <= 0:
+            raise ValueError(f"the train fraction must be above 0, got {list(split)}")
+        if split[1] <= 0:
+            raise ValueError(
+                f"the val fraction must be above 0, got {list(split)}: fit picks its checkpoint, stops early, "
+                "fits the calibration temperature and searches the LAQ bits on the validation split"
+            )
+        if split[2] <= 0:
+            raise ValueError(
+                f"the test fraction must be above 0, got {list(split)}: fit, metrics.json and laq.json report the "
+                "model on its test split; to train on more of the corpus, make it small (e.g. [0.85, 0.1, 0.05])"
+            )
         return split
 
     @field_validator("labels")
