@@ -92,6 +92,9 @@ def test_bad_values_are_rejected_with_the_key(tmp_path: Path) -> None:
         "laq: {ood_features: maybe}\n": "laq.ood_features",
         "laq: {ood_floor: -1}\n": "laq.ood_floor",
         "features: {edge_floor: maybe}\n": "features.edge_floor",
+        "seed: -1\n": "seed",  # Lightning's seed_everything took it as a traceback
+        "seed: 4294967296\n": "seed",
+        "data: {synthetic: {seed: -1}}\n": "data.synthetic.seed",
     }
     for text, key in cases.items():
         with pytest.raises(ConfigError) as info:

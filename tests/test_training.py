@@ -241,6 +241,24 @@ def test_fresh_run_replaces_previous_outputs(tmp_path: Path, cache_dir: Path) ->
     assert (config.run_dir / "notes.txt").read_text() == "mine"  # only the run's own outputs are replaced
 
 
+def test_trainer_settings_lightning_refuses_fail_before_the_previous_run_is_touched(
+    tmp_path: Path, cache_dir: Path, tiny_run: RunResult
+) -> None:
+    """A GPU on a machine without one, or an unknown precision, was a Lightning traceback
+    after feature extraction and after the run folder's previous outputs were cleared."""
+    previous = tiny_run.run_dir / "metrics.json"
+    before = previous.read_bytes()
+    config = tiny_config(tiny_run.run_dir.parent, cache_dir, name=tiny_run.run_dir.name)
+    for key, value, said in [
+        ("trainer.precision", 7, "Precision 7 is invalid"),
+        ("trainer.strategy", "bogus", "invalid strategy name"),
+    ]:
+        bad = config.model_copy(update={"trainer": config.trainer.model_copy(update={key.split(".")[1]: value})})
+        with pytest.raises(ConfigError, match=rf"^trainer \(.*{key.split('.')[1]}: {value}.*\): Lightning refuses these settings: .*{said}"):
+            fit(bad)
+    assert previous.read_bytes() == before
+
+
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 

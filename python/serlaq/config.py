@@ -51,7 +51,7 @@ class SyntheticConfig(_Section):
     Its own `seed` fixes the audio, so runs with different run seeds split the same corpus.
     """
 
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     clips_per_class: int = Field(35, ge=1)
     speakers: int = Field(4, ge=1)
     seconds: float = Field(1.0, ge=0.2, le=30.0)
@@ -414,7 +414,8 @@ class TrainerConfig(_Section):
 
 
 class RunConfig(_Section):
-    seed: int = 0
+    # Lightning's seed_everything takes an unsigned 32-bit seed
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="fixes the split, initialisation, batches and QAT")
     name: str = Field("run", min_length=1, description="run folder name under out_dir")
     out_dir: Path = Path("runs")
     data: DataConfig = Field(default_factory=DataConfig)

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger
 from serlaq.config import RunConfig, save_config
 from serlaq.cpus import available_cpus
 from serlaq.data.datamodule import SERDataModule
-from serlaq.errors import SerlaqError
+from serlaq.errors import ConfigError, SerlaqError
 from serlaq.lightning_utils import progress_bar, quiet_lightning
 from serlaq.model import SERClassifier
 from serlaq.plots import plot_confusion
@@ -94,6 +94,7 @@ def _fit(
     config: RunConfig, resume: bool, callbacks: Sequence[Callback], datamodule: SERDataModule | None
 ) -> RunResult | None:
     started = time.perf_counter()
+    check_trainer(config)  # before a previous run's outputs are cleared
     config = resolve_paths(config)
     run_dir = config.run_dir
     last_ckpt = run_dir / LAST
@@ -209,6 +210,21 @@ def build_trainer(config: RunConfig, run_dir: Path, callbacks: Sequence[Callback
         default_root_dir=run_dir,
         num_sanity_val_steps=0,  # data are checked when features are extracted
     )
+
+
+def check_trainer(config: RunConfig) -> None:
+    """The `trainer:` settings tried on Lightning before any data is read or folder written:
+    a GPU asked for on a machine without one, or a precision Lightning does not know, is one
+    line naming the section, not a traceback after feature extraction."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    settings = config.trainer.model_dump(exclude_none=True)
+    try:
+        L.Trainer(**{**settings, "logger": False, "enable_checkpointing": False, "enable_progress_bar": False})
+    except (MisconfigurationException, ImportError, ValueError, TypeError, RuntimeError) as exc:
+        given = ", ".join(f"{k}: {v}" for k, v in config.trainer.model_dump(exclude_defaults=True).items())
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"trainer{f' ({given})' if given else ''}: Lightning refuses these settings: {detail}") from None
 
 
 def laq_callback(config: RunConfig) -> Callback:
