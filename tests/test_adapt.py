@@ -197,6 +197,9 @@ def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path
         (["adapt", str(model), str(quiet), "--out", str(out)], "none of the 3 files holds usable audio", None),
         (["adapt", str(model), str(few), "--out", str(model)], "is the model being adapted", None),
         (["adapt", str(model), str(tmp_path / "nowhere"), "--out", str(out)], "no audio files given", "nowhere"),
+        # a folder as --out, or one under a file: named before adapting (a traceback after it)
+        (["adapt", str(model), str(few), "--out", str(quiet)], f"--out: {quiet}: is a folder; give the file to write", None),
+        (["adapt", str(model), str(few), "--out", str(model / "x.laq")], f"{model} is a file, not a folder", None),
     ]
     for args, want, also in cases:
         code, _, err = run_serlaq(args, capsys)
@@ -214,6 +217,10 @@ def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path
     # the silent files are each named on stderr
     _, _, err = run_serlaq(cases[1][0], capsys)
     assert sum("all silent" in l for l in err.splitlines()) == 3
+    # missing folders above --out are made, as compress makes its own
+    deep = tmp_path / "rooms" / "kitchen" / "adapted.laq"
+    code, _, err = run_serlaq(["adapt", str(model), *[p for p, _ in setup["room"]], "--out", str(deep)], capsys)
+    assert code == 0 and serlaq.load(deep).labels == serlaq.load(model).labels, err
 
 
 def test_labels_the_room_holds_are_the_only_answers(setup, tmp_path, capsys):

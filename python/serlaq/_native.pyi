@@ -412,6 +412,9 @@ def model_bytes(model: Model) -> bytes:
     """The model's whole .laq file."""
 def save_model_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Validate `data` as a model and write it atomically; ValueError (one line) otherwise."""
+def prepare_output(path: str | os.PathLike[str]) -> None:
+    """Refuse a folder at `path` and make the folders above it, before the work that ends in
+    writing it; ValueError (one line) otherwise."""
 def general_model_bytes() -> bytes | None:
     """The shipped general model's .laq bytes (None in a build without it)."""
 def model_calibration(model: Model) -> tuple[float, float]:

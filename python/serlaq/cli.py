@@ -309,6 +309,7 @@ def adapt(
 
     Example: serlaq adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq
     """
+    from serlaq import _native
     from serlaq.runtime import LaqModel
     from serlaq.runtime.adapt import STD_RULES, AdaptError, adapt as run_adapt, same_file
 
@@ -318,6 +319,10 @@ def adapt(
         fail(f"--std: unknown rule {std!r} (accepted: {', '.join(STD_RULES)})", code=2)
     if same_file(model, out):
         fail(f"--out: {out} is the model being adapted; write the adapted model to a new file (the input stays untouched)", code=2)
+    try:
+        _native.prepare_output(out)
+    except ValueError as exc:
+        fail(f"--out: {exc}")
     laq = LaqModel.load(model)
     try:
         held = [name for item in labels for name in item.split(",") if name.strip()]
@@ -330,7 +335,10 @@ def adapt(
         fail(str(exc))
     for f in result.failures:
         typer.echo(f"serlaq: error: {f}", err=True)
-    adapted.save(out)
+    try:
+        adapted.save(out)
+    except ValueError as exc:  # the disk filled, or the folder went away meanwhile
+        fail(f"--out: {exc}")
     typer.echo(f"adapted {model} {result.summary}; wrote {out}")
 
 

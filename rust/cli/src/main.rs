@@ -230,6 +230,7 @@ fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
             a.out.display()
         ));
     }
+    format::prepare_output(&a.out).map_err(|e| Fatal(format!("--out: {e}")))?;
     let model = load_model(&a.model)?;
     let (files, errors) = runtime::find_listed_audio_files(&a.inputs, a.manifest.as_deref()).map_err(Fatal)?;
     if files.is_empty() {
@@ -257,7 +258,7 @@ fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
         }
     };
     done.failures.iter().for_each(|f| eprintln!("serlaq-rt: error: {f}"));
-    format::write_atomic(&a.out, &done.bytes).map_err(|e| Fatal(format!("--out: {}: {e}", a.out.display())))?;
+    format::write_atomic(&a.out, &done.bytes).map_err(|e| Fatal(format!("--out: {e}")))?;
     let line = format!("adapted {} {}; wrote {}\n", a.model.display(), done.summary(), a.out.display());
     let mut out = io::stdout().lock();
     out.write_all(line.as_bytes()).and_then(|_| out.flush()).map_err(stdout_err)?;

@@ -788,6 +788,9 @@ fn adapt_writes_a_model_that_records_it_and_refuses_bad_input_in_one_line() {
             vec!["adapt", "model.laq", "nowhere", "--out", "b.laq"],
             "adapt: no audio files given (nowhere: no such file or directory)",
         ),
+        // a folder as --out, or one under a file: named before adapting, with the path once
+        (vec!["adapt", "model.laq", "room", "--out", "room"], "--out: room: is a folder; give the file to write"),
+        (vec!["adapt", "model.laq", "room", "--out", "model.laq/b.laq"], "--out: model.laq/b.laq: model.laq is a file"),
     ] {
         let o = fx.run(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");

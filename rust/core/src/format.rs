@@ -861,6 +861,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LaqError> {
     Ok(())
 }
 
+/// Makes `path` ready for a file that [`write_atomic`] will write once the work is done, so a
+/// bad output path fails before it, not after: a folder at `path` is refused, naming it, and
+/// missing folders above it are created (as `serlaq compress --out` creates its folder).
+pub fn prepare_output(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "{}: is a folder; give the file to write (e.g. {})",
+            path.display(),
+            path.join("adapted.laq").display()
+        ));
+    }
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) else { return Ok(()) };
+    if let Some(file) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+        return Err(format!("{}: {} is a file, not a folder", path.display(), file.display()));
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create its folder {}: {e}", path.display(), dir.display()))
+}
+
 /// Encodes and atomically writes a `.laq` file.
 pub fn write(path: &Path, metadata_json: &str, layers: &[LayerInput], tensors: &[TensorInput]) -> Result<(), LaqError> {
     let bytes = encode(metadata_json, layers, tensors)?;

@@ -127,6 +127,13 @@ fn save_model_bytes(py: Python<'_>, path: PathBuf, data: Vec<u8>) -> PyResult<()
     r.map_err(panic_err)?.map_err(PyValueError::new_err)
 }
 
+/// Makes `path` ready for an output written after the work (`format::prepare_output`):
+/// ValueError (one line) for a folder at `path` or a folder above it that cannot be made.
+#[pyfunction]
+fn prepare_output(path: PathBuf) -> PyResult<()> {
+    guarded(|| format::prepare_output(&path)).map_err(panic_err)?.map_err(PyValueError::new_err)
+}
+
 /// The shipped general model's `.laq` bytes, or None in a build without it.
 #[pyfunction]
 fn general_model_bytes(py: Python<'_>) -> Option<Bound<'_, PyBytes>> {
@@ -141,6 +148,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GENERAL", serlaq_core::general::GENERAL)?;
     m.add("GENERAL_NOT_SHIPPED", serlaq_core::general::NOT_SHIPPED)?;
     m.add_function(wrap_pyfunction!(save_model_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(prepare_output, m)?)?;
     m.add_function(wrap_pyfunction!(model_calibration, m)?)?;
     m.add_function(wrap_pyfunction!(model_ood_scores, m)?)?;
     Ok(())
