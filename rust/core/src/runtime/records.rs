@@ -286,12 +286,26 @@ impl SegmentSummary {
         } else {
             t.emotions.0.iter().map(|(k, v)| format!("{k} {:.0}%", 100.0 * v)).collect::<Vec<_>>().join(", ")
         };
-        let path = self.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("-");
+        let path = show_path(self.path.as_deref());
         format!(
             "{path}\tsummary\t{} segments ({} speech), speech {:.1} s of {:.1} s\t{shares}",
             t.segments, t.speech_segments, t.speech_seconds, t.duration
         )
     }
+}
+
+/// A path as the table shows it: `-` for none. A tab or a line break in a file's name would
+/// split the table's row: control characters
+/// are shown escaped (`\t`, `\n`, `\u{1b}`), as csv and JSON keep them exactly.
+pub(crate) fn show_path(p: Option<&str>) -> std::borrow::Cow<'_, str> {
+    let p = p.filter(|p| !p.is_empty()).unwrap_or("-");
+    if !p.chars().any(char::is_control) {
+        return p.into();
+    }
+    p.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect::<String>()
+        .into()
 }
 
 /// One item of a clip batch's output.

@@ -11,7 +11,7 @@
 //! - json / jsonl: the records' serde form (`json.rs`), one per element / line.
 
 use super::json::to_line;
-use super::records::{Outcome, SegmentItem};
+use super::records::{show_path, Outcome, SegmentItem};
 use serde::Serialize;
 use std::fmt;
 use std::io::{self, Write};
@@ -71,10 +71,6 @@ pub fn csv_row(fields: &[String]) -> String {
     let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
     line.push('\n');
     line
-}
-
-fn show_path(p: Option<&str>) -> &str {
-    p.filter(|p| !p.is_empty()).unwrap_or("-")
 }
 
 /// The framing both writers share: the csv header / `[`, each JSON element's separator,
@@ -199,7 +195,7 @@ impl<W: Write, E: Write> SegmentWriter<W, E> {
             (Format::Table, SegmentItem::Segment(r)) => {
                 let conf = r.confidence.map_or("-".to_string(), |c| format!("{c:.4}"));
                 let mut cols = vec![
-                    show_path(r.path.as_deref()).to_string(),
+                    show_path(r.path.as_deref()).into_owned(),
                     format!("{:.3}", r.start),
                     format!("{:.3}", r.end),
                     r.label.clone(),
@@ -271,6 +267,13 @@ mod tests {
             String::from_utf8(buf).unwrap()
         };
         assert_eq!(run(Format::Table), "x,\"y\".wav\tangry\t0.5000\n");
+        // a tab or a line break in a name stays on its row, escaped
+        let odd = Outcome::Ok(Prediction::new(&labels(), &[0.5, 0.25, 0.25], Some("a\tb\nc\u{1b}.wav".into()), None));
+        let mut buf = Vec::new();
+        let mut w = ResultWriter::new(&mut buf, Format::Table, &labels()).unwrap();
+        w.write(&odd).unwrap();
+        w.close().unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), "a\\tb\\nc\\u{1b}.wav\tangry\t0.5000\n");
         assert_eq!(
             run(Format::Csv),
             "path,label,confidence,error,p_angry,p_happy,p_sad,ood\n\"x,\"\"y\"\".wav\",angry,0.500000,,0.500000,0.250000,0.250000,2.5000\nb.wav,,,b.wav: all silent (peak -inf dBFS),,,,\n"
