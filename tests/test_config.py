@@ -161,7 +161,7 @@ def test_overrides_of_text_fields_keep_the_text_as_written() -> None:
     # YAML would read these as a number, a boolean and a date; the fields hold text
     config = load_config(
         CONFIGS / "demo.yaml",
-        ["name=2024", "data.data_dir=1e3", "laq={}", "laq.out=7.laq", "trainer.accelerator=2025-01-01", "train.threads=null"],
+        ["name=2024", "data.dataset=auto", "data.data_dir=1e3", "laq={}", "laq.out=7.laq", "trainer.accelerator=2025-01-01", "train.threads=null"],
     )
     assert config.name == "2024" and config.run_dir.name == "2024"
     assert config.data.data_dir == Path("1e3")
@@ -210,6 +210,27 @@ def test_resume_without_config_reads_the_run_folder(tmp_path: Path) -> None:
     assert config.seed == 5 and config.run_dir == run_dir.resolve()
     with pytest.raises(ConfigError, match=r"--config"):
         command_config(None)
+
+
+def test_a_corpus_folder_is_trained_by_its_layout_never_swapped_for_the_generated_one(tmp_path: Path) -> None:
+    """A config without `data.dataset` plus --data-dir trained serlaq's generated tones and
+    ignored the folder; `serlaq fit --data-dir DIR` alone refused to start."""
+    corpus = tmp_path / "my_corpus"
+    # no config at all: every default, the layout read from the folder, the run named after it
+    config = command_config(None, data_dir=corpus)
+    assert config.data.dataset == "auto" and config.data.data_dir == corpus and config.name == "my_corpus"
+    manifest = command_config(None, sets=[f"data.manifest={tmp_path / 'room.csv'}"])
+    assert manifest.data.dataset == "csv" and manifest.name == "room"
+    # a config that names no dataset reads the folder too
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("train: {max_epochs: 3}\n")
+    assert command_config(bare, data_dir=corpus).data.dataset == "auto"
+    assert command_config(bare).data.dataset == "synthetic"  # no folder: the generated corpus
+    # one that says synthetic, given a folder: refused, naming the flag and the remedy
+    with pytest.raises(ConfigError, match=r"^--data-dir: data: dataset 'synthetic' is serlaq's generated corpus and reads no files, but data_dir .*my_corpus is given: set dataset to auto"):
+        command_config(CONFIGS / "demo.yaml", data_dir=corpus)
+    with pytest.raises(ConfigError, match=r"^--config or --data-dir: give a run config"):
+        command_config(None, seed=3)
 
 
 def test_saved_config_round_trips(tmp_path: Path) -> None:

@@ -344,10 +344,10 @@ def adapt(
 
 @app.command()
 def fit(
-    config: Path | None = typer.Option(None, "--config", "-c", help="run config (YAML); see configs/"),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="corpus root (overrides data.data_dir)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="run config (YAML); see configs/. Without it, --data-dir trains with every default"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="corpus root (overrides data.data_dir); a config that names no dataset reads its layout (auto)"),
     seed: int | None = typer.Option(None, "--seed", help="seed of the split, init and shuffling (overrides seed)"),
-    out: Path | None = typer.Option(None, "--out", help="run folder (default: <out_dir>/<name>, name = config file stem)"),
+    out: Path | None = typer.Option(None, "--out", help="run folder (default: <out_dir>/<name>, name = the config file's stem, or the corpus folder's name without a config)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run folder's last.ckpt"),
     overrides: list[str] = typer.Option(
         [], "--set", metavar="KEY=VALUE", help="override any config key, e.g. --set train.max_epochs=50 (repeatable)"
@@ -361,6 +361,8 @@ def fit(
     The compression follows the config's laq: section, or the default LAQ settings (mode qat) when it has none; --no-compress skips it.
 
     Example: serlaq fit --config configs/emodb.yaml --data-dir data/emodb --seed 1 --set model.hidden=2HL
+
+    Example: serlaq fit --data-dir my_corpus  (every default; one folder per emotion or a named layout; writes runs/my_corpus)
 
     Ctrl-C keeps the last finished epoch; add --resume to the same command to continue (or: serlaq fit --resume --out RUN_DIR).
     """

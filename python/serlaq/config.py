@@ -292,9 +292,16 @@ class DataConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _multi(cls, data: Any) -> Any:
-        """`corpora` given and `dataset` not: the run is a multi-corpus run."""
-        if isinstance(data, Mapping) and data.get("corpora") is not None and "dataset" not in data:
-            return {**data, "dataset": "multi"}
+        """`dataset` not given: `corpora` make a multi-corpus run, a corpus folder
+        (`--data-dir DIR`) is read by its layout (`auto`) and a manifest as `csv`, not left
+        for the generated corpus."""
+        if isinstance(data, Mapping) and "dataset" not in data:
+            if data.get("corpora") is not None:
+                return {**data, "dataset": "multi"}
+            if data.get("data_dir") is not None:
+                return {**data, "dataset": "auto"}
+            if data.get("manifest") is not None:
+                return {**data, "dataset": "csv"}
         return data
 
     @model_validator(mode="after")
@@ -312,6 +319,13 @@ class DataConfig(_Section):
             if twice:
                 raise ValueError(f"corpora: name {twice[0]!r} is used twice (set a distinct name for each corpus)")
             return self
+        if self.dataset == "synthetic" and (self.data_dir is not None or self.manifest is not None):
+            # training on generated tones while the user's folder sits unread helps no one
+            which = f"data_dir {self.data_dir}" if self.data_dir is not None else f"manifest {self.manifest}"
+            raise ValueError(
+                f"dataset 'synthetic' is serlaq's generated corpus and reads no files, but {which} is given: "
+                "set dataset to auto (or the corpus's layout: --set data.dataset=auto), or remove the path"
+            )
         if self.dataset == "csv" and self.manifest is None:
             raise ValueError("dataset 'csv' needs data.manifest (a CSV file: path,label[,speaker])")
         if self.dataset not in ("synthetic", "csv") and self.data_dir is None:
@@ -537,8 +551,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
     return out
 
 
-def validate_config(raw: Any, source: str = "config", overridden: Iterable[str] = ()) -> RunConfig:
-    """Validate a parsed config; errors name `source` (or the `--set` override) and the key."""
+def validate_config(raw: Any, source: str = "config", overridden: Iterable[str] | Mapping[str, str] = ()) -> RunConfig:
+    """Validate a parsed config; errors name `source` (or the override) and the key.
+
+    `overridden`: the dotted keys given by `--set`, or a mapping of each to the flag that
+    gave it (`{"data.data_dir": "--data-dir"}`), which the error then names."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -546,12 +563,14 @@ def validate_config(raw: Any, source: str = "config", overridden: Iterable[str] 
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, set(overridden))) from None
+        flags = dict(overridden) if isinstance(overridden, Mapping) else {k: f"--set {k}" for k in overridden}
+        raise ConfigError(_describe(exc, source, flags)) from None
 
 
 def load_config(
     path: str | os.PathLike[str] | None,
     overrides: Mapping[str, Any] | Sequence[str] = (),
+    flags: Mapping[str, str] | None = None,
 ) -> RunConfig:
     """Read a YAML run config (None = all defaults) and apply overrides.
 
@@ -580,7 +599,8 @@ def load_config(
     if not isinstance(overrides, Mapping):
         overrides = dict(parse_override(item) for item in overrides)
     raw = apply_overrides(raw, overrides)
-    return validate_config(raw, source, overrides.keys())
+    named = {k: f"--set {k}" for k in overrides} | dict(flags or {})
+    return validate_config(raw, source, named)
 
 
 def command_config(
@@ -595,22 +615,34 @@ def command_config(
     """The config of a `serlaq fit` command line: the file, then `--set`, then the flags.
 
     `--out DIR` names the run folder itself. With `--resume` and no `--config`, the run
-    folder's saved `config.yaml` is used.
+    folder's saved `config.yaml` is used. With neither, a corpus (`--data-dir DIR`, its
+    layout read: `auto`; or `--set data.manifest=CSV`) is trained with every default, the
+    run named after it.
     """
-    if path is None:
-        if not (resume and out is not None):
-            raise ConfigError("--config: missing (or use --resume --out RUN_DIR to continue a saved run)")
-        path = Path(out) / "config.yaml"
     overrides = dict(parse_override(item) for item in sets)
+    flags: dict[str, str] = {}
+    if path is None and resume and out is not None:
+        path = Path(out) / "config.yaml"
+    elif path is None:
+        corpus = data_dir if data_dir is not None else overrides.get("data.data_dir", overrides.get("data.manifest"))
+        if corpus is None:
+            raise ConfigError(
+                "--config or --data-dir: give a run config (configs/*.yaml) or a corpus folder to train with the "
+                "defaults (or use --resume --out RUN_DIR to continue a saved run)"
+            )
+        overrides.setdefault("name", Path(str(corpus)).expanduser().resolve().stem or "run")
     if data_dir is not None:
         overrides["data.data_dir"] = str(data_dir)
+        flags["data.data_dir"] = "--data-dir"
     if seed is not None:
         overrides["seed"] = seed
+        flags["seed"] = "--seed"
     if out is not None:
         run_dir = Path(out).expanduser().resolve()
         overrides["out_dir"] = str(run_dir.parent)
         overrides["name"] = run_dir.name
-    return load_config(path, overrides)
+        flags |= {"out_dir": "--out", "name": "--out"}
+    return load_config(path, overrides, flags)
 
 
 def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
@@ -618,14 +650,14 @@ def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, config.to_yaml())
 
 
-def _describe(exc: ValidationError, source: str, overridden: set[str]) -> str:
+def _describe(exc: ValidationError, source: str, overridden: Mapping[str, str]) -> str:
     errors = exc.errors(include_url=False)
     err = errors[0]
     key = _dotted_key(err["loc"])
     # the --set that gave the value: the key itself, a section above it, a key inside it, or
     # the list it indexes (`--set data.split=[0.5,0.5]` fails as data.split[2])
     origin = next(
-        (f"--set {k}" for k in overridden if key == k or key.startswith((k + ".", k + "[")) or k.startswith(key + ".")),
+        (flag for k, flag in overridden.items() if key == k or key.startswith((k + ".", k + "[")) or k.startswith(key + ".")),
         source,
     )
     kind = err["type"]
