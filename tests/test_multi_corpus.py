@@ -223,3 +223,5 @@ def test_a_single_corpus_read_with_auto_records_the_layout_it_read(corpora: Path
     dm = setup(load_config(None, {**base, "data.dataset": "auto"}))
     [record] = dm.summary["corpora"]
     assert record["dataset"] == "emodb" and dm.summary["layout"] == "emodb"
+    # named by its folder, as the .laq's provenance names it (it said "auto")
+    assert record["name"] == "emodb"

@@ -61,6 +61,19 @@ class SyntheticConfig(_Section):
     )
 
 
+# Folder names that say nothing about a corpus (EMODB ships its clips in `wav/`): name the parent.
+_GENERIC_FOLDERS = {"wav", "wavs", "audio", "data", "clips", "files", "audiodata"}
+
+
+def corpus_path_name(path: str | os.PathLike[str], manifest: bool = False) -> str:
+    """The short name of the corpus at `path`: a manifest's stem, a folder's name (its
+    parent's for a generic one: `emodb/wav` -> `emodb`)."""
+    where = Path(os.path.abspath(Path(path).expanduser()))  # a linked folder keeps the name it is given
+    if manifest:
+        return where.stem
+    return where.parent.name if where.name.lower() in _GENERIC_FOLDERS and where.parent.name else where.name
+
+
 class CorpusConfig(_Section):
     """One corpus of a multi-corpus run (`data.corpora`).
 
@@ -331,6 +344,17 @@ class DataConfig(_Section):
         if self.dataset not in ("synthetic", "csv") and self.data_dir is None:
             raise ValueError(f"dataset {self.dataset!r} needs data.data_dir (or --data-dir DIR)")
         return self
+
+
+    @property
+    def corpus_name(self) -> str:
+        """The name of the one corpus this section reads: its folder (or manifest) name;
+        `synthetic` for the generated corpus, `multi` for a list of corpora."""
+        if self.dataset in ("synthetic", "multi"):
+            return self.dataset
+        if self.data_dir is not None:
+            return corpus_path_name(self.data_dir)
+        return corpus_path_name(self.manifest, manifest=True) if self.manifest is not None else self.dataset
 
 
 class ModelConfig(_Section):
@@ -630,7 +654,7 @@ def command_config(
                 "--config or --data-dir: give a run config (configs/*.yaml) or a corpus folder to train with the "
                 "defaults (or use --resume --out RUN_DIR to continue a saved run)"
             )
-        overrides.setdefault("name", Path(str(corpus)).expanduser().resolve().stem or "run")
+        overrides.setdefault("name", corpus_path_name(str(corpus), manifest=data_dir is None and "data.data_dir" not in overrides) or "run")
     if data_dir is not None:
         overrides["data.data_dir"] = str(data_dir)
         flags["data.data_dir"] = "--data-dir"

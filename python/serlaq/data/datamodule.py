@@ -254,9 +254,9 @@ class SERDataModule(L.LightningDataModule):
             clips = found.clips
         if data.labels is not None:
             clips = map_labels(clips, {}, data.labels, where=str(self._corpus["source"]))
-        self._found_corpus = [data.dataset] * len(clips)
+        self._found_corpus = [data.corpus_name] * len(clips)
         layout = self._corpus["layout"]
-        self._sources = [{"name": data.dataset, "dataset": layout, "source": self._corpus["source"]}]
+        self._sources = [{"name": data.corpus_name, "dataset": layout, "source": self._corpus["source"]}]
         return clips
 
     def _synthetic_corpus(self) -> Path:

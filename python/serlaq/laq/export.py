@@ -78,24 +78,6 @@ def architecture_of(model: Any) -> dict[str, Any]:
     return LayerSet.of(model).architecture()
 
 
-# Folder names that say nothing about a corpus (EMODB ships its clips in `wav/`): name the parent.
-_GENERIC_FOLDERS = {"wav", "wavs", "audio", "data", "clips", "files", "audiodata"}
-
-
-def corpus_name(config: Any) -> str:
-    """A short name of the corpus a run config reads: its folder (or manifest) name."""
-    data = config.data
-    if data.dataset == "synthetic":
-        return "synthetic"
-    where = data.data_dir if data.data_dir is not None else data.manifest
-    if where is None:
-        return data.dataset
-    where = Path(where)
-    if data.data_dir is None:
-        return where.stem
-    return where.parent.name if where.name.lower() in _GENERIC_FOLDERS and where.parent.name else where.name
-
-
 def datamodule_provenance(datamodule: Any, scores: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
     """The `provenance` record of a model built from `datamodule` (after setup); `scores` are
     the packed model's val/test accuracy and UAR."""
@@ -105,7 +87,7 @@ def datamodule_provenance(datamodule: Any, scores: Mapping[str, Mapping[str, flo
     clips = [clip for split in ("train", "val", "test") for clip in datamodule.split_clips(split)]
     groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for clip in clips:  # a clip that names its own corpus (multi-corpus runs) is counted there
-        name = getattr(clip, "corpus", None) or corpus_name(config)
+        name = getattr(clip, "corpus", None) or config.data.corpus_name
         dataset = getattr(clip, "dataset", None) or config.data.dataset
         groups.setdefault((str(name), str(dataset)), []).append((clip.label, clip.speaker))
     corpora = [corpus_record(name, dataset, pairs) for (name, dataset), pairs in sorted(groups.items())]
@@ -113,7 +95,7 @@ def datamodule_provenance(datamodule: Any, scores: Mapping[str, Mapping[str, flo
     if listed:  # a multi-corpus datamodule names each corpus itself (the local path is left out)
         corpora = [{k: c[k] for k in ("name", "dataset", "clips", "speakers", "labels")} for c in listed]
         if config.data.corpora is None and len(corpora) == 1:  # one corpus is named by its folder
-            corpora[0]["name"] = corpus_name(config)
+            corpora[0]["name"] = config.data.corpus_name
         groups = {(str(c["name"]), str(c["dataset"])): [] for c in corpora}
     explicit = getattr(datamodule, "_explicit", None) is not None
     protocol = "explicit" if explicit else ("speaker_independent" if config.data.speaker_independent else "stratified")

@@ -12,7 +12,7 @@ def format_summary(result: RunResult) -> str:
     sizes = m["split_sizes"]
     lines = [
         f"run folder   {result.run_dir}",
-        f"data         {m['dataset']}: {sizes['train']} train / {sizes['val']} val / {sizes['test']} test clips, "
+        f"data         {_dataset(m)}: {sizes['train']} train / {sizes['val']} val / {sizes['test']} test clips, "
         f"{len(m['labels'])} classes",
         f"model        MLP {m['input_dim']}-{'-'.join(map(str, m['hidden']))}-{len(m['labels'])}, "
         f"{m['parameters']:,} parameters ({m['fp32_bytes'] / 1000:.0f} KB fp32)",
@@ -27,6 +27,12 @@ def format_summary(result: RunResult) -> str:
     if result.laq is not None:
         lines.append(_laq_line(result.laq))
     return "\n".join(lines)
+
+
+def _dataset(m: dict[str, Any]) -> str:
+    """The dataset setting, and for `auto` the layout it read ("auto (read as tess)")."""
+    layout = (m.get("data") or {}).get("layout")
+    return f"{m['dataset']} (read as {layout})" if m["dataset"] == "auto" and layout else str(m["dataset"])
 
 
 def _score_line(split: str, s: dict[str, Any]) -> str:
