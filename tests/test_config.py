@@ -220,6 +220,7 @@ def test_a_corpus_folder_is_trained_by_its_layout_never_swapped_for_the_generate
     config = command_config(None, data_dir=corpus)
     assert config.data.dataset == "auto" and config.data.data_dir == corpus and config.name == "my_corpus"
     assert command_config(None, data_dir=tmp_path / "emodb" / "wav").name == "emodb"  # a generic folder: its parent
+    assert command_config(None, data_dir=tmp_path / "room.csv").name == "room"
     manifest = command_config(None, sets=[f"data.manifest={tmp_path / 'room.csv'}"])
     assert manifest.data.dataset == "csv" and manifest.name == "room"
     # a config that names no dataset reads the folder too

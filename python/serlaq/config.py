@@ -69,7 +69,7 @@ def corpus_path_name(path: str | os.PathLike[str], manifest: bool = False) -> st
     """The short name of the corpus at `path`: a manifest's stem, a folder's name (its
     parent's for a generic one: `emodb/wav` -> `emodb`)."""
     where = Path(os.path.abspath(Path(path).expanduser()))  # a linked folder keeps the name it is given
-    if manifest:
+    if manifest or where.suffix.lower() == ".csv":  # a manifest given as the corpus root reads as one
         return where.stem
     return where.parent.name if where.name.lower() in _GENERIC_FOLDERS and where.parent.name else where.name
 
