@@ -234,6 +234,11 @@ class Model:
     def predict_file(self, path: str | os.PathLike[str]) -> list[float]:
         """A file -> one probability per label, a plain list (a prediction from a path
         never imports numpy). AudioError naming the file."""
+    def predict_bytes(self, data: bytes, source: str) -> list[float]:
+        """An encoded file held in memory (a WAV's, FLAC's, MP3's... bytes) -> one
+        probability per label; AudioError naming `source`."""
+    def features_bytes(self, data: bytes, source: str) -> NDArray[np.float32]:
+        """An encoded file held in memory -> its raw (d,) feature vector."""
 
     def predict_files(
         self, paths: list[str | os.PathLike[str]], threads: int = 1

@@ -153,6 +153,26 @@ def test_predict_path_waveform_and_tensor_agree(built, tmp_path):
     np.testing.assert_allclose(list(by_tensor.probabilities.values()), list(by_path.probabilities.values()), atol=1e-6)
 
 
+def test_the_bytes_of_a_file_predict_as_the_file_does(built, tmp_path):
+    """An upload or a blob held in memory: no temporary file needed, the same decoder."""
+    m = LaqModel.load(built.path)
+    wav = write_wav(tmp_path / "up.wav", tone(300, 44100, 0.8, channels=2), 44100)
+    by_path = m.predict(wav)
+    data = wav.read_bytes()
+    for held in (data, bytearray(data), memoryview(data)):
+        p = m.predict(held)
+        assert p.path is None and list(p.probabilities.values()) == list(by_path.probabilities.values())
+    assert np.array_equal(m.features_from_bytes(data), m.features_from_file(wav))
+    # errors name the bytes as the C API does; a rate is the file's own
+    with pytest.raises(AudioError, match=r"^<bytes>: empty audio"):
+        m.predict(b"")
+    with pytest.raises(AudioError, match=r"^<bytes>: cannot decode audio"):
+        m.predict(b"not audio at all" * 8)
+    with pytest.raises(AudioError, match=r"a file's bytes carry their own rate"):
+        m.predict(data, sample_rate=16000)
+    assert m.predict([]) == []  # an empty batch, not a waveform without its rate
+
+
 @pytest.mark.parametrize(
     "sr,channels,subtype",
     [(44100, 2, "PCM_16"), (8000, 1, "PCM_16"), (48000, 6, "PCM_24"), (22050, 1, "FLOAT"), (11025, 2, "PCM_U8")],

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+# How errors name audio given as the bytes of an encoded file (as the C API names them).
+BYTES_SOURCE = "<bytes>"
+
 __all__ = ["LaqModel"]
 
 
@@ -252,6 +255,10 @@ class LaqModel:
         """Decode, downmix, resample and extract the raw (d,) feature vector of a file."""
         return self._native.features_file(os.fspath(path))
 
+    def features_from_bytes(self, data: bytes | bytearray | memoryview) -> np.ndarray:
+        """The bytes of an encoded file -> its raw (d,) features, decoded as a file is."""
+        return self._native.features_bytes(bytes(data), BYTES_SOURCE)
+
     def features_from_waveform(self, wave: Any) -> np.ndarray:
         """A mono float32 waveform already at the model's rate -> raw (d,) features."""
         import numpy as np
@@ -280,17 +287,26 @@ class LaqModel:
 
         x: a path (str / PathLike) -> `Prediction`; a list/tuple of paths -> list of
         `Prediction` (the first unreadable file raises `AudioError`; `predict_files`
-        collects per-file failures instead); a waveform (numpy array or torch tensor, 1-D
-        or (channels, samples), float or PCM integers) with its `sample_rate` ->
-        `Prediction`. Any rate from 1 to 384 kHz and any channel count: audio is
-        downmixed and resampled to the model's rate.
+        collects per-file failures instead; an empty list gives an empty list); the bytes
+        of an encoded file (bytes, bytearray, memoryview: an upload, a blob; any format a
+        path takes) -> `Prediction`, errors naming it `<bytes>`; a waveform (numpy array or
+        torch tensor, 1-D or (channels, samples), float or PCM integers) with its
+        `sample_rate` -> `Prediction`. Any rate from 1 to 384 kHz and any channel count:
+        audio is downmixed and resampled to the model's rate.
         """
         if isinstance(x, (str, os.PathLike)):
             if sample_rate is not None:
                 raise AudioError("sample_rate is only for waveforms; a file carries its own rate")
             p = os.fspath(x)
             return Prediction.from_probabilities(self.labels, self._native.predict_file(p), path=p, top_k=top_k)
-        if isinstance(x, (list, tuple)) and x and all(isinstance(p, (str, os.PathLike)) for p in x):
+        if isinstance(x, (bytes, bytearray, memoryview)):
+            if sample_rate is not None:
+                raise AudioError("sample_rate is only for waveforms; a file's bytes carry their own rate")
+            proba = self._native.predict_bytes(bytes(x), BYTES_SOURCE)
+            return Prediction.from_probabilities(self.labels, proba, top_k=top_k)
+        if isinstance(x, (list, tuple)) and not x:
+            return []
+        if isinstance(x, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in x):
             results = self.predict_files(x, top_k=top_k)
             for r in results:
                 if isinstance(r, FileFailure):

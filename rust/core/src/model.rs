@@ -639,11 +639,22 @@ impl Model {
     pub fn features_file(&self, path: &Path) -> Result<Vec<f32>, ModelError> {
         let spec = self.spec();
         let wave = audio::load(path, spec.sample_rate, spec.min_samples())?;
-        self.features_wave(&wave).map_err(|e| match e {
-            // the loader bounds length already; name the file if anything else is wrong
-            ModelError::Features(f) => {
-                ModelError::Audio(AudioError::Internal { source: audio::source_name(path), detail: f.to_string() })
-            }
+        self.features_decoded(&wave, audio::source_name(path))
+    }
+
+    /// An encoded file held in memory (an upload, a blob; `source` names it in errors), decoded
+    /// as [`Model::features_file`] decodes a file, then its raw feature vector.
+    pub fn features_bytes(&self, data: &[u8], source: &str) -> Result<Vec<f32>, ModelError> {
+        let spec = self.spec();
+        let wave = audio::load_bytes(data, source, spec.sample_rate, spec.min_samples())?;
+        self.features_decoded(&wave, source.to_string())
+    }
+
+    /// The features of decoded audio; the loader bounds length already, so anything else the
+    /// extractor finds wrong is named after the input.
+    fn features_decoded(&self, wave: &[f32], source: String) -> Result<Vec<f32>, ModelError> {
+        self.features_wave(wave).map_err(|e| match e {
+            ModelError::Features(f) => ModelError::Audio(AudioError::Internal { source, detail: f.to_string() }),
             other => other,
         })
     }
@@ -651,6 +662,11 @@ impl Model {
     /// A file -> class probabilities.
     pub fn predict_file(&self, path: &Path) -> Result<Vec<f64>, ModelError> {
         self.probabilities(&self.features_file(path)?)
+    }
+
+    /// An encoded file in memory -> class probabilities.
+    pub fn predict_bytes(&self, data: &[u8], source: &str) -> Result<Vec<f64>, ModelError> {
+        self.probabilities(&self.features_bytes(data, source)?)
     }
 
     /// Many files on `threads` native threads (0 = rayon's default pool size); results in

@@ -207,6 +207,20 @@ impl PyModel {
         r.map_err(panic_err)?.map_err(run_err)
     }
 
+    /// An encoded file held in memory (bytes of a WAV, FLAC, MP3, ...) -> class
+    /// probabilities; AudioError names it `source`. GIL released.
+    fn predict_bytes(&self, py: Python<'_>, data: &[u8], source: &str) -> PyResult<Vec<f64>> {
+        let r = py.detach(|| guarded(|| self.inner.predict_bytes(data, source)));
+        r.map_err(panic_err)?.map_err(run_err)
+    }
+
+    /// An encoded file held in memory -> its raw (d,) float32 feature vector.
+    fn features_bytes<'py>(&self, py: Python<'py>, data: &[u8], source: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = py.detach(|| guarded(|| self.inner.features_bytes(data, source)));
+        let out = r.map_err(panic_err)?.map_err(run_err)?;
+        Ok(out.into_pyarray(py).into_any())
+    }
+
     /// Many files on `threads` native threads, GIL released: per file, in input order,
     /// `(probabilities, None)` or `(None, "<file>: <what is wrong>")`.
     #[pyo3(signature = (paths, threads = 1))]
