@@ -24,8 +24,9 @@ Supported `dataset` values:
 - `folder`: `root/<label>/[<speaker>/...]/clip.wav`: the class is the top folder; the
   speaker is the next folder when there is one, else `unknown`.
 - `csv`: a manifest with rows `path,label[,speaker]` (header optional; with a header the
-  `path` or `file`, `label` or `emotion` and `speaker` columns are found by name); relative
-  paths are resolved against the manifest's folder. The core reads it
+  `path` or `file`, `label` or `emotion` and `speaker` columns are found by name; a
+  spreadsheet's `;` or tab separated export reads too); relative paths are resolved
+  against the manifest's folder. The core reads it
   (`serlaq_core::runtime::manifest`, as adaptation does): at most 64 MiB of UTF-8 text.
 - `auto`: the first of emodb / savee / tess / ravdess / cremad / emovo whose naming every
   file follows (no file name follows two of them), else

@@ -1,12 +1,13 @@
 //! A CSV manifest: rows `path[,label[,speaker]]`, a header optional (with one, the `path`
 //! or `file` column, the `label` or `emotion` column and the `speaker` column are found by
-//! name). Relative paths are relative to the manifest's own folder, never to the working
+//! name); cells cut at commas, or at the `;` or tab of a spreadsheet's export ([`delimiter`]). Relative paths are relative to the manifest's own folder, never to the working
 //! directory; `~/` is the home folder. One reader for training and evaluation corpora
 //! ([`manifest_rows`], labels kept) and for adaptation ([`manifest_paths`], labels ignored,
 //! adaptation being unsupervised): `serlaq fit/evaluate --manifest`, `serlaq adapt`,
 //! `LaqModel.adapt` and `serlaq-rt adapt`.
 
 use super::files::{find_audio_files, pathlib, InputError};
+use crate::audio::SUFFIXES;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::Read;
@@ -36,7 +37,11 @@ pub fn manifest_rows(manifest: &Path) -> Result<Vec<ManifestRow>, String> {
     let manifest = &pathlib(manifest); // named as every other input is (`./room.csv` is `room.csv`)
     let shown = manifest.display();
     let text = read_text(manifest).map_err(|why| format!("{shown}: {why}"))?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter(&text))
+        .from_reader(text.as_bytes());
     let mut records = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| format!("{shown}: cannot read manifest ({e})"))?;
@@ -72,6 +77,35 @@ pub fn manifest_rows(manifest: &Path) -> Result<Vec<ManifestRow>, String> {
         return Err(format!("{shown}: manifest names no audio files"));
     }
     Ok(rows)
+}
+
+/// The cell separator: `,`, or the `;` a spreadsheet writes where the decimal mark is a
+/// comma (German, French Excel), or a tab (a TSV). `;` or tab is taken only when the first
+/// row has no comma and, cut at it, one of the first two rows is a header naming the path
+/// column or starts with an audio file's name that the whole row is not: a path holding a
+/// `;` stays one path.
+fn delimiter(text: &str) -> u8 {
+    // the first two rows: a header in words of its own ("Datei;Label") decides nothing
+    let rows: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(2).collect();
+    if rows.first().is_none_or(|first| first.contains(',')) {
+        return b',';
+    }
+    let audio = |cell: &str| {
+        let cell = cell.trim().trim_matches('"').to_lowercase();
+        SUFFIXES.iter().any(|x| cell.ends_with(&format!(".{x}")))
+    };
+    for sep in [';', '\t'] {
+        let cut = |row: &str| {
+            let cells: Vec<&str> = row.split(sep).collect();
+            let header =
+                cells.iter().any(|c| matches!(c.trim().trim_matches('"').to_lowercase().as_str(), "path" | "file"));
+            cells.len() > 1 && (header || (audio(cells[0]) && !audio(row)))
+        };
+        if rows.iter().any(|row| cut(row)) {
+            return sep as u8;
+        }
+    }
+    b','
 }
 
 /// The audio paths `manifest` lists, in its order, or one line naming the manifest and
@@ -216,6 +250,30 @@ mod tests {
             row(3, Some(dir.join("x.wav")), None, None),
         ];
         assert_eq!(manifest_rows(&manifest).unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_spreadsheets_semicolons_or_tabs_cut_the_cells() {
+        // German or French Excel saves "CSV" with semicolons; a TSV has tabs; CRLF either way
+        let dir = folder("separators");
+        let manifest = dir.join("corpus.csv");
+        let rows = |text: &str| {
+            std::fs::write(&manifest, text).unwrap();
+            manifest_rows(&manifest).unwrap().into_iter().map(|r| (r.path, r.label)).collect::<Vec<_>>()
+        };
+        let at = |p: &str, l: Option<&str>| (Some(dir.join(p)), l.map(str::to_string));
+        let want = vec![at("a.wav", Some("wütend")), at("b.wav", Some("traurig"))];
+        // a header in its own words is read as a row (named by its line when it is no file)
+        let german = rows("\u{feff}Datei;Label\r\na.wav;wütend\r\nb.wav;traurig\r\n");
+        assert_eq!(german[0], at("Datei", Some("Label")));
+        assert_eq!(german[1..], want);
+        assert_eq!(rows("path;label\r\na.wav;wütend\r\nb.wav;traurig\r\n"), want);
+        assert_eq!(rows("file\temotion\na.wav\twütend\nb.wav\ttraurig\n"), want);
+        assert_eq!(rows("a.wav;wütend\nb.wav;traurig\n"), want);
+        // a path that holds a semicolon is still one path, and commas still win
+        assert_eq!(rows("takes/a;b.wav\n"), vec![at("takes/a;b.wav", None)]);
+        assert_eq!(rows("x;1.wav,angry\n"), vec![at("x;1.wav", Some("angry"))]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
