@@ -304,7 +304,7 @@ class DataConfig(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _multi(cls, data: Any) -> Any:
+    def _dataset_of_source(cls, data: Any) -> Any:
         """`dataset` not given: `corpora` make a multi-corpus run, a corpus folder
         (`--data-dir DIR`) is read by its layout (`auto`) and a manifest as `csv`, not left
         for the generated corpus."""
@@ -344,7 +344,6 @@ class DataConfig(_Section):
         if self.dataset not in ("synthetic", "csv") and self.data_dir is None:
             raise ValueError(f"dataset {self.dataset!r} needs data.data_dir (or --data-dir DIR)")
         return self
-
 
     @property
     def corpus_name(self) -> str:
@@ -648,13 +647,14 @@ def command_config(
     if path is None and resume and out is not None:
         path = Path(out) / "config.yaml"
     elif path is None:
-        corpus = data_dir if data_dir is not None else overrides.get("data.data_dir", overrides.get("data.manifest"))
+        folder = data_dir if data_dir is not None else overrides.get("data.data_dir")
+        corpus = folder if folder is not None else overrides.get("data.manifest")
         if corpus is None:
             raise ConfigError(
                 "--config or --data-dir: give a run config (configs/*.yaml) or a corpus folder to train with the "
                 "defaults (or use --resume --out RUN_DIR to continue a saved run)"
             )
-        overrides.setdefault("name", corpus_path_name(str(corpus), manifest=data_dir is None and "data.data_dir" not in overrides) or "run")
+        overrides.setdefault("name", corpus_path_name(str(corpus), manifest=folder is None) or "run")
     if data_dir is not None:
         overrides["data.data_dir"] = str(data_dir)
         flags["data.data_dir"] = "--data-dir"
