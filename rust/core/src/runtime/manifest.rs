@@ -1,7 +1,8 @@
 //! A CSV manifest: rows `path[,label[,speaker]]`, a header optional (with one, the `path`
 //! or `file` column, the `label` or `emotion` column and the `speaker` column are found by
-//! name); cells cut at commas, or at the `;` or tab of a spreadsheet's export ([`delimiter`]). Relative paths are relative to the manifest's own folder, never to the working
-//! directory; `~/` is the home folder. One reader for training and evaluation corpora
+//! name); cells cut at commas, or at the `;` or tab of a spreadsheet's export
+//! ([`delimiter`]). Relative paths are relative to the manifest's own folder, never to the
+//! working directory; `~/` is the home folder. One reader for training and evaluation corpora
 //! ([`manifest_rows`], labels kept) and for adaptation ([`manifest_paths`], labels ignored,
 //! adaptation being unsupervised): `serlaq fit/evaluate --manifest`, `serlaq adapt`,
 //! `LaqModel.adapt` and `serlaq-rt adapt`.
