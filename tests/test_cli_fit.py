@@ -89,6 +89,32 @@ def test_bad_input_is_one_line_and_exit_1(
     assert len(lines) == 1 and lines[0].startswith("serlaq: error: ") and expected in lines[0], err
 
 
+def test_an_unreadable_clip_in_the_corpus_is_named_in_plain_words(
+    tmp_path: Path, in_process_cache: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serlaq fit --data-dir DIR` (no config: every default, the folder's layout read) on a
+    corpus with a damaged file: one line in predict's words, with the way past it."""
+    import numpy as np
+    import soundfile as sf
+
+    corpus = tmp_path / "corpus"
+    for label in ("angry", "sad"):
+        (corpus / label).mkdir(parents=True)
+        for i in range(4):
+            sf.write(corpus / label / f"c{i}.wav", 0.3 * np.sin(np.arange(8000) * 0.03 * (i + 1)), 16000)
+    (corpus / "sad" / "broken.wav").write_bytes(b"not audio at all" * 8)
+    args = ["--data-dir", str(corpus), "--out", str(tmp_path / "run"), "--no-compress"]
+    code, _, err = run_main(args, capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and last == (
+        f"serlaq: error: {corpus / 'sad' / 'broken.wav'}: cannot decode audio: not a WAV, FLAC, OGG (Vorbis, Opus), "
+        "MP3, AIFF, M4A (AAC, ALAC), CAF or WebM (Opus, Vorbis) file, or damaged at its start (--verbose shows the "
+        "decoder's message); --set data.on_error=skip trains without such files"
+    ), err
+    code, _, err = run_main([*args, "--verbose"], capsys)
+    assert code == 1 and "no suitable format reader found" in err.strip().splitlines()[-1], err
+
+
 def test_bad_config_file_names_file_and_key(tmp_path: Path, env: dict[str, str]) -> None:
     # a real process: exit status 1 and one stderr line, no traceback
     config = tmp_path / "broken.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from serlaq.errors import ConfigError, SerlaqError, audio_formats
+from serlaq.errors import AudioError, ConfigError, SerlaqError, audio_formats
 
 app = typer.Typer(
     name="serlaq",
@@ -355,6 +355,7 @@ def fit(
     no_compress: bool = typer.Option(
         False, "--no-compress", help="stop after training: no model.laq (compress later with serlaq compress --checkpoint RUN/model.ckpt)"
     ),
+    verbose: bool = typer.Option(False, "--verbose", help="a clip that cannot be read is named with the audio decoder's own detail"),
 ) -> None:
     """Train the MLP on a corpus, evaluate it and compress it: writes model.laq (the packed model to deploy, with laq.json), model.ckpt, best.ckpt, last.ckpt, metrics.json, confusion_matrix.png, logs/metrics.csv and the resolved config.yaml into the run folder.
 
@@ -379,6 +380,10 @@ def fit(
 
     try:
         result = run_fit(run_config, resume=resume)
+    except AudioError as exc:  # a clip of the corpus, in the words predict uses
+        from serlaq.errors import plain_audio_error
+
+        fail(f"{plain_audio_error(str(exc), verbose)}; --set data.on_error=skip trains without such files")
     except FitInterrupted as exc:
         typer.echo(f"serlaq: {exc}", err=True)
         raise typer.Exit(130) from None

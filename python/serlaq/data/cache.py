@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from serlaq.data.audio import load_audio
 from serlaq.data.corpora import Clip, skip_summary
-from serlaq.errors import AudioError, DataError
+from serlaq.errors import AudioError, DataError, plain_audio_error
 from serlaq.features import FEATURES_VERSION, FeatureConfig, FeatureExtractor
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def extract_features(
                 if isinstance(result, AudioError):
                     if on_error == "fail":
                         raise result
-                    skipped.append((Path(clip.path), str(result).removeprefix(f"{clip.path}: ")))
+                    skipped.append((Path(clip.path), plain_audio_error(str(result)).removeprefix(f"{clip.path}: ")))
                     continue
                 rows.append(result)
                 kept.append(clip)
