@@ -51,13 +51,18 @@ def test_right_and_honest_model_has_no_collapse_and_small_ece() -> None:
 
 
 def test_find_laq_names_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no .laq file"):
+    with pytest.raises(ConfigError, match="a folder with no .laq model in it"):
+        find_laq(tmp_path)
+    (tmp_path / "model.ckpt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"a run folder with no model\.laq \(trained with --no-compress\): serlaq compress --checkpoint"):
         find_laq(tmp_path)
     (tmp_path / "a.laq").write_bytes(b"x")
     assert find_laq(tmp_path).name == "a.laq"
     (tmp_path / "b.laq").write_bytes(b"x")
-    with pytest.raises(ConfigError, match="2 .laq files"):
+    with pytest.raises(ConfigError, match=r"a folder with 2 \.laq models \(a\.laq, b\.laq\): name the one to use"):
         find_laq(tmp_path)
+    (tmp_path / "model.laq").write_bytes(b"x")  # what fit writes wins over a second compression
+    assert find_laq(tmp_path).name == "model.laq"
 
 
 def test_cross_ece_is_the_one_evaluate_reports_and_torchmetrics_computes() -> None:

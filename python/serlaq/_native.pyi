@@ -12,6 +12,7 @@ refusals raise the matching OSError subclass (FileNotFoundError, ...) naming the
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable, Protocol, TypedDict
 
 import numpy as np
@@ -420,6 +421,9 @@ def save_model_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def prepare_output(path: str | os.PathLike[str]) -> None:
     """Refuse a folder at `path` and make the folders above it, before the work that ends in
     writing it; ValueError (one line) otherwise."""
+def model_file(path: str | os.PathLike[str]) -> Path:
+    """The model file `path` names: itself, or a run folder's model.laq (else its one .laq);
+    ValueError (one line) for a folder without one, or with several and no model.laq."""
 def general_model_bytes() -> bytes | None:
     """The shipped general model's .laq bytes (None in a build without it)."""
 def model_calibration(model: Model) -> tuple[float, float]:

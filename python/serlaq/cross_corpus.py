@@ -141,13 +141,14 @@ def corpus_rows(
 
 
 def find_laq(run: Path) -> Path:
-    """The compressed model of a run folder: its one `.laq` file (fit's `laq:` stage writes it)."""
-    found = sorted(run.glob("*.laq"))
-    if not found:
-        raise ConfigError(f"{run}: no .laq file (add a laq: section to the config, or run serlaq compress) to score cross-corpus")
-    if len(found) > 1:
-        raise ConfigError(f"{run}: {len(found)} .laq files ({', '.join(p.name for p in found)}); keep one to score cross-corpus")
-    return found[0]
+    """The compressed model of a run folder, by the rule every model argument follows
+    (`model.laq`, which fit's `laq:` stage writes, else the one `.laq` file)."""
+    from serlaq import _native
+
+    try:
+        return Path(_native.model_file(run))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def cross_report(

@@ -333,7 +333,33 @@ def test_other_formats_are_format_errors(tmp_path):
     txt.write_text("hello, I am a text file\n" * 20)
     _expect_format_error(txt)
     _expect_format_error(tmp_path / "nope.laq", "not found")
-    _expect_format_error(tmp_path, "directory")
+    # a folder is read as a run folder: its model.laq (the text file above), or none
+    _expect_format_error(tmp_path, "model.laq: not a .laq file")
+    (tmp_path / "empty").mkdir()
+    _expect_format_error(tmp_path / "empty", "a folder with no .laq model in it")
+
+
+def test_a_run_folder_stands_for_its_model(built, tmp_path):
+    """`serlaq predict runs/emodb clip.wav`: the folder fit wrote, read as its model.laq."""
+    import shutil
+
+    run = tmp_path / "runs" / "emodb"
+    run.mkdir(parents=True)
+    shutil.copy(built.path, run / "model.laq")
+    shutil.copy(built.path, run / "paper.laq")  # a second compression beside it: model.laq still wins
+    m = serlaq.load(run)
+    assert m.path == str(run / "model.laq")
+    wav = write_wav(tmp_path / "a.wav", tone(440, 16000, 0.6), 16000)
+    assert m.predict(wav).probabilities == LaqModel.load(built.path).predict(wav).probabilities
+    (run / "model.laq").unlink()
+    assert serlaq.load(run).path == str(run / "paper.laq")  # the one .laq there
+    shutil.copy(built.path, run / "int8.laq")
+    _expect_format_error(run, "a folder with 2 .laq models (int8.laq, paper.laq): name the one to use")
+    for name in ("int8.laq", "paper.laq"):
+        (run / name).unlink()
+    (run / "model.ckpt").write_bytes(b"x")
+    with pytest.raises(LaqFormatError, match=r"a run folder with no model\.laq \(trained with --no-compress\): serlaq compress --checkpoint .*model\.ckpt$"):
+        serlaq.load(run)
 
 
 def _meta(built) -> dict:

@@ -59,8 +59,9 @@ class LaqModel:
     def load(cls, path: PathLike) -> LaqModel:
         """Open and validate a `.laq` file (format, metadata, feature spec, shapes).
 
-        The name `general` (not a path) selects the general model shipped inside serlaq.
-        Raises `LaqFormatError` naming the file and what is wrong.
+        The name `general` (not a path) selects the general model shipped inside serlaq; a
+        run folder, its `model.laq`. Raises `LaqFormatError` naming the file and what is
+        wrong.
         """
         p = os.fspath(path)
         if p == _native.GENERAL:
@@ -68,6 +69,11 @@ class LaqModel:
             if data is None:
                 raise LaqFormatError(_native.GENERAL_NOT_SHIPPED)
             return cls.from_bytes(data, name=_native.GENERAL)
+        if os.path.isdir(p):  # a run folder: its model.laq (a file keeps its spelling: ./general)
+            try:
+                p = os.fspath(_native.model_file(p))
+            except ValueError as exc:
+                raise LaqFormatError(str(exc)) from None
         try:
             native = _native.Model(p)
         except FileNotFoundError:

@@ -369,9 +369,14 @@ fn model_errors_and_usage_exit_codes() {
     let o = fx.run(&["predict", "flipped.laq", "a.wav"]);
     assert_eq!(o.status.code(), Some(1));
     one_line(&o, "serlaq-rt: error: flipped.laq: ");
-    let o = fx.run(&["info", "."]);
+    // a folder stands for its model.laq (a run folder), and one without a model says so
+    let by_folder = fx.run(&["predict", ".", "a.wav"]);
+    assert!(by_folder.status.success(), "{}", stderr(&by_folder));
+    assert_eq!(stdout(&by_folder), stdout(&fx.run(&["predict", "model.laq", "a.wav"])));
+    std::fs::create_dir_all(fx.p("empty")).unwrap();
+    let o = fx.run(&["info", "empty"]);
     assert_eq!(o.status.code(), Some(1));
-    one_line(&o, "serlaq-rt: error: .: not a regular file (a directory)");
+    one_line(&o, "serlaq-rt: error: empty: a folder with no .laq model in it");
     // usage errors: exit 2
     for args in [
         &["predict", "model.laq"][..],

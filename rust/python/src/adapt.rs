@@ -134,6 +134,13 @@ fn prepare_output(path: PathBuf) -> PyResult<()> {
     guarded(|| format::prepare_output(&path)).map_err(panic_err)?.map_err(PyValueError::new_err)
 }
 
+/// The model file a path names (`runtime::model_file`): itself, or a run folder's
+/// `model.laq` (else its one `.laq`); ValueError (one line) for a folder without one.
+#[pyfunction]
+fn model_file(path: PathBuf) -> PyResult<PathBuf> {
+    guarded(|| serlaq_core::runtime::model_file(&path)).map_err(panic_err)?.map_err(PyValueError::new_err)
+}
+
 /// The shipped general model's `.laq` bytes, or None in a build without it.
 #[pyfunction]
 fn general_model_bytes(py: Python<'_>) -> Option<Bound<'_, PyBytes>> {
@@ -149,6 +156,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GENERAL_NOT_SHIPPED", serlaq_core::general::NOT_SHIPPED)?;
     m.add_function(wrap_pyfunction!(save_model_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(prepare_output, m)?)?;
+    m.add_function(wrap_pyfunction!(model_file, m)?)?;
     m.add_function(wrap_pyfunction!(model_calibration, m)?)?;
     m.add_function(wrap_pyfunction!(model_ood_scores, m)?)?;
     Ok(())

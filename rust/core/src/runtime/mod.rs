@@ -42,5 +42,5 @@ pub use records::{
     SegmentSummary, Totals, OOD_WARN_SHARE, SILENCE,
 };
 pub use segments::{check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
-pub use source::{panic_message, panic_text, LoadError, ModelSource};
+pub use source::{model_file, panic_message, panic_text, LoadError, ModelSource, RUN_MODEL};
 pub use writer::{Format, ResultWriter, SegmentWriter};

@@ -7,7 +7,48 @@ use crate::general;
 use crate::model::Model;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The file `serlaq fit` writes its compressed model to, inside the run folder.
+pub const RUN_MODEL: &str = "model.laq";
+
+/// The model file a path names: the path itself, or for a folder (a run folder, given where a
+/// model is taken) its `model.laq`, else its one `.laq` file; a folder with none, or with
+/// several and no `model.laq`, is one line saying so.
+pub fn model_file(path: &Path) -> Result<PathBuf, String> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let run_model = path.join(RUN_MODEL);
+    if run_model.is_file() {
+        return Ok(run_model);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| format!("{}: cannot read the folder ({e})", path.display()))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("laq")))
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        // a run trained with --no-compress has its checkpoint: say how to compress it
+        0 if path.join("model.ckpt").is_file() => Err(format!(
+            "{}: a run folder with no {RUN_MODEL} (trained with --no-compress): serlaq compress --checkpoint {}",
+            path.display(),
+            path.join("model.ckpt").display()
+        )),
+        0 => Err(format!("{}: a folder with no .laq model in it", path.display())),
+        n => {
+            let names: Vec<String> =
+                found.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into()).collect();
+            Err(format!(
+                "{}: a folder with {n} .laq models ({}): name the one to use",
+                path.display(),
+                names.join(", ")
+            ))
+        }
+    }
+}
 
 /// A `.laq` model to load.
 #[derive(Debug, Clone)]
@@ -22,7 +63,8 @@ pub enum ModelSource {
 
 impl ModelSource {
     /// A model argument as a user types it: the name `general` selects the shipped
-    /// general model, anything else is a path (`./general` for a file of that name).
+    /// general model, anything else is a path (`./general` for a file of that name; a run
+    /// folder for its model, [`model_file`]).
     pub fn from_arg(arg: impl Into<PathBuf>) -> ModelSource {
         let path: PathBuf = arg.into();
         if path.to_str().is_some_and(general::is_general) {
@@ -47,7 +89,7 @@ impl ModelSource {
         let origin = self.name();
         let r = catch_unwind(AssertUnwindSafe(|| {
             let file = match self {
-                ModelSource::Path(p) => LaqFile::open(&p),
+                ModelSource::Path(p) => LaqFile::open(&model_file(&p).map_err(LoadError::Invalid)?),
                 ModelSource::Bytes { bytes, .. } => LaqFile::from_bytes(bytes),
                 ModelSource::General => match general::general_model_bytes() {
                     Some(b) => LaqFile::from_bytes(b.to_vec()),
