@@ -89,3 +89,26 @@ def test_missing_or_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture
     junk.write_bytes(b"not a checkpoint")
     code, _, err = run_serlaq(["compress", "--checkpoint", str(junk)], capsys)
     assert code == 1 and "junk.ckpt: not a serlaq checkpoint" in err and err.count("\n") == 1
+    assert "not a PyTorch checkpoint file" in err
+
+
+class _Planted:
+    """Unpickled, it would create `marker`: what a crafted checkpoint could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_a_crafted_checkpoint_runs_no_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint is unpickled with tensors and plain values only."""
+    import torch
+
+    marker = tmp_path / "ran"
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": _Planted(marker)}}, crafted)
+    code, _, err = run_serlaq(["compress", "--checkpoint", str(crafted)], capsys)
+    assert code == 1 and "crafted.ckpt: not a serlaq checkpoint" in err and err.count("\n") == 1, err
+    assert not marker.exists()

@@ -42,8 +42,12 @@ def load_checkpoint(checkpoint: str | os.PathLike[str]) -> Any:
         raise ConfigError(f"{path}: checkpoint not found")
     if not path.is_file():
         raise ConfigError(f"{path}: not a file (pass the model.ckpt of a run folder)")
+    with path.open("rb") as f:  # torch.save writes a zip archive; anything else is named, not unpickled
+        if f.read(4) != b"PK\x03\x04":
+            raise ConfigError(f"{path}: not a serlaq checkpoint (not a PyTorch checkpoint file; pass the model.ckpt of a run folder)")
     try:
-        model = SERClassifier.load_from_checkpoint(path, map_location="cpu")
+        # tensors and plain values only: a checkpoint is data, and a crafted one runs no code
+        model = SERClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch/Lightning raise many types for a file that is not a checkpoint
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ConfigError(f"{path}: not a serlaq checkpoint ({detail})") from None

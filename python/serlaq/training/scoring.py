@@ -25,7 +25,7 @@ def evaluate_run(
     early_stopping: EarlyStopping,
 ) -> dict[str, Any]:
     """Every sample of val and test scored once on model.ckpt, plus what the run was."""
-    model = SERClassifier.load_from_checkpoint(model_ckpt, map_location="cpu")
+    model = SERClassifier.load_from_checkpoint(model_ckpt, map_location="cpu", weights_only=True)
     best_epoch = int(torch.load(best_ckpt, map_location="cpu", weights_only=True)["epoch"])
     scores = {split: model.evaluate(*datamodule.split_tensors(split)) for split in ("val", "test")}
     return {
