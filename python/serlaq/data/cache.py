@@ -220,7 +220,8 @@ def extract_features(
     rows: list[np.ndarray] = []
     kept: list[Clip] = []
     skipped: list[tuple[Path, str]] = []
-    bar = tqdm(total=len(clips), desc="features", unit="clip", disable=not progress, leave=False)
+    # disable=None: a live bar in a terminal only; a log gets no half-drawn bar before its lines
+    bar = tqdm(total=len(clips), desc="features", unit="clip", disable=None if progress else True, leave=False)
     # One intra-op thread per worker: small FFTs parallelize badly inside torch, across clips well.
     with _torch_threads(1), bar:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serlaq-features") if workers > 1 else None
@@ -308,7 +309,7 @@ def extract_augmented(
     worker = _AugmentWorker(feature_cfg, cache_root, augment, seed)
     items = [(clip, copy) for copy in range(1, augment.copies + 1) for clip in clips]
     rows: list[np.ndarray] = []
-    bar = tqdm(total=len(items), desc="augment", unit="copy", disable=not progress, leave=False)
+    bar = tqdm(total=len(items), desc="augment", unit="copy", disable=None if progress else True, leave=False)
     with _torch_threads(1), bar:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serlaq-augment") if workers > 1 else None
         try:
