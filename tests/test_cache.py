@@ -112,11 +112,13 @@ def test_fail_and_skip_on_bad_audio(corpus: list[Clip], tmp_path: Path, caplog: 
     with caplog.at_level(logging.WARNING, logger="serlaq.data"):
         X, kept, skipped = extract_features(clips, CFG, tmp_path / "cache", on_error="skip", progress=False)
     assert X.shape == (2, 180) and kept == corpus[:2]
-    assert [(p.name, r.split(" (")[0]) for p, r in skipped] == [
+    assert [(p.name, r.split(" (")[0].split(":")[0]) for p, r in skipped] == [
         ("silent.wav", "all silent"),
         ("broken.wav", "cannot decode audio"),
         ("gone.wav", "file not found"),
     ]
+    # in the words predict uses, not the decoder's
+    assert skipped[1][1].startswith("cannot decode audio: not a WAV, FLAC"), skipped[1][1]
     assert "skipped 3 of 5 files (all silent: 1, cannot decode audio: 1, file not found: 1)" in caplog.text
     with pytest.raises(DataError, match="no usable clips: all 1 failed"):
         extract_features([Clip(silent, "sad", "x")], CFG, None, on_error="skip", progress=False)
