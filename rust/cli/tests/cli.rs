@@ -377,6 +377,10 @@ fn model_errors_and_usage_exit_codes() {
     let o = fx.run(&["info", "empty"]);
     assert_eq!(o.status.code(), Some(1));
     one_line(&o, "serlaq-rt: error: empty: a folder with no .laq model in it");
+    std::fs::create_dir_all(fx.p("damaged")).unwrap();
+    std::fs::write(fx.p("damaged/model.laq"), b"not a model").unwrap();
+    let o = fx.run(&["predict", "damaged", "a.wav"]);
+    one_line(&o, "serlaq-rt: error: damaged/model.laq: not a .laq file"); // the file, not the folder
     // usage errors: exit 2
     for args in [
         &["predict", "model.laq"][..],

@@ -86,10 +86,15 @@ impl ModelSource {
     /// Reads and validates the model. The error is one line naming the source (a panic
     /// inside the reader is caught and becomes that line).
     pub fn load(self) -> Result<Model, LoadError> {
-        let origin = self.name();
+        // a run folder is read as its model file, and errors name that file
+        let source = match self {
+            ModelSource::Path(p) => ModelSource::Path(model_file(&p).map_err(LoadError::Invalid)?),
+            other => other,
+        };
+        let origin = source.name();
         let r = catch_unwind(AssertUnwindSafe(|| {
-            let file = match self {
-                ModelSource::Path(p) => LaqFile::open(&model_file(&p).map_err(LoadError::Invalid)?),
+            let file = match source {
+                ModelSource::Path(p) => LaqFile::open(&p),
                 ModelSource::Bytes { bytes, .. } => LaqFile::from_bytes(bytes),
                 ModelSource::General => match general::general_model_bytes() {
                     Some(b) => LaqFile::from_bytes(b.to_vec()),
