@@ -381,7 +381,7 @@ fn model_errors_and_usage_exit_codes() {
     std::fs::write(fx.p("damaged/model.laq"), b"not a model").unwrap();
     let o = fx.run(&["predict", "damaged", "a.wav"]);
     one_line(&o, "serlaq-rt: error: damaged/model.laq: not a .laq file"); // the file, not the folder
-    // usage errors: exit 2
+                                                                          // usage errors: exit 2
     for args in [
         &["predict", "model.laq"][..],
         &["predict", "model.laq", "a.wav", "--top-k", "0"],

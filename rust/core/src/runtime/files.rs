@@ -94,7 +94,7 @@ pub fn suffix_list() -> String {
     s.join(", ")
 }
 
-fn is_audio_name(p: &Path) -> bool {
+pub(super) fn is_audio_name(p: &Path) -> bool {
     // pathlib's suffix: a name starting with its only dot ('.wav') has none
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(e)))
 }

@@ -7,8 +7,7 @@
 //! adaptation being unsupervised): `serlaq fit/evaluate --manifest`, `serlaq adapt`,
 //! `LaqModel.adapt` and `serlaq-rt adapt`.
 
-use super::files::{find_audio_files, pathlib, InputError};
-use crate::audio::SUFFIXES;
+use super::files::{find_audio_files, is_audio_name, pathlib, InputError};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::Read;
@@ -17,6 +16,9 @@ use std::path::{Path, PathBuf};
 /// The most a manifest may hold. A million rows of paths fit in far less; a larger file is
 /// not a manifest, and is refused before it is read into memory.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// The header names of the path column (a header is known by one of them).
+const PATH_COLUMNS: [&str; 2] = ["path", "file"];
 
 /// One row of a manifest. A cell left empty (or a row too short to hold it) is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +57,7 @@ pub fn manifest_rows(manifest: &Path) -> Result<Vec<ManifestRow>, String> {
     };
     let header: Vec<String> = first.iter().map(|c| c.trim().to_lowercase()).collect();
     let named = |names: &[&str]| header.iter().position(|c| names.contains(&c.as_str()));
-    let (columns, skip) = match named(&["path", "file"]) {
+    let (columns, skip) = match named(&PATH_COLUMNS) {
         Some(path) => ([Some(path), named(&["label", "emotion"]), named(&["speaker"])], 1),
         None => ([Some(0), Some(1), Some(2)], 0),
     };
@@ -91,15 +93,12 @@ fn delimiter(text: &str) -> u8 {
     if rows.first().is_none_or(|first| first.contains(',')) {
         return b',';
     }
-    let audio = |cell: &str| {
-        let cell = cell.trim().trim_matches('"').to_lowercase();
-        SUFFIXES.iter().any(|x| cell.ends_with(&format!(".{x}")))
-    };
+    let bare = |cell: &str| cell.trim().trim_matches('"').to_lowercase();
+    let audio = |cell: &str| is_audio_name(Path::new(&bare(cell)));
     for sep in [';', '\t'] {
         let cut = |row: &str| {
             let cells: Vec<&str> = row.split(sep).collect();
-            let header =
-                cells.iter().any(|c| matches!(c.trim().trim_matches('"').to_lowercase().as_str(), "path" | "file"));
+            let header = cells.iter().any(|c| PATH_COLUMNS.contains(&bare(c).as_str()));
             cells.len() > 1 && (header || (audio(cells[0]) && !audio(row)))
         };
         if rows.iter().any(|row| cut(row)) {

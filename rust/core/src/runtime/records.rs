@@ -295,8 +295,8 @@ impl SegmentSummary {
 }
 
 /// A path as the table shows it: `-` for none. A tab or a line break in a file's name would
-/// split the table's row: control characters
-/// are shown escaped (`\t`, `\n`, `\u{1b}`), as csv and JSON keep them exactly.
+/// split the table's row, so control characters are shown escaped (`\t`, `\n`, `\u{1b}`);
+/// csv and JSON keep names exactly.
 pub(crate) fn show_path(p: Option<&str>) -> std::borrow::Cow<'_, str> {
     let p = p.filter(|p| !p.is_empty()).unwrap_or("-");
     if !p.chars().any(char::is_control) {
