@@ -180,6 +180,54 @@ def test_cli_adapt_writes_the_model_and_names_bad_files(setup, tmp_path, capsys)
     assert code == 2 and "--std: unknown rule 'wide'" in err and not (tmp_path / "x.laq").exists()
 
 
+def test_cli_adapt_reports_the_collapse_it_undoes(setup, tmp_path, capsys):
+    """"most predicted label A% -> B%": A is what the model answered in the new room before
+    adapting (its own statistics), not after the new statistics were applied."""
+    room = str(Path(setup["room"][0][0]).parent)
+    model = serlaq.load(setup["model"])
+    answers = [r.label for r in model.predict_files([p for p, _ in setup["room"]])]
+    before = max(map(answers.count, set(answers))) / len(answers)
+    out = tmp_path / "a.laq"
+    code, stdout, err = run_serlaq(["adapt", str(setup["model"]), room, "--out", str(out), "--no-balance"], capsys)
+    assert code == 0, err
+    adapted = [r.label for r in serlaq.load(out).predict_files([p for p, _ in setup["room"]])]
+    after = max(map(adapted.count, set(adapted))) / len(adapted)
+    assert before != after  # the room skews the answers; the new statistics spread them
+    assert f"most predicted label {100 * before:.0f}% -> {100 * after:.0f}% of the clips" in stdout, stdout
+
+
+def test_cli_adapt_records_a_folder_however_it_is_typed(setup, tmp_path, capsys, monkeypatch):
+    """`room/`, `./room` and `room` are one source: the core's record of the inputs, which
+    `serlaq-rt adapt` (given the words as typed) uses too, spells each path as pathlib does,
+    so both commands write the same bytes whichever spelling each was given."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1796000000")
+    monkeypatch.chdir(Path(setup["room"][0][0]).parent.parent)
+    sources = set()
+    for i, spelled in enumerate(["room/", "./room", "room"]):
+        out = tmp_path / f"{i}.laq"
+        code, _, err = run_serlaq(["adapt", str(setup["model"]), spelled, "--out", str(out)], capsys)
+        assert code == 0, err
+        sources.add(serlaq.load(out).metadata["provenance"]["adaptations"][0]["source"])
+    assert sources == {"room"}
+    assert _native.adapt_source(["./room/", "a//b.wav"]) == "room, a/b.wav"
+
+
+def test_cli_adapt_refuses_an_out_that_is_the_model_or_its_name(setup, tmp_path, capsys, monkeypatch):
+    """A run folder stands for its model.laq, so --out RUN/model.laq would overwrite the
+    input; `--out general` beside the shipped model would be read back as the shipped one."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.laq").write_bytes(Path(setup["model"]).read_bytes())
+    before = (run / "model.laq").read_bytes()
+    room = str(Path(setup["room"][0][0]).parent)
+    code, _, err = run_serlaq(["adapt", str(run), room, "--out", str(run / "model.laq")], capsys)
+    assert code == 2 and "is the model being adapted" in err and (run / "model.laq").read_bytes() == before
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_serlaq(["adapt", "general", room, "--out", "general"], capsys)
+    assert code == 2 and "general is the shipped model's name" in err and "./general" in err
+    assert not (tmp_path / "general").exists()
+
+
 def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path, capsys):
     model = Path(setup["model"])
     before = model.read_bytes()
@@ -303,6 +351,12 @@ def test_one_long_recording_of_the_room_is_enough(setup, tmp_path, capsys):
     assert adapted.metadata["provenance"]["adaptations"][0]["clips"] == 36
     away, back = accuracy(model, setup["room"]), accuracy(adapted, setup["room"])
     assert back >= away + 0.25 and back >= accuracy(model.adapt([p for p, _ in setup["room"]]), setup["room"]) - 0.1
+    # the same recording held as one array is one input, not one clip per sample
+    wave, rate = sf.read(str(joined), dtype="float32")
+    from_array = model.adapt(wave, sample_rate=rate)
+    assert from_array.adaptation.clips == 36
+    clips = [p for p, _ in setup["room"]]
+    assert [r.probabilities for r in from_array.predict(clips)] == [r.probabilities for r in adapted.predict(clips)]
 
 
 def test_python_api_too_little_audio_raises_with_the_bad_files(setup):

@@ -142,15 +142,17 @@ def test_files_native_decode_and_batch(built, tmp_path: Path) -> None:  # noqa: 
     junk.write_bytes(b"RIFF but not audio")
     wave = _native.load_audio(str(good), 22050, 2048)
     np.testing.assert_array_equal(m.features_file(good), m.features_wave(wave))
-    np.testing.assert_array_equal(m.predict_file(good), m.probabilities(m.features_wave(wave)))
+    proba, ood = m.predict_file(good)
+    np.testing.assert_array_equal(proba, m.probabilities(m.features_wave(wave)))
+    assert ood == _native.model_ood_scores(m, m.features_wave(wave))[0]
+    assert m.scored(m.features_wave(wave)) == [(proba, ood)]
     with pytest.raises(AudioError, match="missing.wav"):
         m.predict_file(tmp_path / "missing.wav")
     paths = [str(good), str(junk), str(stereo), str(tmp_path / "missing.wav")]
     for threads in (1, 2):
         out = m.predict_files(paths, threads=threads)
         assert [p is None for p, _ in out] == [False, True, False, True]
-        np.testing.assert_array_equal(out[0][0], m.predict_file(good))
-        np.testing.assert_array_equal(out[2][0], m.predict_file(stereo))
+        assert out[0][0] == m.predict_file(good) and out[2][0] == m.predict_file(stereo)
         assert "junk.wav" in out[1][1] and "missing.wav" in out[3][1]
         assert out[0][1] is None and "\n" not in out[1][1]
 

@@ -219,6 +219,9 @@ class Model:
 
     def probabilities(self, x: ArrayLike) -> NDArray[np.float64]:
         """Raw features -> softmax probabilities, float64, same shapes as `forward`."""
+    def scored(self, x: ArrayLike) -> list[tuple[list[float], float]]:
+        """Raw features (n, d) or (d,) -> per row (probabilities, out-of-domain score), one
+        pass through the network each."""
 
     file_size: int
     """Bytes of the whole `.laq` file."""
@@ -232,20 +235,21 @@ class Model:
     def info(self, name: str, json: bool = False) -> str:
         """`serlaq info` for the model called `name`: the text, or the JSON (indent 2)."""
 
-    def predict_file(self, path: str | os.PathLike[str]) -> list[float]:
-        """A file -> one probability per label, a plain list (a prediction from a path
-        never imports numpy). AudioError naming the file."""
-    def predict_bytes(self, data: bytes, source: str) -> list[float]:
-        """An encoded file held in memory (a WAV's, FLAC's, MP3's... bytes) -> one
-        probability per label; AudioError naming `source`."""
+    def predict_file(self, path: str | os.PathLike[str]) -> tuple[list[float], float]:
+        """A file -> (one probability per label, a plain list (a prediction from a path
+        never imports numpy); its out-of-domain score). AudioError naming the file."""
+    def predict_bytes(self, data: bytes, source: str) -> tuple[list[float], float]:
+        """An encoded file held in memory (a WAV's, FLAC's, MP3's... bytes) -> (one
+        probability per label, out-of-domain score); AudioError naming `source`."""
     def features_bytes(self, data: bytes, source: str) -> NDArray[np.float32]:
         """An encoded file held in memory -> its raw (d,) feature vector."""
 
     def predict_files(
         self, paths: list[str | os.PathLike[str]], threads: int = 1
-    ) -> list[tuple[list[float] | None, str | None]]:
+    ) -> list[tuple[tuple[list[float], float] | None, str | None]]:
         """Many files on `threads` native threads (0: one per core), GIL released; in input
-        order, `(probabilities, None)` or `(None, "<file>: <what is wrong>")` per file."""
+        order, `((probabilities, out-of-domain score), None)` or `(None, "<file>: <what is
+        wrong>")` per file."""
 
 # --- segments (rust/python/src/segments.rs over serlaq_core::segments) ---------------------
 
@@ -318,7 +322,10 @@ class _TextOut(Protocol):
     def flush(self) -> Any: ...
 
 def plain_error(message: str) -> str:
-    """A failure line in plain words (decoder jargon translated; other lines unchanged)."""
+    """A failure line in plain words (decoder jargon translated; other lines unchanged), its
+    control characters escaped as `one_line` does."""
+def one_line(text: str) -> str:
+    """`text` with control characters escaped (`\\n`, `\\t`, `\\u{1b}`): one line on a terminal."""
 
 def predict_to(
     model: Model,
@@ -353,10 +360,12 @@ def segments_to(
     running_horizon: float = 600.0,
     running_balance: bool = True,
     echo_warning: Callable[[str], Any] | None = None,
+    skip_failed: bool = False,
 ) -> tuple[int, list[tuple[str, list[SegmentTuple], str | None]]]:
     """`serlaq predict --segments` (ValueError for bad options, before any output); returns
     (failures, the timelines of files with windows when `keep`). One line (most speech
-    windows far outside the training data) to `echo_warning`."""
+    windows far outside the training data) to `echo_warning`; `skip_failed`: a failure gets
+    its `echo_error` line and no row."""
 
 def summarize(
     windows: list[tuple[int, float, float, str | None]],
@@ -418,9 +427,12 @@ def model_bytes(model: Model) -> bytes:
     """The model's whole .laq file."""
 def save_model_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Validate `data` as a model and write it atomically; ValueError (one line) otherwise."""
-def prepare_output(path: str | os.PathLike[str]) -> None:
-    """Refuse a folder at `path` and make the folders above it, before the work that ends in
-    writing it; ValueError (one line) otherwise."""
+def prepare_output(path: str | os.PathLike[str], example: str = "adapted.laq") -> None:
+    """Refuse a folder at `path` (suggesting the file `example` inside it) and make the folders
+    above it, before the work that ends in writing it; ValueError (one line) otherwise."""
+def adapt_output_clash(model: str | os.PathLike[str], out: str | os.PathLike[str]) -> str | None:
+    """Why `out` may not take the adapted copy of the model `model` names (its own file, a run
+    folder's model.laq included; or `general` for the shipped model), or None."""
 def model_file(path: str | os.PathLike[str]) -> Path:
     """The model file `path` names: itself, or a run folder's model.laq (else its one .laq);
     ValueError (one line) for a folder without one, or with several and no model.laq."""

@@ -28,6 +28,17 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+# A model argument is a str, not a Path: typer's Path would read `./general` (a file of that
+# name) as `general` (the shipped model).
+MODEL_HELP = "packed model file (.laq), a run folder (its model.laq) or `general` (the shipped model)"
+
+#: The largest count a server limit takes from the command line (typer refuses more, in one
+#: line, instead of an OverflowError from the native call).
+COUNT_MAX = 2**32
+
+#: `serlaq report --protocol`.
+PROTOCOLS = ("split", "loso", "cross")
+
 #: The output formats of the runtime commands (`serlaq_core::runtime::Format`).
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -57,7 +68,7 @@ def warn_if_synthetic(metadata: dict) -> None:
 
 @app.command()
 def predict(
-    model: Path = typer.Argument(..., help="packed model file (.laq)"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively for audio files); - reads standard input (a pipe is segmented as it comes; a file called - is ./-)"),
     fmt: str = typer.Option("table", "--format", help="table | json | jsonl | csv (jsonl/csv/table stream as results come)"),
     as_json: bool = typer.Option(False, "--json", help="same as --format json"),
@@ -98,7 +109,9 @@ def predict(
     seg_flags = {"--window": window, "--hop": hop, "--vad-db": vad_db, "--min-speech": min_speech, "--plot": plot}
     if not segments:
         given = [k for k, v in seg_flags.items() if v is not None] + (["--no-vad"] if no_vad else [])
-        given += ["--running-norm"] if running_norm else []
+        running = {"--running-norm": running_norm, "--running-prior": running_prior is not None,
+                   "--running-horizon": running_horizon is not None, "--no-running-balance": no_running_balance}
+        given += [k for k, v in running.items() if v]
         if given:
             fail(f"{', '.join(given)}: only with --segments", code=2)
     elif no_vad and (vad_db is not None or min_speech is not None):
@@ -110,6 +123,10 @@ def predict(
 
         if importlib.util.find_spec("matplotlib") is None:
             fail('--plot needs matplotlib: pip install "serlaq[plot]"')
+        try:  # a folder, or a file on the way, is named before any audio is read
+            _native.prepare_output(plot, "timeline.png")
+        except ValueError as exc:
+            fail(f"--plot: {exc}")
     laq = LaqModel.load(model)
     warn_if_synthetic(laq.metadata)
     total = sum(map(len, find_audio_files(inputs)))  # files + inputs that name none: the exit rule of --on-error skip
@@ -126,10 +143,10 @@ def predict(
                 min_speech=min_speech, plot=plot, echo_error=echo_error, running_norm=running_norm,
                 running_prior=running_prior, running_horizon=running_horizon,
                 running_balance=not no_running_balance,
-                echo_warning=lambda line: typer.echo(f"serlaq: {line}", err=True),
+                echo_warning=lambda line: typer.echo(f"serlaq: {line}", err=True), skip_failed=on_error == "skip",
             )
-        except ValueError as exc:
-            fail(str(exc))
+        except ValueError as exc:  # a bad option, named by its flag: a usage error
+            fail(str(exc), code=2)
     else:
         # the core's batch and writer: the bytes `serlaq-rt predict` prints
         sys.stdout.flush()
@@ -144,6 +161,24 @@ def predict(
 def check_on_error(value: str) -> None:
     if value not in ("fail", "skip"):
         fail(f"--on-error: must be fail or skip, got {value!r}", code=2)
+
+
+def check_dataset(value: str) -> None:
+    from serlaq.data.corpora import DATASETS
+
+    if value not in DATASETS:
+        fail(f"--dataset: unknown corpus layout {value!r} (expected one of {', '.join(DATASETS)})", code=2)
+
+
+def output_folder(folder: Path, flag: str = "--out") -> Path:
+    """`folder`, made with its parents before any work is done, or one line saying why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        fail(f"{flag}: {folder} is a file, not a folder")
+    except OSError as exc:  # a file on the way (NotADirectoryError), no permission, a full disk
+        fail(f"{flag}: cannot make the folder {folder} ({exc.strerror or exc})")
+    return folder
 
 
 DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names; csv with --manifest)"
@@ -180,7 +215,7 @@ def report_file_error(message: str, on_error: str, verbose: bool) -> None:
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="packed model file (.laq)"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="labelled corpus root (not needed with --manifest)"),
     dataset: str = typer.Option("auto", "--dataset", help=DATASET_HELP),
     manifest: Path | None = typer.Option(
@@ -220,6 +255,7 @@ def evaluate(
     from serlaq.runtime import LaqModel
 
     check_on_error(on_error)
+    check_dataset(dataset)
     mapping = parse_label_map(label_map)
     if data_dir is None and manifest is None:
         fail("--data-dir: missing (the corpus folder; or --manifest FILE.csv)", code=2)
@@ -228,6 +264,7 @@ def evaluate(
             f"serlaq: note: --data-dir {data_dir} is not used: paths in {manifest} are relative to its own folder", err=True
         )
     laq = LaqModel.load(model)
+    folder = output_folder(out if out is not None else Path(f"{Path(model).stem}-eval"))
     try:
         report = evaluate_corpus(
             laq,
@@ -250,7 +287,7 @@ def evaluate(
         report_file_error(failure.error, on_error, verbose)
     for warning in report.warnings:
         typer.echo(f"serlaq: {warning}", err=True)
-    written = write_report(report, out if out is not None else Path(f"{model.stem}-eval"))
+    written = write_report(report, folder)
     if as_json:
         typer.echo(json.dumps({**report.to_dict(), "written": {k: str(v) for k, v in written.items()}}, indent=2))
     else:
@@ -265,7 +302,7 @@ def evaluate(
 
 @app.command()
 def info(
-    model: Path = typer.Argument(..., help="packed model file (.laq)"),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     as_json: bool = typer.Option(False, "--json", help="print everything as JSON"),
 ) -> None:
     """Show what a .laq file holds: labels, features, per-layer shape/bits/quantizer/size, average bits, size vs fp32.
@@ -281,9 +318,9 @@ def info(
 
 @app.command()
 def adapt(
-    model: Path = typer.Argument(..., help="packed model file (.laq) to adapt"),
+    model: str = typer.Argument(..., help=f"{MODEL_HELP}: the model to adapt"),
     inputs: list[Path] = typer.Argument(None, help="unlabelled audio of the new room: files and/or directories (searched recursively)"),
-    out: Path = typer.Option(..., "--out", help="the adapted model (.laq), written atomically; must differ from MODEL"),
+    out: str = typer.Option(..., "--out", help="the adapted model (.laq), written atomically; must differ from MODEL"),
     manifest: Path | None = typer.Option(None, "--manifest", help="CSV manifest (path[,label[,speaker]]) of the audio; labels are ignored"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),
     balance: bool = typer.Option(
@@ -298,6 +335,7 @@ def adapt(
         [], "--labels",
         help="the labels the audio holds, when only some of the model's (e.g. --labels angry,happy,neutral,sad): the balance spreads the clips over these and the adapted model answers among them",
     ),  # fmt: skip
+    verbose: bool = typer.Option(False, "--verbose", help="error lines keep the audio decoder's own detail"),
 ) -> None:
     """Adapt a model to a new room, microphone or corpus from unlabelled audio: its input statistics are re-estimated on that audio (the feature mean becomes the audio's; the std widens where the audio is wider, --std), the output bias is shifted so the clips spread over the labels (--no-balance: not), and the result is written as a new .laq that records what it was adapted on. Needs no labels and no torch.
 
@@ -311,14 +349,15 @@ def adapt(
     """
     from serlaq import _native
     from serlaq.runtime import LaqModel
-    from serlaq.runtime.adapt import STD_RULES, AdaptError, adapt as run_adapt, same_file
+    from serlaq.runtime.adapt import STD_RULES, AdaptError, adapt as run_adapt
 
     if not inputs and manifest is None:
         fail("adapt: give audio files or folders, or --manifest CSV", code=2)
     if std not in STD_RULES:
         fail(f"--std: unknown rule {std!r} (accepted: {', '.join(STD_RULES)})", code=2)
-    if same_file(model, out):
-        fail(f"--out: {out} is the model being adapted; write the adapted model to a new file (the input stays untouched)", code=2)
+    clash = _native.adapt_output_clash(model, out)
+    if clash is not None:
+        fail(clash, code=2)
     try:
         _native.prepare_output(out)
     except ValueError as exc:
@@ -331,10 +370,10 @@ def adapt(
         )
     except AdaptError as exc:
         for f in exc.failures:
-            typer.echo(f"serlaq: error: {f}", err=True)
+            report_file_error(f, "fail", verbose)
         fail(str(exc))
     for f in result.failures:
-        typer.echo(f"serlaq: error: {f}", err=True)
+        report_file_error(f, "fail", verbose)
     try:
         adapted.save(out)
     except ValueError as exc:  # the disk filled, or the folder went away meanwhile
@@ -464,7 +503,7 @@ def compress(
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(
+    run_dir: str = typer.Argument(
         ..., help="a run folder of serlaq fit (holds model.ckpt and config.yaml); with --protocol cross also a .laq file or `general`"
     ),
     seeds: int = typer.Option(1, "--seeds", min=1, help="seeds of the same config (the run's seed first; others are trained): mean ± sd"),
@@ -503,6 +542,8 @@ def report(
 
     Example: serlaq report general --protocol cross --test-data my_corpus/
     """
+    if protocol not in PROTOCOLS:
+        fail(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}", code=2)
     if protocol == "cross":  # scoring a .laq: the runtime alone (no torch)
         from serlaq import _native
         from serlaq.cross_corpus import cross_report, find_laq, render_cross_markdown
@@ -510,21 +551,22 @@ def report(
         from serlaq.runtime import LaqModel
 
         # the model scored: a run folder's .laq, a .laq file, or the shipped general model
-        if str(run_dir) == _native.GENERAL:
-            model_file, default_out = str(run_dir), Path(f"{_native.GENERAL}-report-cross")
-        elif run_dir.is_dir():
-            model_file, default_out = find_laq(run_dir), run_dir / "report-cross"
-        elif run_dir.is_file():
-            model_file, default_out = run_dir, run_dir.with_name(f"{run_dir.stem}-report-cross")
+        given = Path(run_dir)
+        if run_dir == _native.GENERAL:
+            model_file, default_out = run_dir, Path(f"{_native.GENERAL}-report-cross")
+        elif given.is_dir():
+            model_file, default_out = str(find_laq(given)), given / "report-cross"
+        elif given.is_file():
+            model_file, default_out = run_dir, given.with_name(f"{given.stem}-report-cross")
         else:
             raise ConfigError(f"{run_dir}: not found (a run folder, a .laq file or `general`)")
+        check_dataset(dataset)
         mapping = parse_label_map(label_map)
+        folder = output_folder(out if out is not None else default_out)
         result = cross_report(LaqModel.load(model_file), list(test_data), dataset=dataset, label_map=mapping)
         for row in result["rows"]:
             if "warning" in row:
                 typer.echo(f"serlaq: warning: {row['data_dir']}: {row['warning']}", err=True)
-        folder = out if out is not None else default_out
-        folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "report.json", result, indent=1)
         atomic_write_text(folder / "report.md", render_cross_markdown(result))
         typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
@@ -537,8 +579,10 @@ def report(
     if cross_only:
         raise ConfigError(f"{cross_only[0]}: only with --protocol cross")
 
+    if out is not None:
+        output_folder(out)
     folder = run_report(
-        run_dir,
+        Path(run_dir),
         seeds=seeds,
         hl_sweep=hl_sweep,
         qat_rows=qat_rows,
@@ -555,18 +599,20 @@ def report(
 def serve(
     model: list[str] = typer.Option(..., "--model", help="a model to serve, NAME=PATH (repeat; the first is the default)"),
     host: str = typer.Option("127.0.0.1", help="address to bind"),
-    port: int = typer.Option(8000, help="port (0: any free port)"),
+    port: int = typer.Option(8000, min=0, max=65535, help="port (0: any free port)"),
     api_key: str | None = typer.Option(None, "--api-key", envvar="SERLAQ_API_KEY", help="require this key on /v1/* and /metrics"),
     cors: list[str] = typer.Option([], "--cors", help="allow cross-origin requests from this origin (repeat; '*' for any)"),
-    threads: int = typer.Option(0, help="native threads (0: one per core)"),
-    max_body: int | None = typer.Option(None, "--max-body", help="largest request body in bytes (default 33554432)"),
+    threads: int = typer.Option(0, min=0, max=COUNT_MAX, help="native threads (0: one per core)"),
+    max_body: int | None = typer.Option(None, "--max-body", min=0, max=2**40, help="largest request body in bytes (default 33554432)"),
     max_audio_seconds: float | None = typer.Option(None, "--max-audio-seconds", help="longest audio per file or stream (default 600)"),
-    max_concurrent: int | None = typer.Option(None, "--max-concurrent", help="audio requests worked on at once (default 64)"),
-    max_streams: int | None = typer.Option(None, "--max-streams", help="WebSocket streams open at once (default 256)"),
+    max_files: int | None = typer.Option(None, "--max-files", min=0, max=COUNT_MAX, help="files in one multipart request (default 64)"),
+    max_concurrent: int | None = typer.Option(None, "--max-concurrent", min=0, max=COUNT_MAX, help="audio requests worked on at once (default 64)"),
+    max_streams: int | None = typer.Option(None, "--max-streams", min=0, max=COUNT_MAX, help="WebSocket streams open at once (default 256)"),
+    max_connections: int | None = typer.Option(None, "--max-connections", min=0, max=COUNT_MAX, help="open connections (default 1024)"),
     read_timeout: float | None = typer.Option(None, "--read-timeout", help="seconds to send a request head or body (default 10)"),
     idle_timeout: float | None = typer.Option(None, "--idle-timeout", help="seconds a WebSocket may stay silent (default 10)"),
     max_adapted: int | None = typer.Option(
-        None, "--max-adapted", min=0,
+        None, "--max-adapted", min=0, max=COUNT_MAX,
         help="adapted models POST /v1/adapt?serve=NAME may add, kept in memory until the server stops (default 16; 0: none)",
     ),  # fmt: skip
 ) -> None:
@@ -588,8 +634,9 @@ def serve(
     try:
         _native.serve(
             models, host, port, api_key=api_key, cors=cors, threads=threads, max_body=max_body,
-            max_audio_seconds=max_audio_seconds, max_concurrent=max_concurrent, max_streams=max_streams,
-            read_timeout=read_timeout, idle_timeout=idle_timeout, max_adapted=max_adapted,
+            max_audio_seconds=max_audio_seconds, max_files=max_files, max_concurrent=max_concurrent,
+            max_streams=max_streams, max_connections=max_connections, read_timeout=read_timeout,
+            idle_timeout=idle_timeout, max_adapted=max_adapted,
         )
     except ValueError as exc:
         fail(str(exc))

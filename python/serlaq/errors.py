@@ -38,8 +38,6 @@ def audio_formats() -> str:
 def plain_audio_error(message: str, verbose: bool = False) -> str:
     """A decoder's one-line error in plain words (the core's one translation, which
     `serlaq-rt` applies too); `verbose` keeps the decoder's own detail."""
-    if verbose:
-        return message
     from serlaq import _native
 
-    return _native.plain_error(message)
+    return _native.one_line(message) if verbose else _native.plain_error(message)

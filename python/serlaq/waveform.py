@@ -16,6 +16,14 @@ import numpy as np
 from serlaq.errors import AudioError
 
 
+def checked_rate(sample_rate: Any, source: str = "waveform") -> int:
+    """An in-memory waveform's `sample_rate` as an int, or AudioError naming `source` (the
+    supported range is the decoder's, checked where the audio is resampled)."""
+    if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__") or not 0 < int(sample_rate) < 2**32:
+        raise AudioError(f"{source}: sample_rate must be a positive integer, got {sample_rate!r}")
+    return int(sample_rate)
+
+
 def planar_float32(wave: Any, *, source: str = "waveform", channel_axis: int | None = None) -> np.ndarray:
     """`wave` as a C-contiguous float32 array of shape (channels, samples).
 
@@ -25,7 +33,10 @@ def planar_float32(wave: Any, *, source: str = "waveform", channel_axis: int | N
     a shape that is not 1-D or 2-D.
     """
     if hasattr(wave, "detach") and hasattr(wave, "cpu"):  # a torch tensor, without importing torch
-        wave = wave.detach().cpu().numpy()
+        wave = wave.detach().cpu()
+        if wave.is_floating_point() and str(wave.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            wave = wave.float()
+        wave = wave.numpy()
     arr = np.asarray(wave)
     if arr.dtype.kind not in "fiu":
         raise AudioError(f"{source}: expected a numeric array, got dtype {arr.dtype}")

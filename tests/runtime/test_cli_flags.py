@@ -119,3 +119,22 @@ def test_serve_refuses_a_max_adapted_that_is_no_count(bad, capsys, monkeypatch):
     """Refused before anything is bound, naming the flag (the server never starts)."""
     code, _, err = run_cli(["serve", "--model", "g=general", "--port", "0", "--max-adapted", bad], capsys, monkeypatch)
     assert code == 2 and "--max-adapted" in err, err
+
+
+@pytest.mark.parametrize(
+    "flag,bad", [("--port", "70000"), ("--threads", "-2"), ("--max-concurrent", "-1"), ("--max-files", str(2**70))]
+)
+def test_serve_refuses_numbers_out_of_range_naming_the_flag(flag, bad, capsys, monkeypatch):
+    """A number the native server could not hold is a usage error, not an OverflowError."""
+    code, _, err = run_cli(["serve", "--model", "g=general", flag, bad], capsys, monkeypatch)
+    assert code == 2 and flag in err and "Traceback" not in err and "Overflow" not in err, err
+
+
+def test_serve_passes_every_documented_limit(capsys, monkeypatch):
+    """`serlaq serve` takes the limits `serlaq-rt serve` and docs/serve.md name."""
+    seen = {}
+    monkeypatch.setattr(_native, "serve", lambda models, host, port, **kw: seen.update(kw, host=host, port=port))
+    args = ["serve", "--model", "g=general", "--port", "0", "--max-files", "3", "--max-connections", "5"]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert (seen["max_files"], seen["max_connections"], seen["host"]) == (3, 5, "127.0.0.1")

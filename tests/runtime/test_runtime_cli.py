@@ -94,6 +94,9 @@ def test_info_text_and_json(tmp_path, capsys, monkeypatch):
         ),
         ({"created": "2026-12-04T06:00:00Z", "odd": [1, None]}, ["provenance", "  created        2026-12-04T06:00:00Z", "  odd            1; -"]),
         ("hand-made", ["provenance   hand-made"]),
+        # free text written through an adapter (C, WebAssembly) stays on its row
+        ({"adaptations": [{"source": "my room\nsecond line\t\x1b[31m"}]},
+         ["provenance", "  adaptations    source my room\\nsecond line\\t\\u{1b}[31m"]),
     ],
 )
 def test_info_shows_provenance_first_whatever_it_holds(tmp_path, capsys, monkeypatch, provenance, lines):

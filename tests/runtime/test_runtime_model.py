@@ -151,6 +151,25 @@ def test_predict_path_waveform_and_tensor_agree(built, tmp_path):
     torch = pytest.importorskip("torch", reason="torch tensors as input: only where torch is installed")
     by_tensor = m.predict(torch.from_numpy(np.clip(np.rint(x * 32768), -32768, 32767) / 32768.0), sample_rate=16000)
     np.testing.assert_allclose(list(by_tensor.probabilities.values()), list(by_path.probabilities.values()), atol=1e-6)
+    half = m.predict(torch.from_numpy(x).to(torch.bfloat16), sample_rate=16000)  # numpy has no bfloat16
+    assert half.label in built.labels
+
+
+def test_every_prediction_carries_its_out_of_domain_score(built, tmp_path):
+    """`ood` as `serlaq predict --format json` shows it, whatever the input."""
+    m = LaqModel.load(built.path)
+    x = tone(440, 16000, 0.6)
+    wav = write_wav(tmp_path / "a.wav", x, 16000)
+    want = m.ood_scores(m.features_from_file(wav))[0]
+    assert want > 0
+    by_path = m.predict(wav)
+    assert by_path.ood == want and by_path.to_dict()["ood"] == want
+    assert m.predict(wav.read_bytes()).ood == want
+    assert [p.ood for p in m.predict_files([wav, wav])] == [want, want]
+    assert m.predict_features(m.features_from_file(wav)).ood == want
+    assert [p.ood for p in m.predict_features(np.stack([m.features_from_file(wav)] * 2))] == [want, want]
+    by_wave = m.predict(x, sample_rate=16000)
+    assert by_wave.ood == m.ood_scores(m.features_from_waveform(m.prepare_waveform(x, 16000)))[0]
 
 
 def test_the_bytes_of_a_file_predict_as_the_file_does(built, tmp_path):

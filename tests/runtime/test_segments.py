@@ -181,8 +181,11 @@ def test_stream_bad_input(laq):
     assert len(s.flush()) == 1
     with pytest.raises(ValueError, match="push after flush"):
         s.push(np.zeros(10, np.float32))
-    with pytest.raises(ValueError, match="sample_rate must be an integer"):
-        laq.stream(16000.0)
+    for rate in (16000.0, -5, 10**12):  # also those a C integer cannot hold: no OverflowError
+        with pytest.raises(ValueError, match="sample_rate must be a positive integer"):
+            laq.stream(rate)
+        with pytest.raises(AudioError, match="^waveform: sample_rate must be a positive integer"):
+            list(laq.segments(np.zeros(16000, np.float32), sample_rate=rate))
     with pytest.raises(AudioError, match="unsupported sample rate"):
         laq.stream(500)
     # the native layer refuses non-float arrays outright
@@ -286,7 +289,9 @@ def test_cli_segments_errors_and_damage(laq, rec, capsys, monkeypatch, tmp_path)
     code, _, err = run_cli(["predict", model, path, "--segments", "--no-vad", "--vad-db", "-40"], capsys, monkeypatch)
     assert code == 2 and "--no-vad: cannot be combined" in err
     code, _, err = run_cli(["predict", model, path, "--segments", "--hop", "5"], capsys, monkeypatch)
-    assert code == 1 and "hop: must be a step in seconds within (0, window = 2]" in err
+    assert code == 2 and "error: --hop: must be a step in seconds within (0, window = 2]" in err
+    code, _, err = run_cli(["predict", model, path, "--segments", "--vad-db", "1"], capsys, monkeypatch)
+    assert code == 2 and "error: --vad-db: " in err
     cut = tmp_path / "cut.wav"
     cut.write_bytes(path.read_bytes()[: 44 + 2 * SR * 9])
     code, out, err = run_cli(["predict", model, cut, path, "--segments", "--format", "jsonl"], capsys, monkeypatch)

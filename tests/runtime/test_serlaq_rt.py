@@ -124,13 +124,15 @@ def test_predict_matches_native_predict_files(files: Path) -> None:
     assert paths == sorted(paths) and len(paths) == 8
     want = model.predict_files([str(files / p) for p in paths], 1)
     labels = list(model.labels)
-    for r, (proba, error) in zip(ours, want):
+    for r, (scored, error) in zip(ours, want):
         if error is not None:
             # the native side was given absolute paths: the message names the file the same way
             assert r["error"] == error.replace(str(files) + os.sep, ""), (r, error)
             continue
         assert "error" not in r, r
+        proba, ood = scored
         np.testing.assert_allclose([r["probabilities"][lab] for lab in labels], proba, rtol=0, atol=PROBA_TOL)
+        assert r["ood"] == pytest.approx(ood, abs=1e-4)
         assert r["label"] == labels[int(np.argmax(proba))]
     assert sum("error" in r for r in ours) == 3  # silent, text, short
 
@@ -252,13 +254,13 @@ def test_segments_options_match_python_cli(seg_files: Path) -> None:
     # the table with its summary lines
     got = same_run(["predict", "tones.laq", "rec/call.wav", "--segments"], seg_files)
     assert got.stdout.splitlines()[-1].startswith("rec/call.wav\tsummary\t")
-    # refused options: one line, exit 1, nothing on stdout; flag conflicts: exit 2
+    # refused options and flag conflicts: one line, exit 2 (usage), nothing on stdout
     for extra, code in (
-        (["--hop", "5"], 1),
-        (["--window", "0"], 1),
-        (["--window", "nan"], 1),
-        (["--vad-db", "10"], 1),
-        (["--min-speech", "1.5"], 1),
+        (["--hop", "5"], 2),
+        (["--window", "0"], 2),
+        (["--window", "nan"], 2),
+        (["--vad-db", "10"], 2),
+        (["--min-speech", "1.5"], 2),
         (["--no-vad", "--vad-db", "-40"], 2),
         (["--no-vad", "--min-speech", "0.5"], 2),
     ):

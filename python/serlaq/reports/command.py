@@ -59,6 +59,8 @@ def report(
     from serlaq.laq.compress import load_checkpoint
 
     say = progress or (lambda _msg: None)
+    if protocol not in ("split", "loso"):  # cross scores a .laq: serlaq.cross_corpus.cross_report
+        raise ConfigError(f"--protocol: expected split or loso here (cross: serlaq.cross_corpus), got {protocol!r}")
     run = Path(run_dir)
     if not run.is_dir():
         raise ConfigError(f"{run}: run folder not found")
@@ -67,8 +69,6 @@ def report(
         raise ConfigError(f"{run}: no model.ckpt (train it first with serlaq fit)")
     if seeds < 1:
         raise ConfigError(f"--seeds: must be >= 1, got {seeds}")
-    if protocol not in ("split", "loso"):
-        raise ConfigError(f"--protocol: expected split or loso, got {protocol!r}")
     if protocol == "loso":
         check_loso_options(seeds, hl_sweep)
     out_dir = Path(out) if out is not None else run / ("report" if protocol == "split" else "report-loso")

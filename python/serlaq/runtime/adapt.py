@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from serlaq import _native
@@ -22,7 +21,7 @@ from serlaq.errors import AudioError, SerlaqError
 from serlaq.labels import canonical_label
 from serlaq.runtime.inputs import resolve_threads
 
-__all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "STD_RULES", "AdaptError", "AdaptResult", "adapt", "same_file"]
+__all__ = ["MIN_CLIPS", "MIN_SPEECH_SECONDS", "STD_RULES", "AdaptError", "AdaptResult", "adapt"]
 
 #: The least audio an adaptation accepts (measured in docs/adapt.md; the Rust core's).
 MIN_CLIPS = 20
@@ -75,14 +74,6 @@ def _prepared_waves(model: Any, given: list[Any], sample_rate: int | None) -> tu
     return waves, failures
 
 
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """Whether two paths name one file (an existing one, or the same resolved path)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
-
-
 def adapt(
     model: Any,
     inputs: Iterable[Any] = (),
@@ -110,7 +101,9 @@ def adapt(
     if isinstance(labels, str):
         raise ValueError("labels: a list of label names, not one string")
     held = [canonical_label(name) or name.strip() for name in labels or ()]
-    given = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    # one path, or one waveform (an array's rows are its channels, never clips), is one input
+    one = isinstance(inputs, (str, os.PathLike)) or hasattr(inputs, "shape")
+    given = [inputs] if one else list(inputs)
     items = [os.fspath(p) for p in given if isinstance(p, (str, os.PathLike))]
     waves, failures = _prepared_waves(model, given, sample_rate)
     try:  # each file once, however the folders and the manifest spell it

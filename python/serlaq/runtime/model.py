@@ -238,11 +238,13 @@ class LaqModel:
         return self._native.probabilities(self._features_array(features))
 
     def predict_features(self, features: Any, top_k: int | None = None) -> Prediction | list[Prediction]:
-        """Precomputed raw feature vectors -> prediction(s): (d,) gives one, (n, d) a list."""
-        proba = self.predict_proba(features)
-        if proba.ndim == 1:
-            return Prediction.from_probabilities(self.labels, proba.tolist(), top_k=top_k)
-        return [Prediction.from_probabilities(self.labels, p, top_k=top_k) for p in proba.tolist()]
+        """Precomputed raw feature vectors -> prediction(s): (d,) gives one, (n, d) a list;
+        each carries its out-of-domain score (`ood`)."""
+        x = self._features_array(features)
+        scored = [
+            Prediction.from_probabilities(self.labels, p, top_k=top_k, ood=ood) for p, ood in self._native.scored(x)
+        ]
+        return scored[0] if x.ndim == 1 else scored
 
     def _features_array(self, features: Any) -> np.ndarray:
         import numpy as np
@@ -275,14 +277,13 @@ class LaqModel:
         """An in-memory waveform (any dtype, 1-D or 2-D, any rate) -> validated mono
         float32 at the model's rate: the native path a decoded file takes. Errors name
         `source`."""
-        from serlaq.waveform import planar_float32
+        from serlaq.waveform import checked_rate, planar_float32
 
         if sample_rate is None:
             raise AudioError(f"{source}: needs its sample rate, e.g. predict(wave, sample_rate=16000)")
-        if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__") or int(sample_rate) < 1:
-            raise AudioError(f"{source}: sample_rate must be a positive integer, got {sample_rate!r}")
+        rate = checked_rate(sample_rate, source)
         planar = planar_float32(wave, source=source)
-        return _native.prepare_waveform(planar, int(sample_rate), self.sample_rate, self.min_samples, source)
+        return _native.prepare_waveform(planar, rate, self.sample_rate, self.min_samples, source)
 
     # -- predictions -------------------------------------------------------------------
 
@@ -304,12 +305,13 @@ class LaqModel:
             if sample_rate is not None:
                 raise AudioError("sample_rate is only for waveforms; a file carries its own rate")
             p = os.fspath(x)
-            return Prediction.from_probabilities(self.labels, self._native.predict_file(p), path=p, top_k=top_k)
+            proba, ood = self._native.predict_file(p)
+            return Prediction.from_probabilities(self.labels, proba, path=p, top_k=top_k, ood=ood)
         if isinstance(x, (bytes, bytearray, memoryview)):
             if sample_rate is not None:
                 raise AudioError("sample_rate is only for waveforms; a file's bytes carry their own rate")
-            proba = self._native.predict_bytes(bytes(x), BYTES_SOURCE)
-            return Prediction.from_probabilities(self.labels, proba, top_k=top_k)
+            proba, ood = self._native.predict_bytes(bytes(x), BYTES_SOURCE)
+            return Prediction.from_probabilities(self.labels, proba, top_k=top_k, ood=ood)
         if isinstance(x, (list, tuple)) and not x:
             return []
         if isinstance(x, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in x):
@@ -319,8 +321,8 @@ class LaqModel:
                     raise AudioError(r.error)
             return results  # type: ignore[return-value]
         mono = self.prepare_waveform(x, sample_rate)
-        proba = self._native.probabilities(self._native.features_wave(mono))
-        return Prediction.from_probabilities(self.labels, proba.tolist(), top_k=top_k)
+        ((proba, ood),) = self._native.scored(self._native.features_wave(mono))
+        return Prediction.from_probabilities(self.labels, proba, top_k=top_k, ood=ood)
 
     def predict_files(
         self, paths: Iterable[PathLike], workers: int | None = None, top_k: int | None = None
@@ -342,11 +344,12 @@ class LaqModel:
         step = max(block, block * threads)
         for start in range(0, len(plist), step):
             part = plist[start : start + step]
-            for p, (proba, error) in zip(part, self._native.predict_files(part, threads)):
-                if error is not None:
-                    yield FileFailure(p, error)
+            for p, (scored, error) in zip(part, self._native.predict_files(part, threads)):
+                if scored is None:
+                    yield FileFailure(p, error or f"{p}: no result")
                 else:
-                    yield Prediction.from_probabilities(self.labels, proba, path=p, top_k=top_k)
+                    proba, ood = scored
+                    yield Prediction.from_probabilities(self.labels, proba, path=p, top_k=top_k, ood=ood)
 
     # -- segment timelines (serlaq.runtime.segments) ----------------------------------
 

@@ -84,13 +84,14 @@ class Prediction:
 
     @classmethod
     def from_probabilities(
-        cls, labels: list[str], proba: Any, path: str | None = None, top_k: int | None = None
+        cls, labels: list[str], proba: Any, path: str | None = None, top_k: int | None = None, ood: float | None = None
     ) -> Prediction:
-        """`proba`: one probability per label (a list or a 1-D array), in label order."""
+        """`proba`: one probability per label (a list or a 1-D array), in label order;
+        `ood`: the clip's out-of-domain score (`LaqModel.ood_scores`)."""
         probs = {lab: float(p) for lab, p in zip(labels, proba)}
         best = max(range(len(labels)), key=lambda i: (probs[labels[i]], -i))
         ranked = tuple(_ranked(probs)[: max(top_k, 0)]) if top_k else ()
-        return cls(labels[best], probs[labels[best]], probs, path, ranked)
+        return cls(labels[best], probs[labels[best]], probs, path, ranked, None if ood is None else float(ood))
 
     def top(self, k: int) -> list[tuple[str, float]]:
         """The k most probable labels with their probabilities, most probable first."""
@@ -102,7 +103,10 @@ class Prediction:
             out["path"] = self.path
         out["label"] = self.label
         out["confidence"] = self.confidence
-        return _with_scores(out, self.top_k, self.probabilities)
+        out = _with_scores(out, self.top_k, self.probabilities)
+        if self.ood is not None:
+            out["ood"] = self.ood
+        return out
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,8 @@ class SegmentStream:
     stays usable)."""
 
     def __init__(self, laq: LoadedModel, sample_rate: int, options: SegmentOptions, source: str = "stream") -> None:
-        if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__"):
-            raise ValueError(f"{source}: sample_rate must be an integer in Hz, got {sample_rate!r}")
+        if isinstance(sample_rate, (bool, float)) or not hasattr(sample_rate, "__index__") or not 0 < int(sample_rate) < 2**32:
+            raise ValueError(f"{source}: sample_rate must be a positive integer in Hz, got {sample_rate!r}")
         self.labels = list(laq.labels)
         self.options = options
         self.source = source
@@ -222,15 +222,15 @@ def iter_segments(laq: LoadedModel, x: Any, sample_rate: int | None, options: Se
         return
     if sample_rate is None:
         raise AudioError("waveform: needs its sample rate, e.g. segments(wave, sample_rate=16000)")
-    from serlaq.waveform import planar_float32
+    from serlaq.waveform import checked_rate, planar_float32
 
     planar = planar_float32(x, source="waveform")
     mono = planar[0] if planar.shape[0] == 1 else planar.mean(axis=0, dtype="float32")
-    stream = SegmentStream(laq, sample_rate, options, source="waveform")
-    try:
+    stream = SegmentStream(laq, checked_rate(sample_rate, "waveform"), options, source="waveform")
+    try:  # NaN in an array: the array's problem, as predict reports it
         yield from stream.push(mono)
         yield from stream.flush()
-    except ValueError as exc:  # NaN in an array: the array's problem, as predict reports it
+    except ValueError as exc:
         raise AudioError(str(exc)) from None
 
 
@@ -303,11 +303,13 @@ def run_segments_cli(
     running_horizon: float | None = None,
     running_balance: bool = True,
     echo_warning: Any = None,
+    skip_failed: bool = False,
 ) -> int:
     """The body of `serlaq predict --segments`: the core's segment run and writer (the
     bytes `serlaq-rt` prints) to stdout as each file is segmented, csv summaries to
     stderr, error lines through `echo_error`; returns the number of failed files (a
-    damaged file counts, its windows before the damage are kept), and the one line of a
+    damaged file counts, its windows before the damage are kept; `skip_failed`: its error
+    line only, no error row), and the one line of a
     run whose speech windows lie mostly far from the training data through `echo_warning`.
     Bad options raise ValueError before anything is written."""
     import sys
@@ -327,7 +329,7 @@ def run_segments_cli(
     sys.stdout.flush()
     failed, kept = _native.segments_to(
         laq._native, [os.fspath(p) for p in inputs], fmt, sys.stdout, sys.stderr, echo_error,
-        top_k=top_k, keep=plot is not None, echo_warning=echo_warning, **opts.native(),
+        top_k=top_k, keep=plot is not None, echo_warning=echo_warning, skip_failed=skip_failed, **opts.native(),
     )
     drawn = [SegmentTimeline(p, [_segment(laq.labels, t, opts, p) for t in ts], err) for p, ts, err in kept]
     if plot is not None and drawn:

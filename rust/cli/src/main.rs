@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serlaq_core::adapt::{self, AdaptError, AdaptOptions, StdRule};
 use serlaq_core::format;
 use serlaq_core::runtime::{
-    self, check_options, pathlib, predict_inputs, segment_inputs, BatchOptions, Format, Model, ModelInfo, ModelSource,
+    self, check_flags, pathlib, predict_inputs, segment_inputs, BatchOptions, Format, Model, ModelInfo, ModelSource,
     Outcome, ResultWriter, RunningNorm, SegmentItem, SegmentOptions, SegmentWriter, Stop, Vad,
 };
 use std::ffi::OsString;
@@ -166,6 +166,9 @@ struct AdaptArgs {
     /// native threads for decoding + features (default: all cores)
     #[arg(long, visible_alias = "workers", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
+    /// error lines keep the audio decoder's own detail
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// A failure that ends the command: one line, exit code 1.
@@ -222,15 +225,10 @@ fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
     if a.inputs.is_empty() && a.manifest.is_none() {
         return usage_error("adapt: give audio files or folders, or --manifest CSV");
     }
-    let same =
-        |x: &Path, y: &Path| matches!((std::fs::canonicalize(x), std::fs::canonicalize(y)), (Ok(p), Ok(q)) if p == q);
-    if same(&a.model, &a.out) {
-        return usage_error(&format!(
-            "--out: {} is the model being adapted; write the adapted model to a new file (the input stays untouched)",
-            a.out.display()
-        ));
+    if let Some(clash) = runtime::adapt_output_clash(&a.model, &a.out) {
+        return usage_error(&clash);
     }
-    format::prepare_output(&a.out).map_err(|e| Fatal(format!("--out: {e}")))?;
+    format::prepare_output(&a.out, "adapted.laq").map_err(|e| Fatal(format!("--out: {e}")))?;
     let model = load_model(&a.model)?;
     let (files, errors) = runtime::find_listed_audio_files(&a.inputs, a.manifest.as_deref()).map_err(Fatal)?;
     if files.is_empty() {
@@ -252,12 +250,12 @@ fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
         Ok(done) => done,
         Err(e) => {
             if let AdaptError::NoUsableAudio { failures } | AdaptError::TooLittle { failures, .. } = &e {
-                failures.iter().for_each(|f| eprintln!("serlaq-rt: error: {f}"));
+                failures.iter().for_each(|f| eprintln!("serlaq-rt: error: {}", shown(f, a.verbose)));
             }
             return Err(Fatal(e.to_string()));
         }
     };
-    done.failures.iter().for_each(|f| eprintln!("serlaq-rt: error: {f}"));
+    done.failures.iter().for_each(|f| eprintln!("serlaq-rt: error: {}", shown(f, a.verbose)));
     format::write_atomic(&a.out, &done.bytes).map_err(|e| Fatal(format!("--out: {e}")))?;
     let line = format!("adapted {} {}; wrote {}\n", a.model.display(), done.summary(), a.out.display());
     let mut out = io::stdout().lock();
@@ -282,7 +280,7 @@ fn usage_error(msg: &str) -> Result<ExitCode, Fatal> {
 /// A file's failure as a person reads it: plain words unless --verbose.
 fn shown(error: &str, verbose: bool) -> String {
     if verbose {
-        error.to_string()
+        runtime::one_line(error).into_owned()
     } else {
         runtime::plain_error(error)
     }
@@ -359,7 +357,9 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
             }
         }),
     };
-    check_options(&model, &opts).map_err(Fatal)?;
+    if let Err(msg) = check_flags(&model, &opts) {
+        return usage_error(&msg); // a bad option is a usage error (exit 2), named by its flag
+    }
     let mut writer = SegmentWriter::new(io::stdout().lock(), io::stderr(), fmt, model.labels()).map_err(stdout_err)?;
     let mut ood = Vec::new();
     let r = segment_inputs(&model, &a.inputs, &opts, a.top_k.map(|k| k as usize), |item| {

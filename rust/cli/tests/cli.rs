@@ -670,8 +670,8 @@ fn segments_options_damage_and_usage_errors() {
     let stats = same_as_core(&stats_only, &[&numbers[..], &["--no-running-balance"]].concat());
     assert_ne!(stats, balanced, "the balance changes the probabilities");
     let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--running-norm", "--running-prior", "0"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).starts_with("serlaq-rt: error: running_prior: "), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("serlaq-rt: error: --running-prior: "), "{}", stderr(&o));
     // a stricter gate (negative values parse as numbers)
     let strict =
         SegmentOptions { vad: Some(Vad { threshold_db: -12.0, min_speech: 0.5 }), ..SegmentOptions::default() };
@@ -724,14 +724,15 @@ fn segments_options_damage_and_usage_errors() {
     assert_eq!(short[0]["index"], 0);
     assert!(same(&short[0]["end"], 0.5));
 
-    // bad options: one line, exit 1, nothing written; flag conflicts: exit 2
+    // bad options and flag conflicts: one line naming the flag, exit 2 (a usage error, not a
+    // file that failed), nothing written
     let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--json", "--hop", "5"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
-    assert_eq!(stderr(&o), "serlaq-rt: error: hop: must be a step in seconds within (0, window = 2] (got 5)\n");
+    assert_eq!(stderr(&o), "serlaq-rt: error: --hop: must be a step in seconds within (0, window = 2] (got 5)\n");
     let o = fx.run(&["predict", "model.laq", "rec.wav", "--segments", "--min-speech", "2"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).starts_with("serlaq-rt: error: min_speech: "), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("serlaq-rt: error: --min-speech: "), "{}", stderr(&o));
     for (args, msg) in [
         (&["--window", "3", "--no-vad"][..], "--window, --no-vad: only with --segments"),
         (&["--vad-db", "-40"][..], "--vad-db: only with --segments"),

@@ -171,12 +171,15 @@ impl Adapted {
 }
 
 /// The `source` an adaptation records for the inputs it was given: all of them, or the
-/// first three and how many more.
+/// first three and how many more; each path as `pathlib` writes it (`./room/` is `room`),
+/// so `serlaq adapt` and `serlaq-rt adapt` write the same file however a folder is typed.
 pub fn source_text(inputs: &[String]) -> String {
-    if inputs.len() <= 3 {
-        inputs.join(", ")
+    let shown: Vec<String> =
+        inputs.iter().map(|p| crate::runtime::pathlib(Path::new(p)).display().to_string()).collect();
+    if shown.len() <= 3 {
+        shown.join(", ")
     } else {
-        format!("{} and {} more", inputs[..3].join(", "), inputs.len() - 3)
+        format!("{} and {} more", shown[..3].join(", "), shown.len() - 3)
     }
 }
 
@@ -437,7 +440,7 @@ impl Gathered {
 
     /// Seconds of speech in them (what [`MIN_SPEECH_SECONDS`] counts).
     pub fn speech_seconds(&self) -> f64 {
-        self.clips.iter().map(|c| c.speech_seconds).sum()
+        self.clips.iter().fold(0.0, |sum, c| sum + c.speech_seconds) // 0.0, not -0.0, for none
     }
 
     /// Whether an adaptation with `opts` would have enough audio.
@@ -649,7 +652,7 @@ pub fn adapt_gathered(model: &Model, gathered: &Gathered, opts: &AdaptOptions) -
         return Err(AdaptError::NoUsableAudio { failures });
     }
     let seconds: f64 = good.iter().map(|c| c.seconds).sum();
-    let speech: f64 = good.iter().map(|c| c.speech_seconds).sum();
+    let speech = gathered.speech_seconds();
     if good.len() < opts.min_clips || speech < opts.min_speech_seconds {
         return Err(AdaptError::TooLittle {
             clips: good.len(),
@@ -692,7 +695,11 @@ pub fn adapt_gathered(model: &Model, gathered: &Gathered, opts: &AdaptOptions) -
         "std": opts.std.name(),
     });
     let classes = model.num_classes();
-    let top_share_before = top_share(&logits, classes, &vec![0f64; classes]);
+    // "before" is what the model answered as it was: its own statistics, no shift
+    let old_logits = model
+        .forward(&rows.concat())
+        .map_err(|e| AdaptError::Build(LaqError::Invalid(format!("model before adaptation: {e}"))))?;
+    let top_share_before = top_share(&old_logits, classes, &vec![0f64; classes]);
     let shift = output_shift(&logits, classes, model.temperature(), opts.balance, held.as_deref());
     let (bytes, top_share_after) = if let Some(shift) = shift {
         if let Some(steps) = record["adapted"].as_array_mut() {
@@ -714,7 +721,7 @@ pub fn adapt_gathered(model: &Model, gathered: &Gathered, opts: &AdaptOptions) -
     } else {
         (
             with_normalization(model, &mean, &std, reference.as_ref(), None, record).map_err(AdaptError::Build)?,
-            top_share_before,
+            top_share(&logits, classes, &vec![0f64; classes]),
         )
     };
     Ok(Adapted {

@@ -864,12 +864,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LaqError> {
 /// Makes `path` ready for a file that [`write_atomic`] will write once the work is done, so a
 /// bad output path fails before it, not after: a folder at `path` is refused, naming it, and
 /// missing folders above it are created (as `serlaq compress --out` creates its folder).
-pub fn prepare_output(path: &Path) -> Result<(), String> {
+/// `example` is the file name the refusal of a folder suggests inside it.
+pub fn prepare_output(path: &Path, example: &str) -> Result<(), String> {
     if path.is_dir() {
         return Err(format!(
             "{}: is a folder; give the file to write (e.g. {})",
             path.display(),
-            path.join("adapted.laq").display()
+            path.join(example).display()
         ));
     }
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) else { return Ok(()) };

@@ -52,9 +52,10 @@ pub enum ModelError {
     NormNonFinite { key: &'static str, tensor: String },
     /// `normalization.std` holds a value <= 0.
     NormStdNotPositive { index: usize },
-    /// A normalization value beyond what any feature can reach (a corrupt or hostile
-    /// file: a huge std maps every input to the same point).
-    NormOutOfRange { key: &'static str, index: usize, value: f32, limit: f32 },
+    /// A normalization value outside `lo..=hi`, beyond what any feature can reach (a
+    /// corrupt or hostile file: a huge std maps every input to the same point; a tiny one,
+    /// a denormal say, makes `(x - mean) / std` overflow, failing every prediction).
+    NormOutOfRange { key: &'static str, index: usize, value: f32, lo: f32, hi: f32 },
     /// `calibration.temperature` or `ood.threshold` is not a finite number within bounds.
     OutOfBounds { field: &'static str, value: f64, lo: f64, hi: f64 },
     /// `ood.reference.<field>` is malformed (`crate::ood`).
@@ -119,9 +120,9 @@ impl fmt::Display for ModelError {
             NormStdNotPositive { index } => {
                 write!(f, "metadata field 'normalization.std' must be strictly positive (value {index} is not)")
             }
-            NormOutOfRange { key, index, value, limit } => write!(
+            NormOutOfRange { key, index, value, lo, hi } => write!(
                 f,
-                "metadata field 'normalization.{key}' value {index} is {value:e}, beyond the limit {limit:e} \
+                "metadata field 'normalization.{key}' value {index} is {value:e}, outside {lo:e}..={hi:e} \
                  (a corrupted or hostile file)"
             ),
             OutOfBounds { field, value, lo, hi } => {
@@ -175,6 +176,14 @@ pub const DEFAULT_OOD_THRESHOLD: f64 = 3.0;
 /// file is corrupt or hostile (a huge std maps every input to one point).
 pub const MAX_NORM_MEAN: f32 = 1.0e15;
 pub const MAX_NORM_STD: f32 = 1.0e12;
+/// Smallest std a normalization tensor may hold. With features below 1e9 in magnitude
+/// and |mean| <= [`MAX_NORM_MEAN`], `(x - mean) / std` stays below about 1e35, inside
+/// float32 (3.4e38), so a model that loads never fails a prediction on its own statistics
+/// (a denormal std, 1e-45, made every prediction "NaN or infinite"). No real model comes
+/// near: training writes the training split's population std (1 for a constant feature),
+/// about 2e-11 at the least for an empty power-mel band of -60 dBFS audio and 0.24 in the
+/// shipped model; `serlaq adapt` floors a std at `adapt::STD_FLOOR` (1e-3) times the model's.
+pub const MIN_NORM_STD: f32 = 1.0e-20;
 
 /// One packed layer: its index in the file plus its decoded affine parameters.
 #[derive(Debug, Clone)]
@@ -373,11 +382,13 @@ impl Model {
         if let Some(index) = std.iter().position(|&s| s <= 0.0) {
             return Err(ModelError::NormStdNotPositive { index });
         }
-        if let Some(index) = std.iter().position(|&s| s > MAX_NORM_STD) {
-            return Err(ModelError::NormOutOfRange { key: "std", index, value: std[index], limit: MAX_NORM_STD });
+        let (lo, hi) = (MIN_NORM_STD, MAX_NORM_STD);
+        if let Some(index) = std.iter().position(|s| !(lo..=hi).contains(s)) {
+            return Err(ModelError::NormOutOfRange { key: "std", index, value: std[index], lo, hi });
         }
-        if let Some(index) = mean.iter().position(|&m| m.abs() > MAX_NORM_MEAN) {
-            return Err(ModelError::NormOutOfRange { key: "mean", index, value: mean[index], limit: MAX_NORM_MEAN });
+        let (lo, hi) = (-MAX_NORM_MEAN, MAX_NORM_MEAN);
+        if let Some(index) = mean.iter().position(|m| !(lo..=hi).contains(m)) {
+            return Err(ModelError::NormOutOfRange { key: "mean", index, value: mean[index], lo, hi });
         }
         let temperature = optional_number(&meta, "calibration", "temperature", TEMPERATURE_RANGE)?.unwrap_or(1.0);
         let ood_threshold =
@@ -669,13 +680,20 @@ impl Model {
         self.probabilities(&self.features_bytes(data, source)?)
     }
 
+    /// A file -> class probabilities and its out-of-domain score (one pass, as
+    /// [`Model::predict_features`]).
+    pub fn predict_file_scored(&self, path: &Path) -> Result<(Vec<f64>, f64), ModelError> {
+        self.predict_features(&self.features_file(path)?)
+    }
+
     /// Many files on `threads` native threads (0 = rayon's default pool size); results in
-    /// input order, each the file's probabilities or its one-line error naming the file.
-    /// A panic while handling one file becomes that file's error.
-    pub fn predict_files(&self, paths: &[PathBuf], threads: usize) -> Vec<Result<Vec<f64>, String>> {
-        let one = |p: &PathBuf| -> Result<Vec<f64>, String> {
+    /// input order, each the file's probabilities with its out-of-domain score, or its
+    /// one-line error naming the file. A panic while handling one file becomes that file's
+    /// error.
+    pub fn predict_files(&self, paths: &[PathBuf], threads: usize) -> Vec<Result<(Vec<f64>, f64), String>> {
+        let one = |p: &PathBuf| -> Result<(Vec<f64>, f64), String> {
             let name = p.display().to_string();
-            match catch_unwind(AssertUnwindSafe(|| self.predict_file(p))) {
+            match catch_unwind(AssertUnwindSafe(|| self.predict_file_scored(p))) {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(ModelError::Audio(e))) => Err(e.to_string()),
                 Ok(Err(e)) => Err(format!("{name}: {e}")),

@@ -9,7 +9,7 @@ use serlaq_core::features::FeatureSpec;
 use serlaq_core::format::{
     checksum, encode, LaqFile, LayerInput, OwnedLayer, OwnedTensor, Quantizer, ReadOptions, TensorInput,
 };
-use serlaq_core::model::{Model, ModelError};
+use serlaq_core::model::{Model, ModelError, MAX_NORM_MEAN, MIN_NORM_STD};
 
 /// Packed forward (float32 GEMM kernels) against float64 dequantized dot products,
 /// relative to the largest logit of the row. Measured 6e-6 (float32 sums of 130-term
@@ -194,6 +194,10 @@ fn every_metadata_error_kind() {
             "metadata field 'normalization.mean' tensor \"norm.mean\" has",
         ),
         (Box::new(|n: &mut Net| n.tensors[1].data[3] = 0.0), "'normalization.std' must be strictly positive (value 3"),
+        (
+            Box::new(|n: &mut Net| n.tensors[1].data[3] = 1e-45),
+            "metadata field 'normalization.std' value 3 is 1e-45, outside 1e-20..=1e12",
+        ),
         (meta_edit(|m| m["features"]["n_fft"] = json!(1u64 << 30)), "metadata features.n_fft: 1073741824 is outside"),
     ];
     let mut kinds = std::collections::HashSet::new();
@@ -234,7 +238,25 @@ fn every_metadata_error_kind() {
     let e = n.model().unwrap_err();
     assert!(e.to_string().contains("'architecture.input_dim' must be a non-negative integer, got a boolean"), "{e}");
     kinds.insert(std::mem::discriminant(&e));
-    assert!(kinds.len() >= 16, "every reachable metadata variant raised ({})", kinds.len());
+    assert!(kinds.len() >= 17, "every reachable metadata variant raised ({})", kinds.len());
+}
+
+/// A std at the smallest the loader takes ([`MIN_NORM_STD`]) beside the largest |mean|
+/// still predicts (the standardized features stay finite in float32); a denormal std
+/// (what a file with a valid CRC could hold) is refused at load, not at every prediction.
+#[test]
+fn smallest_std_loads_and_predicts_a_denormal_is_refused() {
+    let mut n = net();
+    n.tensors[1].data[3] = MIN_NORM_STD;
+    n.tensors[0].data[3] = -MAX_NORM_MEAN;
+    let m = n.model().unwrap();
+    let x = features_input(m.input_dim(), 1);
+    let (p, ood) = m.predict_features(&x).unwrap();
+    assert!(p.iter().all(|v| v.is_finite()) && ood.is_finite(), "{p:?} {ood}");
+    let mut n = net();
+    n.tensors[1].data[3] = f32::from_bits(1); // the smallest denormal, 1.4e-45
+    let e = n.model().unwrap_err();
+    assert!(matches!(e, ModelError::NormOutOfRange { key: "std", index: 3, .. }), "{e}");
 }
 
 #[test]
@@ -318,8 +340,9 @@ fn files_one_by_one_and_in_a_batch() {
     for threads in [1, 2] {
         let out = m.predict_files(&paths, threads);
         assert_eq!(out.len(), 4);
-        assert_eq!(out[0].as_ref().unwrap(), &want);
-        assert_eq!(out[3].as_ref().unwrap(), &want);
+        let ood = m.ood_score(&m.features_wave(&wave).unwrap()).unwrap();
+        assert_eq!(out[0].as_ref().unwrap(), &(want.clone(), ood));
+        assert_eq!(out[3].as_ref().unwrap(), &(want.clone(), ood));
         for (i, name) in [(1, "junk.wav"), (2, "missing.wav")] {
             let msg = out[i].as_ref().unwrap_err();
             assert!(msg.contains(name) && !msg.contains('\n'), "{msg}");

@@ -169,6 +169,18 @@ fn grid_positions_and_end_rules() {
     assert_eq!(segs.len(), 10);
     let last = segs.last().unwrap();
     assert_eq!((last.index, last.start, last.end), (9, 2 * 128 * (332 - 63), wave.len() as u64));
+    // a long hop: windows of 4 s every 4 s (250 frames). 12.3 s = 769 frames: 3 full windows
+    // cover 750, the 19 left (0.3 s) stay under MAX_UNSCORED_TAIL (0.5 s = 32 frames): no tail.
+    // 13 s = 813 frames: the 63 left (1 s) are under half a hop (125) but a second of speech
+    // is not dropped: an end-aligned window scores it
+    let long = SegmentOptions { window: 4.0, hop: 4.0, vad: None, running: None };
+    let grid = SegmentPlan::new(m.spec(), 16000, &long).unwrap();
+    assert_eq!((grid.window_frames, grid.hop_frames), (250, 250));
+    assert_eq!(stream(&m, 16000, &recording(16000, &[(12.3, 500.0)], 1), &long, None).len(), 3);
+    let wave = recording(16000, &[(13.0, 500.0)], 1);
+    let segs = stream(&m, 16000, &wave, &long, None);
+    assert_eq!(segs.len(), 4);
+    assert_eq!(segs.last().unwrap().end, wave.len() as u64, "the end is scored");
 }
 
 #[test]

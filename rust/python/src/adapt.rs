@@ -128,10 +128,12 @@ fn save_model_bytes(py: Python<'_>, path: PathBuf, data: Vec<u8>) -> PyResult<()
 }
 
 /// Makes `path` ready for an output written after the work (`format::prepare_output`):
-/// ValueError (one line) for a folder at `path` or a folder above it that cannot be made.
+/// ValueError (one line) for a folder at `path` (suggesting `example` inside it) or a folder
+/// above it that cannot be made.
 #[pyfunction]
-fn prepare_output(path: PathBuf) -> PyResult<()> {
-    guarded(|| format::prepare_output(&path)).map_err(panic_err)?.map_err(PyValueError::new_err)
+#[pyo3(signature = (path, example="adapted.laq"))]
+fn prepare_output(path: PathBuf, example: &str) -> PyResult<()> {
+    guarded(|| format::prepare_output(&path, example)).map_err(panic_err)?.map_err(PyValueError::new_err)
 }
 
 /// The model file a path names (`runtime::model_file`): itself, or a run folder's
@@ -139,6 +141,12 @@ fn prepare_output(path: PathBuf) -> PyResult<()> {
 #[pyfunction]
 fn model_file(path: PathBuf) -> PyResult<PathBuf> {
     guarded(|| serlaq_core::runtime::model_file(&path)).map_err(panic_err)?.map_err(PyValueError::new_err)
+}
+
+/// Why `out` may not take the adapted copy of `model` (`runtime::adapt_output_clash`), or None.
+#[pyfunction]
+fn adapt_output_clash(model: PathBuf, out: PathBuf) -> PyResult<Option<String>> {
+    guarded(|| serlaq_core::runtime::adapt_output_clash(&model, &out)).map_err(panic_err)
 }
 
 /// The shipped general model's `.laq` bytes, or None in a build without it.
@@ -156,6 +164,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GENERAL_NOT_SHIPPED", serlaq_core::general::NOT_SHIPPED)?;
     m.add_function(wrap_pyfunction!(save_model_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(prepare_output, m)?)?;
+    m.add_function(wrap_pyfunction!(adapt_output_clash, m)?)?;
     m.add_function(wrap_pyfunction!(model_file, m)?)?;
     m.add_function(wrap_pyfunction!(model_calibration, m)?)?;
     m.add_function(wrap_pyfunction!(model_ood_scores, m)?)?;

@@ -91,7 +91,8 @@ fn with_wave<T: Send>(
 }
 
 /// One file of a batch: `(probabilities, None)` or `(None, error)`.
-type FileResult = (Option<Vec<f64>>, Option<String>);
+/// A file of a batch: `((probabilities, out-of-domain score), None)` or `(None, error)`.
+type FileResult = (Option<(Vec<f64>, f64)>, Option<String>);
 
 /// A native `.laq` model: features, standardization, packed layers and softmax in Rust.
 #[pyclass(module = "serlaq._native", name = "Model", frozen)]
@@ -200,17 +201,18 @@ impl PyModel {
         Ok(out.into_pyarray(py).into_any())
     }
 
-    /// A file -> class probabilities as a list of C floats (a list, not an array: a
-    /// prediction from a path never needs numpy). AudioError names the file.
-    fn predict_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<Vec<f64>> {
-        let r = py.detach(|| guarded(|| self.inner.predict_file(&path)));
+    /// A file -> (class probabilities as a list of C floats, out-of-domain score) (a list,
+    /// not an array: a prediction from a path never needs numpy). AudioError names the file.
+    fn predict_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<(Vec<f64>, f64)> {
+        let r = py.detach(|| guarded(|| self.inner.predict_file_scored(&path)));
         r.map_err(panic_err)?.map_err(run_err)
     }
 
-    /// An encoded file held in memory (bytes of a WAV, FLAC, MP3, ...) -> class
-    /// probabilities; AudioError names it `source`. GIL released.
-    fn predict_bytes(&self, py: Python<'_>, data: &[u8], source: &str) -> PyResult<Vec<f64>> {
-        let r = py.detach(|| guarded(|| self.inner.predict_bytes(data, source)));
+    /// An encoded file held in memory (bytes of a WAV, FLAC, MP3, ...) -> (class
+    /// probabilities, out-of-domain score); AudioError names it `source`. GIL released.
+    fn predict_bytes(&self, py: Python<'_>, data: &[u8], source: &str) -> PyResult<(Vec<f64>, f64)> {
+        let m = &self.inner;
+        let r = py.detach(|| guarded(|| m.features_bytes(data, source).and_then(|f| m.predict_features(&f))));
         r.map_err(panic_err)?.map_err(run_err)
     }
 
@@ -222,7 +224,7 @@ impl PyModel {
     }
 
     /// Many files on `threads` native threads, GIL released: per file, in input order,
-    /// `(probabilities, None)` or `(None, "<file>: <what is wrong>")`.
+    /// `((probabilities, out-of-domain score), None)` or `(None, "<file>: <what is wrong>")`.
     #[pyo3(signature = (paths, threads = 1))]
     fn predict_files(&self, py: Python<'_>, paths: Vec<PathBuf>, threads: usize) -> PyResult<Vec<FileResult>> {
         let r = py.detach(|| guarded(|| self.inner.predict_files(&paths, threads)));
@@ -272,6 +274,22 @@ impl PyModel {
         let r = py.detach(|| guarded(|| self.inner.forward(&v)));
         let out = r.map_err(panic_err)?.map_err(run_err)?;
         shaped(py, out, n, self.inner.num_classes(), two_d)
+    }
+
+    /// Raw features (n, d) or (d,) -> per row (class probabilities, out-of-domain score),
+    /// one pass through the network each (`Model::predict_features`).
+    fn scored(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<f64>, f64)>> {
+        let (v, _, _) = self.rows(x)?;
+        let d = self.inner.input_dim();
+        let m = &self.inner;
+        let one = |(i, row): (usize, &[f32])| {
+            m.predict_features(row).map_err(|e| match e {
+                ModelError::NonFiniteInput { col, .. } => ModelError::NonFiniteInput { row: i, col },
+                other => other,
+            })
+        };
+        let r = py.detach(|| guarded(|| v.chunks_exact(d).enumerate().map(one).collect::<Result<Vec<_>, _>>()));
+        r.map_err(panic_err)?.map_err(run_err)
     }
 
     /// Raw features (n, d) or (d,) -> class probabilities (n, C) or (C,), float64.

@@ -8,8 +8,8 @@ use crate::model::{guarded, panic_err, PyModel};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serlaq_core::runtime::{
-    self, check_options, ood_warning, predict_inputs, segment_inputs, segment_ood_warning, BatchOptions, Format,
-    Outcome, ResultWriter, SegmentItem, SegmentSummary, SegmentWriter, Stop,
+    self, check_flags, ood_warning, predict_inputs, segment_inputs, segment_ood_warning, BatchOptions, Format, Outcome,
+    ResultWriter, SegmentItem, SegmentSummary, SegmentWriter, Stop,
 };
 use serlaq_core::segments;
 use std::ffi::OsString;
@@ -99,10 +99,11 @@ type Timeline = (String, Vec<(u64, u64, u64, f64, f64, f64, Option<Vec<f64>>, Op
 /// `serlaq predict --segments`: the options checked first (ValueError, nothing written),
 /// then every file's windows, summary and failure written as they come; summaries go to
 /// `summary_out` in csv. Returns (failures, timelines of the files with windows when
-/// `keep`, else empty).
+/// `keep`, else empty). `skip_failed`: a failure gets its `echo_error` line but no row.
 #[pyfunction]
 #[pyo3(signature = (model, inputs, fmt, out, summary_out, echo_error, window, hop, vad_db, min_speech, top_k=None, keep=false,
-                    running_prior=None, running_horizon=segments::DEFAULT_HORIZON, running_balance=true, echo_warning=None))]
+                    running_prior=None, running_horizon=segments::DEFAULT_HORIZON, running_balance=true, echo_warning=None,
+                    skip_failed=false))]
 #[allow(clippy::too_many_arguments)]
 fn segments_to(
     py: Python<'_>,
@@ -122,12 +123,13 @@ fn segments_to(
     running_horizon: f64,
     running_balance: bool,
     echo_warning: Option<Py<PyAny>>,
+    skip_failed: bool,
 ) -> PyResult<(usize, Vec<Timeline>)> {
     let fmt = format_arg(fmt)?;
     let m = &model.inner;
     let opts =
         crate::segments::options(window, hop, vad_db, min_speech, running_prior, running_horizon, running_balance);
-    check_options(m, &opts).map_err(PyValueError::new_err)?;
+    check_flags(m, &opts).map_err(PyValueError::new_err)?;
     let inputs: Vec<OsString> = inputs.into_iter().map(PathBuf::into_os_string).collect();
     let r = py.detach(|| {
         guarded(|| -> Result<(usize, Vec<Timeline>), Stop<io::Error>> {
@@ -155,6 +157,9 @@ fn segments_to(
                     if last.0 == f.path {
                         last.2 = Some(f.error.clone());
                     }
+                }
+                if skip_failed && matches!(item, SegmentItem::Failed(_)) {
+                    return Ok(()); // --on-error skip: the error line only, no row
                 }
                 w.write(&item)
             });
@@ -204,11 +209,15 @@ fn summarize(windows: Vec<(u64, f64, f64, Option<String>)>) -> SummaryTuple {
     (t.duration, t.segments, t.speech_segments, t.speech_seconds, t.emotions.0, t.emotion_seconds.0)
 }
 
-/// (audio files, [(input, one-line message)]), paths as text.
-type Found = (Vec<String>, Vec<(String, String)>);
+/// (audio files, [(input, one-line message)]); a file's path is an OS string (Python's
+/// `os.fsdecode`), so a name that is not UTF-8 comes back to the runtime as the same file.
+type Found = (Vec<OsString>, Vec<(String, String)>);
 
 fn found(files: Vec<PathBuf>, errors: Vec<runtime::InputError>) -> Found {
-    (files.iter().map(|p| p.display().to_string()).collect(), errors.into_iter().map(|e| (e.path, e.message)).collect())
+    (
+        files.into_iter().map(PathBuf::into_os_string).collect(),
+        errors.into_iter().map(|e| (e.path, e.message)).collect(),
+    )
 }
 
 /// Files and directories -> (audio files, [(input, one-line message)]).
@@ -240,10 +249,16 @@ fn manifest_rows(manifest: PathBuf) -> PyResult<Vec<ManifestRowTuple>> {
 
 type ManifestRowTuple = (u64, Option<String>, Option<String>, Option<String>);
 
-/// A failure line in plain words (the translation `serlaq-rt` applies too).
+/// A failure line in plain words (the translation `serlaq-rt` applies too), on one line.
 #[pyfunction]
 fn plain_error(message: &str) -> String {
     serlaq_core::runtime::plain_error(message)
+}
+
+/// `text` with control characters escaped (`\n`, `\t`): one line on a terminal.
+#[pyfunction]
+fn one_line(text: &str) -> String {
+    serlaq_core::runtime::one_line(text).into_owned()
 }
 
 /// Threads for a batch of `n_files` (None: every core).
@@ -255,6 +270,7 @@ fn resolve_threads(requested: Option<usize>, n_files: usize) -> usize {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(predict_to, m)?)?;
+    m.add_function(wrap_pyfunction!(one_line, m)?)?;
     m.add_function(wrap_pyfunction!(segments_to, m)?)?;
     m.add_function(wrap_pyfunction!(summarize, m)?)?;
     m.add_function(wrap_pyfunction!(find_audio_files, m)?)?;

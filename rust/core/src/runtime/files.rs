@@ -2,8 +2,9 @@
 //! (the Python API and CLI, `serlaq-rt`, the server) uses.
 //!
 //! A directory is searched recursively for [`SUFFIXES`] (symlinked files are taken,
-//! symlinked directories are not descended, unreadable directories are skipped, as
-//! Python's `Path.rglob`); its files come sorted. A file named explicitly is always
+//! symlinked directories are not descended, as Python's `Path.rglob`); its files come
+//! sorted. A folder that cannot be read (no permission) is an input error naming it, not
+//! skipped in silence: its files would be missing from the results with no word. A file named explicitly is always
 //! tried, whatever its suffix. Paths are written as `pathlib` writes them (`./a.wav` is
 //! `a.wav`, `dir/` is `dir`), and each path comes once, at its first place. `-` is standard
 //! input ([`STDIN_PATH`]); a file called `-` keeps its `./`.
@@ -34,9 +35,18 @@ pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) 
         let shown = p.display().to_string();
         if p.is_dir() {
             let mut found = Vec::new();
-            walk(&p, &mut found);
+            let mut unreadable = Vec::new();
+            walk(&p, &mut found, &mut unreadable);
             found.sort_by(|a: &PathBuf, b| a.as_os_str().cmp(b.as_os_str()));
-            if found.is_empty() {
+            let whole = unreadable.first().is_some_and(|(d, _)| *d == p);
+            for (dir, err) in unreadable {
+                let at = dir.display().to_string();
+                errors.push(InputError {
+                    path: at.clone(),
+                    message: format!("{at}: cannot read this folder ({}); its files are left out", os_words(&err)),
+                });
+            }
+            if found.is_empty() && !whole {
                 errors.push(InputError {
                     path: shown.clone(),
                     message: format!("{shown}: directory holds no audio files ({})", suffix_list()),
@@ -99,13 +109,16 @@ pub(super) fn is_audio_name(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(e)))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, unreadable: &mut Vec<(PathBuf, std::io::Error)>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return unreadable.push((dir.to_path_buf(), e)),
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let is_real_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_real_dir {
-            walk(&path, out);
+            walk(&path, out, unreadable);
         } else if is_audio_name(&path) && path.is_file() {
             out.push(path);
         }

@@ -5,6 +5,7 @@
 //! shown first, rendered from whatever keys it holds).
 
 use super::json::py_repr;
+use super::records::one_line;
 use crate::format::Granularity;
 use crate::model::Model;
 use serde::Serialize;
@@ -206,7 +207,8 @@ impl ModelInfo {
             self.compression_ratio
         ));
         lines.push(self.confidence.text());
-        lines.join("\n")
+        // free text from the file (a path, an adaptation's source, a label) stays on its line
+        lines.iter().map(|l| one_line(l)).collect::<Vec<_>>().join("\n")
     }
 }
 

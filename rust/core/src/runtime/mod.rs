@@ -37,10 +37,11 @@ pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputEr
 pub use info::{Confidence, LayerRow, ModelInfo};
 pub use manifest::{find_listed_audio_files, manifest_paths, manifest_rows, ManifestRow};
 pub use plain::{format_names, plain_error};
+pub use records::one_line;
 pub use records::{
     ood_warning, segment_ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord,
     SegmentSummary, Totals, OOD_WARN_SHARE, SILENCE,
 };
-pub use segments::{check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
-pub use source::{model_file, panic_message, panic_text, LoadError, ModelSource, RUN_MODEL};
+pub use segments::{check_flags, check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
+pub use source::{adapt_output_clash, model_file, panic_message, panic_text, LoadError, ModelSource, RUN_MODEL};
 pub use writer::{Format, ResultWriter, SegmentWriter};

@@ -5,6 +5,7 @@
 //! human-facing line is rewritten. The input is the one-line `Display` of
 //! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
 
+use super::records::one_line;
 use crate::audio::{AIFC_UNREAD, FILE_ONLY, FORMATS, IMA4_DAMAGED, MP4_INDEX_AFTER_AUDIO, UNDECODED};
 
 /// The decoded formats by name: "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or
@@ -53,7 +54,14 @@ const HINT: &str = "(--verbose shows the decoder's message)";
 /// stream found: ...)" becomes "x.txt: cannot decode audio: not a WAV, FLAC, OGG (Vorbis,
 /// Opus), MP3, AIFF, M4A (AAC, ALAC), CAF or WebM (Opus, Vorbis) file, or damaged at its start
 /// (--verbose shows the decoder's message)".
+///
+/// The line is one line: control characters (a line break in a file's name) are escaped as
+/// [`one_line`] shows them.
 pub fn plain_error(message: &str) -> String {
+    translated(&one_line(message))
+}
+
+fn translated(message: &str) -> String {
     const UNSUPPORTED: &str = ": cannot decode audio (format: ";
     const CORRUPT: &str = ": corrupt audio (decode error at ";
     if let (Some(at), Some(body)) = (message.rfind(UNSUPPORTED), message.strip_suffix(')')) {

@@ -298,11 +298,16 @@ impl SegmentSummary {
 /// split the table's row, so control characters are shown escaped (`\t`, `\n`, `\u{1b}`);
 /// csv and JSON keep names exactly.
 pub(crate) fn show_path(p: Option<&str>) -> std::borrow::Cow<'_, str> {
-    let p = p.filter(|p| !p.is_empty()).unwrap_or("-");
-    if !p.chars().any(char::is_control) {
-        return p.into();
+    one_line(p.filter(|p| !p.is_empty()).unwrap_or("-"))
+}
+
+/// `text` with its control characters escaped (`\t`, `\n`, `\u{1b}`), so text read from a
+/// file or a file name keeps to the one line a person is shown.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
     }
-    p.chars()
+    text.chars()
         .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
         .collect::<String>()
         .into()

@@ -17,6 +17,17 @@ pub fn check_options(model: &Model, opts: &SegmentOptions) -> Result<(), String>
     Segmenter::new(model, model.spec().sample_rate, opts, "stream").map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// [`check_options`] for a command line: a bad option is named by its flag (`--vad-db`, not
+/// `vad_db`), the words a person typed.
+pub fn check_flags(model: &Model, opts: &SegmentOptions) -> Result<(), String> {
+    Segmenter::new(model, model.spec().sample_rate, opts, "stream").map(|_| ()).map_err(|e| match e {
+        SegmentError::Option { field, value, detail } => {
+            format!("--{}: {detail} (got {value})", field.replace('_', "-"))
+        }
+        other => other.to_string(),
+    })
+}
+
 /// Why a segment run stopped before its end.
 #[derive(Debug)]
 pub enum Stop<E> {

@@ -12,6 +12,30 @@ use std::path::{Path, PathBuf};
 /// The file `serlaq fit` writes its compressed model to, inside the run folder.
 pub const RUN_MODEL: &str = "model.laq";
 
+/// Why `out` may not take an adapted copy of the model `model` names (as typed), or None: it
+/// is the model's own file (a run folder's `model.laq` included), so the input would not stay
+/// untouched; or the model is the shipped `general` and `out` is spelled `general`, a file
+/// that every command would read as the shipped model again (only `./general` reaches it).
+pub fn adapt_output_clash(model: &Path, out: &Path) -> Option<String> {
+    if ModelSource::from_arg(model).is_general() {
+        return ModelSource::from_arg(out).is_general().then(|| {
+            format!(
+                "--out: {} is the shipped model's name, so a file called that would be read back as the shipped \
+                 model (only ./{0} reaches the file); give the adapted model another name",
+                out.display()
+            )
+        });
+    }
+    let file = model_file(model).ok()?;
+    let same = matches!((std::fs::canonicalize(&file), std::fs::canonicalize(out)), (Ok(a), Ok(b)) if a == b);
+    same.then(|| {
+        format!(
+            "--out: {} is the model being adapted; write the adapted model to a new file (the input stays untouched)",
+            out.display()
+        )
+    })
+}
+
 /// The model file a path names: the path itself, or for a folder (a run folder, given where a
 /// model is taken) its `model.laq`, else its one `.laq` file; a folder with none, or with
 /// several and no `model.laq`, is one line saying so.
@@ -72,6 +96,11 @@ impl ModelSource {
         } else {
             ModelSource::Path(path)
         }
+    }
+
+    /// Whether this is the shipped model (named, not a path).
+    pub fn is_general(&self) -> bool {
+        matches!(self, ModelSource::General)
     }
 
     /// How errors and `info` name the model (a path as given).

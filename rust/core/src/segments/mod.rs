@@ -46,8 +46,8 @@
 //! times in seconds are these positions divided by the source rate.
 //!
 //! The end of a stream: when the hop grid leaves at least half a hop of frames after the
-//! last full window uncovered, one more window, aligned to the end (the last
-//! `window_frames` frames), is emitted. A stream shorter than one window gives one
+//! last full window uncovered, or at least [`MAX_UNSCORED_TAIL`] seconds (a long hop), one
+//! more window, aligned to the end (the last `window_frames` frames), is emitted. A stream shorter than one window gives one
 //! segment over all of it if it holds at least `min_samples` (one analysis window at the
 //! model rate), else [`SegmentError::TooShort`].
 //!
@@ -86,7 +86,7 @@ mod vad;
 
 pub use file::{segment_file, segment_file_each, FileSegments};
 pub use running::{RunningNorm, RunningStats, BALANCE_BOUND, DEFAULT_HORIZON, DEFAULT_PRIOR, RUNNING_RANGE};
-pub use segmenter::{SegmentPlan, Segmenter};
+pub use segmenter::{SegmentPlan, Segmenter, MAX_UNSCORED_TAIL};
 pub use vad::{Vad, DEFAULT_MIN_SPEECH, DEFAULT_VAD_DB, VAD_DB_RANGE};
 
 use crate::audio::AudioError;

@@ -32,6 +32,11 @@ pub struct SegmentPlan {
     pub vad: Option<Vad>,
 }
 
+/// The most audio, in seconds, the end of a stream may leave unscored: a tail the hop grid
+/// leaves shorter than half a hop gets no window of its own (the last window already sees
+/// up to it), unless a long hop (`--window 10 --hop 10`) would leave this much or more.
+pub const MAX_UNSCORED_TAIL: f64 = 0.5;
+
 fn frames_of(seconds: f64, field: &'static str, rate: u32, hop: usize) -> Result<usize, SegmentError> {
     let frames = (seconds * f64::from(rate) / hop as f64).round();
     if frames < 1.0 {
@@ -83,6 +88,11 @@ impl SegmentPlan {
     }
 
     /// The window length the grid gives, in seconds at the model rate.
+    /// Whole frames in `seconds` at the model rate (at least one).
+    fn frames_of_seconds(&self, seconds: f64) -> usize {
+        ((seconds * f64::from(self.model_rate) / self.stft_hop as f64).ceil() as usize).max(1)
+    }
+
     pub fn window_seconds(&self) -> f64 {
         (self.window_frames * self.stft_hop) as f64 / f64::from(self.model_rate)
     }
@@ -281,7 +291,7 @@ impl Segmenter {
             self.next = 1;
         } else {
             let uncovered = total.saturating_sub(self.covered);
-            if uncovered > 0 && 2 * uncovered >= hf {
+            if uncovered > 0 && (2 * uncovered >= hf || uncovered >= self.plan.frames_of_seconds(MAX_UNSCORED_TAIL)) {
                 segments.push(self.window(model, total - wf, total)?);
                 self.next += 1;
             }
