@@ -10,7 +10,9 @@
  * On a device the clips come from its microphone: serlaq_adapter_add_pcm takes each
  * utterance's samples, and serlaq_adapter_speech_seconds says when there is enough.
  *
- * Build: gcc adapt.c -Idist/capi -Ldist/capi -lserlaq -o adapt
+ * Build (from the repository root, after `make capi`; as docs/deploy.md):
+ *   gcc examples/c/adapt.c -Idist/capi -Ldist/capi -lserlaq -Wl,-rpath,$PWD/dist/capi -o adapt   # shared
+ *   gcc examples/c/adapt.c -Idist/capi dist/capi/libserlaq.a -lm -lpthread -ldl -o adapt         # static
  */
 #include <stdio.h>
 #include <string.h>

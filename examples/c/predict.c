@@ -16,7 +16,9 @@
  *
  * MODEL.laq may be `general`: the shipped model built into the library.
  *
- * Build: gcc predict.c -Idist/capi -Ldist/capi -lserlaq -o predict
+ * Build (from the repository root, after `make capi`; as docs/deploy.md):
+ *   gcc examples/c/predict.c -Idist/capi -Ldist/capi -lserlaq -Wl,-rpath,$PWD/dist/capi -o predict   # shared
+ *   gcc examples/c/predict.c -Idist/capi dist/capi/libserlaq.a -lm -lpthread -ldl -o predict         # static
  * A file that fails gets one line on stderr (the others are still predicted); exit 1.
  */
 #include <stdio.h>

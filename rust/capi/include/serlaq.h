@@ -1,8 +1,8 @@
 /*
  * serlaq.h: the C API of serlaq, speech emotion recognition from a packed .laq model.
  *
- * Link:   gcc prog.c -I<dir> -L<dir> -lserlaq          (shared: libserlaq.so, needs
- *                                                        LD_LIBRARY_PATH or an rpath)
+ * Link:   gcc prog.c -I<dir> -L<dir> -lserlaq -Wl,-rpath,<dir>   (shared: libserlaq.so;
+ *                                        the rpath, absolute, or LD_LIBRARY_PATH finds it)
  *         gcc prog.c -I<dir> <dir>/libserlaq.a -lm -lpthread -ldl   (static)
  *
  * Use:
@@ -58,8 +58,12 @@ extern "C" {
 /* Status codes (int results). Counts (stream functions) are >= 0, errors < 0. */
 #define SERLAQ_OK 0
 #define SERLAQ_ERR_ARGUMENT (-1) /* NULL pointer, zero length, index or option out of range */
-#define SERLAQ_ERR_MODEL (-2)    /* model file unreadable (or unwritable) or not a valid .laq model */
-#define SERLAQ_ERR_AUDIO (-3)    /* audio unreadable, corrupt, unsupported, too short, NaN, rate out of range */
+#define SERLAQ_ERR_MODEL (-2)    /* model file unreadable (or unwritable) or not a valid .laq model;
+                                  * in a predict function: the model refused to compute on
+                                  * the features the audio gave (the model's fault) */
+#define SERLAQ_ERR_AUDIO (-3)    /* audio unreadable, corrupt, unsupported, too short, silent, NaN,
+                                  * rate out of range (the audio's fault; the same for a file,
+                                  * samples or bytes) */
 #define SERLAQ_ERR_STREAM (-4)   /* stream misuse: push after flush, NaN in a chunk, too short at flush */
 #define SERLAQ_ERR_INTERNAL (-5) /* a bug in serlaq (caught); please report the message */
 #define SERLAQ_ERR_TOO_LITTLE (-6) /* adapter: too little audio yet; the message says how much more */
@@ -172,7 +176,7 @@ serlaq_stream *serlaq_stream_new(const serlaq_model *m, uint32_t sample_rate,
 #define SERLAQ_RUNNING_HORIZON 600.0
 int serlaq_stream_running_norm(serlaq_stream *s, double prior, double horizon, int balance);
 
-/* Appends `n` samples (any chunk size; n may be 0). Returns the number of finished
+/* Appends `n` samples (any chunk size; n may be 0, and `samples` NULL then). Returns the number of finished
  * windows waiting to be taken with serlaq_stream_next (>= 0), or < 0 on error. A chunk
  * holding NaN/inf is rejected whole (SERLAQ_ERR_STREAM) and the stream stays usable. */
 int serlaq_stream_push(serlaq_stream *s, const float *samples, size_t n);

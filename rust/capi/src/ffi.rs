@@ -219,13 +219,13 @@ pub unsafe extern "C" fn serlaq_stream_running_norm(
 }
 
 /// # Safety
-/// `s`: NULL or a live stream; `samples`: NULL or `n` readable floats (`n` may be 0 only
-/// with a non-NULL pointer).
+/// `s`: NULL or a live stream; `samples`: `n` readable floats, or anything (NULL too) when
+/// `n` is 0 (serlaq.h: "n may be 0"; nothing is read).
 #[no_mangle]
 pub unsafe extern "C" fn serlaq_stream_push(s: *mut serlaq_stream, samples: *const f32, n: usize) -> c_int {
     match guard(|| {
         let s = stream(s)?;
-        let x: &[f32] = if n == 0 && !samples.is_null() { &[] } else { slice(samples, n, "samples")? };
+        let x: &[f32] = if n == 0 { &[] } else { slice(samples, n, "samples")? };
         s.push(x)
     }) {
         Ok(k) => c_int::try_from(k).unwrap_or(c_int::MAX),

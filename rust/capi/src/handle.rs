@@ -8,7 +8,7 @@ use crate::error::{Error, ERR_ARGUMENT, ERR_AUDIO, ERR_INTERNAL, ERR_MODEL, ERR_
 use serlaq_core::adapt::{adapt_gathered, AdaptError, AdaptOptions, Gathered};
 use serlaq_core::audio::{self, AudioError, Layout};
 use serlaq_core::model::{Model, ModelError};
-use serlaq_core::runtime::{predict_scored, ModelSource};
+use serlaq_core::runtime::ModelSource;
 use serlaq_core::segments::{RunningNorm, Segment, SegmentError, SegmentOptions, Segmenter};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
@@ -24,6 +24,10 @@ fn audio_err(e: AudioError) -> Error {
     Error::new(ERR_AUDIO, e.to_string())
 }
 
+/// A prediction's error with its code, the same for a file, samples or bytes (serlaq.h):
+/// the audio's fault (it cannot be decoded, or gives no features: too short, silent, NaN)
+/// is `ERR_AUDIO`; the model refusing to compute on features the audio gave is the
+/// model's, `ERR_MODEL`. The text is `serlaq-rt`'s for the same file.
 fn run_err(source: &str, e: ModelError) -> Error {
     match e {
         ModelError::Audio(a) => audio_err(a),
@@ -126,8 +130,10 @@ impl ModelHandle {
     }
 
     /// An audio file -> (class probabilities in label order, its out-of-domain score).
+    /// Errors are `serlaq-rt predict`'s lines for the file, coded as the other inputs'
+    /// ([`run_err`]); a panic is caught by the entry point's guard.
     pub fn predict_file(&self, path: &Path) -> Result<(Vec<f64>, f64), Error> {
-        predict_scored(&self.model, path).map_err(|e| Error::new(ERR_AUDIO, e))
+        self.scored_from(&audio::source_name(path), self.model.features_file(path))
     }
 
     /// Mono samples at `rate` Hz -> the same (resampled to the model's rate first, the
@@ -142,8 +148,13 @@ impl ModelHandle {
     }
 
     fn scored(&self, wave: &[f32], source: &str) -> Result<(Vec<f64>, f64), Error> {
-        let m = &self.model;
-        m.features_wave(wave).and_then(|x| m.predict_features(&x)).map_err(|e| run_err(source, e))
+        self.scored_from(source, self.model.features_wave(wave))
+    }
+
+    /// The features of one input (or why there are none) -> its prediction; every
+    /// predict function ends here, so an error has the same code whatever the input was.
+    fn scored_from(&self, source: &str, features: Result<Vec<f32>, ModelError>) -> Result<(Vec<f64>, f64), Error> {
+        features.and_then(|x| self.model.predict_features(&x)).map_err(|e| run_err(source, e))
     }
 }
 
@@ -270,7 +281,12 @@ impl AdapterHandle {
 
     /// The adapted model (its `.laq` bytes validated as any loaded file's). Too little
     /// audio is [`ERR_TOO_LITTLE`] and the clips stay gathered: add more and finish again.
+    /// A `created` given by the caller (the WebAssembly module's) goes into the file's
+    /// provenance record: a malformed one is [`ERR_ARGUMENT`] naming it ([`check_created`]).
     pub fn finish(&self, opts: &AdaptOptions) -> Result<ModelHandle, Error> {
+        if let Some(created) = &opts.created {
+            check_created(created)?;
+        }
         let done = adapt_gathered(&self.model, &self.gathered, opts).map_err(|e| {
             let code = match e {
                 AdaptError::TooLittle { .. } | AdaptError::NoUsableAudio { .. } => ERR_TOO_LITTLE,
@@ -280,5 +296,94 @@ impl AdapterHandle {
             Error::new(code, e.to_string())
         })?;
         ModelHandle::from_bytes(done.bytes)
+    }
+}
+
+/// An adaptation record's `created` as the caller gives it (the WebAssembly module, which
+/// has no clock): ISO-8601 UTC to the second, `YYYY-MM-DDTHH:MM:SSZ`, a day that exists
+/// (docs/laq-format.md), as `serlaq adapt` writes it from `SOURCE_DATE_EPOCH` or the clock.
+/// The refusal does not quote the text (the module's size budget has no room for it).
+pub fn check_created(created: &str) -> Result<(), Error> {
+    // the fields' numbers: year, month, day, hour, minute, second
+    let mut n = [0u32; 6];
+    let shape = created.len() == 20
+        && created.bytes().zip(b"0000-00-00T00:00:00Z").enumerate().all(|(i, (c, &t))| {
+            if t != b'0' {
+                return c == t;
+            }
+            let f = if i < 4 { 0 } else { (i - 2) / 3 };
+            n[f] = n[f] * 10 + u32::from(c.wrapping_sub(b'0'));
+            c.is_ascii_digit()
+        });
+    let [year, month, day, hour, minute, second] = n;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        2 => 28 + u32::from(leap),
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if shape && (1..=12).contains(&month) && (1..=days).contains(&day) && hour < 24 && minute < 60 && second < 60 {
+        return Ok(());
+    }
+    Err(Error::argument("created is not an ISO-8601 UTC time to the second (YYYY-MM-DDTHH:MM:SSZ)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serlaq_core::features::FeatureError;
+
+    #[test]
+    fn created_must_be_iso_utc_to_the_second() {
+        for good in ["2026-12-04T06:00:00Z", "2000-02-29T23:59:59Z", "1970-01-01T00:00:00Z", "9999-12-31T00:00:00Z"] {
+            assert_eq!(check_created(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "not a date",
+            "",
+            "2026-12-04",
+            "2026-12-04T06:00:00",
+            "2026-12-04T06:00:00.123Z",
+            "2026-12-04T06:00:00+01:00",
+            "2026-12-04 06:00:00Z",
+            "2026-13-04T06:00:00Z",
+            "2026-00-04T06:00:00Z",
+            "2026-02-29T06:00:00Z",
+            "1900-02-29T06:00:00Z",
+            "2026-04-31T06:00:00Z",
+            "2026-12-04T24:00:00Z",
+            "2026-12-04T06:60:00Z",
+            "2026-12-04T06:00:60Z",
+            "+10000-01-01T00:00:00Z",
+            "2026-1a-04T06:00:00Z",
+            "0000-00-00T00:00:00Z",
+            "2026-12-00T06:00:00Z",
+            "2026-12-32T06:00:00Z",
+            "２０２６-12-04T06:00:00Z",
+        ] {
+            let e = check_created(bad).unwrap_err();
+            assert_eq!(e.code, ERR_ARGUMENT, "{bad}");
+            assert!(e.message.starts_with("created is not an ISO-8601"), "{}", e.message);
+        }
+    }
+
+    /// Whatever the input (file, samples, bytes), the audio's failure is ERR_AUDIO and the
+    /// model's refusal ERR_MODEL (serlaq.h).
+    #[test]
+    fn prediction_errors_are_coded_by_whose_fault() {
+        let m = ModelHandle::open(Path::new("general")).unwrap();
+        let d = m.model().input_dim();
+        let short = Err(ModelError::Features(FeatureError::TooShort { samples: 3, min: 400 }));
+        assert_eq!(m.scored_from("a.wav", short).unwrap_err().code, ERR_AUDIO);
+        let e = m.scored_from("a.wav", Ok(vec![f32::NAN; d])).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ERR_MODEL, "a.wav: features: value at row 0, column 0 is NaN or infinite")
+        );
+        let e = m.scored_from("a.wav", Ok(vec![0.0; d + 1])).unwrap_err();
+        assert_eq!(e.code, ERR_MODEL);
+        // a file that cannot be read is the audio's, named as serlaq-rt names it
+        let e = m.predict_file(Path::new("/nonexistent/clip.wav")).unwrap_err();
+        assert!(e.code == ERR_AUDIO && e.message.contains("/nonexistent/clip.wav"), "{e:?}");
     }
 }

@@ -257,6 +257,17 @@ fn bad_models_are_errors() {
         flipped[n - 9] ^= 0x55;
         assert!(serlaq_model_from_bytes(flipped.as_ptr(), n).is_null());
         failed(ERR_MODEL, ERR_MODEL, "<bytes>: ");
+        // a denormal std with a valid CRC: refused at load, naming the field (it used to
+        // load, then fail every prediction with "features: ... NaN or infinite")
+        let mut tiny = b.clone();
+        let std_head: Vec<u8> =
+            [[10.0f32; 10].as_slice(), &[0.5]].concat().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let at = tiny.windows(std_head.len()).position(|w| w == std_head).unwrap() + 40;
+        tiny[at..at + 4].copy_from_slice(&1e-45f32.to_le_bytes());
+        let crc = serlaq_core::format::checksum(&tiny);
+        tiny[24..28].copy_from_slice(&crc.to_le_bytes());
+        assert!(serlaq_model_from_bytes(tiny.as_ptr(), tiny.len()).is_null());
+        failed(ERR_MODEL, ERR_MODEL, "'normalization.std' value 10 is 1e-45, outside 1e-20..=1e12");
         // NULL handles
         assert_eq!(serlaq_model_num_labels(null()), 0);
         failed(ERR_ARGUMENT, ERR_ARGUMENT, "model is NULL");
@@ -477,6 +488,9 @@ fn stream_errors() {
         assert!(!s.is_null(), "{}", last());
         failed(serlaq_stream_push(null_mut(), x.as_ptr(), 1), ERR_ARGUMENT, "stream is NULL");
         failed(serlaq_stream_push(s, null(), 5), ERR_ARGUMENT, "samples is NULL");
+        // serlaq.h: "n may be 0, and samples NULL then": nothing to read, nothing pushed
+        assert_eq!(serlaq_stream_push(s, null(), 0), 0, "{}", last());
+        assert_eq!(serlaq_stream_push(s, x.as_ptr(), 0), 0, "{}", last());
         failed(serlaq_stream_next(s, null_mut(), null_mut()), ERR_ARGUMENT, "segment is NULL");
         failed(serlaq_stream_next_ood(null_mut(), null_mut(), null_mut(), null_mut()), ERR_ARGUMENT, "stream is NULL");
         let mut seg = serlaq_segment::default();
@@ -559,7 +573,10 @@ fn adapter_gathers_clips_and_gives_the_core_adaptation() {
         let a = serlaq_adapter_new(m.0);
         assert!(!a.is_null(), "{}", last());
         let mut out: *mut serlaq_model = null_mut();
-        failed(serlaq_adapter_finish(a, null(), &mut out), ERR_TOO_LITTLE, "0 usable clips");
+        // nothing gathered is 0 s of speech, not -0 s
+        let none = serlaq_adapter_speech_seconds(a);
+        assert!(none == 0.0 && none.is_sign_positive(), "{none:?}");
+        failed(serlaq_adapter_finish(a, null(), &mut out), ERR_TOO_LITTLE, "0 usable clips with 0.0 s of speech");
         for (k, f) in files.iter().enumerate() {
             let got = if k % 2 == 0 {
                 serlaq_adapter_add_file(a, cstr(f).as_ptr())

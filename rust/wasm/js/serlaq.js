@@ -390,19 +390,25 @@ export class Adapter extends Handle {
   /**
    * The adapted Model. Options: labels (the ones the room's audio holds; default all),
    * balance (default true), std ("widen", "target" or "model"), source (recorded in the
-   * file; default the clips' names), created (a Date or ISO-8601 text; default now).
-   * Too little audio throws kind "too-little", saying how much more; the clips stay, so
-   * add more and finish again.
+   * file; default the clips' names), created (a Date or ISO-8601 UTC text to the
+   * second, "2026-12-04T06:00:00Z"; default now). Too little audio throws kind
+   * "too-little", saying how much more; the clips stay, so add more and finish again. A
+   * malformed option throws kind "argument" naming it (an invalid Date too).
    */
   finish(options = {}) {
     const o = { labels: [], balance: true, std: "widen", source: "", created: new Date(), ...options };
     const std = STD_RULES.indexOf(o.std);
     if (std < 0) throw new SerlaqError(`std must be one of ${STD_RULES.join(", ")} (got ${o.std})`, "argument");
     const labels = Array.isArray(o.labels) ? o.labels.join(",") : String(o.labels);
-    const created = o.created instanceof Date ? o.created.toISOString().replace(/\.\d{3}Z$/, "Z") : String(o.created);
+    const when = o.created ?? new Date();
+    if (when instanceof Date && Number.isNaN(when.getTime())) {
+      throw new SerlaqError("created is an invalid Date (its time is NaN): give a valid Date or ISO-8601 UTC text", "argument");
+    }
+    // a Date to the second, as the record keeps it; text is checked by the module (one rule for C and the browser)
+    const created = when instanceof Date ? when.toISOString().replace(/\.\d{3}Z$/, "Z") : String(when);
     return this._run((rt, a) => {
       const m = rt.withText(labels, (lp, ln) =>
-        rt.withText(o.source, (sp, sn) =>
+        rt.withText(o.source ?? "", (sp, sn) =>
           rt.withText(created, (cp, cn) => rt.x.serlaq_adapter_finish(a, o.balance ? 1 : 0, std, lp, ln, sp, sn, cp, cn))));
       if (m === 0) throw rt.error(rt.x.serlaq_last_error_code());
       let bytes;

@@ -59,7 +59,9 @@ unsafe fn text(p: *const u8, len: usize, what: &str) -> Result<String, Error> {
 
 /// The adapted model, or NULL (the last error: too little audio, with the clips kept, or a
 /// bad option). `labels` is comma-separated (empty: all of the model's); `source` empty:
-/// the clips' names; `created` is the record's ISO-8601 UTC time (the module has no clock).
+/// the clips' names; `created` is the record's ISO-8601 UTC time to the second (the module
+/// has no clock), checked with the C library's options in `AdapterHandle::finish`: a
+/// malformed one is an argument error naming it.
 ///
 /// # Safety
 /// `a`: NULL or a live adapter; each text pointer: its length in readable bytes.
@@ -78,10 +80,8 @@ pub unsafe extern "C" fn serlaq_adapter_finish(
 ) -> *mut ModelHandle {
     boxed(guard(|| {
         let a = adapter(a)?;
+        // empty or malformed: refused by `AdapterHandle::finish`, naming `created`
         let created = text(created, created_len, "created")?;
-        if created.is_empty() {
-            return Err(Error::argument("created is empty (the module has no clock: pass the time)"));
-        }
         let labels = text(labels, labels_len, "labels")?;
         let opts = adapt_options(balance, std, &labels, text(source, source_len, "source")?)?;
         a.finish(&AdaptOptions { created: Some(created), ..opts })
