@@ -95,6 +95,14 @@ fn translated(message: &str) -> String {
                 "an M4A/MP4 file whose index follows its audio, out of a pipe's reach: give its path, redirect \
                  it (< FILE), or move the index first (ffmpeg -i IN -c copy -movflags +faststart OUT.m4a)"
                     .to_string()
+            } else if detail.ends_with(": unexpected end of file") && !format.starts_with("unknown") {
+                // the container was recognised, then its header's chunk ran past the end
+                let name = known_name(format);
+                format!(
+                    "{} {name} file that ends before its header says: truncated (an interrupted copy or \
+                     download?)",
+                    article(&name)
+                )
             } else if detail.contains("no decodable audio stream") || format.starts_with("unknown") {
                 format!("not a {} file, or damaged at its start", format_names())
             } else if detail == "no audio track" {
@@ -206,6 +214,17 @@ mod tests {
         assert_eq!(
             plain_error(&silent_video.to_string()),
             "screen.webm: cannot decode audio: a WebM/Matroska file with no audio track (--verbose shows the decoder's message)"
+        );
+        // an AIFF or CAF cut short: its reader finds the sound chunk running past the end
+        let cut = AudioError::Unsupported {
+            source: "cut.aiff".into(),
+            format: "AIFF".into(),
+            detail: "no decodable audio stream found: unexpected end of file".into(),
+        };
+        assert_eq!(
+            plain_error(&cut.to_string()),
+            "cut.aiff: cannot decode audio: an AIFF file that ends before its header says: truncated (an \
+             interrupted copy or download?) (--verbose shows the decoder's message)"
         );
         let corrupt = AudioError::Corrupt { source: "x.flac".into(), at_seconds: 1.5, detail: "bad crc".into() };
         assert_eq!(
