@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -322,3 +323,81 @@ def test_adapt_on_recordings_gives_the_file_serlaq_adapt_writes(setup, tmp_path,
     ]
     check_ood(page, want)
     assert want != [r for r in setup["far_rows"] if "start" in r]  # not the unadapted model's answers
+
+
+# Sends the bytes (base64) as a file named NAME the way a dropped file goes (`sendFile`), and
+# answers the status once the answer has been read to its end, and whether a summary is shown.
+SEND_JS = """
+const [b64, name, done] = arguments;
+const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+sendFile(new File([bytes], name, { type: "audio/wav" })).then(
+  () => done({ status: document.getElementById("status").textContent,
+               summary: document.getElementById("summary").dataset.done || "",
+               windows: document.querySelectorAll("#segments li").length }),
+  (e) => done({ status: "exception: " + e }));
+"""
+
+
+def cut_wav(path: Path, sr: int = 16000) -> Path:
+    """A WAV whose header declares 10 s but whose data ends after 0.02 s: the server
+    answers 200, then the runtime's error record (truncated audio), no window."""
+    n = 2 * sr * 10
+    head = b"RIFF" + struct.pack("<I", 36 + n) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, sr, 2 * sr, 2, 16)
+    path.write_bytes(head + b"data" + struct.pack("<I", n) + b"\0\0" * int(sr * 0.02))
+    return path
+
+
+def test_a_file_unreadable_part_way_keeps_its_error(setup, tmp_path):
+    """The first file dropped being cut short, the status keeps the error (it said "Done.",
+    no window shown); after a good file's summary, the next cut file is not shown as done."""
+    cut = base64.b64encode(cut_wav(tmp_path / "cut.wav").read_bytes()).decode()
+    good = base64.b64encode(Path(setup["wav"]).read_bytes()).decode()
+    drv = browser([])
+    try:
+        drv.get(setup["url"])
+        drv.set_script_timeout(60)
+        first = drv.execute_async_script(SEND_JS, cut, "cut.wav")
+        assert first["status"].startswith("Error") and "truncated audio" in first["status"], first
+        assert (first["summary"], first["windows"]) == ("", 0), first
+        ok = drv.execute_async_script(SEND_JS, good, "talk.wav")
+        assert (ok["status"], ok["summary"]) == ("Done.", "1"), ok
+        again = drv.execute_async_script(SEND_JS, cut, "cut.wav")
+        assert again["status"].startswith("Error") and (again["summary"], again["windows"]) == ("", 0), again
+        assert not drv.find_element(By.ID, "summary").is_displayed()
+    finally:
+        drv.quit()
+
+
+def test_the_key_prompt_goes_once_the_key_is_right(setup, tmp_path):
+    """On a server with an API key the page asks for it; a wrong key is named so; the right
+    one loads the models and the prompt goes."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serlaq.cli", "serve", "--model", f"tones={setup['model']}", "--port", str(port),
+         "--api-key", "s3cret"],
+        env=setup["env"], stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
+    )
+    drv = None
+    try:
+        line = server.stderr.readline()
+        assert f"127.0.0.1:{port}" in line, line
+        drv = browser([])
+        drv.get(f"http://127.0.0.1:{port}/")
+        drv.set_script_timeout(30)
+        load = """const [key, done] = arguments; document.getElementById("key").value = key;
+                  loadModels().then(() => done(document.getElementById("status").textContent), (e) => done("exception: " + e));"""
+        assert drv.execute_async_script(load, "") == "This server needs an API key: enter it above."
+        assert drv.find_element(By.ID, "keybox").is_displayed()
+        assert "does not match" in drv.execute_async_script(load, "wrong")
+        assert drv.execute_async_script(load, "s3cret") == "Ready."
+        assert [o.get_attribute("value") for o in Select(drv.find_element(By.ID, "model")).options] == ["tones"]
+    finally:
+        if drv is not None:
+            drv.quit()
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()

@@ -4,13 +4,17 @@
 use crate::error::ApiError;
 use crate::state::{query_pairs, AppState};
 use crate::{adapt, page, predict, stream};
+use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub fn router(state: Arc<AppState>, cors: &[String]) -> Result<Router, String> {
@@ -54,13 +58,56 @@ fn cors_layer(origins: &[String]) -> Result<tower_http::cors::CorsLayer, String>
 }
 
 /// Times and counts every answer under its route (unknown paths under "other", so the
-/// label set stays bounded).
+/// label set stays bounded), from the request to the end of the answer's body: a streamed
+/// answer (`/v1/segments`) counts when its last line is written, or when it is cut.
 async fn measure(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let endpoint = req.extensions().get::<MatchedPath>().map_or("other", |m| m.as_str()).to_string();
     let t = Instant::now();
     let res = next.run(req).await;
-    state.metrics.record(&endpoint, res.status().as_u16(), t.elapsed().as_secs_f64());
-    res
+    let status = res.status().as_u16();
+    let done = move || state.metrics.record(&endpoint, status, t.elapsed().as_secs_f64());
+    res.map(|body| Body::new(AtEnd { body, done: Some(Box::new(done)) }))
+}
+
+/// A body that calls `done` once, when it ends, fails or is dropped unfinished.
+struct AtEnd {
+    body: Body,
+    done: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl AtEnd {
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            done();
+        }
+    }
+}
+
+impl HttpBody for AtEnd {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let r = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.finish();
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for AtEnd {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// The API key, when one is set: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or (for
@@ -115,4 +162,36 @@ async fn method_not_allowed(req: Request) -> ApiError {
         "method not allowed",
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A streamed body is counted at its end, not when its head goes out.
+    #[tokio::test]
+    async fn a_body_is_measured_to_its_end() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let inner = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+        }));
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = ended.clone();
+        let mut body = AtEnd { body: inner, done: Some(Box::new(move || flag.store(true, Ordering::SeqCst))) };
+        tx.send(Bytes::from_static(b"line\n")).unwrap();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"line\n"));
+        assert!(!ended.load(Ordering::SeqCst), "counted before the body ended");
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        assert!(ended.load(Ordering::SeqCst), "not counted at the end");
+        // an answer dropped unfinished (the client went away) is counted once, when dropped
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = dropped.clone();
+        let body = AtEnd { body: Body::from("x"), done: Some(Box::new(move || flag.store(true, Ordering::SeqCst))) };
+        drop(body);
+        assert!(dropped.load(Ordering::SeqCst));
+    }
 }

@@ -1,6 +1,7 @@
 //! The listener: binds (loopback by default), accepts up to `max_connections`, serves each
 //! connection with hyper's HTTP/1.1 (a head must arrive within `read_timeout`; malformed
-//! HTTP gets hyper's bare 400 and the connection is closed) and shuts down gracefully.
+//! HTTP gets hyper's bare 400 and the connection is closed; a client that reads nothing of
+//! what it is sent for `idle_timeout` is dropped) and shuts down gracefully.
 
 use crate::app;
 use crate::config::ServerConfig;
@@ -9,10 +10,16 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 
 pub struct Server {
     listener: TcpListener,
@@ -34,8 +41,9 @@ impl Server {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then lets open requests finish (streams are
-    /// closed by their own timeouts).
+    /// Serves until `shutdown` completes, then lets open requests finish and closes the open
+    /// streams (an error message and close 1001, going away), waiting for both at most
+    /// `read_timeout`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let limits = self.state.limits.clone();
         let conns = Arc::new(Semaphore::new(limits.max_connections));
@@ -60,7 +68,8 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let svc = TowerToHyperService::new(self.router.clone());
-            let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+            let io = TokioIo::new(Stalled::new(stream, limits.idle_timeout));
+            let conn = builder.serve_connection(io, svc).with_upgrades();
             let mut stop = stop_rx.clone();
             tokio::spawn(async move {
                 tokio::pin!(conn);
@@ -77,9 +86,84 @@ impl Server {
         drop(self.listener);
         trim.abort();
         let _ = stop_tx.send(true);
-        // wait (bounded) for the connections to hand back their permits
+        self.state.shut_down();
+        // wait (bounded) for the connections to hand back their permits and the streams to close
         let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(limits.read_timeout, conns.acquire_many(all)).await;
+        let drained = async {
+            let _ = conns.acquire_many(all).await;
+            self.state.streams_closed().await;
+        };
+        let _ = tokio::time::timeout(limits.read_timeout, drained).await;
+    }
+}
+
+/// A connection whose writes fail when the client has taken nothing for `limit`: hyper then
+/// drops the connection and the answer it was writing (a `/v1/segments` worker stops at
+/// its next line), rather than holding them for a reader that never comes. Any progress
+/// starts the wait again, so a slow reader is served at its own pace.
+struct Stalled<S> {
+    io: S,
+    limit: Duration,
+    since: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> Stalled<S> {
+    fn new(io: S, limit: Duration) -> Stalled<S> {
+        Stalled { io, limit, since: None }
+    }
+
+    /// `r` as it is, except a write still waiting `limit` after it first had to wait.
+    fn guard(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if !r.is_pending() {
+            self.since = None;
+            return r;
+        }
+        let limit = self.limit;
+        let since = self.since.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match since.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                self.since = None;
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the client read nothing for {} s", limit.as_secs_f64()),
+                )))
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Stalled<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Stalled<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.guard(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.guard(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -43,7 +43,7 @@ impl Metrics {
         registry.register("http_request_errors", "requests answered with a 4xx or 5xx, by endpoint", errors.clone());
         registry.register(
             "http_request_duration_seconds",
-            "time to answer a request (head + body for streamed answers)",
+            "time from a request to the end of its answer's body (the last line of a streamed answer)",
             latency.clone(),
         );
         registry.register("open_streams", "WebSocket streams open now", open_streams.clone());

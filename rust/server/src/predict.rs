@@ -16,7 +16,12 @@ use serlaq_core::runtime::{
 };
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// The query of an audio request, each value checked and named in the error.
 pub struct Params {
@@ -187,18 +192,16 @@ fn ext(name: &str) -> Option<&str> {
 }
 
 /// Opens `bytes` and checks its duration against `max_seconds` (from the header; when
-/// the format does not say, by decoding once and counting).
+/// the format does not say, by decoding once and counting, which stops past the limit: the
+/// refusal then names no length, the true one being unknown).
 pub(crate) fn open_checked<'b>(bytes: &'b [u8], name: &str, max_seconds: f64) -> Result<Decoder<'b>, FileError> {
     let decoder = Decoder::from_bytes(bytes, name, ext(name)).map_err(|e| FileError::Failed(e.to_string()))?;
     let rate = f64::from(decoder.sample_rate().max(1));
-    let too_long = |frames: u64| {
-        FileError::TooLong(format!(
-            "{name}: more than {max_seconds} s of audio (the server's limit); {:.1} s",
-            frames as f64 / rate
-        ))
-    };
+    let over = format!("more than {max_seconds} s of audio (the server's limit)");
     match decoder.declared_frames() {
-        Some(n) if n as f64 / rate > max_seconds => Err(too_long(n)),
+        Some(n) if n as f64 / rate > max_seconds => {
+            Err(FileError::TooLong(format!("{name}: {over}: {:.1} s", n as f64 / rate)))
+        }
         Some(_) => Ok(decoder),
         None => {
             let mut counter =
@@ -206,7 +209,7 @@ pub(crate) fn open_checked<'b>(bytes: &'b [u8], name: &str, max_seconds: f64) ->
             let mut mono = Vec::new();
             while let Ok(true) = counter.next_mono(&mut mono) {
                 if counter.frames() as f64 / rate > max_seconds {
-                    return Err(too_long(counter.frames()));
+                    return Err(FileError::TooLong(format!("{name}: {over}")));
                 }
             }
             Ok(decoder)
@@ -290,10 +293,25 @@ fn internal(e: io::Error) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e.to_string())
 }
 
-/// Sends what the writer flushes as one chunk of the response body.
+/// Bytes of a `/v1/segments` answer computed but not yet taken by the client, at most
+/// (`max_body_bytes`, within 64 KiB .. 4 GiB): the worker computes ahead of a slow reader
+/// up to this much without waiting, so a reader's pace does not hold a blocking-pool
+/// thread. With the default 32 MiB this is the whole answer of the longest recording the
+/// default limits allow.
+fn ahead_bytes(state: &AppState) -> usize {
+    state.limits.max_body_bytes.clamp(1 << 16, u32::MAX as usize)
+}
+
+/// Sends what the writer flushes as one chunk of the response body. Sending never waits
+/// while less than [`ahead_bytes`] are unsent; past that it waits for the client at most
+/// `idle_timeout`, then gives up (the caller stops at the error and the answer is cut).
 struct ChunkSender {
     buf: Vec<u8>,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
+    tx: mpsc::UnboundedSender<(Bytes, u32)>,
+    /// Bytes the answer may still hold unsent (permits handed back as chunks go out).
+    room: Arc<Semaphore>,
+    ahead: usize,
+    wait: Duration,
 }
 
 impl Write for ChunkSender {
@@ -307,8 +325,70 @@ impl Write for ChunkSender {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        // the client went away: stop writing (the caller stops at the error)
-        self.tx.blocking_send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client gone"))
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "client gone");
+        let n = chunk.len().min(self.ahead) as u32;
+        match self.room.try_acquire_many(n) {
+            Ok(p) => p.forget(),
+            Err(TryAcquireError::Closed) => return Err(gone()),
+            Err(TryAcquireError::NoPermits) => {
+                // a blocking-pool thread: not inside the runtime's async context
+                let wait = tokio::runtime::Handle::current()
+                    .block_on(tokio::time::timeout(self.wait, self.room.acquire_many(n)));
+                match wait {
+                    Ok(Ok(p)) => p.forget(),
+                    Ok(Err(_)) => return Err(gone()),
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("the client read nothing for {} s", self.wait.as_secs_f64()),
+                        ))
+                    }
+                }
+            }
+        }
+        self.tx.send((chunk, n)).map_err(|_| gone())
+    }
+}
+
+/// The body of a `/v1/segments` answer: the worker's chunks as they come. It holds the
+/// request's work slot with the worker (the slot is free once both are done), hands the
+/// room of each chunk back as it goes out, and ends with an error (hyper cuts the
+/// connection, no final chunk) when the worker stopped before its last line, so a cut
+/// answer is never taken for a whole one.
+struct Answer {
+    rx: mpsc::UnboundedReceiver<(Bytes, u32)>,
+    room: Arc<Semaphore>,
+    done: Arc<AtomicBool>,
+    _slot: Arc<OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some((chunk, n))) => {
+                self.room.add_permits(n as usize);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+            }
+            Poll::Ready(None) if self.done.load(Ordering::Acquire) || self.room.is_closed() => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.room.close();
+                Poll::Ready(Some(Err(io::Error::other("the answer stopped before its end"))))
+            }
+        }
+    }
+}
+
+impl Drop for Answer {
+    /// The client went away: a worker waiting for room stops at once.
+    fn drop(&mut self) {
+        self.room.close();
     }
 }
 
@@ -357,17 +437,23 @@ pub async fn segments(
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "a task failed"))?
         .map_err(|e| e.api())?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ahead = ahead_bytes(&state);
+    let room = Arc::new(Semaphore::new(ahead));
+    let done = Arc::new(AtomicBool::new(false));
+    let slot = Arc::new(slot);
+    let body = Answer { rx, room: room.clone(), done: done.clone(), _slot: slot.clone() };
     let top_k = p.top_k;
     let opts = p.opts;
     let st = state.clone();
+    let wait = state.limits.idle_timeout;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let labels = model.labels().to_vec();
-        let sender = ChunkSender { buf: Vec::new(), tx };
+        let sender = ChunkSender { buf: Vec::new(), tx, room, ahead, wait };
         let Ok(mut w) = SegmentWriter::new(sender, io::sink(), Format::Jsonl, &labels) else { return };
         let end = segment_bytes(&model, &up, &opts, top_k, |rec| w.write(&SegmentItem::Segment(rec)));
-        let Ok(end) = end else { return }; // the client went away
+        let Ok(end) = end else { return }; // the client went away or stopped reading
         if let Some(summary) = end.summary {
             st.metrics.add_audio(summary.summary.duration);
             if w.write(&SegmentItem::Summary(summary)).is_err() {
@@ -375,14 +461,15 @@ pub async fn segments(
             }
         }
         if let Some(error) = end.error {
-            let _ = w.write(&SegmentItem::Failed(Failure { path: up.name.clone(), error }));
+            if w.write(&SegmentItem::Failed(Failure { path: up.name.clone(), error })).is_err() {
+                return;
+            }
         }
-        let _ = w.close();
+        if w.close().is_ok() {
+            done.store(true, Ordering::Release);
+        }
     });
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(Ok::<Bytes, io::Error>))
-    }));
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::new(body)).into_response())
 }
 
 /// Segments an upload with the facade's file run (`segment_path`: windows as they
@@ -427,5 +514,78 @@ fn segment_bytes(
         // options were checked before the answer started
         Err(Stop::Option(e)) => Ok(FileEnd { summary: None, error: Some(e.replace(&shown, &up.name)) }),
         Err(Stop::Sink(_)) => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mono 16-bit WAV at 8 kHz; `unknown`: its RIFF and data lengths left unwritten
+    /// (0xFFFFFFFF, as a recorder that never finished leaves them), so the length is
+    /// known only by decoding.
+    fn wav(seconds: f64, unknown: bool) -> Vec<u8> {
+        let data = vec![0u8; 2 * (seconds * 8000.0) as usize];
+        let (riff, len) = if unknown { (u32::MAX, u32::MAX) } else { (36 + data.len() as u32, data.len() as u32) };
+        let mut w = b"RIFF".to_vec();
+        w.extend_from_slice(&riff.to_le_bytes());
+        w.extend_from_slice(b"WAVEfmt ");
+        for v in [16u32.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec()] {
+            w.extend_from_slice(&v);
+        }
+        w.extend_from_slice(&8000u32.to_le_bytes());
+        w.extend_from_slice(&16000u32.to_le_bytes());
+        w.extend_from_slice(&2u16.to_le_bytes());
+        w.extend_from_slice(&16u16.to_le_bytes());
+        w.extend_from_slice(b"data");
+        w.extend_from_slice(&len.to_le_bytes());
+        w.extend_from_slice(&data);
+        w
+    }
+
+    /// The worker's sender: never waits while the answer has room ahead of its reader; past
+    /// that it waits for the reader at most its `wait`, then fails (the worker stops and
+    /// frees its thread); a body gone fails at once.
+    #[test]
+    fn a_sender_waits_only_when_the_reader_is_far_behind() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(10));
+        let mut s = ChunkSender { buf: Vec::new(), tx, room: room.clone(), ahead: 10, wait: Duration::from_millis(50) };
+        let (s, first, second) = rt
+            .block_on(rt.spawn_blocking(move || {
+                s.write_all(b"0123456789").unwrap();
+                let first = s.flush();
+                s.write_all(b"more").unwrap();
+                let second = s.flush();
+                (s, first, second)
+            }))
+            .unwrap();
+        assert!(first.is_ok());
+        assert_eq!(second.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(rx.try_recv().unwrap(), (Bytes::from_static(b"0123456789"), 10));
+        // the reader took the chunk (its room comes back): sending goes on
+        room.add_permits(10);
+        let mut s = s;
+        s.write_all(b"again").unwrap();
+        assert!(s.flush().is_ok());
+        // the body dropped (the client went away): the next send fails at once
+        room.close();
+        s.write_all(b"x").unwrap();
+        assert_eq!(s.flush().unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    /// Too long: the length when the file states it; when counting stopped at the limit,
+    /// no length (the count would be the limit, not the file's length).
+    #[test]
+    fn too_long_names_only_a_known_length() {
+        let refused = |bytes: &[u8]| match open_checked(bytes, "x.wav", 1.0) {
+            Err(FileError::TooLong(m)) => m,
+            Err(FileError::Failed(m)) => panic!("failed: {m}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert_eq!(refused(&wav(3.0, false)), "x.wav: more than 1 s of audio (the server's limit): 3.0 s");
+        assert_eq!(refused(&wav(3.0, true)), "x.wav: more than 1 s of audio (the server's limit)");
+        assert!(open_checked(&wav(0.5, true), "x.wav", 1.0).is_ok());
     }
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     work: Arc<Semaphore>,
     /// WebSocket streams open (`max_streams`).
     streams: Arc<Semaphore>,
+    /// Set when the server stops: open streams say so and close (1001).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -42,7 +44,25 @@ impl AppState {
             metrics: Metrics::new(),
             work: Arc::new(Semaphore::new(l.max_concurrent)),
             streams: Arc::new(Semaphore::new(l.max_streams)),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Tells every open stream the server is stopping.
+    pub fn shut_down(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Completes once the server is stopping (at once when it already is).
+    pub async fn stopping(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Completes once every stream has closed (their slots handed back).
+    pub async fn streams_closed(&self) {
+        let all = u32::try_from(self.limits.max_streams).unwrap_or(u32::MAX);
+        let _ = self.streams.acquire_many(all).await;
     }
 
     /// The model a request names (the default for `None`), or 400 `unknown model` naming

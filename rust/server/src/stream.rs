@@ -7,8 +7,10 @@
 //! stream gives what segmenting the same samples offline gives, bit for bit.
 //!
 //! Refusals are a text message `{"error", "detail"}` and a close with code 1008 (policy:
-//! bad config or message, idle, too long, rate changed) or 1011 (internal); a chunk
-//! holding NaN/inf is refused with an error message and dropped, the stream goes on.
+//! bad config or message, idle, too long, rate changed), 1009 (a message over the size
+//! limit) or 1011 (internal); a server that stops closes its streams the same way with 1001.
+//! A chunk holding NaN/inf is refused with an error message and dropped, the stream goes on.
+//! A client's close is answered with the same close before the connection is dropped.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -25,6 +27,7 @@ use serlaq_core::runtime::{
 use serlaq_core::segments::{Segment, SegmentError, Segmenter};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use tungstenite::error::CapacityError;
 
 /// Chunks up to this many samples are segmented on the I/O thread; larger ones on the
 /// blocking pool (a long chunk must not stall other connections).
@@ -120,15 +123,42 @@ struct Session {
 
 enum Next {
     Msg(Message),
+    /// The client closed (its close already answered) or the connection failed.
     Gone,
     Idle,
+    /// A message over `max_message_bytes`.
+    TooBig(String),
+    /// The server is stopping.
+    Stopping,
 }
 
 impl Session {
     async fn next(&mut self) -> Next {
-        match tokio::time::timeout(self.state.limits.idle_timeout, self.socket.recv()).await {
+        let state = self.state.clone();
+        let got = tokio::select! {
+            biased;
+            _ = state.stopping() => return Next::Stopping,
+            got = tokio::time::timeout(state.limits.idle_timeout, self.socket.recv()) => got,
+        };
+        match got {
             Err(_) => Next::Idle,
-            Ok(None) | Ok(Some(Err(_))) => Next::Gone,
+            Ok(None) => Next::Gone,
+            Ok(Some(Err(e))) => match e.into_inner().downcast::<tungstenite::Error>().map(|e| *e) {
+                // nothing more is read: the rest of that message cannot be told from a frame
+                Ok(tungstenite::Error::Capacity(c)) => Next::TooBig(match c {
+                    CapacityError::MessageTooLong { size, max_size } => {
+                        format!("a message of {size} bytes; the limit is {max_size} bytes")
+                    }
+                    c => c.to_string(),
+                }),
+                _ => Next::Gone,
+            },
+            Ok(Some(Ok(Message::Close(_)))) => {
+                // tungstenite queued the same close as the answer: the next read sends it
+                // and ends the connection
+                let _ = tokio::time::timeout(state.limits.idle_timeout, self.socket.recv()).await;
+                Next::Gone
+            }
             Ok(Some(Ok(m))) => Next::Msg(m),
         }
     }
@@ -166,11 +196,12 @@ impl Session {
             match self.next().await {
                 Next::Gone => return Ok(None),
                 Next::Idle => return Err(idle(&self.state)),
+                Next::TooBig(detail) => return Err(too_big(detail)),
+                Next::Stopping => return Err(stopping()),
                 Next::Msg(Message::Text(t)) => break t,
                 Next::Msg(Message::Binary(_)) => {
                     return Err(Stop::policy("config first", "send the JSON config before any audio"))
                 }
-                Next::Msg(Message::Close(_)) => return Ok(None),
                 Next::Msg(_) => continue,
             }
         };
@@ -222,6 +253,8 @@ impl Session {
             let msg = match self.next().await {
                 Next::Gone => return Ok(()),
                 Next::Idle => return Err(idle(&self.state)),
+                Next::TooBig(detail) => return Err(too_big(detail)),
+                Next::Stopping => return Err(stopping()),
                 Next::Msg(m) => m,
             };
             match msg {
@@ -243,7 +276,7 @@ impl Session {
                         Ok(segs) => self.send_segments(&mut live, &segs).await?,
                         Err(e @ SegmentError::NonFinite { .. }) => {
                             let body =
-                                ApiError::bad_request("NaN/inf samples", format!("{e}; the chunk was dropped")).body();
+                                ApiError::bad_request("NaN/inf samples", format!("{e}; the stream goes on")).body();
                             if !self.send_text(body).await {
                                 return Ok(());
                             }
@@ -272,7 +305,6 @@ impl Session {
                         return Err(Stop::policy("bad message", "expected {\"end\": true} or binary audio frames"));
                     }
                 }
-                Message::Close(_) => return Ok(()),
                 _ => {}
             }
         }
@@ -309,6 +341,18 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+fn too_big(detail: String) -> Stop {
+    Stop { error: "message too big", detail, code: close_code::SIZE }
+}
+
+fn stopping() -> Stop {
+    Stop {
+        error: "server stopping",
+        detail: "the server is shutting down; reconnect later".into(),
+        code: close_code::AWAY,
     }
 }
 
