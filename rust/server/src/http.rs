@@ -167,9 +167,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Stalled<S> {
     }
 }
 
+/// The line a server bound beyond loopback with no API key prints after its address: other
+/// machines can use it, and the user chose the address, so it is said, not refused.
+pub fn exposure_warning(addr: std::net::SocketAddr, has_key: bool) -> Option<String> {
+    (!addr.ip().is_loopback() && !has_key).then(|| {
+        format!(
+            "serlaq: warning: {} is reachable from other machines and no --api-key is set: anyone who can \
+             reach it may use it (--api-key KEY, or bind 127.0.0.1)",
+            addr.ip()
+        )
+    })
+}
+
 /// `serlaq-rt serve` / `serlaq serve`: loads the models, binds, prints one line with the
-/// address, serves until Ctrl-C (SIGINT) or SIGTERM.
-pub fn run_blocking(config: &ServerConfig, announce: impl FnOnce(&str)) -> Result<(), String> {
+/// address (and [`exposure_warning`]), serves until Ctrl-C (SIGINT) or SIGTERM.
+pub fn run_blocking(config: &ServerConfig, mut announce: impl FnMut(&str)) -> Result<(), String> {
     let threads =
         if config.threads > 0 { config.threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -183,6 +195,9 @@ pub fn run_blocking(config: &ServerConfig, announce: impl FnOnce(&str)) -> Resul
         let server = Server::bind(config).await?;
         let names = server.state.models.names().join(", ");
         announce(&format!("serlaq: serving {names} on http://{} (Ctrl-C stops)", server.local_addr()));
+        if let Some(line) = exposure_warning(server.local_addr(), config.api_key.is_some()) {
+            announce(&line);
+        }
         server.run(shutdown_signal()).await;
         Ok(())
     })
@@ -220,4 +235,22 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exposure_warning;
+
+    #[test]
+    fn a_server_open_to_other_machines_without_a_key_says_so() {
+        let all = "0.0.0.0:8000".parse().unwrap();
+        let line = exposure_warning(all, false).expect("a warning");
+        assert!(
+            line.starts_with("serlaq: warning: 0.0.0.0 is reachable from other machines") && line.contains("--api-key")
+        );
+        assert_eq!(exposure_warning(all, true), None, "a key guards it");
+        assert_eq!(exposure_warning("127.0.0.1:8000".parse().unwrap(), false), None, "loopback, the default");
+        assert_eq!(exposure_warning("[::1]:8000".parse().unwrap(), false), None);
+        assert!(exposure_warning("192.168.1.20:80".parse().unwrap(), false).is_some());
+    }
 }
