@@ -83,7 +83,7 @@ class EvaluationReport:
                 f"{', '.join(self.unscored_model_labels)}"
             )
         if self.failures:
-            lines.append(f"failed    {len(self.failures)} files could not be read (listed on stderr)")
+            lines.append(f"unread    {len(self.failures)} files could not be read (named on stderr)")
         lines += [
             f"accuracy  {self.accuracy * 100:.2f}%",
             f"UAR       {self.uar * 100:.2f}% (unweighted average recall)",
@@ -124,7 +124,7 @@ def evaluate_clips(
     if not kept:
         raise DataError(
             f"{data_dir or 'corpus'}: none of its {len(clips)} clips has a label the model knows "
-            f"(corpus labels: {sorted(excluded)}; model labels: {model.labels})"
+            f"(corpus labels: {', '.join(sorted(excluded))}; model labels: {', '.join(model.labels)})"
         )
     unscored = [lab for lab in model.labels if lab not in corpus_labels] if shared_only else []
     labels = [lab for lab in model.labels if lab not in unscored]
@@ -188,13 +188,16 @@ def evaluate_corpus(
     from serlaq.data.corpora import discover_found
     from serlaq.data.multi import map_and_count
 
-    found = discover_found(Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error)
+    skipped: list[str] = []
+    found = discover_found(
+        Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error, on_skip=skipped.append
+    )
     clips = found.clips
     if speakers is not None:
         wanted = set(speakers)
         clips = [c for c in clips if c.speaker in wanted]
     if not clips:
-        which = f" of speakers {sorted(speakers)}" if speakers is not None else ""
+        which = f" of speakers {', '.join(sorted(speakers))}" if speakers is not None else ""
         raise DataError(f"{data_dir}: no labelled audio clips{which} found (dataset {dataset!r})")
     mapping = dict(label_map or {})
     clips, moved = map_and_count(clips, mapping, where=str(data_dir))
@@ -203,6 +206,7 @@ def evaluate_corpus(
     )
     report.label_map, report.mapped = mapping, moved
     report.layout = found.layout
+    report.warnings[:0] = skipped
     heard = heard_corpus_warning(model.metadata, found.layout)
     if heard:
         report.warnings.append(heard)

@@ -340,6 +340,27 @@ def test_evaluate_with_no_known_label_is_an_error(tones, tmp_path, capsys, monke
     assert_one_line_error(err, "happy", "model")
 
 
+def test_evaluate_skip_names_every_left_out_file_in_serlaq_lines(tones, tmp_path, capsys, monkeypatch):
+    """--on-error skip: a name that does not follow the layout and a file that does not
+    decode are each accounted for in a `serlaq:` line on stderr; the table says how many
+    could not be read; the summary line is in the report's warnings too."""
+    root = tmp_path / "emo"
+    for name, f in (("03a01Wa", 1500.0), ("03a01Na", 600.0), ("03a01Ta", 180.0)):
+        write_wav(root / f"{name}.wav", tone(f, 16000), 16000)
+    (root / "bad name.wav").write_bytes(b"RIFFjunk")
+    (root / "03a02Wa.wav").write_bytes(b"RIFFjunk")
+    base = ["evaluate", tones.path, "--data-dir", root, "--dataset", "emodb", "--on-error", "skip", "--out", tmp_path / "e"]
+    code, out, err = run_cli(base, capsys, monkeypatch)
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert all(line.startswith("serlaq: ") for line in lines), err
+    assert any("03a02Wa.wav" in line and line.startswith("serlaq: skipped: ") for line in lines), err
+    assert f"serlaq: {root}: skipped 1 of 5 files (file name does not follow EMODB naming: 1); first: {root / 'bad name.wav'}" in lines
+    assert "unread    1 files could not be read (named on stderr)" in out and "3 clips scored" in out
+    code, out, err = run_cli([*base, "--json"], capsys, monkeypatch)
+    assert any("skipped 1 of 5 files" in w for w in json.loads(out)["warnings"])
+
+
 def test_evaluate_missing_or_empty_data_dir(tones, tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["evaluate", tones.path, "--data-dir", tmp_path / "nope"], capsys, monkeypatch)
     assert code == 1

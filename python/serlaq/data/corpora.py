@@ -126,8 +126,11 @@ def discover_found(
     dataset: str = "auto",
     manifest: str | Path | None = None,
     on_error: str = "fail",
+    on_skip: Callable[[str], None] | None = None,
 ) -> Discovery:
-    """`discover`, keeping the layout read (`"auto"` resolved: `"tess"`, `"folder"`, ...)."""
+    """`discover`, keeping the layout read (`"auto"` resolved: `"tess"`, `"folder"`, ...).
+    With `on_error="skip"` the summary line of the left-out files goes to `on_skip`
+    (default: a logged warning), so a command can print it as its own line."""
     if on_error not in ("fail", "skip"):
         raise DataError(f"on_error: expected 'fail' or 'skip', got {on_error!r}")
     found = scan(root, dataset, manifest)
@@ -136,7 +139,11 @@ def discover_found(
             path, reason = found.problems[0]
             more = f" (and {len(found.problems) - 1} more; on_error=skip leaves them out)" if len(found.problems) > 1 else ""
             raise DataError(f"{path}: {reason}{more}")
-        log.warning("%s", skip_summary(found.root, found.problems, total=len(found.clips) + len(found.problems)))
+        line = skip_summary(found.root, found.problems, total=len(found.clips) + len(found.problems))
+        if on_skip is None:
+            log.warning("%s", line)
+        else:
+            on_skip(line)
     if not found.clips:
         raise DataError(f"{found.root}: no usable audio clips ({found.layout} layout)")
     return found

@@ -3,8 +3,9 @@
 //!
 //! A directory is searched recursively for [`SUFFIXES`] (symlinked files are taken,
 //! symlinked directories are not descended, as Python's `Path.rglob`); its files come
-//! sorted. A folder that cannot be read (no permission) is an input error naming it, not
-//! skipped in silence: its files would be missing from the results with no word. A file named explicitly is always
+//! sorted. A folder that cannot be read (no permission), or an audio-named link inside one
+//! that leads nowhere, is an input error naming it, not skipped in silence: its files would
+//! be missing from the results with no word. A file named explicitly is always
 //! tried, whatever its suffix. Paths are written as `pathlib` writes them (`./a.wav` is
 //! `a.wav`, `dir/` is `dir`), and each path comes once, at its first place. `-` is standard
 //! input ([`STDIN_PATH`]); a file called `-` keeps its `./`.
@@ -35,23 +36,17 @@ pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) 
         let shown = p.display().to_string();
         if p.is_dir() {
             let mut found = Vec::new();
-            let mut unreadable = Vec::new();
-            walk(&p, &mut found, &mut unreadable);
+            let mut inside = Vec::new();
+            walk(&p, &mut found, &mut inside);
             found.sort_by(|a: &PathBuf, b| a.as_os_str().cmp(b.as_os_str()));
-            let whole = unreadable.first().is_some_and(|(d, _)| *d == p);
-            for (dir, err) in unreadable {
-                let at = dir.display().to_string();
-                errors.push(InputError {
-                    path: at.clone(),
-                    message: format!("{at}: cannot read this folder ({}); its files are left out", os_words(&err)),
-                });
-            }
-            if found.is_empty() && !whole {
+            inside.sort_by(|a, b| a.path.cmp(&b.path));
+            if found.is_empty() && inside.is_empty() {
                 errors.push(InputError {
                     path: shown.clone(),
                     message: format!("{shown}: directory holds no audio files ({})", suffix_list()),
                 });
             }
+            errors.extend(inside);
             files.extend(found);
         } else if p.exists() {
             // bare, `-` would name standard input
@@ -109,18 +104,30 @@ pub(super) fn is_audio_name(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(e)))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, unreadable: &mut Vec<(PathBuf, std::io::Error)>) {
+/// Collects the audio files under `dir`, and an error for each folder that cannot be read
+/// and each audio-named link that leads nowhere: their files would otherwise be missing
+/// from the results with no word.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) => return unreadable.push((dir.to_path_buf(), e)),
+        Err(e) => {
+            let at = dir.display().to_string();
+            let message = format!("{at}: cannot read this folder ({}); its files are left out", os_words(&e));
+            return errors.push(InputError { path: at, message });
+        }
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_real_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_real_dir {
-            walk(&path, out, unreadable);
-        } else if is_audio_name(&path) && path.is_file() {
+        let file_type = entry.file_type();
+        if file_type.as_ref().is_ok_and(|t| t.is_dir()) {
+            walk(&path, out, errors);
+        } else if !is_audio_name(&path) {
+            continue;
+        } else if path.is_file() {
             out.push(path);
+        } else if file_type.is_ok_and(|t| t.is_symlink()) && !path.exists() {
+            let at = path.display().to_string();
+            errors.push(InputError { message: format!("{at}: {}", missing_reason(&path)), path: at });
         }
     }
 }
@@ -186,6 +193,28 @@ mod tests {
         assert_eq!(why[0], "a link to a file that does not exist");
         assert_eq!(why[1], "a link that cannot be followed (too many levels of symbolic links)");
         assert_eq!(why[2], "no such file or directory");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_in_a_searched_folder_is_named() {
+        let dir = std::env::temp_dir().join(format!("serlaq-walk-links-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/ok.wav"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.join("moved.wav"), dir.join("sub/gone.wav")).unwrap();
+        std::os::unix::fs::symlink(dir.join("moved.txt"), dir.join("sub/notes.txt")).unwrap();
+        let (files, errors) = find_audio_files(&[dir.as_os_str().into()]);
+        assert_eq!(files, vec![dir.join("sub/ok.wav")]);
+        let gone = dir.join("sub/gone.wav").display().to_string();
+        assert_eq!(
+            errors,
+            vec![InputError { message: format!("{gone}: a link to a file that does not exist"), path: gone }]
+        );
+        std::fs::remove_file(dir.join("sub/ok.wav")).unwrap();
+        let (files, errors) = find_audio_files(&[dir.as_os_str().into()]);
+        assert!(files.is_empty());
+        assert_eq!(errors.len(), 1, "the link is named, not 'holds no audio files': {errors:?}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
