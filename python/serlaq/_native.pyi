@@ -19,6 +19,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 FORMAT_VERSION: int
+SERVER_MAX_THREADS: int
+SYNTHETIC_WARNING: str
+FORMATS_HELP: str
+MODEL_HELP: str
 """The `.laq` format version this build writes and reads."""
 
 QGEMM_DOT_COLS_PER_ROUNDING: int

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import typer
 
-from serlaq.errors import AudioError, ConfigError, SerlaqError, audio_formats
+from serlaq import _native
+from serlaq.errors import AudioError, ConfigError, SerlaqError
 
 app = typer.Typer(
     name="serlaq",
@@ -30,11 +31,12 @@ def fail(message: str, code: int = 1) -> None:
 
 # A model argument is a str, not a Path: typer's Path would read `./general` (a file of that
 # name) as `general` (the shipped model).
-MODEL_HELP = "packed model file (.laq), a run folder (its model.laq) or `general` (the shipped model)"
+MODEL_HELP = _native.MODEL_HELP
 
 #: The largest count a server limit takes from the command line (typer refuses more, in one
 #: line, instead of an OverflowError from the native call).
 COUNT_MAX = 2**32
+SERVER_MAX_THREADS = _native.SERVER_MAX_THREADS
 
 #: `serlaq report --protocol`.
 PROTOCOLS = ("split", "loso", "cross")
@@ -90,7 +92,7 @@ def predict(
 ) -> None:
     """Predict the emotion of audio files: one line per file (path, label, confidence).
 
-    Reads {formats} (WAV as PCM 8-32 bit, float or extensible) at any rate from 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1 (--on-error skip: exit code 0). Needs no torch.
+    Reads {formats} at any rate from 1 to 384 kHz and any channel count (audio is downmixed and resampled to the model's rate). A file that cannot be read gets one error line on stderr; the others are still predicted and the exit code is 1 (--on-error skip: exit code 0). Needs no torch.
 
     Example: serlaq predict model.laq clip.wav recordings/ --top-k 3 --format jsonl
 
@@ -181,7 +183,7 @@ def output_folder(folder: Path, flag: str = "--out") -> Path:
     return folder
 
 
-DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names; csv with --manifest)"
+DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names{csv})"
 
 
 def parse_label_map(items: list[str]) -> dict[str, str | None]:
@@ -217,7 +219,7 @@ def report_file_error(message: str, on_error: str, verbose: bool) -> None:
 def evaluate(
     model: str = typer.Argument(..., help=MODEL_HELP),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="labelled corpus root (not needed with --manifest)"),
-    dataset: str = typer.Option("auto", "--dataset", help=DATASET_HELP),
+    dataset: str = typer.Option("auto", "--dataset", help=DATASET_HELP.format(csv="; csv with --manifest")),
     manifest: Path | None = typer.Option(
         None, "--manifest", help="CSV manifest (path,label[,speaker]); relative paths in it are relative to the manifest's own folder"
     ),
@@ -521,7 +523,7 @@ def report(
     test_data: list[Path] = typer.Option(
         [], "--test-data", help="--protocol cross: a corpus the model never heard, a folder (layout detected) or a CSV manifest (rows path,label[,speaker]); repeatable"
     ),
-    dataset: str = typer.Option("auto", "--dataset", help=f"--protocol cross: {DATASET_HELP}, for every --test-data"),
+    dataset: str = typer.Option("auto", "--dataset", help=f"--protocol cross: {DATASET_HELP.format(csv='; csv for a .csv --test-data')}, for every --test-data"),
     label_map: list[str] = typer.Option(
         [], "--map", help="--protocol cross: score a corpus label as one of the model's in every --test-data corpus: --map calm=neutral; --map boredom= leaves its clips out; repeatable"
     ),
@@ -602,7 +604,7 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535, help="port (0: any free port)"),
     api_key: str | None = typer.Option(None, "--api-key", envvar="SERLAQ_API_KEY", help="require this key on /v1/* and /metrics"),
     cors: list[str] = typer.Option([], "--cors", help="allow cross-origin requests from this origin (repeat; '*' for any)"),
-    threads: int = typer.Option(0, min=0, max=COUNT_MAX, help="native threads (0: one per core)"),
+    threads: int = typer.Option(0, min=0, max=SERVER_MAX_THREADS, help=f"native threads (0: one per core; at most {SERVER_MAX_THREADS})"),
     max_body: int | None = typer.Option(None, "--max-body", min=0, max=2**40, help="largest request body in bytes (default 33554432)"),
     max_audio_seconds: float | None = typer.Option(None, "--max-audio-seconds", help="longest audio per file or stream (default 600)"),
     max_files: int | None = typer.Option(None, "--max-files", min=0, max=COUNT_MAX, help="files in one multipart request (default 64)"),
@@ -643,7 +645,7 @@ def serve(
 
 
 # the formats named in the help are the decoder's own list (one source of truth)
-predict.__doc__ = (predict.__doc__ or "").replace("{formats}", audio_formats())
+predict.__doc__ = (predict.__doc__ or "").replace("{formats}", _native.FORMATS_HELP)
 
 
 def main() -> None:

@@ -27,14 +27,6 @@ class ConfigError(SerlaqError, ValueError):
     """A config file or CLI override is invalid; the message names the key."""
 
 
-def audio_formats() -> str:
-    """The formats the native decoder reads, by name ("WAV, FLAC, OGG (Vorbis, Opus), MP3, ...")."""
-    from serlaq import _native
-
-    names = list(_native.AUDIO_FORMATS)
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
-
-
 def plain_audio_error(message: str, verbose: bool = False) -> str:
     """A decoder's one-line error in plain words (the core's one translation, which
     `serlaq-rt` applies too); `verbose` keeps the decoder's own detail."""

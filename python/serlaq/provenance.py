@@ -18,13 +18,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from serlaq import _native
 from serlaq.version import __version__
 
-#: One line `predict` prints (stderr) for a model whose provenance says it saw only synthetic audio.
-SYNTHETIC_WARNING = (
-    "this model was trained on the synthetic demo corpus (generated tones), not on speech: "
-    "its predictions on real recordings mean nothing; train one on your data (see the README)"
-)
+#: One line `predict` prints (stderr) for a model whose provenance says it saw only
+#: synthetic audio: the core's words, which `serlaq-rt predict` prints too.
+SYNTHETIC_WARNING: str = _native.SYNTHETIC_WARNING
 
 
 def created_now() -> str:

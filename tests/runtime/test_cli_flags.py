@@ -122,7 +122,8 @@ def test_serve_refuses_a_max_adapted_that_is_no_count(bad, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "flag,bad", [("--port", "70000"), ("--threads", "-2"), ("--max-concurrent", "-1"), ("--max-files", str(2**70))]
+    "flag,bad",
+    [("--port", "70000"), ("--threads", "-2"), ("--threads", "4294967296"), ("--max-concurrent", "-1"), ("--max-files", str(2**70))],
 )
 def test_serve_refuses_numbers_out_of_range_naming_the_flag(flag, bad, capsys, monkeypatch):
     """A number the native server could not hold is a usage error, not an OverflowError."""

@@ -24,7 +24,7 @@ import pytest
 
 from serlaq import _native
 
-from rt_builders import random_model, tone, write_wav
+from rt_builders import metadata, random_model, tone, write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -325,3 +325,60 @@ def test_adapt_matches_python_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert got.returncode == want.returncode == 1
     assert got.stderr.splitlines()[-1].replace("serlaq-rt: ", "", 1) == want.stderr.splitlines()[-1].replace("serlaq: ", "", 1)
     assert not (tmp_path / "rt" / "x.laq").exists() and not (tmp_path / "py" / "x.laq").exists()
+
+
+def _same_lines(got: subprocess.CompletedProcess[str], want: subprocess.CompletedProcess[str]) -> None:
+    """The same exit code, stdout and stderr lines, each under its tool's name."""
+    assert got.returncode == want.returncode, (got.stderr, want.stderr)
+    assert got.stdout == want.stdout
+    assert [ln.replace("serlaq-rt: ", "", 1) for ln in got.stderr.splitlines()] == [
+        ln.replace("serlaq: ", "", 1) for ln in want.stderr.splitlines()
+    ]
+
+
+def test_failures_read_the_same_in_both_clis(tmp_path: Path) -> None:
+    """A model that cannot be read, inputs that name no audio, --on-error, the demo model's
+    warning: `serlaq-rt` and `serlaq` say the same lines with the same exit codes."""
+    reason = python_runtime_missing()
+    if reason:
+        pytest.skip(reason)
+    meta = metadata(["angry", "happy", "neutral", "sad"], [48, 24])
+    random_model(tmp_path / "model.laq", seed=5)
+    random_model(tmp_path / "demo.laq", seed=5, meta={**meta, "provenance": {"synthetic": True}})
+    for i in range(2):
+        write_wav(tmp_path / "clips" / f"c{i}.wav", tone(300.0 * (i + 1), 16000, 1.0, seed=i), 16000)
+    (tmp_path / "clips" / "bad.wav").write_bytes(b"RIFF....not audio")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "only.wav").write_bytes(b"RIFF....not audio")
+    os.mkfifo(tmp_path / "pipe.laq")
+    cases = {
+        "missing model": (["predict", "missing.laq", "clips"], 1, "error: missing.laq: model file not found"),
+        "./general is a path": (["info", "./general"], 1, "error: ./general: model file not found"),
+        "a named pipe": (["info", "pipe.laq"], 1, "error: pipe.laq: not a regular file (a named pipe)"),
+        "adapt, no input": (["adapt", "model.laq", "gone", "gone2", "--out", "x.laq"], 1, "error: gone2: no such file or directory"),
+        "fail": (["predict", "model.laq", "clips", "--format", "csv"], 1, "error: clips/bad.wav: cannot decode audio"),
+        "skip": (["predict", "model.laq", "clips", "--format", "csv", "--on-error", "skip"], 0, "skipped: clips/bad.wav"),
+        "skip, nothing read": (["predict", "model.laq", "bad", "--on-error", "skip"], 1, "skipped: bad/only.wav"),
+        "skip, segments": (["predict", "model.laq", "clips", "--segments", "--format", "jsonl", "--on-error", "skip"], 0, "skipped: clips/bad.wav"),
+        "demo model": (["predict", "demo.laq", "clips/c0.wav"], 0, "warning: this model was trained on the synthetic demo corpus"),
+    }
+    for name, (args, code, line) in cases.items():
+        got, want = rt(*args, cwd=tmp_path), serlaq(*args, cwd=tmp_path)
+        _same_lines(got, want)
+        assert want.returncode == code, (name, want.stderr)
+        assert any(ln.startswith(f"serlaq: {line}") for ln in want.stderr.splitlines()), (name, want.stderr)
+        if "skip" in name:  # no row for the skipped file
+            assert "bad" not in want.stdout, name
+    assert "clips/bad.wav" in rt("predict", "model.laq", "clips", "--format", "csv", cwd=tmp_path).stdout  # fail: a row
+
+
+def test_predict_help_names_the_same_formats_in_both_clis(tmp_path: Path) -> None:
+    """Both `predict --help` texts list the core's formats, WAV's encodings included."""
+    assert "WAV (PCM 8-32 bit" in _native.FORMATS_HELP and "ADPCM" in _native.FORMATS_HELP
+    for name in _native.AUDIO_FORMATS:
+        assert name in _native.FORMATS_HELP, name
+    for run in (rt, serlaq):
+        got = run("predict", "--help", cwd=tmp_path)
+        text = " ".join(got.stdout.replace("│", " ").split())
+        assert got.returncode == 0 and f"Reads {_native.FORMATS_HELP} at any rate" in text, text
+        assert "--on-error" in text

@@ -76,12 +76,8 @@ class LaqModel:
                 raise LaqFormatError(str(exc)) from None
         try:
             native = _native.Model(p)
-        except FileNotFoundError:
-            raise LaqFormatError(f"{p}: model file not found") from None
-        except IsADirectoryError:
-            raise LaqFormatError(f"{p}: is a directory, not a .laq model file") from None
-        except OSError as exc:  # a FIFO, a device, no permission: refused before reading
-            raise LaqFormatError(f"{p}: cannot read model file ({exc.strerror or exc})") from None
+        except OSError as exc:  # missing, a FIFO, a device, no permission: the core's one line
+            raise LaqFormatError(str(exc)) from None
         return cls(native, p)
 
     @classmethod

@@ -9,7 +9,7 @@
 
 mod serve;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serlaq_core::adapt::{self, AdaptError, AdaptOptions, StdRule};
 use serlaq_core::format;
 use serlaq_core::runtime::{
@@ -45,11 +45,11 @@ enum Command {
 
 /// Predict the emotion of audio files: one line per file (path, label, confidence).
 ///
-/// WAV (PCM 8-32 bit, float, extensible, mu/A-law, ADPCM), FLAC, OGG (Vorbis, Opus), MP3,
-/// AIFF, M4A (AAC-LC, ALAC) and WebM (Opus: a browser's recording) at any rate from 1 to 384 kHz and any channel count (audio is
+/// Reads {formats} at any rate from 1 to 384 kHz and any channel count (audio is
 /// downmixed and resampled to the model's rate). Directories are searched recursively for
 /// audio files (sorted). A file that cannot be read gets one error line on stderr; the
-/// others are still predicted and the exit code is 1. Same labels and probabilities as `serlaq predict`.
+/// others are still predicted and the exit code is 1 (--on-error skip: exit code 0). Same
+/// labels and probabilities as `serlaq predict`.
 ///
 /// With --segments each file is cut into overlapping windows (default 2 s every 1 s);
 /// windows where the voice-activity gate finds too little speech are shown as "silence".
@@ -62,7 +62,7 @@ enum Command {
     after_help = "Example:\n  serlaq-rt predict model.laq clip.wav recordings/ --top-k 3 --format jsonl\n  serlaq-rt predict model.laq call.wav --segments --hop 0.5 --format jsonl\n  arecord -f S16_LE -r 16000 -t wav - | serlaq-rt predict general - --segments"
 )]
 struct PredictArgs {
-    /// packed model file (.laq), or `general` for the general model shipped inside
+    #[arg(help = runtime::MODEL_HELP)]
     model: PathBuf,
     /// audio files and/or directories (searched recursively); `-` reads standard input
     /// (a pipe is segmented as it comes; a file called `-` is `./-`)
@@ -111,6 +111,10 @@ struct PredictArgs {
     /// --running-norm: statistics only, no label balance (a recording that is mostly one emotion)
     #[arg(long = "no-running-balance")]
     no_running_balance: bool,
+    /// a file that cannot be read: fail = one error line and exit code 1 (the other files are
+    /// still predicted); skip = one 'skipped' line, no row, exit code 0 when any file was predicted
+    #[arg(long = "on-error", value_name = "fail|skip", default_value = "fail", value_parser = ["fail", "skip"])]
+    on_error: String,
     /// error lines keep the audio decoder's own detail (default: plain words)
     #[arg(long)]
     verbose: bool,
@@ -121,7 +125,7 @@ struct PredictArgs {
 #[derive(Args)]
 #[command(after_help = "Example:\n  serlaq-rt info model.laq --json")]
 struct InfoArgs {
-    /// packed model file (.laq), or `general` for the general model shipped inside
+    #[arg(help = runtime::MODEL_HELP)]
     model: PathBuf,
     /// print everything as JSON
     #[arg(long)]
@@ -141,7 +145,7 @@ struct InfoArgs {
     after_help = "Example:\n  serlaq-rt adapt model.laq recordings/ --out model-room.laq\n  serlaq-rt adapt general --manifest room.csv --out room.laq\n  serlaq-rt adapt general calls/ --labels angry,happy,neutral,sad --out calls.laq"
 )]
 struct AdaptArgs {
-    /// packed model file (.laq) to adapt, or `general` for the general model shipped inside
+    #[arg(help = runtime::MODEL_HELP)]
     model: PathBuf,
     /// unlabelled audio of the new room: files and/or directories (searched recursively)
     #[arg(num_args = 1..)]
@@ -182,7 +186,12 @@ fn main() -> ExitCode {
     // Panics are caught and reported as one error line; the default hook would add a
     // multi-line message of its own.
     std::panic::set_hook(Box::new(|_| {}));
-    let cli = Cli::parse();
+    // the formats read are the core's list, as `serlaq predict --help` shows them
+    let cmd = Cli::command().mut_subcommand("predict", |c| {
+        let text = c.get_long_about().map(|t| t.to_string()).unwrap_or_default();
+        c.long_about(text.replace("{formats}", &runtime::formats_help()))
+    });
+    let cli = Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit());
     let r = catch_unwind(AssertUnwindSafe(|| match cli.command {
         Command::Predict(a) => predict(a),
         Command::Info(a) => info(a),
@@ -202,13 +211,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The model `predict` runs, with [`runtime::SYNTHETIC_WARNING`] for the demo's model.
+fn load_predicting_model(path: &Path) -> Result<Model, Fatal> {
+    let model = load_model(path)?;
+    if runtime::trained_on_synthetic(&model) {
+        eprintln!("serlaq-rt: warning: {}", runtime::SYNTHETIC_WARNING);
+    }
+    Ok(model)
+}
+
 fn load_model(path: &Path) -> Result<Model, Fatal> {
-    // the name is matched as typed: `./general` stays a path
-    let source = match ModelSource::from_arg(path) {
-        ModelSource::Path(p) => ModelSource::Path(pathlib(&p)),
-        named => named,
-    };
-    source.load().map_err(|e| Fatal(e.to_string()))
+    // the name is matched as typed, and errors name the path as typed (as `serlaq`'s):
+    // `./general` stays a path, the file of that name
+    ModelSource::from_arg(path).load().map_err(|e| Fatal(e.to_string()))
 }
 
 fn info(a: InfoArgs) -> Result<ExitCode, Fatal> {
@@ -231,11 +246,12 @@ fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
     format::prepare_output(&a.out, "adapted.laq").map_err(|e| Fatal(format!("--out: {e}")))?;
     let model = load_model(&a.model)?;
     let (files, errors) = runtime::find_listed_audio_files(&a.inputs, a.manifest.as_deref()).map_err(Fatal)?;
+    // every input that gave no file is named, then (if none did) the line that ends the run
+    errors.iter().for_each(|e| eprintln!("serlaq-rt: error: {}", e.message));
     if files.is_empty() {
         let first = errors.first().map(|e| format!(" ({})", e.message)).unwrap_or_default();
         return Err(Fatal(format!("adapt: no audio files given{first}")));
     }
-    errors.iter().for_each(|e| eprintln!("serlaq-rt: error: {}", e.message));
     let named = a.manifest.iter().map(|m| m.as_os_str()).chain(a.inputs.iter().map(|i| i.as_os_str()));
     let inputs: Vec<String> = named.map(|i| i.to_string_lossy().into_owned()).collect();
     let opts = AdaptOptions {
@@ -286,12 +302,24 @@ fn shown(error: &str, verbose: bool) -> String {
     }
 }
 
-fn exit_code(failed: usize) -> ExitCode {
-    if failed > 0 {
+/// A batch's exit code, as `serlaq predict`'s: 1 when a file failed, unless `--on-error
+/// skip` and some input gave a result (`total`: files found plus inputs that named none).
+fn exit_code(failed: usize, skip: bool, inputs: &[OsString]) -> ExitCode {
+    let total = || {
+        let (files, errors) = runtime::find_audio_files(inputs);
+        files.len() + errors.len()
+    };
+    if failed > 0 && (!skip || failed >= total()) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The stderr line of a file that could not be used: `error:`, or `skipped:` with
+/// `--on-error skip` (which writes no row for it).
+fn file_failed(error: &str, skip: bool, verbose: bool) {
+    eprintln!("serlaq-rt: {}: {}", if skip { "skipped" } else { "error" }, shown(error, verbose));
 }
 
 fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
@@ -317,13 +345,19 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
         }
         return predict_segments(a, fmt);
     }
-    let model = load_model(&a.model)?;
+    let model = load_predicting_model(&a.model)?;
     let mut writer = ResultWriter::new(io::stdout().lock(), fmt, model.labels()).map_err(stdout_err)?;
     let opts = BatchOptions { threads: a.threads.map(|n| n as usize), top_k: a.top_k.map(|k| k as usize) };
+    let skip = a.on_error == "skip";
     let mut ood = Vec::new();
     let failed = predict_inputs(&model, &a.inputs, &opts, |r| {
         match &r {
-            Outcome::Failed(f) => eprintln!("serlaq-rt: error: {}", shown(&f.error, a.verbose)),
+            Outcome::Failed(f) => {
+                file_failed(&f.error, skip, a.verbose);
+                if skip {
+                    return Ok(()); // --on-error skip: the line only, no row
+                }
+            }
             Outcome::Ok(p) => ood.extend(p.ood),
         }
         writer.write(&r)
@@ -333,13 +367,13 @@ fn predict(a: PredictArgs) -> Result<ExitCode, Fatal> {
     if let Some(w) = runtime::ood_warning(&ood, model.ood_threshold()) {
         eprintln!("serlaq-rt: {w}");
     }
-    Ok(exit_code(failed))
+    Ok(exit_code(failed, skip, &a.inputs))
 }
 
 /// `predict --segments`: options checked before anything is written (a bad one: one
 /// line, exit 1), then every file segmented and written window by window.
 fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
-    let model = load_model(&a.model)?;
+    let model = load_predicting_model(&a.model)?;
     let d = SegmentOptions::default();
     let opts = SegmentOptions {
         window: a.window.unwrap_or(d.window),
@@ -361,10 +395,16 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
         return usage_error(&msg); // a bad option is a usage error (exit 2), named by its flag
     }
     let mut writer = SegmentWriter::new(io::stdout().lock(), io::stderr(), fmt, model.labels()).map_err(stdout_err)?;
+    let skip = a.on_error == "skip";
     let mut ood = Vec::new();
     let r = segment_inputs(&model, &a.inputs, &opts, a.top_k.map(|k| k as usize), |item| {
         match &item {
-            SegmentItem::Failed(f) => eprintln!("serlaq-rt: error: {}", shown(&f.error, a.verbose)),
+            SegmentItem::Failed(f) => {
+                file_failed(&f.error, skip, a.verbose);
+                if skip {
+                    return Ok(());
+                }
+            }
             SegmentItem::Segment(s) => ood.extend(s.ood),
             SegmentItem::Summary(_) => {}
         }
@@ -381,5 +421,5 @@ fn predict_segments(a: PredictArgs, fmt: Format) -> Result<ExitCode, Fatal> {
     if let Some(w) = runtime::segment_ood_warning(&ood, model.ood_threshold()) {
         eprintln!("serlaq-rt: {w}");
     }
-    Ok(exit_code(failed))
+    Ok(exit_code(failed, skip, &a.inputs))
 }

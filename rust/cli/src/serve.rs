@@ -1,7 +1,7 @@
 //! `serlaq-rt serve`: the arguments of the server (`rust/server`), which does the rest.
 
 use clap::Args;
-use serlaq_server::{parse_model_arg, Limits, ModelSource, ServerConfig};
+use serlaq_server::{parse_model_arg, Limits, ModelSource, ServerConfig, MAX_THREADS};
 use std::time::Duration;
 
 /// Serve models over HTTP and WebSocket, with a live page at `/` (microphone or file).
@@ -29,9 +29,9 @@ pub struct ServeArgs {
     /// allow cross-origin requests from this origin (repeat; "*" for any); off by default
     #[arg(long = "cors", value_name = "ORIGIN")]
     pub cors: Vec<String>,
-    /// native threads (default: one per core)
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// native threads (default: one per core; at most 1024)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=MAX_THREADS as u64))]
+    pub threads: Option<u64>,
     /// largest request body in bytes
     #[arg(long = "max-body", value_name = "BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body: usize,
@@ -82,7 +82,7 @@ impl ServeArgs {
             port: self.port,
             api_key: self.api_key.clone(),
             cors: self.cors.clone(),
-            threads: self.threads.unwrap_or(0),
+            threads: self.threads.map_or(0, |n| n as usize),
             limits: Limits {
                 max_body_bytes: self.max_body,
                 max_audio_seconds: self.max_audio_seconds,
@@ -101,5 +101,5 @@ impl ServeArgs {
 
 pub fn serve(a: ServeArgs) -> Result<(), String> {
     let config = a.config()?;
-    serlaq_server::run_blocking(&config, |line| eprintln!("{line}"))
+    serlaq_server::run_blocking(&config, |line| eprintln!("serlaq-rt: {line}"))
 }

@@ -57,6 +57,7 @@ impl Server {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("serlaq-rt: serving "), "{line}");
         let addr = line
             .split("http://")
             .nth(1)
@@ -664,6 +665,12 @@ fn bad_start_is_one_line() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("--max-adapted") || err.contains("'-1'"), "{bad}: {err}");
     }
+    // a thread count beyond any machine is refused before a thread starts (it once
+    // aborted asking for 32 GiB of stacks)
+    let out = Command::new(BIN).args(["serve", "--model", "x=m.laq", "--threads", "4294967296"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--threads") && err.contains("1024"), "{err}");
 }
 
 fn ws_texts(ws: &mut tungstenite::WebSocket<TcpStream>) -> (Vec<String>, Option<u16>) {

@@ -39,7 +39,7 @@ fn laq_err(e: LaqError, origin: &str) -> PyErr {
         LaqError::Format(m) => LaqFormatError::new_err(format!("{origin}: {m}")),
         LaqError::Invalid(m) => PyValueError::new_err(m),
         LaqError::Io { path, source } => {
-            let msg = format!("{}: {source}", path.display());
+            let msg = serlaq_core::runtime::model_io_error(&path, &source);
             match source.kind() {
                 std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
                 std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
@@ -342,6 +342,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(write_laq, m)?)?;
     m.add_class::<laq_file::PyLaqFile>()?;
     m.add("FORMAT_VERSION", format::VERSION)?;
+    m.add("SERVER_MAX_THREADS", serlaq_server::MAX_THREADS)?;
+    m.add("SYNTHETIC_WARNING", serlaq_core::runtime::SYNTHETIC_WARNING)?;
+    m.add("FORMATS_HELP", serlaq_core::runtime::formats_help())?;
+    m.add("MODEL_HELP", serlaq_core::runtime::MODEL_HELP)?;
     m.add_function(wrap_pyfunction!(kernel, m)?)?;
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
     // The qgemm error bound's constants (serlaq_core::gemv, "Accuracy"), for tests.

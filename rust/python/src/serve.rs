@@ -64,5 +64,6 @@ pub fn serve(
             ..d
         },
     };
-    py.detach(|| serlaq_server::run_blocking(&config, |line| eprintln!("{line}"))).map_err(PyValueError::new_err)
+    py.detach(|| serlaq_server::run_blocking(&config, |line| eprintln!("serlaq: {line}")))
+        .map_err(PyValueError::new_err)
 }

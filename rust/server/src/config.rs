@@ -51,6 +51,10 @@ impl Default for Limits {
     }
 }
 
+/// The most native threads a server starts: each has its own stack, and a number beyond
+/// any machine's cores is a typo, not a wish (`--threads 4294967296` once asked for 32 GiB).
+pub const MAX_THREADS: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// `(name, source)`, served in this order; the first is the default model.

@@ -4,7 +4,7 @@
 //! what it is sent for `idle_timeout` is dropped) and shuts down gracefully.
 
 use crate::app;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, MAX_THREADS};
 use crate::state::AppState;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -172,16 +172,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Stalled<S> {
 pub fn exposure_warning(addr: std::net::SocketAddr, has_key: bool) -> Option<String> {
     (!addr.ip().is_loopback() && !has_key).then(|| {
         format!(
-            "serlaq: warning: {} is reachable from other machines and no --api-key is set: anyone who can \
+            "warning: {} is reachable from other machines and no --api-key is set: anyone who can \
              reach it may use it (--api-key KEY, or bind 127.0.0.1)",
             addr.ip()
         )
     })
 }
 
-/// `serlaq-rt serve` / `serlaq serve`: loads the models, binds, prints one line with the
-/// address (and [`exposure_warning`]), serves until Ctrl-C (SIGINT) or SIGTERM.
+/// `serlaq-rt serve` / `serlaq serve`: loads the models, binds, announces one line with the
+/// address (and [`exposure_warning`]; the caller prefixes its program's name), serves until
+/// Ctrl-C (SIGINT) or SIGTERM.
 pub fn run_blocking(config: &ServerConfig, mut announce: impl FnMut(&str)) -> Result<(), String> {
+    if config.threads > MAX_THREADS {
+        return Err(format!("--threads {}: at most {MAX_THREADS} (0: one per core)", config.threads));
+    }
     let threads =
         if config.threads > 0 { config.threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -194,7 +198,7 @@ pub fn run_blocking(config: &ServerConfig, mut announce: impl FnMut(&str)) -> Re
     rt.block_on(async {
         let server = Server::bind(config).await?;
         let names = server.state.models.names().join(", ");
-        announce(&format!("serlaq: serving {names} on http://{} (Ctrl-C stops)", server.local_addr()));
+        announce(&format!("serving {names} on http://{} (Ctrl-C stops)", server.local_addr()));
         if let Some(line) = exposure_warning(server.local_addr(), config.api_key.is_some()) {
             announce(&line);
         }
@@ -239,15 +243,21 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::exposure_warning;
+    use super::{exposure_warning, run_blocking};
+    use crate::config::{ServerConfig, MAX_THREADS};
+
+    #[test]
+    fn too_many_threads_is_refused_before_any_starts() {
+        let config = ServerConfig { threads: MAX_THREADS + 1, ..ServerConfig::default() };
+        let err = run_blocking(&config, |_| panic!("nothing is announced")).unwrap_err();
+        assert_eq!(err, "--threads 1025: at most 1024 (0: one per core)");
+    }
 
     #[test]
     fn a_server_open_to_other_machines_without_a_key_says_so() {
         let all = "0.0.0.0:8000".parse().unwrap();
         let line = exposure_warning(all, false).expect("a warning");
-        assert!(
-            line.starts_with("serlaq: warning: 0.0.0.0 is reachable from other machines") && line.contains("--api-key")
-        );
+        assert!(line.starts_with("warning: 0.0.0.0 is reachable from other machines") && line.contains("--api-key"));
         assert_eq!(exposure_warning(all, true), None, "a key guards it");
         assert_eq!(exposure_warning("127.0.0.1:8000".parse().unwrap(), false), None, "loopback, the default");
         assert_eq!(exposure_warning("[::1]:8000".parse().unwrap(), false), None);

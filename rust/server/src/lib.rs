@@ -25,7 +25,7 @@ mod predict;
 mod state;
 mod stream;
 
-pub use config::{check_name, parse_model_arg, Limits, ServerConfig};
+pub use config::{check_name, parse_model_arg, Limits, ServerConfig, MAX_THREADS};
 pub use error::ApiError;
 pub use http::{run_blocking, Server};
 pub use serlaq_core::runtime::ModelSource;

@@ -78,7 +78,7 @@ fn missing_reason(p: &Path) -> String {
 }
 
 /// An OS error's words, lower case, without "(os error N)".
-fn os_words(err: &std::io::Error) -> String {
+pub(crate) fn os_words(err: &std::io::Error) -> String {
     let text = err.to_string();
     let words = text.split(" (os error").next().unwrap_or(&text);
     let mut chars = words.chars();

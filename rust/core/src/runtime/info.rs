@@ -11,6 +11,17 @@ use crate::model::Model;
 use serde::Serialize;
 use serde_json::Value;
 
+/// The warning `predict` prints (both CLIs) for a model whose provenance says it saw only
+/// synthetic audio: the demo's model must not pass for one that hears emotion.
+pub const SYNTHETIC_WARNING: &str = "this model was trained on the synthetic demo corpus (generated tones), not on \
+     speech: its predictions on real recordings mean nothing; train one on your data (see the README)";
+
+/// Whether the file's provenance says every corpus it was trained on is synthetic.
+pub fn trained_on_synthetic(model: &Model) -> bool {
+    let meta: Option<Value> = serde_json::from_str(model.metadata_json()).ok();
+    meta.as_ref().and_then(|m| m.get("provenance")?.get("synthetic")?.as_bool()) == Some(true)
+}
+
 /// One packed layer's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerRow {

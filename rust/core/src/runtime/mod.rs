@@ -34,14 +34,17 @@ pub use crate::segments::{
 };
 pub use batch::{outcome, predict_each, predict_inputs, predict_one, predict_scored, BatchOptions};
 pub use files::{find_audio_files, pathlib, resolve_threads, suffix_list, InputError};
-pub use info::{Confidence, LayerRow, ModelInfo};
+pub use info::{trained_on_synthetic, Confidence, LayerRow, ModelInfo, SYNTHETIC_WARNING};
 pub use manifest::{find_listed_audio_files, manifest_paths, manifest_rows, ManifestRow};
-pub use plain::{format_names, plain_error};
+pub use plain::{format_names, formats_help, plain_error};
 pub use records::one_line;
 pub use records::{
     ood_warning, segment_ood_warning, Failure, Outcome, Prediction, Ranked, Scores, SegmentItem, SegmentRecord,
     SegmentSummary, Totals, OOD_WARN_SHARE, SILENCE,
 };
 pub use segments::{check_flags, check_options, segment_inputs, segment_path, FileEnd, RecordStream, Stop};
-pub use source::{adapt_output_clash, model_file, panic_message, panic_text, LoadError, ModelSource, RUN_MODEL};
+pub use source::{
+    adapt_output_clash, model_file, model_io_error, panic_message, panic_text, LoadError, ModelSource, MODEL_HELP,
+    RUN_MODEL,
+};
 pub use writer::{Format, ResultWriter, SegmentWriter};

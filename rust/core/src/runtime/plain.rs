@@ -1,5 +1,6 @@
-//! Failure lines in plain words: the one translation every face applies to an audio
-//! error before showing it to a person (`--verbose` keeps the decoder's own message).
+//! Failure lines in plain words: the one translation both CLIs (`serlaq-rt`, and `serlaq`
+//! through `_native.plain_error`) apply to an audio error before showing it to a person
+//! (`--verbose` keeps the decoder's own message).
 //!
 //! Records keep the full message (a program reading JSON gets every detail); only the
 //! human-facing line is rewritten. The input is the one-line `Display` of
@@ -16,6 +17,14 @@ pub fn format_names() -> String {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => names.concat(),
     }
+}
+
+/// The WAV encodings decoded, as help texts name them.
+pub const WAV_ENCODINGS: &str = "PCM 8-32 bit, float, extensible, mu-law, A-law, ADPCM";
+
+/// What `predict --help` says is read, in both CLIs: [`format_names`] with WAV's encodings.
+pub fn formats_help() -> String {
+    format_names().replacen("WAV", &format!("WAV ({WAV_ENCODINGS})"), 1)
 }
 
 /// symphonia's short format names -> the names users know.

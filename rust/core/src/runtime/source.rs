@@ -74,6 +74,9 @@ pub fn model_file(path: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// How every command's help names its model argument, in both CLIs.
+pub const MODEL_HELP: &str = "packed model file (.laq), a run folder (its model.laq) or `general` (the shipped model)";
+
 /// A `.laq` model to load.
 #[derive(Debug, Clone)]
 pub enum ModelSource {
@@ -131,9 +134,7 @@ impl ModelSource {
                 },
             };
             let file = file.map_err(|e| match e {
-                LaqError::Io { path, source } => {
-                    LoadError::Io { message: format!("{}: {source}", path.display()), source }
-                }
+                LaqError::Io { path, source } => LoadError::Io { message: model_io_error(&path, &source), source },
                 other => LoadError::Invalid(format!("{origin}: {other}")),
             })?;
             Model::from_laq(file).map_err(|e| LoadError::Invalid(format!("{origin}: {e}")))
@@ -160,6 +161,17 @@ impl std::fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
+
+/// The line for a model file that cannot be read, in every face: `PATH: model file not
+/// found`, `... is a directory, not a .laq model file`, `... cannot read model file (why)`.
+pub fn model_io_error(path: &Path, err: &std::io::Error) -> String {
+    let at = path.display();
+    match err.kind() {
+        std::io::ErrorKind::NotFound => format!("{at}: model file not found"),
+        std::io::ErrorKind::IsADirectory => format!("{at}: is a directory, not a .laq model file"),
+        _ => format!("{at}: cannot read model file ({})", super::files::os_words(err)),
+    }
+}
 
 /// A caught panic's message, if it has one.
 pub fn panic_message(p: &(dyn Any + Send)) -> String {
