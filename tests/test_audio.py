@@ -556,13 +556,19 @@ def test_rate_channel_and_duration_bounds(tmp_path: Path) -> None:
     _bad(write_wav(tmp_path / "slow.wav", tone(0.5, 800), 800), r"unsupported sample rate \(sample rate 800 Hz")
     many = np.tile(tone(0.1, 16000)[:, None], (1, 65))
     _bad(write_wav(tmp_path / "many.wav", many, 16000), r"unsupported channel count \(65; must be 1\.\.=64\)")
-    # a header claiming 2 hours of 8 kHz audio is refused before anything is decoded
+    # 2 hours of 8 kHz audio are refused from the header, before anything is decoded (a
+    # sparse file: its silence takes no disk)
     head = bytearray(write_wav(tmp_path / "x.wav", tone(0.1, 8000), 8000).read_bytes())
     size = 7200 * 8000 * 2
     head[4:8] = (size + 36).to_bytes(4, "little")
     head[40:44] = size.to_bytes(4, "little")
-    (tmp_path / "long.wav").write_bytes(bytes(head))
+    with open(tmp_path / "long.wav", "wb") as f:
+        f.write(bytes(head))
+        f.truncate(44 + size)
     _bad(tmp_path / "long.wav", r"too long \(7200\.0 s; .*segment mode")
+    # the same header on a file of 1.6 KB is a cut file, named so
+    (tmp_path / "cut.wav").write_bytes(bytes(head))
+    _bad(tmp_path / "cut.wav", r"truncated audio \(data ends at 0\.100 s of the 7200\.000 s the header declares\)")
 
 
 def test_too_short_for_one_window(tmp_path: Path) -> None:

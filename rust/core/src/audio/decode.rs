@@ -105,6 +105,16 @@ pub const IMA4_DAMAGED: &str =
 /// Containers whose header states the exact frame count (a shorter stream is truncated).
 const EXACT_LENGTH_FORMATS: &[&str] = &["wave", "aiff", "flac"];
 
+/// Whether `byte_len` bytes can hold `frames` frames of `channels` channels: WAV and AIFF
+/// need at least 4 bits a sample (IMA ADPCM, their smallest coding); FLAC has no such floor
+/// (silence packs into a few bytes a block), nor has a source of unknown length.
+fn fits_in(frames: u64, channels: usize, format_name: &str, byte_len: Option<u64>) -> bool {
+    match byte_len {
+        Some(len) if matches!(format_name, "wave" | "aiff") => frames.saturating_mul(channels.max(1) as u64) / 2 <= len,
+        _ => true,
+    }
+}
+
 /// The format the first bytes claim, for messages about files that cannot be decoded.
 fn sniff(head: &[u8], ext: Option<&str>) -> String {
     let by_magic = match head {
@@ -185,6 +195,8 @@ pub struct Decoder<'s> {
     rate: u32,
     channels: usize,
     declared_frames: Option<u64>,
+    /// Whether the file is long enough to hold the frames its header declares ([`fits_in`]).
+    header_fits: bool,
     /// The format as error lines name it (what the first bytes claim, or what was detected).
     claimed: String,
     /// Leading frames still to drop: an MP4 edit list's priming ([`mp4`]).
@@ -321,6 +333,7 @@ impl<'s> Decoder<'s> {
         wav::preflight(head, &source)?;
         let patches = wav::patches(head);
         let seekable = media.is_seekable();
+        let byte_len = media.byte_len();
         #[cfg(feature = "m4a")]
         let media = if claimed == "CAF" { caf::Ending::wrap(media) } else { media };
         // an IMA4 AIFF-C is read by the CAF reader (symphonia's AIFF reader refuses IMA4)
@@ -365,6 +378,7 @@ impl<'s> Decoder<'s> {
         let claimed = if UNDECODED.contains(&claimed.as_str()) { claimed } else { format!("{format_name} (detected)") };
         let track = open_track(&*format, &source, &claimed, 0.0)?;
         let declared_frames = track.num_frames.filter(|_| EXACT_LENGTH_FORMATS.contains(&format_name));
+        let header_fits = declared_frames.is_none_or(|n| fits_in(n, track.channels, format_name, byte_len));
         #[cfg(feature = "m4a")]
         let skip = edits.iter().find(|e| e.track_id == track.id).map_or(0, |e| e.skip_frames(track.rate));
         #[cfg(not(feature = "m4a"))]
@@ -379,6 +393,7 @@ impl<'s> Decoder<'s> {
             rate: track.rate,
             channels: track.channels,
             declared_frames,
+            header_fits,
             skip,
             frames: 0,
             nonfinite: 0,
@@ -420,6 +435,12 @@ impl<'s> Decoder<'s> {
     /// Frames the header declares, for containers where that count is exact.
     pub fn declared_frames(&self) -> Option<u64> {
         self.declared_frames
+    }
+    /// Whether the file has the bytes its header's frame count needs: a header that
+    /// declares hours in a file of kilobytes is a cut file, and its count is not to be
+    /// believed before decoding (nor memory reserved for it).
+    pub fn header_fits(&self) -> bool {
+        self.header_fits
     }
     /// Frames decoded so far.
     pub fn frames(&self) -> u64 {

@@ -200,11 +200,13 @@ pub fn load_bytes(bytes: &[u8], source: &str, target_rate: u32, min_samples: usi
 pub fn load_from(mut decoder: Decoder<'_>, target_rate: u32, min_samples: usize) -> Result<Vec<f32>, AudioError> {
     let rate = decoder.sample_rate();
     let source = decoder.source().to_string();
-    if let Some(declared) = decoder.declared_frames() {
+    // a count the file cannot hold is a cut file: decoding finds where it ends and says so
+    let declared = decoder.declared_frames().filter(|_| decoder.header_fits());
+    if let Some(declared) = declared {
         too_long(&source, declared, rate)?;
     }
     let mut resampler = Resampler::new(rate, target_rate).map_err(|e| rename(e, &source))?;
-    let expected = decoder.declared_frames().map_or(0, |n| output_len(n, rate, target_rate));
+    let expected = declared.map_or(0, |n| output_len(n, rate, target_rate));
     let mut out = Vec::with_capacity(expected.min(MAX_RESERVE) as usize);
     let mut mono = Vec::new();
     let mut peak = 0f32;
