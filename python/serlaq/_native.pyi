@@ -445,7 +445,8 @@ def general_model_bytes() -> bytes | None:
 def model_calibration(model: Model) -> tuple[float, float]:
     """(calibration temperature, out-of-domain threshold) of a model."""
 def model_ood_scores(model: Model, features: NDArray[np.floating]) -> list[float]:
-    """RMS z-scores of raw feature rows (n, d) or one vector (d,)."""
+    """Out-of-domain scores of raw feature rows (n, d) or one vector (d,), as `Model.scored`
+    gives them: the hidden reference's distance when the file has one, else RMS z-scores."""
 
 # -- the server (rust/python/src/serve.rs) --------------------------------------------
 

@@ -391,6 +391,10 @@ def _meta(built) -> dict:
         (lambda md: md.pop("labels"), "labels"),
         (lambda md: md.__setitem__("labels", "angry"), "labels"),
         (lambda md: md.__setitem__("labels", ["a", "a", "b", "c"]), "labels"),
+        (lambda md: md.__setitem__("labels", ["a", "b\tc", "d", "e"]), "labels[1]"),
+        (lambda md: md.__setitem__("labels", ["a", "b", "\x1b[31mred", "e"]), "labels[2]"),
+        # 300k labels for 4 classes: refused at once (a scan of the labels so far took minutes)
+        (lambda md: md.__setitem__("labels", [f"l{i}" for i in range(300_000)]), "num_classes"),
         (lambda md: md.pop("features"), "features"),
         (lambda md: md["features"].__setitem__("n_mfcc", "forty"), "features.n_mfcc"),
         (lambda md: md["features"].__setitem__("n_fft", -2), "features.n_fft"),
@@ -454,6 +458,38 @@ def test_non_positive_std_is_rejected(tmp_path):
     _expect_format_error(tmp_path / "s.laq", "normalization.std", "positive")
 
 
+def test_scores_that_overflow_fail_the_prediction_not_answer_nan(built, tmp_path):
+    """A bias of 3e38 (finite, so the reader takes it) overflows the network: the
+    prediction fails with one line; no label is answered with a NaN confidence."""
+    rng = np.random.default_rng(0)
+    dims = [180, 48, 24, 4]
+    ws = [rng.normal(0, 0.1, size=(dims[i + 1], dims[i])).astype(np.float32) for i in range(3)]
+    bias = np.zeros(48, np.float32)
+    bias[0] = 3e38
+    write_model(tmp_path / "over.laq", ws, [bias, None, None], (8, 8, 8), built.labels, built.mean, built.std)
+    m = serlaq.load(tmp_path / "over.laq")
+    with pytest.raises(ValueError, match="scores are NaN or infinite"):
+        m.predict_features(feature_batch(1)[0])
+    wav = write_wav(tmp_path / "a.wav", tone(440, 22050, 1.0), 22050)
+    [res] = m.predict_files([wav])
+    assert isinstance(res, FileFailure) and "NaN or infinite" in res.error
+
+
+def test_a_big_file_that_is_no_model_is_refused_before_it_is_read(tmp_path):
+    """A 1 GiB file of zeros (sparse) says 'bad magic' without reading it: under a 256 MiB
+    address-space limit the reader would otherwise fail to allocate its bytes."""
+    big = tmp_path / "big.laq"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 28, 1 << 28)); "
+        "from serlaq import _native\n"
+        "try: _native.LaqFile(sys.argv[1])\nexcept Exception as e: print(type(e).__name__, e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=120)
+    assert "bad magic bytes" in out.stdout, (out.stdout, out.stderr[-500:])
+
+
 # --- what gets imported ----------------------------------------------------------------------
 
 
@@ -478,3 +514,35 @@ print("ok", p.label)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1].startswith("ok ")
+
+
+def test_save_refuses_the_shipped_name_and_makes_its_folders(built, tmp_path, monkeypatch):
+    m = serlaq.load(built.path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="shipped model's name"):
+        m.save("general")
+    assert not (tmp_path / "general").exists()
+    m.save("./general")  # the file of that name, as every command reads ./general
+    assert serlaq.load("./general").labels == built.labels
+    m.save(tmp_path / "new" / "dir" / "m.laq")
+    assert (tmp_path / "new" / "dir" / "m.laq").read_bytes() == built.path.read_bytes()
+    with pytest.raises(ValueError, match="folder"):
+        m.save(tmp_path / "new")
+
+
+def test_a_model_pickles_as_its_bytes_and_predicts_the_same(built):
+    import pickle
+
+    m = serlaq.load(built.path)
+    twin = pickle.loads(pickle.dumps(m))
+    x = feature_batch(3)
+    assert [p.probabilities for p in twin.predict_features(x)] == [p.probabilities for p in m.predict_features(x)]
+    assert twin.labels == m.labels and twin.path == m.path
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_top_k_must_be_a_whole_number_from_one(built, bad):
+    m = serlaq.load(built.path)
+    with pytest.raises(ValueError, match="top_k must be a whole number"):
+        m.predict_features(feature_batch(1)[0], top_k=bad)
+    assert len(m.predict_features(feature_batch(1)[0], top_k=2).top_k) == 2

@@ -32,6 +32,12 @@ BYTES_SOURCE = "<bytes>"
 __all__ = ["LaqModel"]
 
 
+def _check_top_k(top_k: Any) -> None:
+    """`top_k` is None or a whole number >= 1 (0, -1 or 1.5 would be answered oddly)."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be a whole number >= 1 or None, got {top_k!r}")
+
+
 class LaqModel:
     """A compressed SER model loaded from a `.laq` file.
 
@@ -129,8 +135,23 @@ class LaqModel:
         return model
 
     def save(self, path: PathLike) -> None:
-        """Write this model's `.laq` file to `path` atomically (temporary file, fsync, rename)."""
-        _native.save_model_bytes(os.fspath(path), _native.model_bytes(self._native))
+        """Write this model's `.laq` file to `path` atomically (temporary file, fsync, rename),
+        making the folders above it. ValueError (one line) for `general`, the shipped model's
+        name, which every load would read back as the shipped model (`./general` is a file),
+        and for a path that is a folder or cannot be made."""
+        p = os.fspath(path)
+        if p == _native.GENERAL:
+            raise ValueError(
+                f"{p}: the shipped model's name, so a file saved as that would be read back as the shipped model; "
+                f"save as ./{p} or another name"
+            )
+        _native.prepare_output(p, "model.laq")
+        _native.save_model_bytes(p, _native.model_bytes(self._native))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a model pickles as its file's bytes (data, never code): workers of a process
+        # pool get a model that predicts as this one does
+        return (LaqModel.from_bytes, (_native.model_bytes(self._native), self.path))
 
     @property
     def temperature(self) -> float:
@@ -143,8 +164,11 @@ class LaqModel:
         return float(_native.model_calibration(self._native)[1])
 
     def ood_scores(self, features: Any) -> list[float]:
-        """Out-of-domain scores (RMS z-score of the standardized features) of raw feature
-        rows (n, d) or one vector (d,)."""
+        """Out-of-domain scores of raw feature rows (n, d) or one vector (d,), as predictions
+        carry them (`Prediction.ood`): with the file's reference (`ood.reference`, the
+        shipped model has one), the larger of its last hidden layer's distance from the
+        training data and its features' RMS z-score, in threshold units; without, the RMS
+        z-score of the standardized features. About 1 at home."""
         return list(_native.model_ood_scores(self._native, self._features_array(features)))
 
     # -- what the file holds -----------------------------------------------------------
@@ -236,6 +260,7 @@ class LaqModel:
     def predict_features(self, features: Any, top_k: int | None = None) -> Prediction | list[Prediction]:
         """Precomputed raw feature vectors -> prediction(s): (d,) gives one, (n, d) a list;
         each carries its out-of-domain score (`ood`)."""
+        _check_top_k(top_k)
         x = self._features_array(features)
         scored = [
             Prediction.from_probabilities(self.labels, p, top_k=top_k, ood=ood) for p, ood in self._native.scored(x)
@@ -297,6 +322,7 @@ class LaqModel:
         `sample_rate` -> `Prediction`. Any rate from 1 to 384 kHz and any channel count:
         audio is downmixed and resampled to the model's rate.
         """
+        _check_top_k(top_k)
         if isinstance(x, (str, os.PathLike)):
             if sample_rate is not None:
                 raise AudioError("sample_rate is only for waveforms; a file carries its own rate")
@@ -335,6 +361,7 @@ class LaqModel:
         self, paths: Iterable[PathLike], workers: int | None = None, top_k: int | None = None, block: int = 64
     ) -> Iterator[Prediction | FileFailure]:
         """`predict_files` as a stream: results come out in input order, a block at a time."""
+        _check_top_k(top_k)
         plist = [os.fspath(p) for p in paths]
         threads = resolve_threads(workers, len(plist))
         step = max(block, block * threads)

@@ -238,8 +238,14 @@ impl LaqFile {
         // Read at most the cap plus one byte, so a file that grows after the check
         // cannot make us allocate without bound.
         let cap = usize::try_from(meta.len().min(MAX_FILE_LEN)).map_err(|_| too_large(meta.len()))?;
-        let mut bytes = Vec::with_capacity(cap);
-        Read::by_ref(&mut file).take(MAX_FILE_LEN + 1).read_to_end(&mut bytes).map_err(io_err)?;
+        let mut bytes = Vec::with_capacity(cap.min(PRELUDE_LEN));
+        // the magic first: a gigabyte that is no model is refused before it is read
+        Read::by_ref(&mut file).take(PRELUDE_LEN as u64).read_to_end(&mut bytes).map_err(io_err)?;
+        if bytes.len() >= MAGIC.len() && bytes[..MAGIC.len()] != MAGIC {
+            return bad("not a .laq file (bad magic bytes)");
+        }
+        bytes.reserve(cap.saturating_sub(bytes.len()));
+        Read::by_ref(&mut file).take(MAX_FILE_LEN + 1 - bytes.len() as u64).read_to_end(&mut bytes).map_err(io_err)?;
         LaqFile::from_bytes(bytes)
     }
 

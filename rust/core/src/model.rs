@@ -72,6 +72,9 @@ pub enum ModelError {
     NonFiniteInput { row: usize, col: usize },
     /// The packed product refused its arguments (a bug: shapes are validated at load).
     Kernel(String),
+    /// The network's scores overflowed to NaN or infinity: weights, scales or biases far
+    /// beyond any trained model's (a corrupt or hostile file), or an input far off scale.
+    NonFiniteScores,
 }
 
 impl fmt::Display for ModelError {
@@ -137,6 +140,10 @@ impl fmt::Display for ModelError {
                 write!(f, "features: {values} values is not a whole number of {dim}-d vectors")
             }
             NonFiniteInput { row, col } => write!(f, "features: value at row {row}, column {col} is NaN or infinite"),
+            NonFiniteScores => f.write_str(
+                "the network's scores are NaN or infinite on this input (the model's weights, scales or \
+                 biases are out of range: a damaged file?)",
+            ),
             Kernel(m) => write!(f, "packed layer: {m}"),
         }
     }
@@ -282,12 +289,19 @@ impl Model {
             return Err(ModelError::NoLabels);
         }
         let mut labels: Vec<String> = Vec::with_capacity(items.len());
+        // a set, not a scan of the labels so far: a hostile list of a million labels is
+        // refused in milliseconds, not in half an hour
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
         for (i, v) in items.iter().enumerate() {
             let s = v.as_str().ok_or_else(|| wrong("", &format!("labels[{i}]"), "a string", v))?;
             if s.is_empty() {
                 return Err(ModelError::EmptyLabel { index: i });
             }
-            if labels.iter().any(|l| l == s) {
+            // labels are printed in rows and tables: a tab, newline or escape would forge them
+            if s.chars().any(char::is_control) {
+                return Err(wrong("", &format!("labels[{i}]"), "a string without control characters", v));
+            }
+            if !seen.insert(s) {
                 return Err(ModelError::DuplicateLabel { label: s.to_string() });
             }
             labels.push(s.to_string());
@@ -551,6 +565,10 @@ impl Model {
             } else {
                 h = y;
             }
+        }
+        // a label with NaN confidence must never be answered
+        if !h.iter().all(|v| v.is_finite()) {
+            return Err(ModelError::NonFiniteScores);
         }
         Ok((hidden, h))
     }

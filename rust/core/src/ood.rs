@@ -107,7 +107,10 @@ impl HiddenReference {
         };
         match r.get("space").and_then(Value::as_str) {
             Some("hidden") => {}
-            other => return Err(bad("space", format!("must be \"hidden\", got {other:?}"))),
+            _ => {
+                let got = r.get("space").map_or_else(|| "nothing".to_string(), Value::to_string);
+                return Err(bad("space", format!("must be \"hidden\", got {got}")));
+            }
         }
         let temper = r.get("temper").and_then(Value::as_f64).ok_or_else(|| bad("temper", "must be a number".into()))?;
         if !(temper.is_finite() && (TEMPER_RANGE.0..=TEMPER_RANGE.1).contains(&temper)) {

@@ -90,8 +90,9 @@ fn model_calibration(model: &PyModel) -> (f64, f64) {
     (model.inner.temperature(), model.inner.ood_threshold())
 }
 
-/// Out-of-domain scores (RMS z-score over the standardized features) of raw feature rows
-/// (n, d) or one vector (d,): a list of n floats.
+/// Out-of-domain scores of raw feature rows (n, d) or one vector (d,), as predictions carry
+/// them (`Model::ood_score`: the hidden reference's distance, else the RMS z-score): a list
+/// of n floats.
 #[pyfunction]
 fn model_ood_scores(model: &PyModel, features: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
     let d = model.inner.input_dim();

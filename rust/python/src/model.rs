@@ -50,7 +50,9 @@ fn run_err(e: ModelError) -> PyErr {
     match e {
         ModelError::Features(f) => AudioError::new_err(f.to_string()),
         ModelError::Audio(a) => AudioError::new_err(a.to_string()),
-        ModelError::InputShape { .. } | ModelError::NonFiniteInput { .. } => PyValueError::new_err(e.to_string()),
+        ModelError::InputShape { .. } | ModelError::NonFiniteInput { .. } | ModelError::NonFiniteScores => {
+            PyValueError::new_err(e.to_string())
+        }
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }
