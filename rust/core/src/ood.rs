@@ -108,7 +108,13 @@ impl HiddenReference {
         match r.get("space").and_then(Value::as_str) {
             Some("hidden") => {}
             _ => {
-                let got = r.get("space").map_or_else(|| "nothing".to_string(), Value::to_string);
+                // named by hand: Value's Display would link a JSON writer into the wasm module
+                let got = match r.get("space") {
+                    Some(Value::String(s)) => format!("\"{s}\""),
+                    Some(Value::Null) => "null".into(),
+                    Some(_) => "a value that is not a string".into(),
+                    None => "nothing".into(),
+                };
                 return Err(bad("space", format!("must be \"hidden\", got {got}")));
             }
         }

@@ -81,8 +81,9 @@ fn missing_reason(p: &Path) -> String {
 pub(crate) fn os_words(err: &std::io::Error) -> String {
     let text = err.to_string();
     let words = text.split(" (os error").next().unwrap_or(&text);
+    // the OS's words are ASCII; Unicode case tables would cost the wasm module a kilobyte
     let mut chars = words.chars();
-    chars.next().map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
+    chars.next().map_or_else(String::new, |c| std::iter::once(c.to_ascii_lowercase()).chain(chars).collect())
 }
 
 /// Threads for a batch of `n_files`: `requested` when given, otherwise every core;
