@@ -149,7 +149,8 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_continues(
     tmp_path: Path, env: dict[str, str], in_process_cache: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = tmp_path / "long"
-    endless = ["--set", "train.max_epochs=1000000", "--set", "train.patience=1000000"]
+    # long enough to be interrupted, short enough for the resumed run to finish (a resumed run keeps its train section)
+    endless = ["--set", "train.max_epochs=200", "--set", "train.patience=1000000"]
     command = [sys.executable, "-m", "serlaq.cli", "fit", "--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY, *endless]
     # the Ctrl-C must reach the child however pytest was started (see `default_signals`)
     process = subprocess.Popen(
@@ -174,10 +175,23 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_continues(
     epoch = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["epoch"]
     assert not (run_dir / "metrics.json").exists()
 
-    # Continue for two more epochs (the train section may change on resume; data and model may not).
-    more = ["--set", f"train.max_epochs={epoch + 3}", "--set", "train.patience=1000000"]
-    code, _, err = run_main(["--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY, "--resume", *more], capsys)
+    # A changed train section is refused (last.ckpt holds the run's own schedule) ...
+    more = ["--set", f"train.max_epochs={epoch + 3}"]
+    code, _, err = run_main(["--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY, *endless, "--resume", *more], capsys)
+    assert code == 1 and "cannot resume: train.max_epochs differs" in err and len(err.strip().splitlines()) == 1, err
+    # ... the same command plus --resume finishes the run.
+    code, _, err = run_main(["--config", str(DEMO_CONFIG), "--out", str(run_dir), *TINY, *endless, "--resume"], capsys)
     assert code == 0, err
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["epochs"] == epoch + 3
-    assert torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == epoch + 2
+    assert metrics["epochs"] == 200
+    assert torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 199
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_data_dir_is_refused_not_read_as_the_current_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, empty: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(["--data-dir", empty, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and err.strip() == "serlaq: error: --data-dir: empty (the corpus folder; --data-dir . for the current folder)"
+    assert not (tmp_path / "run").exists()

@@ -590,6 +590,36 @@ def validate_config(raw: Any, source: str = "config", overridden: Iterable[str] 
         raise ConfigError(_describe(exc, source, flags)) from None
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one mapping: plain YAML keeps the last silently, so a config
+    with two `train:` sections would train with half of what it says."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key repeated within one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base loader names it
+                break
+            if first is not None:
+                raise DuplicateKeyError(f"line {line}: duplicate key {key!r} (first given on line {first})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as `yaml.safe_load` reads it, except that a duplicated key is an error."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+
+
 def load_config(
     path: str | os.PathLike[str] | None,
     overrides: Mapping[str, Any] | Sequence[str] = (),
@@ -612,7 +642,9 @@ def load_config(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: cannot read config: {_first_line(exc)}") from None
         try:
-            loaded = yaml.safe_load(text)
+            loaded = load_yaml(text)
+        except DuplicateKeyError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{file}: invalid YAML: {_first_line(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):

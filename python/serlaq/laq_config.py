@@ -104,8 +104,16 @@ class LaqConfig(BaseModel):
     @field_validator("out")
     @classmethod
     def _out(cls, out: str | None) -> str | None:
-        if out is not None and (not out or "/" in out or "\\" in out or out in (".", "..")):
+        if out is None:
+            return out
+        if not out or "/" in out or "\\" in out or out in (".", ".."):
             raise ValueError(f"must be a plain file name inside the run folder, got {out!r}")
+        stem, dot, suffix = out.rpartition(".")
+        # the compression writes the file and its report <stem>.json (laq.json for model.laq)
+        if not dot or suffix != "laq" or not stem or stem.startswith("."):
+            raise ValueError(f"must be a .laq file name such as small.laq, got {out!r}")
+        if f"{stem}.json" in RESERVED_RUN_FILES:
+            raise ValueError(f"{out!r} would write its report over the run's {stem}.json; choose another name")
         return out
 
     @model_validator(mode="after")
@@ -147,6 +155,10 @@ class LaqConfig(BaseModel):
             ood_features=self.ood_features if self.ood_features is not None else not paper,
         )
 
+
+#: The run folder's own JSON files (serlaq.training.run_folder), which a `.laq` report
+#: (`<stem>.json`) must not replace; `laq.json` is the report of the default `model.laq`.
+RESERVED_RUN_FILES = frozenset({"metrics.json", "laq.json"})
 
 #: The default budget of the budget search: every layer at 1 bit plus 10 % spare bits for
 #: the layers where they buy the most agreement with fp32 (on the 3HL model that is the

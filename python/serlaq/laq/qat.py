@@ -214,7 +214,14 @@ def finetune(
     L.seed_everything(seed, workers=True, verbose=False)
     with quiet_lightning():
         trainer = _trainer(settings, epochs, callbacks, logger, checkpoint is not None, qat_dir)
-        trainer.fit(module, datamodule=datamodule)
+        try:
+            trainer.fit(module, datamodule=datamodule)
+        except SystemExit:
+            # Lightning answers Ctrl-C with a graceful shutdown and SystemExit(1), which no
+            # caller can tell from a real exit: hand the Ctrl-C on as what it is.
+            if trainer.state.status == "interrupted":
+                raise KeyboardInterrupt from None
+            raise
     if restore_best and module.best_state is not None:
         student.load_state_dict(module.best_state)
     student.eval()

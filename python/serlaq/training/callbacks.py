@@ -1,4 +1,5 @@
-"""The Lightning callbacks of a training run: settle and save the final model, keep the RNG."""
+"""The Lightning callbacks of a training run: settle and save the final model, keep the RNG,
+stop a diverged run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,33 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from serlaq.errors import SerlaqError
+
+
+class TrainingDiverged(SerlaqError):
+    """The training loss became NaN or infinite: every later epoch would only repeat it."""
+
+    def __init__(self, epoch: int, loss: float, kept: str = "nothing was kept") -> None:
+        self.epoch = epoch
+        self.loss = loss
+        super().__init__(
+            f"training diverged: the training loss is {loss} in epoch {epoch}; {kept} "
+            "(try a lower train.lr, e.g. --set train.lr=1e-3, in a fresh run)"
+        )
+
+
+class StopOnNonFinite(Callback):
+    """Stops training at the first batch whose loss is not finite.
+
+    Without it a diverged run trains every epoch on NaN weights, then scores and writes
+    NaN metrics; stopping before the epoch ends also keeps its NaN weights out of last.ckpt.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+            raise TrainingDiverged(trainer.current_epoch + 1, float(loss.detach().float().mean()))
 
 
 class SaveModel(Callback):

@@ -21,19 +21,22 @@ from serlaq.errors import ConfigError, SerlaqError
 from serlaq.lightning_utils import progress_bar, quiet_lightning
 from serlaq.model import SERClassifier
 from serlaq.plots import plot_confusion
-from serlaq.training.callbacks import RngCheckpoint, SaveModel
+from serlaq.training.callbacks import RngCheckpoint, SaveModel, StopOnNonFinite, TrainingDiverged
 from serlaq.training.run_folder import (
     BEST,
     CONFIG,
     CONFUSION_PNG,
-    LAQ_REPORT,
     LAST,
     LOGS,
     METRICS,
     MODEL,
     RunResult,
     check_resumable,
+    check_run_folder,
+    check_writable,
+    clear_laq_outputs,
     clear_run_outputs,
+    laq_outputs,
     resolve_paths,
     write_metrics,
 )
@@ -54,6 +57,20 @@ class FitInterrupted(KeyboardInterrupt):
         else:
             message = f"interrupted before the first epoch finished; nothing to resume in {run_dir}"
         super().__init__(message)
+
+
+class CompressionInterrupted(FitInterrupted):
+    """Ctrl-C during the LAQ stage: training is complete and written (model.ckpt, metrics.json)."""
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        self.run_dir = result.run_dir
+        self.last_checkpoint = result.last_checkpoint
+        KeyboardInterrupt.__init__(
+            self,
+            f"interrupted during the compression; training is complete and kept in {result.run_dir} "
+            f"({MODEL}, {METRICS}); redo the compression with serlaq compress --checkpoint {result.checkpoint}",
+        )
 
 
 class CompressionError(SerlaqError):
@@ -98,23 +115,39 @@ def _fit(
     config = resolve_paths(config)
     run_dir = config.run_dir
     last_ckpt = run_dir / LAST
-    if resume:
-        check_resumable(config, run_dir)
-    elif _is_launcher_process():
-        clear_run_outputs(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # DDP workers re-run this function: the launcher alone checks and clears the folder
+    fresh = not resume and _is_launcher_process()
+    created = not run_dir.exists()
+    check_writable(run_dir, "run folder (out_dir/name or --out)")
+    try:
+        check_writable(config.data.cache_dir, "feature cache (data.cache_dir or $SERLAQ_CACHE)")
+        if resume:
+            check_resumable(config, run_dir)
+        elif fresh:
+            check_run_folder(run_dir)
 
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    # one intra-op pool for training and the QAT after it, sized to the CPUs this process has
-    torch.set_num_threads(config.train.threads or available_cpus())
+        L.seed_everything(config.seed, workers=True, verbose=False)
+        # one intra-op pool for training and the QAT after it, sized to the CPUs this process has
+        torch.set_num_threads(config.train.threads or available_cpus())
 
-    if datamodule is None:
-        datamodule = SERDataModule(config)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+        if datamodule is None:
+            datamodule = SERDataModule(config)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    except BaseException:
+        if created:  # leave no empty folder behind a run that never started
+            _remove_if_empty(run_dir)
+        raise
     data_s = time.perf_counter() - started
-
     model = build_model(config, datamodule)
+    # Only now, with the data read and the model built, is the new run sure to start: a
+    # mistyped corpus or a bad clip has failed above and the previous run is still whole.
+    new_laq = laq_outputs(config.laq.out if config.laq is not None else None)
+    if fresh:
+        clear_run_outputs(run_dir, new_laq)
+    elif resume and _is_launcher_process():  # the model changes: its old .laq must not pass for the new one
+        clear_laq_outputs(run_dir, new_laq)
+    run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = ModelCheckpoint(
         dirpath=run_dir,
         filename=Path(BEST).stem,
@@ -132,7 +165,10 @@ def _fit(
     save_model = SaveModel(run_dir / MODEL, checkpoint, config.train.restore_best)
     laq = laq_callback(config) if config.laq is not None else None
     trainer = build_trainer(
-        config, run_dir, [checkpoint, latest, early_stopping, RngCheckpoint(), save_model, *callbacks], resume
+        config,
+        run_dir,
+        [StopOnNonFinite(), checkpoint, latest, early_stopping, RngCheckpoint(), save_model, *callbacks],
+        resume,
     )
     if trainer.is_global_zero:
         save_config(config, run_dir / CONFIG)
@@ -146,6 +182,8 @@ def _fit(
             raise
         signal.signal(signal.SIGINT, signal.default_int_handler)
         raise FitInterrupted(run_dir, last_ckpt if last_ckpt.exists() else None) from None
+    except TrainingDiverged as exc:
+        raise diverged(exc, config, fresh) from None
     fit_s = time.perf_counter() - fit_started
     if trainer.state.status == "interrupted":
         raise FitInterrupted(run_dir, last_ckpt if last_ckpt.exists() else None)
@@ -172,10 +210,31 @@ def _fit(
     if laq is not None:
         try:
             compress_after_fit(laq, trainer)
+        except KeyboardInterrupt:  # the QAT's Trainer turns Ctrl-C into KeyboardInterrupt (laq/qat.py)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+            raise CompressionInterrupted(result) from None
         except Exception as exc:
             raise CompressionError(result, exc) from exc
-        result.laq = json.loads((run_dir / LAQ_REPORT).read_text())
+        result.laq = json.loads(laq_report(config).read_text())
     return result
+
+
+def laq_report(config: RunConfig) -> Path:
+    """The report the LAQ stage writes next to its `.laq` (`laq.json`, or `<stem>.json`)."""
+    from serlaq.laq.compress import summary_path
+
+    assert config.laq is not None
+    return summary_path(config.run_dir / config.laq.resolved().out)
+
+
+def diverged(exc: TrainingDiverged, config: RunConfig, fresh: bool) -> TrainingDiverged:
+    """A fresh run that diverged leaves nothing behind: its checkpoints (if an epoch ended
+    before) continue a run that diverges, and train.lr cannot change on resume."""
+    if fresh:
+        clear_run_outputs(config.run_dir, laq_outputs(config.laq.out if config.laq is not None else None))
+        _remove_if_empty(config.run_dir)
+        return exc
+    return TrainingDiverged(exc.epoch, exc.loss, kept=f"{config.run_dir / LAST} is the last finished epoch before it")
 
 
 def build_model(config: RunConfig, datamodule: SERDataModule) -> SERClassifier:
@@ -225,6 +284,21 @@ def check_trainer(config: RunConfig) -> None:
         given = ", ".join(f"{k}: {v}" for k, v in config.trainer.model_dump(exclude_defaults=True).items())
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise ConfigError(f"trainer{f' ({given})' if given else ''}: Lightning refuses these settings: {detail}") from None
+    check_trains_and_validates(config)
+
+
+def check_trains_and_validates(config: RunConfig) -> None:
+    """Settings Lightning accepts but that leave no training or no validation: the run would
+    train for nothing, then fail after the last epoch with no monitored score or checkpoint."""
+    trainer = config.trainer
+    for key, limit in (("limit_train_batches", trainer.limit_train_batches), ("limit_val_batches", trainer.limit_val_batches)):
+        if limit is not None and limit <= 0:
+            raise ConfigError(f"trainer.{key}: {limit} runs no {key.split('_')[1]} batches; leave it unset or give more than 0")
+    if trainer.check_val_every_n_epoch > config.train.max_epochs:
+        raise ConfigError(
+            f"trainer.check_val_every_n_epoch: {trainer.check_val_every_n_epoch} is more than train.max_epochs "
+            f"({config.train.max_epochs}), so the run would never validate; give at most {config.train.max_epochs}"
+        )
 
 
 def laq_callback(config: RunConfig) -> Callback:
@@ -256,6 +330,13 @@ def _correct(confusion: Sequence[Sequence[int]]) -> str:
 
 def _mode(monitor: str) -> str:
     return "min" if monitor.endswith("loss") else "max"
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or gone
+        pass
 
 
 def _is_launcher_process() -> bool:
