@@ -386,7 +386,7 @@ def adapt(
 @app.command()
 def fit(
     config: Path | None = typer.Option(None, "--config", "-c", help="run config (YAML); see configs/. Without it, --data-dir trains with every default"),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="corpus root (overrides data.data_dir); a config that names no dataset reads its layout (auto)"),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="corpus root (overrides data.data_dir); a config that names no dataset reads its layout (auto)"),
     seed: int | None = typer.Option(None, "--seed", help="seed of the split, init and shuffling (overrides seed)"),
     out: Path | None = typer.Option(None, "--out", help="run folder (default: <out_dir>/<name>, name = the config file's stem, or the corpus folder's name without a config)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run folder's last.ckpt"),
@@ -412,12 +412,20 @@ def fit(
     from serlaq.config import command_config
     from serlaq.laq_config import LaqConfig
 
-    run_config = command_config(config, data_dir=data_dir, seed=seed, out=out, sets=overrides, resume=resume)
+    if data_dir is not None and not data_dir.strip():  # Path("") is ".": the folder it runs in
+        fail("--data-dir: empty (the corpus folder; --data-dir . for the current folder)", code=2)
+    run_config = command_config(config, data_dir=None if data_dir is None else Path(data_dir), seed=seed, out=out, sets=overrides, resume=resume)
+    saved = run_config.run_dir.resolve() / "config.yaml"
+    if config is not None and not resume and saved.exists() and saved.samefile(config):
+        # a fresh run replaces config.yaml: the config being read would be lost
+        fail(f"--config {config}: is the run folder's own config.yaml, which a fresh run replaces; "
+             "copy it elsewhere first, or add --resume to continue that run")
     if no_compress:
         run_config = run_config.model_copy(update={"laq": None})
     elif run_config.laq is None and not _laq_switched_off(config, out if resume else None, overrides):
         run_config = run_config.model_copy(update={"laq": LaqConfig()})
     from serlaq.training import CompressionError, FitInterrupted, fit as run_fit, format_summary
+    from serlaq.training.run import CompressionInterrupted
 
     try:
         result = run_fit(run_config, resume=resume)
@@ -426,6 +434,8 @@ def fit(
 
         fail(f"{plain_audio_error(str(exc), verbose)}; --set data.on_error=skip trains without such files")
     except FitInterrupted as exc:
+        if isinstance(exc, CompressionInterrupted):  # training is complete and written: show it
+            typer.echo(format_summary(exc.result))
         typer.echo(f"serlaq: {exc}", err=True)
         raise typer.Exit(130) from None
     except CompressionError as exc:  # training is complete and written: show it, then the failure
@@ -452,6 +462,19 @@ def _laq_switched_off(config: Path | None, resumed_run: Path | None, overrides: 
     return isinstance(raw, dict) and "laq" in raw and raw["laq"] is None
 
 
+#: `--data-dir` of compress and report: a run's corpus found elsewhere.
+DATA_DIR_MOVED_HELP = (
+    "the corpus folder, when it moved since training (overrides the checkpoint's data.data_dir; for a manifest run, "
+    "the folder holding the manifest); the same clips must be there: a different corpus is refused"
+)
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """An empty --data-dir would read the current folder as the corpus: refused in one line."""
+    if data_dir is not None and not data_dir.strip():
+        fail("--data-dir: empty; give the corpus folder (an empty path would read the current directory)")
+
+
 @app.command()
 def compress(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="a trained checkpoint (the model.ckpt of a run folder)"),
@@ -469,10 +492,11 @@ def compress(
     qat: bool | None = typer.Option(None, "--qat/--no-qat", help="quantization-aware fine-tuning at the chosen bits"),
     qat_epochs: int | None = typer.Option(None, "--qat-epochs", min=1, help="maximum QAT epochs (default 30)"),
     as_json: bool = typer.Option(False, "--json", help="print the laq.json summary instead of the text lines"),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=DATA_DIR_MOVED_HELP),
 ) -> None:
     """Compress a trained checkpoint with layer-wise adaptive quantization into a packed .laq model.
 
-    Rebuilds the checkpoint's data (same split) from the feature cache. The default mode (qat) runs a budget search: the bit plan within 1.1 average bits (--budget-bits / --budget-kb) whose predictions agree most with the fp32 model on train + val, with the range-search quantizer, then 30 epochs of quantization-aware fine-tuning at that plan. --mode paper is the paper's procedure: layers ranked by importance (eq. 1-4), each layer's bit-width searched on validation accuracy within the margin (eq. 5), no fine-tuning. Writes the .laq file plus a JSON summary (laq.json) with the search trace.
+    Rebuilds the checkpoint's data (same split) from the feature cache; a corpus that changed since training (clips added, removed or relabelled) is refused, since its test split would hold training clips. The default mode (qat) runs a budget search: the bit plan within 1.1 average bits (--budget-bits / --budget-kb) whose predictions agree most with the fp32 model on train + val, with the range-search quantizer, then 30 epochs of quantization-aware fine-tuning at that plan. --mode paper is the paper's procedure: layers ranked by importance (eq. 1-4), each layer's bit-width searched on validation accuracy within the margin (eq. 5), no fine-tuning. Writes the .laq file plus a JSON summary (laq.json) with the search trace.
 
     Example: serlaq compress --checkpoint runs/emodb/model.ckpt --mode paper --margin 0.01 --weights 0.11 0.01 0.88
     """
@@ -482,6 +506,7 @@ def compress(
     from serlaq.laq.compress import compress as run_compress
     from serlaq.laq.compress import format_outcome, summary_path
 
+    check_data_dir(data_dir)
     outcome = run_compress(
         checkpoint,
         out,
@@ -495,6 +520,7 @@ def compress(
         budget_kb=budget_kb,
         qat=qat,
         qat_epochs=qat_epochs,
+        data_dir=data_dir,
     )
     target = out if out is not None else checkpoint.parent / outcome.settings.out
     if as_json:
@@ -527,6 +553,7 @@ def report(
     label_map: list[str] = typer.Option(
         [], "--map", help="--protocol cross: score a corpus label as one of the model's in every --test-data corpus: --map calm=neutral; --map boredom= leaves its clips out; repeatable"
     ),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=f"--protocol split or loso: {DATA_DIR_MOVED_HELP}"),
 ) -> None:
     """Write the paper's tables and figures for a trained run: Table 4 (fp32, fixed 8..1 bits, LAQ, and QAT rows), Table 3 (importance weights), accuracy-vs-bits, per-layer bits and confusion-matrix plots, as Markdown + JSON + PNG.
 
@@ -546,6 +573,8 @@ def report(
     """
     if protocol not in PROTOCOLS:
         fail(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}", code=2)
+    if protocol == "cross" and data_dir is not None:
+        raise ConfigError("--data-dir: only with --protocol split or loso (--protocol cross reads --test-data)")
     if protocol == "cross":  # scoring a .laq: the runtime alone (no torch)
         from serlaq import _native
         from serlaq.cross_corpus import cross_report, find_laq, render_cross_markdown
@@ -580,6 +609,7 @@ def report(
     cross_only = [name for name, given in (("--test-data", test_data), ("--map", label_map), ("--dataset", dataset != "auto")) if given]
     if cross_only:
         raise ConfigError(f"{cross_only[0]}: only with --protocol cross")
+    check_data_dir(data_dir)
 
     if out is not None:
         output_folder(out)
@@ -592,6 +622,7 @@ def report(
         out=out,
         progress=lambda msg: typer.echo(f"report: {msg}", err=True),
         protocol=protocol,
+        data_dir=data_dir,
     )
     typer.echo((folder / "report.md").read_text(encoding="utf-8").rstrip())
     typer.echo(f"\nwrote {folder}/report.md, report.json" + (" and the PNG figures" if protocol == "split" else ""))

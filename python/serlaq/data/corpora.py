@@ -348,6 +348,7 @@ def _scan_csv(manifest: Path) -> Discovery:
     except ValueError as exc:
         raise DataError(str(exc)) from None
     found = Discovery(root=manifest, layout="csv")
+    first_line: dict[Path, tuple[int, str]] = {}  # resolved path -> (line, label) of its first row
     for line, raw_path, raw_label, speaker in rows:
         where = f"{manifest} line {line}"
         if raw_path is None or raw_label is None:
@@ -361,9 +362,24 @@ def _scan_csv(manifest: Path) -> Discovery:
         if not path.is_file():
             found.problems.append((path, f"file not found ({where})"))
             continue
+        repeat = _repeated_row(first_line, path, line, label, manifest)
+        if repeat is not None:
+            found.problems.append((path, repeat))
+            continue
         found.clips.append(Clip(path, label, speaker or "unknown"))
     found.clips.sort()
     return found
+
+
+def _repeated_row(first_line: dict[Path, tuple[int, str]], path: Path, line: int, label: str, manifest: Path) -> str | None:
+    """The problem of a manifest row naming a file an earlier row names (the first row
+    wins), or None for a new file. A repeated file would be used twice: its copies could
+    land in train and test at once, and a second label would teach it both."""
+    first = first_line.setdefault(path.resolve(), (line, label))
+    if first[0] == line:
+        return None
+    labels = f"; labels {first[1]} and {label}" if first[1] != label else ""
+    return f"listed twice ({manifest} lines {first[0]} and {line}{labels}; on_error=skip keeps the first row)"
 
 
 # --- layout recognition -----------------------------------------------------------------

@@ -9,12 +9,19 @@ corpus-prefixed speaker ids and splits stratified by (corpus, label); `data.bala
 the epoch shuffle for seeded weighted draws. With `data.augment` the training loader also
 draws from augmented copies of the training clips (`serlaq.data.augment`); `split_tensors`
 and the standardization stay the clean splits.
+
+The split is fingerprinted (`split_fingerprint`: a digest of every clip's path relative to its
+corpus, label, speaker and split) into every checkpoint, through the datamodule's Lightning
+state. `from_checkpoint` (compress, report) and `fit --resume` rebuild the split from the
+corpus as it is now and refuse to go on when the fingerprint differs: a corpus that gained
+clips would otherwise put training clips into the "test" split without a word.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,13 +39,19 @@ from serlaq.data.cache import extract_augmented, extract_features
 from serlaq.data.corpora import Clip, discover, discover_found
 from serlaq.data.multi import balance_weights, corpus_records, gather, map_labels
 from serlaq.data.splits import split_indices
-from serlaq.errors import DataError
+from serlaq.errors import ConfigError, DataError
+
+log = logging.getLogger("serlaq.data")
 
 # A speaker needs this many training clips for its statistics to be worth a copy.
 SPEAKER_COPY_MIN_CLIPS = 10
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
+
+#: The key of the split fingerprint in the datamodule's checkpoint state (Lightning saves
+#: `state_dict()` under the class name in every checkpoint it writes, model.ckpt included).
+FINGERPRINT = "split_fingerprint"
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -99,13 +112,24 @@ class SERDataModule(L.LightningDataModule):
         self._sources: list[dict[str, Any]] = []  # per corpus: name, dataset, source
         self._features: np.ndarray | None = None
         self._corpus: dict[str, Any] = {}
+        self._roots: dict[str, Path] = {}  # corpus name -> the folder its clip paths are relative to
+        self._fingerprint: dict[str, Any] | None = None
         self._ready = False
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike[str]) -> SERDataModule:
-        """The datamodule a checkpoint was trained with (same data, split and statistics)."""
+    def from_checkpoint(
+        cls, checkpoint: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None
+    ) -> SERDataModule:
+        """The datamodule a checkpoint was trained with (same data, split and statistics),
+        its split checked against the checkpoint's fingerprint (`DataError` when the corpus
+        changed). `data_dir` replaces the corpus folder the checkpoint names (a moved corpus)."""
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        return cls.from_run_config((state.get("hyper_parameters") or {}).get("run_config"))
+        run_config = (state.get("hyper_parameters") or {}).get("run_config")
+        if data_dir is not None:
+            run_config = with_data_dir(run_config, data_dir, checkpoint)
+        datamodule = cls.from_run_config(run_config)
+        datamodule.check_checkpoint_state(state.get(cls.__qualname__), where=str(checkpoint))
+        return datamodule
 
     @classmethod
     def from_model(cls, model: Any) -> SERDataModule:
@@ -121,6 +145,15 @@ class SERDataModule(L.LightningDataModule):
         return datamodule
 
     # --- Lightning hooks ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        # saved in every checkpoint: what a later rebuild of the split is checked against
+        return {FINGERPRINT: self.split_fingerprint()} if self._ready else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # `fit --resume`: Lightning hands back last.ckpt's state once the split is built (a
+        # checkpoint from before the fingerprint has no state, and this is not called)
+        self.check_checkpoint_state(state_dict, where=str(self.config.run_dir / "last.ckpt"))
 
     def prepare_data(self) -> None:
         # Once per node: generate the synthetic corpus and fill the feature cache. Other
@@ -208,6 +241,64 @@ class SERDataModule(L.LightningDataModule):
         }
         return {**self._corpus, "class_counts": per_split}
 
+    # --- the split's fingerprint ----------------------------------------------------------
+
+    def split_fingerprint(self) -> dict[str, Any]:
+        """sha256 over the sorted (path relative to its corpus, label, speaker, split) rows,
+        plus a short key per clip and split, so a mismatch can be counted (added, removed,
+        moved). Relative paths: a corpus moved elsewhere whole keeps its fingerprint."""
+        self._require_setup()
+        if self._fingerprint is None:  # the split is fixed once set up; every checkpoint asks
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> dict[str, Any]:
+        rows = sorted(self._fingerprint_rows())
+        digest = hashlib.sha256("\n".join("\t".join(row) for row in rows).encode()).hexdigest()
+        keys: dict[str, list[str]] = {name: [] for name in SPLITS}
+        for *clip, split in rows:
+            keys[split].append(_clip_key(clip))
+        return {"version": 1, "sha256": digest, "clips": len(rows), "splits": {k: sorted(v) for k, v in keys.items()}}
+
+    def check_fingerprint(self, stored: Mapping[str, Any], where: str) -> None:
+        """`DataError` (one line, with the counts) when the split rebuilt now is not `stored`."""
+        current = self.split_fingerprint()
+        if stored.get("sha256") == current["sha256"]:
+            return
+        added, removed, moved = _fingerprint_diff(stored.get("splits") or {}, current["splits"])
+        raise DataError(
+            f"{where}: the corpus at {self._corpus.get('source')} changed since the checkpoint was trained: "
+            f"{added} clips added, {removed} removed, {moved} moved between splits; the split would differ from "
+            "the one it was trained and tested on, and its test clips would include training clips "
+            "(restore the corpus as it was, or train again with serlaq fit)"
+        )
+
+    def check_checkpoint_state(self, state: Mapping[str, Any] | None, where: str) -> None:
+        """Check against a checkpoint's datamodule state; one that has none (saved before the
+        fingerprint existed) is used unchecked, with one warning."""
+        stored = (state or {}).get(FINGERPRINT)
+        if stored is None:
+            log.warning(
+                "%s: the checkpoint records no split fingerprint (saved by an older serlaq); its split is rebuilt "
+                "from the corpus as it is now, unchecked: clips added since training would change it",
+                where,
+            )
+            return
+        self.check_fingerprint(stored, where)
+
+    def _fingerprint_rows(self) -> list[tuple[str, str, str, str]]:
+        assert self._clips is not None
+        split_of = {i: name for name in SPLITS for i in self._indices[name]}
+        multi = self.config.data.corpora is not None
+        rows = []
+        for i, clip in enumerate(self._clips):
+            if i not in split_of:  # explicit splits may leave clips out
+                continue
+            corpus = self._clip_corpus[i]
+            rel = _relative(clip.path, self._roots.get(corpus))
+            rows.append((f"{corpus}/{rel}" if multi else rel, clip.label, clip.speaker, split_of[i]))
+        return rows
+
     # --- building -----------------------------------------------------------------------
 
     def _load_features(self) -> tuple[list[Clip], np.ndarray]:
@@ -229,6 +320,7 @@ class SERDataModule(L.LightningDataModule):
             self._corpus["clips_found"] = len(found)
             self._corpus["clips_used"] = len(extracted.clips)
             self._corpus["clips_skipped"] = len(extracted.skipped)  # unusable audio, with on_error=skip
+            self._corpus.setdefault("clips_dropped_by_label", 0)
         assert self._clips is not None
         return self._clips, self._features
 
@@ -238,10 +330,13 @@ class SERDataModule(L.LightningDataModule):
         if data.corpora is not None:
             gathered = gather(data.corpora, data.labels, on_error=data.on_error)
             self._found_corpus, self._sources = gathered.corpus, gathered.sources
+            self._roots = {spec.corpus_name: _corpus_root(spec.data_dir, spec.manifest) for spec in data.corpora}
+            self._corpus["clips_dropped_by_label"] = gathered.dropped
             self._corpus.update(source=", ".join(s["source"] for s in gathered.sources), layout="multi")
             return gathered.clips
         if data.dataset == "synthetic":
             root = self._synthetic_corpus()
+            self._roots = {data.corpus_name: root}
             self._corpus.update(source=str(root), layout="synthetic")
             clips = discover(root, "folder", on_error=data.on_error)
         else:
@@ -251,9 +346,12 @@ class SERDataModule(L.LightningDataModule):
             found = discover_found(root, data.dataset, manifest=data.manifest, on_error=data.on_error)
             # "auto" is recorded as the layout it read, so `evaluate` knows the corpus again
             self._corpus.update(source=str(root), layout=found.layout)
+            self._roots = {data.corpus_name: _corpus_root(data.data_dir, data.manifest)}
             clips = found.clips
         if data.labels is not None:
-            clips = map_labels(clips, {}, data.labels, where=str(self._corpus["source"]))
+            kept = map_labels(clips, {}, data.labels, where=str(self._corpus["source"]))
+            self._corpus["clips_dropped_by_label"] = len(clips) - len(kept)
+            clips = kept
         self._found_corpus = [data.corpus_name] * len(clips)
         layout = self._corpus["layout"]
         self._sources = [{"name": data.corpus_name, "dataset": layout, "source": self._corpus["source"]}]
@@ -353,6 +451,58 @@ class SERDataModule(L.LightningDataModule):
     def _require_setup(self) -> None:
         if not self._ready:
             raise RuntimeError("SERDataModule: call setup() first")
+
+
+def with_data_dir(
+    run_config: Mapping[str, Any] | None, data_dir: str | os.PathLike[str], checkpoint: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """The stored run config with its corpus folder replaced (`--data-dir` of compress/report):
+    `data.data_dir`, or for a manifest run the folder the manifest is in (its relative paths
+    move with it). The split fingerprint then tells the same corpus moved from another one."""
+    if not run_config:
+        raise DataError(f"{checkpoint}: holds no run config; cannot rebuild its data")
+    if not str(data_dir).strip():
+        raise ConfigError("--data-dir: empty; give the corpus folder (an empty path would read the current directory)")
+    folder = Path(data_dir).expanduser().resolve()
+    data = dict(run_config.get("data") or {})
+    if data.get("corpora"):
+        raise ConfigError(f"--data-dir: {checkpoint} was trained on several corpora (data.corpora); one folder cannot replace theirs")
+    if data.get("dataset") == "synthetic":
+        raise ConfigError(f"--data-dir: {checkpoint} was trained on the synthetic corpus, which is generated, not read from a folder")
+    if data.get("manifest") and not data.get("data_dir"):
+        data["manifest"] = str(folder if folder.suffix.lower() == ".csv" else folder / Path(data["manifest"]).name)
+    else:
+        data["data_dir"] = str(folder)
+    return {**run_config, "data": data}
+
+
+def _corpus_root(data_dir: Path | None, manifest: Path | None) -> Path:
+    """The folder a corpus's clip paths are relative to: its data_dir, else its manifest's folder."""
+    return data_dir if data_dir is not None else manifest.parent  # type: ignore[union-attr]
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    """`path` relative to `root` ('/'-separated), or the absolute path when it lies elsewhere
+    (a manifest may name files anywhere)."""
+    if root is not None:
+        for p, r in ((path, root), (path.resolve(), root.resolve())):
+            try:
+                return p.relative_to(r).as_posix()
+            except ValueError:
+                continue
+    return path.resolve().as_posix()
+
+
+def _clip_key(row: Sequence[str]) -> str:
+    return hashlib.sha256("\t".join(row).encode()).hexdigest()[:16]
+
+
+def _fingerprint_diff(stored: Mapping[str, Sequence[str]], current: Mapping[str, Sequence[str]]) -> tuple[int, int, int]:
+    """(added, removed, moved to another split) between two fingerprints' per-split clip keys."""
+    before = {key: split for split, keys in stored.items() for key in keys}
+    after = {key: split for split, keys in current.items() for key in keys}
+    moved = sum(1 for key, split in after.items() if key in before and before[key] != split)
+    return len(after.keys() - before.keys()), len(before.keys() - after.keys()), moved
 
 
 def standardization(x_train: Tensor) -> tuple[Tensor, Tensor]:

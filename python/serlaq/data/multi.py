@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serlaq.data.corpora import Clip, discover
@@ -34,13 +35,21 @@ class Gathered:
     clips: list[Clip]
     corpus: list[str]  # corpus name of clips[i]
     sources: list[dict[str, Any]]  # per corpus: name, dataset, source
+    dropped: int = 0  # clips left out by a label mapping (`labels`, `data.labels`)
+    repeated: int = 0  # clips left out as a file another corpus of the list names already
 
 
 def gather(
     corpora: Sequence[CorpusConfig], keep: Sequence[str] | None = None, on_error: str = "fail"
 ) -> Gathered:
-    """Discover every corpus, map its labels, prefix its speakers; `DataError` names the corpus at fault."""
+    """Discover every corpus, map its labels, prefix its speakers; `DataError` names the corpus at fault.
+
+    A file two corpora of the list both hold (the same resolved path) would be trained and
+    tested on at once: with `on_error="fail"` it is an error naming both corpora, with
+    `"skip"` the first corpus keeps it and one warning counts the others."""
     out = Gathered([], [], [])
+    owner: dict[Path, str] = {}  # resolved path -> the corpus that listed it first
+    repeats: list[tuple[Path, str, str]] = []
     for spec in corpora:
         name = spec.corpus_name
         root = spec.data_dir if spec.data_dir is not None else spec.manifest.parent  # type: ignore[union-attr]
@@ -51,10 +60,40 @@ def gather(
         except DataError as exc:
             raise DataError(f"data.corpora ({name}): {exc}") from None
         mapped = map_labels(found, spec.labels, keep, where=f"data.corpora ({name})")
+        out.dropped += len(found) - len(mapped)
+        mapped = _first_owner(mapped, name, owner, repeats, on_error)
         out.clips.extend(replace(c, speaker=f"{name}-{c.speaker}") for c in mapped)
         out.corpus.extend([name] * len(mapped))
         out.sources.append({"name": name, "dataset": spec.dataset, "source": str(spec.manifest or spec.data_dir)})
+    if repeats:
+        path, first, second = repeats[0]
+        log.warning(
+            "data.corpora: left out %d clips that an earlier corpus of the list holds too; first: %s (in %s and %s)",
+            len(repeats), path, first, second,
+        )
+        out.repeated = len(repeats)
     return out
+
+
+def _first_owner(
+    clips: list[Clip], name: str, owner: dict[Path, str], repeats: list[tuple[Path, str, str]], on_error: str
+) -> list[Clip]:
+    """`clips` without the files an earlier corpus holds (recorded in `repeats`); with
+    `on_error="fail"` the first such file is a `DataError`."""
+    kept = []
+    for clip in clips:
+        key = clip.path.resolve()
+        first = owner.setdefault(key, name)
+        if first == name:
+            kept.append(clip)
+            continue
+        if on_error == "fail":
+            raise DataError(
+                f"data.corpora ({name}): {clip.path}: the same file is in corpus {first!r} too; a clip in two "
+                "corpora would land in two splits (remove one, or on_error=skip keeps the first)"
+            )
+        repeats.append((clip.path, first, name))
+    return kept
 
 
 def map_labels(
@@ -63,9 +102,12 @@ def map_labels(
     keep: Sequence[str] | None,
     where: str,
     keys: str = "data.labels / labels",
+    on_drop: Callable[[str], None] | None = None,
 ) -> list[Clip]:
-    """Rename / drop labels per `mapping`, then keep only `keep` (None = all); one log line on
-    drops. `keys` names the settings an empty result blames."""
+    """Rename / drop labels per `mapping`, then keep only `keep` (None = all). Drops are one
+    line to `on_drop` (default: a logged warning, shown like the other notes of `fit`, since
+    a left-out class changes what the model learns). `keys` names the settings an empty
+    result blames."""
     out, dropped = [], Counter()
     for clip in clips:
         label = mapping.get(clip.label, clip.label)
@@ -74,7 +116,8 @@ def map_labels(
             continue
         out.append(clip if label == clip.label else replace(clip, label=label))
     if dropped:
-        log.info("%s: left out %d clips by label (%s)", where, sum(dropped.values()), ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
+        (on_drop or log.warning)(f"{where}: left out {sum(dropped.values())} clips by label ({detail})")
     if not out:
         raise DataError(f"{where}: no clips left after the label mapping ({keys})")
     return out
@@ -89,7 +132,8 @@ def map_and_count(
     if not mapping:
         return list(clips), {}
     moved = Counter(c.label for c in clips if c.label in mapping)
-    return map_labels(clips, mapping, None, where=where, keys=keys), dict(sorted(moved.items()))
+    # the caller reports the moves itself (`mapping_summary`): the drop line stays in the log
+    return map_labels(clips, mapping, None, where=where, keys=keys, on_drop=log.info), dict(sorted(moved.items()))
 
 
 def mapping_summary(mapping: Mapping[str, str | None], moved: Mapping[str, int]) -> str:

@@ -4,7 +4,12 @@ Stratified: the test and validation sizes are `ceil(fraction * n)` (sklearn's ro
 for `train_test_split(test_size=...)`; EMODB's 535 clips give 427/54/54), shared among
 the classes in proportion to their sizes (largest remainder, ties broken by the seed);
 within a class the clips are drawn by a seeded permutation. Every class keeps at least
-one training clip.
+one training clip, and every class with a clip to spare for each split gets at least one
+validation and one test clip: a class the proportional share rounds to 0 takes one from the
+class with the largest share (a class of 3 clips is then 1/1/1). This moves clips only when
+a class would otherwise be missing from a split, so a split in which every class is already
+present is the one earlier versions drew; when no class has a clip to give (fewer test
+clips than classes), one warning names the classes missing from the split.
 
 Speaker-independent: whole speakers are held out. Speakers are shuffled by the seed and
 `round(fraction * n_speakers)` of them (at least one each) go to test and to
@@ -13,12 +18,15 @@ validation; the rest train. Stratification is then impossible by construction.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from serlaq.errors import DataError
+
+log = logging.getLogger("serlaq.data")
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -44,7 +52,7 @@ def split_indices(
         if speakers.shape[0] != n:
             raise DataError(f"split: {speakers.shape[0]} speaker ids for {n} clips")
         return _by_speaker(labels, speakers, rng, f_val, f_test)
-    return _stratified(labels, rng, f_val, f_test)
+    return _stratified(labels, rng, f_val, f_test, every_class=True)
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
@@ -78,7 +86,37 @@ def _quotas(counts: np.ndarray, total: int, rng: np.random.Generator, cap: np.nd
     return q
 
 
-def _stratified(labels: np.ndarray, rng: np.random.Generator, f_val: float, f_test: float) -> Split:
+def _at_least_one(q: np.ndarray, counts: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """`q` with one clip moved to each class it left at 0 (and that can spare one, `cap`)
+    from the class with the largest share above 1 (ties: the larger class, then class
+    order). Draws nothing from the RNG, so a `q` without a 0 is returned unchanged and the
+    split stays the one drawn before this rule existed."""
+    q = q.copy()
+    for k in np.flatnonzero((q == 0) & (cap > 0)):
+        donors = [j for j in range(len(q)) if q[j] > 1]
+        if not donors:
+            break  # fewer clips in the split than classes: warned about by the caller
+        donor = max(donors, key=lambda j: (q[j], counts[j], -j))
+        q[donor] -= 1
+        q[k] += 1
+    return q
+
+
+def _warn_missing(classes: np.ndarray, q: np.ndarray, name: str) -> None:
+    missing = [str(c) for c, n in zip(classes, q, strict=True) if n == 0]
+    if missing:
+        log.warning(
+            "split: no %s clip for class(es) %s: the split has fewer %s clips than classes; "
+            "%s scores leave them out (a larger corpus or %s fraction fixes it)",
+            name, ", ".join(missing), name, name, name,
+        )
+
+
+def _stratified(
+    labels: np.ndarray, rng: np.random.Generator, f_val: float, f_test: float, every_class: bool = False
+) -> Split:
+    """`every_class`: give each class a val and a test clip (`_at_least_one`); LOSO's
+    validation draws keep the plain proportional rule (their folds stay as published)."""
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     n = labels.shape[0]
     needed = 1 + (f_val > 0) + (f_test > 0)
@@ -93,7 +131,14 @@ def _stratified(labels: np.ndarray, rng: np.random.Generator, f_val: float, f_te
     if n_test + n_val > n - len(classes):
         raise DataError(f"split: {n} clips are too few for val {f_val} and test {f_test} with {len(classes)} classes")
     q_test = _quotas(counts, n_test, rng, counts - 1)
+    if every_class and n_test:
+        # a class needs a clip for val too (when val is drawn) and one for train
+        q_test = _at_least_one(q_test, counts, counts - 1 - (n_val > 0))
+        _warn_missing(classes, q_test, "test")
     q_val = _quotas(counts, n_val, rng, counts - 1 - q_test)
+    if every_class and n_val:
+        q_val = _at_least_one(q_val, counts, counts - 1 - q_test)
+        _warn_missing(classes, q_val, "val")
 
     train, val, test = [], [], []
     for k in range(len(classes)):

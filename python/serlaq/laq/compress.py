@@ -2,12 +2,16 @@
 
 The checkpoint carries the run config, so the same data, split and standardization are
 rebuilt from the feature cache (re-extracted if the cache is gone); the `laq:` section
-of that config is the starting point and every argument given here overrides it.
+of that config is the starting point and every argument given here overrides it. The
+rebuilt split is checked against the checkpoint's fingerprint
+(`SERDataModule.from_checkpoint`): a corpus that changed since training is refused, since its
+"test" clips would include clips the model trained on.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,11 +75,14 @@ def compress(
     qat: bool | None = None,
     qat_epochs: int | None = None,
     fixed_baselines: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Compress a trained checkpoint; returns the `LaqOutcome` (file written to `out`).
 
-    `out` defaults to `model.laq` next to the checkpoint. QAT (mode `qat`, or `qat=True`)
-    writes its log and checkpoints into `qat/` next to `out`.
+    `out` defaults to `model.laq` next to the checkpoint. `data_dir` replaces the corpus
+    folder the checkpoint names (a corpus moved whole; its split fingerprint must match).
+    QAT (mode `qat`, or `qat=True`) keeps its scratch checkpoints in a temporary folder,
+    removed afterwards: its result is the model in memory and the summary's `qat` record.
     """
     from serlaq.config import RunConfig
     from serlaq.data.datamodule import SERDataModule
@@ -110,7 +117,9 @@ def compress(
         if isinstance(exc, ValidationError):
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"--{key.replace('_', '-')}: {err['msg']}") from None
+            # pydantic prefixes a validator's own message with "Value error, "
+            message = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"--{key.replace('_', '-')}: {message}") from None
         raise
     settings = laq.resolved()
     import torch
@@ -123,19 +132,28 @@ def compress(
     out_path = Path(out) if out is not None else Path(checkpoint).parent / settings.out
     if out_path.suffix != ".laq":
         raise ConfigError(f"--out {out_path}: the output file name must end in .laq")
-    with quiet_lightning():
-        datamodule = SERDataModule.from_model(model)
-        outcome = compress_model(
-            model,
-            splits_of(datamodule),
-            settings,
-            datamodule=datamodule,
-            trainer_settings=run_config.trainer.model_dump(exclude_none=True),
-            lr=run_config.train.lr,
-            folder=out_path.parent,
-            seed=run_config.seed,
-            fixed_baselines=fixed_baselines,
-        )
+    with quiet_lightning(), tempfile.TemporaryDirectory(prefix="serlaq-qat-") as scratch:
+        datamodule = SERDataModule.from_checkpoint(checkpoint, data_dir=data_dir)
+        try:
+            outcome = compress_model(
+                model,
+                splits_of(datamodule),
+                settings,
+                datamodule=datamodule,
+                trainer_settings=run_config.trainer.model_dump(exclude_none=True),
+                lr=run_config.train.lr,
+                folder=scratch,
+                seed=run_config.seed,
+                fixed_baselines=fixed_baselines,
+            )
+        except ValueError as exc:  # the search's own refusal of a budget no plan fits
+            if not str(exc).startswith("the budget"):
+                raise
+            given = settings.budget_kb if settings.budget_kb is not None else settings.budget_bits
+            flag = f"--budget-{'kb' if settings.budget_kb is not None else 'bits'} {given:g}"
+            raise ConfigError(f"{flag}: {exc}") from None
+    if outcome.qat:
+        outcome.qat["folder"] = None  # the scratch folder is gone
     write_outputs(outcome, out_path)
     return outcome
 

@@ -50,11 +50,15 @@ def report(
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
     protocol: str = "split",
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write the report of the run in `run_dir`; returns the report folder.
 
     `protocol`: "split" (the run's own split: Table 4 / Table 3, `seeds` seeds) or "loso"
-    (leave-one-speaker-out folds of the run's config, fp32 and compressed; `serlaq.reports.loso`)."""
+    (leave-one-speaker-out folds of the run's config, fp32 and compressed; `serlaq.reports.loso`).
+    The run's data is rebuilt from its checkpoint and checked against the split fingerprint
+    it records (`SERDataModule.from_checkpoint`; a changed corpus is refused); `data_dir`
+    replaces the corpus folder it names (a corpus moved whole), for the seeds and folds too."""
     from serlaq.data.datamodule import SERDataModule
     from serlaq.laq.compress import load_checkpoint
 
@@ -62,6 +66,11 @@ def report(
     if protocol not in ("split", "loso"):  # cross scores a .laq: serlaq.cross_corpus.cross_report
         raise ConfigError(f"--protocol: expected split or loso here (cross: serlaq.cross_corpus), got {protocol!r}")
     run = Path(run_dir)
+    if run.is_file():
+        raise ConfigError(
+            f"{run}: a file; --protocol {protocol} needs the run folder of serlaq fit (with model.ckpt); "
+            "a .laq file is scored with --protocol cross"
+        )
     if not run.is_dir():
         raise ConfigError(f"{run}: run folder not found")
     ckpt = run / "model.ckpt"
@@ -74,9 +83,12 @@ def report(
     out_dir = Path(out) if out is not None else run / ("report" if protocol == "split" else "report-loso")
     out_dir.mkdir(parents=True, exist_ok=True)
     base_model = load_checkpoint(ckpt)
+    base_dm = SERDataModule.from_checkpoint(ckpt, data_dir=data_dir)  # checked against the checkpoint's split
     base = RunConfig.model_validate(base_model.hparams["run_config"])
+    if data_dir is not None:  # the seeds / folds trained here read the corpus where it is now
+        base = base.model_copy(update={"data": base_dm.config.data})
     if protocol == "loso":
-        loso = loso_report(run, base_model, base, out_dir, progress=say)
+        loso = loso_report(run, base_model, base, out_dir, progress=say, datamodule=base_dm)
         atomic_write_json(out_dir / "report.json", loso, indent=1)
         atomic_write_text(out_dir / "report.md", render_loso_markdown(loso))
         return out_dir
@@ -85,7 +97,7 @@ def report(
     seed_list = [base.seed + i for i in range(seeds)]
 
     def rows_for(model: Any, config: Any, s: int) -> dict[str, Any]:
-        dm = SERDataModule.from_model(model)
+        dm = base_dm if model is base_model else SERDataModule.from_model(model)
         return evaluate_model(
             model,
             dm,

@@ -103,8 +103,10 @@ def loso_report(
     out_dir: Path,
     *,
     progress: Callable[[str], None] | None = None,
+    datamodule: Any = None,
 ) -> dict[str, Any]:
-    """Train, compress and score every LOSO fold of the run's config; returns the report dict."""
+    """Train, compress and score every LOSO fold of the run's config; returns the report dict.
+    `datamodule`: the run's data, already rebuilt (default: from `base_model`, unchecked)."""
     from serlaq.data.datamodule import SERDataModule
     from serlaq.data.splits import loso_folds
     from serlaq.laq.compress import load_checkpoint
@@ -114,7 +116,7 @@ def loso_report(
     from serlaq.reports.over_seeds import aggregate
 
     say = progress or (lambda _msg: None)
-    clips = corpus_clips(SERDataModule.from_model(base_model))
+    clips = corpus_clips(datamodule if datamodule is not None else SERDataModule.from_model(base_model))
     val_fraction = base.data.split[1] if base.data.split[1] > 0 else 0.1
     folds = loso_folds([c.label for c in clips], [c.speaker for c in clips], seed=base.seed, val_fraction=val_fraction)
     settings = (base.laq if base.laq is not None else LaqConfig()).resolved()
