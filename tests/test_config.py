@@ -78,6 +78,14 @@ def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
     assert "integer" in message and "'many'" in message
 
 
+@pytest.mark.parametrize("value", ["true", "1.5", "'3'"])
+def test_a_seed_that_is_not_a_whole_number_is_refused(value: str) -> None:
+    """YAML's `true` is no seed (pydantic would read it as 1), nor is 1.5 or a string."""
+    with pytest.raises(ConfigError, match="seed"):
+        command_config(None, data_dir=Path("corpus"), sets=[f"seed={value}"])
+    assert command_config(None, data_dir=Path("corpus"), sets=["seed=7"]).seed == 7
+
+
 def test_bad_values_are_rejected_with_the_key(tmp_path: Path) -> None:
     cases = {
         "model: {hidden: 4HL}\n": "model.hidden",

@@ -116,6 +116,9 @@ def test_a_custom_laq_name_is_reported_and_a_stale_one_removed(tmp_path: Path, c
     assert result is not None and result.laq is not None
     assert result.laq["laq_file"] == "small.laq"
     assert json.loads((config.run_dir / "small.json").read_text()) == result.laq
+    from serlaq.training.summary import _laq_line
+
+    assert _laq_line(result.laq).endswith("details in small.json")  # the report it wrote
     assert not (config.run_dir / "laq.json").exists() and not (config.run_dir / "model.laq").exists()
     # a resumed run replaces the model: if its compression fails, the old small.laq is gone
     import serlaq.laq.pipeline

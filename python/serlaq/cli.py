@@ -71,7 +71,7 @@ def warn_if_synthetic(metadata: dict) -> None:
 @app.command()
 def predict(
     model: str = typer.Argument(..., help=MODEL_HELP),
-    inputs: list[Path] = typer.Argument(..., help="audio files and/or directories (searched recursively for audio files); - reads standard input (a pipe is segmented as it comes; a file called - is ./-)"),
+    inputs: list[str] = typer.Argument(..., help="audio files and/or directories (searched recursively for audio files); - reads standard input (a pipe is segmented as it comes; a file called - is ./-)"),
     fmt: str = typer.Option("table", "--format", help="table | json | jsonl | csv (jsonl/csv/table stream as results come)"),
     as_json: bool = typer.Option(False, "--json", help="same as --format json"),
     top_k: int | None = typer.Option(None, "--top-k", min=1, help="also show the K most probable labels with their probabilities (default: off, the best label only)"),
@@ -321,7 +321,7 @@ def info(
 @app.command()
 def adapt(
     model: str = typer.Argument(..., help=f"{MODEL_HELP}: the model to adapt"),
-    inputs: list[Path] = typer.Argument(None, help="unlabelled audio of the new room: files and/or directories (searched recursively)"),
+    inputs: list[str] = typer.Argument(None, help="unlabelled audio of the new room: files and/or directories (searched recursively)"),
     out: str = typer.Option(..., "--out", help="the adapted model (.laq), written atomically; must differ from MODEL"),
     manifest: Path | None = typer.Option(None, "--manifest", help="CSV manifest (path[,label[,speaker]]) of the audio; labels are ignored"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="native threads for decoding + features (default: all cores)"),

@@ -452,7 +452,8 @@ class TrainerConfig(_Section):
 
 class RunConfig(_Section):
     # Lightning's seed_everything takes an unsigned 32-bit seed
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="fixes the split, initialisation, batches and QAT")
+    # strict: `--set seed=true` (YAML's boolean) is a typo, not seed 1
+    seed: int = Field(0, ge=0, le=2**32 - 1, strict=True, description="fixes the split, initialisation, batches and QAT")
     name: str = Field("run", min_length=1, description="run folder name under out_dir")
     out_dir: Path = Path("runs")
     data: DataConfig = Field(default_factory=DataConfig)

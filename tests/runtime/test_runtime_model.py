@@ -546,3 +546,14 @@ def test_top_k_must_be_a_whole_number_from_one(built, bad):
     with pytest.raises(ValueError, match="top_k must be a whole number"):
         m.predict_features(feature_batch(1)[0], top_k=bad)
     assert len(m.predict_features(feature_batch(1)[0], top_k=2).top_k) == 2
+
+
+@pytest.mark.parametrize("bad", [None, 3, {"a": 1}])
+def test_predict_names_what_it_takes_for_a_wrong_kind_of_input(built, bad):
+    with pytest.raises(AudioError, match=f"expected a path, a file's bytes, a list of paths or a waveform, got {type(bad).__name__}"):
+        serlaq.load(built.path).predict(bad)
+
+
+def test_an_empty_path_is_named(built):
+    with pytest.raises(AudioError, match=r"^'' \(an empty path\): file not found"):
+        serlaq.load(built.path).predict("")

@@ -361,6 +361,7 @@ def test_failures_read_the_same_in_both_clis(tmp_path: Path) -> None:
         "skip, nothing read": (["predict", "model.laq", "bad", "--on-error", "skip"], 1, "skipped: bad/only.wav"),
         "skip, segments": (["predict", "model.laq", "clips", "--segments", "--format", "jsonl", "--on-error", "skip"], 0, "skipped: clips/bad.wav"),
         "demo model": (["predict", "demo.laq", "clips/c0.wav"], 0, "warning: this model was trained on the synthetic demo corpus"),
+        "an empty path": (["predict", "model.laq", ""], 1, "error: '': an empty path names no file"),
     }
     for name, (args, code, line) in cases.items():
         got, want = rt(*args, cwd=tmp_path), serlaq(*args, cwd=tmp_path)

@@ -342,6 +342,10 @@ class LaqModel:
                 if isinstance(r, FileFailure):
                     raise AudioError(r.error)
             return results  # type: ignore[return-value]
+        if x is None or isinstance(x, (bool, int, float, dict, set)):
+            raise AudioError(
+                f"predict: expected a path, a file's bytes, a list of paths or a waveform, got {type(x).__name__}"
+            )
         mono = self.prepare_waveform(x, sample_rate)
         ((proba, ood),) = self._native.scored(self._native.features_wave(mono))
         return Prediction.from_probabilities(self.labels, proba, top_k=top_k, ood=ood)

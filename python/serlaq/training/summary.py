@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from serlaq.training.run_folder import BEST, CONFIG, CONFUSION_PNG, LAQ_REPORT, LAST, LOGS, METRICS, MODEL, RunResult
@@ -47,7 +48,15 @@ def _laq_line(report: dict[str, Any]) -> str:
         return (
             f"compressed   {report['laq_file']}: {report['avg_bits']:.2f} average bits, {sizes['file_kb']:.1f} KB "
             f"(fp32 {sizes['fp32_kb']:.0f} KB), test accuracy {100 * accuracy['laq_test']:.2f}% "
-            f"(fp32 {100 * accuracy['fp32_test']:.2f}%), details in {LAQ_REPORT}"
+            f"(fp32 {100 * accuracy['fp32_test']:.2f}%), details in {_report_name(report)}"
         )
     except (KeyError, TypeError, ValueError):
-        return f"compressed   see {LAQ_REPORT}"
+        return f"compressed   see {_report_name(report)}"
+
+
+def _report_name(report: dict[str, Any]) -> str:
+    """The report beside the `.laq`: `laq.json` for `model.laq`, else `<stem>.json`."""
+    from serlaq.laq.compress import summary_path
+
+    laq_file = report.get("laq_file") if isinstance(report, dict) else None
+    return summary_path(Path(str(laq_file))).name if laq_file else LAQ_REPORT

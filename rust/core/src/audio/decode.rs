@@ -80,6 +80,8 @@ pub const STDIN_PATH: &str = "-";
 pub fn source_name(path: &Path) -> String {
     if path.as_os_str() == STDIN_PATH {
         "standard input".to_string()
+    } else if path.as_os_str().is_empty() {
+        "'' (an empty path)".to_string() // an error line must name something
     } else {
         path.display().to_string()
     }
@@ -223,7 +225,7 @@ impl Decoder<'static> {
         if path.as_os_str() == STDIN_PATH {
             return Decoder::stdin();
         }
-        let source = path.display().to_string();
+        let source = source_name(path);
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => AudioError::NotFound { source: source.clone() },
             _ => AudioError::Io { source: source.clone(), message: e.to_string() },

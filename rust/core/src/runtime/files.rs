@@ -32,6 +32,11 @@ pub fn find_audio_files(inputs: &[OsString]) -> (Vec<PathBuf>, Vec<InputError>) 
             files.push(PathBuf::from(STDIN_PATH));
             continue;
         }
+        if item.is_empty() {
+            // pathlib reads '' as '.': a blank argument would search the whole folder
+            errors.push(InputError { path: String::new(), message: "'': an empty path names no file".into() });
+            continue;
+        }
         let p = pathlib(Path::new(item));
         let shown = p.display().to_string();
         if p.is_dir() {
@@ -195,6 +200,9 @@ mod tests {
         assert_eq!(why[1], "a link that cannot be followed (too many levels of symbolic links)");
         assert_eq!(why[2], "no such file or directory");
         std::fs::remove_dir_all(&dir).ok();
+        let (files, errors) = find_audio_files(&["".into()]);
+        assert!(files.is_empty(), "an empty argument searches nothing");
+        assert_eq!(errors[0].message, "'': an empty path names no file");
     }
 
     #[cfg(unix)]
