@@ -244,7 +244,7 @@ def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path
         (["adapt", str(model), str(few), "--out", str(out)], "needs at least 20 clips", "15 more clips"),
         (["adapt", str(model), str(quiet), "--out", str(out)], "none of the 3 files holds usable audio", None),
         (["adapt", str(model), str(few), "--out", str(model)], "is the model being adapted", None),
-        (["adapt", str(model), str(tmp_path / "nowhere"), "--out", str(out)], "no audio files given", "nowhere"),
+        (["adapt", str(model), str(tmp_path / "nowhere"), "--out", str(out)], "no audio files given (1 input named above)", None),
         # a folder as --out, or one under a file: named before adapting (a traceback after it)
         (["adapt", str(model), str(few), "--out", str(quiet)], f"--out: {quiet}: is a folder; give the file to write", None),
         (["adapt", str(model), str(few), "--out", str(model / "x.laq")], f"{model} is a file, not a folder", None),
@@ -262,6 +262,9 @@ def test_cli_adapt_bad_input_is_one_line_and_the_input_untouched(setup, tmp_path
     code, _, err = run_serlaq(["adapt", str(model), str(few), "--out", str(out), "--balance=maybe"], capsys)
     assert code == 2 and "'--balance' does not take a value" in err and "Traceback" not in err
     assert not out.exists() and model.read_bytes() == before
+    # each input that gave nothing is named once, on its own line above the verdict
+    _, _, err = run_serlaq(cases[3][0], capsys)
+    assert [line for line in err.splitlines() if "nowhere" in line] == [err.splitlines()[0]], err
     # the silent files are each named on stderr
     _, _, err = run_serlaq(cases[1][0], capsys)
     assert sum("all silent" in l for l in err.splitlines()) == 3

@@ -12,7 +12,7 @@ import pytest
 from m4a import write_m4a
 from webm import write_webm
 
-from serlaq.data.corpora import Clip, canonical_label, discover, scan
+from serlaq.data.corpora import LABELS, Clip, canonical_label, discover, scan
 from serlaq.errors import DataError
 
 
@@ -85,6 +85,65 @@ def test_folder_per_class_with_and_without_speaker_folders(tmp_path: Path) -> No
         ("sadness/spk2/y.flac", "sad", "spk2"),
     ]
     assert discover(tmp_path) == clips
+
+
+def test_folder_per_speaker_then_class(tmp_path: Path) -> None:
+    """CASIA (`speaker/emotion/clip.wav`) and ESD (`speaker/Emotion/train/clip.wav`): the
+    class is the folder named for an emotion, the speaker the folder above it."""
+    touch(
+        tmp_path,
+        "liuchang/angry/201.wav", "liuchang/sad/202.wav", "wangzhe/neutral/201.wav",
+        "0011/Happy/train/0011_000701.wav", "0011/Surprise/test/0011_001401.wav",
+    )  # fmt: skip
+    clips = discover(tmp_path)
+    assert summary(clips, tmp_path) == [
+        ("0011/Happy/train/0011_000701.wav", "happy", "0011"),
+        ("0011/Surprise/test/0011_001401.wav", "surprise", "0011"),
+        ("liuchang/angry/201.wav", "angry", "liuchang"),
+        ("liuchang/sad/202.wav", "sad", "liuchang"),
+        ("wangzhe/neutral/201.wav", "neutral", "wangzhe"),
+    ]
+    assert scan(tmp_path).layout == "folder"
+    # a folder no label names: the file and its folders, and the way to name the label
+    touch(tmp_path, "wangzhe/misc/9.wav")
+    found = scan(tmp_path, "folder")
+    assert [(p.relative_to(tmp_path).as_posix(), why) for p, why in found.problems] == [
+        ("wangzhe/misc/9.wav", f"unknown label: no folder of 'wangzhe/misc' is a known emotion ({', '.join(LABELS)}; --map NAME=LABEL names another)")
+    ]
+
+
+def test_shemo(tmp_path: Path) -> None:
+    touch(tmp_path, "female/F01A01.wav", "female/F12W03.wav", "male/M03N10.wav", "male/M03S02.wav", "male/M07H01.wav", "female/F02F04.wav")
+    clips = discover(tmp_path)
+    assert summary(clips, tmp_path) == [
+        ("female/F01A01.wav", "angry", "F01"),
+        ("female/F02F04.wav", "fear", "F02"),
+        ("female/F12W03.wav", "surprise", "F12"),
+        ("male/M03N10.wav", "neutral", "M03"),
+        ("male/M03S02.wav", "sad", "M03"),
+        ("male/M07H01.wav", "happy", "M07"),
+    ]
+    assert scan(tmp_path).layout == "shemo"
+    touch(tmp_path, "male/M03X01.wav")
+    assert scan(tmp_path, "shemo").problems == [
+        (tmp_path / "male/M03X01.wav", "unknown label: ShEMO emotion 'X' is not one of A, F, H, N, S, W")
+    ]
+
+
+def test_labels_a_caller_maps_are_kept_as_written(tmp_path: Path) -> None:
+    """`raw_labels`: a corpus's own codes (MSP-Podcast's A, IEMOCAP's xxx) pass discovery
+    as their keys, for `--map` to rename or drop; any other unknown label is still named."""
+    touch(tmp_path, "a.wav", "b.wav", "c.wav", "Other/d.wav", "angry/e.wav")
+    (tmp_path / "m.csv").write_text("FileName,EmoClass,SpkrID\na.wav,A,1\nb.wav,X,2\nc.wav,Q,3\n")
+    found = scan(tmp_path / "m.csv", raw_labels=["a", "x"])
+    assert [(c.path.name, c.label, c.speaker) for c in found.clips] == [("a.wav", "a", "1"), ("b.wav", "x", "2")]
+    assert [(p.name, why.split(" (")[0]) for p, why in found.problems] == [("c.wav", "unknown label: 'Q'")]
+    assert "--map Q=LABEL names it" in found.problems[0][1]
+    assert scan(tmp_path / "m.csv").problems[0][1].startswith("unknown label: 'A'")  # nothing mapped: unknown
+    assert summary(discover(tmp_path, "folder", raw_labels=["other"], on_error="skip"), tmp_path) == [
+        ("Other/d.wav", "other", "unknown"),
+        ("angry/e.wav", "angry", "unknown"),
+    ]
 
 
 def test_synthetic_corpus_is_recognised(tiny_corpus: Path) -> None:
@@ -486,8 +545,10 @@ def test_cannot_recognise_lists_every_layout(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="cannot recognise") as err:
         discover(touch(tmp_path, "x/1.wav", "y/2.wav"))
-    assert str(err.value).endswith(f"(set dataset to one of {', '.join(d for d in DATASETS if d != 'auto')})")
+    assert f"(set dataset to one of {', '.join(d for d in DATASETS if d != 'auto')};" in str(err.value)
     assert "ravdess, cremad, emovo" in str(err.value)
+    # what folder and csv want, so that a corpus of its own layout knows which to write
+    assert str(err.value).endswith("folder wants a folder named for each clip's emotion, csv a manifest of path,label rows)")
 
 
 @pytest.mark.parametrize("dataset", ["ravdess", "cremad", "emovo"])

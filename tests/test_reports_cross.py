@@ -149,6 +149,13 @@ def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
     assert code == 0, err
     row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
     assert row["labels"] == ["angry", "sad"] and "mapped" not in row
+    # what was left out is said, as `serlaq evaluate` says it: the corpus's labels the model
+    # lacks, and the model's labels no clip has (not offered as answers)
+    assert row["excluded"] == {"boredom": 2, "calm": 2} and "neutral" in row["unscored_model_labels"]
+    scored = [line for line in out.splitlines() if line.startswith(f"- {data}: scored")]
+    assert scored and scored[0].startswith(
+        f"- {data}: scored angry, sad; left out: boredom 2, calm 2 (labels the model lacks); not offered as answers: "
+    ), out
     # a layout that does not fit is refused by name
     code, out, err = report("--dataset", "emodb")
     assert code != 0 and "does not follow EMODB naming" in err, err
@@ -163,9 +170,9 @@ def test_report_cross_maps_labels_and_keeps_zero_shot_when_too_little_to_adapt(
 def test_report_cross_reads_a_manifest_adapts_on_its_files_and_counts_what_it_left_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`--test-data m.csv`: the manifest's clips are scored and adapted on (its files, not its
-    folder's other audio); a row with an unknown label and one naming a missing file are left out,
-    counted and the first named."""
+    """`--test-data m.csv`: the manifest's clips are scored, and its files adapted on (not its
+    folder's other audio); rows with an unknown label and one naming a missing file are left out
+    of the scores, counted and the first named."""
     import json
 
     from rt_builders import tone, write_wav
@@ -174,14 +181,16 @@ def test_report_cross_reads_a_manifest_adapts_on_its_files_and_counts_what_it_le
     rows = ["path,label"] + [f"{p.parent.name}/{p.name},{p.parent.name}" for p in sorted(data.rglob("*.wav"))]
     for j in range(3):  # audio beside the manifest that it does not name: not adapted on
         write_wav(data / "other" / f"x{j}.wav", tone(300.0, 16000, 1.0, seed=j), 16000)
-    rows += ["angry/angry0.wav,oth", "sad/gone.wav,sad"]
+    rows += ["angry/angry0.wav,oth", "sad/gone.wav,sad", "other/x0.wav,xxx"]
     (data / "m.csv").write_text("\n".join(rows) + "\n")
     code, out, err = run_report(run, data / "m.csv", tmp_path / "r", capsys, monkeypatch)
     assert code == 0, err
     row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
     assert row["zero-shot"]["clips"] == 24 and row["zero-shot"]["uar"] == 1.0
-    assert row["unusable"]["files"] == 2 and "oth" in row["unusable"]["first"]
-    assert row["adapted_on"] == 24, row.get("not_adapted")  # the manifest's 24 seconds, not the folder's 27
+    assert row["unusable"]["files"] == 3 and "oth" in row["unusable"]["first"]
+    # adapted on every file the manifest lists, whatever its label, as `serlaq adapt --manifest`
+    # reads it: the 24 scored, and x0 (labelled xxx); not the folder's two others
+    assert row["adapted_on"] == 25, row.get("not_adapted")
     assert "Left out (unknown label, unreadable name or missing file)" in out
     code, out, err = run_report(run, data / "nope.csv", tmp_path / "r", capsys, monkeypatch)
     assert code != 0 and "not a corpus folder or a .csv manifest" in err
@@ -193,7 +202,7 @@ def test_report_cross_bad_map_or_layout_is_one_line(
     run, data = tone_run_and_corpus(tmp_path, {"angry": 1500.0, "sad": 180.0})
     for extra, want in (
         (("--map", "calm"), "--map calm: expected CORPUS_LABEL=MODEL_LABEL"),
-        (("--map", "chill=neutral"), "--map chill=neutral: 'chill' is not a known label"),
+        (("--map", "calm=chill"), "--map calm=chill: 'chill' is not a known label"),
         (("--dataset", "timit"), "dataset: unknown corpus layout 'timit'"),
     ):
         code, _, err = run_report(run, data, tmp_path / "r", capsys, monkeypatch, *extra)

@@ -183,28 +183,28 @@ def output_folder(folder: Path, flag: str = "--out") -> Path:
     return folder
 
 
-DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | folder | csv | auto (default auto: from the file names{csv})"
+DATASET_HELP = "corpus layout: tess | emodb | savee | ravdess | cremad | emovo | shemo | folder | csv | auto (default auto: from the file names{csv})"
 
 
 def parse_label_map(items: list[str]) -> dict[str, str | None]:
-    """`--map calm=neutral --map boredom=` -> {"calm": "neutral", "boredom": None}; a bad
-    item stops the command with one line naming it."""
-    from serlaq.labels import LABELS, canonical_label
+    """`--map calm=neutral --map boredom= --map A=angry` -> {"calm": "neutral", "boredom": None,
+    "a": "angry"}; a bad item stops the command with one line naming it. The corpus side may
+    be any label the corpus writes (MSP-Podcast's `A`, IEMOCAP's `xxx`): a known spelling is
+    its canonical label, any other its key (`labels.label_key`); the model side is a label."""
+    from serlaq.labels import LABELS, canonical_label, label_key
 
     mapping: dict[str, str | None] = {}
     for item in items:
         source, sep, target = item.partition("=")
-        src = canonical_label(source)
+        src = canonical_label(source) or label_key(source)
         dst = canonical_label(target) if target.strip() else None
-        if not sep or src is None or (target.strip() and dst is None):
-            bad = source if src is None else target
-            why = "expected CORPUS_LABEL=MODEL_LABEL (or CORPUS_LABEL= to leave its clips out)" if not sep else (
-                f"{bad.strip()!r} is not a known label ({', '.join(LABELS)})"
-            )
-            fail(f"--map {item}: {why}", code=2)
+        if not sep or not src:
+            fail(f"--map {item}: expected CORPUS_LABEL=MODEL_LABEL (or CORPUS_LABEL= to leave its clips out)", code=2)
+        if target.strip() and dst is None:
+            fail(f"--map {item}: {target.strip()!r} is not a known label ({', '.join(LABELS)})", code=2)
         if src in mapping:
             fail(f"--map {item}: {src} is mapped twice", code=2)
-        mapping[src] = dst  # type: ignore[index]
+        mapping[src] = dst
     return mapping
 
 
@@ -373,7 +373,7 @@ def adapt(
     except AdaptError as exc:
         for f in exc.failures:
             report_file_error(f, "fail", verbose)
-        fail(str(exc))
+        fail(exc.headline if exc.failures else str(exc))
     for f in result.failures:
         report_file_error(f, "fail", verbose)
     try:

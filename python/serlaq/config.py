@@ -27,10 +27,10 @@ from serlaq.io import atomic_write_text
 from serlaq.laq_config import LaqConfig
 
 # The corpus layouts of `serlaq.data.corpora.DATASETS` (kept in step; a test checks it).
-Dataset = Literal["synthetic", "tess", "emodb", "savee", "ravdess", "cremad", "emovo", "folder", "csv", "auto", "multi"]
-CorpusLayout = Literal["tess", "emodb", "savee", "ravdess", "cremad", "emovo", "folder", "csv", "auto"]
+Dataset = Literal["synthetic", "tess", "emodb", "savee", "ravdess", "cremad", "emovo", "shemo", "folder", "csv", "auto", "multi"]
+CorpusLayout = Literal["tess", "emodb", "savee", "ravdess", "cremad", "emovo", "shemo", "folder", "csv", "auto"]
 # The layouts that are one published corpus: a corpus read with one is named after it.
-NAMED_CORPORA = ("tess", "emodb", "savee", "ravdess", "cremad", "emovo")
+NAMED_CORPORA = ("tess", "emodb", "savee", "ravdess", "cremad", "emovo", "shemo")
 
 
 def default_cache_dir() -> Path:

@@ -16,6 +16,7 @@ Labels are only used to score, never to choose or adapt anything.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,9 +70,10 @@ class CorpusClips:
 
     clips: list[Any]
     moved: dict[str, int]
-    audio: list[Path]  # a folder, or a manifest's files (labels unused)
+    audio: list[Path]  # a folder (searched as `serlaq adapt` searches it), or nothing for a manifest
     problems: list[tuple[Path, str]]
     layout: str = ""  # the layout read ("auto" resolved)
+    manifest: Path | None = None  # a manifest's every listed file is adapted on, its labels unused
 
 
 def mapped_clips(
@@ -79,17 +81,21 @@ def mapped_clips(
 ) -> CorpusClips:
     """The labelled clips of the corpus at `data` (a folder, or a CSV manifest `path,label[,speaker]`),
     with `label_map` applied as `serlaq evaluate --map` applies it (`{"calm": "neutral"}` renames,
-    `{"boredom": None}` leaves those clips out)."""
+    `{"boredom": None}` leaves those clips out; a key no label table knows, MSP-Podcast's `a`,
+    names a label as the corpus writes it)."""
     from serlaq.data.corpora import scan
     from serlaq.data.multi import map_and_count
+    from serlaq.labels import LABELS
 
-    found = scan(Path(data), dataset=dataset)
+    mapping = dict(label_map or {})
+    found = scan(Path(data), dataset=dataset, raw_labels=[k for k in mapping if k not in LABELS])
     if not found.clips:
         first = f" (first of {len(found.problems)} left out: {found.problems[0][0]}: {found.problems[0][1]})" if found.problems else ""
         raise DataError(f"{data}: no usable labelled clips ({found.layout} layout){first}")
-    clips, moved = map_and_count(found.clips, label_map or {}, where=str(data))
-    audio = [Path(data)] if Path(data).is_dir() else [c.path for c in found.clips]
-    return CorpusClips(clips, moved, audio, list(found.problems), found.layout)
+    clips, moved = map_and_count(found.clips, mapping, where=str(data))
+    # the audio `serlaq adapt DATA` reads: every file of the folder or manifest, whatever its label
+    is_dir = Path(data).is_dir()
+    return CorpusClips(clips, moved, [Path(data)] if is_dir else [], list(found.problems), found.layout, None if is_dir else Path(data))
 
 
 def shared_labels(model: Any, clips: list[Any], data_dir: str | os.PathLike[str]) -> tuple[list[Any], list[str]]:
@@ -121,6 +127,12 @@ def corpus_rows(
     corpus = mapped_clips(data_dir, dataset, label_map)
     clips, labels = shared_labels(model, corpus.clips, data_dir)
     row: dict[str, Any] = {"data_dir": str(data_dir), "labels": labels, "zero-shot": cross_scores(model, clips, labels)}
+    excluded = Counter(c.label for c in corpus.clips if c.label not in labels)
+    if excluded:  # labels the model lacks: left out of the scores, as `serlaq evaluate` counts them
+        row["excluded"] = dict(sorted(excluded.items()))
+    unoffered = [lab for lab in model.labels if lab not in labels]
+    if unoffered:  # model labels the corpus has no clip of: not offered as answers
+        row["unscored_model_labels"] = unoffered
     heard = heard_corpus_warning(getattr(model, "metadata", {}), corpus.layout)
     if heard:  # not a cross-corpus figure at all
         row["warning"] = heard.removeprefix("warning: ")
@@ -131,7 +143,7 @@ def corpus_rows(
         row["unusable"] = {"files": len(corpus.problems), "first": f"{path}: {why}"}
     if adapt:
         try:
-            adapted = model.adapt(corpus.audio, source=str(data_dir))
+            adapted = model.adapt(corpus.audio, manifest=corpus.manifest, source=str(data_dir))
         except SerlaqError as exc:  # e.g. too little audio to adapt on: the zero-shot row still stands
             row["not_adapted"] = str(exc)
         else:
@@ -195,6 +207,11 @@ def render_cross_markdown(report: dict[str, Any]) -> str:
     heard = [f"- {row['data_dir']}: {row['warning']}" for row in report["rows"] if "warning" in row]
     if heard:
         lines += ["", "Not a cross-corpus test:", "", *heard]
+    scored = [
+        f"- {row['data_dir']}: scored {', '.join(row['labels'])}" + _left_out(row) for row in report["rows"] if "labels" in row
+    ]
+    if scored:
+        lines += ["", "Labels scored:", "", *scored]
     notes = [f"- {row['data_dir']}: {mapping_summary(row['label_map'], row['mapped'])}" for row in report["rows"] if row.get("mapped")]
     if notes:
         lines += ["", "Labels scored as the model's (`--map`):", "", *notes]
@@ -207,3 +224,13 @@ def render_cross_markdown(report: dict[str, Any]) -> str:
     if skipped:
         lines += ["", "Not adapted (zero-shot only):", "", *skipped]
     return "\n".join(lines) + "\n"
+
+
+def _left_out(row: dict[str, Any]) -> str:
+    """`; left out: excited 9, frustrated 9 (the model has no such label); not offered: boredom`."""
+    parts = []
+    if row.get("excluded"):
+        parts.append("left out: " + ", ".join(f"{k} {v}" for k, v in row["excluded"].items()) + " (labels the model lacks)")
+    if row.get("unscored_model_labels"):
+        parts.append("not offered as answers: " + ", ".join(row["unscored_model_labels"]) + " (no clip of the corpus has them)")
+    return "; " + "; ".join(parts) if parts else ""

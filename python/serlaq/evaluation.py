@@ -146,7 +146,7 @@ def evaluate_clips(
     sc = label_scores(y_true, y_pred, labels)
     conf = confidence_scores(probs, y_true)
     top, share = top_label_share(y_pred, len(labels))
-    warning = collapse_warning(y_true, y_pred, labels)
+    warnings = [w for w in (collapse_warning(y_true, y_pred, labels), one_label_warning(labels, shared_only)) if w]
     return EvaluationReport(
         model=model.path,
         data_dir=data_dir,
@@ -165,8 +165,17 @@ def evaluate_clips(
         ece=conf["ece"],
         top_label=labels[top],
         top_label_share=share,
-        warnings=[warning] if warning else [],
+        warnings=warnings,
     )
+
+
+def one_label_warning(labels: Sequence[str], shared_only: bool) -> str | None:
+    """A score over one label on offer is 100 % by construction: say so, in one line."""
+    if len(labels) > 1:
+        return None
+    why = "it is the only label on offer, so every answer is right by construction"
+    fix = " (--all-labels lets the model answer any of its labels)" if shared_only else ""
+    return f"warning: the corpus shares one label ({labels[0]}) with the model: {why}{fix}"
 
 
 def evaluate_corpus(
@@ -188,9 +197,13 @@ def evaluate_corpus(
     from serlaq.data.corpora import discover_found
     from serlaq.data.multi import map_and_count
 
+    from serlaq.labels import LABELS
+
     skipped: list[str] = []
+    raw = [k for k in (label_map or {}) if k not in LABELS]  # labels the corpus writes that --map names
     found = discover_found(
-        Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error, on_skip=skipped.append
+        Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error,
+        on_skip=skipped.append, raw_labels=raw,
     )
     clips = found.clips
     if speakers is not None:
@@ -201,12 +214,15 @@ def evaluate_corpus(
         raise DataError(f"{data_dir}: no labelled audio clips{which} found (dataset {dataset!r})")
     mapping = dict(label_map or {})
     clips, moved = map_and_count(clips, mapping, where=str(data_dir))
+    unused = [src for src in mapping if src not in moved]
     report = evaluate_clips(
         model, clips, workers=workers, data_dir=str(data_dir), dataset=dataset, shared_only=shared_only
     )
     report.label_map, report.mapped = mapping, moved
     report.layout = found.layout
     report.warnings[:0] = skipped
+    if unused:  # a typo, or a label of another corpus: it changed nothing
+        report.warnings.append(f"warning: --map {', '.join(unused)}: no clip has this label; nothing was mapped")
     heard = heard_corpus_warning(model.metadata, found.layout)
     if heard:
         report.warnings.append(heard)

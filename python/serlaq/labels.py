@@ -49,12 +49,18 @@ LABEL_ALIASES: dict[str, str] = {
 }
 
 
+def label_key(name: str) -> str:
+    """A spelling as the label tables and `--map` compare it: lower case, runs of spaces and
+    hyphens as one `_` ("Pleasant Surprise" -> "pleasant_surprise", MSP-Podcast's "A" -> "a")."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
 def canonical_label(name: str) -> str | None:
     """The canonical label for a spelling ("Anger", "pleasant surprise" -> ...), or None."""
-    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    key = label_key(name)
     if key in LABELS:
         return key
     return LABEL_ALIASES.get(key)
 
 
-__all__ = ["LABELS", "LABEL_ALIASES", "canonical_label"]
+__all__ = ["LABELS", "LABEL_ALIASES", "canonical_label", "label_key"]

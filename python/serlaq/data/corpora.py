@@ -21,23 +21,30 @@ Supported `dataset` values:
 - `emovo`: EMOVO, `f1/dis-f1-b1.wav`: emotion `-` speaker (f1-f3, m1-m3) `-` sentence
   (`b1`, `l3`, `n5`, ...); dis disgust, gio happy, neu neutral, pau fear, rab angry,
   sor surprise, tri sad.
-- `folder`: `root/<label>/[<speaker>/...]/clip.wav`: the class is the top folder; the
-  speaker is the next folder when there is one, else `unknown`.
+- `shemo`: ShEMO (Persian), `female/F01A01.wav`: speaker (`F01`, `M12`) then emotion (A
+  angry, F fear, H happy, N neutral, S sad, W surprise) then the utterance number.
+- `folder`: one folder on each clip's path names its class: `root/<label>/[<speaker>/...]clip.wav`
+  or `root/<speaker>/<label>/[...]clip.wav` (CASIA's and ESD's way). The class is the top-most
+  folder whose name is a label; the speaker is the folder above it, or, when the class
+  folder is the top one, the folder below it when there is one; else `unknown`.
 - `csv`: a manifest with rows `path,label[,speaker]` (header optional; with a header the
-  `path` or `file`, `label` or `emotion` and `speaker` columns are found by name; a
-  spreadsheet's `;` or tab separated export reads too); relative paths are resolved
+  path, label and speaker columns are found by name, `path`/`file`/`FileName`,
+  `label`/`emotion`/`EmoClass`/`class`, `speaker`/`SpkrID`/`actor` and the other spellings of
+  the core's tables; a spreadsheet's `;` or tab separated export reads too); relative paths are resolved
   against the manifest's folder. The core reads it
   (`serlaq_core::runtime::manifest`, as adaptation does): at most 64 MiB of UTF-8 text.
-- `auto`: the first of emodb / savee / tess / ravdess / cremad / emovo whose naming every
-  file follows (no file name follows two of them), else
-  `folder` when the top folders are label names, else the named layout most files follow.
+- `auto`: the first of emodb / savee / tess / ravdess / cremad / emovo / shemo whose naming
+  every file follows (no file name follows two of them), else `folder` when every file has a
+  label folder on its path, else the named layout most files follow.
   A manifest (or a `.csv` as `root`) means `csv`.
 
 Labels are canonical (see `LABELS`; common spellings such as "anger", "sadness",
 "pleasant_surprise" are mapped). Clips are sorted by path, so the same files always give
 the same order. Per-file problems (a name that does not parse, an unknown label, a
 missing manifest file) either fail naming the file (`on_error="fail"`) or are skipped
-with one summary line (`on_error="skip"`).
+with one summary line (`on_error="skip"`). `raw_labels` (label keys, `labels.label_key`)
+are labels a caller will map itself (`serlaq evaluate --map A=angry`, `--map xxx=`): a
+folder, file or manifest label with such a key is kept as written instead of being unknown.
 """
 
 from __future__ import annotations
@@ -45,20 +52,20 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from serlaq import _native
 from serlaq.errors import DataError
-from serlaq.labels import LABEL_ALIASES, LABELS, canonical_label  # noqa: F401 (the label vocabulary, re-exported)
+from serlaq.labels import LABEL_ALIASES, LABELS, canonical_label, label_key  # noqa: F401 (the label vocabulary, re-exported)
 
 log = logging.getLogger("serlaq.data")
 
 # What the native decoder reads (lower case, with the dot): discovery finds exactly the files
 # that `_native.load_audio` can decode, no list of its own.
 AUDIO_SUFFIXES = frozenset(_native.AUDIO_SUFFIXES)
-DATASETS = ("auto", "tess", "emodb", "savee", "ravdess", "cremad", "emovo", "folder", "csv")
+DATASETS = ("auto", "tess", "emodb", "savee", "ravdess", "cremad", "emovo", "shemo", "folder", "csv")
 
 EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad", "N": "neutral"}
 TESS_SPEAKERS = ("OAF", "YAF")  # older / younger adult female
@@ -79,12 +86,14 @@ EMOVO_EMOTIONS = {
     "rab": "angry", "sor": "surprise", "tri": "sad",
 }
 EMOVO_SPEAKERS = ("f1", "f2", "f3", "m1", "m2", "m3")
+SHEMO_EMOTIONS = {"A": "angry", "F": "fear", "H": "happy", "N": "neutral", "S": "sad", "W": "surprise"}
 
 # The shape of each name; the fields are then checked one by one, so a reason can name the
 # field that is out of range.
 _RAVDESS_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _CREMAD_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})$")
 _EMOVO_RE = re.compile(r"^([a-z]{3})-([a-z]\d)-([a-z]+\d+)$")
+_SHEMO_RE = re.compile(r"^([FM]\d\d)([A-Z])(\d\d)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -111,6 +120,7 @@ def discover(
     dataset: str = "auto",
     manifest: str | Path | None = None,
     on_error: str = "fail",
+    raw_labels: Collection[str] = (),
 ) -> list[Clip]:
     """Labelled clips of the corpus at `root`, sorted by path.
 
@@ -118,7 +128,7 @@ def discover(
     usable clips, or (with `on_error="fail"`) the first file that cannot be used.
     With `on_error="skip"` the left-out files are logged as one warning with counts.
     """
-    return discover_found(root, dataset, manifest, on_error).clips
+    return discover_found(root, dataset, manifest, on_error, raw_labels=raw_labels).clips
 
 
 def discover_found(
@@ -127,13 +137,14 @@ def discover_found(
     manifest: str | Path | None = None,
     on_error: str = "fail",
     on_skip: Callable[[str], None] | None = None,
+    raw_labels: Collection[str] = (),
 ) -> Discovery:
     """`discover`, keeping the layout read (`"auto"` resolved: `"tess"`, `"folder"`, ...).
     With `on_error="skip"` the summary line of the left-out files goes to `on_skip`
     (default: a logged warning), so a command can print it as its own line."""
     if on_error not in ("fail", "skip"):
         raise DataError(f"on_error: expected 'fail' or 'skip', got {on_error!r}")
-    found = scan(root, dataset, manifest)
+    found = scan(root, dataset, manifest, raw_labels)
     if found.problems:
         if on_error == "fail":
             path, reason = found.problems[0]
@@ -162,15 +173,18 @@ def _reason_kind(reason: str) -> str:
     return reason.split(" (", 1)[0].split(":", 1)[0]
 
 
-def scan(root: str | Path, dataset: str = "auto", manifest: str | Path | None = None) -> Discovery:
+def scan(
+    root: str | Path, dataset: str = "auto", manifest: str | Path | None = None, raw_labels: Collection[str] = ()
+) -> Discovery:
     """Find clips without raising on per-file problems (they are listed in `.problems`)."""
+    raw = frozenset(raw_labels)
     if dataset not in DATASETS:
         raise DataError(f"dataset: unknown corpus layout {dataset!r} (expected one of {', '.join(DATASETS)})")
     root = Path(root)
     if manifest is not None or dataset == "csv" or (dataset == "auto" and root.suffix.lower() == ".csv"):
         if dataset not in ("csv", "auto"):
             raise DataError(f"manifest: a manifest is only read with dataset 'csv' or 'auto', not {dataset!r}")
-        return _scan_csv(Path(manifest) if manifest is not None else root)
+        return _scan_csv(Path(manifest) if manifest is not None else root, raw)
     if not root.exists():
         raise DataError(f"{root}: corpus directory not found")
     if not root.is_dir():
@@ -179,9 +193,9 @@ def scan(root: str | Path, dataset: str = "auto", manifest: str | Path | None = 
     if not files:
         raise DataError(f"{root}: no audio files (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
     if dataset == "auto":
-        dataset = _recognise(root, files)
+        dataset = _recognise(root, files, raw)
     if dataset == "folder":
-        return _scan_folder(root, files)
+        return _scan_folder(root, files, raw)
     return _scan_named(root, files, dataset, _PARSERS[dataset])
 
 
@@ -297,6 +311,16 @@ def _parse_emovo(path: Path) -> Parsed | str:
     return EMOVO_EMOTIONS[emotion], speaker
 
 
+def _parse_shemo(path: Path) -> Parsed | str:
+    m = _SHEMO_RE.match(path.stem)
+    if not m:
+        return "file name does not follow ShEMO naming (e.g. female/F01A01.wav)"
+    speaker, emotion, _utterance = m.groups()
+    if emotion not in SHEMO_EMOTIONS:
+        return f"unknown label: ShEMO emotion {emotion!r} is not one of {', '.join(SHEMO_EMOTIONS)}"
+    return SHEMO_EMOTIONS[emotion], speaker
+
+
 # The named corpora, in the order `auto` tries them.
 _PARSERS: dict[str, Callable[[Path], Parsed | str]] = {
     "emodb": _parse_emodb,
@@ -305,6 +329,7 @@ _PARSERS: dict[str, Callable[[Path], Parsed | str]] = {
     "ravdess": _parse_ravdess,
     "cremad": _parse_cremad,
     "emovo": _parse_emovo,
+    "shemo": _parse_shemo,
 }
 
 
@@ -322,26 +347,46 @@ def _scan_named(root: Path, files: Iterable[Path], layout: str, parse: Callable[
 # --- folder per class -------------------------------------------------------------------
 
 
-def _scan_folder(root: Path, files: Iterable[Path]) -> Discovery:
+def _scan_folder(root: Path, files: Iterable[Path], raw: frozenset[str] = frozenset()) -> Discovery:
     found = Discovery(root=root, layout="folder")
     for path in files:
-        rel = path.relative_to(root).parts
-        if len(rel) < 2:
-            found.problems.append((path, "not in a class folder: folder layout expects root/<label>/clip.wav"))
+        folders = path.relative_to(root).parts[:-1]
+        at = _label_folder(folders, raw)
+        if at is None:
+            found.problems.append((path, _no_label_folder(folders)))
             continue
-        label = canonical_label(rel[0])
-        if label is None:
-            found.problems.append((path, f"unknown label: folder {rel[0]!r} is not a known emotion ({', '.join(LABELS)})"))
-            continue
-        speaker = rel[1] if len(rel) >= 3 else "unknown"
-        found.clips.append(Clip(path, label, speaker))
+        if at > 0:  # <speaker>/<label>/...: CASIA, ESD
+            speaker = folders[at - 1]
+        else:  # <label>/<speaker>/...
+            speaker = folders[1] if len(folders) > 1 else "unknown"
+        found.clips.append(Clip(path, _label(folders[at], raw) or "", speaker))
     return found
+
+
+def _label(name: str, raw: frozenset[str]) -> str | None:
+    """The canonical label of a spelling, or its key when a caller maps that label itself."""
+    label = canonical_label(name)
+    if label is None and label_key(name) in raw:
+        return label_key(name)
+    return label
+
+
+def _label_folder(folders: tuple[str, ...], raw: frozenset[str] = frozenset()) -> int | None:
+    """The index of the top-most folder on a clip's path whose name is a label, or None."""
+    return next((i for i, name in enumerate(folders) if _label(name, raw) is not None), None)
+
+
+def _no_label_folder(folders: tuple[str, ...]) -> str:
+    if not folders:
+        return "not in a class folder: folder layout expects root/<label>/clip.wav or root/<speaker>/<label>/clip.wav"
+    shown = "/".join(folders)
+    return f"unknown label: no folder of {shown!r} is a known emotion ({', '.join(LABELS)}; --map NAME=LABEL names another)"
 
 
 # --- CSV manifest -----------------------------------------------------------------------
 
 
-def _scan_csv(manifest: Path) -> Discovery:
+def _scan_csv(manifest: Path, raw: frozenset[str] = frozenset()) -> Discovery:
     """The clips a manifest lists, read by the core's one manifest reader (adaptation's too)."""
     try:
         rows = _native.manifest_rows(manifest)
@@ -355,9 +400,11 @@ def _scan_csv(manifest: Path) -> Discovery:
             missing = "path" if raw_path is None else "label"
             raise DataError(f"{where}: expected columns path,label[,speaker], got no {missing}")
         path = Path(raw_path)
-        label = canonical_label(raw_label)
+        label = _label(raw_label, raw)
         if label is None:
-            found.problems.append((path, f"unknown label: {raw_label!r} ({where}; known: {', '.join(LABELS)})"))
+            found.problems.append(
+                (path, f"unknown label: {raw_label!r} ({where}; known: {', '.join(LABELS)}; --map {raw_label}=LABEL names it)")
+            )
             continue
         if not path.is_file():
             found.problems.append((path, f"file not found ({where})"))
@@ -385,20 +432,21 @@ def _repeated_row(first_line: dict[Path, tuple[int, str]], path: Path, line: int
 # --- layout recognition -----------------------------------------------------------------
 
 
-def _recognise(root: Path, files: list[Path]) -> str:
+def _recognise(root: Path, files: list[Path], raw: frozenset[str] = frozenset()) -> str:
     parsed = {name: sum(not isinstance(parse(p), str) for p in files) for name, parse in _PARSERS.items()}
     for name in _PARSERS:
         if parsed[name] == len(files):
             return name
-    top = {p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) >= 2}
-    if top and all(canonical_label(t) is not None for t in top):
+    labelled = sum(_label_folder(p.relative_to(root).parts[:-1], raw) is not None for p in files)
+    if labelled == len(files):
         return "folder"
     best = max(_PARSERS, key=lambda n: parsed[n])
     if parsed[best] * 2 > len(files):
         return best
-    if top and sum(canonical_label(t) is not None for t in top) * 2 > len(top):
+    if labelled * 2 > len(files):
         return "folder"
     raise DataError(
         f"{root}: cannot recognise the corpus layout of {len(files)} audio files "
-        f"(set dataset to one of {', '.join(d for d in DATASETS if d != 'auto')})"
+        f"(set dataset to one of {', '.join(d for d in DATASETS if d != 'auto')}; "
+        "folder wants a folder named for each clip's emotion, csv a manifest of path,label rows)"
     )

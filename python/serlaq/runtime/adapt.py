@@ -34,9 +34,11 @@ STD_RULES = ("widen", "target", "model")
 class AdaptError(SerlaqError):
     """No adaptation was made (too little or no usable audio); `failures` names the bad files."""
 
-    def __init__(self, message: str, failures: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, failures: Sequence[str] = (), headline: str | None = None) -> None:
         super().__init__(message)
         self.failures = list(failures)
+        # the message without its example failure, for a caller that prints every failure itself
+        self.headline = message if headline is None else headline
 
 
 @dataclass
@@ -113,7 +115,8 @@ def adapt(
     failures = [msg for _, msg in errors] + failures
     if not files and not waves:
         what = "no audio files given" if len(waves) == len(given) - len(items) == 0 else "no usable audio given"
-        raise AdaptError(f"adapt: {what}" + (f" ({failures[0]})" if failures else ""), failures)
+        above = f"adapt: {what} ({len(failures)} input{'s' * (len(failures) != 1)} named above)"
+        raise AdaptError(f"adapt: {what}" + (f" ({failures[0]})" if failures else ""), failures, above)
     if source is None:
         named = ([os.fspath(manifest)] if manifest is not None else []) + items
         count = len(given) - len(items)

@@ -249,8 +249,10 @@ fn adapt_model(a: AdaptArgs) -> Result<ExitCode, Fatal> {
     // every input that gave no file is named, then (if none did) the line that ends the run
     errors.iter().for_each(|e| eprintln!("serlaq-rt: error: {}", e.message));
     if files.is_empty() {
-        let first = errors.first().map(|e| format!(" ({})", e.message)).unwrap_or_default();
-        return Err(Fatal(format!("adapt: no audio files given{first}")));
+        let n = errors.len();
+        let above =
+            if n > 0 { format!(" ({n} input{} named above)", if n == 1 { "" } else { "s" }) } else { String::new() };
+        return Err(Fatal(format!("adapt: no audio files given{above}")));
     }
     let named = a.manifest.iter().map(|m| m.as_os_str()).chain(a.inputs.iter().map(|i| i.as_os_str()));
     let inputs: Vec<String> = named.map(|i| i.to_string_lossy().into_owned()).collect();

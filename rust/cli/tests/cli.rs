@@ -794,10 +794,7 @@ fn adapt_writes_a_model_that_records_it_and_refuses_bad_input_in_one_line() {
             vec!["adapt", "model.laq", "room", "--out", "b.laq", "--labels", "angry,calm"],
             "\"calm\" is not a label of the model (angry, happy, sad)",
         ),
-        (
-            vec!["adapt", "model.laq", "nowhere", "--out", "b.laq"],
-            "adapt: no audio files given (nowhere: no such file or directory)",
-        ),
+        (vec!["adapt", "model.laq", "nowhere", "--out", "b.laq"], "adapt: no audio files given (1 input named above)"),
         // a folder as --out, or one under a file: named before adapting, with the path once
         (vec!["adapt", "model.laq", "room", "--out", "room"], "--out: room: is a folder; give the file to write"),
         (vec!["adapt", "model.laq", "room", "--out", "model.laq/b.laq"], "--out: model.laq/b.laq: model.laq is a file"),
@@ -808,6 +805,11 @@ fn adapt_writes_a_model_that_records_it_and_refuses_bad_input_in_one_line() {
         assert!(last.starts_with("serlaq-rt: error: ") && last.contains(want), "{args:?}: {last}");
         assert!(!fx.p("b.laq").exists());
     }
+    // an input that gave nothing is named once, on its own line above the verdict
+    let o = fx.run(&["adapt", "model.laq", "nowhere", "--out", "b.laq"]);
+    let err = stderr(&o);
+    let named: Vec<&str> = err.lines().filter(|l| l.contains("nowhere")).collect();
+    assert_eq!(named, ["serlaq-rt: error: nowhere: no such file or directory"], "{err}");
     assert_eq!(std::fs::read(fx.p("model.laq")).unwrap(), before);
 }
 

@@ -1,6 +1,6 @@
-//! A CSV manifest: rows `path[,label[,speaker]]`, a header optional (with one, the `path`
-//! or `file` column, the `label` or `emotion` column and the `speaker` column are found by
-//! name); cells cut at commas, or at the `;` or tab of a spreadsheet's export
+//! A CSV manifest: rows `path[,label[,speaker]]`, a header optional (with one, the path,
+//! label and speaker columns are found by name, [`PATH_COLUMNS`], [`LABEL_COLUMNS`],
+//! [`SPEAKER_COLUMNS`], in any order among other columns); cells cut at commas, or at the `;` or tab of a spreadsheet's export
 //! ([`delimiter`]). Relative paths are relative to the manifest's own folder, never to the
 //! working directory; `~/` is the home folder. One reader for training and evaluation corpora
 //! ([`manifest_rows`], labels kept) and for adaptation ([`manifest_paths`], labels ignored,
@@ -17,8 +17,24 @@ use std::path::{Path, PathBuf};
 /// not a manifest, and is refused before it is read into memory.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
-/// The header names of the path column (a header is known by one of them).
-const PATH_COLUMNS: [&str; 2] = ["path", "file"];
+/// The header names of the path column (a header is known by one of them), as
+/// [`column_name`] spells them: `FileName` (MSP-Podcast's), `file_path`, `wav`, ...
+pub const PATH_COLUMNS: [&str; 10] =
+    ["path", "file", "filename", "filepath", "audio", "audiofile", "audiopath", "wav", "wavfile", "wavpath"];
+/// The header names of the label column: `EmoClass` (MSP-Podcast's), `emotion`, ...
+pub const LABEL_COLUMNS: [&str; 6] = ["label", "emotion", "emoclass", "emotionclass", "class", "category"];
+/// The header names of the speaker column: `SpkrID` (MSP-Podcast's), `speaker_id`, `actor`, ...
+pub const SPEAKER_COLUMNS: [&str; 7] = ["speaker", "speakerid", "spkrid", "spkid", "spk", "actor", "actorid"];
+
+/// A header cell as the column tables spell it: lower case, without quotes, spaces, `_` or `-`.
+fn column_name(cell: &str) -> String {
+    cell.trim()
+        .trim_matches('"')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
 
 /// One row of a manifest. A cell left empty (or a row too short to hold it) is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +71,10 @@ pub fn manifest_rows(manifest: &Path) -> Result<Vec<ManifestRow>, String> {
     let Some(first) = records.first() else {
         return Err(format!("{shown}: manifest has no rows"));
     };
-    let header: Vec<String> = first.iter().map(|c| c.trim().to_lowercase()).collect();
+    let header: Vec<String> = first.iter().map(column_name).collect();
     let named = |names: &[&str]| header.iter().position(|c| names.contains(&c.as_str()));
     let (columns, skip) = match named(&PATH_COLUMNS) {
-        Some(path) => ([Some(path), named(&["label", "emotion"]), named(&["speaker"])], 1),
+        Some(path) => ([Some(path), named(&LABEL_COLUMNS), named(&SPEAKER_COLUMNS)], 1),
         None => ([Some(0), Some(1), Some(2)], 0),
     };
     let folder = manifest.parent().unwrap_or(Path::new(""));
@@ -98,7 +114,7 @@ fn delimiter(text: &str) -> u8 {
     for sep in [';', '\t'] {
         let cut = |row: &str| {
             let cells: Vec<&str> = row.split(sep).collect();
-            let header = cells.iter().any(|c| PATH_COLUMNS.contains(&bare(c).as_str()));
+            let header = cells.iter().any(|c| PATH_COLUMNS.contains(&column_name(c).as_str()));
             cells.len() > 1 && (header || (audio(cells[0]) && !audio(row)))
         };
         if rows.iter().any(|row| cut(row)) {
@@ -250,6 +266,41 @@ mod tests {
             row(3, Some(dir.join("x.wav")), None, None),
         ];
         assert_eq!(manifest_rows(&manifest).unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corpus_label_files_header_names_its_columns() {
+        // MSP-Podcast's labels_consensus.csv, and the spellings other corpora's tables use
+        let dir = folder("corpus-header");
+        let manifest = dir.join("labels.csv");
+        let cells = |text: &str| {
+            std::fs::write(&manifest, text).unwrap();
+            let rows = manifest_rows(&manifest).unwrap();
+            rows.into_iter().map(|r| (r.path.unwrap(), r.label, r.speaker)).collect::<Vec<_>>()
+        };
+        let want =
+            |label: &str, speaker: &str| vec![(dir.join("a.wav"), Some(label.to_string()), Some(speaker.to_string()))];
+        let msp = "FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set
+a.wav,A,5.2,2.0,5.0,127,Female,Train
+";
+        assert_eq!(cells(msp), want("A", "127"));
+        assert_eq!(
+            cells(
+                "speaker_id;Class;File Path
+s1;sad;a.wav
+"
+            ),
+            want("sad", "s1")
+        );
+        assert_eq!(
+            cells(
+                "Actor,Audio-File,Category
+12,a.wav,fear
+"
+            ),
+            want("fear", "12")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
