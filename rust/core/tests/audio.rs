@@ -384,6 +384,36 @@ fn loud_float_audio_reads_and_damaged_data_is_named() {
     assert_eq!(e.kind(), "samples out of range", "{e}");
 }
 
+#[test]
+fn pcm_between_whole_bytes_reads_as_its_container() {
+    // WAVEFORMATEX: 12-bit samples sit left-justified in 2 bytes, 20-bit in 3, the low bits
+    // zero; the fmt chunk states the 12 or 20 bits, block align the container
+    let y = tone(1000, 16000, 440.0, 0.7);
+    let twelve: Vec<i16> = y.iter().map(|&v| (v * 2047.0).round() as i16).collect();
+    let data: Vec<u8> = twelve.iter().flat_map(|&s| (s << 4).to_le_bytes()).collect();
+    let mut file = wav(1, 1, 16000, 16, &data);
+    file[34] = 12; // bits per sample
+    let want: Vec<f32> = twelve.iter().map(|&s| f32::from(s) / 2048.0).collect();
+    assert_eq!(load(&file, 16000).unwrap(), want, "12 bits in 2 bytes");
+    let twenty: Vec<i32> = y.iter().map(|&v| (f64::from(v) * 524_287.0).round() as i32).collect();
+    let data: Vec<u8> = twenty.iter().flat_map(|&s| (s << 4).to_le_bytes()[..3].to_vec()).collect();
+    let mut stereo = wav(1, 2, 16000, 24, &[data.clone(), data].concat());
+    stereo[34] = 20;
+    let want: Vec<f32> = twenty.iter().map(|&s| s as f32 / 524_288.0).collect();
+    let got = drain(audio::Decoder::from_bytes(&stereo, "x.wav", None).unwrap()).unwrap();
+    assert_eq!(got.len(), 1000);
+    // the file's two channels are its samples' two halves, each the tone: their mean is it
+    let halves: Vec<f32> = (0..1000).map(|i| (want[(2 * i) % 1000] + want[(2 * i + 1) % 1000]) / 2.0).collect();
+    assert_eq!(got, halves, "20 bits in 3 bytes");
+    // widths past 32 bits and 0 bits stay refused, named
+    for bits in [0u8, 33, 40] {
+        let mut bad = file.clone();
+        bad[34] = bits;
+        let err = load(&bad, 16000).unwrap_err();
+        assert!(err.to_string().contains(&format!("{bits} bits per sample for format tag 0x0001")), "{err}");
+    }
+}
+
 /// Every mono chunk of a decoder.
 fn drain(mut d: audio::Decoder<'_>) -> Result<Vec<f32>, AudioError> {
     let (mut all, mut mono) = (Vec::new(), Vec::new());
@@ -782,6 +812,224 @@ fn an_ima4_aifc_reads_as_its_packets_say() {
             }
         }
     }
+}
+
+#[cfg(feature = "m4a")]
+/// IMA's step sizes and index changes, as Apple's and every IMA ADPCM decoder has them.
+const IMA_STEPS: [i32; 89] = [
+    7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45, 50, 55, 60, 66, 73, 80, 88, 97, 107,
+    118, 130, 143, 157, 173, 190, 209, 230, 253, 279, 307, 337, 371, 408, 449, 494, 544, 598, 658, 724, 796, 876, 963,
+    1060, 1166, 1282, 1411, 1552, 1707, 1878, 2066, 2272, 2499, 2749, 3024, 3327, 3660, 4026, 4428, 4871, 5358, 5894,
+    6484, 7132, 7845, 8630, 9493, 10442, 11487, 12635, 13899, 15289, 16818, 18500, 20350, 22385, 24623, 27086, 29794,
+    32767,
+];
+#[cfg(feature = "m4a")]
+const IMA_INDEX: [i32; 16] = [-1, -1, -1, -1, 2, 4, 6, 8, -1, -1, -1, -1, 2, 4, 6, 8];
+
+#[cfg(feature = "m4a")]
+/// One IMA4 channel's state: (predictor, step index).
+type ImaState = (i32, i32);
+
+#[cfg(feature = "m4a")]
+/// The predictor after `nibble`, as Apple's decoder adds up the step's parts.
+fn ima_step(state: &mut ImaState, nibble: u8) -> i16 {
+    let step = IMA_STEPS[state.1 as usize];
+    let mut diff = step >> 3;
+    if nibble & 4 != 0 {
+        diff += step;
+    }
+    if nibble & 2 != 0 {
+        diff += step >> 1;
+    }
+    if nibble & 1 != 0 {
+        diff += step >> 2;
+    }
+    state.0 = if nibble & 8 != 0 { state.0 - diff } else { state.0 + diff }.clamp(-32768, 32767);
+    state.1 = (state.1 + IMA_INDEX[nibble as usize]).clamp(0, 88);
+    state.0 as i16
+}
+
+#[cfg(feature = "m4a")]
+/// The reference IMA4 decoder, one channel's 34-byte block: the header's predictor (its top
+/// 9 bits) and step index are taken unless the step index is the running one and the
+/// predictor within 0x7F of the running one, which is then kept whole (ffmpeg's
+/// ADPCM_IMA_QT, Apple's decoder).
+fn ima4_reference_block(state: &mut ImaState, block: &[u8]) -> Vec<i16> {
+    let header = i32::from(i16::from_be_bytes([block[0], block[1]]));
+    let (predictor, index) = (header & !0x7F, header & 0x7F);
+    if index != state.1 || (predictor - state.0).abs() > 0x7F {
+        *state = (predictor, index);
+    }
+    block[2..].iter().flat_map(|&b| [ima_step(state, b & 0x0F), ima_step(state, b >> 4)]).collect()
+}
+
+#[cfg(feature = "m4a")]
+/// An IMA4 encoder (one channel's block): the header is the running predictor cut to 9 bits
+/// with the step index; each sample's nibble is the step's parts that reach it.
+fn ima4_encode_block(state: &mut ImaState, samples: &[i16]) -> Vec<u8> {
+    let header = (state.0 & 0xFF80) as u16 | state.1 as u16;
+    let mut block = header.to_be_bytes().to_vec();
+    let mut nibbles = samples.iter().map(|&s| {
+        let mut delta = i32::from(s) - state.0;
+        let mut nibble = if delta < 0 { 8u8 } else { 0 };
+        delta = delta.abs();
+        let step = IMA_STEPS[state.1 as usize];
+        for (bit, part) in [(4, step), (2, step >> 1), (1, step >> 2)] {
+            if delta >= part {
+                nibble |= bit;
+                delta -= part;
+            }
+        }
+        ima_step(state, nibble);
+        nibble
+    });
+    while let (Some(lo), Some(hi)) = (nibbles.next(), nibbles.next()) {
+        block.push(lo | hi << 4);
+    }
+    block
+}
+
+#[cfg(feature = "m4a")]
+/// A CAF file at 16 kHz in `code` (`desc`: bytes and frames per packet, channels, bits a
+/// sample), its packets `data`.
+fn caf(code: &[u8; 4], packet: (u32, u32), channels: u32, bits: u32, data: &[u8]) -> Vec<u8> {
+    let mut file = b"caff\x00\x01\x00\x00desc".to_vec();
+    file.extend_from_slice(&32i64.to_be_bytes());
+    file.extend_from_slice(&16000f64.to_be_bytes());
+    file.extend_from_slice(code);
+    for field in [0, packet.0, packet.1, channels, bits] {
+        file.extend_from_slice(&field.to_be_bytes()); // flags first
+    }
+    file.extend_from_slice(b"data");
+    file.extend_from_slice(&(data.len() as i64 + 4).to_be_bytes());
+    file.extend_from_slice(&0u32.to_be_bytes()); // edit count
+    file.extend_from_slice(data);
+    file
+}
+
+#[cfg(feature = "m4a")]
+/// A CAF file of IMA4 frames (`data`: per 64 frames one block per channel) at 16 kHz.
+fn ima4_caf(channels: u32, data: &[u8]) -> Vec<u8> {
+    caf(b"ima4", (34 * channels, 64), channels, 0, data)
+}
+
+#[cfg(feature = "m4a")]
+#[test]
+fn aac_the_decoder_does_not_read_is_named() {
+    use serlaq_core::runtime::plain_error;
+    // symphonia's AAC decoder reads mono and stereo: 5.1 (a camera's, a film's) is named as
+    // such, not as "an encoding serlaq does not decode"; a CAF states its channels plainly
+    let aac = |channels: u32| {
+        let mut file = caf(b"aac ", (0, 1024), channels, 0, &[]);
+        let data = file.windows(4).rposition(|w| w == b"data").unwrap();
+        let mut pakt = b"pakt".to_vec();
+        pakt.extend_from_slice(&24i64.to_be_bytes());
+        pakt.extend_from_slice(&[0u8; 24]); // no packets, frames, priming or remainder
+        file.splice(data..data, pakt);
+        audio::Decoder::from_bytes(&file, "six.caf", None).map(|d| d.channels())
+    };
+    assert_eq!(aac(2).unwrap(), 2, "the same file in stereo opens");
+    let err = aac(6).unwrap_err();
+    assert_eq!(
+        plain_error(&err.to_string()),
+        "six.caf: cannot decode audio: a CAF file in AAC with 6 channels; serlaq's AAC decoder reads mono and \
+         stereo: convert it (e.g. ffmpeg -i IN -ac 2 OUT.wav) (--verbose shows the decoder's message)",
+        "{err}"
+    );
+}
+
+#[cfg(feature = "m4a")]
+#[test]
+fn companded_caf_decodes_as_the_same_bytes_in_a_wav() {
+    // CAF states mu-law and A-law as 8 bits a sample, which symphonia's decoder refused
+    let bytes: Vec<u8> = (0..3200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    for (code, tag) in [(b"ulaw", 7u16), (b"alaw", 6)] {
+        for channels in [1u16, 2] {
+            // the fmt chunk of a companded WAV has 18 bytes (an empty extension)
+            let mut fmt = [&tag.to_le_bytes()[..], &channels.to_le_bytes(), &16000u32.to_le_bytes()].concat();
+            fmt.extend_from_slice(&(16000 * u32::from(channels)).to_le_bytes());
+            fmt.extend_from_slice(&[channels as u8, 0, 8, 0, 0, 0]);
+            let body = [&b"WAVEfmt "[..], &18u32.to_le_bytes(), &fmt, b"data", &(bytes.len() as u32).to_le_bytes()];
+            let riff = [
+                &b"RIFF"[..],
+                &(body.concat().len() as u32 + bytes.len() as u32).to_le_bytes(),
+                &body.concat(),
+                &bytes,
+            ]
+            .concat();
+            let want = drain(audio::Decoder::from_bytes(&riff, "x.wav", None).unwrap()).unwrap();
+            assert_eq!(want.len(), bytes.len() / usize::from(channels));
+            let file = caf(code, (u32::from(channels), 1), u32::from(channels), 8, &bytes);
+            let got = audio::Decoder::from_bytes(&file, "x.caf", None).and_then(drain);
+            assert_eq!(got.as_deref(), Ok(&want[..]), "{code:?}, {channels} channels");
+        }
+    }
+}
+
+#[cfg(feature = "m4a")]
+#[test]
+fn ima4_decodes_as_apples_decoder_keeping_the_running_predictor() {
+    // two different voices, encoded block by block; then hand-built blocks whose header's
+    // predictor is within 0x7F of the running one (kept), beyond it (taken), or whose step
+    // index differs (taken); the encoder's own reconstruction must come back exactly
+    let voices = [tone(64 * 40, 16000, 330.0, 0.6), tone(64 * 40, 16000, 1234.5, 0.3)];
+    let mut enc = [(0, 0); 2];
+    let mut reference = [(0, 0); 2];
+    let (mut data, mut want) = (Vec::new(), [Vec::new(), Vec::new()]);
+    for block in 0..40 {
+        for c in 0..2 {
+            let pcm: Vec<i16> = voices[c][block * 64..][..64].iter().map(|&v| (v * 32767.0) as i16).collect();
+            let bytes = ima4_encode_block(&mut enc[c], &pcm);
+            let decoded = ima4_reference_block(&mut reference[c], &bytes);
+            assert_eq!(reference[c], enc[c], "the reference decoder follows the encoder");
+            data.extend_from_slice(&bytes);
+            want[c].extend(decoded);
+        }
+    }
+    let mut noise = 0x2545_F491u32;
+    // (offset added to the running predictor before the header cuts it to 9 bits, step index
+    // change, whether the running predictor is kept)
+    for (offset, step_change, kept) in
+        [(0x40, 0, true), (0x7F, 0, true), (0x200, 0, false), (-0x300, 0, false), (0, 3, false)]
+    {
+        for c in 0..2 {
+            let (predictor, index) = reference[c];
+            let header = ((predictor + offset).clamp(-32768, 32767) & !0x7F) | ((index + step_change) % 89);
+            let mut bytes = (header as u16).to_be_bytes().to_vec();
+            bytes.extend((0..32).map(|_| {
+                noise ^= noise << 13;
+                noise ^= noise >> 17;
+                noise ^= noise << 5;
+                (noise as u8) & 0xBB // small steps either way: the predictor stays off the rails
+            }));
+            let mut first = reference[c];
+            ima_step(&mut first, bytes[2] & 0x0F);
+            let block = ima4_reference_block(&mut reference[c], &bytes);
+            assert_eq!(block[0] == first.0 as i16, kept, "offset {offset:#x}, step change {step_change}");
+            want[c].extend(block);
+            data.extend_from_slice(&bytes);
+        }
+    }
+    let frames = want[0].len();
+    let mono: Vec<f32> =
+        (0..frames).map(|i| (f32::from(want[0][i]) / 32768.0 + f32::from(want[1][i]) / 32768.0) / 2.0).collect();
+    let packets = (frames / 64) as u32;
+    let caf = drain(audio::Decoder::from_bytes(&ima4_caf(2, &data), "st.caf", None).unwrap()).unwrap();
+    assert_eq!(caf, mono, "CAF");
+    let aifc = aifc_with(b"ima4", 2, packets, 0, &data, &[]);
+    assert_eq!(drain(audio::Decoder::from_bytes(&aifc, "st.aifc", None).unwrap()).unwrap(), mono, "AIFF-C");
+    // one channel alone
+    let left: Vec<u8> = data.chunks(34).step_by(2).flatten().copied().collect();
+    let one: Vec<f32> = want[0].iter().map(|&s| f32::from(s) / 32768.0).collect();
+    assert_eq!(drain(audio::Decoder::from_bytes(&ima4_caf(1, &left), "m.caf", None).unwrap()).unwrap(), one);
+    // a step index beyond the table's 89 is damage, named where it is
+    let mut bad = left.clone();
+    bad[34 * 10 + 1] = 0x70;
+    let err = drain(audio::Decoder::from_bytes(&ima4_caf(1, &bad), "bad.caf", None).unwrap()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad.caf: corrupt audio (decode error at 0.040 s: malformed stream: ima4: a block's step index is beyond 88)"
+    );
 }
 
 #[test]

@@ -10,6 +10,8 @@ use super::aiff;
 use super::caf;
 use super::error::{one_line, AudioError};
 use super::limits::{MAX_CHANNELS, MAX_PACKET_FRAMES};
+#[cfg(feature = "opus")]
+use super::mkv;
 #[cfg(feature = "m4a")]
 use super::mp4;
 #[cfg(feature = "opus")]
@@ -25,6 +27,10 @@ use symphonia::core::audio::{Audio, AudioBuffer, GenericAudioBufferRef};
 use symphonia::core::codecs::audio::well_known::CODEC_ID_ADPCM_IMA_QT;
 #[cfg(feature = "opus")]
 use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+#[cfg(feature = "m4a")]
+use symphonia::core::codecs::audio::well_known::{CODEC_ID_PCM_ALAW, CODEC_ID_PCM_MULAW};
+#[cfg(feature = "m4a")]
+use symphonia::core::codecs::audio::AudioCodecParameters;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::codecs::registry::CodecRegistry;
 use symphonia::core::errors::Error as SymError;
@@ -96,6 +102,10 @@ pub const FILE_ONLY: &str = "read from a file only: its reader needs to seek, wh
 
 /// The detail of an AIFF-C whose compression the reader does not take, before its code.
 pub const AIFC_UNREAD: &str = "AIFF-C compression not decoded: ";
+
+/// The detail of an AAC track symphonia's AAC decoder does not read (it reads AAC-LC in mono
+/// or stereo), before what the track is, in plain words.
+pub const AAC_UNREAD: &str = "AAC not decoded: ";
 
 /// How messages name an AIFF-C in IMA4 (Apple's IMA ADPCM), which the CAF reader decodes.
 const IMA4_AIFC: &str = "AIFF-C (IMA4)";
@@ -333,7 +343,7 @@ impl<'s> Decoder<'s> {
             claimed = IMA4_AIFC.to_string();
         }
         wav::preflight(head, &source)?;
-        let patches = wav::patches(head);
+        let mut patches = wav::patches(head);
         let seekable = media.is_seekable();
         let byte_len = media.byte_len();
         #[cfg(feature = "m4a")]
@@ -346,6 +356,8 @@ impl<'s> Decoder<'s> {
         };
         #[cfg(not(feature = "m4a"))]
         let ima4 = false;
+        #[cfg(all(feature = "opus", not(feature = "m4a")))]
+        let mut media = media;
         // the edit lists symphonia leaves unapplied; an unseekable stream's are read from its
         // start (where a streamable MP4 keeps them)
         #[cfg(feature = "m4a")]
@@ -354,6 +366,20 @@ impl<'s> Decoder<'s> {
             "MP4/M4A" => mp4::start_edits(&mut std::io::Cursor::new(head)),
             _ => Vec::new(),
         };
+        // a file cut short whose index or header comes first: read up to the cut, then
+        // named truncated ([`Decoder::end`]) where the header states the length
+        let cut: Vec<(u64, [u8; 4])> = match claimed.as_str() {
+            #[cfg(feature = "m4a")]
+            "MP4/M4A" if seekable => mp4::cut_short(&mut *media),
+            #[cfg(feature = "opus")]
+            "WebM/Matroska" if seekable => {
+                let room = byte_len.zip(media.stream_position().ok()).map(|(len, at)| len.saturating_sub(at));
+                room.map_or_else(Vec::new, |room| mkv::cut_short(head, room))
+            }
+            _ => Vec::new(),
+        };
+        let is_cut = !cut.is_empty();
+        patches.extend(cut);
         let media: Box<dyn MediaSource + 's> = if patches.is_empty() {
             media
         } else {
@@ -379,12 +405,13 @@ impl<'s> Decoder<'s> {
         // a codec recognised from the first bytes (Opus in OGG) is named, not only its container
         let claimed = if UNDECODED.contains(&claimed.as_str()) { claimed } else { format!("{format_name} (detected)") };
         let track = open_track(&*format, &source, &claimed, 0.0)?;
-        let declared_frames = track.num_frames.filter(|_| EXACT_LENGTH_FORMATS.contains(&format_name));
-        let header_fits = declared_frames.is_none_or(|n| fits_in(n, track.channels, format_name, byte_len));
         #[cfg(feature = "m4a")]
         let skip = edits.iter().find(|e| e.track_id == track.id).map_or(0, |e| e.skip_frames(track.rate));
         #[cfg(not(feature = "m4a"))]
         let skip = 0;
+        let exact = EXACT_LENGTH_FORMATS.contains(&format_name) || is_cut;
+        let declared_frames = track.num_frames.filter(|_| exact).map(|n| n.saturating_sub(skip));
+        let header_fits = !is_cut && declared_frames.is_none_or(|n| fits_in(n, track.channels, format_name, byte_len));
         Ok(Decoder {
             format,
             decoder: track.decoder,
@@ -612,16 +639,52 @@ fn open_track(format: &dyn FormatReader, source: &str, claimed: &str, at_seconds
             "the header gives packets of {packet} frames, beyond any codec's {MAX_PACKET_FRAMES}"
         )));
     }
-    // an IMA4 block always holds 64 frames, and symphonia's decoder writes 64 whatever a
-    // (CAF) header says: another count would index past its buffer
+    // an IMA4 block always holds 64 frames: a (CAF) header that says otherwise is damaged,
+    // and its reader would time the packets by the wrong count
     if params.codec == CODEC_ID_ADPCM_IMA_QT && params.frames_per_block.is_some_and(|n| n != 64) {
         let n = params.frames_per_block.unwrap_or_default();
         return Err(corrupt(format!("the header gives IMA4 blocks of {n} frames; IMA4's hold 64")));
     }
-    let decoder = codecs()
-        .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|e| unsupported(format!("unsupported codec {}: {}", params.codec, sym_detail(&e))))?;
+    // CAF gives A-law and mu-law the 8 bits they are stored in; symphonia's decoder takes
+    // only the 16 bits they expand to (what the WAV and AIFF readers give) and refuses the rest
+    #[cfg(feature = "m4a")]
+    let expanded;
+    #[cfg(feature = "m4a")]
+    let params = if matches!(params.codec, CODEC_ID_PCM_ALAW | CODEC_ID_PCM_MULAW) {
+        expanded = AudioCodecParameters { bits_per_sample: None, bits_per_coded_sample: None, ..params.clone() };
+        &expanded
+    } else {
+        params
+    };
+    let decoder = codecs().make_audio_decoder(params, &AudioDecoderOptions::default()).map_err(|e| {
+        #[cfg(feature = "m4a")]
+        if let Some(what) = aac_unread(params.codec, channels, &e) {
+            return unsupported(format!("{AAC_UNREAD}{what}"));
+        }
+        unsupported(format!("unsupported codec {}: {}", params.codec, sym_detail(&e)))
+    })?;
     Ok(Track { id: track.id, rate, channels, num_frames: track.num_frames, decoder })
+}
+
+/// What an AAC track symphonia's decoder refused is, and what to do about it: its decoder
+/// says "too complex" alike for 5.1 (a camera's, a film's sound), HE-AAC and 960-sample frames.
+#[cfg(feature = "m4a")]
+fn aac_unread(codec: symphonia::core::codecs::audio::AudioCodecId, channels: usize, e: &SymError) -> Option<String> {
+    use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
+    if codec != CODEC_ID_AAC {
+        None
+    } else if channels > 2 {
+        Some(format!(
+            "AAC with {channels} channels; serlaq's AAC decoder reads mono and stereo: convert it \
+             (e.g. ffmpeg -i IN -ac 2 OUT.wav)"
+        ))
+    } else {
+        sym_detail(e).contains("too complex").then(|| {
+            "AAC other than AAC-LC (HE-AAC, low delay, ...), which serlaq's AAC decoder does not read: convert it \
+             (e.g. ffmpeg -i IN -ac 1 OUT.wav)"
+                .to_string()
+        })
+    }
 }
 
 /// What is wrong with the Opus header on an OGG file's first page, if that is what it holds:
@@ -656,19 +719,24 @@ fn opus_header_problem(_head: &[u8]) -> Option<(bool, String)> {
     None
 }
 
-/// symphonia's decoders and, where built, Opus.
-#[cfg(feature = "opus")]
+/// symphonia's decoders, with serlaq's where built: Opus, and IMA4, whose symphonia decoder
+/// differs from Apple's ([`ima4`](super::ima4)).
+#[cfg(any(feature = "opus", feature = "m4a"))]
 fn codecs() -> &'static CodecRegistry {
     static CODECS: std::sync::LazyLock<CodecRegistry> = std::sync::LazyLock::new(|| {
         let mut registry = CodecRegistry::new();
         symphonia::default::register_enabled_codecs(&mut registry);
+        #[cfg(feature = "opus")]
         registry.register_audio_decoder::<OpusDecoder>();
+        // registered after symphonia's, so it replaces symphonia's IMA4 decoder
+        #[cfg(feature = "m4a")]
+        registry.register_audio_decoder::<super::ima4::Ima4Decoder>();
         registry
     });
     &CODECS
 }
 
-#[cfg(not(feature = "opus"))]
+#[cfg(not(any(feature = "opus", feature = "m4a")))]
 fn codecs() -> &'static CodecRegistry {
     symphonia::default::get_codecs()
 }

@@ -19,7 +19,11 @@ mod aiff;
 mod caf;
 pub mod decode;
 pub mod error;
+#[cfg(feature = "m4a")]
+mod ima4;
 pub mod limits;
+#[cfg(feature = "opus")]
+mod mkv;
 #[cfg(feature = "m4a")]
 pub mod mp4;
 #[cfg(feature = "opus")]
@@ -28,8 +32,8 @@ pub mod resample;
 mod wav;
 
 pub use decode::{
-    source_name, Decoder, AIFC_UNREAD, FILE_ONLY, FORMATS, IMA4_DAMAGED, MP4_INDEX_AFTER_AUDIO, STDIN_PATH, SUFFIXES,
-    UNDECODED,
+    source_name, Decoder, AAC_UNREAD, AIFC_UNREAD, FILE_ONLY, FORMATS, IMA4_DAMAGED, MP4_INDEX_AFTER_AUDIO, STDIN_PATH,
+    SUFFIXES, UNDECODED,
 };
 pub use error::{AudioError, ALL_KINDS};
 pub use resample::{output_len, resample, resample_ref, Resampler};

@@ -52,6 +52,19 @@ pub fn start_edits<R: Read + Seek + ?Sized>(media: &mut R) -> Vec<Edit> {
     edits
 }
 
+/// The last top-level box's size, rewritten to end where the file does, when it is the audio
+/// (`mdat`) after the index (`moov`) and runs past the end: a recording written index first
+/// (faststart), then cut short (an interrupted download or copy). symphonia skips a box that
+/// overruns the file, and with it every sample; read to the cut, the audio before it is kept.
+/// As (offset from `media`'s position, 4 bytes) patches; `media` is rewound.
+pub fn cut_short<R: Read + Seek + ?Sized>(media: &mut R) -> Vec<(u64, [u8; 4])> {
+    let Ok(at) = media.stream_position() else { return Vec::new() };
+    let mut walk = Walk { media, boxes: 0, base: at };
+    let patches = walk.cut_short().unwrap_or_default();
+    let _ = walk.media.seek(SeekFrom::Start(at));
+    patches
+}
+
 /// Whether the index (`moov`) comes before the audio (`mdat`) among the top-level boxes
 /// whose headers lie in `head`, a file's first bytes (false when `head` ends before either:
 /// a large `mdat` went first, out of a pipe's reach).
@@ -96,7 +109,18 @@ struct Track {
 impl<R: Read + Seek + ?Sized> Walk<'_, R> {
     fn file(&mut self) -> Option<Vec<Edit>> {
         let end = self.media.seek(SeekFrom::End(0)).ok()?;
-        let moov = self.children(self.base, end)?.into_iter().find(|b| &b.kind == b"moov")?;
+        // top-level boxes up to the index: a box after it may run past the end (a cut file)
+        let mut at = self.base;
+        let moov = loop {
+            let (kind, size, header) = self.header(at, end)?;
+            if size > end - at {
+                return None;
+            }
+            if &kind == b"moov" {
+                break BoxAt { kind, start: at + header, end: at + size };
+            }
+            at += size;
+        };
         let mut edits = Vec::new();
         for trak in self.children(moov.start, moov.end)?.into_iter().filter(|b| &b.kind == b"trak") {
             if let Some(edit) = self.track(&trak).and_then(start_edit) {
@@ -104,6 +128,30 @@ impl<R: Read + Seek + ?Sized> Walk<'_, R> {
             }
         }
         Some(edits)
+    }
+
+    fn cut_short(&mut self) -> Option<Vec<(u64, [u8; 4])>> {
+        let end = self.media.seek(SeekFrom::End(0)).ok()?;
+        let (mut at, mut index) = (self.base, false);
+        while at < end {
+            let (kind, size, header) = self.header(at, end)?;
+            let next = at.checked_add(size)?;
+            if next <= end {
+                index |= &kind == b"moov";
+                at = next;
+                continue;
+            }
+            let (offset, len) = (at - self.base, end - at);
+            return match (&kind, index, header) {
+                (b"mdat", true, 8) => Some(vec![(offset, u32::try_from(len).ok()?.to_be_bytes())]),
+                (b"mdat", true, _) => Some(vec![
+                    (offset + 8, ((len >> 32) as u32).to_be_bytes()),
+                    (offset + 12, (len as u32).to_be_bytes()),
+                ]),
+                _ => None,
+            };
+        }
+        None
     }
 
     fn track(&mut self, trak: &BoxAt) -> Option<Track> {
@@ -353,6 +401,32 @@ mod tests {
         // a million 8-byte boxes: the walk stops after MAX_BOXES
         let many = [boxed(b"ftyp", &[b"M4A \0\0\0\0"]), boxed(b"free", &[]).repeat(1 << 20), good].concat();
         assert!(start_edits(&mut Cursor::new(many)).is_empty());
+    }
+
+    #[test]
+    fn audio_cut_short_after_its_index_is_read_to_the_cut() {
+        let ftyp = boxed(b"ftyp", &[b"M4A \0\0\0\0"]);
+        let moov = boxed(b"moov", &[&trak(1, b"soun", 16000, Some(&[(16000, 1024, ONE)]), false)]);
+        let mdat = boxed(b"mdat", &[&[7u8; 1000]]);
+        let whole = [ftyp.clone(), moov.clone(), mdat.clone()].concat();
+        let at = (ftyp.len() + moov.len()) as u64;
+        assert_eq!(cut_short(&mut Cursor::new(&whole)), vec![], "whole");
+        let cut = &whole[..whole.len() - 400];
+        assert_eq!(cut_short(&mut Cursor::new(cut)), vec![(at, 608u32.to_be_bytes())]);
+        // its priming is skipped as the whole file's is
+        assert_eq!(start_edits(&mut Cursor::new(cut)), start_edits(&mut Cursor::new(&whole)));
+        assert_eq!(start_edits(&mut Cursor::new(cut)).len(), 1);
+        // a 64-bit size: its two halves; a source read from an offset: offsets from there
+        let wide = [&1u32.to_be_bytes()[..], b"mdat", &1016u64.to_be_bytes(), &[7u8; 1000]].concat();
+        let cut = [&b"junk"[..], &ftyp, &moov, &wide[..600]].concat();
+        let mut source = Cursor::new(cut);
+        source.set_position(4);
+        assert_eq!(cut_short(&mut source), vec![(at + 8, [0; 4]), (at + 12, 600u32.to_be_bytes())]);
+        assert_eq!(source.position(), 4);
+        // audio before its index (the index is then lost), or a cut index: nothing to read
+        let first = [ftyp.clone(), mdat, moov.clone()].concat();
+        assert_eq!(cut_short(&mut Cursor::new(&first[..first.len() - 10])), vec![]);
+        assert_eq!(cut_short(&mut Cursor::new(&[ftyp, moov].concat()[..50])), vec![]);
     }
 
     #[test]

@@ -21,7 +21,24 @@ pub(super) fn patches(head: &[u8]) -> Vec<(u64, [u8; 4])> {
         (None, None) => Vec::new(),
     };
     patches.extend(list_chunks(head));
+    patches.extend(pcm_container(head));
     patches
+}
+
+/// A PCM `fmt ` chunk (format tag 1) in `head` whose bits per sample are not a whole number
+/// of bytes (12 bits in 2 bytes, 20 in 3), its block align and bits per sample to be read as
+/// the container's: WAVEFORMATEX stores such samples left-justified in whole bytes, the
+/// low bits zero, as ffmpeg reads them; symphonia refuses the width.
+fn pcm_container(head: &[u8]) -> Option<(u64, [u8; 4])> {
+    let (pos, _, size) = wav_chunks(head).find(|(_, id, _)| id == b"fmt ")?;
+    let fmt = head.get(pos + 8..pos + 24).filter(|_| size >= 16)?;
+    let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+    let container = bits.div_ceil(8) * 8;
+    let pcm = u16::from_le_bytes([fmt[0], fmt[1]]) == 1;
+    (pcm && bits % 8 != 0 && bits < 32).then(|| {
+        let [lo, hi] = container.to_le_bytes();
+        (pos as u64 + 20, [fmt[12], fmt[13], lo, hi])
+    })
 }
 
 /// The chunks of a RIFF/WAVE (or RF64) header whose 8-byte headers lie in `head`, in
@@ -58,10 +75,11 @@ pub(super) fn preflight(head: &[u8], source: &str) -> Result<(), AudioError> {
                 return Err(AudioError::Channels { source: source.into(), channels: channels as u64 });
             }
             check_input_rate(rate as u64, source)?;
-            let widths: &[u16] = match tag {
-                1 => &[8, 16, 24, 32],
-                3 => &[32, 64],
-                0xFFFE => &[8, 16, 24, 32, 64],
+            let read = match tag {
+                // a width between whole bytes is read as its container's ([`pcm_container`])
+                1 => (1..=32).contains(&bits),
+                3 => matches!(bits, 32 | 64),
+                0xFFFE => matches!(bits, 8 | 16 | 24 | 32 | 64),
                 // the other tags symphonia reads (ADPCM when built with it, A-law, mu-law)
                 2 | 6 | 7 | 0x11 => return Ok(()),
                 // symphonia refuses the rest as "unsupported wave format"; the tag tells a user
@@ -74,7 +92,7 @@ pub(super) fn preflight(head: &[u8], source: &str) -> Result<(), AudioError> {
                     })
                 }
             };
-            if !widths.contains(&bits) {
+            if !read {
                 return Err(AudioError::Unsupported {
                     source: source.into(),
                     format: "WAV".into(),

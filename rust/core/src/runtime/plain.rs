@@ -7,7 +7,7 @@
 //! [`crate::audio::AudioError`] as it travels in a [`super::Failure`].
 
 use super::records::one_line;
-use crate::audio::{AIFC_UNREAD, FILE_ONLY, FORMATS, IMA4_DAMAGED, MP4_INDEX_AFTER_AUDIO, UNDECODED};
+use crate::audio::{AAC_UNREAD, AIFC_UNREAD, FILE_ONLY, FORMATS, IMA4_DAMAGED, MP4_INDEX_AFTER_AUDIO, UNDECODED};
 
 /// The decoded formats by name: "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A (AAC, ALAC) or
 /// WebM (Opus, Vorbis)".
@@ -89,6 +89,10 @@ fn translated(message: &str) -> String {
                     "an AIFF-C file in an encoding serlaq does not decode (compression '{code}'): convert it to PCM \
                      WAV or FLAC (e.g. ffmpeg -i IN -ac 1 OUT.wav)"
                 )
+            } else if let Some(what) = detail.strip_prefix(AAC_UNREAD) {
+                // 5.1 or HE-AAC: the file is fine, serlaq's AAC decoder reads less
+                let name = known_name(format);
+                format!("{} {name} file in {what}", article(&name))
             } else if detail.starts_with(IMA4_DAMAGED) {
                 // the encoding is read; this file's COMM or SSND chunk is not
                 "an AIFF-C (IMA4) file whose header is damaged: its COMM or SSND chunk does not describe \
