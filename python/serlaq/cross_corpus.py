@@ -85,10 +85,9 @@ def mapped_clips(
     names a label as the corpus writes it)."""
     from serlaq.data.corpora import scan
     from serlaq.data.multi import map_and_count
-    from serlaq.labels import LABELS
 
     mapping = dict(label_map or {})
-    found = scan(Path(data), dataset=dataset, raw_labels=[k for k in mapping if k not in LABELS])
+    found = scan(Path(data), dataset=dataset, raw_labels=list(mapping))
     if not found.clips:
         first = f" (first of {len(found.problems)} left out: {found.problems[0][0]}: {found.problems[0][1]})" if found.problems else ""
         raise DataError(f"{data}: no usable labelled clips ({found.layout} layout){first}")

@@ -197,13 +197,10 @@ def evaluate_corpus(
     from serlaq.data.corpora import discover_found
     from serlaq.data.multi import map_and_count
 
-    from serlaq.labels import LABELS
-
     skipped: list[str] = []
-    raw = [k for k in (label_map or {}) if k not in LABELS]  # labels the corpus writes that --map names
-    found = discover_found(
+    found = discover_found(  # a label the corpus writes that --map names is read as written
         Path(data_dir), dataset, manifest=Path(manifest) if manifest else None, on_error=on_error,
-        on_skip=skipped.append, raw_labels=raw,
+        on_skip=skipped.append, raw_labels=list(label_map or {}),
     )
     clips = found.clips
     if speakers is not None:

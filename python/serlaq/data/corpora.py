@@ -42,9 +42,10 @@ Labels are canonical (see `LABELS`; common spellings such as "anger", "sadness",
 "pleasant_surprise" are mapped). Clips are sorted by path, so the same files always give
 the same order. Per-file problems (a name that does not parse, an unknown label, a
 missing manifest file) either fail naming the file (`on_error="fail"`) or are skipped
-with one summary line (`on_error="skip"`). `raw_labels` (label keys, `labels.label_key`)
-are labels a caller will map itself (`serlaq evaluate --map A=angry`, `--map xxx=`): a
-folder, file or manifest label with such a key is kept as written instead of being unknown.
+with one summary line (`on_error="skip"`). `raw_labels` (label keys, `labels.label_key`;
+the keys of a `--map`, whose known labels are read as they always are) are labels a caller
+will map itself (`serlaq evaluate --map A=angry`, `--map xxx=`): a folder or manifest label
+with such a key is kept as that key instead of being unknown.
 """
 
 from __future__ import annotations
@@ -351,29 +352,35 @@ def _scan_folder(root: Path, files: Iterable[Path], raw: frozenset[str] = frozen
     found = Discovery(root=root, layout="folder")
     for path in files:
         folders = path.relative_to(root).parts[:-1]
-        at = _label_folder(folders, raw)
-        if at is None:
+        found_label = _label_folder(folders, raw)
+        if found_label is None:
             found.problems.append((path, _no_label_folder(folders)))
             continue
+        at, label = found_label
         if at > 0:  # <speaker>/<label>/...: CASIA, ESD
             speaker = folders[at - 1]
         else:  # <label>/<speaker>/...
             speaker = folders[1] if len(folders) > 1 else "unknown"
-        found.clips.append(Clip(path, _label(folders[at], raw) or "", speaker))
+        found.clips.append(Clip(path, label, speaker))
     return found
 
 
 def _label(name: str, raw: frozenset[str]) -> str | None:
     """The canonical label of a spelling, or its key when a caller maps that label itself."""
     label = canonical_label(name)
-    if label is None and label_key(name) in raw:
-        return label_key(name)
+    if label is None:
+        key = label_key(name)
+        return key if key in raw else None
     return label
 
 
-def _label_folder(folders: tuple[str, ...], raw: frozenset[str] = frozenset()) -> int | None:
-    """The index of the top-most folder on a clip's path whose name is a label, or None."""
-    return next((i for i, name in enumerate(folders) if _label(name, raw) is not None), None)
+def _label_folder(folders: tuple[str, ...], raw: frozenset[str] = frozenset()) -> tuple[int, str] | None:
+    """The top-most folder on a clip's path whose name is a label: (its index, the label), or None."""
+    for i, name in enumerate(folders):
+        label = _label(name, raw)
+        if label is not None:
+            return i, label
+    return None
 
 
 def _no_label_folder(folders: tuple[str, ...]) -> str:
